@@ -1,0 +1,190 @@
+"""The front channel of the authorization-code flow: building the URL, reading the callback.
+
+:func:`build_authorization_request` makes a fresh ``state`` and, by default, a PKCE S256 pair
+(RFC 7636). Keep the returned :class:`AuthorizationRequest` server-side (its
+:meth:`~AuthorizationRequest.to_dict` is for a store) and pass it to
+:func:`parse_callback` when the browser comes back. The callback parser compares ``state`` in
+constant time, checks ``iss`` when the provider sends it (RFC 9207), and turns an error
+redirect into :class:`~aiofinaccess.errors.AuthorizationDenied`.
+
+No I/O here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+from yarl import URL
+
+from .errors import (
+    AuthorizationDenied,
+    AuthorizationFlowError,
+    ConfigurationError,
+    StateMismatchError,
+)
+from .providers import Provider
+from .tokens import Secret
+
+__all__ = [
+    "AuthorizationRequest",
+    "AuthorizationResponse",
+    "build_authorization_request",
+    "parse_callback",
+    "pkce_challenge",
+]
+
+
+def pkce_challenge(verifier: Secret) -> str:
+    """The S256 code challenge of ``verifier``: base64url(SHA-256), no padding (RFC 7636 4.2)."""
+    digest = hashlib.sha256(verifier.reveal().encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _new_verifier() -> Secret:
+    # 32 random bytes -> 43 base64url characters, the RFC's minimum length and its advice.
+    return Secret(secrets.token_urlsafe(32))
+
+
+@attrs.frozen(slots=True)
+class AuthorizationRequest:
+    """An authorization request in flight: where to send the browser and what to check later.
+
+    Attributes:
+        url: The provider's authorization URL with every parameter set.
+        state: The anti-CSRF value we expect back. Not a credential, but never log it.
+        redirect_uri: Must be sent again, unchanged, with the code exchange.
+        code_verifier: The PKCE verifier, or ``None`` without PKCE.
+    """
+
+    url: URL
+    state: str = attrs.field(repr=False)
+    redirect_uri: str
+    code_verifier: Secret | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        """Serialise for server-side storage (reveals the verifier: store it, don't log it)."""
+        data = {"url": str(self.url), "state": self.state, "redirect_uri": self.redirect_uri}
+        if self.code_verifier is not None:
+            data["code_verifier"] = self.code_verifier.reveal()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuthorizationRequest:
+        """Inverse of :meth:`to_dict`."""
+        verifier = data.get("code_verifier")
+        return cls(
+            url=URL(data["url"]),
+            state=data["state"],
+            redirect_uri=data["redirect_uri"],
+            code_verifier=None if verifier is None else Secret(verifier),
+        )
+
+
+def build_authorization_request(
+    provider: Provider,
+    client_id: str,
+    redirect_uri: str,
+    *,
+    scopes: Iterable[str] | None = None,
+    pkce: bool = True,
+    state: str | None = None,
+    extra_params: Mapping[str, str] | None = None,
+) -> AuthorizationRequest:
+    """Build the URL that starts the authorization-code flow.
+
+    Args:
+        provider: Must have an ``authorization_url``.
+        client_id: The client id.
+        redirect_uri: Where the provider sends the browser back; registered with it.
+        scopes: Scopes to ask for; the provider's defaults when ``None``.
+        pkce: Add an S256 code challenge (Everifin enables PKCE on request; Keycloak ignores
+            a challenge only if the client does not enforce PKCE).
+        state: Use this ``state`` instead of a random one.
+        extra_params: More query parameters (``prompt``, ``login_hint``, ``ui_locales``...).
+            They cannot override the ones this function sets.
+    """
+    if provider.authorization_url is None:
+        raise ConfigurationError(f"provider {provider.name} has no authorization_url")
+    if not redirect_uri:
+        raise ConfigurationError("redirect_uri must not be empty")
+    chosen_scopes = tuple(scopes) if scopes is not None else provider.default_scopes
+    state = state or secrets.token_urlsafe(32)
+    verifier = _new_verifier() if pkce else None
+    params: dict[str, str] = dict(extra_params or {})
+    params.update(
+        response_type="code",
+        client_id=client_id,
+        redirect_uri=redirect_uri,
+        state=state,
+    )
+    if chosen_scopes:
+        params["scope"] = " ".join(chosen_scopes)
+    if verifier is not None:
+        params.update(code_challenge=pkce_challenge(verifier), code_challenge_method="S256")
+    return AuthorizationRequest(
+        url=provider.authorization_url.update_query(params),
+        state=state,
+        redirect_uri=redirect_uri,
+        code_verifier=verifier,
+    )
+
+
+@attrs.frozen(slots=True)
+class AuthorizationResponse:
+    """A successful callback: the code to exchange (once) and what came with it."""
+
+    code: Secret
+    state: str = attrs.field(repr=False)
+    session_state: str | None = None
+    issuer: str | None = None
+
+
+def parse_callback(
+    callback: str | URL | Mapping[str, str],
+    expected: AuthorizationRequest,
+    *,
+    expected_issuer: str | None = None,
+) -> AuthorizationResponse:
+    """Check a callback against the request we sent and extract the code.
+
+    Args:
+        callback: The full callback URL, or its query parameters.
+        expected: The :class:`AuthorizationRequest` issued for this browser session.
+        expected_issuer: The provider's issuer; when the callback carries ``iss`` it must match.
+
+    Raises:
+        StateMismatchError: ``state`` missing or different (checked first, even on errors,
+            so a forged error redirect is reported as what it is).
+        AuthorizationDenied: The provider redirected with ``error=...``.
+        AuthorizationFlowError: No code, or the issuer does not match.
+    """
+    if isinstance(callback, Mapping):
+        query: Mapping[str, str] = callback
+    else:
+        query = URL(str(callback)).query
+    state = query.get("state")
+    if state is None or not hmac.compare_digest(state.encode(), expected.state.encode()):
+        raise StateMismatchError("callback state does not match the authorization request")
+    issuer = query.get("iss")
+    if issuer is not None and expected_issuer is not None and issuer != expected_issuer:
+        raise AuthorizationFlowError(
+            f"callback issuer {issuer!r} is not the expected {expected_issuer!r}"
+        )
+    error = query.get("error")
+    if error:
+        raise AuthorizationDenied(error, query.get("error_description"))
+    code = query.get("code")
+    if not code:
+        raise AuthorizationFlowError("callback has neither code nor error")
+    return AuthorizationResponse(
+        code=Secret(code),
+        state=state,
+        session_state=query.get("session_state"),
+        issuer=issuer,
+    )

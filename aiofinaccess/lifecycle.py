@@ -1,0 +1,287 @@
+"""Pure decisions about a token set's life: when it is stale, when it must be renewed, how.
+
+Theory of operation
+-------------------
+Rule 1: nothing here reads a clock, sleeps or performs I/O. Callers pass ``now`` (monotonic
+seconds) in; the session manager acts on what comes out. Tests drive every rule with plain
+numbers.
+
+Rule 2: time-based freshness and the manager's bookkeeping are separate axes.
+
+* Freshness comes from :class:`Deadlines`, computed once per token set by :func:`plan`:
+  ``FRESH`` until ``stale_at``, ``STALE`` (serve it, renew in the background) until
+  ``must_refresh_at``, then ``EXPIRED`` (block callers until renewed). The lead before expiry
+  is a fraction of the lifetime, floored and capped (:class:`RefreshPolicy`), so a 5-minute
+  Keycloak token and a 1-hour finAPI token both renew at a sensible moment.
+* :class:`Status` is what the manager is doing with the set. Its transitions are a table
+  (:data:`TRANSITIONS`); an event the table does not list raises :class:`InvalidTransition`.
+  ``REAUTH_REQUIRED`` is sticky: only storing a new token set leaves it.
+
+Rule 3: finAPI hands back the *same* client token until it expires. A renewal that returns the
+token we already hold is a *reissue*; :func:`plan` then stops asking early (there is nothing
+earlier to get) and sets ``renew_not_before`` to the expiry.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Final
+
+import attrs
+
+from .errors import ConfigurationError, UsageError
+from .tokens import TokenSet
+
+__all__ = [
+    "TRANSITIONS",
+    "Action",
+    "Deadlines",
+    "Event",
+    "InvalidTransition",
+    "RefreshPolicy",
+    "Renewal",
+    "Status",
+    "TokenState",
+    "choose_renewal",
+    "decide",
+    "plan",
+    "token_state",
+    "transition",
+]
+
+_INF: Final = math.inf
+
+
+@attrs.frozen(slots=True)
+class RefreshPolicy:
+    """When to renew. All values are seconds.
+
+    The lead before expiry is ``clamp(lifetime * lead_fraction, min_lead, max_lead)`` but never
+    more than half the lifetime. Inside ``expiry_margin`` of expiry (capped at 10 % of the
+    lifetime) a token counts as expired: by the time a request carrying it reaches the
+    server, it may be.
+
+    Args:
+        lead_fraction: Share of the lifetime to renew ahead of expiry.
+        min_lead: Floor of the lead.
+        max_lead: Cap of the lead.
+        expiry_margin: Safety margin for transit time and server clock skew.
+        refresh_token_lead: How long before the refresh token dies a renewal is due even if
+            the access token is fresh (keeps an idle Keycloak session alive; the scheduler
+            uses it).
+    """
+
+    lead_fraction: float = 0.2
+    min_lead: float = 2.0
+    max_lead: float = 300.0
+    expiry_margin: float = 1.0
+    refresh_token_lead: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.lead_fraction < 1:
+            raise ConfigurationError("lead_fraction must be in [0, 1)")
+        if self.min_lead < 0 or self.max_lead < self.min_lead:
+            raise ConfigurationError("min_lead must be >= 0 and max_lead >= min_lead")
+        if self.expiry_margin < 0 or self.refresh_token_lead < 0:
+            raise ConfigurationError("expiry_margin and refresh_token_lead must be >= 0")
+
+    def lead(self, lifetime: float) -> float:
+        """Seconds before expiry at which a token of ``lifetime`` seconds turns stale."""
+        lead = min(max(lifetime * self.lead_fraction, self.min_lead), self.max_lead)
+        return min(lead, lifetime / 2)
+
+    def margin(self, lifetime: float) -> float:
+        """Seconds before expiry at which a token of ``lifetime`` seconds counts as expired."""
+        return min(self.expiry_margin, lifetime * 0.1)
+
+
+@attrs.frozen(slots=True)
+class Deadlines:
+    """A token set's deadlines on the monotonic clock (``inf`` = never)."""
+
+    stale_at: float
+    must_refresh_at: float
+    refresh_token_due_at: float = _INF
+    refresh_token_dead_at: float = _INF
+    renew_not_before: float = -_INF
+
+
+def plan(
+    token_set: TokenSet, policy: RefreshPolicy, *, now: float, reissued: bool = False
+) -> Deadlines:
+    """Compute the deadlines of ``token_set``.
+
+    Args:
+        token_set: The token set; its :class:`~aiofinaccess.tokens.Anchor` places it on the
+            monotonic clock. An unanchored set is treated as issued ``now``.
+        policy: The refresh policy.
+        now: Current monotonic time (used only for unanchored sets).
+        reissued: The provider returned the token we already held (finAPI client tokens).
+    """
+    expires = token_set.expires_at_monotonic()
+    if expires is None and token_set.expires_at is not None:
+        expires = now + (token_set.expires_at - token_set.issued_at)
+    refresh_dead = token_set.refresh_expires_at_monotonic()
+    if refresh_dead is None and token_set.refresh_expires_at is not None:
+        refresh_dead = now + (token_set.refresh_expires_at - token_set.issued_at)
+    refresh_dead = _INF if refresh_dead is None else refresh_dead
+    refresh_due = refresh_dead - policy.refresh_token_lead if refresh_dead != _INF else _INF
+    if expires is None:
+        return Deadlines(
+            stale_at=_INF,
+            must_refresh_at=_INF,
+            refresh_token_due_at=refresh_due,
+            refresh_token_dead_at=refresh_dead,
+        )
+    lifetime = token_set.lifetime or 0.0
+    must = expires - policy.margin(lifetime)
+    if reissued:
+        return Deadlines(
+            stale_at=must,
+            must_refresh_at=must,
+            refresh_token_due_at=refresh_due,
+            refresh_token_dead_at=refresh_dead,
+            renew_not_before=expires,
+        )
+    return Deadlines(
+        stale_at=min(expires - policy.lead(lifetime), must),
+        must_refresh_at=must,
+        refresh_token_due_at=refresh_due,
+        refresh_token_dead_at=refresh_dead,
+    )
+
+
+class TokenState(enum.Enum):
+    """What a token set looks like from outside: freshness merged with the manager's status."""
+
+    FRESH = "fresh"
+    STALE = "stale"
+    EXPIRED = "expired"
+    REFRESHING = "refreshing"
+    BACKOFF = "backoff"
+    REAUTH_REQUIRED = "reauth_required"
+    REVOKED = "revoked"
+
+
+class Action(enum.Enum):
+    """What the manager should do for a caller who wants a bearer token."""
+
+    USE = "use"
+    USE_AND_REFRESH = "use_and_refresh"
+    REFRESH_THEN_USE = "refresh_then_use"
+
+
+def decide(deadlines: Deadlines, now: float) -> Action:
+    """Decide how to serve a caller at monotonic time ``now``."""
+    if now < deadlines.stale_at:
+        return Action.USE
+    if now < deadlines.must_refresh_at:
+        return Action.USE_AND_REFRESH
+    return Action.REFRESH_THEN_USE
+
+
+class Renewal(enum.Enum):
+    """Which grant renews a token set."""
+
+    REFRESH_TOKEN = "refresh_token"
+    CLIENT_CREDENTIALS = "client_credentials"
+    PASSWORD = "password"
+    REAUTHORIZE = "reauthorize"
+
+
+def choose_renewal(
+    token_set: TokenSet | None,
+    deadlines: Deadlines | None,
+    *,
+    now: float,
+    is_client: bool,
+    can_use_password: bool,
+    refresh_failed: bool = False,
+) -> Renewal:
+    """Pick the grant that renews a token set (the same path as first acquisition).
+
+    Client tokens renew with ``client_credentials``. A user token renews with its refresh
+    token while that is alive; otherwise (or after ``refresh_failed``) with the password
+    grant if the app supplied a credentials callback; otherwise the user must re-authorize.
+    """
+    if is_client:
+        return Renewal.CLIENT_CREDENTIALS
+    refresh_alive = (
+        token_set is not None
+        and token_set.refresh_token is not None
+        and (deadlines is None or now < deadlines.refresh_token_dead_at)
+    )
+    if refresh_alive and not refresh_failed:
+        return Renewal.REFRESH_TOKEN
+    if can_use_password:
+        return Renewal.PASSWORD
+    return Renewal.REAUTHORIZE
+
+
+class Status(enum.Enum):
+    """The manager's bookkeeping for one token set."""
+
+    ACTIVE = "active"
+    REFRESHING = "refreshing"
+    BACKOFF = "backoff"
+    REAUTH_REQUIRED = "reauth_required"
+    REVOKED = "revoked"
+
+
+class Event(enum.Enum):
+    """Things that happen to a token set."""
+
+    REFRESH_STARTED = "refresh_started"
+    REFRESH_SUCCEEDED = "refresh_succeeded"
+    REFRESH_FAILED = "refresh_failed"
+    GRANT_DEAD = "grant_dead"
+    REVOKED = "revoked"
+    TOKENS_STORED = "tokens_stored"
+
+
+class InvalidTransition(UsageError):
+    """An event arrived that the current status does not allow."""
+
+
+TRANSITIONS: Final[dict[tuple[Status, Event], Status]] = {
+    (Status.ACTIVE, Event.REFRESH_STARTED): Status.REFRESHING,
+    (Status.ACTIVE, Event.GRANT_DEAD): Status.REAUTH_REQUIRED,
+    (Status.ACTIVE, Event.REVOKED): Status.REVOKED,
+    (Status.ACTIVE, Event.TOKENS_STORED): Status.ACTIVE,
+    (Status.REFRESHING, Event.REFRESH_SUCCEEDED): Status.ACTIVE,
+    (Status.REFRESHING, Event.REFRESH_FAILED): Status.BACKOFF,
+    (Status.REFRESHING, Event.GRANT_DEAD): Status.REAUTH_REQUIRED,
+    (Status.REFRESHING, Event.REVOKED): Status.REVOKED,
+    (Status.REFRESHING, Event.TOKENS_STORED): Status.ACTIVE,
+    (Status.BACKOFF, Event.REFRESH_STARTED): Status.REFRESHING,
+    (Status.BACKOFF, Event.GRANT_DEAD): Status.REAUTH_REQUIRED,
+    (Status.BACKOFF, Event.REVOKED): Status.REVOKED,
+    (Status.BACKOFF, Event.TOKENS_STORED): Status.ACTIVE,
+    (Status.REAUTH_REQUIRED, Event.REVOKED): Status.REVOKED,
+    (Status.REAUTH_REQUIRED, Event.TOKENS_STORED): Status.ACTIVE,
+    (Status.REVOKED, Event.TOKENS_STORED): Status.ACTIVE,
+}
+
+
+def transition(status: Status, event: Event) -> Status:
+    """Apply ``event`` to ``status`` using :data:`TRANSITIONS`.
+
+    Raises:
+        InvalidTransition: The table has no entry for the pair.
+    """
+    try:
+        return TRANSITIONS[status, event]
+    except KeyError:
+        raise InvalidTransition(f"{event.value} is not allowed while {status.value}") from None
+
+
+def token_state(status: Status, deadlines: Deadlines | None, now: float) -> TokenState:
+    """Merge the manager's status with freshness at ``now`` into one observable state."""
+    if status is not Status.ACTIVE:
+        return TokenState(status.value)
+    if deadlines is None or now >= deadlines.must_refresh_at:
+        return TokenState.EXPIRED
+    if now >= deadlines.stale_at:
+        return TokenState.STALE
+    return TokenState.FRESH

@@ -1,0 +1,85 @@
+"""An in-process token store: the reference implementation of the store protocol.
+
+Good for tests, scripts and single-process apps that can afford to lose sessions on restart.
+Its lease is an :class:`asyncio.Lock` per key (one process holds every user of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from ..errors import StoreConflictError
+from ..tokens import TokenKey, TokenSet
+from . import Versioned
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """Token sets in a dict, with versioned compare-and-swap and a per-key lease.
+
+    Lives as long as the manager that owns it; holds nothing across processes.
+    """
+
+    def __init__(self) -> None:
+        self._data: dict[TokenKey, Versioned] = {}
+        # Lock and the number of tasks holding or waiting for it, so idle locks can be dropped.
+        self._locks: dict[TokenKey, tuple[asyncio.Lock, int]] = {}
+        self._next_version = 0
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(token_sets={len(self._data)})"
+
+    async def get(self, key: TokenKey) -> Versioned | None:
+        """Return the stored token set for ``key``, or ``None``."""
+        return self._data.get(key)
+
+    async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
+        """Compare-and-swap ``token_set`` in at ``expected_version``."""
+        current = self._data.get(key)
+        current_version = None if current is None else current.version
+        if current_version != expected_version:
+            raise StoreConflictError(
+                f"token set {key.hashed} is at version {current_version}, not {expected_version}"
+            )
+        self._next_version += 1
+        self._data[key] = Versioned(token_set, self._next_version)
+        return self._next_version
+
+    async def delete(self, key: TokenKey, *, expected_version: int | None = None) -> bool:
+        """Delete ``key`` (at ``expected_version`` when given)."""
+        current = self._data.get(key)
+        if current is None:
+            return False
+        if expected_version is not None and current.version != expected_version:
+            raise StoreConflictError(
+                f"token set {key.hashed} is at version {current.version}, not {expected_version}"
+            )
+        del self._data[key]
+        return True
+
+    @asynccontextmanager
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[None]:
+        """Hold ``key`` exclusively. ``ttl`` is moot in one process: a holder cannot vanish."""
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    async def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:
+        """Iterate over stored keys."""
+        for key in list(self._data):
+            if provider is None or key.provider == provider:
+                yield key
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
