@@ -167,7 +167,9 @@ class SessionManager:
         self._close_timeout = close_timeout
         self._registrations: dict[str, _Registration] = {}
         self._oauth_clients: dict[str, OAuthClient] = {}
-        self._entries: dict[TokenKey, _Entry] = {}
+        # Keyed by (provider name, subject) rather than TokenKey: the fresh path then builds
+        # no object per call.
+        self._entries: dict[tuple[str, str | None], _Entry] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.stats = ManagerStats()
@@ -252,15 +254,13 @@ class SessionManager:
             TransportError, ApiError, StoreError: Renewal failed; the same error reaches every
                 caller waiting on that renewal.
         """
-        key = TokenKey(provider if isinstance(provider, str) else provider.name, subject)
-        entry = self._entries.get(key)
-        if (
-            entry is not None
-            and entry.token is not None
-            and self._clock.monotonic() < entry.stale_at
-        ):
-            return entry.token
-        return (await self._token_set_slow(key)).access_token.reveal()
+        name = provider if provider.__class__ is str else provider.name  # type: ignore[union-attr]
+        entry = self._entries.get((name, subject))
+        if entry is not None:
+            token = entry.token
+            if token is not None and self._clock.monotonic() < entry.stale_at:
+                return token
+        return (await self._token_set_slow(TokenKey(name, subject))).access_token.reveal()
 
     async def token_set(self, provider: Provider | str, subject: str | None = None) -> TokenSet:
         """Like :meth:`access_token` but return the whole (redacting) :class:`TokenSet`."""
@@ -299,7 +299,8 @@ class SessionManager:
 
     def state(self, provider: Provider | str, subject: str | None = None) -> TokenState:
         """The observable state of one token set (unknown keys look expired)."""
-        entry = self._entries.get(self.key(provider, subject))
+        key = self.key(provider, subject)
+        entry = self._entries.get((key.provider, key.subject))
         if entry is None:
             return TokenState.EXPIRED
         return token_state(entry.status, entry.deadlines, self._clock.monotonic())
@@ -408,11 +409,11 @@ class SessionManager:
     # -- the renewal path ----------------------------------------------------------------------
 
     def _entry(self, key: TokenKey) -> _Entry:
-        entry = self._entries.get(key)
+        entry = self._entries.get((key.provider, key.subject))
         if entry is None:
             if key.provider not in self._registrations:
                 raise UsageError(f"provider {key.provider!r} is not registered")
-            entry = self._entries[key] = _Entry(key)
+            entry = self._entries[key.provider, key.subject] = _Entry(key)
         return entry
 
     def _poisoned(self, entry: _Entry) -> ReauthorizationRequired:

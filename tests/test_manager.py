@@ -187,7 +187,7 @@ class TestPersistThenPublish:
             stored = await store.get(TokenKey(EVERIFIN.name, USER))
             assert stored is not None
             assert stored.token_set.access_token == Secret("AT-0")
-            token_set = manager._entries[TokenKey(EVERIFIN.name, USER)].token_set
+            token_set = manager._entries[EVERIFIN.name, USER].token_set
             assert token_set is not None
             assert token_set.access_token == Secret("AT-0")
             assert manager.stats.store_failures == 1

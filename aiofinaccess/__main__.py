@@ -1,0 +1,7 @@
+"""``python -m aiofinaccess``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
