@@ -136,6 +136,19 @@ def build_logout_request(
     )
 
 
+def _raise_unless_ok(response: HttpResponse, context: str) -> None:
+    """Raise the typed error for a non-2xx answer from a token, revocation or logout endpoint."""
+    if not response.ok:
+        raise error_from_response(
+            response.status,
+            response.body,
+            response.headers,
+            request_id=response.request_id,
+            context=context,
+            token_endpoint=True,
+        )
+
+
 def parse_token_http_response(
     provider: Provider, response: HttpResponse, *, sent: Anchor
 ) -> TokenSet:
@@ -147,15 +160,7 @@ def parse_token_http_response(
         ApiError: A refusal in another shape (finAPI's ``errors`` list, an HTML page...).
         TokenResponseError: 2xx, but not a usable token response.
     """
-    if not response.ok:
-        raise error_from_response(
-            response.status,
-            response.body,
-            response.headers,
-            request_id=response.request_id,
-            context="token request",
-            token_endpoint=True,
-        )
+    _raise_unless_ok(response, "token request")
     try:
         document = response.json()
     except (ValueError, UnicodeDecodeError):
@@ -289,16 +294,7 @@ class OAuthClient:
         )
 
     async def _expect_success(self, request: HttpRequest, what: str) -> None:
-        response = await send(self._session, request, timeout=self._timeout)
-        if not response.ok:
-            raise error_from_response(
-                response.status,
-                response.body,
-                response.headers,
-                request_id=response.request_id,
-                context=what,
-                token_endpoint=True,
-            )
+        _raise_unless_ok(await send(self._session, request, timeout=self._timeout), what)
 
 
 async def discover(
