@@ -297,6 +297,19 @@ class SessionManager:
         task = self._start_renewal(entry, rejected=rejected)
         return (await self._await_owned(task)).access_token.reveal()
 
+    async def refresh(self, provider: Provider | str, subject: str | None = None) -> TokenSet:
+        """Renew now, whatever the token's age (joining a renewal already in flight).
+
+        Uses the same single-flight, persist-then-publish path as every other renewal.
+        """
+        key = self.key(provider, subject)
+        entry = self._entry(key)
+        if entry.status is Status.REAUTH_REQUIRED or entry.status is Status.REVOKED:
+            raise self._poisoned(entry)
+        if entry.token_set is None and entry.renewal is None:
+            await self._await_owned(self._start_renewal(entry))  # load what the store has
+        return await self._await_owned(self._start_renewal(entry, rejected=entry.token))
+
     def state(self, provider: Provider | str, subject: str | None = None) -> TokenState:
         """The observable state of one token set (unknown keys look expired)."""
         key = self.key(provider, subject)

@@ -1,0 +1,228 @@
+"""``aiofinaccess demo``: both providers' flows against the embedded sandbox, step by step.
+
+finAPI: client token, create a user, the user's token (password grant), read the user, and a
+refresh after a short TTL. Everifin: authorization URL, headless login, code exchange,
+accounts and transactions, two refreshes showing the rotated refresh token, and the sandbox
+refusing the old one. Tokens are shown only as fingerprints; the exit code is non-zero if any
+step fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+
+from .errors import AiofinaccessError, ReauthorizationRequired
+from .manager import SessionManager
+from .middleware import BearerAuth
+from .providers import Everifin, FinApi
+from .sandbox import SandboxConfig, headless_login, run_sandbox
+from .tokens import ClientCredentials, Secret, TokenSet
+
+__all__ = ["run"]
+
+_T = TypeVar("_T")
+_SHORT_TTL = 2.0
+USER_ID = "demo-user"
+USER_PASSWORD = "demo-password-123"
+EVERIFIN_USER = "alice"
+
+
+def _fp(secret: Secret | None) -> str:
+    return "-" if secret is None else f"#{secret.fingerprint()[:8]}"
+
+
+class _Steps:
+    def __init__(self, echo: Callable[[str], object]) -> None:
+        self.echo = echo
+        self.failed = 0
+        self.count = 0
+
+    async def run(
+        self, title: str, action: Callable[[], Awaitable[_T]], show: Callable[[_T], str]
+    ) -> _T | None:
+        self.count += 1
+        try:
+            result = await action()
+        except (AiofinaccessError, aiohttp.ClientError, AssertionError) as exc:
+            self.failed += 1
+            self.echo(f"  {self.count:>2}. {title:<48} FAILED: {type(exc).__name__}: {exc}")
+            return None
+        self.echo(f"  {self.count:>2}. {title:<48} ok  {show(result)}")
+        return result
+
+
+async def _json(session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:
+    async with session.request(method, url, **kwargs) as response:
+        if response.status >= 400:
+            raise AssertionError(f"HTTP {response.status} from {method} {url}")
+        return await response.json()
+
+
+async def _finapi(manager: SessionManager, base_url: str, steps: _Steps) -> None:
+    steps.echo("finAPI Access (v2) on the sandbox")
+    await steps.run(
+        "client token (client_credentials)",
+        lambda: manager.token_set("finapi"),
+        lambda t: f"token {_fp(t.access_token)}, refresh token {_fp(t.refresh_token)}",
+    )
+    async with aiohttp.ClientSession(middlewares=(BearerAuth(manager, "finapi"),)) as client_http:
+        await steps.run(
+            "create user (POST /api/v2/users)",
+            lambda: _json(
+                client_http,
+                "POST",
+                base_url + "/api/v2/users",
+                json={"id": USER_ID, "password": USER_PASSWORD},
+            ),
+            lambda body: f"id {body['id']}",
+        )
+    await steps.run(
+        "user token (password grant)",
+        lambda: manager.login_with_password("finapi", USER_ID, USER_PASSWORD),
+        lambda t: f"token {_fp(t.access_token)}, refresh token {_fp(t.refresh_token)}",
+    )
+    async with aiohttp.ClientSession(
+        middlewares=(BearerAuth(manager, "finapi", USER_ID),)
+    ) as user_http:
+        await steps.run(
+            "read the user (GET /api/v2/users)",
+            lambda: _json(user_http, "GET", base_url + "/api/v2/users"),
+            lambda body: f"id {body['id']}, password {body['password']}",
+        )
+    before = await manager.token_set("finapi", USER_ID)
+
+    async def after_expiry() -> TokenSet:
+        await asyncio.sleep(_SHORT_TTL + 0.2)
+        await manager.access_token("finapi", USER_ID)
+        after = await manager.token_set("finapi", USER_ID)
+        if after.access_token == before.access_token:
+            raise AssertionError("token was not renewed")
+        return after
+
+    await steps.run(
+        f"refresh after the {_SHORT_TTL:.0f} s TTL (refresh_token grant)",
+        after_expiry,
+        lambda t: f"token {_fp(before.access_token)} -> {_fp(t.access_token)}",
+    )
+
+
+async def _everifin(manager: SessionManager, base_url: str, steps: _Steps) -> None:
+    steps.echo("Everifin BankConnect (Keycloak realm everifin_app) on the sandbox")
+    redirect_uri = "http://127.0.0.1/callback"
+    request = manager.authorization_request("everifin", redirect_uri)
+    steps.echo(f"   authorization URL: {request.url.with_query(None)} (state + PKCE S256)")
+    async with aiohttp.ClientSession() as browser:
+        callback = await steps.run(
+            "headless login on the sandbox login page",
+            lambda: headless_login(browser, request.url, EVERIFIN_USER, "alice-password"),
+            lambda url: f"callback with {', '.join(sorted(url.query))}",
+        )
+    if callback is None:
+        return
+    first = await steps.run(
+        "code exchange (authorization_code)",
+        lambda: manager.complete_authorization("everifin", EVERIFIN_USER, str(callback), request),
+        lambda t: f"token {_fp(t.access_token)}, refresh token {_fp(t.refresh_token)}",
+    )
+    async with aiohttp.ClientSession(
+        middlewares=(BearerAuth(manager, "everifin", EVERIFIN_USER),)
+    ) as http:
+        accounts = await steps.run(
+            "accounts (GET /v1/accounts)",
+            lambda: _json(http, "GET", base_url + "/v1/accounts"),
+            lambda body: f"{len(body['data'])} accounts",
+        )
+        if accounts:
+            account_id = accounts["data"][0]["id"]
+            await steps.run(
+                "transactions, first page",
+                lambda: _json(
+                    http,
+                    "GET",
+                    f"{base_url}/v1/accounts/{account_id}/transactions",
+                    params={"countPerPage": "5"},
+                ),
+                lambda body: f"{len(body['data'])} of {body['meta']['pagination']['countTotal']}",
+            )
+    if first is None:
+        return
+    second = await steps.run(
+        "refresh #1 (rotates the refresh token)",
+        lambda: manager.refresh("everifin", EVERIFIN_USER),
+        lambda t: f"refresh token {_fp(first.refresh_token)} -> {_fp(t.refresh_token)}",
+    )
+    third = await steps.run(
+        "refresh #2 (rotates it again)",
+        lambda: manager.refresh("everifin", EVERIFIN_USER),
+        lambda t: (
+            f"refresh token {_fp(second.refresh_token if second else None)} -> {_fp(t.refresh_token)}"
+        ),
+    )
+    old = first.refresh_token
+    if old is None:
+        raise AssertionError("the code exchange returned no refresh token")
+
+    async def replay_old() -> ReauthorizationRequired:
+        try:
+            await manager.oauth("everifin").refresh(old)
+        except ReauthorizationRequired as exc:
+            return exc
+        raise AssertionError("the sandbox accepted a rotated refresh token")
+
+    await steps.run(
+        "replaying the old refresh token is refused",
+        replay_old,
+        lambda exc: f"{exc.reason} ({exc.cause.error_description if exc.cause else ''})",
+    )
+
+    async def newest_is_dead_too() -> ReauthorizationRequired:
+        try:
+            await manager.refresh("everifin", EVERIFIN_USER)
+        except ReauthorizationRequired as exc:
+            return exc
+        raise AssertionError("the session survived a refresh-token replay")
+
+    if third is not None:
+        await steps.run(
+            "... and the replay killed the session",
+            newest_is_dead_too,
+            lambda exc: f"{exc.reason} ({exc.cause.error_description if exc.cause else ''})",
+        )
+
+
+async def run(echo: Callable[[str], object] = print) -> int:
+    """Run the demo; return the process exit code."""
+    config = SandboxConfig(finapi_user_token_ttl=_SHORT_TTL)
+    steps = _Steps(echo)
+    async with run_sandbox(config) as sandbox:
+        echo(f"sandbox running at {sandbox.base_url}")
+        async with SessionManager() as manager:
+            manager.register(
+                FinApi.at(sandbox.base_url),
+                ClientCredentials(config.finapi_client_id, config.finapi_client_secret),
+            )
+            manager.register(
+                Everifin.at(sandbox.idp_url, sandbox.api_url, realm=config.realm),
+                ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
+            )
+            await _finapi(manager, sandbox.base_url, steps)
+            await _everifin(manager, sandbox.base_url, steps)
+            stats = sandbox.stats()
+            echo("token requests seen by the sandbox:")
+            for grant, count in sorted(stats["token_requests"].items()):
+                echo(f"   {grant:<34} {count}")
+            echo(f"   refresh-token reuse violations     {stats['reuse_violations']}")
+            echo(f"   sessions killed                    {stats['sessions_killed']}")
+            echo(f"token requests sent by the manager: {manager.stats.token_requests}")
+    verdict = "all steps passed" if steps.failed == 0 else f"{steps.failed} step(s) FAILED"
+    echo(f"demo: {steps.count} steps, {verdict}")
+    return 0 if steps.failed == 0 else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(asyncio.run(run()))

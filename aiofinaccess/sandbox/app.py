@@ -1,0 +1,197 @@
+"""The sandbox application: services, fault injection, counters, and the control routes.
+
+Control routes (never faulted):
+
+* ``GET /_sandbox/stats`` - counters as JSON: token requests by grant, reuse violations,
+  sessions killed, API calls by status, faults injected;
+* ``POST /_sandbox/faults`` - replace the fault settings (``rate``, ``kinds``, ``scope``,
+  ``latency``, ``retry_after``);
+* ``POST /_sandbox/config`` - change TTLs and other numeric settings at run time;
+* ``POST /_sandbox/clock`` - ``{"advance": seconds}`` moves the sandbox clock forward.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import attrs
+from aiohttp import web
+
+from .bankconnect import BankConnectService
+from .common import request_id
+from .finapi import FinApiService
+from .keycloak import KeycloakService
+from .state import Faults, SandboxState
+
+__all__ = ["build_app"]
+
+_TOKEN_SUFFIXES: Final = ("/token", "/revoke", "/logout")
+_TUNABLE: Final = frozenset(
+    {
+        "finapi_client_token_ttl",
+        "finapi_user_token_ttl",
+        "finapi_refresh_token_ttl",
+        "finapi_auto_verify_users",
+        "finapi_max_login_attempts",
+        "keycloak_access_ttl",
+        "sso_idle",
+        "sso_max",
+        "code_ttl",
+        "transactions_per_account",
+    }
+)
+STATE_KEY: Final = web.AppKey("sandbox_state", SandboxState)
+SERVICES_KEY: Final = web.AppKey("sandbox_services", dict)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _fault_response(kind: str, faults: Faults) -> web.StreamResponse | None:
+    retry_after = {"Retry-After": str(int(faults.retry_after))}
+    if kind in ("500", "502"):
+        return web.json_response(
+            {"error": "server_error", "error_description": "injected"}, status=int(kind)
+        )
+    if kind == "503":
+        return web.Response(status=503, text="Service Unavailable", headers=retry_after)
+    if kind == "429":
+        return web.json_response({"error": "too_many_requests"}, status=429, headers=retry_after)
+    if kind == "malformed":
+        return web.Response(
+            status=200, body=b'{"access_token": "trunc', content_type="application/json"
+        )
+    if kind == "html":
+        return web.Response(
+            status=502,
+            text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+            content_type="text/html",
+        )
+    return None  # "drop": close the connection without answering
+
+
+def _middleware(state: SandboxState) -> Any:
+    @web.middleware
+    async def sandbox_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        rid = request_id(request)
+        request["request_id"] = rid
+        if request.path.startswith("/_sandbox"):
+            return await handler(request)
+        faults = state.config.faults
+        scope = "token" if request.path.endswith(_TOKEN_SUFFIXES) else "api"
+        in_scope = faults.scope in ("all", scope)
+        if in_scope and faults.latency:
+            await asyncio.sleep(faults.latency)
+        response: web.StreamResponse | None
+        if in_scope and faults.rate and state.rng.random() < faults.rate:
+            kind = state.rng.choice(faults.kinds)
+            state.count(f"faults_injected.{kind}")
+            response = _fault_response(kind, faults)
+            if response is None:
+                if request.transport is not None:
+                    request.transport.abort()
+                state.count("api_calls.dropped")
+                raise asyncio.CancelledError
+        else:
+            response = await handler(request)
+        response.headers["X-Request-Id"] = rid
+        state.count(f"api_calls.{response.status}")
+        return response
+
+    return sandbox_middleware
+
+
+async def _stats(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = state.stats()
+    body["faults"] = attrs.asdict(state.config.faults)
+    body["clock_offset"] = state.clock.offset
+    return web.json_response(body)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="body must be JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return body
+
+
+async def _set_faults(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = await _body(request)
+    if "kinds" in body and isinstance(body["kinds"], list):
+        body["kinds"] = tuple(str(kind) for kind in body["kinds"])
+    try:
+        state.config.faults = Faults(**body)
+    except (TypeError, ValueError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    return web.json_response(attrs.asdict(state.config.faults))
+
+
+async def _set_config(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = await _body(request)
+    unknown = set(body) - _TUNABLE
+    if unknown:
+        return web.json_response({"error": f"not tunable: {sorted(unknown)}"}, status=400)
+    for name, value in body.items():
+        if not isinstance(value, (int, float)) or value < 0:
+            return web.json_response({"error": f"{name} must be a number >= 0"}, status=400)
+    for name, value in body.items():
+        setattr(state.config, name, type(getattr(state.config, name))(value))
+    return web.json_response({name: getattr(state.config, name) for name in sorted(_TUNABLE)})
+
+
+async def _advance_clock(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = await _body(request)
+    seconds = body.get("advance")
+    if not isinstance(seconds, (int, float)) or seconds < 0:
+        return web.json_response({"error": "advance must be a number >= 0"}, status=400)
+    state.clock.advance(float(seconds))
+    return web.json_response({"clock_offset": state.clock.offset})
+
+
+async def _index(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    base = str(request.url.origin())
+    config = state.config
+    return web.json_response(
+        {
+            "finapi": {"base_url": base, "api_version": config.finapi_version},
+            "everifin": {
+                "idp_url": base + "/auth",
+                "realm": config.realm,
+                "api_url": base,
+                "discovery": f"{base}/auth/realms/{config.realm}/.well-known/openid-configuration",
+            },
+            "stats": base + "/_sandbox/stats",
+        }
+    )
+
+
+def build_app(state: SandboxState) -> web.Application:
+    """Assemble the sandbox application for ``state``."""
+    app = web.Application(middlewares=[_middleware(state)])
+    finapi = FinApiService(state)
+    keycloak = KeycloakService(state)
+    bankconnect = BankConnectService(state, keycloak)
+    app[STATE_KEY] = state
+    app[SERVICES_KEY] = {"finapi": finapi, "keycloak": keycloak, "bankconnect": bankconnect}
+    app.add_routes(finapi.routes())
+    app.add_routes(keycloak.routes())
+    app.add_routes(bankconnect.routes())
+    app.add_routes(
+        [
+            web.get("/", _index),
+            web.get("/_sandbox/stats", _stats),
+            web.post("/_sandbox/faults", _set_faults),
+            web.post("/_sandbox/config", _set_config),
+            web.post("/_sandbox/clock", _advance_clock),
+        ]
+    )
+    return app

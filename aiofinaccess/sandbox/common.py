@@ -1,0 +1,40 @@
+"""Small helpers the emulated services share: request ids, bearer tokens, forms, secrets."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["bearer", "form_fields", "new_token", "request_id"]
+
+
+def new_token(prefix: str) -> str:
+    """An opaque random token, recognisable by its prefix in the sandbox's own logs."""
+    return f"{prefix}_{secrets.token_urlsafe(24)}"
+
+
+def request_id(request: web.Request) -> str:
+    """The caller's ``X-Request-Id``, or one finAPI-style generated here."""
+    return request.headers.get("X-Request-Id") or f"selfgen-{uuid.uuid4()}"
+
+
+def bearer(request: web.Request) -> str | None:
+    """The bearer token of ``request``, if any."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def form_fields(request: web.Request) -> dict[str, str] | None:
+    """The urlencoded form body, or ``None`` when the body is not a form."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return None
+    data = await request.post()
+    return {key: value for key, value in data.items() if isinstance(value, str)}
+
+
+def json_error(status: int, body: dict[str, Any], **headers: str) -> web.Response:
+    """A JSON error response."""
+    return web.json_response(body, status=status, headers=headers or None)

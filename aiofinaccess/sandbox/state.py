@@ -1,0 +1,133 @@
+"""The sandbox's settings, clock, randomness and counters, shared by every emulated service.
+
+Nothing here imports the SDK's client side: a parsing bug in the SDK must not be mirrored by
+the server it is tested against.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from typing import Any, Literal
+
+import attrs
+
+__all__ = ["FAULT_KINDS", "Faults", "SandboxClock", "SandboxConfig", "SandboxState"]
+
+FAULT_KINDS = ("500", "502", "503", "drop", "malformed", "html", "429")
+FaultScope = Literal["token", "api", "all"]
+
+
+@attrs.define
+class Faults:
+    """Fault injection, changeable at run time (``POST /_sandbox/faults``).
+
+    Args:
+        rate: Share of requests in ``scope`` that fail, 0 to 1.
+        kinds: Which failures to draw from: ``500``, ``502``, ``503`` (error statuses),
+            ``drop`` (connection closed without an answer), ``malformed`` (truncated JSON
+            with status 200), ``html`` (an HTML error page with status 502), ``429`` (with
+            ``Retry-After``).
+        scope: ``token`` (token, revoke, logout endpoints), ``api`` (everything else), ``all``.
+        latency: Seconds added to every request in scope.
+        retry_after: Seconds sent in ``Retry-After`` with 429 and 503.
+    """
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    scope: FaultScope = "all"
+    latency: float = 0.0
+    retry_after: float = 1.0
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.rate <= 1:
+            raise ValueError("fault rate must be between 0 and 1")
+        unknown = set(self.kinds) - set(FAULT_KINDS)
+        if unknown or not self.kinds:
+            raise ValueError(f"fault kinds must be a non-empty subset of {FAULT_KINDS}")
+        if self.scope not in ("token", "api", "all"):
+            raise ValueError("fault scope must be token, api or all")
+        if self.latency < 0 or self.retry_after < 0:
+            raise ValueError("latency and retry_after must be >= 0")
+
+
+@attrs.define
+class SandboxConfig:
+    """Everything the sandbox can be told at start. Durations are seconds; ``0`` TTL = never.
+
+    The credentials are the sandbox's own, printed on start; they guard nothing real.
+    """
+
+    finapi_client_id: str = "finapi-sandbox-client"
+    finapi_client_secret: str = "finapi-sandbox-secret"
+    finapi_version: Literal["v1", "v2"] = "v2"
+    finapi_client_token_ttl: float = 3600.0
+    finapi_user_token_ttl: float = 3600.0
+    finapi_refresh_token_ttl: float = 0.0
+    finapi_auto_verify_users: bool = True
+    finapi_max_login_attempts: int = 5
+
+    everifin_client_id: str = "everifin-sandbox-client"
+    everifin_client_secret: str = "everifin-sandbox-secret"
+    realm: str = "everifin_app"
+    keycloak_access_ttl: float = 300.0
+    sso_idle: float = 1800.0
+    sso_max: float = 36000.0
+    code_ttl: float = 60.0
+    everifin_users: dict[str, str] = attrs.Factory(
+        lambda: {"alice": "alice-password", "bob": "bob-password"}
+    )
+
+    transactions_per_account: int = 120
+    seed: int = 0
+    faults: Faults = attrs.Factory(Faults)
+
+
+class SandboxClock:
+    """Wall-clock seconds that tests can move forward (``POST /_sandbox/clock``)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        """Current sandbox time."""
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        """Jump ahead: tokens expire, sessions idle out, without anyone sleeping."""
+        if seconds < 0:
+            raise ValueError("the sandbox clock only moves forward")
+        self.offset += seconds
+
+
+@attrs.define
+class SandboxState:
+    """Shared by the services of one sandbox."""
+
+    config: SandboxConfig
+    clock: SandboxClock = attrs.Factory(SandboxClock)
+    counters: Counter[str] = attrs.Factory(Counter)
+    rng: random.Random = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.rng = random.Random(self.config.seed)  # noqa: S311  (test data, not cryptography)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Bump a counter shown at ``/_sandbox/stats``."""
+        self.counters[name] += amount
+
+    def stats(self) -> dict[str, Any]:
+        """Counters grouped by their prefix (``token_requests.password`` -> nested)."""
+        grouped: dict[str, Any] = {}
+        for name, value in sorted(self.counters.items()):
+            group, _, leaf = name.partition(".")
+            if leaf:
+                grouped.setdefault(group, {})[leaf] = value
+            else:
+                grouped[group] = value
+        for group in ("token_requests", "api_calls"):
+            grouped.setdefault(group, {})
+        grouped.setdefault("reuse_violations", 0)
+        grouped.setdefault("sessions_killed", 0)
+        return grouped
