@@ -20,7 +20,7 @@ import attrs
 from aiohttp import web
 
 from .bankconnect import BankConnectService
-from .common import request_id
+from .common import REQUEST_ID, request_id
 from .finapi import FinApiService
 from .keycloak import KeycloakService
 from .state import Faults, SandboxState
@@ -75,7 +75,7 @@ def _middleware(state: SandboxState) -> Any:
     @web.middleware
     async def sandbox_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         rid = request_id(request)
-        request["request_id"] = rid
+        request[REQUEST_ID] = rid
         if request.path.startswith("/_sandbox"):
             return await handler(request)
         faults = state.config.faults

@@ -8,7 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["bearer", "form_fields", "new_token", "request_id"]
+__all__ = ["REQUEST_ID", "bearer", "form_fields", "json_error", "new_token", "request_id"]
+
+#: Where the sandbox middleware keeps the exchange's request id (finAPI echoes it in bodies).
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def new_token(prefix: str) -> str:

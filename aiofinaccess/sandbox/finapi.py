@@ -26,7 +26,7 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
-from .common import bearer, form_fields, json_error, new_token
+from .common import REQUEST_ID, bearer, form_fields, json_error, new_token
 from .state import SandboxState
 
 __all__ = ["FinApiService"]
@@ -154,7 +154,7 @@ class FinApiService:
                 {"message": message, "code": code, "type": kind, "multiStepAuthentication": None}
             ],
             "date": date,
-            "requestId": request.get("request_id"),
+            "requestId": request.get(REQUEST_ID),
             "endpoint": f"{request.method} {request.path}",
             "authContext": None,
             "bank": None,
