@@ -32,8 +32,8 @@ USER_PASSWORD = "demo-password-123"
 EVERIFIN_USER = "alice"
 
 
-def _fp(secret: Secret | None) -> str:
-    return "-" if secret is None else f"#{secret.fingerprint()[:8]}"
+def _fp(secret: object) -> str:
+    return f"#{secret.fingerprint()[:8]}" if isinstance(secret, Secret) else "-"
 
 
 class _Steps:
@@ -159,9 +159,7 @@ async def _everifin(manager: SessionManager, base_url: str, steps: _Steps) -> No
     third = await steps.run(
         "refresh #2 (rotates it again)",
         lambda: manager.refresh("everifin", EVERIFIN_USER),
-        lambda t: (
-            f"refresh token {_fp(second.refresh_token if second else None)} -> {_fp(t.refresh_token)}"
-        ),
+        lambda t: f"refresh token {_fp(second and second.refresh_token)} -> {_fp(t.refresh_token)}",
     )
     old = first.refresh_token
     if old is None:
