@@ -175,7 +175,7 @@ async def _everifin(manager: SessionManager, base_url: str, steps: _Steps) -> No
     await steps.run(
         "replaying the old refresh token is refused",
         replay_old,
-        lambda exc: f"{exc.reason} ({exc.cause.error_description if exc.cause else ''})",
+        lambda exc: f"{exc.reason} ({exc.cause.body.message if exc.cause else ''})",
     )
 
     async def newest_is_dead_too() -> ReauthorizationRequired:
@@ -189,7 +189,7 @@ async def _everifin(manager: SessionManager, base_url: str, steps: _Steps) -> No
         await steps.run(
             "... and the replay killed the session",
             newest_is_dead_too,
-            lambda exc: f"{exc.reason} ({exc.cause.error_description if exc.cause else ''})",
+            lambda exc: f"{exc.reason} ({exc.cause.body.message if exc.cause else ''})",
         )
 
 

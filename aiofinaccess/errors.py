@@ -420,17 +420,17 @@ class ReauthorizationRequired(AiofinaccessError):
     Attributes:
         key: The token set's key, as a hash (user ids are personal data).
         reason: ``"invalid_grant"``, ``"no_token_set"``, ``"refresh_token_expired"``...
-        cause: The provider's :class:`OAuthError`, if one caused it.
+        cause: The provider's refusal (usually an :class:`OAuthError`), if one caused it.
     """
 
-    def __init__(self, key_hash: str | None, reason: str, cause: OAuthError | None = None) -> None:
+    def __init__(self, key_hash: str | None, reason: str, cause: ApiError | None = None) -> None:
         self.key = key_hash
         self.reason = reason
         self.cause = cause
         subject = f"token set {key_hash}" if key_hash else "token set"
         text = f"re-authorization required for {subject}: {reason}"
-        if cause is not None and cause.error_description:
-            text += f" ({cause.error_description})"
+        if cause is not None and cause.body.message:
+            text += f" ({cause.body.message})"
         super().__init__(text)
 
 

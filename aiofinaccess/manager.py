@@ -46,8 +46,8 @@ from .authorization import AuthorizationRequest, build_authorization_request, pa
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
     AiofinaccessError,
+    ApiError,
     ConfigurationError,
-    OAuthError,
     ReauthorizationRequired,
     StoreConflictError,
     StoreError,
@@ -67,7 +67,7 @@ from .lifecycle import (
     token_state,
     transition,
 )
-from .oauth import DEAD_GRANT_ERRORS, OAuthClient
+from .oauth import OAuthClient
 from .providers import Provider, RevocationStyle
 from .stores import TokenStore, Versioned
 from .stores.memory import MemoryStore
@@ -593,11 +593,13 @@ class SessionManager:
         password = await registration.password_lookup(key.subject)
         if password is None:
             raise ReauthorizationRequired(key.hashed, "no_password")
+        oauth = self.oauth(key.provider)
         try:
-            return await self.oauth(key.provider).password(key.subject, Secret(password))
-        except OAuthError as exc:
-            if exc.error in DEAD_GRANT_ERRORS:
-                raise ReauthorizationRequired(key.hashed, exc.error, exc) from exc
+            return await oauth.password(key.subject, Secret(password))
+        except ApiError as exc:
+            reason = oauth.dead_grant_reason(exc)
+            if reason is not None:
+                raise ReauthorizationRequired(key.hashed, reason, exc) from exc
             raise
 
     def _adopt(self, entry: _Entry, stored: Versioned) -> TokenSet:

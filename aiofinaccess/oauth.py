@@ -24,6 +24,7 @@ from yarl import URL
 
 from .clock import SYSTEM_CLOCK, Clock, anchor_now
 from .errors import (
+    ApiError,
     ConfigurationError,
     OAuthError,
     ReauthorizationRequired,
@@ -256,10 +257,24 @@ class OAuthClient:
                 "refresh_token",
                 [("refresh_token", refresh_token), ("scope", " ".join(scopes) if scopes else None)],
             )
-        except OAuthError as exc:
-            if exc.error in DEAD_GRANT_ERRORS:
-                raise ReauthorizationRequired(None, exc.error, exc) from exc
+        except ApiError as exc:
+            reason = self.dead_grant_reason(exc)
+            if reason is not None:
+                raise ReauthorizationRequired(None, reason, exc) from exc
             raise
+
+    def dead_grant_reason(self, error: ApiError) -> str | None:
+        """Why ``error`` from the token endpoint means the grant is dead, or ``None``.
+
+        OAuth's ``invalid_grant`` (and ``invalid_scope``) always do. A provider that refuses
+        grants in its own error shape names the status it uses (finAPI: 400, "bad user
+        credentials or invalid refresh token"). Descriptions are never consulted.
+        """
+        if isinstance(error, OAuthError):
+            return error.error if error.error in DEAD_GRANT_ERRORS else None
+        if error.status == self.provider.refused_grant_status:
+            return error.code or "refused_grant"
+        return None
 
     async def authorization_code(
         self, code: Secret | str, redirect_uri: str, *, code_verifier: Secret | None = None

@@ -110,6 +110,9 @@ class Provider:
             ambiguous refresh failure is never replayed blindly.
         default_scopes: Scopes requested when the caller names none.
         web_form_url: finAPI Web Form 2.0 host (finAPI only).
+        refused_grant_status: The status with which the token endpoint refuses a grant in the
+            provider's own error shape (finAPI: 400 for a bad refresh token or password). Such
+            a refusal of a refresh is treated like ``invalid_grant``.
         allow_insecure_http: Permit ``http://`` on non-loopback hosts.
     """
 
@@ -127,6 +130,7 @@ class Provider:
     rotates_refresh_tokens: bool = True
     default_scopes: tuple[str, ...] = ()
     web_form_url: URL | None = attrs.field(default=None, converter=_url)
+    refused_grant_status: int | None = None
     allow_insecure_http: bool = False
 
     def __attrs_post_init__(self) -> None:
@@ -284,6 +288,7 @@ class FinApi:
             zero_expires_in_means_never=True,
             rotates_refresh_tokens=rotates_refresh_tokens,
             web_form_url=web_form_url if web_form_url is not None else base,
+            refused_grant_status=400,
             allow_insecure_http=allow_insecure_http,
         )
 

@@ -111,7 +111,7 @@ async def test_replaying_a_rotated_refresh_token_kills_the_grant(
     with pytest.raises(ReauthorizationRequired) as replay:
         await manager.oauth("idp").refresh(first.refresh_token)
     assert replay.value.cause is not None
-    assert replay.value.cause.error == "invalid_grant"
+    assert replay.value.cause.code == "invalid_grant"
     with pytest.raises(ReauthorizationRequired) as newest:
         await manager.refresh("idp", USER)
     assert newest.value.reason == "invalid_grant"

@@ -153,6 +153,33 @@ class TestErrors:
         assert info.value.cause is not None
         assert info.value.cause.status == 400
 
+    async def test_finapi_400_on_refresh_is_reauthorization(
+        self, mocked: aioresponses, session: aiohttp.ClientSession
+    ) -> None:
+        """finAPI refuses a refresh token with 400 in its own shape: the grant is dead."""
+        provider = FinApi.sandbox()
+        mocked.post(
+            str(provider.token_url),
+            status=400,
+            payload={"errors": [{"code": "BAD_REQUEST", "message": "Invalid refresh token"}]},
+        )
+        with pytest.raises(ReauthorizationRequired) as info:
+            await _client(provider, session).refresh(Secret("RT"))
+        assert info.value.reason == "BAD_REQUEST"
+
+    async def test_a_500_on_refresh_is_not_reauthorization(
+        self, mocked: aioresponses, session: aiohttp.ClientSession
+    ) -> None:
+        """Server errors are transient, whatever the provider."""
+        provider = FinApi.sandbox()
+        mocked.post(
+            str(provider.token_url), status=500, payload={"errors": [{"code": "UNEXPECTED_ERROR"}]}
+        )
+        with pytest.raises(ApiError) as info:
+            await _client(provider, session).refresh(Secret("RT"))
+        assert not isinstance(info.value, ReauthorizationRequired)
+        assert info.value.retryable
+
     async def test_other_oauth_errors_on_refresh_stay_oauth_errors(
         self, mocked: aioresponses, session: aiohttp.ClientSession
     ) -> None:

@@ -130,11 +130,11 @@ class TestRotation:
         with pytest.raises(ReauthorizationRequired) as replay:
             await sandbox_manager.oauth("everifin").refresh(first.refresh_token)
         assert replay.value.cause is not None
-        assert replay.value.cause.error_description == "Stale token"
+        assert replay.value.cause.body.message == "Stale token"
         with pytest.raises(ReauthorizationRequired) as newest:
             await sandbox_manager.refresh("everifin", "alice")
         assert newest.value.cause is not None
-        assert newest.value.cause.error_description == "Session doesn't have required client"
+        assert newest.value.cause.body.message == "Session doesn't have required client"
         stats = sandbox.stats()
         assert (stats["reuse_violations"], stats["sessions_killed"]) == (1, 1)
 
@@ -168,7 +168,7 @@ class TestRotation:
         with pytest.raises(ReauthorizationRequired) as info:
             await sandbox_manager.refresh("everifin", "alice")
         assert info.value.cause is not None
-        assert info.value.cause.error_description == "Token is not active"
+        assert info.value.cause.body.message == "Token is not active"
 
     async def test_idle_session_dies_without_refreshes(
         self, sandbox: Sandbox, sandbox_manager: SessionManager, browser: aiohttp.ClientSession

@@ -17,7 +17,6 @@ from aiofinaccess import (
     ClientCredentials,
     FinApi,
     InvalidClientError,
-    OAuthError,
     ReauthorizationRequired,
     Secret,
     SessionManager,
@@ -117,12 +116,12 @@ class TestGrants:
     async def test_bad_user_password(
         self, sandbox: Sandbox, sandbox_manager: SessionManager, http: aiohttp.ClientSession
     ) -> None:
-        """400 invalid_grant for wrong user credentials."""
+        """400 in finAPI's ErrorMessage shape (as the v1 spec documents) for wrong credentials."""
         await create_user(http, sandbox, sandbox_manager)
-        with pytest.raises(OAuthError) as info:
+        with pytest.raises(ApiError) as info:
             await sandbox_manager.login_with_password("finapi", "alice", "wrong-password")
         assert info.value.status == 400
-        assert info.value.error == "invalid_grant"
+        assert info.value.code == "BAD_REQUEST"
 
     async def test_locked_user_is_423(
         self, sandbox: Sandbox, sandbox_manager: SessionManager, http: aiohttp.ClientSession
@@ -130,7 +129,7 @@ class TestGrants:
         """After maxUserLoginAttempts failures the token endpoint answers 423 LOCKED."""
         await create_user(http, sandbox, sandbox_manager)
         for _ in range(sandbox.config.finapi_max_login_attempts):
-            with pytest.raises(OAuthError):
+            with pytest.raises(ApiError):
                 await sandbox_manager.login_with_password("finapi", "alice", "wrong-password")
         with pytest.raises(ApiError) as info:
             await sandbox_manager.login_with_password("finapi", "alice", PASSWORD)

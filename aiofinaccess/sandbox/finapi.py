@@ -156,10 +156,17 @@ class FinApiService:
             "date": date,
             "requestId": request.get(REQUEST_ID),
             "endpoint": f"{request.method} {request.path}",
-            "authContext": None,
+            "authContext": self._auth_context(request),
             "bank": None,
         }
         return json_error(status, body)
+
+    def _auth_context(self, request: web.Request) -> str:
+        """finAPI's ``clientId/userId`` of the caller (``-`` where there is none)."""
+        access = self.access.get(bearer(request) or "")
+        user = access.grant.user_id if access is not None else None
+        client = self.state.config.finapi_client_id if access is not None else "-"
+        return f"{client}/{user or '-'}"
 
     @staticmethod
     def oauth_error(status: int, error: str, description: str) -> web.Response:
@@ -193,8 +200,10 @@ class FinApiService:
         if grant == "password":
             return self._password(form.get("username", ""), form.get("password", ""), request)
         if grant == "refresh_token":
-            return self._refresh(form.get("refresh_token", ""))
-        return self.oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant}")
+            return self._refresh(form.get("refresh_token", ""), request)
+        return self.error(
+            request, 400, "BAD_REQUEST", f"Unsupported grant type: {grant}", "TECHNICAL"
+        )
 
     def _issue(self, grant: _Grant, ttl: float, *, with_refresh: bool) -> tuple[str, web.Response]:
         token = new_token("finapi_at")
@@ -244,7 +253,8 @@ class FinApiService:
         if user is None or not secrets.compare_digest(user.password, password):
             if user is not None:
                 user.failed_logins += 1
-            return self.oauth_error(400, "invalid_grant", "Bad credentials")
+            # The v1 spec documents 400 for bad user credentials in the ErrorMessage shape.
+            return self.error(request, 400, "BAD_REQUEST", "Bad user credentials")
         if not user.verified:
             return self.error(request, 403, "USER_NOT_VERIFIED", "User is not verified")
         user.failed_logins = 0
@@ -253,13 +263,13 @@ class FinApiService:
         self.refresh[grant.refresh_token] = grant
         return self._issue(grant, config.finapi_user_token_ttl, with_refresh=True)[1]
 
-    def _refresh(self, refresh_token: str) -> web.Response:
+    def _refresh(self, refresh_token: str, request: web.Request) -> web.Response:
         grant = self.refresh.get(refresh_token)
         now = self.state.clock.now()
         if grant is None or (
             grant.refresh_expires_at is not None and grant.refresh_expires_at <= now
         ):
-            return self.oauth_error(400, "invalid_grant", "Invalid refresh token")
+            return self.error(request, 400, "BAD_REQUEST", "Invalid refresh token")
         return self._issue(grant, self.state.config.finapi_user_token_ttl, with_refresh=False)[1]
 
     # -- revocation ----------------------------------------------------------------------------
