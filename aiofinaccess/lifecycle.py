@@ -41,11 +41,13 @@ __all__ = [
     "InvalidTransition",
     "RefreshPolicy",
     "Renewal",
+    "RetryPolicy",
     "Status",
     "TokenState",
     "choose_renewal",
     "decide",
     "plan",
+    "scheduled_at",
     "token_state",
     "transition",
 ]
@@ -102,6 +104,7 @@ class Deadlines:
 
     stale_at: float
     must_refresh_at: float
+    expires_at: float = _INF
     refresh_token_due_at: float = _INF
     refresh_token_dead_at: float = _INF
     renew_not_before: float = -_INF
@@ -140,6 +143,7 @@ def plan(
         return Deadlines(
             stale_at=must,
             must_refresh_at=must,
+            expires_at=expires,
             refresh_token_due_at=refresh_due,
             refresh_token_dead_at=refresh_dead,
             renew_not_before=expires,
@@ -147,9 +151,77 @@ def plan(
     return Deadlines(
         stale_at=min(expires - policy.lead(lifetime), must),
         must_refresh_at=must,
+        expires_at=expires,
         refresh_token_due_at=refresh_due,
         refresh_token_dead_at=refresh_dead,
     )
+
+
+def scheduled_at(
+    deadlines: Deadlines,
+    *,
+    now: float,
+    jitter: float,
+    keep_alive: bool,
+    idle: bool,
+) -> float | None:
+    """When the scheduler should renew a token set, or ``None`` for "not at all".
+
+    Args:
+        deadlines: The set's deadlines.
+        now: Current monotonic time.
+        jitter: A draw from ``[0, 1)``: the renewal moves that share of the lead earlier, so a
+            cohort issued together does not renew in lock-step.
+        keep_alive: Renew before the refresh token dies even when the access token is fresh
+            (keeps an idle Keycloak session alive).
+        idle: The set has not been used for a while: leave the access token to on-demand
+            renewal (only ``keep_alive`` still schedules it).
+    """
+    due = _INF
+    if not idle and deadlines.stale_at != _INF:
+        lead = max(0.0, deadlines.expires_at - deadlines.stale_at)
+        due = max(deadlines.renew_not_before, deadlines.stale_at - jitter * lead)
+    if keep_alive:
+        due = min(due, deadlines.refresh_token_due_at)
+    if due == _INF:
+        return None
+    return max(due, now)
+
+
+@attrs.frozen(slots=True)
+class RetryPolicy:
+    """Retries inside one renewal, and backoff between failed renewals. Seconds throughout.
+
+    Inside a renewal, a request that surely never reached the server (connect error) and a
+    429/503 are retried up to ``attempts`` times, waiting a full-jitter exponential backoff
+    (``uniform(0, min(max_wait, initial * 2**n))``) or the server's ``Retry-After`` when it is
+    at most ``max_retry_after``. An ambiguous failure of a rotating refresh (sent, no answer)
+    is retried at most once, and only after the store was re-read.
+
+    Between failed renewals of one token set the scheduler waits
+    ``uniform(0, min(backoff_max, backoff_initial * 2**failures))``, or ``Retry-After``.
+    """
+
+    attempts: int = 3
+    initial: float = 0.1
+    max_wait: float = 2.0
+    max_retry_after: float = 5.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigurationError("attempts must be >= 1")
+        if min(self.initial, self.max_wait, self.max_retry_after, self.backoff_initial) < 0:
+            raise ConfigurationError("retry waits must be >= 0")
+        if self.backoff_max < self.backoff_initial:
+            raise ConfigurationError("backoff_max must be >= backoff_initial")
+
+    def backoff(self, failures: int, draw: float, retry_after: float | None = None) -> float:
+        """Seconds to wait after ``failures`` consecutive failed renewals (``draw`` in [0, 1))."""
+        window = min(self.backoff_max, self.backoff_initial * 2.0 ** max(0, failures - 1))
+        wait = draw * window
+        return max(wait, retry_after) if retry_after is not None else wait
 
 
 class TokenState(enum.Enum):

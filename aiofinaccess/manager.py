@@ -2,132 +2,80 @@
 
 Theory of operation
 -------------------
-The manager keeps a registry of entries keyed by :class:`~aiofinaccess.tokens.TokenKey`
-(provider, subject). Asking for a bearer token is a dictionary lookup and one comparison with
-the entry's ``stale_at`` deadline: the fresh path touches no lock, store or network.
+:class:`SessionManager` is the public face; the registry of entries and the one renewal path
+live in :mod:`aiofinaccess.renewal` (read its theory of operation for the guarantees:
+single-flight, cancellation-safe, re-read before renewing, persist then publish, dead grants
+stay dead). This module adds what an application touches:
 
-Everything else goes through **one renewal path**, :meth:`SessionManager._renew`, which runs
-in a task the manager owns:
+* the **fresh path**: :meth:`SessionManager.access_token` is a dictionary lookup and one
+  comparison with the entry's ``stale_at``; it touches no lock, store or network;
+* **first acquisition** (password grant, the authorization-code exchange, sets the app
+  obtained itself), which runs in owned tasks like renewals and ends in the same
+  persist-then-publish step;
+* **lifetime**: :meth:`start` restores every stored set of the registered providers and starts
+  the scheduler (one task; :mod:`aiofinaccess.scheduler`) and, for stores shared between
+  processes, a watcher of their change feed, so a set another worker rotated is adopted at
+  once; :meth:`aclose` stops them, lets sent renewals persist, and closes store and session;
+* **observation**: typed events to callbacks or async iterators, counters, token-set states.
 
-1. *Single-flight.* An entry has at most one renewal task. Every caller, however many, awaits
-   that task through :func:`asyncio.shield`, so all get the same result or the same error,
-   and a caller that is cancelled (request timeout, client gone) cannot abort a token request
-   that was already sent.
-2. *Re-read before renewing.* The task reads the store; if another process (or an earlier
-   task) already stored a usable, newer token set, it adopts it and sends nothing. Otherwise
-   it takes the store's lease for the key, reads again, and only then renews.
-3. *Renew with the grant that fits* (:func:`~aiofinaccess.lifecycle.choose_renewal`): refresh
-   token, ``client_credentials`` for client tokens, or the password grant through the app's
-   credentials callback. The very same functions acquire tokens the first time.
-4. *Persist, then publish.* The new set is written with compare-and-swap on the version read
-   in step 2. Only after the store acknowledged it does the entry change and do waiters get
-   it. A failed write publishes nothing and surfaces as a typed
-   :class:`~aiofinaccess.errors.StoreError`.
-5. *Poison on a dead grant.* ``invalid_grant`` moves the entry to ``REAUTH_REQUIRED``; every
-   later request fails at once with :class:`~aiofinaccess.errors.ReauthorizationRequired`,
-   without calling the provider, until the app stores a new token set.
-
-The manager never reads a clock or sleeps except through its :class:`~aiofinaccess.clock.Clock`.
+The manager reads time only through its :class:`~aiofinaccess.clock.Clock`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 import aiohttp
-import attrs
 
 from .authorization import AuthorizationRequest, build_authorization_request, parse_callback
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
-    AiofinaccessError,
-    ApiError,
     ConfigurationError,
-    ReauthorizationRequired,
     StoreConflictError,
     StoreError,
     UsageError,
 )
+from .events import Event as LifecycleEvent
+from .events import ManagerStats
 from .lifecycle import (
     Action,
-    Deadlines,
     Event,
     RefreshPolicy,
-    Renewal,
+    RetryPolicy,
     Status,
     TokenState,
-    choose_renewal,
     decide,
-    plan,
     token_state,
     transition,
 )
-from .oauth import OAuthClient
 from .providers import Provider, RevocationStyle
-from .stores import TokenStore, Versioned
+from .renewal import PasswordLookup, RenewalEngine, _Entry, _Registration
+from .stores import ChangeFeed, TokenStore
 from .stores.memory import MemoryStore
-from .tokens import Anchor, ClientCredentials, Secret, TokenKey, TokenSet
+from .tokens import ClientCredentials, Secret, TokenKey, TokenSet
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
 logger = logging.getLogger("aiofinaccess")
-
-#: Given a user id, return that user's password (from the app's own vault), or ``None``.
-PasswordLookup = Callable[[str], Awaitable["str | Secret | None"]]
-
-_T = TypeVar("_T")
 _NEG_INF = float("-inf")
-#: Seconds a failed background renewal waits before the next one (blocking callers don't wait).
-_RETRY_AFTER_FAILURE = 5.0
 
 
-@attrs.define(slots=True)
-class ManagerStats:
-    """Counters an app can export. They only ever grow."""
-
-    token_requests: int = 0
-    renewals: int = 0
-    adopted_from_store: int = 0
-    reauth_required: int = 0
-    store_failures: int = 0
+def _settled(entry: _Entry) -> bool:
+    """No renewal running and the set in a state where adopting a newer copy is right."""
+    return entry.renewal is None and entry.status in (Status.ACTIVE, Status.BACKOFF)
 
 
-@attrs.define(slots=True)
-class _Registration:
-    provider: Provider
-    client: ClientCredentials
-    password_lookup: PasswordLookup | None
-
-
-@attrs.define(slots=True, eq=False)
-class _Entry:
-    key: TokenKey
-    status: Status = Status.ACTIVE
-    token_set: TokenSet | None = None
-    version: int | None = None
-    deadlines: Deadlines | None = None
-    # The revealed access token and its stale deadline, copied out for the fast path.
-    token: str | None = attrs.field(default=None, repr=False)
-    stale_at: float = _NEG_INF
-    renewal: asyncio.Task[TokenSet] | None = attrs.field(default=None, repr=False)
-    reauth: ReauthorizationRequired | None = None
-    # After a failed renewal, background renewals wait until then (blocking ones do not).
-    retry_at: float = _NEG_INF
-
-
-class SessionManager:
-    """Owns token sets, their store, and the HTTP session used to renew them.
+class SessionManager(RenewalEngine):
+    """Owns token sets, their store, the scheduler and the HTTP session used to renew them.
 
     Lives as long as the application (or worker process) and belongs to one event loop. Use
-    it as an async context manager, or call :meth:`aclose` yourself.
+    it as an async context manager (which calls :meth:`start` and :meth:`aclose`).
 
     >>> async def main() -> None:  # doctest: +SKIP
-    ...     async with SessionManager() as manager:
+    ...     async with SessionManager(store=SQLiteStore("tokens.db")) as manager:
     ...         manager.register(FinApi.sandbox(), ClientCredentials("id", "secret"))
     ...         token = await manager.access_token("finapi")  # the client token
 
@@ -137,6 +85,15 @@ class SessionManager:
             creates its own on first use and closes it in :meth:`aclose`.
         clock: Clock and sleep; tests pass a fake one.
         policy: When tokens turn stale and expire.
+        retry: Retries inside a renewal and backoff between failed ones.
+        scheduler: Renew token sets in the background before they go stale.
+        keep_alive: Also renew before the *refresh* token runs out, even for idle sets (keeps
+            Keycloak sessions alive past their SSO-idle timeout).
+        idle_after: Seconds without use after which the scheduler leaves a set to on-demand
+            renewal (``None``: never idle).
+        jitter: Share of the lead by which a scheduled renewal may move earlier at random.
+        max_concurrent_refreshes: Token requests in flight per token endpoint, and renewals
+            the scheduler runs at once.
         token_timeout: Total seconds for one token-endpoint exchange.
         lease_ttl: Seconds a store lease is held at most while renewing.
         close_timeout: Seconds :meth:`aclose` waits for renewals in flight to finish and persist.
@@ -149,15 +106,28 @@ class SessionManager:
         session: aiohttp.ClientSession | None = None,
         clock: Clock = SYSTEM_CLOCK,
         policy: RefreshPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        scheduler: bool = True,
+        keep_alive: bool = False,
+        idle_after: float | None = 3600.0,
+        jitter: float = 0.2,
+        max_concurrent_refreshes: int = 16,
         token_timeout: float = 30.0,
-        lease_ttl: float = 60.0,
+        lease_ttl: float = 120.0,
         close_timeout: float = 10.0,
     ) -> None:
+        self._retry = retry or RetryPolicy()
         if lease_ttl <= token_timeout:
             raise ConfigurationError(
                 "lease_ttl must exceed token_timeout, or leases lapse mid-refresh"
             )
-        self._store: TokenStore = store if store is not None else MemoryStore()
+        if not 0 <= jitter < 1:
+            raise ConfigurationError("jitter must be in [0, 1)")
+        if max_concurrent_refreshes < 1:
+            raise ConfigurationError("max_concurrent_refreshes must be >= 1")
+        if idle_after is not None and idle_after <= 0:
+            raise ConfigurationError("idle_after must be positive or None")
+        self._store = store if store is not None else MemoryStore()
         self._session = session
         self._owns_session = session is None
         self._clock = clock
@@ -165,14 +135,13 @@ class SessionManager:
         self._token_timeout = token_timeout
         self._lease_ttl = lease_ttl
         self._close_timeout = close_timeout
-        self._registrations: dict[str, _Registration] = {}
-        self._oauth_clients: dict[str, OAuthClient] = {}
-        # Keyed by (provider name, subject) rather than TokenKey: the fresh path then builds
-        # no object per call.
-        self._entries: dict[tuple[str, str | None], _Entry] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._keep_alive = keep_alive
+        self._idle_after = idle_after
+        self._jitter = jitter
         self._closed = False
-        self.stats = ManagerStats()
+        self._started = False
+        self._watcher: asyncio.Task[None] | None = None
+        self._init_engine(max_concurrent_refreshes=max_concurrent_refreshes, scheduler=scheduler)
 
     def __repr__(self) -> str:
         return (
@@ -201,23 +170,97 @@ class SessionManager:
         if provider.name in self._registrations:
             raise ConfigurationError(f"provider {provider.name!r} is already registered")
         self._registrations[provider.name] = _Registration(provider, client, password_lookup)
+        if self._started and not self._closed:
+            self._spawn(self.restore(provider.name))
+
+    async def start(self) -> SessionManager:
+        """Restore stored token sets of the registered providers and start background work.
+
+        Called by ``async with``. Providers registered later are restored as they register.
+        Idempotent.
+        """
+        if self._closed:
+            raise UsageError("the session manager is closed")
+        if self._started:
+            return self
+        self._started = True
+        if self._scheduler is not None:
+            self._scheduler.start()
+        if isinstance(self._store, ChangeFeed) and self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(
+                self._watch_changes(self._store), name="aiofinaccess-store-watcher"
+            )
+        for name in list(self._registrations):
+            await self.restore(name)
+        return self
+
+    async def restore(self, provider: Provider | str | None = None) -> int:
+        """Load every stored set of ``provider`` (or all registered) into memory; no requests.
+
+        Returns:
+            How many token sets were restored.
+        """
+        names = list(self._registrations) if provider is None else [self.key(provider).provider]
+        restored = 0
+        for name in names:
+            async for key in self._store.keys(name):
+                stored = await self._load(key)
+                entry = self._entry(key)
+                if stored is None or entry.renewal is not None or entry.version == stored.version:
+                    continue
+                self._publish(entry, stored.token_set, stored.version)
+                restored += 1
+        return restored
+
+    async def _watch_changes(self, feed: ChangeFeed) -> None:
+        """Adopt sets other processes wrote, without waiting for ours to go stale."""
+        async for key, version in feed.changes():
+            entry = self._entries.get((key.provider, key.subject))
+            if entry is None or entry.version == version or not _settled(entry):
+                continue
+            try:
+                stored = await self._load(key)
+            except StoreError:
+                logger.warning("could not read token set %s after a change", key.hashed)
+                continue
+            if not _settled(entry):
+                continue  # a renewal started meanwhile; it re-reads the store itself
+            if stored is None:
+                self._drop_local(entry)
+            elif stored.version != entry.version:
+                self._adopt(entry, stored)
+
+    def _drop_local(self, entry: _Entry) -> None:
+        """Another process deleted the set (revoked, or its grant died): forget our copy."""
+        entry.token_set = None
+        entry.token = None
+        entry.deadlines = None
+        entry.version = None
+        entry.stale_at = _NEG_INF
+        entry.generation += 1
 
     async def __aenter__(self) -> SessionManager:
-        return self
+        return await self.start()
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Let renewals in flight finish and persist (up to ``close_timeout``), then close.
+        """Stop background work, let renewals in flight persist, then close store and session.
 
-        Order: stop accepting work, drain renewals, close the store, close the session (if
-        the manager created it). A failing step is logged and the others still run.
-        Idempotent.
+        Order: stop the scheduler and the watcher, wait for renewals (up to
+        ``close_timeout``, then cancel), end event iterators, close the store, close the
+        session (if the manager created it). A failing step is logged and the others still
+        run. Idempotent.
         """
         if self._closed:
             return
         self._closed = True
+        if self._scheduler is not None:
+            await self._scheduler.stop()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         pending = set(self._tasks)
         if pending:
             _done, late = await asyncio.wait(pending, timeout=self._close_timeout)
@@ -226,6 +269,7 @@ class SessionManager:
             if late:
                 await asyncio.wait(late)
                 logger.warning("aclose cancelled %d renewals still running", len(late))
+        self._hub.close()
         try:
             await self._store.aclose()
         except Exception:
@@ -240,6 +284,28 @@ class SessionManager:
                 ResourceWarning,
                 stacklevel=1,
             )
+
+    # -- observation -----------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[LifecycleEvent], object]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every lifecycle event; returns an unsubscribe function.
+
+        Callbacks run synchronously on the event loop: keep them quick. Their exceptions are
+        logged and never reach the manager.
+        """
+        return self._hub.subscribe(callback)
+
+    def events(self, *, maxsize: int = 1024) -> AsyncIterator[LifecycleEvent]:
+        """Iterate over lifecycle events until the manager closes.
+
+        When ``maxsize`` events are waiting the oldest is dropped (``stats.events_dropped``).
+        """
+        return self._hub.iterate(maxsize)
+
+    async def wait_idle(self) -> None:
+        """Wait until no renewal or acquisition is running (for tests and orderly shutdown)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
 
     # -- the bearer path -------------------------------------------------------------------------
 
@@ -258,7 +324,9 @@ class SessionManager:
         entry = self._entries.get((name, subject))
         if entry is not None:
             token = entry.token
-            if token is not None and self._clock.monotonic() < entry.stale_at:
+            now = self._clock.monotonic()
+            if token is not None and now < entry.stale_at:
+                entry.last_used = now
                 return token
         return (await self._token_set_slow(TokenKey(name, subject))).access_token.reveal()
 
@@ -268,6 +336,7 @@ class SessionManager:
 
     async def _token_set_slow(self, key: TokenKey) -> TokenSet:
         entry = self._entry(key)
+        entry.last_used = self._clock.monotonic()
         if entry.status is Status.REAUTH_REQUIRED or entry.status is Status.REVOKED:
             raise self._poisoned(entry)
         if entry.token_set is not None and entry.deadlines is not None:
@@ -294,7 +363,7 @@ class SessionManager:
             raise self._poisoned(entry)
         if entry.token is not None and entry.token != rejected:
             return entry.token
-        task = self._start_renewal(entry, rejected=rejected)
+        task = self._start_renewal(entry, rejected=rejected, reason="forced")
         return (await self._await_owned(task)).access_token.reveal()
 
     async def refresh(self, provider: Provider | str, subject: str | None = None) -> TokenSet:
@@ -308,7 +377,9 @@ class SessionManager:
             raise self._poisoned(entry)
         if entry.token_set is None and entry.renewal is None:
             await self._await_owned(self._start_renewal(entry))  # load what the store has
-        return await self._await_owned(self._start_renewal(entry, rejected=entry.token))
+        return await self._await_owned(
+            self._start_renewal(entry, rejected=entry.token, reason="forced")
+        )
 
     def state(self, provider: Provider | str, subject: str | None = None) -> TokenState:
         """The observable state of one token set (unknown keys look expired)."""
@@ -419,228 +490,6 @@ class SessionManager:
             return token_set
         raise StoreConflictError(f"token set {key.hashed}: store kept changing while writing")
 
-    # -- the renewal path ----------------------------------------------------------------------
-
-    def _entry(self, key: TokenKey) -> _Entry:
-        entry = self._entries.get((key.provider, key.subject))
-        if entry is None:
-            if key.provider not in self._registrations:
-                raise UsageError(f"provider {key.provider!r} is not registered")
-            entry = self._entries[key.provider, key.subject] = _Entry(key)
-        return entry
-
-    def _poisoned(self, entry: _Entry) -> ReauthorizationRequired:
-        if entry.status is Status.REVOKED:
-            return ReauthorizationRequired(entry.key.hashed, "revoked")
-        previous = entry.reauth
-        return ReauthorizationRequired(
-            entry.key.hashed,
-            previous.reason if previous else "reauth_required",
-            previous.cause if previous else None,
-        )
-
-    def _start_renewal(
-        self, entry: _Entry, *, rejected: str | None = None
-    ) -> asyncio.Task[TokenSet]:
-        if entry.renewal is not None:
-            return entry.renewal
-        if self._closed:
-            raise UsageError("the session manager is closed")
-        entry.status = transition(entry.status, Event.REFRESH_STARTED)
-        task = self._spawn(self._renew(entry, rejected))
-        entry.renewal = task
-        task.add_done_callback(functools.partial(self._renewal_done, entry))
-        return task
-
-    def _renewal_done(self, entry: _Entry, task: asyncio.Task[TokenSet]) -> None:
-        if entry.renewal is task:
-            entry.renewal = None
-        error = None if task.cancelled() else task.exception()
-        if entry.status is not Status.REFRESHING:
-            # Tokens were stored or revoked meanwhile: this renewal's outcome is moot.
-            return
-        if task.cancelled() or (
-            error is not None and not isinstance(error, ReauthorizationRequired)
-        ):
-            entry.status = transition(entry.status, Event.REFRESH_FAILED)
-            entry.retry_at = self._clock.monotonic() + _RETRY_AFTER_FAILURE
-            logger.warning(
-                "renewing token set %s failed: %s",
-                entry.key.hashed,
-                "cancelled" if error is None else type(error).__name__,
-            )
-        elif isinstance(error, ReauthorizationRequired):
-            entry.status = transition(entry.status, Event.GRANT_DEAD)
-            entry.reauth = error
-            entry.token = None
-            entry.stale_at = _NEG_INF
-            self.stats.reauth_required += 1
-            logger.warning(
-                "token set %s needs re-authorization: %s", entry.key.hashed, error.reason
-            )
-
-    def _spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
-        if self._closed:
-            coro.close()
-            raise UsageError("the session manager is closed")
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    @staticmethod
-    async def _await_owned(task: asyncio.Task[_T]) -> _T:
-        # shield: a caller's cancellation must not cancel a request that may have been sent.
-        return await asyncio.shield(task)
-
-    def _usable(self, stored: Versioned | None, entry: _Entry, rejected: str | None) -> bool:
-        """Whether a stored set can be adopted instead of renewing."""
-        if stored is None:
-            return False
-        if entry.version is not None and stored.version == entry.version:
-            return False
-        if rejected is not None and stored.token_set.access_token.reveal() == rejected:
-            return False
-        deadlines = plan(stored.token_set, self._policy, now=self._clock.monotonic())
-        return decide(deadlines, self._clock.monotonic()) is not Action.REFRESH_THEN_USE
-
-    async def _renew(self, entry: _Entry, rejected: str | None) -> TokenSet:
-        key = entry.key
-        stored = await self._load(key)
-        if self._usable(stored, entry, rejected):
-            assert stored is not None  # noqa: S101  (narrowing for mypy; _usable checked it)
-            return self._adopt(entry, stored)
-        async with self._lease(key):
-            stored = await self._load(key)
-            if self._usable(stored, entry, rejected):
-                assert stored is not None  # noqa: S101
-                return self._adopt(entry, stored)
-            return await self._renew_under_lease(entry, stored)
-
-    async def _renew_under_lease(self, entry: _Entry, stored: Versioned | None) -> TokenSet:
-        key = entry.key
-        registration = self._registration(key.provider)
-        previous = stored.token_set if stored is not None else None
-        now = self._clock.monotonic()
-        deadlines = None if previous is None else plan(previous, self._policy, now=now)
-        renewal = choose_renewal(
-            previous,
-            deadlines,
-            now=now,
-            is_client=key.is_client,
-            can_use_password=registration.password_lookup is not None,
-        )
-        if renewal is Renewal.REAUTHORIZE:
-            reason = "no_token_set" if previous is None else "refresh_token_unavailable"
-            raise ReauthorizationRequired(key.hashed, reason)
-        if stored is not None and entry.deadlines is not None and entry.version == stored.version:
-            # A reissued token (finAPI client tokens) cannot be renewed before it expires.
-            wait = entry.deadlines.renew_not_before - self._clock.monotonic()
-            if wait > 0:
-                await self._clock.sleep(wait)
-        self.stats.token_requests += 1
-        self.stats.renewals += 1
-        logger.debug("renewing token set %s with %s", key.hashed, renewal.value)
-        try:
-            fresh = await self._redeem(renewal, key, registration, previous)
-        except ReauthorizationRequired as exc:
-            raise ReauthorizationRequired(key.hashed, exc.reason, exc.cause) from exc
-        reissued = previous is not None and fresh.access_token == previous.access_token
-        try:
-            version = await self._store_call(
-                self._store.put(
-                    key, fresh, expected_version=None if stored is None else stored.version
-                )
-            )
-        except StoreConflictError:
-            # Someone stored a token set for this key while we renewed (the app, or a process
-            # whose lease lapsed). Theirs is the one the store holds: adopt it if usable.
-            latest = await self._load(key)
-            if latest is None or not self._usable(latest, entry, None):
-                raise
-            logger.warning(
-                "token set %s changed while renewing; adopting the stored one", key.hashed
-            )
-            return self._adopt(entry, latest)
-        self._publish(entry, fresh, version, reissued=reissued)
-        logger.debug("token set %s renewed, version %d", key.hashed, version)
-        return fresh
-
-    async def _redeem(
-        self,
-        renewal: Renewal,
-        key: TokenKey,
-        registration: _Registration,
-        previous: TokenSet | None,
-    ) -> TokenSet:
-        oauth = self.oauth(key.provider)
-        if renewal is Renewal.CLIENT_CREDENTIALS:
-            return await oauth.client_credentials()
-        if renewal is Renewal.REFRESH_TOKEN and previous and previous.refresh_token is not None:
-            try:
-                return (await oauth.refresh(previous.refresh_token)).merged_after_refresh(previous)
-            except ReauthorizationRequired:
-                if registration.password_lookup is None:
-                    raise
-                # finAPI user tokens: a dead refresh token is not the end while the app can
-                # supply the password again.
-                self.stats.token_requests += 1
-        return await self._password_grant(key, registration)
-
-    async def _password_grant(self, key: TokenKey, registration: _Registration) -> TokenSet:
-        if key.subject is None or registration.password_lookup is None:
-            raise ReauthorizationRequired(key.hashed, "no_password")
-        password = await registration.password_lookup(key.subject)
-        if password is None:
-            raise ReauthorizationRequired(key.hashed, "no_password")
-        oauth = self.oauth(key.provider)
-        try:
-            return await oauth.password(key.subject, Secret(password))
-        except ApiError as exc:
-            reason = oauth.dead_grant_reason(exc)
-            if reason is not None:
-                raise ReauthorizationRequired(key.hashed, reason, exc) from exc
-            raise
-
-    def _adopt(self, entry: _Entry, stored: Versioned) -> TokenSet:
-        self.stats.adopted_from_store += 1
-        self._publish(entry, stored.token_set, stored.version)
-        return entry.token_set or stored.token_set
-
-    def _publish(
-        self, entry: _Entry, token_set: TokenSet, version: int, *, reissued: bool = False
-    ) -> None:
-        now = self._clock.monotonic()
-        if token_set.anchor is None:
-            # Restored from a store: place it on this process's monotonic clock.
-            token_set = token_set.with_anchor(Anchor(self._clock.wall(), now))
-        deadlines = plan(token_set, self._policy, now=now, reissued=reissued)
-        entry.token_set = token_set
-        entry.version = version
-        entry.deadlines = deadlines
-        entry.token = token_set.access_token.reveal()
-        entry.stale_at = deadlines.stale_at
-        if entry.status is Status.REFRESHING:
-            entry.status = transition(entry.status, Event.REFRESH_SUCCEEDED)
-
-    async def _load(self, key: TokenKey) -> Versioned | None:
-        return await self._store_call(self._store.get(key))
-
-    def _lease(self, key: TokenKey) -> Any:
-        return self._store.lease(key, ttl=self._lease_ttl)
-
-    async def _store_call(self, call: Awaitable[_T]) -> _T:
-        try:
-            return await call
-        except StoreError:
-            self.stats.store_failures += 1
-            raise
-        except AiofinaccessError:
-            raise
-        except Exception as exc:
-            self.stats.store_failures += 1
-            raise StoreError(f"token store failed: {type(exc).__name__}") from exc
-
     # -- revocation ------------------------------------------------------------------------------
 
     async def revoke(self, provider: Provider | str, subject: str | None = None) -> None:
@@ -687,35 +536,3 @@ class SessionManager:
         entry.deadlines = None
         entry.version = None
         entry.stale_at = _NEG_INF
-
-    # -- plumbing ------------------------------------------------------------------------------
-
-    def _registration(self, name: str) -> _Registration:
-        try:
-            return self._registrations[name]
-        except KeyError:
-            raise UsageError(f"provider {name!r} is not registered") from None
-
-    def oauth(self, provider: Provider | str) -> OAuthClient:
-        """The :class:`OAuthClient` the manager uses for ``provider``."""
-        name = provider if isinstance(provider, str) else provider.name
-        client = self._oauth_clients.get(name)
-        if client is None:
-            registration = self._registration(name)
-            client = OAuthClient(
-                registration.provider,
-                registration.client,
-                self.http_session(),
-                clock=self._clock,
-                timeout=self._token_timeout,
-            )
-            self._oauth_clients[name] = client
-        return client
-
-    def http_session(self) -> aiohttp.ClientSession:
-        """The aiohttp session the manager sends on (created on first use if not given)."""
-        if self._closed:
-            raise UsageError("the session manager is closed")
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session

@@ -39,7 +39,7 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 async def manager(clock: FakeClock, store: MemoryStore) -> AsyncIterator[SessionManager]:
-    async with SessionManager(store=store, clock=clock) as manager:
+    async with SessionManager(store=store, clock=clock, scheduler=False) as manager:
         manager.register(FINAPI, FINAPI_CLIENT)
         manager.register(EVERIFIN, EVERIFIN_CLIENT)
         yield manager

@@ -75,7 +75,9 @@ class TestSingleFlight:
         )
         assert all(isinstance(result, ApiError) and result.status == 503 for result in results)
         assert len({id(result) for result in results}) == 1
-        assert len(token_requests(mocked, token_url(EVERIFIN))) == 1
+        # One renewal for 200 callers; inside it, a 503 is retried up to RetryPolicy.attempts.
+        assert manager.stats.renewals == 1
+        assert len(token_requests(mocked, token_url(EVERIFIN))) == 3
         assert manager.state(EVERIFIN, USER) is TokenState.BACKOFF
 
     async def test_fresh_tokens_cost_no_request(
@@ -174,7 +176,7 @@ class TestPersistThenPublish:
     ) -> None:
         """No caller ever sees a token the store did not accept; the error is a StoreError."""
         store = FailingStore()
-        async with SessionManager(store=store, clock=clock) as manager:
+        async with SessionManager(store=store, clock=clock, scheduler=False) as manager:
             manager.register(EVERIFIN, ClientCredentials("c", "s"))
             await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
             store.fail_puts = True
@@ -305,7 +307,7 @@ class TestFinApi:
             asked.append(user_id)
             return "pw-from-vault"
 
-        async with SessionManager(clock=clock) as manager:
+        async with SessionManager(clock=clock, scheduler=False) as manager:
             manager.register(FINAPI, FINAPI_CLIENT, password_lookup=lookup)
             mocked.post(token_url(FINAPI), payload=token_body("UT-1", "URT-1", expires_in=3600))
             await manager.login_with_password(FINAPI, "alice", "pw-initial")
@@ -348,7 +350,7 @@ class TestRejectionAndLifetime:
     ) -> None:
         """Closing waits for renewals in flight, then closes the store and session."""
         store = MemoryStore()
-        manager = SessionManager(store=store, clock=clock)
+        manager = SessionManager(store=store, clock=clock, scheduler=False)
         manager.register(EVERIFIN, ClientCredentials("c", "s"))
         await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
         sent = asyncio.Event()

@@ -59,7 +59,8 @@ async def test_every_fault_kind_surfaces_as_a_typed_error(sandbox: Sandbox) -> N
         if kind in ("429", "503"):
             assert isinstance(info.value, ApiError)
             assert info.value.retry_after == 7.0
-    assert sum(sandbox.stats()["faults_injected"].values()) == len(expected)
+    # Every kind was injected; the retryable ones more than once (retries inside a renewal).
+    assert set(sandbox.stats()["faults_injected"]) == set(expected)
     assert config.faults.rate == 1.0
 
 

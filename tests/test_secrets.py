@@ -71,7 +71,7 @@ async def _run_every_flow(
         provider.base_url, "test", name="basic", client_auth=ClientAuthMethod.CLIENT_SECRET_BASIC
     )
     credentials = ClientCredentials(CLIENT_ID, CLIENT_SECRET)
-    async with SessionManager(clock=clock) as manager:
+    async with SessionManager(clock=clock, scheduler=False) as manager:
         for registered in (keycloak, finapi, basic):
             manager.register(registered, credentials)
         shown += [keycloak, finapi, credentials, manager]

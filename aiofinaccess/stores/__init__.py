@@ -10,6 +10,12 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
   being redeemed, so only one process at a time spends it. Waiters re-read the store after the
   lease is theirs, and never refresh from their stale copy.
 * **listing keys** - so a manager can restore every token set at start-up.
+* **versions are opaque integers**: compare them for equality only. Durable stores draw them
+  at random, so a key deleted and created again never repeats a version a reader remembers.
+* **optional change feed** - a store shared between processes may offer
+  ``changes() -> AsyncIterator[tuple[TokenKey, int | None]]`` (the key and its new version,
+  ``None`` when deleted); the manager then adopts token sets another process renewed without
+  waiting for its own copy to go stale (see :class:`ChangeFeed`).
 
 Stores know nothing of managers, providers or HTTP. They raise
 :class:`~aiofinaccess.errors.StoreError` (or a subclass) on failure.
@@ -25,7 +31,7 @@ import attrs
 
 from ..tokens import TokenKey, TokenSet
 
-__all__ = ["TokenStore", "Versioned"]
+__all__ = ["ChangeFeed", "TokenStore", "Versioned"]
 
 
 @attrs.frozen(slots=True)
@@ -76,4 +82,13 @@ class TokenStore(Protocol):
 
     async def aclose(self) -> None:
         """Release the store's resources. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """A store that tells its users when another process wrote a token set."""
+
+    def changes(self) -> AsyncIterator[tuple[TokenKey, int | None]]:
+        """Yield ``(key, new version or None if deleted)`` for writes by anyone, until closed."""
         ...

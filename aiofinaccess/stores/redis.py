@@ -1,0 +1,390 @@
+"""A token store in Redis, shared by every worker on every machine that can reach it.
+
+Theory of operation
+-------------------
+* **Compare-and-swap is one Lua script.** Redis runs a script atomically, so "read the
+  version, compare, write the hash, index the key, publish the change" cannot interleave with
+  another writer. ``WATCH``/``MULTI`` would need a retry loop and a dedicated connection.
+* **Versions are random 62-bit integers**, so a key deleted and created again never repeats a
+  version an old reader remembers.
+* **The lease is ``SET NX PX`` with a random owner token.** ``NX`` makes it exclusive, ``PX``
+  frees it when its holder dies, and the owner token lets the release (a compare-and-delete
+  script) remove only our own lease, never the next holder's after ours expired.
+* **The change feed** (:meth:`RedisStore.changes`) relays every write and delete published on
+  ``{prefix}changes``, so other workers adopt a rotated token set without waiting for their
+  copy to go stale. It is best effort: a message sent while a subscriber is disconnected is
+  lost, and compare-and-swap still keeps every write correct.
+
+Keys (``{prefix}`` defaults to ``aiofinaccess:``): ``ts:{key}`` (hash: ``version``, ``data``),
+``keys:{provider}`` and ``providers`` (sets, for :meth:`RedisStore.keys`), ``lease:{key}``.
+For Redis Cluster, put a hash tag in the prefix (``"{aiofinaccess}:"``) so the scripts' keys
+share a slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import secrets
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from ..errors import ConfigurationError, StoreConflictError, StoreError, UsageError
+from ..tokens import TokenKey, TokenSet
+from . import Versioned
+from .codec import JsonCodec, TokenCodec
+
+try:
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    _MISSING: ImportError | None = None
+    _ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
+except ImportError as exc:  # pragma: no cover  (the test extra installs redis)
+    _MISSING = exc
+    _ERRORS = (OSError,)
+
+__all__ = ["RedisStore"]
+
+logger = logging.getLogger("aiofinaccess")
+_T = TypeVar("_T")
+_Change = tuple[TokenKey, int | None]
+
+# KEYS: token set, provider's key set, providers. ARGV: expected version ('' = absent),
+# new version, data, str(key), provider, channel.
+_PUT = """
+local current = redis.call('HGET', KEYS[1], 'version') or ''
+if current ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[4] .. '\\n' .. ARGV[2])
+return 1
+"""
+# Same KEYS. ARGV: expected version ('' = any), str(key), provider, channel.
+_DELETE = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if not current then return 0 end
+if ARGV[1] ~= '' and current ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[3]) end
+redis.call('PUBLISH', ARGV[4], ARGV[2] .. '\\n')
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _describe(url: str) -> str:
+    """``url`` without user or password: scheme, host, port (or socket path) and db."""
+    parts = urlsplit(url)
+    db = parse_qs(parts.query).get("db", [""])[0]
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}?db={db or 0}"
+    host = parts.hostname or "localhost"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}:{parts.port or 6379}/{parts.path.strip('/') or db or 0}"
+
+
+class _Changes:
+    """One iterator of the change feed: a queue the store's reader fills."""
+
+    def __init__(self, closed: bool) -> None:
+        self._queue: asyncio.Queue[_Change | None] = asyncio.Queue()
+        self._done = False
+        if closed:
+            self._queue.put_nowait(None)
+
+    def push(self, change: _Change | None) -> None:
+        self._queue.put_nowait(change)
+
+    def __aiter__(self) -> _Changes:
+        return self
+
+    async def __anext__(self) -> _Change:
+        if self._done:
+            raise StopAsyncIteration
+        change = await self._queue.get()
+        if change is None:
+            self._done = True
+            raise StopAsyncIteration
+        return change
+
+
+class RedisStore:
+    """Token sets in Redis, with Lua compare-and-swap, an expiring lease and a change feed.
+
+    Args:
+        url: ``redis://``, ``rediss://`` (TLS, certificates verified) or ``unix://``; may
+            carry a password. Ignored when ``client`` is given.
+        prefix: Put before every Redis key and the change channel; one per application.
+        codec: Turns token sets into bytes; :class:`~aiofinaccess.stores.codec.JsonCodec`
+            by default, :class:`~aiofinaccess.stores.codec.FernetCodec` to encrypt.
+        lease_poll: Seconds between attempts to take a held lease (plus up to as much jitter).
+        client: A ``redis.asyncio.Redis`` to use instead of one made from ``url``; the
+            store never closes it.
+
+    Raises:
+        ConfigurationError: A bad ``url`` or ``lease_poll``, or redis-py is not installed.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "aiofinaccess:",
+        codec: TokenCodec | None = None,
+        lease_poll: float = 0.02,
+        client: aioredis.Redis | None = None,
+    ) -> None:
+        if _MISSING is not None:  # pragma: no cover
+            raise ConfigurationError(
+                "RedisStore needs the 'redis' package: pip install aiofinaccess[redis]"
+            )
+        if not (math.isfinite(lease_poll) and lease_poll > 0):
+            raise ConfigurationError("lease_poll must be a positive number of seconds")
+        if client is None:
+            if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+                raise ConfigurationError("url must start with redis://, rediss:// or unix://")
+            try:
+                self._target = _describe(url)
+                client = aioredis.Redis.from_url(url)
+            except ValueError:  # the message may quote the URL, password and all
+                raise ConfigurationError("url is not a valid Redis URL") from None
+            self._owns_client = True
+        else:
+            self._target = "client"
+            self._owns_client = False
+        self._client = client
+        self._prefix = prefix
+        self._codec: TokenCodec = codec if codec is not None else JsonCodec()
+        self._lease_poll = lease_poll
+        self._channel = f"{prefix}changes"
+        self._put = client.register_script(_PUT)
+        self._delete = client.register_script(_DELETE)
+        self._release = client.register_script(_RELEASE)
+        self._closed = False
+        self._feeds: weakref.WeakSet[_Changes] = weakref.WeakSet()
+        self._reader: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._releases: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._target}, prefix={self._prefix!r})"
+
+    def _key_args(self, key: TokenKey) -> list[str]:
+        p = self._prefix
+        return [f"{p}ts:{key}", f"{p}keys:{key.provider}", f"{p}providers"]
+
+    async def _call(self, what: str, key: TokenKey | None, command: Awaitable[_T]) -> _T:
+        """Await a Redis command, turning Redis and socket errors into :class:`StoreError`."""
+        subject = f" token set {key.hashed}" if key is not None else ""
+        if self._closed:
+            if asyncio.iscoroutine(command):
+                command.close()
+            raise StoreError(f"cannot {what}{subject}: the Redis store is closed")
+        try:
+            return await command
+        except _ERRORS as exc:  # messages name the error type only: never a URL or password
+            raise StoreError(f"Redis {what}{subject} failed ({type(exc).__name__})") from exc
+
+    async def get(self, key: TokenKey) -> Versioned | None:
+        """Return the stored token set for ``key`` and its version, or ``None``."""
+        version, data = await self._call(
+            "get", key, self._client.hmget(f"{self._prefix}ts:{key}", ["version", "data"])
+        )
+        if version is None or data is None:
+            return None
+        data = data.encode() if isinstance(data, str) else data
+        return Versioned(self._codec.decode(data), int(version))
+
+    async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
+        """Compare-and-swap ``token_set`` in at ``expected_version`` and announce it.
+
+        Raises:
+            StoreConflictError: The stored version is not ``expected_version``.
+            StoreError: Redis failed.
+        """
+        version = secrets.randbits(62)
+        expected = "" if expected_version is None else str(expected_version)
+        data = self._codec.encode(token_set)
+        args: list[str | bytes] = [expected, str(version), data, str(key), key.provider]
+        args.append(self._channel)
+        done = await self._call("put", key, self._put(keys=self._key_args(key), args=args))
+        if not done:
+            raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
+        return version
+
+    async def delete(self, key: TokenKey, *, expected_version: int | None = None) -> bool:
+        """Delete ``key`` (only at ``expected_version`` when given) and announce it.
+
+        Returns:
+            True if something was deleted.
+
+        Raises:
+            StoreConflictError: The stored version is not ``expected_version``.
+        """
+        expected = "" if expected_version is None else str(expected_version)
+        args = [expected, str(key), key.provider, self._channel]
+        done = await self._call("delete", key, self._delete(keys=self._key_args(key), args=args))
+        if done == -1:
+            raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
+        return bool(done)
+
+    @asynccontextmanager
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[None]:
+        """Hold ``key`` for at most ``ttl`` seconds across every client of this Redis.
+
+        Waits at most ``ttl`` seconds for a held lease: by then its holder's lease expired.
+
+        Raises:
+            StoreError: The lease stayed taken for ``ttl`` seconds, or Redis failed.
+        """
+        if not (math.isfinite(ttl) and ttl > 0):
+            raise UsageError("a lease ttl must be a positive number of seconds")
+        name, owner = f"{self._prefix}lease:{key}", secrets.token_hex(16)
+        deadline = time.monotonic() + ttl
+        try:
+            while not await self._call(
+                "lease", key, self._client.set(name, owner, nx=True, px=math.ceil(ttl * 1000))
+            ):
+                if time.monotonic() >= deadline:
+                    raise StoreError(f"timed out waiting for the lease on token set {key.hashed}")
+                await asyncio.sleep(self._lease_poll * (1 + random.random()))  # noqa: S311
+        except asyncio.CancelledError:
+            # The SET may have run although its reply never arrived.
+            await self._release_shielded(name, owner)
+            raise
+        try:
+            yield
+        finally:
+            await self._release_shielded(name, owner)
+
+    async def _release_shielded(self, name: str, owner: str) -> None:
+        task = asyncio.ensure_future(self._release_lease(name, owner))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+        await asyncio.shield(task)
+
+    async def _release_lease(self, name: str, owner: str) -> None:
+        if self._closed:
+            return
+        try:
+            await self._release(keys=[name], args=[owner])
+        except _ERRORS:  # the lease expires by itself; do not hide the body's outcome
+            logger.warning("releasing a Redis lease failed; it expires at its ttl", exc_info=True)
+
+    async def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:
+        """Iterate over stored keys, optionally of one provider (``SSCAN``: no blocking)."""
+        if provider is None:
+            providers = [_text(p) async for p in self._scan(f"{self._prefix}providers")]
+        else:
+            providers = [provider]
+        for name in providers:
+            seen: set[str] = set()
+            async for member in self._scan(f"{self._prefix}keys:{name}"):
+                text = _text(member)
+                if text not in seen:  # SSCAN may repeat a member
+                    seen.add(text)
+                    yield TokenKey.parse(text)
+
+    async def _scan(self, name: str) -> AsyncIterator[bytes | str]:
+        cursor = 0
+        while True:
+            cursor, members = await self._call("keys", None, self._client.sscan(name, cursor))
+            for member in members:
+                yield member
+            if cursor == 0:
+                return
+
+    def changes(self) -> AsyncIterator[tuple[TokenKey, int | None]]:
+        """Yield ``(key, version or None if deleted)`` for every write by any client, this one too.
+
+        Call it inside a running event loop. The iterator gets every change announced after the
+        feed's subscription is confirmed (see :meth:`wait_subscribed`) and ends when the store
+        closes. Iterators nobody holds are dropped; changes are queued for the others.
+        """
+        feed = _Changes(closed=self._closed)
+        if not self._closed:
+            self._feeds.add(feed)
+            if self._reader is None:
+                self._reader = asyncio.get_running_loop().create_task(self._read_changes())
+        return feed
+
+    async def wait_subscribed(self, timeout: float = 5.0) -> None:
+        """Start the change feed if needed and wait until Redis confirmed its subscription.
+
+        Raises:
+            StoreError: Not subscribed within ``timeout`` seconds, or the store is closed.
+        """
+        if self._closed:
+            raise StoreError("cannot subscribe: the Redis store is closed")
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read_changes())
+        try:
+            async with asyncio.timeout(timeout):
+                await self._subscribed.wait()
+        except TimeoutError:
+            raise StoreError("timed out subscribing to the Redis change feed") from None
+
+    async def _read_changes(self) -> None:
+        """Relay the change channel to every live iterator; reconnect until the store closes."""
+        backoff = 0.1
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self._subscribed.set()
+                        backoff = 0.1
+                    elif message["type"] == "message":
+                        self._relay(_text(message["data"]))
+            except Exception:  # a dead feed would go unnoticed: log and resubscribe
+                self._subscribed.clear()
+                logger.warning("Redis change feed disconnected; retrying", exc_info=True)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _relay(self, data: str) -> None:
+        text, _, version = data.rpartition("\n")
+        try:
+            change = (TokenKey.parse(text), int(version) if version else None)
+        except ValueError:
+            logger.debug("ignoring a malformed change message")
+            return
+        for feed in list(self._feeds):
+            feed.push(change)
+
+    async def aclose(self) -> None:
+        """End the change feed, wait for lease releases, close the client if it is ours."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._releases:  # in flight: let them finish, the next holder is waiting
+            await asyncio.wait(set(self._releases))
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.wait({self._reader})
+        for feed in list(self._feeds):
+            feed.push(None)
+        if self._owns_client:
+            await self._client.aclose()

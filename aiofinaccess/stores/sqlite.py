@@ -1,0 +1,352 @@
+"""A durable token store in one SQLite file: the embedded default for one machine.
+
+Theory of operation
+-------------------
+* **One statement per operation.** Every write is a single SQL statement, which SQLite runs as
+  its own write transaction: it takes the database's write lock before reading, exactly like
+  ``BEGIN IMMEDIATE`` ... ``COMMIT``. A compare-and-swap is ``UPDATE ... WHERE version = ?``
+  (or ``INSERT ... ON CONFLICT DO NOTHING`` for a new key), so a cancelled task can never
+  leave a transaction half-open on the shared connection.
+* **Random versions.** Versions are drawn with :func:`secrets.randbits`, not counted, so a key
+  deleted and created again never repeats a version a reader may still hold.
+* **A lease table.** The refresh lease must exclude other *processes* as well as other tasks,
+  and must not outlive a holder that crashed. A row ``(key, owner, expires_at)`` does both:
+  it is taken by an insert that may replace only an expired row, released by deleting the row
+  where the owner is still ours, and simply expires if its holder was killed.
+* **Crash safety.** WAL journal with ``synchronous=NORMAL``: a committed write survives any
+  crash of the process; only an OS crash or power loss can lose the last commits (never
+  corrupt the file). The file is created with mode 0600; SQLite gives its ``-wal`` and
+  ``-shm`` files the same mode.
+
+aiosqlite runs the one connection of a store on its own thread, so no call blocks the event
+loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Final
+
+import aiosqlite
+
+from ..errors import ConfigurationError, StoreConflictError, StoreError
+from ..tokens import TokenKey, TokenSet
+from . import Versioned
+from .codec import JsonCodec, TokenCodec
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS token_sets (
+    key TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    updated_at REAL
+);
+CREATE INDEX IF NOT EXISTS token_sets_provider ON token_sets (provider);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+# Take the lease if nobody holds it, or if the holder's lease expired (it crashed or overran).
+_ACQUIRE: Final = """
+INSERT INTO leases (key, owner, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE leases.expires_at < ?
+"""
+
+_jitter: Final = random.SystemRandom()
+
+
+class SQLiteStore:
+    """Token sets in a SQLite file, shared safely by every process on the machine.
+
+    Args:
+        path: The database file. Its directory must exist and be writable; the file is
+            created (mode 0600) on first use.
+        codec: Turns token sets into stored bytes; :class:`~.codec.JsonCodec` by default.
+            Use :class:`~.codec.FernetCodec` to encrypt the tokens at rest.
+        lease_poll: Seconds between attempts to take a lease someone else holds (jittered).
+        busy_timeout: Seconds a statement waits for another process's write lock.
+
+    Raises:
+        ConfigurationError: A setting is unusable; the message names it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        codec: TokenCodec | None = None,
+        lease_poll: float = 0.02,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        self._path = os.path.abspath(os.fspath(path))
+        if os.fspath(path) in ("", ":memory:"):
+            raise ConfigurationError("store path must name a file (use MemoryStore in memory)")
+        parent = os.path.dirname(self._path)
+        if not os.path.isdir(parent):
+            raise ConfigurationError(f"store path {self._path}: directory does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigurationError(f"store path {self._path}: directory is not writable")
+        if os.path.isdir(self._path):
+            raise ConfigurationError(f"store path {self._path} is a directory")
+        if not lease_poll > 0:
+            raise ConfigurationError("lease_poll must be a positive number of seconds")
+        if not busy_timeout >= 0:
+            raise ConfigurationError("busy_timeout must be a non-negative number of seconds")
+        self._codec: TokenCodec = JsonCodec() if codec is None else codec
+        self._lease_poll = lease_poll
+        self._busy_timeout = busy_timeout
+        self._conn: aiosqlite.Connection | None = None
+        self._closed = False
+        self._open_lock = asyncio.Lock()
+        self._releases: set[asyncio.Task[tuple[int, list[Any]]]] = set()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore(path={self._path!r})"
+
+    async def open(self) -> SQLiteStore:
+        """Connect, switch to WAL and create the tables. Other methods call it lazily.
+
+        Returns:
+            The store itself.
+
+        Raises:
+            StoreError: The file cannot be opened, or the store is closed.
+        """
+        await self._connection()
+        return self
+
+    async def __aenter__(self) -> SQLiteStore:
+        """Open the store (see :meth:`open`)."""
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the store (see :meth:`aclose`)."""
+        await self.aclose()
+
+    async def get(self, key: TokenKey) -> Versioned | None:
+        """Return the stored token set for ``key`` and its version, or ``None``.
+
+        Raises:
+            StoreError: The read failed or the stored bytes cannot be decoded.
+        """
+        _, rows = await self._execute(
+            "SELECT version, data FROM token_sets WHERE key = ?", (str(key),)
+        )
+        if not rows:
+            return None
+        version, data = rows[0]
+        return Versioned(self._codec.decode(bytes(data)), int(version))
+
+    async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
+        """Write ``token_set`` if the stored version equals ``expected_version`` (atomically).
+
+        Args:
+            key: The token set's key.
+            token_set: What to store.
+            expected_version: The version read before; ``None`` means "must not exist yet".
+
+        Returns:
+            The new version (an opaque random integer).
+
+        Raises:
+            StoreConflictError: The stored version is not ``expected_version``.
+            StoreError: The write failed.
+        """
+        data = self._codec.encode(token_set)
+        version = secrets.randbits(62)
+        while version == expected_version:  # pragma: no cover  (one chance in 2**62)
+            version = secrets.randbits(62)
+        if expected_version is None:
+            changed, _ = await self._execute(
+                "INSERT INTO token_sets (key, provider, version, data, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                (str(key), key.provider, version, data, time.time()),
+            )
+            if not changed:
+                raise StoreConflictError(f"token set {key.hashed} already exists")
+        else:
+            changed, _ = await self._execute(
+                "UPDATE token_sets SET version = ?, data = ?, updated_at = ?"
+                " WHERE key = ? AND version = ?",
+                (version, data, time.time(), str(key), expected_version),
+            )
+            if not changed:
+                raise StoreConflictError(
+                    f"token set {key.hashed} is not at version {expected_version}"
+                )
+        return version
+
+    async def delete(self, key: TokenKey, *, expected_version: int | None = None) -> bool:
+        """Delete ``key``; with ``expected_version``, only while it is at that version.
+
+        Returns:
+            True if a token set was deleted, False if there was none.
+
+        Raises:
+            StoreConflictError: The key exists at another version than ``expected_version``.
+            StoreError: The delete failed.
+        """
+        if expected_version is None:
+            changed, _ = await self._execute("DELETE FROM token_sets WHERE key = ?", (str(key),))
+            return bool(changed)
+        changed, _ = await self._execute(
+            "DELETE FROM token_sets WHERE key = ? AND version = ?", (str(key), expected_version)
+        )
+        if changed:
+            return True
+        if await self.get(key) is None:
+            return False
+        raise StoreConflictError(f"token set {key.hashed} is not at version {expected_version}")
+
+    async def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:
+        """Iterate over the stored keys, optionally only those of ``provider``.
+
+        Raises:
+            StoreError: The read failed or a stored key is malformed.
+        """
+        if provider is None:
+            _, rows = await self._execute("SELECT key FROM token_sets ORDER BY key")
+        else:
+            _, rows = await self._execute(
+                "SELECT key FROM token_sets WHERE provider = ? ORDER BY key", (provider,)
+            )
+        for (text,) in rows:
+            try:
+                key = TokenKey.parse(text)
+            except ValueError:
+                raise StoreError("the store holds a malformed token key") from None
+            yield key
+
+    @asynccontextmanager
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[None]:
+        """Hold ``key`` exclusively, across tasks and processes, for at most ``ttl`` seconds.
+
+        Waits (polling every ``lease_poll`` seconds) while another holder has it. The lease
+        is released on exit, even when the body raises or is cancelled; a holder that dies
+        loses it once ``ttl`` seconds have passed.
+
+        Args:
+            key: The token set to hold.
+            ttl: Seconds the lease lasts, and also the longest wait for it.
+
+        Raises:
+            StoreError: Not acquired within ``ttl`` seconds, or the store failed.
+        """
+        owner = secrets.token_hex(16)
+        deadline = asyncio.get_running_loop().time() + ttl
+        try:
+            # Inside the try: if we are cancelled while our insert is in flight, the release
+            # below still deletes it (it is queued after the insert on the connection thread).
+            while True:
+                now = time.time()
+                changed, _ = await self._execute(_ACQUIRE, (str(key), owner, now + ttl, now))
+                if changed:
+                    break
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    raise StoreError(f"timed out waiting for the lease on token set {key.hashed}")
+                await asyncio.sleep(min(remaining, self._lease_poll * _jitter.uniform(0.5, 1.5)))
+            yield
+        except BaseException:
+            with contextlib.suppress(StoreError):  # the first error is the one to report
+                await self._release(key, owner)
+            raise
+        await self._release(key, owner)
+
+    async def _release(self, key: TokenKey, owner: str) -> None:
+        """Delete our lease row, shielded: a cancelled holder must still let go of the lease."""
+        task = asyncio.create_task(
+            self._execute("DELETE FROM leases WHERE key = ? AND owner = ?", (str(key), owner))
+        )
+        self._releases.add(task)
+        task.add_done_callback(self._release_done)
+        await asyncio.shield(task)
+
+    def _release_done(self, task: asyncio.Task[tuple[int, list[Any]]]) -> None:
+        self._releases.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here, so that a release nobody awaits is not logged
+
+    async def aclose(self) -> None:
+        """Finish pending lease releases and close the connection. Idempotent."""
+        self._closed = True
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
+        async with self._open_lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except (sqlite3.Error, ValueError) as exc:
+                raise StoreError(f"closing the store failed ({type(exc).__name__})") from exc
+
+    async def _connection(self) -> aiosqlite.Connection:
+        if self._closed:
+            raise StoreError("store is closed")
+        if self._conn is None:
+            async with self._open_lock:
+                if self._closed:
+                    raise StoreError("store is closed")
+                if self._conn is None:
+                    self._conn = await self._connect()
+        return self._conn
+
+    async def _connect(self) -> aiosqlite.Connection:
+        try:
+            await asyncio.to_thread(self._create_file)
+            conn = await aiosqlite.connect(
+                self._path, timeout=self._busy_timeout, isolation_level=None
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store ({type(exc).__name__}: {exc})") from exc
+        try:
+            async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
+                row = await cursor.fetchone()
+            if row is None or str(row[0]).lower() != "wal":
+                raise StoreError("the store's file system does not support SQLite's WAL mode")
+            # WAL + NORMAL syncs at checkpoints, not at every commit: a committed write
+            # survives a crash of the process; only an OS crash can lose the last commits.
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.executescript(_SCHEMA)
+        except BaseException as exc:
+            await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot open the store ({type(exc).__name__}: {exc})") from exc
+            raise
+        return conn
+
+    def _create_file(self) -> None:
+        # Create the file ourselves so that it is never readable by others, not even briefly.
+        os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+    async def _execute(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[int, list[Any]]:
+        """Run one statement; return the number of changed rows and the result rows."""
+        conn = await self._connection()
+        try:
+            async with conn.execute(sql, parameters) as cursor:
+                rows = list(await cursor.fetchall())
+                return cursor.rowcount, rows
+        except (sqlite3.Error, ValueError) as exc:
+            # SQLite's messages name tables and constraints, never the bound values.
+            raise StoreError(f"the SQLite store failed ({type(exc).__name__}: {exc})") from exc

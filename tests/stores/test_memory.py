@@ -1,0 +1,15 @@
+"""MemoryStore against the store contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from aiofinaccess.stores.memory import MemoryStore
+
+from .contract import StoreContract
+
+
+class TestMemoryStore(StoreContract):
+    @pytest.fixture
+    def store(self) -> MemoryStore:
+        return MemoryStore()
