@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 from aiofinaccess.stores import Versioned
@@ -13,12 +13,17 @@ from aiofinaccess.tokens import TokenKey, TokenSet
 
 
 class FakeClock:
-    """Wall and monotonic clocks that move only when told to; ``sleep`` advances them."""
+    """Wall and monotonic clocks that move only when told to; ``sleep`` advances them.
+
+    With ``settle`` set, a sleeper first waits for it (for example "no renewal is running"),
+    so time never jumps past work that is still in flight.
+    """
 
     def __init__(self, wall: float = 1_800_000_000.0, monotonic: float = 1000.0) -> None:
         self._wall = wall
         self._monotonic = monotonic
         self.slept: list[float] = []
+        self.settle: Callable[[], Awaitable[None]] | None = None
 
     def wall(self) -> float:
         return self._wall
@@ -31,6 +36,8 @@ class FakeClock:
         self._monotonic += seconds
 
     async def sleep(self, seconds: float) -> None:
+        if self.settle is not None:
+            await self.settle()
         self.slept.append(seconds)
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
@@ -78,3 +85,19 @@ class RecordingHandler(logging.Handler):
         if record.exc_info and record.exc_info[1] is not None:
             parts.append(logging.Formatter().formatException(record.exc_info))
         self.texts.append("\n".join(parts))
+
+
+def settled_when_idle(
+    tasks: Callable[[], set[asyncio.Task[object]]],
+) -> Callable[[], Awaitable[None]]:
+    """A ``FakeClock.settle`` that waits until no other task of ``tasks()`` is running."""
+
+    async def settle() -> None:
+        current = asyncio.current_task()
+        for _ in range(10_000):
+            if all(task.done() or task is current for task in tasks()):
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("work did not settle")
+
+    return settle

@@ -3,22 +3,20 @@
 Theory of operation
 -------------------
 * **Compare-and-swap is one Lua script.** Redis runs a script atomically, so "read the
-  version, compare, write the hash, index the key, publish the change" cannot interleave with
-  another writer. ``WATCH``/``MULTI`` would need a retry loop and a dedicated connection.
-* **Versions are random 62-bit integers**, so a key deleted and created again never repeats a
-  version an old reader remembers.
+  version, compare, write, index the key, publish the change" cannot interleave with another
+  writer; ``WATCH``/``MULTI`` would need a retry loop and a dedicated connection. Versions are
+  random 62-bit integers: a key deleted and created again never repeats an old version.
 * **The lease is ``SET NX PX`` with a random owner token.** ``NX`` makes it exclusive, ``PX``
   frees it when its holder dies, and the owner token lets the release (a compare-and-delete
   script) remove only our own lease, never the next holder's after ours expired.
 * **The change feed** (:meth:`RedisStore.changes`) relays every write and delete published on
   ``{prefix}changes``, so other workers adopt a rotated token set without waiting for their
-  copy to go stale. It is best effort: a message sent while a subscriber is disconnected is
-  lost, and compare-and-swap still keeps every write correct.
+  copy to go stale. It is best effort (a message sent while a subscriber is disconnected is
+  lost); compare-and-swap keeps every write correct regardless.
 
-Keys (``{prefix}`` defaults to ``aiofinaccess:``): ``ts:{key}`` (hash: ``version``, ``data``),
-``keys:{provider}`` and ``providers`` (sets, for :meth:`RedisStore.keys`), ``lease:{key}``.
-For Redis Cluster, put a hash tag in the prefix (``"{aiofinaccess}:"``) so the scripts' keys
-share a slot.
+Keys: ``{prefix}ts:{key}`` (hash of ``version`` and ``data``), ``{prefix}keys:{provider}`` and
+``{prefix}providers`` (sets, for :meth:`RedisStore.keys`), ``{prefix}lease:{key}``. On Redis
+Cluster, put a hash tag in the prefix (``"{aiofinaccess}:"``) so a script's keys share a slot.
 """
 
 from __future__ import annotations
@@ -56,18 +54,17 @@ logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
 _Change = tuple[TokenKey, int | None]
 
-# KEYS: token set, provider's key set, providers. ARGV: expected version ('' = absent),
-# new version, data, str(key), provider, channel.
+# KEYS: token set, provider's keys, providers. ARGV: expected version ('' = absent), version,
+# data, str(key), provider, channel. The delete's ARGV: expected ('' = any), str(key),
+# provider, channel; it answers -1 for a conflict.
 _PUT = """
-local current = redis.call('HGET', KEYS[1], 'version') or ''
-if current ~= ARGV[1] then return 0 end
+if (redis.call('HGET', KEYS[1], 'version') or '') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[4] .. '\\n' .. ARGV[2])
 return 1
 """
-# Same KEYS. ARGV: expected version ('' = any), str(key), provider, channel.
 _DELETE = """
 local current = redis.call('HGET', KEYS[1], 'version')
 if not current then return 0 end
@@ -84,42 +81,34 @@ return 0
 """
 
 
-def _text(value: bytes | str) -> str:
+def _text(value: bytes | str) -> str:  # bytes, unless a client passed in decodes replies
     return value.decode() if isinstance(value, bytes) else value
 
 
 def _describe(url: str) -> str:
     """``url`` without user or password: scheme, host, port (or socket path) and db."""
     parts = urlsplit(url)
-    db = parse_qs(parts.query).get("db", [""])[0]
+    db = parse_qs(parts.query).get("db", [""])[0]  # redis-py: the query's db wins
     if parts.scheme == "unix":
         return f"unix://{parts.path}?db={db or 0}"
     host = parts.hostname or "localhost"
     host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}:{parts.port or 6379}/{parts.path.strip('/') or db or 0}"
+    return f"{parts.scheme}://{host}:{parts.port or 6379}/{db or parts.path.strip('/') or 0}"
 
 
 class _Changes:
-    """One iterator of the change feed: a queue the store's reader fills."""
+    """One iterator of the change feed: a queue the store's reader fills; ``None`` ends it."""
 
-    def __init__(self, closed: bool) -> None:
-        self._queue: asyncio.Queue[_Change | None] = asyncio.Queue()
-        self._done = False
-        if closed:
-            self._queue.put_nowait(None)
-
-    def push(self, change: _Change | None) -> None:
-        self._queue.put_nowait(change)
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[_Change | None] = asyncio.Queue()
 
     def __aiter__(self) -> _Changes:
         return self
 
     async def __anext__(self) -> _Change:
-        if self._done:
-            raise StopAsyncIteration
-        change = await self._queue.get()
+        change = await self.queue.get()
         if change is None:
-            self._done = True
+            self.queue.put_nowait(None)  # stay ended
             raise StopAsyncIteration
         return change
 
@@ -128,14 +117,13 @@ class RedisStore:
     """Token sets in Redis, with Lua compare-and-swap, an expiring lease and a change feed.
 
     Args:
-        url: ``redis://``, ``rediss://`` (TLS, certificates verified) or ``unix://``; may
-            carry a password. Ignored when ``client`` is given.
+        url: ``redis://``, ``rediss://`` (TLS, certificates verified) or ``unix://``, with
+            the password if any. Ignored when ``client`` is given.
         prefix: Put before every Redis key and the change channel; one per application.
-        codec: Turns token sets into bytes; :class:`~aiofinaccess.stores.codec.JsonCodec`
-            by default, :class:`~aiofinaccess.stores.codec.FernetCodec` to encrypt.
+        codec: Token set <-> bytes; :class:`~aiofinaccess.stores.codec.JsonCodec` by default,
+            :class:`~aiofinaccess.stores.codec.FernetCodec` to encrypt at rest.
         lease_poll: Seconds between attempts to take a held lease (plus up to as much jitter).
-        client: A ``redis.asyncio.Redis`` to use instead of one made from ``url``; the
-            store never closes it.
+        client: A ``redis.asyncio.Redis`` to use instead of ``url``; the store never closes it.
 
     Raises:
         ConfigurationError: A bad ``url`` or ``lease_poll``, or redis-py is not installed.
@@ -151,23 +139,19 @@ class RedisStore:
         client: aioredis.Redis | None = None,
     ) -> None:
         if _MISSING is not None:  # pragma: no cover
-            raise ConfigurationError(
-                "RedisStore needs the 'redis' package: pip install aiofinaccess[redis]"
-            )
+            raise ConfigurationError("RedisStore needs redis-py: pip install aiofinaccess[redis]")
         if not (math.isfinite(lease_poll) and lease_poll > 0):
             raise ConfigurationError("lease_poll must be a positive number of seconds")
+        self._owns_client = client is None
+        self._target = "client"
         if client is None:
             if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
                 raise ConfigurationError("url must start with redis://, rediss:// or unix://")
             try:
                 self._target = _describe(url)
                 client = aioredis.Redis.from_url(url)
-            except ValueError:  # the message may quote the URL, password and all
+            except ValueError:  # its message may quote the URL, password and all
                 raise ConfigurationError("url is not a valid Redis URL") from None
-            self._owns_client = True
-        else:
-            self._target = "client"
-            self._owns_client = False
         self._client = client
         self._prefix = prefix
         self._codec: TokenCodec = codec if codec is not None else JsonCodec()
@@ -185,12 +169,12 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore({self._target}, prefix={self._prefix!r})"
 
-    def _key_args(self, key: TokenKey) -> list[str]:
+    def _keys_of(self, key: TokenKey) -> list[str]:
         p = self._prefix
         return [f"{p}ts:{key}", f"{p}keys:{key.provider}", f"{p}providers"]
 
     async def _call(self, what: str, key: TokenKey | None, command: Awaitable[_T]) -> _T:
-        """Await a Redis command, turning Redis and socket errors into :class:`StoreError`."""
+        """Await a Redis command; Redis and socket errors become :class:`StoreError`."""
         subject = f" token set {key.hashed}" if key is not None else ""
         if self._closed:
             if asyncio.iscoroutine(command):
@@ -198,14 +182,13 @@ class RedisStore:
             raise StoreError(f"cannot {what}{subject}: the Redis store is closed")
         try:
             return await command
-        except _ERRORS as exc:  # messages name the error type only: never a URL or password
+        except _ERRORS as exc:  # the message names the error type only: never URL or password
             raise StoreError(f"Redis {what}{subject} failed ({type(exc).__name__})") from exc
 
     async def get(self, key: TokenKey) -> Versioned | None:
         """Return the stored token set for ``key`` and its version, or ``None``."""
-        version, data = await self._call(
-            "get", key, self._client.hmget(f"{self._prefix}ts:{key}", ["version", "data"])
-        )
+        name = f"{self._prefix}ts:{key}"
+        version, data = await self._call("get", key, self._client.hmget(name, "version", "data"))
         if version is None or data is None:
             return None
         data = data.encode() if isinstance(data, str) else data
@@ -223,8 +206,7 @@ class RedisStore:
         data = self._codec.encode(token_set)
         args: list[str | bytes] = [expected, str(version), data, str(key), key.provider]
         args.append(self._channel)
-        done = await self._call("put", key, self._put(keys=self._key_args(key), args=args))
-        if not done:
+        if not await self._call("put", key, self._put(keys=self._keys_of(key), args=args)):
             raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
         return version
 
@@ -233,13 +215,10 @@ class RedisStore:
 
         Returns:
             True if something was deleted.
-
-        Raises:
-            StoreConflictError: The stored version is not ``expected_version``.
         """
         expected = "" if expected_version is None else str(expected_version)
         args = [expected, str(key), key.provider, self._channel]
-        done = await self._call("delete", key, self._delete(keys=self._key_args(key), args=args))
+        done = await self._call("delete", key, self._delete(keys=self._keys_of(key), args=args))
         if done == -1:
             raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
         return bool(done)
@@ -256,16 +235,13 @@ class RedisStore:
         if not (math.isfinite(ttl) and ttl > 0):
             raise UsageError("a lease ttl must be a positive number of seconds")
         name, owner = f"{self._prefix}lease:{key}", secrets.token_hex(16)
-        deadline = time.monotonic() + ttl
+        deadline, px = time.monotonic() + ttl, math.ceil(ttl * 1000)
         try:
-            while not await self._call(
-                "lease", key, self._client.set(name, owner, nx=True, px=math.ceil(ttl * 1000))
-            ):
+            while not await self._call("lease", key, self._client.set(name, owner, nx=True, px=px)):
                 if time.monotonic() >= deadline:
                     raise StoreError(f"timed out waiting for the lease on token set {key.hashed}")
                 await asyncio.sleep(self._lease_poll * (1 + random.random()))  # noqa: S311
-        except asyncio.CancelledError:
-            # The SET may have run although its reply never arrived.
+        except asyncio.CancelledError:  # the SET may have run although its reply never came
             await self._release_shielded(name, owner)
             raise
         try:
@@ -274,30 +250,27 @@ class RedisStore:
             await self._release_shielded(name, owner)
 
     async def _release_shielded(self, name: str, owner: str) -> None:
-        task = asyncio.ensure_future(self._release_lease(name, owner))
+        async def release() -> None:
+            try:
+                if not self._closed:
+                    await self._release(keys=[name], args=[owner])
+            except _ERRORS:  # it expires anyway; raising would hide how the body ended
+                logger.warning("releasing a Redis lease failed; it expires at its ttl")
+
+        task = asyncio.ensure_future(release())
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
         await asyncio.shield(task)
 
-    async def _release_lease(self, name: str, owner: str) -> None:
-        if self._closed:
-            return
-        try:
-            await self._release(keys=[name], args=[owner])
-        except _ERRORS:  # the lease expires by itself; do not hide the body's outcome
-            logger.warning("releasing a Redis lease failed; it expires at its ttl", exc_info=True)
-
     async def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:
-        """Iterate over stored keys, optionally of one provider (``SSCAN``: no blocking)."""
+        """Iterate over stored keys, optionally of one provider (``SSCAN``: never blocks Redis)."""
+        providers = [provider]
         if provider is None:
-            providers = [_text(p) async for p in self._scan(f"{self._prefix}providers")]
-        else:
-            providers = [provider]
+            providers = [_text(name) async for name in self._scan(f"{self._prefix}providers")]
         for name in providers:
-            seen: set[str] = set()
+            seen: set[str] = set()  # SSCAN may repeat a member
             async for member in self._scan(f"{self._prefix}keys:{name}"):
-                text = _text(member)
-                if text not in seen:  # SSCAN may repeat a member
+                if (text := _text(member)) not in seen:
                     seen.add(text)
                     yield TokenKey.parse(text)
 
@@ -311,37 +284,41 @@ class RedisStore:
                 return
 
     def changes(self) -> AsyncIterator[tuple[TokenKey, int | None]]:
-        """Yield ``(key, version or None if deleted)`` for every write by any client, this one too.
+        """Yield ``(key, version or None if deleted)`` for every write by anyone, this store too.
 
-        Call it inside a running event loop. The iterator gets every change announced after the
-        feed's subscription is confirmed (see :meth:`wait_subscribed`) and ends when the store
-        closes. Iterators nobody holds are dropped; changes are queued for the others.
+        Call it in a running event loop. Each iterator gets every change announced after the
+        subscription is confirmed (:meth:`wait_subscribed`), in order, and ends when the store
+        closes. Dropped iterators are forgotten; the others queue changes until read.
         """
-        feed = _Changes(closed=self._closed)
-        if not self._closed:
+        feed = _Changes()
+        if self._closed:
+            feed.queue.put_nowait(None)
+        else:
             self._feeds.add(feed)
-            if self._reader is None:
-                self._reader = asyncio.get_running_loop().create_task(self._read_changes())
+            self._start_reader()
         return feed
 
     async def wait_subscribed(self, timeout: float = 5.0) -> None:
-        """Start the change feed if needed and wait until Redis confirmed its subscription.
+        """Start the change feed if needed; return once Redis confirmed the subscription.
 
         Raises:
             StoreError: Not subscribed within ``timeout`` seconds, or the store is closed.
         """
         if self._closed:
             raise StoreError("cannot subscribe: the Redis store is closed")
-        if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(self._read_changes())
+        self._start_reader()
         try:
             async with asyncio.timeout(timeout):
                 await self._subscribed.wait()
         except TimeoutError:
             raise StoreError("timed out subscribing to the Redis change feed") from None
 
+    def _start_reader(self) -> None:
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read_changes())
+
     async def _read_changes(self) -> None:
-        """Relay the change channel to every live iterator; reconnect until the store closes."""
+        """Relay the change channel to every live iterator; resubscribe until the store closes."""
         backoff = 0.1
         while True:
             pubsub = self._client.pubsub()
@@ -349,16 +326,19 @@ class RedisStore:
                 await pubsub.subscribe(self._channel)
                 while True:
                     message = await pubsub.get_message(timeout=None)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
+                    if message is not None and message["type"] == "subscribe":
                         self._subscribed.set()
                         backoff = 0.1
-                    elif message["type"] == "message":
+                    elif message is not None and message["type"] == "message":
                         self._relay(_text(message["data"]))
-            except Exception:  # a dead feed would go unnoticed: log and resubscribe
+            except Exception as exc:  # a dead feed would go unnoticed: log it and resubscribe
                 self._subscribed.clear()
-                logger.warning("Redis change feed disconnected; retrying", exc_info=True)
+                logger.warning(
+                    "Redis change feed failed (%s); resubscribing in %.1f s",
+                    type(exc).__name__,
+                    backoff,
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff)
@@ -372,19 +352,19 @@ class RedisStore:
             logger.debug("ignoring a malformed change message")
             return
         for feed in list(self._feeds):
-            feed.push(change)
+            feed.queue.put_nowait(change)
 
     async def aclose(self) -> None:
-        """End the change feed, wait for lease releases, close the client if it is ours."""
+        """End the change feed, finish lease releases, close the client if the store made it."""
         if self._closed:
             return
         self._closed = True
-        if self._releases:  # in flight: let them finish, the next holder is waiting
+        if self._releases:  # already on the wire: let them finish, a next holder is waiting
             await asyncio.wait(set(self._releases))
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.wait({self._reader})
         for feed in list(self._feeds):
-            feed.push(None)
+            feed.queue.put_nowait(None)
         if self._owns_client:
             await self._client.aclose()

@@ -33,7 +33,6 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import Any, Final
 
 import aiosqlite
@@ -47,17 +46,12 @@ __all__ = ["SQLiteStore"]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS token_sets (
-    key TEXT PRIMARY KEY,
-    provider TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    updated_at REAL
+    key TEXT PRIMARY KEY, provider TEXT NOT NULL, version INTEGER NOT NULL,
+    data BLOB NOT NULL, updated_at REAL
 );
 CREATE INDEX IF NOT EXISTS token_sets_provider ON token_sets (provider);
 CREATE TABLE IF NOT EXISTS leases (
-    key TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    expires_at REAL NOT NULL
+    key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL
 );
 """
 
@@ -69,6 +63,11 @@ WHERE leases.expires_at < ?
 """
 
 _jitter: Final = random.SystemRandom()
+
+
+def _conflict(key: TokenKey, expected_version: int | None) -> StoreConflictError:
+    state = "already exists" if expected_version is None else f"is not at {expected_version}"
+    return StoreConflictError(f"token set {key.hashed} {state}")
 
 
 class SQLiteStore:
@@ -120,13 +119,10 @@ class SQLiteStore:
         return f"SQLiteStore(path={self._path!r})"
 
     async def open(self) -> SQLiteStore:
-        """Connect, switch to WAL and create the tables. Other methods call it lazily.
+        """Connect, switch to WAL and create the tables; other methods open lazily.
 
         Returns:
-            The store itself.
-
-        Raises:
-            StoreError: The file cannot be opened, or the store is closed.
+            The store itself. Raises :class:`StoreError` if the file cannot be opened.
         """
         await self._connection()
         return self
@@ -135,12 +131,7 @@ class SQLiteStore:
         """Open the store (see :meth:`open`)."""
         return await self.open()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         """Close the store (see :meth:`aclose`)."""
         await self.aclose()
 
@@ -161,10 +152,7 @@ class SQLiteStore:
     async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
         """Write ``token_set`` if the stored version equals ``expected_version`` (atomically).
 
-        Args:
-            key: The token set's key.
-            token_set: What to store.
-            expected_version: The version read before; ``None`` means "must not exist yet".
+        ``expected_version`` is the version read before; ``None`` means "must not exist yet".
 
         Returns:
             The new version (an opaque random integer).
@@ -178,23 +166,16 @@ class SQLiteStore:
         while version == expected_version:  # pragma: no cover  (one chance in 2**62)
             version = secrets.randbits(62)
         if expected_version is None:
-            changed, _ = await self._execute(
-                "INSERT INTO token_sets (key, provider, version, data, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (str(key), key.provider, version, data, time.time()),
-            )
-            if not changed:
-                raise StoreConflictError(f"token set {key.hashed} already exists")
+            sql = "INSERT INTO token_sets (key, provider, version, data, updated_at)"
+            sql += " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+            parameters: tuple[Any, ...] = (str(key), key.provider, version, data, time.time())
         else:
-            changed, _ = await self._execute(
-                "UPDATE token_sets SET version = ?, data = ?, updated_at = ?"
-                " WHERE key = ? AND version = ?",
-                (version, data, time.time(), str(key), expected_version),
-            )
-            if not changed:
-                raise StoreConflictError(
-                    f"token set {key.hashed} is not at version {expected_version}"
-                )
+            sql = "UPDATE token_sets SET version = ?, data = ?, updated_at = ?"
+            sql += " WHERE key = ? AND version = ?"
+            parameters = (version, data, time.time(), str(key), expected_version)
+        changed, _ = await self._execute(sql, parameters)
+        if not changed:
+            raise _conflict(key, expected_version)
         return version
 
     async def delete(self, key: TokenKey, *, expected_version: int | None = None) -> bool:
@@ -207,17 +188,15 @@ class SQLiteStore:
             StoreConflictError: The key exists at another version than ``expected_version``.
             StoreError: The delete failed.
         """
-        if expected_version is None:
-            changed, _ = await self._execute("DELETE FROM token_sets WHERE key = ?", (str(key),))
+        sql = "DELETE FROM token_sets WHERE key = ? AND coalesce(?, version) = version"
+        changed, _ = await self._execute(sql, (str(key), expected_version))
+        if changed or expected_version is None:
             return bool(changed)
-        changed, _ = await self._execute(
-            "DELETE FROM token_sets WHERE key = ? AND version = ?", (str(key), expected_version)
-        )
-        if changed:
-            return True
-        if await self.get(key) is None:
-            return False
-        raise StoreConflictError(f"token set {key.hashed} is not at version {expected_version}")
+        # Gone or at another version: either answer is true at some instant of this call.
+        _, rows = await self._execute("SELECT 1 FROM token_sets WHERE key = ?", (str(key),))
+        if rows:
+            raise _conflict(key, expected_version)
+        return False
 
     async def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:
         """Iterate over the stored keys, optionally only those of ``provider``.
@@ -226,11 +205,10 @@ class SQLiteStore:
             StoreError: The read failed or a stored key is malformed.
         """
         if provider is None:
-            _, rows = await self._execute("SELECT key FROM token_sets ORDER BY key")
-        else:
-            _, rows = await self._execute(
-                "SELECT key FROM token_sets WHERE provider = ? ORDER BY key", (provider,)
-            )
+            _, rows = await self._execute("SELECT key FROM token_sets")
+        else:  # uses the index on provider
+            sql = "SELECT key FROM token_sets WHERE provider = ?"
+            _, rows = await self._execute(sql, (provider,))
         for (text,) in rows:
             try:
                 key = TokenKey.parse(text)
@@ -313,14 +291,12 @@ class SQLiteStore:
         return self._conn
 
     async def _connect(self) -> aiosqlite.Connection:
+        conn = None
         try:
             await asyncio.to_thread(self._create_file)
             conn = await aiosqlite.connect(
                 self._path, timeout=self._busy_timeout, isolation_level=None
             )
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the store ({type(exc).__name__}: {exc})") from exc
-        try:
             async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
                 row = await cursor.fetchone()
             if row is None or str(row[0]).lower() != "wal":
@@ -330,8 +306,9 @@ class SQLiteStore:
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.executescript(_SCHEMA)
         except BaseException as exc:
-            await conn.close()
-            if isinstance(exc, sqlite3.Error):
+            if conn is not None:
+                await conn.close()
+            if isinstance(exc, OSError | sqlite3.Error):
                 raise StoreError(f"cannot open the store ({type(exc).__name__}: {exc})") from exc
             raise
         return conn

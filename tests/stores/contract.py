@@ -91,7 +91,7 @@ class StoreContract:
         """Listing restores every set at start-up."""
         for key in (ALICE, BOB, CLIENT):
             await store.put(key, sample(), expected_version=None)
-        assert {key async for key in store.keys()} == {ALICE, BOB, CLIENT}
+        assert {key async for key in store.keys(None)} == {ALICE, BOB, CLIENT}
         assert {key async for key in store.keys("everifin")} == {ALICE, BOB}
 
     async def test_lease_is_exclusive(self, store: TokenStore) -> None:
