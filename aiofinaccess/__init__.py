@@ -35,16 +35,29 @@ from .errors import (
     UnparsedErrorBody,
     UsageError,
 )
-from .lifecycle import RefreshPolicy, TokenState
-from .manager import ManagerStats, SessionManager
+from .events import Event, ManagerStats, ReauthRequired, Refreshed, RefreshFailed, Rotated
+from .lifecycle import RefreshPolicy, RetryPolicy, TokenState
+from .manager import SessionManager
 from .middleware import BearerAuth
 from .oauth import OAuthClient, discover
 from .providers import ClientAuthMethod, Everifin, FinApi, Oidc, Provider, RevocationStyle
-from .stores import TokenStore, Versioned
+from .stores import ChangeFeed, TokenStore, Versioned
+from .stores.codec import FernetCodec, JsonCodec, TokenCodec
 from .stores.memory import MemoryStore
+from .stores.sqlite import SQLiteStore
 from .tokens import ClientCredentials, Secret, TokenKey, TokenSet
 
 __version__ = "0.1.0.dev0"
+
+
+def __getattr__(name: str) -> object:
+    # RedisStore needs the optional `redis` extra: import it only when asked for.
+    if name == "RedisStore":
+        from .stores.redis import RedisStore  # noqa: PLC0415
+
+        return RedisStore
+    raise AttributeError(f"module 'aiofinaccess' has no attribute {name!r}")
+
 
 __all__ = [
     "SYSTEM_CLOCK",
@@ -55,15 +68,19 @@ __all__ = [
     "AuthorizationRequest",
     "AuthorizationResponse",
     "BearerAuth",
+    "ChangeFeed",
     "ClientAuthMethod",
     "ClientCredentials",
     "Clock",
     "ConfigurationError",
+    "Event",
     "Everifin",
     "EverifinErrorBody",
+    "FernetCodec",
     "FinApi",
     "FinApiErrorBody",
     "InvalidClientError",
+    "JsonCodec",
     "ManagerStats",
     "MemoryStore",
     "OAuthClient",
@@ -71,15 +88,23 @@ __all__ = [
     "OAuthErrorBody",
     "Oidc",
     "Provider",
+    "ReauthRequired",
     "ReauthorizationRequired",
+    "RedisStore",
+    "RefreshFailed",
     "RefreshPolicy",
+    "Refreshed",
+    "RetryPolicy",
     "RevocationStyle",
+    "Rotated",
+    "SQLiteStore",
     "Secret",
     "SessionManager",
     "StateMismatchError",
     "StoreConflictError",
     "StoreError",
     "SystemClock",
+    "TokenCodec",
     "TokenKey",
     "TokenResponseError",
     "TokenSet",

@@ -129,7 +129,11 @@ def plan(
     if refresh_dead is None and token_set.refresh_expires_at is not None:
         refresh_dead = now + (token_set.refresh_expires_at - token_set.issued_at)
     refresh_dead = _INF if refresh_dead is None else refresh_dead
-    refresh_due = refresh_dead - policy.refresh_token_lead if refresh_dead != _INF else _INF
+    refresh_due = _INF
+    if refresh_dead != _INF:
+        # Like the access token's lead: never more than a quarter of the refresh lifetime.
+        refresh_lifetime = max(0.0, (token_set.refresh_expires_at or 0.0) - token_set.issued_at)
+        refresh_due = refresh_dead - min(policy.refresh_token_lead, refresh_lifetime / 4)
     if expires is None:
         return Deadlines(
             stale_at=_INF,
