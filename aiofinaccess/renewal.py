@@ -257,7 +257,7 @@ class RenewalEngine:
             logger.warning(
                 "renewing token set %s failed (%s); %s",
                 key.hashed,
-                "cancelled" if error is None else type(error).__name__,
+                "cancelled" if error is None else f"{type(error).__name__}: {error}",
                 f"retry in {retry_in:.1f} s" if scheduled else "no retry scheduled",
             )
             self._hub.emit(
@@ -376,11 +376,7 @@ class RenewalEngine:
             return self._adopt(entry, fresh)
         reissued = previous is not None and fresh.access_token == previous.access_token
         try:
-            version = await self._store_call(
-                self._store.put(
-                    key, fresh, expected_version=None if stored is None else stored.version
-                )
-            )
+            version = await self._persist(key, fresh, None if stored is None else stored.version)
         except StoreConflictError:
             # Someone stored a set for this key while we renewed (the app, or a process whose
             # lease lapsed). Theirs is what the store holds: adopt it if it is usable.
@@ -543,6 +539,23 @@ class RenewalEngine:
         if entry.status is Status.REFRESHING:
             entry.status = transition(entry.status, Event.REFRESH_SUCCEEDED)
         self._schedule(entry, now=now)
+
+    async def _persist(self, key: TokenKey, fresh: TokenSet, expected: int | None) -> int:
+        """Write a just-redeemed set, retrying a failing store briefly: until it is stored, a
+        rotated refresh token exists only in this process's memory."""
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                return await self._store_call(
+                    self._store.put(key, fresh, expected_version=expected)
+                )
+            except StoreConflictError:
+                raise
+            except StoreError:
+                if attempt == self._retry.attempts:
+                    raise
+                logger.warning("storing token set %s failed; retrying", key.hashed)
+                await self._clock.sleep(self._retry.initial * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _load(self, key: TokenKey) -> Versioned | None:
         return await self._store_call(self._store.get(key))

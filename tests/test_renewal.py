@@ -206,7 +206,7 @@ class TestDeadGrants:
 
 class TestObservability:
     async def test_events_and_counters(self, manager: SessionManager, mocked: aioresponses) -> None:
-        """Refreshed and Rotated reach callbacks and iterators; counters move; no user id in logs."""
+        """Refreshed and Rotated reach callbacks and iterators; counters move; no user ids."""
         seen: list[Event] = []
         manager.subscribe(seen.append)
         iterator = manager.events()

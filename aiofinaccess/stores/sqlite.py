@@ -113,6 +113,10 @@ class SQLiteStore:
         self._conn: aiosqlite.Connection | None = None
         self._closed = False
         self._open_lock = asyncio.Lock()
+        # One statement at a time on the shared connection: aiosqlite queues execute and fetch
+        # separately, and a write slipped between another task's execute and fetch would have to
+        # upgrade that task's open read snapshot, which SQLite refuses at once (SQLITE_BUSY).
+        self._statement_lock = asyncio.Lock()
         self._releases: set[asyncio.Task[tuple[int, list[Any]]]] = set()
 
     def __repr__(self) -> str:
@@ -321,7 +325,7 @@ class SQLiteStore:
         """Run one statement; return the number of changed rows and the result rows."""
         conn = await self._connection()
         try:
-            async with conn.execute(sql, parameters) as cursor:
+            async with self._statement_lock, conn.execute(sql, parameters) as cursor:
                 rows = list(await cursor.fetchall())
                 return cursor.rowcount, rows
         except (sqlite3.Error, ValueError) as exc:
