@@ -44,10 +44,10 @@ def open_store(spec: str) -> TokenStore:
 
 
 async def main(
-    store_spec: str, base_url: str, users: int, seconds: float, client_id: str, secret: str
+    store_spec: str, base_url: str, users: int, seconds: float, *, client_id: str, secret: str
 ) -> None:
     outcomes: Counter[str] = Counter()
-    rng = random.Random()  # noqa: S311
+    rng = random.Random()
     provider = Everifin.at(base_url + "/auth", base_url)
     async with SessionManager(
         store=open_store(store_spec), policy=POLICY, idle_after=None
@@ -72,9 +72,9 @@ async def main(
                     outcomes[f"status:{response.status}"] += 1
                 await asyncio.sleep(rng.uniform(0, 0.02))
         stats = manager.stats.as_dict()
-    print(json.dumps({"outcomes": outcomes, "stats": stats}), flush=True)
+    print(json.dumps({"outcomes": outcomes, "stats": stats}), flush=True)  # noqa: T201  (the result)
 
 
 if __name__ == "__main__":
     store_arg, base, count, duration, cid, csecret = sys.argv[1:7]
-    asyncio.run(main(store_arg, base, int(count), float(duration), cid, csecret))
+    asyncio.run(main(store_arg, base, int(count), float(duration), client_id=cid, secret=csecret))
