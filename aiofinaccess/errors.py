@@ -9,10 +9,20 @@
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
     │   └── AuthorizationDenied       the provider redirected with ``error=...``
     ├── TransportError                the network failed; ``retryable``, ``request_sent``
-    ├── TokenResponseError            a 2xx token response that is unusable
+    ├── UnexpectedResponseError       a 2xx answer the SDK cannot read
+    │   └── TokenResponseError        ... from a token endpoint
     ├── ApiError                      the provider answered with an HTTP error
-    │   └── OAuthError                ... in OAuth's ``{error, error_description}`` shape
-    │       └── InvalidClientError    the client id or secret is wrong
+    │   ├── OAuthError                a token endpoint refused, in OAuth's shape
+    │   │   └── InvalidClientError    the client id or secret is wrong
+    │   ├── BadRequestError           400 from an API
+    │   ├── AuthenticationError       401 from an API, after one renewal and retry
+    │   ├── ForbiddenError            403 (wrong token kind, not allowed)
+    │   ├── NotFoundError             404
+    │   ├── UnprocessableEntityError  422 (business rule)
+    │   │   └── EntityExistsError     422 ENTITY_EXISTS (finAPI: the user id is taken)
+    │   ├── LockedError               423
+    │   ├── RateLimitedError          429 (``retry_after``)
+    │   └── ServerError               5xx
     ├── ReauthorizationRequired       the grant is dead: the end user must authorize again
     └── StoreError                    the token store failed
         └── StoreConflictError        a compare-and-swap lost to another writer
@@ -38,25 +48,37 @@ import attrs
 __all__ = [
     "AiofinaccessError",
     "ApiError",
+    "AuthenticationError",
     "AuthorizationDenied",
     "AuthorizationFlowError",
+    "BadRequestError",
     "ConfigurationError",
+    "EntityExistsError",
     "ErrorBody",
     "EverifinErrorBody",
     "EverifinErrorDetail",
     "FinApiErrorBody",
     "FinApiErrorDetail",
+    "ForbiddenError",
     "InvalidClientError",
+    "LockedError",
+    "NotFoundError",
     "OAuthError",
     "OAuthErrorBody",
+    "RateLimitedError",
     "ReauthorizationRequired",
+    "ServerError",
     "StateMismatchError",
     "StoreConflictError",
     "StoreError",
     "TokenResponseError",
     "TransportError",
+    "UnexpectedResponseError",
     "UnparsedErrorBody",
+    "UnprocessableEntityError",
     "UsageError",
+    "ValidationError",
+    "WebFormErrorBody",
     "error_from_response",
     "parse_error_body",
     "parse_retry_after",
@@ -73,6 +95,10 @@ class UsageError(AiofinaccessError):
 
 class ConfigurationError(UsageError, ValueError):
     """A setting is missing or wrong. Raised at construction; the message names the setting."""
+
+
+class ValidationError(UsageError, ValueError):
+    """An argument breaks a documented provider limit; nothing was sent. Names the field."""
 
 
 class AuthorizationFlowError(AiofinaccessError):
@@ -116,7 +142,11 @@ class TransportError(AiofinaccessError):
         self.retryable = retryable
 
 
-class TokenResponseError(AiofinaccessError):
+class UnexpectedResponseError(AiofinaccessError):
+    """The provider answered 2xx with a body the SDK cannot read (wrong shape, not JSON)."""
+
+
+class TokenResponseError(UnexpectedResponseError):
     """The token endpoint answered 2xx with a body that is not a usable token response."""
 
 
@@ -214,6 +244,20 @@ class EverifinErrorBody:
 
 
 @attrs.frozen(slots=True)
+class WebFormErrorBody:
+    """finAPI Web Form 2.0's ``{code, description, timestamp, endpoint}`` (or its 400 list)."""
+
+    code: str
+    description: str | None = None
+    endpoint: str | None = None
+
+    @property
+    def message(self) -> str | None:
+        """The description."""
+        return self.description
+
+
+@attrs.frozen(slots=True)
 class UnparsedErrorBody:
     """A body in none of the known shapes (HTML error page, truncated JSON, empty).
 
@@ -234,7 +278,9 @@ class UnparsedErrorBody:
         return None
 
 
-ErrorBody: TypeAlias = FinApiErrorBody | OAuthErrorBody | EverifinErrorBody | UnparsedErrorBody
+ErrorBody: TypeAlias = (
+    FinApiErrorBody | OAuthErrorBody | EverifinErrorBody | WebFormErrorBody | UnparsedErrorBody
+)
 
 _MAX_TEXT: Final = 500
 
@@ -252,6 +298,10 @@ def _parse_error_list(
     entries = [entry for entry in errors if isinstance(entry, Mapping)]
     if not entries:
         return None
+    if all("field" in entry and "code" not in entry for entry in entries):
+        # Web Form 2.0 validation errors: [{field, message}].
+        described = "; ".join(f"{entry.get('field')}: {entry.get('message')}" for entry in entries)
+        return WebFormErrorBody("BAD_REQUEST", _text(described), _text(document.get("endpoint")))
     if any("title" in entry or "detail" in entry for entry in entries) or "meta" in document:
         return EverifinErrorBody(
             errors=tuple(
@@ -304,6 +354,13 @@ def parse_error_body(data: bytes, content_type: str | None = None) -> ErrorBody:
             parsed = _parse_error_list(errors, document.get("meta"), document)
             if parsed is not None:
                 return parsed
+        code = document.get("code")
+        if isinstance(code, str) and code and "description" in document:
+            return WebFormErrorBody(
+                code[:_MAX_TEXT],
+                _text(document.get("description")),
+                _text(document.get("endpoint")),
+            )
         error = document.get("error")
         if isinstance(error, str) and error:
             return OAuthErrorBody(
@@ -410,6 +467,53 @@ class InvalidClientError(OAuthError):
     """The client id or secret was refused (``invalid_client``/``unauthorized_client``, or 401)."""
 
 
+class BadRequestError(ApiError):
+    """400: the API refused the request as malformed."""
+
+
+class AuthenticationError(ApiError):
+    """401: the API refused the bearer token even after one renewal."""
+
+
+class ForbiddenError(ApiError):
+    """403: the token is of the wrong kind or the caller may not do this."""
+
+
+class NotFoundError(ApiError):
+    """404: no such entity."""
+
+
+class UnprocessableEntityError(ApiError):
+    """422: a business rule refused the request (the body's code says which)."""
+
+
+class EntityExistsError(UnprocessableEntityError):
+    """422 ``ENTITY_EXISTS``: finAPI already has an entity with this id (a taken user id)."""
+
+
+class LockedError(ApiError):
+    """423: the entity is locked (a finAPI user after too many failed logins; a busy import)."""
+
+
+class RateLimitedError(ApiError):
+    """429: too many requests; ``retry_after`` says how long to wait, when the API says."""
+
+
+class ServerError(ApiError):
+    """5xx: the provider failed; retrying later may succeed."""
+
+
+_STATUS_ERRORS: Final[dict[int, type[ApiError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    423: LockedError,
+    429: RateLimitedError,
+}
+
+
 class ReauthorizationRequired(AiofinaccessError):
     """The token set can no longer be renewed: the end user must authorize again.
 
@@ -465,12 +569,17 @@ def error_from_response(
         "retry_after": retry_after,
         "context": context,
     }
-    if isinstance(body, OAuthErrorBody):
-        if body.error in _INVALID_CLIENT_CODES or (token_endpoint and status == 401):
+    if isinstance(body, OAuthErrorBody) and token_endpoint:
+        if body.error in _INVALID_CLIENT_CODES or status == 401:
             return InvalidClientError(status, body, **kwargs)
         return OAuthError(status, body, **kwargs)
-    if token_endpoint and status == 401:
-        return InvalidClientError(
-            status, OAuthErrorBody("invalid_client", "client authentication failed"), **kwargs
-        )
-    return ApiError(status, body, **kwargs)
+    if token_endpoint:
+        if status == 401:
+            return InvalidClientError(
+                status, OAuthErrorBody("invalid_client", "client authentication failed"), **kwargs
+            )
+        return ApiError(status, body, **kwargs)
+    if status == 422 and body.code == "ENTITY_EXISTS":
+        return EntityExistsError(status, body, **kwargs)
+    error_type = _STATUS_ERRORS.get(status, ServerError if status >= 500 else ApiError)
+    return error_type(status, body, **kwargs)

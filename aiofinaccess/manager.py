@@ -285,6 +285,15 @@ class SessionManager(RenewalEngine):
                 stacklevel=1,
             )
 
+    @property
+    def clock(self) -> Clock:
+        """The clock the manager (and resource clients built on it) read and sleep with."""
+        return self._clock
+
+    def provider(self, name: str) -> Provider:
+        """The registered provider called ``name``."""
+        return self._registration(name).provider
+
     # -- observation -----------------------------------------------------------------------------
 
     def subscribe(self, callback: Callable[[LifecycleEvent], object]) -> Callable[[], None]:

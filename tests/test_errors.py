@@ -9,13 +9,23 @@ from multidict import CIMultiDict
 
 from aiofinaccess.errors import (
     ApiError,
+    AuthenticationError,
+    BadRequestError,
+    EntityExistsError,
     EverifinErrorBody,
     FinApiErrorBody,
+    ForbiddenError,
     InvalidClientError,
+    LockedError,
+    NotFoundError,
     OAuthError,
     OAuthErrorBody,
+    RateLimitedError,
     ReauthorizationRequired,
+    ServerError,
     UnparsedErrorBody,
+    UnprocessableEntityError,
+    WebFormErrorBody,
     error_from_response,
     parse_error_body,
     parse_retry_after,
@@ -139,7 +149,8 @@ class TestErrorFromResponse:
         error = error_from_response(
             422, _bytes(FINAPI_BODY), CIMultiDict({"X-Request-Id": "rid-9"}), context="create user"
         )
-        assert type(error) is ApiError
+        assert type(error) is EntityExistsError
+        assert isinstance(error, UnprocessableEntityError)
         assert error.status == 422
         assert error.code == "ENTITY_EXISTS"
         assert error.request_id == "rid-9"
@@ -156,7 +167,10 @@ class TestErrorFromResponse:
     def test_oauth_error(self) -> None:
         """OAuth-shaped bodies give OAuthError with error and description."""
         error = error_from_response(
-            400, _bytes({"error": "invalid_grant", "error_description": "Token is not active"}), {}
+            400,
+            _bytes({"error": "invalid_grant", "error_description": "Token is not active"}),
+            {},
+            token_endpoint=True,
         )
         assert isinstance(error, OAuthError)
         assert not isinstance(error, InvalidClientError)
@@ -182,9 +196,41 @@ class TestErrorFromResponse:
         assert isinstance(error, InvalidClientError)
 
     def test_401_outside_token_endpoint_is_not_invalid_client(self) -> None:
-        """An API's 401 (expired bearer) is a plain error."""
+        """An API's 401 (expired bearer) is an AuthenticationError, whatever the body shape."""
         error = error_from_response(401, _bytes({"error": "invalid_token"}), {})
-        assert type(error) is OAuthError
+        assert type(error) is AuthenticationError
+
+    @pytest.mark.parametrize(
+        ("status", "error_type"),
+        [
+            (400, BadRequestError),
+            (403, ForbiddenError),
+            (404, NotFoundError),
+            (422, UnprocessableEntityError),
+            (423, LockedError),
+            (429, RateLimitedError),
+            (500, ServerError),
+            (503, ServerError),
+            (418, ApiError),
+        ],
+    )
+    def test_api_statuses_have_types(self, status: int, error_type: type[ApiError]) -> None:
+        """Each documented status has its own type; unknown ones are plain ApiError."""
+        body = {"errors": [{"code": "ILLEGAL_ENTITY_STATE", "message": "m", "type": "BUSINESS"}]}
+        error = error_from_response(status, _bytes(body), {})
+        assert type(error) is error_type
+
+    def test_web_form_shapes(self) -> None:
+        """Web Form 2.0's {code, description} and its 400 field list."""
+        body = parse_error_body(
+            _bytes({"code": "NOT_FOUND", "description": "No web form", "timestamp": "t"})
+        )
+        assert body == WebFormErrorBody("NOT_FOUND", "No web form")
+        listed = parse_error_body(
+            _bytes({"errors": [{"field": "bank.id", "message": "must be set"}]})
+        )
+        assert isinstance(listed, WebFormErrorBody)
+        assert listed.message == "bank.id: must be set"
 
     def test_retry_after_is_parsed(self) -> None:
         """429 carries the wait."""
