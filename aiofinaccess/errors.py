@@ -18,6 +18,7 @@
     │   ├── AuthenticationError       401 from an API, after one renewal and retry
     │   ├── ForbiddenError            403 (wrong token kind, not allowed)
     │   ├── NotFoundError             404
+    │   ├── ConflictError             409 (Everifin: the account is not active)
     │   ├── UnprocessableEntityError  422 (business rule)
     │   │   └── EntityExistsError     422 ENTITY_EXISTS (finAPI: the user id is taken)
     │   ├── LockedError               423
@@ -53,6 +54,7 @@ __all__ = [
     "AuthorizationFlowError",
     "BadRequestError",
     "ConfigurationError",
+    "ConflictError",
     "EntityExistsError",
     "ErrorBody",
     "EverifinErrorBody",
@@ -483,6 +485,10 @@ class NotFoundError(ApiError):
     """404: no such entity."""
 
 
+class ConflictError(ApiError):
+    """409: the entity is not in a state that allows this."""
+
+
 class UnprocessableEntityError(ApiError):
     """422: a business rule refused the request (the body's code says which)."""
 
@@ -508,6 +514,7 @@ _STATUS_ERRORS: Final[dict[int, type[ApiError]]] = {
     401: AuthenticationError,
     403: ForbiddenError,
     404: NotFoundError,
+    409: ConflictError,
     422: UnprocessableEntityError,
     423: LockedError,
     429: RateLimitedError,

@@ -533,6 +533,14 @@ class SessionManager(RenewalEngine):
             await self.oauth(key.provider).logout(stored.token_set.refresh_token)
         await self._forget(key)
 
+    async def forget(self, provider: Provider | str, subject: str | None = None) -> None:
+        """Delete a token set here and in the store without calling the provider.
+
+        For sets the provider already killed (a deleted finAPI user, a changed password).
+        Later requests for it raise :class:`ReauthorizationRequired` until new tokens are stored.
+        """
+        await self._forget(self.key(provider, subject))
+
     async def _forget(self, key: TokenKey) -> None:
         await self._store_call(self._store.delete(key))
         entry = self._entry(key)

@@ -10,8 +10,10 @@ does not break a client. A response that cannot be read raises
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -21,7 +23,7 @@ import cattrs.gen
 from .errors import UnexpectedResponseError
 from .tokens import Secret
 
-__all__ = ["api_converter", "camel", "read_model", "to_wire"]
+__all__ = ["api_converter", "camel", "format_instant", "read_model", "to_wire"]
 
 _T = TypeVar("_T")
 
@@ -38,10 +40,29 @@ def _renames(cls: type) -> dict[str, Any]:
     }
 
 
+def _instant(value: Any, _type: Any) -> dt.datetime:
+    """ISO 8601 with ``Z`` or an offset; a naive value is taken as UTC."""
+    moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def format_instant(moment: dt.datetime) -> str:
+    """``YYYY-MM-DDTHH:mm:ss.SSSZ`` in UTC, the form Everifin's filters take."""
+    utc = moment.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_unstructure_hook(Secret, Secret.reveal)
     converter.register_structure_hook(Secret, lambda value, _type: Secret(value))
+    converter.register_structure_hook(dt.datetime, _instant)
+    converter.register_unstructure_hook(dt.datetime, format_instant)
+    converter.register_structure_hook(dt.date, lambda value, _type: dt.date.fromisoformat(value))
+    converter.register_unstructure_hook(dt.date, dt.date.isoformat)
+    # Amounts are money: go through their decimal text, never through binary floats.
+    converter.register_structure_hook(Decimal, lambda value, _type: Decimal(str(value)))
+    converter.register_unstructure_hook(Decimal, str)
 
     def unstructure_factory(cls: type) -> Callable[[Any], dict[str, Any]]:
         return cattrs.gen.make_dict_unstructure_fn(

@@ -244,3 +244,74 @@ async def test_users_exchanges(sandbox: Sandbox, exchange: Exchanges) -> None:
     await exchange("DELETE", "/api/v1/users", token=user, expect=200)
     await exchange("GET", "/api/v1/users", token=user, expect=401)
     assert exchange.validated == 20
+
+
+@pytest.mark.parametrize(
+    "sandbox_config",
+    [SandboxConfig(finapi_version="v1", finapi_auto_verify_users=False, record_requests=True)],
+)
+async def test_every_request_the_sdk_sends_validates(sandbox: Sandbox) -> None:
+    """Token grants, revocation and every users call, as the SDK sends them in v1 mode."""
+    from aiofinaccess import ClientCredentials, FinApi, SessionManager  # noqa: PLC0415
+    from aiofinaccess.users import NewUser, UserChanges, Users  # noqa: PLC0415
+
+    config = sandbox.config
+    async with SessionManager(scheduler=False) as manager:
+        manager.register(
+            FinApi.at(sandbox.base_url, api_version="v1"),
+            ClientCredentials(config.finapi_client_id, config.finapi_client_secret),
+        )
+        users = Users(manager)
+        await users.create(NewUser(id="sdk-1", password=PASSWORD, email="sdk@example.com"))
+        await users.create(NewUser(id="sdk-2", password=PASSWORD))
+        assert await users.is_verified("sdk-1") is False
+        await users.verify("sdk-1")
+        await users.delete_unverified("sdk-2")
+        await manager.login_with_password("finapi", "sdk-1", PASSWORD)
+        await manager.refresh("finapi", "sdk-1")
+        await users.get("sdk-1")
+        await users.edit(
+            "sdk-1", UserChanges(phone="+421 900 000 000", is_auto_update_enabled=False)
+        )
+        change = await users.request_password_change("sdk-1")
+        await users.execute_password_change("sdk-1", PASSWORD + "-2", change.password_change_token)
+        await manager.login_with_password("finapi", "sdk-1", PASSWORD + "-2")
+        await manager.revoke("finapi", "sdk-1")
+        await manager.login_with_password("finapi", "sdk-1", PASSWORD + "-2")
+        await users.delete("sdk-1")
+    journal = sandbox.state.journal
+    sent = {(exchange.method, exchange.path) for exchange in journal}
+    assert sent >= {
+        ("POST", "/oauth/token"),
+        ("POST", "/oauth/revoke"),
+        ("POST", "/api/v1/users"),
+        ("GET", "/api/v1/users"),
+        ("PATCH", "/api/v1/users"),
+        ("DELETE", "/api/v1/users"),
+        ("DELETE", "/api/v1/users/sdk-2"),
+        ("POST", "/api/v1/users/verify/sdk-1"),
+        ("GET", "/api/v1/users/verificationStatus"),
+        ("POST", "/api/v1/users/requestPasswordChange"),
+        ("POST", "/api/v1/users/executePasswordChange"),
+    }
+    for exchange in journal:
+        request = MockRequest(
+            SPEC_HOST,
+            exchange.method.lower(),
+            exchange.path,
+            args=exchange.query,
+            headers=exchange.headers,
+            data=exchange.body or None,
+            content_type=exchange.content_type,
+        )
+        SPEC.validate_request(request)
+        SPEC.validate_response(
+            request,
+            MockResponse(
+                exchange.response_body,
+                exchange.status,
+                exchange.response_headers,
+                exchange.response_content_type,
+            ),
+        )
+    assert len(journal) >= len(sent)

@@ -23,7 +23,7 @@ from .bankconnect import BankConnectService
 from .common import REQUEST_ID, request_id
 from .finapi import FinApiService
 from .keycloak import KeycloakService
-from .state import Faults, SandboxState
+from .state import Exchange, Faults, SandboxState
 
 __all__ = ["build_app"]
 
@@ -84,8 +84,13 @@ def _middleware(state: SandboxState) -> Any:
         if in_scope and faults.latency:
             await asyncio.sleep(faults.latency)
         response: web.StreamResponse | None
-        if in_scope and faults.rate and state.rng.random() < faults.rate:
-            kind = state.rng.choice(faults.kinds)
+        burst = in_scope and faults.burst > 0
+        if burst or (in_scope and faults.rate and state.rng.random() < faults.rate):
+            if burst:
+                faults.burst -= 1
+                kind = faults.kinds[faults.burst % len(faults.kinds)]
+            else:
+                kind = state.rng.choice(faults.kinds)
             state.count(f"faults_injected.{kind}")
             response = _fault_response(kind, faults)
             if response is None:
@@ -97,9 +102,30 @@ def _middleware(state: SandboxState) -> Any:
             response = await handler(request)
         response.headers["X-Request-Id"] = rid
         state.count(f"api_calls.{response.status}")
+        if state.config.record_requests:
+            await _record(state, request, response)
         return response
 
     return sandbox_middleware
+
+
+async def _record(state: SandboxState, request: web.Request, response: web.StreamResponse) -> None:
+    body = await request.read()
+    response_body = response.body if isinstance(response, web.Response) else b""
+    state.journal.append(
+        Exchange(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            body=body if isinstance(body, bytes) else b"",
+            content_type=request.content_type,
+            status=response.status,
+            response_headers=dict(response.headers),
+            response_body=response_body if isinstance(response_body, bytes) else b"",
+            response_content_type=response.content_type,
+        )
+    )
 
 
 async def _stats(request: web.Request) -> web.Response:

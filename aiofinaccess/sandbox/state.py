@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["FAULT_KINDS", "Faults", "SandboxClock", "SandboxConfig", "SandboxState"]
+__all__ = ["FAULT_KINDS", "Exchange", "Faults", "SandboxClock", "SandboxConfig", "SandboxState"]
 
 FAULT_KINDS = ("500", "502", "503", "drop", "malformed", "html", "429")
 FaultScope = Literal["token", "api", "all"]
@@ -32,6 +32,8 @@ class Faults:
         scope: ``token`` (token, revoke, logout endpoints), ``api`` (everything else), ``all``.
         latency: Seconds added to every request in scope.
         retry_after: Seconds sent in ``Retry-After`` with 429 and 503.
+        burst: The next ``burst`` requests in scope fail for sure (kinds in turn), before
+            ``rate`` applies: a deterministic failure for tests.
     """
 
     rate: float = 0.0
@@ -39,8 +41,11 @@ class Faults:
     scope: FaultScope = "all"
     latency: float = 0.0
     retry_after: float = 1.0
+    burst: int = 0
 
     def __attrs_post_init__(self) -> None:
+        if self.burst < 0:
+            raise ValueError("fault burst must be >= 0")
         if not 0 <= self.rate <= 1:
             raise ValueError("fault rate must be between 0 and 1")
         unknown = set(self.kinds) - set(FAULT_KINDS)
@@ -82,6 +87,8 @@ class SandboxConfig:
     transactions_per_account: int = 120
     seed: int = 0
     faults: Faults = attrs.Factory(Faults)
+    #: Keep every exchange in ``SandboxState.journal`` (bodies included: for tests only).
+    record_requests: bool = False
 
 
 class SandboxClock:
@@ -101,6 +108,22 @@ class SandboxClock:
         self.offset += seconds
 
 
+@attrs.frozen
+class Exchange:
+    """One request and its answer, as the sandbox saw them (``record_requests``)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    content_type: str
+    status: int
+    response_headers: dict[str, str]
+    response_body: bytes
+    response_content_type: str
+
+
 @attrs.define
 class SandboxState:
     """Shared by the services of one sandbox."""
@@ -109,6 +132,7 @@ class SandboxState:
     clock: SandboxClock = attrs.Factory(SandboxClock)
     counters: Counter[str] = attrs.Factory(Counter)
     rng: random.Random = attrs.field(init=False)
+    journal: list[Exchange] = attrs.Factory(list)
 
     def __attrs_post_init__(self) -> None:
         self.rng = random.Random(self.config.seed)  # noqa: S311  (test data, not cryptography)
