@@ -128,7 +128,7 @@ async def test_password_change(users: Users, sandbox_manager: SessionManager) ->
 
 
 async def test_the_right_token_kind_is_chosen(users: Users, sandbox: Sandbox) -> None:
-    """Creating uses the client token, reading the user's: the sandbox would answer 403 otherwise."""
+    """Creating uses the client token, reading the user's (else the sandbox answers 403)."""
     await users.create_and_login(NewUser(id="frank", password=PASSWORD))
     await users.get("frank")
     statuses = {(e.method, e.path): e.status for e in sandbox.state.journal}
