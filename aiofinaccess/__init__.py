@@ -14,38 +14,60 @@ from .authorization import (
     build_authorization_request,
     parse_callback,
 )
+from .bankconnect import (
+    Account,
+    Balance,
+    BankConnect,
+    BankConnectRoutes,
+    Transaction,
+    TransactionSync,
+)
 from .clock import SYSTEM_CLOCK, Clock, SystemClock
 from .errors import (
     AiofinaccessError,
     ApiError,
+    AuthenticationError,
     AuthorizationDenied,
     AuthorizationFlowError,
+    BadRequestError,
     ConfigurationError,
+    ConflictError,
+    EntityExistsError,
     EverifinErrorBody,
     FinApiErrorBody,
+    ForbiddenError,
     InvalidClientError,
+    LockedError,
+    NotFoundError,
     OAuthError,
     OAuthErrorBody,
+    RateLimitedError,
     ReauthorizationRequired,
+    ServerError,
     StateMismatchError,
     StoreConflictError,
     StoreError,
     TokenResponseError,
     TransportError,
+    UnexpectedResponseError,
     UnparsedErrorBody,
+    UnprocessableEntityError,
     UsageError,
+    ValidationError,
 )
 from .events import Event, ManagerStats, ReauthRequired, Refreshed, RefreshFailed, Rotated
 from .lifecycle import RefreshPolicy, RetryPolicy, TokenState
 from .manager import SessionManager
 from .middleware import BearerAuth
 from .oauth import OAuthClient, discover
+from .pipeline import ApiClient, Endpoint, EndUser
 from .providers import ClientAuthMethod, Everifin, FinApi, Oidc, Provider, RevocationStyle
 from .stores import ChangeFeed, TokenStore, Versioned
 from .stores.codec import FernetCodec, JsonCodec, TokenCodec
 from .stores.memory import MemoryStore
 from .stores.sqlite import SQLiteStore
 from .tokens import ClientCredentials, Secret, TokenKey, TokenSet
+from .users import NewUser, PasswordChange, User, UserChanges, Users
 
 __version__ = "0.1.0.dev0"
 
@@ -61,33 +83,50 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "SYSTEM_CLOCK",
+    "Account",
     "AiofinaccessError",
+    "ApiClient",
     "ApiError",
+    "AuthenticationError",
     "AuthorizationDenied",
     "AuthorizationFlowError",
     "AuthorizationRequest",
     "AuthorizationResponse",
+    "BadRequestError",
+    "Balance",
+    "BankConnect",
+    "BankConnectRoutes",
     "BearerAuth",
     "ChangeFeed",
     "ClientAuthMethod",
     "ClientCredentials",
     "Clock",
     "ConfigurationError",
+    "ConflictError",
+    "EndUser",
+    "Endpoint",
+    "EntityExistsError",
     "Event",
     "Everifin",
     "EverifinErrorBody",
     "FernetCodec",
     "FinApi",
     "FinApiErrorBody",
+    "ForbiddenError",
     "InvalidClientError",
     "JsonCodec",
+    "LockedError",
     "ManagerStats",
     "MemoryStore",
+    "NewUser",
+    "NotFoundError",
     "OAuthClient",
     "OAuthError",
     "OAuthErrorBody",
     "Oidc",
+    "PasswordChange",
     "Provider",
+    "RateLimitedError",
     "ReauthRequired",
     "ReauthorizationRequired",
     "RedisStore",
@@ -99,6 +138,7 @@ __all__ = [
     "Rotated",
     "SQLiteStore",
     "Secret",
+    "ServerError",
     "SessionManager",
     "StateMismatchError",
     "StoreConflictError",
@@ -110,9 +150,17 @@ __all__ = [
     "TokenSet",
     "TokenState",
     "TokenStore",
+    "Transaction",
+    "TransactionSync",
     "TransportError",
+    "UnexpectedResponseError",
     "UnparsedErrorBody",
+    "UnprocessableEntityError",
     "UsageError",
+    "User",
+    "UserChanges",
+    "Users",
+    "ValidationError",
     "Versioned",
     "build_authorization_request",
     "discover",

@@ -12,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 
+from .bankconnect import BankConnect, Transaction
 from .errors import AiofinaccessError, ReauthorizationRequired
 from .manager import SessionManager
-from .middleware import BearerAuth
 from .providers import Everifin, FinApi
 from .sandbox import SandboxConfig, headless_login, run_sandbox
 from .tokens import ClientCredentials, Secret, TokenSet
+from .users import NewUser, Users
 
 __all__ = ["run"]
 
@@ -56,44 +57,29 @@ class _Steps:
         return result
 
 
-async def _json(session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:
-    async with session.request(method, url, **kwargs) as response:
-        if response.status >= 400:
-            raise AssertionError(f"HTTP {response.status} from {method} {url}")
-        return await response.json()
-
-
-async def _finapi(manager: SessionManager, base_url: str, steps: _Steps) -> None:
+async def _finapi(manager: SessionManager, steps: _Steps) -> None:
     steps.echo("finAPI Access (v2) on the sandbox")
+    users = Users(manager)
     await steps.run(
         "client token (client_credentials)",
         lambda: manager.token_set("finapi"),
         lambda t: f"token {_fp(t.access_token)}, refresh token {_fp(t.refresh_token)}",
     )
-    async with aiohttp.ClientSession(middlewares=(BearerAuth(manager, "finapi"),)) as client_http:
-        await steps.run(
-            "create user (POST /api/v2/users)",
-            lambda: _json(
-                client_http,
-                "POST",
-                base_url + "/api/v2/users",
-                json={"id": USER_ID, "password": USER_PASSWORD},
-            ),
-            lambda body: f"id {body['id']}",
-        )
+    await steps.run(
+        "create user (POST /api/v2/users, client token)",
+        lambda: users.create(NewUser(id=USER_ID, password=USER_PASSWORD)),
+        lambda user: f"id {user.id}",
+    )
     await steps.run(
         "user token (password grant)",
         lambda: manager.login_with_password("finapi", USER_ID, USER_PASSWORD),
         lambda t: f"token {_fp(t.access_token)}, refresh token {_fp(t.refresh_token)}",
     )
-    async with aiohttp.ClientSession(
-        middlewares=(BearerAuth(manager, "finapi", USER_ID),)
-    ) as user_http:
-        await steps.run(
-            "read the user (GET /api/v2/users)",
-            lambda: _json(user_http, "GET", base_url + "/api/v2/users"),
-            lambda body: f"id {body['id']}, password {body['password']}",
-        )
+    await steps.run(
+        "read the user (GET /api/v2/users, user token)",
+        lambda: users.get(USER_ID),
+        lambda user: f"id {user.id}, password {'masked' if user.password is None else '?'}",
+    )
     before = await manager.token_set("finapi", USER_ID)
 
     async def after_expiry() -> TokenSet:
@@ -111,7 +97,7 @@ async def _finapi(manager: SessionManager, base_url: str, steps: _Steps) -> None
     )
 
 
-async def _everifin(manager: SessionManager, base_url: str, steps: _Steps) -> None:
+async def _everifin(manager: SessionManager, steps: _Steps) -> None:
     steps.echo("Everifin BankConnect (Keycloak realm everifin_app) on the sandbox")
     redirect_uri = "http://127.0.0.1/callback"
     request = manager.authorization_request("everifin", redirect_uri)
@@ -129,26 +115,27 @@ async def _everifin(manager: SessionManager, base_url: str, steps: _Steps) -> No
         lambda: manager.complete_authorization("everifin", EVERIFIN_USER, str(callback), request),
         lambda t: f"token {_fp(t.access_token)}, refresh token {_fp(t.refresh_token)}",
     )
-    async with aiohttp.ClientSession(
-        middlewares=(BearerAuth(manager, "everifin", EVERIFIN_USER),)
-    ) as http:
-        accounts = await steps.run(
-            "accounts (GET /v1/accounts)",
-            lambda: _json(http, "GET", base_url + "/v1/accounts"),
-            lambda body: f"{len(body['data'])} accounts",
+    bank = BankConnect(manager)
+    accounts = await steps.run(
+        "accounts (GET /v1/accounts)",
+        lambda: bank.accounts(EVERIFIN_USER),
+        lambda found: f"{len(found)} accounts",
+    )
+    if accounts:
+
+        async def first_transactions() -> list[Transaction]:
+            found: list[Transaction] = []
+            async for transaction in bank.transactions(EVERIFIN_USER, accounts[0].id, per_page=50):
+                found.append(transaction)
+                if len(found) == 5:
+                    break
+            return found
+
+        await steps.run(
+            "transactions (first 5, paged)",
+            first_transactions,
+            lambda found: ", ".join(f"{tx.amount} {tx.currency}" for tx in found[:3]) + ", ...",
         )
-        if accounts:
-            account_id = accounts["data"][0]["id"]
-            await steps.run(
-                "transactions, first page",
-                lambda: _json(
-                    http,
-                    "GET",
-                    f"{base_url}/v1/accounts/{account_id}/transactions",
-                    params={"countPerPage": "5"},
-                ),
-                lambda body: f"{len(body['data'])} of {body['meta']['pagination']['countTotal']}",
-            )
     if first is None:
         return
     second = await steps.run(
@@ -208,8 +195,8 @@ async def run(echo: Callable[[str], object] = print) -> int:
                 Everifin.at(sandbox.idp_url, sandbox.api_url, realm=config.realm),
                 ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
             )
-            await _finapi(manager, sandbox.base_url, steps)
-            await _everifin(manager, sandbox.base_url, steps)
+            await _finapi(manager, steps)
+            await _everifin(manager, steps)
             stats = sandbox.stats()
             echo("token requests seen by the sandbox:")
             for grant, count in sorted(stats["token_requests"].items()):
