@@ -51,7 +51,7 @@ from .lifecycle import (
     token_state,
     transition,
 )
-from .providers import Provider, RevocationStyle
+from .providers import ClientAuthMethod, Provider, RevocationStyle
 from .renewal import PasswordLookup, RenewalEngine, _Entry, _Registration
 from .stores import ChangeFeed, TokenStore
 from .stores.memory import MemoryStore
@@ -167,8 +167,19 @@ class SessionManager(RenewalEngine):
                 password so the manager can fall back to the password grant when a refresh
                 token is gone. The manager never stores passwords.
         """
+        if not isinstance(provider, Provider):
+            raise ConfigurationError("provider must be a Provider (FinApi, Everifin or Oidc preset)")
         if provider.name in self._registrations:
             raise ConfigurationError(f"provider {provider.name!r} is already registered")
+        if not isinstance(client, ClientCredentials):
+            raise ConfigurationError("client must be ClientCredentials(client_id, client_secret)")
+        if client.client_secret is None and provider.client_auth is not ClientAuthMethod.NONE:
+            raise ConfigurationError(
+                f"client_secret is required for provider {provider.name!r} "
+                f"({provider.client_auth.value})"
+            )
+        if password_lookup is not None and not callable(password_lookup):
+            raise ConfigurationError("password_lookup must be an async callable")
         self._registrations[provider.name] = _Registration(provider, client, password_lookup)
         if self._started and not self._closed:
             self._spawn(self.restore(provider.name))

@@ -138,9 +138,13 @@ async def send(
             )
     except TransportError:
         raise
-    except aiohttp.ClientConnectorCertificateError:
+    except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientConnectorSSLError):
+        # Verification is never turned off: an untrusted certificate is a configuration or
+        # an attack, and retrying cannot fix either.
         raise TransportError(
-            f"{what}: TLS certificate verification failed", request_sent=False, retryable=False
+            f"{what}: TLS handshake or certificate verification failed",
+            request_sent=False,
+            retryable=False,
         ) from None
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         raise TransportError(
