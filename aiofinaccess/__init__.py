@@ -68,6 +68,7 @@ from .stores.memory import MemoryStore
 from .stores.sqlite import SQLiteStore
 from .tokens import ClientCredentials, Secret, TokenKey, TokenSet
 from .users import NewUser, PasswordChange, User, UserChanges, Users
+from .webform import BankConnectionImport, WebForm, WebFormCallbacks, WebForms, WebFormStatus
 
 __version__ = "0.1.0.dev0"
 
@@ -96,6 +97,7 @@ __all__ = [
     "Balance",
     "BankConnect",
     "BankConnectRoutes",
+    "BankConnectionImport",
     "BearerAuth",
     "ChangeFeed",
     "ClientAuthMethod",
@@ -162,6 +164,10 @@ __all__ = [
     "Users",
     "ValidationError",
     "Versioned",
+    "WebForm",
+    "WebFormCallbacks",
+    "WebFormStatus",
+    "WebForms",
     "build_authorization_request",
     "discover",
     "parse_callback",

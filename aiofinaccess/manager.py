@@ -168,7 +168,7 @@ class SessionManager(RenewalEngine):
                 token is gone. The manager never stores passwords.
         """
         if not isinstance(provider, Provider):
-            raise ConfigurationError("provider must be a Provider (FinApi, Everifin or Oidc preset)")
+            raise ConfigurationError("provider must be a FinApi, Everifin or Oidc preset")
         if provider.name in self._registrations:
             raise ConfigurationError(f"provider {provider.name!r} is already registered")
         if not isinstance(client, ClientCredentials):

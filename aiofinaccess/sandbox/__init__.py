@@ -76,7 +76,7 @@ class Sandbox:
         self.state.config.faults = Faults(**settings)
 
     def service(self, name: str) -> Any:
-        """``"finapi"``, ``"keycloak"`` or ``"bankconnect"``: the emulated service's state."""
+        """``"finapi"``, ``"keycloak"``, ``"bankconnect"`` or ``"webform"``: a service's state."""
         return self.app[SERVICES_KEY][name]
 
 

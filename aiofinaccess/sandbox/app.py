@@ -24,6 +24,7 @@ from .common import REQUEST_ID, request_id
 from .finapi import FinApiService
 from .keycloak import KeycloakService
 from .state import Exchange, Faults, SandboxState
+from .webform import WebFormService
 
 __all__ = ["build_app"]
 
@@ -206,9 +207,16 @@ def build_app(state: SandboxState) -> web.Application:
     finapi = FinApiService(state)
     keycloak = KeycloakService(state)
     bankconnect = BankConnectService(state, keycloak)
+    webform = WebFormService(state, finapi)
     app[STATE_KEY] = state
-    app[SERVICES_KEY] = {"finapi": finapi, "keycloak": keycloak, "bankconnect": bankconnect}
+    app[SERVICES_KEY] = {
+        "finapi": finapi,
+        "keycloak": keycloak,
+        "bankconnect": bankconnect,
+        "webform": webform,
+    }
     app.add_routes(finapi.routes())
+    app.add_routes(webform.routes())
     app.add_routes(keycloak.routes())
     app.add_routes(bankconnect.routes())
     app.add_routes(

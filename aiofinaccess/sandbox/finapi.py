@@ -228,6 +228,15 @@ class FinApiService:
             return None
         return access
 
+    def user_for(self, token: str | None) -> str | None:
+        """The user a live user access token belongs to; ``None`` for anything else.
+
+        For the other services of this mandator that take finAPI user tokens (Web Form 2.0):
+        no token, an unknown, revoked or expired one, and a client token all give ``None``.
+        """
+        access = self._alive(token)
+        return access.grant.user_id if access is not None else None
+
     def _client_token(self) -> web.Response:
         current = self._alive(self.client_access)
         if current is not None and self.client_access is not None:

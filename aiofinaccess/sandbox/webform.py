@@ -1,0 +1,339 @@
+"""finAPI Web Form 2.0, emulated: bank-connection import forms and the page the user opens.
+
+Shapes follow the Web Form 2.0 spec (``shared/specs/finapi-webform2/openapi.yaml``):
+
+* ``POST /api/webForms/bankConnectionImport`` with the user's finAPI access token -> 201
+  ``WebForm`` whose ``url`` is this sandbox's ``/wf/{id}``. The body is checked against the
+  spec's limits; a 400 lists every refused field as ``{field, message}``.
+* ``GET /api/webForms/{id}``: the caller's own forms only; another user's form is 404, exactly
+  like an unknown one.
+* ``GET /wf/{id}``: the page the end user opens. Opening it moves ``NOT_YET_OPENED`` to
+  ``IN_PROGRESS``. It has two buttons, complete and abort.
+* ``POST /wf/{id}`` with ``action=complete`` (``COMPLETED``, a new ``bankConnectionId``) or
+  ``action=abort`` (``ABORTED``). ``action=error`` (no button) ends it ``COMPLETED_WITH_ERROR``
+  with ``errorCode`` ``BANK_SERVER_REJECTION``, as wrong bank credentials would.
+
+A form that is not final expires 20 minutes after creation on the sandbox clock (``EXPIRED``).
+If ``callbacks.finalised`` was given, the sandbox POSTs ``{webFormId, status}`` there when the
+end user finishes the form, before answering the page, so a test sees it at once. It is best
+effort (a few seconds at most, the answer ignored); ``webform_callbacks.sent`` and
+``webform_callbacks.failed`` count the outcomes. Errors have Web Form 2.0's shape
+``{code, description, timestamp, endpoint}``; a missing, unknown, expired or client token is
+401 ``UNAUTHORIZED``.
+
+Deviations, for local use: ``http`` callback and redirect URLs are accepted for loopback hosts
+(finAPI takes https only); ``profileId`` and ``bank.id`` are accepted unchecked, as the
+sandbox has no profiles or banks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import itertools
+import re
+import uuid
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import aiohttp
+import attrs
+from aiohttp import web
+
+from .common import bearer, form_fields, json_error
+from .finapi import FinApiService
+from .state import SandboxState
+
+__all__ = ["WebFormService"]
+
+FORM_TTL: Final = 20 * 60.0
+CALLBACK_TIMEOUT: Final = 3.0
+_FINAL: Final = frozenset({"COMPLETED", "COMPLETED_WITH_ERROR", "EXPIRED", "ABORTED"})
+_ACCOUNT_TYPES: Final = frozenset(
+    {"BAUSPAREN", "CHECKING", "CREDIT_CARD", "LOAN", "MEMBERSHIP", "SAVINGS", "SECURITY"}
+)
+# The spec's pattern for redirectUrl and callbacks.finalised.
+_HTTPS_URL: Final = re.compile(
+    r"https://(www\.)?[-a-zA-Z0-9@:%._+~#=]{1,256}\.[a-zA-Z0-9()]{1,63}\b"
+    r"([-a-zA-Z0-9()@:%_+.~#?&/=]*)"
+)
+_LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+_ACTIONS: Final = {
+    "complete": ("COMPLETED", None),
+    "abort": ("ABORTED", None),
+    "error": ("COMPLETED_WITH_ERROR", "BANK_SERVER_REJECTION"),
+}
+
+
+@attrs.define
+class _Form:
+    id: str
+    user_id: str
+    created_at: float
+    expires_at: float
+    finalised_url: str | None
+    status: str = "NOT_YET_OPENED"
+    bank_connection_id: int | None = None
+    error_code: str | None = None
+
+
+def _timestamp(seconds: float) -> str:
+    """Web Form 2.0's ``yyyy-MM-dd'T'HH:mm:ss.SSSZ`` (Java's ``Z``: ``+0000``)."""
+    moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _url_problem(value: object, low: int) -> str | None:
+    if not isinstance(value, str) or not low <= len(value) <= 2048:
+        return f"must be a string of {low} to 2048 characters"
+    if _HTTPS_URL.fullmatch(value):
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is not None and parts.scheme == "http" and parts.hostname in _LOOPBACK:
+        return None  # sandbox only: local callback targets
+    return "must be an https URL"
+
+
+def _validate(body: dict[str, Any]) -> list[dict[str, str]]:
+    """Every field of ``BankConnectionImportDetails`` that breaks the spec."""
+    errors: list[dict[str, str]] = []
+
+    def refuse(field: str, message: str) -> None:
+        errors.append({"field": field, "message": message})
+
+    bank = body.get("bank")
+    if bank is not None:
+        if not isinstance(bank, dict):
+            refuse("bank", "must be an object")
+        else:
+            if bank.get("id") is not None and not _is_int(bank["id"]):
+                refuse("bank.id", "must be an integer")
+            if bank.get("search") is not None and not isinstance(bank["search"], str):
+                refuse("bank.search", "must be a string")
+            if bank.get("id") is not None and bank.get("search") is not None:
+                refuse("bank", "id and search are mutually exclusive")
+    name = body.get("bankConnectionName")
+    if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 64):
+        refuse("bankConnectionName", "size must be between 1 and 64")
+    for flag in ("skipPositionsDownload", "loadOwnerData"):
+        if body.get(flag) is not None and not isinstance(body[flag], bool):
+            refuse(flag, "must be a boolean")
+    days = body.get("maxDaysForDownload")
+    if days is not None and (not _is_int(days) or not 0 <= days <= 3650):
+        refuse("maxDaysForDownload", "must be an integer from 0 to 3650")
+    types = body.get("accountTypes")
+    if types is not None:
+        if not isinstance(types, list):
+            refuse("accountTypes", "must be an array")
+        else:
+            for index, value in enumerate(types):
+                if value not in _ACCOUNT_TYPES:
+                    refuse(f"accountTypes[{index}]", f"must be one of {sorted(_ACCOUNT_TYPES)}")
+            if len({str(value) for value in types}) != len(types):
+                refuse("accountTypes", "must not contain duplicates")
+    callbacks = body.get("callbacks")
+    if callbacks is not None:
+        if not isinstance(callbacks, dict):
+            refuse("callbacks", "must be an object")
+        elif callbacks.get("finalised") is not None:
+            problem = _url_problem(callbacks["finalised"], 0)
+            if problem:
+                refuse("callbacks.finalised", problem)
+    if body.get("redirectUrl") is not None:
+        problem = _url_problem(body["redirectUrl"], 1)
+        if problem:
+            refuse("redirectUrl", problem)
+    profile = body.get("profileId")
+    if profile is not None and (not isinstance(profile, str) or len(profile) != 36):
+        refuse("profileId", "size must be 36")
+    return errors
+
+
+def _page(title: str, text: str, *, status: int = 200, form_id: str | None = None) -> web.Response:
+    buttons = ""
+    if form_id is not None:
+        action = html.escape(f"/wf/{form_id}")
+        buttons = (
+            f'<form method="post" action="{action}">'
+            '<button type="submit" name="action" value="complete">Complete</button> '
+            '<button type="submit" name="action" value="abort">Abort</button>'
+            "</form>"
+        )
+    document = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>{buttons}</body></html>"
+    )
+    return web.Response(status=status, text=document, content_type="text/html")
+
+
+class WebFormService:
+    """Web Form 2.0 for the users of the emulated finAPI mandator."""
+
+    def __init__(self, state: SandboxState, finapi: FinApiService) -> None:
+        self.state = state
+        self.finapi = finapi
+        self.forms: dict[str, _Form] = {}
+        self._connection_ids = itertools.count(1)
+
+    def routes(self) -> list[web.RouteDef]:
+        """The API routes and the end user's page."""
+        return [
+            web.post("/api/webForms/bankConnectionImport", self.create_import),
+            web.get("/api/webForms/{id}", self.get_form),
+            web.get("/wf/{id}", self.open_page),
+            web.post("/wf/{id}", self.finish),
+        ]
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def error(self, request: web.Request, status: int, code: str, description: str) -> web.Response:
+        """Web Form 2.0's ``Error`` body."""
+        return json_error(
+            status,
+            {
+                "code": code,
+                "description": description,
+                "timestamp": _timestamp(self.state.clock.now()),
+                "endpoint": f"{request.method} {request.path}",
+            },
+        )
+
+    def _current(self, form_id: str) -> _Form | None:
+        """The form, moved to ``EXPIRED`` if its time is up."""
+        form = self.forms.get(form_id)
+        if (
+            form is not None
+            and form.status not in _FINAL
+            and form.expires_at <= self.state.clock.now()
+        ):
+            form.status = "EXPIRED"
+        return form
+
+    @staticmethod
+    def _public(form: _Form, origin: str) -> dict[str, Any]:
+        return {
+            "id": form.id,
+            "url": f"{origin}/wf/{form.id}",
+            "createdAt": _timestamp(form.created_at),
+            "expiresAt": _timestamp(form.expires_at),
+            "type": "BANK_CONNECTION_IMPORT",
+            "status": form.status,
+            # Unset payload fields are left out: the spec's nullable errorCode enum has no null.
+            "payload": {
+                name: value
+                for name, value in (
+                    ("bankConnectionId", form.bank_connection_id),
+                    ("errorCode", form.error_code),
+                )
+                if value is not None
+            },
+        }
+
+    async def _call_back(self, form: _Form) -> None:
+        if form.finalised_url is None:
+            return
+        body = {"webFormId": form.id, "status": form.status}
+        timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(form.finalised_url, json=body) as response,
+            ):
+                await response.read()  # finAPI ignores the answer, whatever its status
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            self.state.count("webform_callbacks.failed")
+        else:
+            self.state.count("webform_callbacks.sent")
+
+    # -- API -----------------------------------------------------------------------------------
+
+    async def create_import(self, request: web.Request) -> web.Response:
+        """``POST /api/webForms/bankConnectionImport`` (user token) -> 201 WebForm."""
+        user_id = self.finapi.user_for(bearer(request))
+        if user_id is None:
+            return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        errors = (
+            _validate(body)
+            if isinstance(body, dict)
+            else [{"field": "body", "message": "must be a JSON object"}]
+        )
+        if errors:
+            return json_error(
+                400,
+                {
+                    "errors": errors,
+                    "timestamp": _timestamp(self.state.clock.now()),
+                    "endpoint": f"{request.method} {request.path}",
+                },
+            )
+        now = self.state.clock.now()
+        callbacks = body.get("callbacks") or {}
+        form = _Form(
+            id=str(uuid.uuid4()),
+            user_id=user_id,
+            created_at=now,
+            expires_at=now + FORM_TTL,
+            finalised_url=callbacks.get("finalised") or None,
+        )
+        self.forms[form.id] = form
+        self.state.count("webforms.created")
+        return web.json_response(self._public(form, str(request.url.origin())), status=201)
+
+    async def get_form(self, request: web.Request) -> web.Response:
+        """``GET /api/webForms/{id}`` (user token): the caller's own form."""
+        user_id = self.finapi.user_for(bearer(request))
+        if user_id is None:
+            return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
+        form = self._current(request.match_info["id"])
+        if form is None or form.user_id != user_id:
+            return self.error(request, 404, "NOT_FOUND", "Web form not found")
+        return web.json_response(self._public(form, str(request.url.origin())))
+
+    # -- the end user's page -------------------------------------------------------------------
+
+    async def open_page(self, request: web.Request) -> web.Response:
+        """``GET /wf/{id}``: the form's page; opening it starts the form."""
+        form = self._current(request.match_info["id"])
+        if form is None:
+            return _page("Web form not found", "This link is not valid.", status=404)
+        if form.status in _FINAL:
+            return _page(
+                "Web form no longer available", f"This web form is {form.status}.", status=410
+            )
+        form.status = "IN_PROGRESS"
+        return _page(
+            "Import a bank connection",
+            "finAPI sandbox: no bank is contacted. Complete imports a demo bank connection.",
+            form_id=form.id,
+        )
+
+    async def finish(self, request: web.Request) -> web.Response:
+        """``POST /wf/{id}`` with ``action=complete|abort|error``: the form's final status."""
+        form = self._current(request.match_info["id"])
+        if form is None:
+            return _page("Web form not found", "This link is not valid.", status=404)
+        if form.status in _FINAL:
+            return _page(
+                "Web form no longer available", f"This web form is {form.status}.", status=410
+            )
+        fields = await form_fields(request) or {}
+        outcome = _ACTIONS.get(fields.get("action", ""))
+        if outcome is None:
+            return _page("Bad request", "Choose complete or abort.", status=400, form_id=form.id)
+        form.status, form.error_code = outcome
+        if form.status == "COMPLETED":
+            form.bank_connection_id = next(self._connection_ids)
+        await self._call_back(form)
+        return _page("Web form finished", f"This web form is {form.status}. You may close it.")
