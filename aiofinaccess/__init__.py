@@ -8,6 +8,7 @@ what is not re-exported here, knowing it may move.
 
 from __future__ import annotations
 
+from ._hygiene import install_log_filters as _install_log_filters
 from .authorization import (
     AuthorizationRequest,
     AuthorizationResponse,
@@ -71,6 +72,8 @@ from .users import NewUser, PasswordChange, User, UserChanges, Users
 from .webform import BankConnectionImport, WebForm, WebFormCallbacks, WebForms, WebFormStatus
 
 __version__ = "0.1.0.dev0"
+
+_install_log_filters()
 
 
 def __getattr__(name: str) -> object:

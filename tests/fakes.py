@@ -79,8 +79,10 @@ class RecordingHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
         self.texts: list[str] = []
+        self.names: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.names.append(record.name)
         parts = [record.getMessage(), repr(record.args), repr(record.__dict__)]
         if record.exc_info and record.exc_info[1] is not None:
             parts.append(logging.Formatter().formatException(record.exc_info))

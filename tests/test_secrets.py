@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -175,3 +176,20 @@ async def test_the_check_can_fail(recorder: RecordingHandler) -> None:
     """Test that the haystack search would catch a leak (guards against a vacuous pass)."""
     logging.getLogger("aiofinaccess").debug("leaking %s", "at-example-secret")
     assert any("at-example-secret" in text for text in recorder.texts)
+
+
+async def test_store_writes_do_not_leak_through_aiosqlite_debug_logs(
+    recorder: RecordingHandler, tmp_path: Path
+) -> None:
+    """aiosqlite logs call arguments at DEBUG; the stored token set must not be among them."""
+    from aiofinaccess import SQLiteStore, TokenKey, TokenSet  # noqa: PLC0415
+
+    store = SQLiteStore(tmp_path / "tokens.db")
+    token_set = TokenSet(
+        access_token="AT-sqlite-debug-0123456789", refresh_token="RT-sqlite-debug-0123456789"
+    )
+    version = await store.put(TokenKey("p", "u"), token_set, expected_version=None)
+    await store.put(TokenKey("p", "u"), token_set, expected_version=version)
+    await store.aclose()
+    assert any("aiosqlite" in name for name in recorder.names)  # it did log
+    assert not [text for text in recorder.texts if "sqlite-debug-0123456789" in text]
