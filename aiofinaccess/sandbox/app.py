@@ -94,6 +94,8 @@ def _middleware(state: SandboxState) -> Any:
                 kind = state.rng.choice(faults.kinds)
             state.count(f"faults_injected.{kind}")
             response = _fault_response(kind, faults)
+            if response is None and kind == "timeout":
+                await asyncio.sleep(faults.timeout_delay)
             if response is None:
                 if request.transport is not None:
                     request.transport.abort()

@@ -15,7 +15,7 @@ import attrs
 
 __all__ = ["FAULT_KINDS", "Exchange", "Faults", "SandboxClock", "SandboxConfig", "SandboxState"]
 
-FAULT_KINDS = ("500", "502", "503", "drop", "malformed", "html", "429")
+FAULT_KINDS = ("500", "502", "503", "drop", "malformed", "html", "429", "timeout")
 FaultScope = Literal["token", "api", "all"]
 
 
@@ -28,7 +28,8 @@ class Faults:
         kinds: Which failures to draw from: ``500``, ``502``, ``503`` (error statuses),
             ``drop`` (connection closed without an answer), ``malformed`` (truncated JSON
             with status 200), ``html`` (an HTML error page with status 502), ``429`` (with
-            ``Retry-After``).
+            ``Retry-After``), ``timeout`` (no answer for ``timeout_delay`` seconds, then the
+            connection is closed; the request is never processed).
         scope: ``token`` (token, revoke, logout endpoints), ``api`` (everything else), ``all``.
         latency: Seconds added to every request in scope.
         retry_after: Seconds sent in ``Retry-After`` with 429 and 503.
@@ -42,6 +43,7 @@ class Faults:
     latency: float = 0.0
     retry_after: float = 1.0
     burst: int = 0
+    timeout_delay: float = 10.0
 
     def __attrs_post_init__(self) -> None:
         if self.burst < 0:
@@ -53,7 +55,7 @@ class Faults:
             raise ValueError(f"fault kinds must be a non-empty subset of {FAULT_KINDS}")
         if self.scope not in ("token", "api", "all"):
             raise ValueError("fault scope must be token, api or all")
-        if self.latency < 0 or self.retry_after < 0:
+        if self.latency < 0 or self.retry_after < 0 or self.timeout_delay < 0:
             raise ValueError("latency and retry_after must be >= 0")
 
 
