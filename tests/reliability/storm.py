@@ -122,13 +122,13 @@ async def run_storm(
                 except AiofinaccessError as exc:
                     typed[type(exc).__name__] += 1
                     return False
-                except Exception:  # noqa: BLE001  (what the storm is looking for)
+                except Exception:
                     untyped += 1
                     return False
                 return True
 
             async def load(until: float) -> None:
-                rng = random.Random()  # noqa: S311
+                rng = random.Random()
                 while time.monotonic() < until:
                     await one(rng.choice(users))
 
