@@ -81,6 +81,9 @@ class RefreshPolicy:
     refresh_token_lead: float = 60.0
 
     def __attrs_post_init__(self) -> None:
+        values = (self.lead_fraction, self.min_lead, self.max_lead, self.expiry_margin)
+        if not all(math.isfinite(value) for value in (*values, self.refresh_token_lead)):
+            raise ConfigurationError("refresh policy values (min_lead, max_lead...) must be finite")
         if not 0 <= self.lead_fraction < 1:
             raise ConfigurationError("lead_fraction must be in [0, 1)")
         if self.min_lead < 0 or self.max_lead < self.min_lead:
@@ -216,6 +219,9 @@ class RetryPolicy:
     def __attrs_post_init__(self) -> None:
         if self.attempts < 1:
             raise ConfigurationError("attempts must be >= 1")
+        waits = (self.initial, self.max_wait, self.max_retry_after, self.backoff_initial)
+        if not all(math.isfinite(value) for value in (*waits, self.backoff_max)):
+            raise ConfigurationError("retry waits (initial, max_wait...) must be finite")
         if min(self.initial, self.max_wait, self.max_retry_after, self.backoff_initial) < 0:
             raise ConfigurationError("retry waits must be >= 0")
         if self.backoff_max < self.backoff_initial:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -147,8 +148,10 @@ class Provider:
             _check_url(
                 setting, getattr(self, setting), allow_insecure_http=self.allow_insecure_http
             )
-        if self.default_expires_in is not None and self.default_expires_in <= 0:
-            raise ConfigurationError("default_expires_in must be positive or None")
+        if self.default_expires_in is not None and not (
+            math.isfinite(self.default_expires_in) and self.default_expires_in > 0
+        ):
+            raise ConfigurationError("default_expires_in must be a positive number or None")
 
     @classmethod
     def from_discovery(

@@ -203,6 +203,7 @@ def test_provider_configuration(
     except (AiofinaccessError, ValueError, TypeError):
         return
     assert provider.token_url.is_absolute()
+    assert provider.default_expires_in is None or provider.default_expires_in > 0
 
 
 @FUZZ
