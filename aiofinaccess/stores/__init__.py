@@ -16,6 +16,10 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
   ``changes() -> AsyncIterator[tuple[TokenKey, int | None]]`` (the key and its new version,
   ``None`` when deleted); the manager then adopts token sets another process renewed without
   waiting for its own copy to go stale (see :class:`ChangeFeed`).
+* **pending authorizations** - the three shipped stores also keep short-lived opaque records
+  for authorization-code flows in flight (``state`` -> PKCE verifier, user id, outcome), with
+  an expiry and an atomic take, so exactly one callback wins (see
+  :class:`PendingAuthorizations`; :mod:`aiofinaccess.web` uses it).
 
 Stores know nothing of managers, providers or HTTP. They raise
 :class:`~aiofinaccess.errors.StoreError` (or a subclass) on failure.
@@ -23,15 +27,22 @@ Stores know nothing of managers, providers or HTTP. They raise
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
+from ..errors import StoreError, UsageError
 from ..tokens import TokenKey, TokenSet
 
-__all__ = ["ChangeFeed", "TokenStore", "Versioned"]
+if TYPE_CHECKING:
+    from .codec import TokenCodec
+
+__all__ = ["ChangeFeed", "PendingAuthorizations", "TokenStore", "Versioned"]
 
 
 @attrs.frozen(slots=True)
@@ -92,3 +103,66 @@ class ChangeFeed(Protocol):
     def changes(self) -> AsyncIterator[tuple[TokenKey, int | None]]:
         """Yield ``(key, new version or None if deleted)`` for writes by anyone, until closed."""
         ...
+
+
+@runtime_checkable
+class PendingAuthorizations(Protocol):
+    """Short-lived records of authorization flows in flight, shared like the token sets.
+
+    Keys are opaque strings (the web layer passes a hash of the OAuth ``state``), values are
+    opaque bytes. Every record expires ``ttl`` seconds after it was last put; an expired
+    record reads as absent. Durable stores pass the bytes through their token codec, so a
+    :class:`~aiofinaccess.stores.codec.FernetCodec` encrypts a PKCE verifier at rest too.
+    ``MemoryStore``, ``SQLiteStore`` and ``RedisStore`` implement it.
+    """
+
+    async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
+        """Store ``data`` under ``state`` (replacing any record) for ``ttl`` seconds.
+
+        Raises:
+            UsageError: ``ttl`` is not a positive number of seconds.
+            StoreError: The write failed.
+        """
+        ...
+
+    async def get_pending(self, state: str) -> bytes | None:
+        """Return the live record under ``state`` without consuming it, or ``None``."""
+        ...
+
+    async def take_pending(self, state: str) -> bytes | None:
+        """Atomically read and delete the record: of concurrent takers, exactly one gets it.
+
+        Returns:
+            The record, or ``None`` when there is none, it expired, or another taker won.
+        """
+        ...
+
+
+def check_ttl(ttl: float) -> float:
+    """Validate a pending record's ``ttl``; return it."""
+    if not (isinstance(ttl, int | float) and math.isfinite(ttl) and ttl > 0):
+        raise UsageError("a pending record's ttl must be a positive number of seconds")
+    return float(ttl)
+
+
+def seal_pending(codec: TokenCodec, data: bytes) -> bytes:
+    """Pass opaque bytes through a token codec, so an encrypting codec protects them too.
+
+    The codec protocol speaks token sets only; wrapping the bytes as one (base64 in the
+    access-token slot) lets every codec, the app's own included, seal them unchanged.
+    """
+    wrapped = TokenSet(access_token=base64.urlsafe_b64encode(data).decode("ascii"))
+    return codec.encode(wrapped)
+
+
+def open_pending(codec: TokenCodec, sealed: bytes) -> bytes:
+    """Inverse of :func:`seal_pending`.
+
+    Raises:
+        StoreError: The record cannot be decoded (another codec or key wrote it).
+    """
+    wrapped = codec.decode(sealed)
+    try:
+        return base64.urlsafe_b64decode(wrapped.access_token.reveal().encode("ascii"))
+    except (binascii.Error, ValueError):
+        raise StoreError("a pending authorization record is unreadable") from None

@@ -1,18 +1,21 @@
 """An in-process token store: the reference implementation of the store protocol.
 
 Good for tests, scripts and single-process apps that can afford to lose sessions on restart.
-Its lease is an :class:`asyncio.Lock` per key (one process holds every user of it).
+Its lease is an :class:`asyncio.Lock` per key (one process holds every user of it). Pending
+authorization records live in a dict with a monotonic expiry; a take is atomic because nothing
+awaits between its read and its delete.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from ..errors import StoreConflictError
 from ..tokens import TokenKey, TokenSet
-from . import Versioned
+from . import Versioned, check_ttl
 
 __all__ = ["MemoryStore"]
 
@@ -28,6 +31,8 @@ class MemoryStore:
         # Lock and the number of tasks holding or waiting for it, so idle locks can be dropped.
         self._locks: dict[TokenKey, tuple[asyncio.Lock, int]] = {}
         self._next_version = 0
+        self._pending: dict[str, tuple[bytes, float]] = {}
+        self._purge_above = 64  # purge expired records when the dict grows past this size
 
     def __repr__(self) -> str:
         return f"MemoryStore(token_sets={len(self._data)})"
@@ -80,6 +85,29 @@ class MemoryStore:
         for key in list(self._data):
             if provider is None or key.provider == provider:
                 yield key
+
+    async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
+        """Keep ``data`` under ``state`` for ``ttl`` seconds (replacing any record)."""
+        self._pending[state] = (bytes(data), time.monotonic() + check_ttl(ttl))
+        if len(self._pending) > self._purge_above:
+            now = time.monotonic()
+            for name in [name for name, (_, until) in self._pending.items() if until <= now]:
+                del self._pending[name]
+            self._purge_above = max(64, 2 * len(self._pending))  # amortised O(1) per put
+
+    async def get_pending(self, state: str) -> bytes | None:
+        """The live record under ``state``, or ``None``."""
+        record = self._pending.get(state)
+        if record is None or record[1] <= time.monotonic():
+            return None
+        return record[0]
+
+    async def take_pending(self, state: str) -> bytes | None:
+        """Read and delete the record in one step (no await in between: one taker wins)."""
+        record = self._pending.pop(state, None)
+        if record is None or record[1] <= time.monotonic():
+            return None
+        return record[0]
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -14,8 +14,13 @@ Theory of operation
   copy to go stale. It is best effort (a message sent while a subscriber is disconnected is
   lost); compare-and-swap keeps every write correct regardless.
 
+* **Pending authorizations** are plain strings with ``PX`` expiry; a take is ``GETDEL``
+  (Redis >= 6.2), atomic like every command, so exactly one worker wins a callback. Their
+  data goes through the codec, so a ``FernetCodec`` encrypts PKCE verifiers at rest.
+
 Keys: ``{prefix}ts:{key}`` (hash of ``version`` and ``data``), ``{prefix}keys:{provider}`` and
-``{prefix}providers`` (sets, for :meth:`RedisStore.keys`), ``{prefix}lease:{key}``. On Redis
+``{prefix}providers`` (sets, for :meth:`RedisStore.keys`), ``{prefix}lease:{key}``,
+``{prefix}pending:{state}``. On Redis
 Cluster, put a hash tag in the prefix (``"{aiofinaccess}:"``) so a script's keys share a slot.
 """
 
@@ -35,7 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ConfigurationError, StoreConflictError, StoreError, UsageError
 from ..tokens import TokenKey, TokenSet
-from . import Versioned
+from . import Versioned, check_ttl, open_pending, seal_pending
 from .codec import JsonCodec, TokenCodec
 
 try:
@@ -83,6 +88,10 @@ return 0
 
 def _text(value: bytes | str) -> str:  # bytes, unless a client passed in decodes replies
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:  # str, if a client passed in decodes replies
+    return value.encode() if isinstance(value, str) else value
 
 
 def _describe(url: str) -> str:
@@ -261,6 +270,30 @@ class RedisStore:
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
         await asyncio.shield(task)
+
+    async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
+        """Keep ``data`` (through the codec) under ``state`` for ``ttl`` seconds (``SET PX``).
+
+        Raises:
+            UsageError: ``ttl`` is not a positive number of seconds.
+            StoreError: Redis failed.
+        """
+        px = max(1, math.ceil(check_ttl(ttl) * 1000))
+        sealed = seal_pending(self._codec, data)
+        await self._call("put pending", None, self._client.set(self._pending(state), sealed, px=px))
+
+    async def get_pending(self, state: str) -> bytes | None:
+        """The live record under ``state``, or ``None``."""
+        raw = await self._call("get pending", None, self._client.get(self._pending(state)))
+        return None if raw is None else open_pending(self._codec, _bytes(raw))
+
+    async def take_pending(self, state: str) -> bytes | None:
+        """``GETDEL`` the record: atomic in Redis, so one taker wins across every worker."""
+        raw = await self._call("take pending", None, self._client.getdel(self._pending(state)))
+        return None if raw is None else open_pending(self._codec, _bytes(raw))
+
+    def _pending(self, state: str) -> str:
+        return f"{self._prefix}pending:{state}"
 
     async def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:
         """Iterate over stored keys, optionally of one provider (``SSCAN``: never blocks Redis)."""

@@ -13,6 +13,10 @@ Theory of operation
   and must not outlive a holder that crashed. A row ``(key, owner, expires_at)`` does both:
   it is taken by an insert that may replace only an expired row, released by deleting the row
   where the owner is still ours, and simply expires if its holder was killed.
+* **Pending authorizations** (:class:`~aiofinaccess.stores.PendingAuthorizations`) are rows
+  ``(state, data, expires_at)``; a take is one ``DELETE ... RETURNING`` statement (SQLite
+  >= 3.35), so of two processes taking one state exactly one gets the row. Their data goes
+  through the codec like token sets: a :class:`~.codec.FernetCodec` encrypts PKCE verifiers.
 * **Crash safety.** WAL journal with ``synchronous=NORMAL``: a committed write survives any
   crash of the process; only an OS crash or power loss can lose the last commits (never
   corrupt the file). The file is created with mode 0600; SQLite gives its ``-wal`` and
@@ -39,7 +43,7 @@ import aiosqlite
 
 from ..errors import ConfigurationError, StoreConflictError, StoreError
 from ..tokens import TokenKey, TokenSet
-from . import Versioned
+from . import Versioned, check_ttl, open_pending, seal_pending
 from .codec import JsonCodec, TokenCodec
 
 __all__ = ["SQLiteStore"]
@@ -53,7 +57,19 @@ CREATE INDEX IF NOT EXISTS token_sets_provider ON token_sets (provider);
 CREATE TABLE IF NOT EXISTS leases (
     key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pending_authorizations (
+    state TEXT PRIMARY KEY, data BLOB NOT NULL, expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_authorizations_expiry ON pending_authorizations (expires_at);
 """
+
+_PUT_PENDING: Final = """
+INSERT INTO pending_authorizations (state, data, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (state) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at
+"""
+# RETURNING arrived in SQLite 3.35 (2021); Debian 12 ships 3.40.
+_HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35)
+_SQLITE: Final = sqlite3.sqlite_version
 
 # Take the lease if nobody holds it, or if the holder's lease expired (it crashed or overran).
 _ACQUIRE: Final = """
@@ -219,6 +235,40 @@ class SQLiteStore:
             except ValueError:
                 raise StoreError("the store holds a malformed token key") from None
             yield key
+
+    async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
+        """Keep ``data`` (through the codec) under ``state`` for ``ttl`` seconds.
+
+        Also deletes expired records, so abandoned flows do not pile up.
+
+        Raises:
+            UsageError: ``ttl`` is not a positive number of seconds.
+            StoreError: The write failed.
+        """
+        now = time.time()
+        sealed = seal_pending(self._codec, data)
+        await self._execute(_PUT_PENDING, (state, sealed, now + check_ttl(ttl)))
+        await self._execute("DELETE FROM pending_authorizations WHERE expires_at <= ?", (now,))
+
+    async def get_pending(self, state: str) -> bytes | None:
+        """The live record under ``state``, or ``None``."""
+        sql = "SELECT data FROM pending_authorizations WHERE state = ? AND expires_at > ?"
+        _, rows = await self._execute(sql, (state, time.time()))
+        return open_pending(self._codec, bytes(rows[0][0])) if rows else None
+
+    async def take_pending(self, state: str) -> bytes | None:
+        """Delete the record and return it, in one statement: one taker wins, across processes.
+
+        Raises:
+            StoreError: The store failed, or SQLite is older than 3.35 (no ``RETURNING``).
+        """
+        if not _HAS_RETURNING:  # pragma: no cover  (every supported platform has 3.35+)
+            raise StoreError(f"pending authorizations need SQLite >= 3.35, not {_SQLITE}")
+        sql = "DELETE FROM pending_authorizations WHERE state = ? RETURNING data, expires_at"
+        _, rows = await self._execute(sql, (state,))
+        if not rows or rows[0][1] <= time.time():
+            return None  # an expired row is deleted all the same
+        return open_pending(self._codec, bytes(rows[0][0]))
 
     @asynccontextmanager
     async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[None]:

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from aiofinaccess import StoreConflictError, TokenKey, TokenSet
-from aiofinaccess.stores import TokenStore
+from aiofinaccess import StoreConflictError, TokenKey, TokenSet, UsageError
+from aiofinaccess.stores import PendingAuthorizations, TokenStore
 
 ALICE = TokenKey("everifin", "alice")
 BOB = TokenKey("everifin", "bob")
@@ -121,6 +121,55 @@ class StoreContract:
                 raise RuntimeError("boom")
         async with asyncio.timeout(2), store.lease(ALICE, ttl=5):
             pass
+
+    # -- pending authorizations ------------------------------------------------------------------
+
+    async def test_pending_put_get_take(self, store: TokenStore) -> None:
+        """A record reads back (any bytes), survives a get, and is taken exactly once."""
+        assert isinstance(store, PendingAuthorizations)
+        data = b'{"verifier": "v"}\x00\xff'
+        await store.put_pending("state-1", data, ttl=60)
+        assert await store.get_pending("state-1") == data
+        assert await store.get_pending("state-1") == data
+        assert await store.take_pending("state-1") == data
+        assert await store.take_pending("state-1") is None
+        assert await store.get_pending("state-1") is None
+        assert await store.take_pending("never-put") is None
+        assert [key async for key in store.keys(None)] == []  # kept apart from token sets
+
+    async def test_pending_put_replaces(self, store: TokenStore) -> None:
+        """A second put overwrites the record (and its expiry); other states are untouched."""
+        assert isinstance(store, PendingAuthorizations)
+        await store.put_pending("state-1", b"first", ttl=60)
+        await store.put_pending("state-2", b"other", ttl=60)
+        await store.put_pending("state-1", b"second", ttl=60)
+        assert await store.take_pending("state-1") == b"second"
+        assert await store.get_pending("state-2") == b"other"
+
+    async def test_pending_take_has_exactly_one_winner(self, store: TokenStore) -> None:
+        """Twenty concurrent takers of one state: one gets the record, nineteen get None."""
+        assert isinstance(store, PendingAuthorizations)
+        await store.put_pending("state-1", b"record", ttl=60)
+        taken = await asyncio.gather(*(store.take_pending("state-1") for _ in range(20)))
+        assert taken.count(b"record") == 1
+        assert taken.count(None) == 19
+
+    async def test_pending_records_expire(self, store: TokenStore) -> None:
+        """After its ttl a record reads as absent for get and take alike."""
+        assert isinstance(store, PendingAuthorizations)
+        await store.put_pending("short", b"record", ttl=0.1)
+        await store.put_pending("long", b"record", ttl=60)
+        await asyncio.sleep(0.25)
+        assert await store.get_pending("short") is None
+        assert await store.take_pending("short") is None
+        assert await store.take_pending("long") == b"record"
+
+    @pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf")])
+    async def test_pending_ttl_must_be_positive(self, store: TokenStore, ttl: float) -> None:
+        """A record that never expires, or is born expired, is a usage error."""
+        assert isinstance(store, PendingAuthorizations)
+        with pytest.raises(UsageError, match="ttl"):
+            await store.put_pending("state-1", b"record", ttl=ttl)
 
     async def test_aclose_is_idempotent(self, store: TokenStore) -> None:
         """Closing twice is fine."""

@@ -1,0 +1,232 @@
+"""Where the command line's settings come from: flags, then environment, then a TOML file.
+
+Precedence, highest first: command-line flags; environment variables
+(``AIOFINACCESS_STORE``, ``AIOFINACCESS_CONFIG``, ``AIOFINACCESS_ENCRYPTION_KEYS`` and, per
+provider, ``AIOFINACCESS_<NAME>_<FIELD>`` such as ``AIOFINACCESS_EVERIFIN_CLIENT_SECRET``);
+the config file (``$XDG_CONFIG_HOME/aiofinaccess/config.toml`` when it exists)::
+
+    store = "/home/me/.local/share/aiofinaccess/tokens.db"
+
+    [providers.everifin]          # the table name is the provider's name in the store
+    type = "everifin"             # everifin | finapi | oidc (default: from the name)
+    idp_url = "https://app.stage.everifin.com/auth"
+    api_url = "https://api.stage.everifin.com"
+    client_id = "my-client"
+    # client_secret: better in AIOFINACCESS_EVERIFIN_CLIENT_SECRET than in a file
+
+    [providers.corp]
+    type = "oidc"
+    issuer = "https://login.example.com/realms/corp"
+    client_id = "cli"
+    scopes = ["openid", "offline_access"]
+
+The token store defaults to ``$XDG_DATA_HOME/aiofinaccess/tokens.db`` (SQLite, mode 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import aiohttp
+import attrs
+
+from .errors import AiofinaccessError
+from .oauth import discover
+from .providers import Everifin, FinApi, Oidc, Provider
+from .stores.codec import FernetCodec
+from .stores.sqlite import SQLiteStore
+from .tokens import ClientCredentials, Secret
+
+__all__ = ["CliError", "Config", "ProviderSettings", "load_config"]
+
+FIELDS: Final = (
+    "type",
+    "client_id",
+    "client_secret",
+    "idp_url",
+    "api_url",
+    "realm",
+    "environment",
+    "base_url",
+    "api_version",
+    "issuer",
+    "authorization_url",
+    "token_url",
+    "revocation_url",
+    "logout_url",
+    "scopes",
+    "allow_insecure_http",
+)
+#: The sandbox's own client, printed when it starts; it guards nothing real.
+SANDBOX_CLIENTS: Final = {
+    "everifin": ("everifin-sandbox-client", "everifin-sandbox-secret"),
+    "finapi": ("finapi-sandbox-client", "finapi-sandbox-secret"),
+}
+
+
+class CliError(AiofinaccessError):
+    """An expected failure of a command: printed as one line, exit code 1."""
+
+
+def _home_dir(variable: str, fallback: str) -> Path:
+    base = os.environ.get(variable) or str(Path.home() / fallback)
+    return Path(base) / "aiofinaccess"
+
+
+@attrs.frozen
+class ProviderSettings:
+    """One provider's settings after merging every source. ``client_secret`` is redacted."""
+
+    name: str
+    values: Mapping[str, Any] = attrs.field(repr=lambda v: "{" + ", ".join(sorted(v)) + "}")
+
+    @property
+    def kind(self) -> str:
+        """``everifin``, ``finapi`` or ``oidc``."""
+        kind = str(self.values.get("type") or self.name)
+        return kind if kind in ("everifin", "finapi") else "oidc"
+
+    def _get(self, field: str) -> str | None:
+        value = self.values.get(field)
+        return None if value in (None, "") else str(value)
+
+    def credentials(self) -> ClientCredentials:
+        """The client's id and secret (secret optional: public clients use PKCE alone)."""
+        client_id = self._get("client_id")
+        if client_id is None:
+            env = f"AIOFINACCESS_{self.name.upper()}_CLIENT_ID"
+            raise CliError(f"no client id for {self.name}: pass --client-id or set {env}")
+        secret = self._get("client_secret")
+        return ClientCredentials(client_id, None if secret is None else Secret(secret))
+
+    def scopes(self) -> tuple[str, ...] | None:
+        """The scopes to ask for, or ``None`` for the provider's defaults."""
+        raw = self.values.get("scopes")
+        if raw is None or raw == "":
+            return None
+        parts = raw.replace(",", " ").split() if isinstance(raw, str) else [str(s) for s in raw]
+        return tuple(parts)
+
+    async def provider(self, session: aiohttp.ClientSession) -> Provider:
+        """Build the provider (an OIDC issuer is discovered over ``session``)."""
+        insecure = bool(self.values.get("allow_insecure_http", False))
+        try:
+            if self.kind == "everifin":
+                idp, api = self._get("idp_url"), self._get("api_url")
+                if idp is None:
+                    production = self._get("environment") == "production"
+                    idp = Everifin.PRODUCTION_IDP_URL if production else Everifin.STAGE_IDP_URL
+                    api = api or (
+                        Everifin.PRODUCTION_API_URL if production else Everifin.STAGE_API_URL
+                    )
+                realm = self._get("realm") or Everifin.DEFAULT_REALM
+                scopes = self.scopes() or ("ais",)
+                return Everifin.at(
+                    idp,
+                    api or idp,
+                    realm=realm,
+                    scopes=scopes,
+                    name=self.name,
+                    allow_insecure_http=insecure,
+                )
+            if self.kind == "finapi":
+                version: Literal["v1", "v2"] = "v1" if self._get("api_version") == "v1" else "v2"
+                base = self._get("base_url")
+                if base is None:
+                    return FinApi.sandbox(api_version=version, name=self.name)
+                return FinApi.at(base, api_version=version, name=self.name)
+            issuer = self._get("issuer")
+            if issuer is not None and self._get("token_url") is None:
+                return await discover(
+                    session,
+                    issuer,
+                    name=self.name,
+                    default_scopes=self.scopes() or (),
+                    allow_insecure_http=insecure,
+                )
+            token_url = self._get("token_url")
+            if token_url is None:
+                raise CliError(f"{self.name}: give --issuer, or --token-url and friends")
+            return Oidc.endpoints(
+                name=self.name,
+                token_url=token_url,
+                authorization_url=self._get("authorization_url"),
+                revocation_url=self._get("revocation_url"),
+                logout_url=self._get("logout_url"),
+                issuer=issuer,
+                scopes=self.scopes() or (),
+                allow_insecure_http=insecure,
+            )
+        except TypeError as exc:  # e.g. a number where a URL belongs, from the config file
+            raise CliError(f"{self.name}: a setting has the wrong type ({exc})") from None
+
+
+@attrs.frozen
+class Config:
+    """The settings a command runs with."""
+
+    store_path: Path
+    file: Mapping[str, Any] = attrs.field(repr=False)
+    encryption_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
+
+    def provider(self, name: str, flags: Mapping[str, Any] | None = None) -> ProviderSettings:
+        """Merge ``[providers.NAME]``, ``AIOFINACCESS_<NAME>_*`` and ``flags`` (highest)."""
+        tables = self.file.get("providers", {})
+        values: dict[str, Any] = dict(tables.get(name, {}) if isinstance(tables, dict) else {})
+        unknown = sorted(set(values) - set(FIELDS))
+        if unknown:
+            raise CliError(f"config file: [providers.{name}] has unknown keys {unknown}")
+        prefix = f"AIOFINACCESS_{name.upper().replace('-', '_')}_"
+        for field in FIELDS:
+            if (value := os.environ.get(prefix + field.upper())) is not None:
+                values[field] = value
+        flags = dict(flags or {})
+        sandbox = flags.pop("sandbox", None)
+        if sandbox:  # --sandbox URL: the sandbox's endpoints and its public test client
+            kind = str(flags.get("type") or values.get("type") or name)
+            base = str(sandbox).rstrip("/")
+            values.update(idp_url=f"{base}/auth", api_url=base, base_url=base)
+            client_id, secret = SANDBOX_CLIENTS.get(kind, SANDBOX_CLIENTS["everifin"])
+            values.setdefault("client_id", client_id)
+            values.setdefault("client_secret", secret)
+        values.update({key: value for key, value in flags.items() if value not in (None, [])})
+        return ProviderSettings(name, values)
+
+    def open_store(self) -> SQLiteStore:
+        """The SQLite store (its directory created, mode 0700), encrypted when keys are set."""
+        try:
+            self.store_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"cannot create {self.store_path.parent}: {exc.strerror}") from None
+        codec = FernetCodec(list(self.encryption_keys)) if self.encryption_keys else None
+        return SQLiteStore(self.store_path, codec=codec)
+
+
+def load_config(config: str | None = None, store: str | None = None) -> Config:
+    """Read the config file and resolve the store path (flags first, then environment).
+
+    Raises:
+        CliError: The config file named by a flag or the environment is missing or not TOML.
+    """
+    named = config or os.environ.get("AIOFINACCESS_CONFIG")
+    path = Path(named) if named else _home_dir("XDG_CONFIG_HOME", ".config") / "config.toml"
+    data: dict[str, Any] = {}
+    if named or path.exists():
+        try:
+            with path.open("rb") as file:
+                data = tomllib.load(file)
+        except OSError as exc:
+            raise CliError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise CliError(f"config file {path} is not valid TOML: {exc}") from None
+    chosen = store or os.environ.get("AIOFINACCESS_STORE") or data.get("store")
+    store_path = Path(str(chosen)) if chosen else _home_dir("XDG_DATA_HOME", ".local/share")
+    if not chosen:
+        store_path = store_path / "tokens.db"
+    raw_keys = os.environ.get("AIOFINACCESS_ENCRYPTION_KEYS") or data.get("encryption_keys", ())
+    keys = raw_keys.split(",") if isinstance(raw_keys, str) else [str(k) for k in raw_keys]
+    return Config(store_path.expanduser(), data, tuple(k.strip() for k in keys if k.strip()))
