@@ -63,12 +63,13 @@ from .middleware import BearerAuth
 from .oauth import OAuthClient, discover
 from .pipeline import ApiClient, Endpoint, EndUser
 from .providers import ClientAuthMethod, Everifin, FinApi, Oidc, Provider, RevocationStyle
-from .stores import ChangeFeed, TokenStore, Versioned
+from .stores import ChangeFeed, PendingAuthorizations, TokenStore, Versioned
 from .stores.codec import FernetCodec, JsonCodec, TokenCodec
 from .stores.memory import MemoryStore
 from .stores.sqlite import SQLiteStore
 from .tokens import ClientCredentials, Secret, TokenKey, TokenSet
 from .users import NewUser, PasswordChange, User, UserChanges, Users
+from .web import Connected, ConnectFlow, ExchangeFailed, WebConnect
 from .webform import BankConnectionImport, WebForm, WebFormCallbacks, WebForms, WebFormStatus
 
 __version__ = "0.1.0.dev0"
@@ -108,12 +109,15 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "ConflictError",
+    "ConnectFlow",
+    "Connected",
     "EndUser",
     "Endpoint",
     "EntityExistsError",
     "Event",
     "Everifin",
     "EverifinErrorBody",
+    "ExchangeFailed",
     "FernetCodec",
     "FinApi",
     "FinApiErrorBody",
@@ -130,6 +134,7 @@ __all__ = [
     "OAuthErrorBody",
     "Oidc",
     "PasswordChange",
+    "PendingAuthorizations",
     "Provider",
     "RateLimitedError",
     "ReauthRequired",
@@ -167,6 +172,7 @@ __all__ = [
     "Users",
     "ValidationError",
     "Versioned",
+    "WebConnect",
     "WebForm",
     "WebFormCallbacks",
     "WebFormStatus",

@@ -297,6 +297,11 @@ class SessionManager(RenewalEngine):
             )
 
     @property
+    def store(self) -> TokenStore:
+        """The token store the manager persists to."""
+        return self._store
+
+    @property
     def clock(self) -> Clock:
         """The clock the manager (and resource clients built on it) read and sleep with."""
         return self._clock

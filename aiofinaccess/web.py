@@ -174,7 +174,7 @@ class ConnectFlow:
     ) -> None:
         self.provider = manager.key(provider).provider
         # The manager's own store (SessionManager has no public accessor for it yet).
-        chosen = manager._store if store is None else store
+        chosen = manager.store if store is None else store
         if not isinstance(chosen, PendingAuthorizations):
             raise ConfigurationError(f"store {chosen!r} cannot keep pending authorizations")
         if not min(pending_ttl, outcome_ttl, wait_timeout) > 0:

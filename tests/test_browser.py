@@ -142,7 +142,7 @@ async def test_connect_reload_and_disconnect_in_chromium(
             assert await page.locator("#accounts").count() == 0
             assert sandbox.stats()["token_requests"]["everifin_revoke"] == 1
             assert await manager_store_keys(manager) == []
-            assert await manager._store.get(TokenKey("everifin", user)) is None
+            assert await manager.store.get(TokenKey("everifin", user)) is None
         finally:
             await browser.close()
 
@@ -154,4 +154,4 @@ def note_callback(url: str, seen: list[str]) -> None:
 
 
 async def manager_store_keys(manager: Any) -> list[TokenKey]:
-    return [key async for key in manager._store.keys("everifin")]
+    return [key async for key in manager.store.keys("everifin")]
