@@ -401,7 +401,11 @@ class SessionManager(RenewalEngine):
         if entry.status is Status.REAUTH_REQUIRED or entry.status is Status.REVOKED:
             raise self._poisoned(entry)
         if entry.token_set is None and entry.renewal is None:
-            await self._await_owned(self._start_renewal(entry))  # load what the store has
+            # Take what the store holds first, without a request: the forced renewal below
+            # must redeem the newest refresh token, and only once.
+            stored = await self._load(key)
+            if stored is not None and entry.token_set is None and entry.renewal is None:
+                self._publish(entry, stored.token_set, stored.version)
         return await self._await_owned(
             self._start_renewal(entry, rejected=entry.token, reason="forced")
         )
