@@ -79,6 +79,14 @@ def _middleware(state: SandboxState) -> Any:
         request[REQUEST_ID] = rid
         if request.path.startswith("/_sandbox"):
             return await handler(request)
+        state.in_flight += 1
+        try:
+            return await _handle(request, handler)
+        finally:
+            state.in_flight -= 1
+
+    async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
+        rid = request[REQUEST_ID]
         faults = state.config.faults
         scope = "token" if request.path.endswith(_TOKEN_SUFFIXES) else "api"
         in_scope = faults.scope in ("all", scope)

@@ -135,6 +135,8 @@ class SandboxState:
     counters: Counter[str] = attrs.Factory(Counter)
     rng: random.Random = attrs.field(init=False)
     journal: list[Exchange] = attrs.Factory(list)
+    #: Requests being handled right now (a test waits for 0 before reading the state).
+    in_flight: int = 0
 
     def __attrs_post_init__(self) -> None:
         self.rng = random.Random(self.config.seed)  # noqa: S311  (test data, not cryptography)

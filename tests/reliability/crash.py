@@ -144,7 +144,7 @@ async def run_crash_test(*, kills: int, store: str, users: int = 20, seed: int =
                 window = _window_open(_read(events))
                 process.send_signal(signal.SIGKILL)
                 await process.wait()
-                await asyncio.sleep(0.2)  # let the sandbox finish what the worker had sent
+                await _settle(sandbox)  # let the sandbox finish what the worker had sent
                 newly = await _lost_sessions(sandbox, spec, users) - lost
                 lost |= newly
                 if window:
@@ -173,6 +173,16 @@ async def run_crash_test(*, kills: int, store: str, users: int = 20, seed: int =
         reuse_violations=stats["reuse_violations"],
         token_requests=stats["token_requests"].get("everifin_refresh_token", 0),
     )
+
+
+async def _settle(sandbox: Sandbox) -> None:
+    """Wait until the sandbox has answered (or dropped) every request a dead worker sent."""
+    await asyncio.sleep(0.1)
+    for _ in range(500):
+        if sandbox.state.in_flight == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise RuntimeError("the sandbox kept handling requests of a killed worker")
 
 
 async def _lost_sessions(sandbox: Sandbox, spec: str, users: int) -> set[str]:
