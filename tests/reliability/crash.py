@@ -106,7 +106,9 @@ async def _start_worker(
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=open(str(events) + ".log", "wb")
+        if os.environ.get("CRASH_DEBUG")
+        else asyncio.subprocess.DEVNULL,  # noqa: SIM115, ASYNC230
     )
 
 

@@ -80,10 +80,11 @@ async def main(store_spec: str, base_url: str, events_path: str, users: int) -> 
             session=http,
             policy=POLICY,
             idle_after=None,
-            # A killed holder's lease blocks its token set until it lapses: keep it short here,
-            # where a token request takes milliseconds.
-            token_timeout=1.0,
-            lease_ttl=3.0,
+            # A killed holder's lease blocks its token set until it lapses, so keep it short;
+            # but a token request must never time out here: a refresh the server processed
+            # after the client gave up is a lost session (the window this test measures).
+            token_timeout=8.0,
+            lease_ttl=10.0,
         ) as manager,
     ):
         manager.register(
