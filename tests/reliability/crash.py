@@ -87,6 +87,13 @@ async def _seed(sandbox: Sandbox, spec: str, users: int) -> None:
     await store.aclose()
 
 
+def _worker_log(events: Path) -> Any:
+    """Where a worker's stderr goes: a file beside its events with CRASH_DEBUG, else nowhere."""
+    if os.environ.get("CRASH_DEBUG"):
+        return Path(str(events) + ".log").open("wb")  # noqa: SIM115  (the child owns it)
+    return asyncio.subprocess.DEVNULL
+
+
 async def _start_worker(
     spec: str, sandbox: Sandbox, events: Path, users: int
 ) -> asyncio.subprocess.Process:
@@ -106,9 +113,7 @@ async def _start_worker(
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=open(str(events) + ".log", "wb")
-        if os.environ.get("CRASH_DEBUG")
-        else asyncio.subprocess.DEVNULL,  # noqa: SIM115, ASYNC230
+        stderr=_worker_log(events),
     )
 
 
