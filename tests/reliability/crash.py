@@ -90,7 +90,7 @@ async def _seed(sandbox: Sandbox, spec: str, users: int) -> None:
 def _worker_log(events: Path) -> Any:
     """Where a worker's stderr goes: a file beside its events with CRASH_DEBUG, else nowhere."""
     if os.environ.get("CRASH_DEBUG"):
-        return Path(str(events) + ".log").open("wb")  # noqa: SIM115  (the child owns it)
+        return Path(str(events) + ".log").open("wb")  # the child process owns it
     return asyncio.subprocess.DEVNULL
 
 
