@@ -42,6 +42,13 @@ class Sandbox:
     base_url: str
     state: SandboxState
     app: web.Application = attrs.field(repr=False)
+    runner: web.AppRunner | None = attrs.field(default=None, repr=False)
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections the sandbox holds open (a killed client's close once read)."""
+        server = self.runner.server if self.runner is not None else None
+        return 0 if server is None else len(server.connections)
 
     @property
     def config(self) -> SandboxConfig:
@@ -94,6 +101,6 @@ async def run_sandbox(
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        yield Sandbox(base_url=f"http://{shown}:{bound_port}", state=state, app=app)
+        yield Sandbox(base_url=f"http://{shown}:{bound_port}", state=state, app=app, runner=runner)
     finally:
         await runner.cleanup()

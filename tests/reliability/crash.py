@@ -186,7 +186,9 @@ async def _settle(sandbox: Sandbox) -> None:
     """Wait until the sandbox has answered (or dropped) every request a dead worker sent."""
     await asyncio.sleep(0.1)
     for _ in range(500):
-        if sandbox.state.in_flight == 0:
+        # A dead worker's requests may still sit unread in a socket: they count until the
+        # sandbox has read them and seen the connection close.
+        if sandbox.state.in_flight == 0 and sandbox.open_connections == 0:
             return
         await asyncio.sleep(0.02)
     raise RuntimeError("the sandbox kept handling requests of a killed worker")
