@@ -5,7 +5,7 @@
 It appends one byte per event to EVENTS_PATH with unbuffered writes, so what it did before a
 SIGKILL is on disk: ``S`` a token request started, ``X`` one ended without a token to store
 (error status or exception), ``P`` a renewed set was persisted, ``F`` a renewal failed,
-``R`` the worker is ready.
+``R`` the worker is ready. A failure is ``F`` only when it follows a 2xx answer.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from aiofinaccess import (
     AiofinaccessError,
     ClientCredentials,
     Everifin,
-    ReauthRequired,
     Refreshed,
     RefreshFailed,
     RefreshPolicy,
@@ -33,6 +32,7 @@ from aiofinaccess.events import Event
 
 from ..multiprocess_worker import open_store
 
+_AFTER_ANSWER = frozenset({"TokenResponseError", "UnexpectedResponseError", "StoreError"})
 POLICY = RefreshPolicy(lead_fraction=0.3, min_lead=0.1, expiry_margin=0.05)
 
 
@@ -69,7 +69,9 @@ async def main(store_spec: str, base_url: str, events_path: str, users: int) -> 
     def on_event(event: Event) -> None:
         if isinstance(event, Refreshed) and event.grant != "adopted":
             mark(b"P")
-        elif isinstance(event, RefreshFailed | ReauthRequired):
+        elif isinstance(event, RefreshFailed) and event.error in _AFTER_ANSWER:
+            # Only failures that come after a 2xx answer close a window; a lease timeout or a
+            # missing set sent nothing, and a refusal already closed it (X).
             mark(b"F")
 
     client_id, secret = os.environ["CRASH_CLIENT_ID"], os.environ["CRASH_CLIENT_SECRET"]
