@@ -164,13 +164,16 @@ async def test_a_sqlite_lease_survives_a_wall_clock_step(
     """The SQLite lease compared ``time.time()``: an NTP step forward freed a live lease."""
     path = tmp_path / "tokens.db"
     key = TokenKey("everifin", "alice")
-    async with SQLiteStore(path) as holder, SQLiteStore(path) as other:
-        async with holder.lease(key, ttl=30.0):
-            real_time = time.time
-            monkeypatch.setattr(time, "time", lambda: real_time() + 3600.0)
-            with pytest.raises(StoreError, match="timed out"):
-                async with other.lease(key, ttl=0.3):
-                    pass
+    async with (
+        SQLiteStore(path) as holder,
+        SQLiteStore(path) as other,
+        holder.lease(key, ttl=30.0),
+    ):
+        real_time = time.time
+        monkeypatch.setattr(time, "time", lambda: real_time() + 3600.0)
+        with pytest.raises(StoreError, match="timed out"):
+            async with other.lease(key, ttl=0.3):
+                pass
 
 
 async def test_start_does_not_read_sets_one_at_a_time(tmp_path: Path) -> None:
