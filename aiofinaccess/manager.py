@@ -474,8 +474,15 @@ class SessionManager:
             raise UsageError("the session manager is closed")
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._owned_task_done)
         return task
+
+    def _owned_task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        # Its caller may have gone away (cancelled): the error was theirs to see, and is
+        # logged here instead of surfacing as "Task exception was never retrieved".
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.debug("an owned task ended with %s", type(error).__name__)
 
     def _schedule(self, entry: Entry, at: float | None) -> None:
         if self._scheduler is None or entry.deadlines is None:

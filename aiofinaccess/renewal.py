@@ -62,7 +62,17 @@ from .events import (
     Rotated,
     WriteAbandoned,
 )
-from .lifecycle import Event, RefreshPolicy, Renewal, RetryPolicy, Status, plan, transition
+from .lifecycle import (
+    Action,
+    Event,
+    RefreshPolicy,
+    Renewal,
+    RetryPolicy,
+    Status,
+    decide,
+    plan,
+    transition,
+)
 from .registry import Entry, Registration, Registry
 from .renewal_step import (
     Adopt,
@@ -132,6 +142,7 @@ class _Job:
     ambiguous: int = 0
     write_failures: int = 0
     fence_tries: int = 0
+    late_answers: int = 0
     lease_deadline: float = math.inf
 
 
@@ -605,6 +616,19 @@ class RenewalDriver:
             self.stats.rotations += 1
             self._hub.emit(Rotated(key.hashed, key.provider, version))
         logger.debug("token set %s renewed, version %d", key.hashed, version)
+        if entry.deadlines is not None and (
+            decide(entry.deadlines, self._clock.monotonic()) is Action.REFRESH_THEN_USE
+        ):
+            # The answer came so late that the new token is already spent: never hand it
+            # out. One more round (the lease is still ours); a second late answer fails.
+            run.late_answers += 1
+            if run.late_answers > 1:
+                raise TransportError(
+                    "the provider answered after the new token's own expiry", request_sent=True
+                )
+            assert entry.token_set is not None  # noqa: S101
+            run.stored = Stored(entry.token_set, version, entry.deadlines)
+            return False
         if not outcome.done():
             outcome.set_result(entry.token_set or fresh)
         return True

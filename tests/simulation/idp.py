@@ -95,13 +95,17 @@ class Idp:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    def login(self, user: str) -> dict[str, Any]:
-        """A new session for ``user`` (the authorization-code flow, done); its token answer."""
+    def login(self, user: str) -> tuple[Session, dict[str, Any]]:
+        """A new session for ``user`` (the authorization-code flow, done) and its token answer.
+
+        Until the app has stored it, losing it is the app's business, not the SDK's.
+        """
         refresh = self._token("rt")
         session = Session(len(self.sessions), user, refresh, chain=[refresh])
+        session.excused = "its login was not stored yet"
         self.sessions.append(session)
         self.by_refresh[refresh] = session
-        return self._answer(session, refresh)
+        return session, self._answer(session, refresh)
 
     def _answer(self, session: Session, refresh: str) -> dict[str, Any]:
         access = self._token("at")

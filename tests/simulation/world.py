@@ -307,11 +307,13 @@ class World:
 
     async def login(self, user: str, via: Process) -> None:
         """The user connects (again): a new session, stored by ``via`` (retried like an app)."""
-        body = self.idp.login(user)
+        session, body = self.idp.login(user)
         token_set = parse_token_response(body, sent=self.anchor(via))
         while via.alive:
             try:
                 await via.spawn(via.manager.store_token_set("idp", user, token_set))
+                if session.excused == "its login was not stored yet":
+                    session.excused = None
                 return
             except (StoreError, Crashed):
                 await asyncio.sleep(0.1)
@@ -321,6 +323,7 @@ class World:
     async def call(self, process: Process, user: str, deadline: float | None) -> None:
         started = self.loop.time()
         self.calls += 1
+        self.log(f"call by pid {process.pid} for {user} (deadline {deadline})")
         try:
             async with asyncio.timeout(deadline):
                 token = await process.manager.access_token("idp", user)
@@ -348,7 +351,13 @@ class World:
                 self.violation(f"I4: a call by pid {process.pid} took {took:.1f} s")
         ok, session = self.idp.valid(token)
         if not ok and not (session is not None and session.excused):
-            self.violation(f"I2: pid {process.pid} handed {user} a token the API refuses")
+            access = self.idp.access.get(token)
+            self.violation(
+                f"I2: pid {process.pid} handed {user} a token the API refuses "
+                f"(expired {self.wall() - access.expires_at:.3f} s ago)"
+                if access is not None
+                else f"I2: pid {process.pid} handed {user} an unknown token"
+            )
 
     def _lost_excusably(self, user: str) -> bool:
         """Whether some session of ``user`` was lost for a reason that is not the SDK's fault
@@ -371,7 +380,10 @@ class World:
         config, rng = self.config, self.rng
         rate = (config.crashes_per_minute + config.restarts_per_minute) / 60.0
         while rate > 0:
-            await asyncio.sleep(rng.expovariate(rate))
+            pause = rng.expovariate(rate)
+            if self.loop.time() + pause >= config.duration:
+                return
+            await asyncio.sleep(pause)
             candidates = self.live()
             if not candidates:
                 continue
@@ -415,8 +427,7 @@ class World:
             process.spawn(self.callers(process))
         chaos = self.loop.create_task(self.chaos(), context=contextvars.Context())
         await asyncio.sleep(config.duration)
-        chaos.cancel()
-        await asyncio.gather(chaos, return_exceptions=True)
+        await chaos  # it ends its last crash or restart, then stops
         await self.settle()
 
     async def settle(self) -> None:
@@ -444,12 +455,19 @@ class World:
 
     async def _final_call(self, process: Process, user: str) -> None:
         session = self._current_session(user)
-        try:
-            token = await process.spawn(process.manager.access_token("idp", user))
-        except ReauthorizationRequired as exc:
-            if session is not None and session.alive and session.excused is None:
-                self.violation(f"I3: final: {user} lost ({exc.reason}) on pid {process.pid}")
-            return
+        for attempt in range(5):  # answers may still be slower than the token timeout
+            try:
+                token = await process.spawn(process.manager.access_token("idp", user))
+                break
+            except ReauthorizationRequired as exc:
+                if session is not None and session.alive and session.excused is None:
+                    self.violation(f"I3: final: {user} lost ({exc.reason}) on pid {process.pid}")
+                return
+            except (StoreError, TransportError) as exc:
+                if attempt == 4:
+                    self.violation(f"I3: final: {user} never served on pid {process.pid}: {exc!r}")
+                    return
+                await asyncio.sleep(5.0)
         ok, owner = self.idp.valid(token)
         if not ok and not (owner is not None and owner.excused):
             self.violation(f"I2: final: pid {process.pid} served {user} a refused token")
