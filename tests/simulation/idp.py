@@ -248,10 +248,13 @@ class Idp:
             session.alive = False  # Keycloak: a replay kills the whole session
             self.world.log(f"IdP: {presented} of {session.user} replayed by pid {process.pid}")
             if rotation.excused is None:
-                self.replays.append(
-                    f"refresh token {presented} of {session.user} replayed by process "
-                    f"{process.number}; its rotation (by process {rotation.process}, "
-                    f"delivered={rotation.delivered}, durable={rotation.durable}) had no excuse"
+                self.world.violation(
+                    "I1: "
+                    + (
+                        f"refresh token {presented} of {session.user} replayed by pid "
+                        f"{process.pid}; its rotation (by pid {rotation.process}, "
+                        f"delivered={rotation.delivered}, durable={rotation.durable}) had no excuse"
+                    )
                 )
             return _response(
                 400, {"error": "invalid_grant", "error_description": "Stale token"}

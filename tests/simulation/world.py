@@ -450,8 +450,6 @@ class World:
                 await self._final_call(process, user)
         for process in finals:
             await self._forget_all(process)
-        for text in self.idp.replays:
-            self.violation(f"I1: {text}")
 
     async def _final_call(self, process: Process, user: str) -> None:
         session = self._current_session(user)
