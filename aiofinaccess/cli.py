@@ -205,8 +205,34 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--seed", type=int, default=0, help="seed of the synthetic data and faults"
     )
+    sandbox.add_argument(
+        "--redirect-uri",
+        dest="redirect_uris",
+        action="append",
+        metavar="URI",
+        help="a valid redirect URI of the Everifin client (repeatable; exact match, a trailing "
+        "* matches by prefix, loopback on any port; default: loopback only)",
+    )
     _add_store_commands(commands)
     return parser
+
+
+def _sandbox_summary(sandbox: Any) -> str:
+    """What a new user needs to connect: the test clients (they guard nothing real)."""
+    config = sandbox.config
+    users = ", ".join(f"{name}/{password}" for name, password in config.everifin_users.items())
+    return "\n".join(
+        (
+            f"  finAPI   {sandbox.base_url}  (API {config.finapi_version})",
+            f"           client id {config.finapi_client_id}, secret {config.finapi_client_secret}",
+            f"  Everifin idp {sandbox.idp_url}  realm {config.realm}  api {sandbox.api_url}",
+            f"           client id {config.everifin_client_id}, "
+            f"secret {config.everifin_client_secret}",
+            f"           redirect URIs {' '.join(config.everifin_redirect_uris)}",
+            f"           users {users}",
+            "  Stop with Ctrl-C.",
+        )
+    )
 
 
 async def _serve_sandbox(args: argparse.Namespace) -> int:
@@ -232,13 +258,16 @@ async def _serve_sandbox(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"aiofinaccess sandbox: {exc}", file=sys.stderr)
         return 2
+    if args.redirect_uris:
+        config.everifin_redirect_uris = tuple(args.redirect_uris)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
         async with run_sandbox(config, host=args.host, port=args.port) as sandbox:
-            print(sandbox.base_url, flush=True)
+            print(sandbox.base_url, flush=True)  # first line: scripts read the URL from it
+            print(_sandbox_summary(sandbox), flush=True)
             await stop.wait()
     except OSError as exc:
         print(
