@@ -4,7 +4,8 @@ Commands: ``demo``, ``sandbox``, ``login everifin|oidc``, ``tokens list|show|ref
 delete``, ``users create`` and ``config show|set-secret``. Settings come from flags,
 ``AIOFINACCESS_*`` environment variables, an optional TOML file and, lowest, what a successful
 login remembered for the store (:mod:`aiofinaccess.cli_config`); the commands live in
-:mod:`aiofinaccess.cli_commands`, their output in :mod:`aiofinaccess.cli_output`. The global
+:mod:`aiofinaccess.cli_commands`, :mod:`aiofinaccess.cli_settings` and
+:mod:`aiofinaccess.cli_sandbox`, their output in :mod:`aiofinaccess.cli_output`. The global
 flags (``--store``, ``--config``, ``-v``) go before or after the command. An expected failure
 prints one line and exits 1; a bad option prints one line and exits 2.
 """
@@ -15,12 +16,12 @@ import argparse
 import asyncio
 import getpass
 import logging
-import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from .cli_output import Output
+from .cli_sandbox import add_sandbox_command, serve_sandbox
 
 __all__ = ["main"]
 
@@ -229,105 +230,9 @@ def _parser() -> argparse.ArgumentParser:
         parents=[_common_parser()],
         help="walk the finAPI and Everifin flows on the embedded sandbox",
     )
-    sandbox = commands.add_parser(
-        "sandbox",
-        parents=[_common_parser()],
-        help="run the offline finAPI + Everifin sandbox",
-        description="Run the sandbox until SIGINT/SIGTERM. Prints its base URL when ready.",
-    )
-    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    sandbox.add_argument("--finapi-version", choices=("v1", "v2"), default="v2")
-    ttl = sandbox.add_argument_group("lifetimes (seconds; 0 = never expires for finAPI)")
-    ttl.add_argument("--finapi-client-ttl", type=_seconds, default=3600.0)
-    ttl.add_argument("--finapi-user-ttl", type=_seconds, default=3600.0)
-    ttl.add_argument("--keycloak-access-ttl", type=_seconds, default=300.0)
-    ttl.add_argument("--sso-idle", type=_seconds, default=1800.0)
-    ttl.add_argument("--sso-max", type=_seconds, default=36000.0)
-    faults = sandbox.add_argument_group("fault injection (changeable later: POST /_sandbox/faults)")
-    faults.add_argument(
-        "--fault-rate", type=float, default=0.0, help="share of requests that fail, 0-1"
-    )
-    faults.add_argument("--fault-kinds", default="500,502,503,drop,malformed,html,429")
-    faults.add_argument("--fault-scope", choices=("token", "api", "all"), default="all")
-    faults.add_argument(
-        "--latency", type=_seconds, default=0.0, help="seconds added to each request"
-    )
-    faults.add_argument("--retry-after", type=_seconds, default=1.0)
-    sandbox.add_argument(
-        "--seed", type=int, default=0, help="seed of the synthetic data and faults"
-    )
-    sandbox.add_argument(
-        "--redirect-uri",
-        dest="redirect_uris",
-        action="append",
-        metavar="URI",
-        help="a valid redirect URI of the Everifin client (repeatable; exact match, a trailing "
-        "* matches by prefix, loopback on any port; default: loopback only)",
-    )
+    add_sandbox_command(commands, _common_parser(), _seconds)
     _add_store_commands(commands)
     return parser
-
-
-def _sandbox_summary(sandbox: Any) -> str:
-    """What a new user needs to connect: the test clients (they guard nothing real)."""
-    config = sandbox.config
-    users = ", ".join(f"{name}/{password}" for name, password in config.everifin_users.items())
-    return "\n".join(
-        (
-            f"  finAPI   {sandbox.base_url}  (API {config.finapi_version})",
-            f"           client id {config.finapi_client_id}, secret {config.finapi_client_secret}",
-            f"  Everifin idp {sandbox.idp_url}  realm {config.realm}  api {sandbox.api_url}",
-            f"           client id {config.everifin_client_id}, "
-            f"secret {config.everifin_client_secret}",
-            f"           redirect URIs {' '.join(config.everifin_redirect_uris)}",
-            f"           users {users}",
-            "  Stop with Ctrl-C.",
-        )
-    )
-
-
-async def _serve_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import Faults, SandboxConfig, run_sandbox  # noqa: PLC0415  (fast --help)
-
-    try:
-        config = SandboxConfig(
-            finapi_version=args.finapi_version,
-            finapi_client_token_ttl=args.finapi_client_ttl,
-            finapi_user_token_ttl=args.finapi_user_ttl,
-            keycloak_access_ttl=args.keycloak_access_ttl,
-            sso_idle=args.sso_idle,
-            sso_max=args.sso_max,
-            seed=args.seed,
-            faults=Faults(
-                rate=args.fault_rate,
-                kinds=tuple(kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()),
-                scope=args.fault_scope,
-                latency=args.latency,
-                retry_after=args.retry_after,
-            ),
-        )
-    except ValueError as exc:
-        print(f"aiofinaccess sandbox: {exc}", file=sys.stderr)
-        return 2
-    if args.redirect_uris:
-        config.everifin_redirect_uris = tuple(args.redirect_uris)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        async with run_sandbox(config, host=args.host, port=args.port) as sandbox:
-            print(sandbox.base_url, flush=True)  # first line: scripts read the URL from it
-            print(_sandbox_summary(sandbox), flush=True)
-            await stop.wait()
-    except OSError as exc:
-        print(
-            f"aiofinaccess sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
 
 
 def _run_store_command(args: argparse.Namespace, out: Output) -> int:
@@ -335,18 +240,19 @@ def _run_store_command(args: argparse.Namespace, out: Output) -> int:
     import aiohttp  # noqa: PLC0415  (fast --help)
 
     from . import cli_commands as commands  # noqa: PLC0415
+    from . import cli_settings as settings  # noqa: PLC0415
     from .cli_config import load_config  # noqa: PLC0415
     from .errors import AiofinaccessError  # noqa: PLC0415
 
     run: Callable[..., Coroutine[Any, Any, int]] = {
         "login": commands.login,
         "list": commands.tokens_list,
-        "show": commands.config_show if args.command == "config" else commands.tokens_show,
+        "show": settings.config_show if args.command == "config" else commands.tokens_show,
         "delete": commands.tokens_delete,
         "refresh": commands.tokens_manage,
         "revoke": commands.tokens_manage,
         "create": commands.users_create,
-        "set-secret": commands.config_set_secret,
+        "set-secret": settings.config_set_secret,
     }[args.action if args.command != "login" else "login"]
     where = f"aiofinaccess {args.command} {args.action}"
     try:
@@ -410,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return asyncio.run(run())
     if args.command == "sandbox":
-        return asyncio.run(_serve_sandbox(args))
+        return asyncio.run(serve_sandbox(args))
     return 2  # pragma: no cover  (argparse rejects unknown commands first)
 
 
