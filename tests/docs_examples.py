@@ -86,6 +86,19 @@ def blocks_of(path: Path) -> list[Block]:
     return found
 
 
+def fenced(path: Path, language: str) -> list[tuple[int, str]]:
+    """The ```LANGUAGE blocks of a Markdown file: (first line number, text)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found, start = [], None
+    for number, line in enumerate(lines, 1):
+        if start is None and line.strip() == f"```{language}":
+            start, indent = number, len(line) - len(line.lstrip())
+        elif start is not None and line.strip() == "```":
+            found.append((start, "\n".join(text[indent:] for text in lines[start : number - 1])))
+            start = None
+    return found
+
+
 def all_blocks() -> list[Block]:
     return [block for path in documents() for block in blocks_of(path)]
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,21 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiofinaccess import SessionManager
+from aiofinaccess.cli import _parser as cli_parser
+from aiofinaccess.cli_config import FIELDS
 from aiofinaccess.sandbox import SandboxConfig, headless_login, run_sandbox
 from aiofinaccess.testing import sandbox_providers
-from tests.docs_examples import SETUPS, App, Block, all_blocks, compile_block, run_block
+from tests.docs_examples import (
+    ROOT,
+    SETUPS,
+    App,
+    Block,
+    all_blocks,
+    compile_block,
+    documents,
+    fenced,
+    run_block,
+)
 
 BLOCKS = all_blocks()
 RUN = [block for block in BLOCKS if block.not_run is None]
@@ -126,3 +140,35 @@ async def test_a_missing_import_fails(tmp_path: Path) -> None:
 
     with pytest.raises(NameError, match="'date' is not defined"):
         await run_block(broken, {"bank": Bank()})
+
+
+COMMAND_LINES = [
+    (f"{path.relative_to(ROOT)}:{start + offset}", line.split("  #")[0].strip())
+    for path in documents()
+    for start, text in fenced(path, "sh")
+    for offset, line in enumerate(text.splitlines(), 1)
+    if line.startswith("aiofinaccess ")
+]
+
+
+@pytest.mark.parametrize(("where", "line"), COMMAND_LINES, ids=[w for w, _ in COMMAND_LINES])
+def test_documented_command_lines_parse(where: str, line: str) -> None:
+    """Every ``aiofinaccess ...`` line in a ```sh block is accepted by the CLI's parser."""
+    args = shlex.split(line)[1:]
+    if "--version" in args or "--help" in args:  # these print and exit 0
+        with pytest.raises(SystemExit) as exited:
+            cli_parser().parse_args(args)
+        assert exited.value.code == 0, f"{where}: {line}"
+    else:  # a refused option would exit 2
+        command = next(arg for arg in args if not arg.startswith("-"))
+        assert cli_parser().parse_args(args).command == command, f"{where}: {line}"
+
+
+def test_documented_config_files_are_valid() -> None:
+    """Every ```toml block is TOML whose provider tables use only known settings."""
+    tables = [text for path in documents() for _, text in fenced(path, "toml")]
+    assert tables
+    for text in tables:
+        providers = tomllib.loads(text).get("providers", {})
+        for name, settings in providers.items():
+            assert set(settings) <= set(FIELDS), (name, set(settings) - set(FIELDS))
