@@ -63,6 +63,7 @@ __all__ = [
     "FinApiErrorDetail",
     "ForbiddenError",
     "InvalidClientError",
+    "LeaseBusyError",
     "LockedError",
     "NotFoundError",
     "OAuthError",
@@ -158,6 +159,10 @@ class StoreError(AiofinaccessError):
 
 class StoreConflictError(StoreError):
     """A compare-and-swap found a different version than expected: someone else wrote first."""
+
+
+class LeaseBusyError(StoreError):
+    """Another holder kept a store lease longer than this caller waited for it."""
 
 
 # ---------------------------------------------------------------------------------------------

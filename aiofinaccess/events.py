@@ -23,6 +23,7 @@ __all__ = [
     "RefreshFailed",
     "Refreshed",
     "Rotated",
+    "WriteAbandoned",
 ]
 
 logger = logging.getLogger("aiofinaccess")
@@ -85,7 +86,17 @@ class ReauthRequired:
     reason: str
 
 
-Event: TypeAlias = Refreshed | Rotated | RefreshFailed | ReauthRequired
+@attrs.frozen(slots=True)
+class WriteAbandoned:
+    """A renewed token set could not be stored before its refresh token died or the manager
+    closed: its session is likely lost (the refresh token that was spent is all the store
+    holds). Logged at ERROR as well."""
+
+    key: str
+    provider: str
+
+
+Event: TypeAlias = Refreshed | Rotated | RefreshFailed | ReauthRequired | WriteAbandoned
 
 
 @attrs.define(slots=True)

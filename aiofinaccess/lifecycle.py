@@ -72,6 +72,11 @@ class RefreshPolicy:
         refresh_token_lead: How long before the refresh token dies a renewal is due even if
             the access token is fresh (keeps an idle Keycloak session alive; the scheduler
             uses it).
+        min_interval: The shortest time between two background renewals of one token set. A
+            set that is stale the moment it arrives (``expires_in: 0`` from a server other
+            than finAPI, or a lifetime shorter than the lead) is renewed in the background at
+            most once per ``min_interval``; callers who need a token meanwhile renew on
+            demand.
     """
 
     lead_fraction: float = 0.2
@@ -79,10 +84,13 @@ class RefreshPolicy:
     max_lead: float = 300.0
     expiry_margin: float = 1.0
     refresh_token_lead: float = 60.0
+    min_interval: float = 1.0
 
     def __attrs_post_init__(self) -> None:
         values = (self.lead_fraction, self.min_lead, self.max_lead, self.expiry_margin)
-        if not all(math.isfinite(value) for value in (*values, self.refresh_token_lead)):
+        if not all(
+            math.isfinite(value) for value in (*values, self.refresh_token_lead, self.min_interval)
+        ):
             raise ConfigurationError("refresh policy values (min_lead, max_lead...) must be finite")
         if not 0 <= self.lead_fraction < 1:
             raise ConfigurationError("lead_fraction must be in [0, 1)")
@@ -90,6 +98,8 @@ class RefreshPolicy:
             raise ConfigurationError("min_lead must be >= 0 and max_lead >= min_lead")
         if self.expiry_margin < 0 or self.refresh_token_lead < 0:
             raise ConfigurationError("expiry_margin and refresh_token_lead must be >= 0")
+        if self.min_interval <= 0:
+            raise ConfigurationError("min_interval must be > 0")
 
     def lead(self, lifetime: float) -> float:
         """Seconds before expiry at which a token of ``lifetime`` seconds turns stale."""
@@ -113,24 +123,24 @@ class Deadlines:
     renew_not_before: float = -_INF
 
 
-def plan(
-    token_set: TokenSet, policy: RefreshPolicy, *, now: float, reissued: bool = False
-) -> Deadlines:
+def plan(token_set: TokenSet, policy: RefreshPolicy, *, reissued: bool = False) -> Deadlines:
     """Compute the deadlines of ``token_set``.
 
     Args:
         token_set: The token set; its :class:`~aiofinaccess.tokens.Anchor` places it on the
-            monotonic clock. An unanchored set is treated as issued ``now``.
+            monotonic clock. Sets are anchored where they enter the process (the token
+            response at its send time, a stored set at the moment it is read), so the age of a
+            set another process stored long ago is never mistaken for "issued now".
         policy: The refresh policy.
-        now: Current monotonic time (used only for unanchored sets).
         reissued: The provider returned the token we already held (finAPI client tokens).
+
+    Raises:
+        UsageError: ``token_set`` carries no anchor.
     """
+    if token_set.anchor is None:
+        raise UsageError("an unanchored token set cannot be planned: anchor it where it is loaded")
     expires = token_set.expires_at_monotonic()
-    if expires is None and token_set.expires_at is not None:
-        expires = now + (token_set.expires_at - token_set.issued_at)
     refresh_dead = token_set.refresh_expires_at_monotonic()
-    if refresh_dead is None and token_set.refresh_expires_at is not None:
-        refresh_dead = now + (token_set.refresh_expires_at - token_set.issued_at)
     refresh_dead = _INF if refresh_dead is None else refresh_dead
     refresh_due = _INF
     if refresh_dead != _INF:

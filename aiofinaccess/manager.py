@@ -2,20 +2,24 @@
 
 Theory of operation
 -------------------
-:class:`SessionManager` is the public face; the registry of entries and the one renewal path
-live in :mod:`aiofinaccess.renewal` (read its theory of operation for the guarantees:
-single-flight, cancellation-safe, re-read before renewing, persist then publish, dead grants
-stay dead). This module adds what an application touches:
+:class:`SessionManager` is the public face. It is composed of parts it owns: a
+:class:`~aiofinaccess.registry.Registry` (providers, and one entry per token set), a
+:class:`~aiofinaccess.renewal.RenewalDriver` (the one renewal path; its decisions are the pure
+:func:`~aiofinaccess.renewal_step.next_step`: read both modules for the guarantees:
+single-flight, cancellation-safe, fenced leases, persist then publish, dead grants stay dead),
+a :class:`~aiofinaccess.scheduler.RefreshScheduler` and an
+:class:`~aiofinaccess.events.EventHub`. This module adds what an application touches:
 
 * the **fresh path**: :meth:`SessionManager.access_token` is a dictionary lookup and one
   comparison with the entry's ``stale_at``; it touches no lock, store or network;
 * **first acquisition** (password grant, the authorization-code exchange, sets the app
   obtained itself), which runs in owned tasks like renewals and ends in the same
   persist-then-publish step;
-* **lifetime**: :meth:`start` restores every stored set of the registered providers and starts
-  the scheduler (one task; :mod:`aiofinaccess.scheduler`) and, for stores shared between
-  processes, a watcher of their change feed, so a set another worker rotated is adopted at
-  once; :meth:`aclose` stops them, lets sent renewals persist, and closes store and session;
+* **lifetime**: :meth:`start` restores every stored set of the registered providers (in
+  batches) and starts the scheduler (one task; :mod:`aiofinaccess.scheduler`) and, for stores
+  shared between processes, a watcher of their change feed, so a set another worker rotated is
+  adopted at once; :meth:`aclose` stops them, waits for renewals in flight (longer for those
+  whose token request was sent: their result must be stored), and closes store and session;
 * **observation**: typed events to callbacks or async iterators, counters, token-set states.
 
 The manager reads time only through its :class:`~aiofinaccess.clock.Clock`.
@@ -24,9 +28,11 @@ The manager reads time only through its :class:`~aiofinaccess.clock.Clock`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -34,41 +40,50 @@ from .authorization import AuthorizationRequest, build_authorization_request, pa
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
     ConfigurationError,
+    ReauthorizationRequired,
     StoreConflictError,
     StoreError,
     UsageError,
 )
 from .events import Event as LifecycleEvent
-from .events import ManagerStats
+from .events import EventHub, ManagerStats
 from .lifecycle import (
     Action,
-    Event,
     RefreshPolicy,
     RetryPolicy,
     Status,
     TokenState,
     decide,
+    scheduled_at,
     token_state,
-    transition,
 )
+from .oauth import OAuthClient
 from .providers import ClientAuthMethod, Provider, RevocationStyle
-from .renewal import PasswordLookup, RenewalEngine, _Entry, _Registration
-from .stores import ChangeFeed, TokenStore
+from .registry import Entry, PasswordLookup, Registry
+from .renewal import RenewalDriver
+from .scheduler import RefreshScheduler
+from .stores import ChangeFeed, TokenStore, Versioned
 from .stores.memory import MemoryStore
 from .tokens import ClientCredentials, Secret, TokenKey, TokenSet
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
 logger = logging.getLogger("aiofinaccess")
+_T = TypeVar("_T")
 _NEG_INF = float("-inf")
+#: Keys forgotten or revoked here, remembered so a later call says "revoked" (bounded).
+_TOMBSTONES = 4096
+_REFUSED = (Status.REAUTH_REQUIRED, Status.REVOKED)
+#: Keys restored per store read.
+_RESTORE_BATCH = 500
 
 
-def _settled(entry: _Entry) -> bool:
+def _settled(entry: Entry) -> bool:
     """No renewal running and the set in a state where adopting a newer copy is right."""
-    return entry.renewal is None and entry.status in (Status.ACTIVE, Status.BACKOFF)
+    return entry.job is None and entry.status in (Status.ACTIVE, Status.BACKOFF)
 
 
-class SessionManager(RenewalEngine):
+class SessionManager:
     """Owns token sets, their store, the scheduler and the HTTP session used to renew them.
 
     Lives as long as the application (or worker process) and belongs to one event loop. Use
@@ -82,7 +97,8 @@ class SessionManager(RenewalEngine):
     Args:
         store: Where token sets persist. Defaults to an in-process :class:`MemoryStore`.
         session: An aiohttp session to use (not closed by the manager). By default the manager
-            creates its own on first use and closes it in :meth:`aclose`.
+            creates its own on first use (with no cookie jar: one user's cookies must never
+            go out with another's request) and closes it in :meth:`aclose`.
         clock: Clock and sleep; tests pass a fake one.
         policy: When tokens turn stale and expire.
         retry: Retries inside a renewal and backoff between failed ones.
@@ -95,8 +111,15 @@ class SessionManager(RenewalEngine):
         max_concurrent_refreshes: Token requests in flight per token endpoint, and renewals
             the scheduler runs at once.
         token_timeout: Total seconds for one token-endpoint exchange.
-        lease_ttl: Seconds a store lease is held at most while renewing.
-        close_timeout: Seconds :meth:`aclose` waits for renewals in flight to finish and persist.
+        lease_ttl: Seconds a store lease lasts unless its holder extends it. A holder that
+            crashes before sending blocks other processes for at most this long; one that
+            crashes after sending, for at most ``token_timeout + lease_ttl``. A holder extends
+            its lease while it waits and, before every send, to cover the whole exchange.
+        close_timeout: Seconds :meth:`aclose` waits for renewals in flight.
+        pending_write_timeout: Further seconds :meth:`aclose` waits for renewals whose token
+            request was sent, so their result is stored (then each is logged at ERROR and a
+            :class:`~aiofinaccess.events.WriteAbandoned` event is emitted).
+        store_timeout: Seconds one store call may take before it counts as failed.
     """
 
     def __init__(
@@ -113,14 +136,20 @@ class SessionManager(RenewalEngine):
         jitter: float = 0.2,
         max_concurrent_refreshes: int = 16,
         token_timeout: float = 30.0,
-        lease_ttl: float = 120.0,
+        lease_ttl: float = 10.0,
         close_timeout: float = 10.0,
+        pending_write_timeout: float = 60.0,
+        store_timeout: float = 15.0,
     ) -> None:
-        self._retry = retry or RetryPolicy()
-        if lease_ttl <= token_timeout:
-            raise ConfigurationError(
-                "lease_ttl must exceed token_timeout, or leases lapse mid-refresh"
-            )
+        for name, value in (
+            ("token_timeout", token_timeout),
+            ("lease_ttl", lease_ttl),
+            ("store_timeout", store_timeout),
+        ):
+            if not value > 0 or value == float("inf"):
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if not close_timeout >= 0 or not pending_write_timeout >= 0:
+            raise ConfigurationError("close_timeout and pending_write_timeout must be >= 0")
         if not 0 <= jitter < 1:
             raise ConfigurationError("jitter must be in [0, 1)")
         if max_concurrent_refreshes < 1:
@@ -133,20 +162,51 @@ class SessionManager(RenewalEngine):
         self._clock = clock
         self._policy = policy or RefreshPolicy()
         self._token_timeout = token_timeout
-        self._lease_ttl = lease_ttl
         self._close_timeout = close_timeout
+        self._pending_write_timeout = pending_write_timeout
         self._keep_alive = keep_alive
         self._idle_after = idle_after
         self._jitter = jitter
         self._closed = False
         self._started = False
         self._watcher: asyncio.Task[None] | None = None
-        self._init_engine(max_concurrent_refreshes=max_concurrent_refreshes, scheduler=scheduler)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._restores: set[asyncio.Task[int]] = set()
+        self._restore_errors: list[StoreError] = []
+        self._revoked: collections.OrderedDict[tuple[str, str | None], None] = (
+            collections.OrderedDict()
+        )
+        self._oauth_clients: dict[str, OAuthClient] = {}
+        self._registry = Registry()
+        self.stats = ManagerStats()
+        self._hub = EventHub(self.stats)
+        self._scheduler = (
+            RefreshScheduler(clock, self._fire_scheduled, max_in_flight=max_concurrent_refreshes)
+            if scheduler
+            else None
+        )
+        self._driver = RenewalDriver(
+            registry=self._registry,
+            store=self._store,
+            clock=clock,
+            endpoint=self.oauth,
+            spawn=self._spawn,
+            schedule=self._schedule,
+            stats=self.stats,
+            hub=self._hub,
+            policy=self._policy,
+            retry=retry or RetryPolicy(),
+            token_timeout=token_timeout,
+            lease_ttl=lease_ttl,
+            store_timeout=store_timeout,
+            max_concurrent_refreshes=max_concurrent_refreshes,
+        )
 
     def __repr__(self) -> str:
         return (
-            f"SessionManager(providers={sorted(self._registrations)}, "
-            f"token_sets={len(self._entries)}, renewing={len(self._tasks)}, closed={self._closed})"
+            f"SessionManager(providers={self._registry.names()}, "
+            f"token_sets={len(self._registry)}, renewing={len(self._tasks)}, "
+            f"closed={self._closed})"
         )
 
     # -- set-up and shutdown -------------------------------------------------------------------
@@ -160,16 +220,21 @@ class SessionManager(RenewalEngine):
     ) -> None:
         """Make ``provider`` usable with ``client``'s credentials.
 
+        After :meth:`start`, the provider's stored sets are restored in the background:
+        :meth:`ready` waits for that (and raises what it raised).
+
         Args:
             provider: The provider; its ``name`` becomes the first half of every token key.
-            client: The client's id and secret at that provider.
+            client: The client's id and secret at that provider. The client token is stored
+                under a key naming this client (its id and a fingerprint of its secret), so
+                managers with other credentials sharing the store never share it.
             password_lookup: For finAPI user tokens: an async callback that returns a user's
                 password so the manager can fall back to the password grant when a refresh
                 token is gone. The manager never stores passwords.
         """
         if not isinstance(provider, Provider):
             raise ConfigurationError("provider must be a FinApi, Everifin or Oidc preset")
-        if provider.name in self._registrations:
+        if provider.name in self._registry:
             raise ConfigurationError(f"provider {provider.name!r} is already registered")
         if not isinstance(client, ClientCredentials):
             raise ConfigurationError("client must be ClientCredentials(client_id, client_secret)")
@@ -180,9 +245,33 @@ class SessionManager(RenewalEngine):
             )
         if password_lookup is not None and not callable(password_lookup):
             raise ConfigurationError("password_lookup must be an async callable")
-        self._registrations[provider.name] = _Registration(provider, client, password_lookup)
+        self._registry.add(provider, client, password_lookup)
         if self._started and not self._closed:
-            self._spawn(self.restore(provider.name))
+            task = self._spawn(self.restore(provider.name))
+            self._restores.add(task)
+            task.add_done_callback(self._restore_done)
+
+    def _restore_done(self, task: asyncio.Task[int]) -> None:
+        self._restores.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, StoreError):
+            logger.error("restoring stored token sets failed: %s", error)
+            self._restore_errors.append(error)
+        elif error is not None:
+            logger.error("restoring stored token sets failed", exc_info=error)
+
+    async def ready(self) -> None:
+        """Wait until every restore started by :meth:`register` has ended.
+
+        Raises:
+            StoreError: A restore failed (the store is unreachable or unreadable).
+        """
+        while self._restores:
+            await asyncio.wait(set(self._restores))
+        if self._restore_errors:
+            raise self._restore_errors[0]
 
     async def start(self) -> SessionManager:
         """Restore stored token sets of the registered providers and start background work.
@@ -201,54 +290,78 @@ class SessionManager(RenewalEngine):
             self._watcher = asyncio.get_running_loop().create_task(
                 self._watch_changes(self._store), name="aiofinaccess-store-watcher"
             )
-        for name in list(self._registrations):
+        for name in self._registry.names():
             await self.restore(name)
         return self
 
     async def restore(self, provider: Provider | str | None = None) -> int:
         """Load every stored set of ``provider`` (or all registered) into memory; no requests.
 
+        Keys are streamed from the store and read in batches (one read per batch where the
+        store offers ``get_many``). Another client's token, and malformed keys, are skipped.
+
         Returns:
             How many token sets were restored.
         """
-        names = list(self._registrations) if provider is None else [self.key(provider).provider]
+        names = self._registry.names() if provider is None else [self.key(provider).provider]
         restored = 0
         for name in names:
+            own_client = self._registry.registration(name).client_key
+            batch: list[TokenKey] = []
             async for key in self._store.keys(name):
-                stored = await self._load(key)
-                entry = self._entry(key)
-                if stored is None or entry.renewal is not None or entry.version == stored.version:
+                if key.is_client and key != own_client:
                     continue
-                self._publish(entry, stored.token_set, stored.version)
-                restored += 1
+                batch.append(key)
+                if len(batch) >= _RESTORE_BATCH:
+                    restored += await self._restore_batch(batch)
+                    batch = []
+            if batch:
+                restored += await self._restore_batch(batch)
+        return restored
+
+    async def _restore_batch(self, keys: list[TokenKey]) -> int:
+        get_many: Callable[[list[TokenKey]], Awaitable[dict[TokenKey, Versioned]]] | None = getattr(
+            self._store, "get_many", None
+        )
+        if get_many is not None:
+            found = await self._driver.store_call(get_many(keys))
+        else:
+            found = {}
+            for key in keys:
+                versioned = await self._driver.store_call(self._store.get(key))
+                if versioned is not None:
+                    found[key] = versioned
+        restored = 0
+        for key, versioned in found.items():
+            entry = self._registry.entry(key)
+            if entry.job is not None or entry.version == versioned.version:
+                continue
+            stored = self._driver.anchored(versioned)
+            self._driver.publish(entry, stored.token_set, stored.version)
+            restored += 1
         return restored
 
     async def _watch_changes(self, feed: ChangeFeed) -> None:
         """Adopt sets other processes wrote, without waiting for ours to go stale."""
         async for key, version in feed.changes():
-            entry = self._entries.get((key.provider, key.subject))
-            if entry is None or entry.version == version or not _settled(entry):
+            entry = self._registry.find(key.provider, key.subject)
+            if entry is None or entry.key != key or entry.version == version:
                 continue
+            if not _settled(entry):
+                continue
+            generation = entry.generation
             try:
-                stored = await self._load(key)
+                stored = await self._driver.read(key)
             except StoreError:
                 logger.warning("could not read token set %s after a change", key.hashed)
                 continue
-            if not _settled(entry):
-                continue  # a renewal started meanwhile; it re-reads the store itself
+            # Anything published while we read is at least as new as what we read.
+            if not _settled(entry) or entry.generation != generation:
+                continue
             if stored is None:
-                self._drop_local(entry)
+                entry.clear()  # deleted elsewhere (revoked, or its grant died)
             elif stored.version != entry.version:
-                self._adopt(entry, stored)
-
-    def _drop_local(self, entry: _Entry) -> None:
-        """Another process deleted the set (revoked, or its grant died): forget our copy."""
-        entry.token_set = None
-        entry.token = None
-        entry.deadlines = None
-        entry.version = None
-        entry.stale_at = _NEG_INF
-        entry.generation += 1
+                self._driver.adopt(entry, stored)
 
     async def __aenter__(self) -> SessionManager:
         return await self.start()
@@ -259,10 +372,12 @@ class SessionManager(RenewalEngine):
     async def aclose(self) -> None:
         """Stop background work, let renewals in flight persist, then close store and session.
 
-        Order: stop the scheduler and the watcher, wait for renewals (up to
-        ``close_timeout``, then cancel), end event iterators, close the store, close the
-        session (if the manager created it). A failing step is logged and the others still
-        run. Idempotent.
+        Order: stop the scheduler and the watcher; wait up to ``close_timeout`` for renewals;
+        cancel those that have sent nothing; wait up to ``pending_write_timeout`` more for
+        those whose token request was sent (their result must be stored, or the refresh
+        token the store holds is already spent); end event iterators; close the store; close
+        the session (if the manager created it). A failing step is logged and the others
+        still run. Idempotent.
         """
         if self._closed:
             return
@@ -272,14 +387,7 @@ class SessionManager(RenewalEngine):
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
-        pending = set(self._tasks)
-        if pending:
-            _done, late = await asyncio.wait(pending, timeout=self._close_timeout)
-            for task in late:
-                task.cancel()
-            if late:
-                await asyncio.wait(late)
-                logger.warning("aclose cancelled %d renewals still running", len(late))
+        await self._drain()
         self._hub.close()
         try:
             await self._store.aclose()
@@ -287,6 +395,26 @@ class SessionManager(RenewalEngine):
             logger.warning("closing the token store failed", exc_info=True)
         if self._owns_session and self._session is not None:
             await self._session.close()
+
+    async def _drain(self) -> None:
+        pending = set(self._tasks)
+        if not pending:
+            return
+        _done, late = await asyncio.wait(pending, timeout=self._close_timeout or None)
+        if not late:
+            return
+        sent = {entry.job for entry in self._registry if entry.in_window and entry.job in late}
+        for task in late - sent:
+            task.cancel()
+        if sent:
+            logger.warning("aclose waits for %d renewals whose token request was sent", len(sent))
+            _done, unfinished = await asyncio.wait(
+                sent, timeout=self._pending_write_timeout or None
+            )
+            for task in unfinished:
+                task.cancel()  # each logs its key's hash at ERROR and emits WriteAbandoned
+        await asyncio.wait(late)
+        logger.warning("aclose cancelled renewals still running")
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "_session", None) is not None:
@@ -308,7 +436,88 @@ class SessionManager(RenewalEngine):
 
     def provider(self, name: str) -> Provider:
         """The registered provider called ``name``."""
-        return self._registration(name).provider
+        return self._registry.registration(name).provider
+
+    def oauth(self, provider: Provider | str) -> OAuthClient:
+        """The :class:`OAuthClient` the manager uses for ``provider``."""
+        name = provider if isinstance(provider, str) else provider.name
+        client = self._oauth_clients.get(name)
+        if client is None:
+            registration = self._registry.registration(name)
+            client = OAuthClient(
+                registration.provider,
+                registration.client,
+                self.http_session(),
+                clock=self._clock,
+                timeout=self._token_timeout,
+            )
+            self._oauth_clients[name] = client
+        return client
+
+    def http_session(self) -> aiohttp.ClientSession:
+        """The aiohttp session the manager sends on (created on first use if not given).
+
+        The manager's own session keeps no cookies: it serves every end user, and a cookie one
+        user's request set must never go out with another's.
+        """
+        if self._closed:
+            raise UsageError("the session manager is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        return self._session
+
+    # -- owned tasks and scheduling ------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        if self._closed:
+            coro.close()
+            raise UsageError("the session manager is closed")
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _schedule(self, entry: Entry, at: float | None) -> None:
+        if self._scheduler is None or entry.deadlines is None:
+            return
+        now = self._clock.monotonic()
+        idle = self._idle_after is not None and now - entry.last_used > self._idle_after
+        due = scheduled_at(
+            entry.deadlines,
+            now=now,
+            jitter=self._driver_random() * self._jitter,
+            keep_alive=self._keep_alive,
+            idle=idle,
+        )
+        if due is None:
+            return
+        if at is not None:
+            due = max(at, now)
+        if entry.deadlines.stale_at <= entry.renewed_at:
+            # A renewal that brought a set already stale must not be followed by another at
+            # once, or the scheduler would renew it in a loop.
+            due = max(due, entry.renewed_at + self._policy.min_interval)
+        self._scheduler.schedule((entry.key.provider, entry.key.subject), due, entry.generation)
+
+    def _driver_random(self) -> float:
+        return self._driver.draw()
+
+    def _fire_scheduled(self, key: Hashable, generation: int) -> asyncio.Future[Any] | None:
+        entry = self._registry.entries.get(key)  # type: ignore[call-overload]
+        if entry is None or entry.generation != generation or self._closed:
+            return None
+        if entry.job is not None:
+            entry.rearm = True  # a renewal is finishing: plan again when it has
+            return None
+        if entry.status not in (Status.ACTIVE, Status.BACKOFF):
+            return None
+        now = self._clock.monotonic()
+        idle = self._idle_after is not None and now - entry.last_used > self._idle_after
+        keep_alive_due = entry.deadlines is not None and now >= entry.deadlines.refresh_token_due_at
+        if idle and not (self._keep_alive and keep_alive_due):
+            return None  # left to on-demand renewal
+        self.stats.scheduled_renewals += 1
+        return self._driver.start(entry, reason="scheduled")
 
     # -- observation -----------------------------------------------------------------------------
 
@@ -328,7 +537,7 @@ class SessionManager(RenewalEngine):
         return self._hub.iterate(maxsize)
 
     async def wait_idle(self) -> None:
-        """Wait until no renewal or acquisition is running (for tests and orderly shutdown)."""
+        """Wait until no renewal, write or restore is running (tests, orderly shutdown)."""
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
@@ -346,33 +555,63 @@ class SessionManager(RenewalEngine):
                 caller waiting on that renewal.
         """
         name = provider if provider.__class__ is str else provider.name  # type: ignore[union-attr]
-        entry = self._entries.get((name, subject))
+        entry = self._registry.entries.get((name, subject))
         if entry is not None:
             token = entry.token
             now = self._clock.monotonic()
             if token is not None and now < entry.stale_at:
                 entry.last_used = now
                 return token
-        return (await self._token_set_slow(TokenKey(name, subject))).access_token.reveal()
+        return (await self._token_set_slow(self.key(name, subject))).access_token.reveal()
 
     async def token_set(self, provider: Provider | str, subject: str | None = None) -> TokenSet:
         """Like :meth:`access_token` but return the whole (redacting) :class:`TokenSet`."""
         return await self._token_set_slow(self.key(provider, subject))
 
-    async def _token_set_slow(self, key: TokenKey) -> TokenSet:
-        entry = self._entry(key)
-        entry.last_used = self._clock.monotonic()
-        if entry.status is Status.REAUTH_REQUIRED or entry.status is Status.REVOKED:
+    async def _entry(self, key: TokenKey) -> Entry:
+        """The entry of ``key``, ready to serve or renew.
+
+        A key whose grant died here, or that was forgotten here, stays refused without a
+        request to the provider; but one store read tells whether another process has stored
+        a new login since, which is then adopted.
+        """
+        entry = self._registry.find(key.provider, key.subject)
+        forgotten = entry is None and (key.provider, key.subject) in self._revoked
+        if not forgotten and (entry is None or entry.status not in _REFUSED):
+            return entry if entry is not None else self._registry.entry(key)
+        stored = await self._driver.read(key)
+        if stored is None or (entry is not None and stored.version == entry.dead_version):
+            if entry is None:
+                raise ReauthorizationRequired(key.hashed, "revoked")
             raise self._poisoned(entry)
+        self._revoked.pop((key.provider, key.subject), None)
+        entry = self._registry.entry(key)
+        self._driver.publish(entry, stored.token_set, stored.version)
+        return entry
+
+    def _poisoned(self, entry: Entry) -> ReauthorizationRequired:
+        if entry.status is Status.REVOKED:
+            return ReauthorizationRequired(entry.key.hashed, "revoked")
+        previous = entry.reauth
+        return ReauthorizationRequired(
+            entry.key.hashed,
+            previous.reason if previous else "reauth_required",
+            previous.cause if previous else None,
+        )
+
+    async def _token_set_slow(self, key: TokenKey) -> TokenSet:
+        entry = await self._entry(key)
+        now = self._clock.monotonic()
+        entry.last_used = now
         if entry.token_set is not None and entry.deadlines is not None:
-            action = decide(entry.deadlines, self._clock.monotonic())
+            action = decide(entry.deadlines, now)
             if action is Action.USE:
                 return entry.token_set
             if action is Action.USE_AND_REFRESH:
-                if entry.renewal is None and self._clock.monotonic() >= entry.retry_at:
-                    self._start_renewal(entry)
+                if entry.job is None and now >= entry.retry_at:
+                    self._driver.start(entry)
                 return entry.token_set
-        return await self._await_owned(self._start_renewal(entry))
+        return await asyncio.shield(self._driver.start(entry))
 
     async def renew_after_rejection(
         self, provider: Provider | str, subject: str | None, rejected: str
@@ -380,50 +619,49 @@ class SessionManager(RenewalEngine):
         """Return a token other than ``rejected``, which the API just answered 401 to.
 
         If someone already replaced it, that token is returned; otherwise one renewal runs
-        (shared with every other caller) and the renewed token is returned.
+        (shared with every other caller) and the renewed token is returned. A rejected token
+        is renewed at once, even a finAPI client token that is otherwise reissued until it
+        expires.
         """
         key = self.key(provider, subject)
-        entry = self._entry(key)
-        if entry.status is Status.REAUTH_REQUIRED or entry.status is Status.REVOKED:
-            raise self._poisoned(entry)
+        entry = await self._entry(key)
         if entry.token is not None and entry.token != rejected:
             return entry.token
-        task = self._start_renewal(entry, rejected=rejected, reason="forced")
-        return (await self._await_owned(task)).access_token.reveal()
+        outcome = self._driver.start(entry, rejected=rejected, reason="forced")
+        return (await asyncio.shield(outcome)).access_token.reveal()
 
     async def refresh(self, provider: Provider | str, subject: str | None = None) -> TokenSet:
         """Renew now, whatever the token's age (joining a renewal already in flight).
 
-        Uses the same single-flight, persist-then-publish path as every other renewal.
+        Uses the same single-flight, fenced, persist-then-publish path as every other renewal.
         """
         key = self.key(provider, subject)
-        entry = self._entry(key)
-        if entry.status is Status.REAUTH_REQUIRED or entry.status is Status.REVOKED:
-            raise self._poisoned(entry)
-        if entry.token_set is None and entry.renewal is None:
+        entry = await self._entry(key)
+        if entry.token_set is None and entry.job is None:
             # Take what the store holds first, without a request: the forced renewal below
             # must redeem the newest refresh token, and only once.
-            stored = await self._load(key)
-            if stored is not None and entry.token_set is None and entry.renewal is None:
-                self._publish(entry, stored.token_set, stored.version)
-        return await self._await_owned(
-            self._start_renewal(entry, rejected=entry.token, reason="forced")
-        )
+            stored = await self._driver.read(key)
+            if stored is not None and entry.token_set is None and entry.job is None:
+                self._driver.publish(entry, stored.token_set, stored.version)
+        outcome = self._driver.start(entry, rejected=entry.token, forced=True, reason="forced")
+        return await asyncio.shield(outcome)
 
     def state(self, provider: Provider | str, subject: str | None = None) -> TokenState:
-        """The observable state of one token set (unknown keys look expired)."""
+        """The observable state of one token set in this process (unknown keys look expired;
+        keys forgotten here look revoked)."""
         key = self.key(provider, subject)
-        entry = self._entries.get((key.provider, key.subject))
+        entry = self._registry.find(key.provider, key.subject)
         if entry is None:
-            return TokenState.EXPIRED
+            revoked = (key.provider, key.subject) in self._revoked
+            return TokenState.REVOKED if revoked else TokenState.EXPIRED
         return token_state(entry.status, entry.deadlines, self._clock.monotonic())
 
     def key(self, provider: Provider | str, subject: str | None = None) -> TokenKey:
         """The :class:`TokenKey` of a client (``subject=None``) or user token set."""
         name = provider if isinstance(provider, str) else provider.name
-        if name not in self._registrations:
+        if name not in self._registry:
             raise UsageError(f"provider {name!r} is not registered; call register() first")
-        return TokenKey(name, subject)
+        return self._registry.key(name, subject)
 
     # -- first acquisition ---------------------------------------------------------------------
 
@@ -433,7 +671,7 @@ class SessionManager(RenewalEngine):
         """Obtain a user token with the password grant and store it under ``username``."""
         key = self.key(provider, username)
         oauth = self.oauth(key.provider)
-        return await self._await_owned(
+        return await asyncio.shield(
             self._spawn(self._acquire(key, lambda: oauth.password(username, Secret(password))))
         )
 
@@ -447,7 +685,7 @@ class SessionManager(RenewalEngine):
         extra_params: Mapping[str, str] | None = None,
     ) -> AuthorizationRequest:
         """Start an authorization-code flow: a URL with fresh ``state`` and PKCE."""
-        registration = self._registration(self.key(provider).provider)
+        registration = self._registry.registration(self.key(provider).provider)
         return build_authorization_request(
             registration.provider,
             registration.client.client_id,
@@ -470,10 +708,10 @@ class SessionManager(RenewalEngine):
         was sent, the tokens are still stored.
         """
         key = self.key(provider, subject)
-        registration = self._registration(key.provider)
+        registration = self._registry.registration(key.provider)
         response = parse_callback(callback, request, expected_issuer=registration.provider.issuer)
         oauth = self.oauth(key.provider)
-        return await self._await_owned(
+        return await asyncio.shield(
             self._spawn(
                 self._acquire(
                     key,
@@ -493,17 +731,18 @@ class SessionManager(RenewalEngine):
         async def fetched() -> TokenSet:
             return token_set
 
-        await self._await_owned(self._spawn(self._acquire(key, fetched, requests=0)))
+        await asyncio.shield(self._spawn(self._acquire(key, fetched, requests=0)))
 
     async def _acquire(
         self, key: TokenKey, fetch: Callable[[], Awaitable[TokenSet]], *, requests: int = 1
     ) -> TokenSet:
         self.stats.token_requests += requests
         token_set = await fetch()
+        store_call = self._driver.store_call
         for _attempt in range(3):
-            current = await self._store_call(self._store.get(key))
+            current = await store_call(self._store.get(key))
             try:
-                version = await self._store_call(
+                version = await store_call(
                     self._store.put(
                         key,
                         token_set,
@@ -512,10 +751,8 @@ class SessionManager(RenewalEngine):
                 )
             except StoreConflictError:
                 continue
-            entry = self._entry(key)
-            entry.status = transition(entry.status, Event.TOKENS_STORED)
-            entry.reauth = None
-            self._publish(entry, token_set, version)
+            self._revoked.pop((key.provider, key.subject), None)
+            self._driver.publish(self._registry.entry(key), token_set, version)
             return token_set
         raise StoreConflictError(f"token set {key.hashed}: store kept changing while writing")
 
@@ -528,8 +765,8 @@ class SessionManager(RenewalEngine):
         finAPI and Keycloak); otherwise the access token.
         """
         key = self.key(provider, subject)
-        registration = self._registration(key.provider)
-        stored = await self._load(key)
+        registration = self._registry.registration(key.provider)
+        stored = await self._driver.store_call(self._store.get(key))
         if stored is not None:
             token_set = stored.token_set
             client_bearer = None
@@ -548,7 +785,7 @@ class SessionManager(RenewalEngine):
     async def logout(self, provider: Provider | str, subject: str) -> None:
         """End the user's Keycloak session (logout endpoint) and delete the token set."""
         key = self.key(provider, subject)
-        stored = await self._load(key)
+        stored = await self._driver.store_call(self._store.get(key))
         if stored is not None and stored.token_set.refresh_token is not None:
             await self.oauth(key.provider).logout(stored.token_set.refresh_token)
         await self._forget(key)
@@ -562,14 +799,15 @@ class SessionManager(RenewalEngine):
         await self._forget(self.key(provider, subject))
 
     async def _forget(self, key: TokenKey) -> None:
-        await self._store_call(self._store.delete(key))
-        entry = self._entry(key)
-        if entry.renewal is not None:
-            await asyncio.wait([entry.renewal])
-        if entry.status is not Status.REVOKED:
-            entry.status = transition(entry.status, Event.REVOKED)
-        entry.token_set = None
-        entry.token = None
-        entry.deadlines = None
-        entry.version = None
-        entry.stale_at = _NEG_INF
+        await self._driver.store_call(self._store.delete(key))
+        entry = self._registry.find(key.provider, key.subject)
+        if entry is not None:
+            if entry.job is not None:
+                await asyncio.wait([entry.job])
+            entry.clear()
+            self._registry.prune(entry)
+        # Remembered (boundedly) so later calls here say "revoked" rather than "no tokens".
+        self._revoked[key.provider, key.subject] = None
+        self._revoked.move_to_end((key.provider, key.subject))
+        if len(self._revoked) > _TOMBSTONES:
+            self._revoked.popitem(last=False)

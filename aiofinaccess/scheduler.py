@@ -22,6 +22,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from .clock import Clock
 
@@ -29,7 +30,7 @@ __all__ = ["RefreshScheduler"]
 
 logger = logging.getLogger("aiofinaccess")
 
-Fire = Callable[[Hashable, int], "asyncio.Task[object] | None"]
+Fire = Callable[[Hashable, int], "asyncio.Future[Any] | None"]
 
 
 class RefreshScheduler:
@@ -37,8 +38,8 @@ class RefreshScheduler:
 
     Args:
         clock: The manager's clock (monotonic time and sleep).
-        fire: Called with ``(key, generation)`` when an item is due; returns the renewal task
-            it started, or ``None`` if the item was stale or nothing needed doing.
+        fire: Called with ``(key, generation)`` when an item is due; returns the outcome of
+            the renewal it started, or ``None`` if the item was stale or nothing needed doing.
         max_in_flight: Renewals started by the scheduler that may run at once.
     """
 

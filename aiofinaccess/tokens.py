@@ -38,6 +38,7 @@ __all__ = [
     "Secret",
     "TokenKey",
     "TokenSet",
+    "client_label",
     "display_converter",
     "parse_token_response",
     "store_converter",
@@ -128,17 +129,34 @@ class ClientCredentials:
             raise ConfigurationError("client_id must not be empty")
 
 
+def _check_provider(_key: object, _attribute: object, provider: str) -> None:
+    if not provider or ":" in provider:
+        raise ValueError("a token key's provider must be a non-empty name without ':'")
+
+
+def _check_subject(_key: object, _attribute: object, subject: str | None) -> None:
+    if subject is not None and not subject:
+        raise ValueError("a token key's subject must be a non-empty user id, or None")
+
+
 @attrs.frozen(slots=True, order=True)
 class TokenKey:
     """Names one token set: a provider and a subject.
 
     ``subject`` is ``None`` for the provider's *client* token (client credentials grant) and
     the end user's id otherwise. Keeping the client in its own slot means no user id, however
-    it is spelled, can collide with the client token.
+    it is spelled, can collide with the client token. A client token also names the client
+    that holds it (``client``: its id and a fingerprint of its secret, see
+    :func:`client_label`), so managers with other credentials sharing a store never take each
+    other's client token.
+
+    Raises:
+        ValueError: An empty provider or one containing ``:``, or an empty subject.
     """
 
-    provider: str
-    subject: str | None = None
+    provider: str = attrs.field(validator=_check_provider)
+    subject: str | None = attrs.field(default=None, validator=_check_subject)
+    client: str | None = attrs.field(default=None, kw_only=True)
 
     @property
     def is_client(self) -> bool:
@@ -146,10 +164,12 @@ class TokenKey:
         return self.subject is None
 
     def __str__(self) -> str:
+        if self.subject is not None:
+            return f"{self.provider}:user:{self.subject}"
         return (
             f"{self.provider}:client"
-            if self.subject is None
-            else f"{self.provider}:user:{self.subject}"
+            if self.client is None
+            else f"{self.provider}:client:{self.client}"
         )
 
     @property
@@ -159,14 +179,31 @@ class TokenKey:
 
     @classmethod
     def parse(cls, text: str) -> TokenKey:
-        """Invert ``str(key)``."""
+        """Invert ``str(key)``.
+
+        Raises:
+            ValueError: ``text`` is not a token key.
+        """
         provider, sep, rest = text.partition(":")
         if sep and rest == "client":
             return cls(provider)
-        kind, sep2, subject = rest.partition(":")
-        if not (sep and sep2 and kind == "user" and subject):
-            raise ValueError(f"not a token key: {text!r}")
-        return cls(provider, subject)
+        kind, sep2, tail = rest.partition(":")
+        if sep and sep2 and tail and kind == "client":
+            return cls(provider, client=tail)
+        if not (sep and sep2 and kind == "user" and tail):
+            raise ValueError("not a token key")
+        return cls(provider, tail)
+
+
+def client_label(client: ClientCredentials) -> str:
+    """The client's identity as it appears in its token key: id and a secret's fingerprint.
+
+    The fingerprint is a domain-separated SHA-256 prefix: it tells two secrets apart without
+    revealing either.
+    """
+    secret = b"" if client.client_secret is None else client.client_secret.reveal().encode()
+    digest = hashlib.sha256(b"aiofinaccess client secret\0" + secret).hexdigest()[:16]
+    return f"{client.client_id}#{digest if client.client_secret is not None else 'public'}"
 
 
 @attrs.frozen(slots=True)

@@ -40,9 +40,14 @@ CASES: list[tuple[str, Any, str]] = [
     ("negative lead", lambda: RefreshPolicy(min_lead=-1), "min_lead"),
     ("zero attempts", lambda: RetryPolicy(attempts=0), "attempts"),
     (
-        "lease shorter than a request",
-        lambda: SessionManager(lease_ttl=5, token_timeout=30),
+        "a lease of no time",
+        lambda: SessionManager(lease_ttl=0),
         "lease_ttl",
+    ),
+    (
+        "an endless store call",
+        lambda: SessionManager(store_timeout=float("inf")),
+        "store_timeout",
     ),
     ("jitter out of range", lambda: SessionManager(jitter=2), "jitter"),
     ("bad encryption key", lambda: FernetCodec(["not-a-key"]), "encryption keys"),

@@ -96,7 +96,7 @@ def test_token_responses(
     assert "Secret('***')" in repr(token_set)
     if len(token_set.access_token.reveal()) >= 12:  # short values occur in any repr by chance
         assert token_set.access_token.reveal() not in repr(token_set)
-    deadlines = plan(token_set, RefreshPolicy(), now=SENT.monotonic)
+    deadlines = plan(token_set, RefreshPolicy())
     decide(deadlines, SENT.monotonic)
     assert deadlines.stale_at <= deadlines.must_refresh_at
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from aiofinaccess import ConfigurationError, TokenSet
+from aiofinaccess import ConfigurationError, TokenSet, UsageError
 from aiofinaccess.lifecycle import (
     TRANSITIONS,
     Action,
@@ -73,7 +73,7 @@ class TestRefreshPolicy:
 class TestPlanAndDecide:
     def test_walks_fresh_stale_expired(self) -> None:
         """A 300 s token: fresh until 240 s, stale until 299 s, then expired."""
-        deadlines = plan(issued(300), POLICY, now=100.0)
+        deadlines = plan(issued(300), POLICY)
         assert deadlines.stale_at == 340.0
         assert deadlines.must_refresh_at == 399.0
         assert decide(deadlines, 339.9) is Action.USE
@@ -83,25 +83,25 @@ class TestPlanAndDecide:
 
     def test_never_expiring_token_is_always_fresh(self) -> None:
         """finAPI expires_in 0."""
-        deadlines = plan(issued(None), POLICY, now=100.0)
+        deadlines = plan(issued(None), POLICY)
         assert deadlines.stale_at == math.inf
         assert decide(deadlines, 1e12) is Action.USE
 
-    def test_unanchored_set_counts_from_now(self) -> None:
-        """A set restored without an anchor is placed at ``now``."""
+    def test_an_unanchored_set_cannot_be_planned(self) -> None:
+        """A stored set is anchored where it is read; planning one without is a bug, not "now"."""
         token_set = TokenSet(access_token="AT", issued_at=0.0, expires_at=300.0)
-        deadlines = plan(token_set, POLICY, now=5_000.0)
-        assert deadlines.must_refresh_at == 5_299.0
+        with pytest.raises(UsageError, match="unanchored"):
+            plan(token_set, POLICY)
 
     def test_reissued_token_is_not_renewed_before_expiry(self) -> None:
         """finAPI returns the same client token until it expires: don't ask early."""
-        deadlines = plan(issued(120), POLICY, now=100.0, reissued=True)
+        deadlines = plan(issued(120), POLICY, reissued=True)
         assert deadlines.stale_at == deadlines.must_refresh_at == 219.0
         assert deadlines.renew_not_before == 220.0
 
     def test_refresh_token_deadlines(self) -> None:
         """The refresh token's end is tracked, with a lead for keeping sessions alive."""
-        deadlines = plan(issued(300, refresh_lifetime=1800), POLICY, now=100.0)
+        deadlines = plan(issued(300, refresh_lifetime=1800), POLICY)
         assert deadlines.refresh_token_dead_at == 1_900.0
         assert deadlines.refresh_token_due_at == 1_840.0
 
@@ -117,7 +117,7 @@ class TestChooseRenewal:
     def test_live_refresh_token_is_used(self) -> None:
         """The refresh grant while the refresh token lives."""
         token_set = issued(300, refresh_lifetime=1800)
-        deadlines = plan(token_set, POLICY, now=100.0)
+        deadlines = plan(token_set, POLICY)
         assert (
             choose_renewal(token_set, deadlines, now=500, is_client=False, can_use_password=True)
             is Renewal.REFRESH_TOKEN
@@ -126,7 +126,7 @@ class TestChooseRenewal:
     def test_dead_refresh_token_falls_back_to_password_or_reauth(self) -> None:
         """After the refresh token's end: password grant if possible, else re-authorize."""
         token_set = issued(300, refresh_lifetime=1800)
-        deadlines = plan(token_set, POLICY, now=100.0)
+        deadlines = plan(token_set, POLICY)
         assert (
             choose_renewal(token_set, deadlines, now=2_000, is_client=False, can_use_password=True)
             is Renewal.PASSWORD
@@ -174,7 +174,7 @@ class TestTransitions:
 
     def test_token_state_merges_status_and_freshness(self) -> None:
         """Observable state."""
-        deadlines = plan(issued(300), POLICY, now=100.0)
+        deadlines = plan(issued(300), POLICY)
         assert token_state(Status.ACTIVE, deadlines, 200.0) is TokenState.FRESH
         assert token_state(Status.ACTIVE, deadlines, 350.0) is TokenState.STALE
         assert token_state(Status.ACTIVE, deadlines, 400.0) is TokenState.EXPIRED

@@ -171,10 +171,11 @@ class TestCancellation:
 
 
 class TestPersistThenPublish:
-    async def test_failed_store_write_publishes_nothing(
+    async def test_failed_store_write_publishes_nothing_and_keeps_the_redeemed_set(
         self, mocked: aioresponses, clock: FakeClock
     ) -> None:
-        """No caller ever sees a token the store did not accept; the error is a StoreError."""
+        """No caller ever sees a token the store did not accept (they get StoreError); the
+        redeemed set is kept and written once the store recovers, without a second request."""
         store = FailingStore()
         async with SessionManager(store=store, clock=clock, scheduler=False) as manager:
             manager.register(EVERIFIN, ClientCredentials("c", "s"))
@@ -189,12 +190,16 @@ class TestPersistThenPublish:
             stored = await store.get(TokenKey(EVERIFIN.name, USER))
             assert stored is not None
             assert stored.token_set.access_token == Secret("AT-0")
-            token_set = manager._entries[EVERIFIN.name, USER].token_set
-            assert token_set is not None
-            assert token_set.access_token == Secret("AT-0")
-            # The write was retried (the new token lived only in memory), then given up on.
-            assert manager.stats.store_failures == 3
-            assert store.put_attempts >= 3
+            assert manager.stats.store_failures >= 3
+            # Meanwhile no other renewal of the key starts: callers keep getting StoreError.
+            with pytest.raises(StoreError):
+                await manager.access_token(EVERIFIN, USER)
+            store.fail_puts = False
+            await manager.wait_idle()
+            stored = await store.get(TokenKey(EVERIFIN.name, USER))
+            assert stored is not None
+            assert stored.token_set.access_token == Secret("AT-NEW")
+            assert await manager.access_token(EVERIFIN, USER) == "AT-NEW"
             assert len(token_requests(mocked, token_url(EVERIFIN))) == 1
 
     async def test_response_without_refresh_token_keeps_the_old_one(

@@ -195,7 +195,7 @@ class TestDeadGrants:
             issued = clock.wall()
             await store.put(KEY, expired(clock), expected_version=None)
             client_set = TokenSet(access_token="CT-0", issued_at=issued, expires_at=issued + 100)
-            await store.put(TokenKey(FINAPI.name), client_set, expected_version=None)
+            await store.put(manager.key(FINAPI), client_set, expected_version=None)
             mocked.post(
                 token_url(FINAPI), payload=token_body("CT-1", None, expires_in=100), repeat=True
             )

@@ -8,7 +8,13 @@ import pytest
 
 from aiofinaccess import ClientCredentials, ConfigurationError, Secret, TokenKey, TokenSet
 from aiofinaccess.errors import TokenResponseError
-from aiofinaccess.tokens import Anchor, display_converter, parse_token_response, store_converter
+from aiofinaccess.tokens import (
+    Anchor,
+    client_label,
+    display_converter,
+    parse_token_response,
+    store_converter,
+)
 
 SENT = Anchor(wall=1_000.0, monotonic=50.0)
 
@@ -63,7 +69,14 @@ class TestClientCredentials:
 
 
 class TestTokenKey:
-    @pytest.mark.parametrize("key", [TokenKey("finapi"), TokenKey("everifin", "user:with:colons")])
+    @pytest.mark.parametrize(
+        "key",
+        [
+            TokenKey("finapi"),
+            TokenKey("everifin", "user:with:colons"),
+            TokenKey("finapi", client="id:with:colons#0123456789abcdef"),
+        ],
+    )
     def test_round_trips_through_str(self, key: TokenKey) -> None:
         """parse(str(key)) == key, even for subjects containing ':'."""
         assert TokenKey.parse(str(key)) == key
@@ -77,6 +90,20 @@ class TestTokenKey:
         """Garbage does not parse."""
         with pytest.raises(ValueError, match="not a token key"):
             TokenKey.parse("nonsense")
+
+    def test_empty_parts_are_refused(self) -> None:
+        """An empty subject or provider cannot be stored and parsed back."""
+        for parts in (("finapi", ""), ("", "alice"), ("fin:api", "alice")):
+            with pytest.raises(ValueError, match="token key"):
+                TokenKey(*parts)
+
+    def test_the_client_label_names_the_client_never_the_secret(self) -> None:
+        """Two secrets of one client id give two keys; the secret never appears."""
+        one = client_label(ClientCredentials("id", "secret-one"))
+        two = client_label(ClientCredentials("id", "secret-two"))
+        assert one != two
+        assert one.startswith("id#")
+        assert "secret" not in one
 
     def test_hash_hides_the_user_id(self) -> None:
         """The log-safe hash does not contain the subject."""

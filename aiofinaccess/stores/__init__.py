@@ -6,9 +6,15 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
   the one the writer read (``None``: "there must be none"), and returns the new version. A
   writer that lost the race gets :class:`~aiofinaccess.errors.StoreConflictError` and must
   re-read, never overwrite: the other writer may hold the only live refresh token.
-* **a lease around a refresh** - :meth:`TokenStore.lease` is held while a refresh token is
-  being redeemed, so only one process at a time spends it. Waiters re-read the store after the
-  lease is theirs, and never refresh from their stale copy.
+* **a fenced lease around a refresh** - :meth:`TokenStore.lease` is held while a refresh
+  token is being redeemed, so only one process at a time spends it. It yields a
+  :class:`Lease` handle: its holder knows how long it can still count on it
+  (:meth:`Lease.remaining`, measured conservatively from before the store was asked) and
+  extends it by owner token (:meth:`Lease.extend`; the store refuses anyone else), so a
+  refresh is only ever sent with enough lease left to finish. Waiters re-read the store after
+  the lease is theirs, and never refresh from their stale copy. Leases run on the store's
+  clock where it has one (Redis) and on the machine's monotonic clock otherwise (SQLite), never
+  on the wall clock.
 * **listing keys** - so a manager can restore every token set at start-up.
 * **versions are opaque integers**: compare them for equality only. Durable stores draw them
   at random, so a key deleted and created again never repeats a version a reader remembers.
@@ -42,7 +48,7 @@ from ..tokens import TokenKey, TokenSet
 if TYPE_CHECKING:
     from .codec import TokenCodec
 
-__all__ = ["ChangeFeed", "PendingAuthorizations", "TokenStore", "Versioned"]
+__all__ = ["ChangeFeed", "Lease", "PendingAuthorizations", "TokenStore", "Versioned"]
 
 
 @attrs.frozen(slots=True)
@@ -51,6 +57,25 @@ class Versioned:
 
     token_set: TokenSet
     version: int
+
+
+class Lease(Protocol):
+    """The holder's handle on a store lease (see :meth:`TokenStore.lease`)."""
+
+    def remaining(self) -> float:
+        """Seconds the holder can still count on (``0`` once the lease is known lost)."""
+        ...
+
+    async def extend(self, ttl: float) -> bool:
+        """Make the lease last at least ``ttl`` seconds from now; never shortens it.
+
+        Returns:
+            True if the lease is still ours (extended); False if another holder has it.
+
+        Raises:
+            StoreError: The store could not be asked (the lease may or may not still be ours).
+        """
+        ...
 
 
 @runtime_checkable
@@ -83,8 +108,14 @@ class TokenStore(Protocol):
         """
         ...
 
-    def lease(self, key: TokenKey, *, ttl: float) -> AbstractAsyncContextManager[None]:
-        """Hold ``key`` exclusively for at most ``ttl`` seconds across every user of the store."""
+    def lease(self, key: TokenKey, *, ttl: float) -> AbstractAsyncContextManager[Lease]:
+        """Hold ``key`` exclusively across every user of the store, for ``ttl`` seconds unless
+        the holder extends it.
+
+        Waits up to ``ttl`` seconds for a lease someone else holds, then raises
+        :class:`~aiofinaccess.errors.LeaseBusyError`. Released on exit; a holder that dies
+        loses it when it runs out.
+        """
         ...
 
     def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:

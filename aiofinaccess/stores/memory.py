@@ -1,7 +1,9 @@
 """An in-process token store: the reference implementation of the store protocol.
 
 Good for tests, scripts and single-process apps that can afford to lose sessions on restart.
-Its lease is an :class:`asyncio.Lock` per key (one process holds every user of it). Pending
+Its lease is an :class:`asyncio.Lock` per key (one process holds every user of it): a holder
+cannot vanish without its process, so the lease never runs out and extending it always
+succeeds. Pending
 authorization records live in a dict with a monotonic expiry; a take is atomic because nothing
 awaits between its read and its delete.
 """
@@ -9,15 +11,31 @@ awaits between its read and its delete.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
-from ..errors import StoreConflictError
+from ..errors import LeaseBusyError, StoreConflictError
 from ..tokens import TokenKey, TokenSet
 from . import Versioned, check_ttl
 
 __all__ = ["MemoryStore"]
+
+
+class _LocalLease:
+    """A lease on an in-process lock: it lasts as long as its holder."""
+
+    __slots__ = ()
+
+    def remaining(self) -> float:
+        return math.inf
+
+    async def extend(self, ttl: float) -> bool:
+        return True
+
+
+_LOCAL_LEASE = _LocalLease()
 
 
 class MemoryStore:
@@ -65,14 +83,33 @@ class MemoryStore:
         del self._data[key]
         return True
 
+    async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
+        """The stored sets of ``keys`` that exist, in one call."""
+        return {key: self._data[key] for key in keys if key in self._data}
+
     @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[None]:
-        """Hold ``key`` exclusively. ``ttl`` is moot in one process: a holder cannot vanish."""
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[_LocalLease]:
+        """Hold ``key`` exclusively; wait at most ``ttl`` seconds for another holder.
+
+        The lease itself never runs out: in one process a holder cannot vanish.
+
+        Raises:
+            LeaseBusyError: Another task held it for ``ttl`` seconds.
+        """
         lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
-            async with lock:
-                yield
+            try:
+                async with asyncio.timeout(ttl):
+                    await lock.acquire()
+            except TimeoutError:
+                raise LeaseBusyError(
+                    f"timed out waiting for the lease on token set {key.hashed}"
+                ) from None
+            try:
+                yield _LOCAL_LEASE
+            finally:
+                lock.release()
         finally:
             lock, users = self._locks[key]
             if users == 1:

@@ -7,12 +7,15 @@ Theory of operation
   writer; ``WATCH``/``MULTI`` would need a retry loop and a dedicated connection. Versions are
   random 62-bit integers: a key deleted and created again never repeats an old version.
 * **The lease is ``SET NX PX`` with a random owner token.** ``NX`` makes it exclusive, ``PX``
-  frees it when its holder dies, and the owner token lets the release (a compare-and-delete
-  script) remove only our own lease, never the next holder's after ours expired.
+  (on Redis's own clock) frees it when its holder dies, and the owner token lets the extension
+  and the release (compare-and-extend, compare-and-delete scripts) touch only our own lease,
+  never the next holder's after ours expired. A ``SET`` whose reply is lost may still have
+  run, so any failure to acquire releases by owner before it raises.
 * **The change feed** (:meth:`RedisStore.changes`) relays every write and delete published on
   ``{prefix}changes``, so other workers adopt a rotated token set without waiting for their
   copy to go stale. It is best effort (a message sent while a subscriber is disconnected is
-  lost); compare-and-swap keeps every write correct regardless.
+  lost, and an iterator that falls 1,024 changes behind loses its oldest); compare-and-swap
+  keeps every write correct regardless.
 
 * **Pending authorizations** are plain strings with ``PX`` expiry; a take is ``GETDEL``
   (Redis >= 6.2), atomic like every command, so exactly one worker wins a callback. Their
@@ -33,12 +36,18 @@ import random
 import secrets
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import ConfigurationError, StoreConflictError, StoreError, UsageError
+from ..errors import (
+    ConfigurationError,
+    LeaseBusyError,
+    StoreConflictError,
+    StoreError,
+    UsageError,
+)
 from ..tokens import TokenKey, TokenSet
 from . import Versioned, check_ttl, open_pending, seal_pending
 from .codec import JsonCodec, TokenCodec
@@ -84,6 +93,17 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# ARGV: owner, milliseconds. Only while the key still names us: an expired key is gone, and
+# someone may have held (and used) the lease since. Never shortens.
+_EXTEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+#: Changes an unread iterator keeps; older ones are dropped (the feed is best effort).
+_FEED_LIMIT = 1024
 
 
 def _text(value: bytes | str) -> str:  # bytes, unless a client passed in decodes replies
@@ -105,11 +125,45 @@ def _describe(url: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port or 6379}/{db or parts.path.strip('/') or 0}"
 
 
+class _RedisLease:
+    """The holder's handle on a ``SET NX PX`` lease."""
+
+    def __init__(self, store: RedisStore, key: TokenKey, name: str, owner: str, until: float):
+        self._store = store
+        self._key = key
+        self._name = name
+        self._owner = owner
+        self._until = until
+        self._lost = False
+
+    def remaining(self) -> float:
+        return 0.0 if self._lost else max(0.0, self._until - time.monotonic())
+
+    async def extend(self, ttl: float) -> bool:
+        asked = time.monotonic()
+        extended = await self._store._call(
+            "extend lease",
+            self._key,
+            self._store._extend(keys=[self._name], args=[self._owner, math.ceil(ttl * 1000)]),
+        )
+        if not extended:
+            self._lost = True
+            return False
+        self._until = max(self._until, asked + ttl)
+        return True
+
+
 class _Changes:
     """One iterator of the change feed: a queue the store's reader fills; ``None`` ends it."""
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[_Change | None] = asyncio.Queue()
+
+    def offer(self, change: _Change | None) -> None:
+        """Queue ``change``, dropping the oldest when the reader fell too far behind."""
+        if change is not None and self.queue.qsize() >= _FEED_LIMIT:
+            self.queue.get_nowait()
+        self.queue.put_nowait(change)
 
     def __aiter__(self) -> _Changes:
         return self
@@ -169,6 +223,7 @@ class RedisStore:
         self._put = client.register_script(_PUT)
         self._delete = client.register_script(_DELETE)
         self._release = client.register_script(_RELEASE)
+        self._extend = client.register_script(_EXTEND)
         self._closed = False
         self._feeds: weakref.WeakSet[_Changes] = weakref.WeakSet()
         self._reader: asyncio.Task[None] | None = None
@@ -232,29 +287,50 @@ class RedisStore:
             raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
         return bool(done)
 
-    @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[None]:
-        """Hold ``key`` for at most ``ttl`` seconds across every client of this Redis.
+    async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
+        """The stored sets of ``keys`` that exist: one pipelined round trip per 500 keys."""
+        wanted = list(keys)
+        found: dict[TokenKey, Versioned] = {}
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start : start + 500]
+            pipe = self._client.pipeline(transaction=False)
+            for key in batch:
+                pipe.hmget(f"{self._prefix}ts:{key}", "version", "data")
+            replies = await self._call("get many", None, pipe.execute())
+            for key, (version, data) in zip(batch, replies, strict=True):
+                if version is not None and data is not None:
+                    found[key] = Versioned(self._codec.decode(_bytes(data)), int(version))
+        return found
 
-        Waits at most ``ttl`` seconds for a held lease: by then its holder's lease expired.
+    @asynccontextmanager
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[_RedisLease]:
+        """Hold ``key`` for ``ttl`` seconds unless extended, across every client of this Redis.
+
+        Waits at most ``ttl`` seconds for a held lease.
 
         Raises:
-            StoreError: The lease stayed taken for ``ttl`` seconds, or Redis failed.
+            LeaseBusyError: The lease stayed taken for ``ttl`` seconds.
+            StoreError: Redis failed.
         """
         if not (math.isfinite(ttl) and ttl > 0):
             raise UsageError("a lease ttl must be a positive number of seconds")
         name, owner = f"{self._prefix}lease:{key}", secrets.token_hex(16)
         deadline, px = time.monotonic() + ttl, math.ceil(ttl * 1000)
         try:
-            while not await self._call("lease", key, self._client.set(name, owner, nx=True, px=px)):
+            while True:
+                asked = time.monotonic()
+                if await self._call("lease", key, self._client.set(name, owner, nx=True, px=px)):
+                    break
                 if time.monotonic() >= deadline:
-                    raise StoreError(f"timed out waiting for the lease on token set {key.hashed}")
+                    raise LeaseBusyError(
+                        f"timed out waiting for the lease on token set {key.hashed}"
+                    )
                 await asyncio.sleep(self._lease_poll * (1 + random.random()))  # noqa: S311
-        except asyncio.CancelledError:  # the SET may have run although its reply never came
+        except BaseException:  # the SET may have run although its reply never came
             await self._release_shielded(name, owner)
             raise
         try:
-            yield
+            yield _RedisLease(self, key, name, owner, asked + ttl)
         finally:
             await self._release_shielded(name, owner)
 
@@ -305,7 +381,13 @@ class RedisStore:
             async for member in self._scan(f"{self._prefix}keys:{name}"):
                 if (text := _text(member)) not in seen:
                     seen.add(text)
-                    yield TokenKey.parse(text)
+                    try:
+                        key = TokenKey.parse(text)
+                    except ValueError:
+                        # One bad member must not stop every later start: skip it, say so.
+                        logger.warning("the Redis store holds a malformed token key; skipping it")
+                        continue
+                    yield key
 
     async def _scan(self, name: str) -> AsyncIterator[bytes | str]:
         cursor = 0
@@ -325,7 +407,7 @@ class RedisStore:
         """
         feed = _Changes()
         if self._closed:
-            feed.queue.put_nowait(None)
+            feed.offer(None)
         else:
             self._feeds.add(feed)
             self._start_reader()
@@ -385,7 +467,7 @@ class RedisStore:
             logger.debug("ignoring a malformed change message")
             return
         for feed in list(self._feeds):
-            feed.queue.put_nowait(change)
+            feed.offer(change)
 
     async def aclose(self) -> None:
         """End the change feed, finish lease releases, close the client if the store made it."""
@@ -398,6 +480,6 @@ class RedisStore:
             self._reader.cancel()
             await asyncio.wait({self._reader})
         for feed in list(self._feeds):
-            feed.queue.put_nowait(None)
+            feed.offer(None)
         if self._owns_client:
             await self._client.aclose()

@@ -11,8 +11,11 @@ Theory of operation
   deleted and created again never repeats a version a reader may still hold.
 * **A lease table.** The refresh lease must exclude other *processes* as well as other tasks,
   and must not outlive a holder that crashed. A row ``(key, owner, expires_at)`` does both:
-  it is taken by an insert that may replace only an expired row, released by deleting the row
-  where the owner is still ours, and simply expires if its holder was killed.
+  it is taken by an insert that may replace only an expired row, extended and released only
+  where the owner is still ours, and simply expires if its holder was killed. Its times are
+  on the machine's monotonic clock (shared by every process of one boot; an NTP step cannot
+  free a live lease); a row from an earlier boot reads as expired, since its end lies further
+  ahead than any lease may last.
 * **Pending authorizations** (:class:`~aiofinaccess.stores.PendingAuthorizations`) are rows
   ``(state, data, expires_at)``; a take is one ``DELETE ... RETURNING`` statement (SQLite
   >= 3.35), so of two processes taking one state exactly one gets the row. Their data goes
@@ -30,23 +33,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import aiosqlite
 
-from ..errors import ConfigurationError, StoreConflictError, StoreError
+from ..errors import ConfigurationError, LeaseBusyError, StoreConflictError, StoreError
 from ..tokens import TokenKey, TokenSet
 from . import Versioned, check_ttl, open_pending, seal_pending
 from .codec import JsonCodec, TokenCodec
 
 __all__ = ["SQLiteStore"]
+
+logger = logging.getLogger("aiofinaccess")
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS token_sets (
@@ -71,12 +77,17 @@ ON CONFLICT (state) DO UPDATE SET data = excluded.data, expires_at = excluded.ex
 _HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35)
 _SQLITE: Final = sqlite3.sqlite_version
 
-# Take the lease if nobody holds it, or if the holder's lease expired (it crashed or overran).
+# Take the lease if nobody holds it, or if the holder's lease expired (it crashed or overran),
+# or if the row comes from an earlier boot (the monotonic clock restarted below its end).
 _ACQUIRE: Final = """
 INSERT INTO leases (key, owner, expires_at) VALUES (?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-WHERE leases.expires_at < ?
+WHERE leases.expires_at < ? OR leases.expires_at > ?
 """
+# Never shortens: the heartbeat and the fence before a send may both extend.
+_EXTEND: Final = "UPDATE leases SET expires_at = max(expires_at, ?) WHERE key = ? AND owner = ?"
+#: No lease lasts longer than this; a row ending further ahead predates a reboot.
+_LONGEST_LEASE: Final = 86_400.0
 
 _jitter: Final = random.SystemRandom()
 
@@ -94,6 +105,29 @@ def _missing_directory(parent: str) -> str:
     if os.path.exists(ancestor) and not os.path.isdir(ancestor):
         return f"{ancestor} is a file, not a directory"
     return "directory does not exist"
+
+
+class _SQLiteLease:
+    """The holder's handle on a lease row."""
+
+    def __init__(self, store: SQLiteStore, key: TokenKey, owner: str, until: float) -> None:
+        self._store = store
+        self._key = key
+        self._owner = owner
+        self._until = until
+        self._lost = False
+
+    def remaining(self) -> float:
+        return 0.0 if self._lost else max(0.0, self._until - time.monotonic())
+
+    async def extend(self, ttl: float) -> bool:
+        asked = time.monotonic()
+        changed, _ = await self._store._execute(_EXTEND, (asked + ttl, str(self._key), self._owner))
+        if not changed:
+            self._lost = True
+            return False
+        self._until = max(self._until, asked + ttl)
+        return True
 
 
 class SQLiteStore:
@@ -232,7 +266,7 @@ class SQLiteStore:
         """Iterate over the stored keys, optionally only those of ``provider``.
 
         Raises:
-            StoreError: The read failed or a stored key is malformed.
+            StoreError: The read failed. A malformed stored key is logged and skipped.
         """
         if provider is None:
             _, rows = await self._execute("SELECT key FROM token_sets")
@@ -243,7 +277,9 @@ class SQLiteStore:
             try:
                 key = TokenKey.parse(text)
             except ValueError:
-                raise StoreError("the store holds a malformed token key") from None
+                # One bad row must not stop every later start: skip it, say so.
+                logger.warning("the SQLite store holds a malformed token key; skipping it")
+                continue
             yield key
 
     async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
@@ -280,36 +316,60 @@ class SQLiteStore:
             return None  # an expired row is deleted all the same
         return open_pending(self._codec, bytes(rows[0][0]))
 
+    async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
+        """The stored sets of ``keys`` that exist, read in batches of 500 keys per statement.
+
+        Raises:
+            StoreError: The read failed or stored bytes cannot be decoded.
+        """
+        wanted = {str(key): key for key in keys}
+        names = list(wanted)
+        found: dict[TokenKey, Versioned] = {}
+        for start in range(0, len(names), 500):
+            batch = names[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            sql = f"SELECT key, version, data FROM token_sets WHERE key IN ({marks})"  # noqa: S608
+            _, rows = await self._execute(sql, batch)
+            for name, version, data in rows:
+                found[wanted[name]] = Versioned(self._codec.decode(bytes(data)), int(version))
+        return found
+
     @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[None]:
-        """Hold ``key`` exclusively, across tasks and processes, for at most ``ttl`` seconds.
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[_SQLiteLease]:
+        """Hold ``key`` exclusively, across tasks and processes, for ``ttl`` seconds unless
+        extended (see :class:`~aiofinaccess.stores.Lease`).
 
         Waits (polling every ``lease_poll`` seconds) while another holder has it. The lease
         is released on exit, even when the body raises or is cancelled; a holder that dies
-        loses it once ``ttl`` seconds have passed.
+        loses it once it runs out.
 
         Args:
             key: The token set to hold.
             ttl: Seconds the lease lasts, and also the longest wait for it.
 
         Raises:
-            StoreError: Not acquired within ``ttl`` seconds, or the store failed.
+            LeaseBusyError: Not acquired within ``ttl`` seconds.
+            StoreError: The store failed.
         """
         owner = secrets.token_hex(16)
-        deadline = asyncio.get_running_loop().time() + ttl
+        deadline = time.monotonic() + ttl
         try:
             # Inside the try: if we are cancelled while our insert is in flight, the release
             # below still deletes it (it is queued after the insert on the connection thread).
             while True:
-                now = time.time()
-                changed, _ = await self._execute(_ACQUIRE, (str(key), owner, now + ttl, now))
+                now = time.monotonic()
+                changed, _ = await self._execute(
+                    _ACQUIRE, (str(key), owner, now + ttl, now, now + _LONGEST_LEASE)
+                )
                 if changed:
                     break
-                remaining = deadline - asyncio.get_running_loop().time()
+                remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise StoreError(f"timed out waiting for the lease on token set {key.hashed}")
+                    raise LeaseBusyError(
+                        f"timed out waiting for the lease on token set {key.hashed}"
+                    )
                 await asyncio.sleep(min(remaining, self._lease_poll * _jitter.uniform(0.5, 1.5)))
-            yield
+            yield _SQLiteLease(self, key, owner, now + ttl)
         except BaseException:
             with contextlib.suppress(StoreError):  # the first error is the one to report
                 await self._release(key, owner)

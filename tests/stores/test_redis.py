@@ -359,3 +359,49 @@ async def test_a_cancelled_holder_releases_the_lease(store: RedisStore, other: R
         await holder
     async with asyncio.timeout(1), other.lease(ALICE, ttl=30):
         pass
+
+
+# -- issue 11: suspected weaknesses of the Redis store ------------------------------------------
+
+
+async def test_a_lost_reply_to_the_lease_set_releases_the_lease(
+    store: RedisStore, other: RedisStore, redis_url: str, prefix: str
+) -> None:
+    """The SET NX ran but its reply was lost: the lease stayed held until its TTL."""
+    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+
+    from aiofinaccess import TokenKey  # noqa: PLC0415
+
+    client = aioredis.Redis.from_url(redis_url)
+    real_set = client.set
+
+    async def set_then_lose_reply(*args: object, **kwargs: object) -> object:
+        await real_set(*args, **kwargs)  # type: ignore[arg-type]
+        raise RedisConnectionError("connection reset after the command ran")
+
+    client.set = set_then_lose_reply  # type: ignore[method-assign]
+    flaky = RedisStore(prefix=prefix, client=client)
+    key = TokenKey("everifin", "alice")
+    with pytest.raises(StoreError):
+        async with flaky.lease(key, ttl=30.0):
+            pass
+    started = time.monotonic()
+    async with other.lease(key, ttl=30.0):
+        waited = time.monotonic() - started
+    assert waited < 5.0
+    await flaky.aclose()
+    await client.aclose()
+
+
+async def test_an_unread_change_feed_stays_bounded(store: RedisStore, other: RedisStore) -> None:
+    """Every iterator of the change feed queued changes without limit."""
+    from aiofinaccess import TokenKey  # noqa: PLC0415
+
+    feed = store.changes()
+    await store.wait_subscribed()
+    key = TokenKey("everifin", "alice")
+    version = None
+    for n in range(3000):
+        version = await other.put(key, sample(f"at-{n}"), expected_version=version)
+    await asyncio.sleep(0.5)
+    assert feed.queue.qsize() <= 1024  # type: ignore[attr-defined]

@@ -1,0 +1,283 @@
+"""A simulated identity provider with Keycloak's rotation semantics, and the client that talks
+to it through the SDK's own request building and response parsing.
+
+Keycloak (``revokeRefreshToken=true``, max reuse 0): every refresh answers a new access token
+and a new refresh token; presenting a refresh token that was already rotated is a replay: the
+answer is ``invalid_grant`` ("Stale token") and the whole session dies, every access token with
+it. The simulator also keeps what only it can know: for every rotation, whether its answer
+reached a live process and whether its successor became durable in the store; a replay is a
+violation unless that rotation was *excused* (its answer was lost, or the process that got it
+crashed before the store held the successor). Faults: connect failures (never sent), resets after
+sending (never read by the server), 503 and 429 with ``Retry-After``, 500 after the server
+committed, slow answers that time out after the server committed, answers lost to a crash. A
+request reaches the server within 0.1 s or never: the SDK waits a full token timeout before it
+presents a refresh token again after an ambiguous failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from aiofinaccess.errors import TransportError
+from aiofinaccess.oauth import OAuthClient, build_token_request, parse_token_http_response
+from aiofinaccess.tokens import Secret, TokenSet
+from aiofinaccess.transport import HttpRequest, HttpResponse
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .world import Process, World
+
+CLIENT_ID = "sim-client"
+CLIENT_SECRET = "sim-client-secret"
+
+
+@attrs.define
+class Rotation:
+    """One accepted refresh: ``old`` was spent, ``new`` issued."""
+
+    old: str
+    new: str
+    process: int
+    delivered: bool = False
+    durable: bool = False
+    excused: str | None = None
+
+
+@attrs.define
+class Session:
+    number: int
+    user: str
+    current: str
+    alive: bool = True
+    excused: str | None = None  # why losing this session is not the SDK's fault
+    rotations: dict[str, Rotation] = attrs.Factory(dict)
+    chain: list[str] = attrs.Factory(list)  # every refresh token, oldest first
+
+
+@attrs.define
+class Access:
+    session: Session
+    expires_at: float
+
+
+def _response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> HttpResponse:
+    merged: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json", **(headers or {})})
+    return HttpResponse(status, CIMultiDictProxy(merged), json.dumps(body).encode(), None)
+
+
+class Idp:
+    """The identity provider's state and its token endpoint."""
+
+    def __init__(self, world: World, rng: random.Random, *, access_ttl: float, faults: float):
+        self.world = world
+        self.rng = rng
+        self.access_ttl = access_ttl
+        self.fault_rate = faults
+        self.sessions: list[Session] = []
+        self.by_refresh: dict[str, Session] = {}
+        self.access: dict[str, Access] = {}
+        self.counter = 0
+        self.requests = 0
+        self.replays: list[str] = []
+
+    def _token(self, kind: str) -> str:
+        self.counter += 1
+        return f"{kind}-{self.counter}-{self.rng.getrandbits(32):08x}"
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def login(self, user: str) -> dict[str, Any]:
+        """A new session for ``user`` (the authorization-code flow, done); its token answer."""
+        refresh = self._token("rt")
+        session = Session(len(self.sessions), user, refresh, chain=[refresh])
+        self.sessions.append(session)
+        self.by_refresh[refresh] = session
+        return self._answer(session, refresh)
+
+    def _answer(self, session: Session, refresh: str) -> dict[str, Any]:
+        access = self._token("at")
+        self.access[access] = Access(session, self.world.wall() + self.access_ttl)
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": self.access_ttl,
+            "refresh_expires_in": 0,
+            "token_type": "Bearer",
+        }
+
+    def valid(self, access_token: str) -> tuple[bool, Session | None]:
+        """Would the resource server accept ``access_token`` now? (and its session)"""
+        access = self.access.get(access_token)
+        if access is None:
+            return False, None
+        ok = access.session.alive and access.expires_at > self.world.wall()
+        return ok, access.session
+
+    def stored(self, refresh_token: str | None) -> None:
+        """The store now durably holds ``refresh_token``: every rotation before it is durable."""
+        session = self.by_refresh.get(refresh_token or "")
+        if session is None:
+            return
+        for token in session.chain:
+            if token == refresh_token:
+                break
+            rotation = session.rotations.get(token)
+            if rotation is not None:
+                rotation.durable = True
+
+    def excuse_crash(self, process: int) -> None:
+        """``process`` crashed: rotations it received whose successor is not durable are lost."""
+        for session in self.sessions:
+            for rotation in session.rotations.values():
+                if rotation.process == process and not rotation.durable and not rotation.excused:
+                    rotation.excused = f"process {process} crashed before storing it"
+                    session.excused = session.excused or rotation.excused
+
+    # -- the token endpoint ------------------------------------------------------------------------
+
+    async def exchange(self, process: Process, request: HttpRequest) -> HttpResponse:
+        process.check_alive()
+        self.requests += 1
+        roll = self.rng.random()
+        fault = None
+        if roll < self.fault_rate:
+            fault = self.rng.choice(["connect", "reset", "503", "429", "500", "slow", "slow"])
+        if fault == "connect":
+            await asyncio.sleep(self.rng.uniform(0.001, 0.05))
+            raise TransportError("cannot connect to the simulated IdP", request_sent=False)
+        if fault == "reset":  # sent, then the connection died before the server read it
+            await asyncio.sleep(self.rng.uniform(0.001, 0.05))
+            raise TransportError("connection reset by the simulated IdP", request_sent=True)
+        answer: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
+        self.world.message(self._serve(process, request, fault, answer))
+        return await answer
+
+    def _latency(self, fault: str | None, *, answer: bool) -> float:
+        """One way. A request reaches the server quickly or not at all (the model's promise to
+        the SDK: nothing arrives a token timeout after it was sent); an answer may be slow,
+        past the client's timeout, after the server committed."""
+        if not answer:
+            return self.rng.uniform(0.002, 0.1)
+        if fault == "slow":
+            return self.rng.uniform(1.0, 6.0)
+        return (
+            self.rng.uniform(0.005, 0.3) if self.rng.random() < 0.9 else self.rng.uniform(0.3, 1.5)
+        )
+
+    async def _serve(
+        self,
+        process: Process,
+        request: HttpRequest,
+        fault: str | None,
+        answer: asyncio.Future[HttpResponse],
+    ) -> None:
+        await asyncio.sleep(self._latency(fault, answer=False))
+        form = {
+            name: value.reveal() if isinstance(value, Secret) else value
+            for name, value in request.form
+        }
+        rotation: Rotation | None = None
+        if fault == "503":
+            response = _response(503, {"error": "temporarily_unavailable"}, {"Retry-After": "1"})
+        elif fault == "429":
+            response = _response(429, {"error": "slow_down"}, {"Retry-After": "2"})
+        else:
+            response, rotation = self._grant(process, form)
+            if fault == "500":
+                response = _response(500, {"error": "server_error"})
+        if rotation is not None:
+            if fault == "500":
+                self._excuse(rotation, "the server answered 500 after committing")
+            elif answer.done():
+                self._excuse(rotation, "its sender stopped waiting before it was answered")
+            else:
+                committed = rotation
+                answer.add_done_callback(
+                    lambda future: (
+                        future.cancelled()
+                        and self._excuse(committed, "its sender stopped waiting for the answer")
+                    )
+                )
+        await asyncio.sleep(self._latency(fault, answer=True))
+        if rotation is not None and not process.alive:
+            self._excuse(rotation, "its sender crashed before the answer arrived")
+        if not answer.done() and process.alive:
+            if rotation is not None and fault != "500":
+                rotation.delivered = True
+            answer.set_result(response)
+
+    def _excuse(self, rotation: Rotation, why: str) -> bool:
+        if rotation.excused is None:
+            rotation.excused = why
+            session = self.by_refresh[rotation.new]
+            session.excused = session.excused or why
+        return True
+
+    def _grant(
+        self, process: Process, form: dict[str, str]
+    ) -> tuple[HttpResponse, Rotation | None]:
+        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+            return _response(401, {"error": "invalid_client"}), None
+        if form.get("grant_type") != "refresh_token":
+            return _response(400, {"error": "unsupported_grant_type"}), None
+        presented = form.get("refresh_token", "")
+        session = self.by_refresh.get(presented)
+        if session is None:
+            return _response(
+                400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}
+            ), None
+        if not session.alive:
+            return _response(
+                400, {"error": "invalid_grant", "error_description": "Session not active"}
+            ), None
+        if presented != session.current:
+            rotation = session.rotations[presented]
+            session.alive = False  # Keycloak: a replay kills the whole session
+            self.world.log(f"IdP: {presented} of {session.user} replayed by pid {process.pid}")
+            if rotation.excused is None:
+                self.replays.append(
+                    f"refresh token {presented} of {session.user} replayed by process "
+                    f"{process.number}; its rotation (by process {rotation.process}, "
+                    f"delivered={rotation.delivered}, durable={rotation.durable}) had no excuse"
+                )
+            return _response(
+                400, {"error": "invalid_grant", "error_description": "Stale token"}
+            ), None
+        new = self._token("rt")
+        rotation = Rotation(presented, new, process.pid)
+        session.rotations[presented] = rotation
+        self.world.log(f"IdP: pid {process.pid} rotates {presented} of {session.user} to {new}")
+        session.current = new
+        session.chain.append(new)
+        self.by_refresh[new] = session
+        return _response(200, self._answer(session, new)), rotation
+
+
+class SimOAuthClient(OAuthClient):
+    """The SDK's OAuth client (request building, parsing, error mapping), sending to the IdP."""
+
+    def __init__(self, world: World, process: Process, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._world = world
+        self._process = process
+
+    async def _token(
+        self, grant_type: str, fields: Iterable[tuple[str, str | Secret | None]]
+    ) -> TokenSet:
+        request = build_token_request(self.provider, self.client, grant_type, fields)
+        sent = self._world.anchor(self._process)
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await self._world.idp.exchange(self._process, request)
+        except TimeoutError:
+            raise TransportError("the token request timed out", request_sent=True) from None
+        return parse_token_http_response(self.provider, response, sent=sent)

@@ -1,0 +1,251 @@
+"""A simulated shared token store: latency, failing calls, outages, leases that run out on the
+store's clock, and a change feed, all on virtual time.
+
+Every call is a message: it travels to the store, takes effect there atomically, and its
+answer travels back. A call that was sent takes effect even if its sender crashes or stops
+waiting meanwhile, as with a real server; a call from a crashed process never leaves it. An
+answer can be lost after the effect (the caller sees an error for a write that happened), a
+call can fail before any effect, and during an outage every call fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from aiofinaccess.errors import LeaseBusyError, StoreConflictError, StoreError
+from aiofinaccess.stores import Versioned
+from aiofinaccess.stores.codec import JsonCodec
+from aiofinaccess.tokens import TokenKey, TokenSet
+
+if TYPE_CHECKING:
+    from .world import Process, World
+
+_T = TypeVar("_T")
+
+
+@attrs.define
+class _Lease:
+    owner: str
+    expires_at: float
+
+
+class SharedStore:
+    """The store's own state, shared by every simulated process."""
+
+    def __init__(self, world: World, rng: random.Random, *, faults: float) -> None:
+        self.world = world
+        self.rng = rng
+        self.fault_rate = faults
+        self.records: dict[TokenKey, tuple[int, bytes]] = {}
+        self.leases: dict[TokenKey, _Lease] = {}
+        self.outages: list[tuple[float, float]] = []
+        self.feeds: list[tuple[Process, asyncio.Queue[tuple[TokenKey, int | None]]]] = []
+        self.codec = JsonCodec()
+        self.calls = 0
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def in_outage(self) -> bool:
+        now = self.now()
+        return any(start <= now < end for start, end in self.outages)
+
+    def announce(self, key: TokenKey, version: int | None) -> None:
+        for process, queue in self.feeds:
+            if process.alive and self.rng.random() > 0.05:  # the feed is best effort
+                queue.put_nowait((key, version))
+
+
+class StoreClient:
+    """One process's connection to the shared store: the TokenStore protocol and a change feed."""
+
+    def __init__(self, shared: SharedStore, process: Process) -> None:
+        self._shared = shared
+        self._process = process
+        self._owners = 0
+
+    async def _call(self, effect: Callable[[], _T], *, fails_after: bool = True) -> _T:
+        process, shared = self._process, self._shared
+        process.check_alive()
+        shared.calls += 1
+        rng = shared.rng
+        answer: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+
+        async def travel() -> None:
+            await asyncio.sleep(rng.uniform(0.0005, 0.02))
+            if shared.in_outage() or rng.random() < shared.fault_rate:
+                outcome: Any = StoreError("simulated store failure before any effect")
+            else:
+                try:
+                    outcome = effect()
+                except StoreError as exc:
+                    outcome = exc
+                if fails_after and rng.random() < shared.fault_rate / 2:
+                    outcome = StoreError("simulated store failure after the effect")
+            await asyncio.sleep(rng.uniform(0.0005, 0.02))
+            if not answer.done() and process.alive:
+                if isinstance(outcome, BaseException):
+                    answer.set_exception(outcome)
+                else:
+                    answer.set_result(outcome)
+
+        shared.world.message(travel())
+        return await answer
+
+    # -- token sets ------------------------------------------------------------------------------
+
+    async def get(self, key: TokenKey) -> Versioned | None:
+        def effect() -> Versioned | None:
+            record = self._shared.records.get(key)
+            return (
+                None
+                if record is None
+                else Versioned(self._shared.codec.decode(record[1]), record[0])
+            )
+
+        return await self._call(effect, fails_after=False)
+
+    async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
+        wanted = list(keys)
+
+        def effect() -> dict[TokenKey, Versioned]:
+            found = {}
+            for key in wanted:
+                record = self._shared.records.get(key)
+                if record is not None:
+                    found[key] = Versioned(self._shared.codec.decode(record[1]), record[0])
+            return found
+
+        return await self._call(effect, fails_after=False)
+
+    async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
+        data = self._shared.codec.encode(token_set)
+        version = self._shared.rng.getrandbits(62)
+        refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
+
+        def effect() -> int:
+            shared = self._shared
+            current = shared.records.get(key)
+            if (None if current is None else current[0]) != expected_version:
+                raise StoreConflictError("simulated version conflict")
+            shared.records[key] = (version, data)
+            shared.world.idp.stored(refresh)
+            shared.announce(key, version)
+            return version
+
+        return await self._call(effect)
+
+    async def delete(self, key: TokenKey, *, expected_version: int | None = None) -> bool:
+        def effect() -> bool:
+            shared = self._shared
+            current = shared.records.get(key)
+            if current is None:
+                return False
+            if expected_version is not None and current[0] != expected_version:
+                raise StoreConflictError("simulated version conflict")
+            del shared.records[key]
+            shared.announce(key, None)
+            return True
+
+        return await self._call(effect)
+
+    async def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:
+        found = await self._call(lambda: list(self._shared.records), fails_after=False)
+        for key in found:
+            if provider is None or key.provider == provider:
+                yield key
+
+    # -- the lease -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[SimLease]:
+        self._owners += 1
+        owner = f"p{self._process.number}.{self._process.incarnation}.{self._owners}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ttl
+
+        def acquire() -> bool:
+            shared = self._shared
+            held = shared.leases.get(key)
+            if held is not None and held.expires_at > shared.now() and held.owner != owner:
+                return False
+            shared.leases[key] = _Lease(owner, shared.now() + ttl)
+            return True
+
+        try:
+            while True:
+                asked = loop.time()
+                if await self._call(acquire):
+                    break
+                if loop.time() >= deadline:
+                    raise LeaseBusyError("simulated lease busy")
+                await asyncio.sleep(self._shared.rng.uniform(0.02, 0.06))
+        except BaseException:
+            await self._release(key, owner)
+            raise
+        try:
+            yield SimLease(self, key, owner, asked + ttl)
+        finally:
+            await self._release(key, owner)
+
+    async def _release(self, key: TokenKey, owner: str) -> None:
+        def release() -> None:
+            held = self._shared.leases.get(key)
+            if held is not None and held.owner == owner:
+                del self._shared.leases[key]
+
+        with contextlib.suppress(StoreError):  # it runs out by itself
+            await asyncio.shield(self._call(release))
+
+    async def extend(self, key: TokenKey, owner: str, ttl: float) -> bool:
+        def effect() -> bool:
+            shared = self._shared
+            held = shared.leases.get(key)
+            if held is None or held.owner != owner:
+                return False  # released, or taken by someone since: it may have been used
+            held.expires_at = max(held.expires_at, shared.now() + ttl)
+            return True
+
+        return await self._call(effect)
+
+    # -- change feed -----------------------------------------------------------------------------
+
+    async def changes(self) -> AsyncIterator[tuple[TokenKey, int | None]]:
+        queue: asyncio.Queue[tuple[TokenKey, int | None]] = asyncio.Queue()
+        self._shared.feeds.append((self._process, queue))
+        while True:
+            change = await queue.get()
+            await asyncio.sleep(self._shared.rng.uniform(0.001, 0.05))
+            yield change
+
+    async def aclose(self) -> None:
+        self._shared.feeds = [(p, q) for p, q in self._shared.feeds if p is not self._process]
+
+
+class SimLease:
+    def __init__(self, client: StoreClient, key: TokenKey, owner: str, until: float) -> None:
+        self._client = client
+        self._key = key
+        self._owner = owner
+        self._until = until
+        self._lost = False
+
+    def remaining(self) -> float:
+        if self._lost:
+            return 0.0
+        return max(0.0, self._until - asyncio.get_running_loop().time())
+
+    async def extend(self, ttl: float) -> bool:
+        asked = asyncio.get_running_loop().time()
+        if not await self._client.extend(self._key, self._owner, ttl):
+            self._lost = True
+            return False
+        self._until = max(self._until, asked + ttl)
+        return True

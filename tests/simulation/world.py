@@ -1,0 +1,502 @@
+"""The simulated world: processes running real SessionManagers on simulated parts, app callers,
+crashes and restarts, and the invariants checked as it runs.
+
+One seed decides everything: the configuration (processes, users, lifetimes, fault rates,
+lease and timeout settings), every latency, every fault, every crash. The SDK runs unchanged
+except for the two doors a simulation needs: its clock (a per-process clock on virtual time)
+and its token endpoint (the SDK's own OAuth client, sending to the simulated IdP).
+
+Invariants, each checked where it can break:
+
+* **I1** no refresh token is presented again after it was rotated, unless that rotation's
+  answer never reached a live process or the process that got it crashed before the store
+  held its successor (checked by the IdP at every request);
+* **I2** no caller is handed an access token the resource server would refuse (expired or
+  revoked) at hand-out, unless its session was lost for an excused reason (checked at every
+  hand-out);
+* **I3** no session is lost except by an excused reason: a crash inside the send-to-persist
+  window, or an answer lost after the server committed (checked at every
+  ``ReauthorizationRequired`` and in the final check, where every user's current session must
+  serve a valid token from every process);
+* **I4** every call without a deadline of its own returns within ``bound`` virtual seconds, and
+  the loop never stalls (checked at every call and by the loop);
+* **I5** no task ends with an exception nobody retrieved, and after every user is forgotten
+  no process holds an entry or a task (checked by the loop's exception handler and at the
+  end).
+
+Store outages last less than half a lease and are two leases apart (see README "Failures": a
+longer outage while a renewed set waits to be written can let another process replay its
+predecessor). Random store failures (up to 10 % of calls) come on top.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import random
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import attrs
+
+from aiofinaccess import (
+    ClientCredentials,
+    Oidc,
+    ReauthorizationRequired,
+    RefreshPolicy,
+    RetryPolicy,
+    SessionManager,
+    StoreError,
+    TransportError,
+)
+from aiofinaccess.errors import ApiError
+from aiofinaccess.events import WriteAbandoned
+from aiofinaccess.tokens import Anchor, parse_token_response
+
+from .idp import CLIENT_ID, CLIENT_SECRET, Idp, SimOAuthClient
+from .loop import Stalled, VirtualTimeLoop
+from .store import SharedStore, StoreClient
+
+EPOCH = 1_800_000_000.0
+PROVIDER = Oidc.endpoints(name="idp", token_url="https://idp.sim/token")
+CREDENTIALS = ClientCredentials(CLIENT_ID, CLIENT_SECRET)
+CURRENT: contextvars.ContextVar[Process | None] = contextvars.ContextVar("process", default=None)
+
+
+class Crashed(BaseException):
+    """Raised by every simulated I/O call of a process that has crashed."""
+
+
+@attrs.frozen
+class Config:
+    """One world's settings, all drawn from its seed."""
+
+    processes: int
+    users: int
+    duration: float
+    access_ttl: float
+    token_timeout: float
+    lease_ttl: float
+    max_concurrent: int
+    idp_faults: float
+    store_faults: float
+    crashes_per_minute: float
+    restarts_per_minute: float
+    outages: int
+    calls_per_second: float
+    keep_alive: bool
+    skew: float
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> Config:
+        lease_ttl = rng.choice([1.5, 3.0, 10.0])
+        return cls(
+            processes=rng.choice([1, 2, 2, 3, 3, 4]),
+            users=rng.randint(1, 4),
+            duration=rng.uniform(40.0, 120.0),
+            access_ttl=rng.choice([4.0, 10.0, 30.0]),
+            token_timeout=rng.choice([1.0, 2.0, 4.0]),
+            lease_ttl=lease_ttl,
+            max_concurrent=rng.choice([1, 2, 16]),
+            idp_faults=rng.choice([0.0, 0.05, 0.2]),
+            store_faults=rng.choice([0.0, 0.02, 0.1]),
+            crashes_per_minute=rng.choice([0.0, 0.5, 2.0]),
+            restarts_per_minute=rng.choice([0.0, 0.5]),
+            outages=rng.choice([0, 0, 1, 3]),
+            calls_per_second=rng.choice([0.5, 2.0, 5.0]),
+            keep_alive=rng.random() < 0.5,
+            skew=rng.choice([0.0, 0.2]),
+        )
+
+
+class SimClock:
+    """A process's clocks: its own monotonic origin and a slightly wrong wall clock."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, origin: float, skew: float) -> None:
+        self._loop = loop
+        self._origin = origin
+        self._skew = skew
+
+    def wall(self) -> float:
+        return EPOCH + self._loop.time() + self._skew
+
+    def monotonic(self) -> float:
+        return self._origin + self._loop.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class Process:
+    """One incarnation of a simulated worker process."""
+
+    def __init__(self, world: World, number: int, pid: int) -> None:
+        self.world = world
+        self.number = number
+        self.pid = pid
+        self.incarnation = pid
+        self.alive = True
+        self.tasks: list[asyncio.Task[Any]] = []
+        rng = world.rng
+        self.clock = SimClock(
+            world.loop, rng.uniform(0, 1e6), rng.uniform(-1, 1) * world.config.skew
+        )
+        config = world.config
+        self.manager = SessionManager(
+            store=StoreClient(world.store, self),  # type: ignore[arg-type]
+            clock=self.clock,
+            policy=RefreshPolicy(),
+            retry=RetryPolicy(
+                initial=0.05,
+                max_wait=0.5,
+                max_retry_after=3.0,
+                backoff_initial=0.5,
+                backoff_max=10.0,
+            ),
+            keep_alive=config.keep_alive,
+            max_concurrent_refreshes=config.max_concurrent,
+            token_timeout=config.token_timeout,
+            lease_ttl=config.lease_ttl,
+            close_timeout=3.0,
+            pending_write_timeout=30.0,
+            store_timeout=5.0,
+        )
+        driver = self.manager._driver
+        driver._random.seed(rng.getrandbits(64))
+        oauth = SimOAuthClient(
+            world, self, PROVIDER, CREDENTIALS, None, clock=self.clock, timeout=config.token_timeout
+        )
+        driver.endpoint = lambda _name: oauth
+        self.manager.subscribe(self._event)
+        world.mutate(self)
+
+    def _event(self, event: object) -> None:
+        if isinstance(event, WriteAbandoned) and self.alive:  # a crash abandons by design
+            self.world.violation(f"I3: process {self.pid} abandoned a write of a renewed set")
+
+    def check_alive(self) -> None:
+        if not self.alive:
+            raise Crashed
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A task of this process (it dies with it)."""
+        token = CURRENT.set(self)
+        try:
+            task = self.world.loop.create_task(coro)
+        finally:
+            CURRENT.reset(token)
+        return task
+
+    def crash(self) -> None:
+        self.alive = False
+        self.world.idp.excuse_crash(self.pid)
+        for task in self.tasks:
+            task.cancel()
+
+
+class World:
+    """One seeded run."""
+
+    def __init__(
+        self,
+        seed: int,
+        *,
+        config: Config | None = None,
+        mutate: Callable[[Process], None] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.config = config or Config.draw(self.rng)
+        self.loop = VirtualTimeLoop()
+        self.loop.set_task_factory(self._task_factory)
+        self.loop.set_exception_handler(self._exception)
+        self.idp = Idp(
+            self,
+            random.Random(self.rng.getrandbits(64)),
+            access_ttl=self.config.access_ttl,
+            faults=self.config.idp_faults,
+        )
+        self.store = SharedStore(
+            self, random.Random(self.rng.getrandbits(64)), faults=self.config.store_faults
+        )
+        self.violations: list[str] = []
+        self.verbose = verbose
+        self._mutate = mutate
+        self.processes: list[Process] = []
+        self._pids = 0
+        self._messages: set[asyncio.Task[Any]] = set()
+        self.users = [f"user-{n}" for n in range(self.config.users)]
+        self.bound = 3 * self.config.token_timeout + 3 * self.config.lease_ttl + 10.0
+        self.calls = 0
+        self.slowest = 0.0
+        self.failures: dict[str, int] = {}
+        self._reconnecting: set[str] = set()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _task_factory(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        owner = CURRENT.get()
+        if owner is not None:
+            owner.tasks.append(task)
+            if len(owner.tasks) > 256:
+                owner.tasks = [t for t in owner.tasks if not t.done()]
+        return task
+
+    def _exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if isinstance(error, Crashed | Stalled):
+            return
+        self.violation(f"I5: {context.get('message')}: {error!r}")
+
+    def message(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Something on the wire: it belongs to no process and survives its sender."""
+        task = self.loop.create_task(coro, context=contextvars.Context())
+        self._messages.add(task)
+        task.add_done_callback(self._messages.discard)
+
+    def wall(self) -> float:
+        return EPOCH + self.loop.time()
+
+    def _stamp(self, record: logging.LogRecord) -> bool:
+        process = CURRENT.get()
+        record.virtual = self.loop.time()
+        record.msg = f"[pid {process.pid if process else '-'}] {record.msg}"
+        return True
+
+    def anchor(self, process: Process) -> Anchor:
+        return Anchor(process.clock.wall(), process.clock.monotonic())
+
+    def violation(self, text: str) -> None:
+        self.violations.append(f"t={self.loop.time():.3f} {text}")
+
+    def log(self, text: str) -> None:
+        if self.verbose:
+            print(f"t={self.loop.time():9.3f} {text}")  # noqa: T201
+
+    def mutate(self, process: Process) -> None:
+        if self._mutate is not None:
+            self._mutate(process)
+
+    # -- processes ------------------------------------------------------------------------------
+
+    async def boot(self, number: int) -> Process:
+        self._pids += 1
+        process = Process(self, number, self._pids)
+        self.processes.append(process)
+        self.log(f"process {number} boots as pid {process.pid}")
+
+        async def start() -> None:
+            process.manager.register(PROVIDER, CREDENTIALS)
+            await process.manager.start()
+
+        try:
+            await process.spawn(start())
+        except (StoreError, Crashed) as exc:
+            self.log(f"pid {process.pid} could not start: {exc!r}")
+        return process
+
+    def live(self) -> list[Process]:
+        return [p for p in self.processes if p.alive]
+
+    async def login(self, user: str, via: Process) -> None:
+        """The user connects (again): a new session, stored by ``via`` (retried like an app)."""
+        body = self.idp.login(user)
+        token_set = parse_token_response(body, sent=self.anchor(via))
+        while via.alive:
+            try:
+                await via.spawn(via.manager.store_token_set("idp", user, token_set))
+                return
+            except (StoreError, Crashed):
+                await asyncio.sleep(0.1)
+
+    # -- the app ---------------------------------------------------------------------------
+
+    async def call(self, process: Process, user: str, deadline: float | None) -> None:
+        started = self.loop.time()
+        self.calls += 1
+        try:
+            async with asyncio.timeout(deadline):
+                token = await process.manager.access_token("idp", user)
+        except TimeoutError:
+            return  # the caller gave up (its own deadline): the renewal goes on
+        except ReauthorizationRequired as exc:
+            if not self._lost_excusably(user):
+                self.violation(
+                    f"I3: {user} asked to re-authorize ({exc.reason}) by pid {process.pid}"
+                )
+            elif process.alive and user not in self._reconnecting:
+                self._reconnecting.add(user)
+                try:
+                    await self.login(user, process)
+                finally:
+                    self._reconnecting.discard(user)
+            return
+        except (StoreError, TransportError, ApiError) as exc:
+            self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
+            return
+        finally:
+            took = self.loop.time() - started
+            self.slowest = max(self.slowest, took)
+            if deadline is None and took > self.bound:
+                self.violation(f"I4: a call by pid {process.pid} took {took:.1f} s")
+        ok, session = self.idp.valid(token)
+        if not ok and not (session is not None and session.excused):
+            self.violation(f"I2: pid {process.pid} handed {user} a token the API refuses")
+
+    def _lost_excusably(self, user: str) -> bool:
+        """Whether some session of ``user`` was lost for a reason that is not the SDK's fault
+        (a process may still hold that one; a new login replaces it on the next call)."""
+        return any(s.excused is not None for s in self.idp.sessions if s.user == user)
+
+    def _current_session(self, user: str) -> Any:
+        sessions = [s for s in self.idp.sessions if s.user == user]
+        return sessions[-1] if sessions else None
+
+    async def callers(self, process: Process) -> None:
+        rng = self.rng
+        while True:
+            await asyncio.sleep(rng.expovariate(self.config.calls_per_second))
+            deadline = rng.choice([None, None, None, 0.2, 2.0])
+            process.spawn(self.call(process, rng.choice(self.users), deadline))
+
+    async def chaos(self) -> None:
+        """Crashes, graceful restarts and store outages at random times."""
+        config, rng = self.config, self.rng
+        rate = (config.crashes_per_minute + config.restarts_per_minute) / 60.0
+        while rate > 0:
+            await asyncio.sleep(rng.expovariate(rate))
+            candidates = self.live()
+            if not candidates:
+                continue
+            victim = rng.choice(candidates)
+            if rng.random() < config.crashes_per_minute / (
+                config.crashes_per_minute + config.restarts_per_minute
+            ):
+                self.log(f"pid {victim.pid} crashes")
+                victim.crash()
+            else:
+                self.log(f"pid {victim.pid} restarts gracefully")
+                for task in victim.tasks:
+                    if task is not asyncio.current_task() and task.get_coro().__name__ in (
+                        "callers",
+                        "call",
+                    ):  # type: ignore[union-attr]
+                        task.cancel()
+                await victim.manager.aclose()
+                victim.alive = False
+            await asyncio.sleep(rng.uniform(0.1, 3.0))
+            process = await self.boot(victim.number)
+            process.spawn(self.callers(process))
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def main(self) -> None:
+        config, rng = self.config, self.rng
+        # Outages shorter than half a lease, apart by two leases (the model's promise to the
+        # SDK: see the module docstring).
+        begin = 0.0
+        for _ in range(config.outages):
+            begin += rng.uniform(2 * config.lease_ttl, config.duration / max(1, config.outages))
+            self.store.outages.append((begin, begin + rng.uniform(0.1, 0.5 * config.lease_ttl)))
+            begin = self.store.outages[-1][1]
+        first = await self.boot(0)
+        for user in self.users:
+            await self.login(user, first)
+        for number in range(1, config.processes):
+            await self.boot(number)
+        for process in self.live():
+            process.spawn(self.callers(process))
+        chaos = self.loop.create_task(self.chaos(), context=contextvars.Context())
+        await asyncio.sleep(config.duration)
+        chaos.cancel()
+        await asyncio.gather(chaos, return_exceptions=True)
+        await self.settle()
+
+    async def settle(self) -> None:
+        """No more faults: every user's current session must serve from every process (I3),
+        and forgetting every user must leave no entry and no task behind (I5)."""
+        self.idp.fault_rate = 0.0
+        self.store.fault_rate = 0.0
+        self.store.outages.clear()
+        for process in self.live():
+            for task in process.tasks:
+                if task.get_coro().__name__ in ("callers", "call"):  # type: ignore[union-attr]
+                    task.cancel()
+        await asyncio.sleep(1.0)
+        finals = []
+        for number in sorted({p.number for p in self.processes}):
+            alive = [p for p in self.processes if p.number == number and p.alive]
+            finals.append(alive[-1] if alive else await self.boot(number))
+        for user in self.users:
+            for process in finals:
+                await self._final_call(process, user)
+        for process in finals:
+            await self._forget_all(process)
+        for text in self.idp.replays:
+            self.violation(f"I1: {text}")
+
+    async def _final_call(self, process: Process, user: str) -> None:
+        session = self._current_session(user)
+        try:
+            token = await process.spawn(process.manager.access_token("idp", user))
+        except ReauthorizationRequired as exc:
+            if session is not None and session.alive and session.excused is None:
+                self.violation(f"I3: final: {user} lost ({exc.reason}) on pid {process.pid}")
+            return
+        ok, owner = self.idp.valid(token)
+        if not ok and not (owner is not None and owner.excused):
+            self.violation(f"I2: final: pid {process.pid} served {user} a refused token")
+
+    async def _forget_all(self, process: Process) -> None:
+        for user in self.users:
+            await process.spawn(process.manager.forget("idp", user))
+        await process.spawn(process.manager.wait_idle())
+        held = len(process.manager._registry)
+        if held:
+            self.violation(f"I5: pid {process.pid} holds {held} entries after forgetting all")
+        await process.manager.aclose()
+        if process.manager._tasks:
+            self.violation(f"I5: pid {process.pid} has tasks left after aclose")
+
+    def run(self) -> list[str]:
+        sdk_log = logging.getLogger("aiofinaccess")
+        sdk_log.setLevel(logging.DEBUG if self.verbose else logging.CRITICAL)
+        if self.verbose:
+            handler = logging.StreamHandler(sys.stdout)
+            handler.setFormatter(logging.Formatter("t=%(virtual)9.3f   sdk %(message)s"))
+            handler.addFilter(self._stamp)
+            sdk_log.addHandler(handler)
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.main())
+        except Stalled as exc:
+            self.violation(f"I4: the system stalled: {exc}")
+        except Exception as exc:  # a failure of the harness itself must fail the seed too
+            self.violation(f"harness: {exc!r}")
+        finally:
+            for process in self.processes:
+                process.alive = False
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                with contextlib.suppress(Stalled):
+                    self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.close()
+            asyncio.set_event_loop(None)
+        return self.violations
+
+
+def run_seed(
+    seed: int, *, mutate: Callable[[Process], None] | None = None, verbose: bool = False
+) -> World:
+    world = World(seed, mutate=mutate, verbose=verbose)
+    world.run()
+    return world
