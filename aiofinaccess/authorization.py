@@ -18,6 +18,7 @@ import hmac
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 from yarl import URL
@@ -56,16 +57,23 @@ class AuthorizationRequest:
     """An authorization request in flight: where to send the browser and what to check later.
 
     Attributes:
-        url: The provider's authorization URL with every parameter set.
+        url: The provider's authorization URL with every parameter set, as a ``str``: what
+            ``web.HTTPFound``, Starlette's ``RedirectResponse`` and ``urljoin`` take.
+            :attr:`yarl_url` is the same as a :class:`yarl.URL`.
         state: The anti-CSRF value we expect back. Not a credential, but never log it.
         redirect_uri: Must be sent again, unchanged, with the code exchange.
         code_verifier: The PKCE verifier, or ``None`` without PKCE.
     """
 
-    url: URL
+    url: str = attrs.field(converter=str)
     state: str = attrs.field(repr=False)
     redirect_uri: str
     code_verifier: Secret | None = None
+
+    @property
+    def yarl_url(self) -> URL:
+        """:attr:`url` as a :class:`yarl.URL` (its query is ``yarl_url.query``)."""
+        return URL(self.url)
 
     def to_dict(self) -> dict[str, str]:
         """Serialise for server-side storage (reveals the verifier: store it, don't log it)."""
@@ -79,7 +87,7 @@ class AuthorizationRequest:
         """Inverse of :meth:`to_dict`."""
         verifier = data.get("code_verifier")
         return cls(
-            url=URL(data["url"]),
+            url=data["url"],
             state=data["state"],
             redirect_uri=data["redirect_uri"],
             code_verifier=None if verifier is None else Secret(verifier),
@@ -111,8 +119,13 @@ def build_authorization_request(
     """
     if provider.authorization_url is None:
         raise ConfigurationError(f"provider {provider.name} has no authorization_url")
-    if not redirect_uri:
-        raise ConfigurationError("redirect_uri must not be empty")
+    if not urlsplit(redirect_uri).scheme:
+        # A provider compares it with a registered absolute URI; a relative one can only fail
+        # there, after the user has been sent away.
+        raise ConfigurationError(
+            f"redirect_uri must be an absolute URL as registered at the provider, "
+            f"got {redirect_uri!r}"
+        )
     chosen_scopes = tuple(scopes) if scopes is not None else provider.default_scopes
     state = state or secrets.token_urlsafe(32)
     verifier = _new_verifier() if pkce else None

@@ -1,10 +1,13 @@
 """The ``aiofinaccess`` command line (argparse: the standard library's parser is enough here).
 
 Commands: ``demo``, ``sandbox``, ``login everifin|oidc``, ``tokens list|show|refresh|revoke|
-delete`` and ``users create``. Settings come from flags, ``AIOFINACCESS_*`` environment
-variables and an optional TOML file (:mod:`aiofinaccess.cli_config`); the commands themselves
-live in :mod:`aiofinaccess.cli_commands`. An expected failure prints one line and exits 1; a
-bad option prints one line and exits 2.
+delete``, ``users create`` and ``config show|set-secret``. Settings come from flags,
+``AIOFINACCESS_*`` environment variables, an optional TOML file and, lowest, what a successful
+login remembered for the store (:mod:`aiofinaccess.cli_config`); the commands live in
+:mod:`aiofinaccess.cli_commands`, :mod:`aiofinaccess.cli_settings` and
+:mod:`aiofinaccess.cli_sandbox`, their output in :mod:`aiofinaccess.cli_output`. The global
+flags (``--store``, ``--config``, ``-v``) go before or after the command. An expected failure
+prints one line and exits 1; a bad option prints one line and exits 2.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import argparse
 import asyncio
 import getpass
 import logging
-import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
+
+from .cli_output import Output
+from .cli_sandbox import add_sandbox_command, serve_sandbox
 
 __all__ = ["main"]
 
@@ -68,22 +73,42 @@ _PROVIDER_OPTIONS: tuple[tuple[str, tuple[str, ...], dict[str, Any]], ...] = (
 )  # fmt: skip
 
 
-def _common_parser() -> _Parser:
-    """The options every command that opens the token store takes."""
-    common = _Parser(add_help=False)
-    common.add_argument(
+def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The options every command takes, before or after the command's name.
+
+    On the top parser they have defaults; on each command's parser they are SUPPRESSed, so a
+    flag given there wins and an absent one leaves the top value (argparse copies the
+    sub-namespace over the top one). ``-v`` counts in both places (``-v users create -v``).
+    """
+    keep: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument(
         "--store",
         metavar="PATH",
         help="SQLite token store (default: $AIOFINACCESS_STORE, the config file's 'store', "
         "or $XDG_DATA_HOME/aiofinaccess/tokens.db)",
+        **keep,
     )
-    common.add_argument(
+    parser.add_argument(
         "--config",
         metavar="FILE",
         help="TOML config file (default: $AIOFINACCESS_CONFIG, or "
         "$XDG_CONFIG_HOME/aiofinaccess/config.toml when it exists)",
+        **keep,
     )
-    common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbose" if top else "verbose_after",
+        action="count",
+        default=0,
+        help="-v: aiofinaccess's own log; -vv: every library's log too",
+    )
+
+
+def _common_parser() -> _Parser:
+    """The global options, for each command's parser."""
+    common = _Parser(add_help=False)
+    _global_options(common, top=False)
     return common
 
 
@@ -171,131 +196,127 @@ def _add_store_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--show-password", action="store_true", help="print a password finAPI generated"
     )
 
+    config = commands.add_parser(
+        "config",
+        help="the settings commands run with (secrets never shown)",
+        description="Provider settings come from flags, AIOFINACCESS_* variables, the config "
+        "file and, lowest, what a successful login remembered for the store.",
+    )
+    config_actions = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = config_actions.add_parser(
+        "show", parents=[common], help="show the merged settings and where each came from"
+    )
+    show.add_argument("provider", nargs="?", help="only this provider")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    set_secret = config_actions.add_parser(
+        "set-secret",
+        parents=[common],
+        help="store a provider's client secret in the system keyring",
+        description="Read the secret from stdin (without echo on a terminal) and store it in "
+        "the system keyring; commands then use it when client_secret_keyring is true.",
+    )
+    set_secret.add_argument("provider", help="the provider's name")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="aiofinaccess", description="Async token layer for open-banking access APIs."
     )
+    parser.add_argument("--version", action="version", version=f"aiofinaccess {_version()}")
+    _global_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("demo", help="walk the finAPI and Everifin flows on the embedded sandbox")
-    sandbox = commands.add_parser(
-        "sandbox",
-        help="run the offline finAPI + Everifin sandbox",
-        description="Run the sandbox until SIGINT/SIGTERM. Prints its base URL when ready.",
+    commands.add_parser(
+        "demo",
+        parents=[_common_parser()],
+        help="walk the finAPI and Everifin flows on the embedded sandbox",
     )
-    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    sandbox.add_argument("--finapi-version", choices=("v1", "v2"), default="v2")
-    ttl = sandbox.add_argument_group("lifetimes (seconds; 0 = never expires for finAPI)")
-    ttl.add_argument("--finapi-client-ttl", type=_seconds, default=3600.0)
-    ttl.add_argument("--finapi-user-ttl", type=_seconds, default=3600.0)
-    ttl.add_argument("--keycloak-access-ttl", type=_seconds, default=300.0)
-    ttl.add_argument("--sso-idle", type=_seconds, default=1800.0)
-    ttl.add_argument("--sso-max", type=_seconds, default=36000.0)
-    faults = sandbox.add_argument_group("fault injection (changeable later: POST /_sandbox/faults)")
-    faults.add_argument(
-        "--fault-rate", type=float, default=0.0, help="share of requests that fail, 0-1"
-    )
-    faults.add_argument("--fault-kinds", default="500,502,503,drop,malformed,html,429")
-    faults.add_argument("--fault-scope", choices=("token", "api", "all"), default="all")
-    faults.add_argument(
-        "--latency", type=_seconds, default=0.0, help="seconds added to each request"
-    )
-    faults.add_argument("--retry-after", type=_seconds, default=1.0)
-    sandbox.add_argument(
-        "--seed", type=int, default=0, help="seed of the synthetic data and faults"
-    )
+    add_sandbox_command(commands, _common_parser(), _seconds)
     _add_store_commands(commands)
     return parser
 
 
-async def _serve_sandbox(args: argparse.Namespace) -> int:
-    from .sandbox import Faults, SandboxConfig, run_sandbox  # noqa: PLC0415  (fast --help)
-
-    try:
-        config = SandboxConfig(
-            finapi_version=args.finapi_version,
-            finapi_client_token_ttl=args.finapi_client_ttl,
-            finapi_user_token_ttl=args.finapi_user_ttl,
-            keycloak_access_ttl=args.keycloak_access_ttl,
-            sso_idle=args.sso_idle,
-            sso_max=args.sso_max,
-            seed=args.seed,
-            faults=Faults(
-                rate=args.fault_rate,
-                kinds=tuple(kind.strip() for kind in args.fault_kinds.split(",") if kind.strip()),
-                scope=args.fault_scope,
-                latency=args.latency,
-                retry_after=args.retry_after,
-            ),
-        )
-    except ValueError as exc:
-        print(f"aiofinaccess sandbox: {exc}", file=sys.stderr)
-        return 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        async with run_sandbox(config, host=args.host, port=args.port) as sandbox:
-            print(sandbox.base_url, flush=True)
-            await stop.wait()
-    except OSError as exc:
-        print(
-            f"aiofinaccess sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-def _run_store_command(args: argparse.Namespace) -> int:
-    """Run ``login``, ``tokens`` or ``users``; expected failures become one line and exit 1."""
+def _run_store_command(args: argparse.Namespace, out: Output) -> int:
+    """Run ``login``, ``tokens``, ``users`` or ``config``; an expected failure is one line, 1."""
     import aiohttp  # noqa: PLC0415  (fast --help)
 
     from . import cli_commands as commands  # noqa: PLC0415
+    from . import cli_settings as settings  # noqa: PLC0415
     from .cli_config import load_config  # noqa: PLC0415
     from .errors import AiofinaccessError  # noqa: PLC0415
 
     run: Callable[..., Coroutine[Any, Any, int]] = {
         "login": commands.login,
         "list": commands.tokens_list,
-        "show": commands.tokens_show,
+        "show": settings.config_show if args.command == "config" else commands.tokens_show,
         "delete": commands.tokens_delete,
         "refresh": commands.tokens_manage,
         "revoke": commands.tokens_manage,
         "create": commands.users_create,
+        "set-secret": settings.config_set_secret,
     }[args.action if args.command != "login" else "login"]
     where = f"aiofinaccess {args.command} {args.action}"
     try:
-        return asyncio.run(run(args, load_config(args.config, args.store)))
+        return asyncio.run(run(args, load_config(args.config, args.store), out))
     except AiofinaccessError as exc:
-        print(f"{where}: {exc}", file=sys.stderr)
+        out.error(where, str(exc))
     except aiohttp.ClientError as exc:
-        print(f"{where}: network error ({type(exc).__name__}: {exc})", file=sys.stderr)
+        out.error(where, f"network error ({type(exc).__name__}: {exc})")
     except OSError as exc:
-        print(f"{where}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
+        out.error(where, exc.strerror or type(exc).__name__)
     except KeyboardInterrupt:
-        print(f"{where}: interrupted", file=sys.stderr)
+        out.error(where, "interrupted")
         return 130
     return 1
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("aiofinaccess")
+    except PackageNotFoundError:  # pragma: no cover  (run from a bare checkout)
+        return "unknown"
+
+
+def _configure_logging(verbosity: int, out: Output) -> None:
+    """Quiet by default; ``-v`` shows aiofinaccess's log, ``-vv`` every library's.
+
+    Without ``-v`` only errors are logged: the SDK's warnings (a refused refresh, a user
+    without tokens) would crowd the one-line error a command ends with. Like
+    ``logging.basicConfig``, nothing changes when the root logger already has a handler (the
+    host configured logging: ``main()`` called from a test or a program).
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler: logging.Handler
+    if out.rich_err:
+        from rich.logging import RichHandler  # noqa: PLC0415  (only with a terminal)
+
+        handler = RichHandler(show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(out.err)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbosity >= 2 else logging.ERROR)
+    own = logging.getLogger("aiofinaccess")
+    own.setLevel(logging.DEBUG if verbosity >= 1 else logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = _parser().parse_args(argv)
-    if args.command in ("login", "tokens", "users"):
-        # The SDK's warnings (a user without tokens...) would crowd the one-line errors.
-        level = logging.DEBUG if args.verbose else logging.ERROR
-        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-        return _run_store_command(args)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    out = Output()
+    _configure_logging(args.verbose + getattr(args, "verbose_after", 0), out)
+    if args.command in ("login", "tokens", "users", "config"):
+        return _run_store_command(args, out)
     if args.command == "demo":
         from .demo import run  # noqa: PLC0415  (fast --help)
 
         return asyncio.run(run())
     if args.command == "sandbox":
-        return asyncio.run(_serve_sandbox(args))
+        return asyncio.run(serve_sandbox(args))
     return 2  # pragma: no cover  (argparse rejects unknown commands first)
 
 

@@ -12,23 +12,28 @@ import asyncio
 import datetime as dt
 import hmac
 import html
-import json
 import sys
 import time
 import webbrowser
-from collections.abc import Callable
 from typing import Any, Final
 
 from aiohttp import web
 
 from .cli_config import FIELDS, CliError, Config, ProviderSettings
+from .cli_output import Output
 from .manager import SessionManager
 from .tokens import Secret, TokenKey, TokenSet
 from .users import NewUser, Users
 
-__all__ = ["login", "tokens_delete", "tokens_list", "tokens_manage", "tokens_show", "users_create"]
+__all__ = [
+    "login",
+    "tokens_delete",
+    "tokens_list",
+    "tokens_manage",
+    "tokens_show",
+    "users_create",
+]
 
-Echo = Callable[[str], object]
 _PAGE: Final = "<!doctype html><title>aiofinaccess</title><h1>{title}</h1><p>{text}</p>"
 
 
@@ -37,11 +42,6 @@ def provider_flags(args: argparse.Namespace) -> dict[str, Any]:
     flags = {field: getattr(args, field, None) for field in FIELDS}
     flags["sandbox"] = getattr(args, "sandbox", None)
     return flags
-
-
-def _echo(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()  # the login URL must reach a reader that waits for it
 
 
 # -- login ---------------------------------------------------------------------------------------
@@ -96,7 +96,7 @@ def _page(status: int, title: str, text: str) -> web.Response:
     return web.Response(status=status, text=body, content_type="text/html")
 
 
-async def login(args: argparse.Namespace, config: Config, echo: Echo = _echo) -> int:
+async def login(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Run the authorization-code flow through a loopback redirect; store the token set."""
     settings = config.provider(args.name, provider_flags(args))
     subject: str = args.subject
@@ -110,13 +110,14 @@ async def login(args: argparse.Namespace, config: Config, echo: Echo = _echo) ->
                 provider.name, server.redirect_uri, scopes=settings.scopes()
             )
             server.state = request.state
-            echo("Open this URL in a browser to log in (waiting for the redirect):")
-            echo(str(request.url))
+            out.echo("Open this URL in a browser to log in (waiting for the redirect):")
+            out.echo(request.url)  # plain, never wrapped: it is copied or read by a script
             if not args.no_browser:
-                await asyncio.to_thread(webbrowser.open, str(request.url))
+                await asyncio.to_thread(webbrowser.open, request.url)
             try:
-                async with asyncio.timeout(args.timeout):
-                    query = await server.query
+                with out.status(f"Waiting for the login in the browser ({args.timeout:g} s)"):
+                    async with asyncio.timeout(args.timeout):
+                        query = await server.query
             except TimeoutError:
                 raise CliError(f"no login within {args.timeout:g} s") from None
             try:
@@ -129,8 +130,10 @@ async def login(args: argparse.Namespace, config: Config, echo: Echo = _echo) ->
             server.finish(200, "Logged in", "You can close this window.")
         finally:
             await server.close()
-    echo(f"Logged in to {provider.name} as {subject}; stored in {config.store_path}")
-    echo(f"  {_describe(token_set, time.time())}")
+    config.remember(settings)
+    out.success(f"Logged in to {provider.name} as {subject}; stored in {config.store_path}")
+    out.echo(f"  {_describe(token_set, time.time())}")
+    out.echo(f"  settings of {provider.name} remembered (no secret): aiofinaccess config show")
     return 0
 
 
@@ -200,7 +203,7 @@ def _label(key: TokenKey) -> str:
     return f"{key.provider} {key.subject}" if key.subject else f"{key.provider} (client)"
 
 
-async def tokens_list(args: argparse.Namespace, config: Config, echo: Echo = _echo) -> int:
+async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> int:
     """One line per stored token set, secrets redacted."""
     rows: list[tuple[TokenKey, TokenSet]] = []
     if config.store_path.exists():  # listing never creates a store
@@ -211,25 +214,29 @@ async def tokens_list(args: argparse.Namespace, config: Config, echo: Echo = _ec
                     rows.append((key, stored.token_set))
     rows.sort(key=lambda row: (row[0].provider, row[0].subject or ""))
     if args.json:
-        echo(json.dumps([_record(key, token_set) for key, token_set in rows], indent=2))
+        out.json([_record(key, token_set) for key, token_set in rows])
         return 0
     if not rows:
-        echo(f"no token sets in {config.store_path}")
+        out.echo(f"no token sets in {config.store_path}")
         return 0
     now = time.time()
-    table = [("PROVIDER", "SUBJECT", "ACCESS TOKEN", "REFRESH TOKEN", "SCOPE")]
-    for key, ts in rows:
-        subject = key.subject or "(client)"
-        table.append(
-            (key.provider, subject, _when(ts.expires_at, now), _refresh(ts, now), ts.scope or "")
-        )
-    widths = [max(len(row[i]) for row in table) for i in range(5)]
-    for row in table:
-        echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    out.table(
+        ("PROVIDER", "SUBJECT", "ACCESS TOKEN", "REFRESH TOKEN", "SCOPE"),
+        [
+            (
+                key.provider,
+                key.subject or "(client)",
+                _when(ts.expires_at, now),
+                _refresh(ts, now),
+                ts.scope or "",
+            )
+            for key, ts in rows
+        ],
+    )
     return 0
 
 
-async def tokens_show(args: argparse.Namespace, config: Config, echo: Echo = _echo) -> int:
+async def tokens_show(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Details of one stored set, secrets as fingerprints."""
     key = _key(args.provider, args.subject)
     stored = None
@@ -240,7 +247,7 @@ async def tokens_show(args: argparse.Namespace, config: Config, echo: Echo = _ec
         raise CliError(f"no token set for {_label(key)} in {config.store_path}")
     record = _record(key, stored.token_set)
     if args.json:
-        echo(json.dumps(record, indent=2))
+        out.json(record)
         return 0
     now = time.time()
     ts = stored.token_set
@@ -249,12 +256,13 @@ async def tokens_show(args: argparse.Namespace, config: Config, echo: Echo = _ec
         when = _refresh(ts, now)
         record["refresh_expires_at"] = f"{record['refresh_expires_at'] or '-'} ({when})"
     record["extra"] = ", ".join(record["extra"])
-    for name, value in record.items():
-        echo(f"{name + ':':<20}{'-' if value in (None, '') else value}")
+    out.fields(
+        [(name, "-" if value in (None, "") else str(value)) for name, value in record.items()]
+    )
     return 0
 
 
-async def tokens_delete(args: argparse.Namespace, config: Config, echo: Echo = _echo) -> int:
+async def tokens_delete(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Delete a set from the store without calling the provider."""
     key = _key(args.provider, args.subject)
     deleted = False
@@ -263,11 +271,11 @@ async def tokens_delete(args: argparse.Namespace, config: Config, echo: Echo = _
             deleted = await store.delete(key)
     if not deleted:
         raise CliError(f"no token set for {_label(key)} in {config.store_path}")
-    echo(f"deleted the token set of {_label(key)} (not revoked at the provider)")
+    out.success(f"deleted the token set of {_label(key)} (not revoked at the provider)")
     return 0
 
 
-async def tokens_manage(args: argparse.Namespace, config: Config, echo: Echo = _echo) -> int:
+async def tokens_manage(args: argparse.Namespace, config: Config, out: Output) -> int:
     """``refresh`` (renew now) or ``revoke`` (at the provider, then delete) one stored set."""
     key = _key(args.provider, args.subject)
     settings = config.provider(key.provider, provider_flags(args))
@@ -280,23 +288,23 @@ async def tokens_manage(args: argparse.Namespace, config: Config, echo: Echo = _
         if args.action == "refresh":
             token_set = await manager.refresh(key.provider, key.subject)
             rotated = token_set.refresh_token != stored.token_set.refresh_token
-            echo(f"refreshed {_label(key)}: {_describe(token_set, time.time())}")
-            echo(f"  refresh token {'rotated' if rotated else 'kept'}")
+            out.success(f"refreshed {_label(key)}: {_describe(token_set, time.time())}")
+            out.echo(f"  refresh token {'rotated' if rotated else 'kept'}")
         elif args.logout:
             if key.subject is None:
                 raise CliError("--logout ends a user's session; give a subject")
             await manager.logout(key.provider, key.subject)
-            echo(f"logged out {_label(key)} at the provider and deleted the token set")
+            out.success(f"logged out {_label(key)} at the provider and deleted the token set")
         else:
             await manager.revoke(key.provider, key.subject)
-            echo(f"revoked {_label(key)} at the provider and deleted the token set")
+            out.success(f"revoked {_label(key)} at the provider and deleted the token set")
     return 0
 
 
 # -- users ---------------------------------------------------------------------------------------
 
 
-async def users_create(args: argparse.Namespace, config: Config, echo: Echo = _echo) -> int:
+async def users_create(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Create a finAPI user with the client's token; optionally log them in and store it."""
     settings: ProviderSettings = config.provider(
         args.name, {**provider_flags(args), "type": "finapi"}
@@ -310,16 +318,17 @@ async def users_create(args: argparse.Namespace, config: Config, echo: Echo = _e
     async with SessionManager(store=config.open_store(), scheduler=False) as manager:
         manager.register(await settings.provider(manager.http_session()), settings.credentials())
         created = await Users(manager, args.name).create(user)
-        echo(f"created finAPI user {created.id}")
+        out.success(f"created finAPI user {created.id}")
         chosen = user.password or created.password
         if args.login:
             if chosen is None:
                 raise CliError("finAPI returned no password to log in with")
             await manager.login_with_password(args.name, created.id, chosen)
-            echo(f"  logged in; token set stored in {config.store_path}")
+            config.remember(settings)
+            out.echo(f"  logged in; token set stored in {config.store_path}")
         if password is None and created.password is not None:
             if args.show_password:
-                echo(f"  password: {created.password.reveal()}")
+                out.echo(f"  password: {created.password.reveal()}")
             else:
-                echo("  finAPI generated the password; --show-password prints it")
+                out.echo("  finAPI generated the password; --show-password prints it")
     return 0

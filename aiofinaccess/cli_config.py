@@ -21,10 +21,14 @@ the config file (``$XDG_CONFIG_HOME/aiofinaccess/config.toml`` when it exists)::
     scopes = ["openid", "offline_access"]
 
 The token store defaults to ``$XDG_DATA_HOME/aiofinaccess/tokens.db`` (SQLite, mode 0600).
+After a successful login the provider's settings, secrets left out, are remembered beside the
+store (``tokens.db.settings.json``, mode 0600) and used below every other source, so later
+commands on that store need no flags. Secrets: :mod:`aiofinaccess.cli_secrets`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -34,12 +38,13 @@ from typing import Any, Final, Literal
 import aiohttp
 import attrs
 
+from .cli_secrets import client_secret, secret_source
 from .errors import AiofinaccessError
 from .oauth import discover
 from .providers import Everifin, FinApi, Oidc, Provider
 from .stores.codec import FernetCodec
 from .stores.sqlite import SQLiteStore
-from .tokens import ClientCredentials, Secret
+from .tokens import ClientCredentials
 
 __all__ = ["CliError", "Config", "ProviderSettings", "load_config"]
 
@@ -60,12 +65,23 @@ FIELDS: Final = (
     "logout_url",
     "scopes",
     "allow_insecure_http",
+    "client_secret_file",
+    "client_secret_keyring",
+    "sandbox",
 )
+#: Never written to the remembered settings (the other fields are not secret).
+SECRET_FIELDS: Final = frozenset({"client_secret"})
+_SECRET_SOURCES: Final = frozenset({"client_secret", "client_secret_file", "client_secret_keyring"})
 #: The sandbox's own client, printed when it starts; it guards nothing real.
 SANDBOX_CLIENTS: Final = {
     "everifin": ("everifin-sandbox-client", "everifin-sandbox-secret"),
     "finapi": ("finapi-sandbox-client", "finapi-sandbox-secret"),
 }
+
+
+_SANDBOX_IDS: Final = dict(SANDBOX_CLIENTS.values())
+#: The source of a value that ``sandbox`` stands for (never remembered: it follows from it).
+VIA_SANDBOX: Final = "sandbox"
 
 
 class CliError(AiofinaccessError):
@@ -83,6 +99,9 @@ class ProviderSettings:
 
     name: str
     values: Mapping[str, Any] = attrs.field(repr=lambda v: "{" + ", ".join(sorted(v)) + "}")
+    #: Where each value came from: ``flag``, ``environment``, ``config file``, ``remembered``
+    #: or ``sandbox`` (the sandbox's public test client).
+    sources: Mapping[str, str] = attrs.field(factory=dict, repr=False, eq=False)
 
     @property
     def kind(self) -> str:
@@ -100,8 +119,17 @@ class ProviderSettings:
         if client_id is None:
             env = f"AIOFINACCESS_{self.name.upper()}_CLIENT_ID"
             raise CliError(f"no client id for {self.name}: pass --client-id or set {env}")
-        secret = self._get("client_secret")
-        return ClientCredentials(client_id, None if secret is None else Secret(secret))
+        return ClientCredentials(client_id, client_secret(self.name, self.values))
+
+    def remembered(self) -> dict[str, Any]:
+        """The settings worth keeping for the next command: not secret, not empty."""
+        return {
+            field: value
+            for field, value in self.values.items()
+            if field not in SECRET_FIELDS
+            and value not in (None, "", [])
+            and self.sources.get(field) != VIA_SANDBOX
+        }
 
     def scopes(self) -> tuple[str, ...] | None:
         """The scopes to ask for, or ``None`` for the provider's defaults."""
@@ -173,33 +201,94 @@ class Config:
     file: Mapping[str, Any] = attrs.field(repr=False)
     encryption_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
 
-    def provider(self, name: str, flags: Mapping[str, Any] | None = None) -> ProviderSettings:
-        """Merge ``[providers.NAME]``, ``AIOFINACCESS_<NAME>_*`` and ``flags`` (highest)."""
+    @property
+    def settings_path(self) -> Path:
+        """Where the non-secret provider settings of this store are remembered."""
+        return self.store_path.with_name(self.store_path.name + ".settings.json")
+
+    def remembered(self) -> dict[str, dict[str, Any]]:
+        """The provider settings remembered for this store, by provider name."""
+        try:
+            data = json.loads(self.settings_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, NotADirectoryError):  # none yet (or no store: said later)
+            return {}
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot read remembered settings {self.settings_path}: {exc}") from None
+        providers = data.get("providers") if isinstance(data, dict) else None
+        return {
+            str(name): {k: v for k, v in table.items() if k in FIELDS and k not in SECRET_FIELDS}
+            for name, table in (providers or {}).items()
+            if isinstance(table, dict)
+        }
+
+    def remember(self, settings: ProviderSettings) -> None:
+        """Keep ``settings`` (secrets left out) for later commands on this store (mode 0600)."""
+        providers = self.remembered()
+        providers[settings.name] = settings.remembered()
+        text = json.dumps({"providers": providers}, indent=2, sort_keys=True) + "\n"
+        partial = self.settings_path.with_name(self.settings_path.name + ".tmp")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        partial.replace(self.settings_path)
+
+    def provider_names(self) -> list[str]:
+        """Providers named in the config file or remembered for this store."""
         tables = self.file.get("providers", {})
-        values: dict[str, Any] = dict(tables.get(name, {}) if isinstance(tables, dict) else {})
-        unknown = sorted(set(values) - set(FIELDS))
+        named = set(tables) if isinstance(tables, dict) else set()
+        return sorted(named | set(self.remembered()))
+
+    def provider(self, name: str, flags: Mapping[str, Any] | None = None) -> ProviderSettings:
+        """Merge, lowest first: remembered, ``[providers.NAME]``, ``AIOFINACCESS_<NAME>_*``,
+        ``flags``. ``sandbox`` (a URL) stands for the sandbox's endpoints in its layer and
+        supplies its public test client when no client id is given."""
+        tables = self.file.get("providers", {})
+        from_file: dict[str, Any] = dict(tables.get(name, {}) if isinstance(tables, dict) else {})
+        unknown = sorted(set(from_file) - set(FIELDS))
         if unknown:
             raise CliError(f"config file: [providers.{name}] has unknown keys {unknown}")
         prefix = f"AIOFINACCESS_{name.upper().replace('-', '_')}_"
-        for field in FIELDS:
-            if (value := os.environ.get(prefix + field.upper())) is not None:
-                values[field] = value
-        flags = dict(flags or {})
-        sandbox = flags.pop("sandbox", None)
-        if sandbox:  # --sandbox URL: the sandbox's endpoints and its public test client
-            kind = str(flags.get("type") or values.get("type") or name)
-            base = str(sandbox).rstrip("/")
-            values.update(idp_url=f"{base}/auth", api_url=base, base_url=base)
-            client_id, secret = SANDBOX_CLIENTS.get(kind, SANDBOX_CLIENTS["everifin"])
-            values.setdefault("client_id", client_id)
-            values.setdefault("client_secret", secret)
-        values.update({key: value for key, value in flags.items() if value not in (None, [])})
-        return ProviderSettings(name, values)
+        from_env = {
+            field: value
+            for field in FIELDS
+            if (value := os.environ.get(prefix + field.upper())) is not None
+        }
+        given = {key: value for key, value in (flags or {}).items() if value not in (None, [])}
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        layers = (
+            ("remembered", self.remembered().get(name, {})),
+            ("config file", from_file),
+            ("environment", from_env),
+            ("flag", given),
+        )
+        for source, layer in layers:
+            expanded = dict(layer)
+            if layer.get("sandbox"):  # the sandbox's endpoints, unless the layer names others
+                base = str(layer["sandbox"]).rstrip("/")
+                urls = {"idp_url": f"{base}/auth", "api_url": base, "base_url": base}
+                expanded = {**urls, **layer}
+            if _SECRET_SOURCES & set(layer):  # one secret source: the highest layer's
+                for field in _SECRET_SOURCES:
+                    values.pop(field, None)
+            values.update(expanded)
+            sources.update({key: source if key in layer else VIA_SANDBOX for key in expanded})
+        if values.get("sandbox"):  # its public test client, unless another one is named
+            kind = str(values.get("type") or name)
+            if not values.get("client_id"):
+                default_id = SANDBOX_CLIENTS.get(kind, SANDBOX_CLIENTS["everifin"])[0]
+                values["client_id"], sources["client_id"] = default_id, VIA_SANDBOX
+            secret = _SANDBOX_IDS.get(values["client_id"])
+            if secret is not None and secret_source(values) is None:
+                values["client_secret"], sources["client_secret"] = secret, VIA_SANDBOX
+        return ProviderSettings(name, values, sources)
 
     def open_store(self) -> SQLiteStore:
         """The SQLite store (its directory created, mode 0700), encrypted when keys are set."""
         try:
             self.store_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # a file on the way: SQLiteStore names it
+            pass
         except OSError as exc:
             raise CliError(f"cannot create {self.store_path.parent}: {exc.strerror}") from None
         codec = FernetCodec(list(self.encryption_keys)) if self.encryption_keys else None

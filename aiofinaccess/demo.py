@@ -101,7 +101,7 @@ async def _everifin(manager: SessionManager, steps: _Steps) -> None:
     steps.echo("Everifin BankConnect (Keycloak realm everifin_app) on the sandbox")
     redirect_uri = "http://127.0.0.1/callback"
     request = manager.authorization_request("everifin", redirect_uri)
-    steps.echo(f"   authorization URL: {request.url.with_query(None)} (state + PKCE S256)")
+    steps.echo(f"   authorization URL: {request.yarl_url.with_query(None)} (state + PKCE S256)")
     async with aiohttp.ClientSession() as browser:
         callback = await steps.run(
             "headless login on the sandbox login page",

@@ -590,7 +590,8 @@ def error_from_response(
             return InvalidClientError(
                 status, OAuthErrorBody("invalid_client", "client authentication failed"), **kwargs
             )
-        return ApiError(status, body, **kwargs)
+        # finAPI answers 423 when the user is locked after too many failed logins.
+        return (LockedError if status == 423 else ApiError)(status, body, **kwargs)
     if status == 422 and body.code == "ENTITY_EXISTS":
         return EntityExistsError(status, body, **kwargs)
     error_type = _STATUS_ERRORS.get(status, ServerError if status >= 500 else ApiError)

@@ -322,16 +322,31 @@ async def discover(
     allow_insecure_http: bool = False,
     timeout: float = 30.0,
 ) -> Provider:
-    """Fetch ``{issuer}/.well-known/openid-configuration`` and build a :class:`Provider`.
+    """Fetch the issuer's metadata and build a :class:`Provider`.
+
+    Tries OpenID Connect Discovery (``{issuer}/.well-known/openid-configuration``) first, then,
+    when that answers 4xx, OAuth 2.0 Authorization Server Metadata (RFC 8414): the well-known
+    segment goes between host and path, ``https://host/.well-known/oauth-authorization-server
+    /tenant`` for the issuer ``https://host/tenant``. Either document must name ``issuer``
+    exactly. ``manager.http_session()`` is a session to pass.
 
     Raises:
-        ConfigurationError: The document is missing, not JSON, or names another issuer.
+        ConfigurationError: No document, not JSON, or one that names another issuer.
         TransportError: The issuer could not be reached.
     """
-    url = URL(issuer.rstrip("/") + "/.well-known/openid-configuration")
-    response = await send(session, HttpRequest("GET", url), timeout=timeout)
+    base = URL(issuer.rstrip("/"))
+    path = base.path.rstrip("/")
+    answers: list[str] = []
+    for url in (
+        base.with_path(path + "/.well-known/openid-configuration"),
+        base.with_path("/.well-known/oauth-authorization-server" + path),
+    ):
+        response = await send(session, HttpRequest("GET", url), timeout=timeout)
+        answers.append(f"{url.path} answered HTTP {response.status}")
+        if response.ok or not 400 <= response.status < 500:  # 5xx is not "not published here"
+            break
     if not response.ok:
-        raise ConfigurationError(f"issuer {issuer}: discovery answered HTTP {response.status}")
+        raise ConfigurationError(f"issuer {issuer}: no metadata ({'; '.join(answers)})")
     try:
         document = response.json()
     except ValueError:

@@ -262,7 +262,8 @@ class FinApi:
         """finAPI Access at any base URL (a sandbox on this machine, a proxy...).
 
         Args:
-            base_url: Scheme and host, e.g. ``http://127.0.0.1:8080``.
+            base_url: Scheme and host, e.g. ``http://127.0.0.1:8080``, optionally with a path
+                that every finAPI path goes below (a proxy's ``https://gw.example/finapi``).
             web_form_url: Web Form 2.0 host; defaults to ``base_url`` (the local sandbox
                 serves both).
             api_version: ``"v2"`` (``/api/v2/...``, token at ``/api/v2/oauth/token``) or
@@ -275,14 +276,18 @@ class FinApi:
         if api_version not in ("v1", "v2"):
             raise ConfigurationError(f"api_version must be 'v1' or 'v2', got {api_version!r}")
         base = URL(str(base_url).rstrip("/"))
+        if base.query_string or base.fragment:
+            raise ConfigurationError(f"finAPI base_url must have no query or fragment: {base_url}")
+        # A path (a proxy's /finapi) is kept: every finAPI path goes below it.
+        prefix = base.path.rstrip("/")
         default_token_path = "/api/v2/oauth/token" if api_version == "v2" else "/oauth/token"
-        token = token_path or default_token_path
+        token = prefix + (token_path or default_token_path)
         revoke = token.rsplit("/", 1)[0] + "/revoke"
         return Provider(
             name=name,
             token_url=base.with_path(token),
             revocation_url=base.with_path(revoke),
-            api_url=base.with_path(f"/api/{api_version}"),
+            api_url=base.with_path(f"{prefix}/api/{api_version}"),
             revocation_style=(
                 RevocationStyle.CLIENT_BEARER_FORM
                 if api_version == "v2"

@@ -189,8 +189,10 @@ class ConnectFlow:
     def __repr__(self) -> str:
         return f"ConnectFlow(provider={self.provider!r})"
 
-    async def begin(self, user: str, redirect_uri: str, *, next_url: str | None = None) -> URL:
+    async def begin(self, user: str, redirect_uri: str, *, next_url: str | None = None) -> str:
         """Remember a fresh request for ``user``; return the provider URL to redirect to.
+
+        The URL is a ``str``, as redirect responses take it (``yarl.URL(url)`` for its parts).
 
         Args:
             user: The app's user id; the tokens will be stored under it.

@@ -34,8 +34,8 @@ class TestBuildAuthorizationRequest:
     def test_url_carries_every_parameter(self) -> None:
         """response_type, client, redirect, state, scope and the S256 challenge."""
         request = _request(extra_params={"prompt": "login"})
-        query = request.url.query
-        assert request.url.with_query(None) == EVERIFIN.authorization_url
+        query = request.yarl_url.query
+        assert request.yarl_url.with_query(None) == EVERIFIN.authorization_url
         assert query["response_type"] == "code"
         assert query["client_id"] == "client-1"
         assert query["redirect_uri"] == REDIRECT
@@ -68,14 +68,14 @@ class TestBuildAuthorizationRequest:
     def test_extra_params_cannot_override_ours(self) -> None:
         """A caller cannot accidentally replace state or the challenge."""
         request = _request(extra_params={"state": "attacker", "response_type": "token"})
-        assert request.url.query["state"] == request.state != "attacker"
-        assert request.url.query["response_type"] == "code"
+        assert request.yarl_url.query["state"] == request.state != "attacker"
+        assert request.yarl_url.query["response_type"] == "code"
 
     def test_without_pkce(self) -> None:
         """PKCE is opt-out (Everifin enables it per client)."""
         request = _request(pkce=False)
         assert request.code_verifier is None
-        assert "code_challenge" not in request.url.query
+        assert "code_challenge" not in request.yarl_url.query
 
     def test_provider_without_authorization_endpoint(self) -> None:
         """finAPI has no authorization-code flow."""

@@ -228,6 +228,9 @@ COMMANDS = [
     *(["tokens", action] for action in ("list", "show", "refresh", "revoke", "delete")),
     ["users"],
     ["users", "create"],
+    ["config"],
+    ["config", "show"],
+    ["config", "set-secret"],
 ]
 
 

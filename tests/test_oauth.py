@@ -322,9 +322,22 @@ class TestDiscover:
     async def test_missing_document_is_a_configuration_error(
         self, mocked: aioresponses, session: aiohttp.ClientSession
     ) -> None:
-        """A wrong realm is reported at set-up."""
+        """A wrong realm is reported at set-up, naming both places that were tried."""
         mocked.get(
             "https://idp.example.com/realms/nope/.well-known/openid-configuration", status=404
         )
-        with pytest.raises(ConfigurationError, match="404"):
+        mocked.get(
+            "https://idp.example.com/.well-known/oauth-authorization-server/realms/nope",
+            status=404,
+        )
+        with pytest.raises(ConfigurationError, match="404") as info:
             await discover(session, "https://idp.example.com/realms/nope", name="x")
+        assert "oauth-authorization-server/realms/nope answered HTTP 404" in str(info.value)
+
+    async def test_a_server_error_is_not_taken_for_a_missing_document(
+        self, mocked: aioresponses, session: aiohttp.ClientSession
+    ) -> None:
+        """A 503 on the OIDC document stops there: RFC 8414 is tried only after a 4xx."""
+        mocked.get("https://idp.example.com/realms/r/.well-known/openid-configuration", status=503)
+        with pytest.raises(ConfigurationError, match="HTTP 503"):
+            await discover(session, "https://idp.example.com/realms/r", name="x")

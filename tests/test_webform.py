@@ -125,7 +125,10 @@ class _FormReader(HTMLParser):
 
 
 async def press(http: aiohttp.ClientSession, url: str, button: str) -> int:
-    """Open the web form page like a browser and press ``button``; the final page's status."""
+    """Open the web form page like a browser and press ``button``; the answer's status.
+
+    The redirect to a form's ``redirectUrl`` (303) is not followed: that is the app's page.
+    """
     async with http.get(url) as response:
         assert response.status == 200
         assert response.content_type == "text/html"
@@ -133,7 +136,8 @@ async def press(http: aiohttp.ClientSession, url: str, button: str) -> int:
         reader.feed(await response.text())
     assert reader.action is not None
     name, value = reader.buttons[button]
-    async with http.post(URL(url).join(URL(reader.action)), data={name: value}) as response:
+    target = URL(url).join(URL(reader.action))
+    async with http.post(target, data={name: value}, allow_redirects=False) as response:
         await response.read()
         return response.status
 

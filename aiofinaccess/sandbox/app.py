@@ -199,12 +199,22 @@ async def _index(request: web.Request) -> web.Response:
     config = state.config
     return web.json_response(
         {
-            "finapi": {"base_url": base, "api_version": config.finapi_version},
+            # The sandbox's own test clients: they guard nothing real, so they are shown.
+            "finapi": {
+                "base_url": base,
+                "api_version": config.finapi_version,
+                "client_id": config.finapi_client_id,
+                "client_secret": config.finapi_client_secret,
+            },
             "everifin": {
                 "idp_url": base + "/auth",
                 "realm": config.realm,
                 "api_url": base,
                 "discovery": f"{base}/auth/realms/{config.realm}/.well-known/openid-configuration",
+                "client_id": config.everifin_client_id,
+                "client_secret": config.everifin_client_secret,
+                "redirect_uris": list(config.everifin_redirect_uris),
+                "users": sorted(config.everifin_users),
             },
             "stats": base + "/_sandbox/stats",
         }

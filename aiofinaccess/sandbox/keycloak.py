@@ -29,6 +29,7 @@ from aiohttp import web
 from yarl import URL
 
 from .common import form_fields, json_error, new_token
+from .redirects import redirect_allowed
 from .state import SandboxState
 
 __all__ = ["KeycloakService"]
@@ -198,7 +199,8 @@ class KeycloakService:
         if params.get("client_id") != self.state.config.everifin_client_id:
             return web.Response(status=400, text="Client not found.", content_type="text/html")
         redirect_uri = params.get("redirect_uri", "")
-        if not redirect_uri.startswith(("http://", "https://")):
+        if not redirect_allowed(redirect_uri, self.state.config.everifin_redirect_uris):
+            self.state.count("redirect_uri.refused")
             return web.Response(
                 status=400, text="Invalid parameter: redirect_uri", content_type="text/html"
             )

@@ -82,6 +82,15 @@ class SandboxConfig:
     sso_idle: float = 1800.0
     sso_max: float = 36000.0
     code_ttl: float = 60.0
+    #: The Everifin client's valid redirect URIs, compared as Keycloak does: exactly, a trailing
+    #: ``*`` matches by prefix, and a loopback URI matches on any port (RFC 8252). Loopback
+    #: only by default, so an app's ``https://`` callback must be registered here, as at
+    #: Everifin.
+    everifin_redirect_uris: tuple[str, ...] = (
+        "http://127.0.0.1/*",
+        "http://localhost/*",
+        "http://[::1]/*",
+    )
     everifin_users: dict[str, str] = attrs.Factory(
         lambda: {"alice": "alice-password", "bob": "bob-password"}
     )

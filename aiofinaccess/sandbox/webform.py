@@ -11,7 +11,9 @@ Shapes follow the Web Form 2.0 spec (``shared/specs/finapi-webform2/openapi.yaml
   ``IN_PROGRESS``. It has two buttons, complete and abort.
 * ``POST /wf/{id}`` with ``action=complete`` (``COMPLETED``, a new ``bankConnectionId``) or
   ``action=abort`` (``ABORTED``). ``action=error`` (no button) ends it ``COMPLETED_WITH_ERROR``
-  with ``errorCode`` ``BANK_SERVER_REJECTION``, as wrong bank credentials would.
+  with ``errorCode`` ``BANK_SERVER_REJECTION``, as wrong bank credentials would. Whatever the
+  outcome, the end user is sent back to the form's ``redirectUrl`` (303) when it has one, as
+  finAPI does; without one the page says the form is finished.
 
 A form that is not final expires 20 minutes after creation on the sandbox clock (``EXPIRED``).
 If ``callbacks.finalised`` was given, the sandbox POSTs ``{webFormId, status}`` there when the
@@ -72,6 +74,7 @@ class _Form:
     created_at: float
     expires_at: float
     finalised_url: str | None
+    redirect_url: str | None = None
     status: str = "NOT_YET_OPENED"
     bank_connection_id: int | None = None
     error_code: str | None = None
@@ -286,6 +289,7 @@ class WebFormService:
             created_at=now,
             expires_at=now + FORM_TTL,
             finalised_url=callbacks.get("finalised") or None,
+            redirect_url=body.get("redirectUrl") or None,
         )
         self.forms[form.id] = form
         self.state.count("webforms.created")
@@ -336,4 +340,6 @@ class WebFormService:
         if form.status == "COMPLETED":
             form.bank_connection_id = next(self._connection_ids)
         await self._call_back(form)
+        if form.redirect_url is not None:  # finAPI sends the user back, whatever the outcome
+            raise web.HTTPSeeOther(form.redirect_url)
         return _page("Web form finished", f"This web form is {form.status}. You may close it.")

@@ -97,6 +97,16 @@ def _conflict(key: TokenKey, expected_version: int | None) -> StoreConflictError
     return StoreConflictError(f"token set {key.hashed} {state}")
 
 
+def _missing_directory(parent: str) -> str:
+    """Why ``parent`` is not a usable directory: a file on the way, or a missing directory."""
+    ancestor = parent
+    while not os.path.exists(ancestor) and os.path.dirname(ancestor) != ancestor:
+        ancestor = os.path.dirname(ancestor)
+    if os.path.exists(ancestor) and not os.path.isdir(ancestor):
+        return f"{ancestor} is a file, not a directory"
+    return "directory does not exist"
+
+
 class _SQLiteLease:
     """The holder's handle on a lease row."""
 
@@ -148,7 +158,7 @@ class SQLiteStore:
             raise ConfigurationError("store path must name a file (use MemoryStore in memory)")
         parent = os.path.dirname(self._path)
         if not os.path.isdir(parent):
-            raise ConfigurationError(f"store path {self._path}: directory does not exist")
+            raise ConfigurationError(f"store path {self._path}: {_missing_directory(parent)}")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise ConfigurationError(f"store path {self._path}: directory is not writable")
         if os.path.isdir(self._path):

@@ -178,6 +178,16 @@ def test_bad_path_is_a_configuration_error(tmp_path: Path) -> None:
         SQLiteStore(tmp_path / "missing" / "tokens.db")
     with pytest.raises(ConfigurationError, match=r"store path .* is a directory"):
         SQLiteStore(tmp_path)
+
+
+def test_a_file_where_the_directory_belongs_is_named(tmp_path: Path) -> None:
+    """``SQLiteStore("/etc/hostname/tokens.db")`` said "directory does not exist"."""
+    hostname = tmp_path / "hostname"
+    hostname.write_text("box\n")
+    for path in (hostname / "tokens.db", hostname / "deeper" / "tokens.db"):
+        with pytest.raises(ConfigurationError) as info:
+            SQLiteStore(path)
+        assert str(info.value) == f"store path {path}: {hostname} is a file, not a directory"
     with pytest.raises(ConfigurationError, match="store path"):
         SQLiteStore(":memory:")
     with pytest.raises(ConfigurationError, match="lease_poll"):
