@@ -22,7 +22,7 @@ believed to take both).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from decimal import Decimal
 from typing import Final, Literal
 
@@ -312,7 +312,7 @@ class FinApiData:
         *,
         per_page: int = _MAX_PER_PAGE,
         end_user: EndUser | None = None,
-    ) -> AsyncIterator[FinApiTransaction]:
+    ) -> AsyncGenerator[FinApiTransaction, None]:
         """Iterate over the user's transactions page after page (finAPI's ``page``/``perPage``).
 
         Keep the default order (``id,asc``) or one by import date for long iterations: new

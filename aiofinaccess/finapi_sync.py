@@ -2,9 +2,11 @@
 
 finAPI has no "changed since" filter. What it has is an import timestamp on every transaction
 (``importDate``), a ``minImportDate`` filter (a day) and ordering by ``importDate`` then
-``id``. So the cursor is the position of the last transaction processed, ``(importDate, id)``;
-a run asks from the cursor's day (one day earlier, as the filter's time zone is not
-documented), ordered by that position, and skips everything at or before the cursor.
+``id``. So the cursor is the position of the last transaction processed, ``(importDate, id)``.
+The first run reads everything oldest first. A later run asks from the cursor's day (one day
+earlier, as the filter's time zone is not documented) newest first, stops at the page that
+reaches the cursor, and yields what it found oldest first: it reads what is new, not the
+whole of the cursor's day.
 
 What this does not see: changes finAPI makes to a transaction *after* importing it (category,
 ``isNew``, ``finapiBookingDate`` moving towards the bank's date, deleted potential duplicates).
@@ -98,8 +100,10 @@ class FinApiTransactionSync:
     """Incremental sync of a finAPI user's transactions (all accounts, or ``account_ids``).
 
     Each :meth:`changes` run yields every transaction imported since the last one, once, in
-    import order, and moves :attr:`cursor` past each as it is yielded. Persist ``cursor``
-    between runs (``cursor.to_text()``); ``None`` starts over.
+    import order, and moves :attr:`cursor` past each when the loop asks for the next one (so a
+    loop that breaks, or crashes, sees the item it stopped on again: at least once, as
+    Everifin's sync). Persist ``cursor`` between runs (``cursor.to_text()``); ``None`` starts
+    over.
 
     Args:
         data: The finAPI data client.
@@ -118,19 +122,52 @@ class FinApiTransactionSync:
     async def changes(self, *, per_page: int = 500) -> AsyncIterator[FinApiTransaction]:
         """Yield what finAPI imported since :attr:`cursor`, advancing it as items are yielded."""
         start = self.cursor
-        since = None if start is None else start.imported_at.astimezone(GERMAN_TIME).date()
-        filters = TransactionFilters(
+        fresh = self._ascending(per_page) if start is None else self._since(start, per_page)
+        async for transaction in fresh:
+            yield transaction
+            position = FinApiSyncCursor.of(transaction)
+            if self.cursor is None or position > self.cursor:
+                self.cursor = position
+
+    def _filters(self, since: dt.date | None, order: tuple[str, ...]) -> TransactionFilters:
+        return TransactionFilters(
             account_ids=self.account_ids,
             min_bank_booking_date=self.booking_date_from,
             min_import_date=None if since is None else since - _ONE_DAY,
-            order=("importDate,asc", "id,asc"),
+            order=order,
         )
-        async for transaction in self.data.transactions(self.user, filters, per_page=per_page):
-            position = FinApiSyncCursor.of(transaction)
-            # Compared with where the run started, not the moving cursor: should finAPI ever
-            # not honour the order, an item would be yielded late rather than lost.
-            if start is not None and position <= start:
-                continue
+
+    def _ascending(self, per_page: int) -> AsyncIterator[FinApiTransaction]:
+        """The first run: everything, oldest import first."""
+        return self.data.transactions(
+            self.user, self._filters(None, ("importDate,asc", "id,asc")), per_page=per_page
+        )
+
+    async def _since(
+        self, start: FinApiSyncCursor, per_page: int
+    ) -> AsyncIterator[FinApiTransaction]:
+        """Later runs: newest first until a page reaches the cursor, then yielded oldest first.
+
+        So a run reads what is new (and the rest of one page), not the whole of the cursor's
+        day. A page that is not newest first (finAPI not honouring the order) does not count
+        as reaching the cursor: the scan reads on rather than stop early.
+        """
+        since = start.imported_at.astimezone(GERMAN_TIME).date()
+        filters = self._filters(since, ("importDate,desc", "id,desc"))
+        fresh: dict[int, FinApiTransaction] = {}
+        page = 1
+        while True:
+            found = await self.data.transactions_page(
+                self.user, filters, page=page, per_page=per_page
+            )
+            positions = [FinApiSyncCursor.of(t) for t in found.transactions]
+            for transaction, position in zip(found.transactions, positions, strict=True):
+                if position > start:
+                    fresh[transaction.id] = transaction  # a shifted page may repeat one
+            newest_first = positions == sorted(positions, reverse=True)
+            reached = any(position <= start for position in positions)
+            if (reached and newest_first) or page >= found.paging.page_count:
+                break
+            page += 1
+        for transaction in sorted(fresh.values(), key=FinApiSyncCursor.of):
             yield transaction
-            if self.cursor is None or position > self.cursor:
-                self.cursor = position

@@ -139,6 +139,7 @@ async def _record(state: SandboxState, request: web.Request, response: web.Strea
             response_headers=dict(response.headers),
             response_body=response_body if isinstance(response_body, bytes) else b"",
             response_content_type=response.content_type,
+            query_pairs=tuple(request.query.items()),
         )
     )
 

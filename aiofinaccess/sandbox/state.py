@@ -128,6 +128,8 @@ class Exchange:
     response_headers: dict[str, str]
     response_body: bytes
     response_content_type: str
+    #: Every query parameter in order, repeated ones included (``query`` keeps one of each).
+    query_pairs: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.define
