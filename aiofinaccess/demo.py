@@ -1,9 +1,10 @@
 """``aiofinaccess demo``: both providers' flows against the embedded sandbox, step by step.
 
-finAPI: client token, create a user, the user's token (password grant), read the user, and a
-refresh after a short TTL. Everifin: authorization URL, headless login, code exchange,
-accounts and transactions, two refreshes showing the rotated refresh token, and the sandbox
-refusing the old one. Tokens are shown only as fingerprints; the exit code is non-zero if any
+finAPI: client token, create a user, the user's token (password grant), read the user, a
+refresh after a short TTL, then a bank connection imported through Web Form 2.0 (the form
+completed headlessly), its accounts and first transactions. Everifin: authorization URL,
+headless login, code exchange, accounts and transactions, two refreshes showing the rotated
+refresh token, and the sandbox refusing the old one. Tokens are shown only as fingerprints; the exit code is non-zero if any
 step fails.
 """
 
@@ -18,11 +19,14 @@ import aiohttp
 
 from .bankconnect import BankConnect, Transaction
 from .errors import AiofinaccessError, ReauthorizationRequired
+from .finapi_data import FinApiData
+from .finapi_models import FinApiTransaction
 from .manager import SessionManager
 from .providers import Everifin, FinApi
-from .sandbox import SandboxConfig, headless_login, run_sandbox
+from .sandbox import LoginFailed, SandboxConfig, headless_login, headless_web_form, run_sandbox
 from .tokens import ClientCredentials, Secret, TokenSet
 from .users import NewUser, Users
+from .webform import WebForm, WebForms
 
 __all__ = ["run"]
 
@@ -49,7 +53,7 @@ class _Steps:
         self.count += 1
         try:
             result = await action()
-        except (AiofinaccessError, aiohttp.ClientError, AssertionError) as exc:
+        except (AiofinaccessError, aiohttp.ClientError, AssertionError, LoginFailed) as exc:
             self.failed += 1
             self.echo(f"  {self.count:>2}. {title:<48} FAILED: {type(exc).__name__}: {exc}")
             return None
@@ -94,6 +98,53 @@ async def _finapi(manager: SessionManager, steps: _Steps) -> None:
         f"refresh after the {_SHORT_TTL:.0f} s TTL (refresh_token grant)",
         after_expiry,
         lambda t: f"token {_fp(before.access_token)} -> {_fp(t.access_token)}",
+    )
+    await _finapi_data(manager, steps)
+
+
+async def _finapi_data(manager: SessionManager, steps: _Steps) -> None:
+    forms = WebForms(manager)
+    form = await steps.run(
+        "Web Form 2.0 import (POST /api/webForms/...)",
+        lambda: forms.import_bank_connection(USER_ID),
+        lambda created: f"form {created.id[:8]}..., status {created.status}",
+    )
+    if form is None:
+        return
+
+    async def complete(created: WebForm) -> WebForm:
+        async with aiohttp.ClientSession() as browser:
+            await headless_web_form(browser, created.url)
+        return await forms.wait_until_finished(USER_ID, created.id, poll_interval=0.1, timeout=5)
+
+    done = await steps.run(
+        "the end user completes the form (headless)",
+        lambda: complete(form),
+        lambda f: f"{f.status}, bank connection {f.payload.bank_connection_id}",
+    )
+    if done is None or done.payload.bank_connection_id is None:
+        return
+    data = FinApiData(manager)
+    await steps.run(
+        "accounts (GET /api/v2/accounts)",
+        lambda: data.accounts(USER_ID),
+        lambda found: ", ".join(
+            f"{a.account_type} {a.balance} {a.account_currency}" for a in found
+        ),
+    )
+
+    async def first_transactions() -> list[FinApiTransaction]:
+        found: list[FinApiTransaction] = []
+        async for transaction in data.transactions(USER_ID, per_page=20):
+            found.append(transaction)
+            if len(found) == 5:
+                break
+        return found
+
+    await steps.run(
+        "transactions (first 5, paged)",
+        first_transactions,
+        lambda found: ", ".join(f"{t.amount} {t.currency}" for t in found[:3]) + ", ...",
     )
 
 

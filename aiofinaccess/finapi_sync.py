@@ -52,19 +52,22 @@ class IncrementalSync(Protocol[_T_co]):
         ...
 
 
+def _utc(moment: dt.datetime) -> dt.datetime:
+    # Kept in UTC: positions compare by plain arithmetic, with no daylight-saving folds.
+    if moment.tzinfo is None:
+        raise ValidationError("imported_at must be timezone-aware")
+    return moment.astimezone(dt.UTC)
+
+
 @attrs.frozen(slots=True, order=True)
 class FinApiSyncCursor:
-    """The last transaction processed: its import time, then its id.
+    """The last transaction processed: its import time (kept in UTC), then its id.
 
     Store it as text with :meth:`to_text` and read it back with :meth:`from_text`.
     """
 
-    imported_at: dt.datetime
+    imported_at: dt.datetime = attrs.field(converter=_utc)
     transaction_id: int
-
-    def __attrs_post_init__(self) -> None:
-        if self.imported_at.tzinfo is None:
-            raise ValidationError("imported_at must be timezone-aware")
 
     def to_text(self) -> str:
         """``<ISO 8601 instant>/<id>``."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 
 from aiofinaccess import SessionManager
+from aiofinaccess.sandbox import headless_web_form
 from aiofinaccess.users import NewUser, Users
 from aiofinaccess.webform import WebForm, WebForms
 
@@ -15,10 +16,7 @@ PASSWORD = "finapi-data-password"
 async def press(form: WebForm, action: str = "complete") -> None:
     """Open the form's page and press a button, as the end user's browser would."""
     async with aiohttp.ClientSession() as browser:
-        async with browser.get(form.url) as page:
-            assert page.status == 200
-        async with browser.post(form.url, data={"action": action}) as page:
-            assert page.status == 200
+        await headless_web_form(browser, form.url, action)
 
 
 async def import_connection(manager: SessionManager, user: str, *, create: bool = True) -> int:
