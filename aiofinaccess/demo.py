@@ -4,8 +4,8 @@ finAPI: client token, create a user, the user's token (password grant), read the
 refresh after a short TTL, then a bank connection imported through Web Form 2.0 (the form
 completed headlessly), its accounts and first transactions. Everifin: authorization URL,
 headless login, code exchange, accounts and transactions, two refreshes showing the rotated
-refresh token, and the sandbox refusing the old one. Tokens are shown only as fingerprints; the exit code is non-zero if any
-step fails.
+refresh token, and the sandbox refusing the old one. Tokens are shown only as fingerprints;
+the exit code is non-zero if any step fails.
 """
 
 from __future__ import annotations
