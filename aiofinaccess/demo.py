@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
 
-from .bankconnect import BankConnect, Transaction
+from .bankconnect import BankConnect
 from .errors import AiofinaccessError, ReauthorizationRequired
 from .finapi_data import FinApiData
-from .finapi_models import FinApiTransaction
 from .manager import SessionManager
 from .providers import Everifin, FinApi
 from .sandbox import LoginFailed, SandboxConfig, headless_login, headless_web_form, run_sandbox
@@ -132,20 +131,21 @@ async def _finapi_data(manager: SessionManager, steps: _Steps) -> None:
             f"{a.account_type} {a.balance} {a.account_currency}" for a in found
         ),
     )
-
-    async def first_transactions() -> list[FinApiTransaction]:
-        found: list[FinApiTransaction] = []
-        async for transaction in data.transactions(USER_ID, per_page=20):
-            found.append(transaction)
-            if len(found) == 5:
-                break
-        return found
-
     await steps.run(
         "transactions (first 5, paged)",
-        first_transactions,
+        lambda: _first(data.transactions(USER_ID, per_page=20)),
         lambda found: ", ".join(f"{t.amount} {t.currency}" for t in found[:3]) + ", ...",
     )
+
+
+async def _first(items: AsyncIterator[_T], count: int = 5) -> list[_T]:
+    """The first ``count`` items of a paged iteration (the rest is never fetched)."""
+    found: list[_T] = []
+    async for item in items:
+        found.append(item)
+        if len(found) == count:
+            break
+    return found
 
 
 async def _everifin(manager: SessionManager, steps: _Steps) -> None:
@@ -173,18 +173,9 @@ async def _everifin(manager: SessionManager, steps: _Steps) -> None:
         lambda found: f"{len(found)} accounts",
     )
     if accounts:
-
-        async def first_transactions() -> list[Transaction]:
-            found: list[Transaction] = []
-            async for transaction in bank.transactions(EVERIFIN_USER, accounts[0].id, per_page=50):
-                found.append(transaction)
-                if len(found) == 5:
-                    break
-            return found
-
         await steps.run(
             "transactions (first 5, paged)",
-            first_transactions,
+            lambda: _first(bank.transactions(EVERIFIN_USER, accounts[0].id, per_page=50)),
             lambda found: ", ".join(f"{tx.amount} {tx.currency}" for tx in found[:3]) + ", ...",
         )
     if first is None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import attrs
 from multidict import MultiDict
@@ -54,6 +54,7 @@ __all__ = [
     "TransactionFilters",
 ]  # filters re-exported
 
+_T = TypeVar("_T")
 _MAX_PER_PAGE: Final = 500
 
 
@@ -152,14 +153,8 @@ class FinApiData:
         Raises:
             NotFoundError: No such connection for this user (``UNKNOWN_ENTITY``).
         """
-        response = await self._api.call(
-            self.routes.bank_connection,
-            subject=user,
-            path_params={"connection_id": str(connection_id)},
-            end_user=end_user,
-        )
-        return read_finapi(
-            decode(response.body, "bank connection"), BankConnection, what="bank connection"
+        return await self._one(
+            self.routes.bank_connection, user, connection_id, BankConnection, end_user
         )
 
     async def delete_bank_connection(
@@ -243,13 +238,7 @@ class FinApiData:
         Raises:
             NotFoundError: No such account for this user.
         """
-        response = await self._api.call(
-            self.routes.account,
-            subject=user,
-            path_params={"account_id": str(account_id)},
-            end_user=end_user,
-        )
-        return read_finapi(decode(response.body, "account"), FinApiAccount, what="account")
+        return await self._one(self.routes.account, user, account_id, FinApiAccount, end_user)
 
     async def daily_balances(
         self,
@@ -332,15 +321,24 @@ class FinApiData:
         Raises:
             NotFoundError: No such transaction for this user.
         """
+        return await self._one(
+            self.routes.transaction, user, transaction_id, FinApiTransaction, end_user
+        )
+
+    async def _one(
+        self,
+        endpoint: Endpoint,
+        user: str,
+        entity_id: int,
+        cls: type[_T],
+        end_user: EndUser | None,
+    ) -> _T:
+        """``GET`` one entity; the route's single path parameter takes ``entity_id``."""
+        name = endpoint.path.rsplit("{", 1)[1].rstrip("}")
         response = await self._api.call(
-            self.routes.transaction,
-            subject=user,
-            path_params={"transaction_id": str(transaction_id)},
-            end_user=end_user,
+            endpoint, subject=user, path_params={name: str(entity_id)}, end_user=end_user
         )
-        return read_finapi(
-            decode(response.body, "transaction"), FinApiTransaction, what="transaction"
-        )
+        return read_finapi(decode(response.body, endpoint.path), cls, what=endpoint.path)
 
     async def _pages(
         self,

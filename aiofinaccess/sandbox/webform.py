@@ -263,15 +263,20 @@ class WebFormService:
 
     # -- API -----------------------------------------------------------------------------------
 
-    async def create_import(self, request: web.Request) -> web.Response:
-        """``POST /api/webForms/bankConnectionImport`` (user token) -> 201 WebForm."""
+    async def _caller(self, request: web.Request) -> tuple[str | None, Any]:
+        """The user behind the bearer token (``None``: unauthorized) and the JSON body."""
         user_id = self.finapi.user_for(bearer(request))
-        if user_id is None:
-            return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
         try:
             body = await request.json()
         except ValueError:
             body = None
+        return user_id, body
+
+    async def create_import(self, request: web.Request) -> web.Response:
+        """``POST /api/webForms/bankConnectionImport`` (user token) -> 201 WebForm."""
+        user_id, body = await self._caller(request)
+        if user_id is None:
+            return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
         errors = (
             _validate(body)
             if isinstance(body, dict)
@@ -279,6 +284,11 @@ class WebFormService:
         )
         if errors:
             return self._invalid(request, errors)
+        return self._created(request, user_id, body, name=body.get("bankConnectionName"))
+
+    def _created(
+        self, request: web.Request, user_id: str, body: dict[str, Any], **fields: Any
+    ) -> web.Response:
         now = self.state.clock.now()
         callbacks = body.get("callbacks") or {}
         form = _Form(
@@ -287,11 +297,8 @@ class WebFormService:
             created_at=now,
             expires_at=now + FORM_TTL,
             finalised_url=callbacks.get("finalised") or None,
-            name=body.get("bankConnectionName"),
+            **fields,
         )
-        return self._created(request, form)
-
-    def _created(self, request: web.Request, form: _Form) -> web.Response:
         self.forms[form.id] = form
         self.state.count("webforms.created")
         return web.json_response(self._public(form, str(request.url.origin())), status=201)
@@ -308,13 +315,9 @@ class WebFormService:
 
     async def create_update(self, request: web.Request) -> web.Response:
         """``POST /api/webForms/bankConnectionUpdate`` (user token) -> 201 WebForm."""
-        user_id = self.finapi.user_for(bearer(request))
+        user_id, body = await self._caller(request)
         if user_id is None:
             return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
         if not isinstance(body, dict):
             return self._invalid(request, [{"field": "body", "message": "must be a JSON object"}])
         bank = body.get("bank")
@@ -330,18 +333,7 @@ class WebFormService:
             return self._invalid(request, errors)
         if not isinstance(target, int) or not self.data.owns(user_id, target):
             return self.error(request, 404, "NOT_FOUND", "Bank connection not found")
-        now = self.state.clock.now()
-        callbacks = body.get("callbacks") or {}
-        form = _Form(
-            id=str(uuid.uuid4()),
-            user_id=user_id,
-            created_at=now,
-            expires_at=now + FORM_TTL,
-            finalised_url=callbacks.get("finalised") or None,
-            type="BANK_CONNECTION_UPDATE",
-            target=target,
-        )
-        return self._created(request, form)
+        return self._created(request, user_id, body, type="BANK_CONNECTION_UPDATE", target=target)
 
     async def get_form(self, request: web.Request) -> web.Response:
         """``GET /api/webForms/{id}`` (user token): the caller's own form."""
