@@ -15,7 +15,12 @@ import attrs
 import pytest
 
 from aiofinaccess import SessionManager
-from aiofinaccess.errors import BadRequestError, NotFoundError, UnprocessableEntityError
+from aiofinaccess.errors import (
+    BadRequestError,
+    NotFoundError,
+    UnprocessableEntityError,
+    ValidationError,
+)
 from aiofinaccess.finapi_data import (
     AccountFilters,
     FinApiData,
@@ -25,7 +30,8 @@ from aiofinaccess.finapi_data import (
 from aiofinaccess.finapi_models import FinApiTransaction
 from aiofinaccess.pipeline import Endpoint, EndUser
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
-from tests.finapi_journey import import_connection
+from aiofinaccess.users import NewUser, Users
+from tests.finapi_journey import PASSWORD, import_connection
 
 USER = "finapi-alice"
 BIG = 1100  # per account; two accounts: 2,200 transactions
@@ -117,7 +123,11 @@ async def test_paging_through_2200_transactions(data: FinApiData, sandbox: Sandb
 
 @pytest.mark.parametrize(
     "sandbox_config",
-    [SandboxConfig(finapi_transactions_per_account=BIG, finapi_user_token_ttl=600)],
+    [
+        SandboxConfig(
+            finapi_transactions_per_account=BIG, finapi_user_token_ttl=600, record_requests=True
+        )
+    ],
 )
 async def test_an_expired_user_token_mid_iteration_is_renewed_once(
     data: FinApiData, sandbox: Sandbox, sandbox_manager: SessionManager
@@ -136,6 +146,13 @@ async def test_an_expired_user_token_mid_iteration_is_renewed_once(
     assert stats["api_calls"]["401"] == 1
     assert stats["token_requests"]["finapi_refresh_token"] == 1
     assert stats["token_requests"]["finapi_password"] == before["finapi_password"] == 1
+    pages = [e for e in sandbox.state.journal if e.path.endswith("/transactions")]
+    # Nine pages of 250; the one after the expiry was refused once (401) and replayed.
+    assert [(e.query["page"], e.status) for e in pages] == [
+        *((str(n), 200) for n in range(1, 4)),
+        ("4", 401),
+        *((str(n), 200) for n in range(4, 10)),
+    ]
 
 
 def _local(transactions: list[FinApiTransaction], filters: TransactionFilters) -> list[int]:
@@ -300,6 +317,28 @@ async def test_delete_bank_connection_removes_its_data(data: FinApiData) -> None
         await data.bank_connection(USER, connection.id)
     with pytest.raises(NotFoundError):
         await data.delete_bank_connection(USER, connection.id)
+
+
+async def test_deleting_the_user_deletes_their_data(
+    data: FinApiData, sandbox_manager: SessionManager
+) -> None:
+    """finAPI deletes a user's data with the user: a new user of the same id starts empty."""
+    await Users(sandbox_manager).delete(USER)
+    await Users(sandbox_manager).create_and_login(NewUser(id=USER, password=PASSWORD))
+    assert await data.bank_connections(USER) == []
+    assert [t async for t in data.transactions(USER)] == []
+
+
+async def test_client_side_limits_send_nothing(data: FinApiData, sandbox: Sandbox) -> None:
+    """Page sizes outside 1..500 and page 0 are refused before any request."""
+    before = len(sandbox.state.journal)
+    with pytest.raises(ValidationError):
+        [t async for t in data.transactions(USER, per_page=501)]
+    with pytest.raises(ValidationError):
+        await data.transactions_page(USER, page=0)
+    with pytest.raises(ValidationError):
+        await data.daily_balances(USER, per_page=0)
+    assert len(sandbox.state.journal) == before
 
 
 async def test_end_user_context_goes_out_as_psu_headers(data: FinApiData, sandbox: Sandbox) -> None:

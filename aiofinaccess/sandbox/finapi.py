@@ -95,6 +95,8 @@ class FinApiService:
         self.access: dict[str, _Access] = {}
         self.refresh: dict[str, _Grant] = {}
         self.client_access: str | None = None
+        #: Called with the id of a deleted user, so other services drop that user's data.
+        self.on_user_deleted: list[Callable[[str], None]] = []
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -450,6 +452,8 @@ class FinApiService:
         user = self._user(request, access.grant.user_id)
         del self.users[user.id.lower()]
         self._drop_user_tokens(user.id)
+        for forget in self.on_user_deleted:
+            forget(user.id)
         return web.Response(status=200)
 
     async def delete_unverified_user(self, request: web.Request) -> web.Response:

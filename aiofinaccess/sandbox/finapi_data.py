@@ -65,6 +65,7 @@ class FinApiDataService:
         self.transactions: dict[int, Tx] = {}
         self._entity_ids = itertools.count(1)
         self._transaction_ids = itertools.count(1)
+        finapi.on_user_deleted.append(self.forget_user)
 
     def routes(self) -> list[web.RouteDef]:
         """Routes under ``/api/v1`` and ``/api/v2``; the one not configured answers 403."""
@@ -127,6 +128,19 @@ class FinApiDataService:
     @property
     def _wire(self) -> Wire:
         return Wire(v1=self.state.config.finapi_version == "v1")
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop a deleted user's connections, accounts and transactions."""
+        for connection in [c for c in self.connections.values() if c.user_id == user_id]:
+            self._drop(connection)
+
+    def _drop(self, connection: Connection) -> None:
+        del self.connections[connection.id]
+        gone = set(connection.account_ids)
+        for account_id in gone:
+            del self.accounts[account_id]
+        for tx_id in [t.id for t in self.transactions.values() if t.account_id in gone]:
+            del self.transactions[tx_id]
 
     def owns(self, user_id: str, connection_id: int) -> bool:
         """Whether ``connection_id`` is one of ``user_id``'s."""
@@ -260,13 +274,7 @@ class FinApiDataService:
 
     async def delete_connection(self, request: web.Request) -> web.Response:
         """``DELETE /bankConnections/{id}``: with its accounts and transactions."""
-        connection = self._mine(self.connections, request, self.finapi.user_of(request))
-        del self.connections[connection.id]
-        gone = set(connection.account_ids)
-        for account_id in gone:
-            del self.accounts[account_id]
-        for tx_id in [t.id for t in self.transactions.values() if t.account_id in gone]:
-            del self.transactions[tx_id]
+        self._drop(self._mine(self.connections, request, self.finapi.user_of(request)))
         return web.Response(status=200)
 
     async def list_accounts(self, request: web.Request) -> web.Response:
