@@ -201,11 +201,21 @@ def parse_instant(value: Any) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=GERMAN_TIME)
 
 
+def parse_amount(value: Any) -> Decimal:
+    """A JSON number (already a Decimal, or an int) as a finite Decimal; not bools or NaN."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
+        raise TypeError("not a number")
+    amount = Decimal(str(value))
+    if not amount.is_finite():
+        raise ValueError("not a finite number")
+    return amount
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_structure_hook(dt.date, lambda value, _type: parse_date(value))
     converter.register_structure_hook(dt.datetime, lambda value, _type: parse_instant(value))
-    converter.register_structure_hook(Decimal, lambda value, _type: Decimal(str(value)))
+    converter.register_structure_hook(Decimal, lambda value, _type: parse_amount(value))
 
     def structure_factory(cls: type) -> Callable[[Any, Any], Any]:
         renames: dict[str, Any] = {

@@ -76,6 +76,9 @@ def test_amounts_are_exact_decimals() -> None:
         b'{"accountId": 1, "amount": 1}',
         b'{"id": 1, "accountId": 1, "amount": 1, "valueDate": "29.03.2026"}',
         b"[]",
+        b'{"id": 1, "accountId": 1, "amount": NaN}',
+        b'{"id": 1, "accountId": 1, "amount": "Infinity"}',
+        b'{"id": 1, "accountId": 1, "amount": true}',
     ],
 )
 def test_unreadable_bodies_are_typed_errors(body: bytes) -> None:
