@@ -15,8 +15,8 @@ typed (:class:`~aiofinaccess.errors.NotFoundError` for ``UNKNOWN_ENTITY``,
 What stays UNCERTAIN about v2 (the generated v2 client documents the operations but no v2 spec
 file is public) is configurable here: every path is a route in :class:`FinApiDataRoutes`, and
 ``id_lists`` chooses how lists of ids travel (``accountIds=1&accountIds=2`` as the v1 spec's
-``explode`` says, or ``accountIds=1,2`` as finAPI's prose says; finAPI's Spring backend is
-believed to take both).
+``explode`` says, or ``accountIds=1,2`` as finAPI's prose says; no source says which finAPI
+takes, the sandbox takes both).
 """
 
 from __future__ import annotations
@@ -47,12 +47,8 @@ from .manager import SessionManager
 from .pipeline import ApiClient, Endpoint, EndUser, finapi_context
 from .webform import WebForm, WebFormCallbacks, _read_form
 
-__all__ = [
-    "AccountFilters",
-    "FinApiData",
-    "FinApiDataRoutes",
-    "TransactionFilters",
-]  # filters re-exported
+# The filters live in finapi_filters and are re-exported here, where they are used.
+__all__ = ["AccountFilters", "FinApiData", "FinApiDataRoutes", "TransactionFilters"]
 
 _T = TypeVar("_T")
 _MAX_PER_PAGE: Final = 500
