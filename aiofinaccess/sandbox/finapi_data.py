@@ -43,6 +43,8 @@ from .finapi_records import (
 )
 from .state import SandboxState
 
+__all__ = ["FinApiDataService"]
+
 
 def _matching(terms: list[str], text: Callable[[Tx], str]) -> Callable[[Tx], bool]:
     """Every term in the text, case-insensitive (finAPI's search rule)."""
