@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import attrs
 
 from .errors import UnexpectedResponseError, ValidationError
 from .finapi_data import FinApiData, TransactionFilters
 from .finapi_models import GERMAN_TIME, FinApiTransaction, parse_instant
+
+if TYPE_CHECKING:
+    from .bankconnect import Transaction, TransactionSync
 
 __all__ = ["FinApiSyncCursor", "FinApiTransactionSync", "IncrementalSync"]
 
@@ -174,3 +177,11 @@ class FinApiTransactionSync:
             page += 1
         for transaction in sorted(fresh.values(), key=FinApiSyncCursor.of):
             yield transaction
+
+
+if TYPE_CHECKING:  # mypy proves both providers' syncs fit the one worker loop
+
+    def _both_fit(
+        everifin: TransactionSync, finapi: FinApiTransactionSync
+    ) -> tuple[IncrementalSync[Transaction], IncrementalSync[FinApiTransaction]]:
+        return everifin, finapi

@@ -342,15 +342,23 @@ async def test_client_side_limits_send_nothing(data: FinApiData, sandbox: Sandbo
     assert len(sandbox.state.journal) == before
 
 
-async def test_end_user_context_goes_out_as_psu_headers(data: FinApiData, sandbox: Sandbox) -> None:
-    """``EndUser`` becomes finAPI's PSU-* headers on data calls too."""
+async def test_end_user_context_goes_out_as_psu_headers(
+    data: FinApiData, sandbox: Sandbox, sandbox_manager: SessionManager
+) -> None:
+    """``EndUser`` becomes finAPI's PSU-* headers; every data call carries the user's token."""
     end_user = EndUser(ip_address="203.0.113.9", user_agent="Mozilla/5.0", device_os="Android 14")
     await data.transactions_page(USER, end_user=end_user)
     sent = [e for e in sandbox.state.journal if e.path.endswith("/transactions")][-1]
     assert sent.headers["PSU-IP-Address"] == "203.0.113.9"
     assert sent.headers["PSU-User-Agent"] == "Mozilla/5.0"
     assert sent.headers["PSU-Device-OS"] == "Android 14"
-    assert sent.headers["Authorization"].startswith("Bearer finapi_at_")
+    user_token = await sandbox_manager.access_token("finapi", USER)
+    client_token = await sandbox_manager.access_token("finapi")
+    data_calls = [e for e in sandbox.state.journal if e.path.startswith("/api/v")]
+    data_calls = [e for e in data_calls if "/users" not in e.path and "/oauth/" not in e.path]
+    assert data_calls
+    assert {e.headers["Authorization"] for e in data_calls} == {f"Bearer {user_token}"}
+    assert user_token != client_token
 
 
 async def test_routes_are_configurable(data: FinApiData, sandbox_manager: SessionManager) -> None:
