@@ -10,6 +10,7 @@ balances, transactions) or tests/specs/finapi-webform2-update.yaml (import and u
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -245,6 +246,20 @@ async def test_refusals_outside_the_sdk_validate(
             body = exchange.response_body
             assert (b'"errors"' in body) or (b'"error"' in body)
             validate(exchange, request_too=valid_request)
+        update = sandbox.base_url + "/api/webForms/bankConnectionUpdate"
+        headers = {"Authorization": f"Bearer {user}"}
+        for body, status in (
+            ({"importNewAccounts": "yes"}, 400),
+            ({"bank": {"bankConnectionId": 99}}, 404),
+        ):
+            async with http.post(update, json=body, headers=headers) as response:
+                assert response.status == status
+            validate(sandbox.state.journal[-1], request_too=status != 400)
+        refused = json.loads(sandbox.state.journal[-2].response_body)
+        assert {e["field"] for e in refused["errors"]} == {
+            "bank.bankConnectionId",
+            "importNewAccounts",
+        }
     codes = [e.response_body for e in sandbox.state.journal if e.status == 400]
     assert any(b"ILLEGAL_PAGE_SIZE" in body for body in codes)
     assert any(b"TOO_MANY_IDS" in body for body in codes)
