@@ -57,6 +57,18 @@ from .errors import (
     ValidationError,
 )
 from .events import Event, ManagerStats, ReauthRequired, Refreshed, RefreshFailed, Rotated
+from .finapi_data import AccountFilters, FinApiData, FinApiDataRoutes, TransactionFilters
+from .finapi_models import (
+    BankConnection,
+    DailyBalance,
+    DailyBalances,
+    FinApiAccount,
+    FinApiBank,
+    FinApiTransaction,
+    Paging,
+    TransactionPage,
+)
+from .finapi_sync import FinApiSyncCursor, FinApiTransactionSync, IncrementalSync
 from .lifecycle import RefreshPolicy, RetryPolicy, TokenState
 from .manager import SessionManager
 from .middleware import BearerAuth
@@ -89,6 +101,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "SYSTEM_CLOCK",
     "Account",
+    "AccountFilters",
     "AiofinaccessError",
     "ApiClient",
     "ApiError",
@@ -101,6 +114,7 @@ __all__ = [
     "Balance",
     "BankConnect",
     "BankConnectRoutes",
+    "BankConnection",
     "BankConnectionImport",
     "BearerAuth",
     "ChangeFeed",
@@ -111,6 +125,8 @@ __all__ = [
     "ConflictError",
     "ConnectFlow",
     "Connected",
+    "DailyBalance",
+    "DailyBalances",
     "EndUser",
     "Endpoint",
     "EntityExistsError",
@@ -120,8 +136,16 @@ __all__ = [
     "ExchangeFailed",
     "FernetCodec",
     "FinApi",
+    "FinApiAccount",
+    "FinApiBank",
+    "FinApiData",
+    "FinApiDataRoutes",
     "FinApiErrorBody",
+    "FinApiSyncCursor",
+    "FinApiTransaction",
+    "FinApiTransactionSync",
     "ForbiddenError",
+    "IncrementalSync",
     "InvalidClientError",
     "JsonCodec",
     "LockedError",
@@ -133,6 +157,7 @@ __all__ = [
     "OAuthError",
     "OAuthErrorBody",
     "Oidc",
+    "Paging",
     "PasswordChange",
     "PendingAuthorizations",
     "Provider",
@@ -161,6 +186,8 @@ __all__ = [
     "TokenState",
     "TokenStore",
     "Transaction",
+    "TransactionFilters",
+    "TransactionPage",
     "TransactionSync",
     "TransportError",
     "UnexpectedResponseError",

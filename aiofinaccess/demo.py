@@ -1,28 +1,31 @@
 """``aiofinaccess demo``: both providers' flows against the embedded sandbox, step by step.
 
-finAPI: client token, create a user, the user's token (password grant), read the user, and a
-refresh after a short TTL. Everifin: authorization URL, headless login, code exchange,
-accounts and transactions, two refreshes showing the rotated refresh token, and the sandbox
-refusing the old one. Tokens are shown only as fingerprints; the exit code is non-zero if any
-step fails.
+finAPI: client token, create a user, the user's token (password grant), read the user, a
+refresh after a short TTL, then a bank connection imported through Web Form 2.0 (the form
+completed headlessly), its accounts and first transactions. Everifin: authorization URL,
+headless login, code exchange, accounts and transactions, two refreshes showing the rotated
+refresh token, and the sandbox refusing the old one. Tokens are shown only as fingerprints;
+the exit code is non-zero if any step fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
 
-from .bankconnect import BankConnect, Transaction
+from .bankconnect import BankConnect
 from .errors import AiofinaccessError, ReauthorizationRequired
+from .finapi_data import FinApiData
 from .manager import SessionManager
 from .providers import Everifin, FinApi
-from .sandbox import SandboxConfig, headless_login, run_sandbox
+from .sandbox import LoginFailed, SandboxConfig, headless_login, headless_web_form, run_sandbox
 from .tokens import ClientCredentials, Secret, TokenSet
 from .users import NewUser, Users
+from .webform import WebForm, WebForms
 
 __all__ = ["run"]
 
@@ -49,7 +52,7 @@ class _Steps:
         self.count += 1
         try:
             result = await action()
-        except (AiofinaccessError, aiohttp.ClientError, AssertionError) as exc:
+        except (AiofinaccessError, aiohttp.ClientError, AssertionError, LoginFailed) as exc:
             self.failed += 1
             self.echo(f"  {self.count:>2}. {title:<48} FAILED: {type(exc).__name__}: {exc}")
             return None
@@ -95,6 +98,54 @@ async def _finapi(manager: SessionManager, steps: _Steps) -> None:
         after_expiry,
         lambda t: f"token {_fp(before.access_token)} -> {_fp(t.access_token)}",
     )
+    await _finapi_data(manager, steps)
+
+
+async def _finapi_data(manager: SessionManager, steps: _Steps) -> None:
+    forms = WebForms(manager)
+    form = await steps.run(
+        "Web Form 2.0 import (POST /api/webForms/...)",
+        lambda: forms.import_bank_connection(USER_ID),
+        lambda created: f"form {created.id[:8]}..., status {created.status}",
+    )
+    if form is None:
+        return
+
+    async def complete(created: WebForm) -> WebForm:
+        async with aiohttp.ClientSession() as browser:
+            await headless_web_form(browser, created.url)
+        return await forms.wait_until_finished(USER_ID, created.id, poll_interval=0.1, timeout=5)
+
+    done = await steps.run(
+        "the end user completes the form (headless)",
+        lambda: complete(form),
+        lambda f: f"{f.status}, bank connection {f.payload.bank_connection_id}",
+    )
+    if done is None or done.payload.bank_connection_id is None:
+        return
+    data = FinApiData(manager)
+    await steps.run(
+        "accounts (GET /api/v2/accounts)",
+        lambda: data.accounts(USER_ID),
+        lambda found: ", ".join(
+            f"{a.account_type} {a.balance} {a.account_currency}" for a in found
+        ),
+    )
+    await steps.run(
+        "transactions (first 5, paged)",
+        lambda: _first(data.transactions(USER_ID, per_page=20)),
+        lambda found: ", ".join(f"{t.amount} {t.currency}" for t in found[:3]) + ", ...",
+    )
+
+
+async def _first(items: AsyncIterator[_T], count: int = 5) -> list[_T]:
+    """The first ``count`` items of a paged iteration (the rest is never fetched)."""
+    found: list[_T] = []
+    async for item in items:
+        found.append(item)
+        if len(found) == count:
+            break
+    return found
 
 
 async def _everifin(manager: SessionManager, steps: _Steps) -> None:
@@ -122,18 +173,9 @@ async def _everifin(manager: SessionManager, steps: _Steps) -> None:
         lambda found: f"{len(found)} accounts",
     )
     if accounts:
-
-        async def first_transactions() -> list[Transaction]:
-            found: list[Transaction] = []
-            async for transaction in bank.transactions(EVERIFIN_USER, accounts[0].id, per_page=50):
-                found.append(transaction)
-                if len(found) == 5:
-                    break
-            return found
-
         await steps.run(
             "transactions (first 5, paged)",
-            first_transactions,
+            lambda: _first(bank.transactions(EVERIFIN_USER, accounts[0].id, per_page=50)),
             lambda found: ", ".join(f"{tx.amount} {tx.currency}" for tx in found[:3]) + ", ...",
         )
     if first is None:

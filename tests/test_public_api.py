@@ -45,6 +45,28 @@ def test_public_api_is_documented() -> None:
     assert missing == []
 
 
+def test_finapi_data_names_are_exported() -> None:
+    """The finAPI data module's public names (issue 17), added deliberately."""
+    assert {
+        "AccountFilters",
+        "BankConnection",
+        "DailyBalance",
+        "DailyBalances",
+        "FinApiAccount",
+        "FinApiBank",
+        "FinApiData",
+        "FinApiDataRoutes",
+        "FinApiSyncCursor",
+        "FinApiTransaction",
+        "FinApiTransactionSync",
+        "IncrementalSync",
+        "Paging",
+        "TransactionFilters",
+        "TransactionPage",
+    } <= set(aiofinaccess.__all__)
+    assert aiofinaccess.FinApiData.__module__ == "aiofinaccess.finapi_data"
+
+
 def test_demo_command_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
     """The README's demo command path, in-process."""
     assert main(["demo"]) == 0

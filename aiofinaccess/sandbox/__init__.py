@@ -21,7 +21,7 @@ import attrs
 from aiohttp import web
 
 from .app import SERVICES_KEY, build_app
-from .login import LoginFailed, headless_login
+from .login import LoginFailed, headless_login, headless_web_form
 from .state import FAULT_KINDS, Faults, SandboxConfig, SandboxState
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "Sandbox",
     "SandboxConfig",
     "headless_login",
+    "headless_web_form",
     "run_sandbox",
 ]
 
@@ -83,7 +84,8 @@ class Sandbox:
         self.state.config.faults = Faults(**settings)
 
     def service(self, name: str) -> Any:
-        """``"finapi"``, ``"keycloak"``, ``"bankconnect"`` or ``"webform"``: a service's state."""
+        """``"finapi"``, ``"finapi_data"``, ``"keycloak"``, ``"bankconnect"`` or ``"webform"``:
+        a service's state."""
         return self.app[SERVICES_KEY][name]
 
 

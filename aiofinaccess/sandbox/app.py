@@ -22,6 +22,7 @@ from aiohttp import web
 from .bankconnect import BankConnectService
 from .common import REQUEST_ID, request_id
 from .finapi import FinApiService
+from .finapi_data import FinApiDataService
 from .keycloak import KeycloakService
 from .state import Exchange, Faults, SandboxState
 from .webform import WebFormService
@@ -36,6 +37,9 @@ _TUNABLE: Final = frozenset(
         "finapi_refresh_token_ttl",
         "finapi_auto_verify_users",
         "finapi_max_login_attempts",
+        "finapi_accounts_per_connection",
+        "finapi_transactions_per_account",
+        "finapi_transactions_per_update",
         "keycloak_access_ttl",
         "sso_idle",
         "sso_max",
@@ -135,6 +139,7 @@ async def _record(state: SandboxState, request: web.Request, response: web.Strea
             response_headers=dict(response.headers),
             response_body=response_body if isinstance(response_body, bytes) else b"",
             response_content_type=response.content_type,
+            query_pairs=tuple(request.query.items()),
         )
     )
 
@@ -227,15 +232,18 @@ def build_app(state: SandboxState) -> web.Application:
     finapi = FinApiService(state)
     keycloak = KeycloakService(state)
     bankconnect = BankConnectService(state, keycloak)
-    webform = WebFormService(state, finapi)
+    finapi_data = FinApiDataService(state, finapi)
+    webform = WebFormService(state, finapi, finapi_data)
     app[STATE_KEY] = state
     app[SERVICES_KEY] = {
         "finapi": finapi,
         "keycloak": keycloak,
         "bankconnect": bankconnect,
         "webform": webform,
+        "finapi_data": finapi_data,
     }
     app.add_routes(finapi.routes())
+    app.add_routes(finapi_data.routes())
     app.add_routes(webform.routes())
     app.add_routes(keycloak.routes())
     app.add_routes(bankconnect.routes())

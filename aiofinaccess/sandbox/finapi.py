@@ -29,7 +29,7 @@ from aiohttp import web
 from .common import REQUEST_ID, bearer, form_fields, json_error, new_token
 from .state import SandboxState
 
-__all__ = ["FinApiService"]
+__all__ = ["FinApiService", "Refused"]
 
 _ID_PATTERN = re.compile(r"^[a-zA-Z0-9\-_.+@]{1,36}$")
 Kind = Literal["client", "user"]
@@ -74,8 +74,9 @@ class _Access:
         return "client" if self.grant.user_id is None else "user"
 
 
-class _Refused(Exception):
-    """Raised inside handlers to answer with ``response``."""
+class Refused(Exception):
+    """Raised inside handlers (wrapped by :meth:`FinApiService.version`) to answer with
+    ``response``."""
 
     def __init__(self, response: web.Response) -> None:
         super().__init__()
@@ -94,6 +95,8 @@ class FinApiService:
         self.access: dict[str, _Access] = {}
         self.refresh: dict[str, _Grant] = {}
         self.client_access: str | None = None
+        #: Called with the id of a deleted user, so other services drop that user's data.
+        self.on_user_deleted: list[Callable[[str], None]] = []
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -134,7 +137,7 @@ class FinApiService:
                 return self.error(request, 403, "FORBIDDEN", "API Version mismatch")
             try:
                 response: web.StreamResponse = await handler(request)
-            except _Refused as refused:
+            except Refused as refused:
                 return refused.response
             return response
 
@@ -336,24 +339,33 @@ class FinApiService:
         token = bearer(request)
         access = self.access.get(token) if token else None
         if access is None:
-            raise _Refused(self.oauth_error(401, "invalid_token", "Invalid access token."))
+            raise Refused(self.oauth_error(401, "invalid_token", "Invalid access token."))
         if access.expires_at is not None and access.expires_at <= self.state.clock.now():
-            raise _Refused(self.oauth_error(401, "invalid_token", "Access token expired"))
+            raise Refused(self.oauth_error(401, "invalid_token", "Access token expired"))
         if access.kind != kind:
-            raise _Refused(
+            raise Refused(
                 self.error(
                     request, 403, "UNAUTHORIZED_ACCESS", f"This service needs a {kind} token"
                 )
             )
         return access
 
+    def user_of(self, request: web.Request) -> str:
+        """The user behind the request's live user token; 401 or 403 raised as :class:`Refused`.
+
+        For the other services of this mandator that take finAPI user tokens (the data API).
+        """
+        user_id = self._caller(request, "user").grant.user_id
+        assert user_id is not None  # noqa: S101  (a user token always has one)
+        return user_id
+
     async def _json(self, request: web.Request) -> dict[str, Any]:
         try:
             body = await request.json()
         except ValueError:
-            raise _Refused(self.error(request, 400, "BAD_REQUEST", "Body must be JSON")) from None
+            raise Refused(self.error(request, 400, "BAD_REQUEST", "Body must be JSON")) from None
         if not isinstance(body, dict):
-            raise _Refused(self.error(request, 400, "BAD_REQUEST", "Body must be a JSON object"))
+            raise Refused(self.error(request, 400, "BAD_REQUEST", "Body must be a JSON object"))
         return body
 
     def _check_length(
@@ -362,7 +374,7 @@ class FinApiService:
         if value is None:
             return
         if not isinstance(value, str) or not low <= len(value) <= high:
-            raise _Refused(
+            raise Refused(
                 self.error(
                     request,
                     400,
@@ -374,7 +386,7 @@ class FinApiService:
     def _user(self, request: web.Request, user_id: str | None) -> _User:
         user = self.users.get((user_id or "").lower())
         if user is None:
-            raise _Refused(self.error(request, 404, "UNKNOWN_ENTITY", "User not found"))
+            raise Refused(self.error(request, 404, "UNKNOWN_ENTITY", "User not found"))
         return user
 
     async def create_user(self, request: web.Request) -> web.Response:
@@ -440,6 +452,8 @@ class FinApiService:
         user = self._user(request, access.grant.user_id)
         del self.users[user.id.lower()]
         self._drop_user_tokens(user.id)
+        for forget in self.on_user_deleted:
+            forget(user.id)
         return web.Response(status=200)
 
     async def delete_unverified_user(self, request: web.Request) -> web.Response:

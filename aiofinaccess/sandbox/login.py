@@ -1,4 +1,5 @@
-"""Headless login on the sandbox's login page: what a browser would do, with aiohttp alone.
+"""Headless login on the sandbox's login page (and its Web Form page): what a browser would
+do, with aiohttp alone.
 
 GET the authorization URL, read the form, POST the credentials, and return the callback URL
 the sandbox redirects to (without requesting it: the app behind it may not be running).
@@ -11,7 +12,7 @@ from html.parser import HTMLParser
 import aiohttp
 from yarl import URL
 
-__all__ = ["LoginFailed", "headless_login"]
+__all__ = ["LoginFailed", "headless_login", "headless_web_form"]
 
 
 class LoginFailed(Exception):
@@ -74,3 +75,19 @@ async def headless_login(
         raise LoginFailed(
             "invalid username or password" if retry.error else f"HTTP {response.status}"
         )
+
+
+async def headless_web_form(
+    session: aiohttp.ClientSession, url: str | URL, action: str = "complete"
+) -> None:
+    """Open a sandbox Web Form page and press ``complete`` (or ``abort``), as a browser would.
+
+    Raises:
+        LoginFailed: The page is gone (used, expired, unknown) or refused the action.
+    """
+    async with session.get(url) as response:
+        if response.status != 200:
+            raise LoginFailed(f"web form page answered HTTP {response.status}")
+    async with session.post(url, data={"action": action}) as response:
+        if response.status != 200:
+            raise LoginFailed(f"web form refused {action!r}: HTTP {response.status}")

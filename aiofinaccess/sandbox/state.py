@@ -74,6 +74,10 @@ class SandboxConfig:
     finapi_refresh_token_ttl: float = 0.0
     finapi_auto_verify_users: bool = True
     finapi_max_login_attempts: int = 5
+    #: What a completed Web Form import creates, and what each completed update adds.
+    finapi_accounts_per_connection: int = 2
+    finapi_transactions_per_account: int = 60
+    finapi_transactions_per_update: int = 5
 
     everifin_client_id: str = "everifin-sandbox-client"
     everifin_client_secret: str = "everifin-sandbox-secret"
@@ -133,6 +137,8 @@ class Exchange:
     response_headers: dict[str, str]
     response_body: bytes
     response_content_type: str
+    #: Every query parameter in order, repeated ones included (``query`` keeps one of each).
+    query_pairs: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.define

@@ -5,11 +5,15 @@ Shapes follow the Web Form 2.0 spec (``shared/specs/finapi-webform2/openapi.yaml
 * ``POST /api/webForms/bankConnectionImport`` with the user's finAPI access token -> 201
   ``WebForm`` whose ``url`` is this sandbox's ``/wf/{id}``. The body is checked against the
   spec's limits; a 400 lists every refused field as ``{field, message}``.
+* ``POST /api/webForms/bankConnectionUpdate`` with ``bank.bankConnectionId`` of one of the
+  caller's bank connections (404 ``NOT_FOUND`` otherwise) -> 201 ``BANK_CONNECTION_UPDATE``.
 * ``GET /api/webForms/{id}``: the caller's own forms only; another user's form is 404, exactly
   like an unknown one.
 * ``GET /wf/{id}``: the page the end user opens. Opening it moves ``NOT_YET_OPENED`` to
   ``IN_PROGRESS``. It has two buttons, complete and abort.
-* ``POST /wf/{id}`` with ``action=complete`` (``COMPLETED``, a new ``bankConnectionId``) or
+* ``POST /wf/{id}`` with ``action=complete`` (``COMPLETED``; an import creates a bank connection
+  with accounts and transactions in finAPI Access, ``sandbox/finapi_data.py``, and names it in
+  ``bankConnectionId``; an update imports newer transactions into its connection) or
   ``action=abort`` (``ABORTED``). ``action=error`` (no button) ends it ``COMPLETED_WITH_ERROR``
   with ``errorCode`` ``BANK_SERVER_REJECTION``, as wrong bank credentials would. Whatever the
   outcome, the end user is sent back to the form's ``redirectUrl`` (303) when it has one, as
@@ -32,7 +36,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import itertools
 import re
 import uuid
 from typing import Any, Final
@@ -44,6 +47,7 @@ from aiohttp import web
 
 from .common import bearer, form_fields, json_error
 from .finapi import FinApiService
+from .finapi_data import FinApiDataService
 from .state import SandboxState
 
 __all__ = ["WebFormService"]
@@ -75,6 +79,9 @@ class _Form:
     expires_at: float
     finalised_url: str | None
     redirect_url: str | None = None
+    type: str = "BANK_CONNECTION_IMPORT"
+    name: str | None = None
+    target: int | None = None
     status: str = "NOT_YET_OPENED"
     bank_connection_id: int | None = None
     error_code: str | None = None
@@ -180,16 +187,17 @@ def _page(title: str, text: str, *, status: int = 200, form_id: str | None = Non
 class WebFormService:
     """Web Form 2.0 for the users of the emulated finAPI mandator."""
 
-    def __init__(self, state: SandboxState, finapi: FinApiService) -> None:
+    def __init__(self, state: SandboxState, finapi: FinApiService, data: FinApiDataService) -> None:
         self.state = state
         self.finapi = finapi
+        self.data = data
         self.forms: dict[str, _Form] = {}
-        self._connection_ids = itertools.count(1)
 
     def routes(self) -> list[web.RouteDef]:
         """The API routes and the end user's page."""
         return [
             web.post("/api/webForms/bankConnectionImport", self.create_import),
+            web.post("/api/webForms/bankConnectionUpdate", self.create_update),
             web.get("/api/webForms/{id}", self.get_form),
             web.get("/wf/{id}", self.open_page),
             web.post("/wf/{id}", self.finish),
@@ -227,7 +235,7 @@ class WebFormService:
             "url": f"{origin}/wf/{form.id}",
             "createdAt": _timestamp(form.created_at),
             "expiresAt": _timestamp(form.expires_at),
-            "type": "BANK_CONNECTION_IMPORT",
+            "type": form.type,
             "status": form.status,
             # Unset payload fields are left out: the spec's nullable errorCode enum has no null.
             "payload": {
@@ -258,29 +266,32 @@ class WebFormService:
 
     # -- API -----------------------------------------------------------------------------------
 
-    async def create_import(self, request: web.Request) -> web.Response:
-        """``POST /api/webForms/bankConnectionImport`` (user token) -> 201 WebForm."""
+    async def _caller(self, request: web.Request) -> tuple[str | None, Any]:
+        """The user behind the bearer token (``None``: unauthorized) and the JSON body."""
         user_id = self.finapi.user_for(bearer(request))
-        if user_id is None:
-            return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
         try:
             body = await request.json()
         except ValueError:
             body = None
+        return user_id, body
+
+    async def create_import(self, request: web.Request) -> web.Response:
+        """``POST /api/webForms/bankConnectionImport`` (user token) -> 201 WebForm."""
+        user_id, body = await self._caller(request)
+        if user_id is None:
+            return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
         errors = (
             _validate(body)
             if isinstance(body, dict)
             else [{"field": "body", "message": "must be a JSON object"}]
         )
         if errors:
-            return json_error(
-                400,
-                {
-                    "errors": errors,
-                    "timestamp": _timestamp(self.state.clock.now()),
-                    "endpoint": f"{request.method} {request.path}",
-                },
-            )
+            return self._invalid(request, errors)
+        return self._created(request, user_id, body, name=body.get("bankConnectionName"))
+
+    def _created(
+        self, request: web.Request, user_id: str, body: dict[str, Any], **fields: Any
+    ) -> web.Response:
         now = self.state.clock.now()
         callbacks = body.get("callbacks") or {}
         form = _Form(
@@ -290,10 +301,43 @@ class WebFormService:
             expires_at=now + FORM_TTL,
             finalised_url=callbacks.get("finalised") or None,
             redirect_url=body.get("redirectUrl") or None,
+            **fields,
         )
         self.forms[form.id] = form
         self.state.count("webforms.created")
         return web.json_response(self._public(form, str(request.url.origin())), status=201)
+
+    def _invalid(self, request: web.Request, errors: list[dict[str, str]]) -> web.Response:
+        return json_error(
+            400,
+            {
+                "errors": errors,
+                "timestamp": _timestamp(self.state.clock.now()),
+                "endpoint": f"{request.method} {request.path}",
+            },
+        )
+
+    async def create_update(self, request: web.Request) -> web.Response:
+        """``POST /api/webForms/bankConnectionUpdate`` (user token) -> 201 WebForm."""
+        user_id, body = await self._caller(request)
+        if user_id is None:
+            return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
+        if not isinstance(body, dict):
+            return self._invalid(request, [{"field": "body", "message": "must be a JSON object"}])
+        bank = body.get("bank")
+        target = bank.get("bankConnectionId") if isinstance(bank, dict) else None
+        errors = [e for e in _validate({**body, "bank": None}) if e["field"] != "bank"]
+        if not _is_int(target):
+            errors.append({"field": "bank.bankConnectionId", "message": "must be an integer"})
+        if body.get("importNewAccounts") is not None and not isinstance(
+            body["importNewAccounts"], bool
+        ):
+            errors.append({"field": "importNewAccounts", "message": "must be a boolean"})
+        if errors:
+            return self._invalid(request, errors)
+        if not isinstance(target, int) or not self.data.owns(user_id, target):
+            return self.error(request, 404, "NOT_FOUND", "Bank connection not found")
+        return self._created(request, user_id, body, type="BANK_CONNECTION_UPDATE", target=target)
 
     async def get_form(self, request: web.Request) -> web.Response:
         """``GET /api/webForms/{id}`` (user token): the caller's own form."""
@@ -337,8 +381,14 @@ class WebFormService:
         if outcome is None:
             return _page("Bad request", "Choose complete or abort.", status=400, form_id=form.id)
         form.status, form.error_code = outcome
-        if form.status == "COMPLETED":
-            form.bank_connection_id = next(self._connection_ids)
+        if form.status == "COMPLETED" and form.target is None:
+            form.bank_connection_id = self.data.import_connection(form.user_id, form.name)
+        elif form.status == "COMPLETED" and form.target is not None:
+            if self.data.owns(form.user_id, form.target):
+                self.data.update_connection(form.target)
+                form.bank_connection_id = form.target
+            else:  # deleted while the form was open
+                form.status, form.error_code = "COMPLETED_WITH_ERROR", "INTERNAL_ERROR"
         await self._call_back(form)
         if form.redirect_url is not None:  # finAPI sends the user back, whatever the outcome
             raise web.HTTPSeeOther(form.redirect_url)

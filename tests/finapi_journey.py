@@ -1,0 +1,32 @@
+"""The finAPI journey up to imported data, for the data and contract tests: a user, their
+token, a Web Form import completed on the sandbox's page."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from aiofinaccess import SessionManager
+from aiofinaccess.sandbox import headless_web_form
+from aiofinaccess.users import NewUser, Users
+from aiofinaccess.webform import WebForm, WebForms
+
+PASSWORD = "finapi-data-password"
+
+
+async def press(form: WebForm, action: str = "complete") -> None:
+    """Open the form's page and press a button, as the end user's browser would."""
+    async with aiohttp.ClientSession() as browser:
+        await headless_web_form(browser, form.url, action)
+
+
+async def import_connection(manager: SessionManager, user: str, *, create: bool = True) -> int:
+    """Create and log in ``user`` (unless told not to), import a bank connection, return its id."""
+    if create:
+        await Users(manager).create_and_login(NewUser(id=user, password=PASSWORD))
+    forms = WebForms(manager)
+    form = await forms.import_bank_connection(user)
+    await press(form)
+    done = await forms.get(user, form.id)
+    assert done.status == "COMPLETED", done
+    assert done.payload.bank_connection_id is not None
+    return done.payload.bank_connection_id
