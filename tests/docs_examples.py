@@ -222,6 +222,16 @@ async def _finapi_user(app: App) -> AsyncIterator[dict[str, Any]]:
 
 
 @asynccontextmanager
+async def _finapi_connected(app: App) -> AsyncIterator[dict[str, Any]]:
+    """``manager`` with the finAPI user ``alice`` and one bank connection imported."""
+    from tests.finapi_journey import import_connection  # noqa: PLC0415
+
+    async with _manager(app) as names:
+        await import_connection(names["manager"], "alice")
+        yield names
+
+
+@asynccontextmanager
 async def _everifin_user(app: App) -> AsyncIterator[dict[str, Any]]:
     """``manager`` with ``alice`` connected at Everifin (the login page, headless)."""
     async with _manager(app) as names:
@@ -276,6 +286,7 @@ SETUPS: dict[str, Setup] = {
     "standalone": _standalone,
     "manager": _manager,
     "finapi-user": _finapi_user,
+    "finapi-connected": _finapi_connected,
     "everifin-user": _everifin_user,
     "aiohttp-app": _aiohttp_app,
     "sandbox": _sandbox_only,
