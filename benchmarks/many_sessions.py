@@ -275,7 +275,7 @@ async def sample(
             handed_out = time.time()
             waits.append(time.perf_counter() - asked)
             pending.append((token, handed_out))
-            entry = manager._entries.get(("everifin", subject))
+            entry = manager._registry.find("everifin", subject)
             token_set = entry.token_set if entry is not None else None
             if (
                 token_set is not None
