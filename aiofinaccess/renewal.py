@@ -283,6 +283,7 @@ class RenewalDriver:
         entry.deadlines = deadlines
         entry.token = token_set.access_token.reveal()
         entry.stale_at = deadlines.stale_at
+        entry.usable_until = deadlines.must_refresh_at
         entry.failures = 0
         entry.retry_at = _NEG_INF
         entry.reauth = None
