@@ -8,8 +8,10 @@ written once, which token it needs, which statuses mean success) and calls
 
 1. builds the URL from the provider's ``api_url`` (or the web-form host) and the template;
 2. asks the session manager for the bearer token the endpoint needs (the client's or the end
-   user's), and sends a fresh ``X-Request-Id`` plus the end user's context headers when the
-   app gives them (finAPI ``PSU-*``; Everifin ``User-Agent`` and ``client-ip-address``);
+   user's) - only for a URL on one of the provider's API origins, and ``transport.send``
+   never follows a redirect, so the token cannot reach another origin - and sends a fresh
+   ``X-Request-Id`` plus the end user's context headers when the app gives them (finAPI
+   ``PSU-*``; Everifin ``User-Agent`` and ``client-ip-address``);
 3. on a 401 asks the manager once for a token other than the refused one (one shared renewal)
    and replays once;
 4. retries with full-jitter exponential backoff: 429 (waiting ``Retry-After``) for any method,
@@ -127,6 +129,13 @@ class ApiClient:
         if base is None:
             raise ConfigurationError(f"provider {provider} has no api_url")
         self.base_url = URL(str(base).rstrip("/"))
+        self._trusted = manager.provider(provider).is_api_origin
+        if not self._trusted(self.base_url):
+            # A token is only ever sent to the provider's API origins (see Provider.api_origins).
+            raise ConfigurationError(
+                f"base_url {self.base_url.origin()} is not an API origin of provider {provider}; "
+                "add it to the provider's extra_api_origins if it is meant to get its tokens"
+            )
         self._context_headers = context_headers
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
@@ -198,6 +207,8 @@ class ApiClient:
         session = self._manager.http_session()
         token = None
         if endpoint.auth != "none":
+            if not self._trusted(request.url):  # checked at construction; kept next to the token
+                raise ConfigurationError(f"{request.url.origin()} is not an API origin")
             token = await self._manager.access_token(self._provider, subject)
         response = await send(
             session, _with_bearer(request, token), timeout=timeout, max_body=self._max_body

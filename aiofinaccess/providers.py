@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 import attrs
@@ -87,6 +87,23 @@ def _url(value: str | URL | None) -> URL | None:
     return value if isinstance(value, URL) else URL(value)
 
 
+def _urls(values: Iterable[str | URL]) -> tuple[URL, ...]:
+    if isinstance(values, str | URL):  # one origin given bare: not a string of characters
+        values = (values,)
+    return tuple(URL(str(value)) for value in values)
+
+
+#: An RFC 6454 origin: scheme, host and port (the default port filled in).
+Origin = tuple[str, str, int]
+
+
+def origin_of(url: URL) -> Origin | None:
+    """The origin of an absolute http(s) URL, or ``None`` for anything else."""
+    if url.scheme not in ("http", "https") or not url.host or url.port is None:
+        return None
+    return (url.scheme, url.host.lower(), url.port)
+
+
 @attrs.frozen(slots=True)
 class Provider:
     """Everything the SDK needs to know about one authorization server and its API.
@@ -115,6 +132,10 @@ class Provider:
             provider's own error shape (finAPI: 400 for a bad refresh token or password). Such
             a refusal of a refresh is treated like ``invalid_grant``.
         allow_insecure_http: Permit ``http://`` on non-loopback hosts.
+        extra_api_origins: More origins (``https://host[:port]``, no path) that may receive
+            this provider's bearer tokens, besides those of ``api_url`` and
+            ``web_form_url``. Bearer tokens go to :meth:`api_origins` only; add one with
+            ``attrs.evolve(provider, extra_api_origins=("https://files.example.com",))``.
     """
 
     name: str
@@ -133,6 +154,7 @@ class Provider:
     web_form_url: URL | None = attrs.field(default=None, converter=_url)
     refused_grant_status: int | None = None
     allow_insecure_http: bool = False
+    extra_api_origins: tuple[URL, ...] = attrs.field(default=(), converter=_urls)
 
     def __attrs_post_init__(self) -> None:
         if not self.name or ":" in self.name:
@@ -148,10 +170,30 @@ class Provider:
             _check_url(
                 setting, getattr(self, setting), allow_insecure_http=self.allow_insecure_http
             )
+        for extra in self.extra_api_origins:
+            _check_url("extra_api_origins", extra, allow_insecure_http=self.allow_insecure_http)
+            if extra.path not in ("", "/") or extra.query_string or extra.fragment or extra.user:
+                raise ConfigurationError(
+                    f"extra_api_origins takes bare origins (scheme://host[:port]), got {extra}"
+                )
         if self.default_expires_in is not None and not (
             math.isfinite(self.default_expires_in) and self.default_expires_in > 0
         ):
             raise ConfigurationError("default_expires_in must be a positive number or None")
+
+    def api_origins(self) -> frozenset[Origin]:
+        """The origins this provider's bearer tokens may be sent to (RFC 6454).
+
+        Those of ``api_url`` and ``web_form_url``, and ``extra_api_origins``. Never the
+        token endpoint's: tokens are obtained there, not spent.
+        """
+        urls = (self.api_url, self.web_form_url, *self.extra_api_origins)
+        return frozenset(o for o in (origin_of(u) for u in urls if u is not None) if o)
+
+    def is_api_origin(self, url: URL) -> bool:
+        """Whether ``url`` lies on one of :meth:`api_origins` (scheme, host and port)."""
+        origin = origin_of(url)
+        return origin is not None and origin in self.api_origins()
 
     @classmethod
     def from_discovery(
