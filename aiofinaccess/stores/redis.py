@@ -201,7 +201,7 @@ class RedisStore:
         if version is None or data is None:
             return None
         data = data.encode() if isinstance(data, str) else data
-        return Versioned(self._codec.decode(data), int(version))
+        return Versioned(self._codec.decode(data, kind="token_set", key=str(key)), int(version))
 
     async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
         """Compare-and-swap ``token_set`` in at ``expected_version`` and announce it.
@@ -212,7 +212,7 @@ class RedisStore:
         """
         version = secrets.randbits(62)
         expected = "" if expected_version is None else str(expected_version)
-        data = self._codec.encode(token_set)
+        data = self._codec.encode(token_set, kind="token_set", key=str(key))
         args: list[str | bytes] = [expected, str(version), data, str(key), key.provider]
         args.append(self._channel)
         if not await self._call("put", key, self._put(keys=self._keys_of(key), args=args)):
@@ -279,18 +279,18 @@ class RedisStore:
             StoreError: Redis failed.
         """
         px = max(1, math.ceil(check_ttl(ttl) * 1000))
-        sealed = seal_pending(self._codec, data)
+        sealed = seal_pending(self._codec, state, data)
         await self._call("put pending", None, self._client.set(self._pending(state), sealed, px=px))
 
     async def get_pending(self, state: str) -> bytes | None:
         """The live record under ``state``, or ``None``."""
         raw = await self._call("get pending", None, self._client.get(self._pending(state)))
-        return None if raw is None else open_pending(self._codec, _bytes(raw))
+        return None if raw is None else open_pending(self._codec, state, _bytes(raw))
 
     async def take_pending(self, state: str) -> bytes | None:
         """``GETDEL`` the record: atomic in Redis, so one taker wins across every worker."""
         raw = await self._call("take pending", None, self._client.getdel(self._pending(state)))
-        return None if raw is None else open_pending(self._codec, _bytes(raw))
+        return None if raw is None else open_pending(self._codec, state, _bytes(raw))
 
     def _pending(self, state: str) -> str:
         return f"{self._prefix}pending:{state}"

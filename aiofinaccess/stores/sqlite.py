@@ -167,7 +167,9 @@ class SQLiteStore:
         if not rows:
             return None
         version, data = rows[0]
-        return Versioned(self._codec.decode(bytes(data)), int(version))
+        return Versioned(
+            self._codec.decode(bytes(data), kind="token_set", key=str(key)), int(version)
+        )
 
     async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
         """Write ``token_set`` if the stored version equals ``expected_version`` (atomically).
@@ -181,7 +183,7 @@ class SQLiteStore:
             StoreConflictError: The stored version is not ``expected_version``.
             StoreError: The write failed.
         """
-        data = self._codec.encode(token_set)
+        data = self._codec.encode(token_set, kind="token_set", key=str(key))
         version = secrets.randbits(62)
         while version == expected_version:  # pragma: no cover  (one chance in 2**62)
             version = secrets.randbits(62)
@@ -246,7 +248,7 @@ class SQLiteStore:
             StoreError: The write failed.
         """
         now = time.time()
-        sealed = seal_pending(self._codec, data)
+        sealed = seal_pending(self._codec, state, data)
         await self._execute(_PUT_PENDING, (state, sealed, now + check_ttl(ttl)))
         await self._execute("DELETE FROM pending_authorizations WHERE expires_at <= ?", (now,))
 
@@ -254,7 +256,7 @@ class SQLiteStore:
         """The live record under ``state``, or ``None``."""
         sql = "SELECT data FROM pending_authorizations WHERE state = ? AND expires_at > ?"
         _, rows = await self._execute(sql, (state, time.time()))
-        return open_pending(self._codec, bytes(rows[0][0])) if rows else None
+        return open_pending(self._codec, state, bytes(rows[0][0])) if rows else None
 
     async def take_pending(self, state: str) -> bytes | None:
         """Delete the record and return it, in one statement: one taker wins, across processes.
@@ -268,7 +270,7 @@ class SQLiteStore:
         _, rows = await self._execute(sql, (state,))
         if not rows or rows[0][1] <= time.time():
             return None  # an expired row is deleted all the same
-        return open_pending(self._codec, bytes(rows[0][0]))
+        return open_pending(self._codec, state, bytes(rows[0][0]))
 
     @asynccontextmanager
     async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[None]:
