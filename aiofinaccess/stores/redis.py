@@ -105,6 +105,33 @@ def _describe(url: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port or 6379}/{db or parts.path.strip('/') or 0}"
 
 
+def _tls_options(url: str) -> dict[str, bool]:
+    """For ``rediss://``: ask for the hostname check, and refuse a URL that turns checks off.
+
+    redis-py 5.x defaulted ``ssl_check_hostname`` to False, so any certificate from a trusted
+    CA, for any name, was accepted; it is passed explicitly whatever the installed default.
+    Options in the URL override keyword arguments in redis-py, hence the refusal.
+    """
+    if urlsplit(url).scheme != "rediss":
+        return {}
+    query = {
+        name.lower(): values[-1].lower() for name, values in parse_qs(urlsplit(url).query).items()
+    }
+    if query.get("ssl_check_hostname", "true") in (
+        "false",
+        "0",
+        "no",
+        "off",
+        "n",
+        "f",
+    ) or query.get("ssl_cert_reqs", "required") in ("none", "optional"):
+        raise ConfigurationError(
+            "url turns TLS certificate verification off; RedisStore always verifies "
+            "(pass your own client= to decide otherwise)"
+        )
+    return {"ssl_check_hostname": True}
+
+
 class _Changes:
     """One iterator of the change feed: a queue the store's reader fills; ``None`` ends it."""
 
@@ -156,9 +183,10 @@ class RedisStore:
         if client is None:
             if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
                 raise ConfigurationError("url must start with redis://, rediss:// or unix://")
+            tls = _tls_options(url)
             try:
                 self._target = _describe(url)
-                client = aioredis.Redis.from_url(url)
+                client = aioredis.Redis.from_url(url, **tls)
             except ValueError:  # its message may quote the URL, password and all
                 raise ConfigurationError("url is not a valid Redis URL") from None
         self._client = client
