@@ -31,7 +31,7 @@ from .errors import (
     TokenResponseError,
     error_from_response,
 )
-from .providers import ClientAuthMethod, Provider, RevocationStyle
+from .providers import ClientAuthMethod, Provider, RevocationStyle, check_discovery
 from .tokens import Anchor, ClientCredentials, Secret, TokenSet, parse_token_response
 from .transport import HttpRequest, HttpResponse, Pairs, new_request_id, send
 
@@ -324,10 +324,16 @@ async def discover(
 ) -> Provider:
     """Fetch ``{issuer}/.well-known/openid-configuration`` and build a :class:`Provider`.
 
+    The issuer, and every endpoint of the document, must be https (or http on loopback)
+    unless ``allow_insecure_http``: whoever sits on a plain-http path would choose where the
+    client secret and the codes go. The issuer is checked before anything is sent.
+
     Raises:
-        ConfigurationError: The document is missing, not JSON, or names another issuer.
+        ConfigurationError: The issuer or an endpoint breaks that rule, or the document is
+            missing, not JSON, or names another issuer.
         TransportError: The issuer could not be reached.
     """
+    check_discovery({}, issuer, allow_insecure_http=allow_insecure_http)
     url = URL(issuer.rstrip("/") + "/.well-known/openid-configuration")
     response = await send(session, HttpRequest("GET", url), timeout=timeout)
     if not response.ok:

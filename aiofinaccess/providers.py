@@ -81,6 +81,34 @@ def _check_url(setting: str, url: URL | None, *, allow_insecure_http: bool) -> N
         )
 
 
+def check_discovery(
+    document: Mapping[str, Any], issuer: str | None, *, allow_insecure_http: bool
+) -> None:
+    """Apply the URL rule to the issuer and to every endpoint an OIDC/OAuth document names.
+
+    Endpoints the SDK does not use today are checked as well: an app (or a later version)
+    may use them, and a document naming a plain-http endpoint off loopback is suspect whole.
+
+    Raises:
+        ConfigurationError: A URL is not absolute http(s), or plain http off loopback.
+    """
+    urls: list[tuple[str, object]] = [("issuer", issuer), ("issuer", document.get("issuer"))]
+    urls += [
+        (name, value)
+        for name, value in document.items()
+        if name.endswith("_endpoint") or name == "jwks_uri"
+    ]
+    aliases = document.get("mtls_endpoint_aliases")
+    if isinstance(aliases, Mapping):
+        urls += [(f"mtls_endpoint_aliases.{name}", value) for name, value in aliases.items()]
+    for name, value in urls:
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigurationError(f"discovery document: {name} is not a URL string")
+        _check_url(name, URL(value), allow_insecure_http=allow_insecure_http)
+
+
 def _url(value: str | URL | None) -> URL | None:
     if value is None:
         return None
@@ -215,11 +243,13 @@ class Provider:
                 ``issuer`` exactly (OIDC Discovery 4.3).
 
         Raises:
-            ConfigurationError: A required endpoint is missing or the issuer does not match.
+            ConfigurationError: A required endpoint is missing, the issuer does not match, or
+                the issuer or any endpoint breaks the ``allow_insecure_http`` rule.
         """
         token_url = document.get("token_endpoint")
         if not isinstance(token_url, str):
             raise ConfigurationError("discovery document has no token_endpoint")
+        check_discovery(document, issuer, allow_insecure_http=allow_insecure_http)
         doc_issuer = document.get("issuer")
         if issuer is not None and doc_issuer != issuer:
             raise ConfigurationError(
