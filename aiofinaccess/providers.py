@@ -160,6 +160,10 @@ class Provider:
             provider's own error shape (finAPI: 400 for a bad refresh token or password). Such
             a refusal of a refresh is treated like ``invalid_grant``.
         allow_insecure_http: Permit ``http://`` on non-loopback hosts.
+        require_callback_iss: Refuse an authorization callback without ``iss`` (RFC 9207).
+            On for Keycloak presets (Keycloak sends it unless a client is set to "exclude
+            issuer") and for documents advertising
+            ``authorization_response_iss_parameter_supported``.
         extra_api_origins: More origins (``https://host[:port]``, no path) that may receive
             this provider's bearer tokens, besides those of ``api_url`` and
             ``web_form_url``. Bearer tokens go to :meth:`api_origins` only; add one with
@@ -183,6 +187,7 @@ class Provider:
     refused_grant_status: int | None = None
     allow_insecure_http: bool = False
     extra_api_origins: tuple[URL, ...] = attrs.field(default=(), converter=_urls)
+    require_callback_iss: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not self.name or ":" in self.name:
@@ -277,6 +282,9 @@ class Provider:
             client_auth=client_auth,
             default_scopes=default_scopes,
             allow_insecure_http=allow_insecure_http,
+            require_callback_iss=(
+                document.get("authorization_response_iss_parameter_supported") is True
+            ),
         )
 
 
@@ -381,6 +389,7 @@ def _keycloak(
     scopes: tuple[str, ...],
     client_auth: ClientAuthMethod,
     allow_insecure_http: bool,
+    require_callback_iss: bool,
 ) -> Provider:
     if not realm or "/" in realm:
         raise ConfigurationError(f"realm must be a non-empty name without '/', got {realm!r}")
@@ -398,6 +407,7 @@ def _keycloak(
         rotates_refresh_tokens=True,
         default_scopes=scopes,
         allow_insecure_http=allow_insecure_http,
+        require_callback_iss=require_callback_iss,
     )
 
 
@@ -461,6 +471,7 @@ class Everifin:
         name: str = "everifin",
         client_auth: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_POST,
         allow_insecure_http: bool = False,
+        require_callback_iss: bool = True,
     ) -> Provider:
         """Everifin at explicit hosts.
 
@@ -470,6 +481,8 @@ class Everifin:
             realm: Keycloak realm Everifin assigned (default ``everifin_app``).
             scopes: ``("ais",)``, ``("pis",)`` or both.
             api_prefix: Path prefix of the BankConnect API (UNCERTAIN: ``/v1`` or ``/api/v1``).
+            require_callback_iss: Refuse callbacks without ``iss``; turn off only for a
+                client set to "exclude issuer from authentication response".
         """
         unknown = set(scopes) - {"ais", "pis", "openid", "offline_access"}
         if unknown:
@@ -483,6 +496,7 @@ class Everifin:
             scopes=scopes,
             client_auth=client_auth,
             allow_insecure_http=allow_insecure_http,
+            require_callback_iss=require_callback_iss,
         )
 
 
@@ -507,6 +521,7 @@ class Oidc:
         scopes: tuple[str, ...] = (),
         rotates_refresh_tokens: bool = True,
         allow_insecure_http: bool = False,
+        require_callback_iss: bool = False,
     ) -> Provider:
         """A provider with explicitly named endpoints."""
         return Provider(
@@ -521,6 +536,7 @@ class Oidc:
             rotates_refresh_tokens=rotates_refresh_tokens,
             default_scopes=scopes,
             allow_insecure_http=allow_insecure_http,
+            require_callback_iss=require_callback_iss,
         )
 
     @staticmethod
@@ -533,8 +549,13 @@ class Oidc:
         scopes: tuple[str, ...] = (),
         client_auth: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_POST,
         allow_insecure_http: bool = False,
+        require_callback_iss: bool = True,
     ) -> Provider:
-        """A Keycloak realm. ``base_url`` includes ``/auth`` when the server still uses it."""
+        """A Keycloak realm. ``base_url`` includes ``/auth`` when the server still uses it.
+
+        ``require_callback_iss``: Keycloak sends ``iss`` unless the client is set to "exclude
+        issuer from authentication response"; only then turn it off.
+        """
         return _keycloak(
             name=name,
             idp_url=base_url,
@@ -543,4 +564,5 @@ class Oidc:
             scopes=scopes,
             client_auth=client_auth,
             allow_insecure_http=allow_insecure_http,
+            require_callback_iss=require_callback_iss,
         )
