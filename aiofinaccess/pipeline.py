@@ -34,7 +34,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_random_exponential
 from yarl import URL
 
-from .errors import ApiError, ConfigurationError, TransportError, error_from_response
+from .errors import ApiError, ConfigurationError, TransportError, UsageError, error_from_response
 from .lifecycle import RetryPolicy
 from .manager import SessionManager
 from .tokens import Secret
@@ -145,8 +145,12 @@ class ApiClient:
         return f"ApiClient(provider={self._provider!r}, base_url={str(self.base_url)!r})"
 
     def url(self, endpoint: Endpoint, path_params: Mapping[str, str] | None = None) -> URL:
-        """The absolute URL of ``endpoint`` with its path parameters quoted."""
-        quoted = {name: quote(str(value), safe="") for name, value in (path_params or {}).items()}
+        """The absolute URL of ``endpoint`` with its path parameters quoted.
+
+        Raises:
+            UsageError: A path parameter is empty, ``.`` or ``..``.
+        """
+        quoted = {name: _segment(name, value) for name, value in (path_params or {}).items()}
         return URL(str(self.base_url) + endpoint.path.format(**quoted), encoded=True)
 
     async def call(
@@ -244,6 +248,20 @@ class ApiClient:
         return float(
             wait_random_exponential(multiplier=self._retry.initial, max=self._retry.max_wait)(state)
         )
+
+
+def _segment(name: str, value: object) -> str:
+    """One path parameter as one path segment, or a refusal.
+
+    Quoting makes ``/`` harmless, but ``.`` and ``..`` are dot segments that a server or
+    proxy normalising paths (RFC 3986 5.2.4) resolves to another resource, reached with the
+    same token; ``%2E`` is equivalent to ``.``, so encoding is no way out. An empty value
+    names the collection instead of a member.
+    """
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise UsageError(f"path parameter {name} must not be {text!r}")
+    return quote(text, safe="")
 
 
 def _with_bearer(request: HttpRequest, token: str | None) -> HttpRequest:
