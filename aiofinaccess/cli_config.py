@@ -26,6 +26,8 @@ The token store defaults to ``$XDG_DATA_HOME/aiofinaccess/tokens.db`` (SQLite, m
 from __future__ import annotations
 
 import os
+import stat
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -206,11 +208,44 @@ class Config:
         return SQLiteStore(self.store_path, codec=codec)
 
 
+def _holds_secrets(data: Mapping[str, Any]) -> bool:
+    tables = data.get("providers")
+    secrets = any(
+        isinstance(table, Mapping) and table.get("client_secret")
+        for table in (tables.values() if isinstance(tables, Mapping) else ())
+    )
+    return secrets or bool(data.get("encryption_keys"))
+
+
+def _check_config_file(path: Path, info: os.stat_result, data: Mapping[str, Any]) -> None:
+    """Refuse a config others can change, or whose secrets others can read; warn otherwise.
+
+    Whoever can edit the file chooses the endpoints the client secret and codes go to, and
+    a readable ``client_secret`` or ``encryption_keys`` is as good as published (ssh refuses
+    such files for the same reasons). A symlinked config is judged by its target.
+    """
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        raise CliError(f"config file {path} is writable by others: chmod go-w {path}")
+    if info.st_uid not in (os.geteuid(), 0):
+        raise CliError(f"config file {path} belongs to uid {info.st_uid}, not to us")
+    if mode & 0o044:
+        if _holds_secrets(data):
+            raise CliError(
+                f"config file {path} holds secrets and is readable by others: chmod 600 {path}"
+            )
+        sys.stderr.write(
+            f"aiofinaccess: warning: config file {path} is readable by others "
+            f"(chmod 600 {path} before putting secrets in it)\n"
+        )
+
+
 def load_config(config: str | None = None, store: str | None = None) -> Config:
     """Read the config file and resolve the store path (flags first, then environment).
 
     Raises:
-        CliError: The config file named by a flag or the environment is missing or not TOML.
+        CliError: The config file named by a flag or the environment is missing or not TOML;
+            others can write it, or read the secrets in it.
     """
     named = config or os.environ.get("AIOFINACCESS_CONFIG")
     path = Path(named) if named else _home_dir("XDG_CONFIG_HOME", ".config") / "config.toml"
@@ -219,6 +254,7 @@ def load_config(config: str | None = None, store: str | None = None) -> Config:
         try:
             with path.open("rb") as file:
                 data = tomllib.load(file)
+                _check_config_file(path, os.fstat(file.fileno()), data)
         except OSError as exc:
             raise CliError(f"cannot read config file {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:

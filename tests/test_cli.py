@@ -106,6 +106,7 @@ async def test_login_everifin_then_tokens_are_listed_redacted(
         f'store = "{store}"\n\n[providers.everifin]\n'
         f'idp_url = "{sandbox.idp_url}"\napi_url = "{sandbox.api_url}"\n'
     )
+    config.chmod(0o600)  # readable by others would be warned about on stderr
     env["AIOFINACCESS_EVERIFIN_CLIENT_ID"] = sandbox.config.everifin_client_id
     env["AIOFINACCESS_EVERIFIN_CLIENT_SECRET"] = sandbox.config.everifin_client_secret
 

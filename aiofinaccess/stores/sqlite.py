@@ -20,7 +20,9 @@ Theory of operation
 * **Crash safety.** WAL journal with ``synchronous=NORMAL``: a committed write survives any
   crash of the process; only an OS crash or power loss can lose the last commits (never
   corrupt the file). The file is created with mode 0600; SQLite gives its ``-wal`` and
-  ``-shm`` files the same mode.
+  ``-shm`` files the same mode. An existing file is trusted only if it is no symbolic link,
+  is ours, and sits in a directory others cannot write; group/other bits on it and on its
+  companions are removed (:mod:`._files`).
 
 aiosqlite runs the one connection of a store on its own thread, so no call blocks the event
 loop.
@@ -44,6 +46,7 @@ import aiosqlite
 from ..errors import ConfigurationError, StoreConflictError, StoreError
 from ..tokens import TokenKey, TokenSet
 from . import Versioned, check_ttl, open_pending, seal_pending
+from ._files import check_companions, open_private
 from .codec import JsonCodec, TokenCodec
 
 __all__ = ["SQLiteStore"]
@@ -361,6 +364,8 @@ class SQLiteStore:
             # survives a crash of the process; only an OS crash can lose the last commits.
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.executescript(_SCHEMA)
+            # SQLite has created -wal and -shm by now: check them as well.
+            await asyncio.to_thread(check_companions, self._path)
         except BaseException as exc:
             if conn is not None:
                 await conn.close()
@@ -370,8 +375,9 @@ class SQLiteStore:
         return conn
 
     def _create_file(self) -> None:
-        # Create the file ourselves so that it is never readable by others, not even briefly.
-        os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # Create the file ourselves so that it is never readable by others, not even briefly;
+        # and trust an existing one only if it is ours, private and not a link (see _files).
+        open_private(self._path)
 
     async def _execute(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[int, list[Any]]:
         """Run one statement; return the number of changed rows and the result rows."""
