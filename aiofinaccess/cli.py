@@ -46,7 +46,9 @@ _ALL = ("everifin", "finapi", "oidc")
 # Each provider setting: its flag, the provider kinds it applies to, and argparse's arguments.
 _PROVIDER_OPTIONS: tuple[tuple[str, tuple[str, ...], dict[str, Any]], ...] = (
     ("--client-id", _ALL, {"help": "the OAuth client id"}),
-    ("--client-secret", _ALL, {"help": "the client secret (better in the environment)"}),
+    ("--client-secret", _ALL, {"help": "the client secret, or - to read it from stdin (a value "
+        "here shows in the process list: prefer --client-secret-file or the environment)"}),
+    ("--client-secret-file", _ALL, {"metavar": "PATH", "help": "read the client secret from PATH"}),
     ("--sandbox", ("everifin", "finapi"), {
         "metavar": "URL", "help": "the aiofinaccess sandbox at URL, with its public test client"}),
     ("--idp-url", ("everifin",), {"help": "Keycloak base URL, including /auth"}),

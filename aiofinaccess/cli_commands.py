@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from .cli_config import FIELDS, CliError, Config, ProviderSettings
+from .cli_config import FIELDS, CliError, Config, ProviderSettings, client_secret_flag
 from .manager import SessionManager
 from .tokens import Secret, TokenKey, TokenSet
 from .users import NewUser, Users
@@ -36,6 +36,9 @@ def provider_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The provider settings given as flags (``None`` where a flag was not given)."""
     flags = {field: getattr(args, field, None) for field in FIELDS}
     flags["sandbox"] = getattr(args, "sandbox", None)
+    flags["client_secret"] = client_secret_flag(
+        flags["client_secret"], getattr(args, "client_secret_file", None)
+    )
     return flags
 
 
@@ -302,6 +305,8 @@ async def users_create(args: argparse.Namespace, config: Config, echo: Echo = _e
         args.name, {**provider_flags(args), "type": "finapi"}
     )
     password = None
+    if args.password_stdin and getattr(args, "client_secret", None) == "-":
+        raise CliError("--password-stdin and --client-secret - cannot both read stdin")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:

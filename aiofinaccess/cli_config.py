@@ -43,7 +43,7 @@ from .stores.codec import FernetCodec
 from .stores.sqlite import SQLiteStore
 from .tokens import ClientCredentials, Secret
 
-__all__ = ["CliError", "Config", "ProviderSettings", "load_config"]
+__all__ = ["CliError", "Config", "ProviderSettings", "client_secret_flag", "load_config"]
 
 FIELDS: Final = (
     "type",
@@ -206,6 +206,41 @@ class Config:
             raise CliError(f"cannot create {self.store_path.parent}: {exc.strerror}") from None
         codec = FernetCodec(list(self.encryption_keys)) if self.encryption_keys else None
         return SQLiteStore(self.store_path, codec=codec)
+
+
+def client_secret_flag(value: str | None, file: str | None) -> str | None:
+    """The client secret given on the command line: ``--client-secret-file PATH``,
+    ``--client-secret -`` (stdin), or ``--client-secret VALUE`` with a warning.
+
+    Any local user can read a process's command line (``ps``, ``/proc/PID/cmdline``), and
+    shells keep it in their history; a file, stdin or ``AIOFINACCESS_<NAME>_CLIENT_SECRET``
+    keep the secret out of both.
+
+    Raises:
+        CliError: Both flags given, the file unreadable, or the secret empty.
+    """
+    if value is not None and file is not None:
+        raise CliError("give --client-secret or --client-secret-file, not both")
+    if file is not None:
+        try:
+            secret = Path(file).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise CliError(f"cannot read --client-secret-file {file}: {reason}") from None
+    elif value == "-":
+        secret = sys.stdin.readline().rstrip("\r\n")
+    elif value is not None:
+        sys.stderr.write(
+            "aiofinaccess: warning: --client-secret on the command line is visible to other "
+            "local users (ps, /proc); use --client-secret-file PATH, --client-secret - "
+            "(stdin) or AIOFINACCESS_<NAME>_CLIENT_SECRET\n"
+        )
+        secret = value
+    else:
+        return None
+    if not secret:
+        raise CliError("the client secret is empty (a public client passes none at all)")
+    return secret
 
 
 def _holds_secrets(data: Mapping[str, Any]) -> bool:
