@@ -153,6 +153,15 @@ def _add_store_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         if action == "revoke":
             sub.add_argument("--logout", action="store_true", help="end the Keycloak session")
 
+    actions.add_parser(
+        "reseal",
+        parents=[common],
+        help="seal every stored set to its key (after upgrading an encrypted store)",
+        description="Rewrite every token set sealed to its key. Run once, with "
+        "AIOFINACCESS_ACCEPT_UNBOUND_RECORDS=1, after upgrading a store encrypted by an older "
+        "aiofinaccess; then unset it.",
+    )
+
     users = commands.add_parser("users", help="finAPI users")
     user_actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = user_actions.add_parser(
@@ -264,6 +273,7 @@ def _run_store_command(args: argparse.Namespace) -> int:
         "list": commands.tokens_list,
         "show": commands.tokens_show,
         "delete": commands.tokens_delete,
+        "reseal": commands.tokens_reseal,
         "refresh": commands.tokens_manage,
         "revoke": commands.tokens_manage,
         "create": commands.users_create,

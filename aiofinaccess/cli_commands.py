@@ -23,10 +23,19 @@ from aiohttp import web
 
 from .cli_config import FIELDS, CliError, Config, ProviderSettings, client_secret_flag
 from .manager import SessionManager
+from .stores.migrate import reseal
 from .tokens import Secret, TokenKey, TokenSet
 from .users import NewUser, Users
 
-__all__ = ["login", "tokens_delete", "tokens_list", "tokens_manage", "tokens_show", "users_create"]
+__all__ = [
+    "login",
+    "tokens_delete",
+    "tokens_list",
+    "tokens_manage",
+    "tokens_reseal",
+    "tokens_show",
+    "users_create",
+]
 
 Echo = Callable[[str], object]
 _PAGE: Final = "<!doctype html><title>aiofinaccess</title><h1>{title}</h1><p>{text}</p>"
@@ -267,6 +276,16 @@ async def tokens_delete(args: argparse.Namespace, config: Config, echo: Echo = _
     if not deleted:
         raise CliError(f"no token set for {_label(key)} in {config.store_path}")
     echo(f"deleted the token set of {_label(key)} (not revoked at the provider)")
+    return 0
+
+
+async def tokens_reseal(args: argparse.Namespace, config: Config, echo: Echo = _echo) -> int:
+    """Rewrite every stored set sealed to its key (the migration to sealed records)."""
+    if not config.store_path.exists():
+        raise CliError(f"no token store at {config.store_path}")
+    async with config.open_store() as store:
+        count = await reseal(store)
+    echo(f"resealed {count} token set(s) in {config.store_path}")
     return 0
 
 

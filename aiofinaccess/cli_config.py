@@ -1,7 +1,9 @@
 """Where the command line's settings come from: flags, then environment, then a TOML file.
 
 Precedence, highest first: command-line flags; environment variables
-(``AIOFINACCESS_STORE``, ``AIOFINACCESS_CONFIG``, ``AIOFINACCESS_ENCRYPTION_KEYS`` and, per
+(``AIOFINACCESS_STORE``, ``AIOFINACCESS_CONFIG``, ``AIOFINACCESS_ENCRYPTION_KEYS``,
+``AIOFINACCESS_ACCEPT_UNBOUND_RECORDS`` (``1`` while migrating an encrypted store written
+before sealed records: see ``aiofinaccess tokens reseal``) and, per
 provider, ``AIOFINACCESS_<NAME>_<FIELD>`` such as ``AIOFINACCESS_EVERIFIN_CLIENT_SECRET``);
 the config file (``$XDG_CONFIG_HOME/aiofinaccess/config.toml`` when it exists)::
 
@@ -174,6 +176,8 @@ class Config:
     store_path: Path
     file: Mapping[str, Any] = attrs.field(repr=False)
     encryption_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
+    #: Read encrypted records written before sealed records (only while migrating).
+    accept_unbound: bool = False
 
     def provider(self, name: str, flags: Mapping[str, Any] | None = None) -> ProviderSettings:
         """Merge ``[providers.NAME]``, ``AIOFINACCESS_<NAME>_*`` and ``flags`` (highest)."""
@@ -204,7 +208,8 @@ class Config:
             self.store_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise CliError(f"cannot create {self.store_path.parent}: {exc.strerror}") from None
-        codec = FernetCodec(list(self.encryption_keys)) if self.encryption_keys else None
+        keys = list(self.encryption_keys)
+        codec = FernetCodec(keys, accept_unbound=self.accept_unbound) if keys else None
         return SQLiteStore(self.store_path, codec=codec)
 
 
@@ -300,4 +305,11 @@ def load_config(config: str | None = None, store: str | None = None) -> Config:
         store_path = store_path / "tokens.db"
     raw_keys = os.environ.get("AIOFINACCESS_ENCRYPTION_KEYS") or data.get("encryption_keys", ())
     keys = raw_keys.split(",") if isinstance(raw_keys, str) else [str(k) for k in raw_keys]
-    return Config(store_path.expanduser(), data, tuple(k.strip() for k in keys if k.strip()))
+    unbound = os.environ.get("AIOFINACCESS_ACCEPT_UNBOUND_RECORDS", "").lower()
+    accept_unbound = unbound in ("1", "true", "yes") or data.get("accept_unbound_records") is True
+    return Config(
+        store_path.expanduser(),
+        data,
+        tuple(k.strip() for k in keys if k.strip()),
+        accept_unbound=accept_unbound,
+    )

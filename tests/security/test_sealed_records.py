@@ -9,6 +9,7 @@ refused with ``StoreError``. Records written before sealing migrate with
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
 from aiofinaccess import FernetCodec, JsonCodec, SQLiteStore, StoreError, TokenKey, TokenSet
+from aiofinaccess.cli import main
 from aiofinaccess.stores.migrate import reseal
 from aiofinaccess.stores.redis import RedisStore
 from aiofinaccess.tokens import store_converter
@@ -187,3 +189,26 @@ async def test_unsealed_plain_json_is_still_read(tmp_path: Path) -> None:
     async with SQLiteStore(path, codec=JsonCodec(accept_unbound=False)) as store:
         with pytest.raises(StoreError, match="not sealed"):
             await store.get(ALICE)
+
+
+async def test_cli_store_written_before_sealing_migrates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI's encrypted store: ``tokens reseal`` with AIOFINACCESS_ACCEPT_UNBOUND_RECORDS=1."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    path = data / "tokens.db"
+    async with SQLiteStore(path, codec=TodaysFernetCodec(KEY)) as store:  # type: ignore[arg-type]
+        await two_users(store)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("AIOFINACCESS_ENCRYPTION_KEYS", KEY.decode())
+    monkeypatch.delenv("AIOFINACCESS_ACCEPT_UNBOUND_RECORDS", raising=False)
+    listing = ["tokens", "list", "--store", str(path)]
+    assert await asyncio.to_thread(main, listing) == 1
+    assert "not sealed" in capsys.readouterr().err
+    monkeypatch.setenv("AIOFINACCESS_ACCEPT_UNBOUND_RECORDS", "1")
+    assert await asyncio.to_thread(main, ["tokens", "reseal", "--store", str(path)]) == 0
+    assert "resealed 2 token set(s)" in capsys.readouterr().out
+    monkeypatch.delenv("AIOFINACCESS_ACCEPT_UNBOUND_RECORDS")
+    assert await asyncio.to_thread(main, listing) == 0
+    assert "mallory" in capsys.readouterr().out
