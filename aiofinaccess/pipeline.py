@@ -37,6 +37,7 @@ from yarl import URL
 from .errors import ApiError, ConfigurationError, TransportError, UsageError, error_from_response
 from .lifecycle import RetryPolicy
 from .manager import SessionManager
+from .providers import origin_of
 from .tokens import Secret
 from .transport import DEFAULT_MAX_BODY, HttpRequest, HttpResponse, Pairs, new_request_id, send
 
@@ -129,7 +130,8 @@ class ApiClient:
         if base is None:
             raise ConfigurationError(f"provider {provider} has no api_url")
         self.base_url = URL(str(base).rstrip("/"))
-        self._trusted = manager.provider(provider).is_api_origin
+        origins = manager.provider(provider).api_origins()
+        self._trusted: Callable[[URL], bool] = lambda url: origin_of(url) in origins
         if not self._trusted(self.base_url):
             # A token is only ever sent to the provider's API origins (see Provider.api_origins).
             raise ConfigurationError(

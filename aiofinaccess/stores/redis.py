@@ -159,7 +159,8 @@ class RedisStore:
         codec: Token set <-> bytes; :class:`~aiofinaccess.stores.codec.JsonCodec` by default,
             :class:`~aiofinaccess.stores.codec.FernetCodec` to encrypt at rest.
         lease_poll: Seconds between attempts to take a held lease (plus up to as much jitter).
-        client: A ``redis.asyncio.Redis`` to use instead of ``url``; the store never closes it.
+        client: A ``redis.asyncio.Redis`` to use instead of ``url``; the store never closes it,
+            and its TLS settings are the app's (pass ``ssl_check_hostname=True``).
 
     Raises:
         ConfigurationError: A bad ``url`` or ``lease_poll``, or redis-py is not installed.
