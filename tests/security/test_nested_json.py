@@ -9,7 +9,9 @@ The hypothesis fuzzing in ``tests/test_fuzz.py`` covers it too
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -20,8 +22,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from aiofinaccess import (
     Account,
     ApiError,
+    ClientCredentials,
     ConfigurationError,
+    ConnectFlow,
+    Everifin,
     FinApi,
+    SessionManager,
+    SQLiteStore,
     StoreError,
     TokenResponseError,
     UnexpectedResponseError,
@@ -107,3 +114,19 @@ async def test_discovery_nested_document_is_a_configuration_error(nested_issuer:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(ConfigurationError, match="not JSON"):
             await discover(session, nested_issuer, name="idp")
+
+
+@pytest.mark.parametrize("kind", ["req", "out"])
+@pytest.mark.parametrize("record", [ARRAYS, b'{"x": 1}', b"[]"], ids=["deep", "keys", "list"])
+async def test_web_flow_unreadable_pending_record_is_a_store_error(
+    tmp_path: Path, kind: str, record: bytes
+) -> None:
+    """web: a pending record planted in a plain-JSON store (or Redis) fails typed, not crashes."""
+    store = SQLiteStore(tmp_path / "tokens.db")
+    async with SessionManager(store=store, scheduler=False) as manager:
+        manager.register(Everifin.stage(), ClientCredentials("c", "s"))
+        flow = ConnectFlow(manager, "everifin")
+        digest = hashlib.sha256(b"the-state").hexdigest()
+        await store.put_pending(f"web:everifin:{kind}:{digest}", record, ttl=60)
+        with pytest.raises(StoreError, match="pending authorization"):
+            await flow.finish("alice", {"state": "the-state", "code": "c"})
