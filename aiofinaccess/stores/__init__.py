@@ -36,7 +36,8 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -48,7 +49,14 @@ from ..tokens import TokenKey, TokenSet
 if TYPE_CHECKING:
     from .codec import TokenCodec
 
-__all__ = ["ChangeFeed", "Lease", "PendingAuthorizations", "TokenStore", "Versioned"]
+__all__ = [
+    "ChangeFeed",
+    "HeldLease",
+    "Lease",
+    "PendingAuthorizations",
+    "TokenStore",
+    "Versioned",
+]
 
 
 @attrs.frozen(slots=True)
@@ -76,6 +84,47 @@ class Lease(Protocol):
             StoreError: The store could not be asked (the lease may or may not still be ours).
         """
         ...
+
+
+class HeldLease:
+    """A holder's :class:`Lease` for stores whose lease lives on a server or in a file.
+
+    The holder counts its lease from the moment *before* it asked the store (the store's own
+    expiry can only be later), so :meth:`remaining` never overstates it. ``extend_at`` asks
+    the store to push the lease to at least ``asked + ttl`` (``asked`` is this clock's reading
+    just before the call) and answers whether the lease was still ours.
+
+    Args:
+        until: When the lease runs out, on ``clock``.
+        extend_at: ``(asked, ttl) -> still ours?``; the store refuses anyone but the owner.
+        clock: The clock ``until`` is on (the machine's monotonic clock by default).
+    """
+
+    __slots__ = ("_clock", "_extend_at", "_lost", "_until")
+
+    def __init__(
+        self,
+        until: float,
+        extend_at: Callable[[float, float], Awaitable[bool]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._until = until
+        self._extend_at = extend_at
+        self._clock = clock
+        self._lost = False
+
+    def remaining(self) -> float:
+        """Seconds the holder can still count on (``0`` once known lost)."""
+        return 0.0 if self._lost else max(0.0, self._until - self._clock())
+
+    async def extend(self, ttl: float) -> bool:
+        """Make the lease last at least ``ttl`` seconds from now; False if it is lost."""
+        asked = self._clock()
+        if not await self._extend_at(asked, ttl):
+            self._lost = True
+            return False
+        self._until = max(self._until, asked + ttl)
+        return True
 
 
 @runtime_checkable

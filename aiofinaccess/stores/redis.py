@@ -30,6 +30,7 @@ Cluster, put a hash tag in the prefix (``"{aiofinaccess}:"``) so a script's keys
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
@@ -49,7 +50,7 @@ from ..errors import (
     UsageError,
 )
 from ..tokens import TokenKey, TokenSet
-from . import Versioned, check_ttl, open_pending, seal_pending
+from . import HeldLease, Versioned, check_ttl, open_pending, seal_pending
 from .codec import JsonCodec, TokenCodec
 
 try:
@@ -123,34 +124,6 @@ def _describe(url: str) -> str:
     host = parts.hostname or "localhost"
     host = f"[{host}]" if ":" in host else host
     return f"{parts.scheme}://{host}:{parts.port or 6379}/{db or parts.path.strip('/') or 0}"
-
-
-class _RedisLease:
-    """The holder's handle on a ``SET NX PX`` lease."""
-
-    def __init__(self, store: RedisStore, key: TokenKey, name: str, owner: str, until: float):
-        self._store = store
-        self._key = key
-        self._name = name
-        self._owner = owner
-        self._until = until
-        self._lost = False
-
-    def remaining(self) -> float:
-        return 0.0 if self._lost else max(0.0, self._until - time.monotonic())
-
-    async def extend(self, ttl: float) -> bool:
-        asked = time.monotonic()
-        extended = await self._store._call(
-            "extend lease",
-            self._key,
-            self._store._extend(keys=[self._name], args=[self._owner, math.ceil(ttl * 1000)]),
-        )
-        if not extended:
-            self._lost = True
-            return False
-        self._until = max(self._until, asked + ttl)
-        return True
 
 
 def _tls_options(url: str) -> dict[str, bool]:
@@ -333,7 +306,7 @@ class RedisStore:
         return found
 
     @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[_RedisLease]:
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
         """Hold ``key`` for ``ttl`` seconds unless extended, across every client of this Redis.
 
         Waits at most ``ttl`` seconds for a held lease.
@@ -360,9 +333,16 @@ class RedisStore:
             await self._release_shielded(name, owner)
             raise
         try:
-            yield _RedisLease(self, key, name, owner, asked + ttl)
+            yield HeldLease(asked + ttl, functools.partial(self._extend_lease, key, name, owner))
         finally:
             await self._release_shielded(name, owner)
+
+    async def _extend_lease(
+        self, key: TokenKey, name: str, owner: str, asked: float, ttl: float
+    ) -> bool:
+        del asked  # the lease runs on Redis's clock; the holder counts from before asking
+        script = self._extend(keys=[name], args=[owner, math.ceil(ttl * 1000)])
+        return bool(await self._call("extend lease", key, script))
 
     async def _release_shielded(self, name: str, owner: str) -> None:
         async def release() -> None:

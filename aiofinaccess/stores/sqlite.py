@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -49,7 +50,7 @@ import aiosqlite
 
 from ..errors import ConfigurationError, LeaseBusyError, StoreConflictError, StoreError
 from ..tokens import TokenKey, TokenSet
-from . import Versioned, check_ttl, open_pending, seal_pending
+from . import HeldLease, Versioned, check_ttl, open_pending, seal_pending
 from ._files import check_companions, open_private
 from .codec import JsonCodec, TokenCodec
 
@@ -108,29 +109,6 @@ def _missing_directory(parent: str) -> str:
     if os.path.exists(ancestor) and not os.path.isdir(ancestor):
         return f"{ancestor} is a file, not a directory"
     return "directory does not exist"
-
-
-class _SQLiteLease:
-    """The holder's handle on a lease row."""
-
-    def __init__(self, store: SQLiteStore, key: TokenKey, owner: str, until: float) -> None:
-        self._store = store
-        self._key = key
-        self._owner = owner
-        self._until = until
-        self._lost = False
-
-    def remaining(self) -> float:
-        return 0.0 if self._lost else max(0.0, self._until - time.monotonic())
-
-    async def extend(self, ttl: float) -> bool:
-        asked = time.monotonic()
-        changed, _ = await self._store._execute(_EXTEND, (asked + ttl, str(self._key), self._owner))
-        if not changed:
-            self._lost = True
-            return False
-        self._until = max(self._until, asked + ttl)
-        return True
 
 
 class SQLiteStore:
@@ -341,7 +319,7 @@ class SQLiteStore:
         return found
 
     @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[_SQLiteLease]:
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
         """Hold ``key`` exclusively, across tasks and processes, for ``ttl`` seconds unless
         extended (see :class:`~aiofinaccess.stores.Lease`).
 
@@ -375,12 +353,16 @@ class SQLiteStore:
                         f"timed out waiting for the lease on token set {key.hashed}"
                     )
                 await asyncio.sleep(min(remaining, self._lease_poll * _jitter.uniform(0.5, 1.5)))
-            yield _SQLiteLease(self, key, owner, now + ttl)
+            yield HeldLease(now + ttl, functools.partial(self._extend_lease, str(key), owner))
         except BaseException:
             with contextlib.suppress(StoreError):  # the first error is the one to report
                 await self._release(key, owner)
             raise
         await self._release(key, owner)
+
+    async def _extend_lease(self, name: str, owner: str, asked: float, ttl: float) -> bool:
+        changed, _ = await self._execute(_EXTEND, (asked + ttl, name, owner))
+        return bool(changed)
 
     async def _release(self, key: TokenKey, owner: str) -> None:
         """Delete our lease row, shielded: a cancelled holder must still let go of the lease."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from aiofinaccess.errors import LeaseBusyError, StoreConflictError, StoreError
-from aiofinaccess.stores import Versioned
+from aiofinaccess.stores import HeldLease, Versioned
 from aiofinaccess.stores.codec import JsonCodec
 from aiofinaccess.tokens import TokenKey, TokenSet
 
@@ -170,7 +170,7 @@ class StoreClient:
     # -- the lease -------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[SimLease]:
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
         self._owners += 1
         owner = f"p{self._process.number}.{self._process.incarnation}.{self._owners}"
         loop = asyncio.get_running_loop()
@@ -196,7 +196,11 @@ class StoreClient:
             await self._release(key, owner)
             raise
         try:
-            yield SimLease(self, key, owner, asked + ttl)
+            yield HeldLease(
+                asked + ttl,
+                lambda _asked, extra: self.extend(key, owner, extra),
+                clock=loop.time,
+            )
         finally:
             await self._release(key, owner)
 
@@ -232,25 +236,3 @@ class StoreClient:
 
     async def aclose(self) -> None:
         self._shared.feeds = [(p, q) for p, q in self._shared.feeds if p is not self._process]
-
-
-class SimLease:
-    def __init__(self, client: StoreClient, key: TokenKey, owner: str, until: float) -> None:
-        self._client = client
-        self._key = key
-        self._owner = owner
-        self._until = until
-        self._lost = False
-
-    def remaining(self) -> float:
-        if self._lost:
-            return 0.0
-        return max(0.0, self._until - asyncio.get_running_loop().time())
-
-    async def extend(self, ttl: float) -> bool:
-        asked = asyncio.get_running_loop().time()
-        if not await self._client.extend(self._key, self._owner, ttl):
-            self._lost = True
-            return False
-        self._until = max(self._until, asked + ttl)
-        return True
