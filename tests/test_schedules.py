@@ -26,6 +26,7 @@ from aiofinaccess import (
     SQLiteStore,
     TokenKey,
 )
+from aiofinaccess.events import WriteAbandoned
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.stores import Versioned
 from aiofinaccess.stores.memory import MemoryStore
@@ -351,3 +352,31 @@ async def test_register_after_start_leaves_no_unretrieved_task_exception(
     finally:
         loop.set_exception_handler(None)
     assert [c.get("message") for c in unretrieved] == []
+
+
+async def test_aclose_reports_a_write_it_could_not_wait_for(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past ``close_timeout`` and ``pending_write_timeout``, a renewed set still unwritten is
+    logged at ERROR by its key's hash and reported as a WriteAbandoned event."""
+    store = SlowOrFlakyStore(MemoryStore())
+    manager = SessionManager(
+        store=store, scheduler=False, close_timeout=0.1, pending_write_timeout=0.2
+    )
+    events: list[object] = []
+    manager.subscribe(events.append)
+    await manager.start()
+    register(manager, sandbox)
+    await manager.store_token_set("everifin", "alice", seeded(sandbox, "alice"))
+    store.put_delay = 5.0
+    renewal = asyncio.ensure_future(manager.refresh("everifin", "alice"))
+    await asyncio.sleep(0.3)  # answered; its write hangs
+    await manager.aclose()
+    await asyncio.gather(renewal, return_exceptions=True)
+    abandoned = [e for e in events if isinstance(e, WriteAbandoned)]
+    key = manager.key("everifin", "alice")
+    assert [e.key for e in abandoned] == [key.hashed]
+    assert any(
+        record.levelname == "ERROR" and key.hashed in record.getMessage()
+        for record in caplog.records
+    )
