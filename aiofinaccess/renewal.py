@@ -377,7 +377,11 @@ class RenewalDriver:
         self.stats.adopted_from_store += 1
         self.publish(entry, stored.token_set, stored.version)
         key = entry.key
-        self._hub.emit(Refreshed(key.hashed, key.provider, "adopted", "store", stored.version))
+        self._hub.emit(
+            Refreshed(
+                key.hashed, key.provider, "adopted", "store", stored.version, subject=key.subject
+            )
+        )
 
     async def _poison(self, entry: Entry, run: _Job, reason: str) -> None:
         key = entry.key
@@ -394,7 +398,9 @@ class RenewalDriver:
             except StoreError:
                 logger.warning("could not delete the dead token set %s", key.hashed)
             entry.dead_version = run.stored.version
-        raise ReauthorizationRequired(key.hashed, reason, run.dead_cause)
+        raise ReauthorizationRequired(
+            key.hashed, reason, run.dead_cause, provider=key.provider, subject=key.subject
+        )
 
     # -- the lease -------------------------------------------------------------------------------
 
@@ -516,7 +522,9 @@ class RenewalDriver:
         except ApiError as exc:
             reason = endpoint.dead_grant_reason(exc)
             if reason is not None:
-                raise ReauthorizationRequired(key.hashed, reason, exc) from exc
+                raise ReauthorizationRequired(
+                    key.hashed, reason, exc, provider=key.provider, subject=key.subject
+                ) from exc
             raise
 
     async def _password(self, key: TokenKey, registration: Registration) -> Secret | None:
@@ -611,10 +619,19 @@ class RenewalDriver:
         entry.renewed_at = self._clock.monotonic()
         self.publish(entry, fresh, version, reissued=run.reissued)
         assert run.grant is not None  # noqa: S101
-        self._hub.emit(Refreshed(key.hashed, key.provider, run.grant.value, run.reason, version))
+        self._hub.emit(
+            Refreshed(
+                key.hashed,
+                key.provider,
+                run.grant.value,
+                run.reason,
+                version,
+                subject=key.subject,
+            )
+        )
         if rotated:
             self.stats.rotations += 1
-            self._hub.emit(Rotated(key.hashed, key.provider, version))
+            self._hub.emit(Rotated(key.hashed, key.provider, version, subject=key.subject))
         logger.debug("token set %s renewed, version %d", key.hashed, version)
         if entry.deadlines is not None and (
             decide(entry.deadlines, self._clock.monotonic()) is Action.REFRESH_THEN_USE
@@ -650,7 +667,7 @@ class RenewalDriver:
             "token set %s was renewed but could not be stored; its session may be lost",
             key.hashed,
         )
-        self._hub.emit(WriteAbandoned(key.hashed, key.provider))
+        self._hub.emit(WriteAbandoned(key.hashed, key.provider, subject=key.subject))
 
     # -- failures ----------------------------------------------------------------------------------
 
@@ -665,7 +682,9 @@ class RenewalDriver:
             entry.clear()
             self.stats.reauth_required += 1
             logger.warning("token set %s needs re-authorization: %s", key.hashed, error.reason)
-            self._hub.emit(ReauthRequired(key.hashed, key.provider, error.reason))
+            self._hub.emit(
+                ReauthRequired(key.hashed, key.provider, error.reason, subject=key.subject)
+            )
             return
         entry.status = transition(entry.status, Event.REFRESH_FAILED)
         entry.failures += 1
@@ -691,6 +710,7 @@ class RenewalDriver:
                 bool(retryable),
                 entry.failures,
                 retry_in if retryable else None,
+                subject=key.subject,
             )
         )
 
