@@ -45,6 +45,8 @@ class Refreshed:
         reason: ``scheduled``, ``on_demand`` or ``forced``.
         version: The store version now holding it.
         subject: The app's user id (``None`` for a client token); not in the ``repr``.
+        late_by: Seconds from the moment the previous set turned stale to this one being
+            stored (negative: renewed ahead of time; ``None``: nothing was held before).
     """
 
     key: str
@@ -53,6 +55,7 @@ class Refreshed:
     reason: str
     version: int
     subject: str | None = attrs.field(default=None, kw_only=True, repr=False)
+    late_by: float | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen(slots=True)

@@ -31,7 +31,15 @@ import asyncio
 import collections
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Hashable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, TypeVar
 
 import aiohttp
@@ -123,6 +131,8 @@ class SessionManager:
             request was sent, so their result is stored (then each is logged at ERROR and a
             :class:`~aiofinaccess.events.WriteAbandoned` event is emitted).
         store_timeout: Seconds one store call may take before it counts as failed.
+        trace_configs: aiohttp trace configs for the session the manager creates (for
+            example :meth:`aiofinaccess.integrations.otel.Telemetry.trace_config`).
     """
 
     def __init__(
@@ -143,6 +153,7 @@ class SessionManager:
         close_timeout: float = 10.0,
         pending_write_timeout: float = 60.0,
         store_timeout: float = 15.0,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         for name, value in (
             ("token_timeout", token_timeout),
@@ -162,6 +173,7 @@ class SessionManager:
         self._store = store if store is not None else MemoryStore()
         self._session = session
         self._owns_session = session is None
+        self._trace_configs = list(trace_configs)
         self._clock = clock
         self._policy = policy or RefreshPolicy()
         self._token_timeout = token_timeout
@@ -496,7 +508,9 @@ class SessionManager:
         if self._closed:
             raise UsageError("the session manager is closed")
         if self._session is None:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(), trace_configs=self._trace_configs or None
+            )
         return self._session
 
     # -- owned tasks and scheduling ------------------------------------------------------------
@@ -707,6 +721,13 @@ class SessionManager:
                 self._driver.publish(entry, stored.token_set, stored.version)
         outcome = self._driver.start(entry, rejected=entry.token, forced=True, reason="forced")
         return await asyncio.shield(outcome)
+
+    def state_counts(self) -> dict[TokenState, int]:
+        """How many token sets this process holds in each state (for a metrics gauge)."""
+        now = self._clock.monotonic()
+        return dict(
+            collections.Counter(token_state(e.status, e.deadlines, now) for e in self._registry)
+        )
 
     def state(self, provider: Provider | str, subject: str | None = None) -> TokenState:
         """The observable state of one token set in this process (unknown keys look expired;

@@ -616,7 +616,8 @@ class RenewalDriver:
         rotated = previous is not None and fresh.refresh_token not in (None, previous.refresh_token)
         run.pending = None
         entry.in_window = False
-        entry.renewed_at = self._clock.monotonic()
+        entry.renewed_at = now = self._clock.monotonic()
+        late_by = None if entry.deadlines is None else now - entry.deadlines.stale_at
         self.publish(entry, fresh, version, reissued=run.reissued)
         assert run.grant is not None  # noqa: S101
         self._hub.emit(
@@ -627,6 +628,7 @@ class RenewalDriver:
                 run.reason,
                 version,
                 subject=key.subject,
+                late_by=late_by,
             )
         )
         if rotated:
