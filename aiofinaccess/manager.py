@@ -306,8 +306,9 @@ class SessionManager:
         that cannot be reached fails here, not at the first request.
 
         Raises:
-            StoreError: The store cannot be read (its message names the store); the manager
-                is closed again.
+            StoreError: The store cannot be read (its message names the store); ``ready()``
+                raises it too. ``async with`` closes the manager again; after a direct call
+                the app may retry :meth:`restore` or :meth:`aclose` it.
         """
         if self._closed:
             raise UsageError("the session manager is closed")
@@ -326,8 +327,9 @@ class SessionManager:
             for name in self._registry.names():
                 await self.restore(name)
         except StoreError as exc:
-            await self.aclose()
-            raise self._unreadable(exc) from exc
+            error = self._unreadable(exc)
+            self._restore_errors.append(error)  # ready() reports it too
+            raise error from exc
         return self
 
     def _unreadable(self, error: Exception) -> StoreError:
@@ -409,7 +411,11 @@ class SessionManager:
                 self._driver.adopt(entry, stored)
 
     async def __aenter__(self) -> SessionManager:
-        return await self.start()
+        try:
+            return await self.start()
+        except BaseException:
+            await self.aclose()  # no __aexit__ follows a failed __aenter__
+            raise
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()

@@ -135,8 +135,12 @@ async def test_an_unreachable_store_fails_at_start_naming_the_store(
 async def test_providers_registered_before_start_fail_at_start_too() -> None:
     manager = SessionManager(store=RedisStore(UNREACHABLE))
     manager.register(FINAPI, FINAPI_CLIENT)
-    with pytest.raises(StoreError, match=r"^token store RedisStore\(redis://127\.0\.0\.1:1/0"):
+    pattern = r"^token store RedisStore\(redis://127\.0\.0\.1:1/0"
+    with pytest.raises(StoreError, match=pattern):
         await manager.start()
+    with pytest.raises(StoreError, match=pattern):
+        await manager.ready()  # the readiness probe says so too
+    await manager.aclose()
     with pytest.raises(UsageError, match="closed"):
         await manager.ready()
 
