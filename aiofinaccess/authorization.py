@@ -63,23 +63,35 @@ class AuthorizationRequest:
         state: The anti-CSRF value we expect back. Not a credential, but never log it.
         redirect_uri: Must be sent again, unchanged, with the code exchange.
         code_verifier: The PKCE verifier, or ``None`` without PKCE.
+        issuer: The issuer the request was sent to; a callback's ``iss`` must match it.
+        require_iss: The callback must carry ``iss`` (RFC 9207): the provider always sends
+            it, so a callback without it was tampered with.
     """
 
     url: str = attrs.field(converter=str)
     state: str = attrs.field(repr=False)
     redirect_uri: str
     code_verifier: Secret | None = None
+    issuer: str | None = None
+    require_iss: bool = False
 
     @property
     def yarl_url(self) -> URL:
         """:attr:`url` as a :class:`yarl.URL` (its query is ``yarl_url.query``)."""
         return URL(self.url)
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
         """Serialise for server-side storage (reveals the verifier: store it, don't log it)."""
-        data = {"url": str(self.url), "state": self.state, "redirect_uri": self.redirect_uri}
+        data: dict[str, Any] = {
+            "url": str(self.url),
+            "state": self.state,
+            "redirect_uri": self.redirect_uri,
+            "require_iss": self.require_iss,
+        }
         if self.code_verifier is not None:
             data["code_verifier"] = self.code_verifier.reveal()
+        if self.issuer is not None:
+            data["issuer"] = self.issuer
         return data
 
     @classmethod
@@ -91,6 +103,8 @@ class AuthorizationRequest:
             state=data["state"],
             redirect_uri=data["redirect_uri"],
             code_verifier=None if verifier is None else Secret(verifier),
+            issuer=data.get("issuer"),
+            require_iss=data.get("require_iss") is True,
         )
 
 
@@ -145,6 +159,8 @@ def build_authorization_request(
         state=state,
         redirect_uri=redirect_uri,
         code_verifier=verifier,
+        issuer=provider.issuer,
+        require_iss=provider.require_callback_iss,
     )
 
 
@@ -169,13 +185,16 @@ def parse_callback(
     Args:
         callback: The full callback URL, or its query parameters.
         expected: The :class:`AuthorizationRequest` issued for this browser session.
-        expected_issuer: The provider's issuer; when the callback carries ``iss`` it must match.
+        expected_issuer: The provider's issuer (default: the one ``expected`` was sent to);
+            when the callback carries ``iss`` it must match.
 
     Raises:
         StateMismatchError: ``state`` missing or different (checked first, even on errors,
             so a forged error redirect is reported as what it is).
         AuthorizationDenied: The provider redirected with ``error=...``.
-        AuthorizationFlowError: No code, or the issuer does not match.
+        AuthorizationFlowError: No code; the issuer does not match; or ``iss`` is missing
+            although the provider always sends it (``expected.require_iss``, RFC 9207 2.4:
+            checked on error redirects too).
     """
     if isinstance(callback, Mapping):
         query: Mapping[str, str] = callback
@@ -185,6 +204,11 @@ def parse_callback(
     if state is None or not hmac.compare_digest(state.encode(), expected.state.encode()):
         raise StateMismatchError("callback state does not match the authorization request")
     issuer = query.get("iss")
+    expected_issuer = expected_issuer if expected_issuer is not None else expected.issuer
+    if issuer is None and expected.require_iss:
+        raise AuthorizationFlowError(
+            "callback has no iss although the provider always sends it (RFC 9207): refused"
+        )
     if issuer is not None and expected_issuer is not None and issuer != expected_issuer:
         raise AuthorizationFlowError(
             f"callback issuer {issuer!r} is not the expected {expected_issuer!r}"

@@ -19,13 +19,13 @@ highest ``lastUpdated`` seen and ask again from it plus one millisecond.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Final, TypeVar, cast
 
 import attrs
 
+from ._json import parse_json
 from .errors import UnexpectedResponseError, ValidationError
 from .manager import SessionManager
 from .models import format_instant, read_model
@@ -111,7 +111,7 @@ class Transaction:
 
 def _envelope(response: HttpResponse, what: str) -> tuple[Any, Mapping[str, Any]]:
     try:
-        document = json.loads(response.body)
+        document = parse_json(response.body)
     except ValueError:
         raise UnexpectedResponseError(f"{what}: the answer is not JSON") from None
     if not isinstance(document, dict) or "data" not in document:

@@ -51,7 +51,9 @@ _ALL = ("everifin", "finapi", "oidc")
 # Each provider setting: its flag, the provider kinds it applies to, and argparse's arguments.
 _PROVIDER_OPTIONS: tuple[tuple[str, tuple[str, ...], dict[str, Any]], ...] = (
     ("--client-id", _ALL, {"help": "the OAuth client id"}),
-    ("--client-secret", _ALL, {"help": "the client secret (better in the environment)"}),
+    ("--client-secret", _ALL, {"help": "the client secret, or - to read it from stdin (a value "
+        "here shows in the process list: prefer --client-secret-file or the environment)"}),
+    ("--client-secret-file", _ALL, {"metavar": "PATH", "help": "read the client secret from PATH"}),
     ("--sandbox", ("everifin", "finapi"), {
         "metavar": "URL", "help": "the aiofinaccess sandbox at URL, with its public test client"}),
     ("--idp-url", ("everifin",), {"help": "Keycloak base URL, including /auth"}),
@@ -176,6 +178,15 @@ def _add_store_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         if action == "revoke":
             sub.add_argument("--logout", action="store_true", help="end the Keycloak session")
 
+    actions.add_parser(
+        "reseal",
+        parents=[common],
+        help="seal every stored set to its key (after upgrading an encrypted store)",
+        description="Rewrite every token set sealed to its key. Run once, with "
+        "AIOFINACCESS_ACCEPT_UNBOUND_RECORDS=1, after upgrading a store encrypted by an older "
+        "aiofinaccess; then unset it.",
+    )
+
     users = commands.add_parser("users", help="finAPI users")
     user_actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = user_actions.add_parser(
@@ -249,6 +260,7 @@ def _run_store_command(args: argparse.Namespace, out: Output) -> int:
         "list": commands.tokens_list,
         "show": settings.config_show if args.command == "config" else commands.tokens_show,
         "delete": commands.tokens_delete,
+        "reseal": commands.tokens_reseal,
         "refresh": commands.tokens_manage,
         "revoke": commands.tokens_manage,
         "create": commands.users_create,

@@ -19,9 +19,10 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from .cli_config import FIELDS, CliError, Config, ProviderSettings
+from .cli_config import FIELDS, CliError, Config, ProviderSettings, client_secret_flag
 from .cli_output import Output
 from .manager import SessionManager
+from .stores.migrate import reseal
 from .tokens import Secret, TokenKey, TokenSet
 from .users import NewUser, Users
 
@@ -30,6 +31,7 @@ __all__ = [
     "tokens_delete",
     "tokens_list",
     "tokens_manage",
+    "tokens_reseal",
     "tokens_show",
     "users_create",
 ]
@@ -41,6 +43,9 @@ def provider_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The provider settings given as flags (``None`` where a flag was not given)."""
     flags = {field: getattr(args, field, None) for field in FIELDS}
     flags["sandbox"] = getattr(args, "sandbox", None)
+    flags["client_secret"] = client_secret_flag(
+        flags["client_secret"], getattr(args, "client_secret_file", None)
+    )
     return flags
 
 
@@ -275,6 +280,16 @@ async def tokens_delete(args: argparse.Namespace, config: Config, out: Output) -
     return 0
 
 
+async def tokens_reseal(args: argparse.Namespace, config: Config, out: Output) -> int:
+    """Rewrite every stored set sealed to its key (the migration to sealed records)."""
+    if not config.store_path.exists():
+        raise CliError(f"no token store at {config.store_path}")
+    async with config.open_store() as store:
+        count = await reseal(store)
+    out.success(f"resealed {count} token set(s) in {config.store_path}")
+    return 0
+
+
 async def tokens_manage(args: argparse.Namespace, config: Config, out: Output) -> int:
     """``refresh`` (renew now) or ``revoke`` (at the provider, then delete) one stored set."""
     key = _key(args.provider, args.subject)
@@ -310,6 +325,8 @@ async def users_create(args: argparse.Namespace, config: Config, out: Output) ->
         args.name, {**provider_flags(args), "type": "finapi"}
     )
     password = None
+    if args.password_stdin and getattr(args, "client_secret", None) == "-":
+        raise CliError("--password-stdin and --client-secret - cannot both read stdin")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:

@@ -1,7 +1,9 @@
 """Where the command line's settings come from: flags, then environment, then a TOML file.
 
 Precedence, highest first: command-line flags; environment variables
-(``AIOFINACCESS_STORE``, ``AIOFINACCESS_CONFIG``, ``AIOFINACCESS_ENCRYPTION_KEYS`` and, per
+(``AIOFINACCESS_STORE``, ``AIOFINACCESS_CONFIG``, ``AIOFINACCESS_ENCRYPTION_KEYS``,
+``AIOFINACCESS_ACCEPT_UNBOUND_RECORDS`` (``1`` while migrating an encrypted store written
+before sealed records: see ``aiofinaccess tokens reseal``) and, per
 provider, ``AIOFINACCESS_<NAME>_<FIELD>`` such as ``AIOFINACCESS_EVERIFIN_CLIENT_SECRET``);
 the config file (``$XDG_CONFIG_HOME/aiofinaccess/config.toml`` when it exists)::
 
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,7 +50,7 @@ from .stores.codec import FernetCodec
 from .stores.sqlite import SQLiteStore
 from .tokens import ClientCredentials
 
-__all__ = ["CliError", "Config", "ProviderSettings", "load_config"]
+__all__ = ["CliError", "Config", "ProviderSettings", "client_secret_flag", "load_config"]
 
 FIELDS: Final = (
     "type",
@@ -200,6 +204,8 @@ class Config:
     store_path: Path
     file: Mapping[str, Any] = attrs.field(repr=False)
     encryption_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
+    #: Read encrypted records written before sealed records (only while migrating).
+    accept_unbound: bool = False
 
     @property
     def settings_path(self) -> Path:
@@ -291,15 +297,84 @@ class Config:
             pass
         except OSError as exc:
             raise CliError(f"cannot create {self.store_path.parent}: {exc.strerror}") from None
-        codec = FernetCodec(list(self.encryption_keys)) if self.encryption_keys else None
+        keys = list(self.encryption_keys)
+        codec = FernetCodec(keys, accept_unbound=self.accept_unbound) if keys else None
         return SQLiteStore(self.store_path, codec=codec)
+
+
+def client_secret_flag(value: str | None, file: str | None) -> str | None:
+    """The client secret given on the command line: ``--client-secret-file PATH``,
+    ``--client-secret -`` (stdin), or ``--client-secret VALUE`` with a warning.
+
+    Any local user can read a process's command line (``ps``, ``/proc/PID/cmdline``), and
+    shells keep it in their history; a file, stdin or ``AIOFINACCESS_<NAME>_CLIENT_SECRET``
+    keep the secret out of both.
+
+    Raises:
+        CliError: Both flags given, the file unreadable, or the secret empty.
+    """
+    if value is not None and file is not None:
+        raise CliError("give --client-secret or --client-secret-file, not both")
+    if file is not None:
+        try:
+            secret = Path(file).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise CliError(f"cannot read --client-secret-file {file}: {reason}") from None
+    elif value == "-":
+        secret = sys.stdin.readline().rstrip("\r\n")
+    elif value is not None:
+        sys.stderr.write(
+            "aiofinaccess: warning: --client-secret on the command line is visible to other "
+            "local users (ps, /proc); use --client-secret-file PATH, --client-secret - "
+            "(stdin) or AIOFINACCESS_<NAME>_CLIENT_SECRET\n"
+        )
+        secret = value
+    else:
+        return None
+    if not secret:
+        raise CliError("the client secret is empty (a public client passes none at all)")
+    return secret
+
+
+def _holds_secrets(data: Mapping[str, Any]) -> bool:
+    tables = data.get("providers")
+    secrets = any(
+        isinstance(table, Mapping) and table.get("client_secret")
+        for table in (tables.values() if isinstance(tables, Mapping) else ())
+    )
+    return secrets or bool(data.get("encryption_keys"))
+
+
+def _check_config_file(path: Path, info: os.stat_result, data: Mapping[str, Any]) -> None:
+    """Refuse a config others can change, or whose secrets others can read; warn otherwise.
+
+    Whoever can edit the file chooses the endpoints the client secret and codes go to, and
+    a readable ``client_secret`` or ``encryption_keys`` is as good as published (ssh refuses
+    such files for the same reasons). A symlinked config is judged by its target.
+    """
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        raise CliError(f"config file {path} is writable by others: chmod go-w {path}")
+    if info.st_uid not in (os.geteuid(), 0):
+        raise CliError(f"config file {path} belongs to uid {info.st_uid}, not to us")
+    if mode & 0o044:
+        if _holds_secrets(data):
+            raise CliError(
+                f"config file {path} holds secrets and is readable by others: chmod 600 {path}"
+            )
+        sys.stderr.write(
+            f"aiofinaccess: warning: config file {path} is readable by others "
+            f"(chmod 600 {path} before putting secrets in it)\n"
+        )
 
 
 def load_config(config: str | None = None, store: str | None = None) -> Config:
     """Read the config file and resolve the store path (flags first, then environment).
 
     Raises:
-        CliError: The config file named by a flag or the environment is missing or not TOML.
+        CliError: The config file named by a flag or the environment is missing or not TOML;
+            others can write it, or read the secrets in it.
     """
     named = config or os.environ.get("AIOFINACCESS_CONFIG")
     path = Path(named) if named else _home_dir("XDG_CONFIG_HOME", ".config") / "config.toml"
@@ -308,6 +383,7 @@ def load_config(config: str | None = None, store: str | None = None) -> Config:
         try:
             with path.open("rb") as file:
                 data = tomllib.load(file)
+                _check_config_file(path, os.fstat(file.fileno()), data)
         except OSError as exc:
             raise CliError(f"cannot read config file {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
@@ -318,4 +394,11 @@ def load_config(config: str | None = None, store: str | None = None) -> Config:
         store_path = store_path / "tokens.db"
     raw_keys = os.environ.get("AIOFINACCESS_ENCRYPTION_KEYS") or data.get("encryption_keys", ())
     keys = raw_keys.split(",") if isinstance(raw_keys, str) else [str(k) for k in raw_keys]
-    return Config(store_path.expanduser(), data, tuple(k.strip() for k in keys if k.strip()))
+    unbound = os.environ.get("AIOFINACCESS_ACCEPT_UNBOUND_RECORDS", "").lower()
+    accept_unbound = unbound in ("1", "true", "yes") or data.get("accept_unbound_records") is True
+    return Config(
+        store_path.expanduser(),
+        data,
+        tuple(k.strip() for k in keys if k.strip()),
+        accept_unbound=accept_unbound,
+    )

@@ -38,13 +38,14 @@ This module imports nothing else of aiofinaccess.
 from __future__ import annotations
 
 import email.utils
-import json
 import math
 import time
 from collections.abc import Mapping
 from typing import Any, Final, TypeAlias
 
 import attrs
+
+from ._json import parse_json
 
 __all__ = [
     "AiofinaccessError",
@@ -352,7 +353,7 @@ def parse_error_body(data: bytes, content_type: str | None = None) -> ErrorBody:
     :class:`UnparsedErrorBody`.
     """
     try:
-        document = json.loads(data) if data else None
+        document = parse_json(data) if data else None
     except (ValueError, UnicodeDecodeError):
         document = None
     if isinstance(document, Mapping):

@@ -621,8 +621,9 @@ class SessionManager:
     async def access_token(self, provider: Provider | str, subject: str | None = None) -> str:
         """Return a usable access token for the client (``subject=None``) or a user.
 
-        Fresh tokens come from memory. A stale one is returned while one background renewal
-        runs; an expired or missing one is renewed first (once, however many callers wait).
+        Fresh and stale tokens come from memory without an await (a stale one also starts one
+        background renewal); an expired or missing one is renewed first (once, however many
+        callers wait).
 
         Raises:
             ReauthorizationRequired: The grant is dead or nothing is stored for a user.
@@ -634,8 +635,10 @@ class SessionManager:
         if entry is not None:
             token = entry.token
             now = self._clock.monotonic()
-            if token is not None and now < entry.stale_at:
+            if token is not None and now < entry.usable_until:
                 entry.last_used = now
+                if now >= entry.stale_at and entry.job is None and now >= entry.retry_at:
+                    self._driver.start(entry)  # stale: one background renewal, serve meanwhile
                 return token
         return (await self._token_set_slow(self.key(name, subject))).access_token.reveal()
 

@@ -11,7 +11,6 @@ does not break a client. A response that cannot be read raises
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final, TypeVar
@@ -20,6 +19,7 @@ import attrs
 import cattrs
 import cattrs.gen
 
+from ._json import parse_json
 from .errors import UnexpectedResponseError
 from .tokens import Secret
 
@@ -93,7 +93,7 @@ def read_model(data: bytes | Any, cls: type[_T], *, what: str) -> _T:
         UnexpectedResponseError: Not JSON, or not the shape of ``cls``.
     """
     try:
-        document = json.loads(data) if isinstance(data, bytes | bytearray) else data
+        document = parse_json(data) if isinstance(data, bytes | bytearray) else data
         return api_converter.structure(document, cls)
     except Exception as exc:  # json and cattrs raise several types; all mean "unreadable"
         raise UnexpectedResponseError(

@@ -31,7 +31,7 @@ from .errors import (
     TokenResponseError,
     error_from_response,
 )
-from .providers import ClientAuthMethod, Provider, RevocationStyle
+from .providers import ClientAuthMethod, Provider, RevocationStyle, check_discovery
 from .tokens import Anchor, ClientCredentials, Secret, TokenSet, parse_token_response
 from .transport import HttpRequest, HttpResponse, Pairs, new_request_id, send
 
@@ -333,10 +333,16 @@ async def discover(
     /tenant`` for the issuer ``https://host/tenant``. Either document must name ``issuer``
     exactly. ``manager.http_session()`` is a session to pass.
 
+    The issuer, and every endpoint of the document, must be https (or http on loopback)
+    unless ``allow_insecure_http``: whoever sits on a plain-http path would choose where the
+    client secret and the codes go. The issuer is checked before anything is sent.
+
     Raises:
-        ConfigurationError: No document, not JSON, or one that names another issuer.
+        ConfigurationError: The issuer or an endpoint breaks that rule, or there is no
+            document, it is not JSON, or it names another issuer.
         TransportError: The issuer could not be reached.
     """
+    check_discovery({}, issuer, allow_insecure_http=allow_insecure_http)
     base = URL(issuer.rstrip("/"))
     path = base.path.rstrip("/")
     answers: list[str] = []

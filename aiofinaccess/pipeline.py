@@ -8,8 +8,10 @@ written once, which token it needs, which statuses mean success) and calls
 
 1. builds the URL from the provider's ``api_url`` (or the web-form host) and the template;
 2. asks the session manager for the bearer token the endpoint needs (the client's or the end
-   user's), and sends a fresh ``X-Request-Id`` plus the end user's context headers when the
-   app gives them (finAPI ``PSU-*``; Everifin ``User-Agent`` and ``client-ip-address``);
+   user's) - only for a URL on one of the provider's API origins, and ``transport.send``
+   never follows a redirect, so the token cannot reach another origin - and sends a fresh
+   ``X-Request-Id`` plus the end user's context headers when the app gives them (finAPI
+   ``PSU-*``; Everifin ``User-Agent`` and ``client-ip-address``);
 3. on a 401 asks the manager once for a token other than the refused one (one shared renewal)
    and replays once;
 4. retries with full-jitter exponential backoff: 429 (waiting ``Retry-After``) for any method,
@@ -32,9 +34,10 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_random_exponential
 from yarl import URL
 
-from .errors import ApiError, ConfigurationError, TransportError, error_from_response
+from .errors import ApiError, ConfigurationError, TransportError, UsageError, error_from_response
 from .lifecycle import RetryPolicy
 from .manager import SessionManager
+from .providers import origin_of
 from .tokens import Secret
 from .transport import DEFAULT_MAX_BODY, HttpRequest, HttpResponse, Pairs, new_request_id, send
 
@@ -127,6 +130,14 @@ class ApiClient:
         if base is None:
             raise ConfigurationError(f"provider {provider} has no api_url")
         self.base_url = URL(str(base).rstrip("/"))
+        origins = manager.provider(provider).api_origins()
+        self._trusted: Callable[[URL], bool] = lambda url: origin_of(url) in origins
+        if not self._trusted(self.base_url):
+            # A token is only ever sent to the provider's API origins (see Provider.api_origins).
+            raise ConfigurationError(
+                f"base_url {self.base_url.origin()} is not an API origin of provider {provider}; "
+                "add it to the provider's extra_api_origins if it is meant to get its tokens"
+            )
         self._context_headers = context_headers
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
@@ -136,8 +147,12 @@ class ApiClient:
         return f"ApiClient(provider={self._provider!r}, base_url={str(self.base_url)!r})"
 
     def url(self, endpoint: Endpoint, path_params: Mapping[str, str] | None = None) -> URL:
-        """The absolute URL of ``endpoint`` with its path parameters quoted."""
-        quoted = {name: quote(str(value), safe="") for name, value in (path_params or {}).items()}
+        """The absolute URL of ``endpoint`` with its path parameters quoted.
+
+        Raises:
+            UsageError: A path parameter is empty, ``.`` or ``..``.
+        """
+        quoted = {name: _segment(name, value) for name, value in (path_params or {}).items()}
         return URL(str(self.base_url) + endpoint.path.format(**quoted), encoded=True)
 
     async def call(
@@ -198,6 +213,8 @@ class ApiClient:
         session = self._manager.http_session()
         token = None
         if endpoint.auth != "none":
+            if not self._trusted(request.url):  # checked at construction; kept next to the token
+                raise ConfigurationError(f"{request.url.origin()} is not an API origin")
             token = await self._manager.access_token(self._provider, subject)
         # Labels for the session's trace configs (telemetry); the subject only as the app's
         # own trace config chooses to record it.
@@ -239,6 +256,20 @@ class ApiClient:
         return float(
             wait_random_exponential(multiplier=self._retry.initial, max=self._retry.max_wait)(state)
         )
+
+
+def _segment(name: str, value: object) -> str:
+    """One path parameter as one path segment, or a refusal.
+
+    Quoting makes ``/`` harmless, but ``.`` and ``..`` are dot segments that a server or
+    proxy normalising paths (RFC 3986 5.2.4) resolves to another resource, reached with the
+    same token; ``%2E`` is equivalent to ``.``, so encoding is no way out. An empty value
+    names the collection instead of a member.
+    """
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise UsageError(f"path parameter {name} must not be {text!r}")
+    return quote(text, safe="")
 
 
 def _with_bearer(request: HttpRequest, token: str | None) -> HttpRequest:

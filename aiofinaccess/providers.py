@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 import attrs
@@ -81,10 +81,55 @@ def _check_url(setting: str, url: URL | None, *, allow_insecure_http: bool) -> N
         )
 
 
+def check_discovery(
+    document: Mapping[str, Any], issuer: str | None, *, allow_insecure_http: bool
+) -> None:
+    """Apply the URL rule to the issuer and to every endpoint an OIDC/OAuth document names.
+
+    Endpoints the SDK does not use today are checked as well: an app (or a later version)
+    may use them, and a document naming a plain-http endpoint off loopback is suspect whole.
+
+    Raises:
+        ConfigurationError: A URL is not absolute http(s), or plain http off loopback.
+    """
+    urls: list[tuple[str, object]] = [("issuer", issuer), ("issuer", document.get("issuer"))]
+    urls += [
+        (name, value)
+        for name, value in document.items()
+        if name.endswith("_endpoint") or name == "jwks_uri"
+    ]
+    aliases = document.get("mtls_endpoint_aliases")
+    if isinstance(aliases, Mapping):
+        urls += [(f"mtls_endpoint_aliases.{name}", value) for name, value in aliases.items()]
+    for name, value in urls:
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigurationError(f"discovery document: {name} is not a URL string")
+        _check_url(name, URL(value), allow_insecure_http=allow_insecure_http)
+
+
 def _url(value: str | URL | None) -> URL | None:
     if value is None:
         return None
     return value if isinstance(value, URL) else URL(value)
+
+
+def _urls(values: Iterable[str | URL]) -> tuple[URL, ...]:
+    if isinstance(values, str | URL):  # one origin given bare: not a string of characters
+        values = (values,)
+    return tuple(URL(str(value)) for value in values)
+
+
+#: An RFC 6454 origin: scheme, host and port (the default port filled in).
+Origin = tuple[str, str, int]
+
+
+def origin_of(url: URL) -> Origin | None:
+    """The origin of an absolute http(s) URL, or ``None`` for anything else."""
+    if url.scheme not in ("http", "https") or not url.host or url.port is None:
+        return None
+    return (url.scheme, url.host.lower(), url.port)
 
 
 @attrs.frozen(slots=True)
@@ -115,6 +160,14 @@ class Provider:
             provider's own error shape (finAPI: 400 for a bad refresh token or password). Such
             a refusal of a refresh is treated like ``invalid_grant``.
         allow_insecure_http: Permit ``http://`` on non-loopback hosts.
+        require_callback_iss: Refuse an authorization callback without ``iss`` (RFC 9207).
+            On for Keycloak presets (Keycloak sends it unless a client is set to "exclude
+            issuer") and for documents advertising
+            ``authorization_response_iss_parameter_supported``.
+        extra_api_origins: More origins (``https://host[:port]``, no path) that may receive
+            this provider's bearer tokens, besides those of ``api_url`` and
+            ``web_form_url``. Bearer tokens go to :meth:`api_origins` only; add one with
+            ``attrs.evolve(provider, extra_api_origins=("https://files.example.com",))``.
     """
 
     name: str
@@ -133,6 +186,8 @@ class Provider:
     web_form_url: URL | None = attrs.field(default=None, converter=_url)
     refused_grant_status: int | None = None
     allow_insecure_http: bool = False
+    extra_api_origins: tuple[URL, ...] = attrs.field(default=(), converter=_urls)
+    require_callback_iss: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not self.name or ":" in self.name:
@@ -148,10 +203,30 @@ class Provider:
             _check_url(
                 setting, getattr(self, setting), allow_insecure_http=self.allow_insecure_http
             )
+        for extra in self.extra_api_origins:
+            _check_url("extra_api_origins", extra, allow_insecure_http=self.allow_insecure_http)
+            if extra.path not in ("", "/") or extra.query_string or extra.fragment or extra.user:
+                raise ConfigurationError(
+                    f"extra_api_origins takes bare origins (scheme://host[:port]), got {extra}"
+                )
         if self.default_expires_in is not None and not (
             math.isfinite(self.default_expires_in) and self.default_expires_in > 0
         ):
             raise ConfigurationError("default_expires_in must be a positive number or None")
+
+    def api_origins(self) -> frozenset[Origin]:
+        """The origins this provider's bearer tokens may be sent to (RFC 6454).
+
+        Those of ``api_url`` and ``web_form_url``, and ``extra_api_origins``. Never the
+        token endpoint's: tokens are obtained there, not spent.
+        """
+        urls = (self.api_url, self.web_form_url, *self.extra_api_origins)
+        return frozenset(o for o in (origin_of(u) for u in urls if u is not None) if o)
+
+    def is_api_origin(self, url: URL) -> bool:
+        """Whether ``url`` lies on one of :meth:`api_origins` (scheme, host and port)."""
+        origin = origin_of(url)
+        return origin is not None and origin in self.api_origins()
 
     @classmethod
     def from_discovery(
@@ -173,11 +248,13 @@ class Provider:
                 ``issuer`` exactly (OIDC Discovery 4.3).
 
         Raises:
-            ConfigurationError: A required endpoint is missing or the issuer does not match.
+            ConfigurationError: A required endpoint is missing, the issuer does not match, or
+                the issuer or any endpoint breaks the ``allow_insecure_http`` rule.
         """
         token_url = document.get("token_endpoint")
         if not isinstance(token_url, str):
             raise ConfigurationError("discovery document has no token_endpoint")
+        check_discovery(document, issuer, allow_insecure_http=allow_insecure_http)
         doc_issuer = document.get("issuer")
         if issuer is not None and doc_issuer != issuer:
             raise ConfigurationError(
@@ -205,6 +282,9 @@ class Provider:
             client_auth=client_auth,
             default_scopes=default_scopes,
             allow_insecure_http=allow_insecure_http,
+            require_callback_iss=(
+                document.get("authorization_response_iss_parameter_supported") is True
+            ),
         )
 
 
@@ -314,6 +394,7 @@ def _keycloak(
     scopes: tuple[str, ...],
     client_auth: ClientAuthMethod,
     allow_insecure_http: bool,
+    require_callback_iss: bool,
 ) -> Provider:
     if not realm or "/" in realm:
         raise ConfigurationError(f"realm must be a non-empty name without '/', got {realm!r}")
@@ -331,6 +412,7 @@ def _keycloak(
         rotates_refresh_tokens=True,
         default_scopes=scopes,
         allow_insecure_http=allow_insecure_http,
+        require_callback_iss=require_callback_iss,
     )
 
 
@@ -394,6 +476,7 @@ class Everifin:
         name: str = "everifin",
         client_auth: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_POST,
         allow_insecure_http: bool = False,
+        require_callback_iss: bool = True,
     ) -> Provider:
         """Everifin at explicit hosts.
 
@@ -403,6 +486,8 @@ class Everifin:
             realm: Keycloak realm Everifin assigned (default ``everifin_app``).
             scopes: ``("ais",)``, ``("pis",)`` or both.
             api_prefix: Path prefix of the BankConnect API (UNCERTAIN: ``/v1`` or ``/api/v1``).
+            require_callback_iss: Refuse callbacks without ``iss``; turn off only for a
+                client set to "exclude issuer from authentication response".
         """
         unknown = set(scopes) - {"ais", "pis", "openid", "offline_access"}
         if unknown:
@@ -416,6 +501,7 @@ class Everifin:
             scopes=scopes,
             client_auth=client_auth,
             allow_insecure_http=allow_insecure_http,
+            require_callback_iss=require_callback_iss,
         )
 
 
@@ -440,6 +526,7 @@ class Oidc:
         scopes: tuple[str, ...] = (),
         rotates_refresh_tokens: bool = True,
         allow_insecure_http: bool = False,
+        require_callback_iss: bool = False,
     ) -> Provider:
         """A provider with explicitly named endpoints."""
         return Provider(
@@ -454,6 +541,7 @@ class Oidc:
             rotates_refresh_tokens=rotates_refresh_tokens,
             default_scopes=scopes,
             allow_insecure_http=allow_insecure_http,
+            require_callback_iss=require_callback_iss,
         )
 
     @staticmethod
@@ -466,8 +554,13 @@ class Oidc:
         scopes: tuple[str, ...] = (),
         client_auth: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_POST,
         allow_insecure_http: bool = False,
+        require_callback_iss: bool = True,
     ) -> Provider:
-        """A Keycloak realm. ``base_url`` includes ``/auth`` when the server still uses it."""
+        """A Keycloak realm. ``base_url`` includes ``/auth`` when the server still uses it.
+
+        ``require_callback_iss``: Keycloak sends ``iss`` unless the client is set to "exclude
+        issuer from authentication response"; only then turn it off.
+        """
         return _keycloak(
             name=name,
             idp_url=base_url,
@@ -476,4 +569,5 @@ class Oidc:
             scopes=scopes,
             client_auth=client_auth,
             allow_insecure_http=allow_insecure_http,
+            require_callback_iss=require_callback_iss,
         )

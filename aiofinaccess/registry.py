@@ -55,6 +55,8 @@ class Entry:
     # The revealed access token and its stale deadline, copied out for the fast path.
     token: str | None = attrs.field(default=None, repr=False)
     stale_at: float = _NEG_INF
+    #: Until then the token may still be handed out (``must_refresh_at``).
+    usable_until: float = _NEG_INF
     last_used: float = _NEG_INF
     #: When this process last published a set it redeemed itself (not restored or adopted).
     renewed_at: float = _NEG_INF
@@ -80,6 +82,7 @@ class Entry:
         self.deadlines = None
         self.token = None
         self.stale_at = _NEG_INF
+        self.usable_until = _NEG_INF
         self.generation += 1
 
     @property

@@ -283,6 +283,7 @@ class RenewalDriver:
         entry.deadlines = deadlines
         entry.token = token_set.access_token.reveal()
         entry.stale_at = deadlines.stale_at
+        entry.usable_until = deadlines.must_refresh_at
         entry.failures = 0
         entry.retry_at = _NEG_INF
         entry.reauth = None
@@ -635,11 +636,15 @@ class RenewalDriver:
             self.stats.rotations += 1
             self._hub.emit(Rotated(key.hashed, key.provider, version, subject=key.subject))
         logger.debug("token set %s renewed, version %d", key.hashed, version)
-        if entry.deadlines is not None and (
-            decide(entry.deadlines, self._clock.monotonic()) is Action.REFRESH_THEN_USE
+        if (
+            entry.deadlines is not None
+            and (fresh.lifetime or 0.0) > 0
+            and decide(entry.deadlines, self._clock.monotonic()) is Action.REFRESH_THEN_USE
         ):
             # The answer came so late that the new token is already spent: never hand it
-            # out. One more round (the lease is still ours); a second late answer fails.
+            # out. One more round (the lease is still ours); a second late answer fails. (A
+            # token *issued* expired, `expires_in: 0` from a server other than finAPI, is
+            # handed out as it is: there is nothing better to get.)
             run.late_answers += 1
             if run.late_answers > 1:
                 raise TransportError(

@@ -10,7 +10,6 @@ failure to connect proves the server never saw the request.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Any, Final
@@ -20,10 +19,17 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from ._json import parse_json
 from .errors import TransportError
 from .tokens import Secret
 
-__all__ = ["DEFAULT_MAX_BODY", "HttpRequest", "HttpResponse", "new_request_id", "send"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "HttpRequest",
+    "HttpResponse",
+    "new_request_id",
+    "send",
+]
 
 #: Token and API error bodies are small; anything past this is refused rather than buffered.
 DEFAULT_MAX_BODY: Final = 4 * 1024 * 1024
@@ -72,8 +78,8 @@ class HttpResponse:
         return 200 <= self.status < 300
 
     def json(self) -> Any:
-        """Decode the body as JSON. Raises ``ValueError`` if it is not JSON."""
-        return json.loads(self.body)
+        """Decode the body as JSON. Raises ``ValueError`` if it is not JSON (or too deep)."""
+        return parse_json(self.body)
 
 
 def _reveal(pairs: Pairs) -> list[tuple[str, str]]:

@@ -41,12 +41,14 @@ import attrs
 from aiohttp import web
 from yarl import URL
 
+from ._json import parse_json
 from .authorization import AuthorizationRequest
 from .errors import (
     AuthorizationDenied,
     AuthorizationFlowError,
     ConfigurationError,
     StateMismatchError,
+    StoreError,
 )
 from .manager import SessionManager
 from .providers import Provider
@@ -102,7 +104,13 @@ class _Outcome:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> _Outcome:
-        return cls(**json.loads(data), replayed=True)
+        record = _record(data, ("subject", "next_url"))
+        fields = {a.name for a in attrs.fields(cls)} - {"cause", "replayed"}
+        if not set(record) <= fields or not all(
+            isinstance(record.get(name), str | None) for name in fields
+        ):
+            raise StoreError("a pending authorization record is unreadable")
+        return cls(**record, replayed=True)
 
     def exception(self) -> AuthorizationFlowError | None:
         if self.error_kind is None:
@@ -126,6 +134,21 @@ def _failed(subject: str, next_url: str, exc: BaseException) -> _Outcome:
     return _Outcome(
         subject, next_url, "exchange", f"the code exchange failed ({reason})", cause=exc
     )
+
+
+def _record(data: bytes, required: tuple[str, ...]) -> dict[str, Any]:
+    """A stored JSON record with ``required`` string fields, or :class:`StoreError`.
+
+    Whoever can write the store (another tenant of a Redis without encryption) can plant any
+    bytes here; they must fail typed, never as ``KeyError`` or ``RecursionError``.
+    """
+    try:
+        record = parse_json(data)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in required):
+        raise StoreError("a pending authorization record is unreadable")
+    return record
 
 
 def _local_path(value: str | None, default: str) -> str:
@@ -255,7 +278,9 @@ class ConnectFlow:
     async def _settle(self, digest: str, user: str, query: dict[str, str]) -> _Outcome:
         raw = await self._store.get_pending(self._key("req", digest))
         if raw is not None:
-            pending: dict[str, Any] = json.loads(raw)
+            pending = _record(raw, ("subject", "next_url"))
+            if not isinstance(pending.get("request"), dict):
+                raise StoreError("a pending authorization record is unreadable")
             if pending["subject"] != user:
                 raise StateMismatchError("callback state was issued to another user")
             if await self._store.take_pending(self._key("claim", digest)) is not None:

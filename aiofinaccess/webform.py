@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
 from collections.abc import Iterable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import attrs
 
+from ._json import parse_json
 from .errors import ConfigurationError, ValidationError
 from .manager import SessionManager
 from .models import read_model, to_wire
@@ -272,7 +272,7 @@ class WebForm:
 def _read_form(body: bytes, what: str) -> WebForm:
     """A WebForm body; a missing or ``null`` payload reads as an empty one."""
     try:
-        document = json.loads(body)
+        document = parse_json(body)
     except ValueError:
         return read_model(body, WebForm, what=what)  # raises UnexpectedResponseError
     if isinstance(document, dict) and document.get("payload") is None:

@@ -307,7 +307,9 @@ async def sdk_overhead(calls: int, rounds: int = 5) -> dict[str, float]:
     does), and after ``access_token()`` plus building the header. Machine load barely moves
     these figures, unlike the throughput of two processes sharing two cores.
     """
-    provider = Oidc.endpoints(name="bench", token_url="https://idp.example.com/token")
+    provider = Oidc.endpoints(
+        name="bench", token_url="https://idp.example.com/token", api_url="http://127.0.0.1:9/v1"
+    )
     samples: dict[str, list[float]] = {"bearer_auth": [], "access_token_header": []}
     async with SessionManager() as manager:
         manager.register(provider, ClientCredentials("c", "s"))

@@ -54,7 +54,10 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def running_redis(
-    *, password: str | None = None, unix_socket: bool = False
+    *,
+    password: str | None = None,
+    unix_socket: bool = False,
+    tls: tuple[Path, Path, Path] | None = None,
 ) -> AsyncIterator[str]:
     """Start ``redis-server`` on a free port; yield ``redis://127.0.0.1:<port>/0``.
 
@@ -62,6 +65,8 @@ async def running_redis(
         password: Passed as ``--requirepass``; the yielded URL does not contain it.
         unix_socket: Also listen on a socket in the temporary directory, and yield
             ``unix://<path>?db=0`` instead.
+        tls: ``(certificate, key, CA certificate)`` files: also listen with TLS on another
+            port (clients need no certificate), and yield ``rediss://127.0.0.1:<port>/0``.
     """
     binary = redis_server_binary()
     with tempfile.TemporaryDirectory(prefix="aiofinaccess-redis-") as tmp:
@@ -76,14 +81,21 @@ async def running_redis(
             socket_path = Path(tmp) / "redis.sock"
             if unix_socket:
                 command += ["--unixsocket", str(socket_path), "--unixsocketperm", "700"]
+            tls_port = free_port()
+            if tls is not None:
+                cert, key, ca = (str(path) for path in tls)
+                command += ["--tls-port", str(tls_port), "--tls-cert-file", cert]
+                command += ["--tls-key-file", key, "--tls-ca-cert-file", ca]
+                command += ["--tls-auth-clients", "no"]
             process = await asyncio.to_thread(subprocess.Popen, command, stdin=subprocess.DEVNULL)
             try:
                 if await _wait_ready(process, port):
-                    yield (
-                        f"unix://{socket_path}?db=0"
-                        if unix_socket
-                        else f"redis://127.0.0.1:{port}/0"
-                    )
+                    if tls is not None:
+                        yield f"rediss://127.0.0.1:{tls_port}/0"
+                    elif unix_socket:
+                        yield f"unix://{socket_path}?db=0"
+                    else:
+                        yield f"redis://127.0.0.1:{port}/0"
                     return
                 text = log.read_text(errors="replace") if log.exists() else ""
                 if attempt < 2 and "Address already in use" in text:

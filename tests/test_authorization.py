@@ -110,7 +110,9 @@ class TestParseCallback:
     def test_accepts_a_query_mapping(self) -> None:
         """Web frameworks hand over the query as a mapping."""
         request = _request()
-        response = parse_callback({"code": "c", "state": request.state}, request)
+        response = parse_callback(
+            {"code": "c", "state": request.state, "iss": EVERIFIN.issuer}, request
+        )
         assert response.code == Secret("c")
 
     @pytest.mark.parametrize("state", [None, "", "forged", "x" * 43])
@@ -135,6 +137,7 @@ class TestParseCallback:
                     "error": "access_denied",
                     "error_description": "User cancelled",
                     "state": request.state,
+                    "iss": EVERIFIN.issuer,
                 },
                 request,
             )
@@ -145,7 +148,14 @@ class TestParseCallback:
         """An error we never heard of is still AuthorizationDenied."""
         request = _request()
         with pytest.raises(AuthorizationDenied) as info:
-            parse_callback({"error": "temporarily_unavailable", "state": request.state}, request)
+            parse_callback(
+                {
+                    "error": "temporarily_unavailable",
+                    "state": request.state,
+                    "iss": EVERIFIN.issuer,
+                },
+                request,
+            )
         assert info.value.error == "temporarily_unavailable"
 
     def test_issuer_mismatch_is_refused(self) -> None:
@@ -162,4 +172,4 @@ class TestParseCallback:
         """A callback must say something."""
         request = _request()
         with pytest.raises(AuthorizationFlowError, match="neither"):
-            parse_callback({"state": request.state}, request)
+            parse_callback({"state": request.state, "iss": EVERIFIN.issuer}, request)

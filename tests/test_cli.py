@@ -106,6 +106,7 @@ async def test_login_everifin_then_tokens_are_listed_redacted(
         f'store = "{store}"\n\n[providers.everifin]\n'
         f'idp_url = "{sandbox.idp_url}"\napi_url = "{sandbox.api_url}"\n'
     )
+    config.chmod(0o600)  # readable by others would be warned about on stderr
     env["AIOFINACCESS_EVERIFIN_CLIENT_ID"] = sandbox.config.everifin_client_id
     env["AIOFINACCESS_EVERIFIN_CLIENT_SECRET"] = sandbox.config.everifin_client_secret
 
@@ -185,10 +186,12 @@ async def test_login_oidc_discovers_the_issuer(
     sandbox: Sandbox, env: dict[str, str], tmp_path: Path
 ) -> None:
     """Any OIDC server: endpoints from discovery, tokens under the given name (default store)."""
+    secret = tmp_path / "client-secret"
+    secret.write_text(sandbox.config.everifin_client_secret)
     code, out, err, _ = await login(
         env, "oidc", "--name", "kc", "--issuer", sandbox.issuer, "--scope", "ais",
         "--client-id", sandbox.config.everifin_client_id,
-        "--client-secret", sandbox.config.everifin_client_secret, "--subject", "alice",
+        "--client-secret-file", str(secret), "--subject", "alice",
     )  # fmt: skip
     assert (code, err) == (0, "")
     default_store = tmp_path / "data" / "aiofinaccess" / "tokens.db"

@@ -21,8 +21,10 @@ from aiofinaccess.bankconnect import Account, Transaction, _envelope, _items
 from aiofinaccess.errors import ApiError, error_from_response, parse_error_body, parse_retry_after
 from aiofinaccess.lifecycle import decide, plan
 from aiofinaccess.models import read_model
+from aiofinaccess.oauth import parse_token_http_response
 from aiofinaccess.tokens import Anchor, parse_token_response
 from aiofinaccess.transport import HttpResponse
+from aiofinaccess.webform import _read_form
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -220,3 +222,35 @@ def test_refresh_policy_configuration(fraction: float, low: float, high: float) 
         return
     for lifetime in (0.5, 2.0, 300.0, 3600.0):
         assert 0 <= policy.lead(lifetime) <= lifetime / 2
+
+
+def _nested(depth: int, opener: bytes, closer: bytes, leaf: bytes) -> bytes:
+    return opener * depth + leaf + closer * depth
+
+
+nested_bodies = st.builds(
+    _nested,
+    st.integers(1, 200_000),
+    st.sampled_from([b"[", b'{"a":', b'{"data":', b'{"errors":[', b'[{"x":']),
+    st.sampled_from([b"]", b"}", b"}", b"]}", b"}]"]),
+    st.sampled_from([b"1", b"", b"null", b'"s"']),
+)
+
+
+@settings(max_examples=min(EXAMPLES, 300), deadline=None)
+@given(nested_bodies, st.integers(100, 599))
+def test_deeply_nested_bodies(data: bytes, status: int) -> None:
+    """JSON nested past the recursion limit fails typed in every parser (issue 12 item 9)."""
+    response = HttpResponse(status=200, headers=CIMultiDict(), body=data)  # type: ignore[arg-type]
+    parse_error_body(data)
+    assert isinstance(error_from_response(status, data, CIMultiDict()), ApiError)
+    for parse in (
+        lambda: parse_token_http_response(Everifin.stage(), response, sent=SENT),
+        lambda: _envelope(response, "fuzz"),
+        lambda: read_model(data, Account, what="fuzz"),
+        lambda: _read_form(data, "fuzz"),
+    ):
+        try:
+            parse()
+        except AiofinaccessError:
+            continue

@@ -155,7 +155,7 @@ class TestCancellation:
             return CallbackResult(payload=token_body("AT-1", "RT-1"))
 
         mocked.post(token_url(EVERIFIN), callback=slow_endpoint)
-        callback = {"code": "c-1", "state": request.state}
+        callback = {"code": "c-1", "state": request.state, "iss": str(EVERIFIN.issuer)}
         caller = asyncio.create_task(
             manager.complete_authorization(EVERIFIN, USER, callback, request)
         )

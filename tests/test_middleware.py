@@ -27,7 +27,7 @@ async def _manager(
 ) -> SessionManager:
     manager = SessionManager(session=session)
     manager.register(
-        Oidc.keycloak(provider.base_url, "test", name="kc"),
+        Oidc.keycloak(provider.base_url, "test", name="kc", api_url=provider.base_url),
         ClientCredentials(CLIENT_ID, CLIENT_SECRET),
     )
     await manager.login_with_password("kc", "alice", USERS["alice"])

@@ -66,7 +66,9 @@ async def _run_every_flow(
     errors: list[BaseException] = []
     client_side_secrets: set[str] = set()
     async with aiohttp.ClientSession() as plain:
-        keycloak = await discover(plain, provider.base_url + REALM, name="kc")
+        keycloak = await discover(
+            plain, provider.base_url + REALM, name="kc", api_url=provider.base_url
+        )
     finapi = FinApi.at(provider.base_url, name="fin")
     basic = Oidc.keycloak(
         provider.base_url, "test", name="basic", client_auth=ClientAuthMethod.CLIENT_SECRET_BASIC

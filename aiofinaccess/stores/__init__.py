@@ -176,23 +176,25 @@ def check_ttl(ttl: float) -> float:
     return float(ttl)
 
 
-def seal_pending(codec: TokenCodec, data: bytes) -> bytes:
-    """Pass opaque bytes through a token codec, so an encrypting codec protects them too.
+def seal_pending(codec: TokenCodec, state: str, data: bytes) -> bytes:
+    """Pass opaque bytes through a token codec, sealed to ``state``, so an encrypting codec
+    protects them too.
 
     The codec protocol speaks token sets only; wrapping the bytes as one (base64 in the
     access-token slot) lets every codec, the app's own included, seal them unchanged.
     """
     wrapped = TokenSet(access_token=base64.urlsafe_b64encode(data).decode("ascii"))
-    return codec.encode(wrapped)
+    return codec.encode(wrapped, kind="pending", key=state)
 
 
-def open_pending(codec: TokenCodec, sealed: bytes) -> bytes:
+def open_pending(codec: TokenCodec, state: str, sealed: bytes) -> bytes:
     """Inverse of :func:`seal_pending`.
 
     Raises:
-        StoreError: The record cannot be decoded (another codec or key wrote it).
+        StoreError: The record cannot be decoded (another codec or key wrote it), or was
+            sealed under another state or as a token set (a row moved in the store).
     """
-    wrapped = codec.decode(sealed)
+    wrapped = codec.decode(sealed, kind="pending", key=state)
     try:
         return base64.urlsafe_b64decode(wrapped.access_token.reveal().encode("ascii"))
     except (binascii.Error, ValueError):

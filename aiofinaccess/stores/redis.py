@@ -153,6 +153,33 @@ class _RedisLease:
         return True
 
 
+def _tls_options(url: str) -> dict[str, bool]:
+    """For ``rediss://``: ask for the hostname check, and refuse a URL that turns checks off.
+
+    redis-py 5.x defaulted ``ssl_check_hostname`` to False, so any certificate from a trusted
+    CA, for any name, was accepted; it is passed explicitly whatever the installed default.
+    Options in the URL override keyword arguments in redis-py, hence the refusal.
+    """
+    if urlsplit(url).scheme != "rediss":
+        return {}
+    query = {
+        name.lower(): values[-1].lower() for name, values in parse_qs(urlsplit(url).query).items()
+    }
+    if query.get("ssl_check_hostname", "true") in (
+        "false",
+        "0",
+        "no",
+        "off",
+        "n",
+        "f",
+    ) or query.get("ssl_cert_reqs", "required") in ("none", "optional"):
+        raise ConfigurationError(
+            "url turns TLS certificate verification off; RedisStore always verifies "
+            "(pass your own client= to decide otherwise)"
+        )
+    return {"ssl_check_hostname": True}
+
+
 class _Changes:
     """One iterator of the change feed: a queue the store's reader fills; ``None`` ends it."""
 
@@ -186,7 +213,8 @@ class RedisStore:
         codec: Token set <-> bytes; :class:`~aiofinaccess.stores.codec.JsonCodec` by default,
             :class:`~aiofinaccess.stores.codec.FernetCodec` to encrypt at rest.
         lease_poll: Seconds between attempts to take a held lease (plus up to as much jitter).
-        client: A ``redis.asyncio.Redis`` to use instead of ``url``; the store never closes it.
+        client: A ``redis.asyncio.Redis`` to use instead of ``url``; the store never closes it,
+            and its TLS settings are the app's (pass ``ssl_check_hostname=True``).
 
     Raises:
         ConfigurationError: A bad ``url`` or ``lease_poll``, or redis-py is not installed.
@@ -210,9 +238,10 @@ class RedisStore:
         if client is None:
             if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
                 raise ConfigurationError("url must start with redis://, rediss:// or unix://")
+            tls = _tls_options(url)
             try:
                 self._target = _describe(url)
-                client = aioredis.Redis.from_url(url)
+                client = aioredis.Redis.from_url(url, **tls)
             except ValueError:  # its message may quote the URL, password and all
                 raise ConfigurationError("url is not a valid Redis URL") from None
         self._client = client
@@ -256,7 +285,7 @@ class RedisStore:
         if version is None or data is None:
             return None
         data = data.encode() if isinstance(data, str) else data
-        return Versioned(self._codec.decode(data), int(version))
+        return Versioned(self._codec.decode(data, kind="token_set", key=str(key)), int(version))
 
     async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
         """Compare-and-swap ``token_set`` in at ``expected_version`` and announce it.
@@ -267,7 +296,7 @@ class RedisStore:
         """
         version = secrets.randbits(62)
         expected = "" if expected_version is None else str(expected_version)
-        data = self._codec.encode(token_set)
+        data = self._codec.encode(token_set, kind="token_set", key=str(key))
         args: list[str | bytes] = [expected, str(version), data, str(key), key.provider]
         args.append(self._channel)
         if not await self._call("put", key, self._put(keys=self._keys_of(key), args=args)):
@@ -299,7 +328,8 @@ class RedisStore:
             replies = await self._call("get many", None, pipe.execute())
             for key, (version, data) in zip(batch, replies, strict=True):
                 if version is not None and data is not None:
-                    found[key] = Versioned(self._codec.decode(_bytes(data)), int(version))
+                    token_set = self._codec.decode(_bytes(data), kind="token_set", key=str(key))
+                    found[key] = Versioned(token_set, int(version))
         return found
 
     @asynccontextmanager
@@ -355,18 +385,18 @@ class RedisStore:
             StoreError: Redis failed.
         """
         px = max(1, math.ceil(check_ttl(ttl) * 1000))
-        sealed = seal_pending(self._codec, data)
+        sealed = seal_pending(self._codec, state, data)
         await self._call("put pending", None, self._client.set(self._pending(state), sealed, px=px))
 
     async def get_pending(self, state: str) -> bytes | None:
         """The live record under ``state``, or ``None``."""
         raw = await self._call("get pending", None, self._client.get(self._pending(state)))
-        return None if raw is None else open_pending(self._codec, _bytes(raw))
+        return None if raw is None else open_pending(self._codec, state, _bytes(raw))
 
     async def take_pending(self, state: str) -> bytes | None:
         """``GETDEL`` the record: atomic in Redis, so one taker wins across every worker."""
         raw = await self._call("take pending", None, self._client.getdel(self._pending(state)))
-        return None if raw is None else open_pending(self._codec, _bytes(raw))
+        return None if raw is None else open_pending(self._codec, state, _bytes(raw))
 
     def _pending(self, state: str) -> str:
         return f"{self._prefix}pending:{state}"

@@ -23,7 +23,9 @@ Theory of operation
 * **Crash safety.** WAL journal with ``synchronous=NORMAL``: a committed write survives any
   crash of the process; only an OS crash or power loss can lose the last commits (never
   corrupt the file). The file is created with mode 0600; SQLite gives its ``-wal`` and
-  ``-shm`` files the same mode.
+  ``-shm`` files the same mode. An existing file is trusted only if it is no symbolic link,
+  is ours, and sits in a directory others cannot write; group/other bits on it and on its
+  companions are removed (:mod:`._files`).
 
 aiosqlite runs the one connection of a store on its own thread, so no call blocks the event
 loop.
@@ -48,6 +50,7 @@ import aiosqlite
 from ..errors import ConfigurationError, LeaseBusyError, StoreConflictError, StoreError
 from ..tokens import TokenKey, TokenSet
 from . import Versioned, check_ttl, open_pending, seal_pending
+from ._files import check_companions, open_private
 from .codec import JsonCodec, TokenCodec
 
 __all__ = ["SQLiteStore"]
@@ -211,7 +214,9 @@ class SQLiteStore:
         if not rows:
             return None
         version, data = rows[0]
-        return Versioned(self._codec.decode(bytes(data)), int(version))
+        return Versioned(
+            self._codec.decode(bytes(data), kind="token_set", key=str(key)), int(version)
+        )
 
     async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
         """Write ``token_set`` if the stored version equals ``expected_version`` (atomically).
@@ -225,7 +230,7 @@ class SQLiteStore:
             StoreConflictError: The stored version is not ``expected_version``.
             StoreError: The write failed.
         """
-        data = self._codec.encode(token_set)
+        data = self._codec.encode(token_set, kind="token_set", key=str(key))
         version = secrets.randbits(62)
         while version == expected_version:  # pragma: no cover  (one chance in 2**62)
             version = secrets.randbits(62)
@@ -292,7 +297,7 @@ class SQLiteStore:
             StoreError: The write failed.
         """
         now = time.time()
-        sealed = seal_pending(self._codec, data)
+        sealed = seal_pending(self._codec, state, data)
         await self._execute(_PUT_PENDING, (state, sealed, now + check_ttl(ttl)))
         await self._execute("DELETE FROM pending_authorizations WHERE expires_at <= ?", (now,))
 
@@ -300,7 +305,7 @@ class SQLiteStore:
         """The live record under ``state``, or ``None``."""
         sql = "SELECT data FROM pending_authorizations WHERE state = ? AND expires_at > ?"
         _, rows = await self._execute(sql, (state, time.time()))
-        return open_pending(self._codec, bytes(rows[0][0])) if rows else None
+        return open_pending(self._codec, state, bytes(rows[0][0])) if rows else None
 
     async def take_pending(self, state: str) -> bytes | None:
         """Delete the record and return it, in one statement: one taker wins, across processes.
@@ -314,7 +319,7 @@ class SQLiteStore:
         _, rows = await self._execute(sql, (state,))
         if not rows or rows[0][1] <= time.time():
             return None  # an expired row is deleted all the same
-        return open_pending(self._codec, bytes(rows[0][0]))
+        return open_pending(self._codec, state, bytes(rows[0][0]))
 
     async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
         """The stored sets of ``keys`` that exist, read in batches of 500 keys per statement.
@@ -331,7 +336,8 @@ class SQLiteStore:
             sql = f"SELECT key, version, data FROM token_sets WHERE key IN ({marks})"  # noqa: S608
             _, rows = await self._execute(sql, batch)
             for name, version, data in rows:
-                found[wanted[name]] = Versioned(self._codec.decode(bytes(data)), int(version))
+                token_set = self._codec.decode(bytes(data), kind="token_set", key=name)
+                found[wanted[name]] = Versioned(token_set, int(version))
         return found
 
     @asynccontextmanager
@@ -429,6 +435,8 @@ class SQLiteStore:
             # survives a crash of the process; only an OS crash can lose the last commits.
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.executescript(_SCHEMA)
+            # SQLite has created -wal and -shm by now: check them as well.
+            await asyncio.to_thread(check_companions, self._path)
         except BaseException as exc:
             if conn is not None:
                 await conn.close()
@@ -438,8 +446,9 @@ class SQLiteStore:
         return conn
 
     def _create_file(self) -> None:
-        # Create the file ourselves so that it is never readable by others, not even briefly.
-        os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # Create the file ourselves so that it is never readable by others, not even briefly;
+        # and trust an existing one only if it is ours, private and not a link (see _files).
+        open_private(self._path)
 
     async def _execute(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[int, list[Any]]:
         """Run one statement; return the number of changed rows and the result rows."""

@@ -107,7 +107,9 @@ class StoreClient:
             return (
                 None
                 if record is None
-                else Versioned(self._shared.codec.decode(record[1]), record[0])
+                else Versioned(
+                    self._shared.codec.decode(record[1], kind="token_set", key=str(key)), record[0]
+                )
             )
 
         return await self._call(effect, fails_after=False)
@@ -120,13 +122,16 @@ class StoreClient:
             for key in wanted:
                 record = self._shared.records.get(key)
                 if record is not None:
-                    found[key] = Versioned(self._shared.codec.decode(record[1]), record[0])
+                    found[key] = Versioned(
+                        self._shared.codec.decode(record[1], kind="token_set", key=str(key)),
+                        record[0],
+                    )
             return found
 
         return await self._call(effect, fails_after=False)
 
     async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
-        data = self._shared.codec.encode(token_set)
+        data = self._shared.codec.encode(token_set, kind="token_set", key=str(key))
         version = self._shared.rng.getrandbits(62)
         refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
 

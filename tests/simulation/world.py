@@ -483,6 +483,7 @@ class World:
 
     def run(self) -> list[str]:
         sdk_log = logging.getLogger("aiofinaccess")
+        level, handlers = sdk_log.level, list(sdk_log.handlers)
         sdk_log.setLevel(logging.DEBUG if self.verbose else logging.CRITICAL)
         if self.verbose:
             handler = logging.StreamHandler(sys.stdout)
@@ -507,6 +508,8 @@ class World:
                     self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.loop.close()
             asyncio.set_event_loop(None)
+            sdk_log.setLevel(level)
+            sdk_log.handlers[:] = handlers
         return self.violations
 
 
