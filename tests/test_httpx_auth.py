@@ -9,10 +9,11 @@ import aiohttp
 import httpx
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from aiofinaccess import ClientCredentials, ConfigurationError, Oidc, SessionManager, UsageError
 from aiofinaccess.integrations.httpx import HttpxAuth
-from aiofinaccess.integrations.origins import origin_of, provider_origins, trusted
+from aiofinaccess.providers import origin_of
 from aiofinaccess.sandbox import Sandbox, headless_login
 from aiofinaccess.testing import sandbox_providers
 
@@ -155,20 +156,30 @@ async def test_the_token_never_leaves_the_trusted_origins(
     assert seen[-1] == f"{api_host}/echo None"
 
 
-def test_origins_compare_scheme_host_and_port() -> None:
-    origins = frozenset({("https", "api.example.com", 443)})
-    assert origin_of("https://API.example.com:443/v1") == ("https", "api.example.com", 443)
-    assert trusted("https://api.example.com/v1/accounts", origins)
+async def test_origins_compare_scheme_host_and_port(connected: SessionManager) -> None:
+    """Only the API origin itself: no other scheme, port, suffix, prefix or userinfo trick."""
+    auth = HttpxAuth(connected, "everifin", USER, trusted_origins=["https://api.example.com"])
+    token = await connected.access_token("everifin", USER)
+    sent: dict[str, str | None] = {}
     for url in (
+        "https://API.example.com:443/v1",
         "http://api.example.com/v1",
         "https://api.example.com:8443/v1",
         "https://api.example.com.evil.example/v1",
         "https://evil.example/https://api.example.com/",
         "https://api.example.com@evil.example/v1",
-        "ftp://api.example.com/",
-        "/v1/relative",
     ):
-        assert not trusted(url, origins), url
+        flow = auth.async_auth_flow(httpx.Request("GET", url))
+        sent[url] = (await anext(flow)).headers.get("Authorization")
+        await flow.aclose()
+    assert sent == {
+        "https://API.example.com:443/v1": f"Bearer {token}",
+        "http://api.example.com/v1": None,
+        "https://api.example.com:8443/v1": None,
+        "https://api.example.com.evil.example/v1": None,
+        "https://evil.example/https://api.example.com/": None,
+        "https://api.example.com@evil.example/v1": None,
+    }
 
 
 async def test_misuse_fails_early(connected: SessionManager) -> None:
@@ -176,9 +187,8 @@ async def test_misuse_fails_early(connected: SessionManager) -> None:
         HttpxAuth(connected, "nope")
     with pytest.raises(ConfigurationError, match="is not an http"):
         HttpxAuth(connected, "everifin", USER, trusted_origins=["api.example.com"])
-    assert provider_origins(connected.provider("everifin")) == {
-        origin_of(connected.provider("everifin").token_url)
-    }
+    everifin = connected.provider("everifin")
+    assert everifin.api_origins() == {origin_of(URL(str(everifin.api_url)))}
     auth = HttpxAuth(connected, "everifin", USER)
     assert "alice" not in repr(auth)
     with pytest.raises(UsageError, match=r"httpx\.AsyncClient only"):

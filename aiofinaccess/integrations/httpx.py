@@ -7,10 +7,11 @@
 Like :class:`~aiofinaccess.middleware.BearerAuth`: the bearer token comes from the manager
 (fresh from memory; one shared renewal when expired, however many requests wait), a 401 asks
 the manager once for a token other than the refused one (one shared renewal) and the request
-is replayed once: two rounds at most. The token goes only to the provider's origins (its API
-and token endpoint, see :mod:`aiofinaccess.integrations.origins`) and to those the app adds;
-any other URL is sent without it. httpx itself drops ``Authorization`` on a redirect to
-another origin, and a redirect never passes through this flow again.
+is replayed once: two rounds at most. The token goes only to the provider's API origins
+(:meth:`~aiofinaccess.providers.Provider.api_origins`: scheme, host and port of ``api_url``,
+``web_form_url`` and ``extra_api_origins``, the rule ``BearerAuth`` follows) and to those the
+app adds here; any other URL is sent without it. httpx itself drops ``Authorization`` on a
+redirect to another origin, and a redirect never passes through this flow again.
 
 Only ``httpx.AsyncClient``: the manager is async.
 """
@@ -23,10 +24,9 @@ from collections.abc import AsyncGenerator, Generator, Iterable
 import httpx
 from yarl import URL
 
-from ..errors import UsageError
+from ..errors import ConfigurationError, UsageError
 from ..manager import SessionManager
-from ..providers import Provider
-from .origins import provider_origins, trusted
+from ..providers import Provider, origin_of
 
 __all__ = ["HttpxAuth"]
 
@@ -40,11 +40,13 @@ class HttpxAuth(httpx.Auth):
         manager: The session manager that owns the token set.
         provider: The provider (or its name).
         subject: The end user's id, or ``None`` for the client's own token.
-        trusted_origins: More origins (``https://host[:port]``) that may receive the token.
+        trusted_origins: More origins (``https://host[:port]``) that may receive the token,
+            besides the provider's API origins.
 
     Raises:
         UsageError: The provider is not registered.
-        ConfigurationError: A trusted origin is not an ``http(s)`` URL.
+        ConfigurationError: A trusted origin is not an ``http(s)`` URL, or there is no
+            origin to send the token to.
     """
 
     # The body is read before the first send, so a replay after a 401 sends it again.
@@ -61,7 +63,18 @@ class HttpxAuth(httpx.Auth):
         self._manager = manager
         self._provider = manager.key(provider, subject).provider
         self._subject = subject
-        self._origins = provider_origins(manager.provider(self._provider), trusted_origins)
+        origins = set(manager.provider(self._provider).api_origins())
+        for url in trusted_origins:
+            origin = origin_of(URL(url))
+            if origin is None:
+                raise ConfigurationError(f"trusted origin {url!r} is not an http(s) URL")
+            origins.add(origin)
+        if not origins:
+            raise ConfigurationError(
+                f"provider {self._provider} has no API origin to send bearer tokens to: "
+                "give it an api_url, or pass trusted_origins"
+            )
+        self._origins = frozenset(origins)
 
     def __repr__(self) -> str:
         who = "client" if self._subject is None else "user"
@@ -75,7 +88,7 @@ class HttpxAuth(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Send with the bearer token; after a 401, renew once and replay once."""
-        if not trusted(URL(str(request.url)), self._origins):
+        if origin_of(URL(str(request.url))) not in self._origins:
             logger.debug("no token for %s: not an origin of %s", request.url.host, self._provider)
             yield request
             return
