@@ -538,12 +538,26 @@ class ReauthorizationRequired(AiofinaccessError):
         key: The token set's key, as a hash (user ids are personal data).
         reason: ``"invalid_grant"``, ``"no_token_set"``, ``"refresh_token_expired"``...
         cause: The provider's refusal (usually an :class:`OAuthError`), if one caused it.
+        provider: The provider's name, when the manager raised it.
+        subject: The app's user id (``None`` for the client's own token, or when unknown), so
+            the app can ask that user to connect again. Never part of the message, which
+            logs keep: that names the hash only.
     """
 
-    def __init__(self, key_hash: str | None, reason: str, cause: ApiError | None = None) -> None:
+    def __init__(
+        self,
+        key_hash: str | None,
+        reason: str,
+        cause: ApiError | None = None,
+        *,
+        provider: str | None = None,
+        subject: str | None = None,
+    ) -> None:
         self.key = key_hash
         self.reason = reason
         self.cause = cause
+        self.provider = provider
+        self.subject = subject
         subject = f"token set {key_hash}" if key_hash else "token set"
         text = f"re-authorization required for {subject}: {reason}"
         if cause is not None and cause.body.message:

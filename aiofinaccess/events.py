@@ -1,7 +1,10 @@
 """Typed lifecycle events and the counters an app can export.
 
 Events observe; they do not steer. Each is a frozen, slotted record that names the token set
-by its hashed key (user ids are personal data) and never carries a token. The manager hands
+by its hashed key and never carries a token. Each also carries the app's ``subject`` (the user
+id the set is stored under; ``None`` for a client token), so a handler can tell that user to
+connect again; it is left out of the record's ``repr`` (user ids are personal data, and logs
+keep the hash only). The manager hands
 them to callbacks (:meth:`~aiofinaccess.manager.SessionManager.subscribe`) and to async
 iterators (:meth:`~aiofinaccess.manager.SessionManager.events`).
 """
@@ -9,6 +12,7 @@ iterators (:meth:`~aiofinaccess.manager.SessionManager.events`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TypeAlias
@@ -40,6 +44,9 @@ class Refreshed:
             process renewed it and this one took it from the store).
         reason: ``scheduled``, ``on_demand`` or ``forced``.
         version: The store version now holding it.
+        subject: The app's user id (``None`` for a client token); not in the ``repr``.
+        late_by: Seconds from the moment the previous set turned stale to this one being
+            stored (negative: renewed ahead of time; ``None``: nothing was held before).
     """
 
     key: str
@@ -47,6 +54,8 @@ class Refreshed:
     grant: str
     reason: str
     version: int
+    subject: str | None = attrs.field(default=None, kw_only=True, repr=False)
+    late_by: float | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen(slots=True)
@@ -56,6 +65,7 @@ class Rotated:
     key: str
     provider: str
     version: int
+    subject: str | None = attrs.field(default=None, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=True)
@@ -75,15 +85,21 @@ class RefreshFailed:
     retryable: bool
     failures: int
     retry_in: float | None
+    subject: str | None = attrs.field(default=None, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=True)
 class ReauthRequired:
-    """The grant is dead: the end user must authorize again."""
+    """The grant is dead: the end user must authorize again.
+
+    ``subject`` is the app's user id to ask (``None`` for the client's own token);
+    :meth:`~aiofinaccess.manager.SessionManager.on_reauth_required` is the hook for that.
+    """
 
     key: str
     provider: str
     reason: str
+    subject: str | None = attrs.field(default=None, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=True)
@@ -94,6 +110,7 @@ class WriteAbandoned:
 
     key: str
     provider: str
+    subject: str | None = attrs.field(default=None, kw_only=True, repr=False)
 
 
 Event: TypeAlias = Refreshed | Rotated | RefreshFailed | ReauthRequired | WriteAbandoned
@@ -148,9 +165,18 @@ class EventHub:
             return
         for callback in list(self._callbacks):
             try:
-                callback(event)
+                result = callback(event)
             except Exception:
                 logger.warning("event callback %r failed", callback, exc_info=True)
+                continue
+            if inspect.isawaitable(result):
+                # subscribe() refuses coroutine functions; this one hid behind a plain call.
+                getattr(result, "close", lambda: None)()
+                logger.error(
+                    "event callback %r returned an awaitable, which never runs: subscribe a "
+                    "plain function, or iterate manager.events()",
+                    callback,
+                )
         for queue in self._queues:
             if queue.full():
                 queue.get_nowait()

@@ -31,12 +31,21 @@ import asyncio
 import collections
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Hashable,
+    Mapping,
+    Sequence,
+)
 from typing import Any, TypeVar
 
 import aiohttp
 
 from .authorization import AuthorizationRequest, build_authorization_request, parse_callback
+from .callbacks import ReauthCallback, awaiting, plain_subscriber, reauth_subscriber
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import (
     ConfigurationError,
@@ -76,6 +85,8 @@ _TOMBSTONES = 4096
 _REFUSED = (Status.REAUTH_REQUIRED, Status.REVOKED)
 #: Keys restored per store read.
 _RESTORE_BATCH = 500
+#: Read at start when no provider is registered yet: proves the store answers.
+_PROBE = TokenKey("aiofinaccess-start-probe")
 
 
 def _settled(entry: Entry) -> bool:
@@ -120,6 +131,8 @@ class SessionManager:
             request was sent, so their result is stored (then each is logged at ERROR and a
             :class:`~aiofinaccess.events.WriteAbandoned` event is emitted).
         store_timeout: Seconds one store call may take before it counts as failed.
+        trace_configs: aiohttp trace configs for the session the manager creates (for
+            example :meth:`aiofinaccess.integrations.otel.Telemetry.trace_config`).
     """
 
     def __init__(
@@ -140,6 +153,7 @@ class SessionManager:
         close_timeout: float = 10.0,
         pending_write_timeout: float = 60.0,
         store_timeout: float = 15.0,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         for name, value in (
             ("token_timeout", token_timeout),
@@ -159,6 +173,7 @@ class SessionManager:
         self._store = store if store is not None else MemoryStore()
         self._session = session
         self._owns_session = session is None
+        self._trace_configs = list(trace_configs)
         self._clock = clock
         self._policy = policy or RefreshPolicy()
         self._token_timeout = token_timeout
@@ -228,9 +243,9 @@ class SessionManager:
             client: The client's id and secret at that provider. The client token is stored
                 under a key naming this client (its id and a fingerprint of its secret), so
                 managers with other credentials sharing the store never share it.
-            password_lookup: For finAPI user tokens: an async callback that returns a user's
-                password so the manager can fall back to the password grant when a refresh
-                token is gone. The manager never stores passwords.
+            password_lookup: For finAPI user tokens: a callback (plain or async) that returns
+                a user's password so the manager can fall back to the password grant when a
+                refresh token is gone. The manager never stores passwords.
         """
         if not isinstance(provider, Provider):
             raise ConfigurationError("provider must be a FinApi, Everifin or Oidc preset")
@@ -244,8 +259,9 @@ class SessionManager:
                 f"({provider.client_auth.value})"
             )
         if password_lookup is not None and not callable(password_lookup):
-            raise ConfigurationError("password_lookup must be an async callable")
-        self._registry.add(provider, client, password_lookup)
+            raise ConfigurationError("password_lookup must be a function of the user id")
+        lookup = None if password_lookup is None else awaiting(password_lookup)
+        self._registry.add(provider, client, lookup)
         if self._started and not self._closed:
             task = self._spawn(self.restore(provider.name))
             self._restores.add(task)
@@ -258,16 +274,25 @@ class SessionManager:
         error = task.exception()
         if isinstance(error, StoreError):
             logger.error("restoring stored token sets failed: %s", error)
-            self._restore_errors.append(error)
         elif error is not None:
             logger.error("restoring stored token sets failed", exc_info=error)
+        if isinstance(error, Exception):
+            self._restore_errors.append(self._unreadable(error))
 
     async def ready(self) -> None:
-        """Wait until every restore started by :meth:`register` has ended.
+        """Wait until the manager is started and every restore :meth:`register` began has ended.
+
+        The readiness check of a web process: once it returns, every stored set of the
+        registered providers is in memory and renewals are scheduled.
 
         Raises:
-            StoreError: A restore failed (the store is unreachable or unreadable).
+            UsageError: The manager was never started, or is closed.
+            StoreError: A restore failed (the store is unreachable or unreadable); the
+                message names the store.
         """
+        if not self._started or self._closed:
+            state = "closed" if self._closed else "not started (use 'async with' or start())"
+            raise UsageError(f"the session manager is {state}")
         while self._restores:
             await asyncio.wait(set(self._restores))
         if self._restore_errors:
@@ -277,7 +302,13 @@ class SessionManager:
         """Restore stored token sets of the registered providers and start background work.
 
         Called by ``async with``. Providers registered later are restored as they register.
-        Idempotent.
+        Idempotent. The store is read here even with no provider registered yet, so a store
+        that cannot be reached fails here, not at the first request.
+
+        Raises:
+            StoreError: The store cannot be read (its message names the store); ``ready()``
+                raises it too. ``async with`` closes the manager again; after a direct call
+                the app may retry :meth:`restore` or :meth:`aclose` it.
         """
         if self._closed:
             raise UsageError("the session manager is closed")
@@ -290,9 +321,25 @@ class SessionManager:
             self._watcher = asyncio.get_running_loop().create_task(
                 self._watch_changes(self._store), name="aiofinaccess-store-watcher"
             )
-        for name in self._registry.names():
-            await self.restore(name)
+        try:
+            if not self._registry.names():
+                await self._driver.store_call(self._store.get(_PROBE))
+            for name in self._registry.names():
+                await self.restore(name)
+        except StoreError as exc:
+            error = self._unreadable(exc)
+            self._restore_errors.append(error)  # ready() reports it too
+            raise error from exc
         return self
+
+    def _unreadable(self, error: Exception) -> StoreError:
+        """A :class:`StoreError` naming the store (its repr never holds a password)."""
+        why = (
+            error
+            if isinstance(error, StoreError)
+            else f"token store failed: {type(error).__name__}"
+        )
+        return StoreError(f"token store {self._store!r} cannot be read: {why}")
 
     async def restore(self, provider: Provider | str | None = None) -> int:
         """Load every stored set of ``provider`` (or all registered) into memory; no requests.
@@ -364,7 +411,11 @@ class SessionManager:
                 self._driver.adopt(entry, stored)
 
     async def __aenter__(self) -> SessionManager:
-        return await self.start()
+        try:
+            return await self.start()
+        except BaseException:
+            await self.aclose()  # no __aexit__ follows a failed __aenter__
+            raise
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
@@ -463,7 +514,9 @@ class SessionManager:
         if self._closed:
             raise UsageError("the session manager is closed")
         if self._session is None:
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(), trace_configs=self._trace_configs or None
+            )
         return self._session
 
     # -- owned tasks and scheduling ------------------------------------------------------------
@@ -532,9 +585,24 @@ class SessionManager:
         """Call ``callback(event)`` for every lifecycle event; returns an unsubscribe function.
 
         Callbacks run synchronously on the event loop: keep them quick. Their exceptions are
-        logged and never reach the manager.
+        logged and never reach the manager. For async code, iterate :meth:`events` or use
+        :meth:`on_reauth_required`.
+
+        Raises:
+            ConfigurationError: ``callback`` is a coroutine function (it would never run).
         """
+        plain_subscriber(callback)
         return self._hub.subscribe(callback)
+
+    def on_reauth_required(self, callback: ReauthCallback) -> Callable[[], None]:
+        """Call ``callback(event)`` whenever a user must connect their bank again.
+
+        The :class:`~aiofinaccess.events.ReauthRequired` event names the provider and the
+        app's ``subject`` (the user id the tokens were stored under). ``callback`` may be
+        plain or async: an async one runs in a task the manager owns (closing the manager
+        waits for it), so it may send an email. Returns an unsubscribe function.
+        """
+        return self._hub.subscribe(reauth_subscriber(callback, self._spawn))
 
     def events(self, *, maxsize: int = 1024) -> AsyncIterator[LifecycleEvent]:
         """Iterate over lifecycle events until the manager closes.
@@ -592,7 +660,9 @@ class SessionManager:
         stored = await self._driver.read(key)
         if stored is None or (entry is not None and stored.version == entry.dead_version):
             if entry is None:
-                raise ReauthorizationRequired(key.hashed, "revoked")
+                raise ReauthorizationRequired(
+                    key.hashed, "revoked", provider=key.provider, subject=key.subject
+                )
             raise self._poisoned(entry)
         self._revoked.pop((key.provider, key.subject), None)
         entry = self._registry.entry(key)
@@ -600,13 +670,18 @@ class SessionManager:
         return entry
 
     def _poisoned(self, entry: Entry) -> ReauthorizationRequired:
+        key = entry.key
         if entry.status is Status.REVOKED:
-            return ReauthorizationRequired(entry.key.hashed, "revoked")
+            return ReauthorizationRequired(
+                key.hashed, "revoked", provider=key.provider, subject=key.subject
+            )
         previous = entry.reauth
         return ReauthorizationRequired(
-            entry.key.hashed,
+            key.hashed,
             previous.reason if previous else "reauth_required",
             previous.cause if previous else None,
+            provider=key.provider,
+            subject=key.subject,
         )
 
     async def _token_set_slow(self, key: TokenKey) -> TokenSet:
@@ -655,6 +730,13 @@ class SessionManager:
                 self._driver.publish(entry, stored.token_set, stored.version)
         outcome = self._driver.start(entry, rejected=entry.token, forced=True, reason="forced")
         return await asyncio.shield(outcome)
+
+    def state_counts(self) -> dict[TokenState, int]:
+        """How many token sets this process holds in each state (for a metrics gauge)."""
+        now = self._clock.monotonic()
+        return dict(
+            collections.Counter(token_state(e.status, e.deadlines, now) for e in self._registry)
+        )
 
     def state(self, provider: Provider | str, subject: str | None = None) -> TokenState:
         """The observable state of one token set in this process (unknown keys look expired;

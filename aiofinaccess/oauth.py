@@ -222,7 +222,8 @@ class OAuthClient:
             request.header("X-Request-Id"),
             extra={"aiofinaccess_provider": self.provider.name, "aiofinaccess_grant": grant_type},
         )
-        response = await send(self._session, request, timeout=self._timeout)
+        trace = {"provider": self.provider.name, "grant": grant_type}
+        response = await send(self._session, request, timeout=self._timeout, trace=trace)
         return parse_token_http_response(self.provider, response, sent=sent)
 
     def _scope(self, scopes: Iterable[str] | None) -> str | None:
@@ -309,7 +310,9 @@ class OAuthClient:
         )
 
     async def _expect_success(self, request: HttpRequest, what: str) -> None:
-        _raise_unless_ok(await send(self._session, request, timeout=self._timeout), what)
+        trace = {"provider": self.provider.name, "grant": what}
+        response = await send(self._session, request, timeout=self._timeout, trace=trace)
+        _raise_unless_ok(response, what)
 
 
 async def discover(

@@ -216,13 +216,19 @@ class ApiClient:
             if not self._trusted(request.url):  # checked at construction; kept next to the token
                 raise ConfigurationError(f"{request.url.origin()} is not an API origin")
             token = await self._manager.access_token(self._provider, subject)
+        # Labels for the session's trace configs (telemetry); the subject only as the app's
+        # own trace config chooses to record it.
+        trace = {"provider": self._provider, "endpoint": f"{endpoint.method} {endpoint.path}"}
+        if subject is not None:
+            trace["subject"] = subject
+        limit = self._max_body
         response = await send(
-            session, _with_bearer(request, token), timeout=timeout, max_body=self._max_body
+            session, _with_bearer(request, token), timeout=timeout, max_body=limit, trace=trace
         )
         if response.status == 401 and token is not None:
             token = await self._manager.renew_after_rejection(self._provider, subject, token)
             response = await send(
-                session, _with_bearer(request, token), timeout=timeout, max_body=self._max_body
+                session, _with_bearer(request, token), timeout=timeout, max_body=limit, trace=trace
             )
         if response.status not in endpoint.expect:
             raise error_from_response(

@@ -22,10 +22,13 @@ from .lifecycle import Deadlines, Status
 from .providers import Provider
 from .tokens import ClientCredentials, Secret, TokenKey, TokenSet, client_label
 
-__all__ = ["Entry", "PasswordLookup", "Registration", "Registry"]
+__all__ = ["AsyncPasswordLookup", "Entry", "PasswordLookup", "Registration", "Registry"]
 
-#: Given a user id, return that user's password (from the app's own vault), or ``None``.
-PasswordLookup = Callable[[str], Awaitable["str | Secret | None"]]
+#: Given a user id, return that user's password (from the app's own vault), or ``None``;
+#: a plain or an async function.
+PasswordLookup = Callable[[str], "Awaitable[str | Secret | None] | str | Secret | None"]
+#: A :data:`PasswordLookup` as the registry keeps it: always awaitable.
+AsyncPasswordLookup = Callable[[str], Awaitable["str | Secret | None"]]
 
 _NEG_INF = float("-inf")
 
@@ -36,7 +39,7 @@ class Registration:
 
     provider: Provider
     client: ClientCredentials
-    password_lookup: PasswordLookup | None
+    password_lookup: AsyncPasswordLookup | None
     client_key: TokenKey
 
 
@@ -108,7 +111,7 @@ class Registry:
         return list(self._registrations)
 
     def add(
-        self, provider: Provider, client: ClientCredentials, lookup: PasswordLookup | None
+        self, provider: Provider, client: ClientCredentials, lookup: AsyncPasswordLookup | None
     ) -> Registration:
         """Register ``provider`` (the caller has validated the arguments)."""
         key = TokenKey(provider.name, client=client_label(client))

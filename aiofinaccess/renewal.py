@@ -378,7 +378,11 @@ class RenewalDriver:
         self.stats.adopted_from_store += 1
         self.publish(entry, stored.token_set, stored.version)
         key = entry.key
-        self._hub.emit(Refreshed(key.hashed, key.provider, "adopted", "store", stored.version))
+        self._hub.emit(
+            Refreshed(
+                key.hashed, key.provider, "adopted", "store", stored.version, subject=key.subject
+            )
+        )
 
     async def _poison(self, entry: Entry, run: _Job, reason: str) -> None:
         key = entry.key
@@ -395,7 +399,9 @@ class RenewalDriver:
             except StoreError:
                 logger.warning("could not delete the dead token set %s", key.hashed)
             entry.dead_version = run.stored.version
-        raise ReauthorizationRequired(key.hashed, reason, run.dead_cause)
+        raise ReauthorizationRequired(
+            key.hashed, reason, run.dead_cause, provider=key.provider, subject=key.subject
+        )
 
     # -- the lease -------------------------------------------------------------------------------
 
@@ -517,7 +523,9 @@ class RenewalDriver:
         except ApiError as exc:
             reason = endpoint.dead_grant_reason(exc)
             if reason is not None:
-                raise ReauthorizationRequired(key.hashed, reason, exc) from exc
+                raise ReauthorizationRequired(
+                    key.hashed, reason, exc, provider=key.provider, subject=key.subject
+                ) from exc
             raise
 
     async def _password(self, key: TokenKey, registration: Registration) -> Secret | None:
@@ -609,13 +617,24 @@ class RenewalDriver:
         rotated = previous is not None and fresh.refresh_token not in (None, previous.refresh_token)
         run.pending = None
         entry.in_window = False
-        entry.renewed_at = self._clock.monotonic()
+        entry.renewed_at = now = self._clock.monotonic()
+        late_by = None if entry.deadlines is None else now - entry.deadlines.stale_at
         self.publish(entry, fresh, version, reissued=run.reissued)
         assert run.grant is not None  # noqa: S101
-        self._hub.emit(Refreshed(key.hashed, key.provider, run.grant.value, run.reason, version))
+        self._hub.emit(
+            Refreshed(
+                key.hashed,
+                key.provider,
+                run.grant.value,
+                run.reason,
+                version,
+                subject=key.subject,
+                late_by=late_by,
+            )
+        )
         if rotated:
             self.stats.rotations += 1
-            self._hub.emit(Rotated(key.hashed, key.provider, version))
+            self._hub.emit(Rotated(key.hashed, key.provider, version, subject=key.subject))
         logger.debug("token set %s renewed, version %d", key.hashed, version)
         if (
             entry.deadlines is not None
@@ -655,7 +674,7 @@ class RenewalDriver:
             "token set %s was renewed but could not be stored; its session may be lost",
             key.hashed,
         )
-        self._hub.emit(WriteAbandoned(key.hashed, key.provider))
+        self._hub.emit(WriteAbandoned(key.hashed, key.provider, subject=key.subject))
 
     # -- failures ----------------------------------------------------------------------------------
 
@@ -670,7 +689,9 @@ class RenewalDriver:
             entry.clear()
             self.stats.reauth_required += 1
             logger.warning("token set %s needs re-authorization: %s", key.hashed, error.reason)
-            self._hub.emit(ReauthRequired(key.hashed, key.provider, error.reason))
+            self._hub.emit(
+                ReauthRequired(key.hashed, key.provider, error.reason, subject=key.subject)
+            )
             return
         entry.status = transition(entry.status, Event.REFRESH_FAILED)
         entry.failures += 1
@@ -696,6 +717,7 @@ class RenewalDriver:
                 bool(retryable),
                 entry.failures,
                 retry_in if retryable else None,
+                subject=key.subject,
             )
         )
 

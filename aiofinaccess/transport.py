@@ -112,8 +112,12 @@ async def send(
     *,
     timeout: float | None = 30.0,
     max_body: int = DEFAULT_MAX_BODY,
+    trace: Mapping[str, str] | None = None,
 ) -> HttpResponse:
     """Send ``request`` on ``session`` and read the whole response.
+
+    ``trace`` labels the exchange for the session's ``aiohttp.TraceConfig`` handlers (their
+    ``trace_request_ctx``): ``provider``, and ``grant`` or ``endpoint``. Never a secret.
 
     Raises:
         TransportError: The exchange failed below HTTP. ``request_sent`` is ``False`` only for
@@ -134,6 +138,7 @@ async def send(
             timeout=aiohttp.ClientTimeout(total=timeout),
             allow_redirects=False,
             middlewares=(),
+            trace_request_ctx=trace,
         ) as response:
             body = await _read_limited(response, max_body)
             return HttpResponse(

@@ -1,4 +1,4 @@
-"""A Starlette app that opens the session manager in its lifespan and connects a user's bank.
+"""A Starlette app that connects a user's bank, on :mod:`aiofinaccess.integrations.starlette`.
 
 Needs the ``examples`` extra (``pip install -e '.[examples]'``; ``./dev`` installs it). Run::
 
@@ -9,10 +9,8 @@ Needs the ``examples`` extra (``pip install -e '.[examples]'``; ``./dev`` instal
         # uses a sandbox started with `aiofinaccess sandbox --port 8080`, on another port
 
 Open the printed URL, click "Connect your bank", sign in as ``alice`` / ``alice-password``.
-
-:class:`aiofinaccess.web.ConnectFlow` is framework-free: ``begin`` returns the provider URL,
-``finish`` exchanges the callback's code exactly once (a reload ends where the first request
-ended) and raises typed errors. Who the user is, is the app's business: a cookie here.
+The integration mounts the connect, callback (code exchanged exactly once) and disconnect
+routes and opens the manager in the lifespan. Who the user is, is the app's business: a cookie.
 """
 
 from __future__ import annotations
@@ -22,120 +20,72 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TypedDict
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
 
-from aiofinaccess import (
-    AuthorizationFlowError,
-    BankConnect,
-    ClientCredentials,
-    Everifin,
-    ReauthorizationRequired,
-    SessionManager,
-)
+from aiofinaccess import BankConnect, ClientCredentials, Everifin, ReauthorizationRequired
+from aiofinaccess import SessionManager as Manager
+from aiofinaccess.integrations.starlette import StarletteConnect
 from aiofinaccess.sandbox import SandboxConfig, run_sandbox
-from aiofinaccess.web import ConnectFlow
 
 COOKIE = "example_user"
+SANDBOX_URL = os.environ.get("AIOFINACCESS_SANDBOX_URL", "").rstrip("/")
 
 
-class State(TypedDict):
-    """What the lifespan opens; Starlette hands it to every request as ``request.state``."""
+def make_manager() -> Manager:
+    config, manager = SandboxConfig(), Manager()
+    manager.register(
+        Everifin.at(f"{SANDBOX_URL}/auth", SANDBOX_URL, realm=config.realm),
+        ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
+    )
+    return manager
 
-    manager: SessionManager
-    flow: ConnectFlow
-    bank: BankConnect
+
+connect = StarletteConnect(make_manager, user_id=lambda request: request.cookies.get(COOKIE))
 
 
 @asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[State]:
-    """Open the sandbox (unless given) and the session manager for the app's lifetime."""
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Start the sandbox unless one is given, then open the manager for the app's lifetime."""
+    global SANDBOX_URL  # noqa: PLW0603  (the example's own sandbox is known only now)
     async with AsyncExitStack() as stack:
-        url = os.environ.get("AIOFINACCESS_SANDBOX_URL", "").rstrip("/")
-        if not url:
-            url = (await stack.enter_async_context(run_sandbox())).base_url
-        config = SandboxConfig()
-        manager = await stack.enter_async_context(SessionManager())
-        manager.register(
-            Everifin.at(f"{url}/auth", url, realm=config.realm),
-            ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
-        )
-        flow = ConnectFlow(manager, "everifin", success_url="/")
-        stack.push_async_callback(flow.aclose)  # let callbacks in flight finish first
-        print(f"sandbox: {url}", flush=True)
-        yield {"manager": manager, "flow": flow, "bank": BankConnect(manager)}
+        if not SANDBOX_URL:
+            SANDBOX_URL = (await stack.enter_async_context(run_sandbox())).base_url
+        await stack.enter_async_context(connect.open())
+        print(f"sandbox: {SANDBOX_URL}", flush=True)
+        yield
 
 
-def user_of(request: Request) -> str | None:
-    return request.cookies.get(COOKIE)
-
-
-def page(body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        f"<!doctype html><title>Your bank</title><h1>Your bank</h1>{body}",
-        status_code=status,
-        headers={"Cache-Control": "no-store"},
-    )
+def page(body: str) -> HTMLResponse:
+    html_page = f"<!doctype html><title>Your bank</title><h1>Your bank</h1>{body}"
+    return HTMLResponse(html_page, headers={"Cache-Control": "no-store"})
 
 
 async def index(request: Request) -> Response:
-    user = user_of(request)
-    connect = "<p><a id='connect' href='/connect'>Connect your bank</a></p>"
+    user = request.cookies.get(COOKIE)
+    link = f"<p><a id='connect' href='{connect.connect_url('everifin', '/')}'>Connect your bank"
     if user is None:
-        response = page("<p>No bank connected yet.</p>" + connect)
+        response = page("<p>No bank connected yet.</p>" + link)
         response.set_cookie(COOKIE, f"user-{secrets.token_hex(8)}", httponly=True, samesite="lax")
         return response
     try:
-        accounts = await request.state.bank.accounts(user)
+        accounts = await BankConnect(connect.manager).accounts(user)
     except ReauthorizationRequired:
-        return page("<p>No bank connected yet.</p>" + connect)
+        return page("<p>No bank connected yet.</p>" + link)
     items = "".join(
         f"<li class='account'>{html.escape(a.name or a.id)} · {html.escape(a.iban or '')}</li>"
         for a in accounts
     )
-    button = "<form method='post' action='/disconnect'><button id='disconnect'>Disconnect</button>"
-    return page(f"<ul id='accounts'>{items}</ul>{button}</form>")
-
-
-async def connect(request: Request) -> Response:
-    user = user_of(request)
-    if user is None:
-        return RedirectResponse("/", status_code=303)
-    callback = str(request.url_for("callback"))
-    location = await request.state.flow.begin(user, callback, next_url="/")
-    return RedirectResponse(str(location), status_code=302, headers={"Cache-Control": "no-store"})
-
-
-async def callback(request: Request) -> Response:
-    user = user_of(request)
-    if user is None:
-        return page("<p class='error'>Your session ended; start again.</p>", status=400)
-    try:
-        connected = await request.state.flow.finish(user, request.query_params)
-    except AuthorizationFlowError as exc:  # AuthorizationDenied, StateMismatchError, ...
-        return page(f"<p class='error'>{html.escape(str(exc))}</p>", status=400)
-    return RedirectResponse(connected.next_url, status_code=302)
-
-
-async def disconnect(request: Request) -> Response:
-    user = user_of(request)
-    if user is not None:
-        await request.state.manager.revoke("everifin", user)  # and deletes the tokens
-    return RedirectResponse("/", status_code=303)
+    button = "<form method='post' action='/connect/everifin/disconnect'><button id='disconnect'>"
+    return page(f"<ul id='accounts'>{items}</ul>{button}Disconnect</button></form>")
 
 
 app = Starlette(
-    routes=[
-        Route("/", index),
-        Route("/connect", connect),
-        Route("/callback", callback, name="callback"),
-        Route("/disconnect", disconnect, methods=["POST"]),
-    ],
+    routes=[Route("/", index), Mount("/connect", connect.routes())],
     lifespan=lifespan,
 )
 

@@ -283,6 +283,8 @@ async def _redis(app: App) -> AsyncIterator[dict[str, Any]]:
 SETUPS: dict[str, Setup] = {
     "redis": _redis,
     "starlette-app": _starlette_app,
+    # The same names; the block mounts aiofinaccess.integrations.starlette at /connect.
+    "fastapi-app": _starlette_app,
     "standalone": _standalone,
     "manager": _manager,
     "finapi-user": _finapi_user,

@@ -1,18 +1,20 @@
 """End to end in a real headless browser: Debian's chromium, driven by Playwright for Python.
 
-Against the aiohttp example app (``examples/aiohttp_app.py``) and the sandbox: click connect,
-sign in on the sandbox's login page, land back on the app and see the accounts; reload the
-callback URL and still see them (no second code exchange); disconnect. Nothing is downloaded:
-Playwright launches ``/usr/bin/chromium`` (``.ci/run`` installs it). Without chromium or
-Playwright the test is skipped on a laptop and fails when ``CI`` is set.
+Against each example app (``examples/aiohttp_app.py``, ``examples/fastapi_app.py``) and the
+sandbox: click connect, sign in on the sandbox's login page, land back on the app and see the
+accounts; reload the callback URL and still see them (no second code exchange); disconnect.
+Nothing is downloaded: Playwright launches ``/usr/bin/chromium`` (``.ci/run`` installs it).
+Without chromium or Playwright the test is skipped on a laptop and fails when ``CI`` is set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -54,11 +56,10 @@ def require_browser() -> Any:
     return async_api
 
 
-def load_example() -> ModuleType:
-    """``examples/aiohttp_app.py`` as a module (examples are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "aiohttp_app_example", ROOT / "examples" / "aiohttp_app.py"
-    )
+def load_example(name: str) -> ModuleType:
+    """``examples/{name}.py`` as a module (examples are scripts, not a package)."""
+    path = ROOT / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_example", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -67,10 +68,10 @@ def load_example() -> ModuleType:
     return module
 
 
-@pytest.fixture
-async def example_app(sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
-    """The example app on a free port, with its manager open; yields (URL, manager)."""
-    example = load_example()
+@asynccontextmanager
+async def aiohttp_example(sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
+    """The aiohttp example on a free port, with its manager open; yields (URL, manager)."""
+    example = load_example("aiohttp_app")
     async with example.sandbox_manager(sandbox.base_url) as manager:
         runner = web.AppRunner(example.create_app(manager), handle_signals=False, access_log=None)
         await runner.setup()
@@ -81,6 +82,34 @@ async def example_app(sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
             yield f"http://{host}:{port}", manager
         finally:
             await runner.cleanup()
+
+
+@asynccontextmanager
+async def fastapi_example(sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
+    """The FastAPI example under uvicorn (lifespan and all) on a free port."""
+    uvicorn = pytest.importorskip("uvicorn")
+    app = load_example("fastapi_app").create_app(sandbox.base_url)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    serving = asyncio.get_running_loop().create_task(server.serve())
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:  # noqa: ASYNC110  (uvicorn has no event for it)
+                await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}", app.state.connect.manager
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@pytest.fixture(params=["aiohttp", "fastapi"])
+async def example_app(
+    request: pytest.FixtureRequest, sandbox: Sandbox
+) -> AsyncIterator[tuple[str, Any]]:
+    """Each example app on a free port, with its manager open; yields (URL, manager)."""
+    run = aiohttp_example if request.param == "aiohttp" else fastapi_example
+    async with run(sandbox) as running:
+        yield running
 
 
 async def test_connect_reload_and_disconnect_in_chromium(

@@ -56,8 +56,9 @@ async def _connect_through(app: web.Application, manager: SessionManager | None)
         assert await manager.access_token("everifin", "alice")
 
 
-async def _serve_asgi_and_connect(app: Any) -> None:
-    """Serve a Starlette/FastAPI block's ``app`` with uvicorn; connect, then read /accounts."""
+async def _serve_asgi_and_connect(app: Any, connect: str = "/connect") -> None:
+    """Serve a Starlette/FastAPI block's ``app`` with uvicorn; connect (at ``connect``), then
+    read /accounts."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     serving = asyncio.get_running_loop().create_task(server.serve())
     try:
@@ -67,7 +68,7 @@ async def _serve_asgi_and_connect(app: Any) -> None:
         port = server.servers[0].sockets[0].getsockname()[1]
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as browser:
-            async with browser.get(f"{base}/connect", allow_redirects=False) as r:
+            async with browser.get(f"{base}{connect}", allow_redirects=False) as r:
                 assert r.status == 302, await r.text()
                 location = r.headers["Location"]
             callback = await headless_login(browser, location, "alice", "alice-password")
@@ -113,6 +114,8 @@ async def test_example_runs(block: Block, tmp_path: Path, monkeypatch: pytest.Mo
         await _run_documented_tests(namespace)
         if block.setup == "starlette-app":
             await _serve_asgi_and_connect(namespace["app"])
+        if block.setup == "fastapi-app":
+            await _serve_asgi_and_connect(namespace["app"], "/connect/everifin")
 
 
 @pytest.mark.parametrize("block", NOT_RUN, ids=lambda block: block.id)

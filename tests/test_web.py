@@ -404,7 +404,8 @@ async def test_the_starlette_example_runs_with_one_command(sandbox: Sandbox) -> 
                                 break
                     except aiohttp.ClientConnectionError:
                         await asyncio.sleep(0.1)
-            async with browser.get(base / "connect", allow_redirects=False) as response:
+            connect = base / "connect" / "everifin"
+            async with browser.get(connect, allow_redirects=False) as response:
                 authorize = URL(response.headers["Location"])
             callback = await headless_login(browser, authorize, "alice", "alice-password")
             for _ in range(2):  # the callback, then a reload of it
@@ -412,7 +413,7 @@ async def test_the_starlette_example_runs_with_one_command(sandbox: Sandbox) -> 
                     assert response.url == base / ""
                     assert "id='accounts'" in await response.text()
             assert exchanges(sandbox) == 1
-            async with browser.post(base / "disconnect") as response:
+            async with browser.post(connect / "disconnect") as response:
                 assert "No bank connected" in await response.text()
             assert sandbox.stats()["token_requests"]["everifin_revoke"] == 1
     finally:

@@ -1,0 +1,154 @@
+"""A FastAPI app where a user connects their bank through Everifin, on the offline sandbox.
+
+Built on :mod:`aiofinaccess.integrations.starlette`: the manager opens in the lifespan, the
+connect/callback/disconnect routes are one ``mount``, and handlers get the current user's
+connection with ``Depends``. Run it from the repository (``./dev`` made ``.venv``)::
+
+    .venv/bin/python examples/fastapi_app.py       # the sandbox too; http://127.0.0.1:8002
+    export AIOFINACCESS_SANDBOX_URL=http://127.0.0.1:8080 PORT=9002  # a sandbox of your own
+    .venv/bin/python examples/fastapi_app.py
+
+Sign in as ``alice`` / ``alice-password``. ``/`` shows the accounts and latest transactions,
+``/api/accounts`` and ``/api/accounts/{id}/transactions`` are the same as JSON (a user without
+tokens is sent to connect), ``/ready`` is the readiness probe. Who the user is, is the app's
+business: a random id in a cookie stands in for a login.
+"""
+
+import asyncio
+import datetime as dt
+import html
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import HTMLResponse
+
+from aiofinaccess import (
+    BankConnect,
+    ClientCredentials,
+    Everifin,
+    ReauthorizationRequired,
+    SessionManager,
+    Transaction,
+)
+from aiofinaccess.integrations.starlette import Connection, StarletteConnect
+from aiofinaccess.sandbox import SandboxConfig, run_sandbox
+from aiofinaccess.web import Connected
+
+COOKIE = "example_user"
+
+
+def create_app(sandbox_url: str) -> FastAPI:
+    """The app, talking to the sandbox at ``sandbox_url``."""
+
+    def make_manager() -> SessionManager:
+        config = SandboxConfig()
+        manager = SessionManager(scheduler=False)  # a web process; a worker renews
+        manager.register(
+            Everifin.at(f"{sandbox_url}/auth", sandbox_url, realm=config.realm),
+            ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
+        )
+        return manager
+
+    async def on_connected(request: Request, connected: Connected) -> Response:
+        """Activate new accounts once; a reload of the callback skips straight on."""
+        if not connected.replayed:
+            bank = BankConnect(connect.manager)
+            inactive = [a.id for a in await bank.accounts(connected.subject) if not a.active]
+            if inactive:
+                await bank.activate_accounts(connected.subject, inactive)
+        return Response(status_code=302, headers={"Location": connected.next_url})
+
+    connect = StarletteConnect(
+        make_manager, user_id=lambda request: request.state.user, on_connected=on_connected
+    )
+    app = FastAPI(lifespan=connect.lifespan, exception_handlers=connect.exception_handlers)
+    app.state.connect = connect
+    app.mount("/connect", connect.routes())
+    app.add_route("/ready", connect.readiness)
+    # FastAPI reads these when it builds the routes (so no "from __future__ import annotations").
+    EverifinUser = Annotated[Connection, Depends(connect.connection("everifin"))]
+    CurrentUser = Annotated[str, Depends(connect.current_user)]
+
+    @app.middleware("http")
+    async def identify(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        """Every browser gets a user id in a cookie (a real app has its own login)."""
+        known = request.cookies.get(COOKIE)
+        request.state.user = known or f"user-{secrets.token_hex(8)}"
+        response = await call_next(request)
+        if not known:
+            response.set_cookie(COOKIE, request.state.user, httponly=True, samesite="lax")
+        return response
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(user: CurrentUser) -> HTMLResponse:
+        bank = BankConnect(connect.manager)
+        try:
+            accounts = [a for a in await bank.accounts(user) if a.active]
+        except ReauthorizationRequired:  # not connected yet, or the grant died
+            link = connect.connect_url("everifin", "/")
+            return page(f"<p>No bank connected yet.</p><a id='connect' href='{link}'>Connect</a>")
+        latest = await asyncio.gather(*(newest(bank, user, a.id) for a in accounts))
+        items = "".join(
+            f"<li class='account'><b>{html.escape(f'{a.bank_name} · {a.iban or a.id}')}</b><ol>"
+            + "".join(
+                f"<li class='transaction'>{t.booking_date} {t.amount:,.2f} {t.currency} "
+                f"{html.escape(t.counterparty_name or '')}</li>"
+                for t in txs
+            )
+            + "</ol></li>"
+            for a, txs in zip(accounts, latest, strict=True)
+        )
+        button = "<button id='disconnect'>Disconnect</button>"
+        form = f"<form method='post' action='/connect/everifin/disconnect'>{button}</form>"
+        return page(f"<ul id='accounts'>{items}</ul>{form}")
+
+    @app.get("/api/accounts")
+    async def accounts(bank: EverifinUser) -> list[dict[str, Any]]:
+        return [dict(a.raw) for a in await bank.bank.accounts(bank.subject)]
+
+    @app.get("/api/accounts/{account_id}/transactions")
+    async def transactions(account_id: str, bank: EverifinUser) -> list[dict[str, Any]]:
+        return [dict(t.raw) for t in await newest(bank.bank, bank.subject, account_id, 50)]
+
+    return app
+
+
+async def newest(bank: BankConnect, user: str, account: str, count: int = 5) -> list[Transaction]:
+    """The latest ``count`` transactions of an account (the API lists oldest change first)."""
+    found = [tx async for tx in bank.transactions(user, account, per_page=500)]
+    found.sort(key=lambda tx: (tx.booking_date or dt.date.min, tx.last_updated), reverse=True)
+    return found[:count]
+
+
+def page(body: str) -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><meta charset='utf-8'><title>Your bank</title><h1>Your bank</h1>{body}",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def serve(sandbox_url: str, port: int) -> None:
+    # warning: uvicorn's access log would print each callback URL, its one-time code too.
+    app = create_app(sandbox_url)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    print(f"sandbox: {sandbox_url}\napp: http://127.0.0.1:{port}/  (Ctrl-C stops)", flush=True)
+    await uvicorn.Server(config).serve()
+
+
+async def main() -> None:
+    """Start the sandbox (unless given) and serve the app until Ctrl-C."""
+    url = os.environ.get("AIOFINACCESS_SANDBOX_URL", "").rstrip("/")
+    port = int(os.environ.get("PORT", "8002"))
+    if url:
+        await serve(url, port)
+        return
+    async with run_sandbox() as sandbox:
+        await serve(sandbox.base_url, port)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,56 @@
+"""examples/worker.py against the sandbox: every connected user found in the shared store and
+synced; a user whose grant died is named to the reconnect hook and skipped; a second round
+brings only what changed."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+from aiofinaccess import ReauthRequired, SQLiteStore, TokenSet
+from aiofinaccess.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_worker() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("worker_example", ROOT / "examples/worker.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_worker_syncs_every_connected_user(sandbox: Sandbox, tmp_path: Path) -> None:
+    worker = load_worker()
+    path = tmp_path / "tokens.db"
+    # The web process: two users connect; a third one's session is already dead.
+    async with worker.make_manager(sandbox.base_url, SQLiteStore(path)) as web:
+        await worker.connect_demo_users(web, ["alice", "bob"])
+        now = time.time()
+        dead = TokenSet("at-dead", issued_at=now - 600, expires_at=now - 300, refresh_token="rt-x")
+        await web.store_token_set("everifin", "carol", dead)
+    # The worker process, on the same store.
+    told: list[str | None] = []
+    async with worker.make_manager(sandbox.base_url, SQLiteStore(path)) as manager:
+
+        def reconnect(event: ReauthRequired) -> None:
+            told.append(event.subject)
+
+        manager.on_reauth_required(reconnect)
+        cursors: dict[str, object] = {}
+        first = await worker.sync_all(manager, cursors)
+        assert set(first) == {"alice", "bob"}
+        expected = 3 * sandbox.config.transactions_per_account  # 3 active accounts each
+        assert first == {"alice": expected, "bob": expected}
+        assert told == ["carol"]
+        assert len(cursors) == 6
+        second = await worker.sync_all(manager, cursors)
+    assert second == {"alice": 0, "bob": 0}
+    assert told == ["carol"]  # told once: the dead grant is refused without a new request
+    assert sandbox.stats()["token_requests"]["everifin_authorization_code"] == 2
