@@ -712,8 +712,14 @@ class SessionManager:
         entry = await self._entry(key)
         if entry.token is not None and entry.token != rejected:
             return entry.token
-        outcome = self._driver.start(entry, rejected=rejected, reason="forced")
-        return (await asyncio.shield(outcome)).access_token.reveal()
+        for _round in range(2):
+            outcome = self._driver.start(entry, rejected=rejected, reason="forced")
+            token = (await asyncio.shield(outcome)).access_token.reveal()
+            if token != rejected:
+                break
+            # We joined a renewal that began before the rejection and got the very token the
+            # API refused (finAPI reissues it): one renewal of our own.
+        return token
 
     async def refresh(self, provider: Provider | str, subject: str | None = None) -> TokenSet:
         """Renew now, whatever the token's age (joining a renewal already in flight).
@@ -894,7 +900,7 @@ class SessionManager:
         await self._driver.store_call(self._store.delete(key))
         entry = self._registry.find(key.provider, key.subject)
         if entry is not None:
-            if entry.job is not None:
+            while entry.job is not None:  # another may start while one ends (the scheduler)
                 await asyncio.wait([entry.job])
             entry.clear()
             self._registry.prune(entry)

@@ -228,8 +228,13 @@ class RenewalDriver:
         reason: str = "on_demand",
     ) -> asyncio.Future[TokenSet]:
         """The outcome of the entry's renewal job, starting one if none runs."""
-        if entry.job is not None and entry.outcome is not None:
-            return entry.outcome
+        outcome_now = entry.outcome
+        if entry.job is not None and outcome_now is not None:
+            finishing = outcome_now.done() and not outcome_now.cancelled()
+            if not (finishing and outcome_now.exception() is None):
+                return outcome_now  # running, or failed while its write is still retried
+            # It succeeded and is only letting go of its lease: whoever asks again now (a
+            # token it produced was just refused) needs a renewal of its own.
         outcome: asyncio.Future[TokenSet] = asyncio.get_running_loop().create_future()
         outcome.add_done_callback(_retrieve)
         status = transition(entry.status, Event.REFRESH_STARTED)
@@ -306,7 +311,7 @@ class RenewalDriver:
         except asyncio.CancelledError:
             logger.debug("renewal of token set %s cancelled", entry.key.hashed)
             if run.pending is not None:
-                self._abandon(entry)
+                self._abandon(entry, run.pending)
             if not outcome.done():
                 outcome.cancel()
             raise
@@ -605,7 +610,7 @@ class RenewalDriver:
             if run.write_failures >= self._retry.attempts and not outcome.done():
                 self._fail(entry, outcome, exc)  # callers never get an unstored token
             if self._spent(fresh):
-                self._abandon(entry)
+                self._abandon(entry, fresh)
                 raise
             logger.warning("storing token set %s failed; retrying", key.hashed)
             wait = self._retry.backoff(run.write_failures, self._random.random())
@@ -668,8 +673,12 @@ class RenewalDriver:
         )
         return self._clock.monotonic() >= end
 
-    def _abandon(self, entry: Entry) -> None:
+    def _abandon(self, entry: Entry, unwritten: TokenSet) -> None:
         key = entry.key
+        if unwritten.refresh_token is None:
+            # Nothing was spent to get it (a client token): the next renewal gets another.
+            logger.debug("token set %s was renewed but not stored; it is dropped", key.hashed)
+            return
         logger.error(
             "token set %s was renewed but could not be stored; its session may be lost",
             key.hashed,

@@ -87,6 +87,8 @@ class Idp:
         self.access: dict[str, Access] = {}
         self.counter = 0
         self.requests = 0
+        # finAPI's client token: the same one is handed back until it expires.
+        self.client_token: str | None = None
         self.replays: list[str] = []
 
     def _token(self, kind: str) -> str:
@@ -219,6 +221,27 @@ class Idp:
                 rotation.delivered = True
             answer.set_result(response)
 
+    def _client_credentials(self) -> HttpResponse:
+        now = self.world.wall()
+        current = self.access.get(self.client_token or "")
+        # Within its last second a new token is issued: a reissue there would have to say
+        # "expires_in: 0", which finAPI uses for "never".
+        if current is None or current.expires_at - now < 1.0 or not current.session.alive:
+            self.client_token = self._token("ct")
+            client = Session(-1, "(client)", "", chain=[])
+            current = self.access[self.client_token] = Access(client, now + self.access_ttl)
+        remaining = int(current.expires_at - now)  # whole seconds, rounded down, as finAPI sends
+        return _response(
+            200,
+            {"access_token": self.client_token, "token_type": "bearer", "expires_in": remaining},
+        )
+
+    def revoke_client_token(self) -> None:
+        """The API stops honouring the client token (a restart, a key rotation): a 401 next."""
+        current = self.access.get(self.client_token or "")
+        if current is not None:
+            current.session.alive = False
+
     def _excuse(self, rotation: Rotation, why: str) -> bool:
         if rotation.excused is None:
             rotation.excused = why
@@ -231,6 +254,8 @@ class Idp:
     ) -> tuple[HttpResponse, Rotation | None]:
         if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
             return _response(401, {"error": "invalid_client"}), None
+        if form.get("grant_type") == "client_credentials":
+            return self._client_credentials(), None
         if form.get("grant_type") != "refresh_token":
             return _response(400, {"error": "unsupported_grant_type"}), None
         presented = form.get("refresh_token", "")

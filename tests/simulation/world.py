@@ -62,6 +62,10 @@ from .store import SharedStore, StoreClient
 
 EPOCH = 1_800_000_000.0
 PROVIDER = Oidc.endpoints(name="idp", token_url="https://idp.sim/token")
+# A finAPI-like client: client_credentials, the same token reissued until it expires.
+CLIENT_PROVIDER = Oidc.endpoints(
+    name="fin", token_url="https://fin.sim/token", rotates_refresh_tokens=False
+)
 CREDENTIALS = ClientCredentials(CLIENT_ID, CLIENT_SECRET)
 CURRENT: contextvars.ContextVar[Process | None] = contextvars.ContextVar("process", default=None)
 
@@ -166,10 +170,19 @@ class Process:
         )
         driver = self.manager._driver
         driver._random.seed(rng.getrandbits(64))
-        oauth = SimOAuthClient(
-            world, self, PROVIDER, CREDENTIALS, None, clock=self.clock, timeout=config.token_timeout
-        )
-        driver.endpoint = lambda _name: oauth
+        clients = {
+            provider.name: SimOAuthClient(
+                world,
+                self,
+                provider,
+                CREDENTIALS,
+                None,
+                clock=self.clock,
+                timeout=config.token_timeout,
+            )
+            for provider in (PROVIDER, CLIENT_PROVIDER)
+        }
+        driver.endpoint = clients.__getitem__
         self.manager.subscribe(self._event)
         world.mutate(self)
 
@@ -294,6 +307,7 @@ class World:
 
         async def start() -> None:
             process.manager.register(PROVIDER, CREDENTIALS)
+            process.manager.register(CLIENT_PROVIDER, CREDENTIALS)
             await process.manager.start()
 
         try:
@@ -359,6 +373,38 @@ class World:
                 else f"I2: pid {process.pid} handed {user} an unknown token"
             )
 
+    async def client_call(self, process: Process, deadline: float | None) -> None:
+        """The app's client token, as a resource module uses it: on a 401, one renewal
+        (``renew_after_rejection``, at once even for a reissued finAPI token) and a replay.
+
+        I2 for client tokens: never expired at hand-out, and never the token just refused. (The
+        API may revoke a client token at any moment, even one in flight: that is a 401 the
+        app replays, not the SDK's fault.)"""
+        started = self.loop.time()
+        self.calls += 1
+        refused = None
+        try:
+            async with asyncio.timeout(deadline):
+                token = await process.manager.access_token("fin")
+                if not self.idp.valid(token)[0]:
+                    refused = token
+                    token = await process.manager.renew_after_rejection("fin", None, token)
+        except TimeoutError:
+            return
+        except (StoreError, TransportError, ApiError) as exc:
+            self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
+            return
+        finally:
+            took = self.loop.time() - started
+            self.slowest = max(self.slowest, took)
+            if deadline is None and took > self.bound:
+                self.violation(f"I4: a client-token call by pid {process.pid} took {took:.1f} s")
+        access = self.idp.access.get(token)
+        if access is None or access.expires_at <= self.wall():
+            self.violation(f"I2: pid {process.pid} handed out an expired client token {token}")
+        if token == refused:
+            self.violation(f"I2: pid {process.pid} renewed a refused client token to itself")
+
     def _lost_excusably(self, user: str) -> bool:
         """Whether some session of ``user`` was lost for a reason that is not the SDK's fault
         (a process may still hold that one; a new login replaces it on the next call)."""
@@ -373,7 +419,10 @@ class World:
         while True:
             await asyncio.sleep(rng.expovariate(self.config.calls_per_second))
             deadline = rng.choice([None, None, None, 0.2, 2.0])
-            process.spawn(self.call(process, rng.choice(self.users), deadline))
+            if rng.random() < 0.2:
+                process.spawn(self.client_call(process, deadline))
+            else:
+                process.spawn(self.call(process, rng.choice(self.users), deadline))
 
     async def chaos(self) -> None:
         """Crashes, graceful restarts and store outages at random times."""
@@ -409,6 +458,11 @@ class World:
 
     # -- the run ---------------------------------------------------------------------------
 
+    async def _revoke_client_tokens(self) -> None:
+        while True:
+            await asyncio.sleep(self.rng.expovariate(1 / 20.0))
+            self.idp.revoke_client_token()
+
     async def main(self) -> None:
         config, rng = self.config, self.rng
         # Outages shorter than half a lease, apart by two leases (the model's promise to the
@@ -426,8 +480,13 @@ class World:
         for process in self.live():
             process.spawn(self.callers(process))
         chaos = self.loop.create_task(self.chaos(), context=contextvars.Context())
+        revocations = self.loop.create_task(
+            self._revoke_client_tokens(), context=contextvars.Context()
+        )
         await asyncio.sleep(config.duration)
         await chaos  # it ends its last crash or restart, then stops
+        revocations.cancel()
+        await asyncio.gather(revocations, return_exceptions=True)
         await self.settle()
 
     async def settle(self) -> None:
@@ -438,7 +497,7 @@ class World:
         self.store.outages.clear()
         for process in self.live():
             for task in process.tasks:
-                if task.get_coro().__name__ in ("callers", "call"):  # type: ignore[union-attr]
+                if task.get_coro().__name__ in ("callers", "call", "client_call"):  # type: ignore[union-attr]
                     task.cancel()
         await asyncio.sleep(1.0)
         finals = []
@@ -473,6 +532,7 @@ class World:
     async def _forget_all(self, process: Process) -> None:
         for user in self.users:
             await process.spawn(process.manager.forget("idp", user))
+        await process.spawn(process.manager.forget("fin"))
         await process.spawn(process.manager.wait_idle())
         held = len(process.manager._registry)
         if held:
