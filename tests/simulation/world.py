@@ -448,6 +448,7 @@ class World:
                     if task is not asyncio.current_task() and task.get_coro().__name__ in (
                         "callers",
                         "call",
+                        "client_call",
                     ):  # type: ignore[union-attr]
                         task.cancel()
                 await victim.manager.aclose()
