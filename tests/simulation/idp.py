@@ -287,7 +287,8 @@ class Idp:
         new = self._token("rt")
         rotation = Rotation(presented, new, process.pid)
         session.rotations[presented] = rotation
-        self.world.log(f"IdP: pid {process.pid} rotates {presented} of {session.user} to {new}")
+        if self.world.verbose:
+            self.world.log(f"IdP: pid {process.pid} rotates {presented} of {session.user} to {new}")
         session.current = new
         session.chain.append(new)
         self.by_refresh[new] = session

@@ -100,7 +100,7 @@ class Config:
         return cls(
             processes=rng.choice([1, 2, 2, 3, 3, 4]),
             users=rng.randint(1, 4),
-            duration=rng.uniform(40.0, 120.0),
+            duration=rng.uniform(35.0, 100.0),
             access_ttl=rng.choice([4.0, 10.0, 30.0]),
             token_timeout=rng.choice([1.0, 2.0, 4.0]),
             lease_ttl=lease_ttl,
@@ -337,7 +337,8 @@ class World:
     async def call(self, process: Process, user: str, deadline: float | None) -> None:
         started = self.loop.time()
         self.calls += 1
-        self.log(f"call by pid {process.pid} for {user} (deadline {deadline})")
+        if self.verbose:  # a million calls a run: format only when tracing
+            self.log(f"call by pid {process.pid} for {user} (deadline {deadline})")
         try:
             async with asyncio.timeout(deadline):
                 token = await process.manager.access_token("idp", user)
