@@ -545,7 +545,7 @@ class SessionManager:
         due = scheduled_at(
             entry.deadlines,
             now=now,
-            jitter=self._driver_random() * self._jitter,
+            jitter=self._driver.draw() * self._jitter,
             keep_alive=self._keep_alive,
             idle=idle,
         )
@@ -558,9 +558,6 @@ class SessionManager:
             # once, or the scheduler would renew it in a loop.
             due = max(due, entry.renewed_at + self._policy.min_interval)
         self._scheduler.schedule((entry.key.provider, entry.key.subject), due, entry.generation)
-
-    def _driver_random(self) -> float:
-        return self._driver.draw()
 
     def _fire_scheduled(self, key: Hashable, generation: int) -> asyncio.Future[Any] | None:
         entry = self._registry.entries.get(key)  # type: ignore[call-overload]

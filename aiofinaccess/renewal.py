@@ -86,7 +86,7 @@ from .renewal_step import (
     WaitUntil,
     next_step,
 )
-from .stores import Lease, TokenStore, Versioned
+from .stores import LOCAL_LEASE, Lease, TokenStore, Versioned
 from .tokens import Anchor, Secret, TokenKey, TokenSet
 
 __all__ = ["RenewalDriver", "TokenEndpoint"]
@@ -108,16 +108,6 @@ class TokenEndpoint(Protocol):
     async def refresh(self, refresh_token: Secret) -> TokenSet: ...
 
     def dead_grant_reason(self, error: ApiError) -> str | None: ...
-
-
-class _Unfenced:
-    """The lease of a store that yields no handle: an in-process lock, never lost."""
-
-    def remaining(self) -> float:
-        return math.inf
-
-    async def extend(self, ttl: float) -> bool:
-        return True
 
 
 @attrs.define(slots=True)
@@ -426,7 +416,7 @@ class RenewalDriver:
             await exit_stack.aclose()
             raise
         run.lease_exit = exit_stack
-        run.lease = handle if hasattr(handle, "extend") else _Unfenced()
+        run.lease = handle if hasattr(handle, "extend") else LOCAL_LEASE
         if run.lease.remaining() != math.inf:
             run.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(run.lease))
         run.stored = await self.read(key)

@@ -39,7 +39,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import attrs
 
@@ -50,9 +50,11 @@ if TYPE_CHECKING:
     from .codec import TokenCodec
 
 __all__ = [
+    "LOCAL_LEASE",
     "ChangeFeed",
     "HeldLease",
     "Lease",
+    "LocalLease",
     "PendingAuthorizations",
     "TokenStore",
     "Versioned",
@@ -84,6 +86,25 @@ class Lease(Protocol):
             StoreError: The store could not be asked (the lease may or may not still be ours).
         """
         ...
+
+
+class LocalLease:
+    """The lease of an in-process lock: it lasts as long as its holder, so it never runs out
+    and extending it always succeeds. ``MemoryStore`` yields it; the session manager also
+    treats a third-party store whose ``lease()`` yields no handle as holding one."""
+
+    __slots__ = ()
+
+    def remaining(self) -> float:
+        """Never runs out."""
+        return math.inf
+
+    async def extend(self, ttl: float) -> bool:
+        """Always still ours."""
+        return True
+
+
+LOCAL_LEASE: Final = LocalLease()
 
 
 class HeldLease:

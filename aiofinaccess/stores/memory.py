@@ -11,31 +11,15 @@ awaits between its read and its delete.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from ..errors import LeaseBusyError, StoreConflictError
 from ..tokens import TokenKey, TokenSet
-from . import Versioned, check_ttl
+from . import LOCAL_LEASE, LocalLease, Versioned, check_ttl
 
 __all__ = ["MemoryStore"]
-
-
-class _LocalLease:
-    """A lease on an in-process lock: it lasts as long as its holder."""
-
-    __slots__ = ()
-
-    def remaining(self) -> float:
-        return math.inf
-
-    async def extend(self, ttl: float) -> bool:
-        return True
-
-
-_LOCAL_LEASE = _LocalLease()
 
 
 class MemoryStore:
@@ -88,7 +72,7 @@ class MemoryStore:
         return {key: self._data[key] for key in keys if key in self._data}
 
     @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[_LocalLease]:
+    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[LocalLease]:
         """Hold ``key`` exclusively; wait at most ``ttl`` seconds for another holder.
 
         The lease itself never runs out: in one process a holder cannot vanish.
@@ -107,7 +91,7 @@ class MemoryStore:
                     f"timed out waiting for the lease on token set {key.hashed}"
                 ) from None
             try:
-                yield _LOCAL_LEASE
+                yield LOCAL_LEASE
             finally:
                 lock.release()
         finally:

@@ -37,7 +37,7 @@ import contextvars
 import logging
 import random
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import attrs
@@ -68,6 +68,10 @@ CLIENT_PROVIDER = Oidc.endpoints(
 )
 CREDENTIALS = ClientCredentials(CLIENT_ID, CLIENT_SECRET)
 CURRENT: contextvars.ContextVar[Process | None] = contextvars.ContextVar("process", default=None)
+
+
+class _Failed(Exception):
+    """An app call ended with one of the SDK's transient errors (already counted)."""
 
 
 class Crashed(BaseException):
@@ -334,14 +338,29 @@ class World:
 
     # -- the app ---------------------------------------------------------------------------
 
-    async def call(self, process: Process, user: str, deadline: float | None) -> None:
+    @contextlib.contextmanager
+    def _timed(self, process: Process, deadline: float | None, what: str) -> Iterator[None]:
+        """Count one app call and check I4 for it; the SDK's transient errors are counted."""
         started = self.loop.time()
         self.calls += 1
+        try:
+            yield
+        except (StoreError, TransportError, ApiError) as exc:
+            self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
+            raise _Failed from exc
+        finally:
+            took = self.loop.time() - started
+            self.slowest = max(self.slowest, took)
+            if deadline is None and took > self.bound:
+                self.violation(f"I4: {what} by pid {process.pid} took {took:.1f} s")
+
+    async def call(self, process: Process, user: str, deadline: float | None) -> None:
         if self.verbose:  # a million calls a run: format only when tracing
             self.log(f"call by pid {process.pid} for {user} (deadline {deadline})")
         try:
-            async with asyncio.timeout(deadline):
-                token = await process.manager.access_token("idp", user)
+            with self._timed(process, deadline, "a call"):
+                async with asyncio.timeout(deadline):
+                    token = await process.manager.access_token("idp", user)
         except TimeoutError:
             return  # the caller gave up (its own deadline): the renewal goes on
         except ReauthorizationRequired as exc:
@@ -356,14 +375,8 @@ class World:
                 finally:
                     self._reconnecting.discard(user)
             return
-        except (StoreError, TransportError, ApiError) as exc:
-            self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
+        except _Failed:
             return
-        finally:
-            took = self.loop.time() - started
-            self.slowest = max(self.slowest, took)
-            if deadline is None and took > self.bound:
-                self.violation(f"I4: a call by pid {process.pid} took {took:.1f} s")
         ok, session = self.idp.valid(token)
         if not ok and not (session is not None and session.excused):
             access = self.idp.access.get(token)
@@ -381,25 +394,16 @@ class World:
         I2 for client tokens: never expired at hand-out, and never the token just refused. (The
         API may revoke a client token at any moment, even one in flight: that is a 401 the
         app replays, not the SDK's fault.)"""
-        started = self.loop.time()
-        self.calls += 1
         refused = None
         try:
-            async with asyncio.timeout(deadline):
-                token = await process.manager.access_token("fin")
-                if not self.idp.valid(token)[0]:
-                    refused = token
-                    token = await process.manager.renew_after_rejection("fin", None, token)
-        except TimeoutError:
+            with self._timed(process, deadline, "a client-token call"):
+                async with asyncio.timeout(deadline):
+                    token = await process.manager.access_token("fin")
+                    if not self.idp.valid(token)[0]:
+                        refused = token
+                        token = await process.manager.renew_after_rejection("fin", None, token)
+        except (TimeoutError, _Failed):
             return
-        except (StoreError, TransportError, ApiError) as exc:
-            self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
-            return
-        finally:
-            took = self.loop.time() - started
-            self.slowest = max(self.slowest, took)
-            if deadline is None and took > self.bound:
-                self.violation(f"I4: a client-token call by pid {process.pid} took {took:.1f} s")
         access = self.idp.access.get(token)
         if access is None or access.expires_at <= self.wall():
             self.violation(f"I2: pid {process.pid} handed out an expired client token {token}")
