@@ -8,14 +8,7 @@ what is not re-exported here, knowing it may move.
 
 from __future__ import annotations
 
-from ._hygiene import install_log_filters as _install_log_filters
-from .authorization import (
-    AuthorizationRequest,
-    AuthorizationResponse,
-    build_authorization_request,
-    parse_callback,
-)
-from .bankconnect import (
+from .api.bankconnect import (
     Account,
     Balance,
     BankConnect,
@@ -23,8 +16,24 @@ from .bankconnect import (
     Transaction,
     TransactionSync,
 )
-from .clock import SYSTEM_CLOCK, Clock, SystemClock
-from .errors import (
+from .api.finapi_data import AccountFilters, FinApiData, FinApiDataRoutes, TransactionFilters
+from .api.finapi_models import (
+    BankConnection,
+    DailyBalance,
+    DailyBalances,
+    FinApiAccount,
+    FinApiBank,
+    FinApiTransaction,
+    Paging,
+    TransactionPage,
+)
+from .api.finapi_sync import FinApiSyncCursor, FinApiTransactionSync, IncrementalSync
+from .api.pipeline import ApiClient, Endpoint, EndUser
+from .api.users import NewUser, PasswordChange, User, UserChanges, Users
+from .api.webform import BankConnectionImport, WebForm, WebFormCallbacks, WebForms, WebFormStatus
+from .core._hygiene import install_log_filters as _install_log_filters
+from .core.clock import SYSTEM_CLOCK, Clock, SystemClock
+from .core.errors import (
     AiofinaccessError,
     ApiError,
     AuthenticationError,
@@ -56,33 +65,24 @@ from .errors import (
     UsageError,
     ValidationError,
 )
-from .events import Event, ManagerStats, ReauthRequired, Refreshed, RefreshFailed, Rotated
-from .finapi_data import AccountFilters, FinApiData, FinApiDataRoutes, TransactionFilters
-from .finapi_models import (
-    BankConnection,
-    DailyBalance,
-    DailyBalances,
-    FinApiAccount,
-    FinApiBank,
-    FinApiTransaction,
-    Paging,
-    TransactionPage,
+from .core.lifecycle import RefreshPolicy, RetryPolicy, TokenState
+from .core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
+from .integrations.middleware import BearerAuth
+from .integrations.web import Connected, ConnectFlow, ExchangeFailed, WebConnect
+from .oauth.authorization import (
+    AuthorizationRequest,
+    AuthorizationResponse,
+    build_authorization_request,
+    parse_callback,
 )
-from .finapi_sync import FinApiSyncCursor, FinApiTransactionSync, IncrementalSync
-from .lifecycle import RefreshPolicy, RetryPolicy, TokenState
-from .manager import SessionManager
-from .middleware import BearerAuth
-from .oauth import OAuthClient, discover
-from .pipeline import ApiClient, Endpoint, EndUser
-from .providers import ClientAuthMethod, Everifin, FinApi, Oidc, Provider, RevocationStyle
+from .oauth.client import OAuthClient, discover
+from .oauth.providers import ClientAuthMethod, Everifin, FinApi, Oidc, Provider, RevocationStyle
+from .session.events import Event, ManagerStats, ReauthRequired, Refreshed, RefreshFailed, Rotated
+from .session.manager import SessionManager
 from .stores import ChangeFeed, PendingAuthorizations, TokenStore, Versioned
 from .stores.codec import FernetCodec, JsonCodec, TokenCodec
 from .stores.memory import MemoryStore
 from .stores.sqlite import SQLiteStore
-from .tokens import ClientCredentials, Secret, TokenKey, TokenSet
-from .users import NewUser, PasswordChange, User, UserChanges, Users
-from .web import Connected, ConnectFlow, ExchangeFailed, WebConnect
-from .webform import BankConnectionImport, WebForm, WebFormCallbacks, WebForms, WebFormStatus
 
 __version__ = "0.1.0.dev0"
 

@@ -34,7 +34,7 @@ import _common as common
 import aiohttp
 
 from aiofinaccess import ClientCredentials, Everifin, SessionManager, SQLiteStore
-from aiofinaccess.tokens import Anchor, parse_token_response
+from aiofinaccess.core.tokens import Anchor, parse_token_response
 
 NAME = "cold_start"
 

@@ -57,7 +57,7 @@ from aiofinaccess import (
     SessionManager,
     TokenSet,
 )
-from aiofinaccess.tokens import Anchor, parse_token_response
+from aiofinaccess.core.tokens import Anchor, parse_token_response
 
 NAME = "concurrent_tokens"
 SUBJECT = "bench-user"

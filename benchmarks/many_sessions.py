@@ -44,8 +44,8 @@ import _common as common
 import aiohttp
 
 from aiofinaccess import ClientCredentials, Everifin, RefreshPolicy, SessionManager
+from aiofinaccess.core.tokens import Anchor, TokenKey, parse_token_response
 from aiofinaccess.stores.memory import MemoryStore
-from aiofinaccess.tokens import Anchor, TokenKey, parse_token_response
 
 NAME = "many_sessions"
 POLICY = RefreshPolicy()  # the default: this benchmark measures the manager as shipped

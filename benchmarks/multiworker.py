@@ -43,9 +43,9 @@ from aiofinaccess import (
     SessionManager,
     SQLiteStore,
 )
-from aiofinaccess.providers import Provider
+from aiofinaccess.core.tokens import Anchor, parse_token_response
+from aiofinaccess.oauth.providers import Provider
 from aiofinaccess.stores import TokenStore
-from aiofinaccess.tokens import Anchor, parse_token_response
 
 NAME = "multiworker"
 POLICY = RefreshPolicy(lead_fraction=0.025, min_lead=0.4, expiry_margin=0.25)

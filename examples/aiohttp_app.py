@@ -44,9 +44,9 @@ from aiofinaccess import (
     SQLiteStore,
     Transaction,
 )
+from aiofinaccess.integrations.web import Connected, ConnectFlow, WebConnect
 from aiofinaccess.sandbox import SandboxConfig, run_sandbox
 from aiofinaccess.stores import TokenStore
-from aiofinaccess.web import Connected, ConnectFlow, WebConnect
 
 logger = logging.getLogger("example")
 USER: web.RequestKey[str] = web.RequestKey("user", str)

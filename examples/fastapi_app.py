@@ -35,8 +35,8 @@ from aiofinaccess import (
     Transaction,
 )
 from aiofinaccess.integrations.starlette import Connection, StarletteConnect
+from aiofinaccess.integrations.web import Connected
 from aiofinaccess.sandbox import SandboxConfig, run_sandbox
-from aiofinaccess.web import Connected
 
 COOKIE = "example_user"
 

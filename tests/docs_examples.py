@@ -30,8 +30,8 @@ from aiohttp import web
 from cryptography.fernet import Fernet
 
 from aiofinaccess import ClientCredentials, NewUser, SessionManager, Users
+from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, headless_login, run_sandbox
-from aiofinaccess.testing import sandbox_providers
 
 ROOT = Path(__file__).resolve().parent.parent
 _MARKER = re.compile(r"<!-- example: (?P<spec>.+?) -->")

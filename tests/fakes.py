@@ -7,9 +7,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
+from aiofinaccess.core.tokens import TokenKey, TokenSet
 from aiofinaccess.stores import Versioned
 from aiofinaccess.stores.memory import MemoryStore
-from aiofinaccess.tokens import TokenKey, TokenSet
 
 
 class FakeClock:

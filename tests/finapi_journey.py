@@ -6,9 +6,9 @@ from __future__ import annotations
 import aiohttp
 
 from aiofinaccess import SessionManager
+from aiofinaccess.api.users import NewUser, Users
+from aiofinaccess.api.webform import WebForm, WebForms
 from aiofinaccess.sandbox import headless_web_form
-from aiofinaccess.users import NewUser, Users
-from aiofinaccess.webform import WebForm, WebForms
 
 PASSWORD = "finapi-data-password"
 

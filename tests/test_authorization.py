@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.authorization: authorization URLs, PKCE and callback checks."""
+"""Tests for aiofinaccess.oauth.authorization: authorization URLs, PKCE and callback checks."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from aiofinaccess import (
     build_authorization_request,
     parse_callback,
 )
-from aiofinaccess.authorization import AuthorizationRequest, pkce_challenge
+from aiofinaccess.oauth.authorization import AuthorizationRequest, pkce_challenge
 
 EVERIFIN = Everifin.stage()
 REDIRECT = "https://app.example.com/callback"

@@ -1,4 +1,4 @@
-"""aiofinaccess.bankconnect against the sandbox's Everifin: every call, paging, sync, failures."""
+"""aiofinaccess.api.bankconnect against the sandbox's Everifin: calls, paging, sync, failures."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import attrs
 import pytest
 
 from aiofinaccess import SessionManager
-from aiofinaccess.bankconnect import BankConnect, BankConnectRoutes, TransactionSync
-from aiofinaccess.errors import ConflictError, NotFoundError, ValidationError
-from aiofinaccess.pipeline import Endpoint, EndUser
+from aiofinaccess.api.bankconnect import BankConnect, BankConnectRoutes, TransactionSync
+from aiofinaccess.api.pipeline import Endpoint, EndUser
+from aiofinaccess.core.errors import ConflictError, NotFoundError, ValidationError
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
 
 USER = "alice"

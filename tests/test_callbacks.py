@@ -27,7 +27,7 @@ from aiofinaccess import (
     TokenState,
     UsageError,
 )
-from aiofinaccess.events import Event
+from aiofinaccess.session.events import Event
 from aiofinaccess.stores.memory import MemoryStore
 
 from .conftest import EVERIFIN, EVERIFIN_CLIENT, FINAPI, FINAPI_CLIENT, token_body, token_url

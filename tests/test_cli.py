@@ -17,7 +17,7 @@ import pytest
 from yarl import URL
 
 from aiofinaccess import SQLiteStore, TokenKey
-from aiofinaccess.cli import main
+from aiofinaccess.cli.main import main
 from aiofinaccess.sandbox import Sandbox, headless_login
 
 ALICE = TokenKey("everifin", "alice")

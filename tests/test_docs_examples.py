@@ -21,10 +21,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiofinaccess import SessionManager
-from aiofinaccess.cli import _parser as cli_parser
-from aiofinaccess.cli_config import FIELDS
+from aiofinaccess.cli.config import FIELDS
+from aiofinaccess.cli.main import _parser as cli_parser
+from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import SandboxConfig, headless_login, run_sandbox
-from aiofinaccess.testing import sandbox_providers
 from tests.docs_examples import (
     ROOT,
     SETUPS,

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from aiofinaccess import ReauthorizationRequired, SessionManager, SQLiteStore
+from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
-from aiofinaccess.testing import sandbox_providers
 
 USERS = [f"user-{n}" for n in range(20)]
 

@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.errors: the three body shapes and the response-to-error mapping."""
+"""Tests for aiofinaccess.core.errors: the three body shapes and the response-to-error mapping."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from multidict import CIMultiDict
 
-from aiofinaccess.errors import (
+from aiofinaccess.core.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,

@@ -1,4 +1,4 @@
-"""aiofinaccess.finapi_data against the sandbox: the data a Web Form import leaves in finAPI.
+"""aiofinaccess.api.finapi_data against the sandbox: the data a Web Form import leaves in finAPI.
 
 Everything here runs over real HTTP against the sandbox (never mocks): paging over 2,200
 transactions, a token expiring mid-iteration, every filter (compared with the same filter
@@ -15,23 +15,23 @@ import attrs
 import pytest
 
 from aiofinaccess import ClientCredentials, FinApi, SessionManager
-from aiofinaccess.errors import (
+from aiofinaccess.api.finapi_data import (
+    AccountFilters,
+    FinApiData,
+    FinApiDataRoutes,
+    TransactionFilters,
+)
+from aiofinaccess.api.finapi_models import FinApiTransaction
+from aiofinaccess.api.pipeline import Endpoint, EndUser
+from aiofinaccess.api.users import NewUser, Users
+from aiofinaccess.core.errors import (
     BadRequestError,
     ConfigurationError,
     NotFoundError,
     UnprocessableEntityError,
     ValidationError,
 )
-from aiofinaccess.finapi_data import (
-    AccountFilters,
-    FinApiData,
-    FinApiDataRoutes,
-    TransactionFilters,
-)
-from aiofinaccess.finapi_models import FinApiTransaction
-from aiofinaccess.pipeline import Endpoint, EndUser
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
-from aiofinaccess.users import NewUser, Users
 from tests.finapi_journey import PASSWORD, import_connection
 
 USER = "finapi-alice"

@@ -23,10 +23,10 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from aiofinaccess import SessionManager
-from aiofinaccess.errors import BadRequestError, NotFoundError, UnprocessableEntityError
-from aiofinaccess.finapi_data import AccountFilters, FinApiData, TransactionFilters
-from aiofinaccess.finapi_sync import FinApiTransactionSync
-from aiofinaccess.pipeline import EndUser
+from aiofinaccess.api.finapi_data import AccountFilters, FinApiData, TransactionFilters
+from aiofinaccess.api.finapi_sync import FinApiTransactionSync
+from aiofinaccess.api.pipeline import EndUser
+from aiofinaccess.core.errors import BadRequestError, NotFoundError, UnprocessableEntityError
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.sandbox.state import Exchange
 from tests.finapi_journey import import_connection, press

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiofinaccess import AiofinaccessError
-from aiofinaccess.finapi_data import _transaction_page
-from aiofinaccess.finapi_models import (
+from aiofinaccess.api.finapi_data import _transaction_page
+from aiofinaccess.api.finapi_models import (
     BankConnection,
     DailyBalance,
     FinApiAccount,
@@ -19,7 +19,7 @@ from aiofinaccess.finapi_models import (
     read_finapi,
     read_list,
 )
-from aiofinaccess.finapi_sync import FinApiSyncCursor
+from aiofinaccess.api.finapi_sync import FinApiSyncCursor
 from tests.test_fuzz import FUZZ, bodies, json_values
 
 MODELS = (BankConnection, FinApiAccount, FinApiTransaction, DailyBalance)

@@ -8,9 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aiofinaccess.errors import UnexpectedResponseError, ValidationError
-from aiofinaccess.finapi_data import AccountFilters, TransactionFilters
-from aiofinaccess.finapi_models import (
+from aiofinaccess.api.finapi_data import AccountFilters, TransactionFilters
+from aiofinaccess.api.finapi_models import (
     BankConnection,
     DailyBalance,
     FinApiAccount,
@@ -19,6 +18,7 @@ from aiofinaccess.finapi_models import (
     read_finapi,
     read_list,
 )
+from aiofinaccess.core.errors import UnexpectedResponseError, ValidationError
 
 V1_TRANSACTION = (
     b'{"id": 7, "accountId": 3, "amount": -1234.56, "currency": "EUR",'

@@ -10,11 +10,11 @@ import aiohttp
 import pytest
 
 from aiofinaccess import SessionManager
-from aiofinaccess.bankconnect import BankConnect, TransactionSync
-from aiofinaccess.errors import NotFoundError, ValidationError
-from aiofinaccess.finapi_data import FinApiData, TransactionFilters
-from aiofinaccess.finapi_models import FinApiTransaction, Paging, TransactionPage
-from aiofinaccess.finapi_sync import FinApiSyncCursor, FinApiTransactionSync, IncrementalSync
+from aiofinaccess.api.bankconnect import BankConnect, TransactionSync
+from aiofinaccess.api.finapi_data import FinApiData, TransactionFilters
+from aiofinaccess.api.finapi_models import FinApiTransaction, Paging, TransactionPage
+from aiofinaccess.api.finapi_sync import FinApiSyncCursor, FinApiTransactionSync, IncrementalSync
+from aiofinaccess.core.errors import NotFoundError, ValidationError
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
 from aiofinaccess.sandbox.state import Exchange
 from tests.finapi_journey import import_connection, press

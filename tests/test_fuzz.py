@@ -16,15 +16,20 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from aiofinaccess import AiofinaccessError, Everifin, Provider, RefreshPolicy, TokenSet
-from aiofinaccess.authorization import build_authorization_request, parse_callback
-from aiofinaccess.bankconnect import Account, Transaction, _envelope, _items
-from aiofinaccess.errors import ApiError, error_from_response, parse_error_body, parse_retry_after
-from aiofinaccess.lifecycle import decide, plan
-from aiofinaccess.models import read_model
-from aiofinaccess.oauth import parse_token_http_response
-from aiofinaccess.tokens import Anchor, parse_token_response
-from aiofinaccess.transport import HttpResponse
-from aiofinaccess.webform import _read_form
+from aiofinaccess.api.bankconnect import Account, Transaction, _envelope, _items
+from aiofinaccess.api.models import read_model
+from aiofinaccess.api.webform import _read_form
+from aiofinaccess.core.errors import (
+    ApiError,
+    error_from_response,
+    parse_error_body,
+    parse_retry_after,
+)
+from aiofinaccess.core.lifecycle import decide, plan
+from aiofinaccess.core.tokens import Anchor, parse_token_response
+from aiofinaccess.oauth.authorization import build_authorization_request, parse_callback
+from aiofinaccess.oauth.client import parse_token_http_response
+from aiofinaccess.oauth.transport import HttpResponse
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

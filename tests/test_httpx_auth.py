@@ -13,9 +13,9 @@ from yarl import URL
 
 from aiofinaccess import ClientCredentials, ConfigurationError, Oidc, SessionManager, UsageError
 from aiofinaccess.integrations.httpx import HttpxAuth
-from aiofinaccess.providers import origin_of
+from aiofinaccess.integrations.testing import sandbox_providers
+from aiofinaccess.oauth.providers import origin_of
 from aiofinaccess.sandbox import Sandbox, headless_login
-from aiofinaccess.testing import sandbox_providers
 
 from .fake_provider import CLIENT_ID, CLIENT_SECRET, USERS, running_provider
 from .fakes import FakeClock

@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.lifecycle: pure decisions driven with explicit times, no sleeping."""
+"""Tests for aiofinaccess.core.lifecycle: pure decisions driven with explicit times, no sleeping."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 
 from aiofinaccess import ConfigurationError, TokenSet, UsageError
-from aiofinaccess.lifecycle import (
+from aiofinaccess.core.lifecycle import (
     TRANSITIONS,
     Action,
     Event,
@@ -22,7 +22,7 @@ from aiofinaccess.lifecycle import (
     token_state,
     transition,
 )
-from aiofinaccess.tokens import Anchor
+from aiofinaccess.core.tokens import Anchor
 
 POLICY = RefreshPolicy()
 

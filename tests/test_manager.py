@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.manager: single-flight, cancellation safety, persist-then-publish.
+"""Tests for aiofinaccess.session.manager: single-flight, cancellation safety, persist-then-publish.
 
 The token endpoint is mocked with aioresponses and time is a FakeClock: nothing sleeps.
 """

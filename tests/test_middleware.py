@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.middleware against a real local server.
+"""Tests for aiofinaccess.integrations.middleware against a real local server.
 
 aioresponses bypasses client middlewares, so these tests use real HTTP.
 """

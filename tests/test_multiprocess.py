@@ -80,7 +80,7 @@ async def test_four_workers_share_one_store(
     """No reuse, no re-authorization, about one token request per expiry."""
     spec, store = shared_store
     async with SessionManager(store=store, scheduler=False) as setup:
-        from aiofinaccess.testing import sandbox_providers  # noqa: PLC0415
+        from aiofinaccess.integrations.testing import sandbox_providers  # noqa: PLC0415
 
         provider, credentials = sandbox_providers(sandbox)[1]
         setup.register(provider, credentials)

@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.oauth: what each grant sends, and how answers are read.
+"""Tests for aiofinaccess.oauth.client: what each grant sends, and how answers are read.
 
 The token endpoint is mocked with aioresponses; tests/test_transport.py covers the network
 failure modes against a real local server.

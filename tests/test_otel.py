@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from aiofinaccess import ApiError, BankConnect, ReauthorizationRequired, SessionManager
 from aiofinaccess.integrations.otel import Telemetry
+from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, headless_login
-from aiofinaccess.testing import sandbox_providers
 
 from .fakes import FakeClock
 

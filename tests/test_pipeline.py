@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.pipeline against a real local server: auth, retries, ids, timeouts."""
+"""Tests for aiofinaccess.api.pipeline against a real local server: auth, retries, ids, timeouts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiofinaccess import ClientCredentials, Oidc, RetryPolicy, SessionManager, TokenSet
-from aiofinaccess.errors import AuthenticationError, ServerError, TransportError
-from aiofinaccess.pipeline import ApiClient, Endpoint, EndUser, finapi_context
+from aiofinaccess.api.pipeline import ApiClient, Endpoint, EndUser, finapi_context
+from aiofinaccess.core.errors import AuthenticationError, ServerError, TransportError
 
 GET = Endpoint("GET", "/items/{item_id}")
 POST = Endpoint("POST", "/items", expect=(201,))

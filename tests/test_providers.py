@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.providers: presets, discovery documents, configuration errors."""
+"""Tests for aiofinaccess.oauth.providers: presets, discovery documents, configuration errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import ClassVar
 import pytest
 
 from aiofinaccess import ClientAuthMethod, ConfigurationError, Everifin, FinApi, Oidc, Provider
-from aiofinaccess.providers import RevocationStyle
+from aiofinaccess.oauth.providers import RevocationStyle
 
 
 class TestFinApi:

@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 import aiofinaccess
-from aiofinaccess.cli import main
+from aiofinaccess.cli.main import main
 
 
 def test_all_is_sorted_and_importable() -> None:
@@ -64,7 +64,7 @@ def test_finapi_data_names_are_exported() -> None:
         "TransactionFilters",
         "TransactionPage",
     } <= set(aiofinaccess.__all__)
-    assert aiofinaccess.FinApiData.__module__ == "aiofinaccess.finapi_data"
+    assert aiofinaccess.FinApiData.__module__ == "aiofinaccess.api.finapi_data"
 
 
 def test_demo_command_succeeds(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,7 +22,7 @@ from aiofinaccess import (
     TokenSet,
     TransportError,
 )
-from aiofinaccess.events import Event, ReauthRequired, Refreshed, RefreshFailed, Rotated
+from aiofinaccess.session.events import Event, ReauthRequired, Refreshed, RefreshFailed, Rotated
 from aiofinaccess.stores.memory import MemoryStore
 
 from .conftest import EVERIFIN, FINAPI, FINAPI_CLIENT, token_body, token_url

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from aiofinaccess import ApiError, SessionManager, TokenResponseError, TransportError
+from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Faults, Sandbox, SandboxConfig
-from aiofinaccess.testing import sandbox_providers
 
 
 @pytest.fixture

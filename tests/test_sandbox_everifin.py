@@ -24,7 +24,7 @@ from aiofinaccess import (
     TokenSet,
     discover,
 )
-from aiofinaccess.authorization import AuthorizationRequest
+from aiofinaccess.oauth.authorization import AuthorizationRequest
 from aiofinaccess.sandbox import LoginFailed, Sandbox, SandboxConfig, headless_login
 
 REDIRECT = "http://127.0.0.1/callback"

@@ -31,10 +31,10 @@ from aiofinaccess import (
     Users,
     discover,
 )
-from aiofinaccess.authorization import build_authorization_request
+from aiofinaccess.api.webform import BankConnectionImport, WebForms
+from aiofinaccess.oauth.authorization import build_authorization_request
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
 from aiofinaccess.sandbox.redirects import redirect_allowed
-from aiofinaccess.webform import BankConnectionImport, WebForms
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_CALLBACK = "https://app.example.com/callback"

@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.scheduler and scheduled renewal through the manager (fake clock)."""
+"""Tests for aiofinaccess.session.scheduler and scheduled renewal through the manager."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from aiofinaccess import ClientCredentials, RefreshPolicy, SessionManager, TokenKey, TokenSet
-from aiofinaccess.scheduler import RefreshScheduler
+from aiofinaccess.session.scheduler import RefreshScheduler
 from aiofinaccess.stores.memory import MemoryStore
 
 from .conftest import EVERIFIN, token_url

@@ -26,12 +26,12 @@ from aiofinaccess import (
     SQLiteStore,
     TokenKey,
 )
-from aiofinaccess.events import WriteAbandoned
+from aiofinaccess.core.tokens import Anchor, TokenSet, parse_token_response
+from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
+from aiofinaccess.session.events import WriteAbandoned
 from aiofinaccess.stores import Versioned
 from aiofinaccess.stores.memory import MemoryStore
-from aiofinaccess.testing import sandbox_providers
-from aiofinaccess.tokens import Anchor, TokenSet, parse_token_response
 
 from .fake_provider import CLIENT_ID, CLIENT_SECRET, OIDC, running_provider
 

@@ -31,7 +31,7 @@ from aiofinaccess import (
     StateMismatchError,
     discover,
 )
-from aiofinaccess.tokens import display_converter
+from aiofinaccess.core.tokens import display_converter
 
 from .fake_provider import CLIENT_ID, CLIENT_SECRET, REALM, USERS, FakeProvider, running_provider
 from .fakes import FakeClock, RecordingHandler

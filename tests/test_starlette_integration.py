@@ -18,8 +18,8 @@ from starlette.requests import Request
 
 from aiofinaccess import RedisStore, SessionManager, StoreError, UsageError
 from aiofinaccess.integrations.starlette import Connection, StarletteConnect
+from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
-from aiofinaccess.testing import sandbox_providers
 
 USER = "alice"
 

@@ -14,11 +14,11 @@ import pytest
 from aioresponses import aioresponses
 
 from aiofinaccess import Everifin, SessionManager, SQLiteStore, StoreError, TokenKey
-from aiofinaccess.events import Refreshed
-from aiofinaccess.lifecycle import TokenState
+from aiofinaccess.core.lifecycle import TokenState
+from aiofinaccess.core.tokens import TokenSet
+from aiofinaccess.session.events import Refreshed
 from aiofinaccess.stores import Versioned
 from aiofinaccess.stores.memory import MemoryStore
-from aiofinaccess.tokens import TokenSet
 
 from .conftest import EVERIFIN, EVERIFIN_CLIENT
 

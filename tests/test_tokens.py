@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.tokens: secrets, token sets, response parsing, converters."""
+"""Tests for aiofinaccess.core.tokens: secrets, token sets, response parsing, converters."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pickle
 import pytest
 
 from aiofinaccess import ClientCredentials, ConfigurationError, Secret, TokenKey, TokenSet
-from aiofinaccess.errors import TokenResponseError
-from aiofinaccess.tokens import (
+from aiofinaccess.core.errors import TokenResponseError
+from aiofinaccess.core.tokens import (
     Anchor,
     client_label,
     display_converter,

@@ -1,4 +1,4 @@
-"""Tests for aiofinaccess.transport against real sockets: what failed, and was it sent?"""
+"""Tests for aiofinaccess.oauth.transport against real sockets: what failed, and was it sent?"""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from yarl import URL
 
 from aiofinaccess import Secret, TransportError
-from aiofinaccess.transport import HttpRequest, send
+from aiofinaccess.oauth.transport import HttpRequest, send
 
 
 @pytest.fixture

@@ -1,19 +1,19 @@
-"""aiofinaccess.users against the sandbox's finAPI: every call, its token, its typed errors."""
+"""aiofinaccess.api.users against the sandbox's finAPI: every call, its token, its typed errors."""
 
 from __future__ import annotations
 
 import pytest
 
 from aiofinaccess import ReauthorizationRequired, SessionManager
-from aiofinaccess.errors import (
+from aiofinaccess.api.pipeline import EndUser
+from aiofinaccess.api.users import NewUser, UserChanges, Users
+from aiofinaccess.core.errors import (
     EntityExistsError,
     NotFoundError,
     UnprocessableEntityError,
     ValidationError,
 )
-from aiofinaccess.pipeline import EndUser
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
-from aiofinaccess.users import NewUser, UserChanges, Users
 
 PASSWORD = "alice-password-1"
 

@@ -1,4 +1,4 @@
-"""aiofinaccess.web against the sandbox: connect, callback exactly once, typed errors."""
+"""aiofinaccess.integrations.web against the sandbox: connect, callback once, typed errors."""
 
 from __future__ import annotations
 
@@ -36,12 +36,12 @@ from aiofinaccess import (
     TokenKey,
     TokenState,
 )
+from aiofinaccess.integrations.testing import sandbox_providers
+from aiofinaccess.integrations.web import Connected, ConnectFlow, ExchangeFailed, WebConnect
 from aiofinaccess.sandbox import Sandbox, headless_login
 from aiofinaccess.stores import TokenStore
 from aiofinaccess.stores.codec import JsonCodec
 from aiofinaccess.stores.redis import RedisStore
-from aiofinaccess.testing import sandbox_providers
-from aiofinaccess.web import Connected, ConnectFlow, ExchangeFailed, WebConnect
 
 from .redis_server import free_port, running_redis
 

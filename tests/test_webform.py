@@ -1,4 +1,4 @@
-"""aiofinaccess.webform against the sandbox's Web Form 2.0, and the sandbox against the spec.
+"""aiofinaccess.api.webform against the sandbox's Web Form 2.0, and the sandbox against the spec.
 
 Every flow runs over real HTTP on 127.0.0.1: the SDK creates an import form with the user's
 finAPI token, a headless "browser" (plain aiohttp) opens the form's page and presses a
@@ -26,19 +26,9 @@ from openapi_schema_validator import OAS30Validator
 from yarl import URL
 
 from aiofinaccess import ReauthorizationRequired, SessionManager
-from aiofinaccess.errors import (
-    BadRequestError,
-    ConfigurationError,
-    NotFoundError,
-    UnexpectedResponseError,
-    ValidationError,
-    WebFormErrorBody,
-)
-from aiofinaccess.pipeline import EndUser
-from aiofinaccess.sandbox import Sandbox, SandboxConfig
-from aiofinaccess.tokens import ClientCredentials
-from aiofinaccess.users import NewUser, Users
-from aiofinaccess.webform import (
+from aiofinaccess.api.pipeline import EndUser
+from aiofinaccess.api.users import NewUser, Users
+from aiofinaccess.api.webform import (
     AccountType,
     BankConnectionImport,
     WebForm,
@@ -48,6 +38,16 @@ from aiofinaccess.webform import (
     _read_form,
     parse_timestamp,
 )
+from aiofinaccess.core.errors import (
+    BadRequestError,
+    ConfigurationError,
+    NotFoundError,
+    UnexpectedResponseError,
+    ValidationError,
+    WebFormErrorBody,
+)
+from aiofinaccess.core.tokens import ClientCredentials
+from aiofinaccess.sandbox import Sandbox, SandboxConfig
 
 # openapi-core cannot check Web Form 2.0's OAuth2 security scheme and says so once per
 # request; the bearer header itself is what the sandbox checks.

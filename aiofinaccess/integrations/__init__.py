@@ -4,7 +4,14 @@
   (extra ``httpx``);
 * :mod:`aiofinaccess.integrations.starlette`: connect routes, lifespan and request
   dependencies for Starlette and FastAPI (extra ``starlette`` or ``fastapi``);
-* :mod:`aiofinaccess.integrations.otel`: OpenTelemetry metrics and spans (extra ``otel``).
+* :mod:`aiofinaccess.integrations.otel`: OpenTelemetry metrics and spans (extra ``otel``);
+* :mod:`aiofinaccess.integrations.middleware`: the aiohttp client middleware (``BearerAuth``);
+* :mod:`aiofinaccess.integrations.web`: connect routes for aiohttp.web (``WebConnect``);
+* :mod:`aiofinaccess.integrations.testing`: pytest fixtures around the sandbox (the plugin is
+  named ``aiofinaccess.testing``).
 
-``import aiofinaccess`` imports none of them, and none of their libraries.
+``import aiofinaccess`` imports none of their libraries.
+
+Wall: imports the public API (``session``, ``api``, ``oauth``, ``core``); each optional library
+only inside its own module. Never ``cli``; nothing below imports an integration.
 """

@@ -4,11 +4,11 @@
 >>> async with httpx.AsyncClient(auth=auth, base_url=api) as client:  # doctest: +SKIP
 ...     accounts = (await client.get("/v1/accounts")).json()
 
-Like :class:`~aiofinaccess.middleware.BearerAuth`: the bearer token comes from the manager
-(fresh from memory; one shared renewal when expired, however many requests wait), a 401 asks
+Like :class:`~aiofinaccess.integrations.middleware.BearerAuth`: the bearer token comes from the
+manager (fresh from memory; one shared renewal when expired, however many requests wait), a 401 asks
 the manager once for a token other than the refused one (one shared renewal) and the request
 is replayed once: two rounds at most. The token goes only to the provider's API origins
-(:meth:`~aiofinaccess.providers.Provider.api_origins`: scheme, host and port of ``api_url``,
+(:meth:`~aiofinaccess.oauth.providers.Provider.api_origins`: scheme, host and port of ``api_url``,
 ``web_form_url`` and ``extra_api_origins``, the rule ``BearerAuth`` follows) and to those the
 app adds here; any other URL is sent without it. httpx itself drops ``Authorization`` on a
 redirect to another origin, and a redirect never passes through this flow again.
@@ -24,9 +24,9 @@ from collections.abc import AsyncGenerator, Generator, Iterable
 import httpx
 from yarl import URL
 
-from ..errors import ConfigurationError, UsageError
-from ..manager import SessionManager
-from ..providers import Provider, origin_of
+from ..core.errors import ConfigurationError, UsageError
+from ..oauth.providers import Provider, origin_of
+from ..session.manager import SessionManager
 
 __all__ = ["HttpxAuth"]
 

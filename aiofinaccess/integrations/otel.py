@@ -22,7 +22,7 @@ Metrics (attributes in brackets):
   stale to its successor being stored; negative is ahead of time.
 * ``aiofinaccess.token_sets`` (observable gauge) [state]: sets this process holds by state.
 * ``aiofinaccess.manager.<counter>`` (observable counters): each of
-  :class:`~aiofinaccess.events.ManagerStats` (``retries``, ``store_failures``...).
+  :class:`~aiofinaccess.session.events.ManagerStats` (``retries``, ``store_failures``...).
 
 Spans: one CLIENT span per token-endpoint exchange (``token <grant>``) and per API call
 (``GET /accounts``: the endpoint's path template, relative to the API base) sent on a session
@@ -43,8 +43,8 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
-from .. import events
-from ..manager import SessionManager
+from ..session import events
+from ..session.manager import SessionManager
 
 __all__ = ["Telemetry"]
 

@@ -9,17 +9,18 @@ Needs the ``starlette`` extra (FastAPI brings Starlette along).
 ... async def accounts(bank: Connection = Depends(connect.connection("everifin"))): ...
 
 * :meth:`StarletteConnect.lifespan` opens the manager ``make_manager`` builds (providers
-  registered), waits for :meth:`~aiofinaccess.manager.SessionManager.ready`, and closes it
+  registered), waits for :meth:`~aiofinaccess.session.manager.SessionManager.ready`, and closes it
   (after callbacks in flight) on shutdown. Apps with a lifespan of their own enter
   :meth:`StarletteConnect.open` inside it.
 * :meth:`StarletteConnect.routes` is a ``Mount``-able router: ``GET /{provider}`` (off to the
   provider), ``GET /{provider}/callback`` (the code exchanged exactly once by
-  :class:`~aiofinaccess.web.ConnectFlow`, then a redirect to ``?next=`` or ``success_url``)
+  :class:`~aiofinaccess.integrations.web.ConnectFlow`, then a redirect to ``?next=`` or
+  ``success_url``)
   and ``POST /{provider}/disconnect`` (revoke, delete, redirect).
 * :meth:`StarletteConnect.connection` is a dependency (``Depends`` in FastAPI, a plain call in
   Starlette) giving the current user's :class:`Connection`: bearer header, an ``httpx.Auth``,
   :class:`~aiofinaccess.BankConnect` and :class:`~aiofinaccess.ApiClient`. A user who has
-  to connect (again) raises :class:`~aiofinaccess.errors.ReauthorizationRequired`, which
+  to connect (again) raises :class:`~aiofinaccess.core.errors.ReauthorizationRequired`, which
   :attr:`StarletteConnect.exception_handlers` turns into a redirect to the connect route.
 """
 
@@ -37,17 +38,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route, Router
 
-from ..bankconnect import BankConnect
-from ..errors import (
+from ..api.bankconnect import BankConnect
+from ..api.pipeline import ApiClient
+from ..core.errors import (
     AiofinaccessError,
     AuthorizationFlowError,
     ReauthorizationRequired,
     StoreError,
     UsageError,
 )
-from ..manager import SessionManager
-from ..pipeline import ApiClient
-from ..web import Connected, ConnectFlow, _local_path
+from ..session.manager import SessionManager
+from .web import Connected, ConnectFlow, _local_path
 
 if TYPE_CHECKING:
     from .httpx import HttpxAuth
@@ -128,8 +129,8 @@ class StarletteConnect:
             proxy that rewrites the host).
         on_connected: Answers a connection (default: redirect to its ``next_url``).
         on_error: Answers a failed callback (default: 400 with a one-line reason).
-        flow_options: More :class:`~aiofinaccess.web.ConnectFlow` arguments (``scopes``,
-            ``extra_params``, TTLs), for every provider.
+        flow_options: More :class:`~aiofinaccess.integrations.web.ConnectFlow` arguments
+            (``scopes``, ``extra_params``, TTLs), for every provider.
     """
 
     def __init__(

@@ -5,7 +5,7 @@ them, and runs three ways:
 
 * ``aiofinaccess sandbox`` on the command line (prints its base URL when ready);
 * ``async with run_sandbox() as sandbox:`` in tests and scripts (free port);
-* the ``sandbox`` pytest fixture from :mod:`aiofinaccess.testing`.
+* the ``sandbox`` pytest fixture from :mod:`aiofinaccess.integrations.testing`.
 
 The sandbox shares no code with the SDK's client side, so the SDK cannot pass its tests by
 agreeing with itself.

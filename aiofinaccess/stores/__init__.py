@@ -4,7 +4,7 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
 
 * **versioned compare-and-swap** - :meth:`TokenStore.put` writes only if the stored version is
   the one the writer read (``None``: "there must be none"), and returns the new version. A
-  writer that lost the race gets :class:`~aiofinaccess.errors.StoreConflictError` and must
+  writer that lost the race gets :class:`~aiofinaccess.core.errors.StoreConflictError` and must
   re-read, never overwrite: the other writer may hold the only live refresh token.
 * **a fenced lease around a refresh** - :meth:`TokenStore.lease` is held while a refresh
   token is being redeemed, so only one process at a time spends it. It yields a
@@ -25,10 +25,10 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
 * **pending authorizations** - the three shipped stores also keep short-lived opaque records
   for authorization-code flows in flight (``state`` -> PKCE verifier, user id, outcome), with
   an expiry and an atomic take, so exactly one callback wins (see
-  :class:`PendingAuthorizations`; :mod:`aiofinaccess.web` uses it).
+  :class:`PendingAuthorizations`; :mod:`aiofinaccess.integrations.web` uses it).
 
 Stores know nothing of managers, providers or HTTP. They raise
-:class:`~aiofinaccess.errors.StoreError` (or a subclass) on failure.
+:class:`~aiofinaccess.core.errors.StoreError` (or a subclass) on failure.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import attrs
 
-from ..errors import StoreError, UsageError
-from ..tokens import TokenKey, TokenSet
+from ..core.errors import StoreError, UsageError
+from ..core.tokens import TokenKey, TokenSet
 
 if TYPE_CHECKING:
     from .codec import TokenCodec
@@ -183,7 +183,7 @@ class TokenStore(Protocol):
         the holder extends it.
 
         Waits up to ``ttl`` seconds for a lease someone else holds, then raises
-        :class:`~aiofinaccess.errors.LeaseBusyError`. Released on exit; a holder that dies
+        :class:`~aiofinaccess.core.errors.LeaseBusyError`. Released on exit; a holder that dies
         loses it when it runs out.
         """
         ...

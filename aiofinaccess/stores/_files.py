@@ -20,7 +20,7 @@ import os
 import stat
 from typing import Final
 
-from ..errors import StoreError
+from ..core.errors import StoreError
 
 __all__ = ["COMPANIONS", "check_companions", "open_private"]
 

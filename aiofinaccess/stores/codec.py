@@ -11,7 +11,7 @@ Sealed records
 Every record is written as an envelope ``{"kind", "key", "token_set"}``: the record's kind
 (``"token_set"`` or ``"pending"``) and its key (the token key, or the pending record's name)
 travel *inside* what is encoded, and :meth:`~TokenCodec.decode` refuses a record found under
-another kind or key with :class:`~aiofinaccess.errors.StoreError`. Under Fernet the envelope
+another kind or key with :class:`~aiofinaccess.core.errors.StoreError`. Under Fernet the envelope
 is inside the ciphertext, so its HMAC authenticates kind and key as associated data: someone
 who can write the store but lacks the key can no longer copy alice's encrypted row into
 mallory's (the app would serve mallory with alice's bank), nor move a pending authorization
@@ -35,8 +35,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, Final, Literal, Protocol
 
-from ..errors import ConfigurationError, StoreError
-from ..tokens import TokenSet, store_converter
+from ..core.errors import ConfigurationError, StoreError
+from ..core.tokens import TokenSet, store_converter
 
 __all__ = ["FernetCodec", "JsonCodec", "RecordKind", "TokenCodec"]
 

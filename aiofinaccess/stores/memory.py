@@ -15,8 +15,8 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
-from ..errors import LeaseBusyError, StoreConflictError
-from ..tokens import TokenKey, TokenSet
+from ..core.errors import LeaseBusyError, StoreConflictError
+from ..core.tokens import TokenKey, TokenSet
 from . import LOCAL_LEASE, LocalLease, Versioned, check_ttl
 
 __all__ = ["MemoryStore"]

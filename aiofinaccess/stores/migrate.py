@@ -13,7 +13,7 @@ write the store before, revoke and re-authorize those users instead.
 
 from __future__ import annotations
 
-from ..errors import StoreConflictError
+from ..core.errors import StoreConflictError
 from . import TokenStore
 
 __all__ = ["reseal"]

@@ -42,14 +42,14 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import (
+from ..core.errors import (
     ConfigurationError,
     LeaseBusyError,
     StoreConflictError,
     StoreError,
     UsageError,
 )
-from ..tokens import TokenKey, TokenSet
+from ..core.tokens import TokenKey, TokenSet
 from . import HeldLease, Versioned, check_ttl, open_pending, seal_pending
 from .codec import JsonCodec, TokenCodec
 

@@ -48,8 +48,8 @@ from typing import Any, Final
 
 import aiosqlite
 
-from ..errors import ConfigurationError, LeaseBusyError, StoreConflictError, StoreError
-from ..tokens import TokenKey, TokenSet
+from ..core.errors import ConfigurationError, LeaseBusyError, StoreConflictError, StoreError
+from ..core.tokens import TokenKey, TokenSet
 from . import HeldLease, Versioned, check_ttl, open_pending, seal_pending
 from ._files import check_companions, open_private
 from .codec import JsonCodec, TokenCodec

@@ -38,8 +38,8 @@ from aiofinaccess import (
     SessionManager,
     TokenKey,
 )
+from aiofinaccess.core.tokens import Anchor, parse_token_response
 from aiofinaccess.sandbox import Faults, Sandbox, SandboxConfig, run_sandbox
-from aiofinaccess.tokens import Anchor, parse_token_response
 
 from ..multiprocess_worker import open_store
 from ..redis_server import running_redis

@@ -28,7 +28,7 @@ from aiofinaccess import (
     RefreshPolicy,
     SessionManager,
 )
-from aiofinaccess.events import Event
+from aiofinaccess.session.events import Event
 
 from ..multiprocess_worker import open_store
 

@@ -37,8 +37,8 @@ from aiofinaccess import (
     SQLiteStore,
     TokenKey,
 )
+from aiofinaccess.core.tokens import Anchor, parse_token_response
 from aiofinaccess.sandbox import SandboxConfig, run_sandbox
-from aiofinaccess.tokens import Anchor, parse_token_response
 
 STORM_KINDS = ("500", "502", "503", "drop", "malformed", "html", "429", "timeout")
 RETRY = RetryPolicy(

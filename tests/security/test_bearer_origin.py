@@ -34,7 +34,7 @@ from aiofinaccess import (
     SessionManager,
     Users,
 )
-from aiofinaccess.transport import HttpRequest, send
+from aiofinaccess.oauth.transport import HttpRequest, send
 
 from ..fake_provider import CLIENT_ID, CLIENT_SECRET, USERS, FakeProvider
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aiofinaccess.cli import main
+from aiofinaccess.cli.main import main
 from aiofinaccess.sandbox import Sandbox
 
 WARNING = "visible to other local users"

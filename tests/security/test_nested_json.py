@@ -34,14 +34,14 @@ from aiofinaccess import (
     UnexpectedResponseError,
     discover,
 )
-from aiofinaccess.bankconnect import _envelope
-from aiofinaccess.errors import UnparsedErrorBody, error_from_response, parse_error_body
-from aiofinaccess.models import read_model
-from aiofinaccess.oauth import parse_token_http_response
+from aiofinaccess.api.bankconnect import _envelope
+from aiofinaccess.api.models import read_model
+from aiofinaccess.api.webform import _read_form
+from aiofinaccess.core.errors import UnparsedErrorBody, error_from_response, parse_error_body
+from aiofinaccess.core.tokens import Anchor
+from aiofinaccess.oauth.client import parse_token_http_response
+from aiofinaccess.oauth.transport import HttpResponse
 from aiofinaccess.stores.codec import JsonCodec
-from aiofinaccess.tokens import Anchor
-from aiofinaccess.transport import HttpResponse
-from aiofinaccess.webform import _read_form
 
 DEPTH = 100_000
 ARRAYS = b"[" * DEPTH + b"]" * DEPTH

@@ -21,10 +21,10 @@ import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
 from aiofinaccess import FernetCodec, JsonCodec, SQLiteStore, StoreError, TokenKey, TokenSet
-from aiofinaccess.cli import main
+from aiofinaccess.cli.main import main
+from aiofinaccess.core.tokens import store_converter
 from aiofinaccess.stores.migrate import reseal
 from aiofinaccess.stores.redis import RedisStore
-from aiofinaccess.tokens import store_converter
 
 from ..redis_server import running_redis
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from aiofinaccess import SQLiteStore, StoreError, TokenKey, TokenSet
-from aiofinaccess.cli import main
-from aiofinaccess.cli_config import CliError, load_config
+from aiofinaccess.cli.config import CliError, load_config
+from aiofinaccess.cli.main import main
 
 KEY = TokenKey("everifin", "alice")
 TOKENS = TokenSet(access_token="AT-alice", refresh_token="RT-alice")

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from aiofinaccess.errors import TransportError
-from aiofinaccess.oauth import OAuthClient, build_token_request, parse_token_http_response
-from aiofinaccess.tokens import Secret, TokenSet
-from aiofinaccess.transport import HttpRequest, HttpResponse
+from aiofinaccess.core.errors import TransportError
+from aiofinaccess.core.tokens import Secret, TokenSet
+from aiofinaccess.oauth.client import OAuthClient, build_token_request, parse_token_http_response
+from aiofinaccess.oauth.transport import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

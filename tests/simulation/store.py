@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from aiofinaccess.errors import LeaseBusyError, StoreConflictError, StoreError
+from aiofinaccess.core.errors import LeaseBusyError, StoreConflictError, StoreError
+from aiofinaccess.core.tokens import TokenKey, TokenSet
 from aiofinaccess.stores import HeldLease, Versioned
 from aiofinaccess.stores.codec import JsonCodec
-from aiofinaccess.tokens import TokenKey, TokenSet
 
 if TYPE_CHECKING:
     from .world import Process, World

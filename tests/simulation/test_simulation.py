@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import pytest
 
-from aiofinaccess.lifecycle import plan
-from aiofinaccess.renewal import RenewalDriver
-from aiofinaccess.renewal_step import Stored
+from aiofinaccess.core.lifecycle import plan
+from aiofinaccess.core.renewal_step import Stored
+from aiofinaccess.core.tokens import Anchor
+from aiofinaccess.session.renewal import RenewalDriver
 from aiofinaccess.stores import Versioned
-from aiofinaccess.tokens import Anchor
 
 from .world import Process, World, run_seed
 

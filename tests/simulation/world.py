@@ -52,9 +52,9 @@ from aiofinaccess import (
     StoreError,
     TransportError,
 )
-from aiofinaccess.errors import ApiError
-from aiofinaccess.events import WriteAbandoned
-from aiofinaccess.tokens import Anchor, parse_token_response
+from aiofinaccess.core.errors import ApiError
+from aiofinaccess.core.tokens import Anchor, parse_token_response
+from aiofinaccess.session.events import WriteAbandoned
 
 from .idp import CLIENT_ID, CLIENT_SECRET, Idp, SimOAuthClient
 from .loop import Stalled, VirtualTimeLoop

@@ -1,0 +1,86 @@
+"""Where the command line finds a client secret: never in the remembered settings.
+
+In order: ``client_secret`` (a flag, ``AIOFINACCESS_<NAME>_CLIENT_SECRET`` or the config
+file); ``client_secret_file`` (a path whose first line is the secret, e.g. a mounted
+Kubernetes or Docker secret); the system keyring when ``client_secret_keyring`` is true
+(service ``aiofinaccess``, user name = the provider's name; ``pip install keyring``, and
+``aiofinaccess config set-secret NAME`` stores one there). The sandbox's public test client
+needs none of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from ..core.errors import AiofinaccessError
+from ..core.tokens import Secret
+
+__all__ = ["KEYRING_SERVICE", "SecretSourceError", "client_secret", "secret_source", "store_secret"]
+
+KEYRING_SERVICE: Final = "aiofinaccess"
+_TRUE: Final = ("1", "true", "yes", "on")
+
+
+class SecretSourceError(AiofinaccessError):
+    """A configured secret source cannot be read; the message names it."""
+
+
+def _enabled(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in _TRUE
+
+
+def _keyring() -> Any:
+    try:
+        import keyring  # noqa: PLC0415  (optional: only when asked for)
+    except ImportError:
+        raise SecretSourceError(
+            "client_secret_keyring is set but the keyring package is not installed "
+            "(pip install keyring)"
+        ) from None
+    return keyring
+
+
+def secret_source(values: Mapping[str, Any]) -> str | None:
+    """Which source would give the secret (``None``: none is configured)."""
+    if values.get("client_secret") not in (None, ""):
+        return "client_secret"
+    if values.get("client_secret_file") not in (None, ""):
+        return "client_secret_file"
+    if _enabled(values.get("client_secret_keyring", False)):
+        return "keyring"
+    return None
+
+
+def client_secret(name: str, values: Mapping[str, Any]) -> Secret | None:
+    """The secret of provider ``name`` from the first configured source, or ``None``.
+
+    Raises:
+        SecretSourceError: The file cannot be read or is empty; the keyring has no entry.
+    """
+    source = secret_source(values)
+    if source == "client_secret":
+        return Secret(str(values["client_secret"]))
+    if source == "client_secret_file":
+        path = Path(str(values["client_secret_file"])).expanduser()
+        try:
+            first = path.read_text(encoding="utf-8").splitlines()[:1]
+        except OSError as exc:
+            raise SecretSourceError(f"client_secret_file {path}: {exc.strerror}") from None
+        if not first or not first[0].strip():
+            raise SecretSourceError(f"client_secret_file {path} is empty")
+        return Secret(first[0].strip())
+    if source == "keyring":
+        stored = _keyring().get_password(KEYRING_SERVICE, name)
+        if not stored:
+            raise SecretSourceError(
+                f"the keyring has no secret for {name} (aiofinaccess config set-secret {name})"
+            )
+        return Secret(stored)
+    return None
+
+
+def store_secret(name: str, secret: Secret) -> None:
+    """Put ``secret`` into the system keyring for provider ``name``."""
+    _keyring().set_password(KEYRING_SERVICE, name, secret.reveal())

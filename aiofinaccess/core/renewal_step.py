@@ -1,0 +1,190 @@
+"""The renewal decision as a pure step: what to do next for one token set, and nothing else.
+
+Theory of operation
+-------------------
+In the style of h11 and httpx's auth flows, every decision of a renewal lives here, as a
+function of plain data, and the I/O driver (:mod:`aiofinaccess.session.renewal`) only carries the
+steps out. :func:`next_step` is given a :class:`Situation` (what this process knows of the
+token set, what the store holds, the clock, how much of the store's lease is left, whether
+the API rejected a token, whether a redeemed set waits to be written) and returns exactly one
+step:
+
+* :class:`Persist` - a redeemed set waits to be stored. Nothing else may happen for this key
+  first: the redeemed set holds the only live refresh token.
+* :class:`Adopt` - the store holds a usable set this process does not have: take it, send
+  nothing.
+* :class:`Poison` - no grant can renew the set: the user must authorize again.
+* :class:`WaitUntil` - a reissued token (finAPI client tokens) cannot be renewed before it
+  expires; a rejected token waits for nothing.
+* :class:`TakeLease` / :class:`ExtendLease` - the fence: a refresh is sent only by the holder
+  of the store's lease, and only while the lease has at least ``lease_needed`` seconds left
+  (the whole token exchange plus a margin).
+* :class:`Redeem` - send the token request with this grant.
+
+Nothing here reads a clock, sleeps or performs I/O; an unanchored token set cannot even be
+planned (:func:`~aiofinaccess.core.lifecycle.plan` refuses it), so every stored set is anchored
+where the driver reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TypeAlias
+
+import attrs
+
+from .lifecycle import Action, Deadlines, Renewal, choose_renewal, decide
+from .tokens import TokenSet
+
+__all__ = [
+    "Adopt",
+    "ExtendLease",
+    "Persist",
+    "Poison",
+    "Redeem",
+    "Situation",
+    "Step",
+    "Stored",
+    "TakeLease",
+    "WaitUntil",
+    "adoptable",
+    "next_step",
+]
+
+
+@attrs.frozen(slots=True)
+class Stored:
+    """What the store holds for the key: an anchored set, its version and its deadlines."""
+
+    token_set: TokenSet
+    version: int
+    deadlines: Deadlines
+
+
+@attrs.frozen(slots=True)
+class Situation:
+    """Everything one renewal step depends on.
+
+    Attributes:
+        now: Monotonic seconds.
+        stored: What the store held at the last read (``None``: nothing).
+        known_version: The store version this process already holds (``None``: none).
+        rejected: An access token the API answered 401 to (never adopt it again).
+        forced: The app asked to renew whatever the age (``refresh()``).
+        background: A scheduled renewal: adopt only a *fresh* set, since a stale one would
+            need renewing at once.
+        is_client: A client token (``client_credentials``).
+        can_use_password: The app supplies passwords (finAPI user tokens).
+        refresh_failed: The refresh token was just refused; fall back to the password grant.
+        dead_grant: Why the last redeem proved the stored grant dead (``None``: it did not).
+        renew_not_before: The held set is a reissue that cannot be renewed earlier.
+        lease_left: Seconds of store lease left (``None``: not held; ``0``: lost).
+        lease_needed: Seconds of lease a token exchange needs (timeout plus margin).
+        pending: A redeemed set waits to be written.
+    """
+
+    now: float
+    stored: Stored | None
+    known_version: int | None = None
+    rejected: str | None = None
+    forced: bool = False
+    background: bool = False
+    is_client: bool = False
+    can_use_password: bool = False
+    refresh_failed: bool = False
+    dead_grant: str | None = None
+    renew_not_before: float = -math.inf
+    lease_left: float | None = None
+    lease_needed: float = 0.0
+    pending: bool = False
+
+
+@attrs.frozen(slots=True)
+class Persist:
+    """Write the redeemed set (compare-and-swap on the version it was redeemed from)."""
+
+
+@attrs.frozen(slots=True)
+class Adopt:
+    """Take the stored set as this process's current set."""
+
+
+@attrs.frozen(slots=True)
+class Poison:
+    """No grant can renew the set: delete the dead one (at its version) and fail."""
+
+    reason: str
+
+
+@attrs.frozen(slots=True)
+class WaitUntil:
+    """Sleep until monotonic ``at``, then decide again."""
+
+    at: float
+
+
+@attrs.frozen(slots=True)
+class TakeLease:
+    """Acquire the store's lease for the key, then read the store again."""
+
+
+@attrs.frozen(slots=True)
+class ExtendLease:
+    """Push the lease's end out (by owner; the store refuses anyone else)."""
+
+
+@attrs.frozen(slots=True)
+class Redeem:
+    """Send one token request with ``grant``."""
+
+    grant: Renewal
+
+
+Step: TypeAlias = Persist | Adopt | Poison | WaitUntil | TakeLease | ExtendLease | Redeem
+
+
+def adoptable(situation: Situation) -> bool:
+    """Whether the stored set can replace what this process holds without a request."""
+    stored = situation.stored
+    if stored is None or stored.version == situation.known_version:
+        return False
+    if situation.rejected is not None and stored.token_set.access_token.reveal() == (
+        situation.rejected
+    ):
+        return False
+    action = decide(stored.deadlines, situation.now)
+    if situation.background:
+        return action is Action.USE
+    return action is not Action.REFRESH_THEN_USE
+
+
+def next_step(situation: Situation) -> Step:  # noqa: PLR0911  (one return per step kind)
+    """Decide the one thing a renewal does next. Pure: same situation, same step."""
+    if situation.pending:
+        return Persist()
+    stored = situation.stored
+    if situation.dead_grant is not None:
+        return Poison(situation.dead_grant)
+    if adoptable(situation):
+        return Adopt()
+    grant = choose_renewal(
+        None if stored is None else stored.token_set,
+        None if stored is None else stored.deadlines,
+        now=situation.now,
+        is_client=situation.is_client,
+        can_use_password=situation.can_use_password,
+        refresh_failed=situation.refresh_failed,
+    )
+    if grant is Renewal.REAUTHORIZE:
+        return Poison("no_token_set" if stored is None else "refresh_token_unavailable")
+    if (
+        situation.rejected is None
+        and not situation.forced
+        and situation.renew_not_before > situation.now
+    ):
+        return WaitUntil(situation.renew_not_before)
+    if situation.lease_left is None:
+        return TakeLease()
+    if situation.lease_left < situation.lease_needed:
+        return ExtendLease()
+    return Redeem(grant)

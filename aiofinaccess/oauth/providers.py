@@ -1,0 +1,573 @@
+"""Providers as data: endpoints, client authentication and quirks.
+
+A :class:`Provider` is a frozen record; nothing here performs I/O. Three families of presets
+build one:
+
+* :class:`FinApi` - finAPI Access (sandbox, live or any base URL; v2 paths by default, v1 as
+  an option). Token requests are form bodies with the client credentials in every grant;
+  ``expires_in: 0`` means "never expires"; revocation is authorised by the *client's* bearer
+  token (form body in v2, query parameters in v1).
+* :class:`Everifin` - Everifin BankConnect on Keycloak, with the legacy ``/auth`` prefix kept in
+  the IdP base URL (``{idp}/realms/{realm}/protocol/openid-connect/...``).
+* :class:`Oidc` - any standards-compliant server: explicit endpoints, a Keycloak realm, or a
+  discovery document (``aiofinaccess.oauth.client.discover`` fetches one).
+
+Values the research marks UNCERTAIN (finAPI's token path for v2 clients, Everifin's API
+prefix, whether finAPI rotates refresh tokens) are parameters with the safest default.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal
+
+import attrs
+from yarl import URL
+
+from ..core.errors import ConfigurationError
+
+__all__ = [
+    "ClientAuthMethod",
+    "Everifin",
+    "FinApi",
+    "Oidc",
+    "Provider",
+    "RevocationStyle",
+]
+
+
+class ClientAuthMethod(enum.Enum):
+    """How the client authenticates at the token endpoint (RFC 6749 2.3.1)."""
+
+    CLIENT_SECRET_POST = "client_secret_post"
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    NONE = "none"
+
+
+class RevocationStyle(enum.Enum):
+    """How a revocation request is built."""
+
+    #: RFC 7009: form body, client authenticated as at the token endpoint (Keycloak).
+    RFC7009 = "rfc7009"
+    #: finAPI v2: form body, ``Authorization: Bearer <client access token>``.
+    CLIENT_BEARER_FORM = "client_bearer_form"
+    #: finAPI v1: query parameters, ``Authorization: Bearer <client access token>``.
+    CLIENT_BEARER_QUERY = "client_bearer_query"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(setting: str, url: URL | None, *, allow_insecure_http: bool) -> None:
+    if url is None:
+        return
+    if not url.is_absolute() or url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError(f"{setting} must be an absolute http(s) URL, got {url}")
+    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
+        raise ConfigurationError(
+            f"{setting} uses plain http on a non-loopback host ({url.host}); "
+            "use https or pass allow_insecure_http=True"
+        )
+
+
+def check_discovery(
+    document: Mapping[str, Any], issuer: str | None, *, allow_insecure_http: bool
+) -> None:
+    """Apply the URL rule to the issuer and to every endpoint an OIDC/OAuth document names.
+
+    Endpoints the SDK does not use today are checked as well: an app (or a later version)
+    may use them, and a document naming a plain-http endpoint off loopback is suspect whole.
+
+    Raises:
+        ConfigurationError: A URL is not absolute http(s), or plain http off loopback.
+    """
+    urls: list[tuple[str, object]] = [("issuer", issuer), ("issuer", document.get("issuer"))]
+    urls += [
+        (name, value)
+        for name, value in document.items()
+        if name.endswith("_endpoint") or name == "jwks_uri"
+    ]
+    aliases = document.get("mtls_endpoint_aliases")
+    if isinstance(aliases, Mapping):
+        urls += [(f"mtls_endpoint_aliases.{name}", value) for name, value in aliases.items()]
+    for name, value in urls:
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigurationError(f"discovery document: {name} is not a URL string")
+        _check_url(name, URL(value), allow_insecure_http=allow_insecure_http)
+
+
+def _url(value: str | URL | None) -> URL | None:
+    if value is None:
+        return None
+    return value if isinstance(value, URL) else URL(value)
+
+
+def _urls(values: Iterable[str | URL]) -> tuple[URL, ...]:
+    if isinstance(values, str | URL):  # one origin given bare: not a string of characters
+        values = (values,)
+    return tuple(URL(str(value)) for value in values)
+
+
+#: An RFC 6454 origin: scheme, host and port (the default port filled in).
+Origin = tuple[str, str, int]
+
+
+def origin_of(url: URL) -> Origin | None:
+    """The origin of an absolute http(s) URL, or ``None`` for anything else."""
+    if url.scheme not in ("http", "https") or not url.host or url.port is None:
+        return None
+    return (url.scheme, url.host.lower(), url.port)
+
+
+@attrs.frozen(slots=True)
+class Provider:
+    """Everything the SDK needs to know about one authorization server and its API.
+
+    Build one with :class:`FinApi`, :class:`Everifin` or :class:`Oidc` rather than by hand.
+
+    Args:
+        name: Short id used in token keys and logs (``"finapi"``, ``"everifin"``). Two
+            providers in one manager need different names.
+        token_url: The token endpoint.
+        authorization_url: The authorization endpoint (authorization-code flow).
+        revocation_url: RFC 7009 revocation endpoint.
+        logout_url: Keycloak/OIDC logout endpoint that takes a refresh token.
+        issuer: The expected ``iss`` (checked on callbacks when the provider sends it).
+        api_url: Base URL of the resource API, version prefix included.
+        client_auth: How the client authenticates at the token endpoint.
+        revocation_style: How revocation requests are built.
+        zero_expires_in_means_never: ``expires_in: 0`` is a token that never expires (finAPI).
+        default_expires_in: Lifetime assumed when a response has no ``expires_in``;
+            ``None`` means use it until a 401.
+        rotates_refresh_tokens: Every refresh spends the refresh token. When true, an
+            ambiguous refresh failure is never replayed blindly.
+        default_scopes: Scopes requested when the caller names none.
+        web_form_url: finAPI Web Form 2.0 host (finAPI only).
+        refused_grant_status: The status with which the token endpoint refuses a grant in the
+            provider's own error shape (finAPI: 400 for a bad refresh token or password). Such
+            a refusal of a refresh is treated like ``invalid_grant``.
+        allow_insecure_http: Permit ``http://`` on non-loopback hosts.
+        require_callback_iss: Refuse an authorization callback without ``iss`` (RFC 9207).
+            On for Keycloak presets (Keycloak sends it unless a client is set to "exclude
+            issuer") and for documents advertising
+            ``authorization_response_iss_parameter_supported``.
+        extra_api_origins: More origins (``https://host[:port]``, no path) that may receive
+            this provider's bearer tokens, besides those of ``api_url`` and
+            ``web_form_url``. Bearer tokens go to :meth:`api_origins` only; add one with
+            ``attrs.evolve(provider, extra_api_origins=("https://files.example.com",))``.
+    """
+
+    name: str
+    token_url: URL = attrs.field(converter=URL)
+    authorization_url: URL | None = attrs.field(default=None, converter=_url)
+    revocation_url: URL | None = attrs.field(default=None, converter=_url)
+    logout_url: URL | None = attrs.field(default=None, converter=_url)
+    issuer: str | None = None
+    api_url: URL | None = attrs.field(default=None, converter=_url)
+    client_auth: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_POST
+    revocation_style: RevocationStyle = RevocationStyle.RFC7009
+    zero_expires_in_means_never: bool = False
+    default_expires_in: float | None = None
+    rotates_refresh_tokens: bool = True
+    default_scopes: tuple[str, ...] = ()
+    web_form_url: URL | None = attrs.field(default=None, converter=_url)
+    refused_grant_status: int | None = None
+    allow_insecure_http: bool = False
+    extra_api_origins: tuple[URL, ...] = attrs.field(default=(), converter=_urls)
+    require_callback_iss: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name or ":" in self.name:
+            raise ConfigurationError("provider name must be non-empty and contain no ':'")
+        for setting in (
+            "token_url",
+            "authorization_url",
+            "revocation_url",
+            "logout_url",
+            "api_url",
+            "web_form_url",
+        ):
+            _check_url(
+                setting, getattr(self, setting), allow_insecure_http=self.allow_insecure_http
+            )
+        for extra in self.extra_api_origins:
+            _check_url("extra_api_origins", extra, allow_insecure_http=self.allow_insecure_http)
+            if extra.path not in ("", "/") or extra.query_string or extra.fragment or extra.user:
+                raise ConfigurationError(
+                    f"extra_api_origins takes bare origins (scheme://host[:port]), got {extra}"
+                )
+        if self.default_expires_in is not None and not (
+            math.isfinite(self.default_expires_in) and self.default_expires_in > 0
+        ):
+            raise ConfigurationError("default_expires_in must be a positive number or None")
+
+    def api_origins(self) -> frozenset[Origin]:
+        """The origins this provider's bearer tokens may be sent to (RFC 6454).
+
+        Those of ``api_url`` and ``web_form_url``, and ``extra_api_origins``. Never the
+        token endpoint's: tokens are obtained there, not spent.
+        """
+        urls = (self.api_url, self.web_form_url, *self.extra_api_origins)
+        return frozenset(o for o in (origin_of(u) for u in urls if u is not None) if o)
+
+    def is_api_origin(self, url: URL) -> bool:
+        """Whether ``url`` lies on one of :meth:`api_origins` (scheme, host and port)."""
+        origin = origin_of(url)
+        return origin is not None and origin in self.api_origins()
+
+    @classmethod
+    def from_discovery(
+        cls,
+        document: Mapping[str, Any],
+        *,
+        name: str,
+        issuer: str | None = None,
+        api_url: str | URL | None = None,
+        default_scopes: tuple[str, ...] = (),
+        allow_insecure_http: bool = False,
+    ) -> Provider:
+        """Build a provider from an OpenID Provider Metadata document.
+
+        Args:
+            document: The parsed ``.well-known/openid-configuration``.
+            name: The provider's name in token keys.
+            issuer: The issuer the document was fetched for; it must match the document's
+                ``issuer`` exactly (OIDC Discovery 4.3).
+
+        Raises:
+            ConfigurationError: A required endpoint is missing, the issuer does not match, or
+                the issuer or any endpoint breaks the ``allow_insecure_http`` rule.
+        """
+        token_url = document.get("token_endpoint")
+        if not isinstance(token_url, str):
+            raise ConfigurationError("discovery document has no token_endpoint")
+        check_discovery(document, issuer, allow_insecure_http=allow_insecure_http)
+        doc_issuer = document.get("issuer")
+        if issuer is not None and doc_issuer != issuer:
+            raise ConfigurationError(
+                f"issuer mismatch: discovery document says {doc_issuer!r}, expected {issuer!r}"
+            )
+        methods = document.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+        client_auth = (
+            ClientAuthMethod.CLIENT_SECRET_POST
+            if "client_secret_post" in methods
+            else ClientAuthMethod.CLIENT_SECRET_BASIC
+        )
+
+        def endpoint(key: str) -> str | None:
+            value = document.get(key)
+            return value if isinstance(value, str) else None
+
+        return cls(
+            name=name,
+            token_url=token_url,
+            authorization_url=endpoint("authorization_endpoint"),
+            revocation_url=endpoint("revocation_endpoint"),
+            logout_url=endpoint("end_session_endpoint"),
+            issuer=doc_issuer if isinstance(doc_issuer, str) else issuer,
+            api_url=api_url,
+            client_auth=client_auth,
+            default_scopes=default_scopes,
+            allow_insecure_http=allow_insecure_http,
+            require_callback_iss=(
+                document.get("authorization_response_iss_parameter_supported") is True
+            ),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# finAPI Access
+
+ApiVersion = Literal["v1", "v2"]
+
+
+class FinApi:
+    """Presets for finAPI Access.
+
+    >>> FinApi.sandbox().token_url
+    URL('https://sandbox.finapi.io/api/v2/oauth/token')
+    >>> FinApi.sandbox(api_version="v1").token_url
+    URL('https://sandbox.finapi.io/oauth/token')
+    """
+
+    SANDBOX_URL: Final = "https://sandbox.finapi.io"
+    LIVE_URL: Final = "https://live.finapi.io"
+    WEB_FORM_SANDBOX_URL: Final = "https://webform-sandbox.finapi.io"
+    WEB_FORM_LIVE_URL: Final = "https://webform-live.finapi.io"
+
+    @staticmethod
+    def sandbox(*, api_version: ApiVersion = "v2", name: str = "finapi") -> Provider:
+        """finAPI's sandbox environment."""
+        return FinApi.at(
+            FinApi.SANDBOX_URL,
+            web_form_url=FinApi.WEB_FORM_SANDBOX_URL,
+            api_version=api_version,
+            name=name,
+        )
+
+    @staticmethod
+    def live(*, api_version: ApiVersion = "v2", name: str = "finapi") -> Provider:
+        """finAPI's live environment."""
+        return FinApi.at(
+            FinApi.LIVE_URL,
+            web_form_url=FinApi.WEB_FORM_LIVE_URL,
+            api_version=api_version,
+            name=name,
+        )
+
+    @staticmethod
+    def at(
+        base_url: str | URL,
+        *,
+        web_form_url: str | URL | None = None,
+        api_version: ApiVersion = "v2",
+        name: str = "finapi",
+        token_path: str | None = None,
+        rotates_refresh_tokens: bool = False,
+        allow_insecure_http: bool = False,
+    ) -> Provider:
+        """finAPI Access at any base URL (a sandbox on this machine, a proxy...).
+
+        Args:
+            base_url: Scheme and host, e.g. ``http://127.0.0.1:8080``, optionally with a path
+                that every finAPI path goes below (a proxy's ``https://gw.example/finapi``).
+            web_form_url: Web Form 2.0 host; defaults to ``base_url`` (the local sandbox
+                serves both).
+            api_version: ``"v2"`` (``/api/v2/...``, token at ``/api/v2/oauth/token``) or
+                ``"v1"`` (``/api/v1/...``, token at ``/oauth/token``).
+            token_path: Override the token path; revocation follows it (UNCERTAIN in the
+                research whether v2 clients may use the root ``/oauth/token``).
+            rotates_refresh_tokens: finAPI does not document rotation; the SDK keeps the old
+                refresh token unless a new one is returned either way.
+        """
+        if api_version not in ("v1", "v2"):
+            raise ConfigurationError(f"api_version must be 'v1' or 'v2', got {api_version!r}")
+        base = URL(str(base_url).rstrip("/"))
+        if base.query_string or base.fragment:
+            raise ConfigurationError(f"finAPI base_url must have no query or fragment: {base_url}")
+        # A path (a proxy's /finapi) is kept: every finAPI path goes below it.
+        prefix = base.path.rstrip("/")
+        default_token_path = "/api/v2/oauth/token" if api_version == "v2" else "/oauth/token"
+        token = prefix + (token_path or default_token_path)
+        revoke = token.rsplit("/", 1)[0] + "/revoke"
+        return Provider(
+            name=name,
+            token_url=base.with_path(token),
+            revocation_url=base.with_path(revoke),
+            api_url=base.with_path(f"{prefix}/api/{api_version}"),
+            revocation_style=(
+                RevocationStyle.CLIENT_BEARER_FORM
+                if api_version == "v2"
+                else RevocationStyle.CLIENT_BEARER_QUERY
+            ),
+            zero_expires_in_means_never=True,
+            rotates_refresh_tokens=rotates_refresh_tokens,
+            web_form_url=web_form_url if web_form_url is not None else base,
+            refused_grant_status=400,
+            allow_insecure_http=allow_insecure_http,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Keycloak (Everifin and generic)
+
+
+def _keycloak(
+    *,
+    name: str,
+    idp_url: str | URL,
+    realm: str,
+    api_url: URL | None,
+    scopes: tuple[str, ...],
+    client_auth: ClientAuthMethod,
+    allow_insecure_http: bool,
+    require_callback_iss: bool,
+) -> Provider:
+    if not realm or "/" in realm:
+        raise ConfigurationError(f"realm must be a non-empty name without '/', got {realm!r}")
+    realm_url = URL(str(idp_url).rstrip("/")) / "realms" / realm
+    oidc = realm_url / "protocol" / "openid-connect"
+    return Provider(
+        name=name,
+        token_url=oidc / "token",
+        authorization_url=oidc / "auth",
+        revocation_url=oidc / "revoke",
+        logout_url=oidc / "logout",
+        issuer=str(realm_url),
+        api_url=api_url,
+        client_auth=client_auth,
+        rotates_refresh_tokens=True,
+        default_scopes=scopes,
+        allow_insecure_http=allow_insecure_http,
+        require_callback_iss=require_callback_iss,
+    )
+
+
+class Everifin:
+    """Presets for Everifin BankConnect (Keycloak realm ``everifin_app`` by default).
+
+    >>> Everifin.stage().token_url
+    URL('https://app.stage.everifin.com/auth/realms/everifin_app/protocol/openid-connect/token')
+    """
+
+    STAGE_IDP_URL: Final = "https://app.stage.everifin.com/auth"
+    PRODUCTION_IDP_URL: Final = "https://app.everifin.com/auth"
+    STAGE_API_URL: Final = "https://api.stage.everifin.com"
+    PRODUCTION_API_URL: Final = "https://api.everifin.com"
+    DEFAULT_REALM: Final = "everifin_app"
+
+    @staticmethod
+    def stage(
+        *,
+        realm: str = DEFAULT_REALM,
+        scopes: tuple[str, ...] = ("ais",),
+        api_prefix: str = "/v1",
+        name: str = "everifin",
+    ) -> Provider:
+        """Everifin's testing ("stage") environment."""
+        return Everifin.at(
+            Everifin.STAGE_IDP_URL,
+            Everifin.STAGE_API_URL,
+            realm=realm,
+            scopes=scopes,
+            api_prefix=api_prefix,
+            name=name,
+        )
+
+    @staticmethod
+    def production(
+        *,
+        realm: str = DEFAULT_REALM,
+        scopes: tuple[str, ...] = ("ais",),
+        api_prefix: str = "/v1",
+        name: str = "everifin",
+    ) -> Provider:
+        """Everifin's production environment."""
+        return Everifin.at(
+            Everifin.PRODUCTION_IDP_URL,
+            Everifin.PRODUCTION_API_URL,
+            realm=realm,
+            scopes=scopes,
+            api_prefix=api_prefix,
+            name=name,
+        )
+
+    @staticmethod
+    def at(
+        idp_url: str | URL,
+        api_url: str | URL,
+        *,
+        realm: str = DEFAULT_REALM,
+        scopes: tuple[str, ...] = ("ais",),
+        api_prefix: str = "/v1",
+        name: str = "everifin",
+        client_auth: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_POST,
+        allow_insecure_http: bool = False,
+        require_callback_iss: bool = True,
+    ) -> Provider:
+        """Everifin at explicit hosts.
+
+        Args:
+            idp_url: Keycloak base *including* the legacy ``/auth`` prefix.
+            api_url: BankConnect host.
+            realm: Keycloak realm Everifin assigned (default ``everifin_app``).
+            scopes: ``("ais",)``, ``("pis",)`` or both.
+            api_prefix: Path prefix of the BankConnect API (UNCERTAIN: ``/v1`` or ``/api/v1``).
+            require_callback_iss: Refuse callbacks without ``iss``; turn off only for a
+                client set to "exclude issuer from authentication response".
+        """
+        unknown = set(scopes) - {"ais", "pis", "openid", "offline_access"}
+        if unknown:
+            raise ConfigurationError(f"scopes has unknown Everifin scopes: {sorted(unknown)}")
+        api = URL(str(api_url).rstrip("/"))
+        return _keycloak(
+            name=name,
+            idp_url=idp_url,
+            realm=realm,
+            api_url=api.with_path(api.path.rstrip("/") + "/" + api_prefix.strip("/")),
+            scopes=scopes,
+            client_auth=client_auth,
+            allow_insecure_http=allow_insecure_http,
+            require_callback_iss=require_callback_iss,
+        )
+
+
+class Oidc:
+    """Presets for any OAuth 2 / OpenID Connect server.
+
+    For issuer discovery use :func:`aiofinaccess.oauth.client.discover`, which fetches the
+    document and calls :meth:`Provider.from_discovery`.
+    """
+
+    @staticmethod
+    def endpoints(
+        *,
+        name: str,
+        token_url: str | URL,
+        authorization_url: str | URL | None = None,
+        revocation_url: str | URL | None = None,
+        logout_url: str | URL | None = None,
+        issuer: str | None = None,
+        api_url: str | URL | None = None,
+        client_auth: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_POST,
+        scopes: tuple[str, ...] = (),
+        rotates_refresh_tokens: bool = True,
+        allow_insecure_http: bool = False,
+        require_callback_iss: bool = False,
+    ) -> Provider:
+        """A provider with explicitly named endpoints."""
+        return Provider(
+            name=name,
+            token_url=URL(str(token_url)),
+            authorization_url=authorization_url,
+            revocation_url=revocation_url,
+            logout_url=logout_url,
+            issuer=issuer,
+            api_url=api_url,
+            client_auth=client_auth,
+            rotates_refresh_tokens=rotates_refresh_tokens,
+            default_scopes=scopes,
+            allow_insecure_http=allow_insecure_http,
+            require_callback_iss=require_callback_iss,
+        )
+
+    @staticmethod
+    def keycloak(
+        base_url: str | URL,
+        realm: str,
+        *,
+        name: str = "keycloak",
+        api_url: str | URL | None = None,
+        scopes: tuple[str, ...] = (),
+        client_auth: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_POST,
+        allow_insecure_http: bool = False,
+        require_callback_iss: bool = True,
+    ) -> Provider:
+        """A Keycloak realm. ``base_url`` includes ``/auth`` when the server still uses it.
+
+        ``require_callback_iss``: Keycloak sends ``iss`` unless the client is set to "exclude
+        issuer from authentication response"; only then turn it off.
+        """
+        return _keycloak(
+            name=name,
+            idp_url=base_url,
+            realm=realm,
+            api_url=_url(api_url),
+            scopes=scopes,
+            client_auth=client_auth,
+            allow_insecure_http=allow_insecure_http,
+            require_callback_iss=require_callback_iss,
+        )

@@ -1,0 +1,158 @@
+"""What a session manager holds in memory: registered providers and one entry per token set.
+
+An :class:`Entry` is this process's view of one token set: the set it serves, the store
+version that set came from, its deadlines, the manager's status for it, and the renewal in
+flight. Every way an entry is emptied (forgotten, revoked, deleted elsewhere, grant dead)
+goes through :meth:`Entry.clear`. The :class:`Registry` builds token keys (a client token's
+key names the client, see :func:`~aiofinaccess.core.tokens.client_label`) and drops entries that
+hold nothing, so probes of unknown users and forgotten users leave no trace.
+
+This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+
+import attrs
+
+from ..core.errors import ReauthorizationRequired, UsageError
+from ..core.lifecycle import Deadlines, Status
+from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet, client_label
+from ..oauth.providers import Provider
+
+__all__ = ["AsyncPasswordLookup", "Entry", "PasswordLookup", "Registration", "Registry"]
+
+#: Given a user id, return that user's password (from the app's own vault), or ``None``;
+#: a plain or an async function.
+PasswordLookup = Callable[[str], "Awaitable[str | Secret | None] | str | Secret | None"]
+#: A :data:`PasswordLookup` as the registry keeps it: always awaitable.
+AsyncPasswordLookup = Callable[[str], Awaitable["str | Secret | None"]]
+
+_NEG_INF = float("-inf")
+
+
+@attrs.define(slots=True)
+class Registration:
+    """A provider as registered: its client credentials and the app's password callback."""
+
+    provider: Provider
+    client: ClientCredentials
+    password_lookup: AsyncPasswordLookup | None
+    client_key: TokenKey
+
+
+@attrs.define(slots=True, eq=False)
+class Entry:
+    """One token set as this process knows it."""
+
+    key: TokenKey
+    status: Status = Status.ACTIVE
+    token_set: TokenSet | None = None
+    version: int | None = None
+    deadlines: Deadlines | None = None
+    # The revealed access token and its stale deadline, copied out for the fast path.
+    token: str | None = attrs.field(default=None, repr=False)
+    stale_at: float = _NEG_INF
+    #: Until then the token may still be handed out (``must_refresh_at``).
+    usable_until: float = _NEG_INF
+    last_used: float = _NEG_INF
+    #: When this process last published a set it redeemed itself (not restored or adopted).
+    renewed_at: float = _NEG_INF
+    generation: int = 0
+    failures: int = 0
+    #: The renewal job (single flight), and what its callers await.
+    job: asyncio.Task[None] | None = attrs.field(default=None, repr=False)
+    outcome: asyncio.Future[TokenSet] | None = attrs.field(default=None, repr=False)
+    #: A job has sent a token request whose result is not stored yet.
+    in_window: bool = False
+    #: The scheduler asked for a renewal while a job was finishing: schedule once it ends.
+    rearm: bool = False
+    reauth: ReauthorizationRequired | None = None
+    #: The store version whose grant proved dead (never adopted again).
+    dead_version: int | None = None
+    # After a failed renewal, background renewals wait until then (blocking ones do not).
+    retry_at: float = _NEG_INF
+
+    def clear(self) -> None:
+        """Forget the token set (not the status): the one place an entry is emptied."""
+        self.token_set = None
+        self.version = None
+        self.deadlines = None
+        self.token = None
+        self.stale_at = _NEG_INF
+        self.usable_until = _NEG_INF
+        self.generation += 1
+
+    @property
+    def idle(self) -> bool:
+        """Holds no token set and runs nothing: safe to drop."""
+        return self.token_set is None and self.job is None
+
+
+class Registry:
+    """Registered providers and the entries of their token sets."""
+
+    def __init__(self) -> None:
+        self._registrations: dict[str, Registration] = {}
+        # Keyed by (provider name, subject) rather than TokenKey: the fresh path then builds
+        # no object per call. One registration per provider name, so the pair is unique.
+        self.entries: dict[tuple[str, str | None], Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._registrations
+
+    def names(self) -> list[str]:
+        """Registered provider names, in registration order."""
+        return list(self._registrations)
+
+    def add(
+        self, provider: Provider, client: ClientCredentials, lookup: AsyncPasswordLookup | None
+    ) -> Registration:
+        """Register ``provider`` (the caller has validated the arguments)."""
+        key = TokenKey(provider.name, client=client_label(client))
+        registration = Registration(provider, client, lookup, key)
+        self._registrations[provider.name] = registration
+        return registration
+
+    def registration(self, name: str) -> Registration:
+        """The registration of ``name``.
+
+        Raises:
+            UsageError: ``name`` is not registered.
+        """
+        try:
+            return self._registrations[name]
+        except KeyError:
+            raise UsageError(
+                f"provider {name!r} is not registered; call register() first"
+            ) from None
+
+    def key(self, name: str, subject: str | None) -> TokenKey:
+        """The token key of a user (``subject``) or of the registered client (``None``)."""
+        registration = self.registration(name)
+        return registration.client_key if subject is None else TokenKey(name, subject)
+
+    def entry(self, key: TokenKey) -> Entry:
+        """The entry of ``key``, created empty on first use."""
+        entry = self.entries.get((key.provider, key.subject))
+        if entry is None:
+            self.registration(key.provider)
+            entry = self.entries[key.provider, key.subject] = Entry(key)
+        return entry
+
+    def find(self, name: str, subject: str | None) -> Entry | None:
+        """The entry of ``(name, subject)`` if this process holds one."""
+        return self.entries.get((name, subject))
+
+    def prune(self, entry: Entry) -> None:
+        """Drop ``entry`` if it holds nothing and runs nothing."""
+        if entry.idle and self.entries.get((entry.key.provider, entry.key.subject)) is entry:
+            del self.entries[entry.key.provider, entry.key.subject]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(list(self.entries.values()))

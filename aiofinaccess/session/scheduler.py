@@ -1,0 +1,129 @@
+"""One background task per session manager that renews token sets before they go stale.
+
+Theory of operation
+-------------------
+The scheduler holds a heap of ``(due, sequence, key, generation)``; it does not know what a
+token is. The session manager pushes an item whenever it publishes a token set (with the
+set's current *generation*), and the scheduler hands due items back through ``fire``. A
+superseded item (the set was renewed on demand meanwhile, so its generation moved on) is
+ignored when it comes due: deleting from a heap is lazy, so scheduling stays O(log n).
+
+At most ``max_in_flight`` renewals started by the scheduler run at once; when all slots are
+taken the scheduler waits, which spreads a cohort of due renewals out instead of firing them
+all at once. Time and sleeping come from the injected clock, and a new earliest deadline wakes
+the scheduler early. One token set's failure cannot stop the loop: ``fire`` starts a task and
+returns it; whatever the task raises belongs to the manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from ..core.clock import Clock
+
+__all__ = ["RefreshScheduler"]
+
+logger = logging.getLogger("aiofinaccess")
+
+Fire = Callable[[Hashable, int], "asyncio.Future[Any] | None"]
+
+
+class RefreshScheduler:
+    """A heap of renewal deadlines drained by one task.
+
+    Args:
+        clock: The manager's clock (monotonic time and sleep).
+        fire: Called with ``(key, generation)`` when an item is due; returns the outcome of
+            the renewal it started, or ``None`` if the item was stale or nothing needed doing.
+        max_in_flight: Renewals started by the scheduler that may run at once.
+    """
+
+    def __init__(self, clock: Clock, fire: Fire, *, max_in_flight: int = 16) -> None:
+        self._clock = clock
+        self._fire = fire
+        self._heap: list[tuple[float, int, Hashable, int]] = []
+        self._sequence = itertools.count()
+        self._max_in_flight = max_in_flight
+        self._wake: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._task: asyncio.Task[None] | None = None
+        #: Seconds by which fired items were late (actual minus planned), the last 4096.
+        self.lateness: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def schedule(self, key: Hashable, due: float, generation: int) -> None:
+        """Renew ``key`` at monotonic time ``due`` unless its generation moves on first."""
+        earliest = self._heap[0][0] if self._heap else None
+        heapq.heappush(self._heap, (due, next(self._sequence), key, generation))
+        if self._wake is not None and (earliest is None or due < earliest):
+            self._wake.set()
+
+    def start(self) -> None:
+        """Start the loop on the running event loop (idempotent)."""
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._slots = asyncio.Semaphore(self._max_in_flight)
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="aiofinaccess-scheduler"
+            )
+
+    async def stop(self) -> None:
+        """Stop the loop; renewals already started are the manager's to finish."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep on the clock, but wake at once when an earlier deadline arrives."""
+        assert self._wake is not None  # noqa: S101  (set by start)
+        self._wake.clear()
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in (sleeper, waker):
+                waiting.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
+
+    async def _run(self) -> None:
+        assert self._wake is not None and self._slots is not None  # noqa: PT018, S101
+        while True:
+            if not self._heap:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            due = self._heap[0][0]
+            now = self._clock.monotonic()
+            if due > now:
+                await self._sleep(due - now)
+                continue
+            _due, _sequence, key, generation = heapq.heappop(self._heap)
+            await self._slots.acquire()
+            try:
+                started = self._fire(key, generation)
+            except Exception:
+                logger.exception("scheduled renewal could not start")
+                started = None
+            if started is None:
+                self._slots.release()
+                continue
+            self._record_lateness(self._clock.monotonic() - due)
+            started.add_done_callback(lambda _task: self._release())
+
+    def _release(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+    def _record_lateness(self, seconds: float) -> None:
+        if len(self.lateness) >= 4096:
+            del self.lateness[:2048]
+        self.lateness.append(seconds)
