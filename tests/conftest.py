@@ -11,9 +11,8 @@ from aioresponses import aioresponses
 
 from aiofinaccess import ClientCredentials, Everifin, FinApi, Provider, SessionManager
 from aiofinaccess.stores.memory import MemoryStore
-
-from . import aioresponses_shim
-from .fakes import FakeClock, RecordingHandler
+from tests.support import aioresponses_shim
+from tests.support.fakes import FakeClock, RecordingHandler
 
 aioresponses_shim.install()
 

@@ -2,7 +2,8 @@
 
 A block that breaks (a missing import, a renamed method, a flow that no longer works) fails
 here. Blocks that cannot run (real credentials, a server that runs forever) are marked
-``<!-- example: not-run: REASON -->``, counted, and still compiled. See tests/docs_examples.py.
+``<!-- example: not-run: REASON -->``, counted, and still compiled. See
+tests/support/docs_examples.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aiofinaccess.cli.config import FIELDS
 from aiofinaccess.cli.main import _parser as cli_parser
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import SandboxConfig, headless_login, run_sandbox
-from tests.docs_examples import (
+from tests.support.docs_examples import (
     ROOT,
     SETUPS,
     App,

@@ -40,9 +40,8 @@ from aiofinaccess import (
 )
 from aiofinaccess.core.tokens import Anchor, parse_token_response
 from aiofinaccess.sandbox import Faults, Sandbox, SandboxConfig, run_sandbox
-
-from ..multiprocess_worker import open_store
-from ..redis_server import running_redis
+from tests.support.multiprocess_worker import open_store
+from tests.support.redis_server import running_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 

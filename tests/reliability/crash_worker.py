@@ -29,8 +29,7 @@ from aiofinaccess import (
     SessionManager,
 )
 from aiofinaccess.session.events import Event
-
-from ..multiprocess_worker import open_store
+from tests.support.multiprocess_worker import open_store
 
 _AFTER_ANSWER = frozenset({"TokenResponseError", "UnexpectedResponseError", "StoreError"})
 POLICY = RefreshPolicy(lead_fraction=0.3, min_lead=0.1, expiry_margin=0.05)

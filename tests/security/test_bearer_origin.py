@@ -35,8 +35,7 @@ from aiofinaccess import (
     Users,
 )
 from aiofinaccess.oauth.transport import HttpRequest, send
-
-from ..fake_provider import CLIENT_ID, CLIENT_SECRET, USERS, FakeProvider
+from tests.support.fake_provider import CLIENT_ID, CLIENT_SECRET, USERS, FakeProvider
 
 
 @attrs.define

@@ -3,7 +3,7 @@
 ``json.loads`` raises ``RecursionError`` for such a body: not a ``ValueError``, so it escaped
 every ``except ValueError`` of the parsers as an untyped crash (and ``parse_error_body``, which
 "never raises", raised). Every parser of a server's body now turns it into its typed error.
-The hypothesis fuzzing in ``tests/test_fuzz.py`` covers it too
+The hypothesis fuzzing in ``tests/core/test_fuzz.py`` covers it too
 (``test_deeply_nested_bodies``).
 """
 

@@ -27,8 +27,7 @@ from aiofinaccess import (
     Users,
     WebForms,
 )
-
-from ..fake_provider import CLIENT_ID, CLIENT_SECRET, USERS, FakeProvider
+from tests.support.fake_provider import CLIENT_ID, CLIENT_SECRET, USERS, FakeProvider
 
 DOTS = [".", "..", ""]
 

@@ -22,8 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from aiofinaccess import ConfigurationError, StoreError, TokenKey
 from aiofinaccess.stores.redis import RedisStore
-
-from ..redis_server import running_redis
+from tests.support.redis_server import running_redis
 
 KEY = TokenKey("everifin", "alice")
 

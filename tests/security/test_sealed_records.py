@@ -25,8 +25,7 @@ from aiofinaccess.cli.main import main
 from aiofinaccess.core.tokens import store_converter
 from aiofinaccess.stores.migrate import reseal
 from aiofinaccess.stores.redis import RedisStore
-
-from ..redis_server import running_redis
+from tests.support.redis_server import running_redis
 
 ALICE = TokenKey("everifin", "alice")
 MALLORY = TokenKey("everifin", "mallory")

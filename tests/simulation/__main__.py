@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from .world import run_seed
+from tests.simulation.world import run_seed
 
 
 def _one(seed: int) -> tuple[int, list[str], int, float]:

@@ -32,7 +32,7 @@ from aiofinaccess.oauth.transport import HttpRequest, HttpResponse
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .world import Process, World
+    from tests.simulation.world import Process, World
 
 CLIENT_ID = "sim-client"
 CLIENT_SECRET = "sim-client-secret"

@@ -25,7 +25,7 @@ from aiofinaccess.stores import HeldLease, Versioned
 from aiofinaccess.stores.codec import JsonCodec
 
 if TYPE_CHECKING:
-    from .world import Process, World
+    from tests.simulation.world import Process, World
 
 _T = TypeVar("_T")
 

@@ -17,8 +17,7 @@ from aiofinaccess.core.renewal_step import Stored
 from aiofinaccess.core.tokens import Anchor
 from aiofinaccess.session.renewal import RenewalDriver
 from aiofinaccess.stores import Versioned
-
-from .world import Process, World, run_seed
+from tests.simulation.world import Process, World, run_seed
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "2000"))
 START = int(os.environ.get("SIM_START", "0"))

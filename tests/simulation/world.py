@@ -55,10 +55,9 @@ from aiofinaccess import (
 from aiofinaccess.core.errors import ApiError
 from aiofinaccess.core.tokens import Anchor, parse_token_response
 from aiofinaccess.session.events import WriteAbandoned
-
-from .idp import CLIENT_ID, CLIENT_SECRET, Idp, SimOAuthClient
-from .loop import Stalled, VirtualTimeLoop
-from .store import SharedStore, StoreClient
+from tests.simulation.idp import CLIENT_ID, CLIENT_SECRET, Idp, SimOAuthClient
+from tests.simulation.loop import Stalled, VirtualTimeLoop
+from tests.simulation.store import SharedStore, StoreClient
 
 EPOCH = 1_800_000_000.0
 PROVIDER = Oidc.endpoints(name="idp", token_url="https://idp.sim/token")

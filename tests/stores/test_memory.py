@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aiofinaccess.stores.memory import MemoryStore
-
-from .contract import StoreContract
+from tests.stores.contract import StoreContract
 
 
 class TestMemoryStore(StoreContract):

@@ -21,9 +21,8 @@ from aiofinaccess import ConfigurationError, StoreConflictError, StoreError
 from aiofinaccess.stores import ChangeFeed, TokenStore
 from aiofinaccess.stores.codec import FernetCodec
 from aiofinaccess.stores.redis import RedisStore
-
-from ..redis_server import free_port, running_redis
-from .contract import ALICE, BOB, StoreContract, sample
+from tests.stores.contract import ALICE, BOB, StoreContract, sample
+from tests.support.redis_server import free_port, running_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-Zq8-never-printed"

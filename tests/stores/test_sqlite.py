@@ -22,8 +22,7 @@ from cryptography.fernet import Fernet
 from aiofinaccess import ConfigurationError, StoreError
 from aiofinaccess.stores.codec import FernetCodec
 from aiofinaccess.stores.sqlite import SQLiteStore
-
-from .contract import ALICE, StoreContract, sample
+from tests.stores.contract import ALICE, StoreContract, sample
 
 ACCESS = "access-token-7f3a9c51e0"
 REFRESH = "refresh-token-2b8e4d96aa"

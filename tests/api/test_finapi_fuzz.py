@@ -1,0 +1,82 @@
+"""Fuzzing the finAPI data parsers: whatever finAPI sends, only typed errors come out."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiofinaccess import AiofinaccessError
+from aiofinaccess.api.finapi_data import _transaction_page
+from aiofinaccess.api.finapi_models import (
+    BankConnection,
+    DailyBalance,
+    FinApiAccount,
+    FinApiTransaction,
+    decode,
+    read_finapi,
+    read_list,
+)
+from aiofinaccess.api.finapi_sync import FinApiSyncCursor
+from tests.core.test_fuzz import FUZZ, bodies, json_values
+
+MODELS = (BankConnection, FinApiAccount, FinApiTransaction, DailyBalance)
+FIELDS = (
+    "id",
+    "accountId",
+    "bankConnectionId",
+    "amount",
+    "balance",
+    "date",
+    "valueDate",
+    "bankBookingDate",
+    "importDate",
+    "accountIds",
+    "transactions",
+    "bank",
+    "paging",
+    "income",
+)
+# Values near the real ones, so the fuzzer reaches past the first type check.
+near = (
+    json_values
+    | st.integers()
+    | st.decimals(allow_nan=False, allow_infinity=False).map(float)
+    | st.dates().map(str)
+    | st.datetimes().map(lambda moment: moment.isoformat(sep=" "))
+    | st.text(alphabet="0123456789-:T .+Z", max_size=30)
+)
+finapi_like = st.dictionaries(st.sampled_from(FIELDS), near, max_size=len(FIELDS))
+
+
+@FUZZ
+@given(bodies | finapi_like.map(lambda value: json.dumps(value).encode()))
+def test_models_only_fail_typed(data: bytes) -> None:
+    """Any body, read as any model, a list of them, or a transaction page."""
+    try:
+        document = decode(data, "fuzz")
+    except AiofinaccessError:
+        return
+    for model in MODELS:
+        with contextlib.suppress(AiofinaccessError):
+            read_finapi(document, model, what="fuzz")
+        with contextlib.suppress(AiofinaccessError):
+            read_list({"items": [document]}, "items", model, what="fuzz")
+    try:
+        page = _transaction_page({"transactions": [document], "paging": document})
+    except AiofinaccessError:
+        return
+    assert isinstance(page.paging.page, int)
+
+
+@FUZZ
+@given(st.text(max_size=60) | st.datetimes().map(lambda m: f"{m.isoformat()}/{m.second}"))
+def test_sync_cursors_from_text_only_fail_typed(text: str) -> None:
+    """A stored cursor reads back or raises ValidationError."""
+    try:
+        cursor = FinApiSyncCursor.from_text(text)
+    except AiofinaccessError:
+        return
+    assert FinApiSyncCursor.from_text(cursor.to_text()) == cursor

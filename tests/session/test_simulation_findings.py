@@ -1,0 +1,126 @@
+"""Bugs the deterministic simulation found (tests/simulation), each pinned by a small test that
+failed before its fix: the first three on the round-one core (6ae6ae2) as well, the last one on
+the first rewrite (19c1ce5), where the simulation caught it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any
+
+import pytest
+from aioresponses import CallbackResult, aioresponses
+from yarl import URL
+
+from aiofinaccess import (
+    ClientCredentials,
+    ReauthorizationRequired,
+    SessionManager,
+    StoreError,
+    TokenSet,
+)
+from aiofinaccess.stores.memory import MemoryStore
+from tests.conftest import EVERIFIN, token_body, token_url
+from tests.support.fakes import FakeClock
+
+USER = "alice"
+CLIENT = ClientCredentials("c", "s")
+
+
+def expired(clock: FakeClock, access: str = "AT-0", refresh: str = "RT-0") -> TokenSet:
+    return TokenSet(
+        access_token=access,
+        refresh_token=refresh,
+        issued_at=clock.wall() - 400,
+        expires_at=clock.wall() - 100,
+    )
+
+
+def requests(mocked: aioresponses) -> list[Any]:
+    return mocked.requests.get(("POST", URL(token_url(EVERIFIN))), [])
+
+
+async def test_an_ambiguous_refresh_waits_a_token_timeout_before_trying_again(
+    mocked: aioresponses, clock: FakeClock
+) -> None:
+    """Seed 165: a refresh timed out, was retried at once, and the first request arrived later
+    and replayed the token. The retry now waits until the first surely arrived or died."""
+    async with SessionManager(clock=clock, scheduler=False, token_timeout=7.0) as manager:
+        manager.register(EVERIFIN, CLIENT)
+        await manager.store_token_set(EVERIFIN, USER, expired(clock))
+        mocked.post(token_url(EVERIFIN), exception=TimeoutError())
+        mocked.post(token_url(EVERIFIN), payload=token_body("AT-1", "RT-1"))
+        assert await manager.access_token(EVERIFIN, USER) == "AT-1"
+        assert len(requests(mocked)) == 2
+        assert max(clock.slept) >= 7.0
+
+
+async def test_an_answer_later_than_its_own_expiry_is_never_handed_out(
+    mocked: aioresponses, clock: FakeClock
+) -> None:
+    """Seed 1519: the answer took longer than the new token's lifetime and the caller got a
+    token that had already expired. Such a set gets one more round."""
+    answers = iter([("AT-LATE", "RT-1", 301.0), ("AT-2", "RT-2", 0.0)])
+
+    def slow(url: URL, **kwargs: Any) -> CallbackResult:
+        access, refresh, took = next(answers)
+        clock.advance(took)  # the answer travelled longer than expires_in
+        return CallbackResult(payload=token_body(access, refresh, expires_in=300))
+
+    async with SessionManager(clock=clock, scheduler=False) as manager:
+        manager.register(EVERIFIN, CLIENT)
+        await manager.store_token_set(EVERIFIN, USER, expired(clock))
+        mocked.post(token_url(EVERIFIN), callback=slow, repeat=True)
+        assert await manager.access_token(EVERIFIN, USER) == "AT-2"
+        assert len(requests(mocked)) == 2
+
+
+async def test_a_poisoned_key_adopts_a_login_another_process_stored(
+    mocked: aioresponses, clock: FakeClock
+) -> None:
+    """Seed 10: a grant died in one process; another stored the user's new login; the first
+    kept refusing. One store read (never a provider request) now finds the new login."""
+    store = MemoryStore()
+    async with (
+        SessionManager(store=store, clock=clock, scheduler=False) as worker,
+        SessionManager(store=store, clock=clock, scheduler=False) as web,
+    ):
+        worker.register(EVERIFIN, CLIENT)
+        web.register(EVERIFIN, CLIENT)
+        await worker.store_token_set(EVERIFIN, USER, expired(clock))
+        mocked.post(token_url(EVERIFIN), status=400, payload={"error": "invalid_grant"})
+        with pytest.raises(ReauthorizationRequired):
+            await worker.access_token(EVERIFIN, USER)
+        fresh = TokenSet("AT-NEW", issued_at=clock.wall(), expires_at=clock.wall() + 300)
+        await web.store_token_set(EVERIFIN, USER, fresh)
+        assert await worker.access_token(EVERIFIN, USER) == "AT-NEW"
+        assert len(requests(mocked)) == 1
+
+
+async def test_an_acquisition_whose_caller_left_leaves_no_unretrieved_exception(
+    clock: FakeClock,
+) -> None:
+    """Seed 98 (earlier harness): an app stored a login, its caller was cancelled, the write
+    failed; the owned task's error surfaced as "Task exception was never retrieved"."""
+
+    class SlowFailingStore(MemoryStore):
+        async def put(self, *args: Any, **kwargs: Any) -> int:
+            await asyncio.sleep(0.05)
+            raise StoreError("disk full")
+
+    seen: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    try:
+        async with SessionManager(store=SlowFailingStore(), clock=clock, scheduler=False) as m:
+            m.register(EVERIFIN, CLIENT)
+            caller = asyncio.ensure_future(m.store_token_set(EVERIFIN, USER, expired(clock)))
+            await asyncio.sleep(0.01)
+            caller.cancel()
+            await asyncio.gather(caller, return_exceptions=True)
+            await m.wait_idle()
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert [context.get("message") for context in seen] == []
