@@ -7,7 +7,9 @@ Control routes (never faulted):
 * ``POST /_sandbox/faults`` - replace the fault settings (``rate``, ``kinds``, ``scope``,
   ``latency``, ``retry_after``);
 * ``POST /_sandbox/config`` - change TTLs and other numeric settings at run time;
-* ``POST /_sandbox/clock`` - ``{"advance": seconds}`` moves the sandbox clock forward.
+* ``POST /_sandbox/clock`` - ``{"advance": seconds}`` moves the sandbox clock forward;
+* ``/_sandbox/keycloak/...`` - many Keycloak sessions at once (seeding, refresh journal,
+  checks): see :mod:`.fleet`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .bankconnect import BankConnectService
 from .common import REQUEST_ID, request_id
 from .finapi import FinApiService
 from .finapi_data import FinApiDataService
+from .fleet import routes as fleet_routes
 from .keycloak import KeycloakService
 from .state import Exchange, Faults, SandboxState
 from .webform import WebFormService
@@ -247,6 +250,7 @@ def build_app(state: SandboxState) -> web.Application:
     app.add_routes(webform.routes())
     app.add_routes(keycloak.routes())
     app.add_routes(bankconnect.routes())
+    app.add_routes(fleet_routes(keycloak))
     app.add_routes(
         [
             web.get("/", _index),

@@ -121,6 +121,9 @@ class KeycloakService:
         self.access: dict[str, _Access] = {}
         self.codes: dict[str, _Code] = {}
         self.pending: dict[str, _Pending] = {}
+        #: ``[time, session id ("" if unknown), status]`` of every refresh grant once a fleet
+        #: is seeded (:mod:`.fleet`); ``None``: not kept.
+        self.refresh_journal: list[tuple[float, str, int]] | None = None
 
     @property
     def realm_path(self) -> str:
@@ -336,7 +339,12 @@ class KeycloakService:
             if grant == "authorization_code":
                 return self._exchange_code(client_id, form)
             if grant == "refresh_token":
-                return self._refresh(client_id, form)
+                response = self._refresh(client_id, form)
+                if self.refresh_journal is not None:
+                    session = self.refresh.get(form.get("refresh_token", ""))
+                    entry = (self.state.clock.now(), session.id if session else "", response.status)
+                    self.refresh_journal.append(entry)
+                return response
         except _Refused as refused:
             return refused.response
         if grant == "password":
