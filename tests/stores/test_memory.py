@@ -6,10 +6,10 @@ import pytest
 
 from aiofinaccess.stores.memory import MemoryStore
 
-from .contract import StoreContract
+from .contract import DutyContract, StoreContract
 
 
-class TestMemoryStore(StoreContract):
+class TestMemoryStore(StoreContract, DutyContract):
     @pytest.fixture
     def store(self) -> MemoryStore:
         return MemoryStore()
