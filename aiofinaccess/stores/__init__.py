@@ -217,10 +217,10 @@ class ChangeFeed(Protocol):
 class RefreshDuty(Protocol):
     """A store that keeps each token set's next due time and hands due sets to one worker at a time.
 
-    Due times are wall-clock epoch seconds (the token sets' own expiries are wall-clock too, and the
-    store is shared between machines). A set's due time is written atomically with the set itself:
-    ``put(..., due_at=...)`` (a keyword that only RefreshDuty stores accept; ``None`` = not scheduled,
-    e.g. a set with no refresh token that nobody needs to renew).
+    Due times are wall-clock epoch seconds (the token sets' own expiries are wall-clock too, and
+    the store is shared between machines). A set's due time is written atomically with the set
+    itself: ``put(..., due_at=...)`` (a keyword that only RefreshDuty stores accept; ``None`` =
+    not scheduled, e.g. a set with no refresh token that nobody needs to renew).
 
     **Claims.** :meth:`claim_due` moves each set it hands out to a *claim deadline*
     (``now + claim_for``) in the same atomic step that selects it, so no other claimant sees it
@@ -282,11 +282,13 @@ class RefreshDuty(Protocol):
         ...
 
     async def next_due(self) -> float | None:
-        """The earliest due time across the store (claims included), or None; lets a worker sleep."""
+        """The earliest due time across the store (claims included), or None: lets a worker
+        sleep."""
         ...
 
     async def due_count(self, *, now: float) -> int:
-        """How many sets are due at ``now`` (for metrics and the fleet benchmark's backlog figure)."""
+        """How many sets are due at ``now`` (for metrics and the fleet benchmark's backlog
+        figure)."""
         ...
 
 
