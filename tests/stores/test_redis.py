@@ -23,7 +23,7 @@ from aiofinaccess.stores.codec import FernetCodec
 from aiofinaccess.stores.redis import RedisStore
 
 from ..redis_server import free_port, running_redis
-from .contract import ALICE, BOB, StoreContract, sample
+from .contract import ALICE, BOB, DutyContract, StoreContract, sample
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-Zq8-never-printed"
@@ -63,7 +63,7 @@ async def run_python(code: str, *args: str) -> asyncio.subprocess.Process:
     )
 
 
-class TestRedisStore(StoreContract):
+class TestRedisStore(StoreContract, DutyContract):
     """The whole contract; the module's ``store`` fixture gives each test a fresh prefix."""
 
 
