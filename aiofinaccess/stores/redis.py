@@ -19,12 +19,13 @@ Theory of operation
 * **The refresh duty** (:class:`~aiofinaccess.stores.RefreshDuty`): due times live in sorted
   sets, one per shard (``shards``, default 64; a key's shard is a CRC-32 of it). ``put`` and
   ``delete`` update the key's due entry in the same script as the compare-and-swap. A claim
-  first reads, in one pipelined round trip, each shard's most overdue entry and due count,
-  splits ``limit`` over the shards (most overdue shard first, then fair shares: see
-  :func:`._redis_layout.allocate`), then runs one script per chosen shard that moves up to its
-  share of due members to the claim deadline: atomic per shard, so two claimants never take
-  one key. Every process sharing a prefix must use the same ``shards``; the store records it
-  in Redis on first use and refuses to run with another.
+  moves due members to the claim deadline inside a script, so two claimants never take one
+  key. On a single node one script merges all shards (the most overdue sets anywhere, in
+  order). In a cluster, where no script may span slots, a claim reads each shard's most
+  overdue entry and due count in one pipelined round trip, splits ``limit`` over the shards
+  (most overdue shard first, then fair shares: :func:`._redis_layout.allocate`, so no shard
+  starves), then runs one script per chosen shard. Every process sharing a prefix must use
+  the same ``shards``; the store records it in Redis on first use and refuses another.
 * **Redis Cluster** (``redis+cluster://`` or ``rediss+cluster://`` URLs, or ``client=`` a
   ``redis.asyncio.RedisCluster``): every name of a shard carries the hash tag
   ``{<prefix>s<shard>}``, so each script touches one slot and the shards spread over the
@@ -141,6 +142,37 @@ _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
 return due
+"""
+# KEYS: every shard's due set (one node: one script may span them). ARGV: now, how many,
+# deadline. A merge of the shards' heads, read a few at a time: the most overdue anywhere first.
+_CLAIM_MERGED = """
+local now, limit, deadline = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local chunk = math.min(limit, 8)
+local buffers, positions, offsets = {}, {}, {}
+local function fill(i)
+  buffers[i] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'WITHSCORES',
+                          'LIMIT', offsets[i], chunk)
+  positions[i] = 1
+  offsets[i] = offsets[i] + #buffers[i] / 2
+end
+for i = 1, #KEYS do offsets[i] = 0; fill(i) end
+local claimed, shards = {}, {}
+while #claimed < limit do
+  local best, best_score = nil, nil
+  for i = 1, #KEYS do
+    if positions[i] <= #buffers[i] then
+      local score = tonumber(buffers[i][positions[i] + 1])
+      if best == nil or score < best_score then best, best_score = i, score end
+    end
+  end
+  if best == nil then break end
+  claimed[#claimed + 1] = buffers[best][positions[best]]
+  shards[#shards + 1] = best
+  positions[best] = positions[best] + 2
+  if positions[best] > #buffers[best] and #buffers[best] == 2 * chunk then fill(best) end
+end
+for j, member in ipairs(claimed) do redis.call('ZADD', KEYS[shards[j]], deadline, member) end
+return claimed
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -295,6 +327,8 @@ class RedisStore:
         self._delete = client.register_script(_DELETE)
         self._reschedule = client.register_script(_RESCHEDULE)
         self._claim = client.register_script(_CLAIM)
+        self._claim_merged = client.register_script(_CLAIM_MERGED)
+        self._due_sets = [self._layout.due(shard) for shard in range(shards)]
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
         self._closed = False
@@ -419,8 +453,11 @@ class RedisStore:
         self, *, now: float, limit: int, claim_for: float, owner: str
     ) -> list[TokenKey]:
         """Take up to ``limit`` sets due at ``now``; each falls due again at ``now + claim_for``
-        unless its claimant writes it first. Two round trips: the shards' heads, then one
-        claim script per chosen shard (pipelined on a single node).
+        unless its claimant writes it first.
+
+        On a single node one script merges every shard: the most overdue sets anywhere, in due
+        order. In a cluster (no script may span slots) two round trips: the shards' heads,
+        then one claim script per chosen shard, concurrently.
 
         Raises:
             UsageError: A bad ``limit`` or ``claim_for``.
@@ -429,24 +466,17 @@ class RedisStore:
         """
         check_claim(limit, claim_for)
         del owner  # the deadline alone makes a claim exclusive
-        earliest = await self._due_heads(now)
-        plan = allocate(earliest, limit)
-        if not plan:
-            return []
         start, deadline = _score(now), _score(now + claim_for)
-        if self._layout.cluster:  # a cluster pipeline cannot carry scripts: one call per shard
-            calls = [
+        if not self._layout.cluster:
+            script = self._claim_merged(keys=self._due_sets, args=[start, limit, deadline])
+            replies = [await self._call("claim", None, script)]
+        else:
+            plan = allocate(await self._due_heads(now), limit)
+            calls = [  # a cluster pipeline cannot carry scripts: one call per shard
                 self._claim(keys=[self._layout.due(shard)], args=[start, count, deadline])
                 for shard, count in plan.items()
             ]
             replies = await self._call("claim", None, asyncio.gather(*calls))
-        else:
-            pipe = self._client.pipeline(transaction=False)
-            for shard, count in plan.items():
-                await self._claim(
-                    keys=[self._layout.due(shard)], args=[start, count, deadline], client=pipe
-                )
-            replies = await self._call("claim", None, pipe.execute())
         claimed = []
         for reply in replies:
             for member in reply:
@@ -481,8 +511,8 @@ class RedisStore:
     async def next_due(self) -> float | None:
         """The earliest due time (claims included), or ``None``: one pipelined round trip."""
         pipe = self._client.pipeline(transaction=False)
-        for shard in range(self._layout.shards):
-            pipe.zrange(self._layout.due(shard), 0, 0, withscores=True)
+        for due in self._due_sets:
+            pipe.zrange(due, 0, 0, withscores=True)
         replies = await self._call("next due", None, pipe.execute())
         heads = [float(reply[0][1]) for reply in replies if reply]
         return min(heads, default=None)
@@ -490,8 +520,8 @@ class RedisStore:
     async def due_count(self, *, now: float) -> int:
         """How many sets are due at ``now``: a ``ZCOUNT`` per shard, pipelined."""
         pipe = self._client.pipeline(transaction=False)
-        for shard in range(self._layout.shards):
-            pipe.zcount(self._layout.due(shard), "-inf", _score(now))
+        for due in self._due_sets:
+            pipe.zcount(due, "-inf", _score(now))
         return sum(int(count) for count in await self._call("due count", None, pipe.execute()))
 
     # -- leases ----------------------------------------------------------------------------
