@@ -1,0 +1,209 @@
+"""fleet.py's figures, targets, tables and JSON, from what its phases returned.
+
+"Flat" targets are read as: start-up at M no more than 1.25 x start-up at 10,000 sets, and CPU
+per renewal at the most expensive group size no more than 1.5 x at the cheapest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import _common as common
+import _fleet_plan as plan_
+
+MIB = 2**20
+TARGETS: tuple[tuple[str, Any, float], ...] = (
+    ("token_requests_per_expiry", "<=", 1.01),
+    ("renewals_done_twice", "==", 0.0),
+    ("reuse_violations", "==", 0.0),
+    ("sessions_lost", "==", 0.0),
+    ("due_never_renewed", "==", 0.0),
+    ("lateness_p99_s", "<=", 1.0),
+    ("expired_served", "==", 0.0),
+    ("rss_max_over_target", "<=", 1.0),
+    ("startup_s_at_M", "<=", 1.0),
+    ("startup_growth_10k_to_M", "<=", 1.25),
+    ("cpu_per_renewal_spread", "<=", 1.5),
+    ("kill_renewed_after_deadline_max_s", "<=", 1.0),
+    ("kill_sets_lost", "==", 0.0),
+)
+
+
+def _delta(after: Mapping[str, Any], before: Mapping[str, Any], name: str) -> int:
+    return int(after.get(name, 0)) - int(before.get(name, 0))
+
+
+def _puts_between(record: plan_.Record, start: float, end: float) -> int:
+    return sum(1 for put in record.puts if start <= put.wall < end)
+
+
+def figures(out: Mapping[str, Any], workers: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(flat figures, detail tables) from the phases' output."""
+    plan: plan_.Plan = out["plan"]
+    records: dict[str, plan_.Record] = out["records"]
+    journal = out["journal"]
+    fleet = [r for name, r in records.items() if not name.startswith("startup")]
+    chained = plan_.chains(plan, fleet)
+    main = out["main"]
+    window = plan_.renewals(
+        plan, chained, journal, start=main["start"], end=main["end"], settle=2.0
+    )
+    whole = plan_.renewals(plan, chained, journal, start=0.0, end=out["end"] - 5.0, settle=5.0)
+    before, end = main["stats_before"], out["stats_end"]
+    stored = out["stored"]
+    late = window.lateness
+    shares = [window.by_process[w.name] for w in main["workers"]]
+    baseline, per_set = out["baseline_rss"], out["bytes_per_set"]
+
+    def target_rss(n: int) -> float:
+        return baseline + 1.5 * (plan.sets / n) * per_set
+
+    worker_rows = [
+        {
+            "worker": w.name,
+            "renewals": window.by_process[w.name],
+            "share": common.ratio(window.by_process[w.name], window.renewed),
+            "rss_peak_mib": w.rss_max / MIB,
+            "rss_target_mib": target_rss(workers) / MIB,
+            "cpu_s": cpu,
+        }
+        for w, cpu in zip(main["workers"], main["cpu"], strict=True)
+    ]
+    scaling_rows = []
+    for group in out["scaling"]:
+        n = group["workers"]
+        renewed = sum(
+            _puts_between(records[w.name], group["start"], group["end"]) for w in group["group"]
+        )
+        scaling_rows.append(
+            {
+                "workers": n,
+                "renewals": renewed,
+                "renewals_per_s": renewed / (group["end"] - group["start"]),
+                "cpu_per_renewal_ms": common.ratio(group["cpu"], renewed) * 1e3,
+                "rss_peak_mib": max(w.rss_max for w in group["group"]) / MIB,
+                "rss_target_mib": target_rss(n) / MIB,
+            }
+        )
+    startup = out["startup"]
+    at_m = max(row["startup_s"] for row in startup if row["sets"] == plan.sets)
+    small = [row["startup_s"] for row in startup if row["sets"] == min(plan.sets, 10_000)]
+    cpu = [row["cpu_per_renewal_ms"] for row in scaling_rows if row["renewals"]]
+    load = out["load_result"]
+    flat: dict[str, Any] = {
+        "sets": plan.sets,
+        "workers": workers,
+        "token_lifetime_s": plan.ttl,
+        "planned_renewals_per_s": plan.rate,
+        "main_window_s": main["end"] - main["start"],
+        "due_events": window.due_events,
+        "renewed": window.renewed,
+        "token_requests": window.token_requests,
+        "token_requests_per_expiry": common.ratio(window.token_requests, window.due_events),
+        "renewals_done_twice": whole.done_twice,
+        "premature_requests": whole.premature_requests,
+        "reuse_violations": _delta(end, before, "reuse_violations"),
+        "sessions_killed": _delta(end, before, "sessions_killed"),
+        "sessions_lost": plan.sets - stored["current"],
+        "due_never_renewed": whole.unrenewed,
+        "lateness_p50_s": common.percentile(late, 50),
+        "lateness_p99_s": common.percentile(late, 99),
+        "lateness_max_s": max(late, default=float("nan")),
+        "worker_share_max_min": common.ratio(max(shares, default=0), min(shares, default=0)),
+        "baseline_rss_mib": baseline / MIB,
+        "bytes_per_set": per_set,
+        "rss_max_over_target": max(
+            (w.rss_max / target_rss(workers) for w in main["workers"]), default=float("nan")
+        ),
+        "redis_bytes_per_set": out["redis_bytes_per_set"],
+        "seed_s": out["seed_s"],
+        "seeded_late_s": out["seeded_late_s"],
+        "startup_s_at_M": at_m,
+        "startup_s_at_10k": max(small, default=float("nan")),
+        "startup_growth_10k_to_M": common.ratio(at_m, max(small, default=0.0)),
+        "cpu_per_renewal_spread": common.ratio(max(cpu, default=0.0), min(cpu, default=0.0)),
+        "expired_served": load.get("expired_served"),
+        "load_requests": load.get("requests"),
+        "load_errors": sum(n for k, n in load.get("outcomes", {}).items() if k != "ok"),
+        "load_wait_p99_ms": load.get("wait_p99_ms"),
+        "load_rss_mib": load.get("rss", 0) / MIB,
+    }
+    flat |= kill_figures(out, records, journal, plan)
+    details = {
+        "workers": worker_rows,
+        "scaling": scaling_rows,
+        "startup": startup,
+        "stored": stored,
+        "load": load,
+    }
+    return flat, details
+
+
+def kill_figures(
+    out: Mapping[str, Any],
+    records: Mapping[str, plan_.Record],
+    journal: Sequence[Sequence[Any]],
+    plan: plan_.Plan,
+) -> dict[str, Any]:
+    kill = out.get("kill")
+    if kill is None:
+        return {}
+    victim = kill["victim"]
+    others = [r for name, r in records.items() if name != victim.name]
+    orphans = plan_.orphans(records[victim.name], others, journal, plan, killed_at=kill["at"])
+    return {
+        "kill_sets_held": orphans.claimed,
+        "kill_renewed_by_others": orphans.renewed_by_others,
+        "kill_renewed_after_deadline_max_s": max(orphans.after_deadline, default=float("nan")),
+        "kill_sets_lost": orphans.not_renewed,
+        "kill_refreshed_unstored": orphans.refreshed_unstored,
+    }
+
+
+def publish(
+    name: str, args: Any, info: Mapping[str, Any], out: Mapping[str, Any], started: float
+) -> None:
+    flat, details = figures(out, args.workers)
+    checked = common.check(
+        [common.Target(figure, op, bound) for figure, op, bound in TARGETS], flat
+    )
+    parameters = {
+        "sets": args.sets,
+        "workers": args.workers,
+        "rate": args.rate,
+        "main_window_s": round(args.seconds, 1),
+        "load_requests": args.requests,
+        "scaling": args.scaling,
+        "scaling_window_s": args.scaling_seconds,
+        "kill": args.kill,
+        "store": "RedisStore (64 due shards), redis-server on 127.0.0.1",
+        "policy": "RefreshPolicy() (due 20 % of the lifetime before expiry)",
+    }
+    common.header(name, info, parameters)
+    common.stdout.print(
+        common.table("fleet figures", ["figure", "value"], [[k, v] for k, v in flat.items()])
+    )
+    for title, rows in (
+        ("workers in the main window", details["workers"]),
+        ("scaling: groups of workers, no load", details["scaling"]),
+        ("start-up: spawn to first claim", details["startup"]),
+    ):
+        if rows:
+            columns = list(rows[0])
+            common.stdout.print(
+                common.table(title, columns, [[row.get(c) for c in columns] for row in rows])
+            )
+    common.stdout.print(common.targets_table(checked))
+    common.write_json(
+        args.json,
+        common.payload(
+            name,
+            quick=args.quick,
+            info=info,
+            parameters=parameters,
+            figures=flat | {"details": details},
+            checked=checked,
+            started=started,
+        ),
+    )

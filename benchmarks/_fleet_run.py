@@ -1,0 +1,258 @@
+"""The moving parts of fleet.py: child processes, seeding, and measuring a window.
+
+Children are ``_fleet_worker.py`` processes (duty workers and the load process). Each prints a
+JSON line when ready and one when done; what it claims and stores goes to its record file. The
+coordinator reads their CPU time and resident memory from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import _common as common
+import _fleet_plan as plan_
+import aiohttp
+import redis.asyncio as aioredis
+
+from aiofinaccess.core.tokens import TokenKey
+from aiofinaccess.stores.redis import RedisStore
+
+WORKER = common.BENCHMARKS / "_fleet_worker.py"
+PROVIDER = "everifin"
+SEED_CONCURRENCY = 64
+SANDBOX_BATCH = 20_000
+
+
+def proc_status(pid: int, field_name: str) -> int:
+    """A ``/proc/PID/status`` memory field (``VmRSS``, ``VmHWM``) in bytes; 0 if gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class Child:
+    """A ``_fleet_worker.py`` process."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    record: Path
+    spawned: float
+    errors: IO[bytes]
+    ready: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, Any] = field(default_factory=dict)
+    rss_max: int = 0
+    cpu_final: float | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu(self) -> float:
+        """CPU seconds so far (the last reading once the process is gone)."""
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            self.cpu_final = common.cpu_seconds(self.pid)
+        return self.cpu_final or 0.0
+
+    def rss(self) -> int:
+        value = proc_status(self.pid, "VmRSS")
+        self.rss_max = max(self.rss_max, value)
+        return value
+
+    def first_claim(self) -> float | None:
+        with contextlib.suppress(OSError):
+            for line in self.record.read_text().splitlines():
+                if line.startswith("f "):
+                    return float(line.split()[1])
+        return None
+
+    def error_tail(self) -> str:
+        self.errors.seek(0)
+        return self.errors.read()[-3000:].decode(errors="replace")
+
+    async def _line(self, timeout: float) -> dict[str, Any]:
+        assert self.process.stdout is not None  # noqa: S101  (stdout=PIPE)
+        try:
+            raw = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        except TimeoutError:
+            raw = b""
+        if not raw.strip():
+            raise RuntimeError(f"{self.name} said nothing: {self.error_tail()}")
+        result: dict[str, Any] = json.loads(raw)
+        return result
+
+    async def wait_first_claim(self, timeout: float = 30.0) -> float:
+        deadline = time.monotonic() + timeout
+        while (first := self.first_claim()) is None:
+            if time.monotonic() > deadline or self.process.returncode is not None:
+                raise RuntimeError(f"{self.name} never claimed: {self.error_tail()}")
+            await asyncio.sleep(0.02)
+        return first
+
+    async def stop(self, timeout: float = 60.0) -> dict[str, Any]:
+        """SIGTERM, then its final line (the manager drained)."""
+        self.cpu()
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.final = await self._line(timeout)
+        await self.process.wait()
+        return self.final
+
+    async def finish(self, timeout: float) -> dict[str, Any]:
+        """Its final line, once it ends on its own."""
+        self.final = await self._line(timeout)
+        self.cpu()
+        await self.process.wait()
+        return self.final
+
+    def kill(self) -> float:
+        """SIGKILL; the wall time it was sent."""
+        self.cpu()
+        self.process.send_signal(signal.SIGKILL)
+        return time.time()
+
+
+@dataclass
+class Env:
+    """The servers every phase uses, and where the children write."""
+
+    redis_url: str
+    sandbox_url: str
+    http: aiohttp.ClientSession
+    workdir: Path
+    prefix: str = "fleet:"
+    shards: int = 64
+    children: list[Child] = field(default_factory=list)
+
+    def store(self, prefix: str | None = None) -> RedisStore:
+        return RedisStore(self.redis_url, prefix=prefix or self.prefix, shards=self.shards)
+
+    async def spawn(self, name: str, role: str, *options: str, prefix: str | None = None) -> Child:
+        """Start a child; return once it printed its ready line."""
+        record = self.workdir / f"{name}.record"
+        errors = tempfile.TemporaryFile()  # noqa: SIM115  (closed with the child)
+        command = [
+            common.PYTHON, str(WORKER), role,
+            "--redis", self.redis_url, "--prefix", prefix or self.prefix,
+            "--shards", str(self.shards), "--sandbox", self.sandbox_url,
+            "--record", str(record), *options,
+        ]  # fmt: skip
+        spawned = time.time()
+        process = await asyncio.create_subprocess_exec(
+            *command, cwd=common.ROOT, stdout=asyncio.subprocess.PIPE, stderr=errors
+        )
+        child = Child(name, process, record, spawned, errors)
+        self.children.append(child)
+        child.ready = await child._line(120.0)
+        return child
+
+    async def cleanup(self) -> None:
+        for child in self.children:
+            if child.process.returncode is None:
+                child.process.kill()
+                await child.process.wait()
+            child.errors.close()
+
+
+async def redis_used_memory(url: str) -> int:
+    client = aioredis.from_url(url)
+    try:
+        info = await client.info("memory")
+        return int(info["used_memory"])
+    finally:
+        await client.aclose()
+
+
+async def seed_sandbox(env: Env, plan: plan_.Plan) -> None:
+    url = env.sandbox_url + "/_sandbox/keycloak/sessions"
+    for start in range(0, plan.sets, SANDBOX_BATCH):
+        rows = [plan.sandbox_row(i) for i in range(start, min(plan.sets, start + SANDBOX_BATCH))]
+        async with env.http.post(url, json={"sessions": rows}) as response:
+            if response.status != 200:
+                raise RuntimeError(f"seeding the sandbox failed: {await response.text()}")
+
+
+async def seed_store(store: RedisStore, plan: plan_.Plan) -> None:
+    """The plan's sets with their due times, ``SEED_CONCURRENCY`` writes in flight."""
+    indices = iter(range(plan.sets))
+
+    async def writer() -> None:
+        for index in indices:
+            key = TokenKey(PROVIDER, plan_.subject(index))
+            await store.put(
+                key, plan.token_set(index), expected_version=None, due_at=plan.due(index)
+            )
+
+    await asyncio.gather(*(writer() for _ in range(SEED_CONCURRENCY)))
+
+
+async def sample_rss(children: Sequence[Child], until: float, every: float = 1.0) -> None:
+    """Keep each child's peak RSS up to date until the monotonic ``until``."""
+    while time.monotonic() < until:
+        for child in children:
+            child.rss()
+        await asyncio.sleep(min(every, max(0.0, until - time.monotonic())))
+
+
+def records(children: Sequence[Child]) -> list[plan_.Record]:
+    return [plan_.parse_record(child.name, child.record.read_text()) for child in children]
+
+
+async def fetch_journal(env: Env) -> list[list[Any]]:
+    journal: list[list[Any]] = []
+    offset = 0
+    while True:
+        url = env.sandbox_url + "/_sandbox/keycloak/refreshes"
+        async with env.http.get(url, params={"offset": str(offset)}) as response:
+            response.raise_for_status()
+            page = await response.json()
+        journal += page["entries"]
+        if page["next"] == offset:
+            return journal
+        offset = page["next"]
+
+
+async def check_stored(env: Env, plan: plan_.Plan) -> dict[str, int]:
+    """Every stored set's refresh token, as the sandbox judges it (``current`` = alive)."""
+    store = env.store()
+    verdict = dict.fromkeys(("current", "stale", "dead", "unknown", "missing"), 0)
+    try:
+        batch: list[str] = []
+
+        async def send() -> None:
+            url = env.sandbox_url + "/_sandbox/keycloak/check"
+            async with env.http.post(url, json={"refresh_tokens": batch}) as response:
+                response.raise_for_status()
+                for name, count in (await response.json()).items():
+                    verdict[name] += count
+            batch.clear()
+
+        for start in range(0, plan.sets, 2000):
+            keys = [
+                TokenKey(PROVIDER, plan_.subject(i))
+                for i in range(start, min(plan.sets, start + 2000))
+            ]
+            found = await store.get_many(keys)
+            verdict["missing"] += len(keys) - len(found)
+            for versioned in found.values():
+                token = versioned.token_set.refresh_token
+                batch.append(token.reveal() if token is not None else "")
+            await send()
+    finally:
+        await store.aclose()
+    return verdict
+
+
+def cpu_of(children: Sequence[Child]) -> float:
+    return sum(child.cpu() for child in children)

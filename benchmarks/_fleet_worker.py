@@ -1,0 +1,280 @@
+"""A process of the fleet benchmark (fleet.py starts them; not meant to be run by hand).
+
+    _fleet_worker.py worker --redis URL --prefix P --shards S --sandbox URL --record PATH
+    _fleet_worker.py load --redis URL --prefix P --shards S --sandbox URL --record PATH
+        --users M --requests R --seconds D [--managers K] [--working-set W]
+
+``worker``: one SessionManager with the refresh duty and nothing else, over the shared Redis
+store, until SIGTERM (then a graceful close: pending writes finish). ``load``: ``R`` requests
+(``access_token()``) for users drawn without repetition from the M, spread evenly over D
+seconds through K serving-only managers with a bounded working set; every token handed out is
+sent, with the time it was handed out, to the sandbox, which counts those already expired.
+
+Both print one JSON line on stdout when ready and one when done, and record what they store
+and claim in the ``--record`` file, one line per event, unbuffered (see _fleet_plan.py): a
+worker killed with SIGKILL loses nothing it wrote. Only the SDK's public API is used to build
+the managers; the store's methods are wrapped on the instance to record calls.
+"""
+
+from __future__ import annotations
+
+import time
+
+SPAWNED = time.time()  # before the imports: start-up counts them
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import _fleet_plan as plan_  # noqa: E402
+import aiohttp  # noqa: E402
+
+from aiofinaccess import (  # noqa: E402
+    AiofinaccessError,
+    ClientCredentials,
+    Everifin,
+    RefreshPolicy,
+    SessionManager,
+)
+from aiofinaccess.core.tokens import TokenKey, TokenSet  # noqa: E402
+from aiofinaccess.sandbox import SandboxConfig  # noqa: E402
+from aiofinaccess.stores.redis import RedisStore  # noqa: E402
+
+POLICY = RefreshPolicy()
+PROVIDER = "everifin"
+VERIFY_EVERY = 0.5
+
+
+def rss_bytes() -> int:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+class Recorder:
+    """Appends event lines to a file with one ``write`` each (survives SIGKILL)."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.first_claim: float | None = None
+
+    def write(self, line: bytes) -> None:
+        os.write(self._fd, line)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def instrument(store: RedisStore, recorder: Recorder) -> None:
+    """Record every claim, stored renewal and reschedule of ``store`` (wraps its methods)."""
+    claim_due, put, reschedule = store.claim_due, store.put, store.reschedule
+
+    async def recorded_claim(*, now: float, limit: int, claim_for: float, owner: str) -> Any:
+        keys = await claim_due(now=now, limit=limit, claim_for=claim_for, owner=owner)
+        if recorder.first_claim is None:
+            recorder.first_claim = time.time()
+            recorder.write(f"f {recorder.first_claim:.6f}\n".encode())
+        indices = [i for i in (plan_.index_of(key.subject) for key in keys) if i is not None]
+        if indices:
+            recorder.write(plan_.claim_line(time.time(), now + claim_for, indices))
+        return keys
+
+    async def recorded_put(
+        key: TokenKey,
+        token_set: TokenSet,
+        *,
+        expected_version: int | None,
+        due_at: float | None = None,
+    ) -> int:
+        version = await put(key, token_set, expected_version=expected_version, due_at=due_at)
+        index = plan_.index_of(key.subject)
+        if index is not None:
+            recorder.write(plan_.put_line(time.time(), index, due_at))
+        return version
+
+    async def recorded_reschedule(key: TokenKey, due_at: float | None) -> None:
+        await reschedule(key, due_at)
+        index = plan_.index_of(key.subject)
+        if index is not None:
+            due = "-" if due_at is None else f"{due_at:.6f}"
+            recorder.write(f"s {time.time():.6f} {index} {due}\n".encode())
+
+    # Instance attributes shadow the methods: the manager calls these.
+    store.claim_due = recorded_claim  # type: ignore[method-assign]
+    store.put = recorded_put  # type: ignore[method-assign]
+    store.reschedule = recorded_reschedule  # type: ignore[method-assign]
+
+
+def register(manager: SessionManager, base: str) -> None:
+    sandbox = SandboxConfig()
+    manager.register(
+        Everifin.at(base + "/auth", base),
+        ClientCredentials(sandbox.everifin_client_id, sandbox.everifin_client_secret),
+    )
+
+
+def emit(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload), flush=True)
+
+
+def stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+# -- the duty worker ------------------------------------------------------------------------------
+
+
+async def worker(args: argparse.Namespace) -> None:
+    imported = time.time()
+    stop = stop_event()
+    recorder = Recorder(args.record)
+    store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
+    instrument(store, recorder)
+    manager = SessionManager(store=store, policy=POLICY, duty=True)  # type: ignore[call-arg]
+    register(manager, args.sandbox)
+    async with manager:
+        started = time.time()
+        emit({"pid": os.getpid(), "spawned": SPAWNED, "imported": imported, "started": started})
+        await stop.wait()
+        stopping = time.time()
+    emit(
+        {
+            "stats": manager.stats.as_dict(),
+            "first_claim": recorder.first_claim,
+            "drain_s": time.time() - stopping,
+            "rss": rss_bytes(),
+        }
+    )
+    recorder.close()
+
+
+# -- the load process ------------------------------------------------------------------------------
+
+
+class Verifier:
+    """Sends (token, handed-out time) samples to the sandbox in batches."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self._http = http
+        self._url = base + "/_sandbox/keycloak/access-check"
+        self.pending: list[tuple[str, float]] = []
+        self.verdict: Counter[str] = Counter()
+
+    async def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        if batch:
+            async with self._http.post(self._url, json={"samples": batch}) as response:
+                response.raise_for_status()
+                self.verdict.update(await response.json())
+
+
+async def load(args: argparse.Namespace) -> None:
+    stop = stop_event()
+    recorder = Recorder(args.record)
+    store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
+    instrument(store, recorder)
+    managers = [
+        SessionManager(store=store, policy=POLICY, duty=False, working_set=args.working_set)  # type: ignore[call-arg]
+        for _ in range(args.managers)
+    ]
+    rng = random.Random(11)
+    users = rng.sample(range(args.users), min(args.requests, args.users))
+    users += [rng.randrange(args.users) for _ in range(args.requests - len(users))]
+    outcomes: Counter[str] = Counter()
+    waits: list[float] = []
+    async with aiohttp.ClientSession() as http:
+        verifier = Verifier(http, args.sandbox)
+        for manager in managers:
+            register(manager, args.sandbox)
+            await manager.start()
+        try:
+            emit({"pid": os.getpid(), "started": time.time()})
+            began = time.monotonic()
+            gap = args.seconds / max(1, len(users))
+            last_verify = began
+            inflight: set[asyncio.Task[None]] = set()
+
+            async def request(n: int, user: int) -> None:
+                asked = time.perf_counter()
+                try:
+                    token = await managers[n % len(managers)].access_token(
+                        PROVIDER, plan_.subject(user)
+                    )
+                except AiofinaccessError as exc:
+                    outcomes[type(exc).__name__] += 1
+                    return
+                verifier.pending.append((token, time.time()))
+                waits.append(time.perf_counter() - asked)
+                outcomes["ok"] += 1
+
+            for n, user in enumerate(users):
+                if stop.is_set():
+                    break
+                delay = began + n * gap - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.ensure_future(request(n, user))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+                if time.monotonic() - last_verify >= VERIFY_EVERY:
+                    last_verify = time.monotonic()
+                    await verifier.flush()
+            if inflight:
+                await asyncio.wait(inflight)
+            await verifier.flush()
+            elapsed = time.monotonic() - began
+        finally:
+            for manager in managers:
+                await manager.aclose()
+    waits.sort()
+    emit(
+        {
+            "requests": len(waits),
+            "seconds": elapsed,
+            "outcomes": dict(outcomes),
+            "expired_served": recorder_verdict(verifier.verdict),
+            "checked": verifier.verdict["checked"],
+            "wait_p50_ms": waits[len(waits) // 2] * 1e3 if waits else None,
+            "wait_p99_ms": waits[int(len(waits) * 0.99)] * 1e3 if waits else None,
+            "stats": [manager.stats.as_dict() for manager in managers],
+            "rss": rss_bytes(),
+        }
+    )
+    recorder.close()
+
+
+def recorder_verdict(verdict: Counter[str]) -> int:
+    """Tokens handed out expired, or that the sandbox never issued."""
+    return verdict["expired"] + verdict["unknown"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("role", choices=("worker", "load"))
+    parser.add_argument("--redis", required=True)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--shards", type=int, default=64)
+    parser.add_argument("--sandbox", required=True)
+    parser.add_argument("--record", required=True)
+    parser.add_argument("--users", type=int, default=0)
+    parser.add_argument("--requests", type=int, default=0)
+    parser.add_argument("--seconds", type=float, default=0.0)
+    parser.add_argument("--managers", type=int, default=2)
+    parser.add_argument("--working-set", type=int, default=1000)
+    args = parser.parse_args()
+    asyncio.run(worker(args) if args.role == "worker" else load(args))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
