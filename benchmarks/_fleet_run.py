@@ -54,6 +54,8 @@ class Child:
     final: dict[str, Any] = field(default_factory=dict)
     rss_max: int = 0
     cpu_final: float | None = None
+    read_to: int = 0
+    held: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def pid(self) -> int:
@@ -70,12 +72,30 @@ class Child:
         self.rss_max = max(self.rss_max, value)
         return value
 
-    def first_claim(self) -> float | None:
+    def first_claim(self) -> tuple[float, float] | None:
+        """(wall time, CPU seconds since exec) of its first claim, once it made one."""
         with contextlib.suppress(OSError):
             for line in self.record.read_text().splitlines():
                 if line.startswith("f "):
-                    return float(line.split()[1])
+                    _, wall, cpu = line.split()
+                    return float(wall), float(cpu)
         return None
+
+    def holding(self) -> dict[int, tuple[float, float]]:
+        """What it has claimed and not yet stored or rescheduled, per its record so far
+        (read on from where the last call stopped)."""
+        with self.record.open("rb") as file:
+            file.seek(self.read_to)
+            text = file.read()
+        complete = text[: text.rfind(b"\n") + 1]
+        self.read_to += len(complete)
+        record = plan_.parse_record(self.name, complete.decode())
+        for claim in record.claims:
+            for index in claim.indices:
+                self.held[index] = (claim.wall, claim.deadline)
+        for put in (*record.puts, *record.reschedules):
+            self.held.pop(put.index, None)
+        return self.held
 
     def error_tail(self) -> str:
         self.errors.seek(0)
@@ -86,13 +106,19 @@ class Child:
         try:
             raw = await asyncio.wait_for(self.process.stdout.readline(), timeout)
         except TimeoutError:
-            raw = b""
+            if self.process.returncode is None:
+                self.process.send_signal(signal.SIGUSR1)
+                await asyncio.sleep(0.5)
+            raise RuntimeError(
+                f"{self.name}: no answer in {timeout:.0f} s: {self.error_tail()}"
+            ) from None
         if not raw.strip():
-            raise RuntimeError(f"{self.name} said nothing: {self.error_tail()}")
+            code = await self.process.wait()
+            raise RuntimeError(f"{self.name} exited with {code}: {self.error_tail()}")
         result: dict[str, Any] = json.loads(raw)
         return result
 
-    async def wait_first_claim(self, timeout: float = 30.0) -> float:
+    async def wait_first_claim(self, timeout: float = 30.0) -> tuple[float, float]:
         deadline = time.monotonic() + timeout
         while (first := self.first_claim()) is None:
             if time.monotonic() > deadline or self.process.returncode is not None:

@@ -24,6 +24,8 @@ SPAWNED = time.time()  # before the imports: start-up counts them
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import inspect  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
@@ -48,6 +50,9 @@ from aiofinaccess.sandbox import SandboxConfig  # noqa: E402
 from aiofinaccess.stores.redis import RedisStore  # noqa: E402
 
 POLICY = RefreshPolicy()
+#: Until the session side lands (branch session-duty), a stand-in duty loop lets the harness run:
+#: claim, ``manager.refresh()``, due time = expiry - lead. Its figures are not the SDK's.
+STAND_IN = "duty" not in inspect.signature(SessionManager.__init__).parameters
 PROVIDER = "everifin"
 VERIFY_EVERY = 0.5
 
@@ -79,7 +84,8 @@ def instrument(store: RedisStore, recorder: Recorder) -> None:
         keys = await claim_due(now=now, limit=limit, claim_for=claim_for, owner=owner)
         if recorder.first_claim is None:
             recorder.first_claim = time.time()
-            recorder.write(f"f {recorder.first_claim:.6f}\n".encode())
+            # Wall time, and CPU time since exec (interpreter, imports, start, first claim).
+            recorder.write(f"f {recorder.first_claim:.6f} {time.process_time():.6f}\n".encode())
         indices = [i for i in (plan_.index_of(key.subject) for key in keys) if i is not None]
         if indices:
             recorder.write(plan_.claim_line(time.time(), now + claim_for, indices))
@@ -92,6 +98,9 @@ def instrument(store: RedisStore, recorder: Recorder) -> None:
         expected_version: int | None,
         due_at: float | None = None,
     ) -> int:
+        if STAND_IN and due_at is None and token_set.expires_at is not None:
+            lifetime = token_set.expires_at - token_set.issued_at
+            due_at = token_set.expires_at - POLICY.lead(lifetime)
         version = await put(key, token_set, expected_version=expected_version, due_at=due_at)
         index = plan_.index_of(key.subject)
         if index is not None:
@@ -124,10 +133,24 @@ def emit(payload: dict[str, Any]) -> None:
 
 
 def stop_event() -> asyncio.Event:
+    """Set on SIGTERM or SIGINT. SIGUSR1 prints every task's stack to stderr (a hang's why)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+
+    def dump() -> None:
+        for task in asyncio.all_tasks():
+            print(f"-- {task!r}", file=sys.stderr)
+            awaited: Any = task.get_coro()
+            while awaited is not None:  # the await chain, innermost last
+                frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+                if frame is not None:
+                    print(f"   {frame.f_code.co_filename}:{frame.f_lineno}", file=sys.stderr)
+                awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+        sys.stderr.flush()
+
+    loop.add_signal_handler(signal.SIGUSR1, dump)
     return stop
 
 
@@ -140,13 +163,27 @@ async def worker(args: argparse.Namespace) -> None:
     recorder = Recorder(args.record)
     store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
     instrument(store, recorder)
-    manager = SessionManager(store=store, policy=POLICY, duty=True)  # type: ignore[call-arg]
+    if STAND_IN:
+        manager = SessionManager(store=store, policy=POLICY, scheduler=False)
+    else:
+        manager = SessionManager(store=store, policy=POLICY, duty=True)  # type: ignore[call-arg]
     register(manager, args.sandbox)
     async with manager:
         started = time.time()
-        emit({"pid": os.getpid(), "spawned": SPAWNED, "imported": imported, "started": started})
+        emit(
+            {
+                "pid": os.getpid(),
+                "spawned": SPAWNED,
+                "imported": imported,
+                "started": started,
+                "stand_in": STAND_IN,
+            }
+        )
+        duty = asyncio.ensure_future(stand_in_duty(manager, store, stop)) if STAND_IN else None
         await stop.wait()
         stopping = time.time()
+        if duty is not None:
+            await duty
     emit(
         {
             "stats": manager.stats.as_dict(),
@@ -158,17 +195,42 @@ async def worker(args: argparse.Namespace) -> None:
     recorder.close()
 
 
+async def stand_in_duty(manager: SessionManager, store: RedisStore, stop: asyncio.Event) -> None:
+    """Claim due sets and renew each through ``manager.refresh()`` (16 at a time)."""
+    owner = f"stand-in-{os.getpid()}"
+    limit = asyncio.Semaphore(16)
+
+    async def renew(key: TokenKey) -> None:
+        async with limit:
+            try:
+                await manager.refresh(key.provider, key.subject)
+            except AiofinaccessError as exc:
+                print(f"renewal failed: {type(exc).__name__}", file=sys.stderr)
+
+    while not stop.is_set():
+        keys = await store.claim_due(now=time.time(), limit=100, claim_for=10.0, owner=owner)
+        if keys:
+            await asyncio.gather(*(renew(key) for key in keys))
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+
+
 # -- the load process ------------------------------------------------------------------------------
 
 
-class Verifier:
-    """Sends (token, handed-out time) samples to the sandbox in batches."""
+class Load:
+    """Requests spread evenly in time over users, through serving-only managers; each token
+    handed out goes, with the time it was handed out, to the sandbox in batches."""
 
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+    def __init__(self, managers: list[SessionManager], http: aiohttp.ClientSession, base: str):
+        self.managers = managers
         self._http = http
         self._url = base + "/_sandbox/keycloak/access-check"
         self.pending: list[tuple[str, float]] = []
         self.verdict: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.waits: list[float] = []
 
     async def flush(self) -> None:
         batch, self.pending = self.pending, []
@@ -177,85 +239,80 @@ class Verifier:
                 response.raise_for_status()
                 self.verdict.update(await response.json())
 
+    async def request(self, n: int, user: int) -> None:
+        manager = self.managers[n % len(self.managers)]
+        asked = time.perf_counter()
+        try:
+            token = await manager.access_token(PROVIDER, plan_.subject(user))
+        except AiofinaccessError as exc:
+            self.outcomes[type(exc).__name__] += 1
+            return
+        self.pending.append((token, time.time()))
+        self.waits.append(time.perf_counter() - asked)
+        self.outcomes["ok"] += 1
+
+    async def run(self, users: list[int], seconds: float, stop: asyncio.Event) -> float:
+        began = last_verify = time.monotonic()
+        gap = seconds / max(1, len(users))
+        inflight: set[asyncio.Task[None]] = set()
+        for n, user in enumerate(users):
+            if stop.is_set():
+                break
+            delay = began + n * gap - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.ensure_future(self.request(n, user))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+            if time.monotonic() - last_verify >= VERIFY_EVERY:
+                last_verify = time.monotonic()
+                await self.flush()
+        if inflight:
+            await asyncio.wait(inflight)
+        await self.flush()
+        return time.monotonic() - began
+
+    def result(self, elapsed: float) -> dict[str, Any]:
+        waits = sorted(self.waits)
+        return {
+            "requests": len(waits),
+            "seconds": elapsed,
+            "outcomes": dict(self.outcomes),
+            # Handed out expired, or never issued by the sandbox.
+            "expired_served": self.verdict["expired"] + self.verdict["unknown"],
+            "checked": self.verdict["checked"],
+            "wait_p50_ms": waits[len(waits) // 2] * 1e3 if waits else None,
+            "wait_p99_ms": waits[int(len(waits) * 0.99)] * 1e3 if waits else None,
+            "stats": [manager.stats.as_dict() for manager in self.managers],
+            "rss": rss_bytes(),
+        }
+
 
 async def load(args: argparse.Namespace) -> None:
     stop = stop_event()
     recorder = Recorder(args.record)
     store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
     instrument(store, recorder)
-    managers = [
-        SessionManager(store=store, policy=POLICY, duty=False, working_set=args.working_set)  # type: ignore[call-arg]
-        for _ in range(args.managers)
-    ]
+    serving: dict[str, Any] = (
+        {"scheduler": False} if STAND_IN else {"duty": False, "working_set": args.working_set}
+    )
+    managers = [SessionManager(store=store, policy=POLICY, **serving) for _ in range(args.managers)]
     rng = random.Random(11)
     users = rng.sample(range(args.users), min(args.requests, args.users))
     users += [rng.randrange(args.users) for _ in range(args.requests - len(users))]
-    outcomes: Counter[str] = Counter()
-    waits: list[float] = []
     async with aiohttp.ClientSession() as http:
-        verifier = Verifier(http, args.sandbox)
         for manager in managers:
             register(manager, args.sandbox)
             await manager.start()
+        runner = Load(managers, http, args.sandbox)
         try:
             emit({"pid": os.getpid(), "started": time.time()})
-            began = time.monotonic()
-            gap = args.seconds / max(1, len(users))
-            last_verify = began
-            inflight: set[asyncio.Task[None]] = set()
-
-            async def request(n: int, user: int) -> None:
-                asked = time.perf_counter()
-                try:
-                    token = await managers[n % len(managers)].access_token(
-                        PROVIDER, plan_.subject(user)
-                    )
-                except AiofinaccessError as exc:
-                    outcomes[type(exc).__name__] += 1
-                    return
-                verifier.pending.append((token, time.time()))
-                waits.append(time.perf_counter() - asked)
-                outcomes["ok"] += 1
-
-            for n, user in enumerate(users):
-                if stop.is_set():
-                    break
-                delay = began + n * gap - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                task = asyncio.ensure_future(request(n, user))
-                inflight.add(task)
-                task.add_done_callback(inflight.discard)
-                if time.monotonic() - last_verify >= VERIFY_EVERY:
-                    last_verify = time.monotonic()
-                    await verifier.flush()
-            if inflight:
-                await asyncio.wait(inflight)
-            await verifier.flush()
-            elapsed = time.monotonic() - began
+            elapsed = await runner.run(users, args.seconds, stop)
         finally:
             for manager in managers:
                 await manager.aclose()
-    waits.sort()
-    emit(
-        {
-            "requests": len(waits),
-            "seconds": elapsed,
-            "outcomes": dict(outcomes),
-            "expired_served": recorder_verdict(verifier.verdict),
-            "checked": verifier.verdict["checked"],
-            "wait_p50_ms": waits[len(waits) // 2] * 1e3 if waits else None,
-            "wait_p99_ms": waits[int(len(waits) * 0.99)] * 1e3 if waits else None,
-            "stats": [manager.stats.as_dict() for manager in managers],
-            "rss": rss_bytes(),
-        }
-    )
+    emit(runner.result(elapsed))
     recorder.close()
-
-
-def recorder_verdict(verdict: Counter[str]) -> int:
-    """Tokens handed out expired, or that the sandbox never issued."""
-    return verdict["expired"] + verdict["unknown"]
 
 
 def main() -> None:
