@@ -15,13 +15,19 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
   the lease is theirs, and never refresh from their stale copy. Leases run on the store's
   clock where it has one (Redis) and on the machine's monotonic clock otherwise (SQLite), never
   on the wall clock.
-* **listing keys** - so a manager can restore every token set at start-up.
+* **listing keys** - streamed (SQLite iterates one query's cursor, Redis uses ``SCAN``/``SSCAN``),
+  so migrations and ``tokens list`` never hold every key in memory.
 * **versions are opaque integers**: compare them for equality only. Durable stores draw them
   at random, so a key deleted and created again never repeats a version a reader remembers.
 * **optional change feed** - a store shared between processes may offer
   ``changes() -> AsyncIterator[tuple[TokenKey, int | None]]`` (the key and its new version,
   ``None`` when deleted); the manager then adopts token sets another process renewed without
   waiting for its own copy to go stale (see :class:`ChangeFeed`).
+* **refresh duty** - a store shared by a fleet may also keep each token set's next due time and
+  hand due sets to one worker at a time (see :class:`RefreshDuty`): ``put(..., due_at=...)``
+  writes the due time atomically with the set, :meth:`RefreshDuty.claim_due` takes a batch of
+  due sets and pushes their due times to a claim deadline, so a worker that dies leaves its
+  claims to fall due again. The three shipped stores implement it.
 * **pending authorizations** - the three shipped stores also keep short-lived opaque records
   for authorization-code flows in flight (``state`` -> PKCE verifier, user id, outcome), with
   an expiry and an atomic take, so exactly one callback wins (see
@@ -56,6 +62,7 @@ __all__ = [
     "Lease",
     "LocalLease",
     "PendingAuthorizations",
+    "RefreshDuty",
     "TokenStore",
     "Versioned",
 ]
@@ -204,6 +211,102 @@ class ChangeFeed(Protocol):
     def changes(self) -> AsyncIterator[tuple[TokenKey, int | None]]:
         """Yield ``(key, new version or None if deleted)`` for writes by anyone, until closed."""
         ...
+
+
+@runtime_checkable
+class RefreshDuty(Protocol):
+    """A store that keeps each token set's next due time and hands due sets to one worker at a time.
+
+    Due times are wall-clock epoch seconds (the token sets' own expiries are wall-clock too, and
+    the store is shared between machines). A set's due time is written atomically with the set
+    itself: ``put(..., due_at=...)`` (a keyword that only RefreshDuty stores accept; ``None`` =
+    not scheduled, e.g. a set with no refresh token that nobody needs to renew).
+
+    **Claims.** :meth:`claim_due` moves each set it hands out to a *claim deadline*
+    (``now + claim_for``) in the same atomic step that selects it, so no other claimant sees it
+    until then. The claimant renews it and writes the next due time with ``put(..., due_at=...)``
+    (or :meth:`reschedule`); a claimant that dies simply leaves its sets to fall due again at
+    their deadline, and the next claimant finds them with every other due set. The owner is
+    informational (stores may log or record it); exclusivity comes from the deadline alone, so
+    ``claim_for`` must cover a renewal with margin.
+
+    **Deletes.** ``delete(key)`` also clears the key's due time. A plain ``put`` without
+    ``due_at`` clears it as well: a writer of a RefreshDuty store always says when the set is
+    next due.
+
+    **Shards.** A store may keep due times in several shards (Redis does, so that a cluster has
+    no single hot key): a claim takes the most overdue sets first within a shard and spreads over
+    shards so that none starves. The order of the returned list is not a promise.
+    """
+
+    async def put(
+        self,
+        key: TokenKey,
+        token_set: TokenSet,
+        *,
+        expected_version: int | None,
+        due_at: float | None = None,
+    ) -> int:
+        """Compare-and-swap like :meth:`TokenStore.put`; also set (or clear, for ``None``) the
+        key's due time in the same atomic step.
+
+        Raises:
+            StoreConflictError: The stored version is not ``expected_version`` (the due time is
+                left as it was).
+            StoreError: The write failed.
+        """
+        ...
+
+    async def claim_due(
+        self, *, now: float, limit: int, claim_for: float, owner: str
+    ) -> list[TokenKey]:
+        """Atomically take up to ``limit`` sets whose due time is <= ``now`` and push each one's
+        due time to ``now + claim_for`` (the claim deadline).
+
+        Concurrent callers never get the same key before its deadline; a claimant that dies
+        leaves its keys to fall due again at the deadline. Most overdue first within a shard;
+        shards are visited so no shard starves.
+
+        Raises:
+            UsageError: ``limit`` is not a positive integer or ``claim_for`` not a positive
+                number of seconds.
+            StoreError: The store failed (some keys may have been claimed all the same: they
+                fall due again at their deadline).
+        """
+        ...
+
+    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
+        """Set (or clear, ``None``) a key's due time without writing the set (e.g. a claimed set
+        turned out to be renewed already by someone else and its due time must come from the
+        stored set, or a dead grant is dropped from the duty). No-op for an absent key."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """The earliest due time across the store (claims included), or None: lets a worker
+        sleep."""
+        ...
+
+    async def due_count(self, *, now: float) -> int:
+        """How many sets are due at ``now`` (for metrics and the fleet benchmark's backlog
+        figure)."""
+        ...
+
+
+def check_claim(limit: int, claim_for: float) -> None:
+    """Validate :meth:`RefreshDuty.claim_due`'s ``limit`` and ``claim_for``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise UsageError("a claim's limit must be a positive integer")
+    if not (isinstance(claim_for, int | float) and math.isfinite(claim_for) and claim_for > 0):
+        raise UsageError("a claim's claim_for must be a positive number of seconds")
+
+
+def check_due(due_at: float | None) -> float | None:
+    """Validate a due time (finite epoch seconds, or ``None``); return it as a float."""
+    if due_at is None:
+        return None
+    if isinstance(due_at, bool) or not (isinstance(due_at, int | float) and math.isfinite(due_at)):
+        raise UsageError("a due time must be finite epoch seconds or None")
+    return float(due_at)
 
 
 @runtime_checkable

@@ -1,7 +1,8 @@
-"""Re-seal a store's token sets: the migration to records bound to their key.
+"""Store migrations: re-sealing records, giving old sets due times, moving sets between stores.
 
-Records written before sealed records (see :mod:`aiofinaccess.stores.codec`) carry no kind or
-key, so a row copied over another is indistinguishable from the right one. The migration:
+**Re-seal** (records bound to their key). Records written before sealed records (see
+:mod:`aiofinaccess.stores.codec`) carry no kind or key, so a row copied over another is
+indistinguishable from the right one. The migration:
 
 1. open the store with ``FernetCodec(keys, accept_unbound=True)`` in every process;
 2. ``await reseal(store)`` once (it is idempotent, and safe while workers run);
@@ -9,14 +10,28 @@ key, so a row copied over another is indistinguishable from the right one. The m
 
 A row that was already swapped before step 2 is sealed where it lies: if an attacker could
 write the store before, revoke and re-authorize those users instead.
+
+**Schedule** (the refresh duty, issue 16). Sets written before their store kept due times
+have none, so no worker would ever claim them. SQLite adds the column on first open with every
+old set due at once; a Redis store keeps its old keys as they are, so run
+``await schedule(store)`` once after every process runs the new version: every set falls due
+now, and the first worker to claim each one reschedules it from the set itself.
+
+**Copy** (to another store or layout, e.g. from a Redis Cluster prefix with one hash tag to
+the sharded cluster layout, or from SQLite to Redis): stop the old writers, then
+``await copy_sets(old, new)``; every set arrives due at once, as above.
+
+Every function streams the keys (it never lists them all first).
 """
 
 from __future__ import annotations
 
-from ..core.errors import StoreConflictError
-from . import TokenStore
+import time
 
-__all__ = ["reseal"]
+from ..core.errors import StoreConflictError
+from . import RefreshDuty, TokenStore
+
+__all__ = ["copy_sets", "reseal", "schedule"]
 
 
 async def reseal(store: TokenStore, *, lease_ttl: float = 30.0) -> int:
@@ -24,7 +39,10 @@ async def reseal(store: TokenStore, *, lease_ttl: float = 30.0) -> int:
 
     Each rewrite holds the key's refresh lease, so it never races a renewal (a renewal that
     lost its compare-and-swap could lose a rotated refresh token). A key another writer
-    changed or deleted meanwhile is skipped: that writer sealed it already.
+    changed or deleted meanwhile is skipped: that writer sealed it already. On a
+    :class:`~aiofinaccess.stores.RefreshDuty` store each rewritten set falls due at once (the
+    store's protocol has no way to read a due time back), so the duty reschedules it from the
+    set.
 
     Args:
         store: A store whose codec reads the old records (``accept_unbound=True``).
@@ -36,16 +54,77 @@ async def reseal(store: TokenStore, *, lease_ttl: float = 30.0) -> int:
     Raises:
         StoreError: A record cannot be read (wrong key, or ``accept_unbound`` not set).
     """
-    keys = [key async for key in store.keys()]  # noqa: SIM118  (a store, not a dict)
     done = 0
-    for key in keys:
+    async for key in store.keys():
         async with store.lease(key, ttl=lease_ttl):
             current = await store.get(key)
             if current is None:
                 continue
             try:
-                await store.put(key, current.token_set, expected_version=current.version)
+                if isinstance(store, RefreshDuty):
+                    await store.put(
+                        key,
+                        current.token_set,
+                        expected_version=current.version,
+                        due_at=time.time(),
+                    )
+                else:
+                    await store.put(key, current.token_set, expected_version=current.version)
             except StoreConflictError:
                 continue
             done += 1
     return done
+
+
+async def schedule(store: TokenStore, *, due_at: float | None = None) -> int:
+    """Give every stored set the due time ``due_at`` (now by default).
+
+    Args:
+        store: A :class:`~aiofinaccess.stores.RefreshDuty` store.
+        due_at: Epoch seconds; the duty reschedules each set from the set itself once claimed.
+
+    Returns:
+        How many keys were listed (and rescheduled, unless deleted meanwhile).
+
+    Raises:
+        TypeError: ``store`` keeps no due times.
+        StoreError: The store failed.
+    """
+    if not isinstance(store, RefreshDuty):
+        raise TypeError(f"{type(store).__name__} keeps no due times")
+    when = time.time() if due_at is None else due_at
+    count = 0
+    async for key in store.keys():
+        await store.reschedule(key, when)
+        count += 1
+    return count
+
+
+async def copy_sets(source: TokenStore, target: TokenStore, *, due_at: float | None = None) -> int:
+    """Copy every set of ``source`` that ``target`` lacks; on a RefreshDuty target each copy
+    falls due at ``due_at`` (now by default).
+
+    Stop every writer of ``source`` first: a set renewed after its copy would leave the copy
+    holding a spent refresh token.
+
+    Returns:
+        How many sets were copied (keys ``target`` already had are left alone).
+
+    Raises:
+        StoreError: Either store failed.
+    """
+    when = time.time() if due_at is None else due_at
+    copied = 0
+    async for key in source.keys():
+        current = await source.get(key)
+        if current is None:
+            continue
+        try:
+            if isinstance(target, RefreshDuty):
+                await target.put(key, current.token_set, expected_version=None, due_at=when)
+            else:
+                await target.put(key, current.token_set, expected_version=None)
+        except StoreConflictError:
+            continue
+        copied += 1
+    return copied

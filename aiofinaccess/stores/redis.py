@@ -11,20 +11,41 @@ Theory of operation
   and the release (compare-and-extend, compare-and-delete scripts) touch only our own lease,
   never the next holder's after ours expired. A ``SET`` whose reply is lost may still have
   run, so any failure to acquire releases by owner before it raises.
-* **The change feed** (:meth:`RedisStore.changes`) relays every write and delete published on
-  ``{prefix}changes``, so other workers adopt a rotated token set without waiting for their
-  copy to go stale. It is best effort (a message sent while a subscriber is disconnected is
-  lost, and an iterator that falls 1,024 changes behind loses its oldest); compare-and-swap
-  keeps every write correct regardless.
+* **The change feed** (:meth:`RedisStore.changes`) relays every write and delete, published by
+  the same script that wrote it, so other workers adopt a rotated token set without waiting
+  for their copy to go stale. It is best effort (a message sent while a subscriber is
+  disconnected is lost, and an iterator that falls 1,024 changes behind loses its oldest);
+  compare-and-swap keeps every write correct regardless. See :mod:`._redis_feed`.
+* **The refresh duty** (:class:`~aiofinaccess.stores.RefreshDuty`): due times live in sorted
+  sets, one per shard (``shards``, default 64; a key's shard is a CRC-32 of it). ``put`` and
+  ``delete`` update the key's due entry in the same script as the compare-and-swap. A claim
+  moves due members to the claim deadline inside a script, so two claimants never take one
+  key. On a single node one script merges all shards (the most overdue sets anywhere, in
+  order). In a cluster, where no script may span slots, a claim reads each shard's most
+  overdue entry and due count in one pipelined round trip, splits ``limit`` over the shards
+  (most overdue shard first, then fair shares: :func:`._redis_layout.allocate`, so no shard
+  starves), then runs one script per chosen shard. Every process sharing a prefix must use
+  the same ``shards``; the store records it in Redis on first use and refuses another.
+* **Redis Cluster** (``redis+cluster://`` or ``rediss+cluster://`` URLs, or ``client=`` a
+  ``redis.asyncio.RedisCluster``): every name of a shard carries the hash tag
+  ``{<prefix>s<shard>}``, so each script touches one slot and the shards spread over the
+  nodes; the change feed uses sharded pub/sub (Redis >= 7). :meth:`RedisStore.keys` visits every
+  shard's index sets, so listing has no single hot key either.
 
 * **Pending authorizations** are plain strings with ``PX`` expiry; a take is ``GETDEL``
   (Redis >= 6.2), atomic like every command, so exactly one worker wins a callback. Their
   data goes through the codec, so a ``FernetCodec`` encrypts PKCE verifiers at rest.
 
-Keys: ``{prefix}ts:{key}`` (hash of ``version`` and ``data``), ``{prefix}keys:{provider}`` and
-``{prefix}providers`` (sets, for :meth:`RedisStore.keys`), ``{prefix}lease:{key}``,
-``{prefix}pending:{state}``. On Redis
-Cluster, put a hash tag in the prefix (``"{aiofinaccess}:"``) so a script's keys share a slot.
+Keys on a single node: ``{prefix}ts:{key}`` (hash of ``version`` and ``data``),
+``{prefix}keys:{provider}`` and ``{prefix}providers`` (sets, for :meth:`RedisStore.keys`),
+``{prefix}lease:{key}``, ``{prefix}due:{shard}`` (sorted sets of due times),
+``{prefix}pending:{state}``; the channel ``{prefix}changes``. That is the layout of earlier
+versions plus the due sets, so their data is read as it is (run
+:func:`~aiofinaccess.stores.migrate.schedule` once to give old sets due times). In a cluster
+each name of a shard starts with its hash tag instead of the prefix (``{app:s7}ts:{key}``,
+``{app:s7}due:7``, channel ``{app:s7}changes``); data written by a store that used one
+hash-tagged prefix on a cluster (the advice of earlier versions) moves over with
+:func:`~aiofinaccess.stores.migrate.copy_sets`.
 """
 
 from __future__ import annotations
@@ -36,10 +57,9 @@ import math
 import random
 import secrets
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from ..core.errors import (
@@ -50,11 +70,22 @@ from ..core.errors import (
     UsageError,
 )
 from ..core.tokens import TokenKey, TokenSet
-from . import HeldLease, Versioned, check_ttl, open_pending, seal_pending
+from . import (
+    HeldLease,
+    Versioned,
+    check_claim,
+    check_due,
+    check_ttl,
+    open_pending,
+    seal_pending,
+)
+from ._redis_feed import ChangeReader
+from ._redis_layout import Layout, allocate
 from .codec import JsonCodec, TokenCodec
 
 try:
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
     from redis.exceptions import RedisError
 
     _MISSING: ImportError | None = None
@@ -67,17 +98,22 @@ __all__ = ["RedisStore"]
 
 logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
-_Change = tuple[TokenKey, int | None]
 
-# KEYS: token set, provider's keys, providers. ARGV: expected version ('' = absent), version,
-# data, str(key), provider, channel. The delete's ARGV: expected ('' = any), str(key),
-# provider, channel; it answers -1 for a conflict.
+# KEYS: token set, provider's keys, providers, due set. ARGV: expected version ('' = absent),
+# version, data, str(key), provider, channel, publish command, due time ('' = none). The
+# delete's ARGV: expected ('' = any), str(key), provider, channel, publish command; it answers
+# -1 for a conflict.
 _PUT = """
 if (redis.call('HGET', KEYS[1], 'version') or '') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[5])
-redis.call('PUBLISH', ARGV[6], ARGV[4] .. '\\n' .. ARGV[2])
+if ARGV[8] == '' then
+  redis.call('ZREM', KEYS[4], ARGV[4])
+else
+  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[4])
+end
+redis.call(ARGV[7], ARGV[6], ARGV[4] .. '\\n' .. ARGV[2])
 return 1
 """
 _DELETE = """
@@ -87,8 +123,56 @@ if ARGV[1] ~= '' and current ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[3]) end
-redis.call('PUBLISH', ARGV[4], ARGV[2] .. '\\n')
+redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call(ARGV[5], ARGV[4], ARGV[2] .. '\\n')
 return 1
+"""
+# KEYS: token set, due set. ARGV: due time ('' = none), str(key). Only for a stored set.
+_RESCHEDULE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+else
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+end
+return 1
+"""
+# KEYS: one shard's due set. ARGV: now, how many, deadline. Most overdue first.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
+return due
+"""
+# KEYS: every shard's due set (one node: one script may span them). ARGV: now, how many,
+# deadline. A merge of the shards' heads, read a few at a time: the most overdue anywhere first.
+_CLAIM_MERGED = """
+local now, limit, deadline = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local chunk = math.min(limit, 8)
+local buffers, positions, offsets = {}, {}, {}
+local function fill(i)
+  buffers[i] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'WITHSCORES',
+                          'LIMIT', offsets[i], chunk)
+  positions[i] = 1
+  offsets[i] = offsets[i] + #buffers[i] / 2
+end
+for i = 1, #KEYS do offsets[i] = 0; fill(i) end
+local claimed, shards = {}, {}
+while #claimed < limit do
+  local best, best_score = nil, nil
+  for i = 1, #KEYS do
+    if positions[i] <= #buffers[i] then
+      local score = tonumber(buffers[i][positions[i] + 1])
+      if best == nil or score < best_score then best, best_score = i, score end
+    end
+  end
+  if best == nil then break end
+  claimed[#claimed + 1] = buffers[best][positions[best]]
+  shards[#shards + 1] = best
+  positions[best] = positions[best] + 2
+  if positions[best] > #buffers[best] and #buffers[best] == 2 * chunk then fill(best) end
+end
+for j, member in ipairs(claimed) do redis.call('ZADD', KEYS[shards[j]], deadline, member) end
+return claimed
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -103,8 +187,7 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
 end
 return 1
 """
-#: Changes an unread iterator keeps; older ones are dropped (the feed is best effort).
-_FEED_LIMIT = 1024
+_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
 def _text(value: bytes | str) -> str:  # bytes, unless a client passed in decodes replies
@@ -115,6 +198,11 @@ def _bytes(value: bytes | str) -> bytes:  # str, if a client passed in decodes r
     return value.encode() if isinstance(value, str) else value
 
 
+def _score(value: float) -> str:
+    """A due time as Redis reads a score: ``repr`` round-trips a float exactly."""
+    return repr(float(value))
+
+
 def _describe(url: str) -> str:
     """``url`` without user or password: scheme, host, port (or socket path) and db."""
     parts = urlsplit(url)
@@ -123,6 +211,8 @@ def _describe(url: str) -> str:
         return f"unix://{parts.path}?db={db or 0}"
     host = parts.hostname or "localhost"
     host = f"[{host}]" if ":" in host else host
+    if parts.scheme in _CLUSTER_SCHEMES:
+        return f"{parts.scheme}://{host}:{parts.port or 6379}"
     return f"{parts.scheme}://{host}:{parts.port or 6379}/{db or parts.path.strip('/') or 0}"
 
 
@@ -133,7 +223,7 @@ def _tls_options(url: str) -> dict[str, bool]:
     CA, for any name, was accepted; it is passed explicitly whatever the installed default.
     Options in the URL override keyword arguments in redis-py, hence the refusal.
     """
-    if urlsplit(url).scheme != "rediss":
+    if urlsplit(url).scheme not in ("rediss", "rediss+cluster"):
         return {}
     query = {
         name.lower(): values[-1].lower() for name, values in parse_qs(urlsplit(url).query).items()
@@ -153,44 +243,54 @@ def _tls_options(url: str) -> dict[str, bool]:
     return {"ssl_check_hostname": True}
 
 
-class _Changes:
-    """One iterator of the change feed: a queue the store's reader fills; ``None`` ends it."""
+def _client_for(url: str) -> tuple[Any, bool]:
+    """A client for ``url`` and whether it speaks to a cluster.
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[_Change | None] = asyncio.Queue()
-
-    def offer(self, change: _Change | None) -> None:
-        """Queue ``change``, dropping the oldest when the reader fell too far behind."""
-        if change is not None and self.queue.qsize() >= _FEED_LIMIT:
-            self.queue.get_nowait()
-        self.queue.put_nowait(change)
-
-    def __aiter__(self) -> _Changes:
-        return self
-
-    async def __anext__(self) -> _Change:
-        change = await self.queue.get()
-        if change is None:
-            self.queue.put_nowait(None)  # stay ended
-            raise StopAsyncIteration
-        return change
+    Raises:
+        ConfigurationError: Not a Redis URL (the message never quotes it: it may hold a
+            password).
+    """
+    scheme = urlsplit(url).scheme
+    if scheme not in ("redis", "rediss", "unix", *_CLUSTER_SCHEMES):
+        raise ConfigurationError(
+            "url must start with redis://, rediss://, unix://, redis+cluster:// or "
+            "rediss+cluster://"
+        )
+    tls = _tls_options(url)
+    try:
+        if scheme in _CLUSTER_SCHEMES:
+            plain = _CLUSTER_SCHEMES[scheme] + url[len(scheme) :]
+            return RedisCluster.from_url(plain, **tls), True
+        return aioredis.Redis.from_url(url, **tls), False
+    except ValueError:  # its message may quote the URL, password and all
+        raise ConfigurationError("url is not a valid Redis URL") from None
 
 
 class RedisStore:
-    """Token sets in Redis, with Lua compare-and-swap, an expiring lease and a change feed.
+    """Token sets in Redis, with Lua compare-and-swap, an expiring lease, a change feed and
+    the refresh duty; on one Redis server or a Redis Cluster.
 
     Args:
         url: ``redis://``, ``rediss://`` (TLS, certificates verified) or ``unix://``, with
-            the password if any. Ignored when ``client`` is given.
+            the password if any; ``redis+cluster://host:port`` or ``rediss+cluster://...``
+            names any node of a Redis Cluster. Ignored when ``client`` is given.
         prefix: Put before every Redis key and the change channel; one per application.
         codec: Token set <-> bytes; :class:`~aiofinaccess.stores.codec.JsonCodec` by default,
             :class:`~aiofinaccess.stores.codec.FernetCodec` to encrypt at rest.
         lease_poll: Seconds between attempts to take a held lease (plus up to as much jitter).
-        client: A ``redis.asyncio.Redis`` to use instead of ``url``; the store never closes it,
-            and its TLS settings are the app's (pass ``ssl_check_hostname=True``).
+        client: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` to use instead of
+            ``url``; the store never closes it, and its TLS settings are the app's (pass
+            ``ssl_check_hostname=True``).
+        shards: How many shards the due times (and, in a cluster, every key) are spread over;
+            the same for every process sharing ``prefix``.
+        cluster: Use the cluster layout (hash-tagged shards, sharded pub/sub). By default:
+            when the URL says ``+cluster`` or ``client`` is a ``RedisCluster``. ``False`` with
+            a cluster client keeps the single-node layout, which needs a hash tag in
+            ``prefix`` (the way of earlier versions; for :func:`.migrate.copy_sets`).
 
     Raises:
-        ConfigurationError: A bad ``url`` or ``lease_poll``, or redis-py is not installed.
+        ConfigurationError: A bad ``url``, ``lease_poll`` or ``shards``, or redis-py is not
+            installed.
     """
 
     def __init__(
@@ -200,44 +300,44 @@ class RedisStore:
         prefix: str = "aiofinaccess:",
         codec: TokenCodec | None = None,
         lease_poll: float = 0.02,
-        client: aioredis.Redis | None = None,
+        client: aioredis.Redis | RedisCluster | None = None,
+        shards: int = 64,
+        cluster: bool | None = None,
     ) -> None:
         if _MISSING is not None:  # pragma: no cover
             raise ConfigurationError("RedisStore needs redis-py: pip install aiofinaccess[redis]")
         if not (math.isfinite(lease_poll) and lease_poll > 0):
             raise ConfigurationError("lease_poll must be a positive number of seconds")
+        if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 16384:
+            raise ConfigurationError("shards must be an integer from 1 to 16384")
         self._owns_client = client is None
         self._target = "client"
         if client is None:
-            if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-                raise ConfigurationError("url must start with redis://, rediss:// or unix://")
-            tls = _tls_options(url)
-            try:
-                self._target = _describe(url)
-                client = aioredis.Redis.from_url(url, **tls)
-            except ValueError:  # its message may quote the URL, password and all
-                raise ConfigurationError("url is not a valid Redis URL") from None
-        self._client = client
+            client, on_cluster = _client_for(url)
+            self._target = _describe(url)
+        else:
+            on_cluster = isinstance(client, RedisCluster)
+        self._client: Any = client  # Redis or RedisCluster: the commands used are common
+        self._layout = Layout(prefix, shards, on_cluster if cluster is None else cluster)
         self._prefix = prefix
         self._codec: TokenCodec = codec if codec is not None else JsonCodec()
         self._lease_poll = lease_poll
-        self._channel = f"{prefix}changes"
+        self._publish = "SPUBLISH" if self._layout.cluster else "PUBLISH"
         self._put = client.register_script(_PUT)
         self._delete = client.register_script(_DELETE)
+        self._reschedule = client.register_script(_RESCHEDULE)
+        self._claim = client.register_script(_CLAIM)
+        self._claim_merged = client.register_script(_CLAIM_MERGED)
+        self._due_sets = [self._layout.due(shard) for shard in range(shards)]
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
         self._closed = False
-        self._feeds: weakref.WeakSet[_Changes] = weakref.WeakSet()
-        self._reader: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._checked: asyncio.Future[None] | None = None
+        self._feed = ChangeReader(client, self._layout, lambda: self._closed)
         self._releases: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"RedisStore({self._target}, prefix={self._prefix!r})"
-
-    def _keys_of(self, key: TokenKey) -> list[str]:
-        p = self._prefix
-        return [f"{p}ts:{key}", f"{p}keys:{key.provider}", f"{p}providers"]
 
     async def _call(self, what: str, key: TokenKey | None, command: Awaitable[_T]) -> _T:
         """Await a Redis command; Redis and socket errors become :class:`StoreError`."""
@@ -247,44 +347,86 @@ class RedisStore:
                 command.close()
             raise StoreError(f"cannot {what}{subject}: the Redis store is closed")
         try:
+            if self._checked is None or not self._checked.done():
+                try:
+                    await self._check_settings()
+                except BaseException:
+                    if asyncio.iscoroutine(command):
+                        command.close()  # never to be awaited
+                    raise
             return await command
         except _ERRORS as exc:  # the message names the error type only: never URL or password
             raise StoreError(f"Redis {what}{subject} failed ({type(exc).__name__})") from exc
 
+    async def _check_settings(self) -> None:
+        """Once per store: every process sharing the prefix must agree on the shard count."""
+        if self._checked is None:
+            self._checked = asyncio.get_running_loop().create_future()
+            try:
+                name, wanted = self._layout.meta(), str(self._layout.shards)
+                await self._client.hsetnx(name, "shards", wanted)
+                stored = await self._client.hget(name, "shards")
+                if stored is not None and _text(stored) != wanted:
+                    raise ConfigurationError(
+                        f"this Redis prefix is in use with shards={_text(stored)}, not {wanted}"
+                    )
+            except BaseException as exc:
+                failed, self._checked = self._checked, None
+                failed.set_exception(exc)
+                failed.exception()  # retrieved: other waiters see it through their own await
+                raise
+            self._checked.set_result(None)
+        else:
+            await asyncio.shield(self._checked)
+
     async def get(self, key: TokenKey) -> Versioned | None:
         """Return the stored token set for ``key`` and its version, or ``None``."""
-        name = f"{self._prefix}ts:{key}"
+        name = self._layout.record(key)
         version, data = await self._call("get", key, self._client.hmget(name, "version", "data"))
         if version is None or data is None:
             return None
-        data = data.encode() if isinstance(data, str) else data
-        return Versioned(self._codec.decode(data, kind="token_set", key=str(key)), int(version))
+        return Versioned(
+            self._codec.decode(_bytes(data), kind="token_set", key=str(key)), int(version)
+        )
 
-    async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
-        """Compare-and-swap ``token_set`` in at ``expected_version`` and announce it.
+    async def put(
+        self,
+        key: TokenKey,
+        token_set: TokenSet,
+        *,
+        expected_version: int | None,
+        due_at: float | None = None,
+    ) -> int:
+        """Compare-and-swap ``token_set`` in at ``expected_version``, set its due time
+        (``None``: not scheduled) and announce it, in one script.
 
         Raises:
             StoreConflictError: The stored version is not ``expected_version``.
             StoreError: Redis failed.
         """
+        due = check_due(due_at)
         version = secrets.randbits(62)
         expected = "" if expected_version is None else str(expected_version)
         data = self._codec.encode(token_set, kind="token_set", key=str(key))
+        shard = self._layout.shard(key)
         args: list[str | bytes] = [expected, str(version), data, str(key), key.provider]
-        args.append(self._channel)
-        if not await self._call("put", key, self._put(keys=self._keys_of(key), args=args)):
+        args += [self._layout.channel(shard), self._publish, "" if due is None else _score(due)]
+        if not await self._call("put", key, self._put(keys=self._layout.names(key), args=args)):
             raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
         return version
 
     async def delete(self, key: TokenKey, *, expected_version: int | None = None) -> bool:
-        """Delete ``key`` (only at ``expected_version`` when given) and announce it.
+        """Delete ``key`` and its due time (only at ``expected_version`` when given) and
+        announce it.
 
         Returns:
             True if something was deleted.
         """
         expected = "" if expected_version is None else str(expected_version)
-        args = [expected, str(key), key.provider, self._channel]
-        done = await self._call("delete", key, self._delete(keys=self._keys_of(key), args=args))
+        channel = self._layout.channel(self._layout.shard(key))
+        args = [expected, str(key), key.provider, channel, self._publish]
+        script = self._delete(keys=self._layout.names(key), args=args)
+        done = await self._call("delete", key, script)
         if done == -1:
             raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
         return bool(done)
@@ -297,13 +439,92 @@ class RedisStore:
             batch = wanted[start : start + 500]
             pipe = self._client.pipeline(transaction=False)
             for key in batch:
-                pipe.hmget(f"{self._prefix}ts:{key}", "version", "data")
+                pipe.hmget(self._layout.record(key), "version", "data")
             replies = await self._call("get many", None, pipe.execute())
             for key, (version, data) in zip(batch, replies, strict=True):
                 if version is not None and data is not None:
                     token_set = self._codec.decode(_bytes(data), kind="token_set", key=str(key))
                     found[key] = Versioned(token_set, int(version))
         return found
+
+    # -- refresh duty ----------------------------------------------------------------------
+
+    async def claim_due(
+        self, *, now: float, limit: int, claim_for: float, owner: str
+    ) -> list[TokenKey]:
+        """Take up to ``limit`` sets due at ``now``; each falls due again at ``now + claim_for``
+        unless its claimant writes it first.
+
+        On a single node one script merges every shard: the most overdue sets anywhere, in due
+        order. In a cluster (no script may span slots) two round trips: the shards' heads,
+        then one claim script per chosen shard, concurrently.
+
+        Raises:
+            UsageError: A bad ``limit`` or ``claim_for``.
+            StoreError: Redis failed (claims made before the failure fall due at their
+                deadline).
+        """
+        check_claim(limit, claim_for)
+        del owner  # the deadline alone makes a claim exclusive
+        start, deadline = _score(now), _score(now + claim_for)
+        if not self._layout.cluster:
+            script = self._claim_merged(keys=self._due_sets, args=[start, limit, deadline])
+            replies = [await self._call("claim", None, script)]
+        else:
+            plan = allocate(await self._due_heads(now), limit)
+            calls = [  # a cluster pipeline cannot carry scripts: one call per shard
+                self._claim(keys=[self._layout.due(shard)], args=[start, count, deadline])
+                for shard, count in plan.items()
+            ]
+            replies = await self._call("claim", None, asyncio.gather(*calls))
+        claimed = []
+        for reply in replies:
+            for member in reply:
+                try:
+                    claimed.append(TokenKey.parse(_text(member)))
+                except ValueError:
+                    logger.warning("the Redis store holds a malformed token key; skipping it")
+        return claimed
+
+    async def _due_heads(self, now: float) -> dict[int, tuple[float, int]]:
+        """shard -> (its most overdue due time, how many are due) for shards with due sets."""
+        pipe = self._client.pipeline(transaction=False)
+        for shard in range(self._layout.shards):
+            due = self._layout.due(shard)
+            pipe.zrangebyscore(due, "-inf", _score(now), start=0, num=1, withscores=True)
+            pipe.zcount(due, "-inf", _score(now))
+        replies = await self._call("claim", None, pipe.execute())
+        heads = {}
+        for shard in range(self._layout.shards):
+            head, count = replies[2 * shard], replies[2 * shard + 1]
+            if head and count:
+                heads[shard] = (float(head[0][1]), int(count))
+        return heads
+
+    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
+        """Set (or clear) ``key``'s due time; nothing for an absent key."""
+        due = check_due(due_at)
+        names = [self._layout.record(key), self._layout.due(self._layout.shard(key))]
+        args = ["" if due is None else _score(due), str(key)]
+        await self._call("reschedule", key, self._reschedule(keys=names, args=args))
+
+    async def next_due(self) -> float | None:
+        """The earliest due time (claims included), or ``None``: one pipelined round trip."""
+        pipe = self._client.pipeline(transaction=False)
+        for due in self._due_sets:
+            pipe.zrange(due, 0, 0, withscores=True)
+        replies = await self._call("next due", None, pipe.execute())
+        heads = [float(reply[0][1]) for reply in replies if reply]
+        return min(heads, default=None)
+
+    async def due_count(self, *, now: float) -> int:
+        """How many sets are due at ``now``: a ``ZCOUNT`` per shard, pipelined."""
+        pipe = self._client.pipeline(transaction=False)
+        for due in self._due_sets:
+            pipe.zcount(due, "-inf", _score(now))
+        return sum(int(count) for count in await self._call("due count", None, pipe.execute()))
+
+    # -- leases ----------------------------------------------------------------------------
 
     @asynccontextmanager
     async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
@@ -317,7 +538,7 @@ class RedisStore:
         """
         if not (math.isfinite(ttl) and ttl > 0):
             raise UsageError("a lease ttl must be a positive number of seconds")
-        name, owner = f"{self._prefix}lease:{key}", secrets.token_hex(16)
+        name, owner = self._layout.lease(key), secrets.token_hex(16)
         deadline, px = time.monotonic() + ttl, math.ceil(ttl * 1000)
         try:
             while True:
@@ -357,6 +578,8 @@ class RedisStore:
         task.add_done_callback(self._releases.discard)
         await asyncio.shield(task)
 
+    # -- pending authorizations ------------------------------------------------------------
+
     async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
         """Keep ``data`` (through the codec) under ``state`` for ``ttl`` seconds (``SET PX``).
 
@@ -381,18 +604,23 @@ class RedisStore:
     def _pending(self, state: str) -> str:
         return f"{self._prefix}pending:{state}"
 
+    # -- listing and the change feed -------------------------------------------------------
+
     async def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:
-        """Iterate over stored keys, optionally of one provider (``SSCAN``: never blocks Redis)."""
-        providers = [provider]
-        if provider is None:
-            providers = [_text(name) async for name in self._scan(f"{self._prefix}providers")]
-        for name in providers:
-            seen: set[str] = set()  # SSCAN may repeat a member
-            async for member in self._scan(f"{self._prefix}keys:{name}"):
-                if (text := _text(member)) not in seen:
-                    seen.add(text)
+        """Iterate over stored keys, optionally of one provider, streaming (``SSCAN`` over each
+        shard's index sets: never blocks Redis, never holds every key).
+
+        Like ``SSCAN`` itself it may, rarely (while Redis resizes a set), yield a key twice.
+        """
+        for base in self._layout.bases():
+            if provider is None:
+                providers = [_text(name) async for name in self._scan(self._layout.providers(base))]
+            else:
+                providers = [provider]
+            for name in providers:
+                async for member in self._scan(self._layout.index(base, name)):
                     try:
-                        key = TokenKey.parse(text)
+                        key = TokenKey.parse(_text(member))
                     except ValueError:
                         # One bad member must not stop every later start: skip it, say so.
                         logger.warning("the Redis store holds a malformed token key; skipping it")
@@ -402,7 +630,9 @@ class RedisStore:
     async def _scan(self, name: str) -> AsyncIterator[bytes | str]:
         cursor = 0
         while True:
-            cursor, members = await self._call("keys", None, self._client.sscan(name, cursor))
+            cursor, members = await self._call(
+                "keys", None, self._client.sscan(name, cursor, count=500)
+            )
             for member in members:
                 yield member
             if cursor == 0:
@@ -412,72 +642,26 @@ class RedisStore:
         """Yield ``(key, version or None if deleted)`` for every write by anyone, this store too.
 
         Call it in a running event loop. Each iterator gets every change announced after the
-        subscription is confirmed (:meth:`wait_subscribed`), in order, and ends when the store
-        closes. Dropped iterators are forgotten; the others queue changes until read.
+        subscription is confirmed (:meth:`wait_subscribed`), in order per shard, and ends when
+        the store closes. Dropped iterators are forgotten; the others queue changes until read.
         """
-        feed = _Changes()
-        if self._closed:
-            feed.offer(None)
-        else:
-            self._feeds.add(feed)
-            self._start_reader()
-        return feed
+        return self._feed.iterator()
 
     async def wait_subscribed(self, timeout: float = 5.0) -> None:
-        """Start the change feed if needed; return once Redis confirmed the subscription.
+        """Start the change feed if needed; return once Redis confirmed the subscription
+        (in a cluster: to every shard's channel).
 
         Raises:
             StoreError: Not subscribed within ``timeout`` seconds, or the store is closed.
         """
         if self._closed:
             raise StoreError("cannot subscribe: the Redis store is closed")
-        self._start_reader()
+        self._feed.start()
         try:
             async with asyncio.timeout(timeout):
-                await self._subscribed.wait()
+                await self._feed.subscribed.wait()
         except TimeoutError:
             raise StoreError("timed out subscribing to the Redis change feed") from None
-
-    def _start_reader(self) -> None:
-        if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(self._read_changes())
-
-    async def _read_changes(self) -> None:
-        """Relay the change channel to every live iterator; resubscribe until the store closes."""
-        backoff = 0.1
-        while True:
-            pubsub = self._client.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is not None and message["type"] == "subscribe":
-                        self._subscribed.set()
-                        backoff = 0.1
-                    elif message is not None and message["type"] == "message":
-                        self._relay(_text(message["data"]))
-            except Exception as exc:  # a dead feed would go unnoticed: log it and resubscribe
-                self._subscribed.clear()
-                logger.warning(
-                    "Redis change feed failed (%s); resubscribing in %.1f s",
-                    type(exc).__name__,
-                    backoff,
-                    exc_info=logger.isEnabledFor(logging.DEBUG),
-                )
-            finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-
-    def _relay(self, data: str) -> None:
-        text, _, version = data.rpartition("\n")
-        try:
-            change = (TokenKey.parse(text), int(version) if version else None)
-        except ValueError:
-            logger.debug("ignoring a malformed change message")
-            return
-        for feed in list(self._feeds):
-            feed.offer(change)
 
     async def aclose(self) -> None:
         """End the change feed, finish lease releases, close the client if the store made it."""
@@ -486,10 +670,6 @@ class RedisStore:
         self._closed = True
         if self._releases:  # already on the wire: let them finish, a next holder is waiting
             await asyncio.wait(set(self._releases))
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.wait({self._reader})
-        for feed in list(self._feeds):
-            feed.offer(None)
+        await self._feed.stop()
         if self._owns_client:
             await self._client.aclose()

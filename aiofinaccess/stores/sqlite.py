@@ -20,6 +20,17 @@ Theory of operation
   ``(state, data, expires_at)``; a take is one ``DELETE ... RETURNING`` statement (SQLite
   >= 3.35), so of two processes taking one state exactly one gets the row. Their data goes
   through the codec like token sets: a :class:`~.codec.FernetCodec` encrypts PKCE verifiers.
+* **Refresh duty** (:class:`~aiofinaccess.stores.RefreshDuty`): each row has a ``due_at``
+  column (epoch seconds, ``NULL`` = not scheduled) with a partial index. ``put`` writes it in
+  the same statement as the set; a claim is one statement, ``UPDATE ... SET due_at = deadline
+  WHERE rowid IN (SELECT rowid ... WHERE due_at <= now ORDER BY due_at LIMIT n) RETURNING key``,
+  so of any number of processes claiming at once each row goes to one of them. A database
+  written before the column existed gets it on first open (one ``ALTER TABLE`` under the write
+  lock), with every existing set due at once: the first claimant reschedules each from the set
+  itself. Until every process runs this version, sets created by an older one stay unscheduled.
+* **Streaming listing.** :meth:`SQLiteStore.keys` reads one ``SELECT`` in batches on a
+  connection of its own (WAL readers never block the writers), so a million keys are never
+  one list.
 * **Crash safety.** WAL journal with ``synchronous=NORMAL``: a committed write survives any
   crash of the process; only an OS crash or power loss can lose the last commits (never
   corrupt the file). The file is created with mode 0600; SQLite gives its ``-wal`` and
@@ -42,26 +53,35 @@ import random
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import aiosqlite
 
 from ..core.errors import ConfigurationError, LeaseBusyError, StoreConflictError, StoreError
 from ..core.tokens import TokenKey, TokenSet
-from . import HeldLease, Versioned, check_ttl, open_pending, seal_pending
+from . import (
+    HeldLease,
+    Versioned,
+    check_claim,
+    check_due,
+    check_ttl,
+    open_pending,
+    seal_pending,
+)
 from ._files import check_companions, open_private
 from .codec import JsonCodec, TokenCodec
 
 __all__ = ["SQLiteStore"]
 
 logger = logging.getLogger("aiofinaccess")
+_T = TypeVar("_T")
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS token_sets (
     key TEXT PRIMARY KEY, provider TEXT NOT NULL, version INTEGER NOT NULL,
-    data BLOB NOT NULL, updated_at REAL
+    data BLOB NOT NULL, updated_at REAL, due_at REAL
 );
 CREATE INDEX IF NOT EXISTS token_sets_provider ON token_sets (provider);
 CREATE TABLE IF NOT EXISTS leases (
@@ -72,6 +92,19 @@ CREATE TABLE IF NOT EXISTS pending_authorizations (
 );
 CREATE INDEX IF NOT EXISTS pending_authorizations_expiry ON pending_authorizations (expires_at);
 """
+
+# Run once per connection, under the write lock, after _SCHEMA: databases written before the
+# refresh duty lack the column, and get it with every existing set due at once.
+_DUE_INDEX: Final = """
+CREATE INDEX IF NOT EXISTS token_sets_due ON token_sets (due_at) WHERE due_at IS NOT NULL
+"""
+_CLAIM: Final = """
+UPDATE token_sets SET due_at = ? WHERE rowid IN (
+    SELECT rowid FROM token_sets WHERE due_at <= ? ORDER BY due_at LIMIT ?
+) RETURNING key
+"""
+#: Rows fetched per step while listing keys.
+_KEYS_BATCH: Final = 500
 
 _PUT_PENDING: Final = """
 INSERT INTO pending_authorizations (state, data, expires_at) VALUES (?, ?, ?)
@@ -196,10 +229,18 @@ class SQLiteStore:
             self._codec.decode(bytes(data), kind="token_set", key=str(key)), int(version)
         )
 
-    async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
+    async def put(
+        self,
+        key: TokenKey,
+        token_set: TokenSet,
+        *,
+        expected_version: int | None,
+        due_at: float | None = None,
+    ) -> int:
         """Write ``token_set`` if the stored version equals ``expected_version`` (atomically).
 
         ``expected_version`` is the version read before; ``None`` means "must not exist yet".
+        ``due_at`` becomes the set's due time (``None``: not scheduled) in the same statement.
 
         Returns:
             The new version (an opaque random integer).
@@ -208,25 +249,27 @@ class SQLiteStore:
             StoreConflictError: The stored version is not ``expected_version``.
             StoreError: The write failed.
         """
+        due = check_due(due_at)
         data = self._codec.encode(token_set, kind="token_set", key=str(key))
         version = secrets.randbits(62)
         while version == expected_version:  # pragma: no cover  (one chance in 2**62)
             version = secrets.randbits(62)
         if expected_version is None:
-            sql = "INSERT INTO token_sets (key, provider, version, data, updated_at)"
-            sql += " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
-            parameters: tuple[Any, ...] = (str(key), key.provider, version, data, time.time())
+            sql = "INSERT INTO token_sets (key, provider, version, data, updated_at, due_at)"
+            sql += " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+            parameters: tuple[Any, ...] = (str(key), key.provider, version, data, time.time(), due)
         else:
-            sql = "UPDATE token_sets SET version = ?, data = ?, updated_at = ?"
+            sql = "UPDATE token_sets SET version = ?, data = ?, updated_at = ?, due_at = ?"
             sql += " WHERE key = ? AND version = ?"
-            parameters = (version, data, time.time(), str(key), expected_version)
+            parameters = (version, data, time.time(), due, str(key), expected_version)
         changed, _ = await self._execute(sql, parameters)
         if not changed:
             raise _conflict(key, expected_version)
         return version
 
     async def delete(self, key: TokenKey, *, expected_version: int | None = None) -> bool:
-        """Delete ``key``; with ``expected_version``, only while it is at that version.
+        """Delete ``key`` (and with it its due time); with ``expected_version``, only while it
+        is at that version.
 
         Returns:
             True if a token set was deleted, False if there was none.
@@ -248,22 +291,84 @@ class SQLiteStore:
     async def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:
         """Iterate over the stored keys, optionally only those of ``provider``.
 
+        One ``SELECT``, fetched :data:`_KEYS_BATCH` rows at a time on a connection of its own
+        (it sees the store as of the first fetch; writers are not held up meanwhile).
+
         Raises:
             StoreError: The read failed. A malformed stored key is logged and skipped.
         """
-        if provider is None:
-            _, rows = await self._execute("SELECT key FROM token_sets")
-        else:  # uses the index on provider
-            sql = "SELECT key FROM token_sets WHERE provider = ?"
-            _, rows = await self._execute(sql, (provider,))
+        await self._connection()  # the file is checked and the schema exists
+        sql = "SELECT key FROM token_sets"
+        parameters: tuple[str, ...] = ()
+        if provider is not None:  # uses the index on provider
+            sql, parameters = f"{sql} WHERE provider = ?", (provider,)
+        try:
+            reader = await aiosqlite.connect(
+                self._path, timeout=self._busy_timeout, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"the SQLite store failed ({type(exc).__name__}: {exc})") from exc
+        try:
+            cursor = await self._guard(reader.execute(sql, parameters))
+            while rows := await self._guard(cursor.fetchmany(_KEYS_BATCH)):
+                for (text,) in rows:
+                    try:
+                        key = TokenKey.parse(text)
+                    except ValueError:
+                        # One bad row must not stop every later start: skip it, say so.
+                        logger.warning("the SQLite store holds a malformed token key; skipping it")
+                        continue
+                    yield key
+        finally:
+            await reader.close()
+
+    @staticmethod
+    async def _guard(step: Awaitable[_T]) -> _T:
+        try:
+            return await step
+        except (sqlite3.Error, ValueError) as exc:
+            raise StoreError(f"the SQLite store failed ({type(exc).__name__}: {exc})") from exc
+
+    # -- refresh duty ------------------------------------------------------------------------
+
+    async def claim_due(
+        self, *, now: float, limit: int, claim_for: float, owner: str
+    ) -> list[TokenKey]:
+        """Take up to ``limit`` sets due at ``now`` (most overdue first) in one statement;
+        each falls due again at ``now + claim_for`` unless its claimant writes it first.
+
+        Raises:
+            UsageError: A bad ``limit`` or ``claim_for``.
+            StoreError: The store failed, or SQLite is older than 3.35 (no ``RETURNING``).
+        """
+        check_claim(limit, claim_for)
+        del owner  # the deadline alone makes a claim exclusive
+        if not _HAS_RETURNING:  # pragma: no cover  (every supported platform has 3.35+)
+            raise StoreError(f"the refresh duty needs SQLite >= 3.35, not {_SQLITE}")
+        _, rows = await self._execute(_CLAIM, (now + claim_for, now, limit))
+        claimed = []
         for (text,) in rows:
             try:
-                key = TokenKey.parse(text)
+                claimed.append(TokenKey.parse(text))
             except ValueError:
-                # One bad row must not stop every later start: skip it, say so.
                 logger.warning("the SQLite store holds a malformed token key; skipping it")
-                continue
-            yield key
+        return claimed
+
+    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
+        """Set (or clear) ``key``'s due time; nothing for an absent key."""
+        due = check_due(due_at)
+        await self._execute("UPDATE token_sets SET due_at = ? WHERE key = ?", (due, str(key)))
+
+    async def next_due(self) -> float | None:
+        """The earliest due time (claims included), or ``None``; one index lookup."""
+        sql = "SELECT due_at FROM token_sets WHERE due_at IS NOT NULL ORDER BY due_at LIMIT 1"
+        _, rows = await self._execute(sql)
+        return float(rows[0][0]) if rows else None
+
+    async def due_count(self, *, now: float) -> int:
+        """How many sets are due at ``now`` (an index range count)."""
+        _, rows = await self._execute("SELECT count(*) FROM token_sets WHERE due_at <= ?", (now,))
+        return int(rows[0][0])
 
     async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
         """Keep ``data`` (through the codec) under ``state`` for ``ttl`` seconds.
@@ -417,6 +522,7 @@ class SQLiteStore:
             # survives a crash of the process; only an OS crash can lose the last commits.
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.executescript(_SCHEMA)
+            await self._migrate(conn)
             # SQLite has created -wal and -shm by now: check them as well.
             await asyncio.to_thread(check_companions, self._path)
         except BaseException as exc:
@@ -426,6 +532,20 @@ class SQLiteStore:
                 raise StoreError(f"cannot open the store ({type(exc).__name__}: {exc})") from exc
             raise
         return conn
+
+    @staticmethod
+    async def _migrate(conn: aiosqlite.Connection) -> None:
+        """Add ``due_at`` to a database written before the refresh duty (once, atomically)."""
+        # Another process may be migrating right now; on failure the caller closes the
+        # connection, which rolls the transaction back.
+        await conn.execute("BEGIN IMMEDIATE")
+        async with conn.execute("PRAGMA table_info(token_sets)") as cursor:
+            columns = {str(row[1]) for row in await cursor.fetchall()}
+        if "due_at" not in columns:
+            await conn.execute("ALTER TABLE token_sets ADD COLUMN due_at REAL")
+            await conn.execute("UPDATE token_sets SET due_at = 0")
+        await conn.execute(_DUE_INDEX)
+        await conn.execute("COMMIT")
 
     def _create_file(self) -> None:
         # Create the file ourselves so that it is never readable by others, not even briefly;

@@ -7,12 +7,13 @@ processes, may add its own multi-process tests.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
 
 from aiofinaccess import StoreConflictError, TokenKey, TokenSet, UsageError
-from aiofinaccess.stores import PendingAuthorizations, TokenStore
+from aiofinaccess.stores import PendingAuthorizations, RefreshDuty, TokenStore
 
 ALICE = TokenKey("everifin", "alice")
 BOB = TokenKey("everifin", "bob")
@@ -175,3 +176,136 @@ class StoreContract:
         """Closing twice is fine."""
         await store.aclose()
         await store.aclose()
+
+
+def due_keys(count: int, provider: str = "everifin") -> list[TokenKey]:
+    return [TokenKey(provider, f"user-{n:04d}") for n in range(count)]
+
+
+class DutyContract:
+    """Tests every RefreshDuty store must pass (issue 16); due times are fake epoch seconds."""
+
+    async def test_is_a_refresh_duty(self, store: TokenStore) -> None:
+        assert isinstance(store, RefreshDuty)
+
+    async def test_due_sets_are_claimed_once_until_their_deadline(self, store: RefreshDuty) -> None:
+        """A claim pushes the due time to the deadline; there it falls due again."""
+        await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        await store.put(BOB, sample(), expected_version=None, due_at=50.0)
+        await store.put(CLIENT, sample(), expected_version=None, due_at=None)
+        assert await store.due_count(now=75.0) == 1
+        assert await store.due_count(now=100.0) == 2
+        assert await store.next_due() == 50.0
+        claimed = await store.claim_due(now=200.0, limit=10, claim_for=30.0, owner="w1")
+        assert sorted(claimed) == sorted([ALICE, BOB])
+        assert await store.claim_due(now=229.9, limit=10, claim_for=30.0, owner="w2") == []
+        assert await store.next_due() == 230.0
+        assert await store.due_count(now=229.9) == 0
+        again = await store.claim_due(now=230.0, limit=10, claim_for=30.0, owner="w2")
+        assert sorted(again) == sorted([ALICE, BOB])
+
+    async def test_claims_take_the_most_overdue_first(self, store: RefreshDuty) -> None:
+        """limit=1 claims come in due order, whatever the shards the keys fall in."""
+        keys = due_keys(12)
+        dues = [1000.0 - 7 * n for n in range(12)]  # the last key is the most overdue
+        for key, due in zip(keys, dues, strict=True):
+            await store.put(key, sample(), expected_version=None, due_at=due)
+        order = []
+        for _ in range(12):
+            claimed = await store.claim_due(now=2000.0, limit=1, claim_for=60.0, owner="w")
+            assert len(claimed) == 1
+            order += claimed
+        assert order == keys[::-1]
+        assert await store.claim_due(now=2000.0, limit=1, claim_for=60.0, owner="w") == []
+
+    async def test_a_batch_takes_exactly_the_limit_and_starves_no_shard(
+        self, store: RefreshDuty
+    ) -> None:
+        """300 due sets, claims of 16: every claim is full until the backlog runs out, the most
+        overdue set is in the first batch, and every set is claimed exactly once."""
+        keys = due_keys(300)
+        for n, key in enumerate(keys):
+            await store.put(key, sample(), expected_version=None, due_at=10.0 + n)
+        first = await store.claim_due(now=1000.0, limit=16, claim_for=600.0, owner="w")
+        assert len(first) == 16
+        assert keys[0] in first
+        seen = list(first)
+        while batch := await store.claim_due(now=1000.0, limit=16, claim_for=600.0, owner="w"):
+            assert len(batch) == min(16, 300 - len(seen))
+            seen += batch
+        assert sorted(seen) == sorted(keys)
+        assert await store.due_count(now=1000.0) == 0
+        assert await store.next_due() == 1600.0
+
+    async def test_concurrent_claimants_never_share_a_key(self, store: RefreshDuty) -> None:
+        """25 claimants racing over 400 due sets: each set goes to exactly one of them."""
+        keys = due_keys(400)
+        for n, key in enumerate(keys):
+            await store.put(key, sample(), expected_version=None, due_at=float(n % 50))
+
+        async def claimant(name: str) -> list[TokenKey]:
+            mine: list[TokenKey] = []
+            while batch := await store.claim_due(now=100.0, limit=7, claim_for=60.0, owner=name):
+                mine += batch
+                await asyncio.sleep(0)
+            return mine
+
+        results = await asyncio.gather(*(claimant(f"w{n}") for n in range(25)))
+        everything = [key for result in results for key in result]
+        assert len(everything) == len(set(everything)) == 400
+
+    async def test_put_sets_and_clears_the_due_time_with_the_write(
+        self, store: RefreshDuty
+    ) -> None:
+        """A put's due time replaces the old one; None unschedules; a lost CAS changes nothing."""
+        version = await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        version = await store.put(ALICE, sample("AT-2"), expected_version=version, due_at=500.0)
+        assert await store.claim_due(now=499.0, limit=5, claim_for=10.0, owner="w") == []
+        assert await store.next_due() == 500.0
+        with pytest.raises(StoreConflictError):
+            await store.put(ALICE, sample("AT-X"), expected_version=version + 1, due_at=1.0)
+        assert await store.next_due() == 500.0
+        await store.put(ALICE, sample("AT-3"), expected_version=version, due_at=None)
+        assert await store.next_due() is None
+        assert await store.claim_due(now=1e12, limit=5, claim_for=10.0, owner="w") == []
+
+    async def test_delete_clears_the_due_time(self, store: RefreshDuty) -> None:
+        await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        assert isinstance(store, TokenStore)
+        assert await store.delete(ALICE) is True
+        assert await store.next_due() is None
+        assert await store.due_count(now=1e12) == 0
+        assert await store.claim_due(now=1e12, limit=5, claim_for=10.0, owner="w") == []
+
+    async def test_reschedule(self, store: RefreshDuty) -> None:
+        """Reschedule moves or clears a due time, never creates a key."""
+        version = await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        await store.reschedule(ALICE, 300.0)
+        assert await store.next_due() == 300.0
+        await store.reschedule(ALICE, None)
+        assert await store.next_due() is None
+        await store.reschedule(BOB, 50.0)
+        assert await store.next_due() is None
+        assert isinstance(store, TokenStore)
+        assert await store.get(BOB) is None
+        stored = await store.get(ALICE)
+        assert stored is not None
+        assert stored.version == version  # the set itself is untouched
+        await store.reschedule(ALICE, 10.0)
+        assert await store.claim_due(now=10.0, limit=5, claim_for=10.0, owner="w") == [ALICE]
+
+    @pytest.mark.parametrize(
+        ("limit", "claim_for"), [(0, 10.0), (-1, 10.0), (True, 10.0), (5, 0.0), (5, math.nan)]
+    )
+    async def test_bad_claims_are_usage_errors(
+        self, store: RefreshDuty, limit: int, claim_for: float
+    ) -> None:
+        with pytest.raises(UsageError):
+            await store.claim_due(now=1.0, limit=limit, claim_for=claim_for, owner="w")
+
+    @pytest.mark.parametrize("due_at", [math.nan, math.inf])
+    async def test_a_bad_due_time_is_a_usage_error(self, store: RefreshDuty, due_at: float) -> None:
+        with pytest.raises(UsageError):
+            await store.put(ALICE, sample(), expected_version=None, due_at=due_at)
+        assert isinstance(store, TokenStore)
+        assert await store.get(ALICE) is None

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from aiofinaccess.stores.memory import MemoryStore
-from tests.stores.contract import StoreContract
+from tests.stores.contract import DutyContract, StoreContract
 
 
-class TestMemoryStore(StoreContract):
+class TestMemoryStore(StoreContract, DutyContract):
     @pytest.fixture
     def store(self) -> MemoryStore:
         return MemoryStore()

@@ -17,11 +17,12 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
-from aiofinaccess import ConfigurationError, StoreConflictError, StoreError
+from aiofinaccess import ConfigurationError, StoreConflictError, StoreError, TokenKey
 from aiofinaccess.stores import ChangeFeed, TokenStore
-from aiofinaccess.stores.codec import FernetCodec
+from aiofinaccess.stores.codec import FernetCodec, JsonCodec
+from aiofinaccess.stores.migrate import copy_sets, schedule
 from aiofinaccess.stores.redis import RedisStore
-from tests.stores.contract import ALICE, BOB, StoreContract, sample
+from tests.stores.contract import ALICE, BOB, DutyContract, StoreContract, sample
 from tests.support.redis_server import free_port, running_redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +63,7 @@ async def run_python(code: str, *args: str) -> asyncio.subprocess.Process:
     )
 
 
-class TestRedisStore(StoreContract):
+class TestRedisStore(StoreContract, DutyContract):
     """The whole contract; the module's ``store`` fixture gives each test a fresh prefix."""
 
 
@@ -404,3 +405,90 @@ async def test_an_unread_change_feed_stays_bounded(store: RedisStore, other: Red
         version = await other.put(key, sample(f"at-{n}"), expected_version=version)
     await asyncio.sleep(0.5)
     assert feed.queue.qsize() <= 1024  # type: ignore[attr-defined]
+
+
+# -- refresh duty and layouts (issue 16) ----------------------------------------------------------
+
+
+async def test_sets_written_by_the_old_layout_are_read_and_scheduled(
+    store: RedisStore, redis_url: str, prefix: str
+) -> None:
+    """Keys written as earlier versions wrote them (no due sets) read back as they are;
+    ``migrate.schedule`` gives them due times, and the duty claims them."""
+    raw = aioredis.Redis.from_url(redis_url)
+    codec = JsonCodec()
+    try:
+        for n, key in enumerate((ALICE, BOB)):  # exactly what the old put script did
+            data = codec.encode(sample(f"AT-{n}"), kind="token_set", key=str(key))
+            await raw.hset(f"{prefix}ts:{key}", mapping={"version": str(40 + n), "data": data})
+            await raw.sadd(f"{prefix}keys:{key.provider}", str(key))
+            await raw.sadd(f"{prefix}providers", key.provider)
+    finally:
+        await raw.aclose()
+    stored = await store.get(BOB)
+    assert stored is not None
+    assert (stored.version, stored.token_set.access_token.reveal()) == (41, "AT-1")
+    assert sorted([key async for key in store.keys()]) == sorted([ALICE, BOB])
+    assert await store.next_due() is None
+    assert await schedule(store, due_at=100.0) == 2
+    claimed = await store.claim_due(now=100.0, limit=10, claim_for=30.0, owner="w")
+    assert sorted(claimed) == sorted([ALICE, BOB])
+    version = await store.put(BOB, sample("AT-9"), expected_version=41, due_at=500.0)
+    assert await store.delete(BOB, expected_version=version) is True
+
+
+async def test_copy_sets_moves_a_store_to_the_cluster_layout(redis_url: str, prefix: str) -> None:
+    """The sharded layout (here on one node) receives every set, each due at once."""
+    old = RedisStore(redis_url, prefix=prefix)
+    new = RedisStore(redis_url, prefix=f"new-{prefix}", cluster=True, shards=8)
+    try:
+        for n in range(20):
+            await old.put(TokenKey("everifin", f"u{n}"), sample(f"AT-{n}"), expected_version=None)
+        assert await copy_sets(old, new, due_at=7.0) == 20
+        assert await copy_sets(old, new, due_at=7.0) == 0  # keys it has are left alone
+        assert await new.due_count(now=7.0) == 20
+        moved = await new.get(TokenKey("everifin", "u3"))
+        assert moved is not None
+        assert moved.token_set.access_token.reveal() == "AT-3"
+        assert len({key async for key in new.keys("everifin")}) == 20
+    finally:
+        await old.aclose()
+        await new.aclose()
+
+
+async def test_processes_sharing_a_prefix_must_agree_on_the_shards(
+    store: RedisStore, redis_url: str, prefix: str
+) -> None:
+    """A store with another shard count would look for due times (and, in a cluster, sets)
+    where the others never put them: refused on first use."""
+    await store.put(ALICE, sample(), expected_version=None, due_at=1.0)
+    other = RedisStore(redis_url, prefix=prefix, shards=32)
+    try:
+        with pytest.raises(ConfigurationError, match="shards=64, not 32"):
+            await other.get(ALICE)
+    finally:
+        await other.aclose()
+
+
+@pytest.mark.parametrize("shards", [0, -1, 16385, True, 2.0])
+def test_a_bad_shard_count_is_a_configuration_error(shards: int) -> None:
+    with pytest.raises(ConfigurationError, match="shards"):
+        RedisStore(shards=shards)
+
+
+async def test_claim_throughput_in_batches_of_100(store: RedisStore) -> None:
+    """Measured for the README: claims per second in batches of 100 (64 shards)."""
+    keys = [TokenKey("everifin", f"user-{n}") for n in range(5000)]
+    pipe_batches = [keys[start : start + 50] for start in range(0, len(keys), 50)]
+    for batch in pipe_batches:
+        await asyncio.gather(
+            *(store.put(key, sample(), expected_version=None, due_at=1.0) for key in batch)
+        )
+    started = time.perf_counter()
+    claimed = 0
+    while batch := await store.claim_due(now=10.0, limit=100, claim_for=60.0, owner="w"):
+        assert len(batch) == 100
+        claimed += len(batch)
+    elapsed = time.perf_counter() - started
+    assert claimed == 5000
+    print(f"\nRedis claim throughput: {claimed / elapsed:,.0f} claims/s (batches of 100)")

@@ -19,10 +19,10 @@ import attrs
 import pytest
 from cryptography.fernet import Fernet
 
-from aiofinaccess import ConfigurationError, StoreError
-from aiofinaccess.stores.codec import FernetCodec
+from aiofinaccess import ConfigurationError, StoreError, TokenKey
+from aiofinaccess.stores.codec import FernetCodec, JsonCodec
 from aiofinaccess.stores.sqlite import SQLiteStore
-from tests.stores.contract import ALICE, StoreContract, sample
+from tests.stores.contract import ALICE, DutyContract, StoreContract, sample
 
 ACCESS = "access-token-7f3a9c51e0"
 REFRESH = "refresh-token-2b8e4d96aa"
@@ -103,7 +103,7 @@ async def reap(processes: list[asyncio.subprocess.Process]) -> None:
         await process.wait()
 
 
-class TestSQLiteStore(StoreContract):
+class TestSQLiteStore(StoreContract, DutyContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[SQLiteStore]:
         store = await SQLiteStore(tmp_path / "tokens.db").open()
@@ -332,3 +332,109 @@ async def test_lease_of_a_killed_process_is_taken_over_after_its_ttl(tmp_path: P
         async with store.lease(ALICE, ttl=5):
             taken_over = time.monotonic() - held
     assert 0.5 < taken_over < 2
+
+
+# -- refresh duty (issue 16) ----------------------------------------------------------------------
+
+CLAIMER = """
+import asyncio, json, sys
+from aiofinaccess.stores.sqlite import SQLiteStore
+
+async def main(path):
+    claimed = []
+    async with SQLiteStore(path) as store:
+        print("ready", flush=True)
+        sys.stdin.readline()  # start together
+        while batch := await store.claim_due(now=1e9, limit=10, claim_for=600, owner="p"):
+            claimed += [str(key) for key in batch]
+            await asyncio.sleep(0.002)  # let the other process interleave
+    print(json.dumps(claimed), flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+# The schema before the refresh duty (aiofinaccess <= the commit before issue 16).
+OLD_SCHEMA = """
+CREATE TABLE token_sets (
+    key TEXT PRIMARY KEY, provider TEXT NOT NULL, version INTEGER NOT NULL,
+    data BLOB NOT NULL, updated_at REAL
+);
+CREATE INDEX token_sets_provider ON token_sets (provider);
+"""
+
+
+async def test_two_processes_never_claim_the_same_set(tmp_path: Path) -> None:
+    """Two processes claim 1,000 due sets in batches of 10: every set goes to exactly one."""
+    path = tmp_path / "tokens.db"
+    keys = [TokenKey("everifin", f"user-{n}") for n in range(1000)]
+    async with SQLiteStore(path) as store:
+        for n, key in enumerate(keys):
+            await store.put(key, sample(), expected_version=None, due_at=float(n))
+    processes = [await spawn(CLAIMER, str(path)) for _ in range(2)]
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            async with asyncio.timeout(30):
+                assert await process.stdout.readline() == b"ready\n"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+            await process.stdin.drain()
+        async with asyncio.timeout(60):
+            outputs = [json.loads((await process.communicate())[0]) for process in processes]
+    finally:
+        await reap(processes)
+    assert all(outputs), "both processes claimed some sets"
+    everything = outputs[0] + outputs[1]
+    assert len(everything) == len(set(everything)) == 1000
+    assert set(everything) == {str(key) for key in keys}
+
+
+async def test_a_database_of_the_old_schema_gains_due_times(tmp_path: Path) -> None:
+    """A file written before the duty opens, reads, and has every set due at once."""
+    path = tmp_path / "tokens.db"
+    codec = JsonCodec()
+    with closing(sqlite3.connect(path)) as raw:
+        raw.executescript(OLD_SCHEMA)
+        for n in range(3):
+            key = TokenKey("everifin", f"old-{n}")
+            data = codec.encode(sample(f"AT-{n}"), kind="token_set", key=str(key))
+            raw.execute(
+                "INSERT INTO token_sets VALUES (?, ?, ?, ?, ?)",
+                (str(key), "everifin", 7 + n, data, 1.0),
+            )
+        raw.commit()
+    os.chmod(path, 0o600)
+    async with SQLiteStore(path) as store:
+        stored = await store.get(TokenKey("everifin", "old-1"))
+        assert stored is not None
+        assert (stored.version, stored.token_set.access_token.reveal()) == (8, "AT-1")
+        assert await store.due_count(now=time.time()) == 3
+        claimed = await store.claim_due(now=time.time(), limit=10, claim_for=60, owner="w")
+        old = [str(TokenKey("everifin", f"old-{n}")) for n in range(3)]
+        assert sorted(str(key) for key in claimed) == old
+        await store.put(ALICE, sample(), expected_version=None, due_at=5.0)
+        assert await store.next_due() == 5.0
+    with closing(sqlite3.connect(path)) as raw:
+        indexes = {row[1] for row in raw.execute("PRAGMA index_list(token_sets)")}
+    assert "token_sets_due" in indexes
+    async with SQLiteStore(path) as reopened:  # a second open migrates nothing again
+        assert await reopened.next_due() == 5.0
+
+
+async def test_keys_stream_while_writers_write(tmp_path: Path) -> None:
+    """Listing 1,500 keys in batches does not hold up (or get refused by) writes meanwhile."""
+    async with SQLiteStore(tmp_path / "tokens.db") as store:
+        keys = [TokenKey("everifin", f"user-{n}") for n in range(1500)]
+        for key in keys:
+            await store.put(key, sample(), expected_version=None)
+        listed = []
+        async for key in store.keys("everifin"):
+            listed.append(key)
+            if len(listed) % 400 == 0:  # a write between two batches of the open SELECT
+                async with asyncio.timeout(2):
+                    await store.put(
+                        TokenKey("finapi", f"new-{len(listed)}"), sample(), expected_version=None
+                    )
+        assert sorted(listed) == sorted(keys)
+        assert len([key async for key in store.keys(None)]) == 1503

@@ -1,0 +1,189 @@
+"""The change feed of :class:`~aiofinaccess.stores.redis.RedisStore`: one reader per store that
+relays published changes to every live iterator.
+
+On a single node the store publishes to one channel (``PUBLISH``, Redis >= 2); on Redis
+Cluster each shard publishes to its own sharded channel (``SPUBLISH``, Redis >= 7), which
+lives in the shard's slot, so a change travels only to the node that owns it and its
+subscribers. The cluster reader subscribes to every shard channel, one connection per node
+that owns some, and reads them all at once. When a slot moves (a failover, a resharding) its
+node ends our subscription with an unasked ``sunsubscribe``: the reader then refreshes the
+cluster's map and subscribes again from scratch. The feed is best effort either way - changes
+published while no subscription stands are not replayed; compare-and-swap keeps every write
+correct regardless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from ..core.tokens import TokenKey
+from ._redis_layout import Layout
+
+__all__ = ["ChangeReader", "Changes"]
+
+logger = logging.getLogger("aiofinaccess")
+_Change = tuple[TokenKey, int | None]
+#: Changes an unread iterator keeps; older ones are dropped (the feed is best effort).
+FEED_LIMIT = 1024
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Changes:
+    """One iterator of the change feed: a queue the store's reader fills; ``None`` ends it."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[_Change | None] = asyncio.Queue()
+
+    def offer(self, change: _Change | None) -> None:
+        """Queue ``change``, dropping the oldest when the reader fell too far behind."""
+        if change is not None and self.queue.qsize() >= FEED_LIMIT:
+            self.queue.get_nowait()
+        self.queue.put_nowait(change)
+
+    def __aiter__(self) -> Changes:
+        return self
+
+    async def __anext__(self) -> _Change:
+        change = await self.queue.get()
+        if change is None:
+            self.queue.put_nowait(None)  # stay ended
+            raise StopAsyncIteration
+        return change
+
+
+class _Resubscribe(Exception):
+    """A cluster node ended a subscription we never cancelled: its slot moved."""
+
+
+class ChangeReader:
+    """Subscribes (lazily, once) and relays every change to the live iterators.
+
+    Args:
+        client: The store's ``Redis`` or ``RedisCluster`` client.
+        layout: Names the channels; ``layout.cluster`` picks sharded pub/sub.
+        closed: Tells whether the store closed (a closed store hands out ended iterators).
+    """
+
+    def __init__(self, client: Any, layout: Layout, closed: Callable[[], bool]) -> None:
+        self._client = client
+        self._layout = layout
+        self._closed = closed
+        self._feeds: weakref.WeakSet[Changes] = weakref.WeakSet()
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    def iterator(self) -> Changes:
+        feed = Changes()
+        if self._closed():
+            feed.offer(None)
+        else:
+            self._feeds.add(feed)
+            self.start()
+        return feed
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop reading and end every iterator."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task})
+        for feed in list(self._feeds):
+            feed.offer(None)
+
+    async def _run(self) -> None:
+        """Relay changes; resubscribe after any failure until cancelled."""
+        backoff = 0.1
+        read = self._read_cluster if self._layout.cluster else self._read_node
+        while True:
+            try:
+                await read()
+            except _Resubscribe:
+                self.subscribed.clear()
+                logger.info("a Redis Cluster slot moved; resubscribing the change feed")
+                backoff = 0.1
+            except Exception as exc:  # a dead feed would go unnoticed: log it and resubscribe
+                self.subscribed.clear()
+                logger.warning(
+                    "Redis change feed failed (%s); resubscribing in %.1f s",
+                    type(exc).__name__,
+                    backoff,
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _read_node(self) -> None:
+        pubsub = self._client.pubsub()
+        try:
+            await pubsub.subscribe(*self._layout.channels())
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is not None and message["type"] == "subscribe":
+                    self.subscribed.set()
+                elif message is not None and message["type"] == "message":
+                    self._relay(_text(message["data"]))
+        finally:
+            await pubsub.aclose()
+
+    async def _read_cluster(self) -> None:
+        # Refresh the slot map first: after a failover the old one names a demoted primary.
+        await self._client.nodes_manager.initialize()
+        pubsub = self._client.pubsub()
+        readers: list[asyncio.Task[None]] = []
+        try:
+            channels = self._layout.channels()
+            for channel in channels:  # one SSUBSCRIBE per channel: they lie in distinct slots
+                await pubsub.ssubscribe(channel)
+            confirmed: set[str] = set()
+            wanted = set(channels)
+
+            async def read(node_pubsub: Any) -> None:
+                while True:
+                    message = await node_pubsub.get_message(timeout=None)
+                    if message is None:
+                        continue
+                    kind = _text(message["type"])
+                    if kind == "ssubscribe":
+                        confirmed.add(_text(message["channel"]))
+                        if confirmed >= wanted:
+                            self.subscribed.set()
+                    elif kind == "smessage":
+                        self._relay(_text(message["data"]))
+                    elif kind == "sunsubscribe":
+                        raise _Resubscribe
+
+            readers = [
+                asyncio.create_task(read(node_pubsub))
+                for node_pubsub in list(pubsub.node_pubsub_mapping.values())
+            ]
+            done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended it
+        finally:
+            for task in readers:
+                task.cancel()
+            if readers:
+                await asyncio.wait(readers)
+            with contextlib.suppress(Exception):  # the node may be gone; closing is best effort
+                await pubsub.aclose()
+
+    def _relay(self, data: str) -> None:
+        text, _, version = data.rpartition("\n")
+        try:
+            change = (TokenKey.parse(text), int(version) if version else None)
+        except ValueError:
+            logger.debug("ignoring a malformed change message")
+            return
+        for feed in list(self._feeds):
+            feed.offer(change)

@@ -1,0 +1,117 @@
+"""Where a :class:`~aiofinaccess.stores.redis.RedisStore` keeps what, and how a claim is split
+over the due shards: pure functions, no I/O.
+
+Every token set belongs to one of ``shards`` shards (a stable hash of its key). On a single
+node the layout is the one the store always had - ``{prefix}ts:{key}``, ``{prefix}lease:{key}``,
+``{prefix}keys:{provider}``, ``{prefix}providers``, change channel ``{prefix}changes`` - plus one
+due sorted set per shard, ``{prefix}due:{shard}``. On Redis Cluster every name of a shard
+starts with the hash tag ``{<prefix>s<shard>}``, so a set's record, lease, index entries, due
+time and change channel all live in one slot (one script touches one slot), while the shards
+spread over the cluster's nodes: no key is hot for every user.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+
+import attrs
+
+from ..core.tokens import TokenKey
+
+__all__ = ["Layout", "allocate"]
+
+
+@attrs.frozen(slots=True)
+class Layout:
+    """Key names for one prefix, shard count and mode (single node or cluster)."""
+
+    prefix: str
+    shards: int
+    cluster: bool
+
+    def shard(self, key: TokenKey | str) -> int:
+        """The shard of ``key``: CRC-32 of its text, stable across processes and versions."""
+        return zlib.crc32(str(key).encode()) % self.shards
+
+    def base(self, shard: int) -> str:
+        """What every name of ``shard`` starts with: the prefix, or its hash tag in a cluster."""
+        if not self.cluster:
+            return self.prefix
+        # Braces in the prefix would end the tag early (and put every shard in one slot).
+        bare = self.prefix.replace("{", "").replace("}", "")
+        return f"{{{bare}s{shard}}}"
+
+    def bases(self) -> list[str]:
+        """The distinct bases: one on a single node, one per shard in a cluster."""
+        return [self.base(shard) for shard in range(self.shards if self.cluster else 1)]
+
+    def record(self, key: TokenKey) -> str:
+        return f"{self.base(self.shard(key))}ts:{key}"
+
+    def lease(self, key: TokenKey) -> str:
+        return f"{self.base(self.shard(key))}lease:{key}"
+
+    def index(self, base: str, provider: str) -> str:
+        """The set of a provider's keys (per shard in a cluster)."""
+        return f"{base}keys:{provider}"
+
+    @staticmethod
+    def providers(base: str) -> str:
+        """The set of providers with keys (per shard in a cluster)."""
+        return f"{base}providers"
+
+    def due(self, shard: int) -> str:
+        return f"{self.base(shard)}due:{shard}"
+
+    def channel(self, shard: int) -> str:
+        """The change channel: one ``PUBLISH`` channel, or a sharded channel per shard."""
+        return f"{self.base(shard)}changes"
+
+    def channels(self) -> list[str]:
+        return [self.channel(shard) for shard in range(self.shards if self.cluster else 1)]
+
+    def names(self, key: TokenKey) -> list[str]:
+        """The KEYS of the put and delete scripts: record, index, providers, due set."""
+        shard = self.shard(key)
+        base = self.base(shard)
+        return [
+            self.record(key),
+            self.index(base, key.provider),
+            self.providers(base),
+            self.due(shard),
+        ]
+
+    def meta(self) -> str:
+        """A hash of settings every process sharing the prefix must agree on."""
+        return f"{self.base(0)}meta"
+
+
+def allocate(earliest: Mapping[int, tuple[float, int]], limit: int) -> dict[int, int]:
+    """Split a claim of ``limit`` over the shards that have due sets.
+
+    Args:
+        earliest: shard -> (its most overdue due time, how many are due), for shards with any.
+        limit: How many sets to claim in all.
+
+    Returns:
+        shard -> how many to claim there, summing to ``min(limit, total due)``. Shards are
+        served in the order of their most overdue set, one share each round (water filling),
+        so the most overdue set anywhere is always in the batch and no shard waits for
+        another's backlog to drain.
+    """
+    order: Sequence[int] = sorted(earliest, key=lambda shard: (earliest[shard][0], shard))
+    plan = dict.fromkeys(order, 0)
+    left = limit
+    open_shards = [shard for shard in order if earliest[shard][1] > 0]
+    while left > 0 and open_shards:
+        share = max(1, left // len(open_shards))
+        for shard in list(open_shards):
+            take = min(share, earliest[shard][1] - plan[shard], left)
+            plan[shard] += take
+            left -= take
+            if plan[shard] >= earliest[shard][1]:
+                open_shards.remove(shard)
+            if left == 0:
+                break
+    return {shard: count for shard, count in plan.items() if count}

@@ -1,0 +1,79 @@
+"""The Redis store's key layout and claim split: pure functions, no server."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiofinaccess import TokenKey
+from aiofinaccess.stores._redis_layout import Layout, allocate
+
+ALICE = TokenKey("everifin", "alice")
+
+
+def hash_tag(name: str) -> str:
+    """What Redis Cluster hashes: the text between the first ``{`` and the next ``}``."""
+    start = name.find("{")
+    end = name.find("}", start + 1)
+    return name[start + 1 : end] if start >= 0 and end > start + 1 else name
+
+
+def test_the_single_node_layout_is_the_old_one_plus_due_sets() -> None:
+    layout = Layout("app:", 64, cluster=False)
+    shard = layout.shard(ALICE)
+    assert layout.names(ALICE) == [
+        f"app:ts:{ALICE}",
+        "app:keys:everifin",
+        "app:providers",
+        f"app:due:{shard}",
+    ]
+    assert layout.lease(ALICE) == f"app:lease:{ALICE}"
+    assert layout.channels() == ["app:changes"]
+    assert layout.bases() == ["app:"]
+
+
+def test_every_name_of_a_set_shares_one_hash_tag_in_a_cluster() -> None:
+    """Record, index, providers, due set, lease and channel: one slot per shard."""
+    layout = Layout("{app}:", 64, cluster=True)  # braces in the prefix must not end the tag
+    shard = layout.shard(ALICE)
+    names = [*layout.names(ALICE), layout.lease(ALICE), layout.channel(shard)]
+    assert {hash_tag(name) for name in names} == {f"app:s{shard}"}
+    assert len({hash_tag(base) for base in layout.bases()}) == 64
+    assert len(layout.channels()) == 64
+
+
+def test_the_shard_is_stable_and_spreads() -> None:
+    layout = Layout("app:", 64, cluster=True)
+    assert layout.shard(ALICE) == layout.shard(str(ALICE)) == Layout("x:", 64, False).shard(ALICE)
+    counts = [0] * 64
+    for n in range(6400):
+        counts[layout.shard(TokenKey("everifin", f"user-{n}"))] += 1
+    assert min(counts) > 50
+    assert max(counts) < 160
+
+
+def test_allocate_serves_the_most_overdue_shard_first_then_fair_shares() -> None:
+    heads = {3: (10.0, 100), 5: (1.0, 2), 9: (5.0, 100)}
+    assert allocate(heads, 1) == {5: 1}
+    assert allocate(heads, 5) == {5: 2, 9: 2, 3: 1}
+    assert allocate(heads, 100) == {5: 2, 9: 49, 3: 49}
+    assert allocate(heads, 1000) == {5: 2, 9: 100, 3: 100}
+    assert allocate({}, 10) == {}
+
+
+@given(
+    st.dictionaries(
+        st.integers(0, 63),
+        st.tuples(st.floats(0, 1e6, allow_nan=False), st.integers(1, 50)),
+        max_size=64,
+    ),
+    st.integers(1, 500),
+)
+def test_allocate_takes_exactly_what_is_asked_or_all_there_is(
+    heads: dict[int, tuple[float, int]], limit: int
+) -> None:
+    plan = allocate(heads, limit)
+    assert sum(plan.values()) == min(limit, sum(count for _, count in heads.values()))
+    assert all(0 < plan[shard] <= heads[shard][1] for shard in plan)
+    if heads:
+        assert min(heads, key=lambda shard: (heads[shard][0], shard)) in plan
