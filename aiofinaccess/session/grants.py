@@ -134,7 +134,7 @@ class Grants:
             current = await store_call(self._store.get(key))
             try:
                 version = await store_call(
-                    self._store.put(
+                    self._driver.write(
                         key,
                         token_set,
                         expected_version=None if current is None else current.version,

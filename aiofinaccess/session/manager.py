@@ -98,6 +98,21 @@ class SessionManager:
         store_timeout: Seconds one store call may take before it counts as failed.
         trace_configs: aiohttp trace configs for the session the manager creates (for
             example :meth:`aiofinaccess.integrations.otel.Telemetry.trace_config`).
+        duty: This process's role on a store that keeps the refresh duty (a
+            :class:`~aiofinaccess.stores.RefreshDuty`: SQLite, Redis). ``None`` (default):
+            serve requests *and* take a share of the duty (claim due sets from the store and
+            renew them), except on a :class:`MemoryStore`, which keeps the per-process
+            scheduler; ``True``: the same, on any RefreshDuty store (a MemoryStore too);
+            ``False``: serve only (sets renew on demand, or by workers with the duty). With
+            the duty's due times in the store, :meth:`start` reads no sets: they load on
+            demand. Other stores keep the per-process scheduler and restore at start.
+        working_set: At most this many token sets in memory (least recently used go first;
+            a dropped one loads again on demand), or ``None`` for no bound.
+        duty_batch: Sets claimed per store call by the duty.
+        claim_ttl: Seconds a duty claim lasts before the set falls due again for any worker
+            (default ``token_timeout + 2 * lease_ttl``; must exceed ``token_timeout``).
+        duty_poll: The duty's longest sleep between claims (how soon it sees a set another
+            process made due).
     """
 
     def __init__(
@@ -119,6 +134,11 @@ class SessionManager:
         pending_write_timeout: float = 60.0,
         store_timeout: float = 15.0,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        duty: bool | None = None,
+        working_set: int | None = None,
+        duty_batch: int = 100,
+        claim_ttl: float | None = None,
+        duty_poll: float = 1.0,
     ) -> None:
         options = Options(
             policy=policy or RefreshPolicy(),
@@ -133,6 +153,11 @@ class SessionManager:
             close_timeout=close_timeout,
             pending_write_timeout=pending_write_timeout,
             store_timeout=store_timeout,
+            duty=duty,
+            working_set=working_set,
+            duty_batch=duty_batch,
+            claim_ttl=claim_ttl,
+            duty_poll=duty_poll,
         )
         self._store = store if store is not None else MemoryStore()
         self._session = session
