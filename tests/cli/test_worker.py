@@ -15,7 +15,7 @@ from aiofinaccess import SessionManager, SQLiteStore, TokenKey
 from aiofinaccess.core.tokens import Anchor, parse_token_response
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
-from tests.cli.test_cli import env  # noqa: F401  (the fixture)
+from tests.support.polling import until
 
 LIFETIME = 60.0
 USERS = [f"user-{n}" for n in range(12)]
@@ -62,7 +62,7 @@ async def renewed(path: Path, before: dict[str, int]) -> int:
 async def test_the_worker_renews_due_sets_and_drains_on_sigterm(
     sandbox: Sandbox,
     env: dict[str, str],
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "shared.db"
     # Due now: the default policy renews a 60-second token 12 seconds before it expires.
@@ -95,8 +95,11 @@ async def test_the_worker_renews_due_sets_and_drains_on_sigterm(
         async with asyncio.timeout(90):
             started = (await process.stdout.readline()).decode()
             assert "worker started" in started, started
-            while await renewed(path, before) < 3:
-                await asyncio.sleep(0.05)
+
+            async def three_renewed() -> bool:
+                return await renewed(path, before) >= 3
+
+            await until(three_renewed, 90)
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(90):
             out, err = await process.communicate()
@@ -125,7 +128,7 @@ async def test_the_worker_renews_due_sets_and_drains_on_sigterm(
     assert sandbox.stats()["reuse_violations"] == 0
 
 
-def test_the_worker_needs_a_provider(env: dict[str, str], tmp_path: Path) -> None:  # noqa: F811
+def test_the_worker_needs_a_provider(env: dict[str, str], tmp_path: Path) -> None:
     from aiofinaccess.cli.main import main  # noqa: PLC0415
 
     assert main(["worker", "--store", str(tmp_path / "t.db")]) == 1

@@ -20,6 +20,7 @@ from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.stores import RefreshDuty, TokenStore
 from aiofinaccess.stores.memory import MemoryStore
 from aiofinaccess.stores.redis import RedisStore
+from tests.support.polling import until
 from tests.support.redis_server import running_redis
 
 LIFETIME = 60.0
@@ -83,13 +84,6 @@ def refreshes(sandbox: Sandbox) -> int:
     return count
 
 
-async def eventually(check: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def test_managers_with_the_duty_renew_each_due_set_exactly_once(
     sandbox: Sandbox, store_factory: object
 ) -> None:
@@ -121,7 +115,7 @@ async def test_managers_with_the_duty_renew_each_due_set_exactly_once(
         return True
 
     try:
-        await eventually(all_renewed, 20.0)
+        await until(all_renewed, 20.0)
         await asyncio.sleep(1.0)  # any second renewal would show up now
         for worker in workers:
             await worker.wait_idle()
@@ -236,7 +230,7 @@ async def test_claims_of_a_killed_worker_fall_to_others_after_their_deadline(
                     return False
             return True
 
-        await eventually(all_renewed, 10.0)
+        await until(all_renewed, 10.0)
         renewed_by = time.time() - deadline
         await survivor.wait_idle()
     print(f"\nclaims of a dead worker renewed {renewed_by:.2f} s after their deadline")  # noqa: T201
@@ -257,7 +251,7 @@ async def test_a_set_renewed_elsewhere_is_rescheduled_not_renewed(sandbox: Sandb
     await store.reschedule(key, time.time() - 1.0)
     requests_before = refreshes(sandbox)
     async with manager(store, sandbox, duty=True, duty_poll=0.1) as worker:
-        await eventually(lambda: _true_when(worker.stats.duty_renewed_elsewhere >= 1), 5.0)
+        await until(lambda: _true_when(worker.stats.duty_renewed_elsewhere >= 1), 5.0)
         await worker.wait_idle()
     assert refreshes(sandbox) == requests_before
     due = await store.next_due()
