@@ -1,7 +1,8 @@
 """The ``aiofinaccess`` command line (argparse: the standard library's parser is enough here).
 
 Commands: ``demo``, ``sandbox``, ``login everifin|oidc``, ``tokens list|show|refresh|revoke|
-delete``, ``users create`` and ``config show|set-secret``. Settings come from flags,
+delete``, ``users create``, ``config show|set-secret`` and ``worker`` (the refresh duty alone,
+:mod:`aiofinaccess.cli.worker`). Settings come from flags,
 ``AIOFINACCESS_*`` environment variables, an optional TOML file and, lowest, what a successful
 login remembered for the store (:mod:`aiofinaccess.cli.config`); the commands live in
 :mod:`aiofinaccess.cli.commands`, :mod:`aiofinaccess.cli.settings` and
@@ -22,6 +23,7 @@ from typing import Any, NoReturn
 
 from .output import Output
 from .sandbox import add_sandbox_command, serve_sandbox
+from .worker import add_worker_command
 
 __all__ = ["main"]
 
@@ -243,17 +245,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_sandbox_command(commands, _common_parser(), _seconds)
     _add_store_commands(commands)
+    add_worker_command(commands, [_common_parser(), _provider_parser(*_ALL)], _seconds)
     return parser
 
 
 def _run_store_command(args: argparse.Namespace, out: Output) -> int:
-    """Run ``login``, ``tokens``, ``users`` or ``config``; an expected failure is one line, 1."""
-    import aiohttp  # noqa: PLC0415  (fast --help)
-
-    from ..core.errors import AiofinaccessError  # noqa: PLC0415
+    """Run ``login``, ``tokens``, ``users``, ``config`` or ``worker``."""
     from . import commands, settings  # noqa: PLC0415
     from .config import load_config  # noqa: PLC0415
 
+    if args.command == "worker":
+        from .worker import run_worker  # noqa: PLC0415
+
+        return _store_call(
+            "aiofinaccess worker",
+            lambda: run_worker(
+                args, load_config(args.config, args.store), out, commands.provider_flags(args)
+            ),
+            out,
+        )
     run: Callable[..., Coroutine[Any, Any, int]] = {
         "login": commands.login,
         "list": commands.tokens_list,
@@ -265,9 +275,21 @@ def _run_store_command(args: argparse.Namespace, out: Output) -> int:
         "create": commands.users_create,
         "set-secret": settings.config_set_secret,
     }[args.action if args.command != "login" else "login"]
-    where = f"aiofinaccess {args.command} {args.action}"
+    return _store_call(
+        f"aiofinaccess {args.command} {args.action}",
+        lambda: run(args, load_config(args.config, args.store), out),
+        out,
+    )
+
+
+def _store_call(where: str, call: Callable[[], Coroutine[Any, Any, int]], out: Output) -> int:
+    """Run a store command; an expected failure is one line and exit code 1."""
+    import aiohttp  # noqa: PLC0415  (fast --help)
+
+    from ..core.errors import AiofinaccessError  # noqa: PLC0415
+
     try:
-        return asyncio.run(run(args, load_config(args.config, args.store), out))
+        return asyncio.run(call())
     except AiofinaccessError as exc:
         out.error(where, str(exc))
     except aiohttp.ClientError as exc:
@@ -320,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Output()
     _configure_logging(args.verbose + getattr(args, "verbose_after", 0), out)
-    if args.command in ("login", "tokens", "users", "config"):
+    if args.command in ("login", "tokens", "users", "config", "worker"):
         return _run_store_command(args, out)
     if args.command == "demo":
         from .demo import run  # noqa: PLC0415  (fast --help)

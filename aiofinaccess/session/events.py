@@ -130,6 +130,11 @@ class ManagerStats:
     reauth_required: int = 0
     store_failures: int = 0
     events_dropped: int = 0
+    #: The refresh duty: sets claimed from the store, and those found renewed elsewhere.
+    duty_claimed: int = 0
+    duty_renewed_elsewhere: int = 0
+    #: Entries dropped to keep the bounded working set.
+    working_set_evictions: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name."""

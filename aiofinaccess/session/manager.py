@@ -12,87 +12,51 @@ a :class:`~aiofinaccess.session.scheduler.RefreshScheduler` and an
 
 * the **fresh path**: :meth:`SessionManager.access_token` is a dictionary lookup and one
   comparison with the entry's ``stale_at``; it touches no lock, store or network;
-* **first acquisition** (password grant, the authorization-code exchange, sets the app
-  obtained itself), which runs in owned tasks like renewals and ends in the same
-  persist-then-publish step;
-* **lifetime**: :meth:`start` restores every stored set of the registered providers (in
-  batches) and starts the scheduler (one task; :mod:`aiofinaccess.session.scheduler`) and, for
-  stores shared between processes, a watcher of their change feed, so a set another worker
-  rotated is adopted at once; :meth:`aclose` stops them, waits for renewals in flight
-  (longer for those whose token request was sent: their result must be stored), and closes
-  store and session;
+* **first acquisition**, revocation, logout and forgetting, delegated to
+  :class:`~aiofinaccess.session.grants.Grants`;
+* **lifetime** (owned tasks, start, restores, the change-feed watcher, drain and close),
+  delegated to :class:`~aiofinaccess.session.lifetime.Lifetime`; background renewals are
+  planned by :class:`~aiofinaccess.session.planning.Planner`;
 * **observation**: typed events to callbacks or async iterators, counters, token-set states.
 
-The manager reads time only through its :class:`~aiofinaccess.core.clock.Clock`.
+The manager reads time only through its :class:`~aiofinaccess.core.clock.Clock`. This module
+holds the composition and the bearer path; it never imports ``api``, ``integrations``,
+``cli`` or ``sandbox``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 import warnings
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Coroutine,
-    Hashable,
-    Mapping,
-    Sequence,
-)
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import aiohttp
 
 from ..core.clock import SYSTEM_CLOCK, Clock
-from ..core.errors import (
-    ConfigurationError,
-    ReauthorizationRequired,
-    StoreConflictError,
-    StoreError,
-    UsageError,
-)
+from ..core.errors import ConfigurationError, UsageError
 from ..core.lifecycle import (
-    Action,
     RefreshPolicy,
     RetryPolicy,
     Status,
     TokenState,
-    decide,
-    scheduled_at,
     token_state,
 )
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
-from ..oauth.authorization import AuthorizationRequest, build_authorization_request, parse_callback
+from ..oauth.authorization import AuthorizationRequest
 from ..oauth.client import OAuthClient
-from ..oauth.providers import ClientAuthMethod, Provider, RevocationStyle
-from ..stores import ChangeFeed, TokenStore, Versioned
+from ..oauth.providers import ClientAuthMethod, Provider
+from ..stores import TokenStore
 from ..stores.memory import MemoryStore
+from .assembly import Options, assemble
 from .callbacks import ReauthCallback, awaiting, plain_subscriber, reauth_subscriber
 from .events import Event as LifecycleEvent
-from .events import EventHub, ManagerStats
-from .registry import Entry, PasswordLookup, Registry
-from .renewal import RenewalDriver
-from .scheduler import RefreshScheduler
+from .events import ManagerStats
+from .registry import PasswordLookup
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
-logger = logging.getLogger("aiofinaccess")
-_T = TypeVar("_T")
-_NEG_INF = float("-inf")
-#: Keys forgotten or revoked here, remembered so a later call says "revoked" (bounded).
-_TOMBSTONES = 4096
 _REFUSED = (Status.REAUTH_REQUIRED, Status.REVOKED)
-#: Keys restored per store read.
-_RESTORE_BATCH = 500
-#: Read at start when no provider is registered yet: proves the store answers.
-_PROBE = TokenKey("aiofinaccess-start-probe")
-
-
-def _settled(entry: Entry) -> bool:
-    """No renewal running and the set in a state where adopting a newer copy is right."""
-    return entry.job is None and entry.status in (Status.ACTIVE, Status.BACKOFF)
 
 
 class SessionManager:
@@ -134,6 +98,21 @@ class SessionManager:
         store_timeout: Seconds one store call may take before it counts as failed.
         trace_configs: aiohttp trace configs for the session the manager creates (for
             example :meth:`aiofinaccess.integrations.otel.Telemetry.trace_config`).
+        duty: This process's role on a store that keeps the refresh duty (a
+            :class:`~aiofinaccess.stores.RefreshDuty`: SQLite, Redis). ``None`` (default):
+            serve requests *and* take a share of the duty (claim due sets from the store and
+            renew them), except on a :class:`MemoryStore`, which keeps the per-process
+            scheduler; ``True``: the same, on any RefreshDuty store (a MemoryStore too);
+            ``False``: serve only (sets renew on demand, or by workers with the duty). With
+            the duty's due times in the store, :meth:`start` reads no sets: they load on
+            demand. Other stores keep the per-process scheduler and restore at start.
+        working_set: At most this many token sets in memory (least recently used go first;
+            a dropped one loads again on demand), or ``None`` for no bound.
+        duty_batch: Sets claimed per store call by the duty.
+        claim_ttl: Seconds a duty claim lasts before the set falls due again for any worker
+            (default ``token_timeout + 2 * lease_ttl``; must exceed ``token_timeout``).
+        duty_poll: The duty's longest sleep between claims (how soon it sees a set another
+            process made due).
     """
 
     def __init__(
@@ -155,74 +134,59 @@ class SessionManager:
         pending_write_timeout: float = 60.0,
         store_timeout: float = 15.0,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        duty: bool | None = None,
+        working_set: int | None = None,
+        duty_batch: int = 100,
+        claim_ttl: float | None = None,
+        duty_poll: float = 1.0,
     ) -> None:
-        for name, value in (
-            ("token_timeout", token_timeout),
-            ("lease_ttl", lease_ttl),
-            ("store_timeout", store_timeout),
-        ):
-            if not value > 0 or value == float("inf"):
-                raise ConfigurationError(f"{name} must be a positive number of seconds")
-        if not close_timeout >= 0 or not pending_write_timeout >= 0:
-            raise ConfigurationError("close_timeout and pending_write_timeout must be >= 0")
-        if not 0 <= jitter < 1:
-            raise ConfigurationError("jitter must be in [0, 1)")
-        if max_concurrent_refreshes < 1:
-            raise ConfigurationError("max_concurrent_refreshes must be >= 1")
-        if idle_after is not None and idle_after <= 0:
-            raise ConfigurationError("idle_after must be positive or None")
+        options = Options(
+            policy=policy or RefreshPolicy(),
+            retry=retry or RetryPolicy(),
+            scheduler=scheduler,
+            keep_alive=keep_alive,
+            idle_after=idle_after,
+            jitter=jitter,
+            max_concurrent_refreshes=max_concurrent_refreshes,
+            token_timeout=token_timeout,
+            lease_ttl=lease_ttl,
+            close_timeout=close_timeout,
+            pending_write_timeout=pending_write_timeout,
+            store_timeout=store_timeout,
+            duty=duty,
+            working_set=working_set,
+            duty_batch=duty_batch,
+            claim_ttl=claim_ttl,
+            duty_poll=duty_poll,
+        )
         self._store = store if store is not None else MemoryStore()
         self._session = session
         self._owns_session = session is None
         self._trace_configs = list(trace_configs)
         self._clock = clock
-        self._policy = policy or RefreshPolicy()
         self._token_timeout = token_timeout
-        self._close_timeout = close_timeout
-        self._pending_write_timeout = pending_write_timeout
-        self._keep_alive = keep_alive
-        self._idle_after = idle_after
-        self._jitter = jitter
-        self._closed = False
-        self._started = False
-        self._watcher: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._restores: set[asyncio.Task[int]] = set()
-        self._restore_errors: list[StoreError] = []
-        self._revoked: collections.OrderedDict[tuple[str, str | None], None] = (
-            collections.OrderedDict()
-        )
         self._oauth_clients: dict[str, OAuthClient] = {}
-        self._registry = Registry()
-        self.stats = ManagerStats()
-        self._hub = EventHub(self.stats)
-        self._scheduler = (
-            RefreshScheduler(clock, self._fire_scheduled, max_in_flight=max_concurrent_refreshes)
-            if scheduler
-            else None
-        )
-        self._driver = RenewalDriver(
-            registry=self._registry,
+        parts = assemble(
+            options,
             store=self._store,
             clock=clock,
             endpoint=self.oauth,
-            spawn=self._spawn,
-            schedule=self._schedule,
-            stats=self.stats,
-            hub=self._hub,
-            policy=self._policy,
-            retry=retry or RetryPolicy(),
-            token_timeout=token_timeout,
-            lease_ttl=lease_ttl,
-            store_timeout=store_timeout,
-            max_concurrent_refreshes=max_concurrent_refreshes,
+            oauth=self.oauth,
+            access_token=self.access_token,
+            close_session=self._close_session,
         )
+        self.stats = parts.stats
+        self._registry, self._hub, self._driver = parts.registry, parts.hub, parts.driver
+        self._owned, self._revoked = parts.owned, parts.revoked
+        self._tasks, self._spawn = parts.owned.tasks, parts.owned.spawn
+        self._scheduler, self._lifetime = parts.scheduler, parts.lifetime
+        self._bearer, self._grants = parts.bearer, parts.grants
 
     def __repr__(self) -> str:
         return (
             f"SessionManager(providers={self._registry.names()}, "
             f"token_sets={len(self._registry)}, renewing={len(self._tasks)}, "
-            f"closed={self._closed})"
+            f"closed={self._owned.closed})"
         )
 
     # -- set-up and shutdown -------------------------------------------------------------------
@@ -263,22 +227,7 @@ class SessionManager:
             raise ConfigurationError("password_lookup must be a function of the user id")
         lookup = None if password_lookup is None else awaiting(password_lookup)
         self._registry.add(provider, client, lookup)
-        if self._started and not self._closed:
-            task = self._spawn(self.restore(provider.name))
-            self._restores.add(task)
-            task.add_done_callback(self._restore_done)
-
-    def _restore_done(self, task: asyncio.Task[int]) -> None:
-        self._restores.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if isinstance(error, StoreError):
-            logger.error("restoring stored token sets failed: %s", error)
-        elif error is not None:
-            logger.error("restoring stored token sets failed", exc_info=error)
-        if isinstance(error, Exception):
-            self._restore_errors.append(self._unreadable(error))
+        self._lifetime.registered(provider.name)
 
     async def ready(self) -> None:
         """Wait until the manager is started and every restore :meth:`register` began has ended.
@@ -291,13 +240,7 @@ class SessionManager:
             StoreError: A restore failed (the store is unreachable or unreadable); the
                 message names the store.
         """
-        if not self._started or self._closed:
-            state = "closed" if self._closed else "not started (use 'async with' or start())"
-            raise UsageError(f"the session manager is {state}")
-        while self._restores:
-            await asyncio.wait(set(self._restores))
-        if self._restore_errors:
-            raise self._restore_errors[0]
+        await self._lifetime.ready()
 
     async def start(self) -> SessionManager:
         """Restore stored token sets of the registered providers and start background work.
@@ -311,36 +254,8 @@ class SessionManager:
                 raises it too. ``async with`` closes the manager again; after a direct call
                 the app may retry :meth:`restore` or :meth:`aclose` it.
         """
-        if self._closed:
-            raise UsageError("the session manager is closed")
-        if self._started:
-            return self
-        self._started = True
-        if self._scheduler is not None:
-            self._scheduler.start()
-        if isinstance(self._store, ChangeFeed) and self._watcher is None:
-            self._watcher = asyncio.get_running_loop().create_task(
-                self._watch_changes(self._store), name="aiofinaccess-store-watcher"
-            )
-        try:
-            if not self._registry.names():
-                await self._driver.store_call(self._store.get(_PROBE))
-            for name in self._registry.names():
-                await self.restore(name)
-        except StoreError as exc:
-            error = self._unreadable(exc)
-            self._restore_errors.append(error)  # ready() reports it too
-            raise error from exc
+        await self._lifetime.start()
         return self
-
-    def _unreadable(self, error: Exception) -> StoreError:
-        """A :class:`StoreError` naming the store (its repr never holds a password)."""
-        why = (
-            error
-            if isinstance(error, StoreError)
-            else f"token store failed: {type(error).__name__}"
-        )
-        return StoreError(f"token store {self._store!r} cannot be read: {why}")
 
     async def restore(self, provider: Provider | str | None = None) -> int:
         """Load every stored set of ``provider`` (or all registered) into memory; no requests.
@@ -352,64 +267,7 @@ class SessionManager:
             How many token sets were restored.
         """
         names = self._registry.names() if provider is None else [self.key(provider).provider]
-        restored = 0
-        for name in names:
-            own_client = self._registry.registration(name).client_key
-            batch: list[TokenKey] = []
-            async for key in self._store.keys(name):
-                if key.is_client and key != own_client:
-                    continue
-                batch.append(key)
-                if len(batch) >= _RESTORE_BATCH:
-                    restored += await self._restore_batch(batch)
-                    batch = []
-            if batch:
-                restored += await self._restore_batch(batch)
-        return restored
-
-    async def _restore_batch(self, keys: list[TokenKey]) -> int:
-        get_many: Callable[[list[TokenKey]], Awaitable[dict[TokenKey, Versioned]]] | None = getattr(
-            self._store, "get_many", None
-        )
-        if get_many is not None:
-            found = await self._driver.store_call(get_many(keys))
-        else:
-            found = {}
-            for key in keys:
-                versioned = await self._driver.store_call(self._store.get(key))
-                if versioned is not None:
-                    found[key] = versioned
-        restored = 0
-        for key, versioned in found.items():
-            entry = self._registry.entry(key)
-            if entry.job is not None or entry.version == versioned.version:
-                continue
-            stored = self._driver.anchored(versioned)
-            self._driver.publish(entry, stored.token_set, stored.version)
-            restored += 1
-        return restored
-
-    async def _watch_changes(self, feed: ChangeFeed) -> None:
-        """Adopt sets other processes wrote, without waiting for ours to go stale."""
-        async for key, version in feed.changes():
-            entry = self._registry.find(key.provider, key.subject)
-            if entry is None or entry.key != key or entry.version == version:
-                continue
-            if not _settled(entry):
-                continue
-            generation = entry.generation
-            try:
-                stored = await self._driver.read(key)
-            except StoreError:
-                logger.warning("could not read token set %s after a change", key.hashed)
-                continue
-            # Anything published while we read is at least as new as what we read.
-            if not _settled(entry) or entry.generation != generation:
-                continue
-            if stored is None:
-                entry.clear()  # deleted elsewhere (revoked, or its grant died)
-            elif stored.version != entry.version:
-                self._driver.adopt(entry, stored)
+        return await self._lifetime.restore(names)
 
     async def __aenter__(self) -> SessionManager:
         try:
@@ -431,50 +289,24 @@ class SessionManager:
         the session (if the manager created it). A failing step is logged and the others
         still run. Idempotent.
         """
-        if self._closed:
-            return
-        self._closed = True
-        if self._scheduler is not None:
-            await self._scheduler.stop()
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-        await self._drain()
-        self._hub.close()
-        try:
-            await self._store.aclose()
-        except Exception:
-            logger.warning("closing the token store failed", exc_info=True)
+        await self._lifetime.aclose()
+
+    async def _close_session(self) -> None:
         if self._owns_session and self._session is not None:
             await self._session.close()
 
-    async def _drain(self) -> None:
-        pending = set(self._tasks)
-        if not pending:
-            return
-        _done, late = await asyncio.wait(pending, timeout=self._close_timeout or None)
-        if not late:
-            return
-        sent = {entry.job for entry in self._registry if entry.in_window and entry.job in late}
-        for task in late - sent:
-            task.cancel()
-        if sent:
-            logger.warning("aclose waits for %d renewals whose token request was sent", len(sent))
-            _done, unfinished = await asyncio.wait(
-                sent, timeout=self._pending_write_timeout or None
-            )
-            for task in unfinished:
-                task.cancel()  # each logs its key's hash at ERROR and emits WriteAbandoned
-        await asyncio.wait(late)
-        logger.warning("aclose cancelled renewals still running")
-
     def __del__(self) -> None:
-        if not getattr(self, "_closed", True) and getattr(self, "_session", None) is not None:
+        owned = getattr(self, "_owned", None)
+        if owned is not None and not owned.closed and getattr(self, "_session", None) is not None:
             warnings.warn(
                 "SessionManager was not closed; use 'async with' or await aclose()",
                 ResourceWarning,
                 stacklevel=1,
             )
+
+    @property
+    def _watcher(self) -> asyncio.Task[None] | None:
+        return self._lifetime.watcher
 
     @property
     def store(self) -> TokenStore:
@@ -512,70 +344,13 @@ class SessionManager:
         The manager's own session keeps no cookies: it serves every end user, and a cookie one
         user's request set must never go out with another's.
         """
-        if self._closed:
+        if self._owned.closed:
             raise UsageError("the session manager is closed")
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 cookie_jar=aiohttp.DummyCookieJar(), trace_configs=self._trace_configs or None
             )
         return self._session
-
-    # -- owned tasks and scheduling ------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
-        if self._closed:
-            coro.close()
-            raise UsageError("the session manager is closed")
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._owned_task_done)
-        return task
-
-    def _owned_task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        # Its caller may have gone away (cancelled): the error was theirs to see, and is
-        # logged here instead of surfacing as "Task exception was never retrieved".
-        if not task.cancelled() and (error := task.exception()) is not None:
-            logger.debug("an owned task ended with %s", type(error).__name__)
-
-    def _schedule(self, entry: Entry, at: float | None) -> None:
-        if self._scheduler is None or entry.deadlines is None:
-            return
-        now = self._clock.monotonic()
-        idle = self._idle_after is not None and now - entry.last_used > self._idle_after
-        due = scheduled_at(
-            entry.deadlines,
-            now=now,
-            jitter=self._driver.draw() * self._jitter,
-            keep_alive=self._keep_alive,
-            idle=idle,
-        )
-        if due is None:
-            return
-        if at is not None:
-            due = max(at, now)
-        if entry.deadlines.stale_at <= entry.renewed_at:
-            # A renewal that brought a set already stale must not be followed by another at
-            # once, or the scheduler would renew it in a loop.
-            due = max(due, entry.renewed_at + self._policy.min_interval)
-        self._scheduler.schedule((entry.key.provider, entry.key.subject), due, entry.generation)
-
-    def _fire_scheduled(self, key: Hashable, generation: int) -> asyncio.Future[Any] | None:
-        entry = self._registry.entries.get(key)  # type: ignore[call-overload]
-        if entry is None or entry.generation != generation or self._closed:
-            return None
-        if entry.job is not None:
-            entry.rearm = True  # a renewal is finishing: plan again when it has
-            return None
-        if entry.status not in (Status.ACTIVE, Status.BACKOFF):
-            return None
-        now = self._clock.monotonic()
-        idle = self._idle_after is not None and now - entry.last_used > self._idle_after
-        keep_alive_due = entry.deadlines is not None and now >= entry.deadlines.refresh_token_due_at
-        if idle and not (self._keep_alive and keep_alive_due):
-            return None  # left to on-demand renewal
-        self.stats.scheduled_renewals += 1
-        return self._driver.start(entry, reason="scheduled")
 
     # -- observation -----------------------------------------------------------------------------
 
@@ -638,63 +413,11 @@ class SessionManager:
                 if now >= entry.stale_at and entry.job is None and now >= entry.retry_at:
                     self._driver.start(entry)  # stale: one background renewal, serve meanwhile
                 return token
-        return (await self._token_set_slow(self.key(name, subject))).access_token.reveal()
+        return (await self._bearer.token_set(self.key(name, subject))).access_token.reveal()
 
     async def token_set(self, provider: Provider | str, subject: str | None = None) -> TokenSet:
         """Like :meth:`access_token` but return the whole (redacting) :class:`TokenSet`."""
-        return await self._token_set_slow(self.key(provider, subject))
-
-    async def _entry(self, key: TokenKey) -> Entry:
-        """The entry of ``key``, ready to serve or renew.
-
-        A key whose grant died here, or that was forgotten here, stays refused without a
-        request to the provider; but one store read tells whether another process has stored
-        a new login since, which is then adopted.
-        """
-        entry = self._registry.find(key.provider, key.subject)
-        forgotten = entry is None and (key.provider, key.subject) in self._revoked
-        if not forgotten and (entry is None or entry.status not in _REFUSED):
-            return entry if entry is not None else self._registry.entry(key)
-        stored = await self._driver.read(key)
-        if stored is None or (entry is not None and stored.version == entry.dead_version):
-            if entry is None:
-                raise ReauthorizationRequired(
-                    key.hashed, "revoked", provider=key.provider, subject=key.subject
-                )
-            raise self._poisoned(entry)
-        self._revoked.pop((key.provider, key.subject), None)
-        entry = self._registry.entry(key)
-        self._driver.publish(entry, stored.token_set, stored.version)
-        return entry
-
-    def _poisoned(self, entry: Entry) -> ReauthorizationRequired:
-        key = entry.key
-        if entry.status is Status.REVOKED:
-            return ReauthorizationRequired(
-                key.hashed, "revoked", provider=key.provider, subject=key.subject
-            )
-        previous = entry.reauth
-        return ReauthorizationRequired(
-            key.hashed,
-            previous.reason if previous else "reauth_required",
-            previous.cause if previous else None,
-            provider=key.provider,
-            subject=key.subject,
-        )
-
-    async def _token_set_slow(self, key: TokenKey) -> TokenSet:
-        entry = await self._entry(key)
-        now = self._clock.monotonic()
-        entry.last_used = now
-        if entry.token_set is not None and entry.deadlines is not None:
-            action = decide(entry.deadlines, now)
-            if action is Action.USE:
-                return entry.token_set
-            if action is Action.USE_AND_REFRESH:
-                if entry.job is None and now >= entry.retry_at:
-                    self._driver.start(entry)
-                return entry.token_set
-        return await asyncio.shield(self._driver.start(entry))
+        return await self._bearer.token_set(self.key(provider, subject))
 
     async def renew_after_rejection(
         self, provider: Provider | str, subject: str | None, rejected: str
@@ -706,34 +429,14 @@ class SessionManager:
         is renewed at once, even a finAPI client token that is otherwise reissued until it
         expires.
         """
-        key = self.key(provider, subject)
-        entry = await self._entry(key)
-        if entry.token is not None and entry.token != rejected:
-            return entry.token
-        for _round in range(2):
-            outcome = self._driver.start(entry, rejected=rejected, reason="forced")
-            token = (await asyncio.shield(outcome)).access_token.reveal()
-            if token != rejected:
-                break
-            # We joined a renewal that began before the rejection and got the very token the
-            # API refused (finAPI reissues it): one renewal of our own.
-        return token
+        return await self._bearer.renew_after_rejection(self.key(provider, subject), rejected)
 
     async def refresh(self, provider: Provider | str, subject: str | None = None) -> TokenSet:
         """Renew now, whatever the token's age (joining a renewal already in flight).
 
         Uses the same single-flight, fenced, persist-then-publish path as every other renewal.
         """
-        key = self.key(provider, subject)
-        entry = await self._entry(key)
-        if entry.token_set is None and entry.job is None:
-            # Take what the store holds first, without a request: the forced renewal below
-            # must redeem the newest refresh token, and only once.
-            stored = await self._driver.read(key)
-            if stored is not None and entry.token_set is None and entry.job is None:
-                self._driver.publish(entry, stored.token_set, stored.version)
-        outcome = self._driver.start(entry, rejected=entry.token, forced=True, reason="forced")
-        return await asyncio.shield(outcome)
+        return await self._bearer.refresh(self.key(provider, subject))
 
     def state_counts(self) -> dict[TokenState, int]:
         """How many token sets this process holds in each state (for a metrics gauge)."""
@@ -745,12 +448,7 @@ class SessionManager:
     def state(self, provider: Provider | str, subject: str | None = None) -> TokenState:
         """The observable state of one token set in this process (unknown keys look expired;
         keys forgotten here look revoked)."""
-        key = self.key(provider, subject)
-        entry = self._registry.find(key.provider, key.subject)
-        if entry is None:
-            revoked = (key.provider, key.subject) in self._revoked
-            return TokenState.REVOKED if revoked else TokenState.EXPIRED
-        return token_state(entry.status, entry.deadlines, self._clock.monotonic())
+        return self._bearer.state(self.key(provider, subject))
 
     def key(self, provider: Provider | str, subject: str | None = None) -> TokenKey:
         """The :class:`TokenKey` of a client (``subject=None``) or user token set."""
@@ -765,11 +463,7 @@ class SessionManager:
         self, provider: Provider | str, username: str, password: str | Secret
     ) -> TokenSet:
         """Obtain a user token with the password grant and store it under ``username``."""
-        key = self.key(provider, username)
-        oauth = self.oauth(key.provider)
-        return await asyncio.shield(
-            self._spawn(self._acquire(key, lambda: oauth.password(username, Secret(password))))
-        )
+        return await self._grants.login_with_password(self.key(provider, username), password)
 
     def authorization_request(
         self,
@@ -781,10 +475,8 @@ class SessionManager:
         extra_params: Mapping[str, str] | None = None,
     ) -> AuthorizationRequest:
         """Start an authorization-code flow: a URL with fresh ``state`` and PKCE."""
-        registration = self._registry.registration(self.key(provider).provider)
-        return build_authorization_request(
-            registration.provider,
-            registration.client.client_id,
+        return self._grants.authorization_request(
+            self.key(provider).provider,
             redirect_uri,
             scopes=scopes,
             pkce=pkce,
@@ -803,54 +495,15 @@ class SessionManager:
         The exchange runs in a task the manager owns: if the caller goes away after the code
         was sent, the tokens are still stored.
         """
-        key = self.key(provider, subject)
-        registration = self._registry.registration(key.provider)
-        response = parse_callback(callback, request, expected_issuer=registration.provider.issuer)
-        oauth = self.oauth(key.provider)
-        return await asyncio.shield(
-            self._spawn(
-                self._acquire(
-                    key,
-                    lambda: oauth.authorization_code(
-                        response.code, request.redirect_uri, code_verifier=request.code_verifier
-                    ),
-                )
-            )
+        return await self._grants.complete_authorization(
+            self.key(provider, subject), callback, request
         )
 
     async def store_token_set(
         self, provider: Provider | str, subject: str | None, token_set: TokenSet
     ) -> None:
         """Store a token set the app obtained itself; clears a re-authorization state."""
-        key = self.key(provider, subject)
-
-        async def fetched() -> TokenSet:
-            return token_set
-
-        await asyncio.shield(self._spawn(self._acquire(key, fetched, requests=0)))
-
-    async def _acquire(
-        self, key: TokenKey, fetch: Callable[[], Awaitable[TokenSet]], *, requests: int = 1
-    ) -> TokenSet:
-        self.stats.token_requests += requests
-        token_set = await fetch()
-        store_call = self._driver.store_call
-        for _attempt in range(3):
-            current = await store_call(self._store.get(key))
-            try:
-                version = await store_call(
-                    self._store.put(
-                        key,
-                        token_set,
-                        expected_version=None if current is None else current.version,
-                    )
-                )
-            except StoreConflictError:
-                continue
-            self._revoked.pop((key.provider, key.subject), None)
-            self._driver.publish(self._registry.entry(key), token_set, version)
-            return token_set
-        raise StoreConflictError(f"token set {key.hashed}: store kept changing while writing")
+        await self._grants.store_token_set(self.key(provider, subject), token_set)
 
     # -- revocation ------------------------------------------------------------------------------
 
@@ -860,31 +513,11 @@ class SessionManager:
         The refresh token is revoked when there is one (which ends its access tokens too at
         finAPI and Keycloak); otherwise the access token.
         """
-        key = self.key(provider, subject)
-        registration = self._registry.registration(key.provider)
-        stored = await self._driver.store_call(self._store.get(key))
-        if stored is not None:
-            token_set = stored.token_set
-            client_bearer = None
-            if registration.provider.revocation_style is not RevocationStyle.RFC7009:
-                client_bearer = Secret(await self.access_token(key.provider))
-            if token_set.refresh_token is not None:
-                await self.oauth(key.provider).revoke(
-                    token_set.refresh_token, hint="refresh_token", client_bearer=client_bearer
-                )
-            else:
-                await self.oauth(key.provider).revoke(
-                    token_set.access_token, hint="access_token", client_bearer=client_bearer
-                )
-        await self._forget(key)
+        await self._grants.revoke(self.key(provider, subject))
 
     async def logout(self, provider: Provider | str, subject: str) -> None:
         """End the user's Keycloak session (logout endpoint) and delete the token set."""
-        key = self.key(provider, subject)
-        stored = await self._driver.store_call(self._store.get(key))
-        if stored is not None and stored.token_set.refresh_token is not None:
-            await self.oauth(key.provider).logout(stored.token_set.refresh_token)
-        await self._forget(key)
+        await self._grants.logout(self.key(provider, subject))
 
     async def forget(self, provider: Provider | str, subject: str | None = None) -> None:
         """Delete a token set here and in the store without calling the provider.
@@ -892,18 +525,4 @@ class SessionManager:
         For sets the provider already killed (a deleted finAPI user, a changed password).
         Later requests for it raise :class:`ReauthorizationRequired` until new tokens are stored.
         """
-        await self._forget(self.key(provider, subject))
-
-    async def _forget(self, key: TokenKey) -> None:
-        await self._driver.store_call(self._store.delete(key))
-        entry = self._registry.find(key.provider, key.subject)
-        if entry is not None:
-            while entry.job is not None:  # another may start while one ends (the scheduler)
-                await asyncio.wait([entry.job])
-            entry.clear()
-            self._registry.prune(entry)
-        # Remembered (boundedly) so later calls here say "revoked" rather than "no tokens".
-        self._revoked[key.provider, key.subject] = None
-        self._revoked.move_to_end((key.provider, key.subject))
-        if len(self._revoked) > _TOMBSTONES:
-            self._revoked.popitem(last=False)
+        await self._grants.forget(self.key(provider, subject))

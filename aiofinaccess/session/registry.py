@@ -94,7 +94,11 @@ class Entry:
 class Registry:
     """Registered providers and the entries of their token sets."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int | None = None) -> None:
+        #: At most this many entries (the bounded working set), or ``None``.
+        self.capacity = capacity
+        #: Called with the number of entries dropped to stay within ``capacity``.
+        self.on_evict: Callable[[int], None] = lambda _count: None
         self._registrations: dict[str, Registration] = {}
         # Keyed by (provider name, subject) rather than TokenKey: the fresh path then builds
         # no object per call. One registration per provider name, so the pair is unique.
@@ -142,8 +146,31 @@ class Registry:
         entry = self.entries.get((key.provider, key.subject))
         if entry is None:
             self.registration(key.provider)
+            if self.capacity is not None and len(self.entries) >= self.capacity:
+                self._evict(self.capacity)
             entry = self.entries[key.provider, key.subject] = Entry(key)
         return entry
+
+    def _evict(self, capacity: int) -> None:
+        """Drop the least recently used entries that run nothing, down to 90 % of ``capacity``.
+
+        A tenth at a time, so the sort is paid once per ``capacity / 10`` new entries rather
+        than per entry, and the fresh path (which only writes ``last_used``) stays as it is.
+        """
+        target = capacity - max(1, capacity // 10)
+        idle = sorted(
+            (entry for entry in self.entries.values() if entry.job is None),
+            key=lambda entry: entry.last_used,
+        )
+        dropped = idle[: len(self.entries) - target]
+        for entry in dropped:
+            del self.entries[entry.key.provider, entry.key.subject]
+        self.on_evict(len(dropped))
+
+    def drop(self, entry: Entry) -> None:
+        """Forget ``entry`` if no renewal runs for it; it is loaded again on demand."""
+        if entry.job is None and self.entries.get((entry.key.provider, entry.key.subject)) is entry:
+            del self.entries[entry.key.provider, entry.key.subject]
 
     def find(self, name: str, subject: str | None) -> Entry | None:
         """The entry of ``(name, subject)`` if this process holds one."""

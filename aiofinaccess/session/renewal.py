@@ -38,7 +38,7 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import attrs
 
@@ -77,7 +77,7 @@ from ..core.renewal_step import (
     next_step,
 )
 from ..core.tokens import Anchor, Secret, TokenKey, TokenSet
-from ..stores import LOCAL_LEASE, Lease, TokenStore, Versioned
+from ..stores import LOCAL_LEASE, Lease, RefreshDuty, TokenStore, Versioned
 from .events import (
     EventHub,
     ManagerStats,
@@ -166,6 +166,8 @@ class RenewalDriver:
         lease_ttl: Seconds a lease lasts without extension.
         store_timeout: Seconds one store call may take.
         max_concurrent_refreshes: Token requests in flight per token endpoint.
+        due_at_for: On a store that keeps the refresh duty: the due time every write stores
+            with a set (see :meth:`write`); ``None`` for other stores.
     """
 
     def __init__(
@@ -185,6 +187,7 @@ class RenewalDriver:
         lease_ttl: float,
         store_timeout: float,
         max_concurrent_refreshes: int,
+        due_at_for: Callable[[TokenSet], float | None] | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
@@ -206,6 +209,7 @@ class RenewalDriver:
         self._max_concurrent = max_concurrent_refreshes
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._random = random.Random()  # noqa: S311  (jitter, not secrets)
+        self._due_at_for = due_at_for
 
     # -- starting and ending jobs --------------------------------------------------------------
 
@@ -290,6 +294,17 @@ class RenewalDriver:
         )
         entry.status = transition(entry.status, event)
         self._schedule(entry, None)
+
+    def write(
+        self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None
+    ) -> Awaitable[int]:
+        """The store's compare-and-swap ``put``, with the set's next due time where the store
+        keeps the refresh duty (it is written in the same atomic step as the set)."""
+        if self._due_at_for is None:
+            return self._store.put(key, token_set, expected_version=expected_version)
+        duty = cast(RefreshDuty, self._store)
+        due_at = self._due_at_for(token_set)
+        return duty.put(key, token_set, expected_version=expected_version, due_at=due_at)
 
     # -- the job -------------------------------------------------------------------------------
 
@@ -585,7 +600,7 @@ class RenewalDriver:
         key = entry.key
         try:
             version = await self.store_call(
-                self._store.put(key, fresh, expected_version=run.base_version)
+                self.write(key, fresh, expected_version=run.base_version)
             )
         except StoreConflictError:
             # Someone stored a set for this key meanwhile (a new login, or our own write

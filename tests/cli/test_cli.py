@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,22 +20,6 @@ from aiofinaccess.cli.main import main
 from aiofinaccess.sandbox import Sandbox, headless_login
 
 ALICE = TokenKey("everifin", "alice")
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """An environment whose home, config and data dirs are the test's own."""
-    isolated = {
-        "HOME": str(tmp_path / "home"),
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-    }
-    for name in list(os.environ):
-        if name.startswith("AIOFINACCESS_"):
-            monkeypatch.delenv(name)
-    for name, value in isolated.items():
-        monkeypatch.setenv(name, value)
-    return {**os.environ, **isolated}
 
 
 async def run_cli(env: dict[str, str], *args: str, stdin: str = "") -> tuple[int, str, str]:

@@ -1,0 +1,107 @@
+"""``aiofinaccess worker``: run the refresh duty alone, until SIGTERM or SIGINT.
+
+A worker is a session manager that serves nothing: it claims due token sets from the shared
+store (SQLite path, or a ``redis://``/``rediss://``/``redis+cluster://`` URL) and renews them,
+keeping none in memory. Providers and their client credentials come from the same places as
+for the other store commands (:mod:`aiofinaccess.cli.config`). On SIGTERM or SIGINT it stops
+claiming, lets every renewal in flight finish (a redeemed set is always written), closes the
+store and exits 0.
+
+Imports the public API (lazily) and the CLI's own modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from .config import CliError, Config, ProviderSettings
+from .output import Output
+
+__all__ = ["add_worker_command", "run_worker"]
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "redis+cluster://", "unix://")
+
+
+def add_worker_command(
+    commands: argparse._SubParsersAction[Any],
+    parents: list[argparse.ArgumentParser],
+    seconds: Callable[[str], float],
+) -> None:
+    """Add ``worker`` to the command line."""
+    worker = commands.add_parser(
+        "worker",
+        parents=parents,
+        help="run the refresh duty: renew due token sets of a shared store until stopped",
+        description="Claim due token sets from the store (--store: a SQLite path or a "
+        "redis:// URL) and renew them, until SIGTERM or SIGINT; then let renewals in flight "
+        "finish and exit 0. Provider flags apply to every --provider named.",
+    )
+    worker.add_argument(
+        "--provider",
+        dest="providers",
+        action="append",
+        metavar="NAME",
+        help="a provider to renew sets of (repeatable; default: every provider named in the "
+        "config file or remembered for the store)",
+    )
+    worker.add_argument("--prefix", default="aiofinaccess:", help="Redis key prefix")
+    worker.add_argument("--batch", type=int, default=100, help="sets claimed per store call")
+    worker.add_argument("--concurrency", type=int, default=16, help="renewals at once")
+    worker.add_argument("--poll", type=seconds, default=1.0, help="longest sleep between claims")
+    worker.add_argument("--claim-ttl", type=seconds, default=None, help="seconds a claim lasts")
+
+
+def _open_store(args: argparse.Namespace, config: Config) -> Any:
+    """The shared store: Redis for a Redis URL, else the SQLite store of ``config``."""
+    location = str(args.store or "")
+    if location.startswith(_REDIS_SCHEMES):
+        from ..stores.redis import RedisStore  # noqa: PLC0415  (the optional redis extra)
+
+        return RedisStore(location, prefix=args.prefix)
+    return config.open_store()
+
+
+async def run_worker(
+    args: argparse.Namespace, config: Config, out: Output, flags: dict[str, Any]
+) -> int:
+    """Run the duty until a signal; returns the exit code."""
+    from .. import SessionManager  # noqa: PLC0415  (fast --help)
+
+    names = args.providers or config.provider_names()
+    if not names:
+        raise CliError("no provider to renew: name one with --provider or in the config file")
+    settings: list[ProviderSettings] = [config.provider(name, flags) for name in names]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with SessionManager(
+            store=_open_store(args, config),
+            duty=True,
+            working_set=max(1, 2 * args.concurrency),
+            duty_batch=args.batch,
+            max_concurrent_refreshes=args.concurrency,
+            duty_poll=args.poll,
+            claim_ttl=args.claim_ttl,
+        ) as manager:
+            for setting in settings:
+                provider = await setting.provider(manager.http_session())
+                manager.register(provider, setting.credentials())
+            out.echo(f"worker started: renewing due sets of {', '.join(names)} (pid {os.getpid()})")
+            await stop.wait()
+            out.echo("worker stopping: letting renewals in flight finish")
+        stats = manager.stats
+        out.success(
+            f"worker stopped: {stats.duty_claimed} claimed, {stats.token_requests} token "
+            f"requests, {stats.refresh_failures} failed"
+        )
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    return 0

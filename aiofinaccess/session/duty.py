@@ -1,0 +1,211 @@
+"""The refresh duty: renew the token sets a shared store says are due, one worker per set.
+
+Theory of operation
+-------------------
+On a store that implements :class:`~aiofinaccess.stores.RefreshDuty`, each token set's next
+due time (wall-clock epoch seconds) lives in the store, written atomically with the set by
+every ``put`` the manager makes (the renewal driver's Persist step and first acquisitions,
+through :meth:`RenewalDriver.write`). No process plans every set any more. A process with the
+duty runs one :class:`DutyLoop`:
+
+1. ``claim_due(now, limit, claim_for, owner)`` takes a batch of due sets; the store pushes
+   each one's due time to the claim deadline, so no other worker sees it before then and a
+   worker that dies leaves its claims to fall due again;
+2. for each claimed key (at most ``concurrency`` at once) it reads the set: a set renewed
+   elsewhere meanwhile (not due any more) is rescheduled from what the store holds; a due one
+   is renewed through the one renewal path (:class:`RenewalDriver`: single flight, fenced
+   lease, persist then publish), whose Persist step writes the next due time; a dead grant is
+   dropped from the duty (``reschedule(key, None)``). A failed renewal is left to its claim
+   deadline, which is its retry;
+3. when fewer sets were due than it could take, it sleeps until the store's ``next_due``, at
+   most ``poll`` seconds (so sets written by other processes are seen within ``poll``).
+
+Exactly one renewal per due set: the claim gives each set to one worker, and should a claim
+outlive its deadline (a very slow renewal), the lease and compare-and-swap still let only one
+request through; the other worker finds the set renewed and only reschedules it. Other
+processes learn of a renewal through the store's change feed, or on demand when their copy
+goes stale (the driver then adopts the stored set without a request).
+
+The duty holds no set after renewing it, unless the process was serving it already: a
+worker's memory is bounded by its concurrency, not by the number of users.
+
+Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+
+from ..core.clock import Clock
+from ..core.errors import AiofinaccessError, ReauthorizationRequired, StoreError
+from ..core.tokens import TokenKey, TokenSet
+from ..stores import RefreshDuty
+from .events import ManagerStats
+from .lifetime import OwnedTasks
+from .registry import Registry
+from .renewal import RenewalDriver
+
+__all__ = ["DutyLoop", "worker_id"]
+
+logger = logging.getLogger("aiofinaccess")
+#: The shortest sleep between claims, so a store whose next due time is already past (its
+#: due sets are all claimed by others this instant) is not asked in a tight loop.
+_MIN_PAUSE = 0.01
+
+
+def worker_id() -> str:
+    """An owner name for claims: host, process id and a random suffix (informational)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class DutyLoop:
+    """Claims due token sets from a :class:`~aiofinaccess.stores.RefreshDuty` store and renews
+    each through the renewal driver.
+
+    Args:
+        store: The shared store.
+        registry, driver, clock, owned, stats: The manager's parts.
+        due_at: A set's next due time (wall clock), with the check's jitter draw (``1.0`` =
+            the earliest it may be due): ``None`` means never.
+        owner: This worker's name in claims.
+        batch: Sets claimed per store call.
+        claim_for: Seconds a claim lasts (must cover one renewal).
+        poll: Longest sleep between claims.
+        concurrency: Renewals the duty runs at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: RefreshDuty,
+        registry: Registry,
+        driver: RenewalDriver,
+        clock: Clock,
+        owned: OwnedTasks,
+        stats: ManagerStats,
+        due_at: Callable[[TokenSet, float | None], float | None],
+        owner: str,
+        batch: int,
+        claim_for: float,
+        poll: float,
+        concurrency: int,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._driver = driver
+        self._clock = clock
+        self._owned = owned
+        self._due_at = due_at
+        self.owner = owner
+        self._batch = batch
+        self._claim_for = claim_for
+        self._poll = poll
+        self._concurrency = concurrency
+        self._running: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._stats = stats
+
+    def start(self) -> None:
+        """Start claiming on the running loop (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="aiofinaccess-refresh-duty"
+            )
+
+    async def stop(self) -> None:
+        """Stop claiming; renewals already started are the manager's to finish (drained)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        stats = self._stats
+        while True:
+            free = self._concurrency - len(self._running)
+            if free <= 0:
+                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            limit = min(self._batch, free)
+            try:
+                keys = await self._driver.store_call(
+                    self._store.claim_due(
+                        now=self._clock.wall(),
+                        limit=limit,
+                        claim_for=self._claim_for,
+                        owner=self.owner,
+                    )
+                )
+            except StoreError as exc:
+                logger.warning("claiming due token sets failed (%s); trying again", exc)
+                await self._clock.sleep(self._poll)
+                continue
+            stats.duty_claimed += len(keys)
+            for key in keys:
+                task = self._owned.spawn(self._renew(key))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            if len(keys) < limit:
+                await self._clock.sleep(await self._pause())
+
+    async def _pause(self) -> float:
+        """Seconds until the store's next due time, within ``[_MIN_PAUSE, poll]``."""
+        try:
+            next_due = await self._driver.store_call(self._store.next_due())
+        except StoreError:
+            return self._poll
+        if next_due is None:
+            return self._poll
+        return min(self._poll, max(_MIN_PAUSE, next_due - self._clock.wall()))
+
+    async def _renew(self, key: TokenKey) -> None:
+        if key.provider not in self._registry:
+            logger.warning(
+                "a due token set of provider %r is not registered here; its claim runs out",
+                key.provider,
+            )
+            return
+        held = self._registry.find(key.provider, key.subject) is not None
+        try:
+            await self._renew_claimed(key)
+        except ReauthorizationRequired:
+            await self._reschedule(key, None)  # its set was deleted; nothing is due any more
+        except AiofinaccessError as exc:
+            logger.warning(
+                "renewing due token set %s failed (%s); due again when its claim runs out",
+                key.hashed,
+                type(exc).__name__,
+            )
+        finally:
+            entry = self._registry.find(key.provider, key.subject)
+            if not held and entry is not None:
+                if entry.job is not None:  # it is letting go of its lease
+                    await asyncio.wait([entry.job])
+                self._registry.drop(entry)  # the duty keeps no set it is not serving
+
+    async def _renew_claimed(self, key: TokenKey) -> None:
+        stored = await self._driver.read(key)
+        if stored is None:
+            return  # deleted meanwhile: the delete cleared its due time
+        earliest = self._due_at(stored.token_set, 1.0)
+        if earliest is None or earliest > self._clock.wall():
+            # Renewed by another process since it fell due: its due time comes from the set.
+            self._stats.duty_renewed_elsewhere += 1
+            await self._reschedule(key, self._due_at(stored.token_set, None))
+            return
+        entry = self._registry.entry(key)
+        if entry.job is None and entry.version != stored.version:
+            self._driver.publish(entry, stored.token_set, stored.version)
+        self._stats.scheduled_renewals += 1
+        await asyncio.shield(self._driver.start(entry, reason="scheduled"))
+
+    async def _reschedule(self, key: TokenKey, due_at: float | None) -> None:
+        try:
+            await self._driver.store_call(self._store.reschedule(key, due_at))
+        except StoreError:
+            logger.warning("rescheduling token set %s failed; its claim runs out", key.hashed)

@@ -1,0 +1,191 @@
+"""Grants coming and going: first acquisition, revocation, logout and forgetting.
+
+First acquisitions (password grant, the authorization-code exchange, sets the app obtained
+itself) run in tasks the manager owns, like renewals, and end in the same persist-then-publish
+step. Revoking, logging out and forgetting delete the set in the store and here, and leave a
+bounded tombstone so later calls in this process say "revoked" rather than "no tokens".
+
+Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, TypeVar
+
+from ..core.errors import StoreConflictError
+from ..core.tokens import Secret, TokenKey, TokenSet
+from ..oauth.authorization import AuthorizationRequest, build_authorization_request, parse_callback
+from ..oauth.client import OAuthClient
+from ..oauth.providers import RevocationStyle
+from ..stores import TokenStore
+from .events import ManagerStats
+from .registry import Registry
+from .renewal import RenewalDriver
+
+__all__ = ["Grants", "Tombstones"]
+
+_T = TypeVar("_T")
+#: Keys forgotten or revoked here, remembered so a later call says "revoked" (bounded).
+_TOMBSTONES = 4096
+
+#: Keys forgotten or revoked in this process, oldest first.
+Tombstones = collections.OrderedDict[tuple[str, str | None], None]
+
+
+class Grants:
+    """Obtains, stores, revokes and forgets token sets for a manager.
+
+    Args:
+        registry, store, driver, stats: The manager's parts.
+        oauth: Gives the :class:`OAuthClient` of a provider name.
+        access_token: The manager's bearer path (a client token for finAPI's revocation).
+        spawn: Starts a task the manager owns.
+        revoked: The manager's tombstones (shared: its bearer path reads them).
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        store: TokenStore,
+        driver: RenewalDriver,
+        stats: ManagerStats,
+        oauth: Callable[[str], OAuthClient],
+        access_token: Callable[[str], Awaitable[str]],
+        spawn: Callable[[Coroutine[Any, Any, TokenSet]], asyncio.Task[TokenSet]],
+        revoked: Tombstones,
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._driver = driver
+        self._stats = stats
+        self._oauth = oauth
+        self._access_token = access_token
+        self._spawn = spawn
+        self._revoked = revoked
+
+    # -- first acquisition ---------------------------------------------------------------------
+
+    async def login_with_password(self, key: TokenKey, password: str | Secret) -> TokenSet:
+        """See :meth:`SessionManager.login_with_password`."""
+        oauth = self._oauth(key.provider)
+        username = key.subject
+        assert username is not None  # noqa: S101  (a user's key)
+        return await asyncio.shield(
+            self._spawn(self._acquire(key, lambda: oauth.password(username, Secret(password))))
+        )
+
+    def authorization_request(
+        self,
+        name: str,
+        redirect_uri: str,
+        *,
+        scopes: tuple[str, ...] | None,
+        pkce: bool,
+        extra_params: Mapping[str, str] | None,
+    ) -> AuthorizationRequest:
+        """See :meth:`SessionManager.authorization_request`."""
+        registration = self._registry.registration(name)
+        return build_authorization_request(
+            registration.provider,
+            registration.client.client_id,
+            redirect_uri,
+            scopes=scopes,
+            pkce=pkce,
+            extra_params=extra_params,
+        )
+
+    async def complete_authorization(
+        self, key: TokenKey, callback: str | Mapping[str, str], request: AuthorizationRequest
+    ) -> TokenSet:
+        """See :meth:`SessionManager.complete_authorization`."""
+        registration = self._registry.registration(key.provider)
+        response = parse_callback(callback, request, expected_issuer=registration.provider.issuer)
+        oauth = self._oauth(key.provider)
+        return await asyncio.shield(
+            self._spawn(
+                self._acquire(
+                    key,
+                    lambda: oauth.authorization_code(
+                        response.code, request.redirect_uri, code_verifier=request.code_verifier
+                    ),
+                )
+            )
+        )
+
+    async def store_token_set(self, key: TokenKey, token_set: TokenSet) -> None:
+        """See :meth:`SessionManager.store_token_set`."""
+
+        async def fetched() -> TokenSet:
+            return token_set
+
+        await asyncio.shield(self._spawn(self._acquire(key, fetched, requests=0)))
+
+    async def _acquire(
+        self, key: TokenKey, fetch: Callable[[], Awaitable[TokenSet]], *, requests: int = 1
+    ) -> TokenSet:
+        self._stats.token_requests += requests
+        token_set = await fetch()
+        store_call = self._driver.store_call
+        for _attempt in range(3):
+            current = await store_call(self._store.get(key))
+            try:
+                version = await store_call(
+                    self._driver.write(
+                        key,
+                        token_set,
+                        expected_version=None if current is None else current.version,
+                    )
+                )
+            except StoreConflictError:
+                continue
+            self._revoked.pop((key.provider, key.subject), None)
+            self._driver.publish(self._registry.entry(key), token_set, version)
+            return token_set
+        raise StoreConflictError(f"token set {key.hashed}: store kept changing while writing")
+
+    # -- revocation ------------------------------------------------------------------------------
+
+    async def revoke(self, key: TokenKey) -> None:
+        """See :meth:`SessionManager.revoke`."""
+        registration = self._registry.registration(key.provider)
+        stored = await self._driver.store_call(self._store.get(key))
+        if stored is not None:
+            token_set = stored.token_set
+            client_bearer = None
+            if registration.provider.revocation_style is not RevocationStyle.RFC7009:
+                client_bearer = Secret(await self._access_token(key.provider))
+            if token_set.refresh_token is not None:
+                await self._oauth(key.provider).revoke(
+                    token_set.refresh_token, hint="refresh_token", client_bearer=client_bearer
+                )
+            else:
+                await self._oauth(key.provider).revoke(
+                    token_set.access_token, hint="access_token", client_bearer=client_bearer
+                )
+        await self.forget(key)
+
+    async def logout(self, key: TokenKey) -> None:
+        """See :meth:`SessionManager.logout`."""
+        stored = await self._driver.store_call(self._store.get(key))
+        if stored is not None and stored.token_set.refresh_token is not None:
+            await self._oauth(key.provider).logout(stored.token_set.refresh_token)
+        await self.forget(key)
+
+    async def forget(self, key: TokenKey) -> None:
+        """See :meth:`SessionManager.forget`."""
+        await self._driver.store_call(self._store.delete(key))
+        entry = self._registry.find(key.provider, key.subject)
+        if entry is not None:
+            while entry.job is not None:  # another may start while one ends (the scheduler)
+                await asyncio.wait([entry.job])
+            entry.clear()
+            self._registry.prune(entry)
+        # Remembered (boundedly) so later calls here say "revoked" rather than "no tokens".
+        self._revoked[key.provider, key.subject] = None
+        self._revoked.move_to_end((key.provider, key.subject))
+        if len(self._revoked) > _TOMBSTONES:
+            self._revoked.popitem(last=False)

@@ -1,0 +1,298 @@
+"""A session manager's life around its requests: owned tasks, start, restore, watch, drain, close.
+
+* :class:`OwnedTasks` - every task the manager starts (renewals, first acquisitions, async
+  callbacks) is owned, so closing waits for it; after close nothing new may start.
+* :class:`Lifetime` - :meth:`~Lifetime.start` restores the registered providers' stored sets
+  in batches (none at all on a store that keeps the refresh duty: there, the store knows
+  what is due and sets load on demand), starts the background renewals and a watcher of a
+  shared store's change feed; :meth:`~Lifetime.aclose` stops them, waits for renewals in
+  flight (longer for those whose token request was sent: their result must be stored), and
+  closes store and session.
+
+Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol, TypeVar
+
+from ..core.errors import StoreError, UsageError
+from ..core.lifecycle import Status
+from ..core.tokens import TokenKey
+from ..stores import ChangeFeed, TokenStore, Versioned
+from .events import EventHub
+from .registry import Entry, Registry
+from .renewal import RenewalDriver
+
+__all__ = ["Background", "Lifetime", "OwnedTasks"]
+
+logger = logging.getLogger("aiofinaccess")
+_T = TypeVar("_T")
+#: Keys restored per store read.
+_RESTORE_BATCH = 500
+#: Read at start when no set is restored: proves the store answers.
+_PROBE = TokenKey("aiofinaccess-start-probe")
+
+
+def _settled(entry: Entry) -> bool:
+    """No renewal running and the set in a state where adopting a newer copy is right."""
+    return entry.job is None and entry.status in (Status.ACTIVE, Status.BACKOFF)
+
+
+class Background(Protocol):
+    """What runs in the background between start and close (a scheduler, the refresh duty)."""
+
+    def start(self) -> None:
+        """Start on the running loop."""
+
+    async def stop(self) -> None:
+        """Stop; renewals already started are the manager's to finish."""
+
+
+class OwnedTasks:
+    """Tasks the manager owns: closing waits for them, and none starts after close."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
+
+    def spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+        """Run ``coro`` in a task the manager owns.
+
+        Raises:
+            UsageError: The manager is closed.
+        """
+        if self.closed:
+            coro.close()
+            raise UsageError("the session manager is closed")
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        # Its caller may have gone away (cancelled): the error was theirs to see, and is
+        # logged here instead of surfacing as "Task exception was never retrieved".
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.debug("an owned task ended with %s", type(error).__name__)
+
+    async def wait_idle(self) -> None:
+        """Wait until no owned task runs."""
+        while self.tasks:
+            await asyncio.wait(set(self.tasks))
+
+
+class Lifetime:
+    """Start-up, restores, the change-feed watcher and the orderly close of one manager.
+
+    Args:
+        store, registry, driver, hub, owned: The manager's parts.
+        background: Started by :meth:`start`, stopped first by :meth:`aclose`.
+        restore_at_start: Read every stored set at start (``False`` on refresh-duty stores).
+        restore_limit: Restore at most this many sets (the bounded working set), or ``None``.
+        close_timeout, pending_write_timeout: See :class:`SessionManager`.
+        close_session: Closes the HTTP session if the manager created it.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: TokenStore,
+        registry: Registry,
+        driver: RenewalDriver,
+        hub: EventHub,
+        owned: OwnedTasks,
+        background: list[Background],
+        restore_at_start: bool,
+        restore_limit: int | None,
+        close_timeout: float,
+        pending_write_timeout: float,
+        close_session: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._driver = driver
+        self._hub = hub
+        self._owned = owned
+        self._background = background
+        self._restore_at_start = restore_at_start
+        self._restore_limit = restore_limit
+        self._close_timeout = close_timeout
+        self._pending_write_timeout = pending_write_timeout
+        self._close_session = close_session
+        self.started = False
+        self.watcher: asyncio.Task[None] | None = None
+        self.restores: set[asyncio.Task[int]] = set()
+        self._restore_errors: list[StoreError] = []
+
+    # -- start and restores --------------------------------------------------------------------
+
+    def registered(self, name: str) -> None:
+        """A provider was registered: restore its sets in the background if already started."""
+        if self.started and not self._owned.closed and self._restore_at_start:
+            task = self._owned.spawn(self.restore([name]))
+            self.restores.add(task)
+            task.add_done_callback(self._restore_done)
+
+    def _restore_done(self, task: asyncio.Task[int]) -> None:
+        self.restores.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, StoreError):
+            logger.error("restoring stored token sets failed: %s", error)
+        elif error is not None:
+            logger.error("restoring stored token sets failed", exc_info=error)
+        if isinstance(error, Exception):
+            self._restore_errors.append(self.unreadable(error))
+
+    async def ready(self) -> None:
+        """See :meth:`SessionManager.ready`."""
+        if not self.started or self._owned.closed:
+            closed = self._owned.closed
+            state = "closed" if closed else "not started (use 'async with' or start())"
+            raise UsageError(f"the session manager is {state}")
+        while self.restores:
+            await asyncio.wait(set(self.restores))
+        if self._restore_errors:
+            raise self._restore_errors[0]
+
+    async def start(self) -> None:
+        """See :meth:`SessionManager.start`."""
+        if self._owned.closed:
+            raise UsageError("the session manager is closed")
+        if self.started:
+            return
+        self.started = True
+        for part in self._background:
+            part.start()
+        if isinstance(self._store, ChangeFeed) and self.watcher is None:
+            self.watcher = asyncio.get_running_loop().create_task(
+                self._watch_changes(self._store), name="aiofinaccess-store-watcher"
+            )
+        try:
+            if not self._restore_at_start or not self._registry.names():
+                await self._driver.store_call(self._store.get(_PROBE))
+            else:
+                await self.restore(self._registry.names())
+        except StoreError as exc:
+            error = self.unreadable(exc)
+            self._restore_errors.append(error)  # ready() reports it too
+            raise error from exc
+
+    def unreadable(self, error: Exception) -> StoreError:
+        """A :class:`StoreError` naming the store (its repr never holds a password)."""
+        why = (
+            error
+            if isinstance(error, StoreError)
+            else f"token store failed: {type(error).__name__}"
+        )
+        return StoreError(f"token store {self._store!r} cannot be read: {why}")
+
+    async def restore(self, names: list[str]) -> int:
+        """See :meth:`SessionManager.restore`."""
+        restored = 0
+        limit = self._restore_limit
+        for name in names:
+            own_client = self._registry.registration(name).client_key
+            batch: list[TokenKey] = []
+            async for key in self._store.keys(name):
+                if key.is_client and key != own_client:
+                    continue
+                if limit is not None and restored + len(batch) >= limit:
+                    break
+                batch.append(key)
+                if len(batch) >= _RESTORE_BATCH:
+                    restored += await self._restore_batch(batch)
+                    batch = []
+            if batch:
+                restored += await self._restore_batch(batch)
+        return restored
+
+    async def _restore_batch(self, keys: list[TokenKey]) -> int:
+        get_many: Callable[[list[TokenKey]], Awaitable[dict[TokenKey, Versioned]]] | None = getattr(
+            self._store, "get_many", None
+        )
+        if get_many is not None:
+            found = await self._driver.store_call(get_many(keys))
+        else:
+            found = {}
+            for key in keys:
+                versioned = await self._driver.store_call(self._store.get(key))
+                if versioned is not None:
+                    found[key] = versioned
+        restored = 0
+        for key, versioned in found.items():
+            entry = self._registry.entry(key)
+            if entry.job is not None or entry.version == versioned.version:
+                continue
+            stored = self._driver.anchored(versioned)
+            self._driver.publish(entry, stored.token_set, stored.version)
+            restored += 1
+        return restored
+
+    async def _watch_changes(self, feed: ChangeFeed) -> None:
+        """Adopt sets other processes wrote, without waiting for ours to go stale."""
+        async for key, version in feed.changes():
+            entry = self._registry.find(key.provider, key.subject)
+            if entry is None or entry.key != key or entry.version == version:
+                continue
+            if not _settled(entry):
+                continue
+            generation = entry.generation
+            try:
+                stored = await self._driver.read(key)
+            except StoreError:
+                logger.warning("could not read token set %s after a change", key.hashed)
+                continue
+            # Anything published while we read is at least as new as what we read.
+            if not _settled(entry) or entry.generation != generation:
+                continue
+            if stored is None:
+                entry.clear()  # deleted elsewhere (revoked, or its grant died)
+            elif stored.version != entry.version:
+                self._driver.adopt(entry, stored)
+
+    # -- close -----------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """See :meth:`SessionManager.aclose`."""
+        if self._owned.closed:
+            return
+        self._owned.closed = True
+        for part in self._background:
+            await part.stop()
+        if self.watcher is not None:
+            self.watcher.cancel()
+            await asyncio.gather(self.watcher, return_exceptions=True)
+        await self._drain()
+        self._hub.close()
+        try:
+            await self._store.aclose()
+        except Exception:
+            logger.warning("closing the token store failed", exc_info=True)
+        await self._close_session()
+
+    async def _drain(self) -> None:
+        pending = set(self._owned.tasks)
+        if not pending:
+            return
+        _done, late = await asyncio.wait(pending, timeout=self._close_timeout or None)
+        if not late:
+            return
+        sent = {entry.job for entry in self._registry if entry.in_window and entry.job in late}
+        for task in late - sent:
+            task.cancel()
+        if sent:
+            logger.warning("aclose waits for %d renewals whose token request was sent", len(sent))
+            _done, unfinished = await asyncio.wait(
+                sent, timeout=self._pending_write_timeout or None
+            )
+            for task in unfinished:
+                task.cancel()  # each logs its key's hash at ERROR and emits WriteAbandoned
+        await asyncio.wait(late)
+        logger.warning("aclose cancelled renewals still running")

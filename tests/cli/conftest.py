@@ -1,0 +1,24 @@
+"""Fixtures of the command-line tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An environment whose home, config and data dirs are the test's own."""
+    isolated = {
+        "HOME": str(tmp_path / "home"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
+    for name in list(os.environ):
+        if name.startswith("AIOFINACCESS_"):
+            monkeypatch.delenv(name)
+    for name, value in isolated.items():
+        monkeypatch.setenv(name, value)
+    return {**os.environ, **isolated}
