@@ -37,9 +37,18 @@ _SPREAD = 0.6180339887498949
 SSO_SECONDS = 10 * 86400
 
 
+#: SessionManager's default jitter: a set falls due between 1 and 1 + JITTER leads before expiry.
+JITTER = 0.2
+
+
+def ahead(ttl: float, policy: RefreshPolicy) -> float:
+    """How long before expiry a set falls due on average (the lead, plus half the jitter)."""
+    return policy.lead(ttl) * (1 + JITTER / 2)
+
+
 def lifetime_for(sets: int, rate: float, policy: RefreshPolicy) -> int:
     """The whole-second access-token lifetime that renews ``sets`` sets nearest ``rate``/s."""
-    return min(range(3, 1_000_000), key=lambda ttl: abs(sets / (ttl - policy.lead(ttl)) - rate))
+    return min(range(3, 1_000_000), key=lambda ttl: abs(sets / (ttl - ahead(ttl, policy)) - rate))
 
 
 @dataclass(frozen=True)
@@ -48,13 +57,14 @@ class Plan:
 
     sets: int
     ttl: int
+    #: How long before expiry the seeded sets are due (the mean of what the SDK plans).
     lead: float
     first_due: float
     nonce: str
 
     @property
     def interval(self) -> float:
-        """Time between two renewals of one set: due at expiry minus the lead."""
+        """Mean time between two renewals of one set (``lead``: how long before expiry)."""
         return self.ttl - self.lead
 
     @property

@@ -24,8 +24,6 @@ SPAWNED = time.time()  # before the imports: start-up counts them
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import inspect  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
@@ -50,9 +48,6 @@ from aiofinaccess.sandbox import SandboxConfig  # noqa: E402
 from aiofinaccess.stores.redis import RedisStore  # noqa: E402
 
 POLICY = RefreshPolicy()
-#: Until the session side lands (branch session-duty), a stand-in duty loop lets the harness run:
-#: claim, ``manager.refresh()``, due time = expiry - lead. Its figures are not the SDK's.
-STAND_IN = "duty" not in inspect.signature(SessionManager.__init__).parameters
 PROVIDER = "everifin"
 VERIFY_EVERY = 0.5
 
@@ -98,9 +93,6 @@ def instrument(store: RedisStore, recorder: Recorder) -> None:
         expected_version: int | None,
         due_at: float | None = None,
     ) -> int:
-        if STAND_IN and due_at is None and token_set.expires_at is not None:
-            lifetime = token_set.expires_at - token_set.issued_at
-            due_at = token_set.expires_at - POLICY.lead(lifetime)
         version = await put(key, token_set, expected_version=expected_version, due_at=due_at)
         index = plan_.index_of(key.subject)
         if index is not None:
@@ -163,10 +155,7 @@ async def worker(args: argparse.Namespace) -> None:
     recorder = Recorder(args.record)
     store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
     instrument(store, recorder)
-    if STAND_IN:
-        manager = SessionManager(store=store, policy=POLICY, scheduler=False)
-    else:
-        manager = SessionManager(store=store, policy=POLICY, duty=True)  # type: ignore[call-arg]
+    manager = SessionManager(store=store, policy=POLICY, duty=True)
     register(manager, args.sandbox)
     async with manager:
         started = time.time()
@@ -176,14 +165,10 @@ async def worker(args: argparse.Namespace) -> None:
                 "spawned": SPAWNED,
                 "imported": imported,
                 "started": started,
-                "stand_in": STAND_IN,
             }
         )
-        duty = asyncio.ensure_future(stand_in_duty(manager, store, stop)) if STAND_IN else None
         await stop.wait()
         stopping = time.time()
-        if duty is not None:
-            await duty
     emit(
         {
             "stats": manager.stats.as_dict(),
@@ -193,27 +178,6 @@ async def worker(args: argparse.Namespace) -> None:
         }
     )
     recorder.close()
-
-
-async def stand_in_duty(manager: SessionManager, store: RedisStore, stop: asyncio.Event) -> None:
-    """Claim due sets and renew each through ``manager.refresh()`` (16 at a time)."""
-    owner = f"stand-in-{os.getpid()}"
-    limit = asyncio.Semaphore(16)
-
-    async def renew(key: TokenKey) -> None:
-        async with limit:
-            try:
-                await manager.refresh(key.provider, key.subject)
-            except AiofinaccessError as exc:
-                print(f"renewal failed: {type(exc).__name__}", file=sys.stderr)
-
-    while not stop.is_set():
-        keys = await store.claim_due(now=time.time(), limit=100, claim_for=10.0, owner=owner)
-        if keys:
-            await asyncio.gather(*(renew(key) for key in keys))
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.05)
 
 
 # -- the load process ------------------------------------------------------------------------------
@@ -231,6 +195,7 @@ class Load:
         self.verdict: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
         self.waits: list[float] = []
+        self.errors: list[str] = []
 
     async def flush(self) -> None:
         batch, self.pending = self.pending, []
@@ -246,6 +211,8 @@ class Load:
             token = await manager.access_token(PROVIDER, plan_.subject(user))
         except AiofinaccessError as exc:
             self.outcomes[type(exc).__name__] += 1
+            if len(self.errors) < 20:  # SDK messages name no token
+                self.errors.append(f"{time.time():.3f} u{user} {type(exc).__name__}: {exc}")
             return
         self.pending.append((token, time.time()))
         self.waits.append(time.perf_counter() - asked)
@@ -278,6 +245,7 @@ class Load:
             "requests": len(waits),
             "seconds": elapsed,
             "outcomes": dict(self.outcomes),
+            "first_errors": self.errors,
             # Handed out expired, or never issued by the sandbox.
             "expired_served": self.verdict["expired"] + self.verdict["unknown"],
             "checked": self.verdict["checked"],
@@ -293,10 +261,10 @@ async def load(args: argparse.Namespace) -> None:
     recorder = Recorder(args.record)
     store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
     instrument(store, recorder)
-    serving: dict[str, Any] = (
-        {"scheduler": False} if STAND_IN else {"duty": False, "working_set": args.working_set}
-    )
-    managers = [SessionManager(store=store, policy=POLICY, **serving) for _ in range(args.managers)]
+    managers = [
+        SessionManager(store=store, policy=POLICY, duty=False, working_set=args.working_set)
+        for _ in range(args.managers)
+    ]
     rng = random.Random(11)
     users = rng.sample(range(args.users), min(args.requests, args.users))
     users += [rng.randrange(args.users) for _ in range(args.requests - len(users))]

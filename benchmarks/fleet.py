@@ -96,7 +96,7 @@ async def seed_phase(env: run_.Env, args: Any, out: dict[str, Any]) -> plan_.Pla
     ttl = plan_.lifetime_for(args.sets, args.rate, POLICY)
     seed_estimate = 12.0 + args.sets * 350e-6
     plan = plan_.Plan(
-        args.sets, ttl, POLICY.lead(ttl), time.time() + seed_estimate, secrets.token_hex(6)
+        args.sets, ttl, plan_.ahead(ttl, POLICY), time.time() + seed_estimate, secrets.token_hex(6)
     )
     out |= {"plan": plan, "bytes_per_set": bytes_per_set(plan)}
     used_before = await run_.redis_used_memory(env.redis_url)
@@ -224,14 +224,17 @@ async def run(args: Any) -> dict[str, Any]:
     sandbox = common.sandbox_command(
         "--keycloak-access-ttl", str(ttl), "--sso-idle", sso, "--sso-max", sso
     )
-    with common.progress() as bar, tempfile.TemporaryDirectory(prefix="aiofinaccess-fleet-") as tmp:
+    with (
+        common.progress() as bar,
+        tempfile.TemporaryDirectory(prefix="aiofinaccess-fleet-") as tmp,
+    ):
         task = bar.add_task("fleet", total=None)
         async with (
             common.redis_server() as redis_url,
             common.serve(sandbox, name="sandbox") as server,
             aiohttp.ClientSession() as http,
         ):
-            env = run_.Env(redis_url, server.url, http, Path(tmp))
+            env = run_.Env(redis_url, server.url, http, args.keep or Path(tmp))
             try:
                 out = await phases(env, args, bar, task)
             finally:
@@ -255,7 +258,10 @@ def main() -> None:
     parser.add_argument("--scaling", type=int, nargs="+", default=[1, 2, 4], help="group sizes")
     parser.add_argument("--scaling-seconds", type=float, help="per group (40; quick 8)")
     parser.add_argument("--no-kill", dest="kill", action="store_false", help="skip the SIGKILL")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the processes' records here")
     args = parser.parse_args()
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
     args.sets = args.sets or (10_000 if args.quick else 100_000)
     args.requests = args.sets if args.requests is None else args.requests
     args.scaling_seconds = args.scaling_seconds or (8.0 if args.quick else 40.0)
