@@ -39,10 +39,10 @@ from ..core.errors import (
     ConfigurationError,
     TransportError,
     UsageError,
-    error_from_response,
 )
 from ..core.lifecycle import RetryPolicy
 from ..core.tokens import Secret
+from ..oauth.error_bodies import error_from_response
 from ..oauth.providers import origin_of
 from ..oauth.transport import (
     DEFAULT_MAX_BODY,
