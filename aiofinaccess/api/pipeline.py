@@ -25,13 +25,12 @@ Nothing here knows a provider's paths or models: those live in ``users``, ``bank
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import attrs
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 from yarl import URL
 
 from ..core.errors import (
@@ -39,10 +38,10 @@ from ..core.errors import (
     ConfigurationError,
     TransportError,
     UsageError,
-    error_from_response,
 )
 from ..core.lifecycle import RetryPolicy
 from ..core.tokens import Secret
+from ..oauth.error_bodies import error_from_response
 from ..oauth.providers import origin_of
 from ..oauth.transport import (
     DEFAULT_MAX_BODY,
@@ -53,6 +52,7 @@ from ..oauth.transport import (
     send,
 )
 from ..session.manager import SessionManager
+from ..session.retrying import Retrier
 
 __all__ = ["ApiClient", "EndUser", "Endpoint", "everifin_context", "finapi_context"]
 
@@ -154,6 +154,12 @@ class ApiClient:
         self._context_headers = context_headers
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
+        self._retrier = Retrier(
+            backoff=self._retry.request_backoff,
+            attempts=self._retry.attempts,
+            sleep=manager.clock.sleep,
+            random=random.random,  # jitter, not secrets
+        )
         self._max_body = max_body
 
     def __repr__(self) -> str:
@@ -203,22 +209,17 @@ class ApiClient:
         if end_user is not None and self._context_headers is not None:
             headers += self._context_headers(end_user)
         query: Pairs = tuple((params or {}).items())
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._retry.attempts),
-            wait=self._wait,
-            retry=retry_if_exception(lambda error: self._retryable(error, endpoint)),
-            sleep=self._manager.clock.sleep,
-            reraise=True,
+        request = HttpRequest(endpoint.method, url, query=query, headers=headers, json_body=json)
+        return await self._retrier.call(
+            f"{endpoint.method} {endpoint.path}",
+            lambda: self._send_authorized(
+                endpoint,
+                request,
+                subject if endpoint.auth == "user" else None,
+                timeout if timeout is not None else self._timeout,
+            ),
+            retry_on=lambda error: self._retryable(error, endpoint),
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._send_authorized(
-                    endpoint,
-                    HttpRequest(endpoint.method, url, query=query, headers=headers, json_body=json),
-                    subject if endpoint.auth == "user" else None,
-                    timeout if timeout is not None else self._timeout,
-                )
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send_authorized(
         self, endpoint: Endpoint, request: HttpRequest, subject: str | None, timeout: float
@@ -261,14 +262,6 @@ class ApiClient:
                 return error.retry_after is None or error.retry_after <= self._retry.max_retry_after
             return endpoint.idempotent and error.status in (500, 502, 503, 504)
         return False
-
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(error, ApiError) and error.retry_after is not None:
-            return min(error.retry_after, self._retry.max_retry_after)
-        return float(
-            wait_random_exponential(multiplier=self._retry.initial, max=self._retry.max_wait)(state)
-        )
 
 
 def _segment(name: str, value: object) -> str:

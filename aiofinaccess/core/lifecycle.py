@@ -31,6 +31,7 @@ from typing import Final
 import attrs
 
 from .errors import ConfigurationError, UsageError
+from .retry import Backoff
 from .tokens import TokenSet
 
 __all__ = [
@@ -237,10 +238,17 @@ class RetryPolicy:
         if self.backoff_max < self.backoff_initial:
             raise ConfigurationError("backoff_max must be >= backoff_initial")
 
+    @property
+    def request_backoff(self) -> Backoff:
+        """The backoff between tries of one request (inside a renewal, in the API pipeline)."""
+        return Backoff(self.initial, self.max_wait, self.max_retry_after)
+
     def backoff(self, failures: int, draw: float, retry_after: float | None = None) -> float:
-        """Seconds to wait after ``failures`` consecutive failed renewals (``draw`` in [0, 1))."""
-        window = min(self.backoff_max, self.backoff_initial * 2.0 ** max(0, failures - 1))
-        wait = draw * window
+        """Seconds to wait after ``failures`` consecutive failed renewals (``draw`` in [0, 1)).
+
+        ``Retry-After`` is a floor here, not a replacement: a renewal rescheduled after the
+        server's wait still spreads over the jitter window."""
+        wait = draw * Backoff(self.backoff_initial, self.backoff_max).window(failures)
         return max(wait, retry_after) if retry_after is not None else wait
 
 

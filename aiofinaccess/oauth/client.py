@@ -29,9 +29,9 @@ from ..core.errors import (
     OAuthError,
     ReauthorizationRequired,
     TokenResponseError,
-    error_from_response,
 )
 from ..core.tokens import Anchor, ClientCredentials, Secret, TokenSet, parse_token_response
+from .error_bodies import error_from_response
 from .providers import ClientAuthMethod, Provider, RevocationStyle, check_discovery
 from .transport import HttpRequest, HttpResponse, Pairs, new_request_id, send
 

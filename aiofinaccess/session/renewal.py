@@ -88,6 +88,7 @@ from .events import (
     WriteAbandoned,
 )
 from .registry import Entry, Registration, Registry
+from .retrying import Retrier, RetryDetails
 
 __all__ = ["RenewalDriver", "TokenEndpoint"]
 
@@ -210,6 +211,13 @@ class RenewalDriver:
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._random = random.Random()  # noqa: S311  (jitter, not secrets)
         self._due_at_for = due_at_for
+        self._retrier = Retrier(
+            backoff=retry.request_backoff,
+            attempts=retry.attempts,
+            sleep=clock.sleep,
+            random=self.draw,
+            on_retry=(self._count_retry,),
+        )
 
     # -- starting and ending jobs --------------------------------------------------------------
 
@@ -382,6 +390,9 @@ class RenewalDriver:
     def draw(self) -> float:
         """A uniform draw from ``[0, 1)`` for jitter (seeded in simulations)."""
         return self._random.random()
+
+    def _count_retry(self, details: RetryDetails) -> None:
+        self.stats.retries += 1
 
     def adopt(self, entry: Entry, stored: Stored) -> None:
         """Publish a set another process stored, with its event and counter."""
@@ -577,17 +588,14 @@ class RenewalDriver:
         run.attempts += 1
         if not allowed or run.attempts >= retry.attempts:
             raise error
-        self.stats.retries += 1
-        if isinstance(error, ApiError) and error.retry_after is not None:
-            wait = min(error.retry_after, retry.max_retry_after)
-        else:
-            window = min(retry.max_wait, retry.initial * 2.0 ** (run.attempts - 1))
-            wait = self._random.random() * window
-        if ambiguous and rotating:
-            # The first request may still be on its way to the server: presenting the same
-            # refresh token before it has surely arrived (or died) would race it.
-            wait = max(wait, self._token_timeout)
-        await self._clock.sleep(wait)
+        # The first request may still be on its way to the server: presenting the same
+        # refresh token before it has surely arrived (or died) would race it.
+        await self._retrier.pause(
+            "token request",
+            run.attempts,
+            error,
+            at_least=self._token_timeout if ambiguous and rotating else 0.0,
+        )
         if ambiguous and rotating:
             run.stored = await self.read(entry.key)
 

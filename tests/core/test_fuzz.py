@@ -19,16 +19,12 @@ from aiofinaccess import AiofinaccessError, Everifin, Provider, RefreshPolicy, T
 from aiofinaccess.api.bankconnect import Account, Transaction, _envelope, _items
 from aiofinaccess.api.models import read_model
 from aiofinaccess.api.webform import _read_form
-from aiofinaccess.core.errors import (
-    ApiError,
-    error_from_response,
-    parse_error_body,
-    parse_retry_after,
-)
+from aiofinaccess.core.errors import ApiError
 from aiofinaccess.core.lifecycle import decide, plan
 from aiofinaccess.core.tokens import Anchor, parse_token_response
 from aiofinaccess.oauth.authorization import build_authorization_request, parse_callback
 from aiofinaccess.oauth.client import parse_token_http_response
+from aiofinaccess.oauth.error_bodies import error_from_response, parse_error_body, parse_retry_after
 from aiofinaccess.oauth.transport import HttpResponse
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000"))

@@ -37,9 +37,10 @@ from aiofinaccess import (
 from aiofinaccess.api.bankconnect import _envelope
 from aiofinaccess.api.models import read_model
 from aiofinaccess.api.webform import _read_form
-from aiofinaccess.core.errors import UnparsedErrorBody, error_from_response, parse_error_body
+from aiofinaccess.core.errors import UnparsedErrorBody
 from aiofinaccess.core.tokens import Anchor
 from aiofinaccess.oauth.client import parse_token_http_response
+from aiofinaccess.oauth.error_bodies import error_from_response, parse_error_body
 from aiofinaccess.oauth.transport import HttpResponse
 from aiofinaccess.stores.codec import JsonCodec
 
