@@ -26,7 +26,7 @@ Nothing here knows a provider's paths or models: those live in ``users``, ``bank
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
 import attrs
@@ -52,7 +52,9 @@ from ..oauth.transport import (
     new_request_id,
     send,
 )
-from ..session.manager import SessionManager
+
+if TYPE_CHECKING:
+    from ..session.manager import SessionManager
 
 __all__ = ["ApiClient", "EndUser", "Endpoint", "everifin_context", "finapi_context"]
 
