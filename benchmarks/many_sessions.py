@@ -322,8 +322,7 @@ def main() -> None:
         "store": "MemoryStore (the default)",
         "memory": "tracemalloc, seeding + restore only",
     }
-    started = time.monotonic()
-    info = common.machine()
+    run = common.Run(NAME, args)
 
     async def run_all() -> list[dict[str, Any]]:
         rows = []
@@ -343,7 +342,7 @@ def main() -> None:
     flat = {f"{row['sessions']}.{key}": value for row in rows for key, value in row.items()}
     checked = common.check(targets, flat)
 
-    common.header(NAME, info, parameters)
+    run.header(parameters)
     common.stdout.print(
         common.table(
             f"token sets renewed by one manager's scheduler, {seconds:g}-s window",
@@ -378,19 +377,7 @@ def main() -> None:
             ],
         )
     )
-    common.stdout.print(common.targets_table(checked))
-    common.write_json(
-        args.json,
-        common.payload(
-            NAME,
-            quick=args.quick,
-            info=info,
-            parameters=parameters,
-            figures={"rows": rows},
-            checked=checked,
-            started=started,
-        ),
-    )
+    run.finish(parameters, {"rows": rows}, checked)
 
 
 if __name__ == "__main__":

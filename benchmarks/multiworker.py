@@ -283,8 +283,7 @@ def main() -> None:
         "policy": POLICY_TEXT,
         "token": "Everifin Keycloak realm, refresh-token rotation with reuse detection",
     }
-    started = time.monotonic()
-    info = common.machine()
+    run = common.Run(NAME, args)
 
     async def run_all() -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -329,7 +328,7 @@ def main() -> None:
     flat = {f"{row['store']}.{key}": value for row in rows for key, value in row.items()}
     checked = common.check(targets, flat)
 
-    common.header(NAME, info, parameters)
+    run.header(parameters)
     columns = [
         "store",
         "workers",
@@ -369,19 +368,7 @@ def main() -> None:
             table_rows,
         )
     )
-    common.stdout.print(common.targets_table(checked))
-    common.write_json(
-        args.json,
-        common.payload(
-            NAME,
-            quick=args.quick,
-            info=info,
-            parameters=parameters,
-            figures={"rows": rows},
-            checked=checked,
-            started=started,
-        ),
-    )
+    run.finish(parameters, {"rows": rows}, checked)
 
 
 if __name__ == "__main__":
