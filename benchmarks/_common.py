@@ -202,6 +202,17 @@ def check(targets: Iterable[Target], figures: Mapping[str, Any]) -> list[dict[st
     ]
 
 
+def check_rows(
+    rows: Sequence[Mapping[str, Any]], key: str, targets: Iterable[Target]
+) -> list[dict[str, Any]]:
+    """:func:`check` for a table: every row's ``targets``, named ``"<row[key]>.<figure>"``."""
+    targets = tuple(targets)
+    return check(
+        [Target(f"{row[key]}.{t.figure}", t.op, t.bound) for row in rows for t in targets],
+        {f"{row[key]}.{name}": value for row in rows for name, value in row.items()},
+    )
+
+
 def mark(met: bool | None) -> str:
     return {True: "[green]met[/]", False: "[red]MISSED[/]", None: "[yellow]n/a[/]"}[met]
 

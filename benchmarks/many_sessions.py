@@ -298,9 +298,9 @@ async def sample(
 
 
 TARGETS = (
-    ("bytes_per_session", "<=", 2048.0),
-    ("lateness_p99_ms", "<=", 250.0),
-    ("expired_served", "==", 0.0),
+    common.Target("bytes_per_session", "<=", 2048.0),
+    common.Target("lateness_p99_ms", "<=", 250.0),
+    common.Target("expired_served", "==", 0.0),
 )
 
 
@@ -334,13 +334,7 @@ def main() -> None:
         return rows
 
     rows = asyncio.run(run_all())
-    targets = [
-        common.Target(f"{row['sessions']}.{figure}", op, bound)  # type: ignore[arg-type]
-        for row in rows
-        for figure, op, bound in TARGETS
-    ]
-    flat = {f"{row['sessions']}.{key}": value for row in rows for key, value in row.items()}
-    checked = common.check(targets, flat)
+    checked = common.check_rows(rows, "sessions", TARGETS)
 
     run.header(parameters)
     common.stdout.print(

@@ -243,9 +243,9 @@ async def run_row(
 
 
 TARGETS = (
-    ("token_calls_per_expiry", "<=", 1.05),
-    ("reuse_violations", "==", 0.0),
-    ("reauth_required", "==", 0.0),
+    common.Target("token_calls_per_expiry", "<=", 1.05),
+    common.Target("reuse_violations", "==", 0.0),
+    common.Target("reauth_required", "==", 0.0),
 )
 
 
@@ -320,13 +320,7 @@ def main() -> None:
         return rows
 
     rows = asyncio.run(run_all())
-    targets = [
-        common.Target(f"{row['store']}.{figure}", op, bound)  # type: ignore[arg-type]
-        for row in rows
-        for figure, op, bound in TARGETS
-    ]
-    flat = {f"{row['store']}.{key}": value for row in rows for key, value in row.items()}
-    checked = common.check(targets, flat)
+    checked = common.check_rows(rows, "store", TARGETS)
 
     run.header(parameters)
     columns = [
