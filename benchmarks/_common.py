@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -202,6 +202,17 @@ def check(targets: Iterable[Target], figures: Mapping[str, Any]) -> list[dict[st
     ]
 
 
+def check_rows(
+    rows: Sequence[Mapping[str, Any]], key: str, targets: Iterable[Target]
+) -> list[dict[str, Any]]:
+    """:func:`check` for a table: every row's ``targets``, named ``"<row[key]>.<figure>"``."""
+    targets = tuple(targets)
+    return check(
+        [Target(f"{row[key]}.{t.figure}", t.op, t.bound) for row in rows for t in targets],
+        {f"{row[key]}.{name}": value for row in rows for name, value in row.items()},
+    )
+
+
 def mark(met: bool | None) -> str:
     return {True: "[green]met[/]", False: "[red]MISSED[/]", None: "[yellow]n/a[/]"}[met]
 
@@ -262,12 +273,6 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     return result
 
 
-def header(name: str, info: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
-    stdout.print(f"[bold]{name}[/]  {command_line()}")
-    stdout.print(f"machine: {describe(info)}")
-    stdout.print("parameters: " + ", ".join(f"{key}={value}" for key, value in parameters.items()))
-
-
 def targets_table(checked: Sequence[Mapping[str, Any]]) -> Table:
     return table(
         "targets",
@@ -284,27 +289,52 @@ def write_json(path: Path | None, payload: Mapping[str, Any]) -> None:
     stderr.print(f"figures written to {path}")
 
 
-def payload(
-    name: str,
-    *,
-    quick: bool,
-    info: Mapping[str, Any],
-    parameters: Mapping[str, Any],
-    figures: Mapping[str, Any],
-    checked: Sequence[Mapping[str, Any]],
-    started: float,
-) -> dict[str, Any]:
-    """The JSON document every benchmark writes: figures at the top level, then context."""
-    return {
-        "benchmark": name,
-        **figures,
-        "targets": list(checked),
-        "mode": "quick" if quick else "full",
-        "command": command_line(),
-        "parameters": dict(parameters),
-        "machine": dict(info),
-        "runtime_seconds": round(time.monotonic() - started, 1),
-    }
+@dataclass
+class Run:
+    """One run of a benchmark: its name and options, the machine, and when it started.
+
+    Every benchmark opens with ``run = Run(NAME, args)``, prints ``run.header(parameters)``
+    above its tables and ends with ``run.finish(parameters, figures, checked)``.
+    """
+
+    name: str
+    args: argparse.Namespace
+    info: dict[str, Any] = field(default_factory=machine)
+    started: float = field(default_factory=time.monotonic)
+
+    def header(self, parameters: Mapping[str, Any]) -> None:
+        stdout.print(f"[bold]{self.name}[/]  {command_line()}")
+        stdout.print(f"machine: {describe(self.info)}")
+        stdout.print("parameters: " + ", ".join(f"{k}={v}" for k, v in parameters.items()))
+
+    def payload(
+        self,
+        parameters: Mapping[str, Any],
+        figures: Mapping[str, Any],
+        checked: Sequence[Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        """The JSON document every benchmark writes: figures at the top level, then context."""
+        return {
+            "benchmark": self.name,
+            **figures,
+            "targets": list(checked),
+            "mode": "quick" if self.args.quick else "full",
+            "command": command_line(),
+            "parameters": dict(parameters),
+            "machine": dict(self.info),
+            "runtime_seconds": round(time.monotonic() - self.started, 1),
+        }
+
+    def finish(
+        self,
+        parameters: Mapping[str, Any],
+        figures: Mapping[str, Any],
+        checked: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """The targets table (when there are targets), then the figures to ``--json``."""
+        if checked:
+            stdout.print(targets_table(checked))
+        write_json(self.args.json, self.payload(parameters, figures, checked))
 
 
 # -- servers in subprocesses ----------------------------------------------------------------------

@@ -603,8 +603,7 @@ def main() -> None:
         "sdk_policy": "RefreshPolicy(lead_fraction=0.05, min_lead=0.5, expiry_margin=0.3)",
         "authlib_leeway_s": AUTHLIB_LEEWAY,
     }
-    started = time.monotonic()
-    info = common.machine()
+    run = common.Run(NAME, args)
     overhead = asyncio.run(sdk_overhead(20_000 if args.quick else 200_000))
     tallies, per_round = asyncio.run(
         measure(concurrency, slice_seconds, rounds, ttl, tuple(args.libraries))
@@ -612,7 +611,7 @@ def main() -> None:
     figures = summarise(tallies, per_round, overhead)
     checked = common.check(TARGETS, flat(figures))
 
-    common.header(NAME, info, parameters)
+    run.header(parameters)
     rows: list[list[Any]] = []
     for library, tally in tallies.items():
         if tally.unavailable:
@@ -654,19 +653,7 @@ def main() -> None:
             rows,
         )
     )
-    common.stdout.print(common.targets_table(checked))
-    common.write_json(
-        args.json,
-        common.payload(
-            NAME,
-            quick=args.quick,
-            info=info,
-            parameters=parameters,
-            figures=figures,
-            checked=checked,
-            started=started,
-        ),
-    )
+    run.finish(parameters, figures, checked)
 
 
 if __name__ == "__main__":

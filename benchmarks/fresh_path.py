@@ -60,14 +60,13 @@ def main() -> None:
     rounds = args.rounds or (3 if args.quick else 7)
     if not (1 <= calls <= 10_000_000 and 1 <= rounds <= 100):
         parser.error("need 1 <= calls <= 10,000,000 and 1 <= rounds <= 100")
-    started = time.monotonic()
-    info = common.machine()
+    run = common.Run(NAME, args)
 
-    async def run() -> tuple[list[float], list[float]]:
+    async def measured() -> tuple[list[float], list[float]]:
         with common.progress() as bar:
             return await measure(calls, rounds, bar)
 
-    sdk, baseline = asyncio.run(run())
+    sdk, baseline = asyncio.run(measured())
     sdk_ns = statistics.median(sdk) * 1e9
     baseline_ns = statistics.median(baseline) * 1e9
     figures = {
@@ -76,7 +75,7 @@ def main() -> None:
         "ratio_sdk_baseline": common.ratio(sdk_ns, baseline_ns),
     }
     parameters = {"calls_per_round": calls, "rounds": rounds, "statistic": "median"}
-    common.header(NAME, info, parameters)
+    run.header(parameters)
     common.stdout.print(
         common.table(
             f"median of {rounds} rounds of {calls:,} calls",
@@ -88,18 +87,7 @@ def main() -> None:
             ],
         )
     )
-    common.write_json(
-        args.json,
-        common.payload(
-            NAME,
-            quick=args.quick,
-            info=info,
-            parameters=parameters,
-            figures=figures,
-            checked=[],
-            started=started,
-        ),
-    )
+    run.finish(parameters, figures)
 
 
 if __name__ == "__main__":

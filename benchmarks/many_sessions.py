@@ -298,9 +298,9 @@ async def sample(
 
 
 TARGETS = (
-    ("bytes_per_session", "<=", 2048.0),
-    ("lateness_p99_ms", "<=", 250.0),
-    ("expired_served", "==", 0.0),
+    common.Target("bytes_per_session", "<=", 2048.0),
+    common.Target("lateness_p99_ms", "<=", 250.0),
+    common.Target("expired_served", "==", 0.0),
 )
 
 
@@ -322,8 +322,7 @@ def main() -> None:
         "store": "MemoryStore (the default)",
         "memory": "tracemalloc, seeding + restore only",
     }
-    started = time.monotonic()
-    info = common.machine()
+    run = common.Run(NAME, args)
 
     async def run_all() -> list[dict[str, Any]]:
         rows = []
@@ -335,15 +334,9 @@ def main() -> None:
         return rows
 
     rows = asyncio.run(run_all())
-    targets = [
-        common.Target(f"{row['sessions']}.{figure}", op, bound)  # type: ignore[arg-type]
-        for row in rows
-        for figure, op, bound in TARGETS
-    ]
-    flat = {f"{row['sessions']}.{key}": value for row in rows for key, value in row.items()}
-    checked = common.check(targets, flat)
+    checked = common.check_rows(rows, "sessions", TARGETS)
 
-    common.header(NAME, info, parameters)
+    run.header(parameters)
     common.stdout.print(
         common.table(
             f"token sets renewed by one manager's scheduler, {seconds:g}-s window",
@@ -378,19 +371,7 @@ def main() -> None:
             ],
         )
     )
-    common.stdout.print(common.targets_table(checked))
-    common.write_json(
-        args.json,
-        common.payload(
-            NAME,
-            quick=args.quick,
-            info=info,
-            parameters=parameters,
-            figures={"rows": rows},
-            checked=checked,
-            started=started,
-        ),
-    )
+    run.finish(parameters, {"rows": rows}, checked)
 
 
 if __name__ == "__main__":

@@ -243,9 +243,9 @@ async def run_row(
 
 
 TARGETS = (
-    ("token_calls_per_expiry", "<=", 1.05),
-    ("reuse_violations", "==", 0.0),
-    ("reauth_required", "==", 0.0),
+    common.Target("token_calls_per_expiry", "<=", 1.05),
+    common.Target("reuse_violations", "==", 0.0),
+    common.Target("reauth_required", "==", 0.0),
 )
 
 
@@ -283,8 +283,7 @@ def main() -> None:
         "policy": POLICY_TEXT,
         "token": "Everifin Keycloak realm, refresh-token rotation with reuse detection",
     }
-    started = time.monotonic()
-    info = common.machine()
+    run = common.Run(NAME, args)
 
     async def run_all() -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -321,15 +320,9 @@ def main() -> None:
         return rows
 
     rows = asyncio.run(run_all())
-    targets = [
-        common.Target(f"{row['store']}.{figure}", op, bound)  # type: ignore[arg-type]
-        for row in rows
-        for figure, op, bound in TARGETS
-    ]
-    flat = {f"{row['store']}.{key}": value for row in rows for key, value in row.items()}
-    checked = common.check(targets, flat)
+    checked = common.check_rows(rows, "store", TARGETS)
 
-    common.header(NAME, info, parameters)
+    run.header(parameters)
     columns = [
         "store",
         "workers",
@@ -369,19 +362,7 @@ def main() -> None:
             table_rows,
         )
     )
-    common.stdout.print(common.targets_table(checked))
-    common.write_json(
-        args.json,
-        common.payload(
-            NAME,
-            quick=args.quick,
-            info=info,
-            parameters=parameters,
-            figures={"rows": rows},
-            checked=checked,
-            started=started,
-        ),
-    )
+    run.finish(parameters, {"rows": rows}, checked)
 
 
 if __name__ == "__main__":

@@ -9,18 +9,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aioresponses import aioresponses
 
-from aiofinaccess import ClientCredentials, Everifin, FinApi, Provider, SessionManager
+from aiofinaccess import SessionManager
 from aiofinaccess.stores.memory import MemoryStore
 from tests.support import aioresponses_shim
 from tests.support.fakes import FakeClock, RecordingHandler
+from tests.support.tokens import EVERIFIN, EVERIFIN_CLIENT, FINAPI, FINAPI_CLIENT
 
 aioresponses_shim.install()
-
-FINAPI = FinApi.sandbox()
-EVERIFIN = Everifin.stage()
-FINAPI_CLIENT = ClientCredentials("finapi-client", "finapi-client-secret-123")
-EVERIFIN_CLIENT = ClientCredentials("everifin-client", "everifin-client-secret-456")
-
 
 # Tokens the sandbox and the test servers issue (recognisable by their prefixes), and the
 # fixed secrets the suite configures. None may ever reach a log record.
@@ -86,21 +81,3 @@ async def manager(clock: FakeClock, store: MemoryStore) -> AsyncIterator[Session
         manager.register(FINAPI, FINAPI_CLIENT)
         manager.register(EVERIFIN, EVERIFIN_CLIENT)
         yield manager
-
-
-def token_body(
-    access: str = "AT-1", refresh: str | None = "RT-1", expires_in: int = 300, **extra: object
-) -> dict[str, object]:
-    body: dict[str, object] = {
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-    }
-    if refresh is not None:
-        body["refresh_token"] = refresh
-    body.update(extra)
-    return body
-
-
-def token_url(provider: Provider) -> str:
-    return str(provider.token_url)

@@ -4,30 +4,16 @@ brings only what changed."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 from aiofinaccess import ReauthRequired, SQLiteStore, TokenSet
 from aiofinaccess.sandbox import Sandbox
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_worker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("worker_example", ROOT / "examples/worker.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.support.examples import load_example
 
 
 async def test_the_worker_syncs_every_connected_user(sandbox: Sandbox, tmp_path: Path) -> None:
-    worker = load_worker()
+    worker = load_example("worker")
     path = tmp_path / "tokens.db"
     # The web process: two users connect; a third one's session is already dead.
     async with worker.make_manager(sandbox.base_url, SQLiteStore(path)) as web:

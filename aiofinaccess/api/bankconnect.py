@@ -21,16 +21,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import attrs
 
 from ..core._json import parse_json
 from ..core.errors import UnexpectedResponseError, ValidationError
-from ..oauth.transport import HttpResponse
-from ..session.manager import SessionManager
 from .models import format_instant, read_model
 from .pipeline import ApiClient, Endpoint, EndUser, everifin_context
+
+if TYPE_CHECKING:
+    from ..oauth.transport import HttpResponse
+    from ..session.manager import SessionManager
 
 __all__ = [
     "Account",

@@ -24,13 +24,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from decimal import Decimal
-from typing import Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
 import attrs
 from multidict import MultiDict
 
 from ..core.errors import ConfigurationError, ValidationError
-from ..session.manager import SessionManager
 from .finapi_filters import AccountFilters, TransactionFilters, add_ids, add_param, id_list
 from .finapi_models import (
     BankConnection,
@@ -46,6 +45,9 @@ from .finapi_models import (
 )
 from .pipeline import ApiClient, Endpoint, EndUser, finapi_context
 from .webform import WebForm, WebFormCallbacks, _read_form
+
+if TYPE_CHECKING:
+    from ..session.manager import SessionManager
 
 # The filters live in finapi_filters and are re-exported here, where they are used.
 __all__ = ["AccountFilters", "FinApiData", "FinApiDataRoutes", "TransactionFilters"]

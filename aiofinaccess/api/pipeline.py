@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
 import attrs
@@ -51,8 +51,10 @@ from ..oauth.transport import (
     new_request_id,
     send,
 )
-from ..session.manager import SessionManager
 from ..session.retrying import Retrier
+
+if TYPE_CHECKING:
+    from ..session.manager import SessionManager
 
 __all__ = ["ApiClient", "EndUser", "Endpoint", "everifin_context", "finapi_context"]
 

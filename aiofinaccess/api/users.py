@@ -15,15 +15,17 @@ field); refusals come back typed, e.g. a taken user id is
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from ..core.errors import ValidationError
 from ..core.tokens import Secret
-from ..session.manager import SessionManager
 from .models import read_model, to_wire
 from .pipeline import ApiClient, Endpoint, EndUser, finapi_context
+
+if TYPE_CHECKING:
+    from ..session.manager import SessionManager
 
 __all__ = ["NewUser", "PasswordChange", "User", "UserChanges", "Users"]
 

@@ -28,16 +28,18 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import attrs
 
 from ..core._json import parse_json
 from ..core.errors import ConfigurationError, ValidationError
-from ..session.manager import SessionManager
 from .models import read_model, to_wire
 from .pipeline import ApiClient, Endpoint, EndUser, finapi_context
+
+if TYPE_CHECKING:
+    from ..session.manager import SessionManager
 
 __all__ = [
     "AccountType",

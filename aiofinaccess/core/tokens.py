@@ -5,7 +5,8 @@ Theory of operation
 * Every secret (access, refresh and ID tokens, client secrets, passwords, PKCE verifiers,
   authorization codes) travels as a :class:`Secret`. Its ``repr``/``str``/``format`` print
   ``'***'``, so a secret cannot leak through logging, an exception message or an attrs repr
-  by accident. The only ways out are :meth:`Secret.reveal` and the store/wire converter.
+  by accident. The only ways out are :meth:`Secret.reveal` and the store converter
+  (:mod:`aiofinaccess.core.convert`).
 * A :class:`TokenSet` keeps its expiry twice: as wall-clock UNIX seconds (what a store
   persists) and as an :class:`Anchor` that ties those wall-clock values to the monotonic
   clock at the moment the token request was *sent*. Lifetimes are measured from the send
@@ -26,8 +27,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
-import cattrs
-import cattrs.gen
 
 from .errors import ConfigurationError, TokenResponseError
 
@@ -39,9 +38,7 @@ __all__ = [
     "TokenKey",
     "TokenSet",
     "client_label",
-    "display_converter",
     "parse_token_response",
-    "store_converter",
 ]
 
 REDACTED: Final = "***"
@@ -382,36 +379,3 @@ def parse_token_response(
         extra={k: v for k, v in body.items() if k not in _KNOWN_FIELDS},
         anchor=sent,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Converters
-
-
-def _make_converter(*, reveal: bool) -> cattrs.Converter:
-    converter = cattrs.Converter()
-    if reveal:
-        converter.register_unstructure_hook(Secret, Secret.reveal)
-    else:
-        converter.register_unstructure_hook(Secret, lambda _secret: REDACTED)
-    converter.register_structure_hook(Secret, lambda value, _type: Secret(value))
-    converter.register_structure_hook_func(
-        lambda type_: type_ == Mapping[str, Any],
-        lambda value, _type: dict(value) if isinstance(value, Mapping) else {},
-    )
-    omit_anchor = cattrs.gen.override(omit=True)
-    converter.register_unstructure_hook(
-        TokenSet, cattrs.gen.make_dict_unstructure_fn(TokenSet, converter, anchor=omit_anchor)
-    )
-    converter.register_structure_hook(
-        TokenSet, cattrs.gen.make_dict_structure_fn(TokenSet, converter, anchor=omit_anchor)
-    )
-    return converter
-
-
-#: Converter for persisting token sets: reveals secrets. Only stores (and the encryption layer
-#: in front of them) may use it.
-store_converter: Final = _make_converter(reveal=True)
-
-#: Converter for showing token sets to people: every secret becomes ``'***'``.
-display_converter: Final = _make_converter(reveal=False)

@@ -21,14 +21,16 @@ the provider: ``attrs.evolve(provider, extra_api_origins=("https://files.example
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import aiohttp
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 
 from ..core.errors import ConfigurationError
 from ..oauth.providers import Origin, Provider, origin_of
-from ..session.manager import SessionManager
+
+if TYPE_CHECKING:
+    from ..session.manager import SessionManager
 
 __all__ = ["BearerAuth"]
 

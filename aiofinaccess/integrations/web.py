@@ -35,7 +35,7 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 from aiohttp import web
@@ -50,9 +50,11 @@ from ..core.errors import (
     StoreError,
 )
 from ..oauth.authorization import AuthorizationRequest
-from ..oauth.providers import Provider
-from ..session.manager import SessionManager
 from ..stores import PendingAuthorizations
+
+if TYPE_CHECKING:
+    from ..oauth.providers import Provider
+    from ..session.manager import SessionManager
 
 __all__ = ["ConnectFlow", "Connected", "ExchangeFailed", "UserId", "WebConnect"]
 

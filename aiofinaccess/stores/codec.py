@@ -35,8 +35,9 @@ import json
 from collections.abc import Sequence
 from typing import Any, Final, Literal, Protocol
 
+from ..core.convert import store_converter
 from ..core.errors import ConfigurationError, StoreError
-from ..core.tokens import TokenSet, store_converter
+from ..core.tokens import TokenSet
 
 __all__ = ["FernetCodec", "JsonCodec", "RecordKind", "TokenCodec"]
 

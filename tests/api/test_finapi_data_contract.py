@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from openapi_core import OpenAPI
-from openapi_core.testing import MockRequest, MockResponse
 
 from aiofinaccess import SessionManager
 from aiofinaccess.api.finapi_data import AccountFilters, FinApiData, TransactionFilters
@@ -29,18 +25,18 @@ from aiofinaccess.api.pipeline import EndUser
 from aiofinaccess.core.errors import BadRequestError, NotFoundError, UnprocessableEntityError
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.sandbox.state import Exchange
+from tests.support.contract import spec, spec_document, validate_exchange
 from tests.support.finapi_journey import import_connection, press
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")
 
-SPECS = Path(__file__).parent.parent / "specs"
 ACCESS_HOST = "https://sandbox.finapi.io"
 WEB_FORM_HOST = "https://webform-sandbox.finapi.io"
 USER = "contract-data"
 
 
 def _access_spec() -> OpenAPI:
-    document = yaml.safe_load((SPECS / "finapi-access-v1-data.yaml").read_text())
+    document = spec_document("finapi-access-v1-data.yaml")
     schemas = document["components"]["schemas"]
     # The spec marks fields nullable next to an `allOf` (Transaction.currency, Bank.bankGroup,
     # BankConnection.lastManualUpdate...); OpenAPI 3.0 validators do not carry `nullable` into
@@ -57,47 +53,15 @@ def _access_spec() -> OpenAPI:
     return OpenAPI.from_dict(document)
 
 
-def _web_form_spec() -> OpenAPI:
-    document = yaml.safe_load((SPECS / "finapi-webform2-update.yaml").read_text())
-    document["components"]["securitySchemes"]["BearerAccessToken"].pop("name", None)
-    return OpenAPI.from_dict(document)
-
-
 ACCESS = _access_spec()
-WEB_FORMS = _web_form_spec()
-
-
-def _request(exchange: Exchange, host: str) -> MockRequest:
-    args: dict[str, list[str]] = defaultdict(list)
-    for name, value in exchange.query_pairs:
-        args[name].append(value)
-    return MockRequest(
-        host,
-        exchange.method.lower(),
-        exchange.path,
-        args=dict(args),
-        headers=exchange.headers,
-        data=exchange.body or None,
-        content_type=exchange.content_type,
-    )
+WEB_FORMS = spec("finapi-webform2-update.yaml")
 
 
 def validate(exchange: Exchange, *, request_too: bool = True) -> None:
-    """Validate one exchange (the request too, unless it breaks the spec on purpose)."""
+    """Validate one exchange against the spec of its host."""
     web_form = exchange.path.startswith("/api/webForms")
     spec, host = (WEB_FORMS, WEB_FORM_HOST) if web_form else (ACCESS, ACCESS_HOST)
-    request = _request(exchange, host)
-    if request_too:
-        spec.validate_request(request)
-    spec.validate_response(
-        request,
-        MockResponse(
-            exchange.response_body,
-            exchange.status,
-            exchange.response_headers,
-            exchange.response_content_type,
-        ),
-    )
+    validate_exchange(spec, host, exchange, request_too=request_too)
 
 
 @pytest.fixture

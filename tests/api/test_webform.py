@@ -12,16 +12,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import attrs
 import pytest
-import yaml
 from aiohttp import web
 from openapi_core import OpenAPI
-from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
 from yarl import URL
 
@@ -48,6 +45,7 @@ from aiofinaccess.core.errors import (
 )
 from aiofinaccess.core.tokens import ClientCredentials
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
+from tests.support.contract import spec_document, validate_exchange
 
 # openapi-core cannot check Web Form 2.0's OAuth2 security scheme and says so once per
 # request; the bearer header itself is what the sandbox checks.
@@ -57,16 +55,7 @@ PASSWORD = "web-form-password-1"
 SPEC_HOST = "https://webform-sandbox.finapi.io"
 
 
-def _load_document() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load(
-        (Path(__file__).parent.parent / "specs" / "finapi-webform2-import.yaml").read_text()
-    )
-    # finAPI's scheme has a `name`, which OpenAPI 3.0 allows on apiKey schemes only.
-    document["components"]["securitySchemes"]["BearerAccessToken"].pop("name", None)
-    return document
-
-
-DOCUMENT = _load_document()
+DOCUMENT = spec_document("finapi-webform2-import.yaml")
 SPEC = OpenAPI.from_dict(DOCUMENT)
 
 
@@ -74,29 +63,10 @@ def validate_exchanges(sandbox: Sandbox) -> set[int]:
     """Validate every Web Form API exchange in the journal; return the statuses seen."""
     statuses = set()
     for exchange in sandbox.state.journal:
-        if not exchange.path.startswith("/api/webForms"):
-            continue
-        request = MockRequest(
-            SPEC_HOST,
-            exchange.method.lower(),
-            exchange.path,
-            args=exchange.query,
-            headers=exchange.headers,
-            data=exchange.body or None,
-            content_type=exchange.content_type,
-        )
-        if exchange.status != 400:  # a refused body is, by design, not a valid request
-            SPEC.validate_request(request)
-        SPEC.validate_response(
-            request,
-            MockResponse(
-                exchange.response_body,
-                exchange.status,
-                exchange.response_headers,
-                exchange.response_content_type,
-            ),
-        )
-        statuses.add(exchange.status)
+        if exchange.path.startswith("/api/webForms"):
+            # A refused body is, by design, not a valid request.
+            validate_exchange(SPEC, SPEC_HOST, exchange, request_too=exchange.status != 400)
+            statuses.add(exchange.status)
     return statuses
 
 

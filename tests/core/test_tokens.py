@@ -7,14 +7,9 @@ import pickle
 import pytest
 
 from aiofinaccess import ClientCredentials, ConfigurationError, Secret, TokenKey, TokenSet
+from aiofinaccess.core.convert import display_converter, store_converter
 from aiofinaccess.core.errors import TokenResponseError
-from aiofinaccess.core.tokens import (
-    Anchor,
-    client_label,
-    display_converter,
-    parse_token_response,
-    store_converter,
-)
+from aiofinaccess.core.tokens import Anchor, client_label, parse_token_response
 
 SENT = Anchor(wall=1_000.0, monotonic=50.0)
 

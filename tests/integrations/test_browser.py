@@ -10,13 +10,10 @@ Without chromium or Playwright the test is skipped on a laptop and fails when ``
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,8 +22,8 @@ from aiohttp import web
 
 from aiofinaccess import TokenKey
 from aiofinaccess.sandbox import Sandbox
+from tests.support.examples import load_example
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 # Quiet and self-contained: no sandboxing a container cannot offer, no GPU, no calls home.
 CHROMIUM_ARGS = [
@@ -54,18 +51,6 @@ def require_browser() -> Any:
             pytest.fail(f"the browser test must run in CI: {reason}")
         pytest.skip(reason)
     return async_api
-
-
-def load_example(name: str) -> ModuleType:
-    """``examples/{name}.py`` as a module (examples are scripts, not a package)."""
-    path = ROOT / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_example", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @asynccontextmanager

@@ -32,8 +32,8 @@ from aiofinaccess import (
     TokenResponseError,
     discover,
 )
-from tests.conftest import token_body
 from tests.support.fakes import FakeClock
+from tests.support.tokens import token_body
 
 CLIENT = ClientCredentials("my-client", "my-secret")
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from json import dumps, loads
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-import yaml
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
+from tests.support.contract import spec_document, validate_exchange
 
 # openapi-core cannot check finAPI's OAuth2 password-flow security scheme and says so once per
 # request; the bearer header itself is what the sandbox checks.
@@ -27,9 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarn
 
 
 def _load_spec() -> OpenAPI:
-    document = yaml.safe_load(
-        (Path(__file__).parent.parent / "specs" / "finapi-access-v1-users.yaml").read_text()
-    )
+    document = spec_document("finapi-access-v1-users.yaml")
     # The spec marks multiStepAuthentication nullable next to an allOf; OpenAPI 3.0 validators
     # do not carry `nullable` into allOf, so finAPI's own `null` would fail. Loosen that one field.
     details = document["components"]["schemas"]["ErrorDetails"]["properties"]
@@ -295,23 +292,5 @@ async def test_every_request_the_sdk_sends_validates(sandbox: Sandbox) -> None:
         ("POST", "/api/v1/users/executePasswordChange"),
     }
     for exchange in journal:
-        request = MockRequest(
-            SPEC_HOST,
-            exchange.method.lower(),
-            exchange.path,
-            args=exchange.query,
-            headers=exchange.headers,
-            data=exchange.body or None,
-            content_type=exchange.content_type,
-        )
-        SPEC.validate_request(request)
-        SPEC.validate_response(
-            request,
-            MockResponse(
-                exchange.response_body,
-                exchange.status,
-                exchange.response_headers,
-                exchange.response_content_type,
-            ),
-        )
+        validate_exchange(SPEC, SPEC_HOST, exchange)
     assert len(journal) >= len(sent)

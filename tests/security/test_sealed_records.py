@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 
 from aiofinaccess import FernetCodec, JsonCodec, SQLiteStore, StoreError, TokenKey, TokenSet
 from aiofinaccess.cli.main import main
-from aiofinaccess.core.tokens import store_converter
+from aiofinaccess.core.convert import store_converter
 from aiofinaccess.stores.migrate import reseal
 from aiofinaccess.stores.redis import RedisStore
 from tests.support.redis_server import running_redis

@@ -31,7 +31,7 @@ from aiofinaccess import (
     StateMismatchError,
     discover,
 )
-from aiofinaccess.core.tokens import display_converter
+from aiofinaccess.core.convert import display_converter
 from tests.support.fake_provider import (
     CLIENT_ID,
     CLIENT_SECRET,

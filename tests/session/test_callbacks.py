@@ -29,8 +29,16 @@ from aiofinaccess import (
 )
 from aiofinaccess.session.events import Event
 from aiofinaccess.stores.memory import MemoryStore
-from tests.conftest import EVERIFIN, EVERIFIN_CLIENT, FINAPI, FINAPI_CLIENT, token_body, token_url
 from tests.support.fakes import FakeClock
+from tests.support.tokens import (
+    EVERIFIN,
+    EVERIFIN_CLIENT,
+    FINAPI,
+    FINAPI_CLIENT,
+    expired_set,
+    token_body,
+    token_url,
+)
 
 #: Nobody listens on port 1: connecting is refused at once.
 UNREACHABLE = "redis://127.0.0.1:1/0"
@@ -40,11 +48,6 @@ USER = "customer-4711@example.org"
 def fresh(clock: FakeClock) -> TokenSet:
     now = clock.wall()
     return TokenSet("AT-0", issued_at=now, expires_at=now + 3600, refresh_token="RT-0")
-
-
-def expired(clock: FakeClock) -> TokenSet:
-    now = clock.wall()
-    return TokenSet("AT-0", issued_at=now - 600, expires_at=now - 300, refresh_token="RT-0")
 
 
 # -- sync/async mix-ups ---------------------------------------------------------------------------
@@ -103,7 +106,7 @@ async def test_a_lambda_returning_a_coroutine_is_closed_and_logged(
         ran.append(event)
 
     manager.subscribe(lambda event: handle(event))  # noqa: PLW0108  (the point of the test)
-    await manager.store_token_set(EVERIFIN, USER, expired(clock))
+    await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
     mocked.post(token_url(EVERIFIN), payload=token_body("AT-1", "RT-1"))
     with caplog.at_level(logging.ERROR, logger="aiofinaccess"):
         assert await manager.access_token(EVERIFIN, USER) == "AT-1"
@@ -204,7 +207,7 @@ async def test_reauth_hook_names_the_user_and_logs_keep_the_hash(
 
     manager.on_reauth_required(ask_to_reconnect)
     manager.subscribe(seen.append)
-    await manager.store_token_set(EVERIFIN, USER, expired(clock))
+    await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
     mocked.post(token_url(EVERIFIN), status=400, payload={"error": "invalid_grant"})
     caplog.set_level(logging.DEBUG, logger="aiofinaccess")  # whatever an earlier test set
     with pytest.raises(ReauthorizationRequired) as info:
@@ -232,7 +235,7 @@ async def test_every_renewal_event_carries_the_subject(
 ) -> None:
     seen: list[Event] = []
     unsubscribe = manager.subscribe(seen.append)
-    await manager.store_token_set(EVERIFIN, USER, expired(clock))
+    await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
     mocked.post(token_url(EVERIFIN), payload=token_body("AT-1", "RT-1"))
     assert await manager.access_token(EVERIFIN, USER) == "AT-1"
     unsubscribe()
@@ -251,7 +254,7 @@ async def test_a_failing_reauth_callback_is_logged_without_the_user(
 
     caplog.set_level(logging.DEBUG, logger="aiofinaccess")
     manager.on_reauth_required(broken)
-    await manager.store_token_set(EVERIFIN, USER, expired(clock))
+    await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
     mocked.post(token_url(EVERIFIN), status=400, payload={"error": "invalid_grant"})
     with pytest.raises(ReauthorizationRequired):
         await manager.access_token(EVERIFIN, USER)

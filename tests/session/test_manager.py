@@ -25,24 +25,18 @@ from aiofinaccess import (
     UsageError,
 )
 from aiofinaccess.stores.memory import MemoryStore
-from tests.conftest import EVERIFIN, FINAPI, FINAPI_CLIENT, token_body, token_url
 from tests.support.fakes import FailingStore, FakeClock
+from tests.support.tokens import (
+    EVERIFIN,
+    FINAPI,
+    FINAPI_CLIENT,
+    expired_set,
+    token_body,
+    token_requests,
+    token_url,
+)
 
 USER = "user-1"
-
-
-def expired_set(clock: FakeClock, access: str = "AT-0", refresh: str | None = "RT-0") -> TokenSet:
-    """A token set that expired 100 s ago."""
-    return TokenSet(
-        access_token=access,
-        refresh_token=refresh,
-        issued_at=clock.wall() - 400,
-        expires_at=clock.wall() - 100,
-    )
-
-
-def token_requests(mocked: aioresponses, url: str) -> list[Any]:
-    return mocked.requests.get(("POST", URL(url)), [])
 
 
 class TestSingleFlight:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -24,32 +23,19 @@ from aiofinaccess import (
 )
 from aiofinaccess.session.events import Event, ReauthRequired, Refreshed, RefreshFailed, Rotated
 from aiofinaccess.stores.memory import MemoryStore
-from tests.conftest import EVERIFIN, FINAPI, FINAPI_CLIENT, token_body, token_url
-from tests.support.fakes import FakeClock
+from tests.support.fakes import FakeClock, eventually
+from tests.support.tokens import (
+    EVERIFIN,
+    FINAPI,
+    FINAPI_CLIENT,
+    expired_set,
+    token_body,
+    token_requests,
+    token_url,
+)
 
 USER = "user-1"
 KEY = TokenKey(EVERIFIN.name, USER)
-
-
-def expired(clock: FakeClock, access: str = "AT-0", refresh: str = "RT-0") -> TokenSet:
-    return TokenSet(
-        access_token=access,
-        refresh_token=refresh,
-        issued_at=clock.wall() - 400,
-        expires_at=clock.wall() - 100,
-    )
-
-
-def requests_to(mocked: aioresponses, url: str) -> int:
-    return len(mocked.requests.get(("POST", URL(url)), []))
-
-
-async def eventually(condition: Callable[[], bool], rounds: int = 100_000) -> None:
-    for _ in range(rounds):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never held")
 
 
 @pytest.fixture
@@ -57,7 +43,7 @@ async def manager(clock: FakeClock, store: MemoryStore) -> Any:
     async with SessionManager(store=store, clock=clock, scheduler=False) as manager:
         manager.register(EVERIFIN, ClientCredentials("c", "s"))
         manager.register(FINAPI, FINAPI_CLIENT)
-        await manager.store_token_set(EVERIFIN, USER, expired(clock))
+        await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
         yield manager
 
 
@@ -89,14 +75,14 @@ class TestRetries:
         """Retry-After beyond max_retry_after fails the call; the scheduler retries after it."""
         async with SessionManager(store=store, clock=clock) as manager:
             manager.register(EVERIFIN, ClientCredentials("c", "s"))
-            await store.put(KEY, expired(clock), expected_version=None)
+            await store.put(KEY, expired_set(clock), expected_version=None)
             failures: list[Event] = []
             manager.subscribe(failures.append)
             mocked.post(token_url(EVERIFIN), status=429, headers={"Retry-After": "30"}, payload={})
             mocked.post(token_url(EVERIFIN), payload=token_body("AT-1", "RT-1"))
             started = clock.monotonic()
             await manager.restore()
-            await eventually(lambda: requests_to(mocked, token_url(EVERIFIN)) == 2)
+            await eventually(lambda: len(token_requests(mocked, token_url(EVERIFIN))) == 2)
             await manager.wait_idle()
             assert clock.monotonic() - started >= 30
             failed = [event for event in failures if isinstance(event, RefreshFailed)]
@@ -126,7 +112,7 @@ class TestAmbiguousRotatingRefresh:
 
         mocked.post(token_url(EVERIFIN), callback=rotated_elsewhere_then_timeout)
         assert await manager.access_token(EVERIFIN, USER) == "AT-OTHER"
-        assert requests_to(mocked, token_url(EVERIFIN)) == 1
+        assert len(token_requests(mocked, token_url(EVERIFIN))) == 1
 
     async def test_retried_at_most_once(
         self, manager: SessionManager, mocked: aioresponses
@@ -136,7 +122,7 @@ class TestAmbiguousRotatingRefresh:
         with pytest.raises(TransportError) as info:
             await manager.access_token(EVERIFIN, USER)
         assert info.value.request_sent is True
-        assert requests_to(mocked, token_url(EVERIFIN)) == 2
+        assert len(token_requests(mocked, token_url(EVERIFIN))) == 2
 
     async def test_a_500_is_ambiguous_too(
         self, manager: SessionManager, mocked: aioresponses
@@ -145,7 +131,7 @@ class TestAmbiguousRotatingRefresh:
         mocked.post(token_url(EVERIFIN), status=500, payload={"error": "server_error"}, repeat=True)
         with pytest.raises(ApiError):
             await manager.access_token(EVERIFIN, USER)
-        assert requests_to(mocked, token_url(EVERIFIN)) == 2
+        assert len(token_requests(mocked, token_url(EVERIFIN))) == 2
 
     async def test_non_rotating_grants_use_every_attempt(
         self, manager: SessionManager, mocked: aioresponses
@@ -154,7 +140,7 @@ class TestAmbiguousRotatingRefresh:
         mocked.post(token_url(FINAPI), exception=TimeoutError(), repeat=True)
         with pytest.raises(TransportError):
             await manager.access_token(FINAPI)
-        assert requests_to(mocked, token_url(FINAPI)) == RetryPolicy().attempts
+        assert len(token_requests(mocked, token_url(FINAPI))) == RetryPolicy().attempts
 
 
 class TestDeadGrants:
@@ -169,7 +155,7 @@ class TestDeadGrants:
             mocked.post(
                 token_url(EVERIFIN), status=400, payload={"error": "invalid_grant"}, repeat=True
             )
-            await store.put(KEY, expired(clock), expected_version=None)
+            await store.put(KEY, expired_set(clock), expected_version=None)
             await manager.restore()
             await eventually(lambda: any(isinstance(event, ReauthRequired) for event in events))
             clock.advance(3600)
@@ -177,7 +163,7 @@ class TestDeadGrants:
                 await asyncio.sleep(0)
             with pytest.raises(ReauthorizationRequired):
                 await manager.access_token(EVERIFIN, USER)
-            assert requests_to(mocked, token_url(EVERIFIN)) == 1
+            assert len(token_requests(mocked, token_url(EVERIFIN))) == 1
             assert await store.get(KEY) is None
             assert manager.stats.reauth_required == 1
 
@@ -192,15 +178,15 @@ class TestDeadGrants:
                 token_url(EVERIFIN), status=400, payload={"error": "invalid_grant"}, repeat=True
             )
             issued = clock.wall()
-            await store.put(KEY, expired(clock), expected_version=None)
+            await store.put(KEY, expired_set(clock), expected_version=None)
             client_set = TokenSet(access_token="CT-0", issued_at=issued, expires_at=issued + 100)
             await store.put(manager.key(FINAPI), client_set, expected_version=None)
             mocked.post(
                 token_url(FINAPI), payload=token_body("CT-1", None, expires_in=100), repeat=True
             )
             await manager.restore()
-            await eventually(lambda: requests_to(mocked, token_url(FINAPI)) >= 3)
-            assert requests_to(mocked, token_url(EVERIFIN)) == 1
+            await eventually(lambda: len(token_requests(mocked, token_url(FINAPI))) >= 3)
+            assert len(token_requests(mocked, token_url(EVERIFIN))) == 1
 
 
 class TestObservability:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Any
 
 import pytest
@@ -15,19 +15,10 @@ from yarl import URL
 from aiofinaccess import ClientCredentials, RefreshPolicy, SessionManager, TokenKey, TokenSet
 from aiofinaccess.session.scheduler import RefreshScheduler
 from aiofinaccess.stores.memory import MemoryStore
-from tests.conftest import EVERIFIN, token_url
-from tests.support.fakes import FakeClock, settled_when_idle
+from tests.support.fakes import FakeClock, eventually, settled_when_idle
+from tests.support.tokens import EVERIFIN, token_url
 
 SETS = int(os.environ.get("SCHEDULER_TEST_SETS", "10000"))
-
-
-async def eventually(condition: Callable[[], bool], rounds: int = 10_000) -> None:
-    """Yield to the loop until ``condition()`` holds (bounded: a hang is a failure)."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never held")
 
 
 class TestRefreshScheduler:

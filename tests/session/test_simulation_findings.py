@@ -20,24 +20,11 @@ from aiofinaccess import (
     TokenSet,
 )
 from aiofinaccess.stores.memory import MemoryStore
-from tests.conftest import EVERIFIN, token_body, token_url
 from tests.support.fakes import FakeClock
+from tests.support.tokens import EVERIFIN, expired_set, token_body, token_requests, token_url
 
 USER = "alice"
 CLIENT = ClientCredentials("c", "s")
-
-
-def expired(clock: FakeClock, access: str = "AT-0", refresh: str = "RT-0") -> TokenSet:
-    return TokenSet(
-        access_token=access,
-        refresh_token=refresh,
-        issued_at=clock.wall() - 400,
-        expires_at=clock.wall() - 100,
-    )
-
-
-def requests(mocked: aioresponses) -> list[Any]:
-    return mocked.requests.get(("POST", URL(token_url(EVERIFIN))), [])
 
 
 async def test_an_ambiguous_refresh_waits_a_token_timeout_before_trying_again(
@@ -47,11 +34,11 @@ async def test_an_ambiguous_refresh_waits_a_token_timeout_before_trying_again(
     and replayed the token. The retry now waits until the first surely arrived or died."""
     async with SessionManager(clock=clock, scheduler=False, token_timeout=7.0) as manager:
         manager.register(EVERIFIN, CLIENT)
-        await manager.store_token_set(EVERIFIN, USER, expired(clock))
+        await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
         mocked.post(token_url(EVERIFIN), exception=TimeoutError())
         mocked.post(token_url(EVERIFIN), payload=token_body("AT-1", "RT-1"))
         assert await manager.access_token(EVERIFIN, USER) == "AT-1"
-        assert len(requests(mocked)) == 2
+        assert len(token_requests(mocked, token_url(EVERIFIN))) == 2
         assert max(clock.slept) >= 7.0
 
 
@@ -69,10 +56,10 @@ async def test_an_answer_later_than_its_own_expiry_is_never_handed_out(
 
     async with SessionManager(clock=clock, scheduler=False) as manager:
         manager.register(EVERIFIN, CLIENT)
-        await manager.store_token_set(EVERIFIN, USER, expired(clock))
+        await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
         mocked.post(token_url(EVERIFIN), callback=slow, repeat=True)
         assert await manager.access_token(EVERIFIN, USER) == "AT-2"
-        assert len(requests(mocked)) == 2
+        assert len(token_requests(mocked, token_url(EVERIFIN))) == 2
 
 
 async def test_a_poisoned_key_adopts_a_login_another_process_stored(
@@ -87,14 +74,14 @@ async def test_a_poisoned_key_adopts_a_login_another_process_stored(
     ):
         worker.register(EVERIFIN, CLIENT)
         web.register(EVERIFIN, CLIENT)
-        await worker.store_token_set(EVERIFIN, USER, expired(clock))
+        await worker.store_token_set(EVERIFIN, USER, expired_set(clock))
         mocked.post(token_url(EVERIFIN), status=400, payload={"error": "invalid_grant"})
         with pytest.raises(ReauthorizationRequired):
             await worker.access_token(EVERIFIN, USER)
         fresh = TokenSet("AT-NEW", issued_at=clock.wall(), expires_at=clock.wall() + 300)
         await web.store_token_set(EVERIFIN, USER, fresh)
         assert await worker.access_token(EVERIFIN, USER) == "AT-NEW"
-        assert len(requests(mocked)) == 1
+        assert len(token_requests(mocked, token_url(EVERIFIN))) == 1
 
 
 async def test_an_acquisition_whose_caller_left_leaves_no_unretrieved_exception(
@@ -114,7 +101,7 @@ async def test_an_acquisition_whose_caller_left_leaves_no_unretrieved_exception(
     try:
         async with SessionManager(store=SlowFailingStore(), clock=clock, scheduler=False) as m:
             m.register(EVERIFIN, CLIENT)
-            caller = asyncio.ensure_future(m.store_token_set(EVERIFIN, USER, expired(clock)))
+            caller = asyncio.ensure_future(m.store_token_set(EVERIFIN, USER, expired_set(clock)))
             await asyncio.sleep(0.01)
             caller.cancel()
             await asyncio.gather(caller, return_exceptions=True)

@@ -19,7 +19,7 @@ from aiofinaccess.core.tokens import TokenSet
 from aiofinaccess.session.events import Refreshed
 from aiofinaccess.stores import Versioned
 from aiofinaccess.stores.memory import MemoryStore
-from tests.conftest import EVERIFIN, EVERIFIN_CLIENT
+from tests.support.tokens import EVERIFIN, EVERIFIN_CLIENT
 
 TOKEN_URL = str(EVERIFIN.token_url)
 

@@ -1,4 +1,5 @@
-"""Shared fakes: a clock that never sleeps, stores that fail on demand, a log recorder."""
+"""Shared fakes: a clock that never sleeps, stores that fail on demand, a log recorder, and
+waiting on the loop without a clock."""
 
 from __future__ import annotations
 
@@ -103,3 +104,12 @@ def settled_when_idle(
         raise AssertionError("work did not settle")
 
     return settle
+
+
+async def eventually(condition: Callable[[], bool], rounds: int = 100_000) -> None:
+    """Yield to the loop until ``condition()`` holds (bounded: a hang is a failure)."""
+    for _ in range(rounds):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")

@@ -1,0 +1,49 @@
+"""The cattrs converters of token sets: one that reveals secrets (for stores) and one that
+redacts them (for people).
+
+Kept apart from :mod:`~aiofinaccess.core.tokens` because building them costs more than the
+rest of the token module: only a durable store's codec, or a display, pays for it.
+
+Wall: core; imports the standard library, cattrs and :mod:`~aiofinaccess.core.tokens` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import cattrs
+import cattrs.gen
+
+from .tokens import REDACTED, Secret, TokenSet
+
+__all__ = ["display_converter", "store_converter"]
+
+
+def _make_converter(*, reveal: bool) -> cattrs.Converter:
+    converter = cattrs.Converter()
+    if reveal:
+        converter.register_unstructure_hook(Secret, Secret.reveal)
+    else:
+        converter.register_unstructure_hook(Secret, lambda _secret: REDACTED)
+    converter.register_structure_hook(Secret, lambda value, _type: Secret(value))
+    converter.register_structure_hook_func(
+        lambda type_: type_ == Mapping[str, Any],
+        lambda value, _type: dict(value) if isinstance(value, Mapping) else {},
+    )
+    omit_anchor = cattrs.gen.override(omit=True)
+    converter.register_unstructure_hook(
+        TokenSet, cattrs.gen.make_dict_unstructure_fn(TokenSet, converter, anchor=omit_anchor)
+    )
+    converter.register_structure_hook(
+        TokenSet, cattrs.gen.make_dict_structure_fn(TokenSet, converter, anchor=omit_anchor)
+    )
+    return converter
+
+
+#: Converter for persisting token sets: reveals secrets. Only stores (and the encryption layer
+#: in front of them) may use it.
+store_converter: Final = _make_converter(reveal=True)
+
+#: Converter for showing token sets to people: every secret becomes ``'***'``.
+display_converter: Final = _make_converter(reveal=False)
