@@ -110,7 +110,8 @@ class SessionManager:
             a dropped one loads again on demand), or ``None`` for no bound.
         duty_batch: Sets claimed per store call by the duty.
         claim_ttl: Seconds a duty claim lasts before the set falls due again for any worker
-            (default ``token_timeout + 2 * lease_ttl``; must exceed ``token_timeout``).
+            (default ``token_timeout + 2 * lease_ttl``; at least ``token_timeout +
+            lease_ttl``, how long a renewal that died after sending fences its set).
         duty_poll: The duty's longest sleep between claims (how soon it sees a set another
             process made due).
     """

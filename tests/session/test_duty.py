@@ -267,7 +267,10 @@ def test_options_are_checked() -> None:
     for options, message in (
         ({"working_set": 0}, "working_set must be a positive number"),
         ({"duty_batch": 0}, "duty_batch must be a positive number"),
-        ({"claim_ttl": 5.0, "token_timeout": 10.0}, "claim_ttl must exceed token_timeout"),
+        (
+            {"claim_ttl": 15.0, "token_timeout": 10.0, "lease_ttl": 10.0},
+            "claim_ttl must be at least token_timeout",
+        ),
         ({"duty_poll": 0.0}, "duty_poll must be a positive number"),
         ({"duty": "yes"}, "duty must be True, False or None"),
     ):
