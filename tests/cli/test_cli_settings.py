@@ -12,8 +12,6 @@ from pathlib import Path
 from aiofinaccess.sandbox import Sandbox
 from tests.cli.test_cli import login, run_cli
 
-__all__ = ["env"]  # the fixture, shared with test_cli
-
 ANSI = re.compile(r"\x1b\[")
 
 
