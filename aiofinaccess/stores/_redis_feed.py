@@ -104,10 +104,10 @@ class ChangeReader:
     async def _run(self) -> None:
         """Relay changes; resubscribe after any failure until cancelled."""
         backoff = 0.1
-        read = self._read_cluster if self._layout.cluster else self._read_node
+        again = False
         while True:
             try:
-                await read()
+                await (self._read_cluster(again) if self._layout.cluster else self._read_node())
             except _Resubscribe:
                 self.subscribed.clear()
                 logger.info("a Redis Cluster slot moved; resubscribing the change feed")
@@ -120,6 +120,7 @@ class ChangeReader:
                     backoff,
                     exc_info=logger.isEnabledFor(logging.DEBUG),
                 )
+            again = True
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
@@ -136,9 +137,11 @@ class ChangeReader:
         finally:
             await pubsub.aclose()
 
-    async def _read_cluster(self) -> None:
-        # Refresh the slot map first: after a failover the old one names a demoted primary.
-        await self._client.nodes_manager.initialize()
+    async def _read_cluster(self, again: bool) -> None:
+        if again:  # refresh the slot map: after a failover the old one names a demoted primary
+            await self._client.nodes_manager.initialize()
+        else:  # idempotent, and shared with the client's first command (two would race)
+            await self._client.initialize()
         pubsub = self._client.pubsub()
         readers: list[asyncio.Task[None]] = []
         try:

@@ -187,6 +187,8 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
 end
 return 1
 """
+#: Concurrent per-shard claim scripts per store (redis-py allows 100 connections per node).
+_FANOUT = 16
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
@@ -335,6 +337,7 @@ class RedisStore:
         self._checked: asyncio.Future[None] | None = None
         self._feed = ChangeReader(client, self._layout, lambda: self._closed)
         self._releases: set[asyncio.Task[None]] = set()
+        self._fanout = asyncio.Semaphore(_FANOUT)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._target}, prefix={self._prefix!r})"
@@ -473,7 +476,7 @@ class RedisStore:
         else:
             plan = allocate(await self._due_heads(now), limit)
             calls = [  # a cluster pipeline cannot carry scripts: one call per shard
-                self._claim(keys=[self._layout.due(shard)], args=[start, count, deadline])
+                self._fanned(self._claim, [self._layout.due(shard)], [start, count, deadline])
                 for shard, count in plan.items()
             ]
             replies = await self._call("claim", None, asyncio.gather(*calls))
@@ -485,6 +488,12 @@ class RedisStore:
                 except ValueError:
                     logger.warning("the Redis store holds a malformed token key; skipping it")
         return claimed
+
+    async def _fanned(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run ``script`` with at most :data:`_FANOUT` such calls in flight per store: redis-py
+        refuses (rather than queues) a command beyond a node's connection limit."""
+        async with self._fanout:
+            return await script(keys=keys, args=args)
 
     async def _due_heads(self, now: float) -> dict[int, tuple[float, int]]:
         """shard -> (its most overdue due time, how many are due) for shards with due sets."""
