@@ -105,9 +105,10 @@ class ChangeReader:
         """Relay changes; resubscribe after any failure until cancelled."""
         backoff = 0.1
         again = False
+        on_cluster = hasattr(self._client, "nodes_manager")  # a RedisCluster client
         while True:
             try:
-                await (self._read_cluster(again) if self._layout.cluster else self._read_node())
+                await (self._read_cluster(again) if on_cluster else self._read_node())
             except _Resubscribe:
                 self.subscribed.clear()
                 logger.info("a Redis Cluster slot moved; resubscribing the change feed")
@@ -125,14 +126,26 @@ class ChangeReader:
             backoff = min(backoff * 2, 5.0)
 
     async def _read_node(self) -> None:
+        # One server: the cluster layout (sharded channels) works on it too, through SSUBSCRIBE.
+        sharded = self._layout.cluster
         pubsub = self._client.pubsub()
         try:
-            await pubsub.subscribe(*self._layout.channels())
+            channels = self._layout.channels()
+            if sharded:
+                await pubsub.ssubscribe(*channels)
+            else:
+                await pubsub.subscribe(*channels)
+            confirmed = 0
             while True:
                 message = await pubsub.get_message(timeout=None)
-                if message is not None and message["type"] == "subscribe":
-                    self.subscribed.set()
-                elif message is not None and message["type"] == "message":
+                if message is None:
+                    continue
+                kind = _text(message["type"])
+                if kind in ("subscribe", "ssubscribe"):
+                    confirmed += 1
+                    if confirmed == len(channels):
+                        self.subscribed.set()
+                elif kind in ("message", "smessage"):
                     self._relay(_text(message["data"]))
         finally:
             await pubsub.aclose()

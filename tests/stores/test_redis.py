@@ -495,3 +495,22 @@ async def test_claim_throughput_in_batches_of_100(store: RedisStore) -> None:
     print(  # noqa: T201  (the figure the issue asks for, shown with -s)
         f"\nRedis claim throughput: {claimed / elapsed:,.0f} claims/s (batches of 100)"
     )
+
+
+async def test_the_cluster_layout_on_one_server_has_a_change_feed(
+    redis_url: str, prefix: str
+) -> None:
+    """Sharded channels through a plain client (``cluster=True`` on one server)."""
+    writer = RedisStore(redis_url, prefix=prefix, cluster=True, shards=4)
+    reader = RedisStore(redis_url, prefix=prefix, cluster=True, shards=4)
+    try:
+        feed = reader.changes()
+        await reader.wait_subscribed()
+        keys = [TokenKey("everifin", f"u{n}") for n in range(12)]
+        versions = {key: await writer.put(key, sample(), expected_version=None) for key in keys}
+        async with asyncio.timeout(2):
+            heard = dict([await anext(feed) for _ in keys])
+        assert heard == versions
+    finally:
+        await writer.aclose()
+        await reader.aclose()
