@@ -20,9 +20,8 @@ from aiofinaccess import StoreConflictError, StoreError, TokenKey
 from aiofinaccess.stores import ChangeFeed, RefreshDuty
 from aiofinaccess.stores._redis_layout import Layout
 from aiofinaccess.stores.redis import RedisStore
-
-from ..support.redis_cluster import Cluster, running_cluster
-from .contract import ALICE, DutyContract, StoreContract, sample
+from tests.stores.contract import ALICE, DutyContract, StoreContract, sample
+from tests.support.redis_cluster import Cluster, running_cluster
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
