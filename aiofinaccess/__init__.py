@@ -100,7 +100,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
         Rotated,
     )
     from .session.manager import SessionManager
-    from .stores import ChangeFeed, PendingAuthorizations, TokenStore, Versioned
+    from .stores import ChangeFeed, PendingAuthorizations, RefreshDuty, TokenStore, Versioned
     from .stores.codec import FernetCodec, JsonCodec, TokenCodec
     from .stores.memory import MemoryStore
     from .stores.redis import RedisStore  # needs the `redis` extra
@@ -202,7 +202,7 @@ _HOMES: Final[dict[str, tuple[str, ...]]] = {
         "Rotated",
     ),
     ".session.manager": ("SessionManager",),
-    ".stores": ("ChangeFeed", "PendingAuthorizations", "TokenStore", "Versioned"),
+    ".stores": ("ChangeFeed", "PendingAuthorizations", "RefreshDuty", "TokenStore", "Versioned"),
     ".stores.codec": ("FernetCodec", "JsonCodec", "TokenCodec"),
     ".stores.memory": ("MemoryStore",),
     ".stores.redis": ("RedisStore",),
@@ -292,6 +292,7 @@ __all__ = [
     "ReauthRequired",
     "ReauthorizationRequired",
     "RedisStore",
+    "RefreshDuty",
     "RefreshFailed",
     "RefreshPolicy",
     "Refreshed",
