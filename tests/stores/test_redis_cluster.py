@@ -15,10 +15,12 @@ from collections.abc import AsyncIterator
 import attrs
 import pytest
 import pytest_asyncio
+from redis.asyncio.cluster import RedisCluster
 
 from aiofinaccess import StoreConflictError, StoreError, TokenKey
 from aiofinaccess.stores import ChangeFeed, RefreshDuty
 from aiofinaccess.stores._redis_layout import Layout
+from aiofinaccess.stores.migrate import copy_sets
 from aiofinaccess.stores.redis import RedisStore
 
 from ..support.redis_cluster import Cluster, running_cluster
@@ -270,3 +272,29 @@ async def test_claim_throughput_in_batches_of_100(store: RedisStore) -> None:
     print(  # noqa: T201  (the figure the issue asks for, shown with -s)
         f"\nRedis Cluster claim throughput: {claimed / elapsed:,.0f} claims/s (batches of 100)"
     )
+
+
+async def test_a_single_slot_prefix_of_old_moves_to_the_sharded_layout(
+    cluster: Cluster, prefix: str
+) -> None:
+    """Earlier versions put every key of a cluster in one slot with a hash-tagged prefix:
+    ``cluster=False`` still reads that layout (change feed included), and ``copy_sets``
+    moves it into the sharded one."""
+    client = RedisCluster.from_url(f"redis://127.0.0.1:{cluster.ports[0]}")
+    old = RedisStore(client=client, prefix=f"{{{prefix}}}:", cluster=False)
+    new = RedisStore(cluster.url, prefix=prefix)
+    try:
+        feed = old.changes()
+        await old.wait_subscribed(timeout=10)
+        keys = [TokenKey("everifin", f"user-{n}") for n in range(30)]
+        for key in keys:
+            await old.put(key, sample(), expected_version=None)
+        async with asyncio.timeout(5):
+            assert {(await anext(feed))[0] for _ in keys} == set(keys)
+        assert await copy_sets(old, new, due_at=5.0) == 30
+        claimed = await new.claim_due(now=5.0, limit=100, claim_for=60.0, owner="w")
+        assert sorted(claimed) == sorted(keys)
+    finally:
+        await old.aclose()
+        await new.aclose()
+        await client.aclose()
