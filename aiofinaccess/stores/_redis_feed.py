@@ -105,7 +105,9 @@ class ChangeReader:
         """Relay changes; resubscribe after any failure until cancelled."""
         backoff = 0.1
         again = False
-        on_cluster = hasattr(self._client, "nodes_manager")  # a RedisCluster client
+        # Sharded channels on a RedisCluster client need a subscription per node; anything else
+        # (one server, or an old single-slot layout on a cluster) is one subscription.
+        on_cluster = self._layout.cluster and hasattr(self._client, "nodes_manager")
         while True:
             try:
                 await (self._read_cluster(again) if on_cluster else self._read_node())
@@ -128,7 +130,11 @@ class ChangeReader:
     async def _read_node(self) -> None:
         # One server: the cluster layout (sharded channels) works on it too, through SSUBSCRIBE.
         sharded = self._layout.cluster
-        pubsub = self._client.pubsub()
+        if hasattr(self._client, "nodes_manager"):  # a cluster with the old one-slot layout:
+            await self._client.initialize()  # PUBLISH reaches every node, so listen to one
+            pubsub = self._client.pubsub(node=self._client.get_default_node())
+        else:
+            pubsub = self._client.pubsub()
         try:
             channels = self._layout.channels()
             if sharded:

@@ -115,7 +115,9 @@ class Cluster:
         return time.monotonic() - started
 
     async def wait_ok(self, *, timeout: float = STARTUP_TIMEOUT) -> None:
-        """Until every node says ``cluster_state:ok`` and all agree on who serves each slot."""
+        """Until every node says ``cluster_state:ok``, all agree on who serves each slot, and
+        every replica has finished syncing with its primary (a replica promoted before its
+        first sync would come up empty: no real failover picks one)."""
         deadline = time.monotonic() + timeout
         while True:
             states, maps = [], set()
@@ -123,6 +125,12 @@ class Cluster:
                 info = await self.command(port, "CLUSTER", "INFO")
                 states.append("cluster_state:ok" in info)
                 maps.add(_primaries_of(await self.command(port, "CLUSTER", "NODES")))
+                replication = await self.command(port, "INFO", "replication")
+                if "role:slave" in replication:
+                    states.append(
+                        "master_link_status:up" in replication
+                        and "master_sync_in_progress:0" in replication
+                    )
             if all(states) and len(maps) == 1:
                 return
             if time.monotonic() > deadline:
@@ -154,7 +162,7 @@ async def running_cluster(*, primaries: int = 3, replicas: int = 1) -> AsyncIter
                 command = [server, "--port", str(port), "--bind", "127.0.0.1"]
                 command += ["--cluster-enabled", "yes"]
                 command += ["--cluster-config-file", f"nodes-{port}.conf"]
-                command += ["--cluster-node-timeout", "2000"]
+                command += ["--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"]
                 command += ["--save", "", "--appendonly", "no", "--dir", tmp]
                 command += ["--logfile", str(Path(tmp) / f"redis-{port}.log")]
                 processes.append(
