@@ -110,6 +110,12 @@ def figures(out: Mapping[str, Any], workers: int) -> tuple[dict[str, Any], dict[
         "lateness_p50_s": common.percentile(late, 50),
         "lateness_p99_s": common.percentile(late, 99),
         "lateness_max_s": max(late, default=float("nan")),
+        "workers_cpu_percent": sum(main["cpu"]) / (main["end"] - main["start"]) * 100,
+        **{
+            f"{name}_cpu_percent": seconds / (main["end"] - main["start"]) * 100
+            for name, seconds in main["cpu_others"].items()
+        },
+        "load_average_main": main["load_average"],
         "worker_share_max_min": common.ratio(max(shares, default=0), min(shares, default=0)),
         "baseline_rss_mib": baseline / MIB,
         "bytes_per_set": per_set,

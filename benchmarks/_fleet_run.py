@@ -159,6 +159,9 @@ class Env:
     workdir: Path
     prefix: str = "fleet:"
     shards: int = 64
+    #: The servers' process ids (for their CPU time).
+    sandbox_pid: int = 0
+    redis_pid: int = 0
     children: list[Child] = field(default_factory=list)
 
     def store(self, prefix: str | None = None) -> RedisStore:
@@ -191,13 +194,25 @@ class Env:
             child.errors.close()
 
 
-async def redis_used_memory(url: str) -> int:
+async def redis_info(url: str, section: str, name: str) -> int:
+    """One integer of ``INFO section`` (``used_memory``, ``process_id``)."""
     client = aioredis.from_url(url)
     try:
-        info = await client.info("memory")
-        return int(info["used_memory"])
+        info = await client.info(section)
+        return int(info[name])
     finally:
         await client.aclose()
+
+
+async def redis_used_memory(url: str) -> int:
+    return await redis_info(url, "memory", "used_memory")
+
+
+def servers_cpu(env: Env) -> dict[str, float]:
+    return {
+        "sandbox": common.cpu_seconds(env.sandbox_pid),
+        "redis": common.cpu_seconds(env.redis_pid),
+    }
 
 
 async def seed_sandbox(env: Env, plan: plan_.Plan) -> None:
