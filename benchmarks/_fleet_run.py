@@ -208,6 +208,15 @@ async def redis_used_memory(url: str) -> int:
     return await redis_info(url, "memory", "used_memory")
 
 
+async def backlog(env: Env) -> int:
+    """Sets due now and not claimed (``due_count``): work the fleet has not kept up with."""
+    store = env.store()
+    try:
+        return await store.due_count(now=time.time())
+    finally:
+        await store.aclose()
+
+
 def servers_cpu(env: Env) -> dict[str, float]:
     return {
         "sandbox": common.cpu_seconds(env.sandbox_pid),

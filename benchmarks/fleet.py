@@ -148,6 +148,7 @@ async def main_phase(
     out["main"] = {"start": start, "end": end, "workers": workers, "load": load, "cpu": cpu}
     out["main"]["cpu_others"] = {name: others[name] - others0[name] for name in others}
     out["main"]["load_average"] = os.getloadavg()[0]
+    out["main"]["backlog"] = await run_.backlog(env)
     out["main"]["stats_before"] = before
     await asyncio.sleep(SETTLE)
     return workers
@@ -189,6 +190,7 @@ async def scaling_phase(
         out["scaling"].append(
             {"workers": n, "group": group, "start": start, "end": end, "cpu": cpu}
         )
+        out["scaling"][-1]["backlog"] = await run_.backlog(env)
         previous = group
     for worker in previous:
         await worker.stop()
