@@ -136,6 +136,7 @@ def figures(out: Mapping[str, Any], workers: int) -> tuple[dict[str, Any], dict[
         "load_errors": sum(n for k, n in load.get("outcomes", {}).items() if k != "ok"),
         "load_wait_p99_ms": load.get("wait_p99_ms"),
         "load_rss_mib": load.get("rss", 0) / MIB,
+        "managers_close_hung": out["close_hung"],
     }
     flat |= kill_figures(out, records, journal, plan)
     details = {

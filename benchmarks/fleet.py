@@ -252,6 +252,7 @@ async def run(args: Any) -> dict[str, Any]:
                 plan = out["plan"]
                 keep = {"journal": out["journal"], "plan": vars(plan), "main": out["main"]["start"]}
                 (args.keep / "run.json").write_text(json.dumps(keep, default=str))
+            out["close_hung"] = sum(int(c.final.get("close_hung", 0)) for c in env.children)
             out["records"] = {
                 c.name: plan_.parse_record(c.name, c.record.read_text()) for c in env.children
             }
