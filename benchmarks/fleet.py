@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
+import os
 import secrets
 import tempfile
 import time
@@ -138,11 +140,15 @@ async def main_phase(
     load_options += ["--seconds", str(args.seconds), "--managers", str(LOAD_MANAGERS)]
     load = await env.spawn("load", "load", *load_options, "--working-set", str(LOAD_WORKING_SET))
     start = max(wall for wall, _ in firsts)
-    cpu0 = [w.cpu() for w in workers]
+    cpu0, others0 = [w.cpu() for w in workers], run_.servers_cpu(env) | {"load": load.cpu()}
     end = start + args.seconds
     await run_.sample_rss([*workers, load], time.monotonic() + (end - time.time()))
     cpu = [w.cpu() - c for w, c in zip(workers, cpu0, strict=True)]
+    others = run_.servers_cpu(env) | {"load": load.cpu()}
     out["main"] = {"start": start, "end": end, "workers": workers, "load": load, "cpu": cpu}
+    out["main"]["cpu_others"] = {name: others[name] - others0[name] for name in others}
+    out["main"]["load_average"] = os.getloadavg()[0]
+    out["main"]["backlog"] = await run_.backlog(env)
     out["main"]["stats_before"] = before
     await asyncio.sleep(SETTLE)
     return workers
@@ -184,6 +190,7 @@ async def scaling_phase(
         out["scaling"].append(
             {"workers": n, "group": group, "start": start, "end": end, "cpu": cpu}
         )
+        out["scaling"][-1]["backlog"] = await run_.backlog(env)
         previous = group
     for worker in previous:
         await worker.stop()
@@ -235,10 +242,17 @@ async def run(args: Any) -> dict[str, Any]:
             aiohttp.ClientSession() as http,
         ):
             env = run_.Env(redis_url, server.url, http, args.keep or Path(tmp))
+            env.sandbox_pid = server.pid
+            env.redis_pid = await run_.redis_info(redis_url, "server", "process_id")
             try:
                 out = await phases(env, args, bar, task)
             finally:
                 await env.cleanup()
+            if args.keep is not None:
+                plan = out["plan"]
+                keep = {"journal": out["journal"], "plan": vars(plan), "main": out["main"]["start"]}
+                (args.keep / "run.json").write_text(json.dumps(keep, default=str))
+            out["close_hung"] = sum(int(c.final.get("close_hung", 0)) for c in env.children)
             out["records"] = {
                 c.name: plan_.parse_record(c.name, c.record.read_text()) for c in env.children
             }

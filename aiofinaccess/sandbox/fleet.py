@@ -34,8 +34,9 @@ from .keycloak import KeycloakService, _Access, _Session
 
 __all__ = ["MAX_SEED_BATCH", "check_access", "check_refresh", "routes", "seed_sessions"]
 
-#: Sessions per seeding request: a batch is registered without yielding to the event loop.
-MAX_SEED_BATCH: Final = 50_000
+#: Sessions per seeding request (a batch is registered without yielding to the event loop; the
+#: sandbox reads bodies up to 1 MiB, about 10,000 rows of typical tokens).
+MAX_SEED_BATCH: Final = 10_000
 _MAX_PAGE: Final = 100_000
 
 
