@@ -15,7 +15,7 @@ import pytest
 from aiofinaccess.core.lifecycle import plan
 from aiofinaccess.core.renewal_step import Stored
 from aiofinaccess.core.tokens import Anchor
-from aiofinaccess.session.renewal import RenewalDriver
+from aiofinaccess.session.fence import Fence
 from aiofinaccess.stores import Versioned
 from tests.simulation.world import Process, World, run_seed
 
@@ -62,13 +62,13 @@ def test_a_seed_replays_identically() -> None:
 
 def _no_fence(process: Process) -> None:
     """Take the lease, but never check or extend it before sending, and no heartbeat."""
-    driver = process.manager._driver
-    driver._lease_needed = 0.0
+    fence = process.manager._driver._fence
+    fence.lease_needed = 0.0
 
-    async def no_heartbeat(_self: RenewalDriver, _lease: object) -> None:
+    async def no_heartbeat(_self: Fence, _lease: object) -> None:
         return None
 
-    driver._heartbeat = no_heartbeat.__get__(driver)  # type: ignore[method-assign]
+    fence._heartbeat = no_heartbeat.__get__(fence)  # type: ignore[method-assign]
 
 
 def _unanchored(process: Process) -> None:
@@ -85,8 +85,8 @@ def _unanchored(process: Process) -> None:
 
 def _drop_unwritten(process: Process) -> None:
     """Give up on a redeemed set after the quick write attempts (issue 11, bug 4a)."""
-    driver = process.manager._driver
-    driver._spent = lambda _token_set: True  # type: ignore[method-assign]
+    writes = process.manager._driver._writes
+    writes.spent = lambda _token_set: True  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,122 @@
+"""The fence: the store lease a renewal job holds while it may send a refresh.
+
+A refresh is sent only while the job holds the store's lease for the key with at least the
+whole token exchange (``token_timeout``) plus a quarter lease of margin left
+(:attr:`Fence.lease_needed`); taking or extending it for a send asks for the exchange plus a
+full lease (:attr:`Fence.ttl`), so the write after the send is covered too. While the job
+waits (endpoint slots, backoff, a password lookup, a slow write) a heartbeat extends the
+lease. A lease that turns out lost is dropped; the job takes it again and reads the store
+again. The lease and its heartbeat live in the job's :class:`~aiofinaccess.session.jobs.Job`.
+
+Must never import: aiohttp, ``oauth``, ``api``, ``integrations``, ``cli`` or ``sandbox``; it
+knows the store only through its lease and the reads it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+
+from ..core.clock import Clock
+from ..core.errors import LeaseBusyError, StoreError
+from ..core.tokens import TokenKey
+from ..stores import LOCAL_LEASE, Lease, TokenStore
+from .jobs import Job, Read, StoreCall
+
+__all__ = ["Fence"]
+
+logger = logging.getLogger("aiofinaccess")
+
+
+class Fence:
+    """Takes, extends, keeps (heartbeat) and drops a job's store lease.
+
+    Args:
+        store: Where the leases are.
+        clock: Time and sleep.
+        read: Reads and anchors a key's stored set (the driver's ``read``).
+        store_call: Bounds a store call in time and types its failure.
+        token_timeout: Seconds one token exchange may take.
+        lease_ttl: Seconds a lease lasts without extension.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: TokenStore,
+        clock: Clock,
+        read: Read,
+        store_call: StoreCall,
+        token_timeout: float,
+        lease_ttl: float,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._read = read
+        self._store_call = store_call
+        self._lease_ttl = lease_ttl
+        # A send needs the whole exchange plus a quarter lease of margin; taking it extends to
+        # the exchange plus a full lease, so the write after it is covered too.
+        self.lease_needed = token_timeout + lease_ttl / 4
+        self.ttl = token_timeout + lease_ttl
+
+    async def take(self, key: TokenKey, run: Job) -> None:
+        """Take the key's lease (start its heartbeat) and read the store again; if another
+        holder has it, read the store (it may have stored a set) unless the job's deadline
+        for the lease has passed."""
+        exit_stack = contextlib.AsyncExitStack()
+        try:
+            handle = await exit_stack.enter_async_context(
+                self._store.lease(key, ttl=self._lease_ttl)
+            )
+        except LeaseBusyError:
+            await exit_stack.aclose()
+            if self._clock.monotonic() >= run.lease_deadline:
+                raise
+            run.stored = await self._read(key)  # its holder may have stored a set meanwhile
+            return
+        except BaseException:
+            await exit_stack.aclose()
+            raise
+        run.lease_exit = exit_stack
+        run.lease = handle if hasattr(handle, "extend") else LOCAL_LEASE
+        if run.lease.remaining() != math.inf:
+            run.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(run.lease))
+        run.stored = await self._read(key)
+
+    async def _heartbeat(self, lease: Lease) -> None:
+        """Keep the lease while the job waits (or writes); the fence before a send checks it
+        anyway. A failed extension is tried again soon: the lease is what stops another
+        process from replaying a refresh token whose successor is not stored yet."""
+        pause = self._lease_ttl / 3
+        while True:
+            await self._clock.sleep(pause)
+            try:
+                if not await lease.extend(self._lease_ttl):
+                    return
+                pause = self._lease_ttl / 3
+            except StoreError:
+                logger.debug("extending a lease failed; trying again shortly")
+                pause = self._lease_ttl / 10
+
+    async def extend(self, run: Job) -> None:
+        """Extend the held lease for a send (:attr:`ttl`); drop it if it turns out lost."""
+        assert run.lease is not None  # noqa: S101
+        if not await self._store_call(run.lease.extend(self.ttl)):
+            logger.warning("a store lease was lost before a refresh; taking it again")
+            await self.drop(run)
+
+    async def drop(self, run: Job) -> None:
+        """Stop the heartbeat and release the lease, if the job holds one."""
+        heartbeat, run.heartbeat = run.heartbeat, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+        lease_exit, run.lease_exit, run.lease = run.lease_exit, None, None
+        if lease_exit is not None:
+            try:
+                await lease_exit.aclose()
+            except StoreError:
+                logger.warning("releasing a store lease failed; it runs out by itself")

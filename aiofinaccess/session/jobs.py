@@ -1,0 +1,158 @@
+"""A renewal job's bookkeeping: its working state, and how its outcome ends in failure.
+
+:class:`Job` is what one renewal job carries between its steps (the entry holds only what other
+tasks may read). :class:`Outcomes` settles a failed job: the callers' outcome gets the error,
+the entry moves to ``REAUTH_REQUIRED`` or ``BACKOFF``, the counters and events say so, and a
+retryable failure is rescheduled after the backoff between renewals.
+
+Must never import: aiohttp, ``oauth``, ``api``, ``integrations``, ``cli`` or ``sandbox``; it
+does no I/O of its own (from ``stores`` it needs only the lease type).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeAlias, TypeVar
+
+import attrs
+
+from ..core.clock import Clock
+from ..core.errors import ApiError, ReauthorizationRequired, TransportError, UsageError
+from ..core.lifecycle import Event, Renewal, RetryPolicy, Status, transition
+from ..core.renewal_step import Stored
+from ..core.tokens import TokenKey, TokenSet
+from ..stores import Lease
+from .events import EventHub, ManagerStats, ReauthRequired, RefreshFailed
+from .registry import Entry
+
+__all__ = ["Job", "Outcomes", "Read", "StoreCall", "retrieve", "retryable"]
+
+logger = logging.getLogger("aiofinaccess")
+
+_T = TypeVar("_T")
+
+#: Reads a key's stored set and anchors it (the driver's ``read``).
+Read: TypeAlias = Callable[[TokenKey], Awaitable[Stored | None]]
+
+
+class StoreCall(Protocol):
+    """Awaits a store call within the store timeout; failures become typed store errors."""
+
+    def __call__(self, call: Awaitable[_T], /) -> Awaitable[_T]: ...
+
+
+@attrs.define(slots=True)
+class Job:
+    """One job's working state (the entry holds only what other tasks may read)."""
+
+    rejected: str | None = None
+    forced: bool = False
+    reason: str = "on_demand"
+    stored: Stored | None = None
+    lease: Lease | None = None
+    lease_exit: contextlib.AsyncExitStack | None = None
+    heartbeat: asyncio.Task[None] | None = None
+    pending: TokenSet | None = None
+    base_version: int | None = None
+    reissued: bool = False
+    grant: Renewal | None = None
+    refresh_failed: bool = False
+    dead_grant: str | None = None
+    dead_cause: ApiError | None = None
+    attempts: int = 0
+    ambiguous: int = 0
+    write_failures: int = 0
+    fence_tries: int = 0
+    late_answers: int = 0
+    lease_deadline: float = math.inf
+
+
+def retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen."""
+    # Nobody may be awaiting an outcome: never let it log "exception was never retrieved".
+    if not future.cancelled():
+        future.exception()
+
+
+def retryable(error: BaseException | None) -> bool:
+    """Whether a later renewal may succeed where this one failed."""
+    if isinstance(error, ApiError | TransportError):
+        return error.retryable
+    return not isinstance(error, UsageError)
+
+
+class Outcomes:
+    """Ends a job's outcome in failure and moves its entry on.
+
+    Args:
+        clock: Time, for the moment of the next try.
+        schedule: Asks the scheduler to renew an entry at a monotonic time.
+        stats, hub: Counters and events.
+        retry: The backoff between failed renewals.
+        draw: A uniform draw from ``[0, 1)`` for its jitter.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        schedule: Callable[[Entry, float | None], None],
+        stats: ManagerStats,
+        hub: EventHub,
+        retry: RetryPolicy,
+        draw: Callable[[], float],
+    ) -> None:
+        self._clock = clock
+        self._schedule = schedule
+        self.stats = stats
+        self._hub = hub
+        self._retry = retry
+        self._draw = draw
+
+    def fail(self, entry: Entry, outcome: asyncio.Future[TokenSet], error: BaseException) -> None:
+        """Give ``outcome`` the error; a renewing entry then needs re-authorization or backs off."""
+        outcome.set_exception(error)
+        if entry.status is not Status.REFRESHING:
+            return  # tokens were stored or revoked meanwhile: this outcome is moot
+        key = entry.key
+        if isinstance(error, ReauthorizationRequired):
+            entry.status = transition(entry.status, Event.GRANT_DEAD)
+            entry.reauth = error
+            entry.clear()
+            self.stats.reauth_required += 1
+            logger.warning("token set %s needs re-authorization: %s", key.hashed, error.reason)
+            self._hub.emit(
+                ReauthRequired(key.hashed, key.provider, error.reason, subject=key.subject)
+            )
+            return
+        entry.status = transition(entry.status, Event.REFRESH_FAILED)
+        entry.failures += 1
+        self.stats.refresh_failures += 1
+        retry_after = error.retry_after if isinstance(error, ApiError) else None
+        retry_in = self._retry.backoff(entry.failures, self._draw(), retry_after)
+        entry.retry_at = self._clock.monotonic() + retry_in
+        may_succeed = retryable(error)
+        if may_succeed:
+            self._schedule(entry, entry.retry_at)
+        logger.warning(
+            "renewing token set %s failed (%s: %s); %s",
+            key.hashed,
+            type(error).__name__,
+            error,
+            f"retry in {retry_in:.1f} s" if may_succeed else "no retry scheduled",
+        )
+        self._hub.emit(
+            RefreshFailed(
+                key.hashed,
+                key.provider,
+                type(error).__name__,
+                bool(may_succeed),
+                entry.failures,
+                retry_in if may_succeed else None,
+                subject=key.subject,
+            )
+        )

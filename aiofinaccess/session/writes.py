@@ -1,0 +1,198 @@
+"""Keeping a redeemed set until the store has it: the Persist step and its pending write.
+
+A redeemed set is the most valuable object in the process: it holds the only live refresh
+token. It is written with compare-and-swap on the version it was redeemed from; until that
+write succeeds no other renewal of the key starts, the lease is kept, and the write is
+retried with backoff (never slower than the heartbeat) for as long as the set's refresh
+token lives. Callers are never handed a token the store has not accepted: after
+``RetryPolicy.attempts`` failed writes they get the
+:class:`~aiofinaccess.core.errors.StoreError` while the job keeps trying; once stored, the
+set is published with its events. A set the store can no longer take is abandoned
+(:class:`~aiofinaccess.session.events.WriteAbandoned`).
+
+Must never import: aiohttp, ``oauth``, ``api``, ``integrations``, ``cli`` or ``sandbox``; it
+never sends a token request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from ..core.clock import Clock
+from ..core.errors import StoreConflictError, StoreError, TransportError
+from ..core.lifecycle import Action, RefreshPolicy, RetryPolicy, decide, plan
+from ..core.renewal_step import Stored
+from ..core.tokens import TokenKey, TokenSet
+from .events import EventHub, ManagerStats, Refreshed, Rotated, WriteAbandoned
+from .jobs import Job, Read, StoreCall
+from .registry import Entry
+
+__all__ = ["PendingWrites"]
+
+logger = logging.getLogger("aiofinaccess")
+
+
+class Publish(Protocol):
+    """Makes a stored set the entry's current one (the driver's ``publish``)."""
+
+    def __call__(
+        self, entry: Entry, token_set: TokenSet, version: int, *, reissued: bool = False
+    ) -> None: ...
+
+
+class Write(Protocol):
+    """The store's compare-and-swap ``put`` (the driver's ``write``: with the set's due time
+    where the store keeps the refresh duty)."""
+
+    def __call__(
+        self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None
+    ) -> Awaitable[int]: ...
+
+
+class PendingWrites:
+    """Writes a job's redeemed set, keeps it while the store fails, and publishes it.
+
+    Args:
+        write: The store's compare-and-swap ``put`` (the driver's ``write``).
+        store_call: Bounds a store call in time and types its failure.
+        read: Reads and anchors a key's stored set.
+        publish: Makes a stored set the entry's current one (the driver's ``publish``).
+        fail: Ends a job's outcome in failure.
+        clock: Time and sleep.
+        draw: A uniform draw from ``[0, 1)`` for the write backoff's jitter.
+        stats, hub: Counters and events.
+        policy, retry: When sets go stale (and die); attempts and backoff.
+        lease_ttl: Seconds a lease lasts without extension (a write retry waits at most a
+            third of it).
+    """
+
+    def __init__(
+        self,
+        *,
+        write: Write,
+        store_call: StoreCall,
+        read: Read,
+        publish: Publish,
+        fail: Callable[[Entry, asyncio.Future[TokenSet], BaseException], None],
+        clock: Clock,
+        draw: Callable[[], float],
+        stats: ManagerStats,
+        hub: EventHub,
+        policy: RefreshPolicy,
+        retry: RetryPolicy,
+        lease_ttl: float,
+    ) -> None:
+        self._write = write
+        self._store_call = store_call
+        self._read = read
+        self._publish = publish
+        self._fail = fail
+        self._clock = clock
+        self._draw = draw
+        self.stats = stats
+        self._hub = hub
+        self._policy = policy
+        self._retry = retry
+        self._lease_ttl = lease_ttl
+
+    async def persist(self, entry: Entry, outcome: asyncio.Future[TokenSet], run: Job) -> bool:
+        """Write the redeemed set; True once it is stored and published."""
+        fresh = run.pending
+        assert fresh is not None  # noqa: S101
+        key = entry.key
+        try:
+            version = await self._store_call(
+                self._write(key, fresh, expected_version=run.base_version)
+            )
+        except StoreConflictError:
+            # Someone stored a set for this key meanwhile (a new login, or our own write
+            # whose answer was lost): what the store holds wins; decide again from it.
+            logger.warning("token set %s changed while renewing; reading it again", key.hashed)
+            run.pending = None
+            entry.in_window = False
+            run.stored = await self._read(key)
+            return False
+        except StoreError as exc:
+            run.write_failures += 1
+            if run.write_failures >= self._retry.attempts and not outcome.done():
+                self._fail(entry, outcome, exc)  # callers never get an unstored token
+            if self.spent(fresh):
+                self.abandon(entry, fresh)
+                raise
+            logger.warning("storing token set %s failed; retrying", key.hashed)
+            wait = self._retry.backoff(run.write_failures, self._draw())
+            # Never slower than the heartbeat: the lease protecting this set is only as good
+            # as the store's availability, so write as soon as it is back.
+            await self._clock.sleep(min(max(wait, self._retry.initial), self._lease_ttl / 3))
+            return False
+        previous = None if run.stored is None else run.stored.token_set
+        rotated = previous is not None and fresh.refresh_token not in (None, previous.refresh_token)
+        run.pending = None
+        entry.in_window = False
+        entry.renewed_at = now = self._clock.monotonic()
+        late_by = None if entry.deadlines is None else now - entry.deadlines.stale_at
+        self._publish(entry, fresh, version, reissued=run.reissued)
+        assert run.grant is not None  # noqa: S101
+        self._hub.emit(
+            Refreshed(
+                key.hashed,
+                key.provider,
+                run.grant.value,
+                run.reason,
+                version,
+                subject=key.subject,
+                late_by=late_by,
+            )
+        )
+        if rotated:
+            self.stats.rotations += 1
+            self._hub.emit(Rotated(key.hashed, key.provider, version, subject=key.subject))
+        logger.debug("token set %s renewed, version %d", key.hashed, version)
+        if (
+            entry.deadlines is not None
+            and (fresh.lifetime or 0.0) > 0
+            and decide(entry.deadlines, self._clock.monotonic()) is Action.REFRESH_THEN_USE
+        ):
+            # The answer came so late that the new token is already spent: never hand it
+            # out. One more round (the lease is still ours); a second late answer fails. (A
+            # token *issued* expired, `expires_in: 0` from a server other than finAPI, is
+            # handed out as it is: there is nothing better to get.)
+            run.late_answers += 1
+            if run.late_answers > 1:
+                raise TransportError(
+                    "the provider answered after the new token's own expiry", request_sent=True
+                )
+            assert entry.token_set is not None  # noqa: S101
+            run.stored = Stored(entry.token_set, version, entry.deadlines)
+            return False
+        if not outcome.done():
+            outcome.set_result(entry.token_set or fresh)
+        return True
+
+    def spent(self, token_set: TokenSet) -> bool:
+        """Whether a redeemed set is no longer worth writing: its refresh token (or, without
+        one, its access token) has died."""
+        deadlines = plan(token_set, self._policy)
+        end = (
+            deadlines.refresh_token_dead_at
+            if token_set.refresh_token is not None
+            else deadlines.expires_at
+        )
+        return self._clock.monotonic() >= end
+
+    def abandon(self, entry: Entry, unwritten: TokenSet) -> None:
+        """Give up on an unwritten set: an ERROR and a ``WriteAbandoned`` event when its
+        refresh token was spent to get it."""
+        key = entry.key
+        if unwritten.refresh_token is None:
+            # Nothing was spent to get it (a client token): the next renewal gets another.
+            logger.debug("token set %s was renewed but not stored; it is dropped", key.hashed)
+            return
+        logger.error(
+            "token set %s was renewed but could not be stored; its session may be lost",
+            key.hashed,
+        )
+        self._hub.emit(WriteAbandoned(key.hashed, key.provider, subject=key.subject))
