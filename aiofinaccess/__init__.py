@@ -111,104 +111,48 @@ __version__ = "0.1.0.dev0"
 _install_log_filters()
 
 #: The module each public name lives in (the imports above, as data; a test keeps them equal).
-_HOMES: Final[dict[str, tuple[str, ...]]] = {
+_HOMES: Final[dict[str, str]] = {
     ".api.bankconnect": (
-        "Account",
-        "Balance",
-        "BankConnect",
-        "BankConnectRoutes",
-        "Transaction",
-        "TransactionSync",
+        "Account Balance BankConnect BankConnectRoutes Transaction TransactionSync"
     ),
-    ".api.finapi_data": ("AccountFilters", "FinApiData", "FinApiDataRoutes", "TransactionFilters"),
+    ".api.finapi_data": "AccountFilters FinApiData FinApiDataRoutes TransactionFilters",
     ".api.finapi_models": (
-        "BankConnection",
-        "DailyBalance",
-        "DailyBalances",
-        "FinApiAccount",
-        "FinApiBank",
-        "FinApiTransaction",
-        "Paging",
-        "TransactionPage",
+        "BankConnection DailyBalance DailyBalances FinApiAccount FinApiBank "
+        "FinApiTransaction Paging TransactionPage"
     ),
-    ".api.finapi_sync": ("FinApiSyncCursor", "FinApiTransactionSync", "IncrementalSync"),
-    ".api.pipeline": ("ApiClient", "Endpoint", "EndUser"),
-    ".api.users": ("NewUser", "PasswordChange", "User", "UserChanges", "Users"),
-    ".api.webform": (
-        "BankConnectionImport",
-        "WebForm",
-        "WebFormCallbacks",
-        "WebForms",
-        "WebFormStatus",
-    ),
-    ".core.clock": ("SYSTEM_CLOCK", "Clock", "SystemClock"),
+    ".api.finapi_sync": "FinApiSyncCursor FinApiTransactionSync IncrementalSync",
+    ".api.pipeline": "ApiClient Endpoint EndUser",
+    ".api.users": "NewUser PasswordChange User UserChanges Users",
+    ".api.webform": "BankConnectionImport WebForm WebFormCallbacks WebForms WebFormStatus",
+    ".core.clock": "SYSTEM_CLOCK Clock SystemClock",
     ".core.errors": (
-        "AiofinaccessError",
-        "ApiError",
-        "AuthenticationError",
-        "AuthorizationDenied",
-        "AuthorizationFlowError",
-        "BadRequestError",
-        "ConfigurationError",
-        "ConflictError",
-        "EntityExistsError",
-        "EverifinErrorBody",
-        "FinApiErrorBody",
-        "ForbiddenError",
-        "InvalidClientError",
-        "LockedError",
-        "NotFoundError",
-        "OAuthError",
-        "OAuthErrorBody",
-        "RateLimitedError",
-        "ReauthorizationRequired",
-        "ServerError",
-        "StateMismatchError",
-        "StoreConflictError",
-        "StoreError",
-        "TokenResponseError",
-        "TransportError",
-        "UnexpectedResponseError",
-        "UnparsedErrorBody",
-        "UnprocessableEntityError",
-        "UsageError",
-        "ValidationError",
+        "AiofinaccessError ApiError AuthenticationError AuthorizationDenied "
+        "AuthorizationFlowError BadRequestError ConfigurationError ConflictError "
+        "EntityExistsError EverifinErrorBody FinApiErrorBody ForbiddenError "
+        "InvalidClientError LockedError NotFoundError OAuthError OAuthErrorBody "
+        "RateLimitedError ReauthorizationRequired ServerError StateMismatchError "
+        "StoreConflictError StoreError TokenResponseError TransportError "
+        "UnexpectedResponseError UnparsedErrorBody UnprocessableEntityError UsageError "
+        "ValidationError"
     ),
-    ".core.lifecycle": ("RefreshPolicy", "RetryPolicy", "TokenState"),
-    ".core.tokens": ("ClientCredentials", "Secret", "TokenKey", "TokenSet"),
-    ".integrations.middleware": ("BearerAuth",),
-    ".integrations.web": ("Connected", "ConnectFlow", "ExchangeFailed", "WebConnect"),
+    ".core.lifecycle": "RefreshPolicy RetryPolicy TokenState",
+    ".core.tokens": "ClientCredentials Secret TokenKey TokenSet",
+    ".integrations.middleware": "BearerAuth",
+    ".integrations.web": "Connected ConnectFlow ExchangeFailed WebConnect",
     ".oauth.authorization": (
-        "AuthorizationRequest",
-        "AuthorizationResponse",
-        "build_authorization_request",
-        "parse_callback",
+        "AuthorizationRequest AuthorizationResponse build_authorization_request parse_callback"
     ),
-    ".oauth.client": ("OAuthClient", "discover"),
-    ".oauth.providers": (
-        "ClientAuthMethod",
-        "Everifin",
-        "FinApi",
-        "Oidc",
-        "Provider",
-        "RevocationStyle",
-    ),
-    ".session.events": (
-        "Event",
-        "ManagerStats",
-        "ReauthRequired",
-        "Refreshed",
-        "RefreshFailed",
-        "Rotated",
-    ),
-    ".session.manager": ("SessionManager",),
-    ".stores": ("ChangeFeed", "PendingAuthorizations", "RefreshDuty", "TokenStore", "Versioned"),
-    ".stores.codec": ("FernetCodec", "JsonCodec", "TokenCodec"),
-    ".stores.memory": ("MemoryStore",),
-    ".stores.redis": ("RedisStore",),
-    ".stores.sqlite": ("SQLiteStore",),
+    ".oauth.client": "OAuthClient discover",
+    ".oauth.providers": "ClientAuthMethod Everifin FinApi Oidc Provider RevocationStyle",
+    ".session.events": "Event ManagerStats ReauthRequired Refreshed RefreshFailed Rotated",
+    ".session.manager": "SessionManager",
+    ".stores": "ChangeFeed PendingAuthorizations RefreshDuty TokenStore Versioned",
+    ".stores.codec": "FernetCodec JsonCodec TokenCodec",
+    ".stores.memory": "MemoryStore",
+    ".stores.redis": "RedisStore",
+    ".stores.sqlite": "SQLiteStore",
 }
-_HOME_OF: Final = {name: module for module, names in _HOMES.items() for name in names}
+_HOME_OF: Final = {name: module for module, names in _HOMES.items() for name in names.split()}
 
 if not TYPE_CHECKING:  # hidden from mypy, so a misspelt name stays a type error
 

@@ -1,5 +1,5 @@
 """The cattrs converters of token sets: one that reveals secrets (for stores) and one that
-redacts them (for people).
+redacts them (for people, built on first use).
 
 Kept apart from :mod:`~aiofinaccess.core.tokens` because building them costs more than the
 rest of the token module: only a durable store's codec, or a display, pays for it.
@@ -9,6 +9,7 @@ Wall: core; imports the standard library, cattrs and :mod:`~aiofinaccess.core.to
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -45,5 +46,11 @@ def _make_converter(*, reveal: bool) -> cattrs.Converter:
 #: in front of them) may use it.
 store_converter: Final = _make_converter(reveal=True)
 
-#: Converter for showing token sets to people: every secret becomes ``'***'``.
-display_converter: Final = _make_converter(reveal=False)
+
+@functools.cache
+def display_converter() -> cattrs.Converter:
+    """The converter for showing token sets to people: every secret becomes ``'***'``.
+
+    Built on first use: nothing on the token path shows a token set.
+    """
+    return _make_converter(reveal=False)

@@ -234,6 +234,6 @@ class TestConverters:
     def test_display_converter_redacts(self) -> None:
         """The display form never reveals a secret."""
         token_set = TokenSet(access_token="AT-x", refresh_token="RT-x")
-        data = display_converter.unstructure(token_set)
+        data = display_converter().unstructure(token_set)
         assert data["access_token"] == "***"
         assert data["refresh_token"] == "***"

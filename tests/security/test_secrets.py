@@ -94,7 +94,7 @@ async def _run_every_flow(
         tokens = await manager.complete_authorization(
             "kc", "alice", {"code": code, "state": request.state}, request
         )
-        shown += [tokens, display_converter.unstructure(tokens)]
+        shown += [tokens, display_converter().unstructure(tokens)]
         old_refresh = tokens.refresh_token
         clock.advance(400)
         shown.append(await manager.token_set("kc", "alice"))
