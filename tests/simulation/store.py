@@ -7,9 +7,9 @@ waiting meanwhile, as with a real server; a call from a crashed process never le
 answer can be lost after the effect (the caller sees an error for a write that happened), a
 call can fail before any effect, and during an outage every call fails.
 
-The store keeps the refresh duty (:class:`aiofinaccess.stores.RefreshDuty`): due times written
-with the sets, claims that push them to a deadline, so the simulated managers run the duty
-path (claims, a claimant crashing mid-batch, claims outliving a slow renewal).
+:class:`DutyStoreClient` also keeps the refresh duty (:class:`aiofinaccess.stores.RefreshDuty`):
+due times written with the sets, claims that push them to a deadline, so the simulated managers
+run the duty path (claims, a claimant crashing mid-batch, claims outliving a slow renewal).
 """
 
 from __future__ import annotations
@@ -48,12 +48,14 @@ class SharedStore:
         self.rng = rng
         self.fault_rate = faults
         self.records: dict[TokenKey, tuple[int, bytes]] = {}
-        self.due: dict[TokenKey, float] = {}
         self.leases: dict[TokenKey, _Lease] = {}
         self.outages: list[tuple[float, float]] = []
         self.feeds: list[tuple[Process, asyncio.Queue[tuple[TokenKey, int | None]]]] = []
         self.codec = JsonCodec()
         self.calls = 0
+        # The refresh duty's due times (wall clock), for worlds whose processes share the duty.
+        self.due: dict[TokenKey, float] = {}
+        self.claims: list[tuple[TokenKey, str, float]] = []
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -61,12 +63,6 @@ class SharedStore:
     def in_outage(self) -> bool:
         now = self.now()
         return any(start <= now < end for start, end in self.outages)
-
-    def set_due(self, key: TokenKey, due: float | None) -> None:
-        if due is None:
-            self.due.pop(key, None)
-        else:
-            self.due[key] = due
 
     def announce(self, key: TokenKey, version: int | None) -> None:
         for process, queue in self.feeds:
@@ -141,14 +137,7 @@ class StoreClient:
 
         return await self._call(effect, fails_after=False)
 
-    async def put(
-        self,
-        key: TokenKey,
-        token_set: TokenSet,
-        *,
-        expected_version: int | None,
-        due_at: float | None = None,
-    ) -> int:
+    async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
         data = self._shared.codec.encode(token_set, kind="token_set", key=str(key))
         version = self._shared.rng.getrandbits(62)
         refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
@@ -159,7 +148,6 @@ class StoreClient:
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
             shared.records[key] = (version, data)
-            shared.set_due(key, due_at)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
@@ -175,7 +163,7 @@ class StoreClient:
             if expected_version is not None and current[0] != expected_version:
                 raise StoreConflictError("simulated version conflict")
             del shared.records[key]
-            shared.set_due(key, None)
+            shared.due.pop(key, None)
             shared.announce(key, None)
             return True
 
@@ -186,33 +174,6 @@ class StoreClient:
         for key in found:
             if provider is None or key.provider == provider:
                 yield key
-
-    # -- the refresh duty ------------------------------------------------------------------------
-
-    async def claim_due(
-        self, *, now: float, limit: int, claim_for: float, owner: str
-    ) -> list[TokenKey]:
-        def effect() -> list[TokenKey]:
-            due = self._shared.due
-            taken = sorted((at, str(key), key) for key, at in due.items() if at <= now)[:limit]
-            for _at, _name, key in taken:
-                due[key] = now + claim_for
-            return [key for _at, _name, key in taken]
-
-        return await self._call(effect)
-
-    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
-        def effect() -> None:
-            if key in self._shared.records:
-                self._shared.set_due(key, due_at)
-
-        await self._call(effect)
-
-    async def next_due(self) -> float | None:
-        return await self._call(lambda: min(self._shared.due.values(), default=None))
-
-    async def due_count(self, *, now: float) -> int:
-        return await self._call(lambda: sum(at <= now for at in self._shared.due.values()))
 
     # -- the lease -------------------------------------------------------------------------------
 
@@ -283,3 +244,72 @@ class StoreClient:
 
     async def aclose(self) -> None:
         self._shared.feeds = [(p, q) for p, q in self._shared.feeds if p is not self._process]
+
+
+class DutyStoreClient(StoreClient):
+    """A connection to a store that also keeps the refresh duty (``stores.RefreshDuty``): due
+    times written with each set, claims pushing them to a deadline, best-effort like the rest."""
+
+    async def put(  # type: ignore[override]
+        self,
+        key: TokenKey,
+        token_set: TokenSet,
+        *,
+        expected_version: int | None,
+        due_at: float | None = None,
+    ) -> int:
+        data = self._shared.codec.encode(token_set, kind="token_set", key=str(key))
+        version = self._shared.rng.getrandbits(62)
+        refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
+
+        def effect() -> int:
+            shared = self._shared
+            current = shared.records.get(key)
+            if (None if current is None else current[0]) != expected_version:
+                raise StoreConflictError("simulated version conflict")
+            shared.records[key] = (version, data)
+            if due_at is None:
+                shared.due.pop(key, None)
+            else:
+                shared.due[key] = due_at
+            shared.world.idp.stored(refresh)
+            shared.announce(key, version)
+            return version
+
+        return await self._call(effect)
+
+    async def claim_due(
+        self, *, now: float, limit: int, claim_for: float, owner: str
+    ) -> list[TokenKey]:
+        def effect() -> list[TokenKey]:
+            shared = self._shared
+            due = sorted((at, str(key), key) for key, at in shared.due.items() if at <= now)
+            taken = [key for _, _, key in due[:limit]]
+            for key in taken:
+                shared.due[key] = now + claim_for
+                shared.claims.append((key, owner, now + claim_for))
+            return taken
+
+        return await self._call(effect)
+
+    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
+        def effect() -> None:
+            shared = self._shared
+            if key not in shared.records:
+                return
+            if due_at is None:
+                shared.due.pop(key, None)
+            else:
+                shared.due[key] = due_at
+
+        await self._call(effect)
+
+    async def next_due(self) -> float | None:
+        return await self._call(
+            lambda: min(self._shared.due.values(), default=None), fails_after=False
+        )
+
+    async def due_count(self, *, now: float) -> int:
+        return await self._call(
+            lambda: sum(1 for at in self._shared.due.values() if at <= now), fails_after=False
+        )

@@ -9,12 +9,15 @@ from __future__ import annotations
 import concurrent.futures
 import os
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from aiofinaccess.core.errors import AiofinaccessError
 from aiofinaccess.core.lifecycle import plan
 from aiofinaccess.core.renewal_step import Stored
-from aiofinaccess.core.tokens import Anchor
+from aiofinaccess.core.tokens import Anchor, TokenKey
+from aiofinaccess.session.duty import DutyLoop
 from aiofinaccess.session.fence import Fence
 from aiofinaccess.stores import Versioned
 from tests.simulation.world import Process, World, run_seed
@@ -28,7 +31,7 @@ def _violations(seed: int) -> tuple[int, list[str]]:
 
 
 def test_every_seed_keeps_the_promise() -> None:
-    """I1-I5 hold in every schedule of the CI budget (see tests/simulation/world.py)."""
+    """I1-I6 hold in every schedule of the CI budget (see tests/simulation/world.py)."""
     failing: list[str] = []
     with concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1) as pool:
         seeds = range(START, START + SEEDS)
@@ -89,10 +92,41 @@ def _drop_unwritten(process: Process) -> None:
     writes.spent = lambda _token_set: True  # type: ignore[method-assign]
 
 
+def _no_due_times(process: Process) -> None:
+    """On a store that keeps the refresh duty, write sets without their due time."""
+    driver = process.manager._driver
+    if driver._due_at_for is not None:
+        driver._due_at_for = lambda _token_set: None
+
+
+def _failure_leaves_the_duty(process: Process) -> None:
+    """The duty drops a claimed set from the store's schedule when its renewal fails once
+    (instead of leaving it to fall due again at its claim deadline)."""
+    for part in process.manager._lifetime._background:
+        if isinstance(part, DutyLoop):
+
+            async def renew_or_drop(
+                key: TokenKey, loop: DutyLoop = part, claimed: Any = part._renew_claimed
+            ) -> None:
+                try:
+                    await claimed(key)
+                except AiofinaccessError:
+                    await loop._reschedule(key, None)
+                    raise
+
+            part._renew_claimed = renew_or_drop  # type: ignore[method-assign]
+
+
 @pytest.mark.parametrize(
     "mutation",
-    [_no_fence, _unanchored, _drop_unwritten],
-    ids=["no fence", "stored sets unanchored", "redeemed set dropped"],
+    [_no_fence, _unanchored, _drop_unwritten, _no_due_times, _failure_leaves_the_duty],
+    ids=[
+        "no fence",
+        "stored sets unanchored",
+        "redeemed set dropped",
+        "no due times",
+        "failed renewal leaves the duty",
+    ],
 )
 def test_a_broken_build_fails_within_the_ci_budget(mutation: Callable[[Process], None]) -> None:
     """Each bug the fixes removed, put back, is found by some seed of the CI budget."""

@@ -22,7 +22,10 @@ Invariants, each checked where it can break:
   the loop never stalls (checked at every call and by the loop);
 * **I5** no task ends with an exception nobody retrieved, and after every user is forgotten
   no process holds an entry or a task (checked by the loop's exception handler and at the
-  end).
+  end);
+* **I6** on a store that keeps the refresh duty (a third of the worlds, some with processes
+  that only serve from a small working set), every stored set whose refresh token is live has
+  a due time once faults stop: no write, claim or reschedule dropped it (checked at the end).
 
 Store outages last less than half a lease and are two leases apart (see README "Failures": a
 longer outage while a renewed set waits to be written can let another process replay its
@@ -57,7 +60,7 @@ from aiofinaccess.core.tokens import Anchor, parse_token_response
 from aiofinaccess.session.events import WriteAbandoned
 from tests.simulation.idp import CLIENT_ID, CLIENT_SECRET, Idp, SimOAuthClient
 from tests.simulation.loop import Stalled, VirtualTimeLoop
-from tests.simulation.store import SharedStore, StoreClient
+from tests.simulation.store import DutyStoreClient, SharedStore, StoreClient
 
 EPOCH = 1_800_000_000.0
 PROVIDER = Oidc.endpoints(name="idp", token_url="https://idp.sim/token")
@@ -96,6 +99,13 @@ class Config:
     calls_per_second: float
     keep_alive: bool
     skew: float
+    # The refresh duty: "off" (a store without it: each process plans its own sets), "all"
+    # (every process claims due sets from the store) or "mixed" (process 0 claims; the others
+    # claim or only serve, with a working set of `working_set` entries or unbounded).
+    duty: str = "off"
+    working_set: int | None = None
+    duty_poll: float = 1.0
+    duty_batch: int = 100
 
     @classmethod
     def draw(cls, rng: random.Random) -> Config:
@@ -116,6 +126,10 @@ class Config:
             calls_per_second=rng.choice([0.5, 2.0, 5.0]),
             keep_alive=rng.random() < 0.5,
             skew=rng.choice([0.0, 0.2]),
+            duty=rng.choice(["off", "all", "mixed"]),
+            working_set=rng.choice([None, 1, 2]),
+            duty_poll=rng.choice([0.2, 1.0]),
+            duty_batch=rng.choice([1, 100]),
         )
 
 
@@ -152,8 +166,19 @@ class Process:
             world.loop, rng.uniform(0, 1e6), rng.uniform(-1, 1) * world.config.skew
         )
         config = world.config
+        fleet: dict[str, Any] = {}
+        if config.duty != "off":
+            claims = config.duty == "all" or number == 0 or rng.random() < 0.5
+            fleet = {
+                "duty": claims,
+                "working_set": None if claims else config.working_set,
+                "duty_poll": config.duty_poll,
+                "duty_batch": config.duty_batch,
+            }
+        self.duty = bool(fleet.get("duty"))
+        store = StoreClient if config.duty == "off" else DutyStoreClient
         self.manager = SessionManager(
-            store=StoreClient(world.store, self),  # type: ignore[arg-type]
+            store=store(world.store, self),  # type: ignore[arg-type]
             clock=self.clock,
             policy=RefreshPolicy(),
             retry=RetryPolicy(
@@ -170,6 +195,7 @@ class Process:
             close_timeout=3.0,
             pending_write_timeout=30.0,
             store_timeout=5.0,
+            **fleet,
         )
         driver = self.manager._driver
         driver._random.seed(rng.getrandbits(64))
@@ -505,6 +531,7 @@ class World:
                 if task.get_coro().__name__ in ("callers", "call", "client_call"):  # type: ignore[union-attr]
                     task.cancel()
         await asyncio.sleep(1.0)
+        self._check_duty()
         finals = []
         for number in sorted({p.number for p in self.processes}):
             alive = [p for p in self.processes if p.number == number and p.alive]
@@ -514,6 +541,23 @@ class World:
                 await self._final_call(process, user)
         for process in finals:
             await self._forget_all(process)
+
+    def _check_duty(self) -> None:
+        """I6: on a store that keeps the refresh duty, every stored set whose refresh token is
+        still live at the IdP has a due time: no write or claim dropped it from the duty."""
+        if self.config.duty == "off":
+            return
+        store = self.store
+        for key, (_, data) in store.records.items():
+            token_set = store.codec.decode(data, kind="token_set", key=str(key))
+            refresh = token_set.refresh_token
+            if refresh is None:
+                continue
+            session = self.idp.by_refresh.get(refresh.reveal())
+            if session is None or not session.alive or session.current != refresh.reveal():
+                continue
+            if key not in store.due:
+                self.violation(f"I6: {key.subject or key.provider} is stored but off the duty")
 
     async def _final_call(self, process: Process, user: str) -> None:
         session = self._current_session(user)
