@@ -112,9 +112,10 @@ def figures(out: Mapping[str, Any], workers: int) -> tuple[dict[str, Any], dict[
         "main_window_s": main["end"] - main["start"],
         "due_events": window.due_events,
         "renewed": window.renewed,
+        "served": window.served,
         "token_requests": window.token_requests,
-        # Every token request for a due event of the window, over the due events renewed.
-        "token_requests_per_expiry": common.ratio(window.token_requests, window.renewed),
+        # Every token request for a due event of the window, over the due events served.
+        "token_requests_per_expiry": common.ratio(window.token_requests, window.served),
         "renewals_done_twice": whole.done_twice,
         "premature_requests": whole.premature_requests,
         "reuse_violations": _delta(end, before, "reuse_violations"),
@@ -191,7 +192,7 @@ def kill_figures(
         "kill_renewed_by_others": orphans.renewed_by_others,
         "kill_renewed_after_deadline_max_s": max(orphans.after_deadline, default=float("nan")),
         "kill_sets_lost": orphans.not_renewed,
-        "kill_refreshed_unstored": orphans.refreshed_unstored,
+        "kill_rotated_at_death": orphans.rotated_at_death,
     }
 
 
