@@ -79,7 +79,7 @@ from .oauth.client import OAuthClient, discover
 from .oauth.providers import ClientAuthMethod, Everifin, FinApi, Oidc, Provider, RevocationStyle
 from .session.events import Event, ManagerStats, ReauthRequired, Refreshed, RefreshFailed, Rotated
 from .session.manager import SessionManager
-from .stores import ChangeFeed, PendingAuthorizations, TokenStore, Versioned
+from .stores import ChangeFeed, PendingAuthorizations, RefreshDuty, TokenStore, Versioned
 from .stores.codec import FernetCodec, JsonCodec, TokenCodec
 from .stores.memory import MemoryStore
 from .stores.sqlite import SQLiteStore
@@ -165,6 +165,7 @@ __all__ = [
     "ReauthRequired",
     "ReauthorizationRequired",
     "RedisStore",
+    "RefreshDuty",
     "RefreshFailed",
     "RefreshPolicy",
     "Refreshed",

@@ -80,3 +80,11 @@ def test_unknown_command_exits_non_zero() -> None:
     with pytest.raises(SystemExit) as info:
         main(["nope"])
     assert info.value.code == 2
+
+
+def test_refresh_duty_is_exported() -> None:
+    """The store side of the refresh duty (issue 16), added deliberately."""
+    from aiofinaccess.stores import RefreshDuty  # noqa: PLC0415
+
+    assert aiofinaccess.RefreshDuty is RefreshDuty
+    assert "RefreshDuty" in aiofinaccess.__all__

@@ -104,10 +104,13 @@ class ChangeReader:
     async def _run(self) -> None:
         """Relay changes; resubscribe after any failure until cancelled."""
         backoff = 0.1
-        read = self._read_cluster if self._layout.cluster else self._read_node
+        again = False
+        # Sharded channels on a RedisCluster client need a subscription per node; anything else
+        # (one server, or an old single-slot layout on a cluster) is one subscription.
+        on_cluster = self._layout.cluster and hasattr(self._client, "nodes_manager")
         while True:
             try:
-                await read()
+                await (self._read_cluster(again) if on_cluster else self._read_node())
             except _Resubscribe:
                 self.subscribed.clear()
                 logger.info("a Redis Cluster slot moved; resubscribing the change feed")
@@ -120,25 +123,44 @@ class ChangeReader:
                     backoff,
                     exc_info=logger.isEnabledFor(logging.DEBUG),
                 )
+            again = True
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
     async def _read_node(self) -> None:
-        pubsub = self._client.pubsub()
+        # One server: the cluster layout (sharded channels) works on it too, through SSUBSCRIBE.
+        sharded = self._layout.cluster
+        if hasattr(self._client, "nodes_manager"):  # a cluster with the old one-slot layout:
+            await self._client.initialize()  # PUBLISH reaches every node, so listen to one
+            pubsub = self._client.pubsub(node=self._client.get_default_node())
+        else:
+            pubsub = self._client.pubsub()
         try:
-            await pubsub.subscribe(*self._layout.channels())
+            channels = self._layout.channels()
+            if sharded:
+                await pubsub.ssubscribe(*channels)
+            else:
+                await pubsub.subscribe(*channels)
+            confirmed = 0
             while True:
                 message = await pubsub.get_message(timeout=None)
-                if message is not None and message["type"] == "subscribe":
-                    self.subscribed.set()
-                elif message is not None and message["type"] == "message":
+                if message is None:
+                    continue
+                kind = _text(message["type"])
+                if kind in ("subscribe", "ssubscribe"):
+                    confirmed += 1
+                    if confirmed == len(channels):
+                        self.subscribed.set()
+                elif kind in ("message", "smessage"):
                     self._relay(_text(message["data"]))
         finally:
             await pubsub.aclose()
 
-    async def _read_cluster(self) -> None:
-        # Refresh the slot map first: after a failover the old one names a demoted primary.
-        await self._client.nodes_manager.initialize()
+    async def _read_cluster(self, again: bool) -> None:
+        if again:  # refresh the slot map: after a failover the old one names a demoted primary
+            await self._client.nodes_manager.initialize()
+        else:  # idempotent, and shared with the client's first command (two would race)
+            await self._client.initialize()
         pubsub = self._client.pubsub()
         readers: list[asyncio.Task[None]] = []
         try:

@@ -81,6 +81,7 @@ from . import (
 )
 from ._redis_feed import ChangeReader
 from ._redis_layout import Layout, allocate
+from ._redis_scripts import CLAIM, CLAIM_MERGED, DELETE, EXTEND, PUT, RELEASE, RESCHEDULE
 from .codec import JsonCodec, TokenCodec
 
 try:
@@ -99,94 +100,8 @@ __all__ = ["RedisStore"]
 logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
 
-# KEYS: token set, provider's keys, providers, due set. ARGV: expected version ('' = absent),
-# version, data, str(key), provider, channel, publish command, due time ('' = none). The
-# delete's ARGV: expected ('' = any), str(key), provider, channel, publish command; it answers
-# -1 for a conflict.
-_PUT = """
-if (redis.call('HGET', KEYS[1], 'version') or '') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3])
-redis.call('SADD', KEYS[2], ARGV[4])
-redis.call('SADD', KEYS[3], ARGV[5])
-if ARGV[8] == '' then
-  redis.call('ZREM', KEYS[4], ARGV[4])
-else
-  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[4])
-end
-redis.call(ARGV[7], ARGV[6], ARGV[4] .. '\\n' .. ARGV[2])
-return 1
-"""
-_DELETE = """
-local current = redis.call('HGET', KEYS[1], 'version')
-if not current then return 0 end
-if ARGV[1] ~= '' and current ~= ARGV[1] then return -1 end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[2])
-if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[3]) end
-redis.call('ZREM', KEYS[4], ARGV[2])
-redis.call(ARGV[5], ARGV[4], ARGV[2] .. '\\n')
-return 1
-"""
-# KEYS: token set, due set. ARGV: due time ('' = none), str(key). Only for a stored set.
-_RESCHEDULE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[1] == '' then
-  redis.call('ZREM', KEYS[2], ARGV[2])
-else
-  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-end
-return 1
-"""
-# KEYS: one shard's due set. ARGV: now, how many, deadline. Most overdue first.
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
-return due
-"""
-# KEYS: every shard's due set (one node: one script may span them). ARGV: now, how many,
-# deadline. A merge of the shards' heads, read a few at a time: the most overdue anywhere first.
-_CLAIM_MERGED = """
-local now, limit, deadline = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local chunk = math.min(limit, 8)
-local buffers, positions, offsets = {}, {}, {}
-local function fill(i)
-  buffers[i] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'WITHSCORES',
-                          'LIMIT', offsets[i], chunk)
-  positions[i] = 1
-  offsets[i] = offsets[i] + #buffers[i] / 2
-end
-for i = 1, #KEYS do offsets[i] = 0; fill(i) end
-local claimed, shards = {}, {}
-while #claimed < limit do
-  local best, best_score = nil, nil
-  for i = 1, #KEYS do
-    if positions[i] <= #buffers[i] then
-      local score = tonumber(buffers[i][positions[i] + 1])
-      if best == nil or score < best_score then best, best_score = i, score end
-    end
-  end
-  if best == nil then break end
-  claimed[#claimed + 1] = buffers[best][positions[best]]
-  shards[#shards + 1] = best
-  positions[best] = positions[best] + 2
-  if positions[best] > #buffers[best] and #buffers[best] == 2 * chunk then fill(best) end
-end
-for j, member in ipairs(claimed) do redis.call('ZADD', KEYS[shards[j]], deadline, member) end
-return claimed
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-# ARGV: owner, milliseconds. Only while the key still names us: an expired key is gone, and
-# someone may have held (and used) the lease since. Never shortens.
-_EXTEND = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 1
-"""
+#: Concurrent per-shard claim scripts per store (redis-py allows 100 connections per node).
+_FANOUT = 16
 _CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
@@ -323,18 +238,19 @@ class RedisStore:
         self._codec: TokenCodec = codec if codec is not None else JsonCodec()
         self._lease_poll = lease_poll
         self._publish = "SPUBLISH" if self._layout.cluster else "PUBLISH"
-        self._put = client.register_script(_PUT)
-        self._delete = client.register_script(_DELETE)
-        self._reschedule = client.register_script(_RESCHEDULE)
-        self._claim = client.register_script(_CLAIM)
-        self._claim_merged = client.register_script(_CLAIM_MERGED)
+        self._put = client.register_script(PUT)
+        self._delete = client.register_script(DELETE)
+        self._reschedule = client.register_script(RESCHEDULE)
+        self._claim = client.register_script(CLAIM)
+        self._claim_merged = client.register_script(CLAIM_MERGED)
         self._due_sets = [self._layout.due(shard) for shard in range(shards)]
-        self._release = client.register_script(_RELEASE)
-        self._extend = client.register_script(_EXTEND)
+        self._release = client.register_script(RELEASE)
+        self._extend = client.register_script(EXTEND)
         self._closed = False
         self._checked: asyncio.Future[None] | None = None
         self._feed = ChangeReader(client, self._layout, lambda: self._closed)
         self._releases: set[asyncio.Task[None]] = set()
+        self._fanout = asyncio.Semaphore(_FANOUT)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._target}, prefix={self._prefix!r})"
@@ -473,7 +389,7 @@ class RedisStore:
         else:
             plan = allocate(await self._due_heads(now), limit)
             calls = [  # a cluster pipeline cannot carry scripts: one call per shard
-                self._claim(keys=[self._layout.due(shard)], args=[start, count, deadline])
+                self._fanned(self._claim, [self._layout.due(shard)], [start, count, deadline])
                 for shard, count in plan.items()
             ]
             replies = await self._call("claim", None, asyncio.gather(*calls))
@@ -485,6 +401,12 @@ class RedisStore:
                 except ValueError:
                     logger.warning("the Redis store holds a malformed token key; skipping it")
         return claimed
+
+    async def _fanned(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run ``script`` with at most :data:`_FANOUT` such calls in flight per store: redis-py
+        refuses (rather than queues) a command beyond a node's connection limit."""
+        async with self._fanout:
+            return await script(keys=keys, args=args)
 
     async def _due_heads(self, now: float) -> dict[int, tuple[float, int]]:
         """shard -> (its most overdue due time, how many are due) for shards with due sets."""

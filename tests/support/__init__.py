@@ -1,0 +1,1 @@
+"""Shared test helpers (servers the tests start, fakes, harnesses)."""

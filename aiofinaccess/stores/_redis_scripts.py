@@ -1,0 +1,101 @@
+"""The Lua scripts of :class:`~aiofinaccess.stores.redis.RedisStore`.
+
+Redis runs a script atomically, so each of these is one indivisible step. Every script names
+its keys in ``KEYS`` (in a cluster they share one hash tag, so one slot); a change is published
+by the same script that wrote it, with the command (``PUBLISH`` or ``SPUBLISH``) passed in.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["CLAIM", "CLAIM_MERGED", "DELETE", "EXTEND", "PUT", "RELEASE", "RESCHEDULE"]
+
+# KEYS: token set, provider's keys, providers, due set. ARGV: expected version ('' = absent),
+# version, data, str(key), provider, channel, publish command, due time ('' = none). The
+# delete's ARGV: expected ('' = any), str(key), provider, channel, publish command; it answers
+# -1 for a conflict.
+PUT: Final = """
+if (redis.call('HGET', KEYS[1], 'version') or '') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[5])
+if ARGV[8] == '' then
+  redis.call('ZREM', KEYS[4], ARGV[4])
+else
+  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[4])
+end
+redis.call(ARGV[7], ARGV[6], ARGV[4] .. '\\n' .. ARGV[2])
+return 1
+"""
+DELETE: Final = """
+local current = redis.call('HGET', KEYS[1], 'version')
+if not current then return 0 end
+if ARGV[1] ~= '' and current ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+if redis.call('SCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[3]) end
+redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call(ARGV[5], ARGV[4], ARGV[2] .. '\\n')
+return 1
+"""
+# KEYS: token set, due set. ARGV: due time ('' = none), str(key). Only for a stored set.
+RESCHEDULE: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+else
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+end
+return 1
+"""
+# KEYS: one shard's due set. ARGV: now, how many, deadline. Most overdue first.
+CLAIM: Final = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
+return due
+"""
+# KEYS: every shard's due set (one node: one script may span them). ARGV: now, how many,
+# deadline. A merge of the shards' heads, read a few at a time: the most overdue anywhere first.
+CLAIM_MERGED: Final = """
+local now, limit, deadline = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local chunk = math.min(limit, 8)
+local buffers, positions, offsets = {}, {}, {}
+local function fill(i)
+  buffers[i] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'WITHSCORES',
+                          'LIMIT', offsets[i], chunk)
+  positions[i] = 1
+  offsets[i] = offsets[i] + #buffers[i] / 2
+end
+for i = 1, #KEYS do offsets[i] = 0; fill(i) end
+local claimed, shards = {}, {}
+while #claimed < limit do
+  local best, best_score = nil, nil
+  for i = 1, #KEYS do
+    if positions[i] <= #buffers[i] then
+      local score = tonumber(buffers[i][positions[i] + 1])
+      if best == nil or score < best_score then best, best_score = i, score end
+    end
+  end
+  if best == nil then break end
+  claimed[#claimed + 1] = buffers[best][positions[best]]
+  shards[#shards + 1] = best
+  positions[best] = positions[best] + 2
+  if positions[best] > #buffers[best] and #buffers[best] == 2 * chunk then fill(best) end
+end
+for j, member in ipairs(claimed) do redis.call('ZADD', KEYS[shards[j]], deadline, member) end
+return claimed
+"""
+RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# ARGV: owner, milliseconds. Only while the key still names us: an expired key is gone, and
+# someone may have held (and used) the lease since. Never shortens.
+EXTEND: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
