@@ -23,6 +23,7 @@ from ..api.users import NewUser, Users
 from ..core.tokens import Secret, TokenKey, TokenSet
 from ..session.manager import SessionManager
 from ..stores.migrate import reseal
+from ..stores.sqlite import SQLiteStore
 from .config import FIELDS, CliError, Config, ProviderSettings, client_secret_flag
 from .output import Output
 
@@ -208,15 +209,27 @@ def _label(key: TokenKey) -> str:
     return f"{key.provider} {key.subject}" if key.subject else f"{key.provider} (client)"
 
 
+_LIST_BATCH = 500
+
+
+async def _read_batch(store: SQLiteStore, keys: list[TokenKey]) -> list[tuple[TokenKey, TokenSet]]:
+    found = await store.get_many(keys) if keys else {}
+    return [(key, stored.token_set) for key, stored in found.items()]
+
+
 async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> int:
     """One line per stored token set, secrets redacted."""
     rows: list[tuple[TokenKey, TokenSet]] = []
     if config.store_path.exists():  # listing never creates a store
         async with config.open_store() as store:
+            # The keys stream from one query; their sets are read a batch at a time.
+            batch: list[TokenKey] = []
             async for key in store.keys(args.provider):
-                stored = await store.get(key)
-                if stored is not None:
-                    rows.append((key, stored.token_set))
+                batch.append(key)
+                if len(batch) >= _LIST_BATCH:
+                    rows += await _read_batch(store, batch)
+                    batch = []
+            rows += await _read_batch(store, batch)
     rows.sort(key=lambda row: (row[0].provider, row[0].subject or ""))
     if args.json:
         out.json([_record(key, token_set) for key, token_set in rows])

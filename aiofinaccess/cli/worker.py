@@ -53,7 +53,15 @@ def add_worker_command(
     worker.add_argument("--batch", type=int, default=100, help="sets claimed per store call")
     worker.add_argument("--concurrency", type=int, default=16, help="renewals at once")
     worker.add_argument("--poll", type=seconds, default=1.0, help="longest sleep between claims")
-    worker.add_argument("--claim-ttl", type=seconds, default=None, help="seconds a claim lasts")
+    worker.add_argument(
+        "--claim-ttl",
+        type=seconds,
+        default=None,
+        help="seconds a claim lasts (default: token timeout + 2 x 10 s lease)",
+    )
+    worker.add_argument(
+        "--token-timeout", type=seconds, default=30.0, help="seconds one token exchange may take"
+    )
 
 
 def _open_store(args: argparse.Namespace, config: Config) -> Any:
@@ -89,6 +97,7 @@ async def run_worker(
             max_concurrent_refreshes=args.concurrency,
             duty_poll=args.poll,
             claim_ttl=args.claim_ttl,
+            token_timeout=args.token_timeout,
         ) as manager:
             for setting in settings:
                 provider = await setting.provider(manager.http_session())

@@ -94,10 +94,10 @@ class Options:
         _seconds("duty_poll", self.duty_poll)
         if self.claim_ttl is not None:
             _seconds("claim_ttl", self.claim_ttl)
-            if self.claim_ttl <= self.token_timeout:
-                raise ConfigurationError(
-                    "claim_ttl must exceed token_timeout (it covers a renewal)"
-                )
+            if self.claim_ttl < self.token_timeout + self.lease_ttl:
+                # A renewal that died after sending fences its set that long: a shorter claim
+                # would hand the set to a worker that can only wait for the lease.
+                raise ConfigurationError("claim_ttl must be at least token_timeout + lease_ttl")
 
 
 @attrs.define(kw_only=True)
@@ -203,6 +203,7 @@ def assemble(
             concurrency=options.max_concurrent_refreshes,
         )
         background.append(duty)
+        planner.on_due = duty.due_written
     lifetime = Lifetime(
         store=store,
         registry=registry,

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 import socket
@@ -108,11 +109,19 @@ class DutyLoop:
         self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._wake_at = math.inf
         self._stats = stats
+
+    def due_written(self, due: float | None) -> None:
+        """This process wrote a set due at ``due``: wake up for it if sleeping past it."""
+        if due is not None and due < self._wake_at and self._wake is not None:
+            self._wake.set()
 
     def start(self) -> None:
         """Start claiming on the running loop (idempotent)."""
         if self._task is None:
+            self._wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="aiofinaccess-refresh-duty"
             )
@@ -151,7 +160,9 @@ class DutyLoop:
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
             if len(keys) < limit:
-                await self._clock.sleep(await self._pause())
+                assert self._wake is not None  # noqa: S101  (set by start)
+                self._wake.clear()  # a due time written from now on wakes the sleep below
+                await self._sleep(await self._pause())
 
     async def _pause(self) -> float:
         """Seconds until the store's next due time, within ``[_MIN_PAUSE, poll]``."""
@@ -162,6 +173,20 @@ class DutyLoop:
         if next_due is None:
             return self._poll
         return min(self._poll, max(_MIN_PAUSE, next_due - self._clock.wall()))
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep on the clock, but wake at once when this process writes an earlier due time."""
+        assert self._wake is not None  # noqa: S101  (set by start)
+        self._wake_at = self._clock.wall() + seconds
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._wake_at = math.inf  # awake: any due time written counts
+            for waiting in (sleeper, waker):
+                waiting.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
 
     async def _renew(self, key: TokenKey) -> None:
         if key.provider not in self._registry:

@@ -7,7 +7,8 @@ Theory of operation
 :class:`~aiofinaccess.session.renewal.RenewalDriver` (the one renewal path; its decisions are the
 pure :func:`~aiofinaccess.core.renewal_step.next_step`: read both modules for the guarantees:
 single-flight, cancellation-safe, fenced leases, persist then publish, dead grants stay dead),
-a :class:`~aiofinaccess.session.scheduler.RefreshScheduler` and an
+a :class:`~aiofinaccess.session.scheduler.RefreshScheduler` or, on a store shared by a fleet,
+a :class:`~aiofinaccess.session.duty.DutyLoop`, and an
 :class:`~aiofinaccess.session.events.EventHub`. This module adds what an application touches:
 
 * the **fresh path**: :meth:`SessionManager.access_token` is a dictionary lookup and one
@@ -20,8 +21,10 @@ a :class:`~aiofinaccess.session.scheduler.RefreshScheduler` and an
 * **observation**: typed events to callbacks or async iterators, counters, token-set states.
 
 The manager reads time only through its :class:`~aiofinaccess.core.clock.Clock`. This module
-holds the composition and the bearer path; it never imports ``api``, ``integrations``,
-``cli`` or ``sandbox``.
+holds the public face and the fresh path; it never imports ``api``, ``integrations``, ``cli``
+or ``sandbox``. It is longer than the house's ~400 lines for a reason: every public method
+keeps its whole documentation here (the reference is generated from it), while each body is
+a line or two that hands over to the part that does the work.
 """
 
 from __future__ import annotations
@@ -110,7 +113,8 @@ class SessionManager:
             a dropped one loads again on demand), or ``None`` for no bound.
         duty_batch: Sets claimed per store call by the duty.
         claim_ttl: Seconds a duty claim lasts before the set falls due again for any worker
-            (default ``token_timeout + 2 * lease_ttl``; must exceed ``token_timeout``).
+            (default ``token_timeout + 2 * lease_ttl``; at least ``token_timeout +
+            lease_ttl``, how long a renewal that died after sending fences its set).
         duty_poll: The duty's longest sleep between claims (how soon it sees a set another
             process made due).
     """
@@ -233,7 +237,8 @@ class SessionManager:
         """Wait until the manager is started and every restore :meth:`register` began has ended.
 
         The readiness check of a web process: once it returns, every stored set of the
-        registered providers is in memory and renewals are scheduled.
+        registered providers is in memory and renewals are scheduled (on a store that keeps
+        the refresh duty, nothing is restored: sets load on demand).
 
         Raises:
             UsageError: The manager was never started, or is closed.
@@ -246,8 +251,10 @@ class SessionManager:
         """Restore stored token sets of the registered providers and start background work.
 
         Called by ``async with``. Providers registered later are restored as they register.
-        Idempotent. The store is read here even with no provider registered yet, so a store
-        that cannot be reached fails here, not at the first request.
+        On a store that keeps the refresh duty (see ``duty``) no set is read: they load on
+        demand, and the duty (if this process has it) starts claiming. Idempotent. The store
+        is read here even with no provider registered yet, so a store that cannot be reached
+        fails here, not at the first request.
 
         Raises:
             StoreError: The store cannot be read (its message names the store); ``ready()``
@@ -261,7 +268,8 @@ class SessionManager:
         """Load every stored set of ``provider`` (or all registered) into memory; no requests.
 
         Keys are streamed from the store and read in batches (one read per batch where the
-        store offers ``get_many``). Another client's token, and malformed keys, are skipped.
+        store offers ``get_many``), at most ``working_set`` sets. Another client's token, and
+        malformed keys, are skipped.
 
         Returns:
             How many token sets were restored.

@@ -70,6 +70,8 @@ class Planner:
         self._stats = stats
         self._closed = closed
         self.fleet = fleet
+        #: Told every due time this process writes (wakes this process's duty early).
+        self.on_due: Callable[[float | None], None] = lambda _due: None
         #: Set once the driver exists (it is built with :meth:`schedule` as a callback).
         self.driver: RenewalDriver | None = None
 
@@ -142,9 +144,12 @@ class Planner:
         )
 
     def next_due(self, token_set: TokenSet) -> float | None:
-        """The due time a write stores with ``token_set``: :meth:`due_at`, but never sooner
-        than ``min_interval`` from now (a set stale on arrival is not renewed in a loop)."""
+        """The due time a write stores with ``token_set``: :meth:`due_at`, except that a set
+        already due when written (stale on arrival) is due ``min_interval`` later, not at once
+        again and again."""
         due = self.due_at(token_set)
-        if due is None:
-            return None
-        return max(due, self._clock.wall() + self._policy.min_interval)
+        now = self._clock.wall()
+        if due is not None and due <= now:
+            due = now + self._policy.min_interval
+        self.on_due(due)
+        return due

@@ -10,9 +10,7 @@ import stat
 from pathlib import Path
 
 from aiofinaccess.sandbox import Sandbox
-from tests.cli.test_cli import env, login, run_cli
-
-__all__ = ["env"]  # the fixture, shared with test_cli
+from tests.cli.test_cli import login, run_cli
 
 ANSI = re.compile(r"\x1b\[")
 

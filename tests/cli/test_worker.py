@@ -132,3 +132,66 @@ def test_the_worker_needs_a_provider(env: dict[str, str], tmp_path: Path) -> Non
     from aiofinaccess.cli.main import main  # noqa: PLC0415
 
     assert main(["worker", "--store", str(tmp_path / "t.db")]) == 1
+
+
+async def test_a_killed_workers_claims_are_renewed_by_another_after_their_deadline(
+    sandbox: Sandbox, env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL a worker while its claimed batch hangs at the token endpoint (requests the
+    sandbox never processes): another worker renews every unclaimed set at once, the dead
+    worker's claims within a second of their deadline, and no session is lost."""
+    path = tmp_path / "shared.db"
+    before = await seed(sandbox, path, age=LIFETIME - 10.0)
+    sandbox.set_faults(rate=1.0, kinds=("timeout",), scope="token", timeout_delay=300.0)
+    claim_ttl = 16.0  # about the shortest allowed: token_timeout + lease_ttl
+    options = ("--token-timeout", "5", "--claim-ttl", str(claim_ttl))
+    first = await start_worker(sandbox, env, path, "--batch", "4", "--concurrency", "4", *options)
+    try:
+        await until(lambda: _true(sandbox.state.in_flight >= 4), 90)
+        killed_at = time.time()
+    finally:
+        first.kill()
+        await first.wait()
+    sandbox.set_faults()
+    second = await start_worker(sandbox, env, path, "--poll", "0.2", *options)
+    try:
+        await until(lambda: _at_least(path, before, len(USERS) - 4), 30)
+        # The dead worker's four claims stay untouched until they run out ...
+        await asyncio.sleep(max(0.0, killed_at + claim_ttl - 3.0 - time.time()))
+        assert await renewed(path, before) == len(USERS) - 4
+        # ... and are renewed by the survivor right after.
+        await until(lambda: _at_least(path, before, len(USERS)), 30)
+        taken_over = time.time() - (killed_at + claim_ttl)
+    finally:
+        if second.returncode is None:
+            second.send_signal(signal.SIGTERM)
+        _out, err = await second.communicate()
+    print(f"\nclaims of a SIGKILLed worker renewed {taken_over:.2f} s after their deadline")  # noqa: T201
+    assert second.returncode == 0, err.decode()[-2000:]
+    assert taken_over <= 1.0 + 0.2 + 0.3  # a second, the survivor's poll, one renewal
+    stats = sandbox.stats()
+    assert stats["sessions_killed"] == 0
+    assert stats["reuse_violations"] == 0
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _at_least(path: Path, before: dict[str, int], count: int) -> bool:
+    return await renewed(path, before) >= count
+
+
+async def start_worker(
+    sandbox: Sandbox, env: dict[str, str], path: Path, *options: str
+) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aiofinaccess", "worker", "--store", str(path),
+        "--provider", "everifin", "--sandbox", sandbox.base_url, *options,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    async with asyncio.timeout(90):
+        started = (await process.stdout.readline()).decode()
+    assert "worker started" in started, started
+    return process

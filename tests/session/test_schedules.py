@@ -318,7 +318,7 @@ async def test_restore_skips_a_malformed_stored_key(sandbox: Sandbox, tmp_path: 
     async with SessionManager(store=SQLiteStore(path)) as restarted:
         register(restarted, sandbox)
         await restarted.wait_idle()
-        assert await restarted.restore() == 0  # alice was restored at registration
+        assert await restarted.restore() == 1  # alice (SQLite keeps the duty: none at start)
         assert restarted.state("everifin", "alice").value == "fresh"
 
 

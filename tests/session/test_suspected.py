@@ -152,6 +152,7 @@ async def test_restore_emits_no_refreshed_events(tmp_path: Path) -> None:
     manager.register(EVERIFIN, EVERIFIN_CLIENT)
     manager.subscribe(events.append)
     async with manager:
+        assert await manager.restore() == 5  # (SQLite keeps the refresh duty: none at start)
         assert manager.state("everifin", "u1") is TokenState.FRESH
     assert [e for e in events if isinstance(e, Refreshed)] == []
     assert manager.stats.token_requests == 0
@@ -194,5 +195,7 @@ async def test_start_does_not_read_sets_one_at_a_time(tmp_path: Path) -> None:
     async with SessionManager(store=CountingStore(path), scheduler=False) as manager:
         manager.register(Everifin.stage(), EVERIFIN_CLIENT)
         await manager.wait_idle()
+        assert CountingStore.reads <= 1  # SQLite keeps the refresh duty: start() probes only
+        assert await manager.restore() == 200  # and restore() reads in batches
         assert manager.state("everifin", "u199") is TokenState.FRESH
     assert CountingStore.reads < 10

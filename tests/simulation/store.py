@@ -6,6 +6,10 @@ answer travels back. A call that was sent takes effect even if its sender crashe
 waiting meanwhile, as with a real server; a call from a crashed process never leaves it. An
 answer can be lost after the effect (the caller sees an error for a write that happened), a
 call can fail before any effect, and during an outage every call fails.
+
+The store keeps the refresh duty (:class:`aiofinaccess.stores.RefreshDuty`): due times written
+with the sets, claims that push them to a deadline, so the simulated managers run the duty
+path (claims, a claimant crashing mid-batch, claims outliving a slow renewal).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class SharedStore:
         self.rng = rng
         self.fault_rate = faults
         self.records: dict[TokenKey, tuple[int, bytes]] = {}
+        self.due: dict[TokenKey, float] = {}
         self.leases: dict[TokenKey, _Lease] = {}
         self.outages: list[tuple[float, float]] = []
         self.feeds: list[tuple[Process, asyncio.Queue[tuple[TokenKey, int | None]]]] = []
@@ -56,6 +61,12 @@ class SharedStore:
     def in_outage(self) -> bool:
         now = self.now()
         return any(start <= now < end for start, end in self.outages)
+
+    def set_due(self, key: TokenKey, due: float | None) -> None:
+        if due is None:
+            self.due.pop(key, None)
+        else:
+            self.due[key] = due
 
     def announce(self, key: TokenKey, version: int | None) -> None:
         for process, queue in self.feeds:
@@ -130,7 +141,14 @@ class StoreClient:
 
         return await self._call(effect, fails_after=False)
 
-    async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
+    async def put(
+        self,
+        key: TokenKey,
+        token_set: TokenSet,
+        *,
+        expected_version: int | None,
+        due_at: float | None = None,
+    ) -> int:
         data = self._shared.codec.encode(token_set, kind="token_set", key=str(key))
         version = self._shared.rng.getrandbits(62)
         refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
@@ -141,6 +159,7 @@ class StoreClient:
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
             shared.records[key] = (version, data)
+            shared.set_due(key, due_at)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
@@ -156,6 +175,7 @@ class StoreClient:
             if expected_version is not None and current[0] != expected_version:
                 raise StoreConflictError("simulated version conflict")
             del shared.records[key]
+            shared.set_due(key, None)
             shared.announce(key, None)
             return True
 
@@ -166,6 +186,33 @@ class StoreClient:
         for key in found:
             if provider is None or key.provider == provider:
                 yield key
+
+    # -- the refresh duty ------------------------------------------------------------------------
+
+    async def claim_due(
+        self, *, now: float, limit: int, claim_for: float, owner: str
+    ) -> list[TokenKey]:
+        def effect() -> list[TokenKey]:
+            due = self._shared.due
+            taken = sorted((at, str(key), key) for key, at in due.items() if at <= now)[:limit]
+            for _at, _name, key in taken:
+                due[key] = now + claim_for
+            return [key for _at, _name, key in taken]
+
+        return await self._call(effect)
+
+    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
+        def effect() -> None:
+            if key in self._shared.records:
+                self._shared.set_due(key, due_at)
+
+        await self._call(effect)
+
+    async def next_due(self) -> float | None:
+        return await self._call(lambda: min(self._shared.due.values(), default=None))
+
+    async def due_count(self, *, now: float) -> int:
+        return await self._call(lambda: sum(at <= now for at in self._shared.due.values()))
 
     # -- the lease -------------------------------------------------------------------------------
 

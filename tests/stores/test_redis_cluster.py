@@ -22,9 +22,8 @@ from aiofinaccess.stores import ChangeFeed, RefreshDuty
 from aiofinaccess.stores._redis_layout import Layout
 from aiofinaccess.stores.migrate import copy_sets
 from aiofinaccess.stores.redis import RedisStore
-
-from ..support.redis_cluster import Cluster, running_cluster
-from .contract import ALICE, DutyContract, StoreContract, sample
+from tests.stores.contract import ALICE, DutyContract, StoreContract, sample
+from tests.support.redis_cluster import Cluster, running_cluster
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

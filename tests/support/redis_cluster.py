@@ -32,7 +32,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from ..redis_server import _stop, _wait_ready, redis_server_binary
+from tests.support.redis_server import _stop, _wait_ready, redis_server_binary
 
 STARTUP_TIMEOUT = 30.0
 
