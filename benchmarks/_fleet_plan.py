@@ -22,6 +22,7 @@ at or before ``t``.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -195,6 +196,7 @@ class Renewals:
     renewed: int = 0
     unrenewed: int = 0
     lateness: list[float] = field(default_factory=list)
+    served: int = 0
     token_requests: int = 0
     successful_requests: int = 0
     done_twice: int = 0
@@ -215,8 +217,10 @@ def renewals(
 
     A due event is *unrenewed* if no renewal was stored by ``end + settle``. Lateness is the
     time the renewed set was stored minus its due time. Token requests are the sandbox's
-    refresh grants for the set between this due time and the next one; every successful one
-    beyond the first is a renewal done twice.
+    refresh grants for the set between this due time and the next one. A renewal done twice
+    is a successful grant less than half a renewal interval after the set's previous one,
+    anywhere in the journal: read from the sandbox alone, so a record line lost to SIGKILL
+    (a write that landed in Redis as the process died) cannot fake one.
     """
     prefix = plan.nonce + "-"
     requests: dict[int, list[tuple[float, int]]] = defaultdict(list)
@@ -247,8 +251,18 @@ def renewals(
             ok = sum(1 for _, status in served if status == 200)
             result.token_requests += len(served)
             result.successful_requests += ok
-            result.done_twice += max(0, ok - 1)
+            # Renewed, or at least rotated at the sandbox (its write may land after the window).
+            result.served += 1 if ok or (j < len(puts) and puts[j].wall <= end + settle) else 0
+    result.done_twice = _doubles(grants_of=requests, within=plan.interval / 2)
     return result
+
+
+def _doubles(grants_of: Mapping[int, list[tuple[float, int]]], within: float) -> int:
+    doubles = 0
+    for grants in grants_of.values():
+        times = sorted(wall for wall, status in grants if status == 200)
+        doubles += sum(1 for a, b in itertools.pairwise(times) if b - a < within)
+    return doubles
 
 
 @dataclass
@@ -259,7 +273,7 @@ class Orphans:
     renewed_by_others: int = 0
     after_deadline: list[float] = field(default_factory=list)
     not_renewed: int = 0
-    refreshed_unstored: int = 0
+    rotated_at_death: int = 0
 
 
 def orphans(
@@ -272,8 +286,10 @@ def orphans(
 ) -> Orphans:
     """Sets the killed worker held (claimed, not stored) when it died, and how late others
     renewed each relative to its claim deadline (``after_deadline``, seconds; <= 1 is the
-    target). ``refreshed_unstored``: the sandbox rotated the set for the killed worker but it
-    died before storing the new tokens (the only copy of the refresh token died with it)."""
+    target). ``rotated_at_death``: sets the sandbox rotated for the killed worker as it died,
+    with no stored renewal in its record: either its write landed in Redis unrecorded, or the
+    new refresh token died with it, and the set is lost (the end-of-run check and the reuse
+    violations tell which)."""
     holding = held(killed, killed_at)
     later: dict[int, float] = {}
     for record in others:
@@ -289,7 +305,7 @@ def orphans(
             # A request the sandbox took in just before or as the worker died.
             if index in holding and holding[index][0] <= wall <= killed_at + 0.5:
                 rotated.add(index)
-    result.refreshed_unstored = len(rotated)
+    result.rotated_at_death = len(rotated)
     for index, (_, claim_deadline) in holding.items():
         if index in later:
             result.renewed_by_others += 1

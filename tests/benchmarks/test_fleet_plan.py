@@ -75,6 +75,7 @@ def test_each_request_counts_against_the_due_event_it_served() -> None:
     assert window.token_requests == 5
     assert window.successful_requests == 4
     assert window.done_twice == 1
+    assert window.served == 3
     assert window.premature_requests == 1
     assert window.by_process == {"w0": 3}
 
@@ -100,10 +101,21 @@ def test_orphans_of_a_killed_worker() -> None:
     assert orphans.renewed_by_others == 1
     assert orphans.after_deadline == pytest.approx([0.4])
     assert orphans.not_renewed == 0
-    assert orphans.refreshed_unstored == 1
+    assert orphans.rotated_at_death == 1
     assert plan_.held(killed, 1000.1) == {0: (1000.0, 1050.0), 1: (1000.0, 1050.0)}
 
 
 def test_a_rescheduled_claim_is_not_held() -> None:
     killed = record("w0", "c 1000.000000 1050.000000 1", "s 1000.100000 1 1129.000000")
     assert plan_.held(killed, 1001.0) == {}
+
+
+def test_two_grants_an_interval_apart_are_not_a_double_even_if_a_write_went_unrecorded() -> None:
+    # The killed worker's write for set 0 landed in Redis but never reached its record: the
+    # next renewal (a whole interval later) falls in the same due event's span, yet the set
+    # was renewed once per interval.
+    chained = plan_.chains(PLAN, [record("w1", "p 1080.300000 0 1160.000000")])
+    journal = [[1000.2, "n-0", 200], [1080.2, "n-0", 200]]
+    window = plan_.renewals(PLAN, chained, journal, start=900.0, end=1100.0, settle=1.0)
+    assert window.done_twice == 0
+    assert window.token_requests == 2
