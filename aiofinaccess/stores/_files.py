@@ -7,14 +7,15 @@ mode, so a database left 0666 leaked through them too). The rules:
 * the directory is not writable by group or others (sticky or not: in a shared ``/tmp``
   another user can create ``tokens.db-wal`` before SQLite does, and read every page written
   to it), and is owned by us or root;
-* no file is opened through a symbolic link (``O_NOFOLLOW``), nor is anything but a regular
-  file accepted (``O_NONBLOCK``: a planted FIFO cannot hang the open);
+* no symbolic link is followed, nor is anything but a regular file accepted (checked with
+  ``lstat``; an existing file is never opened, since closing a descriptor of a database would
+  drop SQLite's locks on it in this process; a new database is created ``O_EXCL|O_NOFOLLOW``);
 * every file is owned by the current user, and loses any group/other permission bits.
 """
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import logging
 import os
 import stat
@@ -29,7 +30,8 @@ logger = logging.getLogger("aiofinaccess")
 #: The files SQLite keeps next to a database.
 COMPANIONS: Final = ("-wal", "-shm", "-journal")
 
-_FLAGS: Final = os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# A new database file is created by us, private from its first instant, never through a link.
+_CREATE: Final = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _check_directory(directory: str) -> None:
@@ -43,42 +45,41 @@ def _check_directory(directory: str) -> None:
         raise StoreError(f"store directory {directory} is owned by uid {info.st_uid}, not us")
 
 
-def _trust(fd: int, path: str) -> None:
-    info = os.fstat(fd)
+def _trust_path(path: str, *, create: bool) -> None:
+    """Check one file by ``lstat`` (creating it private when asked and absent).
+
+    An existing file is never opened: POSIX record locks belong to a process and an inode,
+    so closing any descriptor of a database file would drop every lock SQLite holds on it in
+    this process (its shared-memory "DMS" lock included: another process would then
+    re-initialise the WAL index, and this one die of SIGBUS on its next access). ``lstat``
+    sees a link as a link; the directory check above means nobody else can swap the file
+    between the check and the ``chmod``.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        if not create:
+            return
+        # Created meanwhile by another process: check it like any other.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, _CREATE, 0o600))
+        info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise StoreError(f"store file {path} is a symbolic link: refused")
     if not stat.S_ISREG(info.st_mode):
         raise StoreError(f"store file {path} is not a regular file")
     if info.st_uid != os.geteuid():
         raise StoreError(f"store file {path} is owned by uid {info.st_uid}, not by us")
     loose = stat.S_IMODE(info.st_mode) & 0o077
     if loose:
-        os.fchmod(fd, stat.S_IMODE(info.st_mode) & ~0o077)
+        os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077)
         logger.warning("store file %s was accessible to others (mode %o): tightened", path, loose)
-
-
-def _open(path: str, flags: int) -> int | None:
-    try:
-        return os.open(path, flags, 0o600)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise StoreError(f"store file {path} is a symbolic link: refused") from None
-        raise
-
-
-def _trust_path(path: str, flags: int) -> None:
-    fd = _open(path, flags)
-    if fd is not None:
-        try:
-            _trust(fd, path)
-        finally:
-            os.close(fd)
 
 
 def check_companions(path: str) -> None:
     """Check (and tighten) whichever of the database's companion files exist."""
     for suffix in COMPANIONS:
-        _trust_path(path + suffix, _FLAGS)
+        _trust_path(path + suffix, create=False)
 
 
 def open_private(path: str) -> None:
@@ -89,5 +90,5 @@ def open_private(path: str) -> None:
         OSError: The file system refused (no such directory, no permission...).
     """
     _check_directory(os.path.dirname(path))
-    _trust_path(path, _FLAGS | os.O_CREAT)
+    _trust_path(path, create=True)
     check_companions(path)
