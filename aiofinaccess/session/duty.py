@@ -50,6 +50,7 @@ from .events import ManagerStats
 from .lifetime import OwnedTasks
 from .registry import Registry
 from .renewal import RenewalDriver
+from .stopping import cancel_and_wait
 
 __all__ = ["DutyLoop", "worker_id"]
 
@@ -130,8 +131,7 @@ class DutyLoop:
         """Stop claiming; renewals already started are the manager's to finish (drained)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait(task)
 
     async def _run(self) -> None:
         stats = self._stats

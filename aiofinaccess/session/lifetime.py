@@ -26,6 +26,7 @@ from ..stores import ChangeFeed, TokenStore, Versioned
 from .events import EventHub
 from .registry import Entry, Registry
 from .renewal import RenewalDriver
+from .stopping import cancel_and_wait
 
 __all__ = ["Background", "Lifetime", "OwnedTasks"]
 
@@ -267,8 +268,7 @@ class Lifetime:
         for part in self._background:
             await part.stop()
         if self.watcher is not None:
-            self.watcher.cancel()
-            await asyncio.gather(self.watcher, return_exceptions=True)
+            await cancel_and_wait(self.watcher)
         await self._drain()
         self._hub.close()
         try:
@@ -294,5 +294,6 @@ class Lifetime:
             )
             for task in unfinished:
                 task.cancel()  # each logs its key's hash at ERROR and emits WriteAbandoned
-        await asyncio.wait(late)
+        # A cancel can be lost (see stopping): cancel again until each has ended.
+        await asyncio.gather(*(cancel_and_wait(task) for task in late))
         logger.warning("aclose cancelled renewals still running")

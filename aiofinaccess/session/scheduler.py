@@ -25,6 +25,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from ..core.clock import Clock
+from .stopping import cancel_and_wait
 
 __all__ = ["RefreshScheduler"]
 
@@ -78,8 +79,7 @@ class RefreshScheduler:
         """Stop the loop; renewals already started are the manager's to finish."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait(task)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep on the clock, but wake at once when an earlier deadline arrives."""
