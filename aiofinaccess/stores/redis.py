@@ -59,7 +59,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from ..core.errors import (
@@ -158,6 +158,10 @@ def _tls_options(url: str) -> dict[str, bool]:
     return {"ssl_check_hostname": True}
 
 
+#: Connections a single-node store opens at most; more calls in flight wait for one.
+_MAX_CONNECTIONS: Final = 100
+
+
 def _client_for(url: str) -> tuple[Any, bool]:
     """A client for ``url`` and whether it speaks to a cluster.
 
@@ -176,7 +180,12 @@ def _client_for(url: str) -> tuple[Any, bool]:
         if scheme in _CLUSTER_SCHEMES:
             plain = _CLUSTER_SCHEMES[scheme] + url[len(scheme) :]
             return RedisCluster.from_url(plain, **tls), True
-        return aioredis.Redis.from_url(url, **tls), False
+        # A blocking pool: a momentary crowd of calls waits for a connection (each call is
+        # bounded by the caller's store timeout) instead of failing with MaxConnectionsError.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=_MAX_CONNECTIONS, timeout=None, **tls
+        )
+        return aioredis.Redis.from_pool(pool), False
     except ValueError:  # its message may quote the URL, password and all
         raise ConfigurationError("url is not a valid Redis URL") from None
 
