@@ -45,7 +45,8 @@ import attrs
 from ..core.errors import AiofinaccessError
 from ..core.tokens import ClientCredentials
 from ..oauth.client import discover
-from ..oauth.providers import Everifin, FinApi, Oidc, Provider
+from ..oauth.presets import Everifin, FinApi, Oidc
+from ..oauth.providers import Provider
 from ..stores.codec import FernetCodec
 from ..stores.sqlite import SQLiteStore
 from .secrets import client_secret, secret_source
