@@ -6,11 +6,8 @@ Theory of operation
   version, compare, write, index the key, publish the change" cannot interleave with another
   writer; ``WATCH``/``MULTI`` would need a retry loop and a dedicated connection. Versions are
   random 62-bit integers: a key deleted and created again never repeats an old version.
-* **The lease is ``SET NX PX`` with a random owner token.** ``NX`` makes it exclusive, ``PX``
-  (on Redis's own clock) frees it when its holder dies, and the owner token lets the extension
-  and the release (compare-and-extend, compare-and-delete scripts) touch only our own lease,
-  never the next holder's after ours expired. A ``SET`` whose reply is lost may still have
-  run, so any failure to acquire releases by owner before it raises.
+* **The lease is ``SET NX PX`` with a random owner token** (:mod:`._redis_lease`): exclusive,
+  freed by Redis's own clock when its holder dies, extended and released only by its owner.
 * **The change feed** (:meth:`RedisStore.changes`) relays every write and delete, published by
   the same script that wrote it, so other workers adopt a rotated token set without waiting
   for their copy to go stale. It is best effort (a message sent while a subscriber is
@@ -40,22 +37,17 @@ are :mod:`._redis_layout`'s, which also says how to migrate older data.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
-import random
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from ..core.errors import (
     ConfigurationError,
-    LeaseBusyError,
     StoreConflictError,
     StoreError,
-    UsageError,
 )
 from ..core.tokens import TokenKey, TokenSet
 from . import (
@@ -69,7 +61,8 @@ from . import (
 from ._redis_duty import DueSets
 from ._redis_feed import ChangeReader
 from ._redis_layout import Layout, as_bytes, score, text
-from ._redis_scripts import DELETE, EXTEND, PUT, RELEASE
+from ._redis_lease import Leases
+from ._redis_scripts import DELETE, PUT
 from ._redis_urls import describe, target
 from .codec import JsonCodec, TokenCodec
 
@@ -161,16 +154,20 @@ class RedisStore:
         self._layout = Layout(prefix, shards, on_cluster if cluster is None else cluster)
         self._prefix = prefix
         self._codec: TokenCodec = codec if codec is not None else JsonCodec()
-        self._lease_poll = lease_poll
         self._publish = "SPUBLISH" if self._layout.cluster else "PUBLISH"
         self._put = client.register_script(PUT)
         self._delete = client.register_script(DELETE)
-        self._release = client.register_script(RELEASE)
-        self._extend = client.register_script(EXTEND)
         self._closed = False
         self._checked: asyncio.Future[None] | None = None
         self._feed = ChangeReader(client, self._layout, lambda: self._closed)
-        self._releases: set[asyncio.Task[None]] = set()
+        self._leases = Leases(
+            client,
+            self._layout,
+            self._call,
+            poll=lease_poll,
+            closed=lambda: self._closed,
+            errors=_ERRORS,
+        )
         self._duty = DueSets(client, self._layout, self._call)
 
     def __repr__(self) -> str:
@@ -318,9 +315,9 @@ class RedisStore:
 
     # -- leases ----------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
-        """Hold ``key`` for ``ttl`` seconds unless extended, across every client of this Redis.
+    def lease(self, key: TokenKey, *, ttl: float) -> AbstractAsyncContextManager[HeldLease]:
+        """Hold ``key`` for ``ttl`` seconds unless extended, across every client of this Redis
+        (``SET NX PX`` with an owner token: :mod:`._redis_lease`).
 
         Waits at most ``ttl`` seconds for a held lease.
 
@@ -328,47 +325,7 @@ class RedisStore:
             LeaseBusyError: The lease stayed taken for ``ttl`` seconds.
             StoreError: Redis failed.
         """
-        if not (math.isfinite(ttl) and ttl > 0):
-            raise UsageError("a lease ttl must be a positive number of seconds")
-        name, owner = self._layout.lease(key), secrets.token_hex(16)
-        deadline, px = time.monotonic() + ttl, math.ceil(ttl * 1000)
-        try:
-            while True:
-                asked = time.monotonic()
-                if await self._call("lease", key, self._client.set(name, owner, nx=True, px=px)):
-                    break
-                if time.monotonic() >= deadline:
-                    raise LeaseBusyError(
-                        f"timed out waiting for the lease on token set {key.hashed}"
-                    )
-                await asyncio.sleep(self._lease_poll * (1 + random.random()))  # noqa: S311
-        except BaseException:  # the SET may have run although its reply never came
-            await self._release_shielded(name, owner)
-            raise
-        try:
-            yield HeldLease(asked + ttl, functools.partial(self._extend_lease, key, name, owner))
-        finally:
-            await self._release_shielded(name, owner)
-
-    async def _extend_lease(
-        self, key: TokenKey, name: str, owner: str, asked: float, ttl: float
-    ) -> bool:
-        del asked  # the lease runs on Redis's clock; the holder counts from before asking
-        script = self._extend(keys=[name], args=[owner, math.ceil(ttl * 1000)])
-        return bool(await self._call("extend lease", key, script))
-
-    async def _release_shielded(self, name: str, owner: str) -> None:
-        async def release() -> None:
-            try:
-                if not self._closed:
-                    await self._release(keys=[name], args=[owner])
-            except _ERRORS:  # it expires anyway; raising would hide how the body ended
-                logger.warning("releasing a Redis lease failed; it expires at its ttl")
-
-        task = asyncio.ensure_future(release())
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
-        await asyncio.shield(task)
+        return self._leases.hold(key, ttl=ttl)
 
     # -- pending authorizations ------------------------------------------------------------
 
@@ -460,8 +417,7 @@ class RedisStore:
         if self._closed:
             return
         self._closed = True
-        if self._releases:  # already on the wire: let them finish, a next holder is waiting
-            await asyncio.wait(set(self._releases))
+        await self._leases.drain()  # already on the wire: a next holder is waiting for them
         await self._feed.stop()
         if self._owns_client:
             await self._client.aclose()
