@@ -32,21 +32,18 @@ loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 import os
-import random
 import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, Final, TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..core.errors import ConfigurationError, LeaseBusyError, StoreConflictError, StoreError
+from ..core.errors import ConfigurationError, StoreConflictError, StoreError
 from ..core.tokens import TokenKey, TokenSet
 from . import (
     HeldLease,
@@ -59,14 +56,13 @@ from . import (
 )
 from . import _sqlite_schema as sql
 from ._files import check_companions, open_private, store_path
+from ._sqlite_lease import Leases
 from .codec import JsonCodec, TokenCodec
 
 __all__ = ["SQLiteStore"]
 
 logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
-
-_jitter: Final = random.SystemRandom()
 
 
 def _conflict(key: TokenKey, expected_version: int | None) -> StoreConflictError:
@@ -103,7 +99,6 @@ class SQLiteStore:
         if not busy_timeout >= 0:
             raise ConfigurationError("busy_timeout must be a non-negative number of seconds")
         self._codec: TokenCodec = JsonCodec() if codec is None else codec
-        self._lease_poll = lease_poll
         self._busy_timeout = busy_timeout
         self._conn: aiosqlite.Connection | None = None
         self._closed = False
@@ -112,7 +107,7 @@ class SQLiteStore:
         # separately, and a write slipped between another task's execute and fetch would have to
         # upgrade that task's open read snapshot, which SQLite refuses at once (SQLITE_BUSY).
         self._statement_lock = asyncio.Lock()
-        self._releases: set[asyncio.Task[tuple[int, list[Any]]]] = set()
+        self._leases = Leases(self._execute, poll=lease_poll)
 
     def __repr__(self) -> str:
         return f"SQLiteStore(path={self._path!r})"
@@ -337,10 +332,9 @@ class SQLiteStore:
                 found[wanted[name]] = Versioned(token_set, int(version))
         return found
 
-    @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
+    def lease(self, key: TokenKey, *, ttl: float) -> AbstractAsyncContextManager[HeldLease]:
         """Hold ``key`` exclusively, across tasks and processes, for ``ttl`` seconds unless
-        extended (see :class:`~aiofinaccess.stores.Lease`).
+        extended (see :class:`~aiofinaccess.stores.Lease`; a row: :mod:`._sqlite_lease`).
 
         Waits (polling every ``lease_poll`` seconds) while another holder has it. The lease
         is released on exit, even when the body raises or is cancelled; a holder that dies
@@ -354,52 +348,12 @@ class SQLiteStore:
             LeaseBusyError: Not acquired within ``ttl`` seconds.
             StoreError: The store failed.
         """
-        owner = secrets.token_hex(16)
-        deadline = time.monotonic() + ttl
-        try:
-            # Inside the try: if we are cancelled while our insert is in flight, the release
-            # below still deletes it (it is queued after the insert on the connection thread).
-            while True:
-                now = time.monotonic()
-                changed, _ = await self._execute(
-                    sql.ACQUIRE, (str(key), owner, now + ttl, now, now + sql.LONGEST_LEASE)
-                )
-                if changed:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise LeaseBusyError(
-                        f"timed out waiting for the lease on token set {key.hashed}"
-                    )
-                await asyncio.sleep(min(remaining, self._lease_poll * _jitter.uniform(0.5, 1.5)))
-            yield HeldLease(now + ttl, functools.partial(self._extend_lease, str(key), owner))
-        except BaseException:
-            with contextlib.suppress(StoreError):  # the first error is the one to report
-                await self._release(key, owner)
-            raise
-        await self._release(key, owner)
-
-    async def _extend_lease(self, name: str, owner: str, asked: float, ttl: float) -> bool:
-        changed, _ = await self._execute(sql.EXTEND, (asked + ttl, name, owner))
-        return bool(changed)
-
-    async def _release(self, key: TokenKey, owner: str) -> None:
-        """Delete our lease row, shielded: a cancelled holder must still let go of the lease."""
-        task = asyncio.create_task(self._execute(sql.RELEASE, (str(key), owner)))
-        self._releases.add(task)
-        task.add_done_callback(self._release_done)
-        await asyncio.shield(task)
-
-    def _release_done(self, task: asyncio.Task[tuple[int, list[Any]]]) -> None:
-        self._releases.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved here, so that a release nobody awaits is not logged
+        return self._leases.hold(key, ttl=ttl)
 
     async def aclose(self) -> None:
         """Finish pending lease releases and close the connection. Idempotent."""
         self._closed = True
-        if self._releases:
-            await asyncio.gather(*self._releases, return_exceptions=True)
+        await self._leases.drain()
         async with self._open_lock:
             conn, self._conn = self._conn, None
         if conn is not None:
