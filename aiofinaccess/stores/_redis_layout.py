@@ -112,6 +112,10 @@ class Layout:
         """A hash of settings every process sharing the prefix must agree on."""
         return f"{self.base(0)}meta"
 
+    def pending(self, state: str) -> str:
+        """A pending authorization (under the plain prefix, also in a cluster: not sharded)."""
+        return f"{self.prefix}pending:{state}"
+
 
 def allocate(earliest: Mapping[int, tuple[float, int]], limit: int) -> dict[int, int]:
     """Split a claim of ``limit`` over the shards that have due sets.

@@ -152,7 +152,6 @@ class RedisStore:
             on_cluster = isinstance(client, RedisCluster)
         self._client: Any = client  # Redis or RedisCluster: the commands used are common
         self._layout = Layout(prefix, shards, on_cluster if cluster is None else cluster)
-        self._prefix = prefix
         self._codec: TokenCodec = codec if codec is not None else JsonCodec()
         self._publish = "SPUBLISH" if self._layout.cluster else "PUBLISH"
         self._put = client.register_script(PUT)
@@ -171,7 +170,7 @@ class RedisStore:
         self._duty = DueSets(client, self._layout, self._call)
 
     def __repr__(self) -> str:
-        return f"RedisStore({self._target}, prefix={self._prefix!r})"
+        return f"RedisStore({self._target}, prefix={self._layout.prefix!r})"
 
     async def _call(self, what: str, key: TokenKey | None, command: Awaitable[_T]) -> _T:
         """Await a Redis command; Redis and socket errors become :class:`StoreError`."""
@@ -336,22 +335,20 @@ class RedisStore:
             UsageError: ``ttl`` is not a positive number of seconds.
             StoreError: Redis failed.
         """
-        px = max(1, math.ceil(check_ttl(ttl) * 1000))
+        px, name = max(1, math.ceil(check_ttl(ttl) * 1000)), self._layout.pending(state)
         sealed = seal_pending(self._codec, state, data)
-        await self._call("put pending", None, self._client.set(self._pending(state), sealed, px=px))
+        await self._call("put pending", None, self._client.set(name, sealed, px=px))
 
     async def get_pending(self, state: str) -> bytes | None:
         """The live record under ``state``, or ``None``."""
-        raw = await self._call("get pending", None, self._client.get(self._pending(state)))
+        raw = await self._call("get pending", None, self._client.get(self._layout.pending(state)))
         return None if raw is None else open_pending(self._codec, state, as_bytes(raw))
 
     async def take_pending(self, state: str) -> bytes | None:
         """``GETDEL`` the record: atomic in Redis, so one taker wins across every worker."""
-        raw = await self._call("take pending", None, self._client.getdel(self._pending(state)))
+        name = self._layout.pending(state)
+        raw = await self._call("take pending", None, self._client.getdel(name))
         return None if raw is None else open_pending(self._codec, state, as_bytes(raw))
-
-    def _pending(self, state: str) -> str:
-        return f"{self._prefix}pending:{state}"
 
     # -- listing and the change feed -------------------------------------------------------
 
