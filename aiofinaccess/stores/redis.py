@@ -31,7 +31,9 @@ Theory of operation
   data goes through the codec, so a ``FernetCodec`` encrypts PKCE verifiers at rest.
 
 Key names (the layout of earlier versions plus the due sets, so their data is read as it is)
-are :mod:`._redis_layout`'s, which also says how to migrate older data.
+are :mod:`._redis_layout`'s, which also says how to migrate older data. A little over the
+~400-line guide: what is left is the store protocol's methods, each a documented call of one
+script or pipeline, and the guarded call and settings check they share.
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ Theory of operation
   companions are removed (:mod:`._files`).
 
 aiosqlite runs the one connection of a store on its own thread, so no call blocks the event
-loop.
+loop. A little over the ~400-line guide: what is left is the store protocol's methods, each a
+documented call of one statement, and the one connection they share.
 """
 
 from __future__ import annotations
