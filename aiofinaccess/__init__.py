@@ -90,7 +90,8 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
         parse_callback,
     )
     from .oauth.client import OAuthClient, discover
-    from .oauth.providers import ClientAuthMethod, Everifin, FinApi, Oidc, Provider, RevocationStyle
+    from .oauth.presets import Everifin, FinApi, Oidc
+    from .oauth.providers import ClientAuthMethod, Provider, RevocationStyle
     from .session.events import (
         Event,
         ManagerStats,
@@ -143,7 +144,8 @@ _HOMES: Final[dict[str, str]] = {
         "AuthorizationRequest AuthorizationResponse build_authorization_request parse_callback"
     ),
     ".oauth.client": "OAuthClient discover",
-    ".oauth.providers": "ClientAuthMethod Everifin FinApi Oidc Provider RevocationStyle",
+    ".oauth.presets": "Everifin FinApi Oidc",
+    ".oauth.providers": "ClientAuthMethod Provider RevocationStyle",
     ".session.events": "Event ManagerStats ReauthRequired Refreshed RefreshFailed Rotated",
     ".session.manager": "SessionManager",
     ".stores": "ChangeFeed PendingAuthorizations RefreshDuty TokenStore Versioned",

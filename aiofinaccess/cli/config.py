@@ -26,6 +26,9 @@ The token store defaults to ``$XDG_DATA_HOME/aiofinaccess/tokens.db`` (SQLite, m
 After a successful login the provider's settings, secrets left out, are remembered beside the
 store (``tokens.db.settings.json``, mode 0600) and used below every other source, so later
 commands on that store need no flags. Secrets: :mod:`aiofinaccess.cli.secrets`.
+
+A little over the ~400-line guide on purpose: the sources, their merge and the provider
+settings built from it are one precedence rule, and split they would each restate it.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ import attrs
 from ..core.errors import AiofinaccessError
 from ..core.tokens import ClientCredentials
 from ..oauth.client import discover
-from ..oauth.providers import Everifin, FinApi, Oidc, Provider
+from ..oauth.presets import Everifin, FinApi, Oidc
+from ..oauth.providers import Provider
 from ..stores.codec import FernetCodec
 from ..stores.sqlite import SQLiteStore
 from .secrets import client_secret, secret_source

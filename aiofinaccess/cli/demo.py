@@ -23,7 +23,7 @@ from ..api.users import NewUser, Users
 from ..api.webform import WebForm, WebForms
 from ..core.errors import AiofinaccessError, ReauthorizationRequired
 from ..core.tokens import ClientCredentials, Secret, TokenSet
-from ..oauth.providers import Everifin, FinApi
+from ..oauth.presets import Everifin, FinApi
 from ..sandbox import LoginFailed, SandboxConfig, headless_login, headless_web_form, run_sandbox
 from ..session.manager import SessionManager
 

@@ -20,7 +20,8 @@ import pytest
 import pytest_asyncio
 
 from ..core.tokens import ClientCredentials
-from ..oauth.providers import Everifin, FinApi, Provider
+from ..oauth.presets import Everifin, FinApi
+from ..oauth.providers import Provider
 from ..sandbox import Sandbox, SandboxConfig, run_sandbox
 from ..session.manager import SessionManager
 

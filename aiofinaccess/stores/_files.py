@@ -21,9 +21,9 @@ import os
 import stat
 from typing import Final
 
-from ..core.errors import StoreError
+from ..core.errors import ConfigurationError, StoreError
 
-__all__ = ["COMPANIONS", "check_companions", "open_private"]
+__all__ = ["COMPANIONS", "check_companions", "open_private", "store_path"]
 
 logger = logging.getLogger("aiofinaccess")
 
@@ -92,3 +92,33 @@ def open_private(path: str) -> None:
     _check_directory(os.path.dirname(path))
     _trust_path(path, create=True)
     check_companions(path)
+
+
+def store_path(path: str | os.PathLike[str]) -> str:
+    """The absolute path of a store's database, checked for what a constructor can tell.
+
+    Raises:
+        ConfigurationError: No file name, a missing directory (or a file on the way), a
+            directory that is not writable, or a directory where the file should be.
+    """
+    absolute = os.path.abspath(os.fspath(path))
+    if os.fspath(path) in ("", ":memory:"):
+        raise ConfigurationError("store path must name a file (use MemoryStore in memory)")
+    parent = os.path.dirname(absolute)
+    if not os.path.isdir(parent):
+        raise ConfigurationError(f"store path {absolute}: {_missing_directory(parent)}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"store path {absolute}: directory is not writable")
+    if os.path.isdir(absolute):
+        raise ConfigurationError(f"store path {absolute} is a directory")
+    return absolute
+
+
+def _missing_directory(parent: str) -> str:
+    """Why ``parent`` is not a usable directory: a file on the way, or a missing directory."""
+    ancestor = parent
+    while not os.path.exists(ancestor) and os.path.dirname(ancestor) != ancestor:
+        ancestor = os.path.dirname(ancestor)
+    if os.path.exists(ancestor) and not os.path.isdir(ancestor):
+        return f"{ancestor} is a file, not a directory"
+    return "directory does not exist"

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.tokens import TokenKey
-from ._redis_layout import Layout
+from ._redis_layout import Layout, text
 
 __all__ = ["ChangeReader", "Changes"]
 
@@ -30,10 +30,6 @@ logger = logging.getLogger("aiofinaccess")
 _Change = tuple[TokenKey, int | None]
 #: Changes an unread iterator keeps; older ones are dropped (the feed is best effort).
 FEED_LIMIT = 1024
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class Changes:
@@ -146,13 +142,13 @@ class ChangeReader:
                 message = await pubsub.get_message(timeout=None)
                 if message is None:
                     continue
-                kind = _text(message["type"])
+                kind = text(message["type"])
                 if kind in ("subscribe", "ssubscribe"):
                     confirmed += 1
                     if confirmed == len(channels):
                         self.subscribed.set()
                 elif kind in ("message", "smessage"):
-                    self._relay(_text(message["data"]))
+                    self._relay(text(message["data"]))
         finally:
             await pubsub.aclose()
 
@@ -175,13 +171,13 @@ class ChangeReader:
                     message = await node_pubsub.get_message(timeout=None)
                     if message is None:
                         continue
-                    kind = _text(message["type"])
+                    kind = text(message["type"])
                     if kind == "ssubscribe":
-                        confirmed.add(_text(message["channel"]))
+                        confirmed.add(text(message["channel"]))
                         if confirmed >= wanted:
                             self.subscribed.set()
                     elif kind == "smessage":
-                        self._relay(_text(message["data"]))
+                        self._relay(text(message["data"]))
                     elif kind == "sunsubscribe":
                         raise _Resubscribe
 

@@ -1,5 +1,5 @@
 """Where a :class:`~aiofinaccess.stores.redis.RedisStore` keeps what, and how a claim is split
-over the due shards: pure functions, no I/O.
+over the due shards, and how replies and scores are read: pure functions, no I/O.
 
 Every token set belongs to one of ``shards`` shards (a stable hash of its key). On a single
 node the layout is the one the store always had - ``{prefix}ts:{key}``, ``{prefix}lease:{key}``,
@@ -8,6 +8,17 @@ due sorted set per shard, ``{prefix}due:{shard}``. On Redis Cluster every name o
 starts with the hash tag ``{<prefix>s<shard>}``, so a set's record, lease, index entries, due
 time and change channel all live in one slot (one script touches one slot), while the shards
 spread over the cluster's nodes: no key is hot for every user.
+
+In detail, on a single node: ``{prefix}ts:{key}`` (hash of ``version`` and ``data``),
+``{prefix}keys:{provider}`` and ``{prefix}providers`` (sets, for ``RedisStore.keys``),
+``{prefix}lease:{key}``, ``{prefix}due:{shard}`` (sorted sets of due times),
+``{prefix}pending:{state}``; the channel ``{prefix}changes``. That is the layout of earlier
+versions plus the due sets, so their data is read as it is (run
+:func:`~aiofinaccess.stores.migrate.schedule` once to give old sets due times). In a cluster
+each name of a shard starts with its hash tag instead of the prefix (``{app:s7}ts:{key}``,
+``{app:s7}due:7``, channel ``{app:s7}changes``); data written by a store that used one
+hash-tagged prefix on a cluster (the advice of earlier versions) moves over with
+:func:`~aiofinaccess.stores.migrate.copy_sets`.
 """
 
 from __future__ import annotations
@@ -19,7 +30,22 @@ import attrs
 
 from ..core.tokens import TokenKey
 
-__all__ = ["Layout", "allocate"]
+__all__ = ["Layout", "allocate", "as_bytes", "score", "text"]
+
+
+def text(value: bytes | str) -> str:
+    """A reply as text: bytes, unless a client passed in decodes replies."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def as_bytes(value: bytes | str) -> bytes:
+    """A reply as bytes: str, if a client passed in decodes replies."""
+    return value.encode() if isinstance(value, str) else value
+
+
+def score(value: float) -> str:
+    """A due time as Redis reads a score: ``repr`` round-trips a float exactly."""
+    return repr(float(value))
 
 
 @attrs.frozen(slots=True)
@@ -85,6 +111,10 @@ class Layout:
     def meta(self) -> str:
         """A hash of settings every process sharing the prefix must agree on."""
         return f"{self.base(0)}meta"
+
+    def pending(self, state: str) -> str:
+        """A pending authorization (under the plain prefix, also in a cluster: not sharded)."""
+        return f"{self.prefix}pending:{state}"
 
 
 def allocate(earliest: Mapping[int, tuple[float, int]], limit: int) -> dict[int, int]:

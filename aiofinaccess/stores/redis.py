@@ -6,11 +6,8 @@ Theory of operation
   version, compare, write, index the key, publish the change" cannot interleave with another
   writer; ``WATCH``/``MULTI`` would need a retry loop and a dedicated connection. Versions are
   random 62-bit integers: a key deleted and created again never repeats an old version.
-* **The lease is ``SET NX PX`` with a random owner token.** ``NX`` makes it exclusive, ``PX``
-  (on Redis's own clock) frees it when its holder dies, and the owner token lets the extension
-  and the release (compare-and-extend, compare-and-delete scripts) touch only our own lease,
-  never the next holder's after ours expired. A ``SET`` whose reply is lost may still have
-  run, so any failure to acquire releases by owner before it raises.
+* **The lease is ``SET NX PX`` with a random owner token** (:mod:`._redis_lease`): exclusive,
+  freed by Redis's own clock when its holder dies, extended and released only by its owner.
 * **The change feed** (:meth:`RedisStore.changes`) relays every write and delete, published by
   the same script that wrote it, so other workers adopt a rotated token set without waiting
   for their copy to go stale. It is best effort (a message sent while a subscriber is
@@ -20,12 +17,9 @@ Theory of operation
   sets, one per shard (``shards``, default 64; a key's shard is a CRC-32 of it). ``put`` and
   ``delete`` update the key's due entry in the same script as the compare-and-swap. A claim
   moves due members to the claim deadline inside a script, so two claimants never take one
-  key. On a single node one script merges all shards (the most overdue sets anywhere, in
-  order). In a cluster, where no script may span slots, a claim reads each shard's most
-  overdue entry and due count in one pipelined round trip, splits ``limit`` over the shards
-  (most overdue shard first, then fair shares: :func:`._redis_layout.allocate`, so no shard
-  starves), then runs one script per chosen shard. Every process sharing a prefix must use
-  the same ``shards``; the store records it in Redis on first use and refuses another.
+  key; how a claim spans the shards (merged on one node, split fairly in a cluster) is
+  :mod:`._redis_duty`'s. Every process sharing a prefix must use the same ``shards``; the
+  store records it in Redis on first use and refuses another.
 * **Redis Cluster** (``redis+cluster://`` or ``rediss+cluster://`` URLs, or ``client=`` a
   ``redis.asyncio.RedisCluster``): every name of a shard carries the hash tag
   ``{<prefix>s<shard>}``, so each script touches one slot and the shards spread over the
@@ -36,52 +30,42 @@ Theory of operation
   (Redis >= 6.2), atomic like every command, so exactly one worker wins a callback. Their
   data goes through the codec, so a ``FernetCodec`` encrypts PKCE verifiers at rest.
 
-Keys on a single node: ``{prefix}ts:{key}`` (hash of ``version`` and ``data``),
-``{prefix}keys:{provider}`` and ``{prefix}providers`` (sets, for :meth:`RedisStore.keys`),
-``{prefix}lease:{key}``, ``{prefix}due:{shard}`` (sorted sets of due times),
-``{prefix}pending:{state}``; the channel ``{prefix}changes``. That is the layout of earlier
-versions plus the due sets, so their data is read as it is (run
-:func:`~aiofinaccess.stores.migrate.schedule` once to give old sets due times). In a cluster
-each name of a shard starts with its hash tag instead of the prefix (``{app:s7}ts:{key}``,
-``{app:s7}due:7``, channel ``{app:s7}changes``); data written by a store that used one
-hash-tagged prefix on a cluster (the advice of earlier versions) moves over with
-:func:`~aiofinaccess.stores.migrate.copy_sets`.
+Key names (the layout of earlier versions plus the due sets, so their data is read as it is)
+are :mod:`._redis_layout`'s, which also says how to migrate older data. A little over the
+~400-line guide: what is left is the store protocol's methods, each a documented call of one
+script or pipeline, and the guarded call and settings check they share.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
-import random
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 from ..core.errors import (
     ConfigurationError,
-    LeaseBusyError,
     StoreConflictError,
     StoreError,
-    UsageError,
 )
 from ..core.tokens import TokenKey, TokenSet
 from . import (
     HeldLease,
     Versioned,
-    check_claim,
     check_due,
     check_ttl,
     open_pending,
     seal_pending,
 )
+from ._redis_duty import DueSets
 from ._redis_feed import ChangeReader
-from ._redis_layout import Layout, allocate
-from ._redis_scripts import CLAIM, CLAIM_MERGED, DELETE, EXTEND, PUT, RELEASE, RESCHEDULE
+from ._redis_layout import Layout, as_bytes, score, text
+from ._redis_lease import Leases
+from ._redis_scripts import DELETE, PUT
+from ._redis_urls import describe, target
 from .codec import JsonCodec, TokenCodec
 
 try:
@@ -100,63 +84,6 @@ __all__ = ["RedisStore"]
 logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
 
-#: Concurrent per-shard claim scripts per store (redis-py allows 100 connections per node).
-_FANOUT = 16
-_CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-
-
-def _text(value: bytes | str) -> str:  # bytes, unless a client passed in decodes replies
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _bytes(value: bytes | str) -> bytes:  # str, if a client passed in decodes replies
-    return value.encode() if isinstance(value, str) else value
-
-
-def _score(value: float) -> str:
-    """A due time as Redis reads a score: ``repr`` round-trips a float exactly."""
-    return repr(float(value))
-
-
-def _describe(url: str) -> str:
-    """``url`` without user or password: scheme, host, port (or socket path) and db."""
-    parts = urlsplit(url)
-    db = parse_qs(parts.query).get("db", [""])[0]  # redis-py: the query's db wins
-    if parts.scheme == "unix":
-        return f"unix://{parts.path}?db={db or 0}"
-    host = parts.hostname or "localhost"
-    host = f"[{host}]" if ":" in host else host
-    if parts.scheme in _CLUSTER_SCHEMES:
-        return f"{parts.scheme}://{host}:{parts.port or 6379}"
-    return f"{parts.scheme}://{host}:{parts.port or 6379}/{db or parts.path.strip('/') or 0}"
-
-
-def _tls_options(url: str) -> dict[str, bool]:
-    """For ``rediss://``: ask for the hostname check, and refuse a URL that turns checks off.
-
-    redis-py 5.x defaulted ``ssl_check_hostname`` to False, so any certificate from a trusted
-    CA, for any name, was accepted; it is passed explicitly whatever the installed default.
-    Options in the URL override keyword arguments in redis-py, hence the refusal.
-    """
-    if urlsplit(url).scheme not in ("rediss", "rediss+cluster"):
-        return {}
-    query = {
-        name.lower(): values[-1].lower() for name, values in parse_qs(urlsplit(url).query).items()
-    }
-    if query.get("ssl_check_hostname", "true") in (
-        "false",
-        "0",
-        "no",
-        "off",
-        "n",
-        "f",
-    ) or query.get("ssl_cert_reqs", "required") in ("none", "optional"):
-        raise ConfigurationError(
-            "url turns TLS certificate verification off; RedisStore always verifies "
-            "(pass your own client= to decide otherwise)"
-        )
-    return {"ssl_check_hostname": True}
-
 
 #: Connections a single-node store opens at most; more calls in flight wait for one.
 _MAX_CONNECTIONS: Final = 100
@@ -169,21 +96,14 @@ def _client_for(url: str) -> tuple[Any, bool]:
         ConfigurationError: Not a Redis URL (the message never quotes it: it may hold a
             password).
     """
-    scheme = urlsplit(url).scheme
-    if scheme not in ("redis", "rediss", "unix", *_CLUSTER_SCHEMES):
-        raise ConfigurationError(
-            "url must start with redis://, rediss://, unix://, redis+cluster:// or "
-            "rediss+cluster://"
-        )
-    tls = _tls_options(url)
+    redis_url, on_cluster, tls = target(url)
     try:
-        if scheme in _CLUSTER_SCHEMES:
-            plain = _CLUSTER_SCHEMES[scheme] + url[len(scheme) :]
-            return RedisCluster.from_url(plain, **tls), True
+        if on_cluster:
+            return RedisCluster.from_url(redis_url, **tls), True
         # A blocking pool: a momentary crowd of calls waits for a connection (each call is
         # bounded by the caller's store timeout) instead of failing with MaxConnectionsError.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=_MAX_CONNECTIONS, timeout=None, **tls
+            redis_url, max_connections=_MAX_CONNECTIONS, timeout=None, **tls
         )
         return aioredis.Redis.from_pool(pool), False
     except ValueError:  # its message may quote the URL, password and all
@@ -238,31 +158,30 @@ class RedisStore:
         self._target = "client"
         if client is None:
             client, on_cluster = _client_for(url)
-            self._target = _describe(url)
+            self._target = describe(url)
         else:
             on_cluster = isinstance(client, RedisCluster)
         self._client: Any = client  # Redis or RedisCluster: the commands used are common
         self._layout = Layout(prefix, shards, on_cluster if cluster is None else cluster)
-        self._prefix = prefix
         self._codec: TokenCodec = codec if codec is not None else JsonCodec()
-        self._lease_poll = lease_poll
         self._publish = "SPUBLISH" if self._layout.cluster else "PUBLISH"
         self._put = client.register_script(PUT)
         self._delete = client.register_script(DELETE)
-        self._reschedule = client.register_script(RESCHEDULE)
-        self._claim = client.register_script(CLAIM)
-        self._claim_merged = client.register_script(CLAIM_MERGED)
-        self._due_sets = [self._layout.due(shard) for shard in range(shards)]
-        self._release = client.register_script(RELEASE)
-        self._extend = client.register_script(EXTEND)
         self._closed = False
         self._checked: asyncio.Future[None] | None = None
         self._feed = ChangeReader(client, self._layout, lambda: self._closed)
-        self._releases: set[asyncio.Task[None]] = set()
-        self._fanout = asyncio.Semaphore(_FANOUT)
+        self._leases = Leases(
+            client,
+            self._layout,
+            self._call,
+            poll=lease_poll,
+            closed=lambda: self._closed,
+            errors=_ERRORS,
+        )
+        self._duty = DueSets(client, self._layout, self._call)
 
     def __repr__(self) -> str:
-        return f"RedisStore({self._target}, prefix={self._prefix!r})"
+        return f"RedisStore({self._target}, prefix={self._layout.prefix!r})"
 
     async def _call(self, what: str, key: TokenKey | None, command: Awaitable[_T]) -> _T:
         """Await a Redis command; Redis and socket errors become :class:`StoreError`."""
@@ -291,9 +210,9 @@ class RedisStore:
                 name, wanted = self._layout.meta(), str(self._layout.shards)
                 await self._client.hsetnx(name, "shards", wanted)
                 stored = await self._client.hget(name, "shards")
-                if stored is not None and _text(stored) != wanted:
+                if stored is not None and text(stored) != wanted:
                     raise ConfigurationError(
-                        f"this Redis prefix is in use with shards={_text(stored)}, not {wanted}"
+                        f"this Redis prefix is in use with shards={text(stored)}, not {wanted}"
                     )
             except BaseException as exc:
                 failed, self._checked = self._checked, None
@@ -311,7 +230,7 @@ class RedisStore:
         if version is None or data is None:
             return None
         return Versioned(
-            self._codec.decode(_bytes(data), kind="token_set", key=str(key)), int(version)
+            self._codec.decode(as_bytes(data), kind="token_set", key=str(key)), int(version)
         )
 
     async def put(
@@ -335,7 +254,7 @@ class RedisStore:
         data = self._codec.encode(token_set, kind="token_set", key=str(key))
         shard = self._layout.shard(key)
         args: list[str | bytes] = [expected, str(version), data, str(key), key.provider]
-        args += [self._layout.channel(shard), self._publish, "" if due is None else _score(due)]
+        args += [self._layout.channel(shard), self._publish, "" if due is None else score(due)]
         if not await self._call("put", key, self._put(keys=self._layout.names(key), args=args)):
             raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
         return version
@@ -368,7 +287,7 @@ class RedisStore:
             replies = await self._call("get many", None, pipe.execute())
             for key, (version, data) in zip(batch, replies, strict=True):
                 if version is not None and data is not None:
-                    token_set = self._codec.decode(_bytes(data), kind="token_set", key=str(key))
+                    token_set = self._codec.decode(as_bytes(data), kind="token_set", key=str(key))
                     found[key] = Versioned(token_set, int(version))
         return found
 
@@ -382,84 +301,33 @@ class RedisStore:
 
         On a single node one script merges every shard: the most overdue sets anywhere, in due
         order. In a cluster (no script may span slots) two round trips: the shards' heads,
-        then one claim script per chosen shard, concurrently.
+        then one claim script per chosen shard, concurrently (:mod:`._redis_duty`).
 
         Raises:
             UsageError: A bad ``limit`` or ``claim_for``.
             StoreError: Redis failed (claims made before the failure fall due at their
                 deadline).
         """
-        check_claim(limit, claim_for)
         del owner  # the deadline alone makes a claim exclusive
-        start, deadline = _score(now), _score(now + claim_for)
-        if not self._layout.cluster:
-            script = self._claim_merged(keys=self._due_sets, args=[start, limit, deadline])
-            replies = [await self._call("claim", None, script)]
-        else:
-            plan = allocate(await self._due_heads(now), limit)
-            calls = [  # a cluster pipeline cannot carry scripts: one call per shard
-                self._fanned(self._claim, [self._layout.due(shard)], [start, count, deadline])
-                for shard, count in plan.items()
-            ]
-            replies = await self._call("claim", None, asyncio.gather(*calls))
-        claimed = []
-        for reply in replies:
-            for member in reply:
-                try:
-                    claimed.append(TokenKey.parse(_text(member)))
-                except ValueError:
-                    logger.warning("the Redis store holds a malformed token key; skipping it")
-        return claimed
-
-    async def _fanned(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        """Run ``script`` with at most :data:`_FANOUT` such calls in flight per store: redis-py
-        refuses (rather than queues) a command beyond a node's connection limit."""
-        async with self._fanout:
-            return await script(keys=keys, args=args)
-
-    async def _due_heads(self, now: float) -> dict[int, tuple[float, int]]:
-        """shard -> (its most overdue due time, how many are due) for shards with due sets."""
-        pipe = self._client.pipeline(transaction=False)
-        for shard in range(self._layout.shards):
-            due = self._layout.due(shard)
-            pipe.zrangebyscore(due, "-inf", _score(now), start=0, num=1, withscores=True)
-            pipe.zcount(due, "-inf", _score(now))
-        replies = await self._call("claim", None, pipe.execute())
-        heads = {}
-        for shard in range(self._layout.shards):
-            head, count = replies[2 * shard], replies[2 * shard + 1]
-            if head and count:
-                heads[shard] = (float(head[0][1]), int(count))
-        return heads
+        return await self._duty.claim(now=now, limit=limit, claim_for=claim_for)
 
     async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
         """Set (or clear) ``key``'s due time; nothing for an absent key."""
-        due = check_due(due_at)
-        names = [self._layout.record(key), self._layout.due(self._layout.shard(key))]
-        args = ["" if due is None else _score(due), str(key)]
-        await self._call("reschedule", key, self._reschedule(keys=names, args=args))
+        await self._duty.reschedule(key, due_at)
 
     async def next_due(self) -> float | None:
         """The earliest due time (claims included), or ``None``: one pipelined round trip."""
-        pipe = self._client.pipeline(transaction=False)
-        for due in self._due_sets:
-            pipe.zrange(due, 0, 0, withscores=True)
-        replies = await self._call("next due", None, pipe.execute())
-        heads = [float(reply[0][1]) for reply in replies if reply]
-        return min(heads, default=None)
+        return await self._duty.next_due()
 
     async def due_count(self, *, now: float) -> int:
         """How many sets are due at ``now``: a ``ZCOUNT`` per shard, pipelined."""
-        pipe = self._client.pipeline(transaction=False)
-        for due in self._due_sets:
-            pipe.zcount(due, "-inf", _score(now))
-        return sum(int(count) for count in await self._call("due count", None, pipe.execute()))
+        return await self._duty.due_count(now=now)
 
     # -- leases ----------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
-        """Hold ``key`` for ``ttl`` seconds unless extended, across every client of this Redis.
+    def lease(self, key: TokenKey, *, ttl: float) -> AbstractAsyncContextManager[HeldLease]:
+        """Hold ``key`` for ``ttl`` seconds unless extended, across every client of this Redis
+        (``SET NX PX`` with an owner token: :mod:`._redis_lease`).
 
         Waits at most ``ttl`` seconds for a held lease.
 
@@ -467,47 +335,7 @@ class RedisStore:
             LeaseBusyError: The lease stayed taken for ``ttl`` seconds.
             StoreError: Redis failed.
         """
-        if not (math.isfinite(ttl) and ttl > 0):
-            raise UsageError("a lease ttl must be a positive number of seconds")
-        name, owner = self._layout.lease(key), secrets.token_hex(16)
-        deadline, px = time.monotonic() + ttl, math.ceil(ttl * 1000)
-        try:
-            while True:
-                asked = time.monotonic()
-                if await self._call("lease", key, self._client.set(name, owner, nx=True, px=px)):
-                    break
-                if time.monotonic() >= deadline:
-                    raise LeaseBusyError(
-                        f"timed out waiting for the lease on token set {key.hashed}"
-                    )
-                await asyncio.sleep(self._lease_poll * (1 + random.random()))  # noqa: S311
-        except BaseException:  # the SET may have run although its reply never came
-            await self._release_shielded(name, owner)
-            raise
-        try:
-            yield HeldLease(asked + ttl, functools.partial(self._extend_lease, key, name, owner))
-        finally:
-            await self._release_shielded(name, owner)
-
-    async def _extend_lease(
-        self, key: TokenKey, name: str, owner: str, asked: float, ttl: float
-    ) -> bool:
-        del asked  # the lease runs on Redis's clock; the holder counts from before asking
-        script = self._extend(keys=[name], args=[owner, math.ceil(ttl * 1000)])
-        return bool(await self._call("extend lease", key, script))
-
-    async def _release_shielded(self, name: str, owner: str) -> None:
-        async def release() -> None:
-            try:
-                if not self._closed:
-                    await self._release(keys=[name], args=[owner])
-            except _ERRORS:  # it expires anyway; raising would hide how the body ended
-                logger.warning("releasing a Redis lease failed; it expires at its ttl")
-
-        task = asyncio.ensure_future(release())
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
-        await asyncio.shield(task)
+        return self._leases.hold(key, ttl=ttl)
 
     # -- pending authorizations ------------------------------------------------------------
 
@@ -518,22 +346,20 @@ class RedisStore:
             UsageError: ``ttl`` is not a positive number of seconds.
             StoreError: Redis failed.
         """
-        px = max(1, math.ceil(check_ttl(ttl) * 1000))
+        px, name = max(1, math.ceil(check_ttl(ttl) * 1000)), self._layout.pending(state)
         sealed = seal_pending(self._codec, state, data)
-        await self._call("put pending", None, self._client.set(self._pending(state), sealed, px=px))
+        await self._call("put pending", None, self._client.set(name, sealed, px=px))
 
     async def get_pending(self, state: str) -> bytes | None:
         """The live record under ``state``, or ``None``."""
-        raw = await self._call("get pending", None, self._client.get(self._pending(state)))
-        return None if raw is None else open_pending(self._codec, state, _bytes(raw))
+        raw = await self._call("get pending", None, self._client.get(self._layout.pending(state)))
+        return None if raw is None else open_pending(self._codec, state, as_bytes(raw))
 
     async def take_pending(self, state: str) -> bytes | None:
         """``GETDEL`` the record: atomic in Redis, so one taker wins across every worker."""
-        raw = await self._call("take pending", None, self._client.getdel(self._pending(state)))
-        return None if raw is None else open_pending(self._codec, state, _bytes(raw))
-
-    def _pending(self, state: str) -> str:
-        return f"{self._prefix}pending:{state}"
+        name = self._layout.pending(state)
+        raw = await self._call("take pending", None, self._client.getdel(name))
+        return None if raw is None else open_pending(self._codec, state, as_bytes(raw))
 
     # -- listing and the change feed -------------------------------------------------------
 
@@ -545,13 +371,13 @@ class RedisStore:
         """
         for base in self._layout.bases():
             if provider is None:
-                providers = [_text(name) async for name in self._scan(self._layout.providers(base))]
+                providers = [text(name) async for name in self._scan(self._layout.providers(base))]
             else:
                 providers = [provider]
             for name in providers:
                 async for member in self._scan(self._layout.index(base, name)):
                     try:
-                        key = TokenKey.parse(_text(member))
+                        key = TokenKey.parse(text(member))
                     except ValueError:
                         # One bad member must not stop every later start: skip it, say so.
                         logger.warning("the Redis store holds a malformed token key; skipping it")
@@ -599,8 +425,7 @@ class RedisStore:
         if self._closed:
             return
         self._closed = True
-        if self._releases:  # already on the wire: let them finish, a next holder is waiting
-            await asyncio.wait(set(self._releases))
+        await self._leases.drain()  # already on the wire: a next holder is waiting for them
         await self._feed.stop()
         if self._owns_client:
             await self._client.aclose()

@@ -9,25 +9,12 @@ Theory of operation
   leave a transaction half-open on the shared connection.
 * **Random versions.** Versions are drawn with :func:`secrets.randbits`, not counted, so a key
   deleted and created again never repeats a version a reader may still hold.
-* **A lease table.** The refresh lease must exclude other *processes* as well as other tasks,
-  and must not outlive a holder that crashed. A row ``(key, owner, expires_at)`` does both:
-  it is taken by an insert that may replace only an expired row, extended and released only
-  where the owner is still ours, and simply expires if its holder was killed. Its times are
-  on the machine's monotonic clock (shared by every process of one boot; an NTP step cannot
-  free a live lease); a row from an earlier boot reads as expired, since its end lies further
-  ahead than any lease may last.
-* **Pending authorizations** (:class:`~aiofinaccess.stores.PendingAuthorizations`) are rows
-  ``(state, data, expires_at)``; a take is one ``DELETE ... RETURNING`` statement (SQLite
-  >= 3.35), so of two processes taking one state exactly one gets the row. Their data goes
+* **Leases, pending authorizations and the refresh duty** are tables too, each operation one
+  statement (a lease row that expires with a crashed holder; ``DELETE ... RETURNING`` so one
+  process takes a pending authorization; a claim of due sets that gives each row to one
+  claimant): :mod:`._sqlite_schema` holds them and says how. Pending authorizations' data goes
   through the codec like token sets: a :class:`~.codec.FernetCodec` encrypts PKCE verifiers.
-* **Refresh duty** (:class:`~aiofinaccess.stores.RefreshDuty`): each row has a ``due_at``
-  column (epoch seconds, ``NULL`` = not scheduled) with a partial index. ``put`` writes it in
-  the same statement as the set; a claim is one statement, ``UPDATE ... SET due_at = deadline
-  WHERE rowid IN (SELECT rowid ... WHERE due_at <= now ORDER BY due_at LIMIT n) RETURNING key``,
-  so of any number of processes claiming at once each row goes to one of them. A database
-  written before the column existed gets it on first open (one ``ALTER TABLE`` under the write
-  lock), with every existing set due at once: the first claimant reschedules each from the set
-  itself. Until every process runs this version, sets created by an older one stay unscheduled.
+  Until every process runs this version, sets created by an older one stay unscheduled.
 * **Streaming listing.** :meth:`SQLiteStore.keys` reads one ``SELECT`` in batches on a
   connection of its own (WAL readers never block the writers), so a million keys are never
   one list.
@@ -39,27 +26,25 @@ Theory of operation
   companions are removed (:mod:`._files`).
 
 aiosqlite runs the one connection of a store on its own thread, so no call blocks the event
-loop.
+loop. A little over the ~400-line guide: what is left is the store protocol's methods, each a
+documented call of one statement, and the one connection they share.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
 import os
-import random
 import secrets
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, Final, TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from ..core.errors import ConfigurationError, LeaseBusyError, StoreConflictError, StoreError
+from ..core.errors import ConfigurationError, StoreConflictError, StoreError
 from ..core.tokens import TokenKey, TokenSet
 from . import (
     HeldLease,
@@ -70,7 +55,9 @@ from . import (
     open_pending,
     seal_pending,
 )
-from ._files import check_companions, open_private
+from . import _sqlite_schema as sql
+from ._files import check_companions, open_private, store_path
+from ._sqlite_lease import Leases
 from .codec import JsonCodec, TokenCodec
 
 __all__ = ["SQLiteStore"]
@@ -78,70 +65,10 @@ __all__ = ["SQLiteStore"]
 logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS token_sets (
-    key TEXT PRIMARY KEY, provider TEXT NOT NULL, version INTEGER NOT NULL,
-    data BLOB NOT NULL, updated_at REAL, due_at REAL
-);
-CREATE INDEX IF NOT EXISTS token_sets_provider ON token_sets (provider);
-CREATE TABLE IF NOT EXISTS leases (
-    key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS pending_authorizations (
-    state TEXT PRIMARY KEY, data BLOB NOT NULL, expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pending_authorizations_expiry ON pending_authorizations (expires_at);
-"""
-
-# Run once per connection, under the write lock, after _SCHEMA: databases written before the
-# refresh duty lack the column, and get it with every existing set due at once.
-_DUE_INDEX: Final = """
-CREATE INDEX IF NOT EXISTS token_sets_due ON token_sets (due_at) WHERE due_at IS NOT NULL
-"""
-_CLAIM: Final = """
-UPDATE token_sets SET due_at = ? WHERE rowid IN (
-    SELECT rowid FROM token_sets WHERE due_at <= ? ORDER BY due_at LIMIT ?
-) RETURNING key
-"""
-#: Rows fetched per step while listing keys.
-_KEYS_BATCH: Final = 500
-
-_PUT_PENDING: Final = """
-INSERT INTO pending_authorizations (state, data, expires_at) VALUES (?, ?, ?)
-ON CONFLICT (state) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at
-"""
-# RETURNING arrived in SQLite 3.35 (2021); Debian 12 ships 3.40.
-_HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35)
-_SQLITE: Final = sqlite3.sqlite_version
-
-# Take the lease if nobody holds it, or if the holder's lease expired (it crashed or overran),
-# or if the row comes from an earlier boot (the monotonic clock restarted below its end).
-_ACQUIRE: Final = """
-INSERT INTO leases (key, owner, expires_at) VALUES (?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-WHERE leases.expires_at < ? OR leases.expires_at > ?
-"""
-# Never shortens: the heartbeat and the fence before a send may both extend.
-_EXTEND: Final = "UPDATE leases SET expires_at = max(expires_at, ?) WHERE key = ? AND owner = ?"
-#: No lease lasts longer than this; a row ending further ahead predates a reboot.
-_LONGEST_LEASE: Final = 86_400.0
-
-_jitter: Final = random.SystemRandom()
-
 
 def _conflict(key: TokenKey, expected_version: int | None) -> StoreConflictError:
     state = "already exists" if expected_version is None else f"is not at {expected_version}"
     return StoreConflictError(f"token set {key.hashed} {state}")
-
-
-def _missing_directory(parent: str) -> str:
-    """Why ``parent`` is not a usable directory: a file on the way, or a missing directory."""
-    ancestor = parent
-    while not os.path.exists(ancestor) and os.path.dirname(ancestor) != ancestor:
-        ancestor = os.path.dirname(ancestor)
-    if os.path.exists(ancestor) and not os.path.isdir(ancestor):
-        return f"{ancestor} is a file, not a directory"
-    return "directory does not exist"
 
 
 class SQLiteStore:
@@ -167,22 +94,12 @@ class SQLiteStore:
         lease_poll: float = 0.02,
         busy_timeout: float = 10.0,
     ) -> None:
-        self._path = os.path.abspath(os.fspath(path))
-        if os.fspath(path) in ("", ":memory:"):
-            raise ConfigurationError("store path must name a file (use MemoryStore in memory)")
-        parent = os.path.dirname(self._path)
-        if not os.path.isdir(parent):
-            raise ConfigurationError(f"store path {self._path}: {_missing_directory(parent)}")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise ConfigurationError(f"store path {self._path}: directory is not writable")
-        if os.path.isdir(self._path):
-            raise ConfigurationError(f"store path {self._path} is a directory")
+        self._path = store_path(path)
         if not lease_poll > 0:
             raise ConfigurationError("lease_poll must be a positive number of seconds")
         if not busy_timeout >= 0:
             raise ConfigurationError("busy_timeout must be a non-negative number of seconds")
         self._codec: TokenCodec = JsonCodec() if codec is None else codec
-        self._lease_poll = lease_poll
         self._busy_timeout = busy_timeout
         self._conn: aiosqlite.Connection | None = None
         self._closed = False
@@ -191,7 +108,7 @@ class SQLiteStore:
         # separately, and a write slipped between another task's execute and fetch would have to
         # upgrade that task's open read snapshot, which SQLite refuses at once (SQLITE_BUSY).
         self._statement_lock = asyncio.Lock()
-        self._releases: set[asyncio.Task[tuple[int, list[Any]]]] = set()
+        self._leases = Leases(self._execute, poll=lease_poll)
 
     def __repr__(self) -> str:
         return f"SQLiteStore(path={self._path!r})"
@@ -219,9 +136,7 @@ class SQLiteStore:
         Raises:
             StoreError: The read failed or the stored bytes cannot be decoded.
         """
-        _, rows = await self._execute(
-            "SELECT version, data FROM token_sets WHERE key = ?", (str(key),)
-        )
+        _, rows = await self._execute(sql.GET_SET, (str(key),))
         if not rows:
             return None
         version, data = rows[0]
@@ -255,14 +170,12 @@ class SQLiteStore:
         while version == expected_version:  # pragma: no cover  (one chance in 2**62)
             version = secrets.randbits(62)
         if expected_version is None:
-            sql = "INSERT INTO token_sets (key, provider, version, data, updated_at, due_at)"
-            sql += " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+            statement = sql.INSERT_SET
             parameters: tuple[Any, ...] = (str(key), key.provider, version, data, time.time(), due)
         else:
-            sql = "UPDATE token_sets SET version = ?, data = ?, updated_at = ?, due_at = ?"
-            sql += " WHERE key = ? AND version = ?"
+            statement = sql.UPDATE_SET
             parameters = (version, data, time.time(), due, str(key), expected_version)
-        changed, _ = await self._execute(sql, parameters)
+        changed, _ = await self._execute(statement, parameters)
         if not changed:
             raise _conflict(key, expected_version)
         return version
@@ -278,12 +191,11 @@ class SQLiteStore:
             StoreConflictError: The key exists at another version than ``expected_version``.
             StoreError: The delete failed.
         """
-        sql = "DELETE FROM token_sets WHERE key = ? AND coalesce(?, version) = version"
-        changed, _ = await self._execute(sql, (str(key), expected_version))
+        changed, _ = await self._execute(sql.DELETE_SET, (str(key), expected_version))
         if changed or expected_version is None:
             return bool(changed)
         # Gone or at another version: either answer is true at some instant of this call.
-        _, rows = await self._execute("SELECT 1 FROM token_sets WHERE key = ?", (str(key),))
+        _, rows = await self._execute(sql.HAS_SET, (str(key),))
         if rows:
             raise _conflict(key, expected_version)
         return False
@@ -291,17 +203,18 @@ class SQLiteStore:
     async def keys(self, provider: str | None = None) -> AsyncIterator[TokenKey]:
         """Iterate over the stored keys, optionally only those of ``provider``.
 
-        One ``SELECT``, fetched :data:`_KEYS_BATCH` rows at a time on a connection of its own
-        (it sees the store as of the first fetch; writers are not held up meanwhile).
+        One ``SELECT``, fetched :data:`._sqlite_schema.KEYS_BATCH` rows at a time on a
+        connection of its own (it sees the store as of the first fetch; writers are not held
+        up meanwhile).
 
         Raises:
             StoreError: The read failed. A malformed stored key is logged and skipped.
         """
         await self._connection()  # the file is checked and the schema exists
-        sql = "SELECT key FROM token_sets"
+        statement = sql.KEYS
         parameters: tuple[str, ...] = ()
         if provider is not None:  # uses the index on provider
-            sql, parameters = f"{sql} WHERE provider = ?", (provider,)
+            statement, parameters = f"{sql.KEYS} WHERE provider = ?", (provider,)
         try:
             reader = await aiosqlite.connect(
                 self._path, timeout=self._busy_timeout, isolation_level=None
@@ -309,8 +222,8 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"the SQLite store failed ({type(exc).__name__}: {exc})") from exc
         try:
-            cursor = await self._guard(reader.execute(sql, parameters))
-            while rows := await self._guard(cursor.fetchmany(_KEYS_BATCH)):
+            cursor = await self._guard(reader.execute(statement, parameters))
+            while rows := await self._guard(cursor.fetchmany(sql.KEYS_BATCH)):
                 for (text,) in rows:
                     try:
                         key = TokenKey.parse(text)
@@ -343,9 +256,9 @@ class SQLiteStore:
         """
         check_claim(limit, claim_for)
         del owner  # the deadline alone makes a claim exclusive
-        if not _HAS_RETURNING:  # pragma: no cover  (every supported platform has 3.35+)
-            raise StoreError(f"the refresh duty needs SQLite >= 3.35, not {_SQLITE}")
-        _, rows = await self._execute(_CLAIM, (now + claim_for, now, limit))
+        if not sql.HAS_RETURNING:  # pragma: no cover  (every supported platform has 3.35+)
+            raise StoreError(f"the refresh duty needs SQLite >= 3.35, not {sql.SQLITE_VERSION}")
+        _, rows = await self._execute(sql.CLAIM, (now + claim_for, now, limit))
         claimed = []
         for (text,) in rows:
             try:
@@ -357,17 +270,16 @@ class SQLiteStore:
     async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
         """Set (or clear) ``key``'s due time; nothing for an absent key."""
         due = check_due(due_at)
-        await self._execute("UPDATE token_sets SET due_at = ? WHERE key = ?", (due, str(key)))
+        await self._execute(sql.RESCHEDULE, (due, str(key)))
 
     async def next_due(self) -> float | None:
         """The earliest due time (claims included), or ``None``; one index lookup."""
-        sql = "SELECT due_at FROM token_sets WHERE due_at IS NOT NULL ORDER BY due_at LIMIT 1"
-        _, rows = await self._execute(sql)
+        _, rows = await self._execute(sql.NEXT_DUE)
         return float(rows[0][0]) if rows else None
 
     async def due_count(self, *, now: float) -> int:
         """How many sets are due at ``now`` (an index range count)."""
-        _, rows = await self._execute("SELECT count(*) FROM token_sets WHERE due_at <= ?", (now,))
+        _, rows = await self._execute(sql.DUE_COUNT, (now,))
         return int(rows[0][0])
 
     async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
@@ -381,13 +293,12 @@ class SQLiteStore:
         """
         now = time.time()
         sealed = seal_pending(self._codec, state, data)
-        await self._execute(_PUT_PENDING, (state, sealed, now + check_ttl(ttl)))
-        await self._execute("DELETE FROM pending_authorizations WHERE expires_at <= ?", (now,))
+        await self._execute(sql.PUT_PENDING, (state, sealed, now + check_ttl(ttl)))
+        await self._execute(sql.PRUNE_PENDING, (now,))
 
     async def get_pending(self, state: str) -> bytes | None:
         """The live record under ``state``, or ``None``."""
-        sql = "SELECT data FROM pending_authorizations WHERE state = ? AND expires_at > ?"
-        _, rows = await self._execute(sql, (state, time.time()))
+        _, rows = await self._execute(sql.GET_PENDING, (state, time.time()))
         return open_pending(self._codec, state, bytes(rows[0][0])) if rows else None
 
     async def take_pending(self, state: str) -> bytes | None:
@@ -396,10 +307,11 @@ class SQLiteStore:
         Raises:
             StoreError: The store failed, or SQLite is older than 3.35 (no ``RETURNING``).
         """
-        if not _HAS_RETURNING:  # pragma: no cover  (every supported platform has 3.35+)
-            raise StoreError(f"pending authorizations need SQLite >= 3.35, not {_SQLITE}")
-        sql = "DELETE FROM pending_authorizations WHERE state = ? RETURNING data, expires_at"
-        _, rows = await self._execute(sql, (state,))
+        if not sql.HAS_RETURNING:  # pragma: no cover  (every supported platform has 3.35+)
+            raise StoreError(
+                f"pending authorizations need SQLite >= 3.35, not {sql.SQLITE_VERSION}"
+            )
+        _, rows = await self._execute(sql.TAKE_PENDING, (state,))
         if not rows or rows[0][1] <= time.time():
             return None  # an expired row is deleted all the same
         return open_pending(self._codec, state, bytes(rows[0][0]))
@@ -415,18 +327,15 @@ class SQLiteStore:
         found: dict[TokenKey, Versioned] = {}
         for start in range(0, len(names), 500):
             batch = names[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            sql = f"SELECT key, version, data FROM token_sets WHERE key IN ({marks})"  # noqa: S608
-            _, rows = await self._execute(sql, batch)
+            _, rows = await self._execute(sql.get_many(len(batch)), batch)
             for name, version, data in rows:
                 token_set = self._codec.decode(bytes(data), kind="token_set", key=name)
                 found[wanted[name]] = Versioned(token_set, int(version))
         return found
 
-    @asynccontextmanager
-    async def lease(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
+    def lease(self, key: TokenKey, *, ttl: float) -> AbstractAsyncContextManager[HeldLease]:
         """Hold ``key`` exclusively, across tasks and processes, for ``ttl`` seconds unless
-        extended (see :class:`~aiofinaccess.stores.Lease`).
+        extended (see :class:`~aiofinaccess.stores.Lease`; a row: :mod:`._sqlite_lease`).
 
         Waits (polling every ``lease_poll`` seconds) while another holder has it. The lease
         is released on exit, even when the body raises or is cancelled; a holder that dies
@@ -440,54 +349,12 @@ class SQLiteStore:
             LeaseBusyError: Not acquired within ``ttl`` seconds.
             StoreError: The store failed.
         """
-        owner = secrets.token_hex(16)
-        deadline = time.monotonic() + ttl
-        try:
-            # Inside the try: if we are cancelled while our insert is in flight, the release
-            # below still deletes it (it is queued after the insert on the connection thread).
-            while True:
-                now = time.monotonic()
-                changed, _ = await self._execute(
-                    _ACQUIRE, (str(key), owner, now + ttl, now, now + _LONGEST_LEASE)
-                )
-                if changed:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise LeaseBusyError(
-                        f"timed out waiting for the lease on token set {key.hashed}"
-                    )
-                await asyncio.sleep(min(remaining, self._lease_poll * _jitter.uniform(0.5, 1.5)))
-            yield HeldLease(now + ttl, functools.partial(self._extend_lease, str(key), owner))
-        except BaseException:
-            with contextlib.suppress(StoreError):  # the first error is the one to report
-                await self._release(key, owner)
-            raise
-        await self._release(key, owner)
-
-    async def _extend_lease(self, name: str, owner: str, asked: float, ttl: float) -> bool:
-        changed, _ = await self._execute(_EXTEND, (asked + ttl, name, owner))
-        return bool(changed)
-
-    async def _release(self, key: TokenKey, owner: str) -> None:
-        """Delete our lease row, shielded: a cancelled holder must still let go of the lease."""
-        task = asyncio.create_task(
-            self._execute("DELETE FROM leases WHERE key = ? AND owner = ?", (str(key), owner))
-        )
-        self._releases.add(task)
-        task.add_done_callback(self._release_done)
-        await asyncio.shield(task)
-
-    def _release_done(self, task: asyncio.Task[tuple[int, list[Any]]]) -> None:
-        self._releases.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved here, so that a release nobody awaits is not logged
+        return self._leases.hold(key, ttl=ttl)
 
     async def aclose(self) -> None:
         """Finish pending lease releases and close the connection. Idempotent."""
         self._closed = True
-        if self._releases:
-            await asyncio.gather(*self._releases, return_exceptions=True)
+        await self._leases.drain()
         async with self._open_lock:
             conn, self._conn = self._conn, None
         if conn is not None:
@@ -514,15 +381,7 @@ class SQLiteStore:
             conn = await aiosqlite.connect(
                 self._path, timeout=self._busy_timeout, isolation_level=None
             )
-            async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
-                row = await cursor.fetchone()
-            if row is None or str(row[0]).lower() != "wal":
-                raise StoreError("the store's file system does not support SQLite's WAL mode")
-            # WAL + NORMAL syncs at checkpoints, not at every commit: a committed write
-            # survives a crash of the process; only an OS crash can lose the last commits.
-            await conn.execute("PRAGMA synchronous = NORMAL")
-            await conn.executescript(_SCHEMA)
-            await self._migrate(conn)
+            await sql.prepare(conn)
             # SQLite has created -wal and -shm by now: check them as well.
             await asyncio.to_thread(check_companions, self._path)
         except BaseException as exc:
@@ -533,30 +392,18 @@ class SQLiteStore:
             raise
         return conn
 
-    @staticmethod
-    async def _migrate(conn: aiosqlite.Connection) -> None:
-        """Add ``due_at`` to a database written before the refresh duty (once, atomically)."""
-        # Another process may be migrating right now; on failure the caller closes the
-        # connection, which rolls the transaction back.
-        await conn.execute("BEGIN IMMEDIATE")
-        async with conn.execute("PRAGMA table_info(token_sets)") as cursor:
-            columns = {str(row[1]) for row in await cursor.fetchall()}
-        if "due_at" not in columns:
-            await conn.execute("ALTER TABLE token_sets ADD COLUMN due_at REAL")
-            await conn.execute("UPDATE token_sets SET due_at = 0")
-        await conn.execute(_DUE_INDEX)
-        await conn.execute("COMMIT")
-
     def _create_file(self) -> None:
         # Create the file ourselves so that it is never readable by others, not even briefly;
         # and trust an existing one only if it is ours, private and not a link (see _files).
         open_private(self._path)
 
-    async def _execute(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[int, list[Any]]:
+    async def _execute(
+        self, statement: str, parameters: Sequence[Any] = ()
+    ) -> tuple[int, list[Any]]:
         """Run one statement; return the number of changed rows and the result rows."""
         conn = await self._connection()
         try:
-            async with self._statement_lock, conn.execute(sql, parameters) as cursor:
+            async with self._statement_lock, conn.execute(statement, parameters) as cursor:
                 rows = list(await cursor.fetchall())
                 return cursor.rowcount, rows
         except (sqlite3.Error, ValueError) as exc:

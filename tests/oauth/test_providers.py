@@ -1,4 +1,5 @@
-"""Tests for aiofinaccess.oauth.providers: presets, discovery documents, configuration errors."""
+"""Tests for aiofinaccess.oauth.providers and .presets: presets, discovery documents, configuration
+errors."""
 
 from __future__ import annotations
 

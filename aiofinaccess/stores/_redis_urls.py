@@ -1,0 +1,77 @@
+"""Reading a :class:`~aiofinaccess.stores.redis.RedisStore` URL: which client it asks for, the TLS
+options it must get, and how to name it in a log without its password. Pure: no I/O, no redis-py.
+
+Must never import: redis (only :mod:`aiofinaccess.stores.redis` may), ``oauth``, ``session``,
+``api``, ``integrations``, ``cli`` or ``sandbox``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import parse_qs, urlsplit
+
+from ..core.errors import ConfigurationError
+
+__all__ = ["CLUSTER_SCHEMES", "describe", "target", "tls_options"]
+
+#: The cluster schemes and the plain scheme redis-py's cluster client reads instead.
+CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def describe(url: str) -> str:
+    """``url`` without user or password: scheme, host, port (or socket path) and db."""
+    parts = urlsplit(url)
+    db = parse_qs(parts.query).get("db", [""])[0]  # redis-py: the query's db wins
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}?db={db or 0}"
+    host = parts.hostname or "localhost"
+    host = f"[{host}]" if ":" in host else host
+    if parts.scheme in CLUSTER_SCHEMES:
+        return f"{parts.scheme}://{host}:{parts.port or 6379}"
+    return f"{parts.scheme}://{host}:{parts.port or 6379}/{db or parts.path.strip('/') or 0}"
+
+
+def tls_options(url: str) -> dict[str, bool]:
+    """For ``rediss://``: ask for the hostname check, and refuse a URL that turns checks off.
+
+    redis-py 5.x defaulted ``ssl_check_hostname`` to False, so any certificate from a trusted
+    CA, for any name, was accepted; it is passed explicitly whatever the installed default.
+    Options in the URL override keyword arguments in redis-py, hence the refusal.
+    """
+    if urlsplit(url).scheme not in ("rediss", "rediss+cluster"):
+        return {}
+    query = {
+        name.lower(): values[-1].lower() for name, values in parse_qs(urlsplit(url).query).items()
+    }
+    if query.get("ssl_check_hostname", "true") in (
+        "false",
+        "0",
+        "no",
+        "off",
+        "n",
+        "f",
+    ) or query.get("ssl_cert_reqs", "required") in ("none", "optional"):
+        raise ConfigurationError(
+            "url turns TLS certificate verification off; RedisStore always verifies "
+            "(pass your own client= to decide otherwise)"
+        )
+    return {"ssl_check_hostname": True}
+
+
+def target(url: str) -> tuple[str, bool, dict[str, bool]]:
+    """The URL to hand redis-py, whether it names a cluster, and the TLS keyword arguments.
+
+    Raises:
+        ConfigurationError: Not a Redis URL, or one that turns TLS checks off (the message
+            never quotes it: it may hold a password).
+    """
+    scheme = urlsplit(url).scheme
+    if scheme not in ("redis", "rediss", "unix", *CLUSTER_SCHEMES):
+        raise ConfigurationError(
+            "url must start with redis://, rediss://, unix://, redis+cluster:// or "
+            "rediss+cluster://"
+        )
+    tls = tls_options(url)
+    if scheme in CLUSTER_SCHEMES:
+        return CLUSTER_SCHEMES[scheme] + url[len(scheme) :], True, tls
+    return url, False, tls

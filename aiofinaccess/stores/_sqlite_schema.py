@@ -1,0 +1,176 @@
+"""The SQL of :class:`~aiofinaccess.stores.sqlite.SQLiteStore`: its schema, the one migration, the
+connection's set-up, and every statement the store runs, each written once.
+
+How the statements keep the store's promises:
+
+* **A lease table.** The refresh lease must exclude other *processes* as well as other tasks,
+  and must not outlive a holder that crashed. A row ``(key, owner, expires_at)`` does both:
+  it is taken by an insert that may replace only an expired row (:data:`ACQUIRE`), extended
+  and released only where the owner is still ours, and simply expires if its holder was
+  killed. Its times are on the machine's monotonic clock (shared by every process of one boot;
+  an NTP step cannot free a live lease); a row from an earlier boot reads as expired, since its
+  end lies further ahead than any lease may last (:data:`LONGEST_LEASE`).
+* **Pending authorizations** are rows ``(state, data, expires_at)``; a take is one
+  ``DELETE ... RETURNING`` statement (SQLite >= 3.35), so of two processes taking one state
+  exactly one gets the row.
+* **Refresh duty**: each row has a ``due_at`` column (epoch seconds, ``NULL`` = not scheduled)
+  with a partial index. ``put`` writes it in the same statement as the set; a claim is one
+  statement (:data:`CLAIM`), so of any number of processes claiming at once each row goes to
+  one of them. A database written before the column existed gets it on first open
+  (:func:`prepare`: one ``ALTER TABLE`` under the write lock), with every existing set due at
+  once: the first claimant reschedules each from the set itself.
+
+Must never import: ``oauth``, ``session``, ``api``, ``integrations``, ``cli`` or ``sandbox``; it
+holds SQL and the one connection set-up, not the store's logic.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+import aiosqlite
+
+from ..core.errors import StoreError
+
+__all__ = [
+    "ACQUIRE",
+    "CLAIM",
+    "DELETE_SET",
+    "DUE_COUNT",
+    "EXTEND",
+    "GET_PENDING",
+    "GET_SET",
+    "HAS_RETURNING",
+    "HAS_SET",
+    "INSERT_SET",
+    "KEYS",
+    "KEYS_BATCH",
+    "LONGEST_LEASE",
+    "NEXT_DUE",
+    "PRUNE_PENDING",
+    "PUT_PENDING",
+    "RELEASE",
+    "RESCHEDULE",
+    "SCHEMA",
+    "SQLITE_VERSION",
+    "TAKE_PENDING",
+    "UPDATE_SET",
+    "get_many",
+    "prepare",
+]
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS token_sets (
+    key TEXT PRIMARY KEY, provider TEXT NOT NULL, version INTEGER NOT NULL,
+    data BLOB NOT NULL, updated_at REAL, due_at REAL
+);
+CREATE INDEX IF NOT EXISTS token_sets_provider ON token_sets (provider);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_authorizations (
+    state TEXT PRIMARY KEY, data BLOB NOT NULL, expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_authorizations_expiry ON pending_authorizations (expires_at);
+"""
+
+# Run once per connection, under the write lock, after SCHEMA: databases written before the
+# refresh duty lack the column, and get it with every existing set due at once.
+_DUE_INDEX: Final = """
+CREATE INDEX IF NOT EXISTS token_sets_due ON token_sets (due_at) WHERE due_at IS NOT NULL
+"""
+
+# -- token sets ---------------------------------------------------------------------------------
+GET_SET: Final = "SELECT version, data FROM token_sets WHERE key = ?"
+HAS_SET: Final = "SELECT 1 FROM token_sets WHERE key = ?"
+INSERT_SET: Final = (
+    "INSERT INTO token_sets (key, provider, version, data, updated_at, due_at)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+)
+UPDATE_SET: Final = (
+    "UPDATE token_sets SET version = ?, data = ?, updated_at = ?, due_at = ?"
+    " WHERE key = ? AND version = ?"
+)
+DELETE_SET: Final = "DELETE FROM token_sets WHERE key = ? AND coalesce(?, version) = version"
+#: The listing; ``WHERE provider = ?`` is appended for one provider (it uses the index).
+KEYS: Final = "SELECT key FROM token_sets"
+#: Rows fetched per step while listing keys.
+KEYS_BATCH: Final = 500
+
+
+def get_many(count: int) -> str:
+    """The statement reading ``count`` sets by key (only placeholders vary, never values)."""
+    marks = ",".join("?" * count)
+    return f"SELECT key, version, data FROM token_sets WHERE key IN ({marks})"  # noqa: S608
+
+
+# -- refresh duty -------------------------------------------------------------------------------
+CLAIM: Final = """
+UPDATE token_sets SET due_at = ? WHERE rowid IN (
+    SELECT rowid FROM token_sets WHERE due_at <= ? ORDER BY due_at LIMIT ?
+) RETURNING key
+"""
+RESCHEDULE: Final = "UPDATE token_sets SET due_at = ? WHERE key = ?"
+NEXT_DUE: Final = "SELECT due_at FROM token_sets WHERE due_at IS NOT NULL ORDER BY due_at LIMIT 1"
+DUE_COUNT: Final = "SELECT count(*) FROM token_sets WHERE due_at <= ?"
+
+# -- pending authorizations ---------------------------------------------------------------------
+PUT_PENDING: Final = """
+INSERT INTO pending_authorizations (state, data, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (state) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at
+"""
+PRUNE_PENDING: Final = "DELETE FROM pending_authorizations WHERE expires_at <= ?"
+GET_PENDING: Final = "SELECT data FROM pending_authorizations WHERE state = ? AND expires_at > ?"
+TAKE_PENDING: Final = (
+    "DELETE FROM pending_authorizations WHERE state = ? RETURNING data, expires_at"
+)
+# RETURNING arrived in SQLite 3.35 (2021); Debian 12 ships 3.40.
+HAS_RETURNING: Final = sqlite3.sqlite_version_info >= (3, 35)
+SQLITE_VERSION: Final = sqlite3.sqlite_version
+
+# -- leases -------------------------------------------------------------------------------------
+# Take the lease if nobody holds it, or if the holder's lease expired (it crashed or overran),
+# or if the row comes from an earlier boot (the monotonic clock restarted below its end).
+ACQUIRE: Final = """
+INSERT INTO leases (key, owner, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE leases.expires_at < ? OR leases.expires_at > ?
+"""
+# Never shortens: the heartbeat and the fence before a send may both extend.
+EXTEND: Final = "UPDATE leases SET expires_at = max(expires_at, ?) WHERE key = ? AND owner = ?"
+RELEASE: Final = "DELETE FROM leases WHERE key = ? AND owner = ?"
+#: No lease lasts longer than this; a row ending further ahead predates a reboot.
+LONGEST_LEASE: Final = 86_400.0
+
+
+async def prepare(conn: aiosqlite.Connection) -> None:
+    """Switch a new connection to WAL, create the tables and migrate an older database.
+
+    Raises:
+        StoreError: The file system does not support WAL.
+        sqlite3.Error: SQLite failed (the caller closes the connection and reports it).
+    """
+    async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
+        row = await cursor.fetchone()
+    if row is None or str(row[0]).lower() != "wal":
+        raise StoreError("the store's file system does not support SQLite's WAL mode")
+    # WAL + NORMAL syncs at checkpoints, not at every commit: a committed write
+    # survives a crash of the process; only an OS crash can lose the last commits.
+    await conn.execute("PRAGMA synchronous = NORMAL")
+    await conn.executescript(SCHEMA)
+    await _migrate(conn)
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    """Add ``due_at`` to a database written before the refresh duty (once, atomically)."""
+    # Another process may be migrating right now; on failure the caller closes the
+    # connection, which rolls the transaction back.
+    await conn.execute("BEGIN IMMEDIATE")
+    async with conn.execute("PRAGMA table_info(token_sets)") as cursor:
+        columns = {str(row[1]) for row in await cursor.fetchall()}
+    if "due_at" not in columns:
+        await conn.execute("ALTER TABLE token_sets ADD COLUMN due_at REAL")
+        await conn.execute("UPDATE token_sets SET due_at = 0")
+    await conn.execute(_DUE_INDEX)
+    await conn.execute("COMMIT")
