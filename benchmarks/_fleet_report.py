@@ -215,7 +215,8 @@ def publish(
         "store": "RedisStore (64 due shards), redis-server on 127.0.0.1",
         "policy": "RefreshPolicy() (due 20 % of the lifetime before expiry)",
     }
-    common.header(name, info, parameters)
+    run = common.Run(name, args, dict(info), started)
+    run.header(parameters)
     common.stdout.print(
         common.table("fleet figures", ["figure", "value"], [[k, v] for k, v in flat.items()])
     )
@@ -229,16 +230,4 @@ def publish(
             common.stdout.print(
                 common.table(title, columns, [[row.get(c) for c in columns] for row in rows])
             )
-    common.stdout.print(common.targets_table(checked))
-    common.write_json(
-        args.json,
-        common.payload(
-            name,
-            quick=args.quick,
-            info=info,
-            parameters=parameters,
-            figures=flat | {"details": details},
-            checked=checked,
-            started=started,
-        ),
-    )
+    run.finish(parameters, flat | {"details": details}, checked)
