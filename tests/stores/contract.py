@@ -178,6 +178,27 @@ class StoreContract:
         await store.aclose()
 
 
+async def claims_per_second(store: RefreshDuty, count: int) -> float:
+    """Write ``count`` due sets (50 at a time), then claim them all in batches of 100; the
+    claim rate (the figure the fleet issue asks for)."""
+    keys = [TokenKey("everifin", f"user-{n}") for n in range(count)]
+    for start in range(0, count, 50):
+        await asyncio.gather(
+            *(
+                store.put(key, sample(), expected_version=None, due_at=1.0)
+                for key in keys[start : start + 50]
+            )
+        )
+    started = time.perf_counter()
+    claimed = 0
+    while batch := await store.claim_due(now=10.0, limit=100, claim_for=60.0, owner="w"):
+        assert len(batch) == 100
+        claimed += len(batch)
+    elapsed = time.perf_counter() - started
+    assert claimed == count
+    return claimed / elapsed
+
+
 def due_keys(count: int, provider: str = "everifin") -> list[TokenKey]:
     return [TokenKey(provider, f"user-{n:04d}") for n in range(count)]
 
