@@ -111,3 +111,11 @@ async def test_an_acquisition_whose_caller_left_leaves_no_unretrieved_exception(
     finally:
         loop.set_exception_handler(None)
     assert [context.get("message") for context in seen] == []
+
+
+def test_a_dead_grant_does_not_take_a_new_login_off_the_duty() -> None:
+    """Seed 31974: the duty's renewal met invalid_grant, the app stored a new login, and only
+    then did the duty clear the key's due time, the new set's (I6)."""
+    from tests.simulation.world import run_seed  # noqa: PLC0415
+
+    assert run_seed(31974).violations == []
