@@ -199,7 +199,9 @@ class DutyLoop:
         try:
             await self._renew_claimed(key)
         except ReauthorizationRequired:
-            await self._reschedule(key, None)  # its set was deleted; nothing is due any more
+            # The driver deleted the dead set at its version, which cleared its due time; a
+            # set stored since (a new login) keeps its own, so nothing is rescheduled here.
+            pass
         except AiofinaccessError as exc:
             logger.warning(
                 "renewing due token set %s failed (%s); due again when its claim runs out",
