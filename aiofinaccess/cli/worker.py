@@ -54,6 +54,12 @@ def add_worker_command(
     worker.add_argument("--concurrency", type=int, default=16, help="renewals at once")
     worker.add_argument("--poll", type=seconds, default=1.0, help="longest sleep between claims")
     worker.add_argument(
+        "--gather",
+        type=seconds,
+        default=0.1,
+        help="seconds due sets gather between claims (a fleet's claims stay few)",
+    )
+    worker.add_argument(
         "--claim-ttl",
         type=seconds,
         default=None,
@@ -96,6 +102,7 @@ async def run_worker(
             duty_batch=args.batch,
             max_concurrent_refreshes=args.concurrency,
             duty_poll=args.poll,
+            duty_gather=args.gather,
             claim_ttl=args.claim_ttl,
             token_timeout=args.token_timeout,
         ) as manager:

@@ -65,6 +65,7 @@ class Options:
     duty_batch: int = 100
     claim_ttl: float | None = None
     duty_poll: float = 1.0
+    duty_gather: float = 0.1
 
     @property
     def claim_for(self) -> float:
@@ -92,6 +93,7 @@ class Options:
         if not _count(self.duty_batch):
             raise ConfigurationError("duty_batch must be a positive number of token sets")
         _seconds("duty_poll", self.duty_poll)
+        _seconds("duty_gather", self.duty_gather)
         if self.claim_ttl is not None:
             _seconds("claim_ttl", self.claim_ttl)
             if self.claim_ttl < self.token_timeout + self.lease_ttl:
@@ -196,9 +198,11 @@ def assemble(
             owned=owned,
             stats=stats,
             due_at=planner.due_at,
+            draw=driver.draw,
             owner=worker_id(),
             batch=options.duty_batch,
             claim_for=options.claim_for,
+            gather=options.duty_gather,
             poll=options.duty_poll,
             concurrency=options.max_concurrent_refreshes,
         )

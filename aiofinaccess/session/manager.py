@@ -117,6 +117,10 @@ class SessionManager:
             lease_ttl``, how long a renewal that died after sending fences its set).
         duty_poll: The duty's longest sleep between claims (how soon it sees a set another
             process made due).
+        duty_gather: Seconds the duty lets due sets gather between claims (half to one and a
+            half times this, at random): a fleet then claims about ``workers / duty_gather``
+            times a second however many sets fall due, and renews each at most about
+            ``1.5 * duty_gather`` seconds after its due time.
     """
 
     def __init__(
@@ -143,6 +147,7 @@ class SessionManager:
         duty_batch: int = 100,
         claim_ttl: float | None = None,
         duty_poll: float = 1.0,
+        duty_gather: float = 0.1,
     ) -> None:
         options = Options(
             policy=policy or RefreshPolicy(),
@@ -162,6 +167,7 @@ class SessionManager:
             duty_batch=duty_batch,
             claim_ttl=claim_ttl,
             duty_poll=duty_poll,
+            duty_gather=duty_gather,
         )
         self._store = store if store is not None else MemoryStore()
         self._session = session

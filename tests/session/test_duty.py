@@ -272,6 +272,7 @@ def test_options_are_checked() -> None:
             "claim_ttl must be at least token_timeout",
         ),
         ({"duty_poll": 0.0}, "duty_poll must be a positive number"),
+        ({"duty_gather": -1.0}, "duty_gather must be a positive number"),
         ({"duty": "yes"}, "duty must be True, False or None"),
     ):
         with pytest.raises(ConfigurationError, match=message):
