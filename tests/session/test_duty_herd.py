@@ -9,6 +9,7 @@ claims are bounded by workers / ``duty_gather`` a second, not by the number of d
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.session.test_duty import (
     sandbox_config,  # noqa: F401  (a fixture used by name)
 )
 from tests.support.polling import until
+from tests.support.redis_server import running_redis
 
 WORKERS = 4
 SETS = 300
@@ -94,3 +96,39 @@ async def test_workers_do_not_all_wake_for_every_due_set(sandbox: Sandbox) -> No
     # Waking every worker for every due set made about 4 calls per renewal here; gathered
     # claims make about WORKERS / 0.1 s * 2 calls a second over 1.5 s: 0.4 per renewal.
     assert calls <= 0.75 * renewed
+
+
+async def test_a_worker_that_only_renews_does_not_read_the_change_feed(sandbox: Sandbox) -> None:
+    """Each renewal is published once and read by every subscriber: a duty-only worker that
+    read them would add per-renewal work that grows with the fleet. It holds no set between
+    renewals, so it has nothing to learn; a process subscribes once it serves a set."""
+    import redis.asyncio as redis  # noqa: PLC0415  (the optional redis extra)
+
+    from aiofinaccess.stores.redis import RedisStore  # noqa: PLC0415
+
+    provider, credentials = everifin(sandbox)
+    async with running_redis() as url:
+        probe = redis.Redis.from_url(url)
+
+        async def subscribers() -> int:
+            counts = await probe.pubsub_numsub("herd:changes")
+            return int(counts[0][1])
+
+        async with SessionManager(store=RedisStore(url, prefix="herd:"), duty=True) as worker:
+            worker.register(provider, credentials)  # type: ignore[arg-type]
+            user = "user-0"
+            body = sandbox.service("keycloak").seed_session(user)
+            token_set = parse_token_response(body, sent=Anchor(time.time(), time.monotonic()))
+            async with SessionManager(store=RedisStore(url, prefix="herd:"), duty=False) as app:
+                app.register(provider, credentials)  # type: ignore[arg-type]
+                assert await subscribers() == 0  # neither holds a set yet
+                await app.store_token_set("everifin", user, token_set)
+                await until(lambda: _equals(subscribers, 1), 5.0)
+                await asyncio.sleep(0.2)
+                assert await subscribers() == 1
+                assert worker._watcher is None  # the one is the app's
+        await probe.aclose()
+
+
+async def _equals(count: Any, expected: int) -> bool:
+    return bool(await count() == expected)
