@@ -243,7 +243,7 @@ class DutyLoop:
             self._stats.duty_renewed_elsewhere += 1
             await self._reschedule(key, self._due_at(stored.token_set, None))
             return
-        entry = self._registry.entry(key)
+        entry = self._registry.entry(key, for_duty=True)
         if entry.job is None and entry.version != stored.version:
             self._driver.publish(entry, stored.token_set, stored.version)
         self._stats.scheduled_renewals += 1

@@ -4,8 +4,11 @@
   callbacks) is owned, so closing waits for it; after close nothing new may start.
 * :class:`Lifetime` - :meth:`~Lifetime.start` restores the registered providers' stored sets
   in batches (none at all on a store that keeps the refresh duty: there, the store knows
-  what is due and sets load on demand), starts the background renewals and a watcher of a
-  shared store's change feed; :meth:`~Lifetime.aclose` stops them, waits for renewals in
+  what is due and sets load on demand), starts the background renewals and, once the process
+  holds a set for its callers, a watcher of a shared store's change feed (a worker that only
+  renews for the refresh duty holds none between renewals, so it never reads the feed: every
+  renewal is published to every subscriber, and that work would grow with the fleet);
+  :meth:`~Lifetime.aclose` stops them, waits for renewals in
   flight (longer for those whose token request was sent: their result must be stored), and
   closes store and session.
 
@@ -126,9 +129,11 @@ class Lifetime:
         self._pending_write_timeout = pending_write_timeout
         self._close_session = close_session
         self.started = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.restores: set[asyncio.Task[int]] = set()
         self._restore_errors: list[StoreError] = []
+        registry.on_held = self.follow_changes
 
     # -- start and restores --------------------------------------------------------------------
 
@@ -169,12 +174,11 @@ class Lifetime:
         if self.started:
             return
         self.started = True
+        self._loop = asyncio.get_running_loop()
         for part in self._background:
             part.start()
-        if isinstance(self._store, ChangeFeed) and self.watcher is None:
-            self.watcher = asyncio.get_running_loop().create_task(
-                self._watch_changes(self._store), name="aiofinaccess-store-watcher"
-            )
+        if len(self._registry):
+            self.follow_changes()
         try:
             if not self._restore_at_start or not self._registry.names():
                 await self._driver.store_call(self._store.get(_PROBE))
@@ -184,6 +188,18 @@ class Lifetime:
             error = self.unreadable(exc)
             self._restore_errors.append(error)  # ready() reports it too
             raise error from exc
+
+    def follow_changes(self) -> None:
+        """Watch a shared store's change feed from now on (idempotent; once started)."""
+        if (
+            self.watcher is None
+            and self._loop is not None
+            and not self._owned.closed
+            and isinstance(self._store, ChangeFeed)
+        ):
+            self.watcher = self._loop.create_task(
+                self._watch_changes(self._store), name="aiofinaccess-store-watcher"
+            )
 
     def unreadable(self, error: Exception) -> StoreError:
         """A :class:`StoreError` naming the store (its repr never holds a password)."""

@@ -99,6 +99,8 @@ class Registry:
         self.capacity = capacity
         #: Called with the number of entries dropped to stay within ``capacity``.
         self.on_evict: Callable[[int], None] = lambda _count: None
+        #: Called when an entry is created for the process's callers (not for the duty).
+        self.on_held: Callable[[], None] = lambda: None
         self._registrations: dict[str, Registration] = {}
         # Keyed by (provider name, subject) rather than TokenKey: the fresh path then builds
         # no object per call. One registration per provider name, so the pair is unique.
@@ -141,14 +143,20 @@ class Registry:
         registration = self.registration(name)
         return registration.client_key if subject is None else TokenKey(name, subject)
 
-    def entry(self, key: TokenKey) -> Entry:
-        """The entry of ``key``, created empty on first use."""
+    def entry(self, key: TokenKey, *, for_duty: bool = False) -> Entry:
+        """The entry of ``key``, created empty on first use.
+
+        ``for_duty``: created only to renew the set for the refresh duty, which drops it
+        afterwards (``on_held`` is not called).
+        """
         entry = self.entries.get((key.provider, key.subject))
         if entry is None:
             self.registration(key.provider)
             if self.capacity is not None and len(self.entries) >= self.capacity:
                 self._evict(self.capacity)
             entry = self.entries[key.provider, key.subject] = Entry(key)
+            if not for_duty:
+                self.on_held()
         return entry
 
     def _evict(self, capacity: int) -> None:

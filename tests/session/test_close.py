@@ -10,10 +10,12 @@ cancel on purpose, the way that race does.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
-from aiofinaccess import SessionManager, TokenKey
+from aiofinaccess import SessionManager, TokenKey, TokenSet
 from aiofinaccess.stores.memory import MemoryStore
+from tests.support.tokens import EVERIFIN, EVERIFIN_CLIENT
 
 
 class _LosesOneCancel:
@@ -47,7 +49,11 @@ class FeedLosingACancel(MemoryStore):
 async def test_aclose_returns_when_the_change_feed_loses_a_cancel() -> None:
     store = FeedLosingACancel()
     manager = SessionManager(store=store)
+    manager.register(EVERIFIN, EVERIFIN_CLIENT)
     await manager.start()
+    now = time.time()
+    held = TokenSet("AT-0", issued_at=now, expires_at=now + 3600, refresh_token="RT-0")
+    await manager.store_token_set(EVERIFIN.name, "user", held)  # a set held: it watches
     await asyncio.sleep(0.01)  # the watcher is reading the feed
     async with asyncio.timeout(10):
         await manager.aclose()
