@@ -274,6 +274,10 @@ class Orphans:
     after_deadline: list[float] = field(default_factory=list)
     not_renewed: int = 0
     rotated_at_death: int = 0
+    #: Not renewed, and rotated by the sandbox for the killed worker as it died: its new
+    #: refresh token died with it (promise 3's window; only a provider that allows one reuse
+    #: of the token used last, Keycloak's "Refresh Token Max Reuse" >= 1, lets a successor on).
+    lost_in_window: int = 0
 
 
 def orphans(
@@ -312,6 +316,7 @@ def orphans(
             result.after_deadline.append(later[index] - claim_deadline)
         else:
             result.not_renewed += 1
+            result.lost_in_window += index in rotated
     return result
 
 

@@ -26,6 +26,7 @@ TARGETS: tuple[tuple[str, Any, float], ...] = (
     ("cpu_per_renewal_spread", "<=", 1.5),
     ("kill_renewed_after_deadline_max_s", "<=", 1.0),
     ("kill_sets_lost", "==", 0.0),
+    ("kill_lost_outside_window", "==", 0.0),
 )
 
 
@@ -65,7 +66,7 @@ def figures(out: Mapping[str, Any], workers: int) -> tuple[dict[str, Any], dict[
     baseline, per_set = out["baseline_rss"], out["bytes_per_set"]
 
     def target_rss(n: int) -> float:
-        return baseline + 1.5 * (plan.sets / n) * per_set
+        return float(baseline + 1.5 * (plan.sets / n) * per_set)
 
     worker_rows = [
         {
@@ -193,6 +194,8 @@ def kill_figures(
         "kill_renewed_after_deadline_max_s": max(orphans.after_deadline, default=float("nan")),
         "kill_sets_lost": orphans.not_renewed,
         "kill_rotated_at_death": orphans.rotated_at_death,
+        "kill_lost_in_window": orphans.lost_in_window,
+        "kill_lost_outside_window": orphans.not_renewed - orphans.lost_in_window,
     }
 
 
@@ -212,6 +215,7 @@ def publish(
         "scaling": args.scaling,
         "scaling_window_s": args.scaling_seconds,
         "kill": args.kill,
+        "keycloak_max_reuse": args.max_reuse,
         "store": "RedisStore (64 due shards), redis-server on 127.0.0.1",
         "policy": "RefreshPolicy() (due 20 % of the lifetime before expiry)",
     }

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/fleet.py [--quick] [--json PATH] [--sets M] [--workers N]
         [--rate R] [--seconds D] [--scaling N [N ...]] [--scaling-seconds S] [--no-kill]
+        [--max-reuse K]
 
 Everything runs in its own process on 127.0.0.1: ``redis-server`` (started here, nothing on
 disk), the sandbox (``python -m aiofinaccess sandbox``; Everifin's Keycloak rotates every
@@ -19,7 +20,10 @@ Phases (full: M = 100,000, N = 4, D = one lifetime; quick: M = 10,000, D = 20 s)
    making M ``access_token()`` requests spread over the M users through two serving-only
    managers (``duty=False``, bounded working set); the sandbox judges every token handed out.
 3. **SIGKILL**: one worker is killed; the sets it had claimed and not stored must be renewed
-   by the others within their claim deadline + 1 s.
+   by the others within their claim deadline + 1 s. A set whose refresh the sandbox answered
+   as the worker died is lost with its new refresh token (``kill_lost_in_window``) unless the
+   sandbox's Keycloak allows one reuse of the token used last (``--max-reuse 1``): then the
+   successor's replay of it is that reuse.
 4. **scaling**: fresh groups of 1, 2 and 4 workers take over in turn (S s each, no load): CPU
    per renewal summed over the group, and RSS per worker.
 
@@ -229,7 +233,14 @@ async def run(args: Any) -> dict[str, Any]:
         args.seconds = 20.0 if args.quick else ttl * 1.05
     sso = str(plan_.SSO_SECONDS)
     sandbox = common.sandbox_command(
-        "--keycloak-access-ttl", str(ttl), "--sso-idle", sso, "--sso-max", sso
+        "--keycloak-access-ttl",
+        str(ttl),
+        "--sso-idle",
+        sso,
+        "--sso-max",
+        sso,
+        "--keycloak-max-reuse",
+        str(args.max_reuse),
     )
     with (
         common.progress() as bar,
@@ -272,6 +283,12 @@ def main() -> None:
     parser.add_argument("--scaling", type=int, nargs="+", default=[1, 2, 4], help="group sizes")
     parser.add_argument("--scaling-seconds", type=float, help="per group (40; quick 8)")
     parser.add_argument("--no-kill", dest="kill", action="store_false", help="skip the SIGKILL")
+    parser.add_argument(
+        "--max-reuse",
+        type=int,
+        default=0,
+        help="the sandbox Keycloak's Refresh Token Max Reuse (0, Keycloak's default)",
+    )
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the processes' records here")
     args = parser.parse_args()
     if args.keep is not None:

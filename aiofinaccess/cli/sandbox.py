@@ -37,6 +37,12 @@ def add_sandbox_command(
     ttl.add_argument("--keycloak-access-ttl", type=seconds, default=300.0)
     ttl.add_argument("--sso-idle", type=seconds, default=1800.0)
     ttl.add_argument("--sso-max", type=seconds, default=36000.0)
+    ttl.add_argument(
+        "--keycloak-max-reuse",
+        type=int,
+        default=0,
+        help="Keycloak's Refresh Token Max Reuse: extra uses of the refresh token used last",
+    )
     faults = sandbox.add_argument_group("fault injection (changeable later: POST /_sandbox/faults)")
     faults.add_argument(
         "--fault-rate", type=float, default=0.0, help="share of requests that fail, 0-1"
@@ -88,6 +94,7 @@ async def serve_sandbox(args: argparse.Namespace) -> int:
             finapi_client_token_ttl=args.finapi_client_ttl,
             finapi_user_token_ttl=args.finapi_user_ttl,
             keycloak_access_ttl=args.keycloak_access_ttl,
+            keycloak_refresh_max_reuse=args.keycloak_max_reuse,
             sso_idle=args.sso_idle,
             sso_max=args.sso_max,
             seed=args.seed,

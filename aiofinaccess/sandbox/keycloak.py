@@ -1,11 +1,14 @@
 """Everifin's Keycloak, emulated: login page, code flow, rotating refresh tokens, logout, revoke.
 
 Served under ``/auth/realms/{realm}``. The rules are Keycloak's with "Revoke Refresh Token" on
-and "Refresh Token Max Reuse" 0, as ``shared/reference/everifin_keycloak.md`` (B5-B9) lists:
+and "Refresh Token Max Reuse" 0 (``SandboxConfig.keycloak_refresh_max_reuse``), as
+``shared/reference/everifin_keycloak.md`` (B5-B9) lists:
 
 * every refresh returns a new refresh token; presenting an older one fails with
   ``400 invalid_grant "Stale token"`` and *detaches the client session*, so the newest token
-  fails too (``"Session doesn't have required client"``);
+  fails too (``"Session doesn't have required client"``). With a max reuse of N, the token
+  used last may be presented N more times (each answered with new tokens, of which only the
+  newest counts) before ``"Maximum allowed refresh token reuse exceeded"`` detaches it alike;
 * an authorization code works once; a second exchange fails and kills the session it made;
 * ``refresh_expires_in`` follows SSO Session Idle and SSO Session Max, and a refresh extends
   the idle window;
@@ -50,6 +53,9 @@ class _Session:
     started: float
     last_activity: float
     current_refresh: str | None = None
+    #: The refresh token used last, and how often (Keycloak's reuse counter).
+    last_used: str | None = None
+    uses: int = 0
     active: bool = True
     client_attached: bool = True
 
@@ -428,8 +434,18 @@ class KeycloakService:
             return _grant_error("Session not active")
         if not session.client_attached:
             return _grant_error("Session doesn't have required client")
-        if presented != session.current_refresh:
-            # Rotation with max reuse 0: an older token means a replay (a race or a leak).
+        if presented == session.current_refresh:
+            session.last_used, session.uses = presented, 1
+        elif presented == session.last_used:
+            # A replay of the token used last: allowed max-reuse times (a lost answer retried).
+            session.uses += 1
+            if session.uses > self.state.config.keycloak_refresh_max_reuse + 1:
+                self.state.count("reuse_violations")
+                self._kill(session, detach_only=True)
+                return _grant_error("Maximum allowed refresh token reuse exceeded")
+            self.state.count("refresh_reuses")
+        else:
+            # Issued before the last refresh: a replay (a race or a leak).
             self.state.count("reuse_violations")
             self._kill(session, detach_only=True)
             return _grant_error("Stale token")

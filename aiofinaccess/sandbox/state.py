@@ -83,6 +83,9 @@ class SandboxConfig:
     everifin_client_secret: str = "everifin-sandbox-secret"
     realm: str = "everifin_app"
     keycloak_access_ttl: float = 300.0
+    #: Keycloak's "Refresh Token Max Reuse": extra uses allowed of the refresh token used last
+    #: (0: none, Keycloak's default; Everifin's setting is not published).
+    keycloak_refresh_max_reuse: int = 0
     sso_idle: float = 1800.0
     sso_max: float = 36000.0
     code_ttl: float = 60.0

@@ -105,6 +105,14 @@ def test_orphans_of_a_killed_worker() -> None:
     assert plan_.held(killed, 1000.1) == {0: (1000.0, 1050.0), 1: (1000.0, 1050.0)}
 
 
+def test_a_set_rotated_as_its_worker_died_and_never_renewed_is_lost_in_the_window() -> None:
+    killed = record("w0", "c 1000.000000 1050.000000 0,1")
+    journal = [[1000.4, "n-1", 200]]  # set 1's answer died with the worker
+    orphans = plan_.orphans(killed, [], journal, PLAN, killed_at=1000.5)
+    assert (orphans.claimed, orphans.not_renewed, orphans.rotated_at_death) == (2, 2, 1)
+    assert orphans.lost_in_window == 1  # set 0 was lost otherwise: nobody renewed it
+
+
 def test_a_rescheduled_claim_is_not_held() -> None:
     killed = record("w0", "c 1000.000000 1050.000000 1", "s 1000.100000 1 1129.000000")
     assert plan_.held(killed, 1001.0) == {}
