@@ -14,9 +14,9 @@ duty runs one :class:`DutyLoop`:
 2. for each claimed key (at most ``concurrency`` at once) it reads the set: a set renewed
    elsewhere meanwhile (not due any more) is rescheduled from what the store holds; a due one
    is renewed through the one renewal path (:class:`RenewalDriver`: single flight, fenced
-   lease, persist then publish), whose Persist step writes the next due time; a dead grant is
-   dropped from the duty (``reschedule(key, None)``). A failed renewal is left to its claim
-   deadline, which is its retry;
+   lease, persist then publish), whose Persist step writes the next due time; the set of a
+   dead grant is deleted by the driver at its version, which clears its due time. A failed
+   renewal is left to its claim deadline, which is its retry;
 3. when fewer sets were due than it could take, it lets due sets gather: it sleeps about
    ``gather`` seconds (from half to one and a half times, at random, so workers started
    together drift apart), or until the store's ``next_due`` plus that when nothing was due,
