@@ -121,6 +121,8 @@ def figures(out: Mapping[str, Any], workers: int) -> tuple[dict[str, Any], dict[
         "premature_requests": whole.premature_requests,
         "reuse_violations": _delta(end, before, "reuse_violations"),
         "sessions_killed": _delta(end, before, "sessions_killed"),
+        # Replays the sandbox's Keycloak allowed (only with --max-reuse >= 1).
+        "refresh_reuses": _delta(end, before, "refresh_reuses"),
         "sessions_lost": plan.sets - stored["current"],
         "backlog_at_main_end": main["backlog"],
         # Due events not renewed by the end of the run (the last backlog, or sets lost).

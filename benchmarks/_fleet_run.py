@@ -259,6 +259,41 @@ def records(children: Sequence[Child]) -> list[plan_.Record]:
     return [plan_.parse_record(child.name, child.record.read_text()) for child in children]
 
 
+class JournalTail:
+    """Reads the sandbox's refresh journal on from where it stopped."""
+
+    def __init__(self, env: Env, plan: plan_.Plan) -> None:
+        self._env = env
+        self._prefix = plan.nonce + "-"
+        self.offset = 0
+
+    async def _page(self) -> list[list[Any]]:
+        url = self._env.sandbox_url + "/_sandbox/keycloak/refreshes"
+        async with self._env.http.get(url, params={"offset": str(self.offset)}) as response:
+            response.raise_for_status()
+            page = await response.json()
+        self.offset = page["next"]
+        entries: list[list[Any]] = page["entries"]
+        return entries
+
+    async def catch_up(self) -> None:
+        """Skip what is there now."""
+        while await self._page():
+            pass
+
+    async def answered(self) -> set[int]:
+        """Indices of the sets whose refresh the sandbox granted since the last call."""
+        granted: set[int] = set()
+        for _, session_id, status in await self._page():
+            if (
+                status == 200
+                and isinstance(session_id, str)
+                and session_id.startswith(self._prefix)
+            ):
+                granted.add(int(session_id[len(self._prefix) :]))
+        return granted
+
+
 async def fetch_journal(env: Env) -> list[list[Any]]:
     journal: list[list[Any]] = []
     offset = 0

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/fleet.py [--quick] [--json PATH] [--sets M] [--workers N]
         [--rate R] [--seconds D] [--scaling N [N ...]] [--scaling-seconds S] [--no-kill]
-        [--max-reuse K]
+        [--max-reuse K] [--kill-in-window]
 
 Everything runs in its own process on 127.0.0.1: ``redis-server`` (started here, nothing on
 disk), the sandbox (``python -m aiofinaccess sandbox``; Everifin's Keycloak rotates every
@@ -23,7 +23,7 @@ Phases (full: M = 100,000, N = 4, D = one lifetime; quick: M = 10,000, D = 20 s)
    by the others within their claim deadline + 1 s. A set whose refresh the sandbox answered
    as the worker died is lost with its new refresh token (``kill_lost_in_window``) unless the
    sandbox's Keycloak allows one reuse of the token used last (``--max-reuse 1``): then the
-   successor's replay of it is that reuse.
+   successor's replay of it is that reuse. ``--kill-in-window`` times the kill for that case.
 4. **scaling**: fresh groups of 1, 2 and 4 workers take over in turn (S s each, no load): CPU
    per renewal summed over the group, and RSS per worker.
 
@@ -158,14 +158,27 @@ async def main_phase(
     return workers
 
 
-async def kill_phase(workers: list[run_.Child], out: dict[str, Any]) -> list[run_.Child]:
-    """SIGKILL the first worker; wait out its claims; returns the survivors."""
+async def kill_phase(
+    env: run_.Env, plan: plan_.Plan, workers: list[run_.Child], out: dict[str, Any], *, window: bool
+) -> list[run_.Child]:
+    """SIGKILL the first worker; wait out its claims; returns the survivors.
+
+    When: the moment its record shows claimed sets not yet stored (mid-batch), or with
+    ``window``, the moment the sandbox has answered a refresh of a set it holds and it has not
+    stored the answer yet (the send-to-store window); 10 s at most of looking either way.
+    """
     victim, survivors = workers[0], workers[1:]
-    # Mid-batch: the moment its record shows claimed sets not yet stored (10 s at most).
-    for _ in range(5000):
-        if victim.holding():
+    journal = run_.JournalTail(env, plan)
+    await journal.catch_up()
+    deadline = time.monotonic() + 10.0
+    answered: set[int] = set()
+    while time.monotonic() < deadline:
+        held = victim.holding()
+        if window:
+            answered |= await journal.answered()
+        if held and (not window or answered & held.keys()):
             break
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.001)
     killed_at = victim.kill()
     await victim.process.wait()
     held = plan_.held(plan_.parse_record(victim.name, victim.record.read_text()), killed_at)
@@ -213,7 +226,7 @@ async def phases(env: run_.Env, args: Any, bar: Any, task: Any) -> dict[str, Any
     workers = await main_phase(env, args, plan, out)
     if args.kill:
         bar.update(task, description="SIGKILL one worker")
-        workers = await kill_phase(workers, out)
+        workers = await kill_phase(env, plan, workers, out, window=args.kill_in_window)
     load = out["main"]["load"]
     out["load_result"] = await load.finish(timeout=max(30.0, out["main"]["end"] - time.time() + 60))
     await scaling_phase(
@@ -283,6 +296,11 @@ def main() -> None:
     parser.add_argument("--scaling", type=int, nargs="+", default=[1, 2, 4], help="group sizes")
     parser.add_argument("--scaling-seconds", type=float, help="per group (40; quick 8)")
     parser.add_argument("--no-kill", dest="kill", action="store_false", help="skip the SIGKILL")
+    parser.add_argument(
+        "--kill-in-window",
+        action="store_true",
+        help="SIGKILL the worker while a refresh answer it got is not stored yet",
+    )
     parser.add_argument(
         "--max-reuse",
         type=int,

@@ -3,7 +3,10 @@
 Each worker runs a session manager with its scheduler and a request load against the sandbox
 (Keycloak rotation with reuse detection, 2-second access tokens) for MULTIPROCESS_SECONDS
 (default 30). Over the whole run: zero reuse violations, zero killed sessions, zero
-re-authorizations, and no more than 1.1 token requests per token lifetime that elapsed.
+re-authorizations, no access token expired when it was handed out (the sandbox judges every
+one), and no more than 1.1 token requests per token lifetime that elapsed. ``401`` answers are
+printed, not asserted: a request that waits for a CPU longer than the 50 ms expiry margin
+arrives with a token that was valid when handed out (seen once under CI load).
 """
 
 from __future__ import annotations
@@ -112,4 +115,12 @@ async def test_four_workers_share_one_store(
     )
     assert requests > WORKERS * 100
     assert token_calls <= 1.1 * expiries
-    assert stats["api_calls"].get("401", 0) == 0
+    handed_out = sum(result["handout"].get("checked", 0) for result in results)
+    expired = sum(
+        result["handout"].get("expired", 0) + result["handout"].get("unknown", 0)
+        for result in results
+    )
+    unauthorized = stats["api_calls"].get("401", 0)
+    print(f"handed out {handed_out}, expired then {expired}, 401s {unauthorized}")  # noqa: T201
+    assert handed_out >= requests
+    assert expired == 0

@@ -4,7 +4,11 @@
 
 STORE is ``sqlite:/path/to/file`` or ``redis:<url>|<prefix>``. The worker restores every token
 set from the shared store, then for SECONDS keeps reading ``/v1/accounts`` for random users
-through the SDK, and prints one JSON line with what it saw.
+through the SDK, and prints one JSON line with what it saw. Every access token handed out is
+sent afterwards, with the wall-clock time it was handed out, to the sandbox, which counts those
+already expired then (``handout``): the SDK's promise, judged at hand-out. A ``401`` from
+``/v1/accounts`` says less: with tokens of 2 s handed out up to 50 ms before expiry, a request
+that waits longer than that for a CPU on a loaded machine arrives late.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from aiofinaccess.stores import TokenStore
 
 # Renew close to expiry so that one refresh per token lifetime is the whole cost.
 POLICY = RefreshPolicy(lead_fraction=0.05, min_lead=0.05, expiry_margin=0.05)
+#: Hand-outs per check request (the sandbox reads bodies up to 1 MiB).
+CHECK_BATCH = 5000
 
 
 def open_store(spec: str) -> TokenStore:
@@ -47,6 +53,7 @@ async def main(
     store_spec: str, base_url: str, users: int, seconds: float, *, client_id: str, secret: str
 ) -> None:
     outcomes: Counter[str] = Counter()
+    handed_out: list[tuple[str, float]] = []
     rng = random.Random()
     provider = Everifin.at(base_url + "/auth", base_url)
     async with SessionManager(
@@ -60,6 +67,7 @@ async def main(
                 user = f"user-{rng.randrange(users)}"
                 try:
                     token = await manager.access_token("everifin", user)
+                    handed_out.append((token, time.time()))
                 except ReauthorizationRequired:
                     outcomes["reauth_required"] += 1
                     continue
@@ -71,8 +79,16 @@ async def main(
                 ) as response:
                     outcomes[f"status:{response.status}"] += 1
                 await asyncio.sleep(rng.uniform(0, 0.02))
+            verdict: Counter[str] = Counter()
+            check = base_url + "/_sandbox/keycloak/access-check"
+            for start in range(0, len(handed_out), CHECK_BATCH):
+                samples = handed_out[start : start + CHECK_BATCH]
+                async with http.post(check, json={"samples": samples}) as response:
+                    response.raise_for_status()
+                    verdict.update(await response.json())
         stats = manager.stats.as_dict()
-    print(json.dumps({"outcomes": outcomes, "stats": stats}), flush=True)  # noqa: T201  (the result)
+    result = {"outcomes": outcomes, "stats": stats, "handout": verdict}
+    print(json.dumps(result), flush=True)  # noqa: T201  (the result)
 
 
 if __name__ == "__main__":
