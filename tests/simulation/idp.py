@@ -7,7 +7,14 @@ answer is ``invalid_grant`` ("Stale token") and the whole session dies, every ac
 it. The simulator also keeps what only it can know: for every rotation, whether its answer
 reached a live process and whether its successor became durable in the store; a replay is a
 violation unless that rotation was *excused* (its answer was lost, or the process that got it
-crashed before the store held the successor). Faults: connect failures (never sent), resets after
+crashed before the store held the successor).
+
+In some worlds the IdP has Keycloak's "Refresh Token Max Reuse" 1: the refresh token used
+last may be presented once more. There a lost answer is no excuse by itself: the SDK's replay
+(the driver's one retry after an ambiguous send, or the next renewal by any process) must
+carry the session on, and only a replay beyond the allowance, of a token whose rotation was
+excused, excuses losing the session. A replay the IdP allows still breaks I1 unless a rotation
+of that token was excused. Faults: connect failures (never sent), resets after
 sending (never read by the server), 503 and 429 with ``Retry-After``, 500 after the server
 committed, slow answers that time out after the server committed, answers lost to a crash. A
 request reaches the server within 0.1 s or never: the SDK waits a full token timeout before it
@@ -57,8 +64,13 @@ class Session:
     current: str
     alive: bool = True
     excused: str | None = None  # why losing this session is not the SDK's fault
-    rotations: dict[str, Rotation] = attrs.Factory(dict)
+    rotations: dict[str, Rotation] = attrs.Factory(dict)  # the latest one of each token
     chain: list[str] = attrs.Factory(list)  # every refresh token, oldest first
+    # Keycloak's reuse counter: the token used last, and its extra uses so far.
+    last_used: str | None = None
+    reuses: int = 0
+    # Tokens one of whose rotations was excused (its answer lost, or its receiver crashed).
+    excused_tokens: set[str] = attrs.Factory(set)
 
 
 @attrs.define
@@ -77,8 +89,18 @@ def _response(
 class Idp:
     """The identity provider's state and its token endpoint."""
 
-    def __init__(self, world: World, rng: random.Random, *, access_ttl: float, faults: float):
+    def __init__(
+        self,
+        world: World,
+        rng: random.Random,
+        *,
+        access_ttl: float,
+        faults: float,
+        max_reuse: int = 0,
+    ):
         self.world = world
+        self.max_reuse = max_reuse
+        self.reuses = 0
         self.rng = rng
         self.access_ttl = access_ttl
         self.fault_rate = faults
@@ -145,8 +167,7 @@ class Idp:
         for session in self.sessions:
             for rotation in session.rotations.values():
                 if rotation.process == process and not rotation.durable and not rotation.excused:
-                    rotation.excused = f"process {process} crashed before storing it"
-                    session.excused = session.excused or rotation.excused
+                    self._excuse(rotation, f"process {process} crashed before storing it")
 
     # -- the token endpoint ------------------------------------------------------------------------
 
@@ -246,7 +267,9 @@ class Idp:
         if rotation.excused is None:
             rotation.excused = why
             session = self.by_refresh[rotation.new]
-            session.excused = session.excused or why
+            session.excused_tokens.add(rotation.old)
+            if not self.max_reuse:  # else only a replay beyond the allowance excuses a loss
+                session.excused = session.excused or why
         return True
 
     def _grant(
@@ -268,19 +291,22 @@ class Idp:
             return _response(
                 400, {"error": "invalid_grant", "error_description": "Session not active"}
             ), None
-        if presented != session.current:
-            rotation = session.rotations[presented]
+        excused = presented in session.excused_tokens
+        if presented == session.current:
+            session.last_used, session.reuses = presented, 0
+        elif presented == session.last_used and session.reuses < self.max_reuse:
+            session.reuses += 1  # Keycloak allows it: a lost answer retried
+            self.reuses += 1
+            self.world.log(f"IdP: {presented} of {session.user} reused by pid {process.pid}")
+            if not excused:
+                self._unexcused_replay(process, session, presented)
+        else:
             session.alive = False  # Keycloak: a replay kills the whole session
             self.world.log(f"IdP: {presented} of {session.user} replayed by pid {process.pid}")
-            if rotation.excused is None:
-                self.world.violation(
-                    "I1: "
-                    + (
-                        f"refresh token {presented} of {session.user} replayed by pid "
-                        f"{process.pid}; its rotation (by pid {rotation.process}, "
-                        f"delivered={rotation.delivered}, durable={rotation.durable}) had no excuse"
-                    )
-                )
+            if not excused:
+                self._unexcused_replay(process, session, presented)
+            elif self.max_reuse:
+                session.excused = session.excused or "a twice-lost answer, replayed again"
             return _response(
                 400, {"error": "invalid_grant", "error_description": "Stale token"}
             ), None
@@ -293,6 +319,18 @@ class Idp:
         session.chain.append(new)
         self.by_refresh[new] = session
         return _response(200, self._answer(session, new)), rotation
+
+    def _unexcused_replay(self, process: Process, session: Session, presented: str) -> None:
+        rotation = session.rotations.get(presented)
+        how = (
+            "it was never rotated"
+            if rotation is None
+            else f"its rotation (by pid {rotation.process}, delivered={rotation.delivered}, "
+            f"durable={rotation.durable}) had no excuse"
+        )
+        self.world.violation(
+            f"I1: refresh token {presented} of {session.user} replayed by pid {process.pid}; {how}"
+        )
 
 
 class SimOAuthClient(OAuthClient):

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from aiofinaccess.core.errors import AiofinaccessError
-from aiofinaccess.core.lifecycle import plan
+from aiofinaccess.core.errors import AiofinaccessError, ApiError, TransportError
+from aiofinaccess.core.lifecycle import Renewal, plan
 from aiofinaccess.core.renewal_step import Stored
 from aiofinaccess.core.tokens import Anchor, TokenKey
 from aiofinaccess.session.duty import DutyLoop
@@ -117,15 +117,41 @@ def _failure_leaves_the_duty(process: Process) -> None:
             part._renew_claimed = renew_or_drop  # type: ignore[method-assign]
 
 
+def _lost_answer_ends_the_session(process: Process) -> None:
+    """A refresh whose answer was lost gives the session up as dead, instead of leaving the
+    replay to the driver's retry or the next renewal (which Keycloak's max reuse 1 accepts)."""
+    redeemer = process.manager._driver._redeemer
+    original = redeemer._after_failed_send
+
+    async def give_up(
+        entry: Any, registration: Any, run: Any, grant: Renewal, error: ApiError | TransportError
+    ) -> None:
+        sent = isinstance(error, TransportError) and error.request_sent
+        if grant is Renewal.REFRESH_TOKEN and sent:
+            run.dead_grant, run.dead_cause = "its answer was lost", None
+            return
+        await original(entry, registration, run, grant, error)
+
+    redeemer._after_failed_send = give_up  # type: ignore[method-assign]
+
+
 @pytest.mark.parametrize(
     "mutation",
-    [_no_fence, _unanchored, _drop_unwritten, _no_due_times, _failure_leaves_the_duty],
+    [
+        _no_fence,
+        _unanchored,
+        _drop_unwritten,
+        _no_due_times,
+        _failure_leaves_the_duty,
+        _lost_answer_ends_the_session,
+    ],
     ids=[
         "no fence",
         "stored sets unanchored",
         "redeemed set dropped",
         "no due times",
         "failed renewal leaves the duty",
+        "a lost answer ends the session",
     ],
 )
 def test_a_broken_build_fails_within_the_ci_budget(mutation: Callable[[Process], None]) -> None:

@@ -15,7 +15,9 @@ Invariants, each checked where it can break:
   revoked) at hand-out, unless its session was lost for an excused reason (checked at every
   hand-out);
 * **I3** no session is lost except by an excused reason: a crash inside the send-to-persist
-  window, or an answer lost after the server committed (checked at every
+  window, or an answer lost after the server committed; where the IdP allows one reuse of
+  the token used last (``idp_max_reuse``, three worlds in ten), only a replay beyond that
+  allowance excuses it (checked at every
   ``ReauthorizationRequired`` and in the final check, where every user's current session must
   serve a valid token from every process);
 * **I4** every call without a deadline of its own returns within ``bound`` virtual seconds, and
@@ -107,6 +109,8 @@ class Config:
     duty_poll: float = 1.0
     duty_batch: int = 100
     duty_gather: float = 0.1
+    # Keycloak's "Refresh Token Max Reuse" of the IdP (see idp.py): 0, or 1 in some worlds.
+    idp_max_reuse: int = 0
 
     @classmethod
     def draw(cls, rng: random.Random) -> Config:
@@ -258,7 +262,8 @@ class World:
             # duty_gather came later: it has a stream of its own, so every seed's world
             # (the pinned ones of the regression tests too) stays what it was.
             gather = random.Random(f"{seed}:gather").choice([0.01, 0.1, 0.5])
-            config = attrs.evolve(Config.draw(self.rng), duty_gather=gather)
+            reuse = 1 if random.Random(f"{seed}:reuse").random() < 0.3 else 0
+            config = attrs.evolve(Config.draw(self.rng), duty_gather=gather, idp_max_reuse=reuse)
         self.config = config
         self.loop = VirtualTimeLoop()
         self.loop.set_task_factory(self._task_factory)
@@ -268,6 +273,7 @@ class World:
             random.Random(self.rng.getrandbits(64)),
             access_ttl=self.config.access_ttl,
             faults=self.config.idp_faults,
+            max_reuse=self.config.idp_max_reuse,
         )
         self.store = SharedStore(
             self, random.Random(self.rng.getrandbits(64)), faults=self.config.store_faults
