@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -79,6 +79,19 @@ async def seed_users(
     return versions
 
 
+def all_renewed(store: TokenStore, before: dict[str, int]) -> Callable[[], Awaitable[bool]]:
+    """A check for ``until``: has every user of ``before`` a stored set newer than its version?"""
+
+    async def check() -> bool:
+        for user, version in before.items():
+            found = await store.get(TokenKey("everifin", user))
+            if found is None or found.version == version:
+                return False
+        return True
+
+    return check
+
+
 def refreshes(sandbox: Sandbox) -> int:
     count: int = sandbox.stats()["token_requests"].get("everifin_refresh_token", 0)
     return count
@@ -107,15 +120,8 @@ async def test_managers_with_the_duty_renew_each_due_set_exactly_once(
     for worker in workers:
         await worker.start()
 
-    async def all_renewed() -> bool:
-        for user in users:
-            found = await store.get(TokenKey("everifin", user))
-            if found is None or found.version == before[user]:
-                return False
-        return True
-
     try:
-        await until(all_renewed, 60.0)
+        await until(all_renewed(store, before), 60.0)
         await asyncio.sleep(1.0)  # any second renewal would show up now
         for worker in workers:
             await worker.wait_idle()
@@ -223,14 +229,7 @@ async def test_claims_of_a_killed_worker_fall_to_others_after_their_deadline(
         await asyncio.sleep(max(0.0, deadline - time.time() - 0.5))
         assert refreshes(sandbox) == requests_before  # still claimed by the dead worker
 
-        async def all_renewed() -> bool:
-            for user in users:
-                found = await store.get(TokenKey("everifin", user))
-                if found is None or found.version == before[user]:
-                    return False
-            return True
-
-        await until(all_renewed, 30.0)
+        await until(all_renewed(store, before), 30.0)
         renewed_by = time.time() - deadline
         await survivor.wait_idle()
     print(f"\nclaims of a dead worker renewed {renewed_by:.2f} s after their deadline")  # noqa: T201

@@ -20,6 +20,7 @@ from aiofinaccess.stores.memory import MemoryStore
 from tests.session.test_duty import (
     LIFETIME,
     POLICY,
+    all_renewed,
     everifin,
     refreshes,
     sandbox_config,  # noqa: F401  (a fixture used by name)
@@ -74,15 +75,8 @@ async def test_workers_do_not_all_wake_for_every_due_set(sandbox: Sandbox) -> No
         await worker.start()
     store.duty_calls = 0
 
-    async def all_renewed() -> bool:
-        for user in users:
-            found = await store.get(TokenKey("everifin", user))
-            if found is None or found.version == before[user]:
-                return False
-        return True
-
     try:
-        await until(all_renewed, 60.0)
+        await until(all_renewed(store, before), 60.0)
         calls = store.duty_calls
         for worker in workers:
             await worker.wait_idle()
