@@ -81,6 +81,13 @@ class Plan:
     def session_id(self, index: int) -> str:
         return f"{self.nonce}-{index}"
 
+    def index_of_session(self, session_id: object) -> int | None:
+        """The set index of a sandbox session id of this plan (``None``: another's)."""
+        prefix = self.nonce + "-"
+        if isinstance(session_id, str) and session_id.startswith(prefix):
+            return int(session_id[len(prefix) :])
+        return None
+
     def tokens(self, index: int) -> tuple[str, str]:
         return f"kc_at_{self.nonce}_{index:08d}", f"kc_rt_{self.nonce}_{index:08d}"
 
@@ -222,11 +229,10 @@ def renewals(
     anywhere in the journal: read from the sandbox alone, so a record line lost to SIGKILL
     (a write that landed in Redis as the process died) cannot fake one.
     """
-    prefix = plan.nonce + "-"
     requests: dict[int, list[tuple[float, int]]] = defaultdict(list)
     for wall, session_id, status in journal:
-        if isinstance(session_id, str) and session_id.startswith(prefix):
-            requests[int(session_id[len(prefix) :])].append((float(wall), int(status)))
+        if (index := plan.index_of_session(session_id)) is not None:
+            requests[index].append((float(wall), int(status)))
     result = Renewals()
     for index in range(plan.sets):
         puts = chained.get(index, ())
@@ -300,15 +306,13 @@ def orphans(
         for put in record.puts:
             if put.index in holding and put.wall > killed_at:
                 later[put.index] = min(later.get(put.index, math.inf), put.wall)
-    prefix = plan.nonce + "-"
     result = Orphans(claimed=len(holding))
     rotated: set[int] = set()
     for wall, session_id, status in journal:
-        if status == 200 and isinstance(session_id, str) and session_id.startswith(prefix):
-            index = int(session_id[len(prefix) :])
-            # A request the sandbox took in just before or as the worker died.
-            if index in holding and holding[index][0] <= wall <= killed_at + 0.5:
-                rotated.add(index)
+        index = plan.index_of_session(session_id)
+        # A request the sandbox took in just before or as the worker died.
+        if status == 200 and index in holding and holding[index][0] <= wall <= killed_at + 0.5:
+            rotated.add(index)
     result.rotated_at_death = len(rotated)
     for index, (_, claim_deadline) in holding.items():
         if index in later:

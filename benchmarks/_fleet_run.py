@@ -260,52 +260,37 @@ def records(children: Sequence[Child]) -> list[plan_.Record]:
 
 
 class JournalTail:
-    """Reads the sandbox's refresh journal on from where it stopped."""
+    """Reads the sandbox's refresh journal on from where the last read stopped."""
 
-    def __init__(self, env: Env, plan: plan_.Plan) -> None:
+    def __init__(self, env: Env) -> None:
         self._env = env
-        self._prefix = plan.nonce + "-"
         self.offset = 0
 
-    async def _page(self) -> list[list[Any]]:
+    async def read(self) -> list[list[Any]]:
+        """The entries since the last read, every page of them."""
+        entries: list[list[Any]] = []
         url = self._env.sandbox_url + "/_sandbox/keycloak/refreshes"
-        async with self._env.http.get(url, params={"offset": str(self.offset)}) as response:
-            response.raise_for_status()
-            page = await response.json()
-        self.offset = page["next"]
-        entries: list[list[Any]] = page["entries"]
-        return entries
+        while True:
+            async with self._env.http.get(url, params={"offset": str(self.offset)}) as response:
+                response.raise_for_status()
+                page = await response.json()
+            entries += page["entries"]
+            if page["next"] == self.offset:
+                return entries
+            self.offset = page["next"]
 
-    async def catch_up(self) -> None:
-        """Skip what is there now."""
-        while await self._page():
-            pass
-
-    async def answered(self) -> set[int]:
-        """Indices of the sets whose refresh the sandbox granted since the last call."""
-        granted: set[int] = set()
-        for _, session_id, status in await self._page():
-            if (
-                status == 200
-                and isinstance(session_id, str)
-                and session_id.startswith(self._prefix)
-            ):
-                granted.add(int(session_id[len(self._prefix) :]))
-        return granted
+    async def granted(self, plan: plan_.Plan) -> set[int]:
+        """Indices of the sets of ``plan`` the sandbox granted a refresh since the last read."""
+        indices = (
+            plan.index_of_session(session_id)
+            for _, session_id, status in await self.read()
+            if status == 200
+        )
+        return {index for index in indices if index is not None}
 
 
 async def fetch_journal(env: Env) -> list[list[Any]]:
-    journal: list[list[Any]] = []
-    offset = 0
-    while True:
-        url = env.sandbox_url + "/_sandbox/keycloak/refreshes"
-        async with env.http.get(url, params={"offset": str(offset)}) as response:
-            response.raise_for_status()
-            page = await response.json()
-        journal += page["entries"]
-        if page["next"] == offset:
-            return journal
-        offset = page["next"]
+    return await JournalTail(env).read()
 
 
 async def check_stored(env: Env, plan: plan_.Plan) -> dict[str, int]:

@@ -168,14 +168,14 @@ async def kill_phase(
     stored the answer yet (the send-to-store window); 10 s at most of looking either way.
     """
     victim, survivors = workers[0], workers[1:]
-    journal = run_.JournalTail(env, plan)
-    await journal.catch_up()
+    journal = run_.JournalTail(env)
+    await journal.read()  # from now on
     deadline = time.monotonic() + 10.0
     answered: set[int] = set()
     while time.monotonic() < deadline:
         held = victim.holding()
         if window:
-            answered |= await journal.answered()
+            answered |= await journal.granted(plan)
         if held and (not window or answered & held.keys()):
             break
         await asyncio.sleep(0.001)
