@@ -83,10 +83,14 @@ class TestBuildAuthorizationRequest:
             build_authorization_request(FinApi.sandbox(), "c", REDIRECT)
 
     def test_repr_hides_state_and_verifier(self) -> None:
-        """The repr shows the URL's endpoint but not the verifier."""
-        request = _request()
+        """The repr and str show the URL's endpoint, not its state, nonce or the verifier."""
+        request = _request(extra_params={"nonce": "the-nonce-value"})
         assert request.code_verifier is not None
-        assert request.code_verifier.reveal() not in repr(request)
+        for shown in (repr(request), str(request)):
+            assert request.code_verifier.reveal() not in shown
+            assert request.state not in shown
+            assert "the-nonce-value" not in shown
+            assert "https://" in shown  # still says where the browser goes
 
     def test_round_trips_through_a_dict(self) -> None:
         """For server-side storage between redirect and callback."""
