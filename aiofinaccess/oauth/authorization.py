@@ -52,6 +52,11 @@ def _new_verifier() -> Secret:
     return Secret(secrets.token_urlsafe(32))
 
 
+def _endpoint_only(url: str) -> str:
+    # The query carries state, the PKCE challenge and any nonce: a repr shows where, not what.
+    return repr(urlsplit(url)._replace(query="", fragment="").geturl() + "?...")
+
+
 @attrs.frozen(slots=True)
 class AuthorizationRequest:
     """An authorization request in flight: where to send the browser and what to check later.
@@ -59,7 +64,8 @@ class AuthorizationRequest:
     Attributes:
         url: The provider's authorization URL with every parameter set, as a ``str``: what
             ``web.HTTPFound``, Starlette's ``RedirectResponse`` and ``urljoin`` take.
-            :attr:`yarl_url` is the same as a :class:`yarl.URL`.
+            :attr:`yarl_url` is the same as a :class:`yarl.URL`. Its repr shows the
+            endpoint only: the query carries ``state`` (and any ``nonce``).
         state: The anti-CSRF value we expect back. Not a credential, but never log it.
         redirect_uri: Must be sent again, unchanged, with the code exchange.
         code_verifier: The PKCE verifier, or ``None`` without PKCE.
@@ -68,7 +74,7 @@ class AuthorizationRequest:
             it, so a callback without it was tampered with.
     """
 
-    url: str = attrs.field(converter=str)
+    url: str = attrs.field(converter=str, repr=_endpoint_only)
     state: str = attrs.field(repr=False)
     redirect_uri: str
     code_verifier: Secret | None = None

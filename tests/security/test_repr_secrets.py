@@ -70,15 +70,20 @@ def _canary(field: attrs.Attribute[Any]) -> Any:
     return CANARY
 
 
+def _harmless(field: attrs.Attribute[Any]) -> Any:
+    # A field's own repr function may need its type (a URL to split); others show None.
+    return "https://idp.example/auth" if field.name == "url" else None
+
+
 def _instance(cls: type[Any], target: attrs.Attribute[Any]) -> Any:
-    """``cls`` with ``target`` holding a canary and every other field ``None``.
+    """``cls`` with ``target`` holding a canary and every other field harmless.
 
     Built without ``__init__`` (validators and converters would refuse ``None``): the repr
     reads the fields, whatever they hold.
     """
     instance = object.__new__(cls)
     for field in attrs.fields(cls):
-        value = _canary(field) if field is target else None
+        value = _canary(field) if field is target else _harmless(field)
         object.__setattr__(instance, field.name, value)
     return instance
 
