@@ -16,7 +16,9 @@ Needs the ``starlette`` extra (FastAPI brings Starlette along).
   provider), ``GET /{provider}/callback`` (the code exchanged exactly once by
   :class:`~aiofinaccess.integrations.web.ConnectFlow`, then a redirect to ``?next=`` or
   ``success_url``)
-  and ``POST /{provider}/disconnect`` (revoke, delete, redirect).
+  and ``POST /{provider}/disconnect`` (revoke, delete, redirect; 403 unless the request comes
+  from the app's own origin, ``redirect_base`` or else the request's URL: see
+  :mod:`~aiofinaccess.integrations.same_origin`).
 * :meth:`StarletteConnect.connection` is a dependency (``Depends`` in FastAPI, a plain call in
   Starlette) giving the current user's :class:`Connection`: bearer header, an ``httpx.Auth``,
   :class:`~aiofinaccess.BankConnect` and :class:`~aiofinaccess.ApiClient`. A user who has
@@ -48,6 +50,7 @@ from ..core.errors import (
     UsageError,
 )
 from ..session.manager import SessionManager
+from .same_origin import is_same_origin
 from .web import Connected, ConnectFlow, _local_path
 
 if TYPE_CHECKING:
@@ -125,8 +128,9 @@ class StarletteConnect:
         connect_path: Where :meth:`routes` is mounted: the connect route a user who must
             reconnect is sent to is ``{connect_path}/{provider}``.
         redirect_base: The app's public origin (``https://app.example``) for the callback
-            URL registered at the provider; by default the request's own (set it behind a
-            proxy that rewrites the host).
+            URL registered at the provider, and the only origin whose pages may post to
+            disconnect; by default the request's own (set it behind a proxy that rewrites the
+            host or the scheme).
         on_connected: Answers a connection (default: redirect to its ``next_url``).
         on_error: Answers a failed callback (default: 400 with a one-line reason).
         flow_options: More :class:`~aiofinaccess.integrations.web.ConnectFlow` arguments
@@ -251,6 +255,16 @@ class StarletteConnect:
         return await self._on_connected(request, connected)
 
     async def _disconnect(self, request: Request) -> Response:
+        # A form on any site can post here with the user's cookies: only our own pages may.
+        own = self._redirect_base or f"{request.url.scheme}://{request.url.netloc}"
+        headers = request.headers
+        if not is_same_origin(
+            own,
+            origin=headers.get("origin"),
+            referer=headers.get("referer"),
+            sec_fetch_site=headers.get("sec-fetch-site"),
+        ):
+            return PlainTextResponse("cross-origin request refused", 403, headers=_NO_STORE)
         provider = request.path_params["provider"]
         flow, user = self._flow(provider), await self.current_user(request)
         try:

@@ -9,7 +9,9 @@ That adds ``GET /connect/everifin`` (off to the provider) and ``.../callback`` (
 stored under the app's user id, then ``on_connected``, by default a redirect to ``?next=`` or
 ``success_url``; failures reach ``on_error`` as a typed
 :class:`~aiofinaccess.core.errors.AuthorizationFlowError`). Other frameworks call
-:class:`ConnectFlow`'s ``begin`` and ``finish`` from their own handlers.
+:class:`ConnectFlow`'s ``begin`` and ``finish`` from their own handlers. Both routes are
+``GET`` navigations (the callback comes from the provider's site, guarded by ``state``); an
+app's own ``POST`` routes, such as a disconnect, check :meth:`WebConnect.same_origin`.
 
 Theory of operation
 -------------------
@@ -54,6 +56,7 @@ from ..core.errors import (
 )
 from ..oauth.authorization import AuthorizationRequest
 from ..stores import PendingAuthorizations
+from .same_origin import is_same_origin
 
 if TYPE_CHECKING:
     from ..oauth.providers import Provider
@@ -408,6 +411,22 @@ class WebConnect:
         except AuthorizationFlowError as exc:
             return await self._on_error(request, exc)
         return await self._on_connected(request, connected)
+
+    def same_origin(self, request: web.Request) -> bool:
+        """True when ``request`` comes from a page of this app; guard the app's own
+        state-changing routes (a disconnect form) with it and answer 403 otherwise.
+
+        The app's origin is ``redirect_uri``'s when set, else the request's URL (see
+        :mod:`~aiofinaccess.integrations.same_origin`).
+        """
+        own = self._redirect_uri or str(request.url.origin())
+        headers = request.headers
+        return is_same_origin(
+            own,
+            origin=headers.get("Origin"),
+            referer=headers.get("Referer"),
+            sec_fetch_site=headers.get("Sec-Fetch-Site"),
+        )
 
     async def _user(self, request: web.Request) -> str:
         value = self._user_id(request)

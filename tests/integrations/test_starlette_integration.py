@@ -105,8 +105,10 @@ async def test_connect_once_use_then_disconnect(
     assert stats["everifin_authorization_code"] == 1
     assert len((await http.get("/accounts", headers=who)).json()) == 3
     assert (await http.get("/raw-accounts", headers=who)).json() == 3
-    # Disconnect: revoked and deleted; an outside ?next= is not followed.
-    gone = await http.post("/connect/everifin/disconnect?next=//evil.example/", headers=who)
+    # Disconnect (from a page of the app's origin, redirect_base): revoked and deleted; an
+    # outside ?next= is not followed.
+    page = {**who, "origin": "https://app.example"}
+    gone = await http.post("/connect/everifin/disconnect?next=//evil.example/", headers=page)
     assert (gone.status_code, gone.headers["location"]) == (303, "/")
     assert sandbox.stats()["token_requests"]["everifin_revoke"] == 1
     assert [key async for key in connect.manager.store.keys("everifin")] == []
