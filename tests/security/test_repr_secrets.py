@@ -1,4 +1,5 @@
-"""No secret in the repr or str of any attrs class of aiofinaccess.oauth and aiofinaccess.session.
+"""No secret in the repr or str of any attrs class of the SDK's oauth, session, core, stores and
+integrations packages.
 
 Every field that can hold a secret (a :class:`Secret`, a :class:`TokenSet`, an OAuth
 ``state``, a PKCE verifier, a ``nonce``, or a URL whose query carries them) is filled with a
@@ -19,8 +20,6 @@ import attrs
 import pytest
 from yarl import URL
 
-import aiofinaccess.oauth
-import aiofinaccess.session
 from aiofinaccess import ClientCredentials, Secret, TokenSet
 
 CANARY = "c4n4ry-s3cret"
@@ -31,13 +30,23 @@ NOT_SECRET = {
     # A configured endpoint (token, revocation, API); its parameters go in ``query``, whose
     # repr shows names only.
     ("aiofinaccess.oauth.transport", "HttpRequest", "url"),
+    # Error codes a server sent ("ENTITY_NOT_FOUND"), not authorization codes.
+    ("aiofinaccess.core.errors", "FinApiErrorDetail", "code"),
+    ("aiofinaccess.core.errors", "EverifinErrorDetail", "code"),
+    ("aiofinaccess.core.errors", "WebFormErrorBody", "code"),
 }
+PACKAGES = ("oauth", "session", "core", "stores", "integrations")
 
 
 def _attrs_classes() -> Iterator[type[Any]]:
-    for package in (aiofinaccess.oauth, aiofinaccess.session):
-        for info in pkgutil.iter_modules(package.__path__):
-            module = importlib.import_module(f"{package.__name__}.{info.name}")
+    for name in PACKAGES:
+        package = importlib.import_module(f"aiofinaccess.{name}")
+        modules = [package.__name__]
+        modules += [
+            f"{package.__name__}.{info.name}" for info in pkgutil.iter_modules(package.__path__)
+        ]
+        for module_name in modules:
+            module = importlib.import_module(module_name)
             for obj in vars(module).values():
                 if inspect.isclass(obj) and attrs.has(obj) and obj.__module__ == module.__name__:
                     yield obj
@@ -71,8 +80,13 @@ def _canary(field: attrs.Attribute[Any]) -> Any:
 
 
 def _harmless(field: attrs.Attribute[Any]) -> Any:
-    # A field's own repr function may need its type (a URL to split); others show None.
-    return "https://idp.example/auth" if field.name == "url" else None
+    """The field's default, else ``None``: a field's own repr function may need its type."""
+    if field.name == "url":
+        return "https://idp.example/auth"
+    default = field.default
+    if isinstance(default, attrs.Factory):
+        return None if default.takes_self else default.factory()
+    return None if default is attrs.NOTHING else default
 
 
 def _instance(cls: type[Any], target: attrs.Attribute[Any]) -> Any:
@@ -97,6 +111,8 @@ def test_the_survey_finds_the_front_channel_classes() -> None:
         ("AuthorizationRequest", "code_verifier"),
         ("AuthorizationResponse", "code"),
         ("AuthorizationResponse", "state"),
+        ("TokenSet", "access_token"),
+        ("ClientCredentials", "client_secret"),
     } <= names
 
 
