@@ -52,6 +52,7 @@ logger = logging.getLogger("example")
 USER: web.RequestKey[str] = web.RequestKey("user", str)
 BANK: web.AppKey[BankConnect] = web.AppKey("bank", BankConnect)
 MANAGER: web.AppKey[SessionManager] = web.AppKey("manager", SessionManager)
+CONNECT: web.AppKey[WebConnect] = web.AppKey("connect", WebConnect)
 COOKIE = "example_user"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -129,7 +130,9 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def disconnect(request: web.Request) -> web.StreamResponse:
-    """Revoke the grant at Everifin and delete the stored tokens."""
+    """Revoke the grant at Everifin and delete the stored tokens (same-origin forms only)."""
+    if not request.app[CONNECT].same_origin(request):  # a cross-site form must not log out
+        raise web.HTTPForbidden(text="cross-origin request refused")
     manager, user = request.app[MANAGER], request[USER]
     try:
         await manager.revoke("everifin", user)  # revokes the refresh token, deletes the set
@@ -165,9 +168,10 @@ def create_app(manager: SessionManager) -> web.Application:
     app[MANAGER] = manager
     app[BANK] = BankConnect(manager)
     flow = ConnectFlow(manager, "everifin", success_url="/")
-    WebConnect(
+    connect = app[CONNECT] = WebConnect(
         flow, user_id=lambda request: request[USER], on_connected=on_connected, on_error=on_error
-    ).setup(app)
+    )
+    connect.setup(app)
     app.router.add_get("/", index)
     app.router.add_post("/disconnect", disconnect)
     return app
