@@ -52,6 +52,7 @@ from ..oauth.presets import Everifin, FinApi, Oidc
 from ..oauth.providers import Provider
 from ..stores.codec import FernetCodec
 from ..stores.sqlite import SQLiteStore
+from .booleans import BOOLEAN_FIELDS, parse_bool
 from .secrets import client_secret, secret_source
 
 __all__ = ["CliError", "Config", "ProviderSettings", "client_secret_flag", "load_config"]
@@ -149,7 +150,11 @@ class ProviderSettings:
 
     async def provider(self, session: aiohttp.ClientSession) -> Provider:
         """Build the provider (an OIDC issuer is discovered over ``session``)."""
-        insecure = bool(self.values.get("allow_insecure_http", False))
+        insecure = parse_bool(
+            self.values.get("allow_insecure_http", False),
+            "allow_insecure_http",
+            self.sources.get("allow_insecure_http", "default"),
+        )
         try:
             if self.kind == "everifin":
                 idp, api = self._get("idp_url"), self._get("api_url")
@@ -283,6 +288,11 @@ class Config:
                     values.pop(field, None)
             values.update(expanded)
             sources.update({key: source if key in layer else VIA_SANDBOX for key in expanded})
+        for field in BOOLEAN_FIELDS & set(values):  # text from the environment or a file
+            where = f"of {name}, from the {sources.get(field, 'settings')}"
+            if sources.get(field) == "environment":
+                where = f"{prefix}{field.upper()}"
+            values[field] = parse_bool(values[field], field, where)
         if values.get("sandbox"):  # its public test client, unless another one is named
             kind = str(values.get("type") or name)
             if not values.get("client_id"):
@@ -398,8 +408,12 @@ def load_config(config: str | None = None, store: str | None = None) -> Config:
         store_path = store_path / "tokens.db"
     raw_keys = os.environ.get("AIOFINACCESS_ENCRYPTION_KEYS") or data.get("encryption_keys", ())
     keys = raw_keys.split(",") if isinstance(raw_keys, str) else [str(k) for k in raw_keys]
-    unbound = os.environ.get("AIOFINACCESS_ACCEPT_UNBOUND_RECORDS", "").lower()
-    accept_unbound = unbound in ("1", "true", "yes") or data.get("accept_unbound_records") is True
+    unbound = os.environ.get("AIOFINACCESS_ACCEPT_UNBOUND_RECORDS")
+    if unbound is not None:
+        accept_unbound = parse_bool(unbound, "accept_unbound_records", "environment")
+    else:
+        raw = data.get("accept_unbound_records", False)
+        accept_unbound = parse_bool(raw, "accept_unbound_records", "config file")
     return Config(
         store_path.expanduser(),
         data,

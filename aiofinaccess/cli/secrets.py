@@ -16,11 +16,11 @@ from typing import Any, Final
 
 from ..core.errors import AiofinaccessError
 from ..core.tokens import Secret
+from .booleans import parse_bool
 
 __all__ = ["KEYRING_SERVICE", "SecretSourceError", "client_secret", "secret_source", "store_secret"]
 
 KEYRING_SERVICE: Final = "aiofinaccess"
-_TRUE: Final = ("1", "true", "yes", "on")
 
 
 class SecretSourceError(AiofinaccessError):
@@ -28,7 +28,7 @@ class SecretSourceError(AiofinaccessError):
 
 
 def _enabled(value: Any) -> bool:
-    return value is True or str(value).strip().lower() in _TRUE
+    return parse_bool(value, "client_secret_keyring", "settings")
 
 
 def _keyring() -> Any:
