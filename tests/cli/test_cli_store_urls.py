@@ -178,3 +178,29 @@ async def test_users_create_login_stores_in_redis(
             await store.aclose()
     assert TokenKey("finapi", "bob") in keys
     assert untouched(workdir)
+
+
+def test_a_config_file_with_a_store_password_must_be_private(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A password in the config file's store URL is a secret like a client secret there."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'store = "redis://:{PASSWORD}@127.0.0.1:1/0"\n')
+    config.chmod(0o644)
+    assert main(["config", "show", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "holds secrets and is readable by others" in err
+    assert PASSWORD not in err
+
+
+async def test_the_redis_prefix_is_a_store_setting(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``AIOFINACCESS_REDIS_PREFIX`` reaches every command (the worker's ``--prefix`` too)."""
+    async with running_redis() as url:
+        store = RedisStore(url, prefix="app2:")
+        await store.put(KEY, TOKENS, expected_version=None)
+        await store.aclose()
+        assert await asyncio.to_thread(listed, capsys, "--store", url) == []
+        monkeypatch.setenv("AIOFINACCESS_REDIS_PREFIX", "app2:")
+        assert await asyncio.to_thread(listed, capsys, "--store", url) == [("everifin", "alice")]
