@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import hmac
 import html
 import sys
 import time
 import webbrowser
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
@@ -23,9 +24,13 @@ from ..api.users import NewUser, Users
 from ..core.tokens import Secret, TokenKey, TokenSet
 from ..session.manager import SessionManager
 from ..stores.migrate import reseal
-from ..stores.sqlite import SQLiteStore
-from .config import FIELDS, CliError, Config, ProviderSettings, client_secret_flag
+from .config import FIELDS, CliError, Config, ProviderSettings
 from .output import Output
+from .secrets import client_secret_flag
+
+if TYPE_CHECKING:
+    from ..stores.redis import RedisStore
+    from ..stores.sqlite import SQLiteStore
 
 __all__ = [
     "login",
@@ -136,10 +141,11 @@ async def login(args: argparse.Namespace, config: Config, out: Output) -> int:
             server.finish(200, "Logged in", "You can close this window.")
         finally:
             await server.close()
-    config.remember(settings)
-    out.success(f"Logged in to {provider.name} as {subject}; stored in {config.store_path}")
+    remembered = config.remember(settings)
+    out.success(f"Logged in to {provider.name} as {subject}; stored in {config.store.label}")
     out.echo(f"  {_describe(token_set, time.time())}")
-    out.echo(f"  settings of {provider.name} remembered (no secret): aiofinaccess config show")
+    if remembered:
+        out.echo(f"  settings of {provider.name} remembered (no secret): aiofinaccess config show")
     return 0
 
 
@@ -212,7 +218,9 @@ def _label(key: TokenKey) -> str:
 _LIST_BATCH = 500
 
 
-async def _read_batch(store: SQLiteStore, keys: list[TokenKey]) -> list[tuple[TokenKey, TokenSet]]:
+async def _read_batch(
+    store: SQLiteStore | RedisStore, keys: list[TokenKey]
+) -> list[tuple[TokenKey, TokenSet]]:
     found = await store.get_many(keys) if keys else {}
     return [(key, stored.token_set) for key, stored in found.items()]
 
@@ -220,8 +228,8 @@ async def _read_batch(store: SQLiteStore, keys: list[TokenKey]) -> list[tuple[To
 async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> int:
     """One line per stored token set, secrets redacted."""
     rows: list[tuple[TokenKey, TokenSet]] = []
-    if config.store_path.exists():  # listing never creates a store
-        async with config.open_store() as store:
+    if config.store.exists():  # listing never creates a store
+        async with contextlib.aclosing(config.open_store()) as store:
             # The keys stream from one query; their sets are read a batch at a time.
             batch: list[TokenKey] = []
             async for key in store.keys(args.provider):
@@ -235,7 +243,7 @@ async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> 
         out.json([_record(key, token_set) for key, token_set in rows])
         return 0
     if not rows:
-        out.echo(f"no token sets in {config.store_path}")
+        out.echo(f"no token sets in {config.store.label}")
         return 0
     now = time.time()
     out.table(
@@ -258,11 +266,11 @@ async def tokens_show(args: argparse.Namespace, config: Config, out: Output) -> 
     """Details of one stored set, secrets as fingerprints."""
     key = _key(args.provider, args.subject)
     stored = None
-    if config.store_path.exists():
-        async with config.open_store() as store:
+    if config.store.exists():
+        async with contextlib.aclosing(config.open_store()) as store:
             stored = await store.get(key)
     if stored is None:
-        raise CliError(f"no token set for {_label(key)} in {config.store_path}")
+        raise CliError(f"no token set for {_label(key)} in {config.store.label}")
     record = _record(key, stored.token_set)
     if args.json:
         out.json(record)
@@ -284,22 +292,22 @@ async def tokens_delete(args: argparse.Namespace, config: Config, out: Output) -
     """Delete a set from the store without calling the provider."""
     key = _key(args.provider, args.subject)
     deleted = False
-    if config.store_path.exists():
-        async with config.open_store() as store:
+    if config.store.exists():
+        async with contextlib.aclosing(config.open_store()) as store:
             deleted = await store.delete(key)
     if not deleted:
-        raise CliError(f"no token set for {_label(key)} in {config.store_path}")
+        raise CliError(f"no token set for {_label(key)} in {config.store.label}")
     out.success(f"deleted the token set of {_label(key)} (not revoked at the provider)")
     return 0
 
 
 async def tokens_reseal(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Rewrite every stored set sealed to its key (the migration to sealed records)."""
-    if not config.store_path.exists():
-        raise CliError(f"no token store at {config.store_path}")
-    async with config.open_store() as store:
+    if not config.store.exists():
+        raise CliError(f"no token store at {config.store.label}")
+    async with contextlib.aclosing(config.open_store()) as store:
         count = await reseal(store)
-    out.success(f"resealed {count} token set(s) in {config.store_path}")
+    out.success(f"resealed {count} token set(s) in {config.store.label}")
     return 0
 
 
@@ -312,7 +320,7 @@ async def tokens_manage(args: argparse.Namespace, config: Config, out: Output) -
         manager.register(await settings.provider(manager.http_session()), settings.credentials())
         stored = await store.get(key)
         if stored is None:
-            raise CliError(f"no token set for {_label(key)} in {config.store_path}")
+            raise CliError(f"no token set for {_label(key)} in {config.store.label}")
         if args.action == "refresh":
             token_set = await manager.refresh(key.provider, key.subject)
             rotated = token_set.refresh_token != stored.token_set.refresh_token
@@ -355,7 +363,7 @@ async def users_create(args: argparse.Namespace, config: Config, out: Output) ->
                 raise CliError("finAPI returned no password to log in with")
             await manager.login_with_password(args.name, created.id, chosen)
             config.remember(settings)
-            out.echo(f"  logged in; token set stored in {config.store_path}")
+            out.echo(f"  logged in; token set stored in {config.store.label}")
         if password is None and created.password is not None:
             if args.show_password:
                 out.echo(f"  password: {created.password.reveal()}")

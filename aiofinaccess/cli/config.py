@@ -22,10 +22,14 @@ the config file (``$XDG_CONFIG_HOME/aiofinaccess/config.toml`` when it exists)::
     client_id = "cli"
     scopes = ["openid", "offline_access"]
 
-The token store defaults to ``$XDG_DATA_HOME/aiofinaccess/tokens.db`` (SQLite, mode 0600).
-After a successful login the provider's settings, secrets left out, are remembered beside the
-store (``tokens.db.settings.json``, mode 0600) and used below every other source, so later
-commands on that store need no flags. Secrets: :mod:`aiofinaccess.cli.secrets`.
+The store (``store``: a SQLite path or a Redis URL, with the Redis password from the
+environment or a file) is opened one way for every command: :mod:`aiofinaccess.cli.store`.
+The SQLite store defaults to ``$XDG_DATA_HOME/aiofinaccess/tokens.db`` (mode 0600). After a
+successful login the provider's settings, secrets left out, are remembered beside a SQLite
+store (``tokens.db.settings.json``, mode 0600; read only when no one else can have written
+it: :mod:`aiofinaccess.cli.remembered`; a Redis store has none) and used below every other
+source, so later commands on that store need no flags. Yes/no settings are read strictly
+(:mod:`aiofinaccess.cli.booleans`). Secrets: :mod:`aiofinaccess.cli.secrets`.
 
 A little over the ~400-line guide on purpose: the sources, their merge and the provider
 settings built from it are one precedence rule, and split they would each restate it.
@@ -40,7 +44,8 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
@@ -51,10 +56,16 @@ from ..oauth.client import discover
 from ..oauth.presets import Everifin, FinApi, Oidc
 from ..oauth.providers import Provider
 from ..stores.codec import FernetCodec
-from ..stores.sqlite import SQLiteStore
+from .booleans import BOOLEAN_FIELDS, parse_bool
+from .remembered import read_remembered, write_remembered
 from .secrets import client_secret, secret_source
+from .store import StoreLocation, locate
 
-__all__ = ["CliError", "Config", "ProviderSettings", "client_secret_flag", "load_config"]
+if TYPE_CHECKING:
+    from ..stores.redis import RedisStore
+    from ..stores.sqlite import SQLiteStore
+
+__all__ = ["CliError", "Config", "ProviderSettings", "load_config"]
 
 FIELDS: Final = (
     "type",
@@ -149,7 +160,11 @@ class ProviderSettings:
 
     async def provider(self, session: aiohttp.ClientSession) -> Provider:
         """Build the provider (an OIDC issuer is discovered over ``session``)."""
-        insecure = bool(self.values.get("allow_insecure_http", False))
+        insecure = parse_bool(
+            self.values.get("allow_insecure_http", False),
+            "allow_insecure_http",
+            self.sources.get("allow_insecure_http", "default"),
+        )
         try:
             if self.kind == "everifin":
                 idp, api = self._get("idp_url"), self._get("api_url")
@@ -205,25 +220,33 @@ class ProviderSettings:
 class Config:
     """The settings a command runs with."""
 
-    store_path: Path
+    store: StoreLocation
     file: Mapping[str, Any] = attrs.field(repr=False)
     encryption_keys: tuple[str, ...] = attrs.field(default=(), repr=False)
     #: Read encrypted records written before sealed records (only while migrating).
     accept_unbound: bool = False
 
     @property
-    def settings_path(self) -> Path:
-        """Where the non-secret provider settings of this store are remembered."""
-        return self.store_path.with_name(self.store_path.name + ".settings.json")
+    def store_path(self) -> Path | None:
+        """The SQLite store's file (``None`` for a Redis store)."""
+        return self.store.path
+
+    @property
+    def settings_path(self) -> Path | None:
+        """Where the non-secret provider settings of this store are remembered (a SQLite
+        store only)."""
+        return self.store.settings_path
 
     def remembered(self) -> dict[str, dict[str, Any]]:
         """The provider settings remembered for this store, by provider name."""
-        try:
-            data = json.loads(self.settings_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, NotADirectoryError):  # none yet (or no store: said later)
+        path = self.settings_path
+        if path is None:
             return {}
+        try:
+            text = read_remembered(path)
+            data = json.loads(text) if text is not None else {}
         except (OSError, ValueError) as exc:
-            raise CliError(f"cannot read remembered settings {self.settings_path}: {exc}") from None
+            raise CliError(f"cannot read remembered settings {path}: {exc}") from None
         providers = data.get("providers") if isinstance(data, dict) else None
         return {
             str(name): {k: v for k, v in table.items() if k in FIELDS and k not in SECRET_FIELDS}
@@ -231,16 +254,16 @@ class Config:
             if isinstance(table, dict)
         }
 
-    def remember(self, settings: ProviderSettings) -> None:
-        """Keep ``settings`` (secrets left out) for later commands on this store (mode 0600)."""
+    def remember(self, settings: ProviderSettings) -> bool:
+        """Keep ``settings`` (secrets left out) for later commands on this store (mode 0600);
+        ``False`` for a Redis store, which has no place for them."""
+        path = self.settings_path
+        if path is None:
+            return False
         providers = self.remembered()
         providers[settings.name] = settings.remembered()
-        text = json.dumps({"providers": providers}, indent=2, sort_keys=True) + "\n"
-        partial = self.settings_path.with_name(self.settings_path.name + ".tmp")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-        partial.replace(self.settings_path)
+        write_remembered(path, {"providers": providers})
+        return True
 
     def provider_names(self) -> list[str]:
         """Providers named in the config file or remembered for this store."""
@@ -283,6 +306,11 @@ class Config:
                     values.pop(field, None)
             values.update(expanded)
             sources.update({key: source if key in layer else VIA_SANDBOX for key in expanded})
+        for field in BOOLEAN_FIELDS & set(values):  # text from the environment or a file
+            where = f"of {name}, from the {sources.get(field, 'settings')}"
+            if sources.get(field) == "environment":
+                where = f"{prefix}{field.upper()}"
+            values[field] = parse_bool(values[field], field, where)
         if values.get("sandbox"):  # its public test client, unless another one is named
             kind = str(values.get("type") or name)
             if not values.get("client_id"):
@@ -293,52 +321,11 @@ class Config:
                 values["client_secret"], sources["client_secret"] = secret, VIA_SANDBOX
         return ProviderSettings(name, values, sources)
 
-    def open_store(self) -> SQLiteStore:
-        """The SQLite store (its directory created, mode 0700), encrypted when keys are set."""
-        try:
-            self.store_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):  # a file on the way: SQLiteStore names it
-            pass
-        except OSError as exc:
-            raise CliError(f"cannot create {self.store_path.parent}: {exc.strerror}") from None
+    def open_store(self, prefix: str | None = None) -> SQLiteStore | RedisStore:
+        """The store (SQLite or Redis), encrypted when keys are set."""
         keys = list(self.encryption_keys)
         codec = FernetCodec(keys, accept_unbound=self.accept_unbound) if keys else None
-        return SQLiteStore(self.store_path, codec=codec)
-
-
-def client_secret_flag(value: str | None, file: str | None) -> str | None:
-    """The client secret given on the command line: ``--client-secret-file PATH``,
-    ``--client-secret -`` (stdin), or ``--client-secret VALUE`` with a warning.
-
-    Any local user can read a process's command line (``ps``, ``/proc/PID/cmdline``), and
-    shells keep it in their history; a file, stdin or ``AIOFINACCESS_<NAME>_CLIENT_SECRET``
-    keep the secret out of both.
-
-    Raises:
-        CliError: Both flags given, the file unreadable, or the secret empty.
-    """
-    if value is not None and file is not None:
-        raise CliError("give --client-secret or --client-secret-file, not both")
-    if file is not None:
-        try:
-            secret = Path(file).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise CliError(f"cannot read --client-secret-file {file}: {reason}") from None
-    elif value == "-":
-        secret = sys.stdin.readline().rstrip("\r\n")
-    elif value is not None:
-        sys.stderr.write(
-            "aiofinaccess: warning: --client-secret on the command line is visible to other "
-            "local users (ps, /proc); use --client-secret-file PATH, --client-secret - "
-            "(stdin) or AIOFINACCESS_<NAME>_CLIENT_SECRET\n"
-        )
-        secret = value
-    else:
-        return None
-    if not secret:
-        raise CliError("the client secret is empty (a public client passes none at all)")
-    return secret
+        return self.store.open(codec, prefix)
 
 
 def _holds_secrets(data: Mapping[str, Any]) -> bool:
@@ -347,7 +334,9 @@ def _holds_secrets(data: Mapping[str, Any]) -> bool:
         isinstance(table, Mapping) and table.get("client_secret")
         for table in (tables.values() if isinstance(tables, Mapping) else ())
     )
-    return secrets or bool(data.get("encryption_keys"))
+    store = data.get("store")
+    password = isinstance(store, str) and "@" in store and bool(urlsplit(store).password)
+    return secrets or password or bool(data.get("encryption_keys"))
 
 
 def _check_config_file(path: Path, info: os.stat_result, data: Mapping[str, Any]) -> None:
@@ -373,8 +362,11 @@ def _check_config_file(path: Path, info: os.stat_result, data: Mapping[str, Any]
         )
 
 
-def load_config(config: str | None = None, store: str | None = None) -> Config:
-    """Read the config file and resolve the store path (flags first, then environment).
+def load_config(
+    config: str | None = None, store: str | None = None, redis_password_file: str | None = None
+) -> Config:
+    """Read the config file and resolve the store (flags first, then environment;
+    :mod:`aiofinaccess.cli.store`).
 
     Raises:
         CliError: The config file named by a flag or the environment is missing or not TOML;
@@ -393,15 +385,22 @@ def load_config(config: str | None = None, store: str | None = None) -> Config:
         except tomllib.TOMLDecodeError as exc:
             raise CliError(f"config file {path} is not valid TOML: {exc}") from None
     chosen = store or os.environ.get("AIOFINACCESS_STORE") or data.get("store")
-    store_path = Path(str(chosen)) if chosen else _home_dir("XDG_DATA_HOME", ".local/share")
-    if not chosen:
-        store_path = store_path / "tokens.db"
+    location = locate(
+        str(chosen) if chosen else None,
+        data,
+        from_flag=bool(store),
+        password_file=redis_password_file,
+    )
     raw_keys = os.environ.get("AIOFINACCESS_ENCRYPTION_KEYS") or data.get("encryption_keys", ())
     keys = raw_keys.split(",") if isinstance(raw_keys, str) else [str(k) for k in raw_keys]
-    unbound = os.environ.get("AIOFINACCESS_ACCEPT_UNBOUND_RECORDS", "").lower()
-    accept_unbound = unbound in ("1", "true", "yes") or data.get("accept_unbound_records") is True
+    unbound = os.environ.get("AIOFINACCESS_ACCEPT_UNBOUND_RECORDS")
+    if unbound is not None:
+        accept_unbound = parse_bool(unbound, "accept_unbound_records", "environment")
+    else:
+        raw = data.get("accept_unbound_records", False)
+        accept_unbound = parse_bool(raw, "accept_unbound_records", "config file")
     return Config(
-        store_path.expanduser(),
+        location,
         data,
         tuple(k.strip() for k in keys if k.strip()),
         accept_unbound=accept_unbound,

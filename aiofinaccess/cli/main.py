@@ -87,9 +87,17 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     keep: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
     parser.add_argument(
         "--store",
-        metavar="PATH",
-        help="SQLite token store (default: $AIOFINACCESS_STORE, the config file's 'store', "
+        metavar="PATH|URL",
+        help="token store: a SQLite path or a redis://, rediss://, unix://, redis+cluster:// "
+        "or rediss+cluster:// URL (default: $AIOFINACCESS_STORE, the config file's 'store', "
         "or $XDG_DATA_HOME/aiofinaccess/tokens.db)",
+        **keep,
+    )
+    parser.add_argument(
+        "--redis-password-file",
+        metavar="PATH",
+        help="read the Redis password from PATH (or set AIOFINACCESS_REDIS_PASSWORD; a "
+        "password in --store shows in the process list)",
         **keep,
     )
     parser.add_argument(
@@ -260,7 +268,10 @@ def _run_store_command(args: argparse.Namespace, out: Output) -> int:
         return _store_call(
             "aiofinaccess worker",
             lambda: run_worker(
-                args, load_config(args.config, args.store), out, commands.provider_flags(args)
+                args,
+                load_config(args.config, args.store, args.redis_password_file),
+                out,
+                commands.provider_flags(args),
             ),
             out,
         )
@@ -277,7 +288,7 @@ def _run_store_command(args: argparse.Namespace, out: Output) -> int:
     }[args.action if args.command != "login" else "login"]
     return _store_call(
         f"aiofinaccess {args.command} {args.action}",
-        lambda: run(args, load_config(args.config, args.store), out),
+        lambda: run(args, load_config(args.config, args.store, args.redis_password_file), out),
         out,
     )
 

@@ -10,17 +10,25 @@ needs none of these.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from ..core.errors import AiofinaccessError
 from ..core.tokens import Secret
+from .booleans import parse_bool
 
-__all__ = ["KEYRING_SERVICE", "SecretSourceError", "client_secret", "secret_source", "store_secret"]
+__all__ = [
+    "KEYRING_SERVICE",
+    "SecretSourceError",
+    "client_secret",
+    "client_secret_flag",
+    "secret_source",
+    "store_secret",
+]
 
 KEYRING_SERVICE: Final = "aiofinaccess"
-_TRUE: Final = ("1", "true", "yes", "on")
 
 
 class SecretSourceError(AiofinaccessError):
@@ -28,7 +36,7 @@ class SecretSourceError(AiofinaccessError):
 
 
 def _enabled(value: Any) -> bool:
-    return value is True or str(value).strip().lower() in _TRUE
+    return parse_bool(value, "client_secret_keyring", "settings")
 
 
 def _keyring() -> Any:
@@ -84,3 +92,38 @@ def client_secret(name: str, values: Mapping[str, Any]) -> Secret | None:
 def store_secret(name: str, secret: Secret) -> None:
     """Put ``secret`` into the system keyring for provider ``name``."""
     _keyring().set_password(KEYRING_SERVICE, name, secret.reveal())
+
+
+def client_secret_flag(value: str | None, file: str | None) -> str | None:
+    """The client secret given on the command line: ``--client-secret-file PATH``,
+    ``--client-secret -`` (stdin), or ``--client-secret VALUE`` with a warning.
+
+    Any local user can read a process's command line (``ps``, ``/proc/PID/cmdline``), and
+    shells keep it in their history; a file, stdin or ``AIOFINACCESS_<NAME>_CLIENT_SECRET``
+    keep the secret out of both.
+
+    Raises:
+        SecretSourceError: Both flags given, the file unreadable, or the secret empty.
+    """
+    if value is not None and file is not None:
+        raise SecretSourceError("give --client-secret or --client-secret-file, not both")
+    if file is not None:
+        try:
+            secret = Path(file).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise SecretSourceError(f"cannot read --client-secret-file {file}: {reason}") from None
+    elif value == "-":
+        secret = sys.stdin.readline().rstrip("\r\n")
+    elif value is not None:
+        sys.stderr.write(
+            "aiofinaccess: warning: --client-secret on the command line is visible to other "
+            "local users (ps, /proc); use --client-secret-file PATH, --client-secret - "
+            "(stdin) or AIOFINACCESS_<NAME>_CLIENT_SECRET\n"
+        )
+        secret = value
+    else:
+        return None
+    if not secret:
+        raise SecretSourceError("the client secret is empty (a public client passes none at all)")
+    return secret

@@ -41,22 +41,22 @@ async def config_show(args: argparse.Namespace, config: Config, out: Output) -> 
     """The store, the config file and each provider's merged settings (no secret values)."""
     names = [args.provider] if args.provider else config.provider_names()
     records = [_settings_record(config.provider(name)) for name in names]
+    remembered = config.settings_path
     if args.json:
         out.json(
             {
-                "store": str(config.store_path),
-                "remembered_settings": str(config.settings_path),
+                "store": config.store.label,
+                "remembered_settings": None if remembered is None else str(remembered),
                 "providers": records,
             }
         )
         return 0
-    exists = "exists" if config.store_path.exists() else "not created yet"
-    out.fields(
-        [
-            ("store", f"{config.store_path} ({exists})"),
-            ("remembered settings", str(config.settings_path)),
-        ]
-    )
+    if config.store.path is None:
+        state, kept = "Redis", "none (kept beside a SQLite store only)"
+    else:
+        state = "exists" if config.store.exists() else "not created yet"
+        kept = str(remembered)
+    out.fields([("store", f"{config.store.label} ({state})"), ("remembered settings", kept)])
     if not records:
         out.echo("no provider settings yet: log in, or add [providers.NAME] to the config file")
     for record in records:

@@ -1,7 +1,8 @@
 """``aiofinaccess worker``: run the refresh duty alone, until SIGTERM or SIGINT.
 
 A worker is a session manager that serves nothing: it claims due token sets from the shared
-store (SQLite path, or a ``redis://``/``rediss://``/``redis+cluster://`` URL) and renews them,
+store (:mod:`aiofinaccess.cli.store`: a SQLite path or a Redis URL, encrypted with the same
+keys as for every command) and renews them,
 keeping none in memory. Providers and their client credentials come from the same places as
 for the other store commands (:mod:`aiofinaccess.cli.config`). On SIGTERM or SIGINT it stops
 claiming, lets every renewal in flight finish (a redeemed set is always written), closes the
@@ -17,14 +18,15 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import CliError, Config, ProviderSettings
 from .output import Output
 
-__all__ = ["add_worker_command", "run_worker"]
+if TYPE_CHECKING:
+    from ..session.events import ManagerStats
 
-_REDIS_SCHEMES = ("redis://", "rediss://", "redis+cluster://", "unix://")
+__all__ = ["add_worker_command", "run_worker"]
 
 
 def add_worker_command(
@@ -37,9 +39,10 @@ def add_worker_command(
         "worker",
         parents=parents,
         help="run the refresh duty: renew due token sets of a shared store until stopped",
-        description="Claim due token sets from the store (--store: a SQLite path or a "
-        "redis:// URL) and renew them, until SIGTERM or SIGINT; then let renewals in flight "
-        "finish and exit 0. Provider flags apply to every --provider named.",
+        description="Claim due token sets from the store (a SQLite path or a Redis URL, "
+        "from --store, AIOFINACCESS_STORE or the config file) and renew them, until SIGTERM "
+        "or SIGINT; then let renewals in flight finish and exit 0. Provider flags apply to "
+        "every --provider named.",
     )
     worker.add_argument(
         "--provider",
@@ -49,7 +52,11 @@ def add_worker_command(
         help="a provider to renew sets of (repeatable; default: every provider named in the "
         "config file or remembered for the store)",
     )
-    worker.add_argument("--prefix", default="aiofinaccess:", help="Redis key prefix")
+    worker.add_argument(
+        "--prefix",
+        help="Redis key prefix (default: $AIOFINACCESS_REDIS_PREFIX, the config file's "
+        "redis_prefix, or aiofinaccess:)",
+    )
     worker.add_argument("--batch", type=int, default=100, help="sets claimed per store call")
     worker.add_argument("--concurrency", type=int, default=16, help="renewals at once")
     worker.add_argument("--poll", type=seconds, default=1.0, help="longest sleep between claims")
@@ -70,14 +77,11 @@ def add_worker_command(
     )
 
 
-def _open_store(args: argparse.Namespace, config: Config) -> Any:
-    """The shared store: Redis for a Redis URL, else the SQLite store of ``config``."""
-    location = str(args.store or "")
-    if location.startswith(_REDIS_SCHEMES):
-        from ..stores.redis import RedisStore  # noqa: PLC0415  (the optional redis extra)
-
-        return RedisStore(location, prefix=args.prefix)
-    return config.open_store()
+def summary(stats: ManagerStats) -> str:
+    """The exit line's counts. A claimed set that could not be read (a record the keys
+    cannot decode, a store error) failed as surely as a refused renewal."""
+    failed = stats.refresh_failures + stats.store_failures
+    return f"{stats.duty_claimed} claimed, {stats.token_requests} token requests, {failed} failed"
 
 
 async def run_worker(
@@ -96,7 +100,7 @@ async def run_worker(
         loop.add_signal_handler(signum, stop.set)
     try:
         async with SessionManager(
-            store=_open_store(args, config),
+            store=config.open_store(args.prefix),
             duty=True,
             working_set=max(1, 2 * args.concurrency),
             duty_batch=args.batch,
@@ -112,11 +116,7 @@ async def run_worker(
             out.echo(f"worker started: renewing due sets of {', '.join(names)} (pid {os.getpid()})")
             await stop.wait()
             out.echo("worker stopping: letting renewals in flight finish")
-        stats = manager.stats
-        out.success(
-            f"worker stopped: {stats.duty_claimed} claimed, {stats.token_requests} token "
-            f"requests, {stats.refresh_failures} failed"
-        )
+        out.success(f"worker stopped: {summary(manager.stats)}")
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

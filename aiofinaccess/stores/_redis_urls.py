@@ -8,7 +8,7 @@ Must never import: redis (only :mod:`aiofinaccess.stores.redis` may), ``oauth``,
 from __future__ import annotations
 
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from ..core.errors import ConfigurationError
 
@@ -31,30 +31,41 @@ def describe(url: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port or 6379}/{db or parts.path.strip('/') or 0}"
 
 
+#: What ``ssl_check_hostname`` may say: values redis-py reads as true and a reader does too.
+_YES: Final = frozenset({"true", "1", "yes", "y", "t", "on"})
+
+
 def tls_options(url: str) -> dict[str, bool]:
     """For ``rediss://``: ask for the hostname check, and refuse a URL that turns checks off.
 
     redis-py 5.x defaulted ``ssl_check_hostname`` to False, so any certificate from a trusted
     CA, for any name, was accepted; it is passed explicitly whatever the installed default.
-    Options in the URL override keyword arguments in redis-py, hence the refusal.
+    Options in the URL override keyword arguments in redis-py, hence the refusal. redis-py
+    obeys the first value of a repeated option, so a TLS option given twice (in any letter
+    case) is refused outright, and every value is checked, not just one.
     """
     if urlsplit(url).scheme not in ("rediss", "rediss+cluster"):
         return {}
-    query = {
-        name.lower(): values[-1].lower() for name, values in parse_qs(urlsplit(url).query).items()
-    }
-    if query.get("ssl_check_hostname", "true") in (
-        "false",
-        "0",
-        "no",
-        "off",
-        "n",
-        "f",
-    ) or query.get("ssl_cert_reqs", "required") in ("none", "optional"):
+    options = [
+        (name.lower(), value.strip().lower())
+        for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True)
+        if name.lower().startswith("ssl_")
+    ]
+    names = [name for name, _ in options]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
         raise ConfigurationError(
-            "url turns TLS certificate verification off; RedisStore always verifies "
-            "(pass your own client= to decide otherwise)"
+            f"url gives the TLS option {repeated[0]} more than once: refused (redis-py would "
+            "obey the first)"
         )
+    for name, value in options:
+        if (name == "ssl_check_hostname" and value not in _YES) or (
+            name == "ssl_cert_reqs" and value != "required"
+        ):
+            raise ConfigurationError(
+                "url turns TLS certificate verification off; RedisStore always verifies "
+                "(pass your own client= to decide otherwise)"
+            )
     return {"ssl_check_hostname": True}
 
 

@@ -133,3 +133,50 @@ def test_rediss_url_cannot_switch_verification_off(query: str) -> None:
     """A URL option that turns certificate or name checks off is refused, not obeyed."""
     with pytest.raises(ConfigurationError, match="verification"):
         RedisStore(f"rediss://redis.example:6380/0?{query}")
+
+
+#: Each option twice: redis-py obeys the first value (checks off), a last-value check saw "on".
+REPEATED = (
+    "ssl_check_hostname=false&ssl_check_hostname=true&ssl_cert_reqs=none&ssl_cert_reqs=required"
+)
+
+
+async def test_repeated_url_options_cannot_switch_verification_off(pki: dict[str, Path]) -> None:
+    """Against a real TLS server whose certificate names another host: a URL repeating its TLS
+    options is refused before connecting (redis-py reads the first value of each)."""
+    tls = (pki["wrong.pem"], pki["wrong.key"], pki["ca"])
+    async with running_redis(tls=tls) as url:
+        attack = f"{url}?ssl_ca_certs={pki['ca']}&{REPEATED}"
+        refused: ConfigurationError | None = None
+        try:
+            store = RedisStore(attack)
+        except ConfigurationError as exc:
+            refused = exc
+        else:
+            try:
+                found = await store.get(KEY)
+            finally:
+                await store.aclose()
+            pytest.fail(f"connected to a server whose certificate names another host ({found!r})")
+        assert "more than once" in str(refused)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "ssl_check_hostname=true&ssl_check_hostname=true",
+        "ssl_cert_reqs=required&SSL_CERT_REQS=required",
+        "ssl_ca_certs=/a.pem&ssl_ca_certs=/b.pem",
+        "ssl_check_hostname=0",
+        "ssl_check_hostname=F",
+        "ssl_check_hostname=maybe",
+        "ssl_cert_reqs=Optional",
+        "ssl_cert_reqs=none",
+    ],
+)
+@pytest.mark.parametrize("scheme", ["rediss", "rediss+cluster"])
+def test_rediss_url_tls_options_are_checked_value_by_value(scheme: str, query: str) -> None:
+    """A repeated TLS option (in any letter case) or a value that is not plainly "verify" is
+    refused, on single-node and cluster URLs alike."""
+    with pytest.raises(ConfigurationError, match=r"more than once|verification"):
+        RedisStore(f"{scheme}://redis.example:6380/0?{query}")

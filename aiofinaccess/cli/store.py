@@ -1,0 +1,169 @@
+"""Which token store a command opens: written once, for every command and the worker.
+
+The store setting (``--store``, else ``AIOFINACCESS_STORE``, else the config file's ``store``,
+else ``$XDG_DATA_HOME/aiofinaccess/tokens.db``) is a SQLite path or a Redis URL:
+``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://`` or ``rediss+cluster://`` (see
+:class:`~aiofinaccess.stores.redis.RedisStore`). Any other ``scheme://`` is refused, never
+taken for a path. Both kinds get the encryption keys.
+
+A Redis password comes from ``AIOFINACCESS_REDIS_PASSWORD``, from a file whose first line it
+is (``--redis-password-file``, else ``AIOFINACCESS_REDIS_PASSWORD_FILE``, else the config
+file's ``redis_password_file``), or from the URL; two of these at once are refused. A URL
+with a password given as ``--store`` works, with a warning: any local user can read a
+command line. The key prefix is ``AIOFINACCESS_REDIS_PREFIX``, else the config file's
+``redis_prefix``, else ``aiofinaccess:`` (the worker's ``--prefix`` wins over both).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote, urlsplit
+
+import attrs
+
+from ..core.errors import AiofinaccessError
+from ..stores._redis_urls import describe
+
+if TYPE_CHECKING:
+    from ..stores.codec import TokenCodec
+    from ..stores.redis import RedisStore
+    from ..stores.sqlite import SQLiteStore
+
+__all__ = ["REDIS_SCHEMES", "StoreLocation", "StoreSettingError", "locate"]
+
+#: The schemes of a Redis store, as :class:`~aiofinaccess.stores.redis.RedisStore` reads them.
+REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+#: ``scheme:`` at the start (two letters at least: ``C:`` is a Windows drive).
+_SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+_DEFAULT_PREFIX: Final = "aiofinaccess:"
+
+
+class StoreSettingError(AiofinaccessError):
+    """The store setting names no store this command line can open; the message never
+    quotes a URL (it may hold a password)."""
+
+
+@attrs.frozen
+class StoreLocation:
+    """A SQLite file (``path``) or a Redis server or cluster (``url``, password included)."""
+
+    path: Path | None = None
+    url: str | None = attrs.field(default=None, repr=False)
+    prefix: str = _DEFAULT_PREFIX
+
+    @property
+    def label(self) -> str:
+        """The store as shown to a user: its path, or its URL without user or password."""
+        return str(self.path) if self.path is not None else describe(self.url or "")
+
+    @property
+    def settings_path(self) -> Path | None:
+        """Where remembered settings live: beside a SQLite store; a Redis store has none."""
+        if self.path is None:
+            return None
+        return self.path.with_name(self.path.name + ".settings.json")
+
+    def exists(self) -> bool:
+        """Whether there is a store to read (a Redis server is asked when opened)."""
+        return self.path is None or self.path.exists()
+
+    def open(self, codec: TokenCodec | None, prefix: str | None = None) -> SQLiteStore | RedisStore:
+        """The store, encrypted when ``codec`` is given (a SQLite store's directory is
+        created, mode 0700)."""
+        if self.url is not None:
+            from ..stores.redis import RedisStore  # noqa: PLC0415  (the optional redis extra)
+
+            return RedisStore(self.url, prefix=prefix or self.prefix, codec=codec)
+        from ..stores.sqlite import SQLiteStore  # noqa: PLC0415
+
+        assert self.path is not None  # noqa: S101  (one of the two is always set)
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # a file on the way: SQLiteStore names it
+            pass
+        except OSError as exc:
+            raise StoreSettingError(f"cannot create {self.path.parent}: {exc.strerror}") from None
+        return SQLiteStore(self.path, codec=codec)
+
+
+def _read_password_file(name: str) -> str:
+    path = Path(name).expanduser()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise StoreSettingError(f"cannot read the Redis password file {path}: {reason}") from None
+    if not lines or not lines[0].strip():
+        raise StoreSettingError(f"the Redis password file {path} is empty")
+    return lines[0].strip()
+
+
+def _with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` in its user part (any user name kept)."""
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0] if at else ""
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _redis(url: str, data: Mapping[str, Any], *, from_flag: bool, password_file: str | None) -> str:
+    """The Redis URL with its password from wherever it was given (once)."""
+    given: list[tuple[str, str]] = []
+    if urlsplit(url).password:
+        if from_flag:
+            sys.stderr.write(
+                "aiofinaccess: warning: a password in --store is visible to other local users "
+                "(ps, /proc); use AIOFINACCESS_REDIS_PASSWORD, --redis-password-file PATH or "
+                "AIOFINACCESS_REDIS_PASSWORD_FILE\n"
+            )
+        given.append(("the store URL", ""))
+    if os.environ.get("AIOFINACCESS_REDIS_PASSWORD"):
+        given.append(("AIOFINACCESS_REDIS_PASSWORD", os.environ["AIOFINACCESS_REDIS_PASSWORD"]))
+    file = (
+        password_file
+        or os.environ.get("AIOFINACCESS_REDIS_PASSWORD_FILE")
+        or data.get("redis_password_file")
+    )
+    if file:
+        given.append((f"the password file {file}", _read_password_file(str(file))))
+    if len(given) > 1:
+        sources = " and ".join(source for source, _ in given)
+        raise StoreSettingError(f"the Redis password comes from more than one source ({sources})")
+    if given and given[0][1]:
+        return _with_password(url, given[0][1])
+    return url
+
+
+def locate(
+    chosen: str | None, data: Mapping[str, Any], *, from_flag: bool, password_file: str | None
+) -> StoreLocation:
+    """The store named by ``chosen`` (the setting's value, ``None`` for the default).
+
+    Raises:
+        StoreSettingError: Another scheme than a Redis one; a Redis password given twice, or
+            in a file that cannot be read.
+    """
+    prefix = os.environ.get("AIOFINACCESS_REDIS_PREFIX") or data.get("redis_prefix")
+    prefix = str(prefix) if prefix else _DEFAULT_PREFIX
+    if not chosen:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
+        return StoreLocation(Path(base) / "aiofinaccess" / "tokens.db", prefix=prefix)
+    found = _SCHEME.match(chosen)
+    if found is not None:
+        scheme = found.group(1).lower()
+        if scheme in REDIS_SCHEMES:
+            url = scheme + chosen[len(scheme) :]
+            redis_url = _redis(url, data, from_flag=from_flag, password_file=password_file)
+            return StoreLocation(url=redis_url, prefix=prefix)
+        if chosen[found.end() :].startswith("//"):
+            raise StoreSettingError(
+                f"the store must be a SQLite path or a Redis URL (redis://, rediss://, "
+                f"unix://, redis+cluster://, rediss+cluster://), not a {scheme}:// URL"
+            )
+    return StoreLocation(Path(chosen).expanduser(), prefix=prefix)
