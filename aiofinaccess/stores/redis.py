@@ -71,10 +71,11 @@ from .codec import JsonCodec, TokenCodec
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import RedisCluster
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
     _MISSING: ImportError | None = None
-    _ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
+    # redis-py's cluster errors (an unreachable cluster among them) are not RedisErrors.
+    _ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 except ImportError as exc:  # pragma: no cover  (the test extra installs redis)
     _MISSING = exc
     _ERRORS = (OSError,)
