@@ -61,26 +61,41 @@ class Fence:
         # the exchange plus a full lease, so the write after it is covered too.
         self.lease_needed = token_timeout + lease_ttl / 4
         self.ttl = token_timeout + lease_ttl
+        # How long a job waits for a lease another process holds before it gives up.
+        self.patience = token_timeout + 2 * lease_ttl
 
     async def take(self, key: TokenKey, run: Job) -> None:
         """Take the key's lease (start its heartbeat) and read the store again; if another
         holder has it, read the store (it may have stored a set) unless the job's deadline
-        for the lease has passed."""
+        for the lease has passed. No attempt waits past that deadline."""
         exit_stack = contextlib.AsyncExitStack()
+        now = self._clock.monotonic()
+        if run.lease_deadline == math.inf:  # a wait for the lease starts
+            run.lease_deadline = now + self.patience
         try:
-            handle = await exit_stack.enter_async_context(
-                self._store.lease(key, ttl=self._lease_ttl)
-            )
-        except LeaseBusyError:
+            # The store waits up to a whole lease for a busy one: never past the deadline.
+            # (Every store lets go of a lease whose acquisition was cancelled.)
+            async with asyncio.timeout(max(0.0, run.lease_deadline - now)) as bound:
+                handle = await exit_stack.enter_async_context(
+                    self._store.lease(key, ttl=self._lease_ttl)
+                )
+        except (LeaseBusyError, TimeoutError) as exc:
             await exit_stack.aclose()
-            if self._clock.monotonic() >= run.lease_deadline:
+            if isinstance(exc, TimeoutError) and not bound.expired():
                 raise
+            if self._clock.monotonic() >= run.lease_deadline:
+                if isinstance(exc, LeaseBusyError):
+                    raise
+                raise LeaseBusyError(
+                    f"gave up waiting for the lease on token set {key.hashed}"
+                ) from None
             run.stored = await self._read(key)  # its holder may have stored a set meanwhile
             return
         except BaseException:
             await exit_stack.aclose()
             raise
         run.lease_exit = exit_stack
+        run.lease_deadline = math.inf
         run.lease = handle if hasattr(handle, "extend") else LOCAL_LEASE
         if run.lease.remaining() != math.inf:
             run.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(run.lease))

@@ -129,8 +129,6 @@ class RenewalDriver:
         self._hub = hub
         self.policy = policy
         self._store_timeout = store_timeout
-        # How long a job may wait for a busy lease before it gives up.
-        self._lease_patience = token_timeout + 2 * lease_ttl
         self._random = random.Random()  # noqa: S311  (jitter, not secrets)
         self._due_at_for = due_at_for
         # The parts, each drawing its jitter from the one seedable source above.
@@ -278,7 +276,6 @@ class RenewalDriver:
     # -- the job -------------------------------------------------------------------------------
 
     async def _job(self, entry: Entry, outcome: asyncio.Future[TokenSet], run: Job) -> None:
-        run.lease_deadline = self._clock.monotonic() + self._lease_patience
         try:
             run.stored = await self.read(entry.key)
             await self._drive(entry, outcome, run)
