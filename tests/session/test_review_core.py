@@ -4,9 +4,13 @@ refuted by one that passes for the stated reason). Schedules run on virtual time
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from aiofinaccess.core.errors import LeaseBusyError
+from aiofinaccess.core.tokens import TokenKey
+from aiofinaccess.stores import Versioned
 from tests.session.virtual import Keycloak, LeasedStore, manager, now, run
 
 
@@ -27,3 +31,37 @@ def test_waiting_for_a_busy_lease_keeps_its_bound() -> None:
             return now() - started
 
     assert run(main) <= 5.0
+
+
+class StrayCancel(LeasedStore):
+    """A store whose next read raises ``CancelledError`` though nobody cancelled the caller
+    (as redis-py's ``wait_for`` can on CPython 3.11)."""
+
+    armed = False
+
+    async def get(self, key: TokenKey) -> Versioned | None:
+        if self.armed:
+            self.armed = False
+            raise asyncio.CancelledError
+        return await super().get(key)
+
+
+def test_a_stray_cancellation_out_of_a_store_call_leaves_the_key_usable() -> None:
+    """Finding 18a, proven: the job took the stray ``CancelledError`` for its own
+    cancellation, the caller got ``CancelledError``, and the entry stayed ``REFRESHING`` with
+    no job, so every later call raised ``InvalidTransition``. It is now a failed store call."""
+
+    async def main() -> list[str]:
+        store, idp = StrayCancel(), Keycloak()
+        seen = []
+        async with manager(store, idp) as m:
+            await m.store_token_set("idp", "alice", idp.login("alice"))
+            store.armed = True
+            for _ in range(2):
+                try:
+                    seen.append(await m.refresh("idp", "alice"))
+                except (Exception, asyncio.CancelledError) as exc:
+                    seen.append(type(exc).__name__)
+        return seen
+
+    assert run(main) == ["StoreError", "at-alice-2"]
