@@ -279,12 +279,24 @@ class RenewalDriver:
         try:
             run.stored = await self.read(entry.key)
             await self._drive(entry, outcome, run)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            if not _cancelled():
+                # Nobody cancelled this job: a library raised CancelledError of its own (as
+                # redis-py's wait_for can on 3.11). A failure, not an end: callers get it typed.
+                logger.debug("renewal of token set %s met a stray cancellation", entry.key.hashed)
+                if not outcome.done():
+                    error = StoreError("a call inside the renewal was cancelled; nobody asked")
+                    error.__cause__ = exc
+                    self._outcomes.fail(entry, outcome, error)
+                return
             logger.debug("renewal of token set %s cancelled", entry.key.hashed)
             if run.pending is not None:
                 self._writes.abandon(entry, run.pending)
             if not outcome.done():
                 outcome.cancel()
+            if entry.status is Status.REFRESHING and entry.job is asyncio.current_task():
+                # Never leave the entry renewing with no job: the next call starts one.
+                entry.status = transition(entry.status, Event.REFRESH_FAILED)
             raise
         except BaseException as exc:
             logger.debug("renewal of token set %s ended: %r", entry.key.hashed, exc)
@@ -395,6 +407,18 @@ class RenewalDriver:
         except TimeoutError as exc:
             self.stats.store_failures += 1
             raise StoreError(f"the token store did not answer in {self._store_timeout} s") from exc
+        except asyncio.CancelledError as exc:
+            if _cancelled():
+                raise
+            self.stats.store_failures += 1  # raised by the store itself: nobody cancelled us
+            raise StoreError("a token store call was cancelled, though its caller was not") from exc
         except Exception as exc:
             self.stats.store_failures += 1
             raise StoreError(f"token store failed: {type(exc).__name__}") from exc
+
+
+def _cancelled() -> bool:
+    """Whether the running task was asked to cancel (rather than handed a stray
+    ``CancelledError`` by a library it awaited)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
