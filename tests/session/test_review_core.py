@@ -65,3 +65,33 @@ def test_a_stray_cancellation_out_of_a_store_call_leaves_the_key_usable() -> Non
         return seen
 
     assert run(main) == ["StoreError", "at-alice-2"]
+
+
+def test_a_renewal_waiting_for_an_endpoint_slot_blocks_its_key_for_one_lease_at_most() -> None:
+    """Finding 18d, proven: the lease was extended for the send (``token_timeout +
+    lease_ttl``, 40 s) before the endpoint slot was free, so a crash while waiting for the
+    slot blocked the key 40 s, not the documented ``lease_ttl`` (10 s). The extension for the
+    send now comes once the slot is held."""
+
+    async def main() -> tuple[float, list[str]]:
+        store, idp = LeasedStore(), Keycloak()
+        gate = asyncio.Event()
+        async with manager(store, idp, max_concurrent_refreshes=1) as m:
+            for user in ("alice", "bob"):
+                await m.store_token_set("idp", user, idp.login(user))
+            idp.before_send = gate.wait
+            bob = asyncio.ensure_future(m.refresh("idp", "bob"))
+            await asyncio.sleep(1.0)  # bob's request holds the endpoint's only slot
+            idp.before_send = None
+            alice = asyncio.ensure_future(m.refresh("idp", "alice"))
+            blocked = 0.0
+            for _ in range(30):  # alice waits for the slot, her lease kept by its heartbeat
+                await asyncio.sleep(1.0)
+                blocked = max(blocked, store.lease_left(m.key("idp", "alice")))
+            gate.set()
+            renewed = [(await call).access_token.reveal() for call in (bob, alice)]
+        return blocked, renewed
+
+    blocked, renewed = run(main)
+    assert renewed == ["at-bob-3", "at-alice-4"]
+    assert blocked <= 10.0
