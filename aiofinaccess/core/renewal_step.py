@@ -17,9 +17,10 @@ step:
 * :class:`WaitUntil` - a reissued token (finAPI client tokens) cannot be renewed before it
   expires; a rejected token waits for nothing.
 * :class:`TakeLease` / :class:`ExtendLease` - the fence: a refresh is sent only by the holder
-  of the store's lease, and only while the lease has at least ``lease_needed`` seconds left
-  (the whole token exchange plus a margin).
-* :class:`Redeem` - send the token request with this grant.
+  of the store's lease; a lease that ran out or is known lost is asked about again.
+* :class:`Redeem` - once an endpoint slot is free, make sure the lease has the whole token
+  exchange plus a margin left (extending it then, not while waiting for the slot: a crash
+  while waiting blocks the key for one lease only), and send the token request.
 
 Nothing here reads a clock, sleeps or performs I/O; an unanchored token set cannot even be
 planned (:func:`~aiofinaccess.core.lifecycle.plan` refuses it), so every stored set is anchored
@@ -78,8 +79,7 @@ class Situation:
         refresh_failed: The refresh token was just refused; fall back to the password grant.
         dead_grant: Why the last redeem proved the stored grant dead (``None``: it did not).
         renew_not_before: The held set is a reissue that cannot be renewed earlier.
-        lease_left: Seconds of store lease left (``None``: not held; ``0``: lost).
-        lease_needed: Seconds of lease a token exchange needs (timeout plus margin).
+        lease_left: Seconds of store lease left (``None``: not held; ``0``: lost or run out).
         pending: A redeemed set waits to be written.
     """
 
@@ -95,7 +95,6 @@ class Situation:
     dead_grant: str | None = None
     renew_not_before: float = -math.inf
     lease_left: float | None = None
-    lease_needed: float = 0.0
     pending: bool = False
 
 
@@ -130,12 +129,13 @@ class TakeLease:
 
 @attrs.frozen(slots=True)
 class ExtendLease:
-    """Push the lease's end out (by owner; the store refuses anyone else)."""
+    """Ask the store to push out a lease that ran out or is known lost (by owner: the store
+    refuses anyone else)."""
 
 
 @attrs.frozen(slots=True)
 class Redeem:
-    """Send one token request with ``grant``."""
+    """Send one token request with ``grant``, fenced once an endpoint slot is held."""
 
     grant: Renewal
 
@@ -185,6 +185,6 @@ def next_step(situation: Situation) -> Step:  # noqa: PLR0911  (one return per s
         return WaitUntil(situation.renew_not_before)
     if situation.lease_left is None:
         return TakeLease()
-    if situation.lease_left < situation.lease_needed:
+    if situation.lease_left <= 0:
         return ExtendLease()
     return Redeem(grant)

@@ -116,6 +116,23 @@ class Fence:
                 logger.debug("extending a lease failed; trying again shortly")
                 pause = self._lease_ttl / 10
 
+    async def ready_to_send(self, run: Job) -> bool:
+        """The fence before a send: the lease has :attr:`lease_needed` left, extended to
+        :attr:`ttl` if it had not; False if it is lost (dropped) or the store was too slow.
+
+        Raises:
+            StoreError: Three extensions in a row each took most of a lease.
+        """
+        assert run.lease is not None  # noqa: S101
+        if run.lease.remaining() >= self.lease_needed:
+            run.fence_tries = 0
+            return True
+        run.fence_tries += 1
+        if run.fence_tries > 3:  # each extension took most of a lease: give up
+            raise StoreError("the store is too slow to fence a refresh")
+        await self.extend(run)
+        return run.lease is not None and run.lease.remaining() >= self.lease_needed
+
     async def extend(self, run: Job) -> None:
         """Extend the held lease for a send (:attr:`ttl`); drop it if it turns out lost."""
         assert run.lease is not None  # noqa: S101

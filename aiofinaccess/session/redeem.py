@@ -119,12 +119,10 @@ class Redeemer:
                 return
         assert run.lease is not None  # noqa: S101  (Redeem comes only with a lease)
         async with self._slots_for(registration):
-            # The fence, again: waiting for a slot may have taken longer than the margin.
-            if run.lease.remaining() < self._fence.lease_needed:
-                await self._fence.extend(run)
-                if run.lease is None or run.lease.remaining() < self._fence.lease_needed:
-                    return
-            run.fence_tries = 0
+            # The fence, once a slot is held: extending the lease for the send before would
+            # let a crash while waiting for the slot block the key for an exchange more.
+            if not await self._fence.ready_to_send(run):
+                return
             previous = None if run.stored is None else run.stored.token_set
             self.stats.renewals += run.attempts == 0
             self.stats.token_requests += 1

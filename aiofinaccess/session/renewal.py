@@ -331,7 +331,6 @@ class RenewalDriver:
                         else _NEG_INF
                     ),
                     lease_left=None if run.lease is None else run.lease.remaining(),
-                    lease_needed=self._fence.lease_needed,
                     pending=run.pending is not None,
                 )
             )
@@ -350,9 +349,6 @@ class RenewalDriver:
             elif isinstance(step, TakeLease):
                 await self._fence.take(key, run)
             elif isinstance(step, ExtendLease):
-                run.fence_tries += 1
-                if run.fence_tries > 3:  # each extension took most of a lease: give up
-                    raise StoreError(f"the store is too slow to fence token set {key.hashed}")
                 await self._fence.extend(run)
             elif isinstance(step, Redeem):
                 await self._redeemer.redeem(entry, registration, run, step.grant)

@@ -94,4 +94,4 @@ def test_a_renewal_waiting_for_an_endpoint_slot_blocks_its_key_for_one_lease_at_
 
     blocked, renewed = run(main)
     assert renewed == ["at-bob-3", "at-alice-4"]
-    assert blocked <= 10.0
+    assert round(blocked, 6) <= 10.0  # virtual instants: exact up to float rounding
