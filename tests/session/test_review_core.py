@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from aiofinaccess import ReauthorizationRequired
 from aiofinaccess.core.errors import LeaseBusyError
 from aiofinaccess.core.tokens import TokenKey
 from aiofinaccess.stores import Versioned
@@ -95,3 +96,31 @@ def test_a_renewal_waiting_for_an_endpoint_slot_blocks_its_key_for_one_lease_at_
     blocked, renewed = run(main)
     assert renewed == ["at-bob-3", "at-alice-4"]
     assert round(blocked, 6) <= 10.0  # virtual instants: exact up to float rounding
+
+
+def test_after_a_store_rollback_the_newer_set_is_written_back_not_replaced() -> None:
+    """Finding 14: the store went back to an older set of the same session (a failover, a
+    restored backup); the process holding the newer set adopted the older one and renewed
+    with its spent refresh token, and the provider killed the session. The newer set is now
+    written back over the older one (compare-and-set on the stored version)."""
+
+    async def main() -> tuple[list[str], list[str], str | None]:
+        store, idp = LeasedStore(), Keycloak()
+        renewed = []
+        async with manager(store, idp) as m:
+            await m.store_token_set("idp", "alice", idp.login("alice"))
+            backup = dict(store._data)
+            renewed.append((await m.refresh("idp", "alice")).access_token.reveal())
+            store._data = backup  # the store is rolled back: rt-alice-1 again
+            for _ in range(2):
+                try:
+                    renewed.append((await m.refresh("idp", "alice")).access_token.reveal())
+                except ReauthorizationRequired as exc:
+                    renewed.append(exc.reason)
+            stored = await store.get(m.key("idp", "alice"))
+        return renewed, idp.replays, stored and stored.token_set.access_token.reveal()
+
+    renewed, replays, stored = run(main)
+    assert replays == []
+    assert renewed == ["at-alice-2", "at-alice-3", "at-alice-4"]
+    assert stored == "at-alice-4"
