@@ -22,6 +22,7 @@ from typing import Protocol
 from ..core.clock import Clock
 from ..core.errors import ApiError, ReauthorizationRequired, TransportError
 from ..core.lifecycle import Renewal, RetryPolicy
+from ..core.renewal_step import descended
 from ..core.tokens import Secret, TokenKey, TokenSet
 from .events import ManagerStats
 from .fence import Fence
@@ -140,7 +141,7 @@ class Redeemer:
             except (ApiError, TransportError) as exc:
                 await self._after_failed_send(entry, registration, run, grant, exc)
                 return
-        run.pending = fresh
+        run.pending = descended(fresh, previous)
         run.grant = grant
         run.base_version = None if run.stored is None else run.stored.version
         run.reissued = previous is not None and fresh.access_token == previous.access_token

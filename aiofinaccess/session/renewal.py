@@ -57,6 +57,7 @@ from ..core.renewal_step import (
     Persist,
     Poison,
     Redeem,
+    Reinstate,
     Situation,
     Stored,
     TakeLease,
@@ -318,6 +319,7 @@ class RenewalDriver:
                     now=now,
                     stored=run.stored,
                     known_version=entry.version,
+                    held=entry.token_set,
                     rejected=run.rejected,
                     forced=run.forced,
                     background=run.reason == "scheduled",
@@ -342,6 +344,8 @@ class RenewalDriver:
             if isinstance(step, Persist):
                 if await self._writes.persist(entry, outcome, run):
                     return
+            elif isinstance(step, Reinstate):
+                await self._reinstate(entry, run)
             elif isinstance(step, Poison):
                 await self._poison(entry, run, step.reason)
             elif isinstance(step, WaitUntil):
@@ -367,6 +371,25 @@ class RenewalDriver:
                 key.hashed, key.provider, "adopted", "store", stored.version, subject=key.subject
             )
         )
+
+    async def _reinstate(self, entry: Entry, run: Job) -> None:
+        """Write the held set back over the older one of its session the store holds (it was
+        rolled back), at the stored version; a conflict means someone wrote since: decide
+        again from what the store holds now."""
+        held, stored, key = entry.token_set, run.stored, entry.key
+        assert held is not None and stored is not None  # noqa: PT018, S101  (Reinstate needs both)
+        logger.warning(
+            "the store holds an older set of token set %s (rolled back?); writing ours back",
+            key.hashed,
+        )
+        try:
+            version = await self.store_call(self.write(key, held, expected_version=stored.version))
+        except StoreConflictError:
+            run.stored = await self.read(key)
+            return
+        self.stats.reinstated += 1
+        entry.version = version
+        run.stored = Stored(held, version, plan(held, self.policy))
 
     async def _poison(self, entry: Entry, run: Job, reason: str) -> None:
         key = entry.key

@@ -10,8 +10,10 @@ import pytest
 
 from aiofinaccess import ReauthorizationRequired
 from aiofinaccess.core.errors import LeaseBusyError
-from aiofinaccess.core.tokens import TokenKey
+from aiofinaccess.core.renewal_step import begun, descended, superseded
+from aiofinaccess.core.tokens import TokenKey, TokenSet
 from aiofinaccess.stores import Versioned
+from aiofinaccess.stores.codec import JsonCodec
 from tests.session.virtual import Keycloak, LeasedStore, manager, now, run
 
 
@@ -124,3 +126,70 @@ def test_after_a_store_rollback_the_newer_set_is_written_back_not_replaced() -> 
     assert replays == []
     assert renewed == ["at-alice-2", "at-alice-3", "at-alice-4"]
     assert stored == "at-alice-4"
+
+
+def test_a_new_login_is_adopted_never_written_over() -> None:
+    """Finding 14's other side: only an older set of the *same* session is written over. A new
+    login stored by another process starts a session of its own (even where the provider hands
+    out the same refresh token again) and is adopted."""
+
+    async def main() -> tuple[str, str | None]:
+        store, idp = LeasedStore(), Keycloak()
+        async with manager(store, idp) as web, manager(store, idp) as worker:
+            await worker.store_token_set("idp", "alice", idp.login("alice"))
+            renewed = await worker.refresh("idp", "alice")  # generation 1 of the first login
+            assert renewed.refresh_token is not None
+            wall = idp.clock.wall()
+            login = TokenSet(
+                "at-alice-new",
+                issued_at=wall,
+                expires_at=wall + 60,
+                refresh_token=renewed.refresh_token,
+            )
+            await web.store_token_set("idp", "alice", login)
+            adopted = await worker.renew_after_rejection("idp", "alice", "at-alice-2")
+            stored = await store.get(worker.key("idp", "alice"))
+        return adopted, stored and stored.token_set.access_token.reveal()
+
+    assert run(main) == ("at-alice-new", "at-alice-new")
+
+
+def test_superseded_compares_generations_of_one_lineage_only() -> None:
+    """The pure decision: older means fewer renewals into the same session."""
+    first = begun(TokenSet("at-1", refresh_token="rt-1"))
+    second = descended(TokenSet("at-2", refresh_token="rt-2"), first)
+    legacy = TokenSet("at-0", refresh_token="rt-0")  # stored before lineages were recorded
+    after_legacy = descended(TokenSet("at-1", refresh_token="rt-1"), legacy)
+    assert (second.lineage, second.generation) == (first.lineage, 1)
+    assert superseded(first, second)
+    assert not superseded(second, first)
+    assert not superseded(second, second)
+    assert not superseded(begun(TokenSet("at-9", refresh_token="rt-1")), second)
+    assert superseded(legacy, after_legacy)
+    assert not superseded(first, None)
+    codec = JsonCodec()  # a durable store keeps both
+    kept = codec.decode(codec.encode(second, kind="token_set", key="k"), kind="token_set", key="k")
+    assert (kept.lineage, kept.generation) == (first.lineage, 1)
+
+
+def test_a_set_redeemed_while_the_store_rolled_back_is_still_written() -> None:
+    """Finding 14, during a renewal: the store went back to an older set while the answer was
+    on its way, so the write met a version conflict. What the store holds is older than the
+    redeemed set (which holds the only live refresh token): it is written over, not dropped."""
+
+    async def main() -> tuple[str, list[str], str | None]:
+        store, idp = LeasedStore(), Keycloak()
+        async with manager(store, idp) as m:
+            await m.store_token_set("idp", "alice", idp.login("alice"))
+            backup = dict(store._data)
+            await m.refresh("idp", "alice")
+
+            async def roll_back() -> None:  # as the second refresh goes out
+                store._data = backup
+
+            idp.before_send = roll_back
+            renewed = (await m.refresh("idp", "alice")).access_token.reveal()
+            stored = await store.get(m.key("idp", "alice"))
+        return renewed, idp.replays, stored and stored.token_set.access_token.reveal()
+
+    assert run(main) == ("at-alice-3", [], "at-alice-3")
