@@ -193,3 +193,40 @@ def test_a_set_redeemed_while_the_store_rolled_back_is_still_written() -> None:
         return renewed, idp.replays, stored and stored.token_set.access_token.reveal()
 
     assert run(main) == ("at-alice-3", [], "at-alice-3")
+
+
+def test_a_pause_between_the_fence_and_the_send_never_replays_a_refresh_token() -> None:
+    """Finding 16: a process paused (GC, SIGSTOP, a blocked loop) after its lease check and
+    before its request went out, for longer than the lease left; another process took the
+    lease and redeemed the token, and then the paused one sent it too: a replay, which ended
+    the session. The last check where the request leaves now finds the lease lapsed and
+    sends nothing; the paused process takes the lease again and adopts the other's set."""
+
+    async def main() -> tuple[list[str], list[str]]:
+        store, idp = LeasedStore(), Keycloak()
+        async with (
+            manager(store, idp, token_timeout=1.0, lease_ttl=4.0) as paused,
+            manager(store, idp, token_timeout=1.0, lease_ttl=4.0) as other,
+        ):
+            await paused.store_token_set("idp", "alice", idp.login("alice"))
+
+            async def pause_once() -> None:  # the process stops, its heartbeat with it
+                idp.before_send = None
+                store.frozen_until = now() + 10.0
+                await asyncio.sleep(10.0)
+
+            idp.before_send = pause_once
+            first = asyncio.ensure_future(paused.refresh("idp", "alice"))
+            await asyncio.sleep(0.5)
+            second = asyncio.ensure_future(other.refresh("idp", "alice"))
+            renewed = []
+            for call in (first, second):
+                try:
+                    renewed.append((await call).access_token.reveal())
+                except ReauthorizationRequired as exc:
+                    renewed.append(exc.reason)
+        return renewed, idp.replays
+
+    renewed, replays = run(main)
+    assert replays == []
+    assert renewed == ["at-alice-2", "at-alice-2"]
