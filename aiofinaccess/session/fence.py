@@ -18,9 +18,11 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 
 from ..core.clock import Clock
 from ..core.errors import LeaseBusyError, StoreError
+from ..core.fencing import LeaseLapsed
 from ..core.tokens import TokenKey
 from ..stores import LOCAL_LEASE, Lease, TokenStore
 from .jobs import Job, Read, StoreCall
@@ -132,6 +134,20 @@ class Fence:
             raise StoreError("the store is too slow to fence a refresh")
         await self.extend(run)
         return run.lease is not None and run.lease.remaining() >= self.lease_needed
+
+    def send_check(self, run: Job) -> Callable[[], None]:
+        """The last check before the request leaves (:mod:`~aiofinaccess.core.fencing`): a
+        pause since :meth:`ready_to_send` that ate the margin (the lease no longer covers the
+        whole exchange) stops the send."""
+        lease = run.lease
+        assert lease is not None  # noqa: S101
+        needed = self.lease_needed - self._lease_ttl / 4  # the exchange itself
+
+        def check() -> None:
+            if lease.remaining() < needed:
+                raise LeaseLapsed("a pause outlasted the lease's margin before the send")
+
+        return check
 
     async def extend(self, run: Job) -> None:
         """Extend the held lease for a send (:attr:`ttl`); drop it if it turns out lost."""

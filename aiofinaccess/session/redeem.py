@@ -21,6 +21,7 @@ from typing import Protocol
 
 from ..core.clock import Clock
 from ..core.errors import ApiError, ReauthorizationRequired, TransportError
+from ..core.fencing import LeaseLapsed, fenced
 from ..core.lifecycle import Renewal, RetryPolicy
 from ..core.renewal_step import descended
 from ..core.tokens import Secret, TokenKey, TokenSet
@@ -130,7 +131,15 @@ class Redeemer:
             logger.debug("renewing token set %s with %s (%s)", key.hashed, grant.value, run.reason)
             entry.in_window = True
             try:
-                fresh = await self._send(key, grant, previous, password)
+                with fenced(self._fence.send_check(run)):
+                    fresh = await self._send(key, grant, previous, password)
+            except LeaseLapsed:
+                # Paused since the fence for longer than its margin: nothing was sent. The
+                # lease is still ours only if nobody took it meanwhile: ask, else take it again.
+                entry.in_window = False
+                logger.warning("token set %s: a pause outlasted the lease; not sent", key.hashed)
+                await self._fence.extend(run)
+                return
             except ReauthorizationRequired as exc:
                 entry.in_window = False
                 if grant is Renewal.REFRESH_TOKEN and registration.password_lookup is not None:

@@ -96,7 +96,8 @@ def test_a_renewal_waiting_for_an_endpoint_slot_blocks_its_key_for_one_lease_at_
         return blocked, renewed
 
     blocked, renewed = run(main)
-    assert renewed == ["at-bob-3", "at-alice-4"]
+    # Both renewed (bob's request, stuck 30 s before it went out, is sent again: finding 16).
+    assert [token.split("-")[1] for token in renewed] == ["bob", "alice"]
     assert round(blocked, 6) <= 10.0  # virtual instants: exact up to float rounding
 
 
