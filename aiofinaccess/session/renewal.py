@@ -288,6 +288,8 @@ class RenewalDriver:
                 # Nobody cancelled this job: a library raised CancelledError of its own (as
                 # redis-py's wait_for can on 3.11). A failure, not an end: callers get it typed.
                 logger.debug("renewal of token set %s met a stray cancellation", entry.key.hashed)
+                if run.pending is not None:
+                    self._writes.abandon(entry, run.pending)
                 if not outcome.done():
                     error = StoreError("a call inside the renewal was cancelled; nobody asked")
                     error.__cause__ = exc
