@@ -32,6 +32,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from aiofinaccess.core.errors import TransportError
+from aiofinaccess.core.fencing import check_before_send
 from aiofinaccess.core.tokens import Secret, TokenSet
 from aiofinaccess.oauth.client import OAuthClient, build_token_request, parse_token_http_response
 from aiofinaccess.oauth.transport import HttpRequest, HttpResponse
@@ -346,6 +347,7 @@ class SimOAuthClient(OAuthClient):
     ) -> TokenSet:
         request = build_token_request(self.provider, self.client, grant_type, fields)
         sent = self._world.anchor(self._process)
+        check_before_send()  # as the SDK's transport does, where the request goes out
         try:
             async with asyncio.timeout(self._timeout):
                 response = await self._world.idp.exchange(self._process, request)
