@@ -214,6 +214,13 @@ class Anchor:
         """Translate a wall-clock instant into this anchor's monotonic timeline."""
         return self.monotonic + (wall_time - self.wall)
 
+    @classmethod
+    def aged(cls, issued_at: float, age: float, monotonic: float) -> Anchor:
+        """The anchor of a set issued at ``issued_at`` (on its writer's wall clock) that was
+        ``age`` seconds old at the reading ``monotonic``: no other wall clock is involved, so
+        the reader's may be as wrong as it likes."""
+        return cls(wall=issued_at, monotonic=monotonic - age)
+
 
 def _summarise_extra(extra: Mapping[str, object]) -> str:
     return "{" + ", ".join(sorted(extra)) + "}"
@@ -240,7 +247,9 @@ class TokenSet:
     id_token: Secret | None = attrs.field(default=None, converter=_to_optional_secret)
     extra: Mapping[str, Any] = attrs.field(factory=dict, repr=_summarise_extra)
     #: Where ``issued_at`` sits on the monotonic clock of this process. Not persisted: a
-    #: restored token set is re-anchored to the restoring process's clocks.
+    #: restored token set is re-anchored by its age, which a store with a clock of its own
+    #: measures (see :class:`~aiofinaccess.stores.Versioned`), else on the restoring process's
+    #: wall clock.
     anchor: Anchor | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
@@ -266,6 +275,14 @@ class TokenSet:
         if self.refresh_expires_at is None or self.anchor is None:
             return None
         return self.anchor.to_monotonic(self.refresh_expires_at)
+
+    def age(self, *, monotonic: float, wall: float) -> float:
+        """Seconds since issue at the moment of the two clock readings given: measured on the
+        monotonic clock when anchored (one clock: its wall-clock offset cancels out), else by
+        the wall clock, taking ``issued_at`` as that clock's. Never negative."""
+        if self.anchor is not None:
+            return max(0.0, monotonic - self.anchor.to_monotonic(self.issued_at))
+        return max(0.0, wall - self.issued_at)
 
     def with_anchor(self, anchor: Anchor) -> TokenSet:
         """Return a copy tied to ``anchor`` (used when a stored set is loaded)."""

@@ -21,8 +21,10 @@ import pytest_asyncio
 from aioresponses import aioresponses
 
 from aiofinaccess import ClientCredentials, SessionManager, TokenKey, TokenSet
+from aiofinaccess.core.clock import SKEW_WARNINGS
 from aiofinaccess.core.tokens import Anchor
 from aiofinaccess.stores import TokenStore
+from aiofinaccess.stores.codec import JsonCodec
 from aiofinaccess.stores.redis import RedisStore
 from tests.simulation.store import DutyStoreClient, SharedStore
 from tests.support.redis_server import running_redis
@@ -123,7 +125,11 @@ async def stores(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterato
             writer = DutyStoreClient(shared, _Process(0, CORRECT))  # type: ignore[arg-type]
             reader = DutyStoreClient(shared, _Process(1, reader_clock))  # type: ignore[arg-type]
             return writer, reader  # type: ignore[return-value]
-        pair = RedisStore(redis_url, prefix=prefix), RedisStore(redis_url, prefix=prefix)
+        # A store measures ages at write on its process's clocks: a skewed machine's.
+        pair = (
+            RedisStore(redis_url, prefix=prefix, clock=CORRECT),
+            RedisStore(redis_url, prefix=prefix, clock=reader_clock),
+        )
         opened.extend(pair)
         return pair
 
@@ -138,16 +144,20 @@ def _manager(store: TokenStore, clock: SkewedClock) -> SessionManager:
     return manager
 
 
+@pytest.mark.parametrize("restored", [False, True], ids=["read", "restored"])
 async def test_a_reader_30_s_behind_never_hands_out_an_expired_token(
-    stores: Stores, mocked: aioresponses
+    stores: Stores, mocked: aioresponses, restored: bool
 ) -> None:
     """The set expired 10 s ago (issued 70 s ago, 60 s lifetime). A reader whose clock is 30 s
-    behind used to anchor it on its own wall clock (40 s old: "20 s left") and hand it out."""
+    behind used to anchor it on its own wall clock (40 s old: "20 s left") and hand it out,
+    whether it read the set on demand or restored it at start (``get_many``)."""
     behind = SkewedClock(-30.0)
     writer, reader = await stores(behind)
     await writer.put(KEY, issued(CORRECT, age=70.0, lifetime=60.0), expected_version=None)
     mocked.post(token_url(EVERIFIN), payload=token_body("AT-NEW", "RT-NEW", expires_in=60))
     async with _manager(reader, behind) as manager:
+        if restored:
+            assert await manager.restore() == 1
         assert await manager.access_token(EVERIFIN, USER) == "AT-NEW"
     assert len(token_requests(mocked, token_url(EVERIFIN))) == 1
 
@@ -179,7 +189,7 @@ async def test_writers_ahead_or_behind_store_the_same_due_time(redis_url: str) -
     scores: list[float] = []
     for skew, user in ((-5.0, "early"), (5.0, "late")):
         clock = SkewedClock(skew)
-        store = RedisStore(redis_url, prefix=prefix)
+        store = RedisStore(redis_url, prefix=prefix, clock=clock)  # a machine off by `skew`
         try:
             token_set = issued(clock, age=10.0, lifetime=300.0)
             key = TokenKey(EVERIFIN.name, user)
@@ -193,14 +203,11 @@ async def test_writers_ahead_or_behind_store_the_same_due_time(redis_url: str) -
 
 
 async def test_a_set_issued_in_the_readers_future_is_warned_of_once(
-    stores: Stores, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    stores: Stores, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A reader 30 s behind reads a set issued just now: its issue time lies 30 s in the
     reader's future. One warning per process, however many reads."""
-    import aiofinaccess.core.clock as clock_module  # noqa: PLC0415
-
-    if hasattr(clock_module, "SkewWarnings"):  # a fresh process-wide state for this test
-        monkeypatch.setattr(clock_module, "SKEW_WARNINGS", clock_module.SkewWarnings())
+    SKEW_WARNINGS.reset()  # the process's state: earlier tests may have warned
     behind = SkewedClock(-30.0)
     caplog.set_level(logging.WARNING, logger="aiofinaccess")
     for user in ("u1", "u2", "u3"):  # a manager closes its store: one store per manager
@@ -212,3 +219,30 @@ async def test_a_set_issued_in_the_readers_future_is_warned_of_once(
     warnings = [r for r in caplog.records if "clock" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
     assert "30" in warnings[0].getMessage()
+
+
+async def test_records_without_a_stamp_of_their_version_read_as_before(redis_url: str) -> None:
+    """A record of an earlier version (version and data only) reads with no age, so the reader
+    falls back to its wall clock; so does one an earlier version rewrote after a stamped write
+    (its stamp names another version). A stamped one reads with its age: 10 s at the write,
+    plus the few milliseconds since (bound: 2 s, as above)."""
+    store = RedisStore(redis_url, prefix=f"skew-{uuid.uuid4().hex[:12]}:")
+    try:
+        token_set = issued(CORRECT, age=10.0, lifetime=300.0)
+        data = JsonCodec().encode(token_set, kind="token_set", key=str(KEY))
+        name = store._layout.record(KEY)  # the test writes as an earlier version did
+        await store._client.hset(name, mapping={"version": "7", "data": data})
+        old = await store.get(KEY)
+        assert old is not None
+        assert (old.version, old.age, old.token_set) == (7, None, token_set)
+        await store.put(KEY, token_set, expected_version=7)
+        stamped = await store.get(KEY)
+        assert stamped is not None
+        assert stamped.age is not None
+        assert 10.0 <= stamped.age < 12.0
+        await store._client.hset(name, mapping={"version": "8", "data": data})
+        rewritten = await store.get(KEY)
+        assert rewritten is not None
+        assert (rewritten.version, rewritten.age) == (8, None)
+    finally:
+        await store.aclose()
