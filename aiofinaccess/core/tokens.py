@@ -10,7 +10,9 @@ Theory of operation
 * A :class:`TokenSet` keeps its expiry twice: as wall-clock UNIX seconds (what a store
   persists) and as an :class:`Anchor` that ties those wall-clock values to the monotonic
   clock at the moment the token request was *sent*. Lifetimes are measured from the send
-  time, so neither transit time nor a wrong wall clock can make us hold an expired token.
+  time, so neither transit time nor a wrong wall clock can make us hold an expired token. A
+  set read from a store is anchored by its age where the store measures one on its own
+  clock (:meth:`Anchor.aged`), so another process's wall clock does not enter either.
 * Parsing is lenient where servers legitimately differ (``expires_in`` as a string, missing,
   or ``0`` meaning "never" for finAPI) and strict where it matters (no ``access_token`` is a
   :class:`~aiofinaccess.core.errors.TokenResponseError`).
