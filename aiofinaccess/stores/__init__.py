@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 import attrs
 
 from ..core.errors import StoreError, UsageError
-from ..core.tokens import TokenKey, TokenSet
+from ..core.tokens import Anchor, TokenKey, TokenSet
 
 if TYPE_CHECKING:
     from ..core.clock import Clock
@@ -72,6 +72,7 @@ __all__ = [
     "RefreshDuty",
     "TokenStore",
     "Versioned",
+    "carried",
     "stored_age",
     "writer_age",
 ]
@@ -98,6 +99,16 @@ def writer_age(token_set: TokenSet, clock: Clock) -> float:
     """The set's age now on the writer's ``clock`` (monotonic when the set is anchored), for a
     store to stamp with its own time of the write."""
     return token_set.age(monotonic=clock.monotonic(), wall=clock.wall())
+
+
+def carried(found: Versioned) -> TokenSet:
+    """A set read from a store, anchored by the age the store measured (as read, without one),
+    so that writing it to a store again (a migration) keeps its age rather than re-measuring
+    it on this machine's wall clock."""
+    if found.age is None:
+        return found.token_set
+    anchor = Anchor.aged(found.token_set.issued_at, found.age, time.monotonic())
+    return found.token_set.with_anchor(anchor)
 
 
 def stored_age(written: float, age_at_write: float, store_now: float) -> float:

@@ -25,6 +25,7 @@ from aiofinaccess.core.clock import SKEW_WARNINGS
 from aiofinaccess.core.tokens import Anchor
 from aiofinaccess.stores import TokenStore
 from aiofinaccess.stores.codec import JsonCodec
+from aiofinaccess.stores.migrate import copy_sets
 from aiofinaccess.stores.redis import RedisStore
 from tests.simulation.store import DutyStoreClient, SharedStore
 from tests.support.redis_server import running_redis
@@ -246,3 +247,22 @@ async def test_records_without_a_stamp_of_their_version_read_as_before(redis_url
         assert (rewritten.version, rewritten.age) == (8, None)
     finally:
         await store.aclose()
+
+
+async def test_a_copied_set_keeps_the_age_the_store_measured(redis_url: str) -> None:
+    """A set written just now by a machine 60 s behind, copied by a correct one: the copy is
+    as young as the set, not 60 s older (its issue time read against the copier's wall clock).
+    Bound: 2 s, as above."""
+    source = RedisStore(redis_url, prefix=f"skew-{uuid.uuid4().hex[:12]}:", clock=SkewedClock(-60))
+    target = RedisStore(redis_url, prefix=f"skew-{uuid.uuid4().hex[:12]}:")
+    try:
+        fresh = issued(SkewedClock(-60), age=0.0, lifetime=300.0)
+        await source.put(KEY, fresh, expected_version=None)
+        assert await copy_sets(source, target) == 1
+        copy = await target.get(KEY)
+        assert copy is not None
+        assert copy.age is not None
+        assert copy.age < 2.0, copy.age
+    finally:
+        await source.aclose()
+        await target.aclose()
