@@ -1,17 +1,43 @@
 """Time as a dependency: the manager reads clocks and sleeps only through a :class:`Clock`.
 
 Tests pass a fake clock and never sleep; production uses :data:`SYSTEM_CLOCK`.
+
+Stored sets and other processes' clocks
+---------------------------------------
+A stored set's instants are on the wall clock of the process that got it. A reader places
+it on its own monotonic clock (:func:`anchor_stored`) by the set's *age* when the store
+measures one: Redis stamps each write with its own ``TIME`` and the writer's age of the set
+then, and a read returns the age now (store's now - written + age at write), so no reader's
+or writer's wall clock enters. Without an age (SQLite and memory stores, whose clock is this
+machine's wall clock, which every reader shares; records written before the stamp; a store
+of the app's own) the reader anchors on its wall clock as before, so the writer's and the
+reader's wall clocks must agree (within ``RefreshPolicy.expiry_margin``). A stored issue time
+in the reader's future, or a writer's clock the age shows to disagree, is warned of once per
+process (:class:`SkewWarnings`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import time
 from typing import Final, Protocol
 
 from .tokens import Anchor
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock"]
+__all__ = [
+    "SKEW_WARNINGS",
+    "SYSTEM_CLOCK",
+    "Clock",
+    "SkewWarnings",
+    "SystemClock",
+    "anchor_now",
+    "anchor_stored",
+    "clock_offset",
+]
+
+logger = logging.getLogger("aiofinaccess")
 
 
 class Clock(Protocol):
@@ -54,3 +80,75 @@ SYSTEM_CLOCK: Final = SystemClock()
 def anchor_now(clock: Clock) -> Anchor:
     """Read both clocks at once, to anchor a token request at its send time."""
     return Anchor(wall=clock.wall(), monotonic=clock.monotonic())
+
+
+def anchor_stored(
+    issued_at: float, age: float | None, *, wall: float, monotonic: float, asked: float
+) -> Anchor:
+    """Where a stored set issued at ``issued_at`` sits on this process's monotonic clock.
+
+    Args:
+        issued_at: The set's issue time (its writer's wall clock).
+        age: Its age when the store answered, measured by the store, or ``None``.
+        wall, monotonic: This process's clocks, read now (after the answer).
+        asked: The monotonic reading taken before the store was asked: the store measured the
+            age at some instant after it, so counting it from there can only make the set
+            older than it is, never younger.
+    """
+    if age is None:  # no store clock: the set's instants are taken as this wall clock's
+        return Anchor(wall, monotonic)
+    return Anchor.aged(issued_at, age, min(asked, monotonic))  # min: a clock passed in may lie
+
+
+def clock_offset(issued_at: float, age: float | None, wall: float) -> float:
+    """How far the writer's wall clock runs ahead of ours (negative: behind), as far as a
+    stored set tells: its issue time plus its age is the writer's clock now. Without an age
+    only an issue time in our future shows anything (a positive offset; else ``0``)."""
+    if age is None:
+        return max(0.0, issued_at - wall)
+    return issued_at + age - wall
+
+
+class SkewWarnings:
+    """Warns that clocks disagree: once per process, and again at most once an hour.
+
+    Args:
+        every: Seconds between repeated warnings (on the monotonic clock passed in).
+    """
+
+    __slots__ = ("_every", "_last", "repeats")
+
+    def __init__(self, every: float = 3600.0) -> None:
+        self._every = every
+        self._last = -math.inf
+        #: How many disagreements were seen but not logged (rate-limited).
+        self.repeats = 0
+
+    def reset(self) -> None:
+        """Forget earlier warnings (the next disagreement is logged)."""
+        self._last = -math.inf
+        self.repeats = 0
+
+    def check(self, offset: float, margin: float, monotonic: float) -> bool:
+        """Log a warning when ``|offset|`` exceeds ``margin`` and none was logged within the
+        last ``every`` seconds. Returns whether it logged."""
+        if abs(offset) <= margin:
+            return False
+        if monotonic - self._last < self._every:
+            self.repeats += 1
+            return False
+        self._last = monotonic
+        logger.warning(
+            "clock skew: a stored token set says the clock of the process that wrote it runs "
+            "%.1f s %s of this process's clock (more than the %.1f s expiry margin); token "
+            "ages are measured on the store's clock where it has one, but check NTP on both "
+            "machines (warned once an hour)",
+            abs(offset),
+            "ahead" if offset > 0 else "behind",
+            margin,
+        )
+        return True
+
+
+#: The process's one :class:`SkewWarnings`.
+SKEW_WARNINGS: Final = SkewWarnings()

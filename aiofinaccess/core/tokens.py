@@ -10,7 +10,9 @@ Theory of operation
 * A :class:`TokenSet` keeps its expiry twice: as wall-clock UNIX seconds (what a store
   persists) and as an :class:`Anchor` that ties those wall-clock values to the monotonic
   clock at the moment the token request was *sent*. Lifetimes are measured from the send
-  time, so neither transit time nor a wrong wall clock can make us hold an expired token.
+  time, so neither transit time nor a wrong wall clock can make us hold an expired token. A
+  set read from a store is anchored by its age where the store measures one on its own
+  clock (:meth:`Anchor.aged`), so another process's wall clock does not enter either.
 * Parsing is lenient where servers legitimately differ (``expires_in`` as a string, missing,
   or ``0`` meaning "never" for finAPI) and strict where it matters (no ``access_token`` is a
   :class:`~aiofinaccess.core.errors.TokenResponseError`).
@@ -214,6 +216,13 @@ class Anchor:
         """Translate a wall-clock instant into this anchor's monotonic timeline."""
         return self.monotonic + (wall_time - self.wall)
 
+    @classmethod
+    def aged(cls, issued_at: float, age: float, monotonic: float) -> Anchor:
+        """The anchor of a set issued at ``issued_at`` (on its writer's wall clock) that was
+        ``age`` seconds old at the reading ``monotonic``: no other wall clock is involved, so
+        the reader's may be as wrong as it likes."""
+        return cls(wall=issued_at, monotonic=monotonic - age)
+
 
 def _summarise_extra(extra: Mapping[str, object]) -> str:
     return "{" + ", ".join(sorted(extra)) + "}"
@@ -240,7 +249,9 @@ class TokenSet:
     id_token: Secret | None = attrs.field(default=None, converter=_to_optional_secret)
     extra: Mapping[str, Any] = attrs.field(factory=dict, repr=_summarise_extra)
     #: Where ``issued_at`` sits on the monotonic clock of this process. Not persisted: a
-    #: restored token set is re-anchored to the restoring process's clocks.
+    #: restored token set is re-anchored by its age, which a store with a clock of its own
+    #: measures (see :class:`~aiofinaccess.stores.Versioned`), else on the restoring process's
+    #: wall clock.
     anchor: Anchor | None = attrs.field(default=None, eq=False, repr=False)
     #: The session the set belongs to and how many renewals it is into it (persisted): what
     #: tells an older set of one session from a newer one in any process (a store that was
@@ -271,6 +282,14 @@ class TokenSet:
         if self.refresh_expires_at is None or self.anchor is None:
             return None
         return self.anchor.to_monotonic(self.refresh_expires_at)
+
+    def age(self, *, monotonic: float, wall: float) -> float:
+        """Seconds since issue at the moment of the two clock readings given: measured on the
+        monotonic clock when anchored (one clock: its wall-clock offset cancels out), else by
+        the wall clock, taking ``issued_at`` as that clock's. Never negative."""
+        if self.anchor is not None:
+            return max(0.0, monotonic - self.anchor.to_monotonic(self.issued_at))
+        return max(0.0, wall - self.issued_at)
 
     def with_anchor(self, anchor: Anchor) -> TokenSet:
         """Return a copy tied to ``anchor`` (used when a stored set is loaded)."""

@@ -51,7 +51,7 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
-from ..core.clock import Clock
+from ..core.clock import SKEW_WARNINGS, Clock, anchor_stored, clock_offset
 from ..core.errors import ReauthorizationRequired, StoreConflictError, StoreError
 from ..core.lifecycle import Event, RefreshPolicy, RetryPolicy, Status, plan, transition
 from ..core.renewal_step import (
@@ -232,12 +232,20 @@ class RenewalDriver:
     async def read(self, key: TokenKey) -> Stored | None:
         """Read ``key`` from the store and anchor it: a stored set's age counts from its wall
         clock instants, read against this process's clocks now."""
+        asked = self._clock.monotonic()
         found = await self.store_call(self._store.get(key))
-        return None if found is None else self.anchored(found)
+        return None if found is None else self.anchored(found, asked)
 
-    def anchored(self, found: Versioned) -> Stored:
-        """Anchor a stored set at this moment and plan it."""
-        token_set = found.token_set.with_anchor(Anchor(self._clock.wall(), self._clock.monotonic()))
+    def anchored(self, found: Versioned, asked: float | None = None) -> Stored:
+        """Anchor a stored set by the age the store measured (from ``asked``, the monotonic
+        reading before the store was asked), else at this moment, and plan it."""
+        wall, monotonic, issued = self._clock.wall(), self._clock.monotonic(), found.token_set
+        offset = clock_offset(issued.issued_at, found.age, wall)
+        SKEW_WARNINGS.check(offset, self.policy.expiry_margin, monotonic)
+        anchor = anchor_stored(
+            issued.issued_at, found.age, wall=wall, monotonic=monotonic, asked=asked or monotonic
+        )
+        token_set = issued.with_anchor(anchor)
         return Stored(token_set, found.version, plan(token_set, self.policy))
 
     def publish(

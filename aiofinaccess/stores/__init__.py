@@ -15,6 +15,12 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
   the lease is theirs, and never refresh from their stale copy. Leases run on the store's
   clock where it has one (Redis) and on the machine's monotonic clock otherwise (SQLite), never
   on the wall clock.
+* **ages on the store's clock** - a set's instants are on its writer's wall clock. A store with
+  a clock of its own (Redis) stamps each write with that clock's time and the writer's age of
+  the set, and a read returns the age now (:attr:`Versioned.age`), so readers on machines
+  whose wall clocks disagree still agree how old a set is; it also keeps due times on its own
+  clock (``put`` sends how far ahead of the writer's clock ``due_at`` lies). SQLite and memory
+  stores are local: their clock is the machine's wall clock, which every reader shares.
 * **listing keys** - streamed (SQLite iterates one query's cursor, Redis uses ``SCAN``/``SSCAN``),
   so migrations and ``tokens list`` never hold every key in memory.
 * **versions are opaque integers**: compare them for equality only. Durable stores draw them
@@ -50,9 +56,10 @@ from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 import attrs
 
 from ..core.errors import StoreError, UsageError
-from ..core.tokens import TokenKey, TokenSet
+from ..core.tokens import Anchor, TokenKey, TokenSet
 
 if TYPE_CHECKING:
+    from ..core.clock import Clock
     from .codec import TokenCodec
 
 __all__ = [
@@ -65,15 +72,49 @@ __all__ = [
     "RefreshDuty",
     "TokenStore",
     "Versioned",
+    "carried",
+    "stored_age",
+    "writer_age",
 ]
 
 
 @attrs.frozen(slots=True)
 class Versioned:
-    """A stored token set and the version that guards the next write to it."""
+    """A stored token set and the version that guards the next write to it.
+
+    ``age`` is the set's age in seconds when the store answered, measured without any reader's
+    wall clock: the store's clock since the write plus the writer's own age of the set at
+    the write (:func:`writer_age`). Stores with a clock of their own (Redis: ``TIME``) fill
+    it in; ``None`` means "not measured" (SQLite and memory stores, whose clock is this
+    machine's wall clock; records written before the stamp), and the reader then takes the
+    set's instants as its own wall clock's.
+    """
 
     token_set: TokenSet
     version: int
+    age: float | None = attrs.field(default=None, eq=False, kw_only=True)
+
+
+def writer_age(token_set: TokenSet, clock: Clock) -> float:
+    """The set's age now on the writer's ``clock`` (monotonic when the set is anchored), for a
+    store to stamp with its own time of the write."""
+    return token_set.age(monotonic=clock.monotonic(), wall=clock.wall())
+
+
+def carried(found: Versioned) -> TokenSet:
+    """A set read from a store, anchored by the age the store measured (as read, without one),
+    so that writing it to a store again (a migration) keeps its age rather than re-measuring
+    it on this machine's wall clock."""
+    if found.age is None:
+        return found.token_set
+    anchor = Anchor.aged(found.token_set.issued_at, found.age, time.monotonic())
+    return found.token_set.with_anchor(anchor)
+
+
+def stored_age(written: float, age_at_write: float, store_now: float) -> float:
+    """A stamped set's age at ``store_now``: the store's clock since the write (never
+    negative, should that clock step back) plus the writer's age of it at the write."""
+    return max(0.0, store_now - written) + age_at_write
 
 
 class Lease(Protocol):

@@ -91,9 +91,11 @@ class ChangeReader:
 
     async def stop(self) -> None:
         """Stop reading and end every iterator."""
-        if self._task is not None:
+        # Cancelled again while it lingers: redis-py's wait_for on CPython 3.11 can drop a
+        # cancel (gh-86296; see session.stopping), and one cancel and a wait then hangs.
+        while self._task is not None and not self._task.done():
             self._task.cancel()
-            await asyncio.wait({self._task})
+            await asyncio.wait({self._task}, timeout=0.1)
         for feed in list(self._feeds):
             feed.offer(None)
 

@@ -9,7 +9,9 @@ starts with the hash tag ``{<prefix>s<shard>}``, so a set's record, lease, index
 time and change channel all live in one slot (one script touches one slot), while the shards
 spread over the cluster's nodes: no key is hot for every user.
 
-In detail, on a single node: ``{prefix}ts:{key}`` (hash of ``version`` and ``data``),
+In detail, on a single node: ``{prefix}ts:{key}`` (hash of ``version``, ``data`` and ``stamp``:
+the version it was written at, the store's ``TIME`` then and the writer's age of the set; a
+record without one reads as before, with no age),
 ``{prefix}keys:{provider}`` and ``{prefix}providers`` (sets, for ``RedisStore.keys``),
 ``{prefix}lease:{key}``, ``{prefix}due:{shard}`` (sorted sets of due times),
 ``{prefix}pending:{state}``; the channel ``{prefix}changes``. That is the layout of earlier
@@ -29,8 +31,9 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from ..core.tokens import TokenKey
+from . import stored_age
 
-__all__ = ["Layout", "allocate", "as_bytes", "score", "text"]
+__all__ = ["Layout", "allocate", "as_bytes", "score", "stamped", "text"]
 
 
 def text(value: bytes | str) -> str:
@@ -41,6 +44,26 @@ def text(value: bytes | str) -> str:
 def as_bytes(value: bytes | str) -> bytes:
     """A reply as bytes: str, if a client passed in decodes replies."""
     return value.encode() if isinstance(value, str) else value
+
+
+def stamped(reply: Sequence[bytes | str | None]) -> tuple[int, bytes, float | None] | None:
+    """Read the GET script's reply: ``(version, data, age)``, or ``None`` for no record.
+
+    ``age`` is the set's age now on the store's clock (``None`` for a record written before the
+    stamp, or whose stamp an older process's write left behind at another version).
+    """
+    version, data, stamp, seconds, micros = reply
+    if version is None or data is None:
+        return None
+    age = None
+    fields = [] if stamp is None else text(stamp).split(" ")
+    if len(fields) == 3 and fields[0] == text(version) and seconds is not None:
+        try:
+            now = int(text(seconds)) + int(text(micros or "0")) / 1e6
+            age = stored_age(float(fields[1]), float(fields[2]), now)
+        except ValueError:  # not a stamp this code wrote: read the record as an unstamped one
+            age = None
+    return int(version), as_bytes(data), age
 
 
 def score(value: float) -> str:

@@ -9,24 +9,50 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CLAIM", "CLAIM_MERGED", "DELETE", "EXTEND", "PUT", "RELEASE", "RESCHEDULE"]
+__all__ = [
+    "CLAIM",
+    "CLAIM_MERGED",
+    "DELETE",
+    "EXTEND",
+    "GET",
+    "PUT",
+    "RELEASE",
+    "RESCHEDULE",
+]
 
 # KEYS: token set, provider's keys, providers, due set. ARGV: expected version ('' = absent),
-# version, data, str(key), provider, channel, publish command, due time ('' = none). The
-# delete's ARGV: expected ('' = any), str(key), provider, channel, publish command; it answers
-# -1 for a conflict.
+# version, data, str(key), provider, channel, publish command, due time ('' = none), the
+# writer's age of the set, the writer's wall clock as it sent the call, and the tolerance: a due
+# time from a writer whose clock is further off the store's TIME moves by the difference, so
+# due times are on the store's clock (within the tolerance, plus the call's transit). The
+# stamp is ``version written age`` (``written`` on the store's clock): a reader counts a set's
+# age on the store's clock, and takes the stamp only when its version is the record's (an
+# older process's write leaves a stale stamp behind). The delete's ARGV: expected ('' = any),
+# str(key), provider, channel, publish command; it answers -1 for a conflict.
 PUT: Final = """
 if (redis.call('HGET', KEYS[1], 'version') or '') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local stamp = ARGV[2] .. ' ' .. string.format('%.6f', now) .. ' ' .. ARGV[9]
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3], 'stamp', stamp)
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[5])
 if ARGV[8] == '' then
   redis.call('ZREM', KEYS[4], ARGV[4])
 else
-  redis.call('ZADD', KEYS[4], ARGV[8], ARGV[4])
+  local due, off = ARGV[8], now - tonumber(ARGV[10])
+  if math.abs(off) > tonumber(ARGV[11]) then due = string.format('%.6f', due + off) end
+  redis.call('ZADD', KEYS[4], due, ARGV[4])
 end
 redis.call(ARGV[7], ARGV[6], ARGV[4] .. '\\n' .. ARGV[2])
 return 1
+"""
+# KEYS: token set. Its version, data and stamp, and the store's TIME (seconds, microseconds):
+# one script, so the time is the clock of the node that holds the set, as the stamp's is.
+GET: Final = """
+local record = redis.call('HMGET', KEYS[1], 'version', 'data', 'stamp')
+local time = redis.call('TIME')
+return {record[1], record[2], record[3], time[1], time[2]}
 """
 DELETE: Final = """
 local current = redis.call('HGET', KEYS[1], 'version')

@@ -7,6 +7,9 @@ succeeds. Pending
 authorization records live in a dict with a monotonic expiry; a take is atomic because nothing
 awaits between its read and its delete.
 
+Its clock is the process's wall clock: reads return no age
+(:attr:`~aiofinaccess.stores.Versioned.age` is ``None``) and readers anchor a set on that clock.
+
 The refresh duty (:class:`~aiofinaccess.stores.RefreshDuty`) keeps due times in a dict and a
 heap of ``(due, key)`` entries; an entry whose due time changed since is stale and skipped when
 it reaches the top, and the heap is rebuilt when stale entries outnumber live ones. A claim is

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 
 from ..core.errors import StoreConflictError
-from . import RefreshDuty, TokenStore
+from . import RefreshDuty, TokenStore, carried
 
 __all__ = ["copy_sets", "reseal", "schedule"]
 
@@ -64,12 +64,12 @@ async def reseal(store: TokenStore, *, lease_ttl: float = 30.0) -> int:
                 if isinstance(store, RefreshDuty):
                     await store.put(
                         key,
-                        current.token_set,
+                        carried(current),
                         expected_version=current.version,
                         due_at=time.time(),
                     )
                 else:
-                    await store.put(key, current.token_set, expected_version=current.version)
+                    await store.put(key, carried(current), expected_version=current.version)
             except StoreConflictError:
                 continue
             done += 1
@@ -121,9 +121,9 @@ async def copy_sets(source: TokenStore, target: TokenStore, *, due_at: float | N
             continue
         try:
             if isinstance(target, RefreshDuty):
-                await target.put(key, current.token_set, expected_version=None, due_at=when)
+                await target.put(key, carried(current), expected_version=None, due_at=when)
             else:
-                await target.put(key, current.token_set, expected_version=None)
+                await target.put(key, carried(current), expected_version=None)
         except StoreConflictError:
             continue
         copied += 1

@@ -6,6 +6,9 @@ Theory of operation
   version, compare, write, index the key, publish the change" cannot interleave with another
   writer; ``WATCH``/``MULTI`` would need a retry loop and a dedicated connection. Versions are
   random 62-bit integers: a key deleted and created again never repeats an old version.
+* **Ages on Redis's clock**: put stamps a record with ``TIME`` and the writer's age of the set,
+  get returns ``TIME`` with it (:attr:`~aiofinaccess.stores.Versioned.age`); due times move by a
+  writer's distance from ``TIME`` beyond a second. See :mod:`._redis_scripts`.
 * **The lease is ``SET NX PX`` with a random owner token** (:mod:`._redis_lease`): exclusive,
   freed by Redis's own clock when its holder dies, extended and released only by its owner.
 * **The change feed** (:meth:`RedisStore.changes`) relays every write and delete, published by
@@ -46,6 +49,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeVar
 
+from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.errors import (
     ConfigurationError,
     StoreConflictError,
@@ -59,12 +63,13 @@ from . import (
     check_ttl,
     open_pending,
     seal_pending,
+    writer_age,
 )
 from ._redis_duty import DueSets
 from ._redis_feed import ChangeReader
-from ._redis_layout import Layout, as_bytes, score, text
+from ._redis_layout import Layout, as_bytes, score, stamped, text
 from ._redis_lease import Leases
-from ._redis_scripts import DELETE, PUT
+from ._redis_scripts import DELETE, GET, PUT
 from ._redis_urls import describe, target
 from .codec import JsonCodec, TokenCodec
 
@@ -85,6 +90,9 @@ __all__ = ["RedisStore"]
 logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
 
+
+#: Due times of a writer further off ``TIME`` move by the distance (RefreshPolicy's margin).
+_DUE_TOLERANCE: Final = 1.0
 
 #: Connections a single-node store opens at most; more calls in flight wait for one.
 _MAX_CONNECTIONS: Final = 100
@@ -132,6 +140,8 @@ class RedisStore:
             when the URL says ``+cluster`` or ``client`` is a ``RedisCluster``. ``False`` with
             a cluster client keeps the single-node layout, which needs a hash tag in
             ``prefix`` (the way of earlier versions; for :func:`.migrate.copy_sets`).
+        clock: The clocks ``put`` measures a set's age and its distance from ``TIME`` on: the
+            system's by default; the manager's, if the app injects one.
 
     Raises:
         ConfigurationError: A bad ``url``, ``lease_poll`` or ``shards``, or redis-py is not
@@ -148,6 +158,7 @@ class RedisStore:
         client: aioredis.Redis | RedisCluster | None = None,
         shards: int = 64,
         cluster: bool | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if _MISSING is not None:  # pragma: no cover
             raise ConfigurationError("RedisStore needs redis-py: pip install aiofinaccess[redis]")
@@ -166,7 +177,9 @@ class RedisStore:
         self._layout = Layout(prefix, shards, on_cluster if cluster is None else cluster)
         self._codec: TokenCodec = codec if codec is not None else JsonCodec()
         self._publish = "SPUBLISH" if self._layout.cluster else "PUBLISH"
+        self._clock: Clock = SYSTEM_CLOCK if clock is None else clock
         self._put = client.register_script(PUT)
+        self._get = client.register_script(GET)
         self._delete = client.register_script(DELETE)
         self._closed = False
         self._checked: asyncio.Future[None] | None = None
@@ -226,13 +239,13 @@ class RedisStore:
 
     async def get(self, key: TokenKey) -> Versioned | None:
         """Return the stored token set for ``key`` and its version, or ``None``."""
-        name = self._layout.record(key)
-        version, data = await self._call("get", key, self._client.hmget(name, "version", "data"))
-        if version is None or data is None:
+        script = self._get(keys=[self._layout.record(key)])
+        found = stamped(await self._call("get", key, script))
+        if found is None:
             return None
-        return Versioned(
-            self._codec.decode(as_bytes(data), kind="token_set", key=str(key)), int(version)
-        )
+        version, data, age = found
+        token_set = self._codec.decode(data, kind="token_set", key=str(key))
+        return Versioned(token_set, version, age=age)
 
     async def put(
         self,
@@ -256,6 +269,8 @@ class RedisStore:
         shard = self._layout.shard(key)
         args: list[str | bytes] = [expected, str(version), data, str(key), key.provider]
         args += [self._layout.channel(shard), self._publish, "" if due is None else score(due)]
+        age = writer_age(token_set, self._clock)  # stamped with the store's TIME of the write
+        args += [score(age), score(self._clock.wall()), score(_DUE_TOLERANCE)]
         if not await self._call("put", key, self._put(keys=self._layout.names(key), args=args)):
             raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
         return version
@@ -283,13 +298,13 @@ class RedisStore:
         for start in range(0, len(wanted), 500):
             batch = wanted[start : start + 500]
             pipe = self._client.pipeline(transaction=False)
-            for key in batch:
-                pipe.hmget(self._layout.record(key), "version", "data")
+            for key in batch:  # EVAL, not EVALSHA: a pipeline cannot load a missing script
+                pipe.eval(GET, 1, self._layout.record(key))
             replies = await self._call("get many", None, pipe.execute())
-            for key, (version, data) in zip(batch, replies, strict=True):
-                if version is not None and data is not None:
-                    token_set = self._codec.decode(as_bytes(data), kind="token_set", key=str(key))
-                    found[key] = Versioned(token_set, int(version))
+            for key, reply in zip(batch, replies, strict=True):
+                if (record := stamped(reply)) is not None:
+                    token_set = self._codec.decode(record[1], kind="token_set", key=str(key))
+                    found[key] = Versioned(token_set, record[0], age=record[2])
         return found
 
     # -- refresh duty ----------------------------------------------------------------------

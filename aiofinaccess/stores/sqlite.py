@@ -15,6 +15,10 @@ Theory of operation
   claimant): :mod:`._sqlite_schema` holds them and says how. Pending authorizations' data goes
   through the codec like token sets: a :class:`~.codec.FernetCodec` encrypts PKCE verifiers.
   Until every process runs this version, sets created by an older one stay unscheduled.
+* **The machine's clock.** Every process sharing the file reads one wall clock, which is this
+  store's clock too: reads return no age (:attr:`~aiofinaccess.stores.Versioned.age` is
+  ``None``), readers take a set's instants as their wall clock's, and due times are kept as
+  written.
 * **Streaming listing.** :meth:`SQLiteStore.keys` reads one ``SELECT`` in batches on a
   connection of its own (WAL readers never block the writers), so a million keys are never
   one list.

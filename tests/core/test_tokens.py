@@ -218,6 +218,27 @@ class TestTokenSet:
         assert new.refresh_token == Secret("R2")
 
 
+class TestAges:
+    """A set's age, and the anchor of a set whose age a store measured (issue 22, finding 15)."""
+
+    def test_an_anchored_sets_age_is_on_the_monotonic_clock(self) -> None:
+        """Issued at SENT (monotonic 50): 30 s old at monotonic 80, whatever the wall says."""
+        token_set = parse_token_response({"access_token": "a"}, sent=SENT)
+        assert token_set.age(monotonic=80.0, wall=-1e9) == 30.0
+
+    def test_an_unanchored_sets_age_is_on_the_wall_clock_and_never_negative(self) -> None:
+        """Without an anchor the set's instants are the given wall clock's."""
+        token_set = TokenSet(access_token="a", issued_at=1_000.0)
+        assert token_set.age(monotonic=0.0, wall=1_012.5) == 12.5
+        assert token_set.age(monotonic=0.0, wall=900.0) == 0.0
+
+    def test_an_aged_anchor_places_expiry_by_age_alone(self) -> None:
+        """A set 70 s into a 60 s life expired 10 s before the reading, on any wall clock."""
+        anchor = Anchor.aged(issued_at=5_000.0, age=70.0, monotonic=200.0)
+        token_set = TokenSet(access_token="a", issued_at=5_000.0, expires_at=5_060.0)
+        assert token_set.with_anchor(anchor).expires_at_monotonic() == 190.0
+
+
 class TestConverters:
     def test_store_converter_round_trips_without_the_anchor(self) -> None:
         """Persisted form has the secrets and wall-clock times, not process-local anchors."""

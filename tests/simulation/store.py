@@ -25,13 +25,15 @@ import attrs
 
 from aiofinaccess.core.errors import LeaseBusyError, StoreConflictError, StoreError
 from aiofinaccess.core.tokens import TokenKey, TokenSet
-from aiofinaccess.stores import HeldLease, Versioned
+from aiofinaccess.stores import HeldLease, Versioned, stored_age, writer_age
 from aiofinaccess.stores.codec import JsonCodec
 
 if TYPE_CHECKING:
     from tests.simulation.world import Process, World
 
 _T = TypeVar("_T")
+#: RedisStore's tolerance for a writer's clock before due times are moved (its _DUE_TOLERANCE).
+DUE_TOLERANCE = 1.0
 
 
 @attrs.define
@@ -48,6 +50,9 @@ class SharedStore:
         self.rng = rng
         self.fault_rate = faults
         self.records: dict[TokenKey, tuple[int, bytes]] = {}
+        # Each record's stamp, as RedisStore keeps it: (version, the store's clock at the
+        # write, the writer's age of the set then), so a read returns the set's age.
+        self.stamps: dict[TokenKey, tuple[int, float, float]] = {}
         self.leases: dict[TokenKey, _Lease] = {}
         self.outages: list[tuple[float, float]] = []
         self.feeds: list[tuple[Process, asyncio.Queue[tuple[TokenKey, int | None]]]] = []
@@ -59,6 +64,23 @@ class SharedStore:
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def versioned(self, key: TokenKey) -> Versioned | None:
+        """The record of ``key`` with its age on the store's clock (the world's wall clock)."""
+        record = self.records.get(key)
+        if record is None:
+            return None
+        token_set = self.codec.decode(record[1], kind="token_set", key=str(key))
+        stamp = self.stamps.get(key)
+        age = None
+        if stamp is not None and stamp[0] == record[0]:
+            age = stored_age(stamp[1], stamp[2], self.world.wall())
+        return Versioned(token_set, record[0], age=age)
+
+    def write(self, key: TokenKey, version: int, data: bytes, age: float) -> None:
+        """Store a record stamped with the store's clock and the writer's age of the set."""
+        self.records[key] = (version, data)
+        self.stamps[key] = (version, self.world.wall(), age)
 
     def in_outage(self) -> bool:
         now = self.now()
@@ -109,17 +131,7 @@ class StoreClient:
     # -- token sets ------------------------------------------------------------------------------
 
     async def get(self, key: TokenKey) -> Versioned | None:
-        def effect() -> Versioned | None:
-            record = self._shared.records.get(key)
-            return (
-                None
-                if record is None
-                else Versioned(
-                    self._shared.codec.decode(record[1], kind="token_set", key=str(key)), record[0]
-                )
-            )
-
-        return await self._call(effect, fails_after=False)
+        return await self._call(lambda: self._shared.versioned(key), fails_after=False)
 
     async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
         wanted = list(keys)
@@ -127,12 +139,9 @@ class StoreClient:
         def effect() -> dict[TokenKey, Versioned]:
             found = {}
             for key in wanted:
-                record = self._shared.records.get(key)
-                if record is not None:
-                    found[key] = Versioned(
-                        self._shared.codec.decode(record[1], kind="token_set", key=str(key)),
-                        record[0],
-                    )
+                versioned = self._shared.versioned(key)
+                if versioned is not None:
+                    found[key] = versioned
             return found
 
         return await self._call(effect, fails_after=False)
@@ -141,13 +150,14 @@ class StoreClient:
         data = self._shared.codec.encode(token_set, kind="token_set", key=str(key))
         version = self._shared.rng.getrandbits(62)
         refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
+        age = writer_age(token_set, self._process.clock)
 
         def effect() -> int:
             shared = self._shared
             current = shared.records.get(key)
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
-            shared.records[key] = (version, data)
+            shared.write(key, version, data, age)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
@@ -163,6 +173,7 @@ class StoreClient:
             if expected_version is not None and current[0] != expected_version:
                 raise StoreConflictError("simulated version conflict")
             del shared.records[key]
+            shared.stamps.pop(key, None)
             shared.due.pop(key, None)
             shared.announce(key, None)
             return True
@@ -261,17 +272,20 @@ class DutyStoreClient(StoreClient):
         data = self._shared.codec.encode(token_set, kind="token_set", key=str(key))
         version = self._shared.rng.getrandbits(62)
         refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
+        age = writer_age(token_set, self._process.clock)
+        sent = self._process.clock.wall()
 
         def effect() -> int:
             shared = self._shared
             current = shared.records.get(key)
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
-            shared.records[key] = (version, data)
+            shared.write(key, version, data, age)
             if due_at is None:
                 shared.due.pop(key, None)
-            else:
-                shared.due[key] = due_at
+            else:  # as RedisStore: a writer's clock more than 1 s off the store's is corrected
+                off = shared.world.wall() - sent
+                shared.due[key] = due_at + off if abs(off) > DUE_TOLERANCE else due_at
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version

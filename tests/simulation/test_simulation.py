@@ -78,7 +78,7 @@ def _unanchored(process: Process) -> None:
     """Plan a stored set as if it was issued the moment it is read (issue 11, bug 2)."""
     driver = process.manager._driver
 
-    def as_if_new(found: Versioned) -> Stored:
+    def as_if_new(found: Versioned, _asked: float | None = None) -> Stored:
         token_set = found.token_set
         token_set = token_set.with_anchor(Anchor(token_set.issued_at, process.clock.monotonic()))
         return Stored(token_set, found.version, plan(token_set, driver.policy))

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiofinaccess import TokenKey
-from aiofinaccess.stores._redis_layout import Layout, allocate
+from aiofinaccess.stores._redis_layout import Layout, allocate, stamped
 
 ALICE = TokenKey("everifin", "alice")
 
@@ -77,3 +77,23 @@ def test_allocate_takes_exactly_what_is_asked_or_all_there_is(
     assert all(0 < plan[shard] <= heads[shard][1] for shard in plan)
     if heads:
         assert min(heads, key=lambda shard: (heads[shard][0], shard)) in plan
+
+
+class TestStamped:
+    """The GET script's reply: version, data, stamp, TIME (issue 22, finding 15)."""
+
+    def test_a_stamp_of_the_records_version_gives_its_age_on_the_stores_clock(self) -> None:
+        """Written at 1000.5 when 3 s old; Redis's clock now 1010.25: 12.75 s old."""
+        reply = [b"7", b"{}", b"7 1000.500000 3.0", b"1010", b"250000"]
+        assert stamped(reply) == (7, b"{}", 12.75)
+
+    def test_a_stamp_of_another_version_or_none_or_garbage_gives_no_age(self) -> None:
+        """An earlier version's write left the stamp, or never wrote one: read as before."""
+        for stamp in (b"6 1000.5 3.0", None, b"7 soon 3.0", b"7 1000.5"):
+            assert stamped([b"7", b"{}", stamp, b"1010", b"0"]) == (7, b"{}", None)
+
+    def test_a_clock_that_stepped_back_never_makes_a_set_younger_than_at_its_write(self) -> None:
+        assert stamped(["7", "{}", "7 1000.0 3.0", "990", "0"]) == (7, b"{}", 3.0)
+
+    def test_no_record_is_none(self) -> None:
+        assert stamped([None, None, None, b"1010", b"0"]) is None
