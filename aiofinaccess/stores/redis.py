@@ -426,11 +426,18 @@ class RedisStore:
             raise StoreError("timed out subscribing to the Redis change feed") from None
 
     async def aclose(self) -> None:
-        """End the change feed, finish lease releases, close the client if the store made it."""
+        """Finish lease releases, end the change feed, close the client if the store made it.
+
+        Cancelled while a release waits for a silent Redis (a session manager bounds its close),
+        it abandons the releases (those leases expire at their ttl) and still closes the rest.
+        """
         if self._closed:
             return
         self._closed = True
-        await self._leases.drain()  # already on the wire: a next holder is waiting for them
-        await self._feed.stop()
-        if self._owns_client:
-            await self._client.aclose()
+        try:
+            await self._leases.drain()  # already on the wire: a next holder is waiting for them
+        finally:
+            await self._leases.abandon()
+            await self._feed.stop()
+            if self._owns_client:
+                await self._client.aclose()

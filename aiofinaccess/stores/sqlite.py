@@ -356,7 +356,12 @@ class SQLiteStore:
     async def aclose(self) -> None:
         """Finish pending lease releases and close the connection. Idempotent."""
         self._closed = True
-        await self._leases.drain()
+        try:
+            await self._leases.drain()
+        finally:  # cancelled (a manager bounds its close): the connection still closes
+            await self._close_connection()
+
+    async def _close_connection(self) -> None:
         async with self._open_lock:
             conn, self._conn = self._conn, None
         if conn is not None:
