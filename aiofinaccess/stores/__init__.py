@@ -12,9 +12,9 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
   (:meth:`Lease.remaining`, measured conservatively from before the store was asked) and
   extends it by owner token (:meth:`Lease.extend`; the store refuses anyone else), so a
   refresh is only ever sent with enough lease left to finish. Waiters re-read the store after
-  the lease is theirs, and never refresh from their stale copy. Leases run on the store's
-  clock where it has one (Redis) and on the machine's monotonic clock otherwise (SQLite), never
-  on the wall clock.
+  the lease is theirs, and never refresh from their stale copy. Leases are judged on monotonic
+  clocks, never on a wall clock: the machine's (SQLite), the waiters' (Redis, whose own ``PX``
+  follows its host's wall clock).
 * **listing keys** - streamed (SQLite iterates one query's cursor, Redis uses ``SCAN``/``SSCAN``),
   so migrations and ``tokens list`` never hold every key in memory. A malformed stored key, and
   in a bulk read (``get_many``) a record that does not decode, is skipped, logged by hash and

@@ -6,8 +6,10 @@ Theory of operation
   version, compare, write, index the key, publish the change" cannot interleave with another
   writer; ``WATCH``/``MULTI`` would need a retry loop and a dedicated connection. Versions are
   random 62-bit integers: a key deleted and created again never repeats an old version.
-* **The lease is ``SET NX PX`` with a random owner token** (:mod:`._redis_lease`): exclusive,
-  freed by Redis's own clock when its holder dies, extended and released only by its owner.
+* **The lease is ``SET NX`` with a random owner token** (:mod:`._redis_lease`): exclusive,
+  extended and released only by its owner; a dead holder's lease is taken over once a waiter
+  has seen it stand unchanged for its ttl on the waiter's monotonic clock, so a step of the
+  Redis host's wall clock (which drives ``PX``) frees no live lease.
 * **The change feed** (:meth:`RedisStore.changes`) relays every write and delete, published by
   the same script that wrote it, so other workers adopt a rotated token set without waiting
   for their copy to go stale. It is best effort (a message sent while a subscriber is
