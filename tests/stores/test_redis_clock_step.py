@@ -79,3 +79,46 @@ async def test_a_wall_clock_step_on_the_redis_host_frees_no_live_lease(
     finally:
         await holder.aclose()
         await waiter.aclose()
+
+
+async def test_a_live_holder_that_extends_keeps_its_lease_past_its_ttl(
+    stepped: SteppedRedis,
+) -> None:
+    """A waiter watches for 1.2 s a lease of 0.5 s that its holder extends every 0.1 s: the
+    extensions (each a new beat) keep it; once they stop, the waiter takes it over."""
+    holder, waiter = RedisStore(stepped.url), RedisStore(stepped.url)
+    try:
+        async with holder.lease(ALICE, ttl=0.5) as held:
+
+            async def beat() -> None:
+                for _ in range(1000):  # bounded; cancelled long before
+                    assert await held.extend(0.5)
+                    await asyncio.sleep(0.1)
+
+            beating = asyncio.ensure_future(beat())
+            with pytest.raises(LeaseBusyError):
+                async with waiter.lease(ALICE, ttl=1.2):
+                    pass  # pragma: no cover
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+            async with asyncio.timeout(5), waiter.lease(ALICE, ttl=3) as taken:
+                assert taken.remaining() > 2
+            assert not await held.extend(0.5)  # taken over: the holder learns it lost it
+    finally:
+        await holder.aclose()
+        await waiter.aclose()
+
+
+async def test_a_lease_of_an_older_version_expires_by_its_px(stepped: SteppedRedis) -> None:
+    """A bare owner token (the lease of earlier versions) is never taken over: its PX ends it."""
+    store = RedisStore(stepped.url)
+    try:
+        async with aioredis.from_url(stepped.url) as client:
+            await client.set(store._layout.lease(ALICE), "0123abcd", px=1500)
+        with pytest.raises(LeaseBusyError):
+            async with store.lease(ALICE, ttl=0.5):
+                pass  # pragma: no cover
+        async with asyncio.timeout(5), store.lease(ALICE, ttl=3):
+            pass
+    finally:
+        await store.aclose()
