@@ -236,7 +236,8 @@ async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> 
                 out.error(
                     "aiofinaccess tokens list",
                     f"{skipped} stored {sets} could not be read and {was} skipped "
-                    f"(-v names {'it' if skipped == 1 else 'them'} by key hash)",
+                    f"({store.stats.last_unreadable}; -v names {'it' if skipped == 1 else 'them'} "
+                    "by key hash)",
                 )
     rows.sort(key=lambda row: (row[0].provider, row[0].subject or ""))
     if args.json:

@@ -88,6 +88,8 @@ class StoreStats:
     malformed_keys: int = 0
     #: Records that do not decode (another codec or key, damaged bytes), skipped by ``get_many``.
     unreadable_records: int = 0
+    #: Why the last of them did not decode (the codec's message: never a key or a secret).
+    last_unreadable: str = ""
 
 
 class Lease(Protocol):

@@ -41,5 +41,6 @@ def read_record(
         stats.unreadable_records += 1
         # The codecs' own messages name no key or secret; any other error only by its type.
         why = str(exc) if isinstance(exc, StoreError) else type(exc).__name__
+        stats.last_unreadable = why
         logger.warning("token set %s is unreadable (%s); skipping it", key.hashed, why)
         return None

@@ -36,5 +36,5 @@ def test_one_unreadable_record_does_not_stop_the_listing(
     assert listed == ["alice", "carol"]
     assert err.splitlines() == [
         "aiofinaccess tokens list: 1 stored token set could not be read and was skipped "
-        "(-v names it by key hash)"
+        "(stored record is not JSON; -v names it by key hash)"
     ]
