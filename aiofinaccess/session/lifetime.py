@@ -293,7 +293,8 @@ class Lifetime:
         loop = asyncio.get_running_loop()
         # The bound: close_timeout + pending_write_timeout (0 in either: no limit). The store's
         # close gets what is left, so a silent store (a lease release sent to a Redis that no
-        # longer answers) cannot stretch it; releases not done by then expire at their ttl.
+        # longer answers) cannot stretch it; a lease whose release is cut short is taken over
+        # by a waiter at its ttl.
         bounded = self._close_timeout > 0 and self._pending_write_timeout > 0
         budget = self._close_timeout + self._pending_write_timeout
         deadline = loop.time() + budget if bounded else None
