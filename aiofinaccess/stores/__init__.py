@@ -12,9 +12,9 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
   (:meth:`Lease.remaining`, measured conservatively from before the store was asked) and
   extends it by owner token (:meth:`Lease.extend`; the store refuses anyone else), so a
   refresh is only ever sent with enough lease left to finish. Waiters re-read the store after
-  the lease is theirs, and never refresh from their stale copy. Leases run on the store's
-  clock where it has one (Redis) and on the machine's monotonic clock otherwise (SQLite), never
-  on the wall clock.
+  the lease is theirs, and never refresh from their stale copy. Leases are judged on monotonic
+  clocks, never on a wall clock: the machine's (SQLite), the waiters' (Redis, whose own ``PX``
+  follows its host's wall clock).
 * **ages on the store's clock** - a set's instants are on its writer's wall clock. A store with
   a clock of its own (Redis) stamps each write with that clock's time and the writer's age of
   the set, and a read returns the age now (:attr:`Versioned.age`), so readers on machines
@@ -22,7 +22,9 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
   clock (``put`` sends how far ahead of the writer's clock ``due_at`` lies). SQLite and memory
   stores are local: their clock is the machine's wall clock, which every reader shares.
 * **listing keys** - streamed (SQLite iterates one query's cursor, Redis uses ``SCAN``/``SSCAN``),
-  so migrations and ``tokens list`` never hold every key in memory.
+  so migrations and ``tokens list`` never hold every key in memory. A malformed stored key, and
+  in a bulk read (``get_many``) a record that does not decode, is skipped, logged by hash and
+  counted in the store's :class:`StoreStats`: one bad row never stops a restore or a listing.
 * **versions are opaque integers**: compare them for equality only. Durable stores draw them
   at random, so a key deleted and created again never repeats a version a reader remembers.
 * **optional change feed** - a store shared between processes may offer
@@ -70,6 +72,7 @@ __all__ = [
     "LocalLease",
     "PendingAuthorizations",
     "RefreshDuty",
+    "StoreStats",
     "TokenStore",
     "Versioned",
     "carried",
@@ -115,6 +118,19 @@ def stored_age(written: float, age_at_write: float, store_now: float) -> float:
     """A stamped set's age at ``store_now``: the store's clock since the write (never
     negative, should that clock step back) plus the writer's age of it at the write."""
     return max(0.0, store_now - written) + age_at_write
+
+
+@attrs.define(slots=True)
+class StoreStats:
+    """What a shipped store skipped (counters that only grow): a bad row is logged by hash,
+    counted here, and never ends a listing or a bulk read."""
+
+    #: Stored keys that do not parse, skipped by ``keys()``.
+    malformed_keys: int = 0
+    #: Records that do not decode (another codec or key, damaged bytes), skipped by ``get_many``.
+    unreadable_records: int = 0
+    #: Why the last of them did not decode (the codec's message: never a key or a secret).
+    last_unreadable: str = ""
 
 
 class Lease(Protocol):

@@ -1,11 +1,29 @@
-"""The refresh lease of a :class:`~aiofinaccess.stores.redis.RedisStore`: ``SET NX PX`` with a
-random owner token, extended and released by compare-and-extend and compare-and-delete scripts.
+"""The refresh lease of a :class:`~aiofinaccess.stores.redis.RedisStore`, judged on the
+contenders' monotonic clocks, never on the Redis host's wall clock.
 
-``NX`` makes the lease exclusive, ``PX`` (on Redis's own clock) frees it when its holder dies,
-and the owner token lets the extension and the release touch only our own lease, never the next
-holder's after ours expired. A ``SET`` whose reply is lost may still have run, so any failure
-to acquire releases by owner before it raises; a release runs shielded, so a cancelled holder
-still lets go, and the store's ``aclose`` waits for releases already on the wire.
+Redis expires a key (``PX``) on its host's wall clock, so an NTP *step* there would free every
+lease at once, live ones too. Here the lease key holds ``owner:beat:ttl_ms`` with only a
+one-day ``PX`` to collect garbage. ``SET NX`` takes a free lease; a waiter that finds it taken
+notes the value and when it saw it (on its own monotonic clock, after the reply: never before
+the value was written), and takes the lease over by compare-and-set only once the very same
+value has stood ``ttl_ms`` on that clock. The holder's extension writes a new beat (and keeps
+the larger ttl), so a live holder's lease is never taken, and a dead holder's is taken ``ttl``
+after a waiter first saw it. The holder counts its lease from before it asked, so it never
+overstates what it holds.
+
+**Assumptions.** The clocks of the processes sharing a lease run at the same *rate* (their
+offsets do not matter; NTP slews rates by at most 500 ppm); and the Redis host's wall clock
+never steps forward by more than a day while a lease is held (the garbage-collecting ``PX``).
+Observations are kept per store, so successive waits of one process add up. A lease written by
+a version before this one (a bare owner token with its own ``PX``) is never taken over: it
+expires by its ``PX`` as before.
+
+The owner token lets the extension and the release touch only our own lease. A ``SET`` whose
+reply is lost may still have run, so any failure to acquire releases by owner before it
+raises; a release runs shielded, so a cancelled holder still lets go, and the store's
+``aclose`` waits for releases already on the wire (a release asked for after the store closed
+is skipped; one still waiting when ``aclose`` is cancelled, e.g. by the manager's close bound,
+is abandoned: that lease is taken over ``ttl`` after a waiter sees it).
 
 Must never import: redis (it drives the store's client, given to it), ``oauth``, ``session``,
 ``api``, ``integrations``, ``cli`` or ``sandbox``.
@@ -20,20 +38,64 @@ import math
 import random
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 from ..core.errors import LeaseBusyError, UsageError
+from ..core.stopping import cancel_and_wait
 from ..core.tokens import TokenKey
 from . import HeldLease
 from ._redis_duty import Call
-from ._redis_layout import Layout
-from ._redis_scripts import EXTEND, RELEASE
+from ._redis_layout import Layout, text
 
 __all__ = ["Leases"]
 
 logger = logging.getLogger("aiofinaccess")
+
+#: Milliseconds a lease key lives without a write: garbage collection only (see above).
+GARBAGE_PX: Final = 24 * 3600 * 1000
+#: Leases whose current value a store remembers seeing (the oldest are forgotten first).
+_SEEN_LIMIT: Final = 10_000
+
+# KEYS: lease. ARGV: our value, PX, the value we saw stand its ttl ('' = none). Takes the lease
+# if it is free or still holds that stale value; else answers the value it holds.
+TAKE: Final = """
+local current = redis.call('GET', KEYS[1])
+if current == false or current == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return current
+"""
+# ARGV: owner, new beat, ttl ms, PX. Only while the value names us; keeps the larger ttl, so an
+# extension never shortens what a waiter must see stand.
+EXTEND: Final = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local owner, ttl = string.match(current, '^([^:]+):[^:]+:(%d+)$')
+if owner ~= ARGV[1] then return 0 end
+local keep = math.max(tonumber(ttl), tonumber(ARGV[3]))
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. keep, 'PX', ARGV[4])
+return 1
+"""
+# ARGV: owner.
+RELEASE: Final = """
+local current = redis.call('GET', KEYS[1])
+if current and string.sub(current, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def standing(value: str) -> float:
+    """Seconds a lease value must stand unchanged before a waiter may take it over
+    (``inf`` for a value of an older version, which expires by its own ``PX``)."""
+    owner, _, rest = value.partition(":")
+    _, _, ttl_ms = rest.partition(":")
+    return int(ttl_ms) / 1000 if owner and ttl_ms.isdigit() else math.inf
 
 
 class Leases:
@@ -41,8 +103,9 @@ class Leases:
 
     Args:
         poll: Seconds between attempts to take a held lease (plus up to as much jitter).
-        closed: Whether the store is closed (a release is then skipped: the lease expires).
+        closed: Whether the store is closed (a release is then skipped).
         errors: The exceptions a failed release may raise (redis-py's and the socket's).
+        clock: The monotonic clock leases are judged on.
     """
 
     def __init__(
@@ -54,6 +117,7 @@ class Leases:
         poll: float,
         closed: Callable[[], bool],
         errors: tuple[type[Exception], ...],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._layout = layout
@@ -61,9 +125,13 @@ class Leases:
         self._poll = poll
         self._closed = closed
         self._errors = errors
+        self._clock = clock
+        self._take = client.register_script(TAKE)
         self._release = client.register_script(RELEASE)
         self._extend = client.register_script(EXTEND)
         self._releases: set[asyncio.Task[None]] = set()
+        #: Lease name -> (the value seen on it, when first seen): shared by this store's waits.
+        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     @asynccontextmanager
     async def hold(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
@@ -77,13 +145,22 @@ class Leases:
         if not (math.isfinite(ttl) and ttl > 0):
             raise UsageError("a lease ttl must be a positive number of seconds")
         name, owner = self._layout.lease(key), secrets.token_hex(16)
-        deadline, px = time.monotonic() + ttl, math.ceil(ttl * 1000)
+        ttl_ms = math.ceil(ttl * 1000)
+        value, px = f"{owner}:{secrets.token_hex(8)}:{ttl_ms}", max(GARBAGE_PX, 2 * ttl_ms)
+        deadline = self._clock() + ttl
         try:
             while True:
-                asked = time.monotonic()
-                if await self._call("lease", key, self._client.set(name, owner, nx=True, px=px)):
+                asked = self._clock()
+                taking = self._client.set(name, value, nx=True, px=px)
+                if await self._call("lease", key, taking):
                     break
-                if time.monotonic() >= deadline:
+                asked = self._clock()
+                stale = self._stale(name)
+                taking = self._take(keys=[name], args=[value, px, stale])
+                if (held := await self._call("lease", key, taking)) == 1:
+                    break
+                self._saw(name, text(held))
+                if self._clock() >= deadline:
                     raise LeaseBusyError(
                         f"timed out waiting for the lease on token set {key.hashed}"
                     )
@@ -91,30 +168,59 @@ class Leases:
         except BaseException:  # the SET may have run although its reply never came
             await self._release_shielded(name, owner)
             raise
+        self._seen.pop(name, None)
         try:
-            yield HeldLease(asked + ttl, functools.partial(self._extend_lease, key, name, owner))
+            yield HeldLease(
+                asked + ttl, functools.partial(self._extend_lease, key, name, owner), self._clock
+            )
         finally:
             await self._release_shielded(name, owner)
 
+    def _stale(self, name: str) -> str:
+        """The value seen on ``name`` if it has stood its ttl since, else ``''``."""
+        seen = self._seen.get(name)
+        if seen is not None and self._clock() - seen[1] >= standing(seen[0]):
+            return seen[0]
+        return ""
+
+    def _saw(self, name: str, value: str) -> None:
+        """Note ``value`` on ``name``, timed from now (after the reply) if it is new."""
+        seen = self._seen.get(name)
+        if seen is None or seen[0] != value:
+            self._seen[name] = (value, self._clock())
+            self._seen.move_to_end(name)
+            while len(self._seen) > _SEEN_LIMIT:
+                self._seen.popitem(last=False)
+
     async def drain(self) -> None:
         """Wait for releases already on the wire: a next holder is waiting for them."""
-        if self._releases:
+        while self._releases:
             await asyncio.wait(set(self._releases))
+
+    async def abandon(self) -> None:
+        """Stop the releases still waiting for Redis (a silent server)."""
+        if self._releases:
+            logger.warning("%d Redis lease releases abandoned at close", len(self._releases))
+            await asyncio.gather(*(cancel_and_wait(task) for task in list(self._releases)))
 
     async def _extend_lease(
         self, key: TokenKey, name: str, owner: str, asked: float, ttl: float
     ) -> bool:
-        del asked  # the lease runs on Redis's clock; the holder counts from before asking
-        script = self._extend(keys=[name], args=[owner, math.ceil(ttl * 1000)])
+        del asked  # a waiter times the new beat from after it sees it: later than this
+        ttl_ms = math.ceil(ttl * 1000)
+        args = [owner, secrets.token_hex(8), ttl_ms, max(GARBAGE_PX, 2 * ttl_ms)]
+        script = self._extend(keys=[name], args=args)
         return bool(await self._call("extend lease", key, script))
 
     async def _release_shielded(self, name: str, owner: str) -> None:
+        if self._closed():  # the client is closing or closed
+            return
+
         async def release() -> None:
             try:
-                if not self._closed():
-                    await self._release(keys=[name], args=[owner])
-            except self._errors:  # it expires anyway; raising would hide how the body ended
-                logger.warning("releasing a Redis lease failed; it expires at its ttl")
+                await self._release(keys=[name], args=[owner])
+            except self._errors:  # raising would hide how the body ended
+                logger.warning("releasing a Redis lease failed; a waiter takes it over at its ttl")
 
         task = asyncio.ensure_future(release())
         self._releases.add(task)

@@ -9,16 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = [
-    "CLAIM",
-    "CLAIM_MERGED",
-    "DELETE",
-    "EXTEND",
-    "GET",
-    "PUT",
-    "RELEASE",
-    "RESCHEDULE",
-]
+__all__ = ["CLAIM", "CLAIM_MERGED", "DELETE", "GET", "PUT", "RESCHEDULE"]
 
 # KEYS: token set, provider's keys, providers, due set. ARGV: expected version ('' = absent),
 # version, data, str(key), provider, channel, publish command, due time ('' = none), the
@@ -111,17 +102,4 @@ while #claimed < limit do
 end
 for j, member in ipairs(claimed) do redis.call('ZADD', KEYS[shards[j]], deadline, member) end
 return claimed
-"""
-RELEASE: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-# ARGV: owner, milliseconds. Only while the key still names us: an expired key is gone, and
-# someone may have held (and used) the lease since. Never shortens.
-EXTEND: Final = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 1
 """

@@ -9,8 +9,10 @@ Theory of operation
 * **Ages on Redis's clock**: put stamps a record with ``TIME`` and the writer's age of the set,
   get returns ``TIME`` with it (:attr:`~aiofinaccess.stores.Versioned.age`); due times move by a
   writer's distance from ``TIME`` beyond a second. See :mod:`._redis_scripts`.
-* **The lease is ``SET NX PX`` with a random owner token** (:mod:`._redis_lease`): exclusive,
-  freed by Redis's own clock when its holder dies, extended and released only by its owner.
+* **The lease is ``SET NX`` with a random owner token** (:mod:`._redis_lease`): exclusive,
+  extended and released only by its owner; a dead holder's lease is taken over once a waiter
+  has seen it stand unchanged for its ttl on the waiter's monotonic clock, so a step of the
+  Redis host's wall clock (which drives ``PX``) frees no live lease.
 * **The change feed** (:meth:`RedisStore.changes`) relays every write and delete, published by
   the same script that wrote it, so other workers adopt a rotated token set without waiting
   for their copy to go stale. It is best effort (a message sent while a subscriber is
@@ -58,6 +60,7 @@ from ..core.errors import (
 from ..core.tokens import TokenKey, TokenSet
 from . import (
     HeldLease,
+    StoreStats,
     Versioned,
     check_due,
     check_ttl,
@@ -65,6 +68,7 @@ from . import (
     seal_pending,
     writer_age,
 )
+from ._records import parse_key, read_record
 from ._redis_duty import DueSets
 from ._redis_feed import ChangeReader
 from ._redis_layout import Layout, as_bytes, score, stamped, text
@@ -182,6 +186,8 @@ class RedisStore:
         self._get = client.register_script(GET)
         self._delete = client.register_script(DELETE)
         self._closed = False
+        #: Rows skipped while listing or reading in bulk.
+        self.stats = StoreStats()
         self._checked: asyncio.Future[None] | None = None
         self._feed = ChangeReader(client, self._layout, lambda: self._closed)
         self._leases = Leases(
@@ -292,7 +298,11 @@ class RedisStore:
         return bool(done)
 
     async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
-        """The stored sets of ``keys`` that exist: one pipelined round trip per 500 keys."""
+        """The stored sets of ``keys`` that exist: one pipelined round trip per 500 keys.
+
+        A record that does not decode is logged by key hash, counted
+        (``stats.unreadable_records``) and left out.
+        """
         wanted = list(keys)
         found: dict[TokenKey, Versioned] = {}
         for start in range(0, len(wanted), 500):
@@ -302,9 +312,11 @@ class RedisStore:
                 pipe.eval(GET, 1, self._layout.record(key))
             replies = await self._call("get many", None, pipe.execute())
             for key, reply in zip(batch, replies, strict=True):
-                if (record := stamped(reply)) is not None:
-                    token_set = self._codec.decode(record[1], kind="token_set", key=str(key))
-                    found[key] = Versioned(token_set, record[0], age=record[2])
+                if (record := stamped(reply)) is None:
+                    continue
+                version, data, age = record
+                if stored := read_record(self._codec, self.stats, key, version, data, age=age):
+                    found[key] = stored
         return found
 
     # -- refresh duty ----------------------------------------------------------------------
@@ -392,13 +404,9 @@ class RedisStore:
                 providers = [provider]
             for name in providers:
                 async for member in self._scan(self._layout.index(base, name)):
-                    try:
-                        key = TokenKey.parse(text(member))
-                    except ValueError:
-                        # One bad member must not stop every later start: skip it, say so.
-                        logger.warning("the Redis store holds a malformed token key; skipping it")
-                        continue
-                    yield key
+                    # One bad member must not stop every later start: skipped, logged, counted.
+                    if (key := parse_key(self.stats, text(member), "Redis")) is not None:
+                        yield key
 
     async def _scan(self, name: str) -> AsyncIterator[bytes | str]:
         cursor = 0
@@ -437,11 +445,18 @@ class RedisStore:
             raise StoreError("timed out subscribing to the Redis change feed") from None
 
     async def aclose(self) -> None:
-        """End the change feed, finish lease releases, close the client if the store made it."""
+        """Finish lease releases, end the change feed, close the client if the store made it.
+
+        Cancelled while a release waits for a silent Redis (a session manager bounds its close),
+        it abandons the releases (those leases expire at their ttl) and still closes the rest.
+        """
         if self._closed:
             return
         self._closed = True
-        await self._leases.drain()  # already on the wire: a next holder is waiting for them
-        await self._feed.stop()
-        if self._owns_client:
-            await self._client.aclose()
+        try:
+            await self._leases.drain()  # already on the wire: a next holder is waiting for them
+        finally:
+            await self._leases.abandon()
+            await self._feed.stop()
+            if self._owns_client:
+                await self._client.aclose()
