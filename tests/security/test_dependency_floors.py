@@ -52,6 +52,11 @@ KNOWN_BAD: dict[str, list[tuple[str, str]]] = {
         ("<46.0.5", "CVE-2026-26007 / GHSA-r6ph-v2qm-q3c2 (SECT curve subgroup attack)"),
         ("<44.0.1", "CVE-2024-12797 / GHSA-79v4-65xg-pq4g (OpenSSL in the wheels)"),
     ],
+    # Not advisories: what the store tests found below 8.0 (issue 22, finding 18b).
+    "redis": [
+        ("<8.0.0", "the cluster layout's change feed on one server times out (5.x-7.x)"),
+        ("<5.0.2", "5.0.1: get() hangs against a server that is down; 5.0.0: no from_pool"),
+    ],
     # Not an advisory: these releases require starlette<1.0.0, so they cannot be installed
     # with starlette's floor (fastapi 0.132.1 pins <1.0.0; 0.133.0 asks only >=0.40.0).
     "fastapi": [("<0.133.0", "requires starlette<1.0.0, below starlette's fixed release")],
