@@ -8,7 +8,7 @@ integrations pass the headers and the app's origin, and answer 403 when it says 
 * ``Origin`` (sent with every POST by current browsers) must be the app's origin.
 * Without ``Origin`` (older browsers), the ``Referer``'s origin must be.
 * ``Origin: null`` (``Referrer-Policy: no-referrer``) passes only with
-  ``Sec-Fetch-Site: same-origin``.
+  ``Sec-Fetch-Site: same-origin``, never on a ``Referer``.
 * Neither: refused. Such a request is not from a browser form, and a non-browser
   client has no victim's cookies to forge with; it can send ``Origin`` itself.
 
@@ -57,10 +57,13 @@ def is_same_origin(
     fetch_site = (sec_fetch_site or "").strip().lower()
     if fetch_site in ("cross-site", "same-site"):
         return False
-    if origin is not None and origin.strip() != "null":
+    if origin is not None:
+        if origin.strip() == "null":
+            # A same-origin form under Referrer-Policy: no-referrer, or a sandboxed frame of
+            # attacker HTML the app renders: only Fetch Metadata tells them apart, never the
+            # Referer (which such a frame carries from the app's own page).
+            return fetch_site == "same-origin"
         return origin_of(origin.strip()) == expected
     if referer:
         return origin_of(referer.strip()) == expected
-    # Origin: null from a same-origin form under Referrer-Policy: no-referrer; a sandboxed or
-    # foreign frame's null comes with cross-site (refused above).
-    return origin is not None and fetch_site == "same-origin"
+    return False

@@ -38,7 +38,7 @@ APP = "https://app.example"
         ("null", None, None, False),
         ("null", None, "cross-site", False),
         ("null", "https://evil.example/", None, False),
-        ("null", f"{APP}/", None, True),
+        ("null", f"{APP}/", None, False),  # a sandboxed frame of the app: Referer is no proof
         ("https://[::1", None, None, False),
         ("javascript:alert(1)", None, None, False),
         (" " + APP + " ", None, " Same-Origin ", True),
