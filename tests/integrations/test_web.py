@@ -412,7 +412,9 @@ async def test_the_starlette_example_runs_with_one_command(sandbox: Sandbox) -> 
                     assert response.url == base / ""
                     assert "id='accounts'" in await response.text()
             assert exchanges(sandbox) == 1
-            async with browser.post(connect / "disconnect") as response:
+            # A browser form sends its page's Origin; the route refuses any other.
+            origin = {"Origin": str(base.origin())}
+            async with browser.post(connect / "disconnect", headers=origin) as response:
                 assert "No bank connected" in await response.text()
             assert sandbox.stats()["token_requests"]["everifin_revoke"] == 1
     finally:
