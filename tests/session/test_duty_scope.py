@@ -39,3 +39,17 @@ async def test_a_worker_never_renews_another_clients_token(sandbox: Sandbox) -> 
         assert found.version == version, "worker X wrote client Y's token set"
         assert worker_x.stats.token_requests == 0
         assert worker_x.stats.duty_claimed == 0
+
+
+async def test_a_worker_claims_no_set_of_a_provider_it_does_not_serve(sandbox: Sandbox) -> None:
+    """One worker per provider: a set of provider B stays due for B's worker (claimed by A it
+    would wait out A's claim, longer than a short token's lead)."""
+    store = ClaimsMemory()
+    key = TokenKey("finapi", "ann")  # the worker registers everifin only
+    await store.put(
+        key, seeded(sandbox, "ann", age=LIFETIME - 2.0), expected_version=None, due_at=1.0
+    )
+    async with manager(store, sandbox, duty=True, duty_poll=0.1, duty_gather=0.05) as worker:
+        await until(claims_made(store, 3), 10.0)
+        assert worker.stats.duty_claimed == 0
+    assert await store.due_count(now=time.time()) == 1  # still due: B's worker takes it at once
