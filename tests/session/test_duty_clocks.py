@@ -1,0 +1,72 @@
+"""Claims run on the store's clock, and a claimant never postpones a set's own schedule
+(issue 22, findings 15 and 18e)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from aiofinaccess import TokenKey
+from aiofinaccess.sandbox import Sandbox
+from tests.session.duty_support import ClaimsSQLite, claims_made
+from tests.session.test_duty import (
+    LIFETIME,
+    manager,
+    sandbox_config,  # noqa: F401  (a fixture used by name)
+    seed_users,
+)
+from tests.support.polling import until
+
+ANN = TokenKey("everifin", "ann")
+
+
+class BehindClock:
+    """The system clocks, with the wall clock ``behind`` seconds late."""
+
+    def __init__(self, behind: float) -> None:
+        self._behind = behind
+
+    def wall(self) -> float:
+        return time.time() - self._behind
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class StuckReads(ClaimsSQLite):
+    """A worker whose reads of ann's set never answer: its claim stays its only effect."""
+
+    async def get(self, key: TokenKey):  # type: ignore[no-untyped-def]
+        if key == ANN:
+            await asyncio.Event().wait()
+        return await super().get(key)
+
+
+async def test_a_claim_of_a_late_worker_lasts_its_full_term(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A worker whose wall clock is 120 s late claims a set: a correct worker must not claim it
+    again before the claim's term (claim_ttl on the store's clock) is over."""
+    path = tmp_path / "shared.db"
+    store = ClaimsSQLite(path)
+    await seed_users(store, sandbox, ["ann"], age=LIFETIME + 100.0, via=ClaimsSQLite(path))
+    await store.reschedule(ANN, time.time() - 200.0)
+    late = manager(
+        StuckReads(path), sandbox, clock=BehindClock(120.0), duty_poll=0.1, store_timeout=1.0
+    )
+    try:
+        await late.start()
+        await until(lambda: _true(late.stats.duty_claimed >= 1), 10.0)
+        async with manager(store, sandbox, duty=True, duty_poll=0.1, duty_gather=0.05) as right:
+            await until(claims_made(store, 3), 10.0)
+            assert right.stats.duty_claimed == 0
+    finally:
+        await late.aclose()
+
+
+async def _true(value: bool) -> bool:
+    return value
