@@ -7,14 +7,18 @@ import asyncio
 import time
 from pathlib import Path
 
+import attrs
+
 from aiofinaccess import TokenKey
 from aiofinaccess.sandbox import Sandbox
+from aiofinaccess.stores.memory import MemoryStore
 from tests.session.duty_support import ClaimsSQLite, claims_made
 from tests.session.test_duty import (
     LIFETIME,
     manager,
     sandbox_config,  # noqa: F401  (a fixture used by name)
     seed_users,
+    seeded,
 )
 from tests.support.polling import until
 
@@ -66,6 +70,41 @@ async def test_a_claim_of_a_late_worker_lasts_its_full_term(
             assert right.stats.duty_claimed == 0
     finally:
         await late.aclose()
+
+
+async def test_a_claimant_without_keep_alive_never_postpones_a_keep_alive_set(
+    sandbox: Sandbox,
+) -> None:
+    """A keep-alive writer schedules ann before her refresh token runs out (long before her
+    access token goes stale); a keep_alive=False claimant must renew her then, or at least not
+    move her due time past the refresh token's end."""
+    store = MemoryStore()
+    now = time.time()
+    fresh = seeded(sandbox, "ann", age=0.0)
+    short = attrs.evolve(fresh, expires_at=now + 600.0, refresh_expires_at=now + 8.0)
+    async with manager(store, sandbox, duty=False, keep_alive=True) as writer:
+        await writer.store_token_set("everifin", "ann", short)
+    written = await store.get(ANN)
+    due = await store.next_due()
+    assert written is not None
+    assert due is not None
+    assert due < now + 8.0  # the keep-alive schedule
+    async with manager(store, sandbox, duty=True, keep_alive=False, duty_poll=0.2) as claimant:
+
+        async def handled() -> bool:
+            stats = claimant.stats
+            return stats.duty_renewed_elsewhere + stats.token_requests >= 1
+
+        await until(handled, 15.0)
+        await claimant.wait_idle()
+    stored = await store.get(ANN)
+    assert stored is not None
+    renewed = stored.version != written.version
+    due_now = await store.next_due()
+    assert renewed or (due_now is not None and due_now <= now + 8.0), (
+        f"due {due_now - now if due_now else None:.0f} s after the write, past the refresh"
+        " token's end at 8 s"
+    )
 
 
 async def _true(value: bool) -> bool:
