@@ -8,9 +8,13 @@ every ``put`` the manager makes (the renewal driver's Persist step and first acq
 through :meth:`RenewalDriver.write`). No process plans every set any more. A process with the
 duty runs one :class:`DutyLoop`:
 
-1. ``claim_due(now, limit, claim_for, owner)`` takes a batch of due sets; the store pushes
-   each one's due time to the claim deadline, so no other worker sees it before then and a
-   worker that dies leaves its claims to fall due again;
+1. ``claim_due(limit, claim_for, owner, clients)`` takes a batch of due sets this process can
+   renew (``clients``: its registrations' client keys, so user sets of its providers and its
+   own client sets, never another client's token or another provider's set); the store decides
+   what is due and pushes each one's due time to the claim deadline on its own clock, so no
+   other worker sees it before then, whatever this process's clock says, and a worker that
+   dies leaves its claims to fall due again. Entries nothing can renew (malformed keys, due
+   times whose set is gone) are dropped by the store and counted (``duty_dropped``);
 2. for each claimed key (at most ``concurrency`` at once) it reads the set: a set renewed
    elsewhere meanwhile (not due any more) is rescheduled from what the store holds; a due one
    is renewed through the one renewal path (:class:`RenewalDriver`: single flight, fenced
@@ -64,6 +68,8 @@ from .stopping import cancel_and_wait
 __all__ = ["DutyLoop", "worker_id"]
 
 logger = logging.getLogger("aiofinaccess")
+#: Seconds between warnings about dropped due entries.
+_WARN_EVERY = 60.0
 
 
 def worker_id() -> str:
@@ -125,6 +131,8 @@ class DutyLoop:
         self._wake: asyncio.Event | None = None
         self._wake_at = math.inf
         self._stats = stats
+        self._warned_at = -math.inf
+        self._unreported = 0
 
     def due_written(self, due: float | None) -> None:
         """This process wrote a set due at ``due``: wake up for it if sleeping past it."""
@@ -153,30 +161,48 @@ class DutyLoop:
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
                 continue
             limit = min(self._batch, free)
+            clients = self._registry.client_keys()
+            if not clients:  # nothing registered yet: nothing this process could renew
+                await self._sleep(self._poll)
+                continue
             try:
                 keys = await self._driver.store_call(
                     self._store.claim_due(
-                        now=self._clock.wall(),
-                        limit=limit,
-                        claim_for=self._claim_for,
-                        owner=self.owner,
+                        limit=limit, claim_for=self._claim_for, owner=self.owner, clients=clients
                     )
                 )
             except StoreError as exc:
                 logger.warning("claiming due token sets failed (%s); trying again", exc)
                 await self._clock.sleep(self._poll)
                 continue
+            dropped = getattr(keys, "dropped", 0)
+            if dropped:
+                self._dropped(dropped)
             stats.duty_claimed += len(keys)
             for key in keys:
                 task = self._owned.spawn(self._renew(key))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
-            if len(keys) < limit:
+            if len(keys) + dropped < limit:
                 assert self._wake is not None  # noqa: S101  (set by start)
                 self._wake.clear()  # a due time written from now on wakes the sleep below
-                await self._sleep(await self._pause(found=bool(keys)))
+                await self._sleep(await self._pause(found=bool(keys), clients=clients))
 
-    async def _pause(self, *, found: bool) -> float:
+    def _dropped(self, count: int) -> None:
+        """Count due entries a claim dropped; warn at most once a :data:`_WARN_EVERY` seconds
+        (a backlog of junk is dropped over many claims), with the number since the last."""
+        self._stats.duty_dropped += count
+        self._unreported += count
+        now = self._clock.monotonic()
+        if now >= self._warned_at + _WARN_EVERY:
+            logger.warning(
+                "dropped %d due entries that no worker can renew (malformed keys, or sets that "
+                "are gone; stats.duty_dropped counts them all)",
+                self._unreported,
+            )
+            self._warned_at, self._unreported = now, 0
+
+    async def _pause(self, *, found: bool, clients: list[TokenKey]) -> float:
         """Seconds to let due sets gather before the next claim, at most ``poll``.
 
         After a claim that found sets, more are likely due soon: no need to ask the store.
@@ -185,7 +211,7 @@ class DutyLoop:
         if found:
             return min(self._poll, gather)
         try:
-            next_due = await self._driver.store_call(self._store.next_due())
+            next_due = await self._driver.store_call(self._store.next_due(clients=clients))
         except StoreError:
             return self._poll
         if next_due is None:
@@ -207,10 +233,13 @@ class DutyLoop:
             await asyncio.gather(sleeper, waker, return_exceptions=True)
 
     async def _renew(self, key: TokenKey) -> None:
-        if key.provider not in self._registry:
+        if not self._registry.serves(key):
+            # The store's claim filters by the clients we named; a store that does not would
+            # hand out another client's set (renewed with our credentials) or another
+            # provider's: left to its claim deadline, for the worker that can renew it.
             logger.warning(
-                "a due token set of provider %r is not registered here; its claim runs out",
-                key.provider,
+                "a claimed token set %s is not one this process can renew; its claim runs out",
+                key.hashed,
             )
             return
         held = self._registry.find(key.provider, key.subject) is not None
@@ -249,8 +278,12 @@ class DutyLoop:
         self._stats.scheduled_renewals += 1
         await asyncio.shield(self._driver.start(entry, reason="scheduled"))
 
-    async def _reschedule(self, key: TokenKey, due_at: float | None) -> None:
+    async def _reschedule(
+        self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
+    ) -> None:
         try:
-            await self._driver.store_call(self._store.reschedule(key, due_at))
+            await self._driver.store_call(
+                self._store.reschedule(key, due_at, expected_version=expected_version)
+            )
         except StoreError:
             logger.warning("rescheduling token set %s failed; its claim runs out", key.hashed)

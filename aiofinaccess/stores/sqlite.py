@@ -38,7 +38,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -47,11 +47,14 @@ import aiosqlite
 from ..core.errors import ConfigurationError, StoreConflictError, StoreError
 from ..core.tokens import TokenKey, TokenSet
 from . import (
+    Claimed,
     HeldLease,
     Versioned,
     check_claim,
     check_due,
+    check_scope,
     check_ttl,
+    in_scope,
     open_pending,
     seal_pending,
 )
@@ -245,37 +248,67 @@ class SQLiteStore:
     # -- refresh duty ------------------------------------------------------------------------
 
     async def claim_due(
-        self, *, now: float, limit: int, claim_for: float, owner: str
-    ) -> list[TokenKey]:
-        """Take up to ``limit`` sets due at ``now`` (most overdue first) in one statement;
-        each falls due again at ``now + claim_for`` unless its claimant writes it first.
+        self, *, limit: int, claim_for: float, owner: str, clients: Collection[TokenKey]
+    ) -> Claimed:
+        """Take up to ``limit`` sets in ``clients``' scope due now (this machine's clock), most
+        overdue first, in one statement; each falls due again ``claim_for`` seconds later
+        unless its claimant writes it first. A row whose key does not parse leaves the duty.
 
         Raises:
-            UsageError: A bad ``limit`` or ``claim_for``.
+            UsageError: A bad ``limit``, ``claim_for`` or ``clients``.
             StoreError: The store failed, or SQLite is older than 3.35 (no ``RETURNING``).
         """
         check_claim(limit, claim_for)
+        scope = check_scope(clients) or {}
         del owner  # the deadline alone makes a claim exclusive
         if not sql.HAS_RETURNING:  # pragma: no cover  (every supported platform has 3.35+)
             raise StoreError(f"the refresh duty needs SQLite >= 3.35, not {sql.SQLITE_VERSION}")
-        _, rows = await self._execute(sql.CLAIM, (now + claim_for, now, limit))
-        claimed = []
-        for (text,) in rows:
+        if not scope:
+            return Claimed()
+        now = time.time()
+        parameters: list[Any] = [now + claim_for]
+        for provider, own in scope.items():
+            kind = f"{provider}:client"
+            parameters += [provider, now, len(kind), kind, str(own), limit]
+        _, rows = await self._execute(sql.claim(len(scope)), [*parameters, limit])
+        claimed, junk = Claimed(), []
+        for text, provider in rows:
             try:
-                claimed.append(TokenKey.parse(text))
+                key = TokenKey.parse(text)
             except ValueError:
-                logger.warning("the SQLite store holds a malformed token key; skipping it")
+                key = None
+            if key is None or key.provider != provider or not in_scope(key, scope):
+                junk.append(text)
+            else:
+                claimed.append(key)
+        if junk:  # malformed: no claim could ever renew it
+            await self._execute(sql.unschedule(len(junk)), junk)
+            claimed.dropped = len(junk)
         return claimed
 
-    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
-        """Set (or clear) ``key``'s due time; nothing for an absent key."""
+    async def reschedule(
+        self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
+    ) -> None:
+        """Set (or clear) ``key``'s due time; nothing for an absent key, or one at another
+        version than ``expected_version``."""
         due = check_due(due_at)
-        await self._execute(sql.RESCHEDULE, (due, str(key)))
+        await self._execute(sql.RESCHEDULE, (due, str(key), expected_version))
 
-    async def next_due(self) -> float | None:
-        """The earliest due time (claims included), or ``None``; one index lookup."""
-        _, rows = await self._execute(sql.NEXT_DUE)
-        return float(rows[0][0]) if rows else None
+    async def next_due(self, *, clients: Collection[TokenKey] | None = None) -> float | None:
+        """The earliest due time (claims included) in ``clients``' scope (everything:
+        ``None``), or ``None``; an index lookup per provider."""
+        scope = check_scope(clients)
+        if scope is None:
+            _, rows = await self._execute(sql.NEXT_DUE)
+            return float(rows[0][0]) if rows else None
+        if not scope:
+            return None
+        parameters: list[Any] = []
+        for provider, own in scope.items():
+            kind = f"{provider}:client"
+            parameters += [provider, len(kind), kind, str(own)]
+        _, rows = await self._execute(sql.next_due(len(scope)), parameters)
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     async def due_count(self, *, now: float) -> int:
         """How many sets are due at ``now`` (an index range count)."""
