@@ -19,8 +19,10 @@ duty runs one :class:`DutyLoop`:
    elsewhere meanwhile (not due any more) is rescheduled from what the store holds; a due one
    is renewed through the one renewal path (:class:`RenewalDriver`: single flight, fenced
    lease, persist then publish), whose Persist step writes the next due time; the set of a
-   dead grant is deleted by the driver at its version, which clears its due time. A failed
-   renewal is left to its claim deadline, which is its retry;
+   dead grant is deleted by the driver at its version, which clears its due time, and a set
+   whose refresh token ran out leaves the duty (its due time is cleared at the version read):
+   one ``ReauthRequired`` per dead set, not one per claim. A failed renewal is left to its
+   claim deadline, which is its retry;
 3. when fewer sets were due than it could take, it lets due sets gather: it sleeps about
    ``gather`` seconds (from half to one and a half times, at random, so workers started
    together drift apart), or until the store's ``next_due`` plus that when nothing was due,
@@ -243,12 +245,16 @@ class DutyLoop:
             )
             return
         held = self._registry.find(key.provider, key.subject) is not None
+        version: list[int] = []  # the version read, once read
         try:
-            await self._renew_claimed(key)
+            await self._renew_claimed(key, version)
         except ReauthorizationRequired:
-            # The driver deleted the dead set at its version, which cleared its due time; a
-            # set stored since (a new login) keeps its own, so nothing is rescheduled here.
-            pass
+            # Dead: a dead grant's set was deleted by the driver (at its version), which
+            # cleared its due time; a set whose refresh token ran out is kept (its access
+            # token serves until it expires) but leaves the duty here, at the version read, so
+            # a login stored since keeps its own due time. One claim, one event.
+            if version:
+                await self._reschedule(key, None, expected_version=version[0])
         except AiofinaccessError as exc:
             logger.warning(
                 "renewing due token set %s failed (%s); due again when its claim runs out",
@@ -262,10 +268,11 @@ class DutyLoop:
                     await asyncio.wait([entry.job])
                 self._registry.drop(entry)  # the duty keeps no set it is not serving
 
-    async def _renew_claimed(self, key: TokenKey) -> None:
+    async def _renew_claimed(self, key: TokenKey, version: list[int]) -> None:
         stored = await self._driver.read(key)
         if stored is None:
             return  # deleted meanwhile: the delete cleared its due time
+        version.append(stored.version)
         earliest = self._due_at(stored.token_set, 1.0)
         if earliest is None or earliest > self._clock.wall():
             # Renewed by another process since it fell due: its due time comes from the set.
