@@ -35,6 +35,11 @@ per renewal grew with its size (2.1 / 3.0 / 4.4 ms at 1 / 2 / 4 workers in
 however many sets fall due, and a set is renewed at most about ``1.5 * gather`` late, against
 a lead of seconds to minutes before its token expires.
 
+A claimant never postpones a set's own schedule: a claimed set is due by this process's policy
+*or* by its refresh token's keep-alive deadline, and one that is due by neither is rescheduled
+at the earlier of the two, whatever this process's ``keep_alive`` (a keep-alive writer may have
+scheduled it before its refresh token runs out, long before its access token goes stale).
+
 Exactly one renewal per due set: the claim gives each set to one worker, and should a claim
 outlive its deadline (a very slow renewal), the lease and compare-and-swap still let only one
 request through; the other worker finds the set renewed and only reschedules it. Other
@@ -88,6 +93,9 @@ class DutyLoop:
         registry, driver, clock, owned, stats: The manager's parts.
         due_at: A set's next due time (wall clock), with the check's jitter draw (``1.0`` =
             the earliest it may be due): ``None`` means never.
+        keep_due: When a set's refresh token must be renewed to stay alive (wall clock), or
+            ``None``: a claimed set is due by that as well, whatever this process's
+            ``keep_alive`` (see the module's docstring).
         draw: A uniform draw from ``[0, 1)`` (the driver's seedable source).
         owner: This worker's name in claims.
         batch: Sets claimed per store call.
@@ -107,6 +115,7 @@ class DutyLoop:
         owned: OwnedTasks,
         stats: ManagerStats,
         due_at: Callable[[TokenSet, float | None], float | None],
+        keep_due: Callable[[TokenSet], float | None],
         draw: Callable[[], float],
         owner: str,
         batch: int,
@@ -121,6 +130,7 @@ class DutyLoop:
         self._clock = clock
         self._owned = owned
         self._due_at = due_at
+        self._keep_due = keep_due
         self._draw = draw
         self.owner = owner
         self._batch = batch
@@ -273,11 +283,16 @@ class DutyLoop:
         if stored is None:
             return  # deleted meanwhile: the delete cleared its due time
         version.append(stored.version)
-        earliest = self._due_at(stored.token_set, 1.0)
+        # Due by this process's policy, or by keep-alive (its refresh token's deadline): a
+        # keep-alive writer scheduled it so, and a claimant without keep_alive must not
+        # postpone it past the refresh token's end.
+        earliest = _first(self._due_at(stored.token_set, 1.0), self._keep_due(stored.token_set))
         if earliest is None or earliest > self._clock.wall():
-            # Renewed by another process since it fell due: its due time comes from the set.
+            # Renewed by another process since it fell due: its due time comes from the set,
+            # never later than its refresh token's deadline.
             self._stats.duty_renewed_elsewhere += 1
-            await self._reschedule(key, self._due_at(stored.token_set, None))
+            due = _first(self._due_at(stored.token_set, None), self._keep_due(stored.token_set))
+            await self._reschedule(key, due)
             return
         entry = self._registry.entry(key, for_duty=True)
         if entry.job is None and entry.version != stored.version:
@@ -294,3 +309,8 @@ class DutyLoop:
             )
         except StoreError:
             logger.warning("rescheduling token set %s failed; its claim runs out", key.hashed)
+
+
+def _first(*times: float | None) -> float | None:
+    """The earliest of the given due times (``None``: never)."""
+    return min((at for at in times if at is not None), default=None)
