@@ -12,7 +12,8 @@ Theory of operation
 * **Leases, pending authorizations and the refresh duty** are tables too, each operation one
   statement (a lease row that expires with a crashed holder; ``DELETE ... RETURNING`` so one
   process takes a pending authorization; a claim of due sets that gives each row to one
-  claimant): :mod:`._sqlite_schema` holds them and says how. Pending authorizations' data goes
+  claimant): :mod:`._sqlite_schema` holds them and says how; :mod:`._sqlite_lease` and
+  :mod:`._sqlite_duty` run the lease and the refresh duty. Pending authorizations' data goes
   through the codec like token sets: a :class:`~.codec.FernetCodec` encrypts PKCE verifiers.
   Until every process runs this version, sets created by an older one stay unscheduled.
 * **Streaming listing.** :meth:`SQLiteStore.keys` reads one ``SELECT`` in batches on a
@@ -50,16 +51,14 @@ from . import (
     Claimed,
     HeldLease,
     Versioned,
-    check_claim,
     check_due,
-    check_scope,
     check_ttl,
-    in_scope,
     open_pending,
     seal_pending,
 )
 from . import _sqlite_schema as sql
 from ._files import check_companions, open_private, store_path
+from ._sqlite_duty import DueRows
 from ._sqlite_lease import Leases
 from .codec import JsonCodec, TokenCodec
 
@@ -112,6 +111,7 @@ class SQLiteStore:
         # upgrade that task's open read snapshot, which SQLite refuses at once (SQLITE_BUSY).
         self._statement_lock = asyncio.Lock()
         self._leases = Leases(self._execute, poll=lease_poll)
+        self._due = DueRows(self._execute)
 
     def __repr__(self) -> str:
         return f"SQLiteStore(path={self._path!r})"
@@ -252,68 +252,31 @@ class SQLiteStore:
     ) -> Claimed:
         """Take up to ``limit`` sets in ``clients``' scope due now (this machine's clock), most
         overdue first, in one statement; each falls due again ``claim_for`` seconds later
-        unless its claimant writes it first. A row whose key does not parse leaves the duty.
+        unless its claimant writes it first. A row whose key does not parse leaves the duty
+        (:mod:`._sqlite_duty`).
 
         Raises:
             UsageError: A bad ``limit``, ``claim_for`` or ``clients``.
             StoreError: The store failed, or SQLite is older than 3.35 (no ``RETURNING``).
         """
-        check_claim(limit, claim_for)
-        scope = check_scope(clients) or {}
         del owner  # the deadline alone makes a claim exclusive
-        if not sql.HAS_RETURNING:  # pragma: no cover  (every supported platform has 3.35+)
-            raise StoreError(f"the refresh duty needs SQLite >= 3.35, not {sql.SQLITE_VERSION}")
-        if not scope:
-            return Claimed()
-        now = time.time()
-        parameters: list[Any] = [now + claim_for]
-        for provider, own in scope.items():
-            kind = f"{provider}:client"
-            parameters += [provider, now, len(kind), kind, str(own), limit]
-        _, rows = await self._execute(sql.claim(len(scope)), [*parameters, limit])
-        claimed, junk = Claimed(), []
-        for text, provider in rows:
-            try:
-                key = TokenKey.parse(text)
-            except ValueError:
-                key = None
-            if key is None or key.provider != provider or not in_scope(key, scope):
-                junk.append(text)
-            else:
-                claimed.append(key)
-        if junk:  # malformed: no claim could ever renew it
-            await self._execute(sql.unschedule(len(junk)), junk)
-            claimed.dropped = len(junk)
-        return claimed
+        return await self._due.claim(limit=limit, claim_for=claim_for, clients=clients)
 
     async def reschedule(
         self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
     ) -> None:
         """Set (or clear) ``key``'s due time; nothing for an absent key, or one at another
         version than ``expected_version``."""
-        due = check_due(due_at)
-        await self._execute(sql.RESCHEDULE, (due, str(key), expected_version))
+        await self._due.reschedule(key, due_at, expected_version)
 
     async def next_due(self, *, clients: Collection[TokenKey] | None = None) -> float | None:
         """The earliest due time (claims included) in ``clients``' scope (everything:
         ``None``), or ``None``; an index lookup per provider."""
-        scope = check_scope(clients)
-        if scope is None:
-            _, rows = await self._execute(sql.NEXT_DUE)
-            return float(rows[0][0]) if rows else None
-        if not scope:
-            return None
-        parameters: list[Any] = []
-        for provider, own in scope.items():
-            kind = f"{provider}:client"
-            parameters += [provider, len(kind), kind, str(own)]
-        _, rows = await self._execute(sql.next_due(len(scope)), parameters)
-        return None if not rows or rows[0][0] is None else float(rows[0][0])
+        return await self._due.next_due(clients)
 
     async def due_count(self, *, now: float) -> int:
         """How many sets are due at ``now`` (an index range count)."""
-        _, rows = await self._execute(sql.DUE_COUNT, (now,))
-        return int(rows[0][0])
+        return await self._due.count(now)
 
     async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
         """Keep ``data`` (through the codec) under ``state`` for ``ttl`` seconds.
