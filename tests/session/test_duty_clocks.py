@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
+import pytest
 
 from aiofinaccess import TokenKey
 from aiofinaccess.sandbox import Sandbox
 from aiofinaccess.stores.memory import MemoryStore
-from tests.session.duty_support import ClaimsSQLite, claims_made
+from aiofinaccess.stores.redis import RedisStore
+from tests.session.duty_support import ClaimsSQLite, CountedClaims, claims_made
 from tests.session.test_duty import (
     LIFETIME,
     manager,
@@ -21,6 +25,7 @@ from tests.session.test_duty import (
     seeded,
 )
 from tests.support.polling import until
+from tests.support.redis_server import running_redis
 
 ANN = TokenKey("everifin", "ann")
 
@@ -41,27 +46,54 @@ class BehindClock:
         await asyncio.sleep(seconds)
 
 
-class StuckReads(ClaimsSQLite):
-    """A worker whose reads of ann's set never answer: its claim stays its only effect."""
+class StuckReads:
+    """Mix-in: a worker whose reads of ann's set never answer: its claim stays its only
+    effect."""
 
     async def get(self, key: TokenKey):  # type: ignore[no-untyped-def]
         if key == ANN:
             await asyncio.Event().wait()
-        return await super().get(key)
+        return await super().get(key)  # type: ignore[misc]
+
+
+class StuckSQLite(StuckReads, ClaimsSQLite):
+    """A SQLite store whose reads of ann's set never answer."""
+
+
+class ClaimsRedis(CountedClaims, RedisStore):
+    """A Redis store counting claims."""
+
+
+class StuckRedis(StuckReads, ClaimsRedis):
+    """A Redis store whose reads of ann's set never answer."""
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Callable[[], Any], Callable[[], Any]]]:
+    """(a counting client, a stuck client) of one shared store."""
+    if request.param == "sqlite":
+        path = tmp_path / "shared.db"
+        yield (lambda: ClaimsSQLite(path)), (lambda: StuckSQLite(path))
+        return
+    async with running_redis() as url:
+        yield (
+            lambda: ClaimsRedis(url, prefix="late:"),
+            lambda: StuckRedis(url, prefix="late:"),
+        )
 
 
 async def test_a_claim_of_a_late_worker_lasts_its_full_term(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, stores: tuple[Callable[[], Any], Callable[[], Any]]
 ) -> None:
     """A worker whose wall clock is 120 s late claims a set: a correct worker must not claim it
     again before the claim's term (claim_ttl on the store's clock) is over."""
-    path = tmp_path / "shared.db"
-    store = ClaimsSQLite(path)
-    await seed_users(store, sandbox, ["ann"], age=LIFETIME + 100.0, via=ClaimsSQLite(path))
+    counting, stuck = stores
+    store = counting()
+    await seed_users(store, sandbox, ["ann"], age=LIFETIME + 100.0, via=counting())
     await store.reschedule(ANN, time.time() - 200.0)
-    late = manager(
-        StuckReads(path), sandbox, clock=BehindClock(120.0), duty_poll=0.1, store_timeout=1.0
-    )
+    late = manager(stuck(), sandbox, clock=BehindClock(120.0), duty_poll=0.1, store_timeout=1.0)
     try:
         await late.start()
         await until(lambda: _true(late.stats.duty_claimed >= 1), 10.0)
