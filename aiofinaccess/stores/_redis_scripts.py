@@ -65,15 +65,22 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 local upto = string.format('%.17g', now)
 local deadline = string.format('%.17g', now + tonumber(ARGV[2]))
-local chunk = math.min(limit + 8, 64)
+local chunk = math.min(limit, 8)
 local buffers, positions, offsets = {}, {}, {}
+local records, owns, users, kinds = {}, {}, {}, {}
 local function fill(i)
   buffers[i] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', upto, 'WITHSCORES',
                           'LIMIT', offsets[i], chunk)
   positions[i] = 1
   offsets[i] = offsets[i] + #buffers[i] / 2
 end
-for i = 1, #KEYS do offsets[i] = 0; fill(i) end
+for i = 1, #KEYS do
+  offsets[i] = 0
+  fill(i)
+  local at = 3 + 3 * (i - 1)
+  records[i], owns[i] = ARGV[at + 1], ARGV[at + 3]
+  users[i], kinds[i] = ARGV[at + 2] .. ':user:', ARGV[at + 2] .. ':client'
+end
 local claimed, claimed_in, dropped, dropped_in = {}, {}, {}, {}
 local examined = 0
 while #claimed < limit and examined < budget do
@@ -89,21 +96,21 @@ while #claimed < limit and examined < budget do
   positions[best] = positions[best] + 2
   if positions[best] > #buffers[best] and #buffers[best] == 2 * chunk then fill(best) end
   examined = examined + 1
-  local at = 3 + 3 * (best - 1)
-  local provider, own = ARGV[at + 2], ARGV[at + 3]
-  local user, kind = provider .. ':user:', provider .. ':client'
-  local next_char = string.sub(member, #kind + 1, #kind + 1)
-  if member == own or (string.sub(member, 1, #user) == user and #member > #user) then
-    if redis.call('EXISTS', ARGV[at + 1] .. member) == 1 then
+  local user, kind = users[best], kinds[best]
+  if member == owns[best] or (#member > #user and string.sub(member, 1, #user) == user) then
+    if redis.call('EXISTS', records[best] .. member) == 1 then
       claimed[#claimed + 1] = member
       claimed_in[#claimed_in + 1] = best
     else
       dropped[#dropped + 1] = member
       dropped_in[#dropped_in + 1] = best
     end
-  elseif not (string.sub(member, 1, #kind) == kind and (next_char == '' or next_char == ':')) then
-    dropped[#dropped + 1] = member
-    dropped_in[#dropped_in + 1] = best
+  else
+    local next_char = string.sub(member, #kind + 1, #kind + 1)
+    if not (string.sub(member, 1, #kind) == kind and (next_char == '' or next_char == ':')) then
+      dropped[#dropped + 1] = member
+      dropped_in[#dropped_in + 1] = best
+    end
   end
 end
 for j, member in ipairs(claimed) do redis.call('ZADD', KEYS[claimed_in[j]], deadline, member) end
