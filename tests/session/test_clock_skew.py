@@ -196,7 +196,7 @@ async def test_writers_ahead_or_behind_store_the_same_due_time(redis_url: str) -
             key = TokenKey(EVERIFIN.name, user)
             await store.put(key, token_set, expected_version=None, due_at=token_set.issued_at + 200)
             layout = store._layout  # the test reads the due set itself
-            score = await store._client.zscore(layout.due(layout.shard(key)), str(key))
+            score = await store._client.zscore(layout.due(layout.shard(key), key.provider), str(key))
             scores.append(float(score))
         finally:
             await store.aclose()
