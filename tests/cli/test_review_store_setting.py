@@ -117,3 +117,25 @@ def test_a_fifo_as_the_password_file_does_not_hang(env: dict[str, str], tmp_path
     except subprocess.TimeoutExpired:
         pytest.fail("the command still waits on the FIFO after 30 s")
     assert done.returncode == 1
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        f'store = ["redis://:{PASSWORD}@127.0.0.1:1/0"]',  # an array where a string belongs
+        f'store = {{ url = "redis://:{PASSWORD}@127.0.0.1:1/0" }}',  # an inline table
+    ],
+    ids=["array", "table"],
+)
+def test_a_store_setting_of_the_wrong_type_is_refused(
+    toml: str, workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The config file's ``store`` is str()-ed: a list or table becomes a SQLite path with the
+    password in it, printed by ``config show`` (and its directory made by a login)."""
+    config = tmp_path / "config.toml"
+    config.write_text(toml + "\n")
+    config.chmod(0o600)
+    code = main(["config", "show", "--config", str(config)])
+    captured = capsys.readouterr()
+    assert PASSWORD not in captured.out + captured.err, captured.out
+    assert code == 1
