@@ -139,3 +139,23 @@ def test_a_store_setting_of_the_wrong_type_is_refused(
     captured = capsys.readouterr()
     assert PASSWORD not in captured.out + captured.err, captured.out
     assert code == 1
+
+
+def test_a_password_file_others_can_write_is_refused(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Remembered settings and the config file are refused when others can write them; the
+    Redis password file is read through a link, writable by all (0666), in a 1777 directory:
+    whoever can replace it chooses what this process sends in AUTH."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    planted = tmp_path / "elsewhere.txt"  # what the link points at: any file we can read
+    planted.write_text(PASSWORD + "\n")
+    planted.chmod(0o666)
+    (shared / "redis.pw").symlink_to(planted)
+    argv = ["config", "show", "--store", "redis://127.0.0.1:1/0"]
+    code = main([*argv, "--redis-password-file", str(shared / "redis.pw")])
+    err = capsys.readouterr().err
+    assert code == 1, "a symlinked, world-writable password file in a 1777 directory was used"
+    assert PASSWORD not in err
