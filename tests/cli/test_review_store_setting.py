@@ -159,3 +159,19 @@ def test_a_password_file_others_can_write_is_refused(
     err = capsys.readouterr().err
     assert code == 1, "a symlinked, world-writable password file in a 1777 directory was used"
     assert PASSWORD not in err
+
+
+@pytest.mark.parametrize("providers", ['["everifin"]', '"everifin"', "7"])
+def test_remembered_settings_of_another_shape_are_a_typed_error(
+    providers: str, workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A remembered-settings file of ours whose ``providers`` is not a table (another
+    version's, a hand edit): every command on that store ends in an AttributeError traceback
+    (``.items()`` on a list or string) instead of its error line."""
+    store = tmp_path / "data" / "tokens.db"
+    store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings = store.with_name("tokens.db.settings.json")
+    settings.write_text(f'{{"providers": {providers}}}\n')
+    settings.chmod(0o600)
+    code = main(["config", "show", "--store", str(store)])
+    assert code in (0, 1)
