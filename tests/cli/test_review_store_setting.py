@@ -175,3 +175,17 @@ def test_remembered_settings_of_another_shape_are_a_typed_error(
     settings.chmod(0o600)
     code = main(["config", "show", "--store", str(store)])
     assert code in (0, 1)
+
+
+@pytest.mark.parametrize(
+    "toml", ["encryption_keys = 5", "providers = { everifin = 5 }"], ids=["keys", "provider"]
+)
+def test_a_config_value_of_the_wrong_type_is_a_typed_error(
+    toml: str, workdir: Path, tmp_path: Path
+) -> None:
+    """An operator's typo in the config file ends ``config show`` in a TypeError traceback
+    ('int' object is not iterable) instead of an error line naming the setting."""
+    config = tmp_path / "config.toml"
+    config.write_text(toml + "\n")
+    config.chmod(0o600)
+    assert main(["config", "show", "--config", str(config)]) == 1
