@@ -45,7 +45,6 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
@@ -59,7 +58,7 @@ from ..stores.codec import FernetCodec
 from .booleans import BOOLEAN_FIELDS, parse_bool
 from .remembered import read_remembered, write_remembered
 from .secrets import client_secret, secret_source
-from .store import StoreLocation, locate
+from .store import StoreLocation, holds_secret, locate
 
 if TYPE_CHECKING:
     from ..stores.redis import RedisStore
@@ -335,7 +334,7 @@ def _holds_secrets(data: Mapping[str, Any]) -> bool:
         for table in (tables.values() if isinstance(tables, Mapping) else ())
     )
     store = data.get("store")
-    password = isinstance(store, str) and "@" in store and bool(urlsplit(store).password)
+    password = isinstance(store, str) and holds_secret(store)
     return secrets or password or bool(data.get("encryption_keys"))
 
 
