@@ -6,11 +6,16 @@ else ``$XDG_DATA_HOME/aiofinaccess/tokens.db``) is a SQLite path or a Redis URL:
 :class:`~aiofinaccess.stores.redis.RedisStore`). Any other ``scheme://`` is refused, never
 taken for a path. Both kinds get the encryption keys.
 
+The value is stripped, and parsed before it is used or shown: a Redis URL without ``//``, with
+a bad port, a ``[`` left open, or a db that is no number (a password with an unencoded ``/``
+makes one) is refused without being quoted, and a value with ``://`` is never a path.
+
 A Redis password comes from ``AIOFINACCESS_REDIS_PASSWORD``, from a file whose first line it
 is (``--redis-password-file``, else ``AIOFINACCESS_REDIS_PASSWORD_FILE``, else the config
-file's ``redis_password_file``), or from the URL; two of these at once are refused. A URL
-with a password given as ``--store`` works, with a warning: any local user can read a
-command line. The key prefix is ``AIOFINACCESS_REDIS_PREFIX``, else the config file's
+file's ``redis_password_file``; read only if private and ours: :mod:`aiofinaccess.cli.files`),
+or from the URL (``:password@`` or ``?password=``, as redis-py reads it); two of these at once
+are refused. A URL with a password given as ``--store`` works, with a warning: any local user
+can read a command line. The key prefix is ``AIOFINACCESS_REDIS_PREFIX``, else the config file's
 ``redis_prefix``, else ``aiofinaccess:`` (the worker's ``--prefix`` wins over both).
 """
 
