@@ -45,7 +45,6 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
@@ -59,7 +58,8 @@ from ..stores.codec import FernetCodec
 from .booleans import BOOLEAN_FIELDS, parse_bool
 from .remembered import read_remembered, write_remembered
 from .secrets import client_secret, secret_source
-from .store import StoreLocation, locate
+from .store import StoreLocation, holds_secret, locate
+from .values import check_config, check_providers
 
 if TYPE_CHECKING:
     from ..stores.redis import RedisStore
@@ -247,12 +247,10 @@ class Config:
             data = json.loads(text) if text is not None else {}
         except (OSError, ValueError) as exc:
             raise CliError(f"cannot read remembered settings {path}: {exc}") from None
-        providers = data.get("providers") if isinstance(data, dict) else None
-        return {
-            str(name): {k: v for k, v in table.items() if k in FIELDS and k not in SECRET_FIELDS}
-            for name, table in (providers or {}).items()
-            if isinstance(table, dict)
-        }
+        if not isinstance(data, dict):
+            raise CliError(f"remembered settings {path} are not a JSON object: delete the file")
+        kept = set(FIELDS) - SECRET_FIELDS  # another version's fields are left alone
+        return check_providers(data.get("providers"), f"remembered settings {path}", kept)
 
     def remember(self, settings: ProviderSettings) -> bool:
         """Keep ``settings`` (secrets left out) for later commands on this store (mode 0600);
@@ -335,7 +333,7 @@ def _holds_secrets(data: Mapping[str, Any]) -> bool:
         for table in (tables.values() if isinstance(tables, Mapping) else ())
     )
     store = data.get("store")
-    password = isinstance(store, str) and "@" in store and bool(urlsplit(store).password)
+    password = isinstance(store, str) and holds_secret(store)
     return secrets or password or bool(data.get("encryption_keys"))
 
 
@@ -380,13 +378,14 @@ def load_config(
             with path.open("rb") as file:
                 data = tomllib.load(file)
                 _check_config_file(path, os.fstat(file.fileno()), data)
+            check_config(data, f"config file {path}")
         except OSError as exc:
             raise CliError(f"cannot read config file {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise CliError(f"config file {path} is not valid TOML: {exc}") from None
     chosen = store or os.environ.get("AIOFINACCESS_STORE") or data.get("store")
     location = locate(
-        str(chosen) if chosen else None,
+        chosen or None,
         data,
         from_flag=bool(store),
         password_file=redis_password_file,

@@ -6,11 +6,16 @@ else ``$XDG_DATA_HOME/aiofinaccess/tokens.db``) is a SQLite path or a Redis URL:
 :class:`~aiofinaccess.stores.redis.RedisStore`). Any other ``scheme://`` is refused, never
 taken for a path. Both kinds get the encryption keys.
 
+The value is stripped, and parsed before it is used or shown: a Redis URL without ``//``, with
+a bad port, a ``[`` left open, or a db that is no number (a password with an unencoded ``/``
+makes one) is refused without being quoted, and a value with ``://`` is never a path.
+
 A Redis password comes from ``AIOFINACCESS_REDIS_PASSWORD``, from a file whose first line it
 is (``--redis-password-file``, else ``AIOFINACCESS_REDIS_PASSWORD_FILE``, else the config
-file's ``redis_password_file``), or from the URL; two of these at once are refused. A URL
-with a password given as ``--store`` works, with a warning: any local user can read a
-command line. The key prefix is ``AIOFINACCESS_REDIS_PREFIX``, else the config file's
+file's ``redis_password_file``; read only if private and ours: :mod:`aiofinaccess.cli.files`),
+or from the URL (``:password@`` or ``?password=``, as redis-py reads it); two of these at once
+are refused. A URL with a password given as ``--store`` works, with a warning: any local user
+can read a command line. The key prefix is ``AIOFINACCESS_REDIS_PREFIX``, else the config file's
 ``redis_prefix``, else ``aiofinaccess:`` (the worker's ``--prefix`` wins over both).
 """
 
@@ -22,25 +27,30 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlsplit
 
 import attrs
 
 from ..core.errors import AiofinaccessError
 from ..stores._redis_urls import describe
+from .files import UntrustedFileError, read_trusted
 
 if TYPE_CHECKING:
     from ..stores.codec import TokenCodec
     from ..stores.redis import RedisStore
     from ..stores.sqlite import SQLiteStore
 
-__all__ = ["REDIS_SCHEMES", "StoreLocation", "StoreSettingError", "locate"]
+__all__ = ["REDIS_SCHEMES", "StoreLocation", "StoreSettingError", "holds_secret", "locate"]
 
 #: The schemes of a Redis store, as :class:`~aiofinaccess.stores.redis.RedisStore` reads them.
 REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 #: ``scheme:`` at the start (two letters at least: ``C:`` is a Windows drive).
 _SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 _DEFAULT_PREFIX: Final = "aiofinaccess:"
+#: Query options redis-py takes as the credentials (``?password=`` is the password).
+_QUERY_CREDENTIALS: Final = frozenset({"password", "username"})
+#: A password file holds one line; a bound on what a mistaken path makes us read.
+_PASSWORD_FILE_LIMIT: Final = 4096
 
 
 class StoreSettingError(AiofinaccessError):
@@ -59,7 +69,12 @@ class StoreLocation:
     @property
     def label(self) -> str:
         """The store as shown to a user: its path, or its URL without user or password."""
-        return str(self.path) if self.path is not None else describe(self.url or "")
+        if self.path is not None:
+            return str(self.path)
+        try:
+            return describe(self.url or "")
+        except ValueError:  # never for a URL from locate(), which parsed it
+            return "a Redis URL that cannot be read"
 
     @property
     def settings_path(self) -> Path | None:
@@ -92,15 +107,79 @@ class StoreLocation:
 
 
 def _read_password_file(name: str) -> str:
+    """The first line of the password file, read only if no one else can write or read it
+    (:mod:`aiofinaccess.cli.files`)."""
     path = Path(name).expanduser()
+    what = f"the Redis password file {path}"
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = read_trusted(path, what, secret=True, limit=_PASSWORD_FILE_LIMIT)
+        if data is None:
+            raise StoreSettingError(f"cannot read {what}: no such file")
+        lines = data.decode("utf-8").splitlines()
+    except UntrustedFileError as exc:
+        raise StoreSettingError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise StoreSettingError(f"cannot read the Redis password file {path}: {reason}") from None
+        raise StoreSettingError(f"cannot read {what}: {reason}") from None
     if not lines or not lines[0].strip():
-        raise StoreSettingError(f"the Redis password file {path} is empty")
+        raise StoreSettingError(f"{what} is empty")
     return lines[0].strip()
+
+
+def _split(url: str) -> SplitResult:
+    """``url`` parsed, port included.
+
+    Raises:
+        StoreSettingError: A port that is no number from 0 to 65535, a ``[`` left open (the
+            message never quotes the URL).
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # read lazily: a bad one raises only here
+    except ValueError:
+        raise StoreSettingError(
+            "the store's Redis URL cannot be read (a port that is not a number from 0 to "
+            "65535, or a '[' left open?); it is not shown: it may hold a password"
+        ) from None
+    return parts
+
+
+def _has_password(parts: SplitResult) -> bool:
+    """Whether redis-py would read a password (``:password@`` or ``?password=``)."""
+    query = {name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    return bool(parts.password) or "password" in query
+
+
+def holds_secret(value: str) -> bool:
+    """Whether a store setting may hold a secret: a password, or a user part or query
+    credential (a password typed where the user name goes is as secret). A URL that cannot
+    be read counts when it has a ``@`` or a query credential."""
+    try:
+        parts = urlsplit(value)
+        query = {name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    except ValueError:
+        lowered = value.lower()
+        return "@" in value or any(f"{name}=" in lowered for name in _QUERY_CREDENTIALS)
+    return bool(parts.username or parts.password) or bool(query & _QUERY_CREDENTIALS)
+
+
+def _check_shape(parts: SplitResult) -> None:
+    """Refuse what :func:`describe` would print a password from: a path (the db) that is not
+    a number, as when a password holds an unencoded ``/``, or a query db that is not one."""
+    dbs = [value for name, value in parse_qsl(parts.query) if name.lower() == "db"]
+    if any(not db.isdigit() for db in dbs):
+        raise StoreSettingError("the store's Redis URL has a db that is not a number")
+    if parts.scheme == "unix":
+        if "@" in parts.path:
+            raise StoreSettingError(
+                "the store's unix:// URL has a '@' in its socket path: a password with an "
+                "unencoded '/'? (write it as %2F)"
+            )
+    elif parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        raise StoreSettingError(
+            "the store's Redis URL has a path that is not a db number: a password with an "
+            "unencoded '/'? (write it as %2F)"
+        )
 
 
 def _with_password(url: str, password: str) -> str:
@@ -114,8 +193,10 @@ def _with_password(url: str, password: str) -> str:
 
 def _redis(url: str, data: Mapping[str, Any], *, from_flag: bool, password_file: str | None) -> str:
     """The Redis URL with its password from wherever it was given (once)."""
+    parts = _split(url)
+    _check_shape(parts)
     given: list[tuple[str, str]] = []
-    if urlsplit(url).password:
+    if _has_password(parts):
         if from_flag:
             sys.stderr.write(
                 "aiofinaccess: warning: a password in --store is visible to other local users "
@@ -146,11 +227,13 @@ def locate(
     """The store named by ``chosen`` (the setting's value, ``None`` for the default).
 
     Raises:
-        StoreSettingError: Another scheme than a Redis one; a Redis password given twice, or
-            in a file that cannot be read.
+        StoreSettingError: Another scheme than a Redis one; a Redis URL without ``//``, with a
+            bad port or a db that is not a number; a Redis password given twice, or in a file
+            that cannot be read or that others could write or read.
     """
     prefix = os.environ.get("AIOFINACCESS_REDIS_PREFIX") or data.get("redis_prefix")
     prefix = str(prefix) if prefix else _DEFAULT_PREFIX
+    chosen = chosen.strip() if chosen else None  # a blank pasted before a URL
     if not chosen:
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
         return StoreLocation(Path(base) / "aiofinaccess" / "tokens.db", prefix=prefix)
@@ -158,6 +241,11 @@ def locate(
     if found is not None:
         scheme = found.group(1).lower()
         if scheme in REDIS_SCHEMES:
+            if not chosen[found.end() :].startswith("//"):
+                raise StoreSettingError(
+                    f"the store looks like a Redis URL without its '//' (write {scheme}://; "
+                    f"a SQLite file named so: ./{scheme}:...)"
+                )
             url = scheme + chosen[len(scheme) :]
             redis_url = _redis(url, data, from_flag=from_flag, password_file=password_file)
             return StoreLocation(url=redis_url, prefix=prefix)
@@ -166,4 +254,9 @@ def locate(
                 f"the store must be a SQLite path or a Redis URL (redis://, rediss://, "
                 f"unix://, redis+cluster://, rediss+cluster://), not a {scheme}:// URL"
             )
+    if "://" in chosen:  # a mistyped URL: never shown (nor created) as a path
+        raise StoreSettingError(
+            "the store must be a SQLite path or a Redis URL starting with its scheme "
+            "(redis://, rediss://, unix://, redis+cluster://, rediss+cluster://)"
+        )
     return StoreLocation(Path(chosen).expanduser(), prefix=prefix)
