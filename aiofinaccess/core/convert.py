@@ -21,6 +21,21 @@ from .tokens import REDACTED, Secret, TokenSet
 __all__ = ["display_converter", "store_converter"]
 
 
+def _generation(value: object, _type: object) -> int:
+    # Decides whether a process writes its own set over the stored one (Reinstate): a stored
+    # record is outside data, so "7", 2.9, true or -1 are refused, not coerced by int().
+    if type(value) is not int or value < 0:
+        raise TypeError(f"generation must be a non-negative integer, not {type(value).__name__}")
+    return value
+
+
+def _lineage(value: object, _type: object) -> str | None:
+    # Refused rather than str()-ed: 12345 or ["a"] would name a session that never existed.
+    if value is not None and type(value) is not str:
+        raise TypeError(f"lineage must be a string or null, not {type(value).__name__}")
+    return value
+
+
 def _make_converter(*, reveal: bool) -> cattrs.Converter:
     converter = cattrs.Converter()
     if reveal:
@@ -37,7 +52,14 @@ def _make_converter(*, reveal: bool) -> cattrs.Converter:
         TokenSet, cattrs.gen.make_dict_unstructure_fn(TokenSet, converter, anchor=omit_anchor)
     )
     converter.register_structure_hook(
-        TokenSet, cattrs.gen.make_dict_structure_fn(TokenSet, converter, anchor=omit_anchor)
+        TokenSet,
+        cattrs.gen.make_dict_structure_fn(
+            TokenSet,
+            converter,
+            anchor=omit_anchor,
+            lineage=cattrs.gen.override(struct_hook=_lineage),
+            generation=cattrs.gen.override(struct_hook=_generation),
+        ),
     )
     return converter
 

@@ -26,7 +26,9 @@
     │   └── ServerError               5xx
     ├── ReauthorizationRequired       the grant is dead: the end user must authorize again
     └── StoreError                    the token store failed
-        └── StoreConflictError        a compare-and-swap lost to another writer
+        ├── StoreConflictError        a compare-and-swap lost to another writer
+        └── LeaseBusyError            a store lease stayed taken longer than the wait
+            └── PausedBeforeSendError the lease lapsed before every send (a pausing process)
 
 Rules: no exception message ever contains a token, secret or password; bodies are kept
 parsed (``ApiError.body``) so callers read fields, not strings; ``ReauthorizationRequired``
@@ -71,6 +73,7 @@ __all__ = [
     "NotFoundError",
     "OAuthError",
     "OAuthErrorBody",
+    "PausedBeforeSendError",
     "RateLimitedError",
     "ReauthorizationRequired",
     "ServerError",
@@ -163,6 +166,12 @@ class StoreConflictError(StoreError):
 
 class LeaseBusyError(StoreError):
     """Another holder kept a store lease longer than this caller waited for it."""
+
+
+class PausedBeforeSendError(LeaseBusyError):
+    """A renewal's lease lapsed between its fence and the send, several times in a row: this
+    process pauses longer than the lease's margin before each send. Nothing was sent; the
+    stored set is left for the next renewal (retryable, like a busy lease)."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ it. The renewal driver sets the check for its token request (:func:`fenced`, a c
 variable: only its own task sees it); a token client calls :func:`check_before_send` as its
 last act before handing the request to the network. A check that finds the lease no longer
 covering the exchange raises :class:`LeaseLapsed`: nothing was sent, and the driver takes the
-lease again and reads the store again.
+lease again and reads the store again (after three in one renewal it fails its callers with
+:class:`~aiofinaccess.core.errors.PausedBeforeSendError` instead).
 
 What no client can close: a pause after that call (connection setup inside aiohttp, the wire)
 or one between the answer and its write, longer than the lease left.

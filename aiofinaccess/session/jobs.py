@@ -83,6 +83,7 @@ class Job:
     ambiguous: int = 0
     write_failures: int = 0
     fence_tries: int = 0
+    lapses: int = 0
     late_answers: int = 0
     lease_deadline: float = math.inf
 

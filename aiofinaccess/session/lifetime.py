@@ -28,6 +28,7 @@ from ..core.renewal_step import superseded
 from ..core.tokens import TokenKey
 from ..stores import ChangeFeed, TokenStore, Versioned
 from .events import EventHub
+from .jobs import cancelled
 from .registry import Entry, Registry
 from .renewal import RenewalDriver
 from .stopping import cancel_and_wait
@@ -40,6 +41,10 @@ _T = TypeVar("_T")
 _RESTORE_BATCH = 500
 #: Read at start when no set is restored: proves the store answers.
 _PROBE = TokenKey("aiofinaccess-start-probe")
+#: Seconds the watcher waits before following a failed change feed again (doubling per
+#: failure in a row, up to the maximum).
+_FEED_PAUSE = 0.1
+_FEED_PAUSE_MAX = 5.0
 
 
 def _settled(entry: Entry) -> bool:
@@ -263,28 +268,51 @@ class Lifetime:
         return restored
 
     async def _watch_changes(self, feed: ChangeFeed) -> None:
-        """Adopt sets other processes wrote, without waiting for ours to go stale."""
-        async for key, version in feed.changes():
-            entry = self._registry.find(key.provider, key.subject)
-            if entry is None or entry.key != key or entry.version == version:
-                continue
-            if not _settled(entry):
-                continue
-            generation = entry.generation
+        """Adopt sets other processes wrote, without waiting for ours to go stale; a feed that
+        fails (or hands us a cancellation nobody asked for, as redis-py's ``wait_for`` can on
+        3.11) is logged and followed again after a pause, until the store ends it."""
+        pause = _FEED_PAUSE
+        while True:
             try:
-                stored = await self._driver.read(key)
-            except StoreError:
-                logger.warning("could not read token set %s after a change", key.hashed)
-                continue
-            # Anything published while we read is at least as new as what we read.
-            if not _settled(entry) or entry.generation != generation:
-                continue
-            if stored is None:
-                entry.clear()  # deleted elsewhere (revoked, or its grant died)
-            elif stored.version != entry.version and not superseded(
-                stored.token_set, entry.token_set
-            ):  # an older set of our session (a rolled-back store) is written back on renewal
-                self._driver.adopt(entry, stored)
+                async for key, version in feed.changes():
+                    pause = _FEED_PAUSE  # it works again
+                    await self._changed(key, version)
+                return  # the store closed
+            except asyncio.CancelledError:
+                if cancelled():
+                    raise
+                why = "a cancellation nobody asked for"
+            except Exception as exc:
+                why = type(exc).__name__
+            logger.warning(
+                "the store's change feed failed (%s); following it again in %.1f s", why, pause
+            )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _FEED_PAUSE_MAX)
+
+    async def _changed(self, key: TokenKey, version: int | None) -> None:
+        """Adopt the set another process wrote under ``key``, if this process holds an older
+        one and is not renewing it."""
+        entry = self._registry.find(key.provider, key.subject)
+        if entry is None or entry.key != key or entry.version == version:
+            return
+        if not _settled(entry):
+            return
+        generation = entry.generation
+        try:
+            stored = await self._driver.read(key)
+        except StoreError:
+            logger.warning("could not read token set %s after a change", key.hashed)
+            return
+        # Anything published while we read is at least as new as what we read.
+        if not _settled(entry) or entry.generation != generation:
+            return
+        if stored is None:
+            entry.clear()  # deleted elsewhere (revoked, or its grant died)
+        elif stored.version != entry.version and not superseded(
+            stored.token_set, entry.token_set
+        ):  # an older set of our session (a rolled-back store) is written back on renewal
+            self._driver.adopt(entry, stored)
 
     # -- close -----------------------------------------------------------------------------------
 

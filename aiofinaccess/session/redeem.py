@@ -6,7 +6,9 @@ chose. A refused refresh token falls back to the password grant when the app sup
 passwords; a dead grant is noted for the Poison step. Connect errors and 429/503 are retried
 with backoff (:class:`~aiofinaccess.session.retrying.Retrier`, which counts
 ``ManagerStats.retries``); an ambiguous failure of a rotating refresh (sent, no answer) only
-once, after the token exchange's own timeout and a fresh read of the store.
+once, after the token exchange's own timeout and a fresh read of the store. A send the last
+check stopped (:mod:`aiofinaccess.core.fencing`) is not counted; the third in one job raises
+:class:`~aiofinaccess.core.errors.PausedBeforeSendError`.
 
 Must never import: aiohttp (the endpoint is a :class:`TokenEndpoint`), ``api``,
 ``integrations``, ``cli`` or ``sandbox``; it never writes the store.
@@ -20,7 +22,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..core.clock import Clock
-from ..core.errors import ApiError, ReauthorizationRequired, TransportError
+from ..core.errors import (
+    ApiError,
+    PausedBeforeSendError,
+    ReauthorizationRequired,
+    TransportError,
+)
 from ..core.fencing import LeaseLapsed, fenced
 from ..core.lifecycle import Renewal, RetryPolicy
 from ..core.renewal_step import descended
@@ -36,6 +43,9 @@ __all__ = ["Redeemer", "TokenEndpoint"]
 logger = logging.getLogger("aiofinaccess")
 
 _AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
+#: Sends the last check may stop in one job before its callers get an error (as the fence
+#: gives up after three slow extensions).
+_MAX_LAPSES = 3
 
 
 class TokenEndpoint(Protocol):
@@ -126,7 +136,8 @@ class Redeemer:
             if not await self._fence.ready_to_send(run):
                 return
             previous = None if run.stored is None else run.stored.token_set
-            self.stats.renewals += run.attempts == 0
+            first = run.attempts == 0
+            self.stats.renewals += first
             self.stats.token_requests += 1
             logger.debug("renewing token set %s with %s (%s)", key.hashed, grant.value, run.reason)
             entry.in_window = True
@@ -137,9 +148,20 @@ class Redeemer:
                 # Paused since the fence for longer than its margin: nothing was sent. Treat
                 # the lease as lost: another process may have held it and renewed meanwhile
                 # (even if it is ours again now), so take it again and read the store again.
+                # Not sent, so not counted either.
                 entry.in_window = False
+                self.stats.renewals -= first
+                self.stats.token_requests -= 1
+                run.lapses += 1
                 logger.warning("token set %s: a pause outlasted the lease; not sent", key.hashed)
                 await self._fence.drop(run)
+                if run.lapses >= _MAX_LAPSES:
+                    # Paused before every send: retaking the lease would loop for ever (each
+                    # take restarts the wait). Fail the callers; the next renewal tries again.
+                    raise PausedBeforeSendError(
+                        f"token set {key.hashed}: the lease lapsed before each of "
+                        f"{run.lapses} sends (this process pauses longer than its margin)"
+                    ) from None
                 return
             except ReauthorizationRequired as exc:
                 entry.in_window = False

@@ -17,7 +17,8 @@ read what it needs, ask :func:`~aiofinaccess.core.renewal_step.next_step`, carry
   check where the request leaves (:mod:`~aiofinaccess.core.fencing`) stops a send a pause
   made late, and a heartbeat extends it while the job waits (endpoint slots, backoff, a
   password lookup, a slow write). A lease that turns out lost (or lapsed) is dropped, taken
-  again, and the store read again.
+  again, and the store read again; the third send the last check stops in one job fails
+  its callers (:class:`~aiofinaccess.core.errors.PausedBeforeSendError`).
 * **Redeem** - one token request, under a per-endpoint cap. Connect errors and 429/503 are
   retried with backoff; an ambiguous failure of a rotating refresh (sent, no answer) only
   once. A refused refresh token falls back to the password grant when the app supplies
