@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ["cancel_and_wait"]
+__all__ = ["cancel_and_wait", "cancel_asked"]
 
 #: How long one cancellation may take to land before it is sent again.
 _RECANCEL_AFTER = 0.1
@@ -30,3 +30,10 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
         await asyncio.wait([task], timeout=_RECANCEL_AFTER)
     if not task.cancelled():
         task.exception()
+
+
+def cancel_asked() -> bool:
+    """Whether the running task was asked to cancel, rather than handed a stray
+    ``CancelledError`` by a library it awaited (redis-py's ``wait_for`` on 3.11)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0

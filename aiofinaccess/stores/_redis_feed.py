@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ..core.stopping import cancel_and_wait
+from ..core.stopping import cancel_and_wait, cancel_asked
 from ..core.tokens import TokenKey
 from ._redis_layout import Layout, text
 
@@ -116,17 +116,24 @@ class ChangeReader:
                 self.subscribed.clear()
                 logger.info("a Redis Cluster slot moved; resubscribing the change feed")
                 backoff = 0.1
+            except asyncio.CancelledError as exc:
+                if cancel_asked():
+                    raise
+                self._failed(exc, backoff)  # a stray one out of redis-py: the feed failed
             except Exception as exc:  # a dead feed would go unnoticed: log it and resubscribe
-                self.subscribed.clear()
-                logger.warning(
-                    "Redis change feed failed (%s); resubscribing in %.1f s",
-                    type(exc).__name__,
-                    backoff,
-                    exc_info=logger.isEnabledFor(logging.DEBUG),
-                )
+                self._failed(exc, backoff)
             again = True
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _failed(self, exc: BaseException, backoff: float) -> None:
+        self.subscribed.clear()
+        logger.warning(
+            "Redis change feed failed (%s); resubscribing in %.1f s",
+            type(exc).__name__,
+            backoff,
+            exc_info=logger.isEnabledFor(logging.DEBUG),
+        )
 
     async def _read_node(self) -> None:
         # One server: the cluster layout (sharded channels) works on it too, through SSUBSCRIBE.
