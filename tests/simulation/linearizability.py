@@ -87,7 +87,7 @@ def check_register(ops: Sequence[Op], initial: int | None = None) -> str | None:
             must |= 1 << index
     seen: set[tuple[int, int | None]] = set()
     stack: list[tuple[int, int | None, int]] = [(0, initial, 0)]  # placed, state, depth
-    deepest = 0
+    deepest, furthest = -1, 0
     while stack:
         placed, state, depth = stack.pop()
         if placed & must == must:
@@ -95,7 +95,8 @@ def check_register(ops: Sequence[Op], initial: int | None = None) -> str | None:
         if (placed, state) in seen:
             continue
         seen.add((placed, state))
-        deepest = max(deepest, depth)
+        if depth > deepest:
+            deepest, furthest = depth, placed
         # Only an operation invoked before every unplaced one has completed can go next.
         horizon = min(ends[i] for i in range(len(ops)) if not placed >> i & 1)
         children = []
@@ -113,11 +114,11 @@ def check_register(ops: Sequence[Op], initial: int | None = None) -> str | None:
             if legal:
                 children.append((placed | 1 << index, after, depth + 1))
         stack.extend(children)
-    done = [o for i, o in enumerate(ops) if o.completed is not None]
-    first = done[min(deepest, len(done) - 1)]
+    stuck = next(o for i, o in enumerate(ops) if must >> i & 1 and not furthest >> i & 1)
     return (
-        f"no legal order of {len(ops)} operations on {ops[0].key} (at best {deepest} placed; "
-        f"stuck near {first.kind} {first.outcome} by {first.process} at t={first.invoked:.3f})"
+        f"no legal order of {len(ops)} operations on {ops[0].key}: at best {deepest} placed, "
+        f"then none fits {stuck.kind} {stuck.outcome} (expected {stuck.expected}, version "
+        f"{stuck.version}) by {stuck.process} at t={stuck.invoked:.3f}-{stuck.completed:.3f}"
     )
 
 
