@@ -81,6 +81,7 @@ def check_register(ops: Sequence[Op], initial: int | None = None) -> str | None:
     inf = float("inf")
     ops = sorted(ops, key=lambda o: o.invoked)
     ends = [inf if o.completed is None else o.completed for o in ops]
+    by_end = sorted(range(len(ops)), key=ends.__getitem__)
     must = 0  # the completed operations, as a bit set: all must be placed
     for index, op in enumerate(ops):
         if op.completed is not None:
@@ -98,9 +99,11 @@ def check_register(ops: Sequence[Op], initial: int | None = None) -> str | None:
         if depth > deepest:
             deepest, furthest = depth, placed
         # Only an operation invoked before every unplaced one has completed can go next.
-        horizon = min(ends[i] for i in range(len(ops)) if not placed >> i & 1)
+        horizon = next(ends[i] for i in by_end if not placed >> i & 1)
+        first = (~placed & (placed + 1)).bit_length() - 1  # the lowest unplaced
         children = []
-        for index, op in enumerate(ops):
+        for index in range(first, len(ops)):
+            op = ops[index]
             if op.invoked > horizon:
                 break
             if placed >> index & 1:

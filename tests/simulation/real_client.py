@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -61,23 +62,27 @@ class RealStoreClient:
             if shared.in_outage() or rng.random() < shared.fault_rate:
                 outcome: Any = StoreError("simulated store failure before any effect")
             else:
-                took_effect = True
                 try:
                     outcome = done = await effect()
                 except StoreError as exc:
                     outcome = done = exc
+                took_effect = True
                 if fails_after and rng.random() < shared.fault_rate / 2:
                     outcome = StoreError("simulated store failure after the effect")
-            await asyncio.sleep(rng.uniform(0.0005, 0.02))
-            if took_effect and record is not None:
-                record(done, invoked, shared.now())
+            try:
+                await asyncio.sleep(rng.uniform(0.0005, 0.02))
+            finally:  # recorded even if the world ends first: the effect happened
+                if took_effect and record is not None:
+                    record(done, invoked, shared.now())
             if not answer.done() and process.alive:
                 if isinstance(outcome, BaseException):
                     answer.set_exception(outcome)
                 else:
                     answer.set_result(outcome)
 
-        shared.world.message(travel())
+        # On the wire, the call belongs to no process: a crash of its sender does not stop it.
+        # (world.message alone would not do: the task factory reads the sender's context.)
+        contextvars.Context().run(shared.world.message, travel())
         return await answer
 
     def _op(self, kind: Any, key: TokenKey, **fields: Any) -> Recorder:

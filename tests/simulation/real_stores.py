@@ -53,7 +53,11 @@ _T = TypeVar("_T")
 #: The machine's monotonic clock reads this much more than the loop's (any origin will do).
 _BOOT = 1000.0
 #: Few shards: the merged claim script reads every one of them each poll.
-REDIS_SHARDS = 4
+REDIS_SHARDS = 2
+#: Seconds between a waiter's attempts to take a held lease (the stores' default is 0.02: a
+#: waiter's polls are most of a world's store commands, and a tenth of a second keeps the
+#: real-store worlds within the CI budget).
+LEASE_POLL = 0.1
 _BACKENDS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RealSharedStore] = (
     weakref.WeakKeyDictionary()
 )
@@ -129,13 +133,18 @@ class InlineSQLiteStore(SQLiteStore):
 
     def __init__(self, conn: sqlite3.Connection, reachable: Callable[[], bool]) -> None:
         # The path is never opened: only its directory is checked by the constructor.
-        super().__init__(os.path.join(tempfile.gettempdir(), "aiofinaccess-sim.db"))
+        super().__init__(
+            os.path.join(tempfile.gettempdir(), "aiofinaccess-sim.db"), lease_poll=LEASE_POLL
+        )
         self._inline = conn
         self._reachable = reachable
 
     async def _execute(self, statement: str, parameters: Any = ()) -> tuple[int, list[Any]]:
         if self._closed:
             raise StoreError("store is closed")
+        # A statement is a step of its own, as on aiosqlite's thread: other tasks may run
+        # statements between two of one operation's (still at the same virtual instant).
+        await asyncio.sleep(0)
         if not self._reachable():
             raise StoreError("simulated: the process is gone")
         try:
@@ -204,7 +213,7 @@ class RealSharedStore(SharedStore):
         if self._sqlite is not None:
             return InlineSQLiteStore(self._sqlite, reachable)
         client = _GatedFakeRedis(reachable, server=self._redis, version=(7,))
-        return RedisStore(client=client, shards=REDIS_SHARDS)
+        return RedisStore(client=client, shards=REDIS_SHARDS, lease_poll=LEASE_POLL)
 
     def client(self, process: Process, *, duty: bool) -> Any:
         return (RealDutyStoreClient if duty else RealStoreClient)(self, process)

@@ -12,13 +12,14 @@ import os
 import random
 import time
 import types
+from typing import Any
 
 import attrs
 import pytest
 
 from aiofinaccess.core.tokens import TokenKey
 from aiofinaccess.stores import _sqlite_schema, redis, sqlite
-from tests.simulation.real_stores import RealSharedStore, store_impl
+from tests.simulation.real_stores import RealSharedStore, _GatedFakeRedis, store_impl
 from tests.simulation.world import Config, World, run_seed
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "2000"))
@@ -112,12 +113,26 @@ def test_a_sqlite_update_that_skips_the_version_compare_is_caught(
 def test_a_sqlite_lease_that_lets_a_second_holder_in_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The lease is taken over in its holder's last half second."""
-    early = _sqlite_schema.ACQUIRE.replace("leases.expires_at < ?", "leases.expires_at < ? + 0.5")
+    """The lease is taken over in its holder's last 5 seconds (as with a holder's clock that
+    runs 5 s ahead of the others'): a lease of 1.5 s or 3 s excludes no one."""
+    early = _sqlite_schema.ACQUIRE.replace("leases.expires_at < ?", "leases.expires_at < ? + 5")
     assert early != _sqlite_schema.ACQUIRE
     monkeypatch.setattr(_sqlite_schema, "ACQUIRE", early)
     seed, violation = _first_caught("sqlite", "lease on")
     print(f"early SQLite lease: seed {seed} fails first: {violation}")  # noqa: T201
+
+
+def test_a_redis_lease_taken_without_nx_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lease's ``SET`` forgets ``NX``: it overwrites a live lease instead of waiting."""
+    original = _GatedFakeRedis.set
+
+    def overwrite(self: _GatedFakeRedis, name: Any, value: Any, **options: Any) -> Any:
+        options.pop("nx", None)
+        return original(self, name, value, **options)
+
+    monkeypatch.setattr(_GatedFakeRedis, "set", overwrite)
+    seed, violation = _first_caught("redis", "lease on")
+    print(f"Redis lease without NX: seed {seed} fails first: {violation}")  # noqa: T201
 
 
 def test_virtual_time_reaches_no_other_loop() -> None:
