@@ -237,3 +237,21 @@ class RealDutyStoreClient(RealStoreClient):
     async def due_count(self, *, now: float) -> int:
         result: int = await self._call(lambda: self._store.due_count(now=now), fails_after=False)
         return result
+
+
+class _Feed:
+    """RedisStore's own change feed (pub/sub on the fake server), relayed as it is."""
+
+    _store: Any
+
+    def changes(self) -> AsyncIterator[tuple[TokenKey, int | None]]:
+        feed: AsyncIterator[tuple[TokenKey, int | None]] = self._store.changes()
+        return feed
+
+
+class RealFeedStoreClient(_Feed, RealStoreClient):
+    """A connection to Redis: the store and its change feed."""
+
+
+class RealFeedDutyStoreClient(_Feed, RealDutyStoreClient):
+    """A connection to Redis: the store, its change feed and the refresh duty."""

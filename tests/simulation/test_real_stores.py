@@ -34,7 +34,7 @@ def _seeds(impl: str) -> list[int]:
 def test_a_minority_of_worlds_run_each_real_store() -> None:
     counts = {impl: len(_seeds(impl)) for impl in ("sim", "sqlite", "redis")}
     assert counts["sqlite"] >= 0.03 * SEEDS
-    assert counts["redis"] >= 0.03 * SEEDS
+    assert counts["redis"] >= 0.02 * SEEDS
     assert counts["sim"] >= 0.85 * SEEDS
 
 
