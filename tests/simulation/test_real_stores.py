@@ -33,8 +33,8 @@ def _seeds(impl: str) -> list[int]:
 
 def test_a_minority_of_worlds_run_each_real_store() -> None:
     counts = {impl: len(_seeds(impl)) for impl in ("sim", "sqlite", "redis")}
-    assert counts["sqlite"] >= 0.03 * SEEDS
-    assert counts["redis"] >= 0.02 * SEEDS
+    assert counts["sqlite"] >= 0.05 * SEEDS
+    assert counts["redis"] >= 0.03 * SEEDS
     assert counts["sim"] >= 0.85 * SEEDS
 
 
@@ -64,7 +64,7 @@ def test_a_lease_runs_out_on_virtual_time(impl: str) -> None:
         waited, left = world.loop.run_until_complete(scenario())
     finally:
         world.loop.close()
-    assert 5.0 <= waited < 5.2
+    assert 5.0 <= waited < 5.25  # one poll (at most 0.2 s) after the ttl ran out
     assert 9.9 < left <= 10.0
 
 

@@ -29,7 +29,7 @@ Invariants, each checked where it can break:
   that only serve from a small working set), every stored set whose refresh token is live has
   a due time once faults stop: no write, claim or reschedule dropped it (checked at the end);
 * **I7** in the worlds that run a real store (SQLite inline, Redis's scripts on fakeredis: one
-  in twelve, see real_stores.py), each key's recorded operations are linearizable as a
+  in nine, see real_stores.py), each key's recorded operations are linearizable as a
   compare-and-set register and no two lease holders overlap (checked at the end).
 
 Store outages last less than half a lease and are two leases apart (see README "Failures": a
