@@ -99,6 +99,14 @@ class SharedStore:
         now = self.now()
         return any(start <= now < end for start, end in self.outages)
 
+    def client(self, process: Process, *, duty: bool) -> StoreClient:
+        """A new process's connection (one that keeps the refresh duty if ``duty``)."""
+        return (DutyStoreClient if duty else StoreClient)(self, process)
+
+    def check(self) -> list[str]:
+        """Violations found in the store's own records at the end (none kept here)."""
+        return []
+
     def announce(self, key: TokenKey, version: int | None) -> None:
         for process, queue in self.feeds:
             if process.alive and self.rng.random() > 0.05:  # the feed is best effort
