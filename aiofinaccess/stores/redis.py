@@ -199,6 +199,7 @@ class RedisStore:
             poll=lease_poll,
             closed=lambda: self._closed,
             errors=_ERRORS,
+            clock=self._clock.monotonic,  # waiters judge a lease on their own monotonic clock
         )
         self._duty = DueSets(client, self._layout, self._call)
 

@@ -14,13 +14,13 @@ import asyncio
 import contextlib
 import contextvars
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiofinaccess.core.errors import StoreConflictError, StoreError
 from aiofinaccess.core.tokens import TokenKey, TokenSet
-from aiofinaccess.stores import HeldLease, Versioned
+from aiofinaccess.stores import Claimed, HeldLease, Versioned
 from tests.simulation.linearizability import Hold, Op, Outcome
 
 if TYPE_CHECKING:
@@ -220,18 +220,26 @@ class RealDutyStoreClient(RealStoreClient):
         return await self._put(key, token_set, expected_version, due_at=due_at)
 
     async def claim_due(
-        self, *, now: float, limit: int, claim_for: float, owner: str
-    ) -> list[TokenKey]:
-        result: list[TokenKey] = await self._call(
-            lambda: self._store.claim_due(now=now, limit=limit, claim_for=claim_for, owner=owner)
+        self, *, limit: int, claim_for: float, owner: str, clients: Collection[TokenKey]
+    ) -> Claimed:
+        result: Claimed = await self._call(
+            lambda: self._store.claim_due(
+                limit=limit, claim_for=claim_for, owner=owner, clients=clients
+            )
         )
         return result
 
-    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
-        await self._call(lambda: self._store.reschedule(key, due_at))
+    async def reschedule(
+        self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
+    ) -> None:
+        await self._call(
+            lambda: self._store.reschedule(key, due_at, expected_version=expected_version)
+        )
 
-    async def next_due(self) -> float | None:
-        result: float | None = await self._call(self._store.next_due, fails_after=False)
+    async def next_due(self, *, clients: Collection[TokenKey] | None = None) -> float | None:
+        result: float | None = await self._call(
+            lambda: self._store.next_due(clients=clients), fails_after=False
+        )
         return result
 
     async def due_count(self, *, now: float) -> int:

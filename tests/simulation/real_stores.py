@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import fakeredis
 import fakeredis._socket._base as fakeredis_socket
+import fakeredis.commands_mixins.server_mixin as fakeredis_server
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aiofinaccess.core.errors import StoreError
@@ -124,7 +125,7 @@ def _install() -> None:
     if isinstance(sqlite_store.time, _Time):
         return
     clock, chance = _Time(), _Chance()
-    for module in (sqlite_store, _sqlite_lease, _redis_lease, fakeredis_socket):
+    for module in (sqlite_store, _sqlite_lease, _redis_lease, fakeredis_socket, fakeredis_server):
         module.time = clock  # type: ignore[attr-defined]
     for module in (sqlite_store, _sqlite_lease, _redis_lease, redis_store):
         module.secrets = chance  # type: ignore[attr-defined]
@@ -237,7 +238,9 @@ class RealSharedStore(SharedStore):
         if self._sqlite is not None:
             return InlineSQLiteStore(self._sqlite, reachable)
         client = _GatedFakeRedis(reachable, server=self._redis, version=(7,))
-        return RedisStore(client=client, shards=REDIS_SHARDS, lease_poll=LEASE_POLL)
+        return RedisStore(
+            client=client, shards=REDIS_SHARDS, lease_poll=LEASE_POLL, clock=process.clock
+        )
 
     def client(self, process: Process, *, duty: bool) -> Any:
         if self.impl == "redis":  # SQLiteStore has no change feed
@@ -268,7 +271,7 @@ class RealSharedStore(SharedStore):
                 version, data = view.hmget(layout.record(key), "version", "data")
                 if version is not None and data is not None:
                     records[key] = (int(version), bytes(data))
-                score = view.zscore(layout.due(layout.shard(key)), str(key))
+                score = view.zscore(layout.due(layout.shard(key), key.provider), str(key))
                 if score is not None:
                     due[key] = float(score)
         view.close()
