@@ -56,6 +56,24 @@ class SharedStore:
         # The refresh duty's due times (wall clock), for worlds whose processes share the duty.
         self.due: dict[TokenKey, float] = {}
         self.claims: list[tuple[TokenKey, str, float]] = []
+        # Per key: the true time and length of its last claim, and of its last due-time write
+        # (the duty's exclusivity, checked at every claim: see world.py, I10).
+        self.claimed_at: dict[TokenKey, tuple[float, float]] = {}
+        self.due_written_at: dict[TokenKey, float] = {}
+
+    def snapshot(self) -> tuple[dict[TokenKey, tuple[int, bytes]], dict[TokenKey, float]]:
+        """What a backup (or a replica that falls behind) holds now."""
+        return dict(self.records), dict(self.due)
+
+    def restore(
+        self, snapshot: tuple[dict[TokenKey, tuple[int, bytes]], dict[TokenKey, float]]
+    ) -> None:
+        """Roll back to ``snapshot``: every acknowledged write since is lost (leases are not)."""
+        records, due = snapshot
+        self.records, self.due = dict(records), dict(due)
+        for key in set(self.records) | set(self.due):
+            self.announce(key, self.records[key][0] if key in self.records else None)
+            self.due_written_at[key] = self.now()
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -80,6 +98,8 @@ class StoreClient:
 
     async def _call(self, effect: Callable[[], _T], *, fails_after: bool = True) -> _T:
         process, shared = self._process, self._shared
+        process.check_alive()
+        await process.clock.frozen()  # a paused process sends nothing
         process.check_alive()
         shared.calls += 1
         rng = shared.rng
@@ -148,6 +168,7 @@ class StoreClient:
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
             shared.records[key] = (version, data)
+            shared.world.put_landed(key, refresh)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
@@ -159,6 +180,7 @@ class StoreClient:
             shared = self._shared
             current = shared.records.get(key)
             if current is None:
+                shared.due.pop(key, None)  # as Redis's DEL and ZREM: an orphaned due time goes
                 return False
             if expected_version is not None and current[0] != expected_version:
                 raise StoreConflictError("simulated version conflict")
@@ -272,6 +294,8 @@ class DutyStoreClient(StoreClient):
                 shared.due.pop(key, None)
             else:
                 shared.due[key] = due_at
+            shared.due_written_at[key] = shared.now()
+            shared.world.put_landed(key, refresh)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
@@ -286,6 +310,7 @@ class DutyStoreClient(StoreClient):
             due = sorted((at, str(key), key) for key, at in shared.due.items() if at <= now)
             taken = [key for _, _, key in due[:limit]]
             for key in taken:
+                shared.world.claimed(key, owner, claim_for)
                 shared.due[key] = now + claim_for
                 shared.claims.append((key, owner, now + claim_for))
             return taken
@@ -297,6 +322,7 @@ class DutyStoreClient(StoreClient):
             shared = self._shared
             if key not in shared.records:
                 return
+            shared.due_written_at[key] = shared.now()
             if due_at is None:
                 shared.due.pop(key, None)
             else:

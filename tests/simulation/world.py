@@ -2,9 +2,10 @@
 crashes and restarts, and the invariants checked as it runs.
 
 One seed decides everything: the configuration (processes, users, lifetimes, fault rates,
-lease and timeout settings), every latency, every fault, every crash. The SDK runs unchanged
-except for the two doors a simulation needs: its clock (a per-process clock on virtual time)
-and its token endpoint (the SDK's own OAuth client, sending to the simulated IdP).
+lease and timeout settings, the features of config.py), every latency, every fault, every
+crash. The SDK runs unchanged except for the two doors a simulation needs: its clock (a
+per-process clock on virtual time) and its token endpoint (the SDK's own OAuth client, sending
+to the simulated IdP).
 
 Invariants, each checked where it can break:
 
@@ -17,9 +18,10 @@ Invariants, each checked where it can break:
 * **I3** no session is lost except by an excused reason: a crash inside the send-to-persist
   window, or an answer lost after the server committed; where the IdP allows one reuse of
   the token used last (``idp_max_reuse``, three worlds in ten), only a replay beyond that
-  allowance excuses it (checked at every
-  ``ReauthorizationRequired`` and in the final check, where every user's current session must
-  serve a valid token from every process);
+  allowance excuses it (checked at every ``ReauthorizationRequired`` and in the final check,
+  where every user's current session must serve a valid token from every process that
+  serves its provider). A finAPI user (password grant) is never lost: the SDK falls back to
+  the password when the refresh token is gone;
 * **I4** every call without a deadline of its own returns within ``bound`` virtual seconds, and
   the loop never stalls (checked at every call and by the loop);
 * **I5** no task ends with an exception nobody retrieved, and after every user is forgotten
@@ -27,11 +29,42 @@ Invariants, each checked where it can break:
   end);
 * **I6** on a store that keeps the refresh duty (a third of the worlds, some with processes
   that only serve from a small working set), every stored set whose refresh token is live has
-  a due time once faults stop: no write, claim or reschedule dropped it (checked at the end).
+  a due time once faults stop: no write, claim or reschedule dropped it (checked at the end);
+* **I7** a set is only ever renewed (revoked, logged out) with the credentials of the client
+  it was issued to, whatever providers, clients and apps share the store and the duty
+  (checked by the IdP at every request);
+* **I8** a set the app forgot, revoked or logged out is never stored again (only a new login
+  is), whoever was renewing it meanwhile (checked at every write that lands);
+* **I9** dead sets leave the duty: once every due time came round, no due time is left of a
+  set that is gone (an orphan) or whose grant is dead (checked at the end, for providers some
+  process serves);
+* **I10** a set is claimed again only after its last claim ran out on the store's clock (less
+  twice the stated clock skew, ``skew``, and a store call's latency) or its due time was
+  written since (checked at every claim);
+* **I11** a process reports a user's ``ReauthRequired`` at most twice per session of that
+  user and once per forget (checked at the end);
+* **I12** ``aclose()`` returns within ``close_timeout + pending_write_timeout`` plus a
+  store call and a token exchange (checked at every restart and at the end).
 
-Store outages last less than half a lease and are two leases apart (see README "Failures": a
-longer outage while a renewed set waits to be written can let another process replay its
-predecessor). Random store failures (up to 10 % of calls) come on top.
+Excuses and stated assumptions (the model's promises to the SDK):
+
+* Store outages last less than half a lease and are two leases apart (see README
+  "Failures": a longer outage while a renewed set waits to be written can let another process
+  replay its predecessor). Random store failures (up to 10 % of calls) come on top.
+* A **rollback** of the store (``features.rollbacks``: its writes of the last 0.5-12 s lost,
+  as in a failover or a restored backup) excuses the replay of a token it brought back (or
+  of one it lost) unless the process presenting it holds a newer set of that session itself
+  (a process never trades the set it holds for the store's older one: it keeps or writes back
+  its own); a set deleted by the rollback (a login since) is lost excusably, since the SDK
+  must read a missing set as forgotten.
+* A **forget, revocation or logout** by the app excuses losing that session (I2, I3).
+* A **pause** (``features.pauses``) freezes every store call, sleep and send of a process;
+  the SDK must notice a pause before it sends. A pause between the SDK's last check and the
+  send itself (inside the transport) longer than the fence's margin (a quarter lease) is
+  outside the model: a replay by a process frozen there that long is excused.
+* Clocks: wall clocks are off by up to ``skew`` (0.2 s) in the original worlds; in time
+  worlds by up to ``features.clock_skew`` seconds more and stepped by up to a second at
+  random (``features.clock_steps``); monotonic clocks do not step.
 """
 
 from __future__ import annotations
@@ -42,207 +75,44 @@ import contextvars
 import logging
 import random
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
-
-import attrs
 
 from aiofinaccess import (
     ClientCredentials,
-    Oidc,
+    Provider,
     ReauthorizationRequired,
-    RefreshPolicy,
-    RetryPolicy,
-    SessionManager,
     StoreError,
     TransportError,
 )
 from aiofinaccess.core.errors import ApiError
-from aiofinaccess.core.tokens import Anchor, parse_token_response
-from aiofinaccess.session.events import WriteAbandoned
-from tests.simulation.idp import CLIENT_ID, CLIENT_SECRET, Idp, SimOAuthClient
-from tests.simulation.loop import Stalled, VirtualTimeLoop
-from tests.simulation.store import DutyStoreClient, SharedStore, StoreClient
-
-EPOCH = 1_800_000_000.0
-PROVIDER = Oidc.endpoints(name="idp", token_url="https://idp.sim/token")
-# A finAPI-like client: client_credentials, the same token reissued until it expires.
-CLIENT_PROVIDER = Oidc.endpoints(
-    name="fin", token_url="https://fin.sim/token", rotates_refresh_tokens=False
+from aiofinaccess.core.tokens import Anchor, TokenKey, parse_token_response
+from tests.simulation import chaos, invariants
+from tests.simulation.config import (
+    CLIENT_ID,
+    CLIENT_PROVIDER,
+    CREDENTIALS,
+    EPOCH,
+    PROVIDER,
+    PROVIDER_CLIENTS,
+    PROVIDERS,
+    SECOND_APP_CLIENT,
+    Config,
+    Features,
+    credentials,
 )
-CREDENTIALS = ClientCredentials(CLIENT_ID, CLIENT_SECRET)
-CURRENT: contextvars.ContextVar[Process | None] = contextvars.ContextVar("process", default=None)
+from tests.simulation.idp import Idp, Session
+from tests.simulation.loop import Stalled, VirtualTimeLoop
+from tests.simulation.process import CURRENT, Crashed, Process, SimClock
+from tests.simulation.store import SharedStore
+
+__all__ = ["CURRENT", "EPOCH", "Crashed", "Process", "SimClock", "World", "run_seed"]
+
+Account = tuple[str, str]  # (provider, user)
 
 
 class _Failed(Exception):
     """An app call ended with one of the SDK's transient errors (already counted)."""
-
-
-class Crashed(BaseException):
-    """Raised by every simulated I/O call of a process that has crashed."""
-
-
-@attrs.frozen
-class Config:
-    """One world's settings, all drawn from its seed."""
-
-    processes: int
-    users: int
-    duration: float
-    access_ttl: float
-    token_timeout: float
-    lease_ttl: float
-    max_concurrent: int
-    idp_faults: float
-    store_faults: float
-    crashes_per_minute: float
-    restarts_per_minute: float
-    outages: int
-    calls_per_second: float
-    keep_alive: bool
-    skew: float
-    # The refresh duty: "off" (a store without it: each process plans its own sets), "all"
-    # (every process claims due sets from the store) or "mixed" (process 0 claims; the others
-    # claim or only serve, with a working set of `working_set` entries or unbounded).
-    duty: str = "off"
-    working_set: int | None = None
-    duty_poll: float = 1.0
-    duty_batch: int = 100
-    duty_gather: float = 0.1
-    # Keycloak's "Refresh Token Max Reuse" of the IdP (see idp.py): 0, or 1 in some worlds.
-    idp_max_reuse: int = 0
-
-    @classmethod
-    def draw(cls, rng: random.Random) -> Config:
-        lease_ttl = rng.choice([1.5, 3.0, 10.0])
-        return cls(
-            processes=rng.choice([1, 2, 2, 3, 3, 4]),
-            users=rng.randint(1, 4),
-            duration=rng.uniform(35.0, 100.0),
-            access_ttl=rng.choice([4.0, 10.0, 30.0]),
-            token_timeout=rng.choice([1.0, 2.0, 4.0]),
-            lease_ttl=lease_ttl,
-            max_concurrent=rng.choice([1, 2, 16]),
-            idp_faults=rng.choice([0.0, 0.05, 0.2]),
-            store_faults=rng.choice([0.0, 0.02, 0.1]),
-            crashes_per_minute=rng.choice([0.0, 0.5, 2.0]),
-            restarts_per_minute=rng.choice([0.0, 0.5]),
-            outages=rng.choice([0, 0, 1, 3]),
-            calls_per_second=rng.choice([0.5, 2.0, 5.0]),
-            keep_alive=rng.random() < 0.5,
-            skew=rng.choice([0.0, 0.2]),
-            duty=rng.choice(["off", "all", "mixed"]),
-            working_set=rng.choice([None, 1, 2]),
-            duty_poll=rng.choice([0.2, 1.0]),
-            duty_batch=rng.choice([1, 100]),
-        )
-
-
-class SimClock:
-    """A process's clocks: its own monotonic origin and a slightly wrong wall clock."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, origin: float, skew: float) -> None:
-        self._loop = loop
-        self._origin = origin
-        self._skew = skew
-
-    def wall(self) -> float:
-        return EPOCH + self._loop.time() + self._skew
-
-    def monotonic(self) -> float:
-        return self._origin + self._loop.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-class Process:
-    """One incarnation of a simulated worker process."""
-
-    def __init__(self, world: World, number: int, pid: int) -> None:
-        self.world = world
-        self.number = number
-        self.pid = pid
-        self.incarnation = pid
-        self.alive = True
-        self.tasks: list[asyncio.Task[Any]] = []
-        rng = world.rng
-        self.clock = SimClock(
-            world.loop, rng.uniform(0, 1e6), rng.uniform(-1, 1) * world.config.skew
-        )
-        config = world.config
-        fleet: dict[str, Any] = {}
-        if config.duty != "off":
-            claims = config.duty == "all" or number == 0 or rng.random() < 0.5
-            fleet = {
-                "duty": claims,
-                "working_set": None if claims else config.working_set,
-                "duty_poll": config.duty_poll,
-                "duty_batch": config.duty_batch,
-                "duty_gather": config.duty_gather,
-            }
-        self.duty = bool(fleet.get("duty"))
-        store = StoreClient if config.duty == "off" else DutyStoreClient
-        self.manager = SessionManager(
-            store=store(world.store, self),  # type: ignore[arg-type]
-            clock=self.clock,
-            policy=RefreshPolicy(),
-            retry=RetryPolicy(
-                initial=0.05,
-                max_wait=0.5,
-                max_retry_after=3.0,
-                backoff_initial=0.5,
-                backoff_max=10.0,
-            ),
-            keep_alive=config.keep_alive,
-            max_concurrent_refreshes=config.max_concurrent,
-            token_timeout=config.token_timeout,
-            lease_ttl=config.lease_ttl,
-            close_timeout=3.0,
-            pending_write_timeout=30.0,
-            store_timeout=5.0,
-            **fleet,
-        )
-        driver = self.manager._driver
-        driver._random.seed(rng.getrandbits(64))
-        clients = {
-            provider.name: SimOAuthClient(
-                world,
-                self,
-                provider,
-                CREDENTIALS,
-                None,
-                clock=self.clock,
-                timeout=config.token_timeout,
-            )
-            for provider in (PROVIDER, CLIENT_PROVIDER)
-        }
-        driver.endpoint = clients.__getitem__
-        self.manager.subscribe(self._event)
-        world.mutate(self)
-
-    def _event(self, event: object) -> None:
-        if isinstance(event, WriteAbandoned) and self.alive:  # a crash abandons by design
-            self.world.violation(f"I3: process {self.pid} abandoned a write of a renewed set")
-
-    def check_alive(self) -> None:
-        if not self.alive:
-            raise Crashed
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """A task of this process (it dies with it)."""
-        token = CURRENT.set(self)
-        try:
-            task = self.world.loop.create_task(coro)
-        finally:
-            CURRENT.reset(token)
-        return task
-
-    def crash(self) -> None:
-        self.alive = False
-        self.world.idp.excuse_crash(self.pid)
-        for task in self.tasks:
-            task.cancel()
 
 
 class World:
@@ -253,18 +123,14 @@ class World:
         seed: int,
         *,
         config: Config | None = None,
+        features: Features | None = None,
         mutate: Callable[[Process], None] | None = None,
         verbose: bool = False,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
-        if config is None:
-            # duty_gather came later: it has a stream of its own, so every seed's world
-            # (the pinned ones of the regression tests too) stays what it was.
-            gather = random.Random(f"{seed}:gather").choice([0.01, 0.1, 0.5])
-            reuse = 1 if random.Random(f"{seed}:reuse").random() < 0.3 else 0
-            config = attrs.evolve(Config.draw(self.rng), duty_gather=gather, idp_max_reuse=reuse)
-        self.config = config
+        self.config = config if config is not None else Config.for_seed(seed, self.rng)
+        self.features = features if features is not None else Features.draw(seed, self.config)
         self.loop = VirtualTimeLoop()
         self.loop.set_task_factory(self._task_factory)
         self.loop.set_exception_handler(self._exception)
@@ -285,11 +151,68 @@ class World:
         self._pids = 0
         self._messages: set[asyncio.Task[Any]] = set()
         self.users = [f"user-{n}" for n in range(self.config.users)]
+        self.accounts: list[Account] = self._accounts()
         self.bound = 3 * self.config.token_timeout + 3 * self.config.lease_ttl + 10.0
+        # close_timeout + pending_write_timeout, a store call and a token exchange (I12).
+        self.aclose_bound = 3.0 + 30.0 + 5.0 + self.config.token_timeout + 1.0
         self.calls = 0
         self.slowest = 0.0
         self.failures: dict[str, int] = {}
-        self._reconnecting: set[str] = set()
+        self._reconnecting: set[Account] = set()
+        self.forgets: dict[Account, int] = {}
+        self.forgotten: set[str] = set()  # refresh tokens of sessions the app forgot
+
+    # -- who is who ---------------------------------------------------------------------------
+
+    def _accounts(self) -> list[Account]:
+        features = self.features
+        accounts = [("idp", user) for user in self.users]
+        for provider in features.providers[1:]:
+            accounts += [(provider, f"user-{n}") for n in range(features.users[provider])]
+        if features.second_app is not None:
+            accounts += [("idp", "b-user-0")]
+        accounts += [("fin", f"fin-user-{n}") for n in range(features.finapi_users)]
+        for _, user in accounts:
+            if user.startswith("fin-"):
+                self.idp.passwords[user] = f"password of {user}"
+        return accounts
+
+    def app_of(self, number: int) -> int:
+        second = self.features.second_app
+        return 2 if second is not None and number >= second else 1
+
+    def client_of(self, account: Account) -> str:
+        provider, user = account
+        if user.startswith("b-"):
+            return SECOND_APP_CLIENT
+        return PROVIDER_CLIENTS.get(provider, CLIENT_ID)
+
+    def registrations(self, process: Process) -> list[tuple[Provider, ClientCredentials, Any]]:
+        """What ``process`` registers: its app's providers (a subset, for some), each with the
+        client its sets belong to, and finAPI with the app's password lookup."""
+        if self.app_of(process.number) == 2:
+            second = credentials(SECOND_APP_CLIENT)
+            return [(PROVIDER, second, None), (CLIENT_PROVIDER, second, None)]
+        names = self.features.subsets.get(process.number, self.features.providers)
+        found = [
+            (PROVIDERS[name], credentials(PROVIDER_CLIENTS[name]), None)
+            for name in self.features.providers
+            if name in names
+        ]
+        lookup = self.idp.passwords.get if self.features.finapi_users else None
+        return [*found, (CLIENT_PROVIDER, CREDENTIALS, lookup)]
+
+    def served(self, process: Process) -> list[Account]:
+        """The accounts ``process``'s app calls for through it."""
+        app, providers = self.app_of(process.number), process.providers
+        return [
+            account
+            for account in self.accounts
+            if account[0] in providers and (account[1].startswith("b-")) == (app == 2)
+        ]
+
+    def serving_providers(self) -> set[str]:
+        return {name for p in self.live() for name in p.providers}
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -310,7 +233,7 @@ class World:
             return
         self.violation(f"I5: {context.get('message')}: {error!r}")
 
-    def message(self, coro: Coroutine[Any, Any, None]) -> None:
+    def message(self, coro: Any) -> None:
         """Something on the wire: it belongs to no process and survives its sender."""
         task = self.loop.create_task(coro, context=contextvars.Context())
         self._messages.add(task)
@@ -339,6 +262,47 @@ class World:
         if self._mutate is not None:
             self._mutate(process)
 
+    # -- hooks of the store and the IdP -------------------------------------------------------
+
+    def put_landed(self, key: TokenKey, refresh: str | None) -> None:
+        """I8: a write of a set the app forgot landed."""
+        if refresh is not None and refresh in self.forgotten:
+            self.violation(f"I8: {key} was stored again after the app forgot it")
+
+    def claimed(self, key: TokenKey, owner: str, claim_for: float) -> None:
+        invariants.check_claim(self, key, owner, claim_for)
+
+    def holds_newer(self, process: Process, session: Session, token: str) -> bool:
+        """Whether ``process`` holds a set of ``session`` newer than ``token``."""
+        after = set(session.chain[session.chain.index(token) + 1 :])
+        return any(t.refresh_token.reveal() in after for t in process.holds() if t.refresh_token)
+
+    def rolled_back(self) -> None:
+        """The store rolled back: the rotations after each session's stored token are no longer
+        durable; a session whose set is gone is lost excusably (see the docstring)."""
+        stored: dict[int, str] = {}
+        for key in self.store.records:
+            session, refresh = invariants.stored_session(self, key)
+            if session is not None and refresh is not None:
+                stored[session.number] = refresh
+        for session in self.idp.sessions:
+            if not session.alive or session.number < 0 or not session.rotating:
+                continue
+            token = stored.get(session.number)
+            if token is None:
+                session.excused = session.excused or "the store rolled back its login"
+                continue
+            for later in session.chain[session.chain.index(token) :]:
+                session.rolled_back.add(later)
+                rotation = session.rotations.get(later)
+                if rotation is not None:
+                    rotation.durable = False
+
+    def forgotten_done(self, sessions: list[Session]) -> None:
+        """The app's forget (revoke, logout) of ``sessions`` returned: their sets are gone."""
+        for session in sessions:
+            self.forgotten.update(session.chain)
+
     # -- processes ------------------------------------------------------------------------------
 
     async def boot(self, number: int) -> Process:
@@ -348,8 +312,7 @@ class World:
         self.log(f"process {number} boots as pid {process.pid}")
 
         async def start() -> None:
-            process.manager.register(PROVIDER, CREDENTIALS)
-            process.manager.register(CLIENT_PROVIDER, CREDENTIALS)
+            process.register()
             await process.manager.start()
 
         try:
@@ -361,17 +324,29 @@ class World:
     def live(self) -> list[Process]:
         return [p for p in self.processes if p.alive]
 
-    async def login(self, user: str, via: Process) -> None:
+    async def login(self, account: Account, via: Process) -> None:
         """The user connects (again): a new session, stored by ``via`` (retried like an app)."""
-        session, body = self.idp.login(user)
+        provider, user = account
+        if provider == "fin":
+            await self._password_login(user, via)
+            return
+        session, body = self.idp.login(user, provider=provider, client=self.client_of(account))
         token_set = parse_token_response(body, sent=self.anchor(via))
         while via.alive:
             try:
-                await via.spawn(via.manager.store_token_set("idp", user, token_set))
+                await via.spawn(via.manager.store_token_set(provider, user, token_set))
                 if session.excused == "its login was not stored yet":
                     session.excused = None
                 return
             except (StoreError, Crashed):
+                await asyncio.sleep(0.1)
+
+    async def _password_login(self, user: str, via: Process) -> None:
+        while via.alive:
+            try:
+                await via.spawn(via.manager.login_with_password("fin", user, f"password of {user}"))
+                return
+            except (StoreError, TransportError, ApiError, Crashed):
                 await asyncio.sleep(0.1)
 
     # -- the app ---------------------------------------------------------------------------
@@ -389,29 +364,31 @@ class World:
         finally:
             took = self.loop.time() - started
             self.slowest = max(self.slowest, took)
-            if deadline is None and took > self.bound:
+            if deadline is None and took > self.bound + process.clock.paused_for(started):
                 self.violation(f"I4: {what} by pid {process.pid} took {took:.1f} s")
 
-    async def call(self, process: Process, user: str, deadline: float | None) -> None:
+    async def call(self, process: Process, account: Account, deadline: float | None) -> None:
+        provider, user = account
         if self.verbose:  # a million calls a run: format only when tracing
-            self.log(f"call by pid {process.pid} for {user} (deadline {deadline})")
+            self.log(f"call by pid {process.pid} for {provider}/{user} (deadline {deadline})")
         try:
             with self._timed(process, deadline, "a call"):
                 async with asyncio.timeout(deadline):
-                    token = await process.manager.access_token("idp", user)
+                    token = await process.manager.access_token(provider, user)
         except TimeoutError:
             return  # the caller gave up (its own deadline): the renewal goes on
         except ReauthorizationRequired as exc:
-            if not self._lost_excusably(user):
+            if not self._lost_excusably(account):
                 self.violation(
-                    f"I3: {user} asked to re-authorize ({exc.reason}) by pid {process.pid}"
+                    f"I3: {provider}/{user} asked to re-authorize ({exc.reason}) "
+                    f"by pid {process.pid}"
                 )
-            elif process.alive and user not in self._reconnecting:
-                self._reconnecting.add(user)
+            elif process.alive and account not in self._reconnecting:
+                self._reconnecting.add(account)
                 try:
-                    await self.login(user, process)
+                    await self.login(account, process)
                 finally:
-                    self._reconnecting.discard(user)
+                    self._reconnecting.discard(account)
             return
         except _Failed:
             return
@@ -419,10 +396,10 @@ class World:
         if not ok and not (session is not None and session.excused):
             access = self.idp.access.get(token)
             self.violation(
-                f"I2: pid {process.pid} handed {user} a token the API refuses "
+                f"I2: pid {process.pid} handed {provider}/{user} a token the API refuses "
                 f"(expired {self.wall() - access.expires_at:.3f} s ago)"
                 if access is not None
-                else f"I2: pid {process.pid} handed {user} an unknown token"
+                else f"I2: pid {process.pid} handed {provider}/{user} an unknown token"
             )
 
     async def client_call(self, process: Process, deadline: float | None) -> None:
@@ -448,158 +425,128 @@ class World:
         if token == refused:
             self.violation(f"I2: pid {process.pid} renewed a refused client token to itself")
 
-    def _lost_excusably(self, user: str) -> bool:
-        """Whether some session of ``user`` was lost for a reason that is not the SDK's fault
-        (a process may still hold that one; a new login replaces it on the next call)."""
-        return any(s.excused is not None for s in self.idp.sessions if s.user == user)
+    def _lost_excusably(self, account: Account) -> bool:
+        """Whether some session of ``account`` was lost for a reason that is not the SDK's
+        fault (a process may still hold that one; a new login replaces it on the next call).
+        A finAPI user is lost excusably only after the app forgot it."""
+        if account[0] == "fin":
+            return account in self.forgets
+        return any(s.excused is not None for s in self.idp.sessions if s.account == account)
 
-    def _current_session(self, user: str) -> Any:
-        sessions = [s for s in self.idp.sessions if s.user == user]
+    def _current_session(self, account: Account) -> Session | None:
+        sessions = [s for s in self.idp.sessions if s.account == account]
         return sessions[-1] if sessions else None
 
     async def callers(self, process: Process) -> None:
         rng = self.rng
+        served = self.served(process)
         while True:
             await asyncio.sleep(rng.expovariate(self.config.calls_per_second))
+            await process.clock.frozen()  # a paused process's app makes no calls either
             deadline = rng.choice([None, None, None, 0.2, 2.0])
-            if rng.random() < 0.2:
+            if rng.random() < 0.2 or not served:
                 process.spawn(self.client_call(process, deadline))
             else:
-                process.spawn(self.call(process, rng.choice(self.users), deadline))
-
-    async def chaos(self) -> None:
-        """Crashes, graceful restarts and store outages at random times."""
-        config, rng = self.config, self.rng
-        rate = (config.crashes_per_minute + config.restarts_per_minute) / 60.0
-        while rate > 0:
-            pause = rng.expovariate(rate)
-            if self.loop.time() + pause >= config.duration:
-                return
-            await asyncio.sleep(pause)
-            candidates = self.live()
-            if not candidates:
-                continue
-            victim = rng.choice(candidates)
-            if rng.random() < config.crashes_per_minute / (
-                config.crashes_per_minute + config.restarts_per_minute
-            ):
-                self.log(f"pid {victim.pid} crashes")
-                victim.crash()
-            else:
-                self.log(f"pid {victim.pid} restarts gracefully")
-                for task in victim.tasks:
-                    if task is not asyncio.current_task() and task.get_coro().__name__ in (
-                        "callers",
-                        "call",
-                        "client_call",
-                    ):  # type: ignore[union-attr]
-                        task.cancel()
-                await victim.manager.aclose()
-                victim.alive = False
-            await asyncio.sleep(rng.uniform(0.1, 3.0))
-            process = await self.boot(victim.number)
-            process.spawn(self.callers(process))
+                process.spawn(self.call(process, rng.choice(served), deadline))
 
     # -- the run ---------------------------------------------------------------------------
 
-    async def _revoke_client_tokens(self) -> None:
-        while True:
-            await asyncio.sleep(self.rng.expovariate(1 / 20.0))
-            self.idp.revoke_client_token()
-
     async def main(self) -> None:
-        config, rng = self.config, self.rng
-        # Outages shorter than half a lease, apart by two leases (the model's promise to the
-        # SDK: see the module docstring).
-        begin = 0.0
-        for _ in range(config.outages):
-            begin += rng.uniform(2 * config.lease_ttl, config.duration / max(1, config.outages))
-            self.store.outages.append((begin, begin + rng.uniform(0.1, 0.5 * config.lease_ttl)))
-            begin = self.store.outages[-1][1]
+        config, features = self.config, self.features
+        chaos.plan_outages(self)
         first = await self.boot(0)
-        for user in self.users:
-            await self.login(user, first)
+        for account in self.accounts:
+            if self.app_of(0) == 1 and not account[1].startswith("b-"):
+                await self.login(account, first)
         for number in range(1, config.processes):
-            await self.boot(number)
+            process = await self.boot(number)
+            if number == features.second_app:
+                for account in self.served(process):
+                    await self.login(account, process)
         for process in self.live():
             process.spawn(self.callers(process))
-        chaos = self.loop.create_task(self.chaos(), context=contextvars.Context())
-        revocations = self.loop.create_task(
-            self._revoke_client_tokens(), context=contextvars.Context()
-        )
+        ending, background = chaos.start(self)
         await asyncio.sleep(config.duration)
-        await chaos  # it ends its last crash or restart, then stops
-        revocations.cancel()
-        await asyncio.gather(revocations, return_exceptions=True)
+        await asyncio.gather(*ending)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await self.settle()
+
+    def background(self, coro: Any) -> asyncio.Task[Any]:
+        """A task of nobody's (chaos, the app's operator)."""
+        return self.loop.create_task(coro, context=contextvars.Context())
 
     async def settle(self) -> None:
         """No more faults: every user's current session must serve from every process (I3),
-        and forgetting every user must leave no entry and no task behind (I5)."""
+        dead sets leave the duty (I9), and forgetting every user must leave no entry and no
+        task behind (I5)."""
         self.idp.fault_rate = 0.0
         self.store.fault_rate = 0.0
         self.store.outages.clear()
         for process in self.live():
+            process.clock.frozen_until = 0.0
             for task in process.tasks:
-                if task.get_coro().__name__ in ("callers", "call", "client_call"):  # type: ignore[union-attr]
+                if task.get_coro().__name__ in chaos.APP_TASKS:  # type: ignore[union-attr]
                     task.cancel()
         await asyncio.sleep(1.0)
-        self._check_duty()
+        invariants.check_duty(self)
         finals = []
         for number in sorted({p.number for p in self.processes}):
             alive = [p for p in self.processes if p.number == number and p.alive]
             finals.append(alive[-1] if alive else await self.boot(number))
-        for user in self.users:
+        for account in self.accounts:
             for process in finals:
-                await self._final_call(process, user)
+                if account in self.served(process):
+                    await self._final_call(process, account)
+        if self.features.junk or self.features.grant_chaos or self.features.rollbacks:
+            # every due time comes round: a claim runs out, a due set is claimed again
+            claim_for = self.config.token_timeout + 2 * self.config.lease_ttl
+            await asyncio.sleep(claim_for + 2 * self.config.duty_poll + 2.0)
+            invariants.check_dead_leave(self)
+        invariants.check_reauth_cost(self)
         for process in finals:
             await self._forget_all(process)
 
-    def _check_duty(self) -> None:
-        """I6: on a store that keeps the refresh duty, every stored set whose refresh token is
-        still live at the IdP has a due time: no write or claim dropped it from the duty."""
-        if self.config.duty == "off":
-            return
-        store = self.store
-        for key, (_, data) in store.records.items():
-            token_set = store.codec.decode(data, kind="token_set", key=str(key))
-            refresh = token_set.refresh_token
-            if refresh is None:
-                continue
-            session = self.idp.by_refresh.get(refresh.reveal())
-            if session is None or not session.alive or session.current != refresh.reveal():
-                continue
-            if key not in store.due:
-                self.violation(f"I6: {key.subject or key.provider} is stored but off the duty")
-
-    async def _final_call(self, process: Process, user: str) -> None:
-        session = self._current_session(user)
+    async def _final_call(self, process: Process, account: Account) -> None:
+        provider, user = account
+        session = self._current_session(account)
         for attempt in range(5):  # answers may still be slower than the token timeout
             try:
-                token = await process.spawn(process.manager.access_token("idp", user))
+                token = await process.spawn(process.manager.access_token(provider, user))
                 break
             except ReauthorizationRequired as exc:
-                if session is not None and session.alive and session.excused is None:
-                    self.violation(f"I3: final: {user} lost ({exc.reason}) on pid {process.pid}")
+                lost = (
+                    provider != "fin"
+                    and session is not None
+                    and session.alive
+                    and session.excused is None
+                ) or (provider == "fin" and account not in self.forgets)
+                if lost:
+                    self.violation(
+                        f"I3: final: {provider}/{user} lost ({exc.reason}) on pid {process.pid}"
+                    )
                 return
             except (StoreError, TransportError) as exc:
                 if attempt == 4:
-                    self.violation(f"I3: final: {user} never served on pid {process.pid}: {exc!r}")
+                    self.violation(
+                        f"I3: final: {provider}/{user} never served on pid {process.pid}: {exc!r}"
+                    )
                     return
                 await asyncio.sleep(5.0)
         ok, owner = self.idp.valid(token)
         if not ok and not (owner is not None and owner.excused):
-            self.violation(f"I2: final: pid {process.pid} served {user} a refused token")
+            self.violation(f"I2: final: pid {process.pid} served {provider}/{user} a refused token")
 
     async def _forget_all(self, process: Process) -> None:
-        for user in self.users:
-            await process.spawn(process.manager.forget("idp", user))
+        for provider, user in self.served(process):
+            await process.spawn(process.manager.forget(provider, user))
         await process.spawn(process.manager.forget("fin"))
         await process.spawn(process.manager.wait_idle())
         held = len(process.manager._registry)
         if held:
             self.violation(f"I5: pid {process.pid} holds {held} entries after forgetting all")
-        await process.manager.aclose()
+        await chaos.aclose(self, process)
         if process.manager._tasks:
             self.violation(f"I5: pid {process.pid} has tasks left after aclose")
 
@@ -636,8 +583,12 @@ class World:
 
 
 def run_seed(
-    seed: int, *, mutate: Callable[[Process], None] | None = None, verbose: bool = False
+    seed: int,
+    *,
+    mutate: Callable[[Process], None] | None = None,
+    verbose: bool = False,
+    features: Features | None = None,
 ) -> World:
-    world = World(seed, mutate=mutate, verbose=verbose)
+    world = World(seed, mutate=mutate, verbose=verbose, features=features)
     world.run()
     return world
