@@ -141,6 +141,7 @@ async def grant_chaos(world: World) -> None:
         ]
         for session in ending:
             session.excused = session.excused or f"the app chose to {action} it"
+        world.vault.pop(user, None)  # a finAPI user the app forgets leaves its vault
         task = process.spawn(getattr(process.manager, action)(provider, user))
         await asyncio.wait([task])  # the process may crash meanwhile (the task is cancelled)
         if task.cancelled():

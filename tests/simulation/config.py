@@ -139,7 +139,9 @@ class Features:
       ``pause_max``: their longest; ``clock_skew``: a wall clock off by up to this many
       seconds; ``clock_steps``: steps of a wall clock a minute (NTP);
     * ``finapi_users``: users of the finAPI-like provider (password grant, refresh tokens
-      that do not rotate), renewed with the password when their refresh token is gone.
+      that do not rotate), renewed with the password when their refresh token is gone;
+    * ``refresh_ttl``: Keycloak's SSO Session Idle (refresh tokens that run out): a session
+      not refreshed for this long ends, and its set must leave the duty.
     """
 
     providers: tuple[str, ...] = ("idp",)
@@ -154,6 +156,7 @@ class Features:
     clock_skew: float = 0.0
     clock_steps: float = 0.0
     finapi_users: int = 0
+    refresh_ttl: float = 0.0
 
     @classmethod
     def draw(cls, seed: int, config: Config) -> Features:
@@ -188,7 +191,12 @@ class Features:
             clock_steps = time.choice([0.0, 1.0])
         fin = random.Random(f"{seed}:finapi")
         finapi_users = fin.randint(1, 2) if fin.random() < 0.15 else 0
+        refresh = random.Random(f"{seed}:refresh")
+        refresh_ttl = 0.0
+        if refresh.random() < 0.1:
+            refresh_ttl = refresh.choice([0.5, 2.0]) * config.access_ttl
         return cls(
+            refresh_ttl=refresh_ttl,
             providers=providers,
             users=users,
             subsets=subsets,

@@ -78,6 +78,10 @@ class Session:
     excused_tokens: set[str] = attrs.Factory(set)
     # Tokens a store rollback brought back or lost (see world.py: the rollback excuse).
     rolled_back: set[str] = attrs.Factory(set)
+    # pid -> the tokens of this session it held when the store rolled back.
+    rollback_held: dict[int, set[str]] = attrs.Factory(dict)
+    idle_until: float = float("inf")
+    idle_ended: bool = False  # ended idle: its access tokens (JWTs) live on till they expire
     provider: str = "idp"
     client: str = CLIENT_ID  # the client it was issued to: the only one that may renew it
     rotating: bool = True  # finAPI's refresh tokens do not rotate
@@ -115,8 +119,11 @@ class Idp:
         access_ttl: float,
         faults: float,
         max_reuse: int = 0,
+        refresh_ttl: float = 0.0,
     ):
         self.world = world
+        # Keycloak's SSO Session Idle: a session not refreshed for this long ends (0: never).
+        self.refresh_ttl = refresh_ttl
         self.max_reuse = max_reuse
         self.reuses = 0
         self.rng = rng
@@ -166,20 +173,34 @@ class Idp:
     def _answer(self, session: Session, refresh: str) -> dict[str, Any]:
         access = self._token("at")
         self.access[access] = Access(session, self.world.wall() + self.access_ttl)
+        if self.refresh_ttl:
+            session.idle_until = self.world.wall() + self.refresh_ttl
         return {
             "access_token": access,
             "refresh_token": refresh,
             "expires_in": self.access_ttl,
-            "refresh_expires_in": 0,
+            "refresh_expires_in": self.refresh_ttl,
             "token_type": "Bearer",
         }
+
+    def expire_idle(self) -> None:
+        """End the sessions idle past their refresh token's lifetime (excused: the SDK renews
+        them only while used, or with ``keep_alive``, and never past a crash of every claimant)."""
+        # A little early: the SDK counts the lifetime from its send, the IdP from its answer.
+        now = self.world.wall() + 0.5
+        for session in self.sessions:
+            if session.alive and session.idle_until <= now:
+                session.alive = False
+                session.idle_ended = True
+                session.excused = session.excused or "idle past its refresh token's lifetime"
 
     def valid(self, access_token: str) -> tuple[bool, Session | None]:
         """Would the resource server accept ``access_token`` now? (and its session)"""
         access = self.access.get(access_token)
         if access is None:
             return False, None
-        ok = access.session.alive and access.expires_at > self.world.wall()
+        session = access.session
+        ok = (session.alive or session.idle_ended) and access.expires_at > self.world.wall()
         return ok, access.session
 
     def stored(self, refresh_token: str | None) -> None:
@@ -345,6 +366,7 @@ class Idp:
             return _response(
                 400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}
             ), None
+        self.expire_idle()
         if session.client != client_id:
             self.world.violation(
                 f"I7: pid {process.pid} renewed {session.label}'s set of {session.provider} "

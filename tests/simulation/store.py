@@ -71,7 +71,7 @@ class SharedStore:
         """Roll back to ``snapshot``: every acknowledged write since is lost (leases are not)."""
         records, due = snapshot
         self.records, self.due = dict(records), dict(due)
-        for key in set(self.records) | set(self.due):
+        for key in sorted(set(self.records) | set(self.due), key=str):  # a seeded order
             self.announce(key, self.records[key][0] if key in self.records else None)
             self.due_written_at[key] = self.now()
 
@@ -168,7 +168,7 @@ class StoreClient:
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
             shared.records[key] = (version, data)
-            shared.world.put_landed(key, refresh)
+            shared.world.put_landed(key, token_set)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
@@ -295,7 +295,7 @@ class DutyStoreClient(StoreClient):
             else:
                 shared.due[key] = due_at
             shared.due_written_at[key] = shared.now()
-            shared.world.put_landed(key, refresh)
+            shared.world.put_landed(key, token_set)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
@@ -310,7 +310,7 @@ class DutyStoreClient(StoreClient):
             due = sorted((at, str(key), key) for key, at in shared.due.items() if at <= now)
             taken = [key for _, _, key in due[:limit]]
             for key in taken:
-                shared.world.claimed(key, owner, claim_for)
+                shared.world.claimed(self._process, key, owner, claim_for)
                 shared.due[key] = now + claim_for
                 shared.claims.append((key, owner, now + claim_for))
             return taken

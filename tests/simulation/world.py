@@ -43,6 +43,8 @@ Invariants, each checked where it can break:
   written since (checked at every claim);
 * **I11** a process reports a user's ``ReauthRequired`` at most twice per session of that
   user and once per forget (checked at the end);
+* **I13** a duty worker claims only sets of providers it registers (a claim it cannot use
+  delays the set by a whole claim; checked at every claim);
 * **I12** ``aclose()`` returns within ``close_timeout + pending_write_timeout`` plus a
   store call and a token exchange (checked at every restart and at the end).
 
@@ -75,31 +77,21 @@ import contextvars
 import logging
 import random
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from aiofinaccess import (
-    ClientCredentials,
-    Provider,
     ReauthorizationRequired,
     StoreError,
     TransportError,
 )
-from aiofinaccess.core.errors import ApiError
-from aiofinaccess.core.tokens import Anchor, TokenKey, parse_token_response
+from aiofinaccess.core.tokens import Anchor, TokenKey, TokenSet
 from tests.simulation import chaos, invariants
+from tests.simulation.app import Account, App
 from tests.simulation.config import (
-    CLIENT_ID,
-    CLIENT_PROVIDER,
-    CREDENTIALS,
     EPOCH,
-    PROVIDER,
-    PROVIDER_CLIENTS,
-    PROVIDERS,
-    SECOND_APP_CLIENT,
     Config,
     Features,
-    credentials,
 )
 from tests.simulation.idp import Idp, Session
 from tests.simulation.loop import Stalled, VirtualTimeLoop
@@ -108,14 +100,8 @@ from tests.simulation.store import SharedStore
 
 __all__ = ["CURRENT", "EPOCH", "Crashed", "Process", "SimClock", "World", "run_seed"]
 
-Account = tuple[str, str]  # (provider, user)
 
-
-class _Failed(Exception):
-    """An app call ended with one of the SDK's transient errors (already counted)."""
-
-
-class World:
+class World(App):
     """One seeded run."""
 
     def __init__(
@@ -140,6 +126,7 @@ class World:
             access_ttl=self.config.access_ttl,
             faults=self.config.idp_faults,
             max_reuse=self.config.idp_max_reuse,
+            refresh_ttl=self.features.refresh_ttl,
         )
         self.store = SharedStore(
             self, random.Random(self.rng.getrandbits(64)), faults=self.config.store_faults
@@ -160,59 +147,7 @@ class World:
         self.failures: dict[str, int] = {}
         self._reconnecting: set[Account] = set()
         self.forgets: dict[Account, int] = {}
-        self.forgotten: set[str] = set()  # refresh tokens of sessions the app forgot
-
-    # -- who is who ---------------------------------------------------------------------------
-
-    def _accounts(self) -> list[Account]:
-        features = self.features
-        accounts = [("idp", user) for user in self.users]
-        for provider in features.providers[1:]:
-            accounts += [(provider, f"user-{n}") for n in range(features.users[provider])]
-        if features.second_app is not None:
-            accounts += [("idp", "b-user-0")]
-        accounts += [("fin", f"fin-user-{n}") for n in range(features.finapi_users)]
-        for _, user in accounts:
-            if user.startswith("fin-"):
-                self.idp.passwords[user] = f"password of {user}"
-        return accounts
-
-    def app_of(self, number: int) -> int:
-        second = self.features.second_app
-        return 2 if second is not None and number >= second else 1
-
-    def client_of(self, account: Account) -> str:
-        provider, user = account
-        if user.startswith("b-"):
-            return SECOND_APP_CLIENT
-        return PROVIDER_CLIENTS.get(provider, CLIENT_ID)
-
-    def registrations(self, process: Process) -> list[tuple[Provider, ClientCredentials, Any]]:
-        """What ``process`` registers: its app's providers (a subset, for some), each with the
-        client its sets belong to, and finAPI with the app's password lookup."""
-        if self.app_of(process.number) == 2:
-            second = credentials(SECOND_APP_CLIENT)
-            return [(PROVIDER, second, None), (CLIENT_PROVIDER, second, None)]
-        names = self.features.subsets.get(process.number, self.features.providers)
-        found = [
-            (PROVIDERS[name], credentials(PROVIDER_CLIENTS[name]), None)
-            for name in self.features.providers
-            if name in names
-        ]
-        lookup = self.idp.passwords.get if self.features.finapi_users else None
-        return [*found, (CLIENT_PROVIDER, CREDENTIALS, lookup)]
-
-    def served(self, process: Process) -> list[Account]:
-        """The accounts ``process``'s app calls for through it."""
-        app, providers = self.app_of(process.number), process.providers
-        return [
-            account
-            for account in self.accounts
-            if account[0] in providers and (account[1].startswith("b-")) == (app == 2)
-        ]
-
-    def serving_providers(self) -> set[str]:
-        return {name for p in self.live() for name in p.providers}
+        self.forgotten: set[int] = set()  # the sessions the app forgot
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -264,18 +199,29 @@ class World:
 
     # -- hooks of the store and the IdP -------------------------------------------------------
 
-    def put_landed(self, key: TokenKey, refresh: str | None) -> None:
-        """I8: a write of a set the app forgot landed."""
-        if refresh is not None and refresh in self.forgotten:
+    def put_landed(self, key: TokenKey, token_set: TokenSet) -> None:
+        """A write landed: I8 (not a set the app forgot), I7 (a client token under the key of
+        the client it was issued to)."""
+        refresh = token_set.refresh_token
+        session = None if refresh is None else self.idp.by_refresh.get(refresh.reveal())
+        if session is not None and session.number in self.forgotten:
             self.violation(f"I8: {key} was stored again after the app forgot it")
+        access = self.idp.access.get(token_set.access_token.reveal())
+        owner = None if access is None else access.session.client
+        if key.is_client and owner is not None and not str(key.client).startswith(f"{owner}#"):
+            self.violation(f"I7: {access.session.client}'s client token stored as {key}")
 
-    def claimed(self, key: TokenKey, owner: str, claim_for: float) -> None:
+    def claimed(self, process: Process, key: TokenKey, owner: str, claim_for: float) -> None:
+        if key.provider not in process.providers:
+            self.violation(f"I13: pid {process.pid} claimed {key}, of a provider it does not serve")
         invariants.check_claim(self, key, owner, claim_for)
 
     def holds_newer(self, process: Process, session: Session, token: str) -> bool:
-        """Whether ``process`` holds a set of ``session`` newer than ``token``."""
+        """Whether ``process`` holds a set of ``session`` newer than ``token``, or held one
+        when the store rolled back (it may have traded it for the store's older one since)."""
         after = set(session.chain[session.chain.index(token) + 1 :])
-        return any(t.refresh_token.reveal() in after for t in process.holds() if t.refresh_token)
+        held = {t.refresh_token.reveal() for t in process.holds() if t.refresh_token}
+        return bool(after & (held | session.rollback_held.get(process.pid, set())))
 
     def rolled_back(self) -> None:
         """The store rolled back: the rotations after each session's stored token are no longer
@@ -289,9 +235,18 @@ class World:
             if not session.alive or session.number < 0 or not session.rotating:
                 continue
             token = stored.get(session.number)
+            for process in self.live():
+                held = {t.refresh_token.reveal() for t in process.holds() if t.refresh_token}
+                session.rollback_held.setdefault(process.pid, set()).update(
+                    held & set(session.chain)
+                )
             if token is None:
                 session.excused = session.excused or "the store rolled back its login"
                 continue
+            if token != session.current and not any(
+                self.holds_newer(p, session, token) for p in self.live()
+            ):
+                session.excused = session.excused or "the store rolled back its set, held nowhere"
             for later in session.chain[session.chain.index(token) :]:
                 session.rolled_back.add(later)
                 rotation = session.rotations.get(later)
@@ -300,8 +255,7 @@ class World:
 
     def forgotten_done(self, sessions: list[Session]) -> None:
         """The app's forget (revoke, logout) of ``sessions`` returned: their sets are gone."""
-        for session in sessions:
-            self.forgotten.update(session.chain)
+        self.forgotten.update(session.number for session in sessions)
 
     # -- processes ------------------------------------------------------------------------------
 
@@ -323,131 +277,6 @@ class World:
 
     def live(self) -> list[Process]:
         return [p for p in self.processes if p.alive]
-
-    async def login(self, account: Account, via: Process) -> None:
-        """The user connects (again): a new session, stored by ``via`` (retried like an app)."""
-        provider, user = account
-        if provider == "fin":
-            await self._password_login(user, via)
-            return
-        session, body = self.idp.login(user, provider=provider, client=self.client_of(account))
-        token_set = parse_token_response(body, sent=self.anchor(via))
-        while via.alive:
-            try:
-                await via.spawn(via.manager.store_token_set(provider, user, token_set))
-                if session.excused == "its login was not stored yet":
-                    session.excused = None
-                return
-            except (StoreError, Crashed):
-                await asyncio.sleep(0.1)
-
-    async def _password_login(self, user: str, via: Process) -> None:
-        while via.alive:
-            try:
-                await via.spawn(via.manager.login_with_password("fin", user, f"password of {user}"))
-                return
-            except (StoreError, TransportError, ApiError, Crashed):
-                await asyncio.sleep(0.1)
-
-    # -- the app ---------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _timed(self, process: Process, deadline: float | None, what: str) -> Iterator[None]:
-        """Count one app call and check I4 for it; the SDK's transient errors are counted."""
-        started = self.loop.time()
-        self.calls += 1
-        try:
-            yield
-        except (StoreError, TransportError, ApiError) as exc:
-            self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
-            raise _Failed from exc
-        finally:
-            took = self.loop.time() - started
-            self.slowest = max(self.slowest, took)
-            if deadline is None and took > self.bound + process.clock.paused_for(started):
-                self.violation(f"I4: {what} by pid {process.pid} took {took:.1f} s")
-
-    async def call(self, process: Process, account: Account, deadline: float | None) -> None:
-        provider, user = account
-        if self.verbose:  # a million calls a run: format only when tracing
-            self.log(f"call by pid {process.pid} for {provider}/{user} (deadline {deadline})")
-        try:
-            with self._timed(process, deadline, "a call"):
-                async with asyncio.timeout(deadline):
-                    token = await process.manager.access_token(provider, user)
-        except TimeoutError:
-            return  # the caller gave up (its own deadline): the renewal goes on
-        except ReauthorizationRequired as exc:
-            if not self._lost_excusably(account):
-                self.violation(
-                    f"I3: {provider}/{user} asked to re-authorize ({exc.reason}) "
-                    f"by pid {process.pid}"
-                )
-            elif process.alive and account not in self._reconnecting:
-                self._reconnecting.add(account)
-                try:
-                    await self.login(account, process)
-                finally:
-                    self._reconnecting.discard(account)
-            return
-        except _Failed:
-            return
-        ok, session = self.idp.valid(token)
-        if not ok and not (session is not None and session.excused):
-            access = self.idp.access.get(token)
-            self.violation(
-                f"I2: pid {process.pid} handed {provider}/{user} a token the API refuses "
-                f"(expired {self.wall() - access.expires_at:.3f} s ago)"
-                if access is not None
-                else f"I2: pid {process.pid} handed {provider}/{user} an unknown token"
-            )
-
-    async def client_call(self, process: Process, deadline: float | None) -> None:
-        """The app's client token, as a resource module uses it: on a 401, one renewal
-        (``renew_after_rejection``, at once even for a reissued finAPI token) and a replay.
-
-        I2 for client tokens: never expired at hand-out, and never the token just refused. (The
-        API may revoke a client token at any moment, even one in flight: that is a 401 the
-        app replays, not the SDK's fault.)"""
-        refused = None
-        try:
-            with self._timed(process, deadline, "a client-token call"):
-                async with asyncio.timeout(deadline):
-                    token = await process.manager.access_token("fin")
-                    if not self.idp.valid(token)[0]:
-                        refused = token
-                        token = await process.manager.renew_after_rejection("fin", None, token)
-        except (TimeoutError, _Failed):
-            return
-        access = self.idp.access.get(token)
-        if access is None or access.expires_at <= self.wall():
-            self.violation(f"I2: pid {process.pid} handed out an expired client token {token}")
-        if token == refused:
-            self.violation(f"I2: pid {process.pid} renewed a refused client token to itself")
-
-    def _lost_excusably(self, account: Account) -> bool:
-        """Whether some session of ``account`` was lost for a reason that is not the SDK's
-        fault (a process may still hold that one; a new login replaces it on the next call).
-        A finAPI user is lost excusably only after the app forgot it."""
-        if account[0] == "fin":
-            return account in self.forgets
-        return any(s.excused is not None for s in self.idp.sessions if s.account == account)
-
-    def _current_session(self, account: Account) -> Session | None:
-        sessions = [s for s in self.idp.sessions if s.account == account]
-        return sessions[-1] if sessions else None
-
-    async def callers(self, process: Process) -> None:
-        rng = self.rng
-        served = self.served(process)
-        while True:
-            await asyncio.sleep(rng.expovariate(self.config.calls_per_second))
-            await process.clock.frozen()  # a paused process's app makes no calls either
-            deadline = rng.choice([None, None, None, 0.2, 2.0])
-            if rng.random() < 0.2 or not served:
-                process.spawn(self.client_call(process, deadline))
-            else:
-                process.spawn(self.call(process, rng.choice(served), deadline))
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -490,6 +319,7 @@ class World:
                 if task.get_coro().__name__ in chaos.APP_TASKS:  # type: ignore[union-attr]
                     task.cancel()
         await asyncio.sleep(1.0)
+        self.idp.expire_idle()
         invariants.check_duty(self)
         finals = []
         for number in sorted({p.number for p in self.processes}):
@@ -499,10 +329,12 @@ class World:
             for process in finals:
                 if account in self.served(process):
                     await self._final_call(process, account)
-        if self.features.junk or self.features.grant_chaos or self.features.rollbacks:
+        features = self.features
+        if features.junk or features.grant_chaos or features.rollbacks or features.refresh_ttl:
             # every due time comes round: a claim runs out, a due set is claimed again
             claim_for = self.config.token_timeout + 2 * self.config.lease_ttl
             await asyncio.sleep(claim_for + 2 * self.config.duty_poll + 2.0)
+            self.idp.expire_idle()
             invariants.check_dead_leave(self)
         invariants.check_reauth_cost(self)
         for process in finals:
@@ -511,6 +343,7 @@ class World:
     async def _final_call(self, process: Process, account: Account) -> None:
         provider, user = account
         session = self._current_session(account)
+        self.idp.expire_idle()
         for attempt in range(5):  # answers may still be slower than the token timeout
             try:
                 token = await process.spawn(process.manager.access_token(provider, user))
@@ -539,6 +372,7 @@ class World:
             self.violation(f"I2: final: pid {process.pid} served {provider}/{user} a refused token")
 
     async def _forget_all(self, process: Process) -> None:
+        self.vault.clear()
         for provider, user in self.served(process):
             await process.spawn(process.manager.forget(provider, user))
         await process.spawn(process.manager.forget("fin"))
