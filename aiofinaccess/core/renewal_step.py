@@ -13,13 +13,19 @@ step:
   first: the redeemed set holds the only live refresh token.
 * :class:`Adopt` - the store holds a usable set this process does not have: take it, send
   nothing.
+* :class:`Reinstate` - the store holds an older set of the session this process holds a newer
+  set of (the store was rolled back: a failover, a restored backup): write the newer one back,
+  never adopt the older one (its refresh token is spent). "Older" is decided by
+  :func:`superseded` on what every process sees alike: the session's lineage and the number
+  of renewals into it, never by clocks or store versions.
 * :class:`Poison` - no grant can renew the set: the user must authorize again.
 * :class:`WaitUntil` - a reissued token (finAPI client tokens) cannot be renewed before it
   expires; a rejected token waits for nothing.
 * :class:`TakeLease` / :class:`ExtendLease` - the fence: a refresh is sent only by the holder
-  of the store's lease, and only while the lease has at least ``lease_needed`` seconds left
-  (the whole token exchange plus a margin).
-* :class:`Redeem` - send the token request with this grant.
+  of the store's lease; a lease that ran out or is known lost is asked about again.
+* :class:`Redeem` - once an endpoint slot is free, make sure the lease has the whole token
+  exchange plus a margin left (extending it then, not while waiting for the slot: a crash
+  while waiting blocks the key for one lease only), and send the token request.
 
 Nothing here reads a clock, sleeps or performs I/O; an unanchored token set cannot even be
 planned (:func:`~aiofinaccess.core.lifecycle.plan` refuses it), so every stored set is anchored
@@ -42,13 +48,18 @@ __all__ = [
     "Persist",
     "Poison",
     "Redeem",
+    "Reinstate",
     "Situation",
     "Step",
     "Stored",
     "TakeLease",
     "WaitUntil",
     "adoptable",
+    "begun",
+    "descended",
+    "lineage",
     "next_step",
+    "superseded",
 ]
 
 
@@ -69,6 +80,7 @@ class Situation:
         now: Monotonic seconds.
         stored: What the store held at the last read (``None``: nothing).
         known_version: The store version this process already holds (``None``: none).
+        held: The set this process holds (``None``: none).
         rejected: An access token the API answered 401 to (never adopt it again).
         forced: The app asked to renew whatever the age (``refresh()``).
         background: A scheduled renewal: adopt only a *fresh* set, since a stale one would
@@ -78,14 +90,14 @@ class Situation:
         refresh_failed: The refresh token was just refused; fall back to the password grant.
         dead_grant: Why the last redeem proved the stored grant dead (``None``: it did not).
         renew_not_before: The held set is a reissue that cannot be renewed earlier.
-        lease_left: Seconds of store lease left (``None``: not held; ``0``: lost).
-        lease_needed: Seconds of lease a token exchange needs (timeout plus margin).
+        lease_left: Seconds of store lease left (``None``: not held; ``0``: lost or run out).
         pending: A redeemed set waits to be written.
     """
 
     now: float
     stored: Stored | None
     known_version: int | None = None
+    held: TokenSet | None = None
     rejected: str | None = None
     forced: bool = False
     background: bool = False
@@ -95,7 +107,6 @@ class Situation:
     dead_grant: str | None = None
     renew_not_before: float = -math.inf
     lease_left: float | None = None
-    lease_needed: float = 0.0
     pending: bool = False
 
 
@@ -107,6 +118,12 @@ class Persist:
 @attrs.frozen(slots=True)
 class Adopt:
     """Take the stored set as this process's current set."""
+
+
+@attrs.frozen(slots=True)
+class Reinstate:
+    """Write the held set over the older one the store holds (compare-and-swap on its
+    version)."""
 
 
 @attrs.frozen(slots=True)
@@ -130,23 +147,63 @@ class TakeLease:
 
 @attrs.frozen(slots=True)
 class ExtendLease:
-    """Push the lease's end out (by owner; the store refuses anyone else)."""
+    """Ask the store to push out a lease that ran out or is known lost (by owner: the store
+    refuses anyone else)."""
 
 
 @attrs.frozen(slots=True)
 class Redeem:
-    """Send one token request with ``grant``."""
+    """Send one token request with ``grant``, fenced once an endpoint slot is held."""
 
     grant: Renewal
 
 
-Step: TypeAlias = Persist | Adopt | Poison | WaitUntil | TakeLease | ExtendLease | Redeem
+Step: TypeAlias = (
+    Persist | Adopt | Reinstate | Poison | WaitUntil | TakeLease | ExtendLease | Redeem
+)
+
+
+def lineage(token_set: TokenSet) -> str:
+    """The session a set belongs to: the lineage it records or, for a session's first set (or
+    one stored before lineages were recorded), a fingerprint of its own refresh token (else
+    access token)."""
+    if token_set.lineage is not None:
+        return token_set.lineage
+    return (token_set.refresh_token or token_set.access_token).fingerprint()
+
+
+def begun(token_set: TokenSet) -> TokenSet:
+    """A session's first set (a login), with its lineage recorded: a fingerprint of its access
+    token, new with every login even where the provider hands out the same refresh token."""
+    if token_set.lineage is not None:
+        return token_set  # it was stored before (a migration, a copy): keep its place
+    return attrs.evolve(token_set, lineage=token_set.access_token.fingerprint(), generation=0)
+
+
+def descended(fresh: TokenSet, previous: TokenSet | None) -> TokenSet:
+    """``fresh``, renewed from ``previous``: the same session, one renewal further."""
+    if previous is None:
+        return begun(fresh)
+    return attrs.evolve(fresh, lineage=lineage(previous), generation=previous.generation + 1)
+
+
+def superseded(stored: TokenSet, held: TokenSet | None) -> bool:
+    """Whether ``stored`` is an older set of the session ``held`` belongs to: renewals only
+    ever go forward in a session, so only a store rolled back holds one. Its refresh token
+    was spent to get ``held``: presenting it again is a replay, which ends the session."""
+    return (
+        held is not None
+        and stored.generation < held.generation
+        and lineage(stored) == lineage(held)
+    )
 
 
 def adoptable(situation: Situation) -> bool:
     """Whether the stored set can replace what this process holds without a request."""
     stored = situation.stored
     if stored is None or stored.version == situation.known_version:
+        return False
+    if superseded(stored.token_set, situation.held):
         return False
     if situation.rejected is not None and stored.token_set.access_token.reveal() == (
         situation.rejected
@@ -165,6 +222,8 @@ def next_step(situation: Situation) -> Step:  # noqa: PLR0911  (one return per s
     stored = situation.stored
     if situation.dead_grant is not None:
         return Poison(situation.dead_grant)
+    if stored is not None and superseded(stored.token_set, situation.held):
+        return Reinstate()
     if adoptable(situation):
         return Adopt()
     grant = choose_renewal(
@@ -185,6 +244,6 @@ def next_step(situation: Situation) -> Step:  # noqa: PLR0911  (one return per s
         return WaitUntil(situation.renew_not_before)
     if situation.lease_left is None:
         return TakeLease()
-    if situation.lease_left < situation.lease_needed:
+    if situation.lease_left <= 0:
         return ExtendLease()
     return Redeem(grant)

@@ -242,6 +242,11 @@ class TokenSet:
     #: Where ``issued_at`` sits on the monotonic clock of this process. Not persisted: a
     #: restored token set is re-anchored to the restoring process's clocks.
     anchor: Anchor | None = attrs.field(default=None, eq=False, repr=False)
+    #: The session the set belongs to and how many renewals it is into it (persisted): what
+    #: tells an older set of one session from a newer one in any process (a store that was
+    #: rolled back holds an older one). See :func:`~aiofinaccess.core.renewal_step.superseded`.
+    lineage: str | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
+    generation: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
 
     @property
     def has_refresh_token(self) -> bool:

@@ -21,6 +21,7 @@ from yarl import URL
 
 from ..core._json import parse_json
 from ..core.errors import TransportError
+from ..core.fencing import check_before_send
 from ..core.tokens import Secret
 
 __all__ = [
@@ -127,6 +128,7 @@ async def send(
     data = _reveal(request.form) if request.form else None
     params = _reveal(request.query) if request.query else None
     what = f"{request.method} {request.url.with_query(None)}"
+    check_before_send()  # the renewal's fence, as late as this process can check it
     try:
         async with session.request(
             request.method,

@@ -125,6 +125,8 @@ class ManagerStats:
     scheduled_renewals: int = 0
     rotations: int = 0
     adopted_from_store: int = 0
+    #: Newer sets written back over an older one of their session (a store rolled back).
+    reinstated: int = 0
     refresh_failures: int = 0
     retries: int = 0
     reauth_required: int = 0

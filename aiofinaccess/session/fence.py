@@ -18,9 +18,11 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Callable
 
 from ..core.clock import Clock
 from ..core.errors import LeaseBusyError, StoreError
+from ..core.fencing import LeaseLapsed
 from ..core.tokens import TokenKey
 from ..stores import LOCAL_LEASE, Lease, TokenStore
 from .jobs import Job, Read, StoreCall
@@ -61,26 +63,41 @@ class Fence:
         # the exchange plus a full lease, so the write after it is covered too.
         self.lease_needed = token_timeout + lease_ttl / 4
         self.ttl = token_timeout + lease_ttl
+        # How long a job waits for a lease another process holds before it gives up.
+        self.patience = token_timeout + 2 * lease_ttl
 
     async def take(self, key: TokenKey, run: Job) -> None:
         """Take the key's lease (start its heartbeat) and read the store again; if another
         holder has it, read the store (it may have stored a set) unless the job's deadline
-        for the lease has passed."""
+        for the lease has passed. No attempt waits past that deadline."""
         exit_stack = contextlib.AsyncExitStack()
+        now = self._clock.monotonic()
+        if run.lease_deadline == math.inf:  # a wait for the lease starts
+            run.lease_deadline = now + self.patience
         try:
-            handle = await exit_stack.enter_async_context(
-                self._store.lease(key, ttl=self._lease_ttl)
-            )
-        except LeaseBusyError:
+            # The store waits up to a whole lease for a busy one: never past the deadline.
+            # (Every store lets go of a lease whose acquisition was cancelled.)
+            async with asyncio.timeout(max(0.0, run.lease_deadline - now)) as bound:
+                handle = await exit_stack.enter_async_context(
+                    self._store.lease(key, ttl=self._lease_ttl)
+                )
+        except (LeaseBusyError, TimeoutError) as exc:
             await exit_stack.aclose()
-            if self._clock.monotonic() >= run.lease_deadline:
+            if isinstance(exc, TimeoutError) and not bound.expired():
                 raise
+            if self._clock.monotonic() >= run.lease_deadline:
+                if isinstance(exc, LeaseBusyError):
+                    raise
+                raise LeaseBusyError(
+                    f"gave up waiting for the lease on token set {key.hashed}"
+                ) from None
             run.stored = await self._read(key)  # its holder may have stored a set meanwhile
             return
         except BaseException:
             await exit_stack.aclose()
             raise
         run.lease_exit = exit_stack
+        run.lease_deadline = math.inf
         run.lease = handle if hasattr(handle, "extend") else LOCAL_LEASE
         if run.lease.remaining() != math.inf:
             run.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(run.lease))
@@ -100,6 +117,37 @@ class Fence:
             except StoreError:
                 logger.debug("extending a lease failed; trying again shortly")
                 pause = self._lease_ttl / 10
+
+    async def ready_to_send(self, run: Job) -> bool:
+        """The fence before a send: the lease has :attr:`lease_needed` left, extended to
+        :attr:`ttl` if it had not; False if it is lost (dropped) or the store was too slow.
+
+        Raises:
+            StoreError: Three extensions in a row each took most of a lease.
+        """
+        assert run.lease is not None  # noqa: S101
+        if run.lease.remaining() >= self.lease_needed:
+            run.fence_tries = 0
+            return True
+        run.fence_tries += 1
+        if run.fence_tries > 3:  # each extension took most of a lease: give up
+            raise StoreError("the store is too slow to fence a refresh")
+        await self.extend(run)
+        return run.lease is not None and run.lease.remaining() >= self.lease_needed
+
+    def send_check(self, run: Job) -> Callable[[], None]:
+        """The last check before the request leaves (:mod:`~aiofinaccess.core.fencing`): a
+        pause since :meth:`ready_to_send` that ate the margin (the lease no longer covers the
+        whole exchange) stops the send."""
+        lease = run.lease
+        assert lease is not None  # noqa: S101
+        needed = self.lease_needed - self._lease_ttl / 4  # the exchange itself
+
+        def check() -> None:
+            if lease.remaining() < needed:
+                raise LeaseLapsed("a pause outlasted the lease's margin before the send")
+
+        return check
 
     async def extend(self, run: Job) -> None:
         """Extend the held lease for a send (:attr:`ttl`); drop it if it turns out lost."""

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from ..core.errors import StoreConflictError
+from ..core.renewal_step import begun
 from ..core.tokens import Secret, TokenKey, TokenSet
 from ..oauth.authorization import AuthorizationRequest, build_authorization_request, parse_callback
 from ..oauth.client import OAuthClient
@@ -128,7 +129,7 @@ class Grants:
         self, key: TokenKey, fetch: Callable[[], Awaitable[TokenSet]], *, requests: int = 1
     ) -> TokenSet:
         self._stats.token_requests += requests
-        token_set = await fetch()
+        token_set = begun(await fetch())  # a session's first set: its lineage starts here
         store_call = self._driver.store_call
         for _attempt in range(3):
             current = await store_call(self._store.get(key))

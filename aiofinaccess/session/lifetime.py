@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..core.errors import StoreError, UsageError
 from ..core.lifecycle import Status
+from ..core.renewal_step import superseded
 from ..core.tokens import TokenKey
 from ..stores import ChangeFeed, TokenStore, Versioned
 from .events import EventHub
@@ -280,7 +281,9 @@ class Lifetime:
                 continue
             if stored is None:
                 entry.clear()  # deleted elsewhere (revoked, or its grant died)
-            elif stored.version != entry.version:
+            elif stored.version != entry.version and not superseded(
+                stored.token_set, entry.token_set
+            ):  # an older set of our session (a rolled-back store) is written back on renewal
                 self._driver.adopt(entry, stored)
 
     # -- close -----------------------------------------------------------------------------------

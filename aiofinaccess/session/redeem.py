@@ -21,7 +21,9 @@ from typing import Protocol
 
 from ..core.clock import Clock
 from ..core.errors import ApiError, ReauthorizationRequired, TransportError
+from ..core.fencing import LeaseLapsed, fenced
 from ..core.lifecycle import Renewal, RetryPolicy
+from ..core.renewal_step import descended
 from ..core.tokens import Secret, TokenKey, TokenSet
 from .events import ManagerStats
 from .fence import Fence
@@ -119,19 +121,25 @@ class Redeemer:
                 return
         assert run.lease is not None  # noqa: S101  (Redeem comes only with a lease)
         async with self._slots_for(registration):
-            # The fence, again: waiting for a slot may have taken longer than the margin.
-            if run.lease.remaining() < self._fence.lease_needed:
-                await self._fence.extend(run)
-                if run.lease is None or run.lease.remaining() < self._fence.lease_needed:
-                    return
-            run.fence_tries = 0
+            # The fence, once a slot is held: extending the lease for the send before would
+            # let a crash while waiting for the slot block the key for an exchange more.
+            if not await self._fence.ready_to_send(run):
+                return
             previous = None if run.stored is None else run.stored.token_set
             self.stats.renewals += run.attempts == 0
             self.stats.token_requests += 1
             logger.debug("renewing token set %s with %s (%s)", key.hashed, grant.value, run.reason)
             entry.in_window = True
             try:
-                fresh = await self._send(key, grant, previous, password)
+                with fenced(self._fence.send_check(run)):
+                    fresh = await self._send(key, grant, previous, password)
+            except LeaseLapsed:
+                # Paused since the fence for longer than its margin: nothing was sent. The
+                # lease is still ours only if nobody took it meanwhile: ask, else take it again.
+                entry.in_window = False
+                logger.warning("token set %s: a pause outlasted the lease; not sent", key.hashed)
+                await self._fence.extend(run)
+                return
             except ReauthorizationRequired as exc:
                 entry.in_window = False
                 if grant is Renewal.REFRESH_TOKEN and registration.password_lookup is not None:
@@ -142,7 +150,7 @@ class Redeemer:
             except (ApiError, TransportError) as exc:
                 await self._after_failed_send(entry, registration, run, grant, exc)
                 return
-        run.pending = fresh
+        run.pending = descended(fresh, previous)
         run.grant = grant
         run.base_version = None if run.stored is None else run.stored.version
         run.reissued = previous is not None and fresh.access_token == previous.access_token

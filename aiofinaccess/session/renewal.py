@@ -57,6 +57,7 @@ from ..core.renewal_step import (
     Persist,
     Poison,
     Redeem,
+    Reinstate,
     Situation,
     Stored,
     TakeLease,
@@ -129,8 +130,6 @@ class RenewalDriver:
         self._hub = hub
         self.policy = policy
         self._store_timeout = store_timeout
-        # How long a job may wait for a busy lease before it gives up.
-        self._lease_patience = token_timeout + 2 * lease_ttl
         self._random = random.Random()  # noqa: S311  (jitter, not secrets)
         self._due_at_for = due_at_for
         # The parts, each drawing its jitter from the one seedable source above.
@@ -278,16 +277,27 @@ class RenewalDriver:
     # -- the job -------------------------------------------------------------------------------
 
     async def _job(self, entry: Entry, outcome: asyncio.Future[TokenSet], run: Job) -> None:
-        run.lease_deadline = self._clock.monotonic() + self._lease_patience
         try:
             run.stored = await self.read(entry.key)
             await self._drive(entry, outcome, run)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            if not _cancelled():
+                # Nobody cancelled this job: a library raised CancelledError of its own (as
+                # redis-py's wait_for can on 3.11). A failure, not an end: callers get it typed.
+                logger.debug("renewal of token set %s met a stray cancellation", entry.key.hashed)
+                if not outcome.done():
+                    error = StoreError("a call inside the renewal was cancelled; nobody asked")
+                    error.__cause__ = exc
+                    self._outcomes.fail(entry, outcome, error)
+                return
             logger.debug("renewal of token set %s cancelled", entry.key.hashed)
             if run.pending is not None:
                 self._writes.abandon(entry, run.pending)
             if not outcome.done():
                 outcome.cancel()
+            if entry.status is Status.REFRESHING and entry.job is asyncio.current_task():
+                # Never leave the entry renewing with no job: the next call starts one.
+                entry.status = transition(entry.status, Event.REFRESH_FAILED)
             raise
         except BaseException as exc:
             logger.debug("renewal of token set %s ended: %r", entry.key.hashed, exc)
@@ -309,6 +319,7 @@ class RenewalDriver:
                     now=now,
                     stored=run.stored,
                     known_version=entry.version,
+                    held=entry.token_set,
                     rejected=run.rejected,
                     forced=run.forced,
                     background=run.reason == "scheduled",
@@ -322,7 +333,6 @@ class RenewalDriver:
                         else _NEG_INF
                     ),
                     lease_left=None if run.lease is None else run.lease.remaining(),
-                    lease_needed=self._fence.lease_needed,
                     pending=run.pending is not None,
                 )
             )
@@ -334,6 +344,8 @@ class RenewalDriver:
             if isinstance(step, Persist):
                 if await self._writes.persist(entry, outcome, run):
                     return
+            elif isinstance(step, Reinstate):
+                await self._reinstate(entry, run)
             elif isinstance(step, Poison):
                 await self._poison(entry, run, step.reason)
             elif isinstance(step, WaitUntil):
@@ -341,9 +353,6 @@ class RenewalDriver:
             elif isinstance(step, TakeLease):
                 await self._fence.take(key, run)
             elif isinstance(step, ExtendLease):
-                run.fence_tries += 1
-                if run.fence_tries > 3:  # each extension took most of a lease: give up
-                    raise StoreError(f"the store is too slow to fence token set {key.hashed}")
                 await self._fence.extend(run)
             elif isinstance(step, Redeem):
                 await self._redeemer.redeem(entry, registration, run, step.grant)
@@ -362,6 +371,25 @@ class RenewalDriver:
                 key.hashed, key.provider, "adopted", "store", stored.version, subject=key.subject
             )
         )
+
+    async def _reinstate(self, entry: Entry, run: Job) -> None:
+        """Write the held set back over the older one of its session the store holds (it was
+        rolled back), at the stored version; a conflict means someone wrote since: decide
+        again from what the store holds now."""
+        held, stored, key = entry.token_set, run.stored, entry.key
+        assert held is not None and stored is not None  # noqa: PT018, S101  (Reinstate needs both)
+        logger.warning(
+            "the store holds an older set of token set %s (rolled back?); writing ours back",
+            key.hashed,
+        )
+        try:
+            version = await self.store_call(self.write(key, held, expected_version=stored.version))
+        except StoreConflictError:
+            run.stored = await self.read(key)
+            return
+        self.stats.reinstated += 1
+        entry.version = version
+        run.stored = Stored(held, version, plan(held, self.policy))
 
     async def _poison(self, entry: Entry, run: Job, reason: str) -> None:
         key = entry.key
@@ -398,6 +426,18 @@ class RenewalDriver:
         except TimeoutError as exc:
             self.stats.store_failures += 1
             raise StoreError(f"the token store did not answer in {self._store_timeout} s") from exc
+        except asyncio.CancelledError as exc:
+            if _cancelled():
+                raise
+            self.stats.store_failures += 1  # raised by the store itself: nobody cancelled us
+            raise StoreError("a token store call was cancelled, though its caller was not") from exc
         except Exception as exc:
             self.stats.store_failures += 1
             raise StoreError(f"token store failed: {type(exc).__name__}") from exc
+
+
+def _cancelled() -> bool:
+    """Whether the running task was asked to cancel (rather than handed a stray
+    ``CancelledError`` by a library it awaited)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0

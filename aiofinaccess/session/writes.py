@@ -24,7 +24,7 @@ from typing import Protocol
 from ..core.clock import Clock
 from ..core.errors import StoreConflictError, StoreError, TransportError
 from ..core.lifecycle import Action, RefreshPolicy, RetryPolicy, decide, plan
-from ..core.renewal_step import Stored
+from ..core.renewal_step import Stored, superseded
 from ..core.tokens import TokenKey, TokenSet
 from .events import EventHub, ManagerStats, Refreshed, Rotated, WriteAbandoned
 from .jobs import Job, Read, StoreCall
@@ -110,10 +110,16 @@ class PendingWrites:
         except StoreConflictError:
             # Someone stored a set for this key meanwhile (a new login, or our own write
             # whose answer was lost): what the store holds wins; decide again from it.
+            # Unless it is an older set of our session (the store was rolled back): the
+            # redeemed set still holds the only live refresh token, so it goes over that.
             logger.warning("token set %s changed while renewing; reading it again", key.hashed)
+            stored = await self._read(key)
+            if stored is not None and superseded(stored.token_set, fresh):
+                run.base_version = stored.version
+                return False
             run.pending = None
             entry.in_window = False
-            run.stored = await self._read(key)
+            run.stored = stored
             return False
         except StoreError as exc:
             run.write_failures += 1

@@ -32,6 +32,7 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from aiofinaccess.core.errors import TransportError
+from aiofinaccess.core.fencing import check_before_send
 from aiofinaccess.core.tokens import Secret, TokenSet
 from aiofinaccess.oauth.client import (
     OAuthClient,
@@ -465,6 +466,7 @@ class SimOAuthClient(OAuthClient):
         request = build_token_request(self.provider, self.client, grant_type, fields)
         await self._process.clock.frozen()  # a pause between the SDK's last check and the send
         sent = self._world.anchor(self._process)
+        check_before_send()  # as the SDK's transport does, where the request goes out
         try:
             async with asyncio.timeout(self._timeout):
                 response = await self._world.idp.exchange(self._process, request)
