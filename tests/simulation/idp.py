@@ -61,6 +61,7 @@ class Rotation:
     delivered: bool = False
     durable: bool = False
     excused: str | None = None
+    at: float = 0.0  # loop time of the rotation
 
 
 @attrs.define
@@ -401,6 +402,7 @@ class Idp:
             session.excused_tokens.add(presented)
             if not self.max_reuse:
                 session.excused = session.excused or "the store rolled back its successor"
+        self._excuse_paused(session.rotations.get(presented))
         excused = presented in session.excused_tokens
         if presented == session.current:
             session.last_used, session.reuses = presented, 0
@@ -421,7 +423,7 @@ class Idp:
                 400, {"error": "invalid_grant", "error_description": "Stale token"}
             ), None
         new = self._token("rt")
-        rotation = Rotation(presented, new, process.pid)
+        rotation = Rotation(presented, new, process.pid, at=self.world.loop.time())
         session.rotations[presented] = rotation
         if self.world.verbose:
             self.world.log(f"IdP: pid {process.pid} rotates {presented} of {session.label}")
@@ -438,6 +440,15 @@ class Idp:
         session, body = self.login(user, provider="fin", client=client_id, rotating=False)
         session.excused = None  # the SDK obtained it: it must keep it
         return _response(200, body)
+
+    def _excuse_paused(self, rotation: Rotation | None) -> None:
+        """A pause of the receiver between the answer and its write, longer than the lease's
+        margin, is outside the model (no client can close it: see core/fencing.py)."""
+        if rotation is None or rotation.durable or rotation.excused:
+            return
+        receiver = self.world.processes[rotation.process - 1]
+        if receiver.clock.paused_for(rotation.at) > self.world.config.lease_ttl / 4:
+            self._excuse(rotation, "its receiver paused before storing it")
 
     def _unexcused_replay(self, process: Process, session: Session, presented: str) -> None:
         rotation = session.rotations.get(presented)
@@ -464,7 +475,7 @@ class SimOAuthClient(OAuthClient):
         self, grant_type: str, fields: Iterable[tuple[str, str | Secret | None]]
     ) -> TokenSet:
         request = build_token_request(self.provider, self.client, grant_type, fields)
-        await self._process.clock.frozen()  # a pause between the SDK's last check and the send
+        await self._process.clock.frozen()  # a pause after the fence, before its last check
         sent = self._world.anchor(self._process)
         check_before_send()  # as the SDK's transport does, where the request goes out
         try:

@@ -60,10 +60,11 @@ Excuses and stated assumptions (the model's promises to the SDK):
   its own); a set deleted by the rollback (a login since) is lost excusably, since the SDK
   must read a missing set as forgotten.
 * A **forget, revocation or logout** by the app excuses losing that session (I2, I3).
-* A **pause** (``features.pauses``) freezes every store call, sleep and send of a process;
-  the SDK must notice a pause before it sends. A pause between the SDK's last check and the
-  send itself (inside the transport) longer than the fence's margin (a quarter lease) is
-  outside the model: a replay by a process frozen there that long is excused.
+* A **pause** (``features.pauses``) freezes every store call, sleep and send of a process
+  (the send's freeze comes before the fence's last check, ``check_before_send``, where the
+  request leaves): the SDK must notice a pause before it sends. What no client can close is
+  outside the model: a pause between an answer and its write longer than the fence's margin
+  (a quarter lease) excuses the replay of the token that answer spent.
 * Clocks: wall clocks are off by up to ``skew`` (0.2 s) in the original worlds; in time
   worlds by up to ``features.clock_skew`` seconds more and stepped by up to a second at
   random (``features.clock_steps``); monotonic clocks do not step.
