@@ -232,6 +232,7 @@ class World(App):
             session, refresh = invariants.stored_session(self, key)
             if session is not None and refresh is not None:
                 stored[session.number] = refresh
+        self.forgotten -= set(stored)  # the rollback undid those forgets
         for session in self.idp.sessions:
             if not session.alive or session.number < 0 or not session.rotating:
                 continue
@@ -374,7 +375,9 @@ class World(App):
 
     async def _forget_all(self, process: Process) -> None:
         self.vault.clear()
-        for provider, user in self.served(process):
+        for provider, user in self.accounts:
+            if provider not in process.providers:
+                continue
             await process.spawn(process.manager.forget(provider, user))
         await process.spawn(process.manager.forget("fin"))
         await process.spawn(process.manager.wait_idle())
