@@ -94,7 +94,7 @@ def lost_answer_ends_the_session(process: Process) -> None:
 
 
 def one_client_for_all(process: Process) -> None:
-    """Every set is renewed with the client of the first provider registered (I7)."""
+    """Every set is renewed with the client of the first provider registered (I8)."""
     first = next(iter(process.clients.values()))
     process.manager._driver.endpoint = lambda _name: first
 
@@ -114,14 +114,14 @@ class _KeepEverything:
 
 def forget_only_here(process: Process) -> None:
     """``forget``, ``revoke`` and ``logout`` drop the set in this process but leave it in the
-    store, where the others go on renewing it (I8)."""
+    store, where the others go on renewing it (I9)."""
     grants = process.manager._grants
     grants._store = _KeepEverything(grants._store)  # type: ignore[assignment]
 
 
 def dead_sets_stay(process: Process) -> None:
     """A renewal that meets a dead grant reports it but leaves the dead set in the store (and on
-    the duty) (I9)."""
+    the duty) (I10)."""
     driver = process.manager._driver
     poison = driver._poison
 
@@ -147,7 +147,7 @@ class _FastWall:
 
 def claims_on_a_fast_clock(process: Process) -> None:
     """The duty claims on a wall clock three seconds fast: it takes sets whose claims by
-    other workers have not run out (I10)."""
+    other workers have not run out (I11)."""
     for part in _duty_loops(process):
         part._clock = _FastWall(part._clock)  # type: ignore[assignment]
 
@@ -162,3 +162,11 @@ def no_password_fallback(process: Process) -> None:
         return register(provider, client)
 
     manager.register = without_lookup  # type: ignore[method-assign]
+
+
+def no_check_before_send(process: Process) -> None:
+    """The fence's last check where the request leaves is a no-op: a process paused after its
+    fence sends a refresh token another process may have redeemed meanwhile (issue 22,
+    finding 16; I1)."""
+    fence = process.manager._driver._fence
+    fence.send_check = lambda _run: lambda: None  # type: ignore[method-assign]

@@ -55,12 +55,12 @@ def plan_outages(world: World) -> None:
 
 
 async def aclose(world: World, process: object) -> None:
-    """Close a manager, checking I12: ``aclose()`` returns within its bound."""
+    """Close a manager, checking I13: ``aclose()`` returns within its bound."""
     started = world.loop.time()
     await process.manager.aclose()  # type: ignore[attr-defined]
     took = world.loop.time() - started
     if took > world.aclose_bound:
-        world.violation(f"I12: aclose of pid {process.pid} took {took:.1f} s")  # type: ignore[attr-defined]
+        world.violation(f"I13: aclose of pid {process.pid} took {took:.1f} s")  # type: ignore[attr-defined]
 
 
 async def crashes(world: World) -> None:

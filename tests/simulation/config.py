@@ -86,6 +86,8 @@ class Config:
     duty_gather: float = 0.1
     # Keycloak's "Refresh Token Max Reuse" of the IdP (see idp.py): 0, or 1 in some worlds.
     idp_max_reuse: int = 0
+    # The store: the simulated one, or a real one on virtual time (fix-simstores).
+    store_impl: str = "sim"
 
     @classmethod
     def draw(cls, rng: random.Random) -> Config:

@@ -333,7 +333,7 @@ class Idp:
             session = self.access[token].session
         if session is not None and session.client != form.get("client_id"):
             self.world.violation(
-                f"I7: a {what} of {session.label}'s session (client {session.client}) "
+                f"I8: a {what} of {session.label}'s session (client {session.client}) "
                 f"with the credentials of {form.get('client_id')}"
             )
         elif session is not None:
@@ -371,7 +371,7 @@ class Idp:
         self.expire_idle()
         if session.client != client_id:
             self.world.violation(
-                f"I7: pid {process.pid} renewed {session.label}'s set of {session.provider} "
+                f"I8: pid {process.pid} renewed {session.label}'s set of {session.provider} "
                 f"(client {session.client}) with the credentials of {client_id}"
             )
             return _response(

@@ -1,6 +1,6 @@
 """The checks of the invariants that are not made where their fault happens (the IdP checks I1
-and I7, the app's calls I2-I4): the store's duty (I6, I9, I10), rollbacks and forgets (I8),
-and the cost of dead sessions (I11). See world.py for the list."""
+and I8, the app's calls I2-I4): the store's duty (I6, I10, I11), rollbacks and forgets (I9),
+and the cost of dead sessions (I12). See world.py for the list."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def check_duty(world: World) -> None:
 
 
 def check_dead_leave(world: World) -> None:
-    """I9: once every due time came round, the duty holds no due time of a set that is gone
+    """I10: once every due time came round, the duty holds no due time of a set that is gone
     (an orphan, a junk entry) or whose grant is dead."""
     if world.config.duty == "off":
         return
@@ -49,15 +49,15 @@ def check_dead_leave(world: World) -> None:
         if key.provider not in world.serving_providers():
             continue  # nobody serves it: nobody can tell (its claim runs out, and again)
         if key not in world.store.records:
-            world.violation(f"I9: {key} stays on the duty, its record is gone")
+            world.violation(f"I10: {key} stays on the duty, its record is gone")
             continue
         session, _ = stored_session(world, key)
         if session is not None and session.rotating and not session.alive:
-            world.violation(f"I9: {key} stays on the duty, its grant is dead")
+            world.violation(f"I10: {key} stays on the duty, its grant is dead")
 
 
 def check_claim(world: World, key: TokenKey, owner: str, claim_for: float) -> None:
-    """I10: a set is claimed again only after its claim ran out on the store's clock (less the
+    """I11: a set is claimed again only after its claim ran out on the store's clock (less the
     stated skew of the processes' clocks and a store call's latency) or after its due time
     was written since."""
     store = world.store
@@ -70,12 +70,12 @@ def check_claim(world: World, key: TokenKey, owner: str, claim_for: float) -> No
     early = at + length - now
     if early > 2 * world.config.skew + 0.05:  # a store call's two ways at most
         world.violation(
-            f"I10: {key} claimed by {owner} {early:.2f} s before its last claim ran out"
+            f"I11: {key} claimed by {owner} {early:.2f} s before its last claim ran out"
         )
 
 
 def check_reauth_cost(world: World) -> None:
-    """I11: a process reports a set's ``ReauthRequired`` at most once per session lost (and
+    """I12: a process reports a set's ``ReauthRequired`` at most once per session lost (and
     once more per forget), not once per call."""
     for process in world.processes:
         for (provider, subject), count in process.reauth_events.items():
@@ -85,6 +85,6 @@ def check_reauth_cost(world: World) -> None:
             bound = 2 * lost + world.forgets.get((provider, subject), 0) + 1
             if count > bound:
                 world.violation(
-                    f"I11: pid {process.pid} reported {provider}/{subject} ReauthRequired "
+                    f"I12: pid {process.pid} reported {provider}/{subject} ReauthRequired "
                     f"{count} times ({lost} sessions)"
                 )

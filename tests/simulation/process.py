@@ -19,7 +19,6 @@ from aiofinaccess.core.tokens import TokenSet
 from aiofinaccess.session.events import ReauthRequired, WriteAbandoned
 from tests.simulation.config import EPOCH
 from tests.simulation.idp import SimOAuthClient
-from tests.simulation.store import DutyStoreClient, StoreClient
 
 if TYPE_CHECKING:
     from tests.simulation.world import World
@@ -107,9 +106,8 @@ class Process:
                 "duty_gather": config.duty_gather,
             }
         self.duty = bool(fleet.get("duty"))
-        store = StoreClient if config.duty == "off" else DutyStoreClient
         self.manager = SessionManager(
-            store=store(world.store, self),  # type: ignore[arg-type]
+            store=world.store.client(self, duty=config.duty != "off"),  # type: ignore[arg-type]
             clock=self.clock,
             policy=RefreshPolicy(),
             retry=RetryPolicy(

@@ -57,7 +57,7 @@ class SharedStore:
         self.due: dict[TokenKey, float] = {}
         self.claims: list[tuple[TokenKey, str, float]] = []
         # Per key: the true time and length of its last claim, and of its last due-time write
-        # (the duty's exclusivity, checked at every claim: see world.py, I10).
+        # (the duty's exclusivity, checked at every claim: see world.py, I11).
         self.claimed_at: dict[TokenKey, tuple[float, float]] = {}
         self.due_written_at: dict[TokenKey, float] = {}
 
@@ -81,6 +81,14 @@ class SharedStore:
     def in_outage(self) -> bool:
         now = self.now()
         return any(start <= now < end for start, end in self.outages)
+
+    def client(self, process: Process, *, duty: bool) -> StoreClient:
+        """A new process's connection (one that keeps the refresh duty if ``duty``)."""
+        return (DutyStoreClient if duty else StoreClient)(self, process)
+
+    def check(self) -> list[str]:
+        """Violations found in the store's own records at the end (none kept here)."""
+        return []
 
     def announce(self, key: TokenKey, version: int | None) -> None:
         for process, queue in self.feeds:

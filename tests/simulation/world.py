@@ -30,23 +30,26 @@ Invariants, each checked where it can break:
 * **I6** on a store that keeps the refresh duty (a third of the worlds, some with processes
   that only serve from a small working set), every stored set whose refresh token is live has
   a due time once faults stop: no write, claim or reschedule dropped it (checked at the end);
-* **I7** a set is only ever renewed (revoked, logged out) with the credentials of the client
+* **I7** is the real stores' (fix-simstores: a real store's recorded history is linearizable);
+* **I8** a set is only ever renewed (revoked, logged out) with the credentials of the client
   it was issued to, whatever providers, clients and apps share the store and the duty
-  (checked by the IdP at every request);
-* **I8** a set the app forgot, revoked or logged out is never stored again (only a new login
+  (checked by the IdP at every request), and a client token is stored only under its own
+  client's key (checked at every write that lands);
+* **I9** a set the app forgot, revoked or logged out is never stored again (only a new login
   is), whoever was renewing it meanwhile (checked at every write that lands);
-* **I9** dead sets leave the duty: once every due time came round, no due time is left of a
-  set that is gone (an orphan) or whose grant is dead (checked at the end, for providers some
-  process serves);
-* **I10** a set is claimed again only after its last claim ran out on the store's clock (less
+* **I10** dead sets leave the duty: once every due time came round, no due time is left of a
+  set that is gone (an orphan) or whose grant is dead (a replay, a revocation, a session
+  ended idle: ``features.refresh_ttl``) (checked at the end, for providers some process
+  serves);
+* **I11** a set is claimed again only after its last claim ran out on the store's clock (less
   twice the stated clock skew, ``skew``, and a store call's latency) or its due time was
   written since (checked at every claim);
-* **I11** a process reports a user's ``ReauthRequired`` at most twice per session of that
+* **I12** a process reports a user's ``ReauthRequired`` at most twice per session of that
   user and once per forget (checked at the end);
-* **I13** a duty worker claims only sets of providers it registers (a claim it cannot use
-  delays the set by a whole claim; checked at every claim);
-* **I12** ``aclose()`` returns within ``close_timeout + pending_write_timeout`` plus a
-  store call and a token exchange (checked at every restart and at the end).
+* **I13** ``aclose()`` returns within ``close_timeout + pending_write_timeout`` plus a
+  store call and a token exchange (checked at every restart and at the end);
+* **I14** a duty worker claims only sets of providers it registers (a claim it cannot use
+  delays the set by a whole claim; checked at every claim).
 
 Excuses and stated assumptions (the model's promises to the SDK):
 
@@ -141,7 +144,7 @@ class World(App):
         self.users = [f"user-{n}" for n in range(self.config.users)]
         self.accounts: list[Account] = self._accounts()
         self.bound = 3 * self.config.token_timeout + 3 * self.config.lease_ttl + 10.0
-        # close_timeout + pending_write_timeout, a store call and a token exchange (I12).
+        # close_timeout + pending_write_timeout, a store call and a token exchange (I13).
         self.aclose_bound = 3.0 + 30.0 + 5.0 + self.config.token_timeout + 1.0
         self.calls = 0
         self.slowest = 0.0
@@ -201,20 +204,20 @@ class World(App):
     # -- hooks of the store and the IdP -------------------------------------------------------
 
     def put_landed(self, key: TokenKey, token_set: TokenSet) -> None:
-        """A write landed: I8 (not a set the app forgot), I7 (a client token under the key of
+        """A write landed: I9 (not a set the app forgot), I8 (a client token under the key of
         the client it was issued to)."""
         refresh = token_set.refresh_token
         session = None if refresh is None else self.idp.by_refresh.get(refresh.reveal())
         if session is not None and session.number in self.forgotten:
-            self.violation(f"I8: {key} was stored again after the app forgot it")
+            self.violation(f"I9: {key} was stored again after the app forgot it")
         access = self.idp.access.get(token_set.access_token.reveal())
         owner = None if access is None else access.session.client
         if key.is_client and owner is not None and not str(key.client).startswith(f"{owner}#"):
-            self.violation(f"I7: {access.session.client}'s client token stored as {key}")
+            self.violation(f"I8: {access.session.client}'s client token stored as {key}")
 
     def claimed(self, process: Process, key: TokenKey, owner: str, claim_for: float) -> None:
         if key.provider not in process.providers:
-            self.violation(f"I13: pid {process.pid} claimed {key}, of a provider it does not serve")
+            self.violation(f"I14: pid {process.pid} claimed {key}, of a provider it does not serve")
         invariants.check_claim(self, key, owner, claim_for)
 
     def holds_newer(self, process: Process, session: Session, token: str) -> bool:
@@ -310,7 +313,7 @@ class World(App):
 
     async def settle(self) -> None:
         """No more faults: every user's current session must serve from every process (I3),
-        dead sets leave the duty (I9), and forgetting every user must leave no entry and no
+        dead sets leave the duty (I10), and forgetting every user must leave no entry and no
         task behind (I5)."""
         self.idp.fault_rate = 0.0
         self.store.fault_rate = 0.0
@@ -341,6 +344,8 @@ class World(App):
         invariants.check_reauth_cost(self)
         for process in finals:
             await self._forget_all(process)
+        for text in self.store.check():  # I7: a real store's recorded history (real_stores.py)
+            self.violation(f"I7: {text}")
 
     async def _final_call(self, process: Process, account: Account) -> None:
         provider, user = account
