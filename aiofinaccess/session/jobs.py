@@ -21,7 +21,14 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 import attrs
 
 from ..core.clock import Clock
-from ..core.errors import ApiError, ReauthorizationRequired, TransportError, UsageError
+from ..core.errors import (
+    AiofinaccessError,
+    ApiError,
+    ReauthorizationRequired,
+    StoreError,
+    TransportError,
+    UsageError,
+)
 from ..core.lifecycle import Event, Renewal, RetryPolicy, Status, transition
 from ..core.renewal_step import Stored
 from ..core.tokens import TokenKey, TokenSet
@@ -29,7 +36,16 @@ from ..stores import Lease
 from .events import EventHub, ManagerStats, ReauthRequired, RefreshFailed
 from .registry import Entry
 
-__all__ = ["Job", "Outcomes", "Read", "StoreCall", "retrieve", "retryable"]
+__all__ = [
+    "Job",
+    "Outcomes",
+    "Read",
+    "StoreCall",
+    "bounded",
+    "cancelled",
+    "retrieve",
+    "retryable",
+]
 
 logger = logging.getLogger("aiofinaccess")
 
@@ -69,6 +85,37 @@ class Job:
     fence_tries: int = 0
     late_answers: int = 0
     lease_deadline: float = math.inf
+
+
+async def bounded(call: Awaitable[_T], *, timeout: float, stats: ManagerStats) -> _T:
+    """Await a store call within ``timeout``; anything but a typed error becomes
+    :class:`StoreError` (counted in ``stats.store_failures``)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await call
+    except StoreError:
+        stats.store_failures += 1
+        raise
+    except AiofinaccessError:
+        raise
+    except TimeoutError as exc:
+        stats.store_failures += 1
+        raise StoreError(f"the token store did not answer in {timeout} s") from exc
+    except asyncio.CancelledError as exc:
+        if cancelled():
+            raise
+        stats.store_failures += 1  # raised by the store itself: nobody cancelled us
+        raise StoreError("a token store call was cancelled, though its caller was not") from exc
+    except Exception as exc:
+        stats.store_failures += 1
+        raise StoreError(f"token store failed: {type(exc).__name__}") from exc
+
+
+def cancelled() -> bool:
+    """Whether the running task was asked to cancel (rather than handed a stray
+    ``CancelledError`` by a library it awaited, as redis-py's ``wait_for`` can on 3.11)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 def retrieve(future: asyncio.Future[Any]) -> None:

@@ -134,11 +134,12 @@ class Redeemer:
                 with fenced(self._fence.send_check(run)):
                     fresh = await self._send(key, grant, previous, password)
             except LeaseLapsed:
-                # Paused since the fence for longer than its margin: nothing was sent. The
-                # lease is still ours only if nobody took it meanwhile: ask, else take it again.
+                # Paused since the fence for longer than its margin: nothing was sent. Treat
+                # the lease as lost: another process may have held it and renewed meanwhile
+                # (even if it is ours again now), so take it again and read the store again.
                 entry.in_window = False
                 logger.warning("token set %s: a pause outlasted the lease; not sent", key.hashed)
-                await self._fence.extend(run)
+                await self._fence.drop(run)
                 return
             except ReauthorizationRequired as exc:
                 entry.in_window = False

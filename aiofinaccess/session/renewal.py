@@ -7,14 +7,17 @@ set (single flight). Callers await the job's *outcome*, a future shielded from t
 cancellation, so a caller that goes away cannot abort a request that was sent. The job loops:
 read what it needs, ask :func:`~aiofinaccess.core.renewal_step.next_step`, carry the step out:
 
-* **Adopt / Poison / WaitUntil** - publish a stored set; delete a dead one at the version
+* **Adopt / Reinstate / Poison / WaitUntil** - publish a stored set; write the held set back
+  over an older one of its session (a store rolled back); delete a dead one at the version
   that was redeemed (a conflict means someone stored a newer set: read it and decide again);
   sleep.
 * **TakeLease / ExtendLease** - the fence. A refresh is sent only while this job holds the
   store's lease with at least the whole token exchange (``token_timeout``) plus a margin
-  left; before each send the job checks and extends it by owner token, and a heartbeat
-  extends it while the job waits (endpoint slots, backoff, a password lookup, a slow write).
-  A lease that turns out lost is dropped, taken again, and the store read again.
+  left; once an endpoint slot is held the job checks and extends it by owner token, a last
+  check where the request leaves (:mod:`~aiofinaccess.core.fencing`) stops a send a pause
+  made late, and a heartbeat extends it while the job waits (endpoint slots, backoff, a
+  password lookup, a slow write). A lease that turns out lost (or lapsed) is dropped, taken
+  again, and the store read again.
 * **Redeem** - one token request, under a per-endpoint cap. Connect errors and 429/503 are
   retried with backoff; an ambiguous failure of a rotating refresh (sent, no answer) only
   once. A refused refresh token falls back to the password grant when the app supplies
@@ -32,8 +35,8 @@ All I/O (store, token endpoint, clock) sits behind the objects the driver is giv
 Where each part lives: this module holds the driver itself (starting and ending jobs, reading
 and publishing, the step loop, the Poison step, store calls); the fence in
 :mod:`~aiofinaccess.session.fence`, the Redeem step in :mod:`~aiofinaccess.session.redeem`,
-the Persist step and its pending write in :mod:`~aiofinaccess.session.writes`, a job's state
-and failed outcomes in :mod:`~aiofinaccess.session.jobs`.
+the Persist and Reinstate steps in :mod:`~aiofinaccess.session.writes`, a job's state, failed
+outcomes and bounded store calls in :mod:`~aiofinaccess.session.jobs`.
 
 Must never import: aiohttp (the token endpoint is a
 :class:`~aiofinaccess.session.redeem.TokenEndpoint`), ``api``, ``integrations``, ``cli`` or
@@ -49,7 +52,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
 from ..core.clock import Clock
-from ..core.errors import AiofinaccessError, ReauthorizationRequired, StoreConflictError, StoreError
+from ..core.errors import ReauthorizationRequired, StoreConflictError, StoreError
 from ..core.lifecycle import Event, RefreshPolicy, RetryPolicy, Status, plan, transition
 from ..core.renewal_step import (
     Adopt,
@@ -68,7 +71,7 @@ from ..core.tokens import Anchor, TokenKey, TokenSet
 from ..stores import RefreshDuty, TokenStore, Versioned
 from .events import EventHub, ManagerStats, Refreshed
 from .fence import Fence
-from .jobs import Job, Outcomes, retrieve
+from .jobs import Job, Outcomes, bounded, cancelled, retrieve
 from .redeem import Redeemer, TokenEndpoint
 from .registry import Entry, Registry
 from .writes import PendingWrites
@@ -281,10 +284,12 @@ class RenewalDriver:
             run.stored = await self.read(entry.key)
             await self._drive(entry, outcome, run)
         except asyncio.CancelledError as exc:
-            if not _cancelled():
+            if not cancelled():
                 # Nobody cancelled this job: a library raised CancelledError of its own (as
                 # redis-py's wait_for can on 3.11). A failure, not an end: callers get it typed.
                 logger.debug("renewal of token set %s met a stray cancellation", entry.key.hashed)
+                if run.pending is not None:
+                    self._writes.abandon(entry, run.pending)
                 if not outcome.done():
                     error = StoreError("a call inside the renewal was cancelled; nobody asked")
                     error.__cause__ = exc
@@ -345,7 +350,7 @@ class RenewalDriver:
                 if await self._writes.persist(entry, outcome, run):
                     return
             elif isinstance(step, Reinstate):
-                await self._reinstate(entry, run)
+                await self._writes.reinstate(entry, run)
             elif isinstance(step, Poison):
                 await self._poison(entry, run, step.reason)
             elif isinstance(step, WaitUntil):
@@ -372,25 +377,6 @@ class RenewalDriver:
             )
         )
 
-    async def _reinstate(self, entry: Entry, run: Job) -> None:
-        """Write the held set back over the older one of its session the store holds (it was
-        rolled back), at the stored version; a conflict means someone wrote since: decide
-        again from what the store holds now."""
-        held, stored, key = entry.token_set, run.stored, entry.key
-        assert held is not None and stored is not None  # noqa: PT018, S101  (Reinstate needs both)
-        logger.warning(
-            "the store holds an older set of token set %s (rolled back?); writing ours back",
-            key.hashed,
-        )
-        try:
-            version = await self.store_call(self.write(key, held, expected_version=stored.version))
-        except StoreConflictError:
-            run.stored = await self.read(key)
-            return
-        self.stats.reinstated += 1
-        entry.version = version
-        run.stored = Stored(held, version, plan(held, self.policy))
-
     async def _poison(self, entry: Entry, run: Job, reason: str) -> None:
         key = entry.key
         if run.dead_grant is not None and run.stored is not None:
@@ -415,29 +401,4 @@ class RenewalDriver:
     async def store_call(self, call: Awaitable[_T]) -> _T:
         """Await a store call within ``store_timeout``; anything but a typed error becomes
         :class:`StoreError`."""
-        try:
-            async with asyncio.timeout(self._store_timeout):
-                return await call
-        except StoreError:
-            self.stats.store_failures += 1
-            raise
-        except AiofinaccessError:
-            raise
-        except TimeoutError as exc:
-            self.stats.store_failures += 1
-            raise StoreError(f"the token store did not answer in {self._store_timeout} s") from exc
-        except asyncio.CancelledError as exc:
-            if _cancelled():
-                raise
-            self.stats.store_failures += 1  # raised by the store itself: nobody cancelled us
-            raise StoreError("a token store call was cancelled, though its caller was not") from exc
-        except Exception as exc:
-            self.stats.store_failures += 1
-            raise StoreError(f"token store failed: {type(exc).__name__}") from exc
-
-
-def _cancelled() -> bool:
-    """Whether the running task was asked to cancel (rather than handed a stray
-    ``CancelledError`` by a library it awaited)."""
-    task = asyncio.current_task()
-    return task is None or task.cancelling() > 0
+        return await bounded(call, timeout=self._store_timeout, stats=self.stats)

@@ -1,4 +1,5 @@
-"""Keeping a redeemed set until the store has it: the Persist step and its pending write.
+"""Keeping a redeemed set until the store has it: the Persist step and its pending write; and
+the Reinstate step, which writes a held set back over an older one of its session.
 
 A redeemed set is the most valuable object in the process: it holds the only live refresh
 token. It is written with compare-and-swap on the version it was redeemed from; until that
@@ -177,6 +178,27 @@ class PendingWrites:
         if not outcome.done():
             outcome.set_result(entry.token_set or fresh)
         return True
+
+    async def reinstate(self, entry: Entry, run: Job) -> None:
+        """The Reinstate step: write the held set back over the older one of its session the
+        store holds (it was rolled back), at the stored version; a conflict means someone
+        wrote since: decide again from what the store holds now."""
+        held, stored, key = entry.token_set, run.stored, entry.key
+        assert held is not None and stored is not None  # noqa: PT018, S101  (Reinstate needs both)
+        logger.warning(
+            "the store holds an older set of token set %s (rolled back?); writing ours back",
+            key.hashed,
+        )
+        try:
+            version = await self._store_call(
+                self._write(key, held, expected_version=stored.version)
+            )
+        except StoreConflictError:
+            run.stored = await self._read(key)
+            return
+        self.stats.reinstated += 1
+        entry.version = version
+        run.stored = Stored(held, version, plan(held, self._policy))
 
     def spent(self, token_set: TokenSet) -> bool:
         """Whether a redeemed set is no longer worth writing: its refresh token (or, without

@@ -1,11 +1,13 @@
 """Bugs the deterministic simulation found (tests/simulation), each pinned by a small test that
 failed before its fix: the first three on the round-one core (6ae6ae2) as well, the last one on
-the first rewrite (19c1ce5), where the simulation caught it."""
+the first rewrite (19c1ce5), where the simulation caught it; then seeds of issue 22's
+freeze-injecting variant (a process stopped just before its send)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import random
 from typing import Any
 
 import pytest
@@ -119,3 +121,47 @@ def test_a_dead_grant_does_not_take_a_new_login_off_the_duty() -> None:
     from tests.simulation.world import run_seed  # noqa: PLC0415
 
     assert run_seed(31974).violations == []
+
+
+def _freezing(process: Any) -> None:
+    """Issue 22, finding 16's variant of the simulation: one token request in five stops its
+    process just before it goes out (its store calls, the lease's heartbeat among them, wait
+    too), for ``token_timeout`` plus half to one and a half leases."""
+    from tests.simulation.world import Process  # noqa: PLC0415
+
+    assert isinstance(process, Process)
+    world, rng = process.world, random.Random(f"{process.world.seed}:{process.pid}:freeze")
+    frozen_until = [0.0]
+    driver = process.manager._driver
+    for name in ("idp", "fin"):
+        client = driver.endpoint(name)
+        send = client._token  # type: ignore[attr-defined]
+
+        async def token(grant: str, fields: Any, send: Any = send) -> Any:
+            if rng.random() < 0.2:
+                freeze = world.config.token_timeout + world.config.lease_ttl * rng.uniform(0.5, 1.5)
+                frozen_until[0] = world.loop.time() + freeze
+                await asyncio.sleep(freeze)
+            return await send(grant, fields)
+
+        client._token = token  # type: ignore[attr-defined]
+    store = process.manager._store
+    call = store._call  # type: ignore[attr-defined]
+
+    async def held_while_frozen(effect: Any, *, fails_after: bool = True) -> Any:
+        if frozen_until[0] > world.loop.time():
+            await asyncio.sleep(frozen_until[0] - world.loop.time())
+        return await call(effect, fails_after=fails_after)
+
+    store._call = held_while_frozen  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("seed", [4, 8, 13, 24])
+def test_a_process_paused_before_its_send_never_replays(seed: int) -> None:
+    """Issue 22, finding 16: with freezes before sends, these seeds replayed a refresh token
+    another process had redeemed while the sender was stopped (I1) before the last check where
+    a request leaves (core/fencing.py); 12 of seeds 0-29 did."""
+    from tests.simulation.world import run_seed  # noqa: PLC0415
+
+    violations = run_seed(seed, mutate=_freezing).violations
+    assert [v for v in violations if "I1" in v] == []
