@@ -230,6 +230,14 @@ async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> 
                     rows += await _read_batch(store, batch)
                     batch = []
             rows += await _read_batch(store, batch)
+            if skipped := store.stats.unreadable_records:  # logged by key hash with -v
+                sets = "token set" if skipped == 1 else "token sets"
+                was = "was" if skipped == 1 else "were"
+                out.error(
+                    "aiofinaccess tokens list",
+                    f"{skipped} stored {sets} could not be read and {was} skipped "
+                    f"(-v names {'it' if skipped == 1 else 'them'} by key hash)",
+                )
     rows.sort(key=lambda row: (row[0].provider, row[0].subject or ""))
     if args.json:
         out.json([_record(key, token_set) for key, token_set in rows])

@@ -293,14 +293,28 @@ class Lifetime:
         if self._owned.closed:
             return
         self._owned.closed = True
+        loop = asyncio.get_running_loop()
+        # The bound: close_timeout + pending_write_timeout (0 in either: no limit). The store's
+        # close gets what is left, so a silent store (a lease release sent to a Redis that no
+        # longer answers) cannot stretch it; releases not done by then expire at their ttl.
+        bounded = self._close_timeout > 0 and self._pending_write_timeout > 0
+        budget = self._close_timeout + self._pending_write_timeout
+        deadline = loop.time() + budget if bounded else None
         for part in self._background:
             await part.stop()
         if self.watcher is not None:
             await cancel_and_wait(self.watcher)
         await self._drain()
         self._hub.close()
+        limit = asyncio.timeout_at(deadline)
         try:
-            await self._store.aclose()
+            async with limit:
+                await self._store.aclose()
+        except TimeoutError:
+            if not limit.expired():
+                logger.warning("closing the token store failed", exc_info=True)
+            else:
+                logger.warning("closing the token store outlasted aclose's bound; it was cut short")
         except Exception:
             logger.warning("closing the token store failed", exc_info=True)
         await self._close_session()

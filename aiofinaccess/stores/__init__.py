@@ -16,7 +16,9 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
   clock where it has one (Redis) and on the machine's monotonic clock otherwise (SQLite), never
   on the wall clock.
 * **listing keys** - streamed (SQLite iterates one query's cursor, Redis uses ``SCAN``/``SSCAN``),
-  so migrations and ``tokens list`` never hold every key in memory.
+  so migrations and ``tokens list`` never hold every key in memory. A malformed stored key, and
+  in a bulk read (``get_many``) a record that does not decode, is skipped, logged by hash and
+  counted in the store's :class:`StoreStats`: one bad row never stops a restore or a listing.
 * **versions are opaque integers**: compare them for equality only. Durable stores draw them
   at random, so a key deleted and created again never repeats a version a reader remembers.
 * **optional change feed** - a store shared between processes may offer
@@ -63,6 +65,7 @@ __all__ = [
     "LocalLease",
     "PendingAuthorizations",
     "RefreshDuty",
+    "StoreStats",
     "TokenStore",
     "Versioned",
 ]
@@ -74,6 +77,17 @@ class Versioned:
 
     token_set: TokenSet
     version: int
+
+
+@attrs.define(slots=True)
+class StoreStats:
+    """What a shipped store skipped (counters that only grow): a bad row is logged by hash,
+    counted here, and never ends a listing or a bulk read."""
+
+    #: Stored keys that do not parse, skipped by ``keys()``.
+    malformed_keys: int = 0
+    #: Records that do not decode (another codec or key, damaged bytes), skipped by ``get_many``.
+    unreadable_records: int = 0
 
 
 class Lease(Protocol):

@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ..core.stopping import cancel_and_wait
 from ..core.tokens import TokenKey
 from ._redis_layout import Layout, text
 
@@ -90,10 +91,14 @@ class ChangeReader:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        """Stop reading and end every iterator."""
+        """Stop reading and end every iterator.
+
+        A cancel that lands as a redis-py call finishes is lost on 3.11 (see
+        :mod:`~aiofinaccess.core.stopping`), and the reader would go on reading with no timeout:
+        it is cancelled again until it has ended.
+        """
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
+            await cancel_and_wait(self._task)
         for feed in list(self._feeds):
             feed.offer(None)
 
@@ -189,10 +194,7 @@ class ChangeReader:
             for task in done:
                 task.result()  # raises what ended it
         finally:
-            for task in readers:
-                task.cancel()
-            if readers:
-                await asyncio.wait(readers)
+            await asyncio.gather(*(cancel_and_wait(task) for task in readers))
             with contextlib.suppress(Exception):  # the node may be gone; closing is best effort
                 await pubsub.aclose()
 

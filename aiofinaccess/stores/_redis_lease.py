@@ -5,7 +5,9 @@ random owner token, extended and released by compare-and-extend and compare-and-
 and the owner token lets the extension and the release touch only our own lease, never the next
 holder's after ours expired. A ``SET`` whose reply is lost may still have run, so any failure
 to acquire releases by owner before it raises; a release runs shielded, so a cancelled holder
-still lets go, and the store's ``aclose`` waits for releases already on the wire.
+still lets go, and the store's ``aclose`` waits for releases already on the wire (a release
+asked for after the store closed is skipped; one still waiting when ``aclose`` is cancelled,
+e.g. by the manager's close bound, is abandoned: that lease expires at its ttl).
 
 Must never import: redis (it drives the store's client, given to it), ``oauth``, ``session``,
 ``api``, ``integrations``, ``cli`` or ``sandbox``.
@@ -25,6 +27,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from ..core.errors import LeaseBusyError, UsageError
+from ..core.stopping import cancel_and_wait
 from ..core.tokens import TokenKey
 from . import HeldLease
 from ._redis_duty import Call
@@ -98,8 +101,14 @@ class Leases:
 
     async def drain(self) -> None:
         """Wait for releases already on the wire: a next holder is waiting for them."""
-        if self._releases:
+        while self._releases:
             await asyncio.wait(set(self._releases))
+
+    async def abandon(self) -> None:
+        """Stop the releases still waiting for Redis (a silent server); they expire at their ttl."""
+        if self._releases:
+            logger.warning("%d Redis lease releases abandoned at close", len(self._releases))
+            await asyncio.gather(*(cancel_and_wait(task) for task in list(self._releases)))
 
     async def _extend_lease(
         self, key: TokenKey, name: str, owner: str, asked: float, ttl: float
@@ -109,10 +118,12 @@ class Leases:
         return bool(await self._call("extend lease", key, script))
 
     async def _release_shielded(self, name: str, owner: str) -> None:
+        if self._closed():  # the client is closing or closed: the lease expires at its ttl
+            return
+
         async def release() -> None:
             try:
-                if not self._closed():
-                    await self._release(keys=[name], args=[owner])
+                await self._release(keys=[name], args=[owner])
             except self._errors:  # it expires anyway; raising would hide how the body ended
                 logger.warning("releasing a Redis lease failed; it expires at its ttl")
 

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 
 from ..core.errors import LeaseBusyError, StoreConflictError
 from ..core.tokens import TokenKey, TokenSet
-from . import LOCAL_LEASE, LocalLease, Versioned, check_claim, check_due, check_ttl
+from . import LOCAL_LEASE, LocalLease, StoreStats, Versioned, check_claim, check_due, check_ttl
 
 __all__ = ["MemoryStore"]
 
@@ -36,6 +36,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._data: dict[TokenKey, Versioned] = {}
+        #: Always zero: keys and sets are held as objects, nothing to parse or decode.
+        self.stats = StoreStats()
         # Lock and the number of tasks holding or waiting for it, so idle locks can be dropped.
         self._locks: dict[TokenKey, tuple[asyncio.Lock, int]] = {}
         self._next_version = 0

@@ -54,12 +54,14 @@ from ..core.errors import (
 from ..core.tokens import TokenKey, TokenSet
 from . import (
     HeldLease,
+    StoreStats,
     Versioned,
     check_due,
     check_ttl,
     open_pending,
     seal_pending,
 )
+from ._records import parse_key, read_record
 from ._redis_duty import DueSets
 from ._redis_feed import ChangeReader
 from ._redis_layout import Layout, as_bytes, score, text
@@ -168,6 +170,8 @@ class RedisStore:
         self._put = client.register_script(PUT)
         self._delete = client.register_script(DELETE)
         self._closed = False
+        #: Rows skipped while listing or reading in bulk.
+        self.stats = StoreStats()
         self._checked: asyncio.Future[None] | None = None
         self._feed = ChangeReader(client, self._layout, lambda: self._closed)
         self._leases = Leases(
@@ -276,7 +280,11 @@ class RedisStore:
         return bool(done)
 
     async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
-        """The stored sets of ``keys`` that exist: one pipelined round trip per 500 keys."""
+        """The stored sets of ``keys`` that exist: one pipelined round trip per 500 keys.
+
+        A record that does not decode is logged by key hash, counted
+        (``stats.unreadable_records``) and left out.
+        """
         wanted = list(keys)
         found: dict[TokenKey, Versioned] = {}
         for start in range(0, len(wanted), 500):
@@ -286,9 +294,10 @@ class RedisStore:
                 pipe.hmget(self._layout.record(key), "version", "data")
             replies = await self._call("get many", None, pipe.execute())
             for key, (version, data) in zip(batch, replies, strict=True):
-                if version is not None and data is not None:
-                    token_set = self._codec.decode(as_bytes(data), kind="token_set", key=str(key))
-                    found[key] = Versioned(token_set, int(version))
+                if version is None or data is None:
+                    continue
+                if stored := read_record(self._codec, self.stats, key, version, as_bytes(data)):
+                    found[key] = stored
         return found
 
     # -- refresh duty ----------------------------------------------------------------------
@@ -376,13 +385,9 @@ class RedisStore:
                 providers = [provider]
             for name in providers:
                 async for member in self._scan(self._layout.index(base, name)):
-                    try:
-                        key = TokenKey.parse(text(member))
-                    except ValueError:
-                        # One bad member must not stop every later start: skip it, say so.
-                        logger.warning("the Redis store holds a malformed token key; skipping it")
-                        continue
-                    yield key
+                    # One bad member must not stop every later start: skipped, logged, counted.
+                    if (key := parse_key(self.stats, text(member), "Redis")) is not None:
+                        yield key
 
     async def _scan(self, name: str) -> AsyncIterator[bytes | str]:
         cursor = 0
@@ -421,11 +426,18 @@ class RedisStore:
             raise StoreError("timed out subscribing to the Redis change feed") from None
 
     async def aclose(self) -> None:
-        """End the change feed, finish lease releases, close the client if the store made it."""
+        """Finish lease releases, end the change feed, close the client if the store made it.
+
+        Cancelled while a release waits for a silent Redis (a session manager bounds its close),
+        it abandons the releases (those leases expire at their ttl) and still closes the rest.
+        """
         if self._closed:
             return
         self._closed = True
-        await self._leases.drain()  # already on the wire: a next holder is waiting for them
-        await self._feed.stop()
-        if self._owns_client:
-            await self._client.aclose()
+        try:
+            await self._leases.drain()  # already on the wire: a next holder is waiting for them
+        finally:
+            await self._leases.abandon()
+            await self._feed.stop()
+            if self._owns_client:
+                await self._client.aclose()

@@ -48,6 +48,7 @@ from ..core.errors import ConfigurationError, StoreConflictError, StoreError
 from ..core.tokens import TokenKey, TokenSet
 from . import (
     HeldLease,
+    StoreStats,
     Versioned,
     check_claim,
     check_due,
@@ -57,6 +58,7 @@ from . import (
 )
 from . import _sqlite_schema as sql
 from ._files import check_companions, open_private, store_path
+from ._records import parse_key, read_record
 from ._sqlite_lease import Leases
 from .codec import JsonCodec, TokenCodec
 
@@ -103,6 +105,8 @@ class SQLiteStore:
         self._busy_timeout = busy_timeout
         self._conn: aiosqlite.Connection | None = None
         self._closed = False
+        #: Rows skipped while listing or reading in bulk.
+        self.stats = StoreStats()
         self._open_lock = asyncio.Lock()
         # One statement at a time on the shared connection: aiosqlite queues execute and fetch
         # separately, and a write slipped between another task's execute and fetch would have to
@@ -225,13 +229,9 @@ class SQLiteStore:
             cursor = await self._guard(reader.execute(statement, parameters))
             while rows := await self._guard(cursor.fetchmany(sql.KEYS_BATCH)):
                 for (text,) in rows:
-                    try:
-                        key = TokenKey.parse(text)
-                    except ValueError:
-                        # One bad row must not stop every later start: skip it, say so.
-                        logger.warning("the SQLite store holds a malformed token key; skipping it")
-                        continue
-                    yield key
+                    # One bad row must not stop every later start: skipped, logged, counted.
+                    if (key := parse_key(self.stats, text, "SQLite")) is not None:
+                        yield key
         finally:
             await reader.close()
 
@@ -320,7 +320,8 @@ class SQLiteStore:
         """The stored sets of ``keys`` that exist, read in batches of 500 keys per statement.
 
         Raises:
-            StoreError: The read failed or stored bytes cannot be decoded.
+            StoreError: The read failed. A record that does not decode is logged by key hash,
+                counted (``stats.unreadable_records``) and left out.
         """
         wanted = {str(key): key for key in keys}
         names = list(wanted)
@@ -329,8 +330,9 @@ class SQLiteStore:
             batch = names[start : start + 500]
             _, rows = await self._execute(sql.get_many(len(batch)), batch)
             for name, version, data in rows:
-                token_set = self._codec.decode(bytes(data), kind="token_set", key=name)
-                found[wanted[name]] = Versioned(token_set, int(version))
+                key = wanted[name]
+                if stored := read_record(self._codec, self.stats, key, version, bytes(data)):
+                    found[key] = stored
         return found
 
     def lease(self, key: TokenKey, *, ttl: float) -> AbstractAsyncContextManager[HeldLease]:
@@ -354,7 +356,12 @@ class SQLiteStore:
     async def aclose(self) -> None:
         """Finish pending lease releases and close the connection. Idempotent."""
         self._closed = True
-        await self._leases.drain()
+        try:
+            await self._leases.drain()
+        finally:  # cancelled (a manager bounds its close): the connection still closes
+            await self._close_connection()
+
+    async def _close_connection(self) -> None:
         async with self._open_lock:
             conn, self._conn = self._conn, None
         if conn is not None:

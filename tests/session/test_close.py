@@ -10,11 +10,18 @@ cancel on purpose, the way that race does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio.client import PubSub
 
 from aiofinaccess import SessionManager, TokenKey, TokenSet
 from aiofinaccess.stores.memory import MemoryStore
+from aiofinaccess.stores.redis import RedisStore
+from tests.support.redis_server import running_redis
 from tests.support.tokens import EVERIFIN, EVERIFIN_CLIENT
 
 
@@ -58,3 +65,63 @@ async def test_aclose_returns_when_the_change_feed_loses_a_cancel() -> None:
     async with asyncio.timeout(10):
         await manager.aclose()
     assert store.feed.lost == 1  # the first cancel was lost, and aclose did not hang on it
+
+
+async def test_aclose_returns_when_the_redis_feed_reader_loses_a_cancel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store's own change-feed reader loses the cancel that lands while it subscribes (as
+    redis-py's wait_for does on 3.11), then reads with no timeout: aclose() still returns
+    (it hung for good while ChangeReader.stop() cancelled once and waited without limit;
+    issue 22, finding 12)."""
+    entered = asyncio.Event()
+    lost = 0
+    subscribe = PubSub.subscribe
+
+    async def losing_subscribe(self: PubSub, *channels: Any) -> Any:
+        nonlocal lost
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            lost += 1  # the call finished as the cancel came: wait_for returns its result
+        return await subscribe(self, *channels)
+
+    monkeypatch.setattr(PubSub, "subscribe", losing_subscribe)
+    async with running_redis() as url:
+        manager = SessionManager(store=RedisStore(url), close_timeout=1, pending_write_timeout=1)
+        manager.register(EVERIFIN, EVERIFIN_CLIENT)
+        await manager.start()
+        now = time.time()
+        held = TokenSet("AT-0", issued_at=now, expires_at=now + 3600, refresh_token="RT-0")
+        await manager.store_token_set(EVERIFIN.name, "user", held)  # it starts watching
+        async with asyncio.timeout(10):
+            await entered.wait()  # the reader is subscribing
+        closed = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):  # an orderly close takes milliseconds here
+                await manager.aclose()
+                closed = True
+    assert (lost, closed) == (1, True)
+
+
+async def test_aclose_of_a_redis_manager_that_just_began_watching_returns() -> None:
+    """A manager that closes right after it first holds a set (its change-feed reader still
+    connecting or subscribing) closes: 10 of 10 times within a generous 10 s each (hung in 9
+    of 10 runs while ChangeReader.stop() cancelled once and waited without limit; issue 22,
+    finding 12)."""
+    closed = 0
+    async with running_redis() as url:
+        for run in range(10):
+            store = RedisStore(url, prefix=f"close-{run}:")
+            manager = SessionManager(store=store, close_timeout=1, pending_write_timeout=1)
+            manager.register(EVERIFIN, EVERIFIN_CLIENT)
+            await manager.start()
+            now = time.time()
+            held = TokenSet("AT-0", issued_at=now, expires_at=now + 3600, refresh_token="RT-0")
+            await manager.store_token_set(EVERIFIN.name, "user", held)  # it starts watching
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):  # an orderly close takes milliseconds here
+                    await manager.aclose()
+                    closed += 1
+    assert closed == 10

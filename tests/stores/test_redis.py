@@ -30,6 +30,7 @@ from tests.stores.contract import (
     claims_per_second,
     sample,
 )
+from tests.stores.unreadable import UnreadableContract
 from tests.support.redis_server import free_port, running_redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,8 +71,12 @@ async def run_python(code: str, *args: str) -> asyncio.subprocess.Process:
     )
 
 
-class TestRedisStore(StoreContract, DutyContract):
+class TestRedisStore(StoreContract, DutyContract, UnreadableContract):
     """The whole contract; the module's ``store`` fixture gives each test a fresh prefix."""
+
+    async def corrupt(self, store: TokenStore, key: TokenKey) -> None:
+        assert isinstance(store, RedisStore)
+        await store._client.hset(store._layout.record(key), "data", b"\x00garbage")
 
 
 async def test_is_a_token_store_with_a_change_feed(store: RedisStore) -> None:

@@ -18,11 +18,12 @@ import pytest_asyncio
 from redis.asyncio.cluster import RedisCluster
 
 from aiofinaccess import StoreConflictError, StoreError, TokenKey
-from aiofinaccess.stores import ChangeFeed, RefreshDuty
+from aiofinaccess.stores import ChangeFeed, RefreshDuty, TokenStore
 from aiofinaccess.stores._redis_layout import Layout
 from aiofinaccess.stores.migrate import copy_sets
 from aiofinaccess.stores.redis import RedisStore
 from tests.stores.contract import ALICE, DutyContract, StoreContract, claims_per_second, sample
+from tests.stores.unreadable import UnreadableContract
 from tests.support.redis_cluster import Cluster, running_cluster
 
 
@@ -44,8 +45,12 @@ async def store(cluster: Cluster, prefix: str) -> AsyncIterator[RedisStore]:
     await store.aclose()
 
 
-class TestRedisClusterStore(StoreContract, DutyContract):
+class TestRedisClusterStore(StoreContract, DutyContract, UnreadableContract):
     """Both contracts, against the cluster layout on a real cluster."""
+
+    async def corrupt(self, store: TokenStore, key: TokenKey) -> None:
+        assert isinstance(store, RedisStore)
+        await store._client.hset(store._layout.record(key), "data", b"\x00garbage")
 
 
 async def test_a_set_lives_in_one_slot_and_the_sets_spread_over_every_primary(

@@ -20,9 +20,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from aiofinaccess import ConfigurationError, StoreError, TokenKey
+from aiofinaccess.stores import TokenStore
 from aiofinaccess.stores.codec import FernetCodec, JsonCodec
 from aiofinaccess.stores.sqlite import SQLiteStore
 from tests.stores.contract import ALICE, DutyContract, StoreContract, sample
+from tests.stores.unreadable import UnreadableContract
 
 ACCESS = "access-token-7f3a9c51e0"
 REFRESH = "refresh-token-2b8e4d96aa"
@@ -103,12 +105,17 @@ async def reap(processes: list[asyncio.subprocess.Process]) -> None:
         await process.wait()
 
 
-class TestSQLiteStore(StoreContract, DutyContract):
+class TestSQLiteStore(StoreContract, DutyContract, UnreadableContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[SQLiteStore]:
         store = await SQLiteStore(tmp_path / "tokens.db").open()
         yield store
         await store.aclose()
+
+    async def corrupt(self, store: TokenStore, key: TokenKey) -> None:
+        assert isinstance(store, SQLiteStore)
+        with closing(sqlite3.connect(store._path)) as db, db:
+            db.execute("UPDATE token_sets SET data = ? WHERE key = ?", (b"\x00garbage", str(key)))
 
 
 async def test_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:

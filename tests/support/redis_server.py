@@ -58,6 +58,7 @@ async def running_redis(
     password: str | None = None,
     unix_socket: bool = False,
     tls: tuple[Path, Path, Path] | None = None,
+    environment: dict[str, str] | None = None,
 ) -> AsyncIterator[str]:
     """Start ``redis-server`` on a free port; yield ``redis://127.0.0.1:<port>/0``.
 
@@ -67,6 +68,7 @@ async def running_redis(
             ``unix://<path>?db=0`` instead.
         tls: ``(certificate, key, CA certificate)`` files: also listen with TLS on another
             port (clients need no certificate), and yield ``rediss://127.0.0.1:<port>/0``.
+        environment: Added to the server's environment (e.g. ``LD_PRELOAD`` for libfaketime).
     """
     binary = redis_server_binary()
     with tempfile.TemporaryDirectory(prefix="aiofinaccess-redis-") as tmp:
@@ -87,7 +89,12 @@ async def running_redis(
                 command += ["--tls-port", str(tls_port), "--tls-cert-file", cert]
                 command += ["--tls-key-file", key, "--tls-ca-cert-file", ca]
                 command += ["--tls-auth-clients", "no"]
-            process = await asyncio.to_thread(subprocess.Popen, command, stdin=subprocess.DEVNULL)
+            process = await asyncio.to_thread(
+                subprocess.Popen,
+                command,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **environment} if environment is not None else None,
+            )
             try:
                 if await _wait_ready(process, port):
                     if tls is not None:
