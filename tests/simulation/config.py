@@ -139,7 +139,9 @@ class Features:
     * ``grant_chaos``: forgets, revocations and logouts a minute, during the run;
     * ``pauses``: process freezes a minute (every store call, sleep and send waits);
       ``pause_max``: their longest; ``clock_skew``: a wall clock off by up to this many
-      seconds; ``clock_steps``: steps of a wall clock a minute (NTP);
+      seconds; ``clock_steps``: steps of a wall clock a minute (NTP); ``pause_sends``: the
+      share of token requests whose process freezes just before the request leaves (for
+      ``token_timeout`` plus half to one and a half leases);
     * ``finapi_users``: users of the finAPI-like provider (password grant, refresh tokens
       that do not rotate), renewed with the password when their refresh token is gone;
     * ``refresh_ttl``: Keycloak's SSO Session Idle (refresh tokens that run out): a session
@@ -159,6 +161,7 @@ class Features:
     clock_steps: float = 0.0
     finapi_users: int = 0
     refresh_ttl: float = 0.0
+    pause_sends: float = 0.0
 
     @classmethod
     def draw(cls, seed: int, config: Config) -> Features:
@@ -191,6 +194,10 @@ class Features:
             pause_max = time.choice([0.5, 2.0])
             clock_skew = time.choice([0.0, 2.0, 5.0])
             clock_steps = time.choice([0.0, 1.0])
+        pause_sends = 0.0
+        sends = random.Random(f"{seed}:pause-sends")
+        if sends.random() < 0.1:
+            pause_sends = sends.choice([0.05, 0.2])
         fin = random.Random(f"{seed}:finapi")
         finapi_users = fin.randint(1, 2) if fin.random() < 0.15 else 0
         refresh = random.Random(f"{seed}:refresh")
@@ -198,6 +205,7 @@ class Features:
         if refresh.random() < 0.1:
             refresh_ttl = refresh.choice([0.5, 2.0]) * config.access_ttl
         return cls(
+            pause_sends=pause_sends,
             refresh_ttl=refresh_ttl,
             providers=providers,
             users=users,

@@ -475,6 +475,7 @@ class SimOAuthClient(OAuthClient):
         self, grant_type: str, fields: Iterable[tuple[str, str | Secret | None]]
     ) -> TokenSet:
         request = build_token_request(self.provider, self.client, grant_type, fields)
+        self._process.pause_at_send()
         await self._process.clock.frozen()  # a pause after the fence, before its last check
         sent = self._world.anchor(self._process)
         check_before_send()  # as the SDK's transport does, where the request goes out

@@ -87,6 +87,7 @@ class Process:
         self.alive = True
         self.tasks: list[asyncio.Task[Any]] = []
         self.reauth_events: dict[tuple[str, str | None], int] = {}
+        self._pauses = random.Random(f"{world.seed}:pause-sends:{pid}")
         rng = world.rng
         self.clock = SimClock(
             world.loop, rng.uniform(0, 1e6), rng.uniform(-1, 1) * world.config.skew
@@ -147,6 +148,14 @@ class Process:
     @property
     def providers(self) -> list[str]:
         return [provider.name for provider, _, _ in self.registrations]
+
+    def pause_at_send(self) -> None:
+        """In worlds with ``pause_sends``, freeze now and then just before a request leaves."""
+        share = self.world.features.pause_sends
+        if share and not self.world.settling and self._pauses.random() < share:
+            config = self.world.config
+            pause = config.token_timeout + config.lease_ttl * self._pauses.uniform(0.5, 1.5)
+            self.clock.freeze(self.world.loop.time() + pause)
 
     def register(self) -> None:
         for provider, client, lookup in self.registrations:

@@ -151,6 +151,7 @@ class World(App):
         self.failures: dict[str, int] = {}
         self._reconnecting: set[Account] = set()
         self.forgets: dict[Account, int] = {}
+        self.settling = False
         self.forgotten: set[int] = set()  # the sessions the app forgot
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -315,6 +316,7 @@ class World(App):
         """No more faults: every user's current session must serve from every process (I3),
         dead sets leave the duty (I10), and forgetting every user must leave no entry and no
         task behind (I5)."""
+        self.settling = True  # no more pauses either
         self.idp.fault_rate = 0.0
         self.store.fault_rate = 0.0
         self.store.outages.clear()
