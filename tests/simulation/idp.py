@@ -62,6 +62,7 @@ class Rotation:
     durable: bool = False
     excused: str | None = None
     at: float = 0.0  # loop time of the rotation
+    durable_at: float | None = None  # and of the write of its successor
 
 
 @attrs.define
@@ -214,8 +215,9 @@ class Idp:
             if token == refresh_token:
                 break
             rotation = session.rotations.get(token)
-            if rotation is not None:
+            if rotation is not None and not rotation.durable:
                 rotation.durable = True
+                rotation.durable_at = self.world.loop.time()
 
     def excuse_crash(self, process: int) -> None:
         """``process`` crashed: rotations it received whose successor is not durable are lost."""
@@ -422,6 +424,9 @@ class Idp:
             return _response(
                 400, {"error": "invalid_grant", "error_description": "Stale token"}
             ), None
+        earlier = session.rotations.get(presented)
+        if earlier is not None and excused:  # an excused reuse forks the chain: the token the
+            session.excused_tokens.add(earlier.new)  # earlier answer issued is dead now
         new = self._token("rt")
         rotation = Rotation(presented, new, process.pid, at=self.world.loop.time())
         session.rotations[presented] = rotation
@@ -444,10 +449,11 @@ class Idp:
     def _excuse_paused(self, rotation: Rotation | None) -> None:
         """A pause of the receiver between the answer and its write, longer than the lease's
         margin, is outside the model (no client can close it: see core/fencing.py)."""
-        if rotation is None or rotation.durable or rotation.excused:
+        if rotation is None or rotation.excused:
             return
         receiver = self.world.processes[rotation.process - 1]
-        if receiver.clock.paused_for(rotation.at) > self.world.config.lease_ttl / 4:
+        paused = receiver.clock.paused_between(rotation.at, rotation.durable_at)
+        if paused > self.world.config.lease_ttl / 4:
             self._excuse(rotation, "its receiver paused before storing it")
 
     def _unexcused_replay(self, process: Process, session: Session, presented: str) -> None:

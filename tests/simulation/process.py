@@ -48,7 +48,11 @@ class SimClock:
 
     def paused_for(self, since: float) -> float:
         """Seconds this process was frozen since loop time ``since``."""
-        now = self._loop.time()
+        return self.paused_between(since, None)
+
+    def paused_between(self, since: float, until: float | None) -> float:
+        """Seconds this process was frozen between two loop times (``None``: now)."""
+        now = self._loop.time() if until is None else until
         return sum(max(0.0, min(end, now) - max(start, since)) for start, end in self.freezes)
 
     def wall(self) -> float:
