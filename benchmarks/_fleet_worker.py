@@ -82,8 +82,9 @@ def instrument(store: RedisStore, recorder: Recorder) -> None:
     """Record every claim, stored renewal and reschedule of ``store`` (wraps its methods)."""
     claim_due, put, reschedule = store.claim_due, store.put, store.reschedule
 
-    async def recorded_claim(*, now: float, limit: int, claim_for: float, owner: str) -> Any:
-        keys = await claim_due(now=now, limit=limit, claim_for=claim_for, owner=owner)
+    async def recorded_claim(*, limit: int, claim_for: float, owner: str, clients: Any) -> Any:
+        now = time.time()  # the store's clock (Redis TIME) is this machine's here
+        keys = await claim_due(limit=limit, claim_for=claim_for, owner=owner, clients=clients)
         if recorder.first_claim is None:
             recorder.first_claim = time.time()
             # Wall time, and CPU time since exec (interpreter, imports, start, first claim).
@@ -106,8 +107,10 @@ def instrument(store: RedisStore, recorder: Recorder) -> None:
             recorder.write(plan_.put_line(time.time(), index, due_at))
         return version
 
-    async def recorded_reschedule(key: TokenKey, due_at: float | None) -> None:
-        await reschedule(key, due_at)
+    async def recorded_reschedule(
+        key: TokenKey, due_at: float | None, *, expected_version: int | None = None
+    ) -> None:
+        await reschedule(key, due_at, expected_version=expected_version)
         index = plan_.index_of(key.subject)
         if index is not None:
             due = "-" if due_at is None else f"{due_at:.6f}"

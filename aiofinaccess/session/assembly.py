@@ -198,6 +198,7 @@ def assemble(
             owned=owned,
             stats=stats,
             due_at=planner.due_at,
+            keep_due=planner.keep_due,
             draw=driver.draw,
             owner=worker_id(),
             batch=options.duty_batch,

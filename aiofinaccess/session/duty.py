@@ -8,15 +8,21 @@ every ``put`` the manager makes (the renewal driver's Persist step and first acq
 through :meth:`RenewalDriver.write`). No process plans every set any more. A process with the
 duty runs one :class:`DutyLoop`:
 
-1. ``claim_due(now, limit, claim_for, owner)`` takes a batch of due sets; the store pushes
-   each one's due time to the claim deadline, so no other worker sees it before then and a
-   worker that dies leaves its claims to fall due again;
+1. ``claim_due(limit, claim_for, owner, clients)`` takes a batch of due sets this process can
+   renew (``clients``: its registrations' client keys, so user sets of its providers and its
+   own client sets, never another client's token or another provider's set); the store decides
+   what is due and pushes each one's due time to the claim deadline on its own clock, so no
+   other worker sees it before then, whatever this process's clock says, and a worker that
+   dies leaves its claims to fall due again. Entries nothing can renew (malformed keys, due
+   times whose set is gone) are dropped by the store and counted (``duty_dropped``);
 2. for each claimed key (at most ``concurrency`` at once) it reads the set: a set renewed
    elsewhere meanwhile (not due any more) is rescheduled from what the store holds; a due one
    is renewed through the one renewal path (:class:`RenewalDriver`: single flight, fenced
    lease, persist then publish), whose Persist step writes the next due time; the set of a
-   dead grant is deleted by the driver at its version, which clears its due time. A failed
-   renewal is left to its claim deadline, which is its retry;
+   dead grant is deleted by the driver at its version, which clears its due time, and a set
+   whose refresh token ran out leaves the duty (its due time is cleared at the version read):
+   one ``ReauthRequired`` per dead set, not one per claim. A failed renewal is left to its
+   claim deadline, which is its retry;
 3. when fewer sets were due than it could take, it lets due sets gather: it sleeps about
    ``gather`` seconds (from half to one and a half times, at random, so workers started
    together drift apart), or until the store's ``next_due`` plus that when nothing was due,
@@ -28,6 +34,11 @@ per renewal grew with its size (2.1 / 3.0 / 4.4 ms at 1 / 2 / 4 workers in
 ``benchmarks/fleet.py``). Gathered, the fleet makes about ``workers / gather`` claims a second
 however many sets fall due, and a set is renewed at most about ``1.5 * gather`` late, against
 a lead of seconds to minutes before its token expires.
+
+A claimant never postpones a set's own schedule: a claimed set is due by this process's policy
+*or* by its refresh token's keep-alive deadline, and one that is due by neither is rescheduled
+at the earlier of the two, whatever this process's ``keep_alive`` (a keep-alive writer may have
+scheduled it before its refresh token runs out, long before its access token goes stale).
 
 Exactly one renewal per due set: the claim gives each set to one worker, and should a claim
 outlive its deadline (a very slow renewal), the lease and compare-and-swap still let only one
@@ -64,6 +75,8 @@ from .stopping import cancel_and_wait
 __all__ = ["DutyLoop", "worker_id"]
 
 logger = logging.getLogger("aiofinaccess")
+#: Seconds between warnings about dropped due entries.
+_WARN_EVERY = 60.0
 
 
 def worker_id() -> str:
@@ -80,6 +93,9 @@ class DutyLoop:
         registry, driver, clock, owned, stats: The manager's parts.
         due_at: A set's next due time (wall clock), with the check's jitter draw (``1.0`` =
             the earliest it may be due): ``None`` means never.
+        keep_due: When a set's refresh token must be renewed to stay alive (wall clock), or
+            ``None``: a claimed set is due by that as well, whatever this process's
+            ``keep_alive`` (see the module's docstring).
         draw: A uniform draw from ``[0, 1)`` (the driver's seedable source).
         owner: This worker's name in claims.
         batch: Sets claimed per store call.
@@ -99,6 +115,7 @@ class DutyLoop:
         owned: OwnedTasks,
         stats: ManagerStats,
         due_at: Callable[[TokenSet, float | None], float | None],
+        keep_due: Callable[[TokenSet], float | None],
         draw: Callable[[], float],
         owner: str,
         batch: int,
@@ -113,6 +130,7 @@ class DutyLoop:
         self._clock = clock
         self._owned = owned
         self._due_at = due_at
+        self._keep_due = keep_due
         self._draw = draw
         self.owner = owner
         self._batch = batch
@@ -125,6 +143,8 @@ class DutyLoop:
         self._wake: asyncio.Event | None = None
         self._wake_at = math.inf
         self._stats = stats
+        self._warned_at = -math.inf
+        self._unreported = 0
 
     def due_written(self, due: float | None) -> None:
         """This process wrote a set due at ``due``: wake up for it if sleeping past it."""
@@ -153,30 +173,48 @@ class DutyLoop:
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
                 continue
             limit = min(self._batch, free)
+            clients = self._registry.client_keys()
+            if not clients:  # nothing registered yet: nothing this process could renew
+                await self._sleep(self._poll)
+                continue
             try:
                 keys = await self._driver.store_call(
                     self._store.claim_due(
-                        now=self._clock.wall(),
-                        limit=limit,
-                        claim_for=self._claim_for,
-                        owner=self.owner,
+                        limit=limit, claim_for=self._claim_for, owner=self.owner, clients=clients
                     )
                 )
             except StoreError as exc:
                 logger.warning("claiming due token sets failed (%s); trying again", exc)
                 await self._clock.sleep(self._poll)
                 continue
+            dropped = getattr(keys, "dropped", 0)
+            if dropped:
+                self._dropped(dropped)
             stats.duty_claimed += len(keys)
             for key in keys:
                 task = self._owned.spawn(self._renew(key))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
-            if len(keys) < limit:
+            if len(keys) + dropped < limit:
                 assert self._wake is not None  # noqa: S101  (set by start)
                 self._wake.clear()  # a due time written from now on wakes the sleep below
-                await self._sleep(await self._pause(found=bool(keys)))
+                await self._sleep(await self._pause(found=bool(keys), clients=clients))
 
-    async def _pause(self, *, found: bool) -> float:
+    def _dropped(self, count: int) -> None:
+        """Count due entries a claim dropped; warn at most once a :data:`_WARN_EVERY` seconds
+        (a backlog of junk is dropped over many claims), with the number since the last."""
+        self._stats.duty_dropped += count
+        self._unreported += count
+        now = self._clock.monotonic()
+        if now >= self._warned_at + _WARN_EVERY:
+            logger.warning(
+                "dropped %d due entries that no worker can renew (malformed keys, or sets that "
+                "are gone; stats.duty_dropped counts them all)",
+                self._unreported,
+            )
+            self._warned_at, self._unreported = now, 0
+
+    async def _pause(self, *, found: bool, clients: list[TokenKey]) -> float:
         """Seconds to let due sets gather before the next claim, at most ``poll``.
 
         After a claim that found sets, more are likely due soon: no need to ask the store.
@@ -185,7 +223,7 @@ class DutyLoop:
         if found:
             return min(self._poll, gather)
         try:
-            next_due = await self._driver.store_call(self._store.next_due())
+            next_due = await self._driver.store_call(self._store.next_due(clients=clients))
         except StoreError:
             return self._poll
         if next_due is None:
@@ -207,19 +245,26 @@ class DutyLoop:
             await asyncio.gather(sleeper, waker, return_exceptions=True)
 
     async def _renew(self, key: TokenKey) -> None:
-        if key.provider not in self._registry:
+        if not self._registry.serves(key):
+            # The store's claim filters by the clients we named; a store that does not would
+            # hand out another client's set (renewed with our credentials) or another
+            # provider's: left to its claim deadline, for the worker that can renew it.
             logger.warning(
-                "a due token set of provider %r is not registered here; its claim runs out",
-                key.provider,
+                "a claimed token set %s is not one this process can renew; its claim runs out",
+                key.hashed,
             )
             return
         held = self._registry.find(key.provider, key.subject) is not None
+        version: list[int] = []  # the version read, once read
         try:
-            await self._renew_claimed(key)
+            await self._renew_claimed(key, version)
         except ReauthorizationRequired:
-            # The driver deleted the dead set at its version, which cleared its due time; a
-            # set stored since (a new login) keeps its own, so nothing is rescheduled here.
-            pass
+            # Dead: a dead grant's set was deleted by the driver (at its version), which
+            # cleared its due time; a set whose refresh token ran out is kept (its access
+            # token serves until it expires) but leaves the duty here, at the version read, so
+            # a login stored since keeps its own due time. One claim, one event.
+            if version:
+                await self._reschedule(key, None, expected_version=version[0])
         except AiofinaccessError as exc:
             logger.warning(
                 "renewing due token set %s failed (%s); due again when its claim runs out",
@@ -233,15 +278,21 @@ class DutyLoop:
                     await asyncio.wait([entry.job])
                 self._registry.drop(entry)  # the duty keeps no set it is not serving
 
-    async def _renew_claimed(self, key: TokenKey) -> None:
+    async def _renew_claimed(self, key: TokenKey, version: list[int]) -> None:
         stored = await self._driver.read(key)
         if stored is None:
             return  # deleted meanwhile: the delete cleared its due time
-        earliest = self._due_at(stored.token_set, 1.0)
+        version.append(stored.version)
+        # Due by this process's policy, or by keep-alive (its refresh token's deadline): a
+        # keep-alive writer scheduled it so, and a claimant without keep_alive must not
+        # postpone it past the refresh token's end.
+        earliest = _first(self._due_at(stored.token_set, 1.0), self._keep_due(stored.token_set))
         if earliest is None or earliest > self._clock.wall():
-            # Renewed by another process since it fell due: its due time comes from the set.
+            # Renewed by another process since it fell due: its due time comes from the set,
+            # never later than its refresh token's deadline.
             self._stats.duty_renewed_elsewhere += 1
-            await self._reschedule(key, self._due_at(stored.token_set, None))
+            due = _first(self._due_at(stored.token_set, None), self._keep_due(stored.token_set))
+            await self._reschedule(key, due)
             return
         entry = self._registry.entry(key, for_duty=True)
         if entry.job is None and entry.version != stored.version:
@@ -249,8 +300,17 @@ class DutyLoop:
         self._stats.scheduled_renewals += 1
         await asyncio.shield(self._driver.start(entry, reason="scheduled"))
 
-    async def _reschedule(self, key: TokenKey, due_at: float | None) -> None:
+    async def _reschedule(
+        self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
+    ) -> None:
         try:
-            await self._driver.store_call(self._store.reschedule(key, due_at))
+            await self._driver.store_call(
+                self._store.reschedule(key, due_at, expected_version=expected_version)
+            )
         except StoreError:
             logger.warning("rescheduling token set %s failed; its claim runs out", key.hashed)
+
+
+def _first(*times: float | None) -> float | None:
+    """The earliest of the given due times (``None``: never)."""
+    return min((at for at in times if at is not None), default=None)

@@ -135,6 +135,9 @@ class ManagerStats:
     #: The refresh duty: sets claimed from the store, and those found renewed elsewhere.
     duty_claimed: int = 0
     duty_renewed_elsewhere: int = 0
+    #: Due entries a claim took off the duty because nothing can renew them (a malformed key,
+    #: or a due time whose set is gone).
+    duty_dropped: int = 0
     #: Entries dropped to keep the bounded working set.
     working_set_evictions: int = 0
 

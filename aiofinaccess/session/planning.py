@@ -143,6 +143,15 @@ class Planner:
             idle=False,
         )
 
+    def keep_due(self, token_set: TokenSet) -> float | None:
+        """When ``token_set``'s refresh token must be renewed to stay alive (wall clock), or
+        ``None``: a keep-alive writer's due time, which the duty honours whatever this
+        process's ``keep_alive`` (a claimant never postpones a set past it)."""
+        if token_set.refresh_token is None:
+            return None
+        due = plan(token_set.with_anchor(_WALL), self._policy).refresh_token_due_at
+        return None if due == math.inf else due
+
     def next_due(self, token_set: TokenSet) -> float | None:
         """The due time a write stores with ``token_set``: :meth:`due_at`, except that a set
         already due when written (stale on arrival) is due ``min_interval`` later, not at once

@@ -138,6 +138,17 @@ class Registry:
                 f"provider {name!r} is not registered; call register() first"
             ) from None
 
+    def client_keys(self) -> list[TokenKey]:
+        """The registered clients' own keys, one per provider: what the duty may claim (user
+        sets of these providers, and these client sets)."""
+        return [registration.client_key for registration in self._registrations.values()]
+
+    def serves(self, key: TokenKey) -> bool:
+        """Whether this process can renew ``key``: its provider is registered and, for a
+        client token, it is this process's client (never another client's credentials)."""
+        registration = self._registrations.get(key.provider)
+        return registration is not None and (not key.is_client or key == registration.client_key)
+
     def key(self, name: str, subject: str | None) -> TokenKey:
         """The token key of a user (``subject``) or of the registered client (``None``)."""
         registration = self.registration(name)
@@ -148,10 +159,19 @@ class Registry:
 
         ``for_duty``: created only to renew the set for the refresh duty, which drops it
         afterwards (``on_held`` is not called).
+
+        Raises:
+            UsageError: The provider is not registered, or ``key`` is another client's token
+                (entries are found by provider and subject: it would be renewed, and written
+                over, with this process's credentials).
         """
         entry = self.entries.get((key.provider, key.subject))
+        if entry is not None and entry.key != key:
+            raise UsageError(f"token set {key.hashed} is another client's: not renewed here")
         if entry is None:
-            self.registration(key.provider)
+            if not self.serves(key):
+                self.registration(key.provider)  # names an unregistered provider
+                raise UsageError(f"token set {key.hashed} is another client's: not renewed here")
             if self.capacity is not None and len(self.entries) >= self.capacity:
                 self._evict(self.capacity)
             entry = self.entries[key.provider, key.subject] = Entry(key)

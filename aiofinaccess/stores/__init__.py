@@ -28,8 +28,9 @@ The protocol is built for durable, shared stores (SQLite, Redis) from the start:
 * **refresh duty** - a store shared by a fleet may also keep each token set's next due time and
   hand due sets to one worker at a time (see :class:`RefreshDuty`): ``put(..., due_at=...)``
   writes the due time atomically with the set, :meth:`RefreshDuty.claim_due` takes a batch of
-  due sets and pushes their due times to a claim deadline, so a worker that dies leaves its
-  claims to fall due again. The three shipped stores implement it.
+  due sets the claimant can renew and pushes their due times to a claim deadline (on the
+  store's clock), so a worker that dies leaves its claims to fall due again. The three shipped
+  stores implement it.
 * **pending authorizations** - the three shipped stores also keep short-lived opaque records
   for authorization-code flows in flight (``state`` -> PKCE verifier, user id, outcome), with
   an expiry and an atomic take, so exactly one callback wins (see
@@ -45,7 +46,7 @@ import base64
 import binascii
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCAL_LEASE",
     "ChangeFeed",
+    "Claimed",
     "HeldLease",
     "Lease",
     "LocalLease",
@@ -236,13 +238,28 @@ class RefreshDuty(Protocol):
     itself: ``put(..., due_at=...)`` (a keyword that only RefreshDuty stores accept; ``None`` =
     not scheduled, e.g. a set with no refresh token that nobody needs to renew).
 
-    **Claims.** :meth:`claim_due` moves each set it hands out to a *claim deadline*
-    (``now + claim_for``) in the same atomic step that selects it, so no other claimant sees it
+    **Claims.** :meth:`claim_due` moves each set it hands out to a *claim deadline* (its clock's
+    now plus ``claim_for``) in the same atomic step that selects it, so no other claimant sees it
     until then. The claimant renews it and writes the next due time with ``put(..., due_at=...)``
     (or :meth:`reschedule`); a claimant that dies simply leaves its sets to fall due again at
     their deadline, and the next claimant finds them with every other due set. The owner is
     informational (stores may log or record it); exclusivity comes from the deadline alone, so
     ``claim_for`` must cover a renewal with margin.
+
+    **The store's clock.** "Due" and the deadline are read on the store's clock, never the
+    claimant's: a claimant whose clock is late or early takes what is due and holds it for
+    ``claim_for``, like any other. Redis reads ``TIME`` inside the claim script (in a cluster,
+    the clock of the node holding the shard); SQLite and the memory store run on the machine
+    they live on, so their clock is that machine's (:func:`time.time`).
+
+    **Scope.** A claimant names the client keys it holds (``clients``: one per provider it
+    serves, see :func:`~aiofinaccess.core.tokens.client_label`) and gets nothing it could not
+    renew: user sets of those providers and those very client sets. Another client's set, or a
+    set of a provider it does not serve, stays due for the worker that can renew it.
+
+    **Unrenewable entries.** A due entry whose key does not parse, or whose set is gone, is
+    dropped from the duty by the claim that meets it (the set, if any, is left alone) and
+    counted in :attr:`Claimed.dropped`: it never comes back.
 
     **Deletes.** ``delete(key)`` also clears the key's due time. A plain ``put`` without
     ``due_at`` clears it as well: a writer of a RefreshDuty store always says when the set is
@@ -272,32 +289,36 @@ class RefreshDuty(Protocol):
         ...
 
     async def claim_due(
-        self, *, now: float, limit: int, claim_for: float, owner: str
-    ) -> list[TokenKey]:
-        """Atomically take up to ``limit`` sets whose due time is <= ``now`` and push each one's
-        due time to ``now + claim_for`` (the claim deadline).
+        self, *, limit: int, claim_for: float, owner: str, clients: Collection[TokenKey]
+    ) -> Claimed:
+        """Atomically take up to ``limit`` sets in scope (see ``clients`` above) that are due on
+        the store's clock, and push each one's due time to that clock's now plus ``claim_for``.
 
         Concurrent callers never get the same key before its deadline; a claimant that dies
         leaves its keys to fall due again at the deadline. Most overdue first within a shard;
         shards are visited so no shard starves.
 
         Raises:
-            UsageError: ``limit`` is not a positive integer or ``claim_for`` not a positive
-                number of seconds.
+            UsageError: ``limit`` is not a positive integer, ``claim_for`` not a positive
+                number of seconds, or ``clients`` not client keys of distinct providers.
             StoreError: The store failed (some keys may have been claimed all the same: they
                 fall due again at their deadline).
         """
         ...
 
-    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
+    async def reschedule(
+        self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
+    ) -> None:
         """Set (or clear, ``None``) a key's due time without writing the set (e.g. a claimed set
         turned out to be renewed already by someone else and its due time must come from the
-        stored set, or a dead grant is dropped from the duty). No-op for an absent key."""
+        stored set, or a dead set leaves the duty). No-op for an absent key, and, with
+        ``expected_version``, for a set at another version (a login stored since keeps its
+        own due time)."""
         ...
 
-    async def next_due(self) -> float | None:
-        """The earliest due time across the store (claims included), or None: lets a worker
-        sleep."""
+    async def next_due(self, *, clients: Collection[TokenKey] | None = None) -> float | None:
+        """The earliest due time (claims included) in ``clients``' scope (everything: ``None``),
+        or None: lets a worker sleep."""
         ...
 
     async def due_count(self, *, now: float) -> int:
@@ -306,12 +327,41 @@ class RefreshDuty(Protocol):
         ...
 
 
+class Claimed(list[TokenKey]):
+    """What :meth:`RefreshDuty.claim_due` took (a list of keys), and ``dropped``: how many due
+    entries it met that nothing can renew (malformed, or their set gone) and took off the duty."""
+
+    dropped: int = 0
+
+    def __init__(self, keys: Iterable[TokenKey] = (), dropped: int = 0) -> None:
+        super().__init__(keys)
+        self.dropped = dropped
+
+
 def check_claim(limit: int, claim_for: float) -> None:
     """Validate :meth:`RefreshDuty.claim_due`'s ``limit`` and ``claim_for``."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise UsageError("a claim's limit must be a positive integer")
     if not (isinstance(claim_for, int | float) and math.isfinite(claim_for) and claim_for > 0):
         raise UsageError("a claim's claim_for must be a positive number of seconds")
+
+
+def check_scope(clients: Collection[TokenKey] | None) -> dict[str, TokenKey] | None:
+    """Validate a claim's ``clients``; return them by provider (``None`` stays ``None``)."""
+    if clients is None:
+        return None
+    scope: dict[str, TokenKey] = {}
+    for key in clients:
+        if not isinstance(key, TokenKey) or not key.is_client or key.provider in scope:
+            raise UsageError("a claim's clients must be client keys of distinct providers")
+        scope[key.provider] = key
+    return scope
+
+
+def in_scope(key: TokenKey, scope: dict[str, TokenKey]) -> bool:
+    """Whether a claimant holding ``scope``'s client keys can renew ``key``."""
+    own = scope.get(key.provider)
+    return own is not None and (not key.is_client or key == own)
 
 
 def check_due(due_at: float | None) -> float | None:

@@ -1,11 +1,14 @@
 """The refresh duty of a :class:`~aiofinaccess.stores.redis.RedisStore`: claims, reschedules and
-counts over the due sorted sets, one per shard.
+counts over the due sorted sets, one per provider and shard.
 
-On a single node one script merges all shards (the most overdue sets anywhere, in order). In a
-cluster, where no script may span slots, a claim reads each shard's most overdue entry and due
-count in one pipelined round trip, splits ``limit`` over the shards
-(:func:`._redis_layout.allocate`), then runs one script per chosen shard, at most
-:data:`FANOUT` at once.
+A claim reads only the due sets of the providers its claimant serves, and one script decides
+what is due on the server's clock (``TIME``), takes what the claimant can renew and drops what
+nothing can (see :data:`._redis_scripts.CLAIM`). On a single node one script merges every
+shard (the most overdue sets anywhere, in order). In a cluster, where no script may span slots,
+a claim reads each (provider, shard) set's most overdue entry and due count in one pipelined
+round trip, splits ``limit`` over them (:func:`._redis_layout.allocate`), then runs one script
+per chosen set, at most :data:`FANOUT` at once. That split is a plan on the claimant's clock;
+each script decides on its node's.
 
 Must never import: redis (it drives the store's client, given to it), ``oauth``, ``session``,
 ``api``, ``integrations``, ``cli`` or ``sandbox``.
@@ -15,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Collection
 from typing import Any, Protocol, TypeVar
 
 from ..core.tokens import TokenKey
-from . import check_claim, check_due
+from . import Claimed, check_claim, check_due, check_scope, in_scope
 from ._redis_layout import Layout, allocate, score, text
-from ._redis_scripts import CLAIM, CLAIM_MERGED, RESCHEDULE
+from ._redis_scripts import CLAIM, RESCHEDULE
 
 __all__ = ["FANOUT", "Call", "DueSets"]
 
@@ -30,6 +34,11 @@ _T = TypeVar("_T")
 
 #: Concurrent per-shard claim scripts per store (redis-py allows 100 connections per node).
 FANOUT = 16
+#: Entries one claim script looks at beyond its limit (the ones it skips or drops): bounds the
+#: script's time when a backlog of unrenewable entries is met.
+LOOK_PAST = 1000
+#: Entries of a due set read for a claimant's next due time (past other clients' sets).
+_HEADS = 8
 
 
 class Call(Protocol):
@@ -49,79 +58,166 @@ class DueSets:
         self._call = call
         self._reschedule = client.register_script(RESCHEDULE)
         self._claim = client.register_script(CLAIM)
-        self._claim_merged = client.register_script(CLAIM_MERGED)
-        self._due_sets = [layout.due(shard) for shard in range(layout.shards)]
         self._fanout = asyncio.Semaphore(FANOUT)
 
-    async def claim(self, *, now: float, limit: int, claim_for: float) -> list[TokenKey]:
-        """Take up to ``limit`` sets due at ``now``; each falls due again at ``now + claim_for``.
+    def _sets(self, scope: dict[str, TokenKey]) -> list[tuple[str, TokenKey, int]]:
+        """(due set, our client key, shard) for every shard of every provider in scope."""
+        return [
+            (self._layout.due(shard, provider), own, shard)
+            for provider, own in scope.items()
+            for shard in range(self._layout.shards)
+        ]
+
+    def _args(self, own: TokenKey, shard: int) -> list[str]:
+        """A due set's part of the claim script's ARGV."""
+        return [f"{self._layout.base(shard)}ts:", own.provider, str(own)]
+
+    async def claim(
+        self, *, limit: int, claim_for: float, clients: Collection[TokenKey]
+    ) -> Claimed:
+        """Take up to ``limit`` sets in ``clients``' scope due on the server's clock; each falls
+        due again ``claim_for`` seconds later.
 
         Raises:
-            UsageError: A bad ``limit`` or ``claim_for``.
+            UsageError: A bad ``limit``, ``claim_for`` or ``clients``.
             StoreError: Redis failed (claims made before the failure fall due at their
                 deadline).
         """
         check_claim(limit, claim_for)
-        start, deadline = score(now), score(now + claim_for)
+        scope = check_scope(clients) or {}
+        if not scope:
+            return Claimed()
+        sets = self._sets(scope)
+        head = [repr(float(claim_for))]
         if not self._layout.cluster:
-            script = self._claim_merged(keys=self._due_sets, args=[start, limit, deadline])
+            args = [str(limit), *head, str(limit + LOOK_PAST)]
+            for _, own, shard in sets:
+                args += self._args(own, shard)
+            script = self._claim(keys=[name for name, _, _ in sets], args=args)
             replies = [await self._call("claim", None, script)]
         else:
-            plan = allocate(await self._due_heads(now), limit)
-            calls = [  # a cluster pipeline cannot carry scripts: one call per shard
-                self._fanned(self._claim, [self._layout.due(shard)], [start, count, deadline])
-                for shard, count in plan.items()
+            plan = allocate(await self._due_heads(sets), limit)
+            calls = [  # a cluster pipeline cannot carry scripts: one call per due set
+                self._fanned(
+                    [name], [str(count), *head, str(count + LOOK_PAST), *self._args(own, shard)]
+                )
+                for (name, own, shard), count in plan.items()
             ]
             replies = await self._call("claim", None, asyncio.gather(*calls))
-        claimed = []
-        for reply in replies:
-            for member in reply:
+        claimed = Claimed()
+        for members, dropped in replies:
+            claimed.dropped += int(dropped)
+            for member in members:
                 try:
-                    claimed.append(TokenKey.parse(text(member)))
-                except ValueError:
-                    logger.warning("the Redis store holds a malformed token key; skipping it")
+                    key = TokenKey.parse(text(member))
+                except ValueError:  # pragma: no cover  (the script takes parsable members only)
+                    claimed.dropped += 1
+                    continue
+                claimed.append(key)
         return claimed
 
-    async def _fanned(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        """Run ``script`` with at most :data:`FANOUT` such calls in flight per store: redis-py
-        refuses (rather than queues) a command beyond a node's connection limit."""
+    async def _fanned(self, keys: list[str], args: list[str]) -> Any:
+        """Run the claim script with at most :data:`FANOUT` such calls in flight per store:
+        redis-py refuses (rather than queues) a command beyond a node's connection limit."""
         async with self._fanout:
-            return await script(keys=keys, args=args)
+            return await self._claim(keys=keys, args=args)
 
-    async def _due_heads(self, now: float) -> dict[int, tuple[float, int]]:
-        """shard -> (its most overdue due time, how many are due) for shards with due sets."""
+    async def _due_heads(
+        self, sets: list[tuple[str, TokenKey, int]]
+    ) -> dict[tuple[str, TokenKey, int], tuple[float, int]]:
+        """Due set -> (its most overdue due time, how many are due), for sets with due
+        entries, on this machine's clock (a plan only: each script decides on its node's)."""
+        now = score(time.time())
         pipe = self._client.pipeline(transaction=False)
-        for shard in range(self._layout.shards):
-            due = self._layout.due(shard)
-            pipe.zrangebyscore(due, "-inf", score(now), start=0, num=1, withscores=True)
-            pipe.zcount(due, "-inf", score(now))
+        for name, _, _ in sets:
+            pipe.zrangebyscore(name, "-inf", now, start=0, num=1, withscores=True)
+            pipe.zcount(name, "-inf", now)
         replies = await self._call("claim", None, pipe.execute())
         heads = {}
-        for shard in range(self._layout.shards):
-            head, count = replies[2 * shard], replies[2 * shard + 1]
+        for n, entry in enumerate(sets):
+            head, count = replies[2 * n], replies[2 * n + 1]
             if head and count:
-                heads[shard] = (float(head[0][1]), int(count))
+                heads[entry] = (float(head[0][1]), int(count))
         return heads
 
-    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
-        """Set (or clear) ``key``'s due time; nothing for an absent key."""
+    async def reschedule(
+        self, key: TokenKey, due_at: float | None, expected_version: int | None = None
+    ) -> None:
+        """Set (or clear) ``key``'s due time; nothing for an absent key or, with
+        ``expected_version``, one at another version."""
         due = check_due(due_at)
-        names = [self._layout.record(key), self._layout.due(self._layout.shard(key))]
-        args = ["" if due is None else score(due), str(key)]
+        shard = self._layout.shard(key)
+        names = [self._layout.record(key), self._layout.due(shard, key.provider)]
+        args = [
+            "" if due is None else score(due),
+            str(key),
+            "" if expected_version is None else str(expected_version),
+        ]
         await self._call("reschedule", key, self._reschedule(keys=names, args=args))
 
-    async def next_due(self) -> float | None:
-        """The earliest due time (claims included), or ``None``: one pipelined round trip."""
+    async def _all_sets(self) -> list[str]:
+        """Every provider's due sets (the providers every shard's index names)."""
         pipe = self._client.pipeline(transaction=False)
-        for due in self._due_sets:
-            pipe.zrange(due, 0, 0, withscores=True)
+        bases = self._layout.bases()
+        for base in bases:
+            pipe.smembers(self._layout.providers(base))
+        replies = await self._call("list providers", None, pipe.execute())
+        providers = sorted({text(name) for reply in replies for name in reply})
+        return [
+            self._layout.due(shard, provider)
+            for provider in providers
+            for shard in range(self._layout.shards)
+        ]
+
+    async def next_due(self, clients: Collection[TokenKey] | None = None) -> float | None:
+        """The earliest due time (claims included) in ``clients``' scope (everything:
+        ``None``), or ``None``: one pipelined round trip (two for everything)."""
+        scope = check_scope(clients)
+        names = (
+            await self._all_sets() if scope is None else [name for name, _, _ in self._sets(scope)]
+        )
+        if not names:
+            return None
+        pipe = self._client.pipeline(transaction=False)
+        for name in names:
+            pipe.zrange(name, 0, _HEADS - 1, withscores=True)
         replies = await self._call("next due", None, pipe.execute())
-        heads = [float(reply[0][1]) for reply in replies if reply]
-        return min(heads, default=None)
+        if scope is None:
+            return min((float(reply[0][1]) for reply in replies if reply), default=None)
+        return _earliest(replies, scope)
 
     async def due_count(self, *, now: float) -> int:
-        """How many sets are due at ``now``: a ``ZCOUNT`` per shard, pipelined."""
+        """How many sets are due at ``now``: a ``ZCOUNT`` per due set, pipelined."""
+        names = await self._all_sets()
+        if not names:
+            return 0
         pipe = self._client.pipeline(transaction=False)
-        for due in self._due_sets:
-            pipe.zcount(due, "-inf", score(now))
+        for name in names:
+            pipe.zcount(name, "-inf", score(now))
         return sum(int(count) for count in await self._call("due count", None, pipe.execute()))
+
+
+def _renewable(member: str, scope: dict[str, TokenKey]) -> bool:
+    """Whether a due member is one a claimant in ``scope`` would take (or drop: malformed)."""
+    try:
+        return in_scope(TokenKey.parse(member), scope)
+    except ValueError:
+        return True  # the next claim drops it: it counts as work
+
+
+def _earliest(replies: list[Any], scope: dict[str, TokenKey]) -> float | None:
+    """The earliest due time among the heads read, past other clients' sets (if every head
+    read was another client's, the last one read: an early wake at worst)."""
+    earliest = None
+    for reply in replies:
+        at = None
+        for member, score_ in reply:
+            if _renewable(text(member), scope):
+                at = float(score_)
+                break
+        else:
+            if len(reply) == _HEADS:  # more may follow: wake at the last one read
+                at = float(reply[-1][1])
+        if at is not None and (earliest is None or at < earliest):
+            earliest = at
+    return earliest

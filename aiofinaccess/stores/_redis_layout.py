@@ -4,19 +4,20 @@ over the due shards, and how replies and scores are read: pure functions, no I/O
 Every token set belongs to one of ``shards`` shards (a stable hash of its key). On a single
 node the layout is the one the store always had - ``{prefix}ts:{key}``, ``{prefix}lease:{key}``,
 ``{prefix}keys:{provider}``, ``{prefix}providers``, change channel ``{prefix}changes`` - plus one
-due sorted set per shard, ``{prefix}due:{shard}``. On Redis Cluster every name of a shard
+due sorted set per provider and shard, ``{prefix}due:{provider}:{shard}`` (a claim reads only
+the sets of the providers its claimant serves). On Redis Cluster every name of a shard
 starts with the hash tag ``{<prefix>s<shard>}``, so a set's record, lease, index entries, due
 time and change channel all live in one slot (one script touches one slot), while the shards
 spread over the cluster's nodes: no key is hot for every user.
 
 In detail, on a single node: ``{prefix}ts:{key}`` (hash of ``version`` and ``data``),
 ``{prefix}keys:{provider}`` and ``{prefix}providers`` (sets, for ``RedisStore.keys``),
-``{prefix}lease:{key}``, ``{prefix}due:{shard}`` (sorted sets of due times),
+``{prefix}lease:{key}``, ``{prefix}due:{provider}:{shard}`` (sorted sets of due times),
 ``{prefix}pending:{state}``; the channel ``{prefix}changes``. That is the layout of earlier
 versions plus the due sets, so their data is read as it is (run
 :func:`~aiofinaccess.stores.migrate.schedule` once to give old sets due times). In a cluster
 each name of a shard starts with its hash tag instead of the prefix (``{app:s7}ts:{key}``,
-``{app:s7}due:7``, channel ``{app:s7}changes``); data written by a store that used one
+``{app:s7}due:everifin:7``, channel ``{app:s7}changes``); data written by a store that used one
 hash-tagged prefix on a cluster (the advice of earlier versions) moves over with
 :func:`~aiofinaccess.stores.migrate.copy_sets`.
 """
@@ -24,13 +25,16 @@ hash-tagged prefix on a cluster (the advice of earlier versions) moves over with
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
 
 import attrs
 
 from ..core.tokens import TokenKey
 
 __all__ = ["Layout", "allocate", "as_bytes", "score", "text"]
+
+_S = TypeVar("_S", bound=Hashable)
 
 
 def text(value: bytes | str) -> str:
@@ -87,8 +91,9 @@ class Layout:
         """The set of providers with keys (per shard in a cluster)."""
         return f"{base}providers"
 
-    def due(self, shard: int) -> str:
-        return f"{self.base(shard)}due:{shard}"
+    def due(self, shard: int, provider: str) -> str:
+        """A provider's due sorted set in ``shard``: a claim reads only its providers' sets."""
+        return f"{self.base(shard)}due:{provider}:{shard}"
 
     def channel(self, shard: int) -> str:
         """The change channel: one ``PUBLISH`` channel, or a sharded channel per shard."""
@@ -105,7 +110,7 @@ class Layout:
             self.record(key),
             self.index(base, key.provider),
             self.providers(base),
-            self.due(shard),
+            self.due(shard, key.provider),
         ]
 
     def meta(self) -> str:
@@ -117,7 +122,7 @@ class Layout:
         return f"{self.prefix}pending:{state}"
 
 
-def allocate(earliest: Mapping[int, tuple[float, int]], limit: int) -> dict[int, int]:
+def allocate(earliest: Mapping[_S, tuple[float, int]], limit: int) -> dict[_S, int]:
     """Split a claim of ``limit`` over the shards that have due sets.
 
     Args:
@@ -130,7 +135,8 @@ def allocate(earliest: Mapping[int, tuple[float, int]], limit: int) -> dict[int,
         so the most overdue set anywhere is always in the batch and no shard waits for
         another's backlog to drain.
     """
-    order: Sequence[int] = sorted(earliest, key=lambda shard: (earliest[shard][0], shard))
+    # A stable sort: ties keep the order of ``earliest`` (shard order, as the heads were read).
+    order: Sequence[_S] = sorted(earliest, key=lambda shard: earliest[shard][0])
     plan = dict.fromkeys(order, 0)
     left = limit
     open_shards = [shard for shard in order if earliest[shard][1] > 0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CLAIM", "CLAIM_MERGED", "DELETE", "EXTEND", "PUT", "RELEASE", "RESCHEDULE"]
+__all__ = ["CLAIM", "DELETE", "EXTEND", "PUT", "RELEASE", "RESCHEDULE"]
 
 # KEYS: token set, provider's keys, providers, due set. ARGV: expected version ('' = absent),
 # version, data, str(key), provider, channel, publish command, due time ('' = none). The
@@ -39,9 +39,12 @@ redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call(ARGV[5], ARGV[4], ARGV[2] .. '\\n')
 return 1
 """
-# KEYS: token set, due set. ARGV: due time ('' = none), str(key). Only for a stored set.
+# KEYS: token set, due set. ARGV: due time ('' = none), str(key), expected version ('' = any).
+# Only for a stored set (at that version).
 RESCHEDULE: Final = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local current = redis.call('HGET', KEYS[1], 'version')
+if not current then return 0 end
+if ARGV[3] ~= '' and current ~= ARGV[3] then return 0 end
 if ARGV[1] == '' then
   redis.call('ZREM', KEYS[2], ARGV[2])
 else
@@ -49,27 +52,38 @@ else
 end
 return 1
 """
-# KEYS: one shard's due set. ARGV: now, how many, deadline. Most overdue first.
+# KEYS: due sets (one provider's in one shard each; on one node a script may span them all).
+# ARGV: how many, claim_for, how many entries to look at at most, then per KEY: the record
+# names' prefix (its shard's base .. 'ts:'), its provider, our client key of that provider.
+# "Now" is the server's clock (TIME), never the claimant's. A merge of the sets' heads, read a
+# few at a time: the most overdue anywhere first. A user set whose record is gone and a member
+# that is no key of the set's provider are dropped (ZREM) and counted; another client's set is
+# left for its own worker. Answers {claimed members, how many were dropped}.
 CLAIM: Final = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], member) end
-return due
-"""
-# KEYS: every shard's due set (one node: one script may span them). ARGV: now, how many,
-# deadline. A merge of the shards' heads, read a few at a time: the most overdue anywhere first.
-CLAIM_MERGED: Final = """
-local now, limit, deadline = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local limit, budget = tonumber(ARGV[1]), tonumber(ARGV[3])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local upto = string.format('%.17g', now)
+local deadline = string.format('%.17g', now + tonumber(ARGV[2]))
 local chunk = math.min(limit, 8)
 local buffers, positions, offsets = {}, {}, {}
+local records, owns, users, kinds = {}, {}, {}, {}
 local function fill(i)
-  buffers[i] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'WITHSCORES',
+  buffers[i] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', upto, 'WITHSCORES',
                           'LIMIT', offsets[i], chunk)
   positions[i] = 1
   offsets[i] = offsets[i] + #buffers[i] / 2
 end
-for i = 1, #KEYS do offsets[i] = 0; fill(i) end
-local claimed, shards = {}, {}
-while #claimed < limit do
+for i = 1, #KEYS do
+  offsets[i] = 0
+  fill(i)
+  local at = 3 + 3 * (i - 1)
+  records[i], owns[i] = ARGV[at + 1], ARGV[at + 3]
+  users[i], kinds[i] = ARGV[at + 2] .. ':user:', ARGV[at + 2] .. ':client'
+end
+local claimed, claimed_in, dropped, dropped_in = {}, {}, {}, {}
+local examined = 0
+while #claimed < limit and examined < budget do
   local best, best_score = nil, nil
   for i = 1, #KEYS do
     if positions[i] <= #buffers[i] then
@@ -78,13 +92,30 @@ while #claimed < limit do
     end
   end
   if best == nil then break end
-  claimed[#claimed + 1] = buffers[best][positions[best]]
-  shards[#shards + 1] = best
+  local member = buffers[best][positions[best]]
   positions[best] = positions[best] + 2
   if positions[best] > #buffers[best] and #buffers[best] == 2 * chunk then fill(best) end
+  examined = examined + 1
+  local user, kind = users[best], kinds[best]
+  if member == owns[best] or (#member > #user and string.sub(member, 1, #user) == user) then
+    if redis.call('EXISTS', records[best] .. member) == 1 then
+      claimed[#claimed + 1] = member
+      claimed_in[#claimed_in + 1] = best
+    else
+      dropped[#dropped + 1] = member
+      dropped_in[#dropped_in + 1] = best
+    end
+  else
+    local next_char = string.sub(member, #kind + 1, #kind + 1)
+    if not (string.sub(member, 1, #kind) == kind and (next_char == '' or next_char == ':')) then
+      dropped[#dropped + 1] = member
+      dropped_in[#dropped_in + 1] = best
+    end
+  end
 end
-for j, member in ipairs(claimed) do redis.call('ZADD', KEYS[shards[j]], deadline, member) end
-return claimed
+for j, member in ipairs(claimed) do redis.call('ZADD', KEYS[claimed_in[j]], deadline, member) end
+for j, member in ipairs(dropped) do redis.call('ZREM', KEYS[dropped_in[j]], member) end
+return {claimed, #dropped}
 """
 RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -14,9 +14,10 @@ How the statements keep the store's promises:
   ``DELETE ... RETURNING`` statement (SQLite >= 3.35), so of two processes taking one state
   exactly one gets the row.
 * **Refresh duty**: each row has a ``due_at`` column (epoch seconds, ``NULL`` = not scheduled)
-  with a partial index. ``put`` writes it in the same statement as the set; a claim is one
-  statement (:data:`CLAIM`), so of any number of processes claiming at once each row goes to
-  one of them. A database written before the column existed gets it on first open
+  with partial indexes (by due time, and by provider and due time). ``put`` writes it in the
+  same statement as the set; a claim is one statement (:func:`claim`), so of any number of
+  processes claiming at once each row goes to one of them; it reads only the claimant's
+  providers' rows. A database written before the column existed gets it on first open
   (:func:`prepare`: one ``ALTER TABLE`` under the write lock), with every existing set due at
   once: the first claimant reschedules each from the set itself.
 
@@ -35,7 +36,6 @@ from ..core.errors import StoreError
 
 __all__ = [
     "ACQUIRE",
-    "CLAIM",
     "DELETE_SET",
     "DUE_COUNT",
     "EXTEND",
@@ -56,8 +56,11 @@ __all__ = [
     "SQLITE_VERSION",
     "TAKE_PENDING",
     "UPDATE_SET",
+    "claim",
     "get_many",
+    "next_due",
     "prepare",
+    "unschedule",
 ]
 
 SCHEMA: Final = """
@@ -79,6 +82,11 @@ CREATE INDEX IF NOT EXISTS pending_authorizations_expiry ON pending_authorizatio
 # refresh duty lack the column, and get it with every existing set due at once.
 _DUE_INDEX: Final = """
 CREATE INDEX IF NOT EXISTS token_sets_due ON token_sets (due_at) WHERE due_at IS NOT NULL
+"""
+# Claims and a claimant's next due time read one provider at a time.
+_PROVIDER_DUE_INDEX: Final = """
+CREATE INDEX IF NOT EXISTS token_sets_provider_due ON token_sets (provider, due_at)
+WHERE due_at IS NOT NULL
 """
 
 # -- token sets ---------------------------------------------------------------------------------
@@ -106,12 +114,43 @@ def get_many(count: int) -> str:
 
 
 # -- refresh duty -------------------------------------------------------------------------------
-CLAIM: Final = """
-UPDATE token_sets SET due_at = ? WHERE rowid IN (
-    SELECT rowid FROM token_sets WHERE due_at <= ? ORDER BY due_at LIMIT ?
-) RETURNING key
-"""
-RESCHEDULE: Final = "UPDATE token_sets SET due_at = ? WHERE key = ?"
+# A claim reads each of its providers' due rows through the (provider, due_at) index, most
+# overdue first, skipping other clients' client sets (``provider:client...`` but not ours), and
+# takes the most overdue of those across providers. Parameters: the deadline; per provider:
+# provider, now, length of and ``provider:client``, our client key, limit; the limit.
+_CLAIM_ONE: Final = (
+    "SELECT * FROM (SELECT rowid AS id, due_at FROM token_sets WHERE provider = ?"
+    " AND due_at <= ? AND (substr(key, 1, ?) <> ? OR key = ?) ORDER BY due_at LIMIT ?)"
+)
+_NEXT_ONE: Final = (
+    "SELECT * FROM (SELECT due_at FROM token_sets WHERE provider = ? AND due_at IS NOT NULL"
+    " AND (substr(key, 1, ?) <> ? OR key = ?) ORDER BY due_at LIMIT 1)"
+)
+
+
+def claim(providers: int) -> str:
+    """The claim of due rows of ``providers`` providers (only placeholders vary)."""
+    parts = " UNION ALL ".join([_CLAIM_ONE] * providers)
+    return (
+        "UPDATE token_sets SET due_at = ? WHERE rowid IN ("  # noqa: S608  (placeholders only)
+        f"SELECT id FROM ({parts}) ORDER BY due_at LIMIT ?) RETURNING key, provider"
+    )
+
+
+def next_due(providers: int) -> str:
+    """The earliest due time among ``providers`` providers' rows in scope."""
+    return f"SELECT min(due_at) FROM ({' UNION ALL '.join([_NEXT_ONE] * providers)})"  # noqa: S608
+
+
+def unschedule(count: int) -> str:
+    """Clear the due times of ``count`` rows by key (rows no claim can renew)."""
+    marks = ",".join("?" * count)
+    return f"UPDATE token_sets SET due_at = NULL WHERE key IN ({marks})"  # noqa: S608
+
+
+RESCHEDULE: Final = (
+    "UPDATE token_sets SET due_at = ? WHERE key = ? AND coalesce(?, version) = version"
+)
 NEXT_DUE: Final = "SELECT due_at FROM token_sets WHERE due_at IS NOT NULL ORDER BY due_at LIMIT 1"
 DUE_COUNT: Final = "SELECT count(*) FROM token_sets WHERE due_at <= ?"
 
@@ -173,4 +212,5 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
         await conn.execute("ALTER TABLE token_sets ADD COLUMN due_at REAL")
         await conn.execute("UPDATE token_sets SET due_at = 0")
     await conn.execute(_DUE_INDEX)
+    await conn.execute(_PROVIDER_DUE_INDEX)
     await conn.execute("COMMIT")

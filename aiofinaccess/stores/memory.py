@@ -8,9 +8,11 @@ authorization records live in a dict with a monotonic expiry; a take is atomic b
 awaits between its read and its delete.
 
 The refresh duty (:class:`~aiofinaccess.stores.RefreshDuty`) keeps due times in a dict and a
-heap of ``(due, key)`` entries; an entry whose due time changed since is stale and skipped when
-it reaches the top, and the heap is rebuilt when stale entries outnumber live ones. A claim is
-atomic for the same reason a take is: nothing awaits inside it.
+heap of ``(due, key)`` entries per provider (a claim reads only the heaps of the providers its
+claimant serves); an entry whose due time changed since is stale and skipped when it reaches
+the top, and the heaps are rebuilt when stale entries outnumber live ones. Claims run on this
+machine's clock (:func:`time.time`). A claim is atomic for the same reason a take is: nothing
+awaits inside it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,23 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 
 from ..core.errors import LeaseBusyError, StoreConflictError
 from ..core.tokens import TokenKey, TokenSet
-from . import LOCAL_LEASE, LocalLease, StoreStats, Versioned, check_claim, check_due, check_ttl
+from . import (
+    LOCAL_LEASE,
+    Claimed,
+    LocalLease,
+    StoreStats,
+    Versioned,
+    check_claim,
+    check_due,
+    check_scope,
+    check_ttl,
+    in_scope,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -44,7 +57,9 @@ class MemoryStore:
         self._pending: dict[str, tuple[bytes, float]] = {}
         self._purge_above = 64  # purge expired records when the dict grows past this size
         self._due: dict[TokenKey, float] = {}
-        self._heap: list[tuple[float, str, TokenKey]] = []  # (due, str(key), key); may be stale
+        # Per provider, (due, str(key), key) entries; an entry may be stale (see the docstring).
+        self._heaps: dict[str, list[tuple[float, str, TokenKey]]] = {}
+        self._stacked = 0  # entries pushed on the heaps since the last rebuild
 
     def __repr__(self) -> str:
         return f"MemoryStore(token_sets={len(self._data)})"
@@ -90,32 +105,66 @@ class MemoryStore:
     # -- refresh duty ------------------------------------------------------------------------
 
     async def claim_due(
-        self, *, now: float, limit: int, claim_for: float, owner: str
-    ) -> list[TokenKey]:
-        """Take up to ``limit`` sets due at ``now``, most overdue first; due again at
-        ``now + claim_for``."""
+        self, *, limit: int, claim_for: float, owner: str, clients: Collection[TokenKey]
+    ) -> Claimed:
+        """Take up to ``limit`` sets in ``clients``' scope that are due now (this machine's
+        clock), most overdue first; due again ``claim_for`` seconds later."""
         check_claim(limit, claim_for)
+        scope = check_scope(clients) or {}
         del owner  # one process: nobody to tell
+        now = time.time()
+        candidates: list[tuple[float, str, TokenKey]] = []
+        for provider, own in scope.items():
+            heap = self._heaps.get(provider, [])
+            foreign, taken = [], 0
+            while heap and taken < limit and heap[0][0] <= now:
+                entry = heapq.heappop(heap)
+                if self._due.get(entry[2]) != entry[0]:
+                    continue  # stale: the key's due time changed since
+                if entry[2].is_client and entry[2] != own:
+                    foreign.append(entry)  # another client's: left for its own worker
+                    continue
+                candidates.append(entry)
+                taken += 1
+            for entry in foreign:
+                heapq.heappush(heap, entry)
+        candidates.sort()
         claimed: list[TokenKey] = []
-        while self._heap and len(claimed) < limit and self._heap[0][0] <= now:
-            due, _, key = heapq.heappop(self._heap)
-            if self._due.get(key) == due and key not in claimed:
-                claimed.append(key)
+        for entry in candidates:
+            if len(claimed) < limit and entry[2] not in claimed:
+                claimed.append(entry[2])
+            elif entry[2] not in claimed:
+                heapq.heappush(self._heaps[entry[2].provider], entry)
         for key in claimed:
             self._set_due(key, now + claim_for)
-        return claimed
+        return Claimed(claimed)
 
-    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
-        """Set or clear ``key``'s due time (nothing for an absent key)."""
+    async def reschedule(
+        self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
+    ) -> None:
+        """Set or clear ``key``'s due time (nothing for an absent key, or one at another
+        version than ``expected_version``)."""
         due = check_due(due_at)
-        if key in self._data:
+        current = self._data.get(key)
+        if current is not None and expected_version in (None, current.version):
             self._set_due(key, due)
 
-    async def next_due(self) -> float | None:
-        """The earliest due time, or ``None``."""
-        while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
-        return self._heap[0][0] if self._heap else None
+    async def next_due(self, *, clients: Collection[TokenKey] | None = None) -> float | None:
+        """The earliest due time in ``clients``' scope (everything: ``None``), or ``None``."""
+        scope = check_scope(clients)
+        heads = []
+        for provider, heap in self._heaps.items():
+            if scope is not None and provider not in scope:
+                continue
+            while heap and self._due.get(heap[0][2]) != heap[0][0]:
+                heapq.heappop(heap)
+            if not heap:
+                continue
+            if scope is None or not heap[0][2].is_client or heap[0][2] == scope[provider]:
+                heads.append(heap[0][0])
+            else:  # another client's set heads the heap: look past it (rare, small store)
+                heads += [due for key, due in self._due.items() if in_scope(key, scope)]
+        return min(heads, default=None)
 
     async def due_count(self, *, now: float) -> int:
         """How many sets are due at ``now`` (a scan: this store is for small deployments)."""
@@ -126,10 +175,15 @@ class MemoryStore:
             self._due.pop(key, None)
         else:
             self._due[key] = due
-            heapq.heappush(self._heap, (due, str(key), key))
-        if len(self._heap) > 2 * len(self._due) + 64:  # mostly stale entries: rebuild
-            self._heap = [(due, str(key), key) for key, due in self._due.items()]
-            heapq.heapify(self._heap)
+            heapq.heappush(self._heaps.setdefault(key.provider, []), (due, str(key), key))
+            self._stacked += 1
+        if self._stacked > 2 * len(self._due) + 64:  # mostly stale entries: rebuild
+            self._heaps = {}
+            for known, at in self._due.items():
+                self._heaps.setdefault(known.provider, []).append((at, str(known), known))
+            for heap in self._heaps.values():
+                heapq.heapify(heap)
+            self._stacked = len(self._due)
 
     async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
         """The stored sets of ``keys`` that exist, in one call."""

@@ -14,11 +14,12 @@ Theory of operation
   disconnected is lost, and an iterator that falls 1,024 changes behind loses its oldest);
   compare-and-swap keeps every write correct regardless. See :mod:`._redis_feed`.
 * **The refresh duty** (:class:`~aiofinaccess.stores.RefreshDuty`): due times live in sorted
-  sets, one per shard (``shards``, default 64; a key's shard is a CRC-32 of it). ``put`` and
-  ``delete`` update the key's due entry in the same script as the compare-and-swap. A claim
-  moves due members to the claim deadline inside a script, so two claimants never take one
-  key; how a claim spans the shards (merged on one node, split fairly in a cluster) is
-  :mod:`._redis_duty`'s. Every process sharing a prefix must use the same ``shards``; the
+  sets, one per provider and shard (``shards``, default 64; a key's shard is a CRC-32 of it).
+  ``put`` and ``delete`` update the key's due entry in the same script as the
+  compare-and-swap. A claim reads only its claimant's providers' sets and moves due members to
+  the claim deadline inside a script, on the server's clock (``TIME``), so two claimants never
+  take one key; how a claim spans the shards (merged on one node, split fairly in a cluster)
+  is :mod:`._redis_duty`'s. Every process sharing a prefix must use the same ``shards``; the
   store records it in Redis on first use and refuses another.
 * **Redis Cluster** (``redis+cluster://`` or ``rediss+cluster://`` URLs, or ``client=`` a
   ``redis.asyncio.RedisCluster``): every name of a shard carries the hash tag
@@ -42,7 +43,7 @@ import asyncio
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeVar
 
@@ -53,6 +54,7 @@ from ..core.errors import (
 )
 from ..core.tokens import TokenKey, TokenSet
 from . import (
+    Claimed,
     HeldLease,
     StoreStats,
     Versioned,
@@ -303,30 +305,34 @@ class RedisStore:
     # -- refresh duty ----------------------------------------------------------------------
 
     async def claim_due(
-        self, *, now: float, limit: int, claim_for: float, owner: str
-    ) -> list[TokenKey]:
-        """Take up to ``limit`` sets due at ``now``; each falls due again at ``now + claim_for``
-        unless its claimant writes it first.
+        self, *, limit: int, claim_for: float, owner: str, clients: Collection[TokenKey]
+    ) -> Claimed:
+        """Take up to ``limit`` sets in ``clients``' scope that are due on the server's clock;
+        each falls due again ``claim_for`` seconds later unless its claimant writes it first.
 
-        On a single node one script merges every shard: the most overdue sets anywhere, in due
-        order. In a cluster (no script may span slots) two round trips: the shards' heads,
-        then one claim script per chosen shard, concurrently (:mod:`._redis_duty`).
+        On a single node one script merges every due set of the claimant's providers: the most
+        overdue sets anywhere, in due order. In a cluster the limit is split over the due sets,
+        then one claim script per chosen set, concurrently (:mod:`._redis_duty`).
 
         Raises:
-            UsageError: A bad ``limit`` or ``claim_for``.
+            UsageError: A bad ``limit``, ``claim_for`` or ``clients``.
             StoreError: Redis failed (claims made before the failure fall due at their
                 deadline).
         """
         del owner  # the deadline alone makes a claim exclusive
-        return await self._duty.claim(now=now, limit=limit, claim_for=claim_for)
+        return await self._duty.claim(limit=limit, claim_for=claim_for, clients=clients)
 
-    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
-        """Set (or clear) ``key``'s due time; nothing for an absent key."""
-        await self._duty.reschedule(key, due_at)
+    async def reschedule(
+        self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
+    ) -> None:
+        """Set (or clear) ``key``'s due time; nothing for an absent key or, with
+        ``expected_version``, one at another version."""
+        await self._duty.reschedule(key, due_at, expected_version)
 
-    async def next_due(self) -> float | None:
-        """The earliest due time (claims included), or ``None``: one pipelined round trip."""
-        return await self._duty.next_due()
+    async def next_due(self, *, clients: Collection[TokenKey] | None = None) -> float | None:
+        """The earliest due time (claims included) in ``clients``' scope (everything:
+        ``None``), or ``None``."""
+        return await self._duty.next_due(clients)
 
     async def due_count(self, *, now: float) -> int:
         """How many sets are due at ``now``: a ``ZCOUNT`` per shard, pipelined."""

@@ -12,7 +12,8 @@ Theory of operation
 * **Leases, pending authorizations and the refresh duty** are tables too, each operation one
   statement (a lease row that expires with a crashed holder; ``DELETE ... RETURNING`` so one
   process takes a pending authorization; a claim of due sets that gives each row to one
-  claimant): :mod:`._sqlite_schema` holds them and says how. Pending authorizations' data goes
+  claimant): :mod:`._sqlite_schema` holds them and says how; :mod:`._sqlite_lease` and
+  :mod:`._sqlite_duty` run the lease and the refresh duty. Pending authorizations' data goes
   through the codec like token sets: a :class:`~.codec.FernetCodec` encrypts PKCE verifiers.
   Until every process runs this version, sets created by an older one stay unscheduled.
 * **Streaming listing.** :meth:`SQLiteStore.keys` reads one ``SELECT`` in batches on a
@@ -38,7 +39,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -47,10 +48,10 @@ import aiosqlite
 from ..core.errors import ConfigurationError, StoreConflictError, StoreError
 from ..core.tokens import TokenKey, TokenSet
 from . import (
+    Claimed,
     HeldLease,
     StoreStats,
     Versioned,
-    check_claim,
     check_due,
     check_ttl,
     open_pending,
@@ -59,6 +60,7 @@ from . import (
 from . import _sqlite_schema as sql
 from ._files import check_companions, open_private, store_path
 from ._records import parse_key, read_record
+from ._sqlite_duty import DueRows
 from ._sqlite_lease import Leases
 from .codec import JsonCodec, TokenCodec
 
@@ -113,6 +115,7 @@ class SQLiteStore:
         # upgrade that task's open read snapshot, which SQLite refuses at once (SQLITE_BUSY).
         self._statement_lock = asyncio.Lock()
         self._leases = Leases(self._execute, poll=lease_poll)
+        self._due = DueRows(self._execute)
 
     def __repr__(self) -> str:
         return f"SQLiteStore(path={self._path!r})"
@@ -245,42 +248,35 @@ class SQLiteStore:
     # -- refresh duty ------------------------------------------------------------------------
 
     async def claim_due(
-        self, *, now: float, limit: int, claim_for: float, owner: str
-    ) -> list[TokenKey]:
-        """Take up to ``limit`` sets due at ``now`` (most overdue first) in one statement;
-        each falls due again at ``now + claim_for`` unless its claimant writes it first.
+        self, *, limit: int, claim_for: float, owner: str, clients: Collection[TokenKey]
+    ) -> Claimed:
+        """Take up to ``limit`` sets in ``clients``' scope due now (this machine's clock), most
+        overdue first, in one statement; each falls due again ``claim_for`` seconds later
+        unless its claimant writes it first. A row whose key does not parse leaves the duty
+        (:mod:`._sqlite_duty`).
 
         Raises:
-            UsageError: A bad ``limit`` or ``claim_for``.
+            UsageError: A bad ``limit``, ``claim_for`` or ``clients``.
             StoreError: The store failed, or SQLite is older than 3.35 (no ``RETURNING``).
         """
-        check_claim(limit, claim_for)
         del owner  # the deadline alone makes a claim exclusive
-        if not sql.HAS_RETURNING:  # pragma: no cover  (every supported platform has 3.35+)
-            raise StoreError(f"the refresh duty needs SQLite >= 3.35, not {sql.SQLITE_VERSION}")
-        _, rows = await self._execute(sql.CLAIM, (now + claim_for, now, limit))
-        claimed = []
-        for (text,) in rows:
-            try:
-                claimed.append(TokenKey.parse(text))
-            except ValueError:
-                logger.warning("the SQLite store holds a malformed token key; skipping it")
-        return claimed
+        return await self._due.claim(limit=limit, claim_for=claim_for, clients=clients)
 
-    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
-        """Set (or clear) ``key``'s due time; nothing for an absent key."""
-        due = check_due(due_at)
-        await self._execute(sql.RESCHEDULE, (due, str(key)))
+    async def reschedule(
+        self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
+    ) -> None:
+        """Set (or clear) ``key``'s due time; nothing for an absent key, or one at another
+        version than ``expected_version``."""
+        await self._due.reschedule(key, due_at, expected_version)
 
-    async def next_due(self) -> float | None:
-        """The earliest due time (claims included), or ``None``; one index lookup."""
-        _, rows = await self._execute(sql.NEXT_DUE)
-        return float(rows[0][0]) if rows else None
+    async def next_due(self, *, clients: Collection[TokenKey] | None = None) -> float | None:
+        """The earliest due time (claims included) in ``clients``' scope (everything:
+        ``None``), or ``None``; an index lookup per provider."""
+        return await self._due.next_due(clients)
 
     async def due_count(self, *, now: float) -> int:
         """How many sets are due at ``now`` (an index range count)."""
-        _, rows = await self._execute(sql.DUE_COUNT, (now,))
-        return int(rows[0][0])
+        return await self._due.count(now)
 
     async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
         """Keep ``data`` (through the codec) under ``state`` for ``ttl`` seconds.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from aiofinaccess import ConfigurationError, RefreshPolicy, SessionManager, SQLiteStore, TokenKey
-from aiofinaccess.core.tokens import Anchor, TokenSet, parse_token_response
+from aiofinaccess.core.tokens import Anchor, TokenSet, client_label, parse_token_response
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.stores import RefreshDuty, TokenStore
@@ -219,10 +219,16 @@ async def test_claims_of_a_killed_worker_fall_to_others_after_their_deadline(
     users = [f"user-{n}" for n in range(6)]
     before = await seed_users(store, sandbox, users, age=LIFETIME - 2.0, via=SQLiteStore(path))
     claim_for = 3.0
+    for user in users:  # due now on the store's clock, whatever the jitter drew
+        await store.reschedule(TokenKey("everifin", user), time.time() - 1.0)
+    _, credentials = everifin(sandbox)
     claimed = await store.claim_due(
-        now=time.time() + 2.0, limit=100, claim_for=claim_for, owner="killed"
+        limit=100,
+        claim_for=claim_for,
+        owner="killed",
+        clients=[TokenKey("everifin", client=client_label(credentials))],  # type: ignore[arg-type]
     )
-    deadline = time.time() + 2.0 + claim_for
+    deadline = time.time() + claim_for
     assert sorted(key.subject or "" for key in claimed) == sorted(users)
     requests_before = refreshes(sandbox)
     async with manager(SQLiteStore(path), sandbox, duty_poll=0.2) as survivor:

@@ -45,9 +45,9 @@ class CountingStore(MemoryStore):
         self.duty_calls += 1
         return await super().claim_due(**kwargs)
 
-    async def next_due(self) -> float | None:
+    async def next_due(self, **kwargs: Any) -> float | None:
         self.duty_calls += 1
-        return await super().next_due()
+        return await super().next_due(**kwargs)
 
 
 async def test_workers_do_not_all_wake_for_every_due_set(sandbox: Sandbox) -> None:

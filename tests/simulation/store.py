@@ -8,8 +8,9 @@ answer can be lost after the effect (the caller sees an error for a write that h
 call can fail before any effect, and during an outage every call fails.
 
 :class:`DutyStoreClient` also keeps the refresh duty (:class:`aiofinaccess.stores.RefreshDuty`):
-due times written with the sets, claims that push them to a deadline, so the simulated managers
-run the duty path (claims, a claimant crashing mid-batch, claims outliving a slow renewal).
+due times written with the sets, claims that push them to a deadline on the store's clock and
+take only what the claimant can renew, so the simulated managers run the duty path (claims, a
+claimant crashing mid-batch, claims outliving a slow renewal).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,7 +26,7 @@ import attrs
 
 from aiofinaccess.core.errors import LeaseBusyError, StoreConflictError, StoreError
 from aiofinaccess.core.tokens import TokenKey, TokenSet
-from aiofinaccess.stores import HeldLease, Versioned
+from aiofinaccess.stores import Claimed, HeldLease, Versioned, check_scope, in_scope
 from aiofinaccess.stores.codec import JsonCodec
 
 if TYPE_CHECKING:
@@ -77,6 +78,10 @@ class SharedStore:
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def wall(self) -> float:
+        """The store's own wall clock (the true one: processes' clocks are skewed from it)."""
+        return self.world.wall()
 
     def in_outage(self) -> bool:
         now = self.now()
@@ -311,24 +316,44 @@ class DutyStoreClient(StoreClient):
         return await self._call(effect)
 
     async def claim_due(
-        self, *, now: float, limit: int, claim_for: float, owner: str
-    ) -> list[TokenKey]:
-        def effect() -> list[TokenKey]:
+        self, *, limit: int, claim_for: float, owner: str, clients: Collection[TokenKey]
+    ) -> Claimed:
+        """As the real stores claim: only what ``clients`` can renew (their providers' user
+        sets and their own client sets), due on the store's clock (the true wall clock, not
+        the claimant's skewed one); a due time whose set is gone is dropped and counted."""
+        scope = check_scope(clients) or {}
+
+        def effect() -> Claimed:
             shared = self._shared
-            due = sorted((at, str(key), key) for key, at in shared.due.items() if at <= now)
-            taken = [key for _, _, key in due[:limit]]
-            for key in taken:
+            now = shared.wall()
+            due = sorted(
+                (at, str(key), key)
+                for key, at in shared.due.items()
+                if at <= now and in_scope(key, scope)
+            )
+            taken = Claimed()
+            for _, _, key in due:
+                if len(taken) >= limit:
+                    break
+                if key not in shared.records:  # orphaned: nothing to renew
+                    del shared.due[key]
+                    taken.dropped += 1
+                    continue
                 shared.world.claimed(self._process, key, owner, claim_for)
                 shared.due[key] = now + claim_for
                 shared.claims.append((key, owner, now + claim_for))
+                taken.append(key)
             return taken
 
         return await self._call(effect)
 
-    async def reschedule(self, key: TokenKey, due_at: float | None) -> None:
+    async def reschedule(
+        self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
+    ) -> None:
         def effect() -> None:
             shared = self._shared
-            if key not in shared.records:
+            record = shared.records.get(key)
+            if record is None or expected_version not in (None, record[0]):
                 return
             shared.due_written_at[key] = shared.now()
             if due_at is None:
@@ -338,9 +363,18 @@ class DutyStoreClient(StoreClient):
 
         await self._call(effect)
 
-    async def next_due(self) -> float | None:
+    async def next_due(self, *, clients: Collection[TokenKey] | None = None) -> float | None:
+        scope = check_scope(clients)
         return await self._call(
-            lambda: min(self._shared.due.values(), default=None), fails_after=False
+            lambda: min(
+                (
+                    at
+                    for key, at in self._shared.due.items()
+                    if scope is None or in_scope(key, scope)
+                ),
+                default=None,
+            ),
+            fails_after=False,
         )
 
     async def due_count(self, *, now: float) -> int:

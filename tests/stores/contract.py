@@ -178,6 +178,10 @@ class StoreContract:
         await store.aclose()
 
 
+#: A claimant's own client keys: it serves everifin and finapi.
+SCOPE = (TokenKey("everifin", client="app#1"), TokenKey("finapi", client="app#1"))
+
+
 async def claims_per_second(store: RefreshDuty, count: int) -> float:
     """Write ``count`` due sets (50 at a time), then claim them all in batches of 100; the
     claim rate (the figure the fleet issue asks for)."""
@@ -191,7 +195,7 @@ async def claims_per_second(store: RefreshDuty, count: int) -> float:
         )
     started = time.perf_counter()
     claimed = 0
-    while batch := await store.claim_due(now=10.0, limit=100, claim_for=60.0, owner="w"):
+    while batch := await claim(store, limit=100, claim_for=60.0, clients=SCOPE[:1]):
         assert len(batch) == 100
         claimed += len(batch)
     elapsed = time.perf_counter() - started
@@ -199,31 +203,100 @@ async def claims_per_second(store: RefreshDuty, count: int) -> float:
     return claimed / elapsed
 
 
+async def claim(
+    store: RefreshDuty,
+    *,
+    limit: int = 10,
+    claim_for: float = 60.0,
+    owner: str = "w",
+    clients: tuple[TokenKey, ...] = SCOPE,
+) -> list[TokenKey]:
+    """A claim by a worker serving :data:`SCOPE` (unless told otherwise)."""
+    return await store.claim_due(limit=limit, claim_for=claim_for, owner=owner, clients=clients)
+
+
 def due_keys(count: int, provider: str = "everifin") -> list[TokenKey]:
     return [TokenKey(provider, f"user-{n:04d}") for n in range(count)]
 
 
 class DutyContract:
-    """Tests every RefreshDuty store must pass (issue 16); due times are fake epoch seconds."""
+    """Tests every RefreshDuty store must pass (issues 16 and 22). Due times are epoch seconds
+    long past (due on any clock) or around the store's clock (the machine's, here)."""
 
     async def test_is_a_refresh_duty(self, store: TokenStore) -> None:
         assert isinstance(store, RefreshDuty)
 
     async def test_due_sets_are_claimed_once_until_their_deadline(self, store: RefreshDuty) -> None:
-        """A claim pushes the due time to the deadline; there it falls due again."""
+        """A claim pushes the due time to the store clock's now plus claim_for; there it falls
+        due again."""
         await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
         await store.put(BOB, sample(), expected_version=None, due_at=50.0)
         await store.put(CLIENT, sample(), expected_version=None, due_at=None)
         assert await store.due_count(now=75.0) == 1
         assert await store.due_count(now=100.0) == 2
         assert await store.next_due() == 50.0
-        claimed = await store.claim_due(now=200.0, limit=10, claim_for=30.0, owner="w1")
+        before = time.time()
+        claimed = await claim(store, claim_for=30.0, owner="w1")
+        after = time.time()
         assert sorted(claimed) == sorted([ALICE, BOB])
-        assert await store.claim_due(now=229.9, limit=10, claim_for=30.0, owner="w2") == []
-        assert await store.next_due() == 230.0
-        assert await store.due_count(now=229.9) == 0
-        again = await store.claim_due(now=230.0, limit=10, claim_for=30.0, owner="w2")
-        assert sorted(again) == sorted([ALICE, BOB])
+        assert await claim(store, claim_for=30.0, owner="w2") == []
+        deadline = await store.next_due()
+        assert deadline is not None
+        assert before + 30.0 - 0.01 <= deadline <= after + 30.0 + 0.01
+        await store.reschedule(ALICE, 10.0)  # as if its deadline had passed
+        assert await claim(store, owner="w2") == [ALICE]
+
+    async def test_a_short_claim_falls_due_again(self, store: RefreshDuty) -> None:
+        await store.put(ALICE, sample(), expected_version=None, due_at=1.0)
+        assert await claim(store, claim_for=0.2) == [ALICE]
+        assert await claim(store, claim_for=0.2) == []
+        await asyncio.sleep(0.4)
+        assert await claim(store, claim_for=0.2) == [ALICE]
+
+    async def test_claims_run_on_the_stores_clock(self, store: RefreshDuty) -> None:
+        """Due means due on the store's clock: a set due in a minute is not claimed now,
+        whoever asks (claimants pass no clock of their own)."""
+        await store.put(ALICE, sample(), expected_version=None, due_at=time.time() + 60.0)
+        await store.put(BOB, sample(), expected_version=None, due_at=time.time() - 1.0)
+        assert await claim(store) == [BOB]
+
+    async def test_claims_take_only_what_the_claimant_can_renew(self, store: RefreshDuty) -> None:
+        """User sets of its providers and its own client sets: not another client's set, not a
+        set of another provider."""
+        mine = TokenKey("everifin", client="app#1")
+        theirs = TokenKey("everifin", client="other#2")
+        unserved = TokenKey("fints", "carol")
+        for key in (ALICE, mine, theirs, unserved, CLIENT):
+            await store.put(key, sample(), expected_version=None, due_at=10.0)
+        claimed = await claim(store, clients=(mine,))
+        assert sorted(claimed, key=str) == sorted([ALICE, mine], key=str)
+        assert await claim(store, clients=(TokenKey("finapi", client="app#1"),)) == []
+        assert await claim(store, clients=(TokenKey("finapi"),)) == [CLIENT]
+        assert await claim(store, clients=(theirs,)) == [theirs]
+        assert await claim(store, clients=(TokenKey("fints", client="x#1"),)) == [unserved]
+        assert await claim(store, clients=()) == []
+
+    async def test_next_due_of_a_claimant_skips_what_it_cannot_renew(
+        self, store: RefreshDuty
+    ) -> None:
+        await store.put(
+            TokenKey("everifin", client="other#2"), sample(), expected_version=None, due_at=5.0
+        )
+        await store.put(TokenKey("fints", "carol"), sample(), expected_version=None, due_at=6.0)
+        await store.put(ALICE, sample(), expected_version=None, due_at=7.0)
+        assert await store.next_due() == 5.0
+        assert await store.next_due(clients=SCOPE) == 7.0
+        assert await store.next_due(clients=(TokenKey("finapi", client="app#1"),)) is None
+
+    @pytest.mark.parametrize(
+        "clients",
+        [(ALICE,), (TokenKey("everifin", client="a#1"), TokenKey("everifin", client="b#1"))],
+    )
+    async def test_a_scope_of_anything_but_own_client_keys_is_a_usage_error(
+        self, store: RefreshDuty, clients: tuple[TokenKey, ...]
+    ) -> None:
+        with pytest.raises(UsageError):
+            await claim(store, clients=clients)
 
     async def test_claims_take_the_most_overdue_first(self, store: RefreshDuty) -> None:
         """limit=1 claims come in due order, whatever the shards the keys fall in."""
@@ -233,11 +306,11 @@ class DutyContract:
             await store.put(key, sample(), expected_version=None, due_at=due)
         order = []
         for _ in range(12):
-            claimed = await store.claim_due(now=2000.0, limit=1, claim_for=60.0, owner="w")
+            claimed = await claim(store, limit=1)
             assert len(claimed) == 1
             order += claimed
         assert order == keys[::-1]
-        assert await store.claim_due(now=2000.0, limit=1, claim_for=60.0, owner="w") == []
+        assert await claim(store, limit=1) == []
 
     async def test_a_batch_takes_exactly_the_limit_and_starves_no_shard(
         self, store: RefreshDuty
@@ -247,16 +320,15 @@ class DutyContract:
         keys = due_keys(300)
         for n, key in enumerate(keys):
             await store.put(key, sample(), expected_version=None, due_at=10.0 + n)
-        first = await store.claim_due(now=1000.0, limit=16, claim_for=600.0, owner="w")
+        first = await claim(store, limit=16, claim_for=600.0)
         assert len(first) == 16
         assert keys[0] in first
         seen = list(first)
-        while batch := await store.claim_due(now=1000.0, limit=16, claim_for=600.0, owner="w"):
+        while batch := await claim(store, limit=16, claim_for=600.0):
             assert len(batch) == min(16, 300 - len(seen))
             seen += batch
         assert sorted(seen) == sorted(keys)
-        assert await store.due_count(now=1000.0) == 0
-        assert await store.next_due() == 1600.0
+        assert await store.due_count(now=time.time()) == 0
 
     async def test_concurrent_claimants_never_share_a_key(self, store: RefreshDuty) -> None:
         """25 claimants racing over 400 due sets: each set goes to exactly one of them."""
@@ -266,7 +338,7 @@ class DutyContract:
 
         async def claimant(name: str) -> list[TokenKey]:
             mine: list[TokenKey] = []
-            while batch := await store.claim_due(now=100.0, limit=7, claim_for=60.0, owner=name):
+            while batch := await claim(store, limit=7, owner=name):
                 mine += batch
                 await asyncio.sleep(0)
             return mine
@@ -279,16 +351,17 @@ class DutyContract:
         self, store: RefreshDuty
     ) -> None:
         """A put's due time replaces the old one; None unschedules; a lost CAS changes nothing."""
+        later = time.time() + 500.0
         version = await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
-        version = await store.put(ALICE, sample("AT-2"), expected_version=version, due_at=500.0)
-        assert await store.claim_due(now=499.0, limit=5, claim_for=10.0, owner="w") == []
-        assert await store.next_due() == 500.0
+        version = await store.put(ALICE, sample("AT-2"), expected_version=version, due_at=later)
+        assert await claim(store) == []
+        assert await store.next_due() == later
         with pytest.raises(StoreConflictError):
             await store.put(ALICE, sample("AT-X"), expected_version=version + 1, due_at=1.0)
-        assert await store.next_due() == 500.0
+        assert await store.next_due() == later
         await store.put(ALICE, sample("AT-3"), expected_version=version, due_at=None)
         assert await store.next_due() is None
-        assert await store.claim_due(now=1e12, limit=5, claim_for=10.0, owner="w") == []
+        assert await claim(store) == []
 
     async def test_delete_clears_the_due_time(self, store: RefreshDuty) -> None:
         await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
@@ -296,7 +369,7 @@ class DutyContract:
         assert await store.delete(ALICE) is True
         assert await store.next_due() is None
         assert await store.due_count(now=1e12) == 0
-        assert await store.claim_due(now=1e12, limit=5, claim_for=10.0, owner="w") == []
+        assert await claim(store) == []
 
     async def test_reschedule(self, store: RefreshDuty) -> None:
         """Reschedule moves or clears a due time, never creates a key."""
@@ -313,7 +386,17 @@ class DutyContract:
         assert stored is not None
         assert stored.version == version  # the set itself is untouched
         await store.reschedule(ALICE, 10.0)
-        assert await store.claim_due(now=10.0, limit=5, claim_for=10.0, owner="w") == [ALICE]
+        assert await claim(store) == [ALICE]
+
+    async def test_reschedule_at_a_version(self, store: RefreshDuty) -> None:
+        """With expected_version, only the set at that version is rescheduled: a login stored
+        since keeps its own due time."""
+        first = await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        second = await store.put(ALICE, sample("AT-2"), expected_version=first, due_at=200.0)
+        await store.reschedule(ALICE, None, expected_version=first)
+        assert await store.next_due() == 200.0
+        await store.reschedule(ALICE, None, expected_version=second)
+        assert await store.next_due() is None
 
     @pytest.mark.parametrize(
         ("limit", "claim_for"), [(0, 10.0), (-1, 10.0), (True, 10.0), (5, 0.0), (5, math.nan)]
@@ -322,7 +405,7 @@ class DutyContract:
         self, store: RefreshDuty, limit: int, claim_for: float
     ) -> None:
         with pytest.raises(UsageError):
-            await store.claim_due(now=1.0, limit=limit, claim_for=claim_for, owner="w")
+            await claim(store, limit=limit, claim_for=claim_for)
 
     @pytest.mark.parametrize("due_at", [math.nan, math.inf])
     async def test_a_bad_due_time_is_a_usage_error(self, store: RefreshDuty, due_at: float) -> None:

@@ -27,6 +27,7 @@ from tests.stores.contract import (
     BOB,
     DutyContract,
     StoreContract,
+    claim,
     claims_per_second,
     sample,
 )
@@ -443,7 +444,7 @@ async def test_sets_written_by_the_old_layout_are_read_and_scheduled(
     assert sorted([key async for key in store.keys(None)]) == sorted([ALICE, BOB])
     assert await store.next_due() is None
     assert await schedule(store, due_at=100.0) == 2
-    claimed = await store.claim_due(now=100.0, limit=10, claim_for=30.0, owner="w")
+    claimed = await claim(store)
     assert sorted(claimed) == sorted([ALICE, BOB])
     version = await store.put(BOB, sample("AT-9"), expected_version=41, due_at=500.0)
     assert await store.delete(BOB, expected_version=version) is True

@@ -22,7 +22,14 @@ from aiofinaccess.stores import ChangeFeed, RefreshDuty, TokenStore
 from aiofinaccess.stores._redis_layout import Layout
 from aiofinaccess.stores.migrate import copy_sets
 from aiofinaccess.stores.redis import RedisStore
-from tests.stores.contract import ALICE, DutyContract, StoreContract, claims_per_second, sample
+from tests.stores.contract import (
+    ALICE,
+    DutyContract,
+    StoreContract,
+    claim,
+    claims_per_second,
+    sample,
+)
 from tests.stores.unreadable import UnreadableContract
 from tests.support.redis_cluster import Cluster, running_cluster
 
@@ -124,7 +131,7 @@ async def work(store: RedisStore, name: str, run: Run, stop: asyncio.Event) -> N
     while not stop.is_set():
         now = time.time()
         try:
-            batch = await store.claim_due(now=now, limit=10, claim_for=CLAIM_FOR, owner=name)
+            batch = await claim(store, claim_for=CLAIM_FOR, owner=name)
         except StoreError:
             run.errors += 1
             await asyncio.sleep(0.02)
@@ -282,7 +289,7 @@ async def test_a_single_slot_prefix_of_old_moves_to_the_sharded_layout(
         async with asyncio.timeout(5):
             assert {(await anext(feed))[0] for _ in keys} == set(keys)
         assert await copy_sets(old, new, due_at=5.0) == 30
-        claimed = await new.claim_due(now=5.0, limit=100, claim_for=60.0, owner="w")
+        claimed = await claim(new, limit=100)
         assert sorted(claimed) == sorted(keys)
     finally:
         await old.aclose()

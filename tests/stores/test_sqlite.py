@@ -23,7 +23,7 @@ from aiofinaccess import ConfigurationError, StoreError, TokenKey
 from aiofinaccess.stores import TokenStore
 from aiofinaccess.stores.codec import FernetCodec, JsonCodec
 from aiofinaccess.stores.sqlite import SQLiteStore
-from tests.stores.contract import ALICE, DutyContract, StoreContract, sample
+from tests.stores.contract import ALICE, DutyContract, StoreContract, claim, sample
 from tests.stores.unreadable import UnreadableContract
 
 ACCESS = "access-token-7f3a9c51e0"
@@ -36,6 +36,7 @@ WORKER = """
 import asyncio, json, sys, time
 import attrs
 from aiofinaccess import StoreConflictError, TokenKey
+from aiofinaccess import TokenKey
 from aiofinaccess.stores.sqlite import SQLiteStore
 
 async def main(path, rounds):
@@ -345,6 +346,7 @@ async def test_lease_of_a_killed_process_is_taken_over_after_its_ttl(tmp_path: P
 
 CLAIMER = """
 import asyncio, json, sys
+from aiofinaccess import TokenKey
 from aiofinaccess.stores.sqlite import SQLiteStore
 
 async def main(path):
@@ -352,7 +354,10 @@ async def main(path):
     async with SQLiteStore(path) as store:
         print("ready", flush=True)
         sys.stdin.readline()  # start together
-        while batch := await store.claim_due(now=1e9, limit=10, claim_for=600, owner="p"):
+        scope = [TokenKey("everifin", client="app#1")]
+        while batch := await store.claim_due(
+            limit=10, claim_for=600, owner="p", clients=scope
+        ):
             claimed += [str(key) for key in batch]
             await asyncio.sleep(0.002)  # let the other process interleave
     print(json.dumps(claimed), flush=True)
@@ -417,7 +422,7 @@ async def test_a_database_of_the_old_schema_gains_due_times(tmp_path: Path) -> N
         assert stored is not None
         assert (stored.version, stored.token_set.access_token.reveal()) == (8, "AT-1")
         assert await store.due_count(now=time.time()) == 3
-        claimed = await store.claim_due(now=time.time(), limit=10, claim_for=60, owner="w")
+        claimed = await claim(store)
         old = [str(TokenKey("everifin", f"old-{n}")) for n in range(3)]
         assert sorted(str(key) for key in claimed) == old
         await store.put(ALICE, sample(), expected_version=None, due_at=5.0)
@@ -455,7 +460,7 @@ async def test_claim_throughput_in_batches_of_100(tmp_path: Path) -> None:
             await store.put(key, sample(), expected_version=None, due_at=float(n % 97))
         started = time.perf_counter()
         claimed = 0
-        while batch := await store.claim_due(now=1e3, limit=100, claim_for=60.0, owner="w"):
+        while batch := await claim(store, limit=100):
             assert len(batch) == 100
             claimed += len(batch)
         elapsed = time.perf_counter() - started
