@@ -32,7 +32,8 @@ Invariants, each checked where it can break:
   a due time once faults stop: no write, claim or reschedule dropped it (checked at the end);
 * **I7** is the real stores' (fix-simstores: a real store's recorded history is linearizable);
 * **I8** a set is only ever renewed (revoked, logged out) with the credentials of the client
-  it was issued to, whatever providers, clients and apps share the store and the duty
+  it was issued to, whatever providers and clients share the store and the duty (one client
+  per provider name: a user's set names no client)
   (checked by the IdP at every request), and a client token is stored only under its own
   client's key (checked at every write that lands);
 * **I9** a set the app forgot, revoked or logged out is never stored again (only a new login
@@ -287,17 +288,13 @@ class World(App):
     # -- the run ---------------------------------------------------------------------------
 
     async def main(self) -> None:
-        config, features = self.config, self.features
+        config = self.config
         chaos.plan_outages(self)
         first = await self.boot(0)
         for account in self.accounts:
-            if self.app_of(0) == 1 and not account[1].startswith("b-"):
-                await self.login(account, first)
+            await self.login(account, first)
         for number in range(1, config.processes):
-            process = await self.boot(number)
-            if number == features.second_app:
-                for account in self.served(process):
-                    await self.login(account, process)
+            await self.boot(number)
         for process in self.live():
             process.spawn(self.callers(process))
         ending, background = chaos.start(self)
