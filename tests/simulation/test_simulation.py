@@ -70,6 +70,7 @@ def test_a_seed_replays_identically() -> None:
         broken.dead_sets_stay,
         broken.claims_on_a_fast_clock,
         broken.no_password_fallback,
+        broken.no_check_before_send,
     ],
     ids=[
         "no fence",
@@ -83,13 +84,15 @@ def test_a_seed_replays_identically() -> None:
         "dead sets stay",
         "claims on a fast clock",
         "no password fallback",
+        "no check before send",
     ],
 )
 def test_a_broken_build_fails_within_the_ci_budget(mutation: Callable[[Process], None]) -> None:
     """Each bug the fixes removed, put back, is found by some seed of the CI budget: a seed
     the unbroken build passes."""
     for seed in range(START, START + SEEDS):
-        violations = run_seed(seed, mutate=mutation).violations
+        found = run_seed(seed, mutate=mutation).violations
+        violations = [v for v in found if " harness: " not in v]  # a broken mutation is no catch
         if violations and not run_seed(seed).violations:
             print(f"{mutation.__name__}: seed {seed} fails first: {violations[0]}")  # noqa: T201
             return
