@@ -137,7 +137,9 @@ async def grant_chaos(world: World) -> None:
         ending = [  # the sessions the app means: a login racing the forget is a new one
             s
             for s in world.idp.sessions
-            if s.account == account and s.client == world.client_of(account)
+            if s.account == account
+            and s.client == world.client_of(account)
+            and s.excused != "its login was not stored yet"
         ]
         for session in ending:
             session.excused = session.excused or f"the app chose to {action} it"

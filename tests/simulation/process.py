@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 CURRENT: contextvars.ContextVar[Process | None] = contextvars.ContextVar("process", default=None)
 
 
+def event_account(event: WriteAbandoned) -> tuple[str, str | None]:
+    return (event.provider, event.subject)
+
+
 class Crashed(BaseException):
     """Raised by every simulated I/O call of a process that has crashed."""
 
@@ -167,7 +171,12 @@ class Process:
 
     def _event(self, event: object) -> None:
         if isinstance(event, WriteAbandoned) and self.alive:  # a crash abandons by design
-            self.world.violation(f"I3: process {self.pid} abandoned a write of a renewed set")
+            self.world.idp.expire_idle()
+            idled = any(  # a set whose refresh token ran out is not worth writing
+                s.idle_ended for s in self.world.idp.sessions if s.account == event_account(event)
+            )
+            if not idled:
+                self.world.violation(f"I3: process {self.pid} abandoned a write of a renewed set")
         if isinstance(event, ReauthRequired):
             key = (event.provider, event.subject)
             self.reauth_events[key] = self.reauth_events.get(key, 0) + 1
