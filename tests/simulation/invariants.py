@@ -4,6 +4,7 @@ and the cost of dead sessions (I12). See world.py for the list."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from aiofinaccess.core.tokens import TokenKey
@@ -40,20 +41,38 @@ def check_duty(world: World) -> None:
             world.violation(f"I6: {key.subject or key.provider} is stored but off the duty")
 
 
-def check_dead_leave(world: World) -> None:
-    """I10: once every due time came round, the duty holds no due time of a set that is gone
-    (an orphan, a junk entry) or whose grant is dead."""
-    if world.config.duty == "off":
-        return
-    for key in world.store.due:
+def _stuck(world: World) -> list[tuple[TokenKey, str, float]]:
+    """Due entries of sets that are gone or whose grant is dead: key, why, due time."""
+    world.idp.expire_idle()
+    stuck = []
+    for key, at in world.store.due.items():
         if key.provider not in world.serving_providers():
             continue  # nobody serves it: nobody can tell (its claim runs out, and again)
         if key not in world.store.records:
-            world.violation(f"I10: {key} stays on the duty, its record is gone")
+            stuck.append((key, "its record is gone", at))
             continue
         session, _ = stored_session(world, key)
         if session is not None and session.rotating and not session.alive:
-            world.violation(f"I10: {key} stays on the duty, its grant is dead")
+            stuck.append((key, "its grant is dead", at))
+    return stuck
+
+
+async def check_dead_leave(world: World) -> None:
+    """I10: once its due time came round (and its claim, if any, ran out), the duty holds no
+    due time of a set that is gone (an orphan) or whose grant is dead. A set may die while
+    waiting for its due time: a few rounds."""
+    if world.config.duty == "off":
+        return
+    config = world.config
+    # a claim is noticed within a poll, a gather and a token exchange
+    noticed = config.duty_poll + 1.5 * config.duty_gather + config.token_timeout + 2.0
+    for _ in range(4):
+        stuck = _stuck(world)
+        if not stuck:
+            return
+        await asyncio.sleep(max(0.0, max(at for _, _, at in stuck) - world.wall()) + noticed)
+    for key, why, _ in _stuck(world):
+        world.violation(f"I10: {key} stays on the duty, {why}")
 
 
 def check_claim(world: World, key: TokenKey, owner: str, claim_for: float) -> None:

@@ -335,12 +335,7 @@ class World(App):
                     await self._final_call(process, account)
         features = self.features
         if features.junk or features.grant_chaos or features.rollbacks or features.refresh_ttl:
-            # every due time comes round (a claim runs out, a due set is claimed again)
-            claim_for = self.config.token_timeout + 2 * self.config.lease_ttl
-            last = max(self.store.due.values(), default=self.wall()) - self.wall()
-            await asyncio.sleep(max(0.0, last) + claim_for + 2 * self.config.duty_poll + 2.0)
-            self.idp.expire_idle()
-            invariants.check_dead_leave(self)
+            await invariants.check_dead_leave(self)
         invariants.check_reauth_cost(self)
         for process in finals:
             await self._forget_all(process)
