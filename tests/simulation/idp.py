@@ -189,8 +189,9 @@ class Idp:
     def expire_idle(self) -> None:
         """End the sessions idle past their refresh token's lifetime (excused: the SDK renews
         them only while used, or with ``keep_alive``, and never past a crash of every claimant)."""
-        # A little early: the SDK counts the lifetime from its send, the IdP from its answer.
-        now = self.world.wall() + 0.5
+        # A little early: the SDK counts the lifetime on a process's wall clock (off by up to
+        # ``skew``; the reader's and the writer's may differ by twice that) from its send.
+        now = self.world.wall() + 0.5 + 2 * self.world.config.skew
         for session in self.sessions:
             if session.alive and session.idle_until <= now:
                 session.alive = False

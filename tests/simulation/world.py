@@ -351,6 +351,7 @@ class World(App):
                 token = await process.spawn(process.manager.access_token(provider, user))
                 break
             except ReauthorizationRequired as exc:
+                self.idp.expire_idle()
                 lost = (
                     provider != "fin"
                     and session is not None
