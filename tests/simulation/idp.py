@@ -32,22 +32,13 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from aiofinaccess.core.errors import TransportError
-from aiofinaccess.core.fencing import check_before_send
-from aiofinaccess.core.tokens import Secret, TokenSet
-from aiofinaccess.oauth.client import (
-    OAuthClient,
-    _raise_unless_ok,
-    build_token_request,
-    parse_token_http_response,
-)
+from aiofinaccess.core.tokens import Secret
 from aiofinaccess.oauth.transport import HttpRequest, HttpResponse
 from tests.simulation.config import CLIENT_ID, CLIENT_SECRET, CLIENTS
 
-__all__ = ["CLIENT_ID", "CLIENT_SECRET", "Idp", "Rotation", "Session", "SimOAuthClient"]
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "Idp", "Rotation", "Session"]
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from tests.simulation.world import Process, World
 
 
@@ -468,36 +459,3 @@ class Idp:
         self.world.violation(
             f"I1: refresh token {presented} of {session.label} replayed by pid {process.pid}; {how}"
         )
-
-
-class SimOAuthClient(OAuthClient):
-    """The SDK's OAuth client (request building, parsing, error mapping), sending to the IdP."""
-
-    def __init__(self, world: World, process: Process, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._world = world
-        self._process = process
-
-    async def _token(
-        self, grant_type: str, fields: Iterable[tuple[str, str | Secret | None]]
-    ) -> TokenSet:
-        request = build_token_request(self.provider, self.client, grant_type, fields)
-        self._process.pause_at_send()
-        await self._process.clock.frozen()  # a pause after the fence, before its last check
-        sent = self._world.anchor(self._process)
-        check_before_send()  # as the SDK's transport does, where the request goes out
-        try:
-            async with asyncio.timeout(self._timeout):
-                response = await self._world.idp.exchange(self._process, request)
-        except TimeoutError:
-            raise TransportError("the token request timed out", request_sent=True) from None
-        return parse_token_http_response(self.provider, response, sent=sent)
-
-    async def _expect_success(self, request: HttpRequest, what: str) -> None:
-        await self._process.clock.frozen()
-        try:
-            async with asyncio.timeout(self._timeout):
-                response = await self._world.idp.exchange(self._process, request)
-        except TimeoutError:
-            raise TransportError(f"the {what} request timed out", request_sent=True) from None
-        _raise_unless_ok(response, what)

@@ -17,8 +17,8 @@ from aiofinaccess import (
 )
 from aiofinaccess.core.tokens import TokenSet
 from aiofinaccess.session.events import ReauthRequired, WriteAbandoned
+from tests.simulation.client import SimOAuthClient
 from tests.simulation.config import EPOCH
-from tests.simulation.idp import SimOAuthClient
 
 if TYPE_CHECKING:
     from tests.simulation.world import World
