@@ -32,18 +32,14 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from aiofinaccess.core.errors import TransportError
-from aiofinaccess.core.fencing import check_before_send
-from aiofinaccess.core.tokens import Secret, TokenSet
-from aiofinaccess.oauth.client import OAuthClient, build_token_request, parse_token_http_response
+from aiofinaccess.core.tokens import Secret
 from aiofinaccess.oauth.transport import HttpRequest, HttpResponse
+from tests.simulation.config import CLIENT_ID, CLIENT_SECRET, CLIENTS
+
+__all__ = ["CLIENT_ID", "CLIENT_SECRET", "Idp", "Rotation", "Session"]
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from tests.simulation.world import Process, World
-
-CLIENT_ID = "sim-client"
-CLIENT_SECRET = "sim-client-secret"
 
 
 @attrs.define
@@ -56,6 +52,8 @@ class Rotation:
     delivered: bool = False
     durable: bool = False
     excused: str | None = None
+    at: float = 0.0  # loop time of the rotation
+    durable_at: float | None = None  # and of the write of its successor
 
 
 @attrs.define
@@ -72,6 +70,23 @@ class Session:
     reuses: int = 0
     # Tokens one of whose rotations was excused (its answer lost, or its receiver crashed).
     excused_tokens: set[str] = attrs.Factory(set)
+    # Tokens a store rollback brought back or lost (see world.py: the rollback excuse).
+    rolled_back: set[str] = attrs.Factory(set)
+    # pid -> the tokens of this session it held when the store rolled back.
+    rollback_held: dict[int, set[str]] = attrs.Factory(dict)
+    idle_until: float = float("inf")
+    idle_ended: bool = False  # ended idle: its access tokens (JWTs) live on till they expire
+    provider: str = "idp"
+    client: str = CLIENT_ID  # the client it was issued to: the only one that may renew it
+    rotating: bool = True  # finAPI's refresh tokens do not rotate
+
+    @property
+    def account(self) -> tuple[str, str]:
+        return (self.provider, self.user)
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.user}"
 
 
 @attrs.define
@@ -98,8 +113,11 @@ class Idp:
         access_ttl: float,
         faults: float,
         max_reuse: int = 0,
+        refresh_ttl: float = 0.0,
     ):
         self.world = world
+        # Keycloak's SSO Session Idle: a session not refreshed for this long ends (0: never).
+        self.refresh_ttl = refresh_ttl
         self.max_reuse = max_reuse
         self.reuses = 0
         self.rng = rng
@@ -110,8 +128,11 @@ class Idp:
         self.access: dict[str, Access] = {}
         self.counter = 0
         self.requests = 0
-        # finAPI's client token: the same one is handed back until it expires.
-        self.client_token: str | None = None
+        # finAPI's client token of each client: the same one is handed back until it expires.
+        self.client_tokens: dict[str, str] = {}
+        self.client_token: str | None = None  # the one issued last
+        # Passwords of the finAPI-like provider's users (the password grant).
+        self.passwords: dict[str, str] = {}
         self.replays: list[str] = []
 
     def _token(self, kind: str) -> str:
@@ -120,13 +141,24 @@ class Idp:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    def login(self, user: str) -> tuple[Session, dict[str, Any]]:
-        """A new session for ``user`` (the authorization-code flow, done) and its token answer.
+    def login(
+        self, user: str, *, provider: str = "idp", client: str = CLIENT_ID, rotating: bool = True
+    ) -> tuple[Session, dict[str, Any]]:
+        """A new session for ``user`` of ``client`` (the authorization-code flow, done) and its
+        token answer.
 
         Until the app has stored it, losing it is the app's business, not the SDK's.
         """
         refresh = self._token("rt")
-        session = Session(len(self.sessions), user, refresh, chain=[refresh])
+        session = Session(
+            len(self.sessions),
+            user,
+            refresh,
+            chain=[refresh],
+            provider=provider,
+            client=client,
+            rotating=rotating,
+        )
         session.excused = "its login was not stored yet"
         self.sessions.append(session)
         self.by_refresh[refresh] = session
@@ -135,20 +167,35 @@ class Idp:
     def _answer(self, session: Session, refresh: str) -> dict[str, Any]:
         access = self._token("at")
         self.access[access] = Access(session, self.world.wall() + self.access_ttl)
+        if self.refresh_ttl:
+            session.idle_until = self.world.wall() + self.refresh_ttl
         return {
             "access_token": access,
             "refresh_token": refresh,
             "expires_in": self.access_ttl,
-            "refresh_expires_in": 0,
+            "refresh_expires_in": self.refresh_ttl,
             "token_type": "Bearer",
         }
+
+    def expire_idle(self) -> None:
+        """End the sessions idle past their refresh token's lifetime (excused: the SDK renews
+        them only while used, or with ``keep_alive``, and never past a crash of every claimant)."""
+        # A little early: the SDK counts the lifetime on a process's wall clock (off by up to
+        # ``skew``; the reader's and the writer's may differ by twice that) from its send.
+        now = self.world.wall() + 0.5 + 2 * self.world.config.skew
+        for session in self.sessions:
+            if session.alive and session.idle_until <= now:
+                session.alive = False
+                session.idle_ended = True
+                session.excused = session.excused or "idle past its refresh token's lifetime"
 
     def valid(self, access_token: str) -> tuple[bool, Session | None]:
         """Would the resource server accept ``access_token`` now? (and its session)"""
         access = self.access.get(access_token)
         if access is None:
             return False, None
-        ok = access.session.alive and access.expires_at > self.world.wall()
+        session = access.session
+        ok = (session.alive or session.idle_ended) and access.expires_at > self.world.wall()
         return ok, access.session
 
     def stored(self, refresh_token: str | None) -> None:
@@ -160,8 +207,9 @@ class Idp:
             if token == refresh_token:
                 break
             rotation = session.rotations.get(token)
-            if rotation is not None:
+            if rotation is not None and not rotation.durable:
                 rotation.durable = True
+                rotation.durable_at = self.world.loop.time()
 
     def excuse_crash(self, process: int) -> None:
         """``process`` crashed: rotations it received whose successor is not durable are lost."""
@@ -218,6 +266,9 @@ class Idp:
             response = _response(503, {"error": "temporarily_unavailable"}, {"Retry-After": "1"})
         elif fault == "429":
             response = _response(429, {"error": "slow_down"}, {"Retry-After": "2"})
+        elif request.url.path.endswith(("/revoke", "/logout")):
+            what = "revocation" if request.url.path.endswith("/revoke") else "logout"
+            response = self._end_session(form, what)
         else:
             response, rotation = self._grant(process, form)
             if fault == "500":
@@ -243,19 +294,20 @@ class Idp:
                 rotation.delivered = True
             answer.set_result(response)
 
-    def _client_credentials(self) -> HttpResponse:
+    def _client_credentials(self, client_id: str) -> HttpResponse:
         now = self.world.wall()
-        current = self.access.get(self.client_token or "")
+        token = self.client_tokens.get(client_id, "")
+        current = self.access.get(token)
         # Within its last second a new token is issued: a reissue there would have to say
         # "expires_in: 0", which finAPI uses for "never".
         if current is None or current.expires_at - now < 1.0 or not current.session.alive:
-            self.client_token = self._token("ct")
-            client = Session(-1, "(client)", "", chain=[])
-            current = self.access[self.client_token] = Access(client, now + self.access_ttl)
+            token = self.client_tokens[client_id] = self._token("ct")
+            client = Session(-1, "(client)", "", chain=[], client=client_id)
+            current = self.access[token] = Access(client, now + self.access_ttl)
+        self.client_token = token
         remaining = int(current.expires_at - now)  # whole seconds, rounded down, as finAPI sends
         return _response(
-            200,
-            {"access_token": self.client_token, "token_type": "bearer", "expires_in": remaining},
+            200, {"access_token": token, "token_type": "bearer", "expires_in": remaining}
         )
 
     def revoke_client_token(self) -> None:
@@ -263,6 +315,25 @@ class Idp:
         current = self.access.get(self.client_token or "")
         if current is not None:
             current.session.alive = False
+
+    def _end_session(self, form: dict[str, str], what: str) -> HttpResponse:
+        """RFC 7009 revocation or Keycloak's back-channel logout: the session behind the token
+        ends (the app asked for it, so losing it is excused)."""
+        if CLIENTS.get(form.get("client_id", "")) != form.get("client_secret"):
+            return _response(401, {"error": "invalid_client"})
+        token = form.get("token") or form.get("refresh_token") or ""
+        session = self.by_refresh.get(token)
+        if session is None and token in self.access:
+            session = self.access[token].session
+        if session is not None and session.client != form.get("client_id"):
+            self.world.violation(
+                f"I8: a {what} of {session.label}'s session (client {session.client}) "
+                f"with the credentials of {form.get('client_id')}"
+            )
+        elif session is not None:
+            session.alive = False
+            session.excused = session.excused or f"the app asked for its {what}"
+        return _response(200, {})
 
     def _excuse(self, rotation: Rotation, why: str) -> bool:
         if rotation.excused is None:
@@ -276,10 +347,13 @@ class Idp:
     def _grant(
         self, process: Process, form: dict[str, str]
     ) -> tuple[HttpResponse, Rotation | None]:
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+        client_id = form.get("client_id", "")
+        if client_id not in CLIENTS or form.get("client_secret") != CLIENTS[client_id]:
             return _response(401, {"error": "invalid_client"}), None
         if form.get("grant_type") == "client_credentials":
-            return self._client_credentials(), None
+            return self._client_credentials(client_id), None
+        if form.get("grant_type") == "password":
+            return self._password(client_id, form), None
         if form.get("grant_type") != "refresh_token":
             return _response(400, {"error": "unsupported_grant_type"}), None
         presented = form.get("refresh_token", "")
@@ -288,22 +362,53 @@ class Idp:
             return _response(
                 400, {"error": "invalid_grant", "error_description": "Invalid refresh token"}
             ), None
+        self.expire_idle()
+        if session.client != client_id:
+            self.world.violation(
+                f"I8: pid {process.pid} renewed {session.label}'s set of {session.provider} "
+                f"(client {session.client}) with the credentials of {client_id}"
+            )
+            return _response(
+                400,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "Token client and authorized client don't match",
+                },
+            ), None
         if not session.alive:
             return _response(
                 400, {"error": "invalid_grant", "error_description": "Session not active"}
             ), None
+        if not session.rotating:  # finAPI: the same refresh token, a new access token
+            return _response(200, self._answer(session, presented)), None
+        return self._rotate(process, session, presented)
+
+    def _rotate(
+        self, process: Process, session: Session, presented: str
+    ) -> tuple[HttpResponse, Rotation | None]:
+        """Keycloak's refresh: rotate the current token; a replay kills the session."""
+        if (
+            presented != session.current
+            and presented in session.rolled_back
+            and presented not in session.excused_tokens
+            and not self.world.holds_newer(process, session, presented)
+        ):  # the store handed it out again, and this process holds nothing newer
+            session.excused_tokens.add(presented)
+            if not self.max_reuse:
+                session.excused = session.excused or "the store rolled back its successor"
+        self._excuse_paused(session.rotations.get(presented))
         excused = presented in session.excused_tokens
         if presented == session.current:
             session.last_used, session.reuses = presented, 0
         elif presented == session.last_used and session.reuses < self.max_reuse:
             session.reuses += 1  # Keycloak allows it: a lost answer retried
             self.reuses += 1
-            self.world.log(f"IdP: {presented} of {session.user} reused by pid {process.pid}")
+            self.world.log(f"IdP: {presented} of {session.label} reused by pid {process.pid}")
             if not excused:
                 self._unexcused_replay(process, session, presented)
         else:
             session.alive = False  # Keycloak: a replay kills the whole session
-            self.world.log(f"IdP: {presented} of {session.user} replayed by pid {process.pid}")
+            self.world.log(f"IdP: {presented} of {session.label} replayed by pid {process.pid}")
             if not excused:
                 self._unexcused_replay(process, session, presented)
             elif self.max_reuse:
@@ -311,15 +416,37 @@ class Idp:
             return _response(
                 400, {"error": "invalid_grant", "error_description": "Stale token"}
             ), None
+        earlier = session.rotations.get(presented)
+        if earlier is not None and excused:  # an excused reuse forks the chain: the token the
+            session.excused_tokens.add(earlier.new)  # earlier answer issued is dead now
         new = self._token("rt")
-        rotation = Rotation(presented, new, process.pid)
+        rotation = Rotation(presented, new, process.pid, at=self.world.loop.time())
         session.rotations[presented] = rotation
         if self.world.verbose:
-            self.world.log(f"IdP: pid {process.pid} rotates {presented} of {session.user} to {new}")
+            self.world.log(f"IdP: pid {process.pid} rotates {presented} of {session.label}")
         session.current = new
         session.chain.append(new)
         self.by_refresh[new] = session
         return _response(200, self._answer(session, new)), rotation
+
+    def _password(self, client_id: str, form: dict[str, str]) -> HttpResponse:
+        """finAPI's password grant: a new session (refresh token) for a user of ``client_id``."""
+        user = form.get("username", "")
+        if user not in self.passwords or self.passwords[user] != form.get("password"):
+            return _response(400, {"error": "invalid_grant", "error_description": "Bad user"})
+        session, body = self.login(user, provider="fin", client=client_id, rotating=False)
+        session.excused = None  # the SDK obtained it: it must keep it
+        return _response(200, body)
+
+    def _excuse_paused(self, rotation: Rotation | None) -> None:
+        """A pause of the receiver between the answer and its write, longer than the lease's
+        margin, is outside the model (no client can close it: see core/fencing.py)."""
+        if rotation is None or rotation.excused:
+            return
+        receiver = self.world.processes[rotation.process - 1]
+        paused = receiver.clock.paused_between(rotation.at, rotation.durable_at)
+        if paused > self.world.config.lease_ttl / 4:
+            self._excuse(rotation, "its receiver paused before storing it")
 
     def _unexcused_replay(self, process: Process, session: Session, presented: str) -> None:
         rotation = session.rotations.get(presented)
@@ -330,27 +457,5 @@ class Idp:
             f"durable={rotation.durable}) had no excuse"
         )
         self.world.violation(
-            f"I1: refresh token {presented} of {session.user} replayed by pid {process.pid}; {how}"
+            f"I1: refresh token {presented} of {session.label} replayed by pid {process.pid}; {how}"
         )
-
-
-class SimOAuthClient(OAuthClient):
-    """The SDK's OAuth client (request building, parsing, error mapping), sending to the IdP."""
-
-    def __init__(self, world: World, process: Process, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._world = world
-        self._process = process
-
-    async def _token(
-        self, grant_type: str, fields: Iterable[tuple[str, str | Secret | None]]
-    ) -> TokenSet:
-        request = build_token_request(self.provider, self.client, grant_type, fields)
-        sent = self._world.anchor(self._process)
-        check_before_send()  # as the SDK's transport does, where the request goes out
-        try:
-            async with asyncio.timeout(self._timeout):
-                response = await self._world.idp.exchange(self._process, request)
-        except TimeoutError:
-            raise TransportError("the token request timed out", request_sent=True) from None
-        return parse_token_http_response(self.provider, response, sent=sent)

@@ -70,6 +70,24 @@ class SharedStore:
         # The refresh duty's due times (wall clock), for worlds whose processes share the duty.
         self.due: dict[TokenKey, float] = {}
         self.claims: list[tuple[TokenKey, str, float]] = []
+        # Per key: the true time and length of its last claim, and of its last due-time write
+        # (the duty's exclusivity, checked at every claim: see world.py, I11).
+        self.claimed_at: dict[TokenKey, tuple[float, float]] = {}
+        self.due_written_at: dict[TokenKey, float] = {}
+
+    def snapshot(self) -> tuple[dict[TokenKey, tuple[int, bytes]], dict[TokenKey, float]]:
+        """What a backup (or a replica that falls behind) holds now."""
+        return dict(self.records), dict(self.due)
+
+    def restore(
+        self, snapshot: tuple[dict[TokenKey, tuple[int, bytes]], dict[TokenKey, float]]
+    ) -> None:
+        """Roll back to ``snapshot``: every acknowledged write since is lost (leases are not)."""
+        records, due = snapshot
+        self.records, self.due = dict(records), dict(due)
+        for key in sorted(set(self.records) | set(self.due), key=str):  # a seeded order
+            self.announce(key, self.records[key][0] if key in self.records else None)
+            self.due_written_at[key] = self.now()
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -123,6 +141,8 @@ class StoreClient:
 
     async def _call(self, effect: Callable[[], _T], *, fails_after: bool = True) -> _T:
         process, shared = self._process, self._shared
+        process.check_alive()
+        await process.clock.frozen()  # a paused process sends nothing
         process.check_alive()
         shared.calls += 1
         rng = shared.rng
@@ -179,6 +199,7 @@ class StoreClient:
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
             shared.write(key, version, data, age)
+            shared.world.put_landed(key, token_set)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
@@ -190,6 +211,7 @@ class StoreClient:
             shared = self._shared
             current = shared.records.get(key)
             if current is None:
+                shared.due.pop(key, None)  # as Redis's DEL and ZREM: an orphaned due time goes
                 return False
             if expected_version is not None and current[0] != expected_version:
                 raise StoreConflictError("simulated version conflict")
@@ -280,7 +302,12 @@ class StoreClient:
 
 class DutyStoreClient(StoreClient):
     """A connection to a store that also keeps the refresh duty (``stores.RefreshDuty``): due
-    times written with each set, claims pushing them to a deadline, best-effort like the rest."""
+    times written with each set, claims pushing them to a deadline, best-effort like the rest.
+
+    ``claim_clock``: the clock claims are made on (``None``: the store's own; a broken build
+    sets the claimant's)."""
+
+    claim_clock: Callable[[], float] | None = None
 
     async def put(  # type: ignore[override]
         self,
@@ -307,6 +334,8 @@ class DutyStoreClient(StoreClient):
             else:  # as RedisStore: a writer's clock more than 1 s off the store's is corrected
                 off = shared.world.wall() - sent
                 shared.due[key] = due_at + off if abs(off) > DUE_TOLERANCE else due_at
+            shared.due_written_at[key] = shared.now()
+            shared.world.put_landed(key, token_set)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
@@ -323,7 +352,7 @@ class DutyStoreClient(StoreClient):
 
         def effect() -> Claimed:
             shared = self._shared
-            now = shared.wall()
+            now = shared.wall() if self.claim_clock is None else self.claim_clock()
             due = sorted(
                 (at, str(key), key)
                 for key, at in shared.due.items()
@@ -337,6 +366,7 @@ class DutyStoreClient(StoreClient):
                     del shared.due[key]
                     taken.dropped += 1
                     continue
+                shared.world.claimed(self._process, key, owner, claim_for)
                 shared.due[key] = now + claim_for
                 shared.claims.append((key, owner, now + claim_for))
                 taken.append(key)
@@ -352,6 +382,7 @@ class DutyStoreClient(StoreClient):
             record = shared.records.get(key)
             if record is None or expected_version not in (None, record[0]):
                 return
+            shared.due_written_at[key] = shared.now()
             if due_at is None:
                 shared.due.pop(key, None)
             else:

@@ -2,9 +2,10 @@
 crashes and restarts, and the invariants checked as it runs.
 
 One seed decides everything: the configuration (processes, users, lifetimes, fault rates,
-lease and timeout settings), every latency, every fault, every crash. The SDK runs unchanged
-except for the two doors a simulation needs: its clock (a per-process clock on virtual time)
-and its token endpoint (the SDK's own OAuth client, sending to the simulated IdP).
+lease and timeout settings, the features of config.py), every latency, every fault, every
+crash. The SDK runs unchanged except for the two doors a simulation needs: its clock (a
+per-process clock on virtual time) and its token endpoint (the SDK's own OAuth client, sending
+to the simulated IdP).
 
 Invariants, each checked where it can break:
 
@@ -17,9 +18,10 @@ Invariants, each checked where it can break:
 * **I3** no session is lost except by an excused reason: a crash inside the send-to-persist
   window, or an answer lost after the server committed; where the IdP allows one reuse of
   the token used last (``idp_max_reuse``, three worlds in ten), only a replay beyond that
-  allowance excuses it (checked at every
-  ``ReauthorizationRequired`` and in the final check, where every user's current session must
-  serve a valid token from every process);
+  allowance excuses it (checked at every ``ReauthorizationRequired`` and in the final check,
+  where every user's current session must serve a valid token from every process that
+  serves its provider). A finAPI user (password grant) is never lost: the SDK falls back to
+  the password when the refresh token is gone;
 * **I4** every call without a deadline of its own returns within ``bound`` virtual seconds, and
   the loop never stalls (checked at every call and by the loop);
 * **I5** no task ends with an exception nobody retrieved, and after every user is forgotten
@@ -29,12 +31,50 @@ Invariants, each checked where it can break:
   that only serve from a small working set), every stored set whose refresh token is live has
   a due time once faults stop: no write, claim or reschedule dropped it (checked at the end);
 * **I7** in the worlds that run a real store (SQLite inline, Redis's scripts on fakeredis: one
-  in nine, see real_stores.py), each key's recorded operations are linearizable as a
-  compare-and-set register and no two lease holders overlap (checked at the end).
+  in nine, see real_stores.py; no junk or rollbacks there), each key's recorded operations are
+  linearizable as a compare-and-set register and no two lease holders overlap (checked at the
+  end);
+* **I8** a set is only ever renewed (revoked, logged out) with the credentials of the client
+  it was issued to, whatever providers and clients share the store and the duty (one client
+  per provider name: a user's set names no client)
+  (checked by the IdP at every request), and a client token is stored only under its own
+  client's key (checked at every write that lands);
+* **I9** a set the app forgot, revoked or logged out is never stored again (only a new login
+  is), whoever was renewing it meanwhile (checked at every write that lands);
+* **I10** dead sets leave the duty: once every due time came round, no due time is left of a
+  set that is gone (an orphan) or whose grant is dead (a replay, a revocation, a session
+  ended idle: ``features.refresh_ttl``) (checked at the end, for providers some process
+  serves);
+* **I11** a set is claimed again only after its last claim ran out on the store's clock (less
+  twice the stated clock skew, ``skew``, and a store call's latency) or its due time was
+  written since (checked at every claim);
+* **I12** a process reports a user's ``ReauthRequired`` at most twice per session of that
+  user and once per forget (checked at the end);
+* **I13** ``aclose()`` returns within ``close_timeout + pending_write_timeout`` plus a
+  store call and a token exchange (checked at every restart and at the end);
+* **I14** a duty worker claims only sets of providers it registers (a claim it cannot use
+  delays the set by a whole claim; checked at every claim).
 
-Store outages last less than half a lease and are two leases apart (see README "Failures": a
-longer outage while a renewed set waits to be written can let another process replay its
-predecessor). Random store failures (up to 10 % of calls) come on top.
+Excuses and stated assumptions (the model's promises to the SDK):
+
+* Store outages last less than half a lease and are two leases apart (see README
+  "Failures": a longer outage while a renewed set waits to be written can let another process
+  replay its predecessor). Random store failures (up to 10 % of calls) come on top.
+* A **rollback** of the store (``features.rollbacks``: its writes of the last 0.5-12 s lost,
+  as in a failover or a restored backup) excuses the replay of a token it brought back (or
+  of one it lost) unless the process presenting it holds a newer set of that session itself
+  (a process never trades the set it holds for the store's older one: it keeps or writes back
+  its own); a set deleted by the rollback (a login since) is lost excusably, since the SDK
+  must read a missing set as forgotten.
+* A **forget, revocation or logout** by the app excuses losing that session (I2, I3).
+* A **pause** (``features.pauses``) freezes every store call, sleep and send of a process
+  (the send's freeze comes before the fence's last check, ``check_before_send``, where the
+  request leaves): the SDK must notice a pause before it sends. What no client can close is
+  outside the model: a pause between an answer and its write longer than the fence's margin
+  (a quarter lease) excuses the replay of the token that answer spent.
+* Clocks: wall clocks are off by up to ``skew`` (0.2 s) in the original worlds; in time
+  worlds by up to ``features.clock_skew`` seconds more and stepped by up to a second at
+  random (``features.clock_steps``); monotonic clocks do not step.
 """
 
 from __future__ import annotations
@@ -45,212 +85,31 @@ import contextvars
 import logging
 import random
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import attrs
-
 from aiofinaccess import (
-    ClientCredentials,
-    Oidc,
     ReauthorizationRequired,
-    RefreshPolicy,
-    RetryPolicy,
-    SessionManager,
     StoreError,
     TransportError,
 )
-from aiofinaccess.core.errors import ApiError
-from aiofinaccess.core.tokens import Anchor, parse_token_response
-from aiofinaccess.session.events import WriteAbandoned
-from tests.simulation.idp import CLIENT_ID, CLIENT_SECRET, Idp, SimOAuthClient
-from tests.simulation.loop import Stalled, VirtualTimeLoop
-from tests.simulation.real_stores import shared_store, store_impl
-
-EPOCH = 1_800_000_000.0
-PROVIDER = Oidc.endpoints(name="idp", token_url="https://idp.sim/token")
-# A finAPI-like client: client_credentials, the same token reissued until it expires.
-CLIENT_PROVIDER = Oidc.endpoints(
-    name="fin", token_url="https://fin.sim/token", rotates_refresh_tokens=False
+from aiofinaccess.core.tokens import Anchor, TokenKey, TokenSet
+from tests.simulation import chaos, invariants
+from tests.simulation.app import Account, App
+from tests.simulation.config import (
+    EPOCH,
+    Config,
+    Features,
 )
-CREDENTIALS = ClientCredentials(CLIENT_ID, CLIENT_SECRET)
-CURRENT: contextvars.ContextVar[Process | None] = contextvars.ContextVar("process", default=None)
+from tests.simulation.idp import Idp, Session
+from tests.simulation.loop import Stalled, VirtualTimeLoop
+from tests.simulation.process import CURRENT, Crashed, Process, SimClock
+from tests.simulation.real_stores import shared_store
+
+__all__ = ["CURRENT", "EPOCH", "Crashed", "Process", "SimClock", "World", "run_seed"]
 
 
-class _Failed(Exception):
-    """An app call ended with one of the SDK's transient errors (already counted)."""
-
-
-class Crashed(BaseException):
-    """Raised by every simulated I/O call of a process that has crashed."""
-
-
-@attrs.frozen
-class Config:
-    """One world's settings, all drawn from its seed."""
-
-    processes: int
-    users: int
-    duration: float
-    access_ttl: float
-    token_timeout: float
-    lease_ttl: float
-    max_concurrent: int
-    idp_faults: float
-    store_faults: float
-    crashes_per_minute: float
-    restarts_per_minute: float
-    outages: int
-    calls_per_second: float
-    keep_alive: bool
-    skew: float
-    # The refresh duty: "off" (a store without it: each process plans its own sets), "all"
-    # (every process claims due sets from the store) or "mixed" (process 0 claims; the others
-    # claim or only serve, with a working set of `working_set` entries or unbounded).
-    duty: str = "off"
-    working_set: int | None = None
-    duty_poll: float = 1.0
-    duty_batch: int = 100
-    duty_gather: float = 0.1
-    # Keycloak's "Refresh Token Max Reuse" of the IdP (see idp.py): 0, or 1 in some worlds.
-    idp_max_reuse: int = 0
-    # The store: the simulated one, or a real one ("sqlite", "redis") on virtual time behind the
-    # same faults, its history checked at the end (tests/simulation/real_stores.py).
-    store_impl: str = "sim"
-
-    @classmethod
-    def draw(cls, rng: random.Random) -> Config:
-        lease_ttl = rng.choice([1.5, 3.0, 10.0])
-        return cls(
-            processes=rng.choice([1, 2, 2, 3, 3, 4]),
-            users=rng.randint(1, 4),
-            duration=rng.uniform(35.0, 100.0),
-            access_ttl=rng.choice([4.0, 10.0, 30.0]),
-            token_timeout=rng.choice([1.0, 2.0, 4.0]),
-            lease_ttl=lease_ttl,
-            max_concurrent=rng.choice([1, 2, 16]),
-            idp_faults=rng.choice([0.0, 0.05, 0.2]),
-            store_faults=rng.choice([0.0, 0.02, 0.1]),
-            crashes_per_minute=rng.choice([0.0, 0.5, 2.0]),
-            restarts_per_minute=rng.choice([0.0, 0.5]),
-            outages=rng.choice([0, 0, 1, 3]),
-            calls_per_second=rng.choice([0.5, 2.0, 5.0]),
-            keep_alive=rng.random() < 0.5,
-            skew=rng.choice([0.0, 0.2]),
-            duty=rng.choice(["off", "all", "mixed"]),
-            working_set=rng.choice([None, 1, 2]),
-            duty_poll=rng.choice([0.2, 1.0]),
-            duty_batch=rng.choice([1, 100]),
-        )
-
-
-class SimClock:
-    """A process's clocks: its own monotonic origin and a slightly wrong wall clock."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, origin: float, skew: float) -> None:
-        self._loop = loop
-        self._origin = origin
-        self._skew = skew
-
-    def wall(self) -> float:
-        return EPOCH + self._loop.time() + self._skew
-
-    def monotonic(self) -> float:
-        return self._origin + self._loop.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-
-class Process:
-    """One incarnation of a simulated worker process."""
-
-    def __init__(self, world: World, number: int, pid: int) -> None:
-        self.world = world
-        self.number = number
-        self.pid = pid
-        self.incarnation = pid
-        self.alive = True
-        self.tasks: list[asyncio.Task[Any]] = []
-        rng = world.rng
-        self.clock = SimClock(
-            world.loop, rng.uniform(0, 1e6), rng.uniform(-1, 1) * world.config.skew
-        )
-        config = world.config
-        fleet: dict[str, Any] = {}
-        if config.duty != "off":
-            claims = config.duty == "all" or number == 0 or rng.random() < 0.5
-            fleet = {
-                "duty": claims,
-                "working_set": None if claims else config.working_set,
-                "duty_poll": config.duty_poll,
-                "duty_batch": config.duty_batch,
-                "duty_gather": config.duty_gather,
-            }
-        self.duty = bool(fleet.get("duty"))
-        self.manager = SessionManager(
-            store=world.store.client(self, duty=config.duty != "off"),  # type: ignore[arg-type]
-            clock=self.clock,
-            policy=RefreshPolicy(),
-            retry=RetryPolicy(
-                initial=0.05,
-                max_wait=0.5,
-                max_retry_after=3.0,
-                backoff_initial=0.5,
-                backoff_max=10.0,
-            ),
-            keep_alive=config.keep_alive,
-            max_concurrent_refreshes=config.max_concurrent,
-            token_timeout=config.token_timeout,
-            lease_ttl=config.lease_ttl,
-            close_timeout=3.0,
-            pending_write_timeout=30.0,
-            store_timeout=5.0,
-            **fleet,
-        )
-        driver = self.manager._driver
-        driver._random.seed(rng.getrandbits(64))
-        clients = {
-            provider.name: SimOAuthClient(
-                world,
-                self,
-                provider,
-                CREDENTIALS,
-                None,
-                clock=self.clock,
-                timeout=config.token_timeout,
-            )
-            for provider in (PROVIDER, CLIENT_PROVIDER)
-        }
-        driver.endpoint = clients.__getitem__
-        self.manager.subscribe(self._event)
-        world.mutate(self)
-
-    def _event(self, event: object) -> None:
-        if isinstance(event, WriteAbandoned) and self.alive:  # a crash abandons by design
-            self.world.violation(f"I3: process {self.pid} abandoned a write of a renewed set")
-
-    def check_alive(self) -> None:
-        if not self.alive:
-            raise Crashed
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """A task of this process (it dies with it)."""
-        token = CURRENT.set(self)
-        try:
-            task = self.world.loop.create_task(coro)
-        finally:
-            CURRENT.reset(token)
-        return task
-
-    def crash(self) -> None:
-        self.alive = False
-        self.world.idp.excuse_crash(self.pid)
-        for task in self.tasks:
-            task.cancel()
-
-
-class World:
+class World(App):
     """One seeded run."""
 
     def __init__(
@@ -258,21 +117,14 @@ class World:
         seed: int,
         *,
         config: Config | None = None,
+        features: Features | None = None,
         mutate: Callable[[Process], None] | None = None,
         verbose: bool = False,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
-        if config is None:
-            # duty_gather came later: it has a stream of its own, so every seed's world
-            # (the pinned ones of the regression tests too) stays what it was.
-            gather = random.Random(f"{seed}:gather").choice([0.01, 0.1, 0.5])
-            reuse = 1 if random.Random(f"{seed}:reuse").random() < 0.3 else 0
-            impl = store_impl(seed)
-            config = attrs.evolve(
-                Config.draw(self.rng), duty_gather=gather, idp_max_reuse=reuse, store_impl=impl
-            )
-        self.config = config
+        self.config = config if config is not None else Config.for_seed(seed, self.rng)
+        self.features = features if features is not None else Features.draw(seed, self.config)
         self.loop = VirtualTimeLoop()
         self.loop.set_task_factory(self._task_factory)
         self.loop.set_exception_handler(self._exception)
@@ -282,6 +134,7 @@ class World:
             access_ttl=self.config.access_ttl,
             faults=self.config.idp_faults,
             max_reuse=self.config.idp_max_reuse,
+            refresh_ttl=self.features.refresh_ttl,
         )
         self.store = shared_store(
             self,
@@ -296,11 +149,17 @@ class World:
         self._pids = 0
         self._messages: set[asyncio.Task[Any]] = set()
         self.users = [f"user-{n}" for n in range(self.config.users)]
+        self.accounts: list[Account] = self._accounts()
         self.bound = 3 * self.config.token_timeout + 3 * self.config.lease_ttl + 10.0
+        # close_timeout + pending_write_timeout, a store call and a token exchange (I13).
+        self.aclose_bound = 3.0 + 30.0 + 5.0 + self.config.token_timeout + 1.0
         self.calls = 0
         self.slowest = 0.0
         self.failures: dict[str, int] = {}
-        self._reconnecting: set[str] = set()
+        self._reconnecting: set[Account] = set()
+        self.forgets: dict[Account, int] = {}
+        self.settling = False
+        self.forgotten: set[int] = set()  # the sessions the app forgot
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -321,7 +180,7 @@ class World:
             return
         self.violation(f"I5: {context.get('message')}: {error!r}")
 
-    def message(self, coro: Coroutine[Any, Any, None]) -> None:
+    def message(self, coro: Any) -> None:
         """Something on the wire: it belongs to no process and survives its sender."""
         task = self.loop.create_task(coro, context=contextvars.Context())
         self._messages.add(task)
@@ -350,6 +209,67 @@ class World:
         if self._mutate is not None:
             self._mutate(process)
 
+    # -- hooks of the store and the IdP -------------------------------------------------------
+
+    def put_landed(self, key: TokenKey, token_set: TokenSet) -> None:
+        """A write landed: I9 (not a set the app forgot), I8 (a client token under the key of
+        the client it was issued to)."""
+        refresh = token_set.refresh_token
+        session = None if refresh is None else self.idp.by_refresh.get(refresh.reveal())
+        if session is not None and session.number in self.forgotten:
+            self.violation(f"I9: {key} was stored again after the app forgot it")
+        access = self.idp.access.get(token_set.access_token.reveal())
+        owner = None if access is None else access.session.client
+        if key.is_client and owner is not None and not str(key.client).startswith(f"{owner}#"):
+            self.violation(f"I8: {access.session.client}'s client token stored as {key}")
+
+    def claimed(self, process: Process, key: TokenKey, owner: str, claim_for: float) -> None:
+        if key.provider not in process.providers:
+            self.violation(f"I14: pid {process.pid} claimed {key}, of a provider it does not serve")
+        invariants.check_claim(self, key, owner, claim_for)
+
+    def holds_newer(self, process: Process, session: Session, token: str) -> bool:
+        """Whether ``process`` holds a set of ``session`` newer than ``token``, or held one
+        when the store rolled back (it may have traded it for the store's older one since)."""
+        after = set(session.chain[session.chain.index(token) + 1 :])
+        held = {t.refresh_token.reveal() for t in process.holds() if t.refresh_token}
+        return bool(after & (held | session.rollback_held.get(process.pid, set())))
+
+    def rolled_back(self) -> None:
+        """The store rolled back: the rotations after each session's stored token are no longer
+        durable; a session whose set is gone is lost excusably (see the docstring)."""
+        stored: dict[int, str] = {}
+        for key in self.store.records:
+            session, refresh = invariants.stored_session(self, key)
+            if session is not None and refresh is not None:
+                stored[session.number] = refresh
+        self.forgotten -= set(stored)  # the rollback undid those forgets
+        for session in self.idp.sessions:
+            if not session.alive or session.number < 0 or not session.rotating:
+                continue
+            token = stored.get(session.number)
+            for process in self.live():
+                held = {t.refresh_token.reveal() for t in process.holds() if t.refresh_token}
+                session.rollback_held.setdefault(process.pid, set()).update(
+                    held & set(session.chain)
+                )
+            if token is None:
+                session.excused = session.excused or "the store rolled back its login"
+                continue
+            if token != session.current and not any(
+                self.holds_newer(p, session, token) for p in self.live()
+            ):
+                session.excused = session.excused or "the store rolled back its set, held nowhere"
+            for later in session.chain[session.chain.index(token) :]:
+                session.rolled_back.add(later)
+                rotation = session.rotations.get(later)
+                if rotation is not None:
+                    rotation.durable = False
+
+    def forgotten_done(self, sessions: list[Session]) -> None:
+        """The app's forget (revoke, logout) of ``sessions`` returned: their sets are gone."""
+        self.forgotten.update(session.number for session in sessions)
+
     # -- processes ------------------------------------------------------------------------------
 
     async def boot(self, number: int) -> Process:
@@ -359,8 +279,7 @@ class World:
         self.log(f"process {number} boots as pid {process.pid}")
 
         async def start() -> None:
-            process.manager.register(PROVIDER, CREDENTIALS)
-            process.manager.register(CLIENT_PROVIDER, CREDENTIALS)
+            process.register()
             await process.manager.start()
 
         try:
@@ -372,247 +291,107 @@ class World:
     def live(self) -> list[Process]:
         return [p for p in self.processes if p.alive]
 
-    async def login(self, user: str, via: Process) -> None:
-        """The user connects (again): a new session, stored by ``via`` (retried like an app)."""
-        session, body = self.idp.login(user)
-        token_set = parse_token_response(body, sent=self.anchor(via))
-        while via.alive:
-            try:
-                await via.spawn(via.manager.store_token_set("idp", user, token_set))
-                if session.excused == "its login was not stored yet":
-                    session.excused = None
-                return
-            except (StoreError, Crashed):
-                await asyncio.sleep(0.1)
-
-    # -- the app ---------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _timed(self, process: Process, deadline: float | None, what: str) -> Iterator[None]:
-        """Count one app call and check I4 for it; the SDK's transient errors are counted."""
-        started = self.loop.time()
-        self.calls += 1
-        try:
-            yield
-        except (StoreError, TransportError, ApiError) as exc:
-            self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
-            raise _Failed from exc
-        finally:
-            took = self.loop.time() - started
-            self.slowest = max(self.slowest, took)
-            if deadline is None and took > self.bound:
-                self.violation(f"I4: {what} by pid {process.pid} took {took:.1f} s")
-
-    async def call(self, process: Process, user: str, deadline: float | None) -> None:
-        if self.verbose:  # a million calls a run: format only when tracing
-            self.log(f"call by pid {process.pid} for {user} (deadline {deadline})")
-        try:
-            with self._timed(process, deadline, "a call"):
-                async with asyncio.timeout(deadline):
-                    token = await process.manager.access_token("idp", user)
-        except TimeoutError:
-            return  # the caller gave up (its own deadline): the renewal goes on
-        except ReauthorizationRequired as exc:
-            if not self._lost_excusably(user):
-                self.violation(
-                    f"I3: {user} asked to re-authorize ({exc.reason}) by pid {process.pid}"
-                )
-            elif process.alive and user not in self._reconnecting:
-                self._reconnecting.add(user)
-                try:
-                    await self.login(user, process)
-                finally:
-                    self._reconnecting.discard(user)
-            return
-        except _Failed:
-            return
-        ok, session = self.idp.valid(token)
-        if not ok and not (session is not None and session.excused):
-            access = self.idp.access.get(token)
-            self.violation(
-                f"I2: pid {process.pid} handed {user} a token the API refuses "
-                f"(expired {self.wall() - access.expires_at:.3f} s ago)"
-                if access is not None
-                else f"I2: pid {process.pid} handed {user} an unknown token"
-            )
-
-    async def client_call(self, process: Process, deadline: float | None) -> None:
-        """The app's client token, as a resource module uses it: on a 401, one renewal
-        (``renew_after_rejection``, at once even for a reissued finAPI token) and a replay.
-
-        I2 for client tokens: never expired at hand-out, and never the token just refused. (The
-        API may revoke a client token at any moment, even one in flight: that is a 401 the
-        app replays, not the SDK's fault.)"""
-        refused = None
-        try:
-            with self._timed(process, deadline, "a client-token call"):
-                async with asyncio.timeout(deadline):
-                    token = await process.manager.access_token("fin")
-                    if not self.idp.valid(token)[0]:
-                        refused = token
-                        token = await process.manager.renew_after_rejection("fin", None, token)
-        except (TimeoutError, _Failed):
-            return
-        access = self.idp.access.get(token)
-        if access is None or access.expires_at <= self.wall():
-            self.violation(f"I2: pid {process.pid} handed out an expired client token {token}")
-        if token == refused:
-            self.violation(f"I2: pid {process.pid} renewed a refused client token to itself")
-
-    def _lost_excusably(self, user: str) -> bool:
-        """Whether some session of ``user`` was lost for a reason that is not the SDK's fault
-        (a process may still hold that one; a new login replaces it on the next call)."""
-        return any(s.excused is not None for s in self.idp.sessions if s.user == user)
-
-    def _current_session(self, user: str) -> Any:
-        sessions = [s for s in self.idp.sessions if s.user == user]
-        return sessions[-1] if sessions else None
-
-    async def callers(self, process: Process) -> None:
-        rng = self.rng
-        while True:
-            await asyncio.sleep(rng.expovariate(self.config.calls_per_second))
-            deadline = rng.choice([None, None, None, 0.2, 2.0])
-            if rng.random() < 0.2:
-                process.spawn(self.client_call(process, deadline))
-            else:
-                process.spawn(self.call(process, rng.choice(self.users), deadline))
-
-    async def chaos(self) -> None:
-        """Crashes, graceful restarts and store outages at random times."""
-        config, rng = self.config, self.rng
-        rate = (config.crashes_per_minute + config.restarts_per_minute) / 60.0
-        while rate > 0:
-            pause = rng.expovariate(rate)
-            if self.loop.time() + pause >= config.duration:
-                return
-            await asyncio.sleep(pause)
-            candidates = self.live()
-            if not candidates:
-                continue
-            victim = rng.choice(candidates)
-            if rng.random() < config.crashes_per_minute / (
-                config.crashes_per_minute + config.restarts_per_minute
-            ):
-                self.log(f"pid {victim.pid} crashes")
-                victim.crash()
-            else:
-                self.log(f"pid {victim.pid} restarts gracefully")
-                for task in victim.tasks:
-                    if task is not asyncio.current_task() and task.get_coro().__name__ in (
-                        "callers",
-                        "call",
-                        "client_call",
-                    ):  # type: ignore[union-attr]
-                        task.cancel()
-                await victim.manager.aclose()
-                victim.alive = False
-            await asyncio.sleep(rng.uniform(0.1, 3.0))
-            process = await self.boot(victim.number)
-            process.spawn(self.callers(process))
-
     # -- the run ---------------------------------------------------------------------------
 
-    async def _revoke_client_tokens(self) -> None:
-        while True:
-            await asyncio.sleep(self.rng.expovariate(1 / 20.0))
-            self.idp.revoke_client_token()
-
     async def main(self) -> None:
-        config, rng = self.config, self.rng
-        # Outages shorter than half a lease, apart by two leases (the model's promise to the
-        # SDK: see the module docstring).
-        begin = 0.0
-        for _ in range(config.outages):
-            begin += rng.uniform(2 * config.lease_ttl, config.duration / max(1, config.outages))
-            self.store.outages.append((begin, begin + rng.uniform(0.1, 0.5 * config.lease_ttl)))
-            begin = self.store.outages[-1][1]
+        config = self.config
+        chaos.plan_outages(self)
         first = await self.boot(0)
-        for user in self.users:
-            await self.login(user, first)
+        for account in self.accounts:
+            await self.login(account, first)
         for number in range(1, config.processes):
             await self.boot(number)
         for process in self.live():
             process.spawn(self.callers(process))
-        chaos = self.loop.create_task(self.chaos(), context=contextvars.Context())
-        revocations = self.loop.create_task(
-            self._revoke_client_tokens(), context=contextvars.Context()
-        )
+        ending, background = chaos.start(self)
         await asyncio.sleep(config.duration)
-        await chaos  # it ends its last crash or restart, then stops
-        revocations.cancel()
-        await asyncio.gather(revocations, return_exceptions=True)
+        await asyncio.gather(*ending)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await self.settle()
+
+    def background(self, coro: Any) -> asyncio.Task[Any]:
+        """A task of nobody's (chaos, the app's operator)."""
+        return self.loop.create_task(coro, context=contextvars.Context())
 
     async def settle(self) -> None:
         """No more faults: every user's current session must serve from every process (I3),
-        and forgetting every user must leave no entry and no task behind (I5)."""
+        dead sets leave the duty (I10), and forgetting every user must leave no entry and no
+        task behind (I5)."""
+        self.settling = True  # no more pauses either
         self.idp.fault_rate = 0.0
         self.store.fault_rate = 0.0
         self.store.outages.clear()
         for process in self.live():
+            process.clock.frozen_until = 0.0
             for task in process.tasks:
-                if task.get_coro().__name__ in ("callers", "call", "client_call"):  # type: ignore[union-attr]
+                if task.get_coro().__name__ in chaos.APP_TASKS:  # type: ignore[union-attr]
                     task.cancel()
         await asyncio.sleep(1.0)
-        self._check_duty()
+        self.idp.expire_idle()
+        invariants.check_duty(self)
         finals = []
         for number in sorted({p.number for p in self.processes}):
             alive = [p for p in self.processes if p.number == number and p.alive]
             finals.append(alive[-1] if alive else await self.boot(number))
-        for user in self.users:
+        for account in self.accounts:
             for process in finals:
-                await self._final_call(process, user)
+                if account in self.served(process):
+                    await self._final_call(process, account)
+        features = self.features
+        if features.junk or features.grant_chaos or features.rollbacks or features.refresh_ttl:
+            await invariants.check_dead_leave(self)
+        invariants.check_reauth_cost(self)
         for process in finals:
             await self._forget_all(process)
-        for text in self.store.check():  # I7: a real store's recorded history
+        for text in self.store.check():  # I7: a real store's recorded history (real_stores.py)
             self.violation(f"I7: {text}")
 
-    def _check_duty(self) -> None:
-        """I6: on a store that keeps the refresh duty, every stored set whose refresh token is
-        still live at the IdP has a due time: no write or claim dropped it from the duty."""
-        if self.config.duty == "off":
-            return
-        store = self.store
-        for key, (_, data) in store.records.items():
-            token_set = store.codec.decode(data, kind="token_set", key=str(key))
-            refresh = token_set.refresh_token
-            if refresh is None:
-                continue
-            session = self.idp.by_refresh.get(refresh.reveal())
-            if session is None or not session.alive or session.current != refresh.reveal():
-                continue
-            if key not in store.due:
-                self.violation(f"I6: {key.subject or key.provider} is stored but off the duty")
-
-    async def _final_call(self, process: Process, user: str) -> None:
-        session = self._current_session(user)
+    async def _final_call(self, process: Process, account: Account) -> None:
+        provider, user = account
+        session = self._current_session(account)
+        self.idp.expire_idle()
         for attempt in range(5):  # answers may still be slower than the token timeout
             try:
-                token = await process.spawn(process.manager.access_token("idp", user))
+                token = await process.spawn(process.manager.access_token(provider, user))
                 break
             except ReauthorizationRequired as exc:
-                if session is not None and session.alive and session.excused is None:
-                    self.violation(f"I3: final: {user} lost ({exc.reason}) on pid {process.pid}")
+                self.idp.expire_idle()
+                lost = (
+                    provider != "fin"
+                    and session is not None
+                    and session.alive
+                    and session.excused is None
+                ) or (provider == "fin" and account not in self.forgets)
+                if lost:
+                    self.violation(
+                        f"I3: final: {provider}/{user} lost ({exc.reason}) on pid {process.pid}"
+                    )
                 return
             except (StoreError, TransportError) as exc:
                 if attempt == 4:
-                    self.violation(f"I3: final: {user} never served on pid {process.pid}: {exc!r}")
+                    self.violation(
+                        f"I3: final: {provider}/{user} never served on pid {process.pid}: {exc!r}"
+                    )
                     return
                 await asyncio.sleep(5.0)
         ok, owner = self.idp.valid(token)
         if not ok and not (owner is not None and owner.excused):
-            self.violation(f"I2: final: pid {process.pid} served {user} a refused token")
+            self.violation(f"I2: final: pid {process.pid} served {provider}/{user} a refused token")
 
     async def _forget_all(self, process: Process) -> None:
-        for user in self.users:
-            await process.spawn(process.manager.forget("idp", user))
+        self.vault.clear()
+        for provider, user in self.accounts:
+            if provider not in process.providers:
+                continue
+            await process.spawn(process.manager.forget(provider, user))
         await process.spawn(process.manager.forget("fin"))
         await process.spawn(process.manager.wait_idle())
         held = len(process.manager._registry)
         if held:
             self.violation(f"I5: pid {process.pid} holds {held} entries after forgetting all")
-        await process.manager.aclose()
+        await chaos.aclose(self, process)
         if process.manager._tasks:
             self.violation(f"I5: pid {process.pid} has tasks left after aclose")
 
@@ -649,8 +428,12 @@ class World:
 
 
 def run_seed(
-    seed: int, *, mutate: Callable[[Process], None] | None = None, verbose: bool = False
+    seed: int,
+    *,
+    mutate: Callable[[Process], None] | None = None,
+    verbose: bool = False,
+    features: Features | None = None,
 ) -> World:
-    world = World(seed, mutate=mutate, verbose=verbose)
+    world = World(seed, mutate=mutate, verbose=verbose, features=features)
     world.run()
     return world
