@@ -97,3 +97,19 @@ def test_a_broken_build_fails_within_the_ci_budget(mutation: Callable[[Process],
             print(f"{mutation.__name__}: seed {seed} fails first: {violations[0]}")  # noqa: T201
             return
     pytest.fail(f"{mutation.__name__} survived {SEEDS} seeds")
+
+
+@pytest.mark.parametrize(
+    "seed",
+    [11, 260, 48],
+    ids=[
+        "11 duty adopts a rolled-back set",
+        "260 the same, one process",
+        "48 ReauthRequired per call",
+    ],
+)
+def test_seeds_the_grown_simulation_found(seed: int) -> None:
+    """Seeds that broke the promise once the simulation grew (issue 22): 11 and 260, a duty
+    worker holding the newer set took a rolled-back store's older one and replayed it (I1);
+    48, a set whose refresh token ran out reported ReauthRequired on every call (I12)."""
+    assert run_seed(seed).violations == []
