@@ -295,7 +295,9 @@ class DutyLoop:
             await self._reschedule(key, due)
             return
         entry = self._registry.entry(key, for_duty=True)
-        if entry.job is None and entry.version != stored.version:
+        if entry.job is None and entry.version != stored.version and entry.token_set is None:
+            # Only into an empty entry: a set this process holds is the driver's to compare
+            # with the store (a rolled-back store's older set is written over, never adopted).
             self._driver.publish(entry, stored.token_set, stored.version)
         self._stats.scheduled_renewals += 1
         await asyncio.shield(self._driver.start(entry, reason="scheduled"))
