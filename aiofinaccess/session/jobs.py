@@ -171,6 +171,9 @@ class Outcomes:
             entry.status = transition(entry.status, Event.GRANT_DEAD)
             entry.reauth = error
             entry.clear()
+            if entry.reauth_repeated:  # reported already for this stored set
+                entry.reauth_repeated = False
+                return
             self.stats.reauth_required += 1
             logger.warning("token set %s needs re-authorization: %s", key.hashed, error.reason)
             self._hub.emit(

@@ -72,6 +72,11 @@ class Entry:
     reauth: ReauthorizationRequired | None = None
     #: The store version whose grant proved dead (never adopted again).
     dead_version: int | None = None
+    #: The store version last reported as needing re-authorization because its refresh token
+    #: ran out (its access token may still serve): reported once, not at every renewal.
+    ran_out_version: int | None = None
+    #: The failure being handed to callers repeats that report (no second event).
+    reauth_repeated: bool = False
     # After a failed renewal, background renewals wait until then (blocking ones do not).
     retry_at: float = _NEG_INF
 

@@ -401,6 +401,11 @@ class RenewalDriver:
             except StoreError:
                 logger.warning("could not delete the dead token set %s", key.hashed)
             entry.dead_version = run.stored.version
+        elif reason == "refresh_token_unavailable" and run.stored is not None:
+            # Its access token may still serve, so the set is adopted again and renewed again:
+            # one report per stored version, not one per renewal (issue 22, finding 13).
+            entry.reauth_repeated = entry.ran_out_version == run.stored.version
+            entry.ran_out_version = run.stored.version
         raise ReauthorizationRequired(
             key.hashed, reason, run.dead_cause, provider=key.provider, subject=key.subject
         )

@@ -51,6 +51,9 @@ class SkewedClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
+    async def frozen(self) -> None:
+        """Never paused (the simulated store waits out a process's pauses here)."""
+
 
 CORRECT = SkewedClock(0.0)
 
@@ -98,6 +101,12 @@ class _World:
 
     def wall(self) -> float:
         return 1_800_000_000.0 + asyncio.get_running_loop().time()
+
+    def put_landed(self, key: object, token_set: object) -> None:
+        """The simulation checks its invariants here; this test has none to check."""
+
+    def claimed(self, *args: object) -> None:
+        """The simulation checks claims here; this test has none to check."""
 
 
 class _Process:
@@ -196,7 +205,9 @@ async def test_writers_ahead_or_behind_store_the_same_due_time(redis_url: str) -
             key = TokenKey(EVERIFIN.name, user)
             await store.put(key, token_set, expected_version=None, due_at=token_set.issued_at + 200)
             layout = store._layout  # the test reads the due set itself
-            score = await store._client.zscore(layout.due(layout.shard(key), key.provider), str(key))
+            score = await store._client.zscore(
+                layout.due(layout.shard(key), key.provider), str(key)
+            )
             scores.append(float(score))
         finally:
             await store.aclose()
