@@ -129,7 +129,8 @@ class World(App):
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
-        self.config = config if config is not None else Config.for_seed(seed, self.rng)
+        drawn = Config.for_seed(seed, self.rng)  # drawn anyway: the seed's stream stays as it is
+        self.config = config if config is not None else drawn
         self.features = features if features is not None else Features.draw(seed, self.config)
         self.loop = VirtualTimeLoop()
         self.loop.set_task_factory(self._task_factory)
@@ -439,7 +440,8 @@ def run_seed(
     mutate: Callable[[Process], None] | None = None,
     verbose: bool = False,
     features: Features | None = None,
+    config: Config | None = None,
 ) -> World:
-    world = World(seed, mutate=mutate, verbose=verbose, features=features)
+    world = World(seed, mutate=mutate, verbose=verbose, features=features, config=config)
     world.run()
     return world
