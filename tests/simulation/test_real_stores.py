@@ -46,8 +46,10 @@ def test_a_lease_runs_out_on_virtual_time(impl: str) -> None:
     world = World(0, config=config)
     shared = world.store
     assert isinstance(shared, RealSharedStore)
-    first = shared.open(types.SimpleNamespace(alive=True, pid=1))  # type: ignore[arg-type]
-    second = shared.open(types.SimpleNamespace(alive=True, pid=2))  # type: ignore[arg-type]
+    # A process's clocks on virtual time (the store's lease judges a holder on its monotonic).
+    clock = types.SimpleNamespace(wall=shared.now, monotonic=shared.monotonic, sleep=asyncio.sleep)
+    first = shared.open(types.SimpleNamespace(alive=True, pid=1, clock=clock))  # type: ignore[arg-type]
+    second = shared.open(types.SimpleNamespace(alive=True, pid=2, clock=clock))  # type: ignore[arg-type]
 
     async def scenario() -> tuple[float, float]:
         held = first.lease(KEY, ttl=5.0)
