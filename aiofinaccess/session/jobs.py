@@ -31,6 +31,7 @@ from ..core.errors import (
 )
 from ..core.lifecycle import Event, Renewal, RetryPolicy, Status, transition
 from ..core.renewal_step import Stored
+from ..core.stopping import cancel_asked as cancelled
 from ..core.tokens import TokenKey, TokenSet
 from ..stores import Lease
 from .events import EventHub, ManagerStats, ReauthRequired, RefreshFailed
@@ -110,13 +111,6 @@ async def bounded(call: Awaitable[_T], *, timeout: float, stats: ManagerStats) -
     except Exception as exc:
         stats.store_failures += 1
         raise StoreError(f"token store failed: {type(exc).__name__}") from exc
-
-
-def cancelled() -> bool:
-    """Whether the running task was asked to cancel (rather than handed a stray
-    ``CancelledError`` by a library it awaited, as redis-py's ``wait_for`` can on 3.11)."""
-    task = asyncio.current_task()
-    return task is None or task.cancelling() > 0
 
 
 def retrieve(future: asyncio.Future[Any]) -> None:
