@@ -48,7 +48,7 @@ import asyncio
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeVar
 
@@ -206,8 +206,13 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore({self._target}, prefix={self._layout.prefix!r})"
 
-    async def _call(self, what: str, key: TokenKey | None, command: Awaitable[_T]) -> _T:
-        """Await a Redis command; Redis and socket errors become :class:`StoreError`."""
+    async def _call(
+        self, what: str, key: TokenKey | None, command: Awaitable[_T] | Callable[[], Awaitable[_T]]
+    ) -> _T:
+        """Await a Redis command; Redis and socket errors become :class:`StoreError`.
+
+        ``command`` may be a function making it, called only once the store is ready: what it
+        stamps (a writer's age) is then read as late as this layer can."""
         subject = f" token set {key.hashed}" if key is not None else ""
         if self._closed:
             if asyncio.iscoroutine(command):
@@ -221,7 +226,7 @@ class RedisStore:
                     if asyncio.iscoroutine(command):
                         command.close()  # never to be awaited
                     raise
-            return await command
+            return await (command() if callable(command) else command)
         except _ERRORS as exc:  # the message names the error type only: never URL or password
             raise StoreError(f"Redis {what}{subject} failed ({type(exc).__name__})") from exc
 
@@ -278,9 +283,15 @@ class RedisStore:
         shard = self._layout.shard(key)
         args: list[str | bytes] = [expected, str(version), data, str(key), key.provider]
         args += [self._layout.channel(shard), self._publish, "" if due is None else score(due)]
-        age = writer_age(token_set, self._clock)  # stamped with the store's TIME of the write
-        args += [score(age), score(self._clock.wall()), score(_DUE_TOLERANCE)]
-        if not await self._call("put", key, self._put(keys=self._layout.names(key), args=args)):
+
+        def command() -> Awaitable[object]:
+            # The age is stamped with the store's TIME of the write: read it just before the
+            # write leaves (a wait before here would make the set look younger than it is).
+            age = writer_age(token_set, self._clock)
+            stamp = [score(age), score(self._clock.wall()), score(_DUE_TOLERANCE)]
+            return self._put(keys=self._layout.names(key), args=[*args, *stamp])
+
+        if not await self._call("put", key, command):
             raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
         return version
 

@@ -139,11 +139,21 @@ class StoreClient:
         self._process = process
         self._owners = 0
 
-    async def _call(self, effect: Callable[[], _T], *, fails_after: bool = True) -> _T:
+    async def _call(
+        self,
+        effect: Callable[[], _T],
+        *,
+        fails_after: bool = True,
+        at_send: Callable[[], None] | None = None,
+    ) -> _T:
+        """Send ``effect`` to the store; ``at_send`` runs where the request leaves (after any
+        freeze), as a real store measures what it stamps (a writer's age) just before sending."""
         process, shared = self._process, self._shared
         process.check_alive()
         await process.clock.frozen()  # a paused process sends nothing
         process.check_alive()
+        if at_send is not None:
+            at_send()
         shared.calls += 1
         rng = shared.rng
         answer: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
@@ -169,6 +179,11 @@ class StoreClient:
         shared.world.message(travel())
         return await answer
 
+    def _measure(self, token_set: TokenSet, into: list[float]) -> Callable[[], None]:
+        """What a write stamps, read where it leaves: the writer's age of the set, its wall."""
+        clock = self._process.clock
+        return lambda: into.extend((writer_age(token_set, clock), clock.wall()))
+
     # -- token sets ------------------------------------------------------------------------------
 
     async def get(self, key: TokenKey) -> Versioned | None:
@@ -191,20 +206,20 @@ class StoreClient:
         data = self._shared.codec.encode(token_set, kind="token_set", key=str(key))
         version = self._shared.rng.getrandbits(62)
         refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
-        age = writer_age(token_set, self._process.clock)
+        measured: list[float] = []
 
         def effect() -> int:
             shared = self._shared
             current = shared.records.get(key)
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
-            shared.write(key, version, data, age)
+            shared.write(key, version, data, measured[0])
             shared.world.put_landed(key, token_set)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
 
-        return await self._call(effect)
+        return await self._call(effect, at_send=self._measure(token_set, measured))
 
     async def delete(self, key: TokenKey, *, expected_version: int | None = None) -> bool:
         def effect() -> bool:
@@ -320,14 +335,14 @@ class DutyStoreClient(StoreClient):
         data = self._shared.codec.encode(token_set, kind="token_set", key=str(key))
         version = self._shared.rng.getrandbits(62)
         refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
-        age = writer_age(token_set, self._process.clock)
-        sent = self._process.clock.wall()
+        measured: list[float] = []
 
         def effect() -> int:
             shared = self._shared
             current = shared.records.get(key)
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
+            age, sent = measured
             shared.write(key, version, data, age)
             if due_at is None:
                 shared.due.pop(key, None)
@@ -340,7 +355,7 @@ class DutyStoreClient(StoreClient):
             shared.announce(key, version)
             return version
 
-        return await self._call(effect)
+        return await self._call(effect, at_send=self._measure(token_set, measured))
 
     async def claim_due(
         self, *, limit: int, claim_for: float, owner: str, clients: Collection[TokenKey]
