@@ -48,6 +48,7 @@ __all__ = [
     "choose_renewal",
     "decide",
     "plan",
+    "retry_due",
     "scheduled_at",
     "token_state",
     "transition",
@@ -204,6 +205,16 @@ def scheduled_at(
     if due == _INF:
         return None
     return max(due, now)
+
+
+def retry_due(now: float, claim_ends: float, refresh_dead_at: float | None) -> float:
+    """When the refresh duty tries a set again after a renewal that failed for a passing
+    reason (a store or network error): when its claim runs out, or sooner if its refresh
+    token dies first, halfway there (a few more attempts fit; a claim must not outlive the
+    grant). All instants on one wall clock."""
+    if refresh_dead_at is None or refresh_dead_at >= claim_ends:
+        return claim_ends
+    return now + max(0.0, refresh_dead_at - now) / 2
 
 
 @attrs.frozen(slots=True)

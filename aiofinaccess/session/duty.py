@@ -64,6 +64,8 @@ from collections.abc import Callable
 
 from ..core.clock import Clock
 from ..core.errors import AiofinaccessError, ReauthorizationRequired, StoreError
+from ..core.lifecycle import retry_due
+from ..core.renewal_step import Stored
 from ..core.tokens import TokenKey, TokenSet
 from ..stores import RefreshDuty
 from .events import ManagerStats
@@ -191,8 +193,9 @@ class DutyLoop:
             if dropped:
                 self._dropped(dropped)
             stats.duty_claimed += len(keys)
+            claim_ends = self._clock.wall() + self._claim_for
             for key in keys:
-                task = self._owned.spawn(self._renew(key))
+                task = self._owned.spawn(self._renew(key, claim_ends))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
             if len(keys) + dropped < limit:
@@ -244,7 +247,7 @@ class DutyLoop:
                 waiting.cancel()
             await asyncio.gather(sleeper, waker, return_exceptions=True)
 
-    async def _renew(self, key: TokenKey) -> None:
+    async def _renew(self, key: TokenKey, claim_ends: float) -> None:
         if not self._registry.serves(key):
             # The store's claim filters by the clients we named; a store that does not would
             # hand out another client's set (renewed with our credentials) or another
@@ -255,22 +258,28 @@ class DutyLoop:
             )
             return
         held = self._registry.find(key.provider, key.subject) is not None
-        version: list[int] = []  # the version read, once read
+        read: list[Stored] = []  # the stored set, once read
         try:
-            await self._renew_claimed(key, version)
+            await self._renew_claimed(key, read)
         except ReauthorizationRequired:
             # Dead: a dead grant's set was deleted by the driver (at its version), which
             # cleared its due time; a set whose refresh token ran out is kept (its access
             # token serves until it expires) but leaves the duty here, at the version read, so
             # a login stored since keeps its own due time. One claim, one event.
-            if version:
-                await self._reschedule(key, None, expected_version=version[0])
+            if read:
+                await self._reschedule(key, None, expected_version=read[0].version)
         except AiofinaccessError as exc:
             logger.warning(
-                "renewing due token set %s failed (%s); due again when its claim runs out",
+                "renewing due token set %s failed (%s); due again when its claim runs out, or "
+                "sooner if its refresh token runs out first",
                 key.hashed,
                 type(exc).__name__,
             )
+            if read and (dead := read[0].token_set.refresh_expires_at_monotonic()) is not None:
+                stored, now = read[0], self._clock.wall()  # its end, by its anchor, on our wall
+                due = retry_due(now, claim_ends, now + dead - self._clock.monotonic())
+                if due < claim_ends:
+                    await self._reschedule(key, due, expected_version=stored.version)
         finally:
             entry = self._registry.find(key.provider, key.subject)
             if not held and entry is not None:
@@ -278,11 +287,11 @@ class DutyLoop:
                     await asyncio.wait([entry.job])
                 self._registry.drop(entry)  # the duty keeps no set it is not serving
 
-    async def _renew_claimed(self, key: TokenKey, version: list[int]) -> None:
+    async def _renew_claimed(self, key: TokenKey, read: list[Stored]) -> None:
         stored = await self._driver.read(key)
         if stored is None:
             return  # deleted meanwhile: the delete cleared its due time
-        version.append(stored.version)
+        read.append(stored)
         # Due by this process's policy, or by keep-alive (its refresh token's deadline): a
         # keep-alive writer scheduled it so, and a claimant without keep_alive must not
         # postpone it past the refresh token's end.

@@ -19,6 +19,7 @@ from aiofinaccess.core.lifecycle import (
     choose_renewal,
     decide,
     plan,
+    retry_due,
     token_state,
     transition,
 )
@@ -181,3 +182,20 @@ class TestTransitions:
         assert token_state(Status.ACTIVE, None, 0.0) is TokenState.EXPIRED
         assert token_state(Status.REAUTH_REQUIRED, deadlines, 200.0) is TokenState.REAUTH_REQUIRED
         assert token_state(Status.BACKOFF, deadlines, 200.0) is TokenState.BACKOFF
+
+
+class TestRetryDue:
+    """After a failed renewal, the duty's next attempt: the claim's end, unless the refresh
+    token dies first."""
+
+    def test_the_claim_end_when_the_refresh_token_outlives_it(self) -> None:
+        assert retry_due(100.0, 130.0, 200.0) == 130.0
+        assert retry_due(100.0, 130.0, None) == 130.0
+
+    def test_halfway_to_the_refresh_tokens_end_when_it_dies_first(self) -> None:
+        assert retry_due(100.0, 130.0, 104.0) == 102.0
+        # Attempts come closer as the end nears: a few fit, each before it.
+        assert retry_due(102.0, 130.0, 104.0) == 103.0
+
+    def test_at_once_when_the_refresh_token_is_already_gone(self) -> None:
+        assert retry_due(100.0, 130.0, 90.0) == 100.0
