@@ -257,7 +257,9 @@ class DutyLoop:
                 key.hashed,
             )
             return
-        held = self._registry.find(key.provider, key.subject) is not None
+        # The app's entry, if any: one the duty makes (even after a forget pruned the app's
+        # while the set was read) is dropped afterwards, since no caller holds it.
+        held = self._registry.find(key.provider, key.subject)
         read: list[Stored] = []  # the stored set, once read
         try:
             await self._renew_claimed(key, read)
@@ -282,7 +284,7 @@ class DutyLoop:
                     await self._reschedule(key, due, expected_version=stored.version)
         finally:
             entry = self._registry.find(key.provider, key.subject)
-            if not held and entry is not None:
+            if entry is not None and entry is not held:
                 if entry.job is not None:  # it is letting go of its lease
                     await asyncio.wait([entry.job])
                 self._registry.drop(entry)  # the duty keeps no set it is not serving

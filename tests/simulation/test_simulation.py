@@ -26,9 +26,7 @@ def _violations(seed: int) -> tuple[int, list[str]]:
 #: Seeds of the CI budget that the grown simulation (issue 22) found failing and this round
 #: did not fix: open, each with its reading. The test fails if any other seed fails, and if
 #: one of these passes (then it is fixed: take it off the list).
-KNOWN_OPEN: dict[int, str] = {
-    1236: "I5: an entry left after forgetting all, real Redis store, grant chaos",
-}
+KNOWN_OPEN: dict[int, str] = {}
 
 
 def test_every_seed_keeps_the_promise() -> None:
