@@ -8,7 +8,9 @@ that budget.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+import pkgutil
 import random
 import time
 import types
@@ -17,9 +19,10 @@ from typing import Any
 import attrs
 import pytest
 
+import aiofinaccess.stores
 from aiofinaccess.core.tokens import TokenKey
 from aiofinaccess.stores import _sqlite_schema, redis, sqlite
-from tests.simulation.real_stores import RealSharedStore, _GatedFakeRedis, store_impl
+from tests.simulation.real_stores import RealSharedStore, _GatedFakeRedis, _install, store_impl
 from tests.simulation.world import Config, World, run_seed
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "2000"))
@@ -144,3 +147,17 @@ def test_virtual_time_reaches_no_other_loop() -> None:
         return sqlite.time.time()
 
     assert abs(asyncio.run(read()) - time.time()) < 60  # a virtual clock would read ~1.8e9
+
+
+def test_every_store_module_on_a_real_stores_path_reads_the_worlds_clock() -> None:
+    """A store module that reads ``time`` itself and is not put on the world's clock decides
+    on the real one: the SQLite claims did, once split out of sqlite.py, and no set was ever
+    due in a SQLite world (seeds 646, 724, 882 then kept dead sets on the duty)."""
+    _install()
+    not_on_a_real_stores_path = {"memory", "migrate", "codec"}
+    real_clock = []
+    for info in pkgutil.iter_modules(aiofinaccess.stores.__path__):
+        module = importlib.import_module(f"aiofinaccess.stores.{info.name}")
+        if info.name not in not_on_a_real_stores_path and getattr(module, "time", None) is time:
+            real_clock.append(info.name)
+    assert real_clock == []
