@@ -38,7 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aiofinaccess.core.errors import StoreError
 from aiofinaccess.core.tokens import TokenKey
-from aiofinaccess.stores import _redis_lease, _sqlite_lease
+from aiofinaccess.stores import _redis_duty, _redis_lease, _sqlite_duty, _sqlite_lease
 from aiofinaccess.stores import _sqlite_schema as sql
 from aiofinaccess.stores import redis as redis_store
 from aiofinaccess.stores import sqlite as sqlite_store
@@ -119,13 +119,24 @@ class _Chance:
         return random.uniform(a, b) if shared is None else shared.chance.uniform(a, b)
 
 
+#: The store modules that read the clock on a real store's path: each runs on the world's
+#: (a module left out decides on the real clock, as the SQLite claims once did).
+ON_THE_WORLDS_CLOCK = (
+    sqlite_store,
+    _sqlite_lease,
+    _sqlite_duty,
+    _redis_lease,
+    _redis_duty,
+)
+
+
 def _install() -> None:
     """Put the stand-ins in place (once per interpreter; they defer to the real modules
     whenever no real-store world is running)."""
     if isinstance(sqlite_store.time, _Time):
         return
     clock, chance = _Time(), _Chance()
-    for module in (sqlite_store, _sqlite_lease, _redis_lease, fakeredis_socket, fakeredis_server):
+    for module in (*ON_THE_WORLDS_CLOCK, fakeredis_socket, fakeredis_server):
         module.time = clock  # type: ignore[attr-defined]
     for module in (sqlite_store, _sqlite_lease, _redis_lease, redis_store):
         module.secrets = chance  # type: ignore[attr-defined]
