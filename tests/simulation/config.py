@@ -205,8 +205,6 @@ class Features:
             refresh_ttl = refresh.choice([0.5, 2.0]) * config.access_ttl
         if config.store_impl == "sqlite":  # one file, one machine: one wall clock for all
             clock_skew = clock_steps = 0.0
-        if config.store_impl != "sim":  # not yet run against the real stores (issue 22, open)
-            pause_sends = refresh_ttl = 0.0
         return cls(
             pause_sends=pause_sends,
             refresh_ttl=refresh_ttl,

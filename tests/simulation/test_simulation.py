@@ -112,7 +112,7 @@ def test_a_broken_build_fails_within_the_ci_budget(mutation: Callable[[Process],
 
 @pytest.mark.parametrize(
     "seed",
-    [11, 260, 48, 137, 41, 1236],
+    [11, 260, 48, 137, 41, 1236, 123, 882],
     ids=[
         "11 duty adopts a rolled-back set",
         "260 the same, one process",
@@ -120,6 +120,8 @@ def test_a_broken_build_fails_within_the_ci_budget(mutation: Callable[[Process],
         "137 an age stamped before a pause",
         "41 a retry after the refresh token's end",
         "1236 a forgotten set held by the duty",
+        "123 Redis: the fence on the lease's own clock",
+        "882 SQLite: claims on the world's clock",
     ],
 )
 def test_seeds_the_grown_simulation_found(seed: int) -> None:
@@ -128,5 +130,8 @@ def test_seeds_the_grown_simulation_found(seed: int) -> None:
     48, a set whose refresh token ran out reported ReauthRequired on every call (I12); 137, a
     writer paused after measuring its age of a set, so readers took an expired token for
     fresh (I2); 41, a failed duty renewal retried only when its claim ran out, after the
-    refresh token (I3); 1236, a set forgotten while the duty renewed it stayed held (I5)."""
+    refresh token (I3); 1236, a set forgotten while the duty renewed it stayed held (I5); 123
+    and 882, the real stores with pauses before sends and refresh tokens that run out: the
+    harness counted a Redis lease on another clock than the store's (the fence never refused,
+    I1) and ran SQLite's claims on the real clock (no set ever due, I10)."""
     assert run_seed(seed).violations == []
