@@ -190,12 +190,15 @@ class RealStoreClient:
         async def extend(asked: float, more: float) -> bool:
             return await self._call(lambda: extend_at(asked, more))
 
-        held = HeldLease(real._until, extend, clock=shared.monotonic)
+        # On the clock the store's lease counts on: the machine's for SQLite, the process's
+        # own monotonic clock for Redis (RedisStore's ``clock``).
+        clock = real._clock
+        held = HeldLease(real._until, extend, clock=clock)
         try:
             yield held
         finally:
             # The holder counted on it until now, or until its own deadline if that came first.
-            until = min(shared.now(), held._until - shared.monotonic() + shared.now())
+            until = min(shared.now(), held._until - clock() + shared.now())
             shared.history.holds.append(Hold(str(key), owner, acquired, until))
             await taking.__aexit__(*sys.exc_info())
 
