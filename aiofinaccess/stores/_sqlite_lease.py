@@ -69,7 +69,10 @@ class Leases:
                         f"timed out waiting for the lease on token set {key.hashed}"
                     )
                 await asyncio.sleep(min(remaining, self._poll * _jitter.uniform(0.5, 1.5)))
-            yield HeldLease(now + ttl, functools.partial(self._extend, str(key), owner))
+            # Counted on the clock it was taken on (``now`` above).
+            yield HeldLease(
+                now + ttl, functools.partial(self._extend, str(key), owner), time.monotonic
+            )
         except BaseException:
             with contextlib.suppress(StoreError):  # the first error is the one to report
                 await self._release(key, owner)
