@@ -17,9 +17,12 @@ from pathlib import Path
 
 from ..core.errors import AiofinaccessError
 
-__all__ = ["UntrustedFileError", "read_trusted"]
+__all__ = ["UntrustedFileError", "read_bounded", "read_trusted"]
 
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # no wait on a FIFO
+#: A secret file the operator names (a mounted secret): links followed (Kubernetes mounts
+#: secrets as links), still no wait on a FIFO.
+_OPEN_NAMED = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 class UntrustedFileError(AiofinaccessError):
@@ -79,4 +82,22 @@ def read_trusted(
         data = file.read(limit + 1)
     if len(data) > limit:
         raise UntrustedFileError(f"{name} {be} longer than {limit} bytes: refused")
+    return data
+
+
+def read_bounded(path: Path, name: str, *, limit: int) -> bytes:
+    """The bytes of the regular file at ``path`` the operator named (a mounted client secret:
+    root's, readable by all, behind links), at most ``limit``; a FIFO, device or directory is
+    refused without waiting.
+
+    Raises:
+        UntrustedFileError: Not a regular file, or longer than ``limit`` bytes.
+        OSError: Missing or unreadable.
+    """
+    with os.fdopen(os.open(path, _OPEN_NAMED), "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise UntrustedFileError(f"{name} {path} is not a regular file: refused")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise UntrustedFileError(f"{name} {path} is longer than {limit} bytes: refused")
     return data

@@ -18,6 +18,7 @@ from typing import Any, Final
 from ..core.errors import AiofinaccessError
 from ..core.tokens import Secret
 from .booleans import parse_bool
+from .files import UntrustedFileError, read_bounded
 
 __all__ = [
     "KEYRING_SERVICE",
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 KEYRING_SERVICE: Final = "aiofinaccess"
+#: A client secret file longer than this is not a secret file.
+_SECRET_LIMIT: Final = 4096
 
 
 class SecretSourceError(AiofinaccessError):
@@ -73,9 +76,13 @@ def client_secret(name: str, values: Mapping[str, Any]) -> Secret | None:
     if source == "client_secret_file":
         path = Path(str(values["client_secret_file"])).expanduser()
         try:
-            first = path.read_text(encoding="utf-8").splitlines()[:1]
-        except OSError as exc:
-            raise SecretSourceError(f"client_secret_file {path}: {exc.strerror}") from None
+            text = read_bounded(path, "client_secret_file", limit=_SECRET_LIMIT)
+            first = text.decode("utf-8").splitlines()[:1]
+        except UntrustedFileError as exc:
+            raise SecretSourceError(str(exc)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise SecretSourceError(f"client_secret_file {path}: {reason}") from None
         if not first or not first[0].strip():
             raise SecretSourceError(f"client_secret_file {path} is empty")
         return Secret(first[0].strip())
@@ -109,7 +116,10 @@ def client_secret_flag(value: str | None, file: str | None) -> str | None:
         raise SecretSourceError("give --client-secret or --client-secret-file, not both")
     if file is not None:
         try:
-            secret = Path(file).read_text(encoding="utf-8").rstrip("\r\n")
+            data = read_bounded(Path(file), "--client-secret-file", limit=_SECRET_LIMIT)
+            secret = data.decode("utf-8").rstrip("\r\n")
+        except UntrustedFileError as exc:
+            raise SecretSourceError(str(exc)) from None
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise SecretSourceError(f"cannot read --client-secret-file {file}: {reason}") from None
