@@ -13,7 +13,9 @@ In some worlds the IdP has Keycloak's "Refresh Token Max Reuse" 1: the refresh t
 last may be presented once more. There a lost answer is no excuse by itself: the SDK's replay
 (the driver's one retry after an ambiguous send, or the next renewal by any process) must
 carry the session on, and only a replay beyond the allowance, of a token whose rotation was
-excused, excuses losing the session. A replay the IdP allows still breaks I1 unless a rotation
+excused, excuses losing the session, or a lost answer whose spent token runs out (its own
+refresh lifetime, where sessions end idle) before the SDK may replay it (its timeout and once
+more; after a crash, the lease). A replay the IdP allows still breaks I1 unless a rotation
 of that token was excused. Faults: connect failures (never sent), resets after
 sending (never read by the server), 503 and 429 with ``Retry-After``, 500 after the server
 committed, slow answers that time out after the server committed, answers lost to a crash. A
@@ -75,6 +77,7 @@ class Session:
     # pid -> the tokens of this session it held when the store rolled back.
     rollback_held: dict[int, set[str]] = attrs.Factory(dict)
     idle_until: float = float("inf")
+    born: dict[str, float] = attrs.Factory(dict)  # refresh token -> loop time it was issued
     idle_ended: bool = False  # ended idle: its access tokens (JWTs) live on till they expire
     provider: str = "idp"
     client: str = CLIENT_ID  # the client it was issued to: the only one that may renew it
@@ -160,6 +163,7 @@ class Idp:
             rotating=rotating,
         )
         session.excused = "its login was not stored yet"
+        session.born[refresh] = self.world.loop.time()
         self.sessions.append(session)
         self.by_refresh[refresh] = session
         return session, self._answer(session, refresh)
@@ -216,7 +220,9 @@ class Idp:
         for session in self.sessions:
             for rotation in session.rotations.values():
                 if rotation.process == process and not rotation.durable and not rotation.excused:
-                    self._excuse(rotation, f"process {process} crashed before storing it")
+                    self._excuse(
+                        rotation, f"process {process} crashed before storing it", crash=True
+                    )
 
     # -- the token endpoint ------------------------------------------------------------------------
 
@@ -288,7 +294,7 @@ class Idp:
                 )
         await asyncio.sleep(self._latency(fault, answer=True))
         if rotation is not None and not process.alive:
-            self._excuse(rotation, "its sender crashed before the answer arrived")
+            self._excuse(rotation, "its sender crashed before the answer arrived", crash=True)
         if not answer.done() and process.alive:
             if rotation is not None and fault != "500":
                 rotation.delivered = True
@@ -335,14 +341,30 @@ class Idp:
             session.excused = session.excused or f"the app asked for its {what}"
         return _response(200, {})
 
-    def _excuse(self, rotation: Rotation, why: str) -> bool:
+    def _excuse(self, rotation: Rotation, why: str, *, crash: bool = False) -> bool:
+        """Excuse replaying ``rotation.old``: its answer was lost (``crash``: with its
+        receiver, whose lease must run out before anyone replays)."""
         if rotation.excused is None:
             rotation.excused = why
             session = self.by_refresh[rotation.new]
             session.excused_tokens.add(rotation.old)
             if not self.max_reuse:  # else only a replay beyond the allowance excuses a loss
                 session.excused = session.excused or why
+            elif self._dies_before_replay(session, rotation, crash=crash):
+                session.excused = session.excused or f"{why}, and it ran out before a replay"
         return True
+
+    def _dies_before_replay(self, session: Session, rotation: Rotation, *, crash: bool) -> bool:
+        """Whether the spent token runs out (its own refresh lifetime) before the SDK may
+        replay it: the sender waits out its timeout and once more (the first request may still
+        be on its way); after a crash, others wait for the lease to run out."""
+        born = session.born.get(rotation.old)
+        if not self.refresh_ttl or born is None:
+            return False
+        config = self.world.config
+        wait = config.token_timeout + (config.lease_ttl if crash else config.token_timeout)
+        # A little early: the SDK counts the lifetime from its send, on its own wall clock.
+        return born + self.refresh_ttl < rotation.at + wait + 0.5 + 2 * config.skew
 
     def _grant(
         self, process: Process, form: dict[str, str]
@@ -425,6 +447,7 @@ class Idp:
         if self.world.verbose:
             self.world.log(f"IdP: pid {process.pid} rotates {presented} of {session.label}")
         session.current = new
+        session.born[new] = self.world.loop.time()
         session.chain.append(new)
         self.by_refresh[new] = session
         return _response(200, self._answer(session, new)), rotation
@@ -446,7 +469,7 @@ class Idp:
         receiver = self.world.processes[rotation.process - 1]
         paused = receiver.clock.paused_between(rotation.at, rotation.durable_at)
         if paused > self.world.config.lease_ttl / 4:
-            self._excuse(rotation, "its receiver paused before storing it")
+            self._excuse(rotation, "its receiver paused before storing it", crash=True)
 
     def _unexcused_replay(self, process: Process, session: Session, presented: str) -> None:
         rotation = session.rotations.get(presented)
