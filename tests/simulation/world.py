@@ -75,9 +75,13 @@ Excuses and stated assumptions (the model's promises to the SDK):
   A pause inside an app's call longer than the expiry margin (1 s) excuses I2 for that call:
   no client sees a pause after its last check of a token's expiry.
 * Real-store worlds: a SQLite file is one machine's, so its processes share one wall clock (no
-  skew or steps there); pauses just before a send and sessions ending idle are not yet run
-  against the real stores (open: with them, seeds 123, 384, 450, 748 on Redis and 9, 646,
-  724, 882 on SQLite break I1, I7 and I10).
+  skew or steps there); every store module reads the world's clock, and a held lease counts
+  on the clock the store's lease counts on.
+* Where the IdP allows one reuse and sessions end idle, a lost answer whose spent token runs
+  out before the SDK may replay it (its timeout and once more; after a crash, the lease)
+  excuses losing that session (idp.py).
+* A writer measures its age of a set where the write leaves (after any freeze): a pause after
+  that reading is, like one after the fence's last check, outside the model.
 * Clocks: wall clocks are off by up to ``skew`` (0.2 s) in the original worlds; in time
   worlds by up to ``features.clock_skew`` seconds more and stepped by up to a second at
   random (``features.clock_steps``); monotonic clocks do not step.
