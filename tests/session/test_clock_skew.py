@@ -277,3 +277,23 @@ async def test_a_copied_set_keeps_the_age_the_store_measured(redis_url: str) -> 
     finally:
         await source.aclose()
         await target.aclose()
+
+
+@pytest.mark.parametrize("skew", [-30.0, 30.0], ids=["behind", "ahead"])
+async def test_a_skewed_worker_reschedules_on_the_stores_clock(stores: Stores, skew: float) -> None:
+    """A correct writer schedules the set 600 s ahead; a worker 30 s off reschedules it 600 s
+    from its own now. The two due times must agree within 3 s (the 1 s tolerance plus a few
+    round trips; far below the skew), as a put's do: a worker behind used to move it 30 s
+    early on the store's clock, one ahead 30 s late."""
+    off = SkewedClock(skew)
+    writer, worker = await stores(off)
+    token_set = issued(CORRECT, age=0.0, lifetime=900.0)
+    version = await writer.put(  # type: ignore[call-arg]
+        KEY, token_set, expected_version=None, due_at=CORRECT.wall() + 600.0
+    )
+    right = await writer.next_due()  # type: ignore[attr-defined]
+    await worker.reschedule(KEY, off.wall() + 600.0, expected_version=version)  # type: ignore[attr-defined]
+    moved = await worker.next_due()  # type: ignore[attr-defined]
+    assert right is not None
+    assert moved is not None
+    assert abs(moved - right) < 3.0, f"off by {moved - right:+.1f} s (worker skew {skew:+} s)"
