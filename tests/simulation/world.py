@@ -174,7 +174,10 @@ class World(App):
         self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
         task = asyncio.Task(coro, loop=loop, **kwargs)
-        owner = CURRENT.get()
+        # The process of the task's own context (a message's or chaos's is an empty one, so
+        # nobody's), not the creator's: a crash must not recall what its process sent.
+        context = kwargs.get("context")
+        owner = CURRENT.get() if context is None else context.get(CURRENT)
         if owner is not None:
             owner.tasks.append(task)
             if len(owner.tasks) > 256:
