@@ -10,13 +10,14 @@ import random
 import pytest
 
 from aiofinaccess import TokenKey, TokenSet
-from tests.session.test_clock_skew import CORRECT, _Process, _World
+from tests.session.test_clock_skew import CORRECT
+from tests.simulation.stand_in import StandInProcess, StandInWorld
 from tests.simulation.store import DutyStoreClient, SharedStore
 
 KEY = TokenKey("everifin", "alice")
 
 
-class _BrokenWorld(_World):
+class _BrokenWorld(StandInWorld):
     """A world whose hook for a landed write raises (as a hook it lacked would)."""
 
     def put_landed(self, key: object, token_set: object) -> None:
@@ -26,7 +27,7 @@ class _BrokenWorld(_World):
 async def test_a_message_that_raises_fails_its_call_instead_of_hanging() -> None:
     world = _BrokenWorld()
     shared = SharedStore(world, random.Random(7), faults=0.0)  # type: ignore[arg-type]
-    client = DutyStoreClient(shared, _Process(0, CORRECT))  # type: ignore[arg-type]
+    client = DutyStoreClient(shared, StandInProcess(0, CORRECT))  # type: ignore[arg-type]
     now = CORRECT.wall()
     async with asyncio.timeout(5):  # a regression fails here rather than hanging the run
         with pytest.raises(RuntimeError, match="harness broke"):

@@ -80,7 +80,7 @@ class RealStoreClient:
                     answer.set_result(outcome)
 
         # On the wire, the call belongs to no process: a crash of its sender does not stop it.
-        shared.world.message(travel())
+        shared.world.message(travel(), answer)
         return await answer
 
     def _op(self, kind: Any, key: TokenKey, **fields: Any) -> Recorder:

@@ -176,7 +176,7 @@ class StoreClient:
                 else:
                     answer.set_result(outcome)
 
-        shared.world.message(travel())
+        shared.world.message(travel(), answer)
         return await answer
 
     def _measure(self, token_set: TokenSet, into: list[float]) -> Callable[[], None]:

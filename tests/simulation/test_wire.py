@@ -1,6 +1,7 @@
 """Messages on the simulated wire belong to the world, not to their sender: a crash cannot recall
 a packet that left. A store write sent just before its sender crashes still reaches the store
-(and its answer is dropped); an IdP request too (issue 22)."""
+(and its answer is dropped); an IdP request too. A message that raises (a harness bug) fails
+the call waiting on it and the seed, rather than leaving the caller waiting (issue 22)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import random
 
 import attrs
+import pytest
 
 from aiofinaccess.core.tokens import TokenKey, TokenSet
 from tests.simulation.world import Config, Process, World
@@ -40,3 +42,25 @@ def test_a_write_in_flight_reaches_the_store_after_its_sender_crashed() -> None:
     assert sent, "the write never left its process"
     assert cancelled  # the crash ended its sender's wait: the answer went nowhere
     assert KEY in store.records, "a write that had left its process never reached the store"
+
+
+def test_a_message_that_raises_fails_its_reply_and_the_seed() -> None:
+    """A harness bug inside a message reaches the caller waiting on it, and fails the seed."""
+    world = World(0, config=attrs.evolve(Config.draw(random.Random(0)), store_impl="sim"))
+
+    async def broken() -> None:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("the harness broke inside a message")
+
+    async def scenario() -> None:
+        reply: asyncio.Future[None] = world.loop.create_future()
+        world.message(broken(), reply)
+        async with asyncio.timeout(5):  # virtual seconds: a regression fails, never hangs
+            with pytest.raises(RuntimeError, match="harness broke"):
+                await reply
+
+    try:
+        world.loop.run_until_complete(scenario())
+    finally:
+        world.loop.close()
+    assert [v for v in world.violations if "harness: a message raised" in v], world.violations

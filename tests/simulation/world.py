@@ -111,6 +111,7 @@ from tests.simulation.idp import Idp, Session
 from tests.simulation.loop import Stalled, VirtualTimeLoop
 from tests.simulation.process import CURRENT, Crashed, Process, SimClock
 from tests.simulation.real_stores import shared_store
+from tests.simulation.wire import undelivered
 
 __all__ = ["CURRENT", "EPOCH", "Crashed", "Process", "SimClock", "World", "run_seed"]
 
@@ -190,11 +191,18 @@ class World(App):
             return
         self.violation(f"I5: {context.get('message')}: {error!r}")
 
-    def message(self, coro: Any) -> None:
-        """Something on the wire: it belongs to no process and survives its sender."""
+    def message(self, coro: Any, reply: asyncio.Future[Any] | None = None) -> None:
+        """Something on the wire: it belongs to no process and survives its sender. If it
+        raises (a harness bug), ``reply`` fails with the error and the seed fails."""
         task = self.loop.create_task(coro, context=contextvars.Context())
         self._messages.add(task)
-        task.add_done_callback(self._messages.discard)
+        task.add_done_callback(lambda done: self._delivered(done, reply))
+
+    def _delivered(self, task: asyncio.Task[Any], reply: asyncio.Future[Any] | None) -> None:
+        self._messages.discard(task)
+        error = undelivered(task, reply)
+        if error is not None:
+            self.violation(f"harness: a message raised {error!r}")
 
     def wall(self) -> float:
         return EPOCH + self.loop.time()
