@@ -344,7 +344,7 @@ class World(App):
         for process in self.live():
             process.clock.frozen_until = 0.0
             for task in process.tasks:
-                if task.get_coro().__name__ in chaos.APP_TASKS:  # type: ignore[union-attr]
+                if chaos.is_app_task(task):
                     task.cancel()
         await asyncio.sleep(1.0)
         self.idp.expire_idle()
