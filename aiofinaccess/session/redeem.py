@@ -162,6 +162,9 @@ class Redeemer:
                         f"token set {key.hashed}: the lease lapsed before each of "
                         f"{run.lapses} sends (this process pauses longer than its margin)"
                     ) from None
+                # Its copy is from before the pause: the next step must not judge the grant
+                # on it (its refresh token may have run out while the store holds a newer set).
+                run.stored = await self._read(key)
                 return
             except ReauthorizationRequired as exc:
                 entry.in_window = False

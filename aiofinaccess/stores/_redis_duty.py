@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol, TypeVar
 
+from ..core.clock import Clock
 from ..core.tokens import TokenKey
 from . import Claimed, check_claim, check_due, check_scope, in_scope
 from ._redis_layout import Layout, allocate, score, text
-from ._redis_scripts import CLAIM, RESCHEDULE
+from ._redis_scripts import CLAIM, DUE_TOLERANCE, RESCHEDULE
 
 __all__ = ["FANOUT", "Call", "DueSets"]
 
@@ -44,18 +45,27 @@ _HEADS = 8
 class Call(Protocol):
     """The store's guarded await: Redis and socket errors become ``StoreError``."""
 
-    def __call__(self, what: str, key: TokenKey | None, command: Awaitable[_T], /) -> Awaitable[_T]:
-        """Await ``command``, reporting ``what`` (and ``key``) if it fails."""
+    def __call__(
+        self,
+        what: str,
+        key: TokenKey | None,
+        command: Awaitable[_T] | Callable[[], Awaitable[_T]],
+        /,
+    ) -> Awaitable[_T]:
+        """Await ``command`` (or what it makes, once the store is ready), reporting ``what``
+        (and ``key``) if it fails."""
         ...
 
 
 class DueSets:
-    """The due sorted sets of one store, on its client, through its guarded ``call``."""
+    """The due sorted sets of one store, on its client, through its guarded ``call``; a
+    reschedule measures its distance from ``TIME`` on ``clock`` (the store's)."""
 
-    def __init__(self, client: Any, layout: Layout, call: Call) -> None:
+    def __init__(self, client: Any, layout: Layout, call: Call, clock: Clock) -> None:
         self._client = client
         self._layout = layout
         self._call = call
+        self._clock = clock
         self._reschedule = client.register_script(RESCHEDULE)
         self._claim = client.register_script(CLAIM)
         self._fanout = asyncio.Semaphore(FANOUT)
@@ -144,7 +154,8 @@ class DueSets:
         self, key: TokenKey, due_at: float | None, expected_version: int | None = None
     ) -> None:
         """Set (or clear) ``key``'s due time; nothing for an absent key or, with
-        ``expected_version``, one at another version."""
+        ``expected_version``, one at another version. A due time from a clock further than
+        :data:`DUE_TOLERANCE` off the node's ``TIME`` moves by the distance, as a put's does."""
         due = check_due(due_at)
         shard = self._layout.shard(key)
         names = [self._layout.record(key), self._layout.due(shard, key.provider)]
@@ -153,7 +164,14 @@ class DueSets:
             str(key),
             "" if expected_version is None else str(expected_version),
         ]
-        await self._call("reschedule", key, self._reschedule(keys=names, args=args))
+
+        def command() -> Awaitable[object]:
+            # The wall clock as the call leaves (after any wait for the store), as put's.
+            sent = [score(self._clock.wall()), score(DUE_TOLERANCE)]
+            script: Awaitable[object] = self._reschedule(keys=names, args=[*args, *sent])
+            return script
+
+        await self._call("reschedule", key, command)
 
     async def _all_sets(self) -> list[str]:
         """Every provider's due sets (the providers every shard's index names)."""

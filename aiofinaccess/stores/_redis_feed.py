@@ -199,7 +199,9 @@ class ChangeReader:
             ]
             done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                task.result()  # raises what ended it
+                # Raises what ended it; a node reader's stray CancelledError too, which _run
+                # takes for a failed feed (its own task was not asked to cancel).
+                task.result()
         finally:
             await asyncio.gather(*(cancel_and_wait(task) for task in readers))
             with contextlib.suppress(Exception):  # the node may be gone; closing is best effort

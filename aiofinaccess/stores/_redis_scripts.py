@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CLAIM", "DELETE", "GET", "PUT", "RESCHEDULE"]
+__all__ = ["CLAIM", "DELETE", "DUE_TOLERANCE", "GET", "PUT", "RESCHEDULE"]
+
+#: Due times of a writer further off ``TIME`` move by the distance (RefreshPolicy's margin).
+DUE_TOLERANCE: Final = 1.0
 
 # KEYS: token set, provider's keys, providers, due set. ARGV: expected version ('' = absent),
 # version, data, str(key), provider, channel, publish command, due time ('' = none), the
@@ -56,8 +59,10 @@ redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call(ARGV[5], ARGV[4], ARGV[2] .. '\\n')
 return 1
 """
-# KEYS: token set, due set. ARGV: due time ('' = none), str(key), expected version ('' = any).
-# Only for a stored set (at that version).
+# KEYS: token set, due set. ARGV: due time ('' = none), str(key), expected version ('' = any),
+# the writer's wall clock as it sent the call, and the tolerance: a due time moves as PUT's
+# does, so it is on the store's clock whoever reschedules. Only for a stored set (at that
+# version).
 RESCHEDULE: Final = """
 local current = redis.call('HGET', KEYS[1], 'version')
 if not current then return 0 end
@@ -65,7 +70,10 @@ if ARGV[3] ~= '' and current ~= ARGV[3] then return 0 end
 if ARGV[1] == '' then
   redis.call('ZREM', KEYS[2], ARGV[2])
 else
-  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+  local time = redis.call('TIME')
+  local due, off = ARGV[1], tonumber(time[1]) + tonumber(time[2]) / 1000000 - tonumber(ARGV[4])
+  if math.abs(off) > tonumber(ARGV[5]) then due = string.format('%.6f', due + off) end
+  redis.call('ZADD', KEYS[2], due, ARGV[2])
 end
 return 1
 """

@@ -67,6 +67,8 @@ class DueRows:
         self, key: TokenKey, due_at: float | None, expected_version: int | None
     ) -> None:
         """See :meth:`SQLiteStore.reschedule`."""
+        # Kept as written, as put's: every process sharing the file reads this machine's one
+        # wall clock, which is the store's too (RedisStore moves a far-off writer's due time).
         due = check_due(due_at)
         await self._execute(sql.RESCHEDULE, (due, str(key), expected_version))
 

@@ -75,7 +75,7 @@ from ._redis_duty import DueSets
 from ._redis_feed import ChangeReader
 from ._redis_layout import Layout, as_bytes, score, stamped, text
 from ._redis_lease import Leases
-from ._redis_scripts import DELETE, GET, PUT
+from ._redis_scripts import DELETE, DUE_TOLERANCE, GET, PUT
 from ._redis_urls import describe, target
 from .codec import JsonCodec, TokenCodec
 
@@ -95,10 +95,6 @@ __all__ = ["RedisStore"]
 
 logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
-
-
-#: Due times of a writer further off ``TIME`` move by the distance (RefreshPolicy's margin).
-_DUE_TOLERANCE: Final = 1.0
 
 #: Connections a single-node store opens at most; more calls in flight wait for one.
 _MAX_CONNECTIONS: Final = 100
@@ -146,8 +142,9 @@ class RedisStore:
             when the URL says ``+cluster`` or ``client`` is a ``RedisCluster``. ``False`` with
             a cluster client keeps the single-node layout, which needs a hash tag in
             ``prefix`` (the way of earlier versions; for :func:`.migrate.copy_sets`).
-        clock: The clocks ``put`` measures a set's age and its distance from ``TIME`` on: the
-            system's by default; the manager's, if the app injects one.
+        clock: The clocks ``put`` measures a set's age on, and ``put`` and ``reschedule`` their
+            distance from ``TIME``: the system's by default; the manager's, if the app injects
+            one.
 
     Raises:
         ConfigurationError: A bad ``url``, ``lease_poll`` or ``shards``, or redis-py is not
@@ -201,7 +198,7 @@ class RedisStore:
             errors=_ERRORS,
             clock=self._clock.monotonic,  # waiters judge a lease on their own monotonic clock
         )
-        self._duty = DueSets(client, self._layout, self._call)
+        self._duty = DueSets(client, self._layout, self._call, self._clock)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._target}, prefix={self._layout.prefix!r})"
@@ -288,7 +285,7 @@ class RedisStore:
             # The age is stamped with the store's TIME of the write: read it just before the
             # write leaves (a wait before here would make the set look younger than it is).
             age = writer_age(token_set, self._clock)
-            stamp = [score(age), score(self._clock.wall()), score(_DUE_TOLERANCE)]
+            stamp = [score(age), score(self._clock.wall()), score(DUE_TOLERANCE)]
             return self._put(keys=self._layout.names(key), args=[*args, *stamp])
 
         if not await self._call("put", key, command):

@@ -13,8 +13,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import pytest_asyncio
@@ -27,6 +26,7 @@ from aiofinaccess.stores import TokenStore
 from aiofinaccess.stores.codec import JsonCodec
 from aiofinaccess.stores.migrate import copy_sets
 from aiofinaccess.stores.redis import RedisStore
+from tests.simulation.stand_in import StandInProcess, StandInWorld
 from tests.simulation.store import DutyStoreClient, SharedStore
 from tests.support.redis_server import running_redis
 from tests.support.tokens import EVERIFIN, token_body, token_requests, token_url
@@ -82,58 +82,18 @@ async def redis_url() -> AsyncIterator[str]:
         yield url
 
 
-class _Idp:
-    def stored(self, refresh: str | None) -> None:
-        del refresh
-
-
-class _World:
-    """What the simulated store asks of its world: a wire, an IdP to tell, the store's clock."""
-
-    def __init__(self) -> None:
-        self.idp = _Idp()
-        self._messages: set[asyncio.Task[None]] = set()
-
-    def message(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._messages.add(task)
-        task.add_done_callback(self._messages.discard)
-
-    def wall(self) -> float:
-        return 1_800_000_000.0 + asyncio.get_running_loop().time()
-
-    def put_landed(self, key: object, token_set: object) -> None:
-        """The simulation checks its invariants here; this test has none to check."""
-
-    def claimed(self, *args: object) -> None:
-        """The simulation checks claims here; this test has none to check."""
-
-
-class _Process:
-    """A simulated process: alive, numbered, on ``clock``."""
-
-    def __init__(self, number: int, clock: SkewedClock) -> None:
-        self.number = number
-        self.incarnation = number
-        self.alive = True
-        self.clock = clock
-
-    def check_alive(self) -> None:
-        assert self.alive
-
-
 @pytest.fixture(params=["redis", "simulated"])
 async def stores(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Stores]:
     opened: list[RedisStore] = []
     prefix = f"skew-{uuid.uuid4().hex[:12]}:"
-    shared = None
+    shared, world = None, StandInWorld()
     if request.param == "simulated":
-        shared = SharedStore(_World(), random.Random(7), faults=0.0)  # type: ignore[arg-type]
+        shared = SharedStore(world, random.Random(7), faults=0.0)  # type: ignore[arg-type]
 
     async def make(reader_clock: SkewedClock) -> tuple[TokenStore, TokenStore]:
         if shared is not None:
-            writer = DutyStoreClient(shared, _Process(0, CORRECT))  # type: ignore[arg-type]
-            reader = DutyStoreClient(shared, _Process(1, reader_clock))  # type: ignore[arg-type]
+            writer = DutyStoreClient(shared, StandInProcess(0, CORRECT))  # type: ignore[arg-type]
+            reader = DutyStoreClient(shared, StandInProcess(1, reader_clock))  # type: ignore[arg-type]
             return writer, reader  # type: ignore[return-value]
         # A store measures ages at write on its process's clocks: a skewed machine's.
         pair = (
@@ -146,6 +106,7 @@ async def stores(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterato
     yield make
     for store in opened:
         await store.aclose()
+    world.check()  # a message that raised failed its call; this names it once more
 
 
 def _manager(store: TokenStore, clock: SkewedClock) -> SessionManager:
@@ -277,3 +238,23 @@ async def test_a_copied_set_keeps_the_age_the_store_measured(redis_url: str) -> 
     finally:
         await source.aclose()
         await target.aclose()
+
+
+@pytest.mark.parametrize("skew", [-30.0, 30.0], ids=["behind", "ahead"])
+async def test_a_skewed_worker_reschedules_on_the_stores_clock(stores: Stores, skew: float) -> None:
+    """A correct writer schedules the set 600 s ahead; a worker 30 s off reschedules it 600 s
+    from its own now. The two due times must agree within 3 s (the 1 s tolerance plus a few
+    round trips; far below the skew), as a put's do: a worker behind used to move it 30 s
+    early on the store's clock, one ahead 30 s late."""
+    off = SkewedClock(skew)
+    writer, worker = await stores(off)
+    token_set = issued(CORRECT, age=0.0, lifetime=900.0)
+    version = await writer.put(  # type: ignore[call-arg]
+        KEY, token_set, expected_version=None, due_at=CORRECT.wall() + 600.0
+    )
+    right = await writer.next_due()  # type: ignore[attr-defined]
+    await worker.reschedule(KEY, off.wall() + 600.0, expected_version=version)  # type: ignore[attr-defined]
+    moved = await worker.next_due()  # type: ignore[attr-defined]
+    assert right is not None
+    assert moved is not None
+    assert abs(moved - right) < 3.0, f"off by {moved - right:+.1f} s (worker skew {skew:+} s)"

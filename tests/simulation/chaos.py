@@ -84,9 +84,7 @@ async def crashes(world: World) -> None:
         else:
             world.log(f"pid {victim.pid} restarts gracefully")
             for task in victim.tasks:
-                if (
-                    task is not asyncio.current_task() and task.get_coro().__name__ in APP_TASKS  # type: ignore[union-attr]
-                ):
+                if task is not asyncio.current_task() and is_app_task(task):
                     task.cancel()
             await aclose(world, victim)
             victim.alive = False
@@ -209,3 +207,10 @@ async def finapi_sessions(world: World) -> None:
         live = [s for s in idp.sessions if s.provider == "fin" and s.current in idp.by_refresh]
         if live:
             del idp.by_refresh[rng.choice(live).current]
+
+
+def is_app_task(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` runs one of the app's coroutines (``APP_TASKS``); a task of another
+    awaitable (an async generator's ``aclose()``, which the loop runs when one is collected)
+    has no ``__name__`` and is none."""
+    return getattr(task.get_coro(), "__name__", None) in APP_TASKS

@@ -240,7 +240,7 @@ class Idp:
             await asyncio.sleep(self.rng.uniform(0.001, 0.05))
             raise TransportError("connection reset by the simulated IdP", request_sent=True)
         answer: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
-        self.world.message(self._serve(process, request, fault, answer))
+        self.world.message(self._serve(process, request, fault, answer), answer)
         return await answer
 
     def _latency(self, fault: str | None, *, answer: bool) -> float:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
@@ -81,8 +80,7 @@ class RealStoreClient:
                     answer.set_result(outcome)
 
         # On the wire, the call belongs to no process: a crash of its sender does not stop it.
-        # (world.message alone would not do: the task factory reads the sender's context.)
-        contextvars.Context().run(shared.world.message, travel())
+        shared.world.message(travel(), answer)
         return await answer
 
     def _op(self, kind: Any, key: TokenKey, **fields: Any) -> Recorder:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from tests.simulation.world import Process, World
 
 _T = TypeVar("_T")
-#: RedisStore's tolerance for a writer's clock before due times are moved (its _DUE_TOLERANCE).
+#: RedisStore's tolerance for a writer's clock before due times are moved (DUE_TOLERANCE).
 DUE_TOLERANCE = 1.0
 
 
@@ -176,7 +176,7 @@ class StoreClient:
                 else:
                     answer.set_result(outcome)
 
-        shared.world.message(travel())
+        shared.world.message(travel(), answer)
         return await answer
 
     def _measure(self, token_set: TokenSet, into: list[float]) -> Callable[[], None]:
@@ -346,9 +346,8 @@ class DutyStoreClient(StoreClient):
             shared.write(key, version, data, age)
             if due_at is None:
                 shared.due.pop(key, None)
-            else:  # as RedisStore: a writer's clock more than 1 s off the store's is corrected
-                off = shared.world.wall() - sent
-                shared.due[key] = due_at + off if abs(off) > DUE_TOLERANCE else due_at
+            else:
+                shared.due[key] = _on_store_clock(shared, due_at, sent)
             shared.due_written_at[key] = shared.now()
             shared.world.put_landed(key, token_set)
             shared.world.idp.stored(refresh)
@@ -392,6 +391,9 @@ class DutyStoreClient(StoreClient):
     async def reschedule(
         self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
     ) -> None:
+        clock = self._process.clock
+        sent: list[float] = []
+
         def effect() -> None:
             shared = self._shared
             record = shared.records.get(key)
@@ -401,9 +403,9 @@ class DutyStoreClient(StoreClient):
             if due_at is None:
                 shared.due.pop(key, None)
             else:
-                shared.due[key] = due_at
+                shared.due[key] = _on_store_clock(shared, due_at, sent[0])
 
-        await self._call(effect)
+        await self._call(effect, at_send=lambda: sent.append(clock.wall()))
 
     async def next_due(self, *, clients: Collection[TokenKey] | None = None) -> float | None:
         scope = check_scope(clients)
@@ -423,3 +425,11 @@ class DutyStoreClient(StoreClient):
         return await self._call(
             lambda: sum(1 for at in self._shared.due.values() if at <= now), fails_after=False
         )
+
+
+def _on_store_clock(shared: SharedStore, due_at: float, sent: float) -> float:
+    """As RedisStore's put and reschedule: a due time from a writer whose wall clock read
+    ``sent`` as the call left, more than 1 s off the store's clock then, moves by the
+    distance."""
+    off = shared.world.wall() - sent
+    return due_at + off if abs(off) > DUE_TOLERANCE else due_at

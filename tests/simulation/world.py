@@ -115,6 +115,7 @@ from tests.simulation.idp import Idp, Session
 from tests.simulation.loop import Stalled, VirtualTimeLoop
 from tests.simulation.process import CURRENT, Crashed, Process, SimClock
 from tests.simulation.real_stores import shared_store
+from tests.simulation.wire import undelivered
 
 __all__ = ["CURRENT", "EPOCH", "Crashed", "Process", "SimClock", "World", "run_seed"]
 
@@ -178,7 +179,10 @@ class World(App):
         self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
         task = asyncio.Task(coro, loop=loop, **kwargs)
-        owner = CURRENT.get()
+        # The process of the task's own context (a message's or chaos's is an empty one, so
+        # nobody's), not the creator's: a crash must not recall what its process sent.
+        context = kwargs.get("context")
+        owner = CURRENT.get() if context is None else context.get(CURRENT)
         if owner is not None:
             owner.tasks.append(task)
             if len(owner.tasks) > 256:
@@ -191,11 +195,18 @@ class World(App):
             return
         self.violation(f"I5: {context.get('message')}: {error!r}")
 
-    def message(self, coro: Any) -> None:
-        """Something on the wire: it belongs to no process and survives its sender."""
+    def message(self, coro: Any, reply: asyncio.Future[Any] | None = None) -> None:
+        """Something on the wire: it belongs to no process and survives its sender. If it
+        raises (a harness bug), ``reply`` fails with the error and the seed fails."""
         task = self.loop.create_task(coro, context=contextvars.Context())
         self._messages.add(task)
-        task.add_done_callback(self._messages.discard)
+        task.add_done_callback(lambda done: self._delivered(done, reply))
+
+    def _delivered(self, task: asyncio.Task[Any], reply: asyncio.Future[Any] | None) -> None:
+        self._messages.discard(task)
+        error = undelivered(task, reply)
+        if error is not None:
+            self.violation(f"harness: a message raised {error!r}")
 
     def wall(self) -> float:
         return EPOCH + self.loop.time()
@@ -337,7 +348,7 @@ class World(App):
         for process in self.live():
             process.clock.frozen_until = 0.0
             for task in process.tasks:
-                if task.get_coro().__name__ in chaos.APP_TASKS:  # type: ignore[union-attr]
+                if chaos.is_app_task(task):
                     task.cancel()
         await asyncio.sleep(1.0)
         self.idp.expire_idle()
