@@ -65,11 +65,17 @@ __all__ = [
 
 @attrs.frozen(slots=True)
 class Stored:
-    """What the store holds for the key: an anchored set, its version and its deadlines."""
+    """What the store holds for the key: an anchored set, its version and its deadlines.
+
+    ``slack``: seconds between asking the store and its answer. The set is anchored as if the
+    store had answered at once (as old as it can be: safe for its access token), so it may be
+    up to that much younger: its refresh token is judged run out only if it is even then.
+    """
 
     token_set: TokenSet
     version: int
     deadlines: Deadlines
+    slack: float = 0.0
 
 
 @attrs.frozen(slots=True)
@@ -229,7 +235,7 @@ def next_step(situation: Situation) -> Step:  # noqa: PLR0911  (one return per s
     grant = choose_renewal(
         None if stored is None else stored.token_set,
         None if stored is None else stored.deadlines,
-        now=situation.now,
+        now=situation.now - (0.0 if stored is None else stored.slack),  # at its youngest
         is_client=situation.is_client,
         can_use_password=situation.can_use_password,
         refresh_failed=situation.refresh_failed,

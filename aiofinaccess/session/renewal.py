@@ -247,7 +247,8 @@ class RenewalDriver:
             issued.issued_at, found.age, wall=wall, monotonic=monotonic, asked=asked or monotonic
         )
         token_set = issued.with_anchor(anchor)
-        return Stored(token_set, found.version, plan(token_set, self.policy))
+        slack = 0.0 if asked is None else max(0.0, monotonic - asked)  # a pause, a slow store
+        return Stored(token_set, found.version, plan(token_set, self.policy), slack=slack)
 
     def publish(
         self, entry: Entry, token_set: TokenSet, version: int, *, reissued: bool = False
