@@ -31,11 +31,11 @@ def test_a_refresh_token_dead_by_the_anchor_but_not_within_the_reads_slack_is_re
     # 9 s old by its anchor, its refresh token lives 8 s; the read waited 4 s, so the set may
     # be as young as 5 s: its refresh token may well be alive.
     stored = stored_set(age=9.0, refresh_lifetime=8.0, slack=4.0)
-    step = next_step(Situation(now=1000.0, stored=stored, known_version=7))
+    step = next_step(Situation(now=1000.0, stored=stored, known_version=7, lease_left=30.0))
     assert step == Redeem(Renewal.REFRESH_TOKEN)
 
 
 def test_a_refresh_token_dead_however_young_the_set_is_poisons() -> None:
     stored = stored_set(age=9.0, refresh_lifetime=8.0, slack=0.5)
-    step = next_step(Situation(now=1000.0, stored=stored, known_version=7))
+    step = next_step(Situation(now=1000.0, stored=stored, known_version=7, lease_left=30.0))
     assert step == Poison("refresh_token_unavailable")
