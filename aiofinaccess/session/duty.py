@@ -55,6 +55,7 @@ Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager mod
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 import os
@@ -63,7 +64,12 @@ import socket
 from collections.abc import Callable
 
 from ..core.clock import Clock
-from ..core.errors import AiofinaccessError, ReauthorizationRequired, StoreError
+from ..core.errors import (
+    AiofinaccessError,
+    ClientMismatchError,
+    ReauthorizationRequired,
+    StoreError,
+)
 from ..core.tokens import TokenKey, TokenSet
 from ..stores import RefreshDuty
 from .events import ManagerStats
@@ -77,6 +83,8 @@ __all__ = ["DutyLoop", "worker_id"]
 logger = logging.getLogger("aiofinaccess")
 #: Seconds between warnings about dropped due entries.
 _WARN_EVERY = 60.0
+#: Other clients' sets remembered (bounded) to log each once and back off its give-backs.
+_OTHER_CLIENTS = 4096
 
 
 def worker_id() -> str:
@@ -145,6 +153,8 @@ class DutyLoop:
         self._stats = stats
         self._warned_at = -math.inf
         self._unreported = 0
+        #: Other clients' sets this worker gave back, and how often.
+        self._given_back: collections.OrderedDict[TokenKey, int] = collections.OrderedDict()
 
     def due_written(self, due: float | None) -> None:
         """This process wrote a set due at ``due``: wake up for it if sleeping past it."""
@@ -258,6 +268,8 @@ class DutyLoop:
         version: list[int] = []  # the version read, once read
         try:
             await self._renew_claimed(key, version)
+        except ClientMismatchError as exc:
+            await self._give_back(key, exc)
         except ReauthorizationRequired:
             # Dead: a dead grant's set was deleted by the driver (at its version), which
             # cleared its due time; a set whose refresh token ran out is kept (its access
@@ -301,6 +313,27 @@ class DutyLoop:
             self._driver.publish(entry, stored.token_set, stored.version)
         self._stats.scheduled_renewals += 1
         await asyncio.shield(self._driver.start(entry, reason="scheduled"))
+
+    async def _give_back(self, key: TokenKey, error: ClientMismatchError) -> None:
+        """Another client's user set (same provider name, same store): never renewed here.
+        Its claim is given back, due at once the first time (that client's worker takes it
+        without waiting out the claim), then later each time this worker claims it again (its
+        client's workers may be down: no busy loop over sets nobody here can renew)."""
+        self._stats.duty_other_client += 1
+        times = self._given_back.pop(key, 0)
+        self._given_back[key] = times + 1
+        if len(self._given_back) > _OTHER_CLIENTS:
+            self._given_back.popitem(last=False)
+        if times == 0:
+            logger.warning(
+                "due token set %s was issued to client %r, not this worker's %r: given back for "
+                "that client's workers (one store, two clients under one provider name?)",
+                key.hashed,
+                error.issued_to,
+                error.client_id,
+            )
+        delay = 0.0 if times == 0 else min(self._poll * 2 ** (times - 1), self._claim_for)
+        await self._reschedule(key, self._clock.wall() + delay)
 
     async def _reschedule(
         self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None

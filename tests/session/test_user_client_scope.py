@@ -10,12 +10,16 @@ on demand nor from its refresh duty, and Y's own worker still renews it in time.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import pytest
+
 from aiofinaccess import ClientCredentials, RefreshPolicy, SessionManager, TokenKey
-from aiofinaccess.core.errors import AiofinaccessError
+from aiofinaccess.core.errors import AiofinaccessError, StoreError
 from aiofinaccess.sandbox import Sandbox
+from aiofinaccess.stores.codec import JsonCodec
 from tests.session.duty_support import ClaimsSQLite, claims_made
 from tests.session.test_duty import (
     LIFETIME,
@@ -28,6 +32,7 @@ from tests.support.polling import until
 
 CLIENT_X = ClientCredentials("client-x", "client-x-secret")
 ALICE = TokenKey("everifin", "alice")
+KEY = "everifin\x00alice"
 #: Due 20 s before expiry: a set 15 s from expiry is due, with room for Y's worker to start.
 POLICY = RefreshPolicy(lead_fraction=0.5, min_lead=20.0, max_lead=20.0, expiry_margin=0.5)
 
@@ -115,8 +120,38 @@ async def test_a_worker_never_renews_another_clients_user_set(
                 renewed_at = time.time()
                 await worker_y.wait_idle()
             assert worker_x.stats.token_requests == 0
+            assert worker_x.stats.duty_other_client >= 1  # claimed, and given back
         assert renewed_at < expires_at, "Y's worker renewed alice's set only after it expired"
         assert refreshes(sandbox) - refreshes_before == 1
         assert sandbox.stats()["sessions_killed"] == 0
     finally:
         await store.aclose()
+
+
+async def test_a_set_stored_before_stamps_is_served_and_then_stamped(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """An old record names no client: whoever serves the provider renews it (as before), and
+    the renewed set records that client."""
+    store = ClaimsSQLite(tmp_path / "old.db")
+    await store.put(ALICE, seeded(sandbox, "alice", age=LIFETIME - 15.0), expected_version=None)
+    async with app(store, sandbox, None, duty=False) as manager_y:
+        renewed = await manager_y.refresh("everifin", "alice")
+        assert manager_y.stats.token_requests == 1
+    _, credentials = everifin(sandbox)
+    assert isinstance(credentials, ClientCredentials)
+    assert renewed.client_id == credentials.client_id
+
+
+@pytest.mark.parametrize("client_id", [12345, "", ["a"]])
+def test_a_mistyped_client_id_is_a_store_error(client_id: object) -> None:
+    codec = JsonCodec()
+
+    def record(**fields: object) -> bytes:
+        body = {"access_token": "AT", "refresh_token": "RT", **fields}
+        return json.dumps({"kind": "token_set", "key": KEY, "token_set": body}).encode()
+
+    assert codec.decode(record(), kind="token_set", key=KEY).client_id is None  # an old record
+    assert codec.decode(record(client_id="y"), kind="token_set", key=KEY).client_id == "y"
+    with pytest.raises(StoreError):
+        codec.decode(record(client_id=client_id), kind="token_set", key=KEY)
