@@ -62,6 +62,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
+from typing import cast
 
 from ..core.clock import Clock
 from ..core.errors import (
@@ -71,7 +72,7 @@ from ..core.errors import (
     StoreError,
 )
 from ..core.tokens import TokenKey, TokenSet
-from ..stores import RefreshDuty
+from ..stores import RefreshDuty, TokenStore
 from .events import ManagerStats
 from .lifetime import OwnedTasks
 from .registry import Registry
@@ -269,7 +270,7 @@ class DutyLoop:
         try:
             await self._renew_claimed(key, version)
         except ClientMismatchError as exc:
-            await self._give_back(key, exc)
+            await self._give_back(key, exc, version[0] if version else None)
         except ReauthorizationRequired:
             # Dead: a dead grant's set was deleted by the driver (at its version), which
             # cleared its due time; a set whose refresh token ran out is kept (its access
@@ -291,10 +292,16 @@ class DutyLoop:
                 self._registry.drop(entry)  # the duty keeps no set it is not serving
 
     async def _renew_claimed(self, key: TokenKey, version: list[int]) -> None:
-        stored = await self._driver.read(key)
-        if stored is None:
+        asked = self._clock.monotonic()
+        store = cast(TokenStore, self._store)  # the manager's store: a token store as well
+        found = await self._driver.store_call(store.get(key))
+        if found is None:
             return  # deleted meanwhile: the delete cleared its due time
-        version.append(stored.version)
+        version.append(found.version)
+        mismatch = self._registry.mismatch(key, found.token_set)
+        if mismatch is not None:
+            raise mismatch  # another client's: given back at the version read
+        stored = self._driver.anchored(found, asked)
         # Due by this process's policy, or by keep-alive (its refresh token's deadline): a
         # keep-alive writer scheduled it so, and a claimant without keep_alive must not
         # postpone it past the refresh token's end.
@@ -314,7 +321,9 @@ class DutyLoop:
         self._stats.scheduled_renewals += 1
         await asyncio.shield(self._driver.start(entry, reason="scheduled"))
 
-    async def _give_back(self, key: TokenKey, error: ClientMismatchError) -> None:
+    async def _give_back(
+        self, key: TokenKey, error: ClientMismatchError, version: int | None
+    ) -> None:
         """Another client's user set (same provider name, same store): never renewed here.
         Its claim is given back, due at once the first time (that client's worker takes it
         without waiting out the claim), then later each time this worker claims it again (its
@@ -333,7 +342,8 @@ class DutyLoop:
                 error.client_id,
             )
         delay = 0.0 if times == 0 else min(self._poll * 2 ** (times - 1), self._claim_for)
-        await self._reschedule(key, self._clock.wall() + delay)
+        # At the version read: a set written since carries its own due time.
+        await self._reschedule(key, self._clock.wall() + delay, expected_version=version)
 
     async def _reschedule(
         self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
