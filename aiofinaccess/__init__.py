@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
         AuthorizationDenied,
         AuthorizationFlowError,
         BadRequestError,
+        ClientMismatchError,
         ConfigurationError,
         ConflictError,
         EntityExistsError,
@@ -128,7 +129,8 @@ _HOMES: Final[dict[str, str]] = {
     ".core.clock": "SYSTEM_CLOCK Clock SystemClock",
     ".core.errors": (
         "AiofinaccessError ApiError AuthenticationError AuthorizationDenied "
-        "AuthorizationFlowError BadRequestError ConfigurationError ConflictError "
+        "AuthorizationFlowError BadRequestError ClientMismatchError ConfigurationError "
+        "ConflictError "
         "EntityExistsError EverifinErrorBody FinApiErrorBody ForbiddenError "
         "InvalidClientError LockedError NotFoundError OAuthError OAuthErrorBody "
         "RateLimitedError ReauthorizationRequired ServerError StateMismatchError "
@@ -193,6 +195,7 @@ __all__ = [
     "ChangeFeed",
     "ClientAuthMethod",
     "ClientCredentials",
+    "ClientMismatchError",
     "Clock",
     "ConfigurationError",
     "ConflictError",

@@ -36,6 +36,13 @@ def _lineage(value: object, _type: object) -> str | None:
     return value
 
 
+def _client_id(value: object, _type: object) -> str | None:
+    # Decides which client may renew the set: a number or an empty name is refused, not coerced.
+    if value is not None and (type(value) is not str or not value):
+        raise TypeError(f"client_id must be a non-empty string or null, not {type(value).__name__}")
+    return value
+
+
 def _make_converter(*, reveal: bool) -> cattrs.Converter:
     converter = cattrs.Converter()
     if reveal:
@@ -59,6 +66,7 @@ def _make_converter(*, reveal: bool) -> cattrs.Converter:
             anchor=omit_anchor,
             lineage=cattrs.gen.override(struct_hook=_lineage),
             generation=cattrs.gen.override(struct_hook=_generation),
+            client_id=cattrs.gen.override(struct_hook=_client_id),
         ),
     )
     return converter

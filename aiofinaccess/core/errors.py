@@ -4,7 +4,8 @@
 
     AiofinaccessError
     ├── UsageError                    you called the SDK in a way it cannot serve
-    │   └── ConfigurationError        a setting is missing or wrong; the message names it
+    │   ├── ConfigurationError        a setting is missing or wrong; the message names it
+    │   └── ClientMismatchError       the token set was issued to another client than ours
     ├── AuthorizationFlowError        an authorization redirect cannot be accepted
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
     │   └── AuthorizationDenied       the provider redirected with ``error=...``
@@ -58,6 +59,7 @@ __all__ = [
     "AuthorizationDenied",
     "AuthorizationFlowError",
     "BadRequestError",
+    "ClientMismatchError",
     "ConfigurationError",
     "ConflictError",
     "EntityExistsError",
@@ -101,6 +103,33 @@ class UsageError(AiofinaccessError):
 
 class ConfigurationError(UsageError, ValueError):
     """A setting is missing or wrong. Raised at construction; the message names the setting."""
+
+
+class ClientMismatchError(UsageError):
+    """The stored token set was issued to another OAuth client than the one registered here
+    for its provider (another app sharing the store under the same provider name): it is not
+    used, renewed, revoked or logged out with this client's credentials, which the provider
+    would refuse (Keycloak: ``invalid_grant``, ending the user's session).
+
+    Attributes:
+        key: The token set's key, as a hash.
+        provider, subject: The provider's name and the app's user id (never in the message).
+        issued_to: The client id the set was issued to (client ids are not secret).
+        client_id: This process's client id for the provider.
+    """
+
+    def __init__(
+        self, key_hash: str, *, provider: str, subject: str | None, issued_to: str, client_id: str
+    ) -> None:
+        self.key = key_hash
+        self.provider = provider
+        self.subject = subject
+        self.issued_to = issued_to
+        self.client_id = client_id
+        super().__init__(
+            f"token set {key_hash} was issued to client {issued_to!r}, not to {client_id!r} "
+            f"registered here for {provider!r}: not used or renewed here"
+        )
 
 
 class ValidationError(UsageError, ValueError):

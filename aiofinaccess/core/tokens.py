@@ -258,6 +258,10 @@ class TokenSet:
     #: rolled back holds an older one). See :func:`~aiofinaccess.core.renewal_step.superseded`.
     lineage: str | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
     generation: int = attrs.field(default=0, eq=False, repr=False, kw_only=True)
+    #: The OAuth client id the set was issued to (persisted; stamped by the manager): only that
+    #: client may use, renew or revoke it. ``None`` in sets stored before it was recorded: they
+    #: belong to whichever client serves the provider.
+    client_id: str | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
     @property
     def has_refresh_token(self) -> bool:

@@ -55,19 +55,26 @@ Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager mod
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import math
 import os
 import secrets
 import socket
 from collections.abc import Callable
+from typing import cast
 
 from ..core.clock import Clock
-from ..core.errors import AiofinaccessError, ReauthorizationRequired, StoreError
+from ..core.errors import (
+    AiofinaccessError,
+    ClientMismatchError,
+    ReauthorizationRequired,
+    StoreError,
+)
 from ..core.lifecycle import retry_due
 from ..core.renewal_step import Stored
 from ..core.tokens import TokenKey, TokenSet
-from ..stores import RefreshDuty
+from ..stores import RefreshDuty, TokenStore
 from .events import ManagerStats
 from .lifetime import OwnedTasks
 from .registry import Registry
@@ -79,6 +86,8 @@ __all__ = ["DutyLoop", "worker_id"]
 logger = logging.getLogger("aiofinaccess")
 #: Seconds between warnings about dropped due entries.
 _WARN_EVERY = 60.0
+#: Other clients' sets remembered (bounded) to log each once and back off its give-backs.
+_OTHER_CLIENTS = 4096
 
 
 def worker_id() -> str:
@@ -147,6 +156,8 @@ class DutyLoop:
         self._stats = stats
         self._warned_at = -math.inf
         self._unreported = 0
+        #: Other clients' sets this worker gave back, and how often.
+        self._given_back: collections.OrderedDict[TokenKey, int] = collections.OrderedDict()
 
     def due_written(self, due: float | None) -> None:
         """This process wrote a set due at ``due``: wake up for it if sleeping past it."""
@@ -260,9 +271,12 @@ class DutyLoop:
         # The app's entry, if any: one the duty makes (even after a forget pruned the app's
         # while the set was read) is dropped afterwards, since no caller holds it.
         held = self._registry.find(key.provider, key.subject)
-        read: list[Stored] = []  # the stored set, once read
+        version: list[int] = []  # the version read, once read
+        read: list[Stored] = []  # and the set, once known to be this client's
         try:
-            await self._renew_claimed(key, read)
+            await self._renew_claimed(key, version, read)
+        except ClientMismatchError as exc:
+            await self._give_back(key, exc, version[0] if version else None)
         except ReauthorizationRequired:
             # Dead: a dead grant's set was deleted by the driver (at its version), which
             # cleared its due time; a set whose refresh token ran out is kept (its access
@@ -289,10 +303,17 @@ class DutyLoop:
                     await asyncio.wait([entry.job])
                 self._registry.drop(entry)  # the duty keeps no set it is not serving
 
-    async def _renew_claimed(self, key: TokenKey, read: list[Stored]) -> None:
-        stored = await self._driver.read(key)
-        if stored is None:
+    async def _renew_claimed(self, key: TokenKey, version: list[int], read: list[Stored]) -> None:
+        asked = self._clock.monotonic()
+        store = cast(TokenStore, self._store)  # the manager's store: a token store as well
+        found = await self._driver.store_call(store.get(key))
+        if found is None:
             return  # deleted meanwhile: the delete cleared its due time
+        version.append(found.version)
+        mismatch = self._registry.mismatch(key, found.token_set)
+        if mismatch is not None:
+            raise mismatch  # another client's: given back at the version read
+        stored = self._driver.anchored(found, asked)
         read.append(stored)
         # Due by this process's policy, or by keep-alive (its refresh token's deadline): a
         # keep-alive writer scheduled it so, and a claimant without keep_alive must not
@@ -312,6 +333,30 @@ class DutyLoop:
             self._driver.publish(entry, stored.token_set, stored.version)
         self._stats.scheduled_renewals += 1
         await asyncio.shield(self._driver.start(entry, reason="scheduled"))
+
+    async def _give_back(
+        self, key: TokenKey, error: ClientMismatchError, version: int | None
+    ) -> None:
+        """Another client's user set (same provider name, same store): never renewed here.
+        Its claim is given back, due at once the first time (that client's worker takes it
+        without waiting out the claim), then later each time this worker claims it again (its
+        client's workers may be down: no busy loop over sets nobody here can renew)."""
+        self._stats.duty_other_client += 1
+        times = self._given_back.pop(key, 0)
+        self._given_back[key] = times + 1
+        if len(self._given_back) > _OTHER_CLIENTS:
+            self._given_back.popitem(last=False)
+        if times == 0:
+            logger.warning(
+                "due token set %s was issued to client %r, not this worker's %r: given back for "
+                "that client's workers (one store, two clients under one provider name?)",
+                key.hashed,
+                error.issued_to,
+                error.client_id,
+            )
+        delay = 0.0 if times == 0 else min(self._poll * 2 ** (times - 1), self._claim_for)
+        # At the version read: a set written since carries its own due time.
+        await self._reschedule(key, self._clock.wall() + delay, expected_version=version)
 
     async def _reschedule(
         self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None

@@ -138,6 +138,9 @@ class ManagerStats:
     #: Due entries a claim took off the duty because nothing can renew them (a malformed key,
     #: or a due time whose set is gone).
     duty_dropped: int = 0
+    #: Claimed user sets issued to another client (another app sharing the store under the same
+    #: provider name): given back unrenewed, for that client's worker.
+    duty_other_client: int = 0
     #: Entries dropped to keep the bounded working set.
     working_set_evictions: int = 0
 

@@ -129,7 +129,8 @@ class Grants:
         self, key: TokenKey, fetch: Callable[[], Awaitable[TokenSet]], *, requests: int = 1
     ) -> TokenSet:
         self._stats.token_requests += requests
-        token_set = begun(await fetch())  # a session's first set: its lineage starts here
+        # A session's first set: its lineage starts here, issued to this process's client.
+        token_set = self._registry.stamped(key, begun(await fetch()))
         store_call = self._driver.store_call
         for _attempt in range(3):
             current = await store_call(self._store.get(key))
@@ -156,6 +157,7 @@ class Grants:
         stored = await self._driver.store_call(self._store.get(key))
         if stored is not None:
             token_set = stored.token_set
+            self._refuse_other_clients(key, token_set)
             client_bearer = None
             if registration.provider.revocation_style is not RevocationStyle.RFC7009:
                 client_bearer = Secret(await self._access_token(key.provider))
@@ -172,9 +174,17 @@ class Grants:
     async def logout(self, key: TokenKey) -> None:
         """See :meth:`SessionManager.logout`."""
         stored = await self._driver.store_call(self._store.get(key))
+        if stored is not None:
+            self._refuse_other_clients(key, stored.token_set)
         if stored is not None and stored.token_set.refresh_token is not None:
             await self._oauth(key.provider).logout(stored.token_set.refresh_token)
         await self.forget(key)
+
+    def _refuse_other_clients(self, key: TokenKey, token_set: TokenSet) -> None:
+        """Never send another client's token with this client's credentials (nor delete it)."""
+        error = self._registry.mismatch(key, token_set)
+        if error is not None:
+            raise error
 
     async def forget(self, key: TokenKey) -> None:
         """See :meth:`SessionManager.forget`."""

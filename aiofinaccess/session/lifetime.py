@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from ..core.errors import StoreError, UsageError
+from ..core.errors import ClientMismatchError, StoreError, UsageError
 from ..core.lifecycle import Status
 from ..core.renewal_step import superseded
 from ..core.tokens import TokenKey
@@ -259,6 +259,8 @@ class Lifetime:
                     found[key] = versioned
         restored = 0
         for key, versioned in found.items():
+            if self._registry.mismatch(key, versioned.token_set) is not None:
+                continue  # another client's (same provider name): not ours to serve
             entry = self._registry.entry(key)
             if entry.job is not None or entry.version == versioned.version:
                 continue
@@ -304,6 +306,8 @@ class Lifetime:
         except StoreError:
             logger.warning("could not read token set %s after a change", key.hashed)
             return
+        except ClientMismatchError:
+            return  # another client's set now: never adopted (its next renewal here says so)
         # Anything published while we read is at least as new as what we read.
         if not _settled(entry) or entry.generation != generation:
             return

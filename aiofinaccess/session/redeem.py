@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+import attrs
+
 from ..core.clock import Clock
 from ..core.errors import (
     ApiError,
@@ -176,7 +178,10 @@ class Redeemer:
             except (ApiError, TransportError) as exc:
                 await self._after_failed_send(entry, registration, run, grant, exc)
                 return
-        run.pending = descended(fresh, previous)
+        # Issued to this process's client: the stamp says so to every process sharing the store.
+        run.pending = attrs.evolve(
+            descended(fresh, previous), client_id=registration.client.client_id
+        )
         run.grant = grant
         run.base_version = None if run.stored is None else run.stored.version
         run.reissued = previous is not None and fresh.access_token == previous.access_token

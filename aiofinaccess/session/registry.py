@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import attrs
 
-from ..core.errors import ReauthorizationRequired, UsageError
+from ..core.errors import ClientMismatchError, ReauthorizationRequired, UsageError
 from ..core.lifecycle import Deadlines, Status
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet, client_label
 from ..oauth.providers import Provider
@@ -153,6 +153,45 @@ class Registry:
         client token, it is this process's client (never another client's credentials)."""
         registration = self._registrations.get(key.provider)
         return registration is not None and (not key.is_client or key == registration.client_key)
+
+    def mismatch(self, key: TokenKey, token_set: TokenSet) -> ClientMismatchError | None:
+        """The error to raise when ``token_set`` was issued to another client than the one
+        registered for ``key``'s provider (user keys name no client, so another app sharing
+        the store under the same provider name may have stored it); ``None`` when it is ours,
+        unstamped (stored before sets recorded their client: whoever serves the provider's),
+        or of a provider not registered here.
+
+        Compared by client id, not secret: a rotated secret is still the same client.
+        """
+        registration = self._registrations.get(key.provider)
+        issued_to = token_set.client_id
+        if registration is None or issued_to is None:
+            return None
+        if issued_to == registration.client.client_id:
+            return None
+        return ClientMismatchError(
+            key.hashed,
+            provider=key.provider,
+            subject=key.subject,
+            issued_to=issued_to,
+            client_id=registration.client.client_id,
+        )
+
+    def stamped(self, key: TokenKey, token_set: TokenSet) -> TokenSet:
+        """``token_set`` marked as issued to this process's client for ``key``'s provider.
+
+        Raises:
+            ClientMismatchError: It says it was issued to another client.
+        """
+        error = self.mismatch(key, token_set)
+        if error is not None:
+            raise error
+        client_id = self.registration(key.provider).client.client_id
+        return (
+            token_set
+            if token_set.client_id == client_id
+            else attrs.evolve(token_set, client_id=client_id)
+        )
 
     def key(self, name: str, subject: str | None) -> TokenKey:
         """The token key of a user (``subject``) or of the registered client (``None``)."""

@@ -232,10 +232,20 @@ class RenewalDriver:
 
     async def read(self, key: TokenKey) -> Stored | None:
         """Read ``key`` from the store and anchor it: a stored set's age counts from its wall
-        clock instants, read against this process's clocks now."""
+        clock instants, read against this process's clocks now.
+
+        Raises:
+            ClientMismatchError: The stored set was issued to another client: never used,
+                adopted or renewed here (nothing is sent for it).
+        """
         asked = self._clock.monotonic()
         found = await self.store_call(self._store.get(key))
-        return None if found is None else self.anchored(found, asked)
+        if found is None:
+            return None
+        error = self._registry.mismatch(key, found.token_set)
+        if error is not None:
+            raise error
+        return self.anchored(found, asked)
 
     def anchored(self, found: Versioned, asked: float | None = None) -> Stored:
         """Anchor a stored set by the age the store measured (from ``asked``, the monotonic

@@ -21,8 +21,10 @@ from tests.simulation.config import (
     CLIENT_ID,
     CLIENT_PROVIDER,
     CREDENTIALS,
+    PROVIDER,
     PROVIDER_CLIENTS,
     PROVIDERS,
+    SECOND_APP_CLIENT,
     credentials,
 )
 from tests.simulation.process import Crashed, Process
@@ -78,6 +80,8 @@ class App:
         accounts = [("idp", user) for user in self.users]
         for provider in features.providers[1:]:
             accounts += [(provider, f"user-{n}") for n in range(features.users[provider])]
+        if features.second_app is not None:
+            accounts += [("idp", "b-user-0")]
         accounts += [("fin", f"fin-user-{n}") for n in range(features.finapi_users)]
         for _, user in accounts:
             if user.startswith("fin-"):
@@ -86,12 +90,22 @@ class App:
         self.vault: dict[str, str] = dict(self.idp.passwords)
         return accounts
 
+    def app_of(self, number: int) -> int:
+        second = self.features.second_app
+        return 2 if second is not None and number >= second else 1
+
     def client_of(self, account: Account) -> str:
-        return PROVIDER_CLIENTS.get(account[0], CLIENT_ID)
+        provider, user = account
+        if user.startswith("b-"):
+            return SECOND_APP_CLIENT
+        return PROVIDER_CLIENTS.get(provider, CLIENT_ID)
 
     def registrations(self, process: Process) -> list[tuple[Provider, ClientCredentials, Any]]:
         """What ``process`` registers: its app's providers (a subset, for some), each with the
         client its sets belong to, and finAPI with the app's password lookup."""
+        if self.app_of(process.number) == 2:
+            second = credentials(SECOND_APP_CLIENT)
+            return [(PROVIDER, second, None), (CLIENT_PROVIDER, second, None)]
         names = self.features.subsets.get(process.number, self.features.providers)
         found = [
             (PROVIDERS[name], credentials(PROVIDER_CLIENTS[name]), None)
@@ -102,8 +116,13 @@ class App:
         return [*found, (CLIENT_PROVIDER, CREDENTIALS, lookup)]
 
     def served(self, process: Process) -> list[Account]:
-        """The accounts the app calls for through ``process``."""
-        return [account for account in self.accounts if account[0] in process.providers]
+        """The accounts ``process``'s app calls for through it."""
+        app, providers = self.app_of(process.number), process.providers
+        return [
+            account
+            for account in self.accounts
+            if account[0] in providers and (account[1].startswith("b-")) == (app == 2)
+        ]
 
     def serving_providers(self) -> set[str]:
         return {name for p in self.live() for name in p.providers}

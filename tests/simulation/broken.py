@@ -159,3 +159,10 @@ def no_check_before_send(process: Process) -> None:
     finding 16; I1)."""
     fence = process.manager._driver._fence
     fence.send_check = lambda _run: lambda: None  # type: ignore[method-assign]
+
+
+def no_client_check(process: Process) -> None:
+    """A user set issued to another client (a second app under the same provider name) is used
+    and renewed with this process's client (issue 22, finding 2, users; I8)."""
+    registry = process.manager._registry
+    registry.mismatch = lambda _key, _token_set: None  # type: ignore[method-assign]

@@ -46,10 +46,10 @@ MORE_PROVIDERS = (
     ),
     Oidc.endpoints(name="idp-c", token_url="https://idp.sim/realms/c/token"),
 )
-#: The client each user provider's sets belong to. One store, one client per provider: a user's
-#: set names no client (docs/guides/deployment.md), so no world registers a provider name with
-#: two clients.
+#: The client each user provider's sets belong to (the second app of a two-app world uses
+#: ``SECOND_APP_CLIENT`` for "idp").
 PROVIDER_CLIENTS = {"idp": CLIENT_ID, "idp-b": "sim-client-b", "idp-c": "sim-client-c"}
+SECOND_APP_CLIENT = "sim-client-c"
 PROVIDERS = {p.name: p for p in (PROVIDER, CLIENT_PROVIDER, *MORE_PROVIDERS)}
 
 
@@ -136,6 +136,9 @@ class Features:
       client of the same IdP, and ``idp-c``, another realm), with ``users`` users each;
     * ``subsets``: per process number, the user providers it registers (``None``: all);
       process 0 registers all;
+    * ``second_app``: a second application with its own client registers ``idp`` too and
+      logs its own users in through it, on the same store (processes ``>= second_app``): each
+      user set records its client, and no process uses or renews another client's (I8);
     * ``junk``: due entries whose record is gone (orphans) and of providers nobody serves;
     * ``rollbacks``: times the store loses its acknowledged writes since a snapshot;
     * ``grant_chaos``: forgets, revocations and logouts a minute, during the run;
@@ -153,6 +156,7 @@ class Features:
     providers: tuple[str, ...] = ("idp",)
     users: dict[str, int] = attrs.Factory(dict)
     subsets: dict[int, tuple[str, ...]] = attrs.Factory(dict)
+    second_app: int | None = None
     junk: bool = False
     rollbacks: int = 0
     grant_chaos: float = 0.0
@@ -169,6 +173,7 @@ class Features:
         providers: tuple[str, ...] = ("idp",)
         users: dict[str, int] = {}
         subsets: dict[int, tuple[str, ...]] = {}
+        second_app = None
         junk = False
         fleet = random.Random(f"{seed}:fleet")
         if fleet.random() < 0.3:
@@ -180,6 +185,9 @@ class Features:
                         fleet.choice(providers),
                     )
             junk = config.duty != "off" and fleet.random() < 0.7
+        apps = random.Random(f"{seed}:clients")
+        if config.processes > 1 and apps.random() < 0.1:
+            second_app = apps.randint(1, config.processes - 1)
         rollback = random.Random(f"{seed}:rollback")
         rollbacks = rollback.choice([1, 1, 2]) if rollback.random() < 0.15 else 0
         if config.store_impl != "sim":  # junk and rollbacks reach into the simulated store
@@ -211,6 +219,7 @@ class Features:
             providers=providers,
             users=users,
             subsets=subsets,
+            second_app=second_app,
             junk=junk,
             rollbacks=rollbacks,
             grant_chaos=grant_chaos,

@@ -35,8 +35,7 @@ Invariants, each checked where it can break:
   linearizable as a compare-and-set register and no two lease holders overlap (checked at the
   end);
 * **I8** a set is only ever renewed (revoked, logged out) with the credentials of the client
-  it was issued to, whatever providers and clients share the store and the duty (one client
-  per provider name: a user's set names no client)
+  it was issued to, whatever providers, clients and apps share the store and the duty
   (checked by the IdP at every request), and a client token is stored only under its own
   client's key (checked at every write that lands);
 * **I9** a set the app forgot, revoked or logged out is never stored again (only a new login
@@ -316,13 +315,17 @@ class World(App):
     # -- the run ---------------------------------------------------------------------------
 
     async def main(self) -> None:
-        config = self.config
+        config, features = self.config, self.features
         chaos.plan_outages(self)
         first = await self.boot(0)
         for account in self.accounts:
-            await self.login(account, first)
+            if self.app_of(0) == 1 and not account[1].startswith("b-"):
+                await self.login(account, first)
         for number in range(1, config.processes):
-            await self.boot(number)
+            process = await self.boot(number)
+            if number == features.second_app:
+                for account in self.served(process):
+                    await self.login(account, process)
         for process in self.live():
             process.spawn(self.callers(process))
         ending, background = chaos.start(self)
