@@ -22,9 +22,9 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from ..core.errors import ClientMismatchError, StoreError, UsageError
+from ..core.errors import ClientMismatchError, StoreConflictError, StoreError, UsageError
 from ..core.lifecycle import Status
-from ..core.renewal_step import superseded
+from ..core.renewal_step import Stored, superseded
 from ..core.tokens import TokenKey
 from ..stores import ChangeFeed, TokenStore, Versioned
 from .events import EventHub
@@ -313,10 +313,36 @@ class Lifetime:
             return
         if stored is None:
             entry.clear()  # deleted elsewhere (revoked, or its grant died)
-        elif stored.version != entry.version and not superseded(
-            stored.token_set, entry.token_set
-        ):  # an older set of our session (a rolled-back store) is written back on renewal
+        elif superseded(stored.token_set, entry.token_set):
+            await self._write_back(entry, stored)
+        elif stored.version != entry.version:
             self._driver.adopt(entry, stored)
+
+    async def _write_back(self, entry: Entry, stored: Stored) -> None:
+        """The store holds an older set of the session this process holds (it was rolled
+        back): write ours back now, not at our next renewal. Meanwhile a process that does not
+        hold the newer set (never did, or its working set dropped it) would renew from the
+        older one and present a spent refresh token, which ends the session (issue 22,
+        finding 14). Compare-and-set on the stored version; a failed write is left to the
+        next renewal's read, which writes it back too."""
+        held, key = entry.token_set, entry.key
+        assert held is not None  # noqa: S101  (superseded needs a held set)
+        logger.warning(
+            "the store holds an older set of token set %s (rolled back?); writing ours back",
+            key.hashed,
+        )
+        try:
+            version = await self._driver.store_call(
+                self._driver.write(key, held, expected_version=stored.version)
+            )
+        except StoreConflictError:
+            return  # written since: the feed announces it
+        except StoreError:
+            logger.warning("could not write token set %s back after a change", key.hashed)
+            return
+        self._driver.stats.reinstated += 1
+        if entry.token_set is held:
+            entry.version = version
 
     # -- close -----------------------------------------------------------------------------------
 

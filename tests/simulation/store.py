@@ -187,7 +187,9 @@ class StoreClient:
     # -- token sets ------------------------------------------------------------------------------
 
     async def get(self, key: TokenKey) -> Versioned | None:
-        return await self._call(lambda: self._shared.versioned(key), fails_after=False)
+        found = await self._call(lambda: self._shared.versioned(key), fails_after=False)
+        self._shared.world.read_by(self._process, [] if found is None else [found.token_set])
+        return found
 
     async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
         wanted = list(keys)
@@ -200,7 +202,9 @@ class StoreClient:
                     found[key] = versioned
             return found
 
-        return await self._call(effect, fails_after=False)
+        found = await self._call(effect, fails_after=False)
+        self._shared.world.read_by(self._process, [v.token_set for v in found.values()])
+        return found
 
     async def put(self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None) -> int:
         data = self._shared.codec.encode(token_set, kind="token_set", key=str(key))

@@ -61,10 +61,12 @@ Excuses and stated assumptions (the model's promises to the SDK):
   replay its predecessor). Random store failures (up to 10 % of calls) come on top.
 * A **rollback** of the store (``features.rollbacks``: its writes of the last 0.5-12 s lost,
   as in a failover or a restored backup) excuses the replay of a token it brought back (or
-  of one it lost) unless the process presenting it holds a newer set of that session itself
-  (a process never trades the set it holds for the store's older one: it keeps or writes back
-  its own); a set deleted by the rollback (a login since) is lost excusably, since the SDK
-  must read a missing set as forgotten.
+  of one it lost) unless the process presenting it holds a newer set of that session itself,
+  or held one when it read the older one from the store (a process never trades the set it
+  holds for the store's older one: it keeps or writes back its own). A process whose working
+  set dropped the newer set before it read the older one cannot tell, as one that never held
+  it (the SDK forgets what it drops). A set deleted by the rollback (a login since) is lost
+  excusably, since the SDK must read a missing set as forgotten.
 * A **forget, revocation or logout** by the app excuses losing that session (I2, I3).
 * A **pause** (``features.pauses``) freezes every store call, sleep and send of a process
   (the send's freeze comes before the fence's last check, ``check_before_send``, where the
@@ -251,10 +253,29 @@ class World(App):
 
     def holds_newer(self, process: Process, session: Session, token: str) -> bool:
         """Whether ``process`` holds a set of ``session`` newer than ``token``, or held one
-        when the store rolled back (it may have traded it for the store's older one since)."""
+        when it read a rolled-back set of that session (it may have traded it for the store's
+        older one since)."""
         after = set(session.chain[session.chain.index(token) + 1 :])
-        held = {t.refresh_token.reveal() for t in process.holds() if t.refresh_token}
-        return bool(after & (held | session.rollback_held.get(process.pid, set())))
+        return bool(after & (self._held(process) | session.rollback_held.get(process.pid, set())))
+
+    @staticmethod
+    def _held(process: Process) -> set[str]:
+        return {t.refresh_token.reveal() for t in process.holds() if t.refresh_token}
+
+    def read_by(self, process: Process, token_sets: list[TokenSet]) -> None:
+        """``process`` read ``token_sets`` from the store (its store call returns now). One a
+        rollback brought back, read while holding a newer set of its session: from here on
+        the process knows the store is behind, and must keep or write back its own. A process
+        that no longer held the newer set when it read the older one (its working set dropped
+        it first, before it could see the rollback) cannot tell, as one that never held it."""
+        for token_set in token_sets:
+            refresh = token_set.refresh_token
+            session = None if refresh is None else self.idp.by_refresh.get(refresh.reveal())
+            if session is None or refresh is None or refresh.reveal() not in session.rolled_back:
+                continue
+            after = set(session.chain[session.chain.index(refresh.reveal()) + 1 :])
+            if newer := after & self._held(process):
+                session.rollback_held.setdefault(process.pid, set()).update(newer)
 
     def rolled_back(self) -> None:
         """The store rolled back: the rotations after each session's stored token are no longer
@@ -269,11 +290,6 @@ class World(App):
             if not session.alive or session.number < 0 or not session.rotating:
                 continue
             token = stored.get(session.number)
-            for process in self.live():
-                held = {t.refresh_token.reveal() for t in process.holds() if t.refresh_token}
-                session.rollback_held.setdefault(process.pid, set()).update(
-                    held & set(session.chain)
-                )
             if token is None:
                 session.excused = session.excused or "the store rolled back its login"
                 continue
