@@ -112,7 +112,7 @@ def test_a_broken_build_fails_within_the_ci_budget(mutation: Callable[[Process],
 
 @pytest.mark.parametrize(
     "seed",
-    [11, 260, 48, 137, 41, 1236, 123, 882],
+    [11, 260, 48, 137, 41, 1236, 123, 882, 2250, 2677],
     ids=[
         "11 duty adopts a rolled-back set",
         "260 the same, one process",
@@ -122,6 +122,8 @@ def test_a_broken_build_fails_within_the_ci_budget(mutation: Callable[[Process],
         "1236 a forgotten set held by the duty",
         "123 Redis: the fence on the lease's own clock",
         "882 SQLite: claims on the world's clock",
+        "2250 a set deleted elsewhere reported per call",
+        "2677 a 401 joins a retry sleeping till a reissue's expiry",
     ],
 )
 def test_seeds_the_grown_simulation_found(seed: int) -> None:
@@ -133,5 +135,7 @@ def test_seeds_the_grown_simulation_found(seed: int) -> None:
     refresh token (I3); 1236, a set forgotten while the duty renewed it stayed held (I5); 123
     and 882, the real stores with pauses before sends and refresh tokens that run out: the
     harness counted a Redis lease on another clock than the store's (the fence never refused,
-    I1) and ran SQLite's claims on the real clock (no set ever due, I10)."""
+    I1) and ran SQLite's claims on the real clock (no set ever due, I10); 2250, a set deleted
+    elsewhere was reported at every call until the new login was stored (I12); 2677, a 401's
+    renewal of a reissued client token joined a background retry sleeping till its expiry (I4)."""
     assert run_seed(seed).violations == []
