@@ -77,6 +77,9 @@ class Entry:
     ran_out_version: int | None = None
     #: The failure being handed to callers repeats that report (no second event).
     reauth_repeated: bool = False
+    #: The set this entry held was gone from the store at its renewal (deleted elsewhere): the
+    #: entry stays, refused, so the loss is reported once here, not at every later call.
+    vanished: bool = False
     # After a failed renewal, background renewals wait until then (blocking ones do not).
     retry_at: float = _NEG_INF
 

@@ -223,9 +223,11 @@ class RenewalDriver:
             entry.token_set is None
             and entry.reauth is not None
             and entry.reauth.reason == ("no_token_set")
+            and not entry.vanished
         ):
-            # Nothing stored for this key: keep no trace, so a login stored later by any
-            # process is found on the next call.
+            # Nothing stored for a key this process never held (a probe of an unknown user):
+            # keep no trace. A login stored later by any process is found on the next call
+            # either way (a refused entry reads the store once per call).
             self._registry.prune(entry)
 
     # -- reading and publishing ----------------------------------------------------------------
@@ -412,6 +414,11 @@ class RenewalDriver:
             except StoreError:
                 logger.warning("could not delete the dead token set %s", key.hashed)
             entry.dead_version = run.stored.version
+        elif reason == "no_token_set":
+            # The set this process held is gone (another process found its grant dead, or the
+            # app forgot it there): one report here, then refused until a login is stored
+            # (seed 2250: one report per call, while the new login was still on its way).
+            entry.vanished = entry.token_set is not None
         elif reason == "refresh_token_unavailable" and run.stored is not None:
             # Its access token may still serve, so the set is adopted again and renewed again:
             # one report per stored version, not one per renewal (issue 22, finding 13).
