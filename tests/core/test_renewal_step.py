@@ -6,7 +6,7 @@ refresh token was taken for run out and the user asked to reconnect)."""
 from __future__ import annotations
 
 from aiofinaccess.core.lifecycle import RefreshPolicy, Renewal, plan
-from aiofinaccess.core.renewal_step import Poison, Redeem, Situation, Stored, next_step
+from aiofinaccess.core.renewal_step import Poison, Redeem, Situation, Stored, TakeLease, next_step
 from aiofinaccess.core.tokens import Anchor, TokenSet
 
 POLICY = RefreshPolicy()
@@ -39,3 +39,13 @@ def test_a_refresh_token_dead_however_young_the_set_is_poisons() -> None:
     stored = stored_set(age=9.0, refresh_lifetime=8.0, slack=0.5)
     step = next_step(Situation(now=1000.0, stored=stored, known_version=7, lease_left=30.0))
     assert step == Poison("refresh_token_unavailable")
+
+
+def test_a_run_out_refresh_token_is_reported_only_under_the_lease() -> None:
+    """Seed 7213: another process held the lease, its refresh with that very token sent just
+    before it ran out; reporting the session lost before that renewal ends is premature (its
+    answer may yet come, and the set with it)."""
+    stored = stored_set(age=9.0, refresh_lifetime=8.0, slack=0.0)
+    assert next_step(Situation(now=1000.0, stored=stored, known_version=7)) == TakeLease()
+    under_lease = Situation(now=1000.0, stored=stored, known_version=7, lease_left=30.0)
+    assert next_step(under_lease) == Poison("refresh_token_unavailable")
