@@ -241,6 +241,10 @@ def next_step(situation: Situation) -> Step:  # noqa: PLR0911  (one return per s
         refresh_failed=situation.refresh_failed,
     )
     if grant is Renewal.REAUTHORIZE:
+        if stored is not None and situation.lease_left is None:
+            # Run out here; another process may be renewing it (its answer still on its way):
+            # only under the lease, once that renewal ended, is the store's word final.
+            return TakeLease()
         return Poison("no_token_set" if stored is None else "refresh_token_unavailable")
     if (
         situation.rejected is None

@@ -52,6 +52,9 @@ class StandInWorld:
     def wall(self) -> float:
         return 1_800_000_000.0 + asyncio.get_running_loop().time()
 
+    def read_by(self, process: object, token_sets: object) -> None:
+        """No rollbacks here: nothing to judge."""
+
     def put_landed(self, key: object, token_set: object) -> None:
         """The simulation checks its invariants here; a stand-in has none to check."""
 
