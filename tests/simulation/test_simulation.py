@@ -133,6 +133,8 @@ FOUND: dict[int, str] = {
     2250: "a set deleted elsewhere reported ReauthRequired at every call (I12)",
     2677: "a 401 on a reissued client token waited for a background retry (I4)",
     1525: "a set read across a pause judged dead at its oldest reading (I3)",
+    7213: "a run-out refresh token reported while another process's renewal was on its way",
+    7229: "the same",
 }
 
 
