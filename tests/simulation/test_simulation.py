@@ -135,6 +135,7 @@ FOUND: dict[int, str] = {
     1525: "a set read across a pause judged dead at its oldest reading (I3)",
     7213: "a run-out refresh token reported while another process's renewal was on its way",
     7229: "the same",
+    4075: "a store error on the re-read before the one replay after a lost answer ended it (I3)",
 }
 
 
