@@ -28,6 +28,7 @@ from ..core.errors import (
     ApiError,
     PausedBeforeSendError,
     ReauthorizationRequired,
+    StoreError,
     TransportError,
 )
 from ..core.fencing import LeaseLapsed, fenced
@@ -254,4 +255,10 @@ class Redeemer:
             at_least=self._token_timeout if ambiguous and rotating else 0.0,
         )
         if ambiguous and rotating:
-            run.stored = await self._read(entry.key)
+            try:
+                run.stored = await self._read(entry.key)
+            except StoreError:
+                # Keep the copy: the lease is still ours (the fence extends it, through the
+                # store, before the replay), so no other process renewed the set meanwhile;
+                # failing here would let the spent token run out before the one replay.
+                logger.warning("could not read token set %s before a replay", entry.key.hashed)
