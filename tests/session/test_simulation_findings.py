@@ -148,10 +148,10 @@ def _freezing(process: Any) -> None:
     store = process.manager._store
     call = store._call  # type: ignore[attr-defined]
 
-    async def held_while_frozen(effect: Any, *, fails_after: bool = True) -> Any:
+    async def held_while_frozen(effect: Any, **options: Any) -> Any:
         if frozen_until[0] > world.loop.time():
             await asyncio.sleep(frozen_until[0] - world.loop.time())
-        return await call(effect, fails_after=fails_after)
+        return await call(effect, **options)  # fails_after, at_send: as the store's own call
 
     store._call = held_while_frozen  # type: ignore[attr-defined]
 
