@@ -8,7 +8,6 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from aiofinaccess.core.tokens import TokenKey
-from tests.simulation.config import SECOND_APP_CLIENT
 
 if TYPE_CHECKING:
     from tests.simulation.idp import Session
@@ -49,13 +48,15 @@ def _stuck(world: World) -> list[tuple[TokenKey, str, float]]:
     for key, at in world.store.due.items():
         if key.provider not in world.serving_providers():
             continue  # nobody serves it: nobody can tell (its claim runs out, and again)
-        if key.subject is not None and world.client_of((key.provider, key.subject)) == (
-            SECOND_APP_CLIENT
+        if (
+            key.subject is not None
+            and world.features.second_app is not None
+            and (key.provider == "idp")
         ):
-            # A second client under the same provider name on one store (README advises a
-            # store each): the other client's workers give its sets back, but claims are not
-            # scoped by client, so they may win the claim race again and again. Safe (never
-            # renewed with the wrong credentials, I8) but not yet timely: open (issue 22).
+            # Two clients under the same provider name on one store (README advises a store
+            # each): each client's workers give the other's sets back, but claims are not
+            # scoped by client, so the wrong ones may win the claim race again and again. Safe
+            # (never renewed with the wrong credentials, I8) but not yet timely: open.
             continue
         if key not in world.store.records:
             stuck.append((key, "its record is gone", at))

@@ -36,7 +36,6 @@ KNOWN_OPEN: dict[int, str] = {}
 OPEN_PAST_THE_BUDGET: dict[int, str] = {
     7854: "I3: a lost answer's replay waited on another's lease past the spent token's end",
     8056: "I5: an entry left after forgetting all (rollbacks, grant chaos, pauses before sends)",
-    9930: "I10: a dead set stays on the duty",
     11157: "I2: a live token of a session ended by the app's grant chaos handed out",
 }
 
