@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None:
         world = run_seed(args.seed, verbose=args.verbose)
         print(f"seed {args.seed}: {world.config}")
+        print(f"features {world.features}")
         print(f"calls {world.calls}, slowest {world.slowest:.2f} s, failures {world.failures}")
         print(f"token requests {world.idp.requests}, store calls {world.store.calls}")
         for violation in world.violations:

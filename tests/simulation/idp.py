@@ -79,6 +79,9 @@ class Session:
     idle_until: float = float("inf")
     born: dict[str, float] = attrs.Factory(dict)  # refresh token -> loop time it was issued
     idle_ended: bool = False  # ended idle: its access tokens (JWTs) live on till they expire
+    # refresh token -> loop times a presentation of it was turned away unread (503, 429,
+    # a failed connect, a reset): the SDK was trying, the IdP was not listening.
+    refused: dict[str, list[float]] = attrs.Factory(dict)
     provider: str = "idp"
     client: str = CLIENT_ID  # the client it was issued to: the only one that may renew it
     rotating: bool = True  # finAPI's refresh tokens do not rotate
@@ -96,6 +99,12 @@ class Session:
 class Access:
     session: Session
     expires_at: float
+
+
+def _form(request: HttpRequest) -> dict[str, str]:
+    return {
+        name: value.reveal() if isinstance(value, Secret) else value for name, value in request.form
+    }
 
 
 def _response(
@@ -192,6 +201,39 @@ class Idp:
                 session.alive = False
                 session.idle_ended = True
                 session.excused = session.excused or "idle past its refresh token's lifetime"
+            elif session.alive and session.excused is None and self._refused_to_the_end(session):
+                session.excused = "a lost answer's replays were turned away till the token ran out"
+
+    def _refused_to_the_end(self, session: Session) -> bool:
+        """Whether the spent token of a lost answer ran out while the SDK kept presenting it and
+        the IdP kept turning it away unread: from when the SDK may first replay it (its timeout
+        and once more, or the sender's lease after a crash), no gap longer than one retry (a
+        timeout, the longest ``Retry-After`` and a backoff) till its end."""
+        if not self.refresh_ttl:
+            return False
+        config = self.world.config
+        now = self.world.loop.time() + 0.5 + 2 * config.skew  # a little early, as above
+        first = config.token_timeout + max(config.token_timeout, config.lease_ttl) + 0.5
+        gap = config.token_timeout + 2.0 + 1.5
+        for rotation in session.rotations.values():
+            ends = session.born.get(rotation.old, now) + self.refresh_ttl
+            if rotation.excused is None or rotation.durable or ends > now:
+                continue
+            tries = sorted(t for t in session.refused.get(rotation.old, ()) if t >= rotation.at)
+            if (
+                tries
+                and tries[0] <= rotation.at + first + 2 * config.skew
+                and all(b - a <= gap for a, b in zip(tries, [*tries[1:], ends], strict=True))
+            ):
+                return True
+        return False
+
+    def _turned_away(self, form: dict[str, str]) -> None:
+        """A request presenting a refresh token was turned away before the server read it."""
+        session = self.by_refresh.get(form.get("refresh_token", ""))
+        if session is not None:
+            times = session.refused.setdefault(form["refresh_token"], [])
+            times.append(self.world.loop.time())
 
     def valid(self, access_token: str) -> tuple[bool, Session | None]:
         """Would the resource server accept ``access_token`` now? (and its session)"""
@@ -235,9 +277,11 @@ class Idp:
             fault = self.rng.choice(["connect", "reset", "503", "429", "500", "slow", "slow"])
         if fault == "connect":
             await asyncio.sleep(self.rng.uniform(0.001, 0.05))
+            self._turned_away(_form(request))
             raise TransportError("cannot connect to the simulated IdP", request_sent=False)
         if fault == "reset":  # sent, then the connection died before the server read it
             await asyncio.sleep(self.rng.uniform(0.001, 0.05))
+            self._turned_away(_form(request))
             raise TransportError("connection reset by the simulated IdP", request_sent=True)
         answer: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
         self.world.message(self._serve(process, request, fault, answer), answer)
@@ -263,14 +307,13 @@ class Idp:
         answer: asyncio.Future[HttpResponse],
     ) -> None:
         await asyncio.sleep(self._latency(fault, answer=False))
-        form = {
-            name: value.reveal() if isinstance(value, Secret) else value
-            for name, value in request.form
-        }
+        form = _form(request)
         rotation: Rotation | None = None
         if fault == "503":
+            self._turned_away(form)
             response = _response(503, {"error": "temporarily_unavailable"}, {"Retry-After": "1"})
         elif fault == "429":
+            self._turned_away(form)
             response = _response(429, {"error": "slow_down"}, {"Retry-After": "2"})
         elif request.url.path.endswith(("/revoke", "/logout")):
             what = "revocation" if request.url.path.endswith("/revoke") else "logout"
@@ -282,8 +325,12 @@ class Idp:
         if rotation is not None:
             if fault == "500":
                 self._excuse(rotation, "the server answered 500 after committing")
-            elif answer.done():
-                self._excuse(rotation, "its sender stopped waiting before it was answered")
+            elif answer.done():  # after a crash, others replay only once its lease ran out
+                self._excuse(
+                    rotation,
+                    "its sender stopped waiting before it was answered",
+                    crash=not process.alive,
+                )
             else:
                 committed = rotation
                 answer.add_done_callback(
@@ -338,7 +385,8 @@ class Idp:
             )
         elif session is not None:
             session.alive = False
-            session.excused = session.excused or f"the app asked for its {what}"
+            if session.excused in (None, "its login was not stored yet"):  # the login's
+                session.excused = f"the app asked for its {what}"  # write may land later
         return _response(200, {})
 
     def _excuse(self, rotation: Rotation, why: str, *, crash: bool = False) -> bool:

@@ -423,6 +423,9 @@ class World(App):
 
     async def _forget_all(self, process: Process) -> None:
         self.vault.clear()
+        # A login the app started before settling lands first (a forget, then a login that
+        # completes, leaves that login's set: the app's order, not the SDK's).
+        await process.spawn(process.manager.wait_idle())
         for provider, user in self.accounts:
             if provider not in process.providers:
                 continue
