@@ -17,10 +17,6 @@ repeated or comma-separated. v1 writes dates as ``YYYY-MM-DD HH:MM:SS.SSS`` Germ
 every field the v1 spec requires; v2 writes ``YYYY-MM-DD`` dates and RFC 3339 timestamps.
 Refusals use finAPI's ErrorMessage: 400 ``BAD_REQUEST``, ``ILLEGAL_PAGE_SIZE``,
 ``TOO_MANY_IDS``, ``UNSUPPORTED_ORDER``; 404 ``UNKNOWN_ENTITY``; 422 ``ILLEGAL_FIELD_VALUE``.
-
-Over the ~400-line guide on purpose: it is one emulated resource family whose handlers share
-the imported data and the two versions' date formats; the records themselves are already apart
-(``sandbox/finapi_records.py``).
 """
 
 from __future__ import annotations

@@ -14,9 +14,8 @@ overstates what it holds.
 **Assumptions.** The clocks of the processes sharing a lease run at the same *rate* (their
 offsets do not matter; NTP slews rates by at most 500 ppm); and the Redis host's wall clock
 never steps forward by more than a day while a lease is held (the garbage-collecting ``PX``).
-Observations are kept per store, so successive waits of one process add up. A lease written by
-a version before this one (a bare owner token with its own ``PX``) is never taken over: it
-expires by its ``PX`` as before.
+Observations are kept per store, so successive waits of one process add up. A bare owner token
+with its own ``PX`` (an older writer's lease) is never taken over: it expires by its ``PX``.
 
 The owner token lets the extension and the release touch only our own lease. A ``SET`` whose
 reply is lost may still have run, so any failure to acquire releases by owner before it
@@ -24,9 +23,6 @@ raises; a release runs shielded, so a cancelled holder still lets go, and the st
 ``aclose`` waits for releases already on the wire (a release asked for after the store closed
 is skipped; one still waiting when ``aclose`` is cancelled, e.g. by the manager's close bound,
 is abandoned: that lease is taken over ``ttl`` after a waiter sees it).
-
-Must never import: redis (it drives the store's client, given to it), ``oauth``, ``session``,
-``api``, ``integrations``, ``cli`` or ``sandbox``.
 """
 
 from __future__ import annotations

@@ -20,9 +20,6 @@ How the statements keep the store's promises:
   providers' rows. A database written before the column existed gets it on first open
   (:func:`prepare`: one ``ALTER TABLE`` under the write lock), with every existing set due at
   once: the first claimant reschedules each from the set itself.
-
-Must never import: ``oauth``, ``session``, ``api``, ``integrations``, ``cli`` or ``sandbox``; it
-holds SQL and the one connection set-up, not the store's logic.
 """
 
 from __future__ import annotations

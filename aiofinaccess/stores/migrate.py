@@ -11,7 +11,7 @@ indistinguishable from the right one. The migration:
 A row that was already swapped before step 2 is sealed where it lies: if an attacker could
 write the store before, revoke and re-authorize those users instead.
 
-**Schedule** (the refresh duty, issue 16). Sets written before their store kept due times
+**Schedule** (the refresh duty). Sets written before their store kept due times
 have none, so no worker would ever claim them. SQLite adds the column on first open with every
 old set due at once; a Redis store keeps its old keys as they are, so run
 ``await schedule(store)`` once after every process runs the new version: every set falls due
