@@ -1,38 +1,11 @@
 """Where the command line's settings come from: flags, then environment, then a TOML file.
 
-Precedence, highest first: command-line flags; environment variables
-(``AIOFINACCESS_STORE``, ``AIOFINACCESS_CONFIG``, ``AIOFINACCESS_ENCRYPTION_KEYS``,
-``AIOFINACCESS_ACCEPT_UNBOUND_RECORDS`` (``1`` while migrating an encrypted store written
-before sealed records: see ``aiofinaccess tokens reseal``) and, per
-provider, ``AIOFINACCESS_<NAME>_<FIELD>`` such as ``AIOFINACCESS_EVERIFIN_CLIENT_SECRET``);
-the config file (``$XDG_CONFIG_HOME/aiofinaccess/config.toml`` when it exists)::
-
-    store = "/home/me/.local/share/aiofinaccess/tokens.db"
-
-    [providers.everifin]          # the table name is the provider's name in the store
-    type = "everifin"             # everifin | finapi | oidc (default: from the name)
-    idp_url = "https://app.stage.everifin.com/auth"
-    api_url = "https://api.stage.everifin.com"
-    client_id = "my-client"
-    # client_secret: better in AIOFINACCESS_EVERIFIN_CLIENT_SECRET than in a file
-
-    [providers.corp]
-    type = "oidc"
-    issuer = "https://login.example.com/realms/corp"
-    client_id = "cli"
-    scopes = ["openid", "offline_access"]
-
-The store (``store``: a SQLite path or a Redis URL, with the Redis password from the
-environment or a file) is opened one way for every command: :mod:`aiofinaccess.cli.store`.
-The SQLite store defaults to ``$XDG_DATA_HOME/aiofinaccess/tokens.db`` (mode 0600). After a
-successful login the provider's settings, secrets left out, are remembered beside a SQLite
-store (``tokens.db.settings.json``, mode 0600; read only when no one else can have written
-it: :mod:`aiofinaccess.cli.remembered`; a Redis store has none) and used below every other
-source, so later commands on that store need no flags. Yes/no settings are read strictly
-(:mod:`aiofinaccess.cli.booleans`). Secrets: :mod:`aiofinaccess.cli.secrets`.
-
-A little over the ~400-line guide on purpose: the sources, their merge and the provider
-settings built from it are one precedence rule, and split they would each restate it.
+Highest first: flags; ``AIOFINACCESS_*`` environment variables (per provider
+``AIOFINACCESS_<NAME>_<FIELD>``); the config file (``$XDG_CONFIG_HOME/aiofinaccess/config.toml``,
+one ``[providers.NAME]`` table per provider); then what a successful login remembered beside a
+SQLite store (:mod:`aiofinaccess.cli.remembered`). The store is opened by
+:mod:`aiofinaccess.cli.store`, secrets found by :mod:`aiofinaccess.cli.secrets`. Every source
+and setting: docs/guides/cli.md.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """The ``aiofinaccess`` command line (argparse: the standard library's parser is enough here).
 
 Commands: ``demo``, ``sandbox``, ``login everifin|oidc``, ``tokens list|show|refresh|revoke|
-delete``, ``users create``, ``config show|set-secret`` and ``worker`` (the refresh duty alone,
-:mod:`aiofinaccess.cli.worker`). Settings come from flags,
-``AIOFINACCESS_*`` environment variables, an optional TOML file and, lowest, what a successful
-login remembered for the store (:mod:`aiofinaccess.cli.config`); the commands live in
-:mod:`aiofinaccess.cli.commands`, :mod:`aiofinaccess.cli.settings` and
-:mod:`aiofinaccess.cli.sandbox`, their output in :mod:`aiofinaccess.cli.output`. The global
-flags (``--store``, ``--config``, ``-v``) go before or after the command. An expected failure
-prints one line and exits 1; a bad option prints one line and exits 2.
+delete|reseal``, ``users create``, ``config show|set-secret`` and ``worker``. The global flags
+(``--store``, ``--config``, ``-v``) go before or after the command. An expected failure prints
+one line and exits 1; a bad option prints one line and exits 2.
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
 """Which token store a command opens: written once, for every command and the worker.
 
-The store setting (``--store``, else ``AIOFINACCESS_STORE``, else the config file's ``store``,
-else ``$XDG_DATA_HOME/aiofinaccess/tokens.db``) is a SQLite path or a Redis URL:
-``redis://``, ``rediss://``, ``unix://``, ``redis+cluster://`` or ``rediss+cluster://`` (see
-:class:`~aiofinaccess.stores.redis.RedisStore`). Any other ``scheme://`` is refused, never
-taken for a path. Both kinds get the encryption keys.
-
-The value is stripped, and parsed before it is used or shown: a Redis URL without ``//``, with
-a bad port, a ``[`` left open, or a db that is no number (a password with an unencoded ``/``
-makes one) is refused without being quoted, and a value with ``://`` is never a path.
-
-A Redis password comes from ``AIOFINACCESS_REDIS_PASSWORD``, from a file whose first line it
-is (``--redis-password-file``, else ``AIOFINACCESS_REDIS_PASSWORD_FILE``, else the config
-file's ``redis_password_file``; read only if private and ours: :mod:`aiofinaccess.cli.files`),
-or from the URL (``:password@`` or ``?password=``, as redis-py reads it); two of these at once
-are refused. A URL with a password given as ``--store`` works, with a warning: any local user
-can read a command line. The key prefix is ``AIOFINACCESS_REDIS_PREFIX``, else the config file's
-``redis_prefix``, else ``aiofinaccess:`` (the worker's ``--prefix`` wins over both).
+The setting is a SQLite path or a Redis URL (``redis://``, ``rediss://``, ``unix://``,
+``redis+cluster://``, ``rediss+cluster://``); any other ``scheme://`` is refused, never taken
+for a path, and a URL that cannot be read is refused without being quoted. A Redis password
+comes from the environment, a private file of ours (:mod:`aiofinaccess.cli.files`) or the URL;
+two at once are refused. Both kinds get the encryption keys. Precedence: docs/guides/cli.md.
 """
 
 from __future__ import annotations

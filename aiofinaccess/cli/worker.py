@@ -1,14 +1,9 @@
 """``aiofinaccess worker``: run the refresh duty alone, until SIGTERM or SIGINT.
 
-A worker is a session manager that serves nothing: it claims due token sets from the shared
-store (:mod:`aiofinaccess.cli.store`: a SQLite path or a Redis URL, encrypted with the same
-keys as for every command) and renews them,
-keeping none in memory. Providers and their client credentials come from the same places as
-for the other store commands (:mod:`aiofinaccess.cli.config`). On SIGTERM or SIGINT it stops
-claiming, lets every renewal in flight finish (a redeemed set is always written), closes the
-store and exits 0.
-
-Imports the public API (lazily) and the CLI's own modules.
+A session manager that serves nothing: it claims due token sets from the shared store and
+renews them, keeping none in memory, with providers configured as for the other store
+commands. On SIGTERM or SIGINT it stops claiming, lets every renewal in flight finish (a
+redeemed set is always written), closes the store and exits 0.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """Time as a dependency: the manager reads clocks and sleeps only through a :class:`Clock`.
 
-Tests pass a fake clock and never sleep; production uses :data:`SYSTEM_CLOCK`.
-
-Stored sets and other processes' clocks
----------------------------------------
-A stored set's instants are on the wall clock of the process that got it. A reader places
-it on its own monotonic clock (:func:`anchor_stored`) by the set's *age* when the store
-measures one: Redis stamps each write with its own ``TIME`` and the writer's age of the set
-then, and a read returns the age now (store's now - written + age at write), so no reader's
-or writer's wall clock enters. Without an age (SQLite and memory stores, whose clock is this
-machine's wall clock, which every reader shares; records written before the stamp; a store
-of the app's own) the reader anchors on its wall clock as before, so the writer's and the
-reader's wall clocks must agree (within ``RefreshPolicy.expiry_margin``). A stored issue time
-in the reader's future, or a writer's clock the age shows to disagree, is warned of once per
-process (:class:`SkewWarnings`).
+Tests pass a fake clock and never sleep; production uses :data:`SYSTEM_CLOCK`. A stored set is
+placed on the reader's monotonic clock by :func:`anchor_stored`: by the age the store measured
+on its own clock when it gives one (Redis), else by the reader's wall clock, which must then
+agree with the writer's within ``RefreshPolicy.expiry_margin``. A writer's clock seen to
+disagree is warned of once per process (:class:`SkewWarnings`).
 """
 
 from __future__ import annotations

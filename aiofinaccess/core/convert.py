@@ -1,10 +1,8 @@
 """The cattrs converters of token sets: one that reveals secrets (for stores) and one that
 redacts them (for people, built on first use).
 
-Kept apart from :mod:`~aiofinaccess.core.tokens` because building them costs more than the
-rest of the token module: only a durable store's codec, or a display, pays for it.
-
-Wall: core; imports the standard library, cattrs and :mod:`~aiofinaccess.core.tokens` only.
+Apart from :mod:`~aiofinaccess.core.tokens` because building them costs more than the rest of
+the token module: only a durable store's codec, or a display, pays for it.
 """
 
 from __future__ import annotations

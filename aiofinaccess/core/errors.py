@@ -5,10 +5,12 @@
     AiofinaccessError
     ├── UsageError                    you called the SDK in a way it cannot serve
     │   ├── ConfigurationError        a setting is missing or wrong; the message names it
-    │   └── ClientMismatchError       the token set was issued to another client than ours
+    │   ├── ClientMismatchError       the token set was issued to another client than ours
+    │   └── ValidationError           an argument breaks a provider limit; nothing was sent
     ├── AuthorizationFlowError        an authorization redirect cannot be accepted
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
-    │   └── AuthorizationDenied       the provider redirected with ``error=...``
+    │   ├── AuthorizationDenied       the provider redirected with ``error=...``
+    │   └── ExchangeFailed            the callback was genuine; the code exchange failed
     ├── TransportError                the network failed; ``retryable``, ``request_sent``
     ├── UnexpectedResponseError       a 2xx answer the SDK cannot read
     │   └── TokenResponseError        ... from a token endpoint
@@ -31,18 +33,11 @@
         └── LeaseBusyError            a store lease stayed taken longer than the wait
             └── PausedBeforeSendError the lease lapsed before every send (a pausing process)
 
-Rules: no exception message ever contains a token, secret or password; bodies are kept
-parsed (``ApiError.body``) so callers read fields, not strings; ``ReauthorizationRequired``
-is decided by the OAuth error *code* (``invalid_grant``), never by the description text.
-
-The body shapes (:data:`ErrorBody`) live here because every :class:`ApiError` carries one; the
-parsers that read them from bytes and headers, and the mapping of a response to its error
-type, are protocol work and live in :mod:`aiofinaccess.oauth.error_bodies`. At about 440
-lines (half of it docstrings) this module is over the ~400-line guide on purpose: the
-hierarchy and the shapes its errors carry are one vocabulary, read together.
-
-Must never import: aiohttp, asyncio, or any aiofinaccess module outside ``core`` (it imports
-nothing of aiofinaccess at all).
+``ExchangeFailed`` is defined in :mod:`aiofinaccess.integrations.web`. No exception message
+contains a token, secret or password; bodies are kept parsed (``ApiError.body``), so callers
+read fields, not strings; ``ReauthorizationRequired`` is decided by the OAuth error *code*
+(``invalid_grant``), never by the description text. The parsers of error bodies live in
+:mod:`aiofinaccess.oauth.error_bodies`.
 """
 
 from __future__ import annotations

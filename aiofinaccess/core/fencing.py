@@ -1,21 +1,11 @@
 """The fence's last check, where a token request leaves the process.
 
-A renewal sends a refresh only while it holds the store's lease with the whole exchange plus a
-margin left. Between that check and the moment the request leaves, the process can stop (a GC
-pause, SIGSTOP, a blocked event loop, an await inside the token client) for longer than the
-lease left; another process can then take the lease and redeem the same refresh token. OAuth
-has no fencing token, so the server cannot refuse the late request: the client must not send
-it. The renewal driver sets the check for its token request (:func:`fenced`, a context
-variable: only its own task sees it); a token client calls :func:`check_before_send` as its
-last act before handing the request to the network. A check that finds the lease no longer
-covering the exchange raises :class:`LeaseLapsed`: nothing was sent, and the driver takes the
-lease again and reads the store again (after three in one renewal it fails its callers with
-:class:`~aiofinaccess.core.errors.PausedBeforeSendError` instead).
-
-What no client can close: a pause after that call (connection setup inside aiohttp, the wire)
-or one between the answer and its write, longer than the lease left.
-
-This module does no I/O.
+The renewal driver sets the check for its token request (:func:`fenced`, a context variable:
+only its own task sees it); a token client calls :func:`check_before_send` as its last act
+before handing the request to the network. If a pause (GC, SIGSTOP, a blocked event loop) left
+the lease too short for the exchange, it raises :class:`LeaseLapsed` and nothing is sent:
+OAuth has no fencing token, so the server could not refuse the late request. A pause after
+this call, or between the answer and its write, no client can close.
 """
 
 from __future__ import annotations

@@ -1,25 +1,8 @@
 """Pure decisions about a token set's life: when it is stale, when it must be renewed, how.
 
-Theory of operation
--------------------
-Rule 1: nothing here reads a clock, sleeps or performs I/O. Callers pass ``now`` (monotonic
-seconds) in; the session manager acts on what comes out. Tests drive every rule with plain
-numbers.
-
-Rule 2: time-based freshness and the manager's bookkeeping are separate axes.
-
-* Freshness comes from :class:`Deadlines`, computed once per token set by :func:`plan`:
-  ``FRESH`` until ``stale_at``, ``STALE`` (serve it, renew in the background) until
-  ``must_refresh_at``, then ``EXPIRED`` (block callers until renewed). The lead before expiry
-  is a fraction of the lifetime, floored and capped (:class:`RefreshPolicy`), so a 5-minute
-  Keycloak token and a 1-hour finAPI token both renew at a sensible moment.
-* :class:`Status` is what the manager is doing with the set. Its transitions are a table
-  (:data:`TRANSITIONS`); an event the table does not list raises :class:`InvalidTransition`.
-  ``REAUTH_REQUIRED`` is sticky: only storing a new token set leaves it.
-
-Rule 3: finAPI hands back the *same* client token until it expires. A renewal that returns the
-token we already hold is a *reissue*; :func:`plan` then stops asking early (there is nothing
-earlier to get) and sets ``renew_not_before`` to the expiry.
+Callers pass ``now`` (monotonic seconds) in. Freshness comes from :class:`Deadlines`
+(:func:`plan`); what the manager is doing with the set is :class:`Status`, whose transitions
+are the table :data:`TRANSITIONS`. See docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """The backoff decision: how long to wait before the next try, as a pure function.
 
-Every retry in aiofinaccess (a token request inside a renewal, an API call in the pipeline, a
-failed renewal rescheduled, a store write kept) waits a *full-jitter* exponential backoff: after
-the n-th failed try (n = 1, 2, ...) a uniform draw from ``[0, min(cap, initial * 2**(n-1)))``.
-Full jitter spreads a herd of clients that failed together over the whole window instead of
-moving the herd as one (AWS Architecture Blog, "Exponential Backoff And Jitter"). When the
-server said how long to wait (``Retry-After``), that is the wait instead, cut to what the
-caller is willing to wait.
-
-The draw comes from an injected source, so tests and the deterministic simulation choose it;
-nothing here sleeps or reads a clock. The awaiting side is
+After the n-th failed try (n = 1, 2, ...) every retry in aiofinaccess waits a uniform draw from
+``[0, min(cap, initial * 2**(n-1)))`` (full jitter, which spreads a herd of clients that failed
+together over the whole window), or the server's ``Retry-After`` cut to what the caller is
+willing to wait. The draw comes from an injected source; the awaiting side is
 :class:`~aiofinaccess.session.retrying.Retrier`.
-
-Must never import: asyncio, aiohttp, or any aiofinaccess module outside ``core``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """Stopping a background task for certain, even when it loses a cancellation.
 
 On CPython 3.11 ``asyncio.wait_for`` drops a cancel that arrives just as the awaited call
-finishes (gh-86296, fixed in 3.12), and libraries such as redis-py send every command through
-it. A task cancelled once can therefore go on waiting; one ``cancel()`` and an ``await`` is a
-hang waiting to happen. :func:`cancel_and_wait` cancels again until the task has ended.
-
-In ``core`` so that the stores' own background tasks (the Redis change-feed reader) stop
-through it too, like the session's. Standard library only.
+finishes (gh-86296, fixed in 3.12), and redis-py sends every command through it, so one
+``cancel()`` and an ``await`` can hang. :func:`cancel_and_wait` cancels again until the task
+has ended.
 """
 
 from __future__ import annotations

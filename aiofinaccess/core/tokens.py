@@ -1,23 +1,9 @@
 """Token sets, secret values, and the parsing of token-endpoint responses.
 
-Theory of operation
--------------------
-* Every secret (access, refresh and ID tokens, client secrets, passwords, PKCE verifiers,
-  authorization codes) travels as a :class:`Secret`. Its ``repr``/``str``/``format`` print
-  ``'***'``, so a secret cannot leak through logging, an exception message or an attrs repr
-  by accident. The only ways out are :meth:`Secret.reveal` and the store converter
-  (:mod:`aiofinaccess.core.convert`).
-* A :class:`TokenSet` keeps its expiry twice: as wall-clock UNIX seconds (what a store
-  persists) and as an :class:`Anchor` that ties those wall-clock values to the monotonic
-  clock at the moment the token request was *sent*. Lifetimes are measured from the send
-  time, so neither transit time nor a wrong wall clock can make us hold an expired token. A
-  set read from a store is anchored by its age where the store measures one on its own
-  clock (:meth:`Anchor.aged`), so another process's wall clock does not enter either.
-* Parsing is lenient where servers legitimately differ (``expires_in`` as a string, missing,
-  or ``0`` meaning "never" for finAPI) and strict where it matters (no ``access_token`` is a
-  :class:`~aiofinaccess.core.errors.TokenResponseError`).
-
-This module does no I/O and imports nothing of aiohttp.
+Every secret travels as a :class:`Secret`, which prints ``'***'``; only :meth:`Secret.reveal`
+and the store converter (:mod:`aiofinaccess.core.convert`) let it out. A :class:`TokenSet`'s
+expiry is anchored to the monotonic clock at the moment its request was sent
+(:class:`Anchor`). See docs/architecture.md.
 """
 
 from __future__ import annotations

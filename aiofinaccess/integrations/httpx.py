@@ -1,19 +1,12 @@
-"""An ``httpx.Auth`` backed by a session manager (extra ``httpx``).
+"""An ``httpx.Auth`` backed by a session manager (extra ``httpx``; ``httpx.AsyncClient`` only).
 
 >>> auth = HttpxAuth(manager, "everifin", subject="user-42")  # doctest: +SKIP
 >>> async with httpx.AsyncClient(auth=auth, base_url=api) as client:  # doctest: +SKIP
 ...     accounts = (await client.get("/v1/accounts")).json()
 
-Like :class:`~aiofinaccess.integrations.middleware.BearerAuth`: the bearer token comes from the
-manager (fresh from memory; one shared renewal when expired, however many requests wait), a 401 asks
-the manager once for a token other than the refused one (one shared renewal) and the request
-is replayed once: two rounds at most. The token goes only to the provider's API origins
-(:meth:`~aiofinaccess.oauth.providers.Provider.api_origins`: scheme, host and port of ``api_url``,
-``web_form_url`` and ``extra_api_origins``, the rule ``BearerAuth`` follows) and to those the
-app adds here; any other URL is sent without it. httpx itself drops ``Authorization`` on a
-redirect to another origin, and a redirect never passes through this flow again.
-
-Only ``httpx.AsyncClient``: the manager is async.
+As :class:`~aiofinaccess.integrations.middleware.BearerAuth`: one shared renewal when the token
+expired, one renewal and one replay on a 401, and the token only to the provider's API origins
+(:meth:`~aiofinaccess.oauth.providers.Provider.api_origins`) and those the app adds here.
 """
 
 from __future__ import annotations

@@ -5,18 +5,10 @@
 ...     async with session.get(url) as response:
 ...         ...
 
-The middleware is thin on purpose: it asks the manager for a bearer token, sets the header and
-calls the next handler. On a 401 it asks the manager once for a token other than the one that
-was refused (one shared renewal, however many requests got the 401) and replays the request
-once: two rounds at most, never a loop. Token-endpoint calls made by the manager pass an empty
-middleware list, so this middleware never sees them and cannot recurse.
-
-Scope: the bearer token goes only to the provider's API origins (scheme, host and port of
-``api_url`` and ``web_form_url``, plus ``Provider.extra_api_origins``), on the first request
-and on every redirect hop. aiohttp runs client middlewares again for each hop and drops
-``Authorization`` when a redirect leaves the origin; this middleware must not put it back, so
-a request to any other origin passes through untouched. To trust one more origin, add it to
-the provider: ``attrs.evolve(provider, extra_api_origins=("https://files.example.com",))``.
+On a 401 it asks the manager once for a token other than the refused one (one shared renewal)
+and replays once. The token goes only to the provider's API origins, on the first request and
+on every redirect hop (aiohttp runs middlewares again for each); to trust one more origin:
+``attrs.evolve(provider, extra_api_origins=("https://files.example.com",))``.
 """
 
 from __future__ import annotations

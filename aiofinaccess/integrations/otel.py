@@ -4,31 +4,10 @@
 >>> manager = SessionManager(trace_configs=[telemetry.trace_config])  # doctest: +SKIP
 >>> telemetry.instrument(manager)  # doctest: +SKIP
 
-The app picks the SDK and exporters; this module needs only ``opentelemetry-api`` (without an
-SDK every instrument is a no-op).
-
-Metrics (attributes in brackets):
-
-* ``aiofinaccess.token.requests`` (counter) [provider, grant, outcome]: every exchange with a
-  token, revocation or logout endpoint; ``outcome`` is ``success``, ``rejected`` (4xx),
-  ``server_error`` (5xx) or ``transport_error``.
-* ``aiofinaccess.renewals`` (counter) [provider, grant, reason]: token sets renewed and stored
-  (``grant="adopted"``: taken from the store after another process renewed it).
-* ``aiofinaccess.rotations`` (counter) [provider].
-* ``aiofinaccess.failures`` (counter) [provider, kind, error]: ``kind`` is
-  ``refresh_failed`` (``error`` is the exception's type), ``reauth_required`` (``error`` is
-  the reason) or ``write_abandoned``.
-* ``aiofinaccess.refresh.lateness`` (histogram, s) [provider]: from the previous set turning
-  stale to its successor being stored; negative is ahead of time.
-* ``aiofinaccess.token_sets`` (observable gauge) [state]: sets this process holds by state.
-* ``aiofinaccess.manager.<counter>`` (observable counters): each of
-  :class:`~aiofinaccess.session.events.ManagerStats` (``retries``, ``store_failures``...).
-
-Spans: one CLIENT span per token-endpoint exchange (``token <grant>``) and per API call
-(``GET /accounts``: the endpoint's path template, relative to the API base) sent on a session
-that has :attr:`Telemetry.trace_config`, with provider, grant or endpoint, method, server
-address and status. Never a token, a URL query or a body; the app's user id (``enduser.id``)
-only with ``record_user_id=True``. Failures carry only the exception's type.
+The app picks the SDK and exporters (without one every instrument is a no-op). Metrics count
+token requests, renewals, rotations and failures, the refresh lateness and the sets by state;
+spans cover each token exchange and API call, never with a token, query or body, and with the
+app's user id only when ``record_user_id=True``. docs/guides/observability.md lists them all.
 """
 
 from __future__ import annotations

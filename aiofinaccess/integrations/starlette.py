@@ -8,22 +8,10 @@ Needs the ``starlette`` extra (FastAPI brings Starlette along).
 >>> @app.get("/accounts")  # doctest: +SKIP
 ... async def accounts(bank: Connection = Depends(connect.connection("everifin"))): ...
 
-* :meth:`StarletteConnect.lifespan` opens the manager ``make_manager`` builds (providers
-  registered), waits for :meth:`~aiofinaccess.session.manager.SessionManager.ready`, and closes it
-  (after callbacks in flight) on shutdown. Apps with a lifespan of their own enter
-  :meth:`StarletteConnect.open` inside it.
-* :meth:`StarletteConnect.routes` is a ``Mount``-able router: ``GET /{provider}`` (off to the
-  provider), ``GET /{provider}/callback`` (the code exchanged exactly once by
-  :class:`~aiofinaccess.integrations.web.ConnectFlow`, then a redirect to ``?next=`` or
-  ``success_url``)
-  and ``POST /{provider}/disconnect`` (revoke, delete, redirect; 403 unless the request comes
-  from the app's own origin, ``redirect_base`` or else the request's URL: see
-  :mod:`~aiofinaccess.integrations.same_origin`).
-* :meth:`StarletteConnect.connection` is a dependency (``Depends`` in FastAPI, a plain call in
-  Starlette) giving the current user's :class:`Connection`: bearer header, an ``httpx.Auth``,
-  :class:`~aiofinaccess.BankConnect` and :class:`~aiofinaccess.ApiClient`. A user who has
-  to connect (again) raises :class:`~aiofinaccess.core.errors.ReauthorizationRequired`, which
-  :attr:`StarletteConnect.exception_handlers` turns into a redirect to the connect route.
+:meth:`StarletteConnect.routes` serves ``GET /{provider}``, ``GET /{provider}/callback`` (the
+code exchanged exactly once) and ``POST /{provider}/disconnect`` (403 unless from the app's
+own origin); :meth:`StarletteConnect.connection` gives the current user's :class:`Connection`,
+and a user who must connect again is redirected by :attr:`StarletteConnect.exception_handlers`.
 """
 
 from __future__ import annotations

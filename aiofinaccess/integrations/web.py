@@ -9,27 +9,9 @@ That adds ``GET /connect/everifin`` (off to the provider) and ``.../callback`` (
 stored under the app's user id, then ``on_connected``, by default a redirect to ``?next=`` or
 ``success_url``; failures reach ``on_error`` as a typed
 :class:`~aiofinaccess.core.errors.AuthorizationFlowError`). Other frameworks call
-:class:`ConnectFlow`'s ``begin`` and ``finish`` from their own handlers. Both routes are
-``GET`` navigations (the callback comes from the provider's site, guarded by ``state``); an
-app's own ``POST`` routes, such as a disconnect, check :meth:`WebConnect.same_origin`.
-
-Theory of operation
--------------------
-* **State lives in the token store** (:class:`~aiofinaccess.stores.PendingAuthorizations`),
-  so any worker can take the callback. ``begin`` writes two records with a short TTL under a
-  hash of ``state``: the request (PKCE verifier, the app's user id, where to go next) and a
-  one-shot *claim*.
-* **Exactly one exchange.** ``finish`` checks that the request was issued to the same user
-  (login CSRF), then takes the claim, atomically in every store: one request wins and
-  exchanges the code; its outcome (connected, or the typed error) is stored for
-  ``outcome_ttl`` seconds, and only then is the request record deleted. A reload, or a worker
-  racing the first, finds the claim gone and waits for that outcome instead of spending the
-  code again (Keycloak would kill the session), and ends where the first request ended.
-  Requests of one process share one task; the exchange runs in a task the manager owns, so
-  a browser that goes away cannot cancel it.
-
-A little over the ~400-line guide on purpose: the begin/finish protocol and its aiohttp
-routes share the claim-and-outcome records, and a quarter of the module is docstrings.
+:class:`ConnectFlow`'s ``begin`` and ``finish`` from their own handlers. An app's own ``POST``
+routes, such as a disconnect, check :meth:`WebConnect.same_origin`. The flow's state lives in
+the token store, so any worker can take the callback (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """The front channel of the authorization-code flow: building the URL, reading the callback.
 
-:func:`build_authorization_request` makes a fresh ``state`` and, by default, a PKCE S256 pair
-(RFC 7636). Keep the returned :class:`AuthorizationRequest` server-side (its
-:meth:`~AuthorizationRequest.to_dict` is for a store) and pass it to
-:func:`parse_callback` when the browser comes back. The callback parser compares ``state`` in
-constant time, checks ``iss`` when the provider sends it (RFC 9207), and turns an error
-redirect into :class:`~aiofinaccess.core.errors.AuthorizationDenied`.
-
-No I/O here.
+:func:`build_authorization_request` makes a fresh ``state`` and, by default, a PKCE S256 pair.
+Keep the returned :class:`AuthorizationRequest` server-side (:meth:`~AuthorizationRequest.to_dict`
+is for a store) and pass it to :func:`parse_callback`, which compares ``state`` in constant
+time, checks ``iss`` (RFC 9207) and turns an error redirect into
+:class:`~aiofinaccess.core.errors.AuthorizationDenied`.
 """
 
 from __future__ import annotations

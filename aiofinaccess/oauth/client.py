@@ -1,14 +1,10 @@
 """The token-endpoint client: every grant, revocation, logout and discovery.
 
 Each grant is a pure *build* function (provider, client, grant fields -> :class:`HttpRequest`)
-and every response goes through one pure *parse* function; :class:`OAuthClient` joins them
-with one short driver. First acquisition and renewal use the very same functions, so a quirk
-fixed for one is fixed for both.
-
-Client authentication follows :class:`~aiofinaccess.oauth.providers.ClientAuthMethod`:
-``client_secret_post`` puts ``client_id``/``client_secret`` in the form (finAPI, Everifin),
-``client_secret_basic`` sends them as HTTP Basic (RFC 6749 2.3.1: each part form-encoded
-first).
+and every response goes through one pure *parse* function, which first acquisition and renewal
+share; :class:`OAuthClient` joins them. Client authentication follows
+:class:`~aiofinaccess.oauth.providers.ClientAuthMethod` (``client_secret_basic`` form-encodes
+each part first, RFC 6749 2.3.1).
 """
 
 from __future__ import annotations

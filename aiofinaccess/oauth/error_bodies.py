@@ -1,16 +1,9 @@
 """Reading the providers' error answers: the body parsers and the response-to-error mapping.
 
-An HTTP error answer arrives as a status, bytes and headers; this module turns it into the one
-typed :class:`~aiofinaccess.core.errors.ApiError` subclass that fits, carrying the parsed body
-(finAPI's, Everifin's, OAuth's or Web Form 2.0's shape, else an
-:class:`~aiofinaccess.core.errors.UnparsedErrorBody`) and the ``Retry-After`` it asked for.
-Both the token-endpoint client and the API pipeline read their errors here.
-
-The shapes and the error hierarchy are ``core``'s (:mod:`aiofinaccess.core.errors`); only the
-reading of bytes and headers is protocol work, so ``core`` stays free of it.
-
-Must never import: aiohttp (it works on bytes and a header mapping), ``stores``, ``session``,
-``api``, ``integrations``, ``cli`` or ``sandbox``.
+Turns a status, bytes and headers into the typed :class:`~aiofinaccess.core.errors.ApiError`
+subclass that fits, carrying the parsed body (finAPI's, Everifin's, OAuth's or Web Form 2.0's
+shape, else :class:`~aiofinaccess.core.errors.UnparsedErrorBody`) and its ``Retry-After``.
+The token-endpoint client and the API pipeline both read their errors here.
 """
 
 from __future__ import annotations

@@ -1,21 +1,14 @@
 """Provider presets: the finAPI, Everifin and generic OIDC/Keycloak builders of a Provider.
 
-Three families of presets build a :class:`~aiofinaccess.oauth.providers.Provider`:
-
 * :class:`FinApi` - finAPI Access (sandbox, live or any base URL; v2 paths by default, v1 as
-  an option). Token requests are form bodies with the client credentials in every grant;
-  ``expires_in: 0`` means "never expires"; revocation is authorised by the *client's* bearer
-  token (form body in v2, query parameters in v1).
-* :class:`Everifin` - Everifin BankConnect on Keycloak, with the legacy ``/auth`` prefix kept in
-  the IdP base URL (``{idp}/realms/{realm}/protocol/openid-connect/...``).
+  an option); ``expires_in: 0`` means "never expires"; revocation is authorised by the
+  *client's* bearer token.
+* :class:`Everifin` - Everifin BankConnect on Keycloak; the IdP base URL includes ``/auth``.
 * :class:`Oidc` - any standards-compliant server: explicit endpoints, a Keycloak realm, or a
-  discovery document (``aiofinaccess.oauth.client.discover`` fetches one).
+  discovery document (:func:`~aiofinaccess.oauth.client.discover`).
 
-Values the research marks UNCERTAIN (finAPI's token path for v2 clients, Everifin's API
+Values the providers do not publish (finAPI's token path for v2 clients, Everifin's API
 prefix, whether finAPI rotates refresh tokens) are parameters with the safest default.
-Nothing here performs I/O.
-
-Must never import: aiohttp, asyncio, or any aiofinaccess module outside ``core`` and ``oauth``.
 """
 
 from __future__ import annotations

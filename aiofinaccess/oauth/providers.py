@@ -1,15 +1,8 @@
 """The provider record: endpoints, client authentication and quirks as data, and the URL rules.
 
-Holds :class:`Provider` (a frozen record; nothing here performs I/O), the
-:class:`ClientAuthMethod` and :class:`RevocationStyle` enums, the rule every configured URL
-obeys (absolute http(s), plain http only on loopback unless allowed), the check of a discovery
-document against it, and :func:`origin_of` (RFC 6454 origins, where bearer tokens may go).
-
-The presets that build a :class:`Provider` for finAPI, Everifin and any OIDC server live in
-:mod:`aiofinaccess.oauth.presets`.
-
-Must never import: aiohttp, asyncio, the presets module, or any aiofinaccess module outside
-``core`` and ``oauth``.
+:class:`Provider` is a frozen record; every configured URL must be absolute http(s), plain
+http only on loopback unless allowed; :func:`origin_of` gives the RFC 6454 origins bearer
+tokens may go to. The presets live in :mod:`aiofinaccess.oauth.presets`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """The one place that turns a request description into an aiohttp call.
 
-Requests are built as plain :class:`HttpRequest` records (no I/O, secrets still wrapped); this
-module reveals the secrets at the last moment, sends with an *empty middleware list* (token
-endpoint calls must never run through our own auth middleware), reads the body under a size
-limit, always releases the connection, and maps aiohttp's exceptions onto
-:class:`~aiofinaccess.core.errors.TransportError` with an honest ``request_sent`` flag: only a
-failure to connect proves the server never saw the request.
+Secrets are revealed at the last moment; requests go with an *empty middleware list* (token
+endpoint calls must never run through our own auth middleware), bodies are read under a size
+limit, and aiohttp's exceptions become :class:`~aiofinaccess.core.errors.TransportError` with
+an honest ``request_sent``: only a failure to connect proves the server never saw the request.
 """
 
 from __future__ import annotations

@@ -12,10 +12,6 @@ Behaviour follows ``shared/reference/finapi.md`` (and the v1 OpenAPI spec for sh
   delete, delete unverified, verify, verification status, request and execute a password
   change. The wrong kind of token gives 403. ``passwordChangeToken`` is not encrypted here
   (the real one is encrypted with the client's data decryption key).
-
-Over the ~400-line guide on purpose: the token endpoint and the users API share one table of
-clients, users and tokens (and each handler's status codes are spelt out beside it), so
-splitting them would only move that state behind another interface.
 """
 
 from __future__ import annotations

@@ -1,26 +1,15 @@
 """finAPI Access data, emulated: what a completed Web Form import leaves in finAPI Access.
 
-A completed import form (``sandbox/webform.py``) calls :meth:`FinApiDataService.import_connection`:
-one bank connection with ``finapi_accounts_per_connection`` accounts (Checking, Savings, ...),
-each with ``finapi_transactions_per_account`` transactions, all imported at the same instant.
-The content is deterministic (drawn from ``seed``, the connection id and the account's place);
-booking dates run back from the import day, four a day. A completed update form calls
-:meth:`FinApiDataService.update_connection`, which imports ``finapi_transactions_per_update``
-newer transactions per account.
-
-Served for both API versions, with the user's token (a client token is 403):
-``GET /bankConnections`` (``ids``), ``GET|DELETE /bankConnections/{id}``, ``GET /accounts``
-(``ids``, ``bankConnectionIds``, ``accountTypes``, ``search``, ``min/maxBalance``),
-``GET /accounts/{id}``, ``GET /accounts/dailyBalances`` (paged), ``GET /transactions`` (paged,
-the documented filters and ``order``) and ``GET /transactions/{id}``. Lists of ids are taken
-repeated or comma-separated. v1 writes dates as ``YYYY-MM-DD HH:MM:SS.SSS`` German time and
-every field the v1 spec requires; v2 writes ``YYYY-MM-DD`` dates and RFC 3339 timestamps.
-Refusals use finAPI's ErrorMessage: 400 ``BAD_REQUEST``, ``ILLEGAL_PAGE_SIZE``,
-``TOO_MANY_IDS``, ``UNSUPPORTED_ORDER``; 404 ``UNKNOWN_ENTITY``; 422 ``ILLEGAL_FIELD_VALUE``.
-
-Over the ~400-line guide on purpose: it is one emulated resource family whose handlers share
-the imported data and the two versions' date formats; the records themselves are already apart
-(``sandbox/finapi_records.py``).
+:meth:`FinApiDataService.import_connection` (a completed import form) makes one bank connection
+with ``finapi_accounts_per_connection`` accounts of ``finapi_transactions_per_account``
+transactions each, deterministic from ``seed``; :meth:`FinApiDataService.update_connection`
+adds ``finapi_transactions_per_update`` newer ones per account. Served for v1 and v2 with the
+user's token (a client token is 403): bank connections, accounts, daily balances, transactions
+(paged, the documented filters and ``order``), each by id too; lists of ids repeated or
+comma-separated. v1 writes German-time ``YYYY-MM-DD HH:MM:SS.SSS`` dates and every field its
+spec requires, v2 ``YYYY-MM-DD`` dates and RFC 3339 timestamps. Refusals use finAPI's
+ErrorMessage (400 ``ILLEGAL_PAGE_SIZE``, ``TOO_MANY_IDS``, ``UNSUPPORTED_ORDER``; 404
+``UNKNOWN_ENTITY``; 422 ``ILLEGAL_FIELD_VALUE``).
 """
 
 from __future__ import annotations

@@ -18,8 +18,6 @@ detaches the session (:mod:`.keycloak`). Control routes are never faulted or cou
   that is over (``dead``) or are ``unknown``;
 * ``POST /_sandbox/keycloak/access-check`` ``{"samples": [[access_token, handed_out_at], ...]}``
   - how many access tokens had already expired when they were handed out (or are unknown).
-
-Like the rest of the sandbox, nothing here imports the SDK's client side.
 """
 
 from __future__ import annotations

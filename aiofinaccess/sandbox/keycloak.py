@@ -13,9 +13,6 @@ and "Refresh Token Max Reuse" 0 (``SandboxConfig.keycloak_refresh_max_reuse``), 
 * ``refresh_expires_in`` follows SSO Session Idle and SSO Session Max, and a refresh extends
   the idle window;
 * logout ends the session; access tokens stay valid until they expire.
-
-Over the ~400-line guide on purpose: the realm's sessions, codes and token rotation are one
-state machine, and keeping it in one module keeps every rule above next to the others.
 """
 
 from __future__ import annotations

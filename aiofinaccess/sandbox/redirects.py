@@ -6,8 +6,6 @@ ending in ``*`` matches by prefix, and a loopback URI (``http://127.0.0.1``,
 apps that listen on a free port. A relative or unregistered URI is refused with the HTML page
 ``Invalid parameter: redirect_uri`` and never redirected to: redirecting to an unchecked URI
 would hand the code to whoever named it.
-
-Pure functions, no I/O.
 """
 
 from __future__ import annotations

@@ -1,35 +1,23 @@
 """finAPI Web Form 2.0, emulated: bank-connection import forms and the page the user opens.
 
-Shapes follow the Web Form 2.0 spec (``shared/specs/finapi-webform2/openapi.yaml``):
+Shapes and limits follow the Web Form 2.0 spec; a 400 lists every refused field as
+``{field, message}``, other errors have the shape ``{code, description, timestamp, endpoint}``,
+and a missing, unknown, expired or client token is 401 ``UNAUTHORIZED``.
 
-* ``POST /api/webForms/bankConnectionImport`` with the user's finAPI access token -> 201
-  ``WebForm`` whose ``url`` is this sandbox's ``/wf/{id}``. The body is checked against the
-  spec's limits; a 400 lists every refused field as ``{field, message}``.
-* ``POST /api/webForms/bankConnectionUpdate`` with ``bank.bankConnectionId`` of one of the
-  caller's bank connections (404 ``NOT_FOUND`` otherwise) -> 201 ``BANK_CONNECTION_UPDATE``.
-* ``GET /api/webForms/{id}``: the caller's own forms only; another user's form is 404, exactly
-  like an unknown one.
-* ``GET /wf/{id}``: the page the end user opens. Opening it moves ``NOT_YET_OPENED`` to
-  ``IN_PROGRESS``. It has two buttons, complete and abort.
-* ``POST /wf/{id}`` with ``action=complete`` (``COMPLETED``; an import creates a bank connection
-  with accounts and transactions in finAPI Access, ``sandbox/finapi_data.py``, and names it in
-  ``bankConnectionId``; an update imports newer transactions into its connection) or
-  ``action=abort`` (``ABORTED``). ``action=error`` (no button) ends it ``COMPLETED_WITH_ERROR``
-  with ``errorCode`` ``BANK_SERVER_REJECTION``, as wrong bank credentials would. Whatever the
-  outcome, the end user is sent back to the form's ``redirectUrl`` (303) when it has one, as
-  finAPI does; without one the page says the form is finished.
+* ``POST /api/webForms/bankConnectionImport`` (the user's token) -> 201 ``WebForm`` whose
+  ``url`` is this sandbox's ``/wf/{id}``; ``POST /api/webForms/bankConnectionUpdate`` with one
+  of the caller's ``bank.bankConnectionId`` (else 404) -> 201 ``BANK_CONNECTION_UPDATE``.
+* ``GET /api/webForms/{id}``: the caller's own forms only (another user's is 404).
+* ``GET /wf/{id}``: the end user's page (``NOT_YET_OPENED`` -> ``IN_PROGRESS``), with complete
+  and abort buttons. ``POST /wf/{id}`` with ``action=complete`` (an import creates a bank
+  connection in :mod:`.finapi_data`, an update imports newer transactions), ``abort``, or
+  ``error`` (no button: ``COMPLETED_WITH_ERROR``, ``BANK_SERVER_REJECTION``); then a 303 to
+  the form's ``redirectUrl`` when it has one.
 
-A form that is not final expires 20 minutes after creation on the sandbox clock (``EXPIRED``).
-If ``callbacks.finalised`` was given, the sandbox POSTs ``{webFormId, status}`` there when the
-end user finishes the form, before answering the page, so a test sees it at once. It is best
-effort (a few seconds at most, the answer ignored); ``webform_callbacks.sent`` and
-``webform_callbacks.failed`` count the outcomes. Errors have Web Form 2.0's shape
-``{code, description, timestamp, endpoint}``; a missing, unknown, expired or client token is
-401 ``UNAUTHORIZED``.
-
-Deviations, for local use: ``http`` callback and redirect URLs are accepted for loopback hosts
-(finAPI takes https only); ``profileId`` and ``bank.id`` are accepted unchecked, as the
-sandbox has no profiles or banks.
+A form not final expires 20 minutes after creation on the sandbox clock. ``callbacks.finalised``
+is POSTed ``{webFormId, status}`` before the page answers, best effort (counted in
+``webform_callbacks.sent`` and ``.failed``). For local use, ``http`` URLs are accepted on
+loopback and ``profileId`` and ``bank.id`` are not checked.
 """
 
 from __future__ import annotations

@@ -1,49 +1,15 @@
 """Token stores: where token sets live between refreshes, processes and restarts.
 
-The protocol is built for durable, shared stores (SQLite, Redis) from the start:
-
-* **versioned compare-and-swap** - :meth:`TokenStore.put` writes only if the stored version is
-  the one the writer read (``None``: "there must be none"), and returns the new version. A
-  writer that lost the race gets :class:`~aiofinaccess.core.errors.StoreConflictError` and must
-  re-read, never overwrite: the other writer may hold the only live refresh token.
-* **a fenced lease around a refresh** - :meth:`TokenStore.lease` is held while a refresh
-  token is being redeemed, so only one process at a time spends it. It yields a
-  :class:`Lease` handle: its holder knows how long it can still count on it
-  (:meth:`Lease.remaining`, measured conservatively from before the store was asked) and
-  extends it by owner token (:meth:`Lease.extend`; the store refuses anyone else), so a
-  refresh is only ever sent with enough lease left to finish. Waiters re-read the store after
-  the lease is theirs, and never refresh from their stale copy. Leases are judged on monotonic
-  clocks, never on a wall clock: the machine's (SQLite), the waiters' (Redis, whose own ``PX``
-  follows its host's wall clock).
-* **ages on the store's clock** - a set's instants are on its writer's wall clock. A store with
-  a clock of its own (Redis) stamps each write with that clock's time and the writer's age of
-  the set, and a read returns the age now (:attr:`Versioned.age`), so readers on machines
-  whose wall clocks disagree still agree how old a set is; it also keeps due times on its own
-  clock (``put`` sends how far ahead of the writer's clock ``due_at`` lies). SQLite and memory
-  stores are local: their clock is the machine's wall clock, which every reader shares.
-* **listing keys** - streamed (SQLite iterates one query's cursor, Redis uses ``SCAN``/``SSCAN``),
-  so migrations and ``tokens list`` never hold every key in memory. A malformed stored key, and
-  in a bulk read (``get_many``) a record that does not decode, is skipped, logged by hash and
-  counted in the store's :class:`StoreStats`: one bad row never stops a restore or a listing.
-* **versions are opaque integers**: compare them for equality only. Durable stores draw them
-  at random, so a key deleted and created again never repeats a version a reader remembers.
-* **optional change feed** - a store shared between processes may offer
-  ``changes() -> AsyncIterator[tuple[TokenKey, int | None]]`` (the key and its new version,
-  ``None`` when deleted); the manager then adopts token sets another process renewed without
-  waiting for its own copy to go stale (see :class:`ChangeFeed`).
-* **refresh duty** - a store shared by a fleet may also keep each token set's next due time and
-  hand due sets to one worker at a time (see :class:`RefreshDuty`): ``put(..., due_at=...)``
-  writes the due time atomically with the set, :meth:`RefreshDuty.claim_due` takes a batch of
-  due sets the claimant can renew and pushes their due times to a claim deadline (on the
-  store's clock), so a worker that dies leaves its claims to fall due again. The three shipped
-  stores implement it.
-* **pending authorizations** - the three shipped stores also keep short-lived opaque records
-  for authorization-code flows in flight (``state`` -> PKCE verifier, user id, outcome), with
-  an expiry and an atomic take, so exactly one callback wins (see
-  :class:`PendingAuthorizations`; :mod:`aiofinaccess.integrations.web` uses it).
-
-Stores know nothing of managers, providers or HTTP. They raise
-:class:`~aiofinaccess.core.errors.StoreError` (or a subclass) on failure.
+A store is a :class:`TokenStore`: versioned compare-and-swap (a writer that lost the race gets
+:class:`~aiofinaccess.core.errors.StoreConflictError` and must re-read, never overwrite: the
+other writer may hold the only live refresh token), a lease around each refresh that its holder
+extends by owner token (:class:`Lease`), and streamed key listing. Versions are opaque: compare
+them for equality only. A shared store may add a change feed (:class:`ChangeFeed`), the refresh
+duty (:class:`RefreshDuty`), ages on its own clock (:attr:`Versioned.age`) and pending
+authorizations (:class:`PendingAuthorizations`): the three shipped stores keep the duty and
+pending authorizations, and ``RedisStore`` adds the change feed and ages. A bad row is skipped,
+logged by hash and counted (:class:`StoreStats`). Stores raise
+:class:`~aiofinaccess.core.errors.StoreError` on failure.
 """
 
 from __future__ import annotations

@@ -9,9 +9,6 @@ a claim reads each (provider, shard) set's most overdue entry and due count in o
 round trip, splits ``limit`` over them (:func:`._redis_layout.allocate`), then runs one script
 per chosen set, at most :data:`FANOUT` at once. That split is a plan on the claimant's clock;
 each script decides on its node's.
-
-Must never import: redis (it drives the store's client, given to it), ``oauth``, ``session``,
-``api``, ``integrations``, ``cli`` or ``sandbox``.
 """
 
 from __future__ import annotations

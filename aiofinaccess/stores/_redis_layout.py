@@ -1,27 +1,16 @@
-"""Where a :class:`~aiofinaccess.stores.redis.RedisStore` keeps what, and how a claim is split
-over the due shards, and how replies and scores are read: pure functions, no I/O.
+"""Where a :class:`~aiofinaccess.stores.redis.RedisStore` keeps what, how a claim is split over
+the due shards, and how replies and scores are read: pure functions, no I/O.
 
 Every token set belongs to one of ``shards`` shards (a stable hash of its key). On a single
-node the layout is the one the store always had - ``{prefix}ts:{key}``, ``{prefix}lease:{key}``,
-``{prefix}keys:{provider}``, ``{prefix}providers``, change channel ``{prefix}changes`` - plus one
-due sorted set per provider and shard, ``{prefix}due:{provider}:{shard}`` (a claim reads only
-the sets of the providers its claimant serves). On Redis Cluster every name of a shard
-starts with the hash tag ``{<prefix>s<shard>}``, so a set's record, lease, index entries, due
-time and change channel all live in one slot (one script touches one slot), while the shards
-spread over the cluster's nodes: no key is hot for every user.
-
-In detail, on a single node: ``{prefix}ts:{key}`` (hash of ``version``, ``data`` and ``stamp``:
-the version it was written at, the store's ``TIME`` then and the writer's age of the set; a
-record without one reads as before, with no age),
-``{prefix}keys:{provider}`` and ``{prefix}providers`` (sets, for ``RedisStore.keys``),
-``{prefix}lease:{key}``, ``{prefix}due:{provider}:{shard}`` (sorted sets of due times),
-``{prefix}pending:{state}``; the channel ``{prefix}changes``. That is the layout of earlier
-versions plus the due sets, so their data is read as it is (run
-:func:`~aiofinaccess.stores.migrate.schedule` once to give old sets due times). In a cluster
-each name of a shard starts with its hash tag instead of the prefix (``{app:s7}ts:{key}``,
-``{app:s7}due:everifin:7``, channel ``{app:s7}changes``); data written by a store that used one
-hash-tagged prefix on a cluster (the advice of earlier versions) moves over with
-:func:`~aiofinaccess.stores.migrate.copy_sets`.
+node: ``{prefix}ts:{key}`` (hash of ``version``, ``data`` and ``stamp``: the version, the
+store's ``TIME`` at the write and the writer's age of the set; a record without a stamp reads
+with no age), ``{prefix}keys:{provider}`` and ``{prefix}providers`` (sets, for
+``RedisStore.keys``), ``{prefix}lease:{key}``, ``{prefix}due:{provider}:{shard}`` (sorted sets
+of due times), ``{prefix}pending:{state}``, and the channel ``{prefix}changes``. On Redis
+Cluster each name of a shard starts with the hash tag ``{<prefix>s<shard>}`` instead of the
+prefix (``{app:s7}ts:{key}``, ``{app:s7}due:everifin:7``, channel ``{app:s7}changes``), so a
+set's record, lease, index entries, due time and change channel share one slot while the
+shards spread over the nodes. Older layouts: :mod:`aiofinaccess.stores.migrate`.
 """
 
 from __future__ import annotations

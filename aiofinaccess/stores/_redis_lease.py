@@ -2,31 +2,19 @@
 contenders' monotonic clocks, never on the Redis host's wall clock.
 
 Redis expires a key (``PX``) on its host's wall clock, so an NTP *step* there would free every
-lease at once, live ones too. Here the lease key holds ``owner:beat:ttl_ms`` with only a
-one-day ``PX`` to collect garbage. ``SET NX`` takes a free lease; a waiter that finds it taken
-notes the value and when it saw it (on its own monotonic clock, after the reply: never before
-the value was written), and takes the lease over by compare-and-set only once the very same
-value has stood ``ttl_ms`` on that clock. The holder's extension writes a new beat (and keeps
-the larger ttl), so a live holder's lease is never taken, and a dead holder's is taken ``ttl``
-after a waiter first saw it. The holder counts its lease from before it asked, so it never
-overstates what it holds.
+lease at once. Here the lease key holds ``owner:beat:ttl_ms`` with only a one-day ``PX`` to
+collect garbage. ``SET NX`` takes a free lease; a waiter notes a taken lease's value and when it
+saw it (on its own monotonic clock, after the reply), and takes it over by compare-and-set only
+once the same value has stood ``ttl_ms``. Each extension writes a new beat, so a live holder's
+lease is never taken, and a dead holder's is taken ``ttl`` after a waiter first saw it. The
+holder counts its lease from before it asked, so it never overstates what it holds.
 
-**Assumptions.** The clocks of the processes sharing a lease run at the same *rate* (their
-offsets do not matter; NTP slews rates by at most 500 ppm); and the Redis host's wall clock
-never steps forward by more than a day while a lease is held (the garbage-collecting ``PX``).
-Observations are kept per store, so successive waits of one process add up. A lease written by
-a version before this one (a bare owner token with its own ``PX``) is never taken over: it
-expires by its ``PX`` as before.
-
-The owner token lets the extension and the release touch only our own lease. A ``SET`` whose
-reply is lost may still have run, so any failure to acquire releases by owner before it
-raises; a release runs shielded, so a cancelled holder still lets go, and the store's
-``aclose`` waits for releases already on the wire (a release asked for after the store closed
-is skipped; one still waiting when ``aclose`` is cancelled, e.g. by the manager's close bound,
-is abandoned: that lease is taken over ``ttl`` after a waiter sees it).
-
-Must never import: redis (it drives the store's client, given to it), ``oauth``, ``session``,
-``api``, ``integrations``, ``cli`` or ``sandbox``.
+Assumes the processes' clocks run at the same *rate* (offsets do not matter) and the Redis
+host's clock never steps forward by more than a day while a lease is held. A bare owner token
+with its own ``PX`` (an older writer's lease) is never taken over: it expires by its ``PX``.
+A failed acquire releases by owner before it raises (a lost ``SET`` reply may have run), and
+releases run shielded; one still waiting when ``aclose`` is cancelled is abandoned, and that
+lease is taken over ``ttl`` after a waiter sees it.
 """
 
 from __future__ import annotations

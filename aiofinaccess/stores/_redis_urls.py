@@ -1,8 +1,5 @@
 """Reading a :class:`~aiofinaccess.stores.redis.RedisStore` URL: which client it asks for, the TLS
 options it must get, and how to name it in a log without its password. Pure: no I/O, no redis-py.
-
-Must never import: redis (only :mod:`aiofinaccess.stores.redis` may), ``oauth``, ``session``,
-``api``, ``integrations``, ``cli`` or ``sandbox``.
 """
 
 from __future__ import annotations

@@ -6,9 +6,6 @@ skipping other clients' client sets, and decides on this machine's clock (every 
 the file runs on it). A claimed row whose key does not parse leaves the duty at once: its due
 time is cleared (the row is left for an operator) and it is counted in
 :attr:`~aiofinaccess.stores.Claimed.dropped`.
-
-Must never import: ``oauth``, ``session``, ``api``, ``integrations``, ``cli`` or ``sandbox``;
-it runs statements through the store's one connection, given to it.
 """
 
 from __future__ import annotations

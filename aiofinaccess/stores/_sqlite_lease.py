@@ -4,9 +4,6 @@
 
 Releases run shielded, so a cancelled holder still lets go; the store's ``aclose`` waits for
 releases already queued.
-
-Must never import: ``oauth``, ``session``, ``api``, ``integrations``, ``cli`` or ``sandbox``;
-it runs statements through the store's one connection, given to it.
 """
 
 from __future__ import annotations

@@ -1,28 +1,16 @@
 """The SQL of :class:`~aiofinaccess.stores.sqlite.SQLiteStore`: its schema, the one migration, the
 connection's set-up, and every statement the store runs, each written once.
 
-How the statements keep the store's promises:
-
-* **A lease table.** The refresh lease must exclude other *processes* as well as other tasks,
-  and must not outlive a holder that crashed. A row ``(key, owner, expires_at)`` does both:
-  it is taken by an insert that may replace only an expired row (:data:`ACQUIRE`), extended
-  and released only where the owner is still ours, and simply expires if its holder was
-  killed. Its times are on the machine's monotonic clock (shared by every process of one boot;
-  an NTP step cannot free a live lease); a row from an earlier boot reads as expired, since its
-  end lies further ahead than any lease may last (:data:`LONGEST_LEASE`).
+* **Leases** are rows ``(key, owner, expires_at)``: taken by an insert that may replace only an
+  expired row (:data:`ACQUIRE`), extended and released only while the owner is ours, expiring
+  with a killed holder. Times are on the machine's monotonic clock (an NTP step cannot free a
+  live lease); a row from an earlier boot reads as expired (:data:`LONGEST_LEASE`).
 * **Pending authorizations** are rows ``(state, data, expires_at)``; a take is one
-  ``DELETE ... RETURNING`` statement (SQLite >= 3.35), so of two processes taking one state
-  exactly one gets the row.
-* **Refresh duty**: each row has a ``due_at`` column (epoch seconds, ``NULL`` = not scheduled)
-  with partial indexes (by due time, and by provider and due time). ``put`` writes it in the
-  same statement as the set; a claim is one statement (:func:`claim`), so of any number of
-  processes claiming at once each row goes to one of them; it reads only the claimant's
-  providers' rows. A database written before the column existed gets it on first open
-  (:func:`prepare`: one ``ALTER TABLE`` under the write lock), with every existing set due at
-  once: the first claimant reschedules each from the set itself.
-
-Must never import: ``oauth``, ``session``, ``api``, ``integrations``, ``cli`` or ``sandbox``; it
-holds SQL and the one connection set-up, not the store's logic.
+  ``DELETE ... RETURNING`` (SQLite >= 3.35), so exactly one process gets the row.
+* **Refresh duty**: a ``due_at`` column (epoch seconds, ``NULL`` = not scheduled) with partial
+  indexes, written by the same statement as the set; a claim is one statement (:func:`claim`)
+  over the claimant's providers' rows. :func:`prepare` adds the column to an older database on
+  first open, under the write lock, with every existing set due at once.
 """
 
 from __future__ import annotations

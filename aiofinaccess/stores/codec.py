@@ -1,32 +1,18 @@
 """How durable stores turn a record into bytes and back, sealed to its place, maybe encrypted.
 
 :class:`JsonCodec` writes the store converter's JSON (secrets revealed: the store is where they
-live). :class:`FernetCodec` encrypts that JSON with Fernet (AES-128-CBC + HMAC-SHA256) under
-the first of the app's keys and decrypts with any of them (``cryptography``'s MultiFernet), so
-keys rotate without downtime: add the new key first, let :meth:`FernetCodec.rotate` (or normal
-renewals) re-encrypt, then drop the old key.
+live). :class:`FernetCodec` encrypts it with Fernet under the first of the app's keys and
+decrypts with any of them (MultiFernet), so keys rotate without downtime: add the new key
+first, let :meth:`FernetCodec.rotate` (or normal renewals) re-encrypt, then drop the old key.
 
-Sealed records
---------------
-Every record is written as an envelope ``{"kind", "key", "token_set"}``: the record's kind
-(``"token_set"`` or ``"pending"``) and its key (the token key, or the pending record's name)
-travel *inside* what is encoded, and :meth:`~TokenCodec.decode` refuses a record found under
-another kind or key with :class:`~aiofinaccess.core.errors.StoreError`. Under Fernet the envelope
-is inside the ciphertext, so its HMAC authenticates kind and key as associated data: someone
-who can write the store but lacks the key can no longer copy alice's encrypted row into
-mallory's (the app would serve mallory with alice's bank), nor move a pending authorization
-into another slot. Fernet has no associated-data input; an envelope inside the plaintext
-binds the same way and keeps the app's existing Fernet keys and MultiFernet rotation
-(AES-GCM with AAD would have needed new keys and a new format for no extra protection).
-Plain JSON seals too: it cannot stop an attacker (who can rewrite the JSON), but it catches a
-row copied to the wrong place by mistake, for free.
-
-Migration: records written before sealing (aiofinaccess 0.1.0.dev0 and earlier) are bare
-token-set JSON. :class:`JsonCodec` reads them (refusing would protect nothing);
-:class:`FernetCodec` refuses them unless ``accept_unbound=True``. Upgrade with
-``accept_unbound=True``, run :func:`~aiofinaccess.stores.migrate.reseal` once over the store
-(it rewrites every token set sealed, under its lease), wait out the pending records' TTL,
-then drop ``accept_unbound``.
+Every record is an envelope ``{"kind", "key", "token_set"}``, and :meth:`~TokenCodec.decode`
+refuses one found under another kind or key with
+:class:`~aiofinaccess.core.errors.StoreError`. Under Fernet the envelope is inside the
+ciphertext, so its HMAC authenticates kind and key: someone who can write the store but lacks
+the key cannot copy alice's row into mallory's. (An envelope in the plaintext binds as
+associated data would, and keeps the apps' Fernet keys; AES-GCM would have needed new keys
+and a new format.) Records written before sealing are refused by :class:`FernetCodec` unless
+``accept_unbound=True``; :func:`~aiofinaccess.stores.migrate.reseal` rewrites them.
 """
 
 from __future__ import annotations

@@ -1,21 +1,9 @@
 """An in-process token store: the reference implementation of the store protocol.
 
-Good for tests, scripts and single-process apps that can afford to lose sessions on restart.
-Its lease is an :class:`asyncio.Lock` per key (one process holds every user of it): a holder
-cannot vanish without its process, so the lease never runs out and extending it always
-succeeds. Pending
-authorization records live in a dict with a monotonic expiry; a take is atomic because nothing
-awaits between its read and its delete.
-
-Its clock is the process's wall clock: reads return no age
-(:attr:`~aiofinaccess.stores.Versioned.age` is ``None``) and readers anchor a set on that clock.
-
-The refresh duty (:class:`~aiofinaccess.stores.RefreshDuty`) keeps due times in a dict and a
-heap of ``(due, key)`` entries per provider (a claim reads only the heaps of the providers its
-claimant serves); an entry whose due time changed since is stale and skipped when it reaches
-the top, and the heaps are rebuilt when stale entries outnumber live ones. Claims run on this
-machine's clock (:func:`time.time`). A claim is atomic for the same reason a take is: nothing
-awaits inside it.
+For tests, scripts and single-process apps that can afford to lose sessions on restart. Its
+lease is an :class:`asyncio.Lock` per key, which never runs out; a take of a pending
+authorization and a claim of due sets are atomic because nothing awaits inside them. Its clock
+is the process's wall clock: reads return no age, and claims use :func:`time.time`.
 """
 
 from __future__ import annotations

@@ -1,27 +1,17 @@
 """Store migrations: re-sealing records, giving old sets due times, moving sets between stores.
 
-**Re-seal** (records bound to their key). Records written before sealed records (see
-:mod:`aiofinaccess.stores.codec`) carry no kind or key, so a row copied over another is
-indistinguishable from the right one. The migration:
+* :func:`reseal`: records written before sealed records (:mod:`aiofinaccess.stores.codec`)
+  carry no kind or key. Open the store with ``FernetCodec(keys, accept_unbound=True)`` in every
+  process, ``await reseal(store)`` once (idempotent, safe while workers run), then drop
+  ``accept_unbound`` after the longest pending-authorization TTL (10 minutes by default). A row
+  swapped before that is sealed where it lies: re-authorize its users if others could write.
+* :func:`schedule`: sets written before their store kept due times have none, so no worker
+  would claim them. Run it once on a Redis store after every process is upgraded (SQLite adds
+  the column on first open); every set falls due now and is rescheduled by its first claimant.
+* :func:`copy_sets`: to another store or layout (SQLite to Redis, a one-hash-tag cluster prefix
+  to the sharded layout): stop the old writers, then copy; every set arrives due at once.
 
-1. open the store with ``FernetCodec(keys, accept_unbound=True)`` in every process;
-2. ``await reseal(store)`` once (it is idempotent, and safe while workers run);
-3. after the longest pending-authorization TTL (default 10 minutes), drop ``accept_unbound``.
-
-A row that was already swapped before step 2 is sealed where it lies: if an attacker could
-write the store before, revoke and re-authorize those users instead.
-
-**Schedule** (the refresh duty, issue 16). Sets written before their store kept due times
-have none, so no worker would ever claim them. SQLite adds the column on first open with every
-old set due at once; a Redis store keeps its old keys as they are, so run
-``await schedule(store)`` once after every process runs the new version: every set falls due
-now, and the first worker to claim each one reschedules it from the set itself.
-
-**Copy** (to another store or layout, e.g. from a Redis Cluster prefix with one hash tag to
-the sharded cluster layout, or from SQLite to Redis): stop the old writers, then
-``await copy_sets(old, new)``; every set arrives due at once, as above.
-
-Every function streams the keys (it never lists them all first).
+Every function streams the keys.
 """
 
 from __future__ import annotations

@@ -1,45 +1,8 @@
 """A token store in Redis, shared by every worker on every machine that can reach it.
 
-Theory of operation
--------------------
-* **Compare-and-swap is one Lua script.** Redis runs a script atomically, so "read the
-  version, compare, write, index the key, publish the change" cannot interleave with another
-  writer; ``WATCH``/``MULTI`` would need a retry loop and a dedicated connection. Versions are
-  random 62-bit integers: a key deleted and created again never repeats an old version.
-* **Ages on Redis's clock**: put stamps a record with ``TIME`` and the writer's age of the set,
-  get returns ``TIME`` with it (:attr:`~aiofinaccess.stores.Versioned.age`); due times move by a
-  writer's distance from ``TIME`` beyond a second. See :mod:`._redis_scripts`.
-* **The lease is ``SET NX`` with a random owner token** (:mod:`._redis_lease`): exclusive,
-  extended and released only by its owner; a dead holder's lease is taken over once a waiter
-  has seen it stand unchanged for its ttl on the waiter's monotonic clock, so a step of the
-  Redis host's wall clock (which drives ``PX``) frees no live lease.
-* **The change feed** (:meth:`RedisStore.changes`) relays every write and delete, published by
-  the same script that wrote it, so other workers adopt a rotated token set without waiting
-  for their copy to go stale. It is best effort (a message sent while a subscriber is
-  disconnected is lost, and an iterator that falls 1,024 changes behind loses its oldest);
-  compare-and-swap keeps every write correct regardless. See :mod:`._redis_feed`.
-* **The refresh duty** (:class:`~aiofinaccess.stores.RefreshDuty`): due times live in sorted
-  sets, one per provider and shard (``shards``, default 64; a key's shard is a CRC-32 of it).
-  ``put`` and ``delete`` update the key's due entry in the same script as the
-  compare-and-swap. A claim reads only its claimant's providers' sets and moves due members to
-  the claim deadline inside a script, on the server's clock (``TIME``), so two claimants never
-  take one key; how a claim spans the shards (merged on one node, split fairly in a cluster)
-  is :mod:`._redis_duty`'s. Every process sharing a prefix must use the same ``shards``; the
-  store records it in Redis on first use and refuses another.
-* **Redis Cluster** (``redis+cluster://`` or ``rediss+cluster://`` URLs, or ``client=`` a
-  ``redis.asyncio.RedisCluster``): every name of a shard carries the hash tag
-  ``{<prefix>s<shard>}``, so each script touches one slot and the shards spread over the
-  nodes; the change feed uses sharded pub/sub (Redis >= 7). :meth:`RedisStore.keys` visits every
-  shard's index sets, so listing has no single hot key either.
-
-* **Pending authorizations** are plain strings with ``PX`` expiry; a take is ``GETDEL``
-  (Redis >= 6.2), atomic like every command, so exactly one worker wins a callback. Their
-  data goes through the codec, so a ``FernetCodec`` encrypts PKCE verifiers at rest.
-
-Key names (the layout of earlier versions plus the due sets, so their data is read as it is)
-are :mod:`._redis_layout`'s, which also says how to migrate older data. A little over the
-~400-line guide: what is left is the store protocol's methods, each a documented call of one
-script or pipeline, and the guarded call and settings check they share.
+Each compare-and-swap, lease, claim and take is one Lua script or command on one slot, so the
+store works on a single node and on Redis Cluster alike; ages and due times are on Redis's
+clock (``TIME``). Key names are :mod:`._redis_layout`'s. See docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -1,38 +1,8 @@
 """A durable token store in one SQLite file: the embedded default for one machine.
 
-Theory of operation
--------------------
-* **One statement per operation.** Every write is a single SQL statement, which SQLite runs as
-  its own write transaction: it takes the database's write lock before reading, exactly like
-  ``BEGIN IMMEDIATE`` ... ``COMMIT``. A compare-and-swap is ``UPDATE ... WHERE version = ?``
-  (or ``INSERT ... ON CONFLICT DO NOTHING`` for a new key), so a cancelled task can never
-  leave a transaction half-open on the shared connection.
-* **Random versions.** Versions are drawn with :func:`secrets.randbits`, not counted, so a key
-  deleted and created again never repeats a version a reader may still hold.
-* **Leases, pending authorizations and the refresh duty** are tables too, each operation one
-  statement (a lease row that expires with a crashed holder; ``DELETE ... RETURNING`` so one
-  process takes a pending authorization; a claim of due sets that gives each row to one
-  claimant): :mod:`._sqlite_schema` holds them and says how; :mod:`._sqlite_lease` and
-  :mod:`._sqlite_duty` run the lease and the refresh duty. Pending authorizations' data goes
-  through the codec like token sets: a :class:`~.codec.FernetCodec` encrypts PKCE verifiers.
-  Until every process runs this version, sets created by an older one stay unscheduled.
-* **The machine's clock.** Every process sharing the file reads one wall clock, which is this
-  store's clock too: reads return no age (:attr:`~aiofinaccess.stores.Versioned.age` is
-  ``None``), readers take a set's instants as their wall clock's, and due times are kept as
-  written.
-* **Streaming listing.** :meth:`SQLiteStore.keys` reads one ``SELECT`` in batches on a
-  connection of its own (WAL readers never block the writers), so a million keys are never
-  one list.
-* **Crash safety.** WAL journal with ``synchronous=NORMAL``: a committed write survives any
-  crash of the process; only an OS crash or power loss can lose the last commits (never
-  corrupt the file). The file is created with mode 0600; SQLite gives its ``-wal`` and
-  ``-shm`` files the same mode. An existing file is trusted only if it is no symbolic link,
-  is ours, and sits in a directory others cannot write; group/other bits on it and on its
-  companions are removed (:mod:`._files`).
-
-aiosqlite runs the one connection of a store on its own thread, so no call blocks the event
-loop. A little over the ~400-line guide: what is left is the store protocol's methods, each a
-documented call of one statement, and the one connection they share.
+Every operation is one SQL statement (its own write transaction), so a cancelled task never
+leaves a transaction open on the shared connection, which aiosqlite runs on its own thread.
+See docs/architecture.md.
 """
 
 from __future__ import annotations
