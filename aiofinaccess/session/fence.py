@@ -137,11 +137,12 @@ class Fence:
 
     def send_check(self, run: Job) -> Callable[[], None]:
         """The last check before the request leaves (:mod:`~aiofinaccess.core.fencing`): a
-        pause since :meth:`ready_to_send` that ate the margin (the lease no longer covers the
-        whole exchange) stops the send."""
+        pause since :meth:`ready_to_send` that ate more than half the margin stops the send."""
         lease = run.lease
         assert lease is not None  # noqa: S101
-        needed = self.lease_needed - self._lease_ttl / 4  # the exchange itself
+        # The exchange, and half the margin for the write after it: a lease that covers only
+        # the exchange lapses at the first failed extension while the answer waits to be stored.
+        needed = self.lease_needed - self._lease_ttl / 8
 
         def check() -> None:
             if lease.remaining() < needed:
