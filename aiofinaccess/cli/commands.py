@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Final
 from aiohttp import web
 
 from ..api.users import NewUser, Users
-from ..core.tokens import Secret, TokenKey, TokenSet
+from ..core.tokens import Secret, TokenKey, TokenSet, client_label
 from ..session.manager import SessionManager
 from ..stores.migrate import reseal
+from .addresses import client_names, describe, resolve
 from .config import FIELDS, CliError, Config, ProviderSettings
 from .output import Output
 from .secrets import client_secret_flag
@@ -195,6 +196,7 @@ def _record(key: TokenKey, token_set: TokenSet) -> dict[str, Any]:
     return {
         "provider": key.provider,
         "subject": key.subject,
+        "client": key.client,
         "token_type": token_set.token_type,
         "issued_at": _iso(token_set.issued_at),
         "expires_at": _iso(token_set.expires_at),
@@ -205,14 +207,6 @@ def _record(key: TokenKey, token_set: TokenSet) -> dict[str, Any]:
         "scope": token_set.scope,
         "extra": sorted(token_set.extra),
     }
-
-
-def _key(provider: str, subject: str | None) -> TokenKey:
-    return TokenKey(provider, subject or None)
-
-
-def _label(key: TokenKey) -> str:
-    return f"{key.provider} {key.subject}" if key.subject else f"{key.provider} (client)"
 
 
 _LIST_BATCH = 500
@@ -247,7 +241,7 @@ async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> 
                     f"({store.stats.last_unreadable}; -v names {'it' if skipped == 1 else 'them'} "
                     "by key hash)",
                 )
-    rows.sort(key=lambda row: (row[0].provider, row[0].subject or ""))
+    rows.sort(key=lambda row: (row[0].provider, row[0].subject or "", row[0].client or ""))
     if args.json:
         out.json([_record(key, token_set) for key, token_set in rows])
         return 0
@@ -255,12 +249,13 @@ async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> 
         out.echo(f"no token sets in {config.store.label}")
         return 0
     now = time.time()
+    names = client_names(key for key, _ in rows)
     out.table(
         ("PROVIDER", "SUBJECT", "ACCESS TOKEN", "REFRESH TOKEN", "SCOPE"),
         [
             (
                 key.provider,
-                key.subject or "(client)",
+                key.subject or describe(key, names[key]).removeprefix(f"{key.provider} "),
                 _when(ts.expires_at, now),
                 _refresh(ts, now),
                 ts.scope or "",
@@ -271,15 +266,29 @@ async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> 
     return 0
 
 
+def _require_store(args: argparse.Namespace, config: Config) -> None:
+    """Refuse an absent SQLite store before anything creates it."""
+    if not config.store.exists():
+        wanted = f"{args.provider} {args.subject or '(client)'}"
+        raise CliError(f"no token set for {wanted} in {config.store.label}")
+
+
+async def _address(
+    args: argparse.Namespace, config: Config, store: SQLiteStore | RedisStore
+) -> tuple[TokenKey, str]:
+    """The stored key the command's arguments name (:mod:`aiofinaccess.cli.addresses`)."""
+    client = getattr(args, "client", None)
+    return await resolve(store, args.provider, args.subject, client, config.store.label)
+
+
 async def tokens_show(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Details of one stored set, secrets as fingerprints."""
-    key = _key(args.provider, args.subject)
-    stored = None
-    if config.store.exists():
-        async with contextlib.aclosing(config.open_store()) as store:
-            stored = await store.get(key)
+    _require_store(args, config)
+    async with contextlib.aclosing(config.open_store()) as store:
+        key, shown = await _address(args, config, store)
+        stored = await store.get(key)
     if stored is None:
-        raise CliError(f"no token set for {_label(key)} in {config.store.label}")
+        raise CliError(f"no token set for {describe(key, shown)} in {config.store.label}")
     record = _record(key, stored.token_set)
     if args.json:
         out.json(record)
@@ -299,14 +308,13 @@ async def tokens_show(args: argparse.Namespace, config: Config, out: Output) -> 
 
 async def tokens_delete(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Delete a set from the store without calling the provider."""
-    key = _key(args.provider, args.subject)
-    deleted = False
-    if config.store.exists():
-        async with contextlib.aclosing(config.open_store()) as store:
-            deleted = await store.delete(key)
+    _require_store(args, config)
+    async with contextlib.aclosing(config.open_store()) as store:
+        key, shown = await _address(args, config, store)
+        deleted = await store.delete(key)
     if not deleted:
-        raise CliError(f"no token set for {_label(key)} in {config.store.label}")
-    out.success(f"deleted the token set of {_label(key)} (not revoked at the provider)")
+        raise CliError(f"no token set for {describe(key, shown)} in {config.store.label}")
+    out.success(f"deleted the token set of {describe(key, shown)} (not revoked at the provider)")
     return 0
 
 
@@ -322,27 +330,37 @@ async def tokens_reseal(args: argparse.Namespace, config: Config, out: Output) -
 
 async def tokens_manage(args: argparse.Namespace, config: Config, out: Output) -> int:
     """``refresh`` (renew now) or ``revoke`` (at the provider, then delete) one stored set."""
-    key = _key(args.provider, args.subject)
-    settings = config.provider(key.provider, provider_flags(args))
+    settings = config.provider(args.provider, provider_flags(args))
+    credentials = settings.credentials()
+    present = config.store.exists()
     store = config.open_store()
     async with SessionManager(store=store, scheduler=False) as manager:
-        manager.register(await settings.provider(manager.http_session()), settings.credentials())
+        manager.register(await settings.provider(manager.http_session()), credentials)
+        if not present:  # the settings are checked first: they are what a user gets wrong
+            _require_store(args, config)
+        key, shown = await _address(args, config, store)
+        label = describe(key, shown)
+        if key.is_client and key.client != client_label(credentials):
+            raise CliError(
+                f"the token set of {label} belongs to another client than "
+                f"{credentials.client_id} with this secret: give its --client-id and secret"
+            )
         stored = await store.get(key)
         if stored is None:
-            raise CliError(f"no token set for {_label(key)} in {config.store.label}")
+            raise CliError(f"no token set for {label} in {config.store.label}")
         if args.action == "refresh":
             token_set = await manager.refresh(key.provider, key.subject)
             rotated = token_set.refresh_token != stored.token_set.refresh_token
-            out.success(f"refreshed {_label(key)}: {_describe(token_set, time.time())}")
+            out.success(f"refreshed {label}: {_describe(token_set, time.time())}")
             out.echo(f"  refresh token {'rotated' if rotated else 'kept'}")
         elif args.logout:
             if key.subject is None:
                 raise CliError("--logout ends a user's session; give a subject")
             await manager.logout(key.provider, key.subject)
-            out.success(f"logged out {_label(key)} at the provider and deleted the token set")
+            out.success(f"logged out {label} at the provider and deleted the token set")
         else:
             await manager.revoke(key.provider, key.subject)
-            out.success(f"revoked {_label(key)} at the provider and deleted the token set")
+            out.success(f"revoked {label} at the provider and deleted the token set")
     return 0
 
 

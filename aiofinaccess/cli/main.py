@@ -183,6 +183,11 @@ def _add_store_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         sub = actions.add_parser(action, parents=parents, help=text, description=text + ".")
         sub.add_argument("provider", help="the provider's name in the store")
         sub.add_argument("subject", nargs="?", help="the user (omit for the client's own token)")
+        sub.add_argument(
+            "--client",
+            metavar="ID",
+            help="which client's own token, where tokens list shows several: (client ID)",
+        )
         if action == "show":
             sub.add_argument("--json", action="store_true", help="print JSON")
         if action == "revoke":
