@@ -56,6 +56,7 @@ from ..oauth.presets import Everifin, FinApi, Oidc
 from ..oauth.providers import Provider
 from ..stores.codec import FernetCodec
 from .booleans import BOOLEAN_FIELDS, parse_bool
+from .origins import check_urls
 from .remembered import read_remembered, write_remembered
 from .secrets import client_secret, secret_source
 from .store import StoreLocation, holds_secret, locate
@@ -160,6 +161,7 @@ class ProviderSettings:
 
     async def provider(self, session: aiohttp.ClientSession) -> Provider:
         """Build the provider (an OIDC issuer is discovered over ``session``)."""
+        check_urls(self.name, self.values, self.sources)
         insecure = parse_bool(
             self.values.get("allow_insecure_http", False),
             "allow_insecure_http",
