@@ -72,7 +72,7 @@ _PROVIDER_OPTIONS: tuple[tuple[str, tuple[str, ...], dict[str, Any]], ...] = (
     ("--logout-url", ("oidc",), {"help": "logout endpoint"}),
     ("--scope", ("everifin", "oidc"), {
         "dest": "scopes", "action": "append", "help": "a scope to ask for (repeatable)"}),
-    ("--allow-insecure-http", ("everifin", "oidc"), {
+    ("--allow-insecure-http", _ALL, {
         "action": "store_true", "default": None, "help": "permit http:// beyond loopback"}),
 )  # fmt: skip
 

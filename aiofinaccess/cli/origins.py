@@ -9,13 +9,14 @@ Every URL is parsed here, before a provider is built from it (:func:`check_urls`
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from .booleans import SettingValueError
 
-__all__ = ["URL_FIELDS", "check_urls", "environment_name", "origin"]
+__all__ = ["URL_FIELDS", "allow_http", "check_urls", "environment_name", "origin"]
 
 #: The provider settings that are URLs, in the order they are checked.
 URL_FIELDS: Final = (
@@ -50,12 +51,36 @@ def origin(provider: str, field: str, sources: Mapping[str, str]) -> str:
     if source == "config file":
         return f"[providers.{provider}] {field} in the config file"
     if source == "remembered":
-        return f"{field} of {provider} remembered for this store (aiofinaccess config show)"
+        return f"remembered {field}"  # aiofinaccess config show lists them
     return field
 
 
-def check_urls(provider: str, values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-    """Refuse a URL setting that is not an absolute http(s) URL with a host and a valid port.
+def allow_http(provider: str, sources: Mapping[str, str], field: str) -> str:
+    """How to permit plain http, said in the terms ``field`` was given in."""
+    source = sources.get(field)
+    if source == "sandbox":
+        source = sources.get("sandbox")
+    if source == "environment":
+        return f"set {environment_name(provider, 'allow_insecure_http')}=1"
+    if source == "config file":
+        return f"set allow_insecure_http = true in [providers.{provider}]"
+    return "pass --allow-insecure-http"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_urls(
+    provider: str, values: Mapping[str, Any], sources: Mapping[str, str], *, insecure: bool
+) -> None:
+    """Refuse a URL setting that is not an absolute http(s) URL with a host and a valid port,
+    or (unless ``insecure``) is plain http off loopback.
 
     Raises:
         SettingValueError: Naming the flag, variable or file key the URL came from.
@@ -73,4 +98,9 @@ def check_urls(provider: str, values: Mapping[str, Any], sources: Mapping[str, s
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SettingValueError(
                 f"{where} must be an absolute http:// or https:// URL with a host"
+            )
+        if parts.scheme == "http" and not insecure and not _is_loopback(parts.hostname):
+            raise SettingValueError(
+                f"{where} uses plain http on a non-loopback host ({parts.hostname}): use "
+                f"https, or {allow_http(provider, sources, field)}"
             )
