@@ -222,25 +222,25 @@ async def _read_batch(
 async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> int:
     """One line per stored token set, secrets redacted."""
     rows: list[tuple[TokenKey, TokenSet]] = []
-    if config.store.exists():  # listing never creates a store
-        async with contextlib.aclosing(config.open_store()) as store:
-            # The keys stream from one query; their sets are read a batch at a time.
-            batch: list[TokenKey] = []
-            async for key in store.keys(args.provider):
-                batch.append(key)
-                if len(batch) >= _LIST_BATCH:
-                    rows += await _read_batch(store, batch)
-                    batch = []
-            rows += await _read_batch(store, batch)
-            if skipped := store.stats.unreadable_records:  # logged by key hash with -v
-                sets = "token set" if skipped == 1 else "token sets"
-                was = "was" if skipped == 1 else "were"
-                out.error(
-                    "aiofinaccess tokens list",
-                    f"{skipped} stored {sets} could not be read and {was} skipped "
-                    f"({store.stats.last_unreadable}; -v names {'it' if skipped == 1 else 'them'} "
-                    "by key hash)",
-                )
+    _require_store(config)  # listing never creates a store
+    async with contextlib.aclosing(config.open_store()) as store:
+        # The keys stream from one query; their sets are read a batch at a time.
+        batch: list[TokenKey] = []
+        async for key in store.keys(args.provider):
+            batch.append(key)
+            if len(batch) >= _LIST_BATCH:
+                rows += await _read_batch(store, batch)
+                batch = []
+        rows += await _read_batch(store, batch)
+        if skipped := store.stats.unreadable_records:  # logged by key hash with -v
+            sets = "token set" if skipped == 1 else "token sets"
+            was = "was" if skipped == 1 else "were"
+            out.error(
+                "aiofinaccess tokens list",
+                f"{skipped} stored {sets} could not be read and {was} skipped "
+                f"({store.stats.last_unreadable}; -v names {'it' if skipped == 1 else 'them'} "
+                "by key hash)",
+            )
     rows.sort(key=lambda row: (row[0].provider, row[0].subject or "", row[0].client or ""))
     if args.json:
         out.json([_record(key, token_set) for key, token_set in rows])
@@ -266,11 +266,11 @@ async def tokens_list(args: argparse.Namespace, config: Config, out: Output) -> 
     return 0
 
 
-def _require_store(args: argparse.Namespace, config: Config) -> None:
-    """Refuse an absent SQLite store before anything creates it."""
+def _require_store(config: Config) -> None:
+    """Refuse an absent SQLite store (a mistyped path is no empty store) before anything
+    creates it."""
     if not config.store.exists():
-        wanted = f"{args.provider} {args.subject or '(client)'}"
-        raise CliError(f"no token set for {wanted} in {config.store.label}")
+        raise CliError(f"no token store at {config.store.label}: no such file")
 
 
 async def _address(
@@ -283,7 +283,7 @@ async def _address(
 
 async def tokens_show(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Details of one stored set, secrets as fingerprints."""
-    _require_store(args, config)
+    _require_store(config)
     async with contextlib.aclosing(config.open_store()) as store:
         key, shown = await _address(args, config, store)
         stored = await store.get(key)
@@ -308,7 +308,7 @@ async def tokens_show(args: argparse.Namespace, config: Config, out: Output) -> 
 
 async def tokens_delete(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Delete a set from the store without calling the provider."""
-    _require_store(args, config)
+    _require_store(config)
     async with contextlib.aclosing(config.open_store()) as store:
         key, shown = await _address(args, config, store)
         deleted = await store.delete(key)
@@ -337,7 +337,7 @@ async def tokens_manage(args: argparse.Namespace, config: Config, out: Output) -
     async with SessionManager(store=store, scheduler=False) as manager:
         manager.register(await settings.provider(manager.http_session()), credentials)
         if not present:  # the settings are checked first: they are what a user gets wrong
-            _require_store(args, config)
+            _require_store(config)
         key, shown = await _address(args, config, store)
         label = describe(key, shown)
         if key.is_client and key.client != client_label(credentials):

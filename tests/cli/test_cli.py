@@ -256,7 +256,7 @@ def test_a_bad_option_exits_2_with_one_line(
 @pytest.mark.parametrize(
     ("argv", "reason"),
     [
-        (["tokens", "show", "everifin", "nobody"], "no token set for everifin nobody"),
+        (["tokens", "show", "everifin", "nobody"], "tokens.db: no such file"),
         (["tokens", "list", "--config", "/nonexistent/aiofinaccess.toml"], "cannot read config"),
         (["login", "oidc", "--name", "corp", "--client-id", "x"], "give --issuer"),
         (["login", "everifin", "--sandbox", "http://127.0.0.1:1", "--no-browser",
