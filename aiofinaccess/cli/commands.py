@@ -382,6 +382,11 @@ async def users_create(args: argparse.Namespace, config: Config, out: Output) ->
     user = NewUser(id=args.user_id, password=password, email=args.email, phone=args.phone)
     async with SessionManager(store=config.open_store(), scheduler=False) as manager:
         manager.register(await settings.provider(manager.http_session()), settings.credentials())
+        if password is None and not args.show_password:  # after the settings, before a request
+            raise CliError(
+                "finAPI would generate the password and it would be lost: pass --show-password "
+                "to print it, or choose it with --password-stdin"
+            )
         created = await Users(manager, args.name).create(user)
         out.success(f"created finAPI user {created.id}")
         chosen = user.password or created.password
@@ -392,8 +397,5 @@ async def users_create(args: argparse.Namespace, config: Config, out: Output) ->
             config.remember(settings)
             out.echo(f"  logged in; token set stored in {config.store.label}")
         if password is None and created.password is not None:
-            if args.show_password:
-                out.echo(f"  password: {created.password.reveal()}")
-            else:
-                out.echo("  finAPI generated the password; --show-password prints it")
+            out.echo(f"  password: {created.password.reveal()}")
     return 0

@@ -219,7 +219,10 @@ def _add_store_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     create.add_argument("--phone", help="the user's phone number")
     create.add_argument("--login", action="store_true", help="log in and store the token set")
     create.add_argument(
-        "--show-password", action="store_true", help="print a password finAPI generated"
+        "--show-password",
+        action="store_true",
+        help="print the password finAPI generates (without it or --password-stdin nothing is "
+        "created: the password would be lost)",
     )
 
     config = commands.add_parser(

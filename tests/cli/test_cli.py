@@ -196,8 +196,9 @@ async def test_users_create_and_login_at_finapi(sandbox: Sandbox, env: dict[str,
     rows = [line.split()[:2] for line in out.splitlines()[1:]]
     assert ["finapi", "carol"] in rows
     code, out, err = await run_cli(
-        env, "users", "create", "--sandbox", sandbox.base_url, "--user-id", "carol"
-    )
+        env, "users", "create", "--sandbox", sandbox.base_url, "--user-id", "carol",
+        "--show-password",
+    )  # fmt: skip
     assert code == 1
     assert len(err.splitlines()) == 1
     assert "ENTITY_EXISTS" in err or "exists" in err

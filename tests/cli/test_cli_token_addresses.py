@@ -75,7 +75,8 @@ async def test_refresh_renews_the_client_row(
 ) -> None:
     store = str(tmp_path / "tokens.db")
     flags = ["--store", store, "--sandbox", sandbox.base_url]
-    assert await asyncio.to_thread(main, ["users", "create", "--user-id", "u1", *flags]) == 0
+    create = ["users", "create", "--user-id", "u1", "--show-password", *flags]
+    assert await asyncio.to_thread(main, create) == 0
     assert await asyncio.to_thread(main, ["tokens", "refresh", "finapi", *flags]) == 0
     assert "refreshed finapi (client)" in capsys.readouterr().out
     requests = sandbox.stats()["token_requests"]
