@@ -13,10 +13,12 @@ import contextlib
 import datetime as dt
 import hmac
 import html
+import signal
 import sys
 import time
 import webbrowser
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from aiohttp import web
 
@@ -43,6 +45,7 @@ __all__ = [
     "users_create",
 ]
 
+_T = TypeVar("_T")
 _PAGE: Final = "<!doctype html><title>aiofinaccess</title><h1>{title}</h1><p>{text}</p>"
 
 
@@ -103,6 +106,37 @@ class _Loopback:
             await self.runner.cleanup()
 
 
+@contextlib.contextmanager
+def _interruptible() -> Iterator[Callable[[Awaitable[_T]], Awaitable[_T]]]:
+    """SIGINT ends the wait as Ctrl-C does (KeyboardInterrupt), even where it was inherited
+    ignored (``trap '' INT``, a background start): asyncio.run() leaves an ignored SIGINT
+    ignored, so the login would wait out its timeout and report that instead. The signal's
+    previous handling is restored after the wait."""
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[None] = loop.create_future()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
+    loop.add_signal_handler(signal.SIGINT, interrupt)
+
+    async def wait(awaitable: Awaitable[_T]) -> _T:
+        waited = asyncio.ensure_future(awaitable)
+        await asyncio.wait((waited, stop), return_when=asyncio.FIRST_COMPLETED)
+        if not waited.done():
+            waited.cancel()
+            raise KeyboardInterrupt
+        return waited.result()
+
+    try:
+        yield wait
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, previous)
+
+
 def _page(status: int, title: str, text: str) -> web.Response:
     body = _PAGE.format(title=html.escape(title), text=html.escape(text))
     return web.Response(status=status, text=body, content_type="text/html")
@@ -122,16 +156,17 @@ async def login(args: argparse.Namespace, config: Config, out: Output) -> int:
                 provider.name, server.redirect_uri, scopes=settings.scopes()
             )
             server.state = request.state
-            out.echo("Open this URL in a browser to log in (waiting for the redirect):")
-            out.echo(request.url)  # plain, never wrapped: it is copied or read by a script
-            if not args.no_browser:
-                await asyncio.to_thread(webbrowser.open, request.url)
-            try:
-                with out.status(f"Waiting for the login in the browser ({args.timeout:g} s)"):
-                    async with asyncio.timeout(args.timeout):
-                        query = await server.query
-            except TimeoutError:
-                raise CliError(f"no login within {args.timeout:g} s") from None
+            with _interruptible() as interrupted:  # before the URL: a reader may stop us then
+                out.echo("Open this URL in a browser to log in (waiting for the redirect):")
+                out.echo(request.url)  # plain, never wrapped: it is copied or read by a script
+                if not args.no_browser:
+                    await interrupted(asyncio.to_thread(webbrowser.open, request.url))
+                try:
+                    with out.status(f"Waiting for the login in the browser ({args.timeout:g} s)"):
+                        async with asyncio.timeout(args.timeout):
+                            query = await interrupted(server.query)
+                except TimeoutError:
+                    raise CliError(f"no login within {args.timeout:g} s") from None
             try:
                 token_set = await manager.complete_authorization(
                     provider.name, subject, query, request
