@@ -258,6 +258,12 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         parents=[_common_parser()],
         help="walk the finAPI and Everifin flows on the embedded sandbox",
+        description="Start the embedded sandbox and walk both providers' flows step by step: "
+        "finAPI's client token, a new user and their token, a refresh, a Web Form import, "
+        "accounts and transactions; Everifin's login, code exchange, accounts, transactions and "
+        "rotating refreshes, and the sandbox refusing a replayed refresh token. Tokens are "
+        "shown as fingerprints only. Needs no network or settings; the exit status is 1 if a "
+        "step fails.",
     )
     add_sandbox_command(commands, _common_parser(), _seconds)
     _add_store_commands(commands)

@@ -3,8 +3,6 @@ option's default and the fault kinds (issue 24, item 6)."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from aiofinaccess.cli.main import main
@@ -43,8 +41,8 @@ def test_sandbox_help_shows_each_default(
     option: str, default: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = _help(["sandbox"], capsys)
-    described = text.split(f" {option} ", 1)[1]
-    assert re.match(rf"[^-]*\(default:? {re.escape(default)}\b", described), described[:120]
+    described = text.split(f" {option} ", 1)[1].split(" --", 1)[0]  # up to the next option
+    assert f"(default: {default})" in described, described
 
 
 def test_sandbox_help_lists_the_fault_kinds(capsys: pytest.CaptureFixture[str]) -> None:
