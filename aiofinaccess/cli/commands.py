@@ -1,4 +1,5 @@
-"""The ``login``, ``tokens`` and ``users`` commands, which :mod:`aiofinaccess.cli.main` calls.
+"""The ``tokens`` and ``users`` commands, which :mod:`aiofinaccess.cli.main` calls (``login``:
+:mod:`aiofinaccess.cli.login`).
 
 Output never carries a token, secret or code: token sets are shown by expiry, presence and a
 SHA-256 fingerprint (``#1a2b3c4d``). Expected failures raise :class:`CliError` or an SDK error,
@@ -8,19 +9,11 @@ which the entry point prints as one line.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
-import hmac
-import html
-import signal
 import sys
 import time
-import webbrowser
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from ..api.users import NewUser, Users
 from ..core.tokens import Secret, TokenKey, TokenSet, client_label
@@ -36,7 +29,8 @@ if TYPE_CHECKING:
     from ..stores.sqlite import SQLiteStore
 
 __all__ = [
-    "login",
+    "describe_set",
+    "provider_flags",
     "tokens_delete",
     "tokens_list",
     "tokens_manage",
@@ -44,9 +38,6 @@ __all__ = [
     "tokens_show",
     "users_create",
 ]
-
-_T = TypeVar("_T")
-_PAGE: Final = "<!doctype html><title>aiofinaccess</title><h1>{title}</h1><p>{text}</p>"
 
 
 def provider_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -57,132 +48,6 @@ def provider_flags(args: argparse.Namespace) -> dict[str, Any]:
         flags["client_secret"], getattr(args, "client_secret_file", None)
     )
     return flags
-
-
-# -- login ---------------------------------------------------------------------------------------
-
-
-class _Loopback:
-    """A one-shot web server on 127.0.0.1 that catches the redirect (RFC 8252, section 7.3)."""
-
-    def __init__(self) -> None:
-        self.state = ""
-        self.query: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
-        self.result: asyncio.Future[tuple[int, str, str]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self.runner: web.AppRunner | None = None
-        self.redirect_uri = ""
-
-    async def start(self, port: int) -> None:
-        app = web.Application()
-        app.router.add_get("/callback", self.callback)
-        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self.runner.setup()
-        try:
-            await web.TCPSite(self.runner, "127.0.0.1", port).start()
-        except OSError as exc:
-            raise CliError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
-        bound = self.runner.addresses[0][1]
-        self.redirect_uri = f"http://127.0.0.1:{bound}/callback"
-
-    async def callback(self, request: web.Request) -> web.Response:
-        state = request.query.get("state", "")
-        if self.query.done():  # a reload: never exchange twice
-            status, title, text = await asyncio.shield(self.result)
-            return _page(status, title, text)
-        if not hmac.compare_digest(state.encode(), self.state.encode()):
-            return _page(400, "Not this login", "This is not the login the command started.")
-        self.query.set_result(dict(request.query))
-        return _page(*await asyncio.shield(self.result))
-
-    def finish(self, status: int, title: str, text: str) -> None:
-        if not self.result.done():
-            self.result.set_result((status, title, text))
-
-    async def close(self) -> None:
-        self.finish(500, "Login stopped", "The command stopped before the login completed.")
-        if self.runner is not None:
-            await self.runner.cleanup()
-
-
-@contextlib.contextmanager
-def _interruptible() -> Iterator[Callable[[Awaitable[_T]], Awaitable[_T]]]:
-    """SIGINT ends the wait as Ctrl-C does (KeyboardInterrupt), even where it was inherited
-    ignored (``trap '' INT``, a background start): asyncio.run() leaves an ignored SIGINT
-    ignored, so the login would wait out its timeout and report that instead. The signal's
-    previous handling is restored after the wait."""
-    loop = asyncio.get_running_loop()
-    stop: asyncio.Future[None] = loop.create_future()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def interrupt() -> None:
-        if not stop.done():
-            stop.set_result(None)
-
-    loop.add_signal_handler(signal.SIGINT, interrupt)
-
-    async def wait(awaitable: Awaitable[_T]) -> _T:
-        waited = asyncio.ensure_future(awaitable)
-        await asyncio.wait((waited, stop), return_when=asyncio.FIRST_COMPLETED)
-        if not waited.done():
-            waited.cancel()
-            raise KeyboardInterrupt
-        return waited.result()
-
-    try:
-        yield wait
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        signal.signal(signal.SIGINT, previous)
-
-
-def _page(status: int, title: str, text: str) -> web.Response:
-    body = _PAGE.format(title=html.escape(title), text=html.escape(text))
-    return web.Response(status=status, text=body, content_type="text/html")
-
-
-async def login(args: argparse.Namespace, config: Config, out: Output) -> int:
-    """Run the authorization-code flow through a loopback redirect; store the token set."""
-    settings = config.provider(args.name, provider_flags(args))
-    subject: str = args.subject
-    async with SessionManager(store=config.open_store(), scheduler=False) as manager:
-        provider = await settings.provider(manager.http_session())
-        manager.register(provider, settings.credentials())
-        server = _Loopback()
-        try:
-            await server.start(args.port)
-            request = manager.authorization_request(
-                provider.name, server.redirect_uri, scopes=settings.scopes()
-            )
-            server.state = request.state
-            with _interruptible() as interrupted:  # before the URL: a reader may stop us then
-                out.echo("Open this URL in a browser to log in (waiting for the redirect):")
-                out.echo(request.url)  # plain, never wrapped: it is copied or read by a script
-                if not args.no_browser:
-                    await interrupted(asyncio.to_thread(webbrowser.open, request.url))
-                try:
-                    with out.status(f"Waiting for the login in the browser ({args.timeout:g} s)"):
-                        async with asyncio.timeout(args.timeout):
-                            query = await interrupted(server.query)
-                except TimeoutError:
-                    raise CliError(f"no login within {args.timeout:g} s") from None
-            try:
-                token_set = await manager.complete_authorization(
-                    provider.name, subject, query, request
-                )
-            except Exception as exc:
-                server.finish(400, "Login failed", str(exc))
-                raise
-            server.finish(200, "Logged in", "You can close this window.")
-        finally:
-            await server.close()
-    remembered = config.remember(settings)
-    out.success(f"Logged in to {provider.name} as {subject}; stored in {config.store.label}")
-    out.echo(f"  {_describe(token_set, time.time())}")
-    if remembered:
-        out.echo(f"  settings of {provider.name} remembered (no secret): aiofinaccess config show")
-    return 0
 
 
 # -- tokens --------------------------------------------------------------------------------------
@@ -221,7 +86,7 @@ def _refresh(token_set: TokenSet, now: float) -> str:
     return _when(token_set.refresh_expires_at, now)
 
 
-def _describe(token_set: TokenSet, now: float) -> str:
+def describe_set(token_set: TokenSet, now: float) -> str:
     access = _when(token_set.expires_at, now)
     return f"access token {access}; refresh token {_refresh(token_set, now)}"
 
@@ -386,7 +251,7 @@ async def tokens_manage(args: argparse.Namespace, config: Config, out: Output) -
         if args.action == "refresh":
             token_set = await manager.refresh(key.provider, key.subject)
             rotated = token_set.refresh_token != stored.token_set.refresh_token
-            out.success(f"refreshed {label}: {_describe(token_set, time.time())}")
+            out.success(f"refreshed {label}: {describe_set(token_set, time.time())}")
             out.echo(f"  refresh token {'rotated' if rotated else 'kept'}")
         elif args.logout:
             if key.subject is None:

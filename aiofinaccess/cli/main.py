@@ -5,8 +5,9 @@ delete``, ``users create``, ``config show|set-secret`` and ``worker`` (the refre
 :mod:`aiofinaccess.cli.worker`). Settings come from flags,
 ``AIOFINACCESS_*`` environment variables, an optional TOML file and, lowest, what a successful
 login remembered for the store (:mod:`aiofinaccess.cli.config`); the commands live in
-:mod:`aiofinaccess.cli.commands`, :mod:`aiofinaccess.cli.settings` and
-:mod:`aiofinaccess.cli.sandbox`, their output in :mod:`aiofinaccess.cli.output`. The global
+:mod:`aiofinaccess.cli.login`, :mod:`aiofinaccess.cli.commands`,
+:mod:`aiofinaccess.cli.settings` and :mod:`aiofinaccess.cli.sandbox`, their output in
+:mod:`aiofinaccess.cli.output`. The global
 flags (``--store``, ``--config``, ``-v``) go before or after the command. An expected failure
 prints one line and exits 1; a bad option prints one line and exits 2.
 """
@@ -273,7 +274,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run_store_command(args: argparse.Namespace, out: Output) -> int:
     """Run ``login``, ``tokens``, ``users``, ``config`` or ``worker``."""
-    from . import commands, settings  # noqa: PLC0415
+    from . import commands, login, settings  # noqa: PLC0415
     from .config import load_config  # noqa: PLC0415
 
     if args.command == "worker":
@@ -290,7 +291,7 @@ def _run_store_command(args: argparse.Namespace, out: Output) -> int:
             out,
         )
     run: Callable[..., Coroutine[Any, Any, int]] = {
-        "login": commands.login,
+        "login": login.login,
         "list": commands.tokens_list,
         "show": settings.config_show if args.command == "config" else commands.tokens_show,
         "delete": commands.tokens_delete,
