@@ -81,3 +81,17 @@ async def test_refresh_renews_the_client_row(
     assert "refreshed finapi (client)" in capsys.readouterr().out
     requests = sandbox.stats()["token_requests"]
     assert requests["finapi_client_credentials"] == 2
+
+
+def test_refresh_refuses_another_clients_row_before_any_request(
+    env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "tokens.db")
+    asyncio.run(_fill(Path(store), SANDBOX, OTHER))
+    argv = ["tokens", "refresh", "finapi", "--client", "other-client", "--store", store]
+    assert main([*argv, "--sandbox", "http://127.0.0.1:1"]) == 1  # nothing listens there
+    assert capsys.readouterr().err.splitlines() == [
+        "aiofinaccess tokens refresh: the token set of finapi (client other-client) belongs to "
+        "another client than finapi-sandbox-client with this secret: give its --client-id and "
+        "secret"
+    ]
