@@ -8,6 +8,9 @@ import asyncio
 import signal
 import sys
 
+import pytest
+
+from aiofinaccess.cli.main import main
 from aiofinaccess.sandbox import Sandbox
 
 
@@ -50,3 +53,13 @@ async def test_sigint_stops_a_login_that_inherited_it_ignored(
 ) -> None:
     code, err = await _login_then_sigint(sandbox, env)
     assert (code, err) == (130, "aiofinaccess login everifin: interrupted\n")
+
+
+async def test_a_login_run_off_the_main_thread_still_waits_and_times_out(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``main()`` called from a worker thread cannot take SIGINT; the wait is left to the
+    timeout instead of failing."""
+    argv = ["login", "everifin", "--sandbox", "http://127.0.0.1:1", "--no-browser"]
+    assert await asyncio.to_thread(main, [*argv, "--timeout", "0.2"]) == 1
+    assert capsys.readouterr().err == "aiofinaccess login everifin: no login within 0.2 s\n"
