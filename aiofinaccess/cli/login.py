@@ -80,7 +80,8 @@ def _interruptible() -> Iterator[Callable[[Awaitable[_T]], Awaitable[_T]]]:
     """SIGINT ends the wait as Ctrl-C does (KeyboardInterrupt), even where it was inherited
     ignored (``trap '' INT``, a background start): asyncio.run() leaves an ignored SIGINT
     ignored, so the login would wait out its timeout and report that instead. The signal's
-    previous handling is restored after the wait."""
+    previous handling is restored after the wait. Off the main thread (``main()`` called from
+    a worker thread) signals cannot be taken: the wait is left to the timeout."""
     loop = asyncio.get_running_loop()
     stop: asyncio.Future[None] = loop.create_future()
     previous = signal.getsignal(signal.SIGINT)
@@ -89,7 +90,11 @@ def _interruptible() -> Iterator[Callable[[Awaitable[_T]], Awaitable[_T]]]:
         if not stop.done():
             stop.set_result(None)
 
-    loop.add_signal_handler(signal.SIGINT, interrupt)
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+        taken = True
+    except (ValueError, RuntimeError):  # not the main thread
+        taken = False
 
     async def wait(awaitable: Awaitable[_T]) -> _T:
         waited = asyncio.ensure_future(awaitable)
@@ -102,8 +107,9 @@ def _interruptible() -> Iterator[Callable[[Awaitable[_T]], Awaitable[_T]]]:
     try:
         yield wait
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        signal.signal(signal.SIGINT, previous)
+        if taken:
+            loop.remove_signal_handler(signal.SIGINT)
+            signal.signal(signal.SIGINT, previous)
 
 
 def _page(status: int, title: str, text: str) -> web.Response:
