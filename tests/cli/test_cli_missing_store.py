@@ -42,3 +42,16 @@ def test_an_empty_store_lists_nothing_and_succeeds(
     asyncio.run(create())
     assert main(["tokens", "list", "--store", str(path)]) == 0
     assert capsys.readouterr().out == f"no token sets in {path}\n"
+
+
+@pytest.mark.parametrize("action", ["refresh", "revoke"])
+def test_refresh_and_revoke_on_a_store_that_does_not_exist_create_none(
+    action: str, env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "tokns.db"
+    argv = ["tokens", action, "finapi", "--store", str(typo), "--sandbox", "http://127.0.0.1:1"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"aiofinaccess tokens {action}: no token store at {typo}: no such file"
+    ]
+    assert not typo.exists()
