@@ -232,12 +232,11 @@ async def tokens_manage(args: argparse.Namespace, config: Config, out: Output) -
     """``refresh`` (renew now) or ``revoke`` (at the provider, then delete) one stored set."""
     settings = config.provider(args.provider, provider_flags(args))
     credentials = settings.credentials()
-    present = config.store.exists()
+    settings.check()  # the settings first: they are what a user gets wrong
+    _require_store(config)
     store = config.open_store()
     async with SessionManager(store=store, scheduler=False) as manager:
         manager.register(await settings.provider(manager.http_session()), credentials)
-        if not present:  # the settings are checked first: they are what a user gets wrong
-            _require_store(config)
         key, shown = await _address(args, config, store)
         label = describe(key, shown)
         if key.is_client and key.client != client_label(credentials):

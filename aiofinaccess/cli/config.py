@@ -159,14 +159,20 @@ class ProviderSettings:
         parts = raw.replace(",", " ").split() if isinstance(raw, str) else [str(s) for s in raw]
         return tuple(parts)
 
-    async def provider(self, session: aiohttp.ClientSession) -> Provider:
-        """Build the provider (an OIDC issuer is discovered over ``session``)."""
+    def check(self) -> bool:
+        """Check the URL settings (:func:`~aiofinaccess.cli.origins.check_urls`); whether
+        plain http is allowed."""
         insecure = parse_bool(
             self.values.get("allow_insecure_http", False),
             "allow_insecure_http",
             self.sources.get("allow_insecure_http", "default"),
         )
         check_urls(self.name, self.values, self.sources, insecure=insecure)
+        return insecure
+
+    async def provider(self, session: aiohttp.ClientSession) -> Provider:
+        """Build the provider (an OIDC issuer is discovered over ``session``)."""
+        insecure = self.check()
         try:
             if self.kind == "everifin":
                 idp, api = self._get("idp_url"), self._get("api_url")
