@@ -3,10 +3,11 @@
 It shares the web processes' token store (SQLite on one machine, Redis across machines), finds
 the connected users there (``store.keys``), and runs the refresh scheduler, which web
 processes leave off (``scheduler=False``). A user whose grant died is reported once through
-``on_reauth_required`` (email them) and skipped until they connect again. Run::
+``on_reauth_required`` (email them) and skipped until they connect again. Ctrl-C stops it,
+between or during rounds. Run::
 
     .venv/bin/python examples/worker.py --once
-        # its own sandbox, alice and bob connected headlessly, one sync round, exit
+        # its own sandbox and temporary store, alice and bob connected headlessly, one round
     export AIOFINACCESS_SANDBOX_URL=http://127.0.0.1:8080 AIOFINACCESS_STORE=/srv/tokens.db
     .venv/bin/python examples/worker.py     # next to the web app: a round every 60 s
 """
@@ -18,7 +19,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import tempfile
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import aiohttp
 
@@ -97,7 +100,9 @@ async def connect_demo_users(manager: SessionManager, users: list[str]) -> None:
 async def main(once: bool, interval: float) -> None:
     async with AsyncExitStack() as stack:
         url = os.environ.get("AIOFINACCESS_SANDBOX_URL", "").rstrip("/")
-        path = os.environ.get("AIOFINACCESS_STORE", "worker-example-tokens.db")
+        path = os.environ.get("AIOFINACCESS_STORE")
+        if path is None:  # the demo's store: private, and gone when the worker stops
+            path = str(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "tokens.db")
         if not url:  # the one-command demo: a sandbox, and users a web app would connect
             url = (await stack.enter_async_context(run_sandbox())).base_url
             async with make_manager(url, SQLiteStore(path)) as web:
@@ -122,4 +127,7 @@ if __name__ == "__main__":
     parser.add_argument("--once", action="store_true", help="one round, then exit")
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between rounds")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.once, arguments.interval))
+    try:  # Ctrl-C: asyncio.run() cancels main(), whose exit closes the store and sandbox
+        asyncio.run(main(arguments.once, arguments.interval))
+    except KeyboardInterrupt:
+        print("stopped", flush=True)

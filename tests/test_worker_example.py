@@ -1,9 +1,14 @@
 """examples/worker.py against the sandbox: every connected user found in the shared store and
 synced; a user whose grant died is named to the reconnect hook and skipped; a second round
-brings only what changed."""
+brings only what changed. Run as a script, ``--once`` leaves no store in the repository root
+and Ctrl-C stops it without a traceback (issue 24, item 7)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -40,3 +45,51 @@ async def test_the_worker_syncs_every_connected_user(sandbox: Sandbox, tmp_path:
     assert second == {"alice": 0, "bob": 0}
     assert told == ["carol"]  # told once: the dead grant is refused without a new request
     assert sandbox.stats()["token_requests"]["everifin_authorization_code"] == 2
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _environment() -> dict[str, str]:
+    """This checkout's aiofinaccess; the example's own sandbox and default store."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIOFINACCESS_")}
+    return {**env, "PYTHONPATH": str(ROOT)}
+
+
+async def _start(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "examples" / "worker.py"),
+        *args,
+        cwd=ROOT,
+        env=_environment(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_once_leaves_the_repository_root_as_it_was() -> None:
+    before = sorted(os.listdir(ROOT))
+    process = await _start("--once")
+    async with asyncio.timeout(120):
+        out, err = await process.communicate()
+    assert (process.returncode, err.decode()) == (0, "")
+    assert out.decode().splitlines()[-1].startswith("synced 2 users: ")
+    assert sorted(os.listdir(ROOT)) == before
+
+
+async def test_ctrl_c_stops_the_worker_cleanly() -> None:
+    process = await _start("--interval", "60")
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(120):
+            first = (await process.stdout.readline()).decode()
+            assert first.startswith("synced 2 users: "), first
+            process.send_signal(signal.SIGINT)  # waiting for its next round
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (process.returncode, err.decode(), out.decode()) == (0, "", "stopped\n")

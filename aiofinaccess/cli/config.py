@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import aiohttp
 import attrs
 
-from ..core.errors import AiofinaccessError
+from ..core.errors import AiofinaccessError, ConfigurationError
 from ..core.tokens import ClientCredentials
 from ..oauth.client import discover
 from ..oauth.presets import Everifin, FinApi, Oidc
 from ..oauth.providers import Provider
 from ..stores.codec import FernetCodec
 from .booleans import BOOLEAN_FIELDS, parse_bool
+from .origins import allow_http, check_urls
 from .remembered import read_remembered, write_remembered
 from .secrets import client_secret, secret_source
 from .store import StoreLocation, holds_secret, locate
@@ -111,7 +112,7 @@ class ProviderSettings:
         if client_id is None:
             env = f"AIOFINACCESS_{self.name.upper()}_CLIENT_ID"
             raise CliError(f"no client id for {self.name}: pass --client-id or set {env}")
-        return ClientCredentials(client_id, client_secret(self.name, self.values))
+        return ClientCredentials(client_id, client_secret(self.name, self.values, self.sources))
 
     def remembered(self) -> dict[str, Any]:
         """The settings worth keeping for the next command: not secret, not empty."""
@@ -131,13 +132,20 @@ class ProviderSettings:
         parts = raw.replace(",", " ").split() if isinstance(raw, str) else [str(s) for s in raw]
         return tuple(parts)
 
-    async def provider(self, session: aiohttp.ClientSession) -> Provider:
-        """Build the provider (an OIDC issuer is discovered over ``session``)."""
+    def check(self) -> bool:
+        """Check the URL settings (:func:`~aiofinaccess.cli.origins.check_urls`); whether
+        plain http is allowed."""
         insecure = parse_bool(
             self.values.get("allow_insecure_http", False),
             "allow_insecure_http",
             self.sources.get("allow_insecure_http", "default"),
         )
+        check_urls(self.name, self.values, self.sources, insecure=insecure)
+        return insecure
+
+    async def provider(self, session: aiohttp.ClientSession) -> Provider:
+        """Build the provider (an OIDC issuer is discovered over ``session``)."""
+        insecure = self.check()
         try:
             if self.kind == "everifin":
                 idp, api = self._get("idp_url"), self._get("api_url")
@@ -162,16 +170,23 @@ class ProviderSettings:
                 base = self._get("base_url")
                 if base is None:
                     return FinApi.sandbox(api_version=version, name=self.name)
-                return FinApi.at(base, api_version=version, name=self.name)
+                return FinApi.at(
+                    base, api_version=version, name=self.name, allow_insecure_http=insecure
+                )
             issuer = self._get("issuer")
             if issuer is not None and self._get("token_url") is None:
-                return await discover(
-                    session,
-                    issuer,
-                    name=self.name,
-                    default_scopes=self.scopes() or (),
-                    allow_insecure_http=insecure,
-                )
+                try:
+                    return await discover(
+                        session,
+                        issuer,
+                        name=self.name,
+                        default_scopes=self.scopes() or (),
+                        allow_insecure_http=insecure,
+                    )
+                except ConfigurationError as exc:  # an endpoint the issuer's document names
+                    hint = allow_http(self.name, self.sources, "issuer")
+                    text = str(exc).replace("pass allow_insecure_http=True", hint)
+                    raise CliError(f"{self.name}: {text}") from None
             token_url = self._get("token_url")
             if token_url is None:
                 raise CliError(f"{self.name}: give --issuer, or --token-url and friends")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..core.errors import AiofinaccessError
 
-__all__ = ["UntrustedFileError", "read_bounded", "read_trusted"]
+__all__ = ["UntrustedFileError", "loose_directory", "read_bounded", "read_trusted"]
 
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # no wait on a FIFO
 #: A secret file the operator names (a mounted secret): links followed (Kubernetes mounts
@@ -27,6 +27,25 @@ _OPEN_NAMED = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 class UntrustedFileError(AiofinaccessError):
     """A file another local user could have written (or reads, for a secret): refused."""
+
+
+def loose_directory(directory: Path, what: str) -> str | None:
+    """Why others could swap ``what`` (files) in ``directory``, and what to do; ``None`` when
+    they cannot. A sticky directory everyone writes (``/tmp``) is meant to be shared: it gets
+    no chmod, a private directory of its own does (another user can create our file, or
+    SQLite's ``-wal``, there first and read what we write).
+    """
+    info = os.stat(directory)
+    if not info.st_mode & 0o022:
+        return None
+    if info.st_mode & stat.S_ISVTX and info.st_mode & 0o002:
+        return (
+            f"directory {directory} is shared (sticky, writable by everyone): another user "
+            f"could create {what} there first: use a private directory (mkdir -m 700 "
+            f"{directory / 'NAME'})"
+        )
+    fix = f"chmod go-w {directory}" if info.st_uid == os.geteuid() else "use a private directory"
+    return f"directory {directory} is writable by others, who could swap {what}: {fix}"
 
 
 def check(name: str, path: Path, info: os.stat_result, *, secret: bool, plural: bool) -> None:
@@ -45,12 +64,9 @@ def check(name: str, path: Path, info: os.stat_result, *, secret: bool, plural: 
         raise UntrustedFileError(f"{name} {be} writable by others: refused (chmod go-w {path})")
     if secret and mode & 0o044:
         raise UntrustedFileError(f"{name} {be} readable by others: refused (chmod 600 {path})")
+    if problem := loose_directory(path.parent, "the file"):
+        raise UntrustedFileError(f"{name}: refused: {problem}")
     directory = os.stat(path.parent)
-    if directory.st_mode & 0o022:
-        raise UntrustedFileError(
-            f"{name}: directory {path.parent} is writable by others, who could swap the "
-            "file: refused (chmod go-w, or choose a private directory)"
-        )
     if directory.st_uid not in (os.geteuid(), 0):
         raise UntrustedFileError(
             f"{name}: directory {path.parent} belongs to uid {directory.st_uid}: refused"

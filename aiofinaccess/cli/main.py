@@ -67,7 +67,7 @@ _PROVIDER_OPTIONS: tuple[tuple[str, tuple[str, ...], dict[str, Any]], ...] = (
     ("--logout-url", ("oidc",), {"help": "logout endpoint"}),
     ("--scope", ("everifin", "oidc"), {
         "dest": "scopes", "action": "append", "help": "a scope to ask for (repeatable)"}),
-    ("--allow-insecure-http", ("everifin", "oidc"), {
+    ("--allow-insecure-http", _ALL, {
         "action": "store_true", "default": None, "help": "permit http:// beyond loopback"}),
 )  # fmt: skip
 
@@ -178,6 +178,11 @@ def _add_store_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         sub = actions.add_parser(action, parents=parents, help=text, description=text + ".")
         sub.add_argument("provider", help="the provider's name in the store")
         sub.add_argument("subject", nargs="?", help="the user (omit for the client's own token)")
+        sub.add_argument(
+            "--client",
+            metavar="ID",
+            help="which client's own token, where tokens list shows several: (client ID)",
+        )
         if action == "show":
             sub.add_argument("--json", action="store_true", help="print JSON")
         if action == "revoke":
@@ -209,7 +214,10 @@ def _add_store_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     create.add_argument("--phone", help="the user's phone number")
     create.add_argument("--login", action="store_true", help="log in and store the token set")
     create.add_argument(
-        "--show-password", action="store_true", help="print a password finAPI generated"
+        "--show-password",
+        action="store_true",
+        help="print the password finAPI generates (without it or --password-stdin nothing is "
+        "created: the password would be lost)",
     )
 
     config = commands.add_parser(
@@ -245,6 +253,12 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         parents=[_common_parser()],
         help="walk the finAPI and Everifin flows on the embedded sandbox",
+        description="Start the embedded sandbox and walk both providers' flows step by step: "
+        "finAPI's client token, a new user and their token, a refresh, a Web Form import, "
+        "accounts and transactions; Everifin's login, code exchange, accounts, transactions and "
+        "rotating refreshes, and the sandbox refusing a replayed refresh token. Tokens are "
+        "shown as fingerprints only. Needs no network or settings; the exit status is 1 if a "
+        "step fails.",
     )
     add_sandbox_command(commands, _common_parser(), _seconds)
     _add_store_commands(commands)
@@ -254,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run_store_command(args: argparse.Namespace, out: Output) -> int:
     """Run ``login``, ``tokens``, ``users``, ``config`` or ``worker``."""
-    from . import commands, settings  # noqa: PLC0415
+    from . import commands, login, settings  # noqa: PLC0415
     from .config import load_config  # noqa: PLC0415
 
     if args.command == "worker":
@@ -271,7 +285,7 @@ def _run_store_command(args: argparse.Namespace, out: Output) -> int:
             out,
         )
     run: Callable[..., Coroutine[Any, Any, int]] = {
-        "login": commands.login,
+        "login": login.login,
         "list": commands.tokens_list,
         "show": settings.config_show if args.command == "config" else commands.tokens_show,
         "delete": commands.tokens_delete,

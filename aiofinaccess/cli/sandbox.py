@@ -15,6 +15,12 @@ from typing import Any
 
 __all__ = ["add_sandbox_command", "serve_sandbox"]
 
+#: argparse fills in the default (a float shown as given: 3600 rather than 3600.0).
+_DEFAULT = "(default: %(default)g)"
+_TEXT_DEFAULT = "(default: %(default)s)"
+#: The sandbox's fault kinds (aiofinaccess.sandbox.FAULT_KINDS, not imported: --help stays fast).
+_FAULT_KINDS = ("500", "502", "503", "drop", "malformed", "html", "429", "timeout")
+
 
 def add_sandbox_command(
     commands: argparse._SubParsersAction[Any],
@@ -32,27 +38,58 @@ def add_sandbox_command(
     sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     sandbox.add_argument("--finapi-version", choices=("v1", "v2"), default="v2")
     ttl = sandbox.add_argument_group("lifetimes (seconds; 0 = never expires for finAPI)")
-    ttl.add_argument("--finapi-client-ttl", type=seconds, default=3600.0)
-    ttl.add_argument("--finapi-user-ttl", type=seconds, default=3600.0)
-    ttl.add_argument("--keycloak-access-ttl", type=seconds, default=300.0)
-    ttl.add_argument("--sso-idle", type=seconds, default=1800.0)
-    ttl.add_argument("--sso-max", type=seconds, default=36000.0)
+    for flag, default, text in (
+        ("--finapi-client-ttl", 3600.0, "finAPI's client token"),
+        ("--finapi-user-ttl", 3600.0, "finAPI's user tokens"),
+        ("--keycloak-access-ttl", 300.0, "Everifin's (Keycloak's) access tokens"),
+        ("--sso-idle", 1800.0, "Keycloak's SSO Session Idle: a refresh token's lifetime"),
+        ("--sso-max", 36000.0, "Keycloak's SSO Session Max: a login's whole lifetime"),
+    ):
+        ttl.add_argument(
+            flag, type=seconds, default=default, metavar="SECONDS", help=f"{text} {_DEFAULT}"
+        )
     ttl.add_argument(
         "--keycloak-max-reuse",
         type=int,
         default=0,
-        help="Keycloak's Refresh Token Max Reuse: extra uses of the refresh token used last",
+        metavar="N",
+        help=f"Keycloak's Refresh Token Max Reuse: extra uses of the refresh token used last "
+        f"{_DEFAULT}",
     )
     faults = sandbox.add_argument_group("fault injection (changeable later: POST /_sandbox/faults)")
     faults.add_argument(
-        "--fault-rate", type=float, default=0.0, help="share of requests that fail, 0-1"
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help=f"share of requests that fail, 0-1 {_DEFAULT}",
     )
-    faults.add_argument("--fault-kinds", default="500,502,503,drop,malformed,html,429")
-    faults.add_argument("--fault-scope", choices=("token", "api", "all"), default="all")
     faults.add_argument(
-        "--latency", type=seconds, default=0.0, help="seconds added to each request"
+        "--fault-kinds",
+        default=",".join(kind for kind in _FAULT_KINDS if kind != "timeout"),
+        metavar="KIND,...",
+        help=f"which failures to draw from; kinds: {', '.join(_FAULT_KINDS)} {_TEXT_DEFAULT}",
     )
-    faults.add_argument("--retry-after", type=seconds, default=1.0)
+    faults.add_argument(
+        "--fault-scope",
+        choices=("token", "api", "all"),
+        default="all",
+        help=f"the requests that may fail {_TEXT_DEFAULT}",
+    )
+    faults.add_argument(
+        "--latency",
+        type=seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help=f"seconds added to each request {_DEFAULT}",
+    )
+    faults.add_argument(
+        "--retry-after",
+        type=seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help=f"the Retry-After of a 429 or 503 {_DEFAULT}",
+    )
     sandbox.add_argument(
         "--seed", type=int, default=0, help="seed of the synthetic data and faults"
     )

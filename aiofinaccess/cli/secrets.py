@@ -19,6 +19,7 @@ from ..core.errors import AiofinaccessError
 from ..core.tokens import Secret
 from .booleans import parse_bool
 from .files import UntrustedFileError, read_bounded
+from .origins import origin
 
 __all__ = [
     "KEYRING_SERVICE",
@@ -64,8 +65,11 @@ def secret_source(values: Mapping[str, Any]) -> str | None:
     return None
 
 
-def client_secret(name: str, values: Mapping[str, Any]) -> Secret | None:
-    """The secret of provider ``name`` from the first configured source, or ``None``.
+def client_secret(
+    name: str, values: Mapping[str, Any], sources: Mapping[str, str] | None = None
+) -> Secret | None:
+    """The secret of provider ``name`` from the first configured source, or ``None``; a
+    message names the file's setting by its source in ``sources``.
 
     Raises:
         SecretSourceError: The file cannot be read or is empty; the keyring has no entry.
@@ -75,16 +79,17 @@ def client_secret(name: str, values: Mapping[str, Any]) -> Secret | None:
         return Secret(str(values["client_secret"]))
     if source == "client_secret_file":
         path = Path(str(values["client_secret_file"])).expanduser()
+        setting = origin(name, "client_secret_file", sources or {})
         try:
-            text = read_bounded(path, "client_secret_file", limit=_SECRET_LIMIT)
+            text = read_bounded(path, setting, limit=_SECRET_LIMIT)
             first = text.decode("utf-8").splitlines()[:1]
         except UntrustedFileError as exc:
             raise SecretSourceError(str(exc)) from None
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise SecretSourceError(f"client_secret_file {path}: {reason}") from None
+            raise SecretSourceError(f"{setting} {path}: {reason}") from None
         if not first or not first[0].strip():
-            raise SecretSourceError(f"client_secret_file {path} is empty")
+            raise SecretSourceError(f"{setting} {path} is empty")
         return Secret(first[0].strip())
     if source == "keyring":
         stored = _keyring().get_password(KEYRING_SERVICE, name)

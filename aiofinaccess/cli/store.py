@@ -9,6 +9,7 @@ two at once are refused. Both kinds get the encryption keys. Precedence: docs/gu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -21,7 +22,7 @@ import attrs
 
 from ..core.errors import AiofinaccessError
 from ..stores._redis_urls import describe
-from .files import UntrustedFileError, read_trusted
+from .files import UntrustedFileError, loose_directory, read_trusted
 
 if TYPE_CHECKING:
     from ..stores.codec import TokenCodec
@@ -91,6 +92,10 @@ class StoreLocation:
             pass
         except OSError as exc:
             raise StoreSettingError(f"cannot create {self.path.parent}: {exc.strerror}") from None
+        with contextlib.suppress(OSError):  # else SQLiteStore names what is wrong
+            # SQLiteStore refuses this directory too; its advice does not know /tmp is shared.
+            if problem := loose_directory(self.path.parent, "the store's files"):
+                raise StoreSettingError(f"store {problem}")
         return SQLiteStore(self.path, codec=codec)
 
 

@@ -61,12 +61,12 @@ def test_true_in_the_environment_turns_plain_http_on(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Control: a true value is obeyed (the command then finds no stored set)."""
+    """Control: a true value is obeyed (the command then finds no store)."""
     monkeypatch.setenv("AIOFINACCESS_CORP_ALLOW_INSECURE_HTTP", text)
     code, err = _refresh(tmp_path, capsys)
     assert code == 1
     assert HTTP_REFUSED not in err
-    assert "no token set for corp alice" in err
+    assert "no token store at" in err
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,7 @@ def test_remembered_settings_in_a_directory_others_can_write_are_refused(
     store.parent.chmod(0o1777)
     code, _, err = show(str(store), capsys)
     assert code == 1
-    assert "writable by others" in err
+    assert "is shared (sticky, writable by everyone)" in err
 
 
 def test_private_remembered_settings_are_used(

@@ -80,7 +80,7 @@ async def test_flags_win_over_remembered_settings_and_secrets_come_from_a_file_o
     )
     assert code == 1
     assert err == (
-        f"aiofinaccess tokens refresh: client_secret_file {secret_file}: "
+        f"aiofinaccess tokens refresh: remembered client_secret_file {secret_file}: "
         "No such file or directory\n"
     )
 

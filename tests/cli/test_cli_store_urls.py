@@ -167,7 +167,7 @@ async def test_users_create_login_stores_in_redis(
     secret.write_text(sandbox.config.finapi_client_secret)
     secret.chmod(0o600)
     async with running_redis() as url:
-        argv = ["users", "create", "--login", "--user-id", "bob", "--store", url]
+        argv = ["users", "create", "--login", "--show-password", "--user-id", "bob", "--store", url]
         argv += ["--base-url", sandbox.base_url, "--client-id", sandbox.config.finapi_client_id]
         code = await asyncio.to_thread(main, [*argv, "--client-secret-file", str(secret)])
         assert code == 0, capsys.readouterr().err

@@ -37,7 +37,7 @@ async def create_user(sandbox: Sandbox, tmp_path: Path, *secret_args: str) -> in
     """
     store = tmp_path / f"t-{uuid.uuid4().hex}.db"
     argv = ["users", "create", "--store", str(store), "--base-url", sandbox.base_url]
-    argv += ["--client-id", sandbox.config.finapi_client_id, *secret_args]
+    argv += ["--show-password", "--client-id", sandbox.config.finapi_client_id, *secret_args]
     return await asyncio.to_thread(main, argv)
 
 
