@@ -38,6 +38,7 @@ from ..core.errors import (
 )
 from ..oauth.authorization import AuthorizationRequest
 from ..stores import PendingAuthorizations
+from ..stores.memory import MemoryStore
 from .same_origin import is_same_origin
 
 if TYPE_CHECKING:
@@ -190,6 +191,14 @@ class ConnectFlow:
         chosen = manager.store if store is None else store
         if not isinstance(chosen, PendingAuthorizations):
             raise ConfigurationError(f"store {chosen!r} cannot keep pending authorizations")
+        if isinstance(chosen, MemoryStore):  # the default: fine for one process, a trap for more
+            logger.warning(
+                "the connect flow for %s keeps pending logins and tokens in MemoryStore, in this "
+                "one process: under several workers (uvicorn --workers, gunicorn) a callback that "
+                "reaches another worker fails ('callback state is unknown or expired'); give the "
+                "SessionManager a SQLiteStore or RedisStore",
+                self.provider,
+            )
         if not min(pending_ttl, outcome_ttl, wait_timeout) > 0:
             raise ConfigurationError("pending_ttl, outcome_ttl and wait_timeout must be > 0")
         self.success_url = success_url
