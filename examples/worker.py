@@ -23,15 +23,14 @@ from contextlib import AsyncExitStack
 import aiohttp
 
 from aiofinaccess import (
-    BankConnect,
     ClientCredentials,
     Everifin,
     ReauthorizationRequired,
     ReauthRequired,
     SessionManager,
     SQLiteStore,
-    TransactionSync,
 )
+from aiofinaccess.everifin import BankConnect, TransactionSync
 from aiofinaccess.sandbox import SandboxConfig, headless_login, run_sandbox
 from aiofinaccess.stores import TokenStore
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from ..api.users import NewUser, Users
+from ..api.finapi.users import NewUser, Users
 from ..core.tokens import Secret, TokenKey, TokenSet
 from ..session.manager import SessionManager
 from ..stores.migrate import reseal

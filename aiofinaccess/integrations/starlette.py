@@ -21,7 +21,7 @@ Needs the ``starlette`` extra (FastAPI brings Starlette along).
   :mod:`~aiofinaccess.integrations.same_origin`).
 * :meth:`StarletteConnect.connection` is a dependency (``Depends`` in FastAPI, a plain call in
   Starlette) giving the current user's :class:`Connection`: bearer header, an ``httpx.Auth``,
-  :class:`~aiofinaccess.BankConnect` and :class:`~aiofinaccess.ApiClient`. A user who has
+  :class:`~aiofinaccess.everifin.BankConnect` and :class:`~aiofinaccess.ApiClient`. A user who has
   to connect (again) raises :class:`~aiofinaccess.core.errors.ReauthorizationRequired`, which
   :attr:`StarletteConnect.exception_handlers` turns into a redirect to the connect route.
 """
@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route, Router
 
-from ..api.bankconnect import BankConnect
+from ..api.everifin.bankconnect import BankConnect
 from ..api.pipeline import ApiClient
 from ..core.errors import (
     AiofinaccessError,

@@ -33,13 +33,13 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ..core._json import parse_json
-from ..core.errors import ConfigurationError, ValidationError
-from .models import read_model, to_wire
-from .pipeline import ApiClient, Endpoint, EndUser, finapi_context
+from ...core._json import parse_json
+from ...core.errors import ConfigurationError, ValidationError
+from ..models import read_model, to_wire
+from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
 
 if TYPE_CHECKING:
-    from ..session.manager import SessionManager
+    from ...session.manager import SessionManager
 
 __all__ = [
     "AccountType",
