@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import UnprocessableEntityError as UnprocessableEntityError
     from .core.errors import UsageError as UsageError
     from .core.errors import ValidationError as ValidationError
+    from .core.lifecycle import InvalidTransition as InvalidTransition
     from .core.lifecycle import RefreshPolicy as RefreshPolicy
     from .core.lifecycle import RetryPolicy as RetryPolicy
     from .core.lifecycle import TokenState as TokenState
@@ -75,9 +76,9 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .oauth.providers import ClientAuthMethod as ClientAuthMethod
     from .oauth.providers import Provider as Provider
     from .oauth.providers import RevocationStyle as RevocationStyle
-    from .session.events import Event as Event
+    from .session.events import GrantLost as GrantLost
+    from .session.events import ManagerEvent as ManagerEvent
     from .session.events import ManagerStats as ManagerStats
-    from .session.events import ReauthRequired as ReauthRequired
     from .session.events import Refreshed as Refreshed
     from .session.events import RefreshFailed as RefreshFailed
     from .session.events import Rotated as Rotated
@@ -110,7 +111,7 @@ _HOMES: Final = {
         "UnexpectedResponseError UnparsedErrorBody UnprocessableEntityError UsageError "
         "ValidationError"
     ),
-    ".core.lifecycle": "RefreshPolicy RetryPolicy TokenState",
+    ".core.lifecycle": "InvalidTransition RefreshPolicy RetryPolicy TokenState",
     ".core.tokens": "ClientCredentials Secret TokenKey TokenSet",
     ".integrations.middleware": "BearerAuth",
     ".integrations.web": "Connected ConnectFlow ExchangeFailed WebConnect",
@@ -121,7 +122,7 @@ _HOMES: Final = {
     ".oauth.presets": "Everifin FinApi Oidc",
     ".oauth.providers": "ClientAuthMethod Provider RevocationStyle",
     ".session.events": (
-        "Event ManagerStats ReauthRequired Refreshed RefreshFailed Rotated WriteAbandoned"
+        "GrantLost ManagerEvent ManagerStats Refreshed RefreshFailed Rotated WriteAbandoned"
     ),
     ".session.manager": "SessionManager",
     ".stores": "TokenStore",

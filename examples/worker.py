@@ -25,8 +25,8 @@ import aiohttp
 from aiofinaccess import (
     ClientCredentials,
     Everifin,
+    GrantLost,
     ReauthorizationRequired,
-    ReauthRequired,
     SessionManager,
     SQLiteStore,
 )
@@ -103,7 +103,7 @@ async def main(once: bool, interval: float) -> None:
                 await connect_demo_users(web, ["alice", "bob"])
         worker = await stack.enter_async_context(make_manager(url, SQLiteStore(path)))
 
-        def reconnect(event: ReauthRequired) -> None:
+        def reconnect(event: GrantLost) -> None:
             print(f"ask {event.subject} to reconnect their bank ({event.reason})", flush=True)
 
         worker.on_reauth_required(reconnect)

@@ -1,10 +1,11 @@
 """The import surface: three namespaces, each name declared once, resolvable, documented in the
-docstring and the reference; the CLI runs."""
+docstring and the reference; every error exported and drawn in the error tree; the CLI runs."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 import re
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +16,7 @@ import aiofinaccess
 import aiofinaccess.everifin
 import aiofinaccess.finapi
 from aiofinaccess.cli.main import main
+from aiofinaccess.core import errors
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference"
@@ -108,6 +110,65 @@ def test_every_export_is_in_the_reference(export: tuple[ModuleType, str]) -> Non
     home = home_of(namespace, name)
     by_module = home in directives and name in getattr(importlib.import_module(home), "__all__", ())
     assert f"{namespace.__name__}.{name}" in directives or by_module, (name, home)
+
+
+def error_classes() -> dict[str, type[errors.AiofinaccessError]]:
+    """Every error class the library (not the CLI or the sandbox) defines, by name."""
+    for module in pkgutil.walk_packages(aiofinaccess.__path__, "aiofinaccess."):
+        if not module.name.startswith(
+            ("aiofinaccess.cli", "aiofinaccess.sandbox", "aiofinaccess.__main__")
+        ):
+            importlib.import_module(module.name)
+    found: dict[str, type[errors.AiofinaccessError]] = {}
+    pending: list[type[errors.AiofinaccessError]] = [errors.AiofinaccessError]
+    while pending:
+        cls = pending.pop()
+        if not cls.__module__.startswith("aiofinaccess.cli"):
+            assert found.setdefault(cls.__name__, cls) is cls, cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def drawn_tree() -> dict[str, str | None]:
+    """The error tree in :mod:`aiofinaccess.core.errors`'s docstring, as ``{name: parent}``."""
+    assert errors.__doc__ is not None
+    drawing = errors.__doc__.split("\n\n")[1]  # the indented block after the summary line
+    lines = drawing.splitlines()
+    root = lines[0].strip()
+    indent = len(lines[0]) - len(root)
+    tree: dict[str, str | None] = {root: None}
+    parents = [root]
+    for line in lines[1:]:
+        match = re.match(r"((?:│   |    )*)[├└]── (\w+)", line[indent:])
+        assert match, line
+        depth = len(match.group(1)) // 4 + 1
+        parents[depth:] = [match.group(2)]
+        tree[match.group(2)] = parents[depth - 1]
+    return tree
+
+
+def test_every_error_is_exported() -> None:
+    """Whatever the library can raise, a caller can name: ``aiofinaccess.<Error>``."""
+    for name, cls in error_classes().items():
+        assert getattr(aiofinaccess, name, None) is cls, name
+
+
+def test_the_error_tree_matches_the_classes() -> None:
+    """The drawn tree has every error class, each under its real parent, and nothing else."""
+    actual: dict[str, str | None] = {}
+    for name, cls in error_classes().items():
+        parent = next(
+            (base for base in cls.__mro__[1:] if issubclass(base, errors.AiofinaccessError)), None
+        )
+        actual[name] = parent.__name__ if parent is not None else None
+    assert drawn_tree() == actual
+
+
+def test_the_error_reference_shows_the_tree() -> None:
+    """docs/reference/errors.md renders the module whose docstring draws the tree."""
+    assert "aiofinaccess.core.errors" in re.findall(
+        r"^::: ([\w.]+)", (REFERENCE / "errors.md").read_text(), re.MULTILINE
+    )
 
 
 def test_demo_command_succeeds(capsys: pytest.CaptureFixture[str]) -> None:

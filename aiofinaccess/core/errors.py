@@ -1,14 +1,15 @@
 """The one error hierarchy of aiofinaccess, and the parsed shapes of the providers' error bodies.
 
-::
-
     AiofinaccessError
     ├── UsageError                    you called the SDK in a way it cannot serve
     │   ├── ConfigurationError        a setting is missing or wrong; the message names it
-    │   └── ClientMismatchError       the token set was issued to another client than ours
+    │   ├── ClientMismatchError       the token set was issued to another client than ours
+    │   ├── ValidationError           an argument breaks the provider's rules; not sent
+    │   └── InvalidTransition         a token set's status cannot take that event (a bug)
     ├── AuthorizationFlowError        an authorization redirect cannot be accepted
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
-    │   └── AuthorizationDenied       the provider redirected with ``error=...``
+    │   ├── AuthorizationDenied       the provider redirected with ``error=...``
+    │   └── ExchangeFailed            the callback was genuine; exchanging its code failed
     ├── TransportError                the network failed; ``retryable``, ``request_sent``
     ├── UnexpectedResponseError       a 2xx answer the SDK cannot read
     │   └── TokenResponseError        ... from a token endpoint
@@ -31,15 +32,17 @@
         └── LeaseBusyError            a store lease stayed taken longer than the wait
             └── PausedBeforeSendError the lease lapsed before every send (a pausing process)
 
+Two live beside the code that raises them (``InvalidTransition`` in
+:mod:`aiofinaccess.core.lifecycle`, ``ExchangeFailed`` in :mod:`aiofinaccess.integrations.web`);
+``aiofinaccess`` exports all of them.
+
 Rules: no exception message ever contains a token, secret or password; bodies are kept
 parsed (``ApiError.body``) so callers read fields, not strings; ``ReauthorizationRequired``
 is decided by the OAuth error *code* (``invalid_grant``), never by the description text.
 
 The body shapes (:data:`ErrorBody`) live here because every :class:`ApiError` carries one; the
 parsers that read them from bytes and headers, and the mapping of a response to its error
-type, are protocol work and live in :mod:`aiofinaccess.oauth.error_bodies`. At about 440
-lines (half of it docstrings) this module is over the ~400-line guide on purpose: the
-hierarchy and the shapes its errors carry are one vocabulary, read together.
+type, are protocol work and live in :mod:`aiofinaccess.oauth.error_bodies`.
 
 Must never import: aiohttp, asyncio, or any aiofinaccess module outside ``core`` (it imports
 nothing of aiofinaccess at all).
