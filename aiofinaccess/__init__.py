@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.pipeline import EndUser as EndUser
     from .api.sync import IncrementalSync as IncrementalSync
     from .core.clock import Clock as Clock
+    from .core.error_bodies import OAuthErrorBody as OAuthErrorBody
+    from .core.error_bodies import UnparsedErrorBody as UnparsedErrorBody
     from .core.errors import AiofinaccessError as AiofinaccessError
     from .core.errors import ApiError as ApiError
     from .core.errors import AuthenticationError as AuthenticationError
@@ -36,7 +38,6 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import LockedError as LockedError
     from .core.errors import NotFoundError as NotFoundError
     from .core.errors import OAuthError as OAuthError
-    from .core.errors import OAuthErrorBody as OAuthErrorBody
     from .core.errors import PausedBeforeSendError as PausedBeforeSendError
     from .core.errors import RateLimitedError as RateLimitedError
     from .core.errors import ReauthorizationRequired as ReauthorizationRequired
@@ -47,7 +48,6 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import TokenResponseError as TokenResponseError
     from .core.errors import TransportError as TransportError
     from .core.errors import UnexpectedResponseError as UnexpectedResponseError
-    from .core.errors import UnparsedErrorBody as UnparsedErrorBody
     from .core.errors import UnprocessableEntityError as UnprocessableEntityError
     from .core.errors import UsageError as UsageError
     from .core.errors import ValidationError as ValidationError
@@ -101,14 +101,15 @@ _HOMES: Final = {
     ".api.pipeline": "ApiClient Endpoint EndUser",
     ".api.sync": "IncrementalSync",
     ".core.clock": "Clock",
+    ".core.error_bodies": "OAuthErrorBody UnparsedErrorBody",
     ".core.errors": (
         "AiofinaccessError ApiError AuthenticationError AuthorizationDenied "
         "AuthorizationFlowError BadRequestError ClientMismatchError ConfigurationError "
         "ConflictError EntityExistsError ForbiddenError InvalidClientError LeaseBusyError "
-        "LockedError NotFoundError OAuthError OAuthErrorBody PausedBeforeSendError "
+        "LockedError NotFoundError OAuthError PausedBeforeSendError "
         "RateLimitedError ReauthorizationRequired ServerError StateMismatchError "
         "StoreConflictError StoreError TokenResponseError TransportError "
-        "UnexpectedResponseError UnparsedErrorBody UnprocessableEntityError UsageError "
+        "UnexpectedResponseError UnprocessableEntityError UsageError "
         "ValidationError"
     ),
     ".core.lifecycle": "InvalidTransition RefreshPolicy RetryPolicy TokenState",

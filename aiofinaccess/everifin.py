@@ -17,14 +17,14 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.everifin.bankconnect import BankConnectRoutes as BankConnectRoutes
     from .api.everifin.bankconnect import Transaction as Transaction
     from .api.everifin.bankconnect import TransactionSync as TransactionSync
-    from .core.errors import EverifinErrorBody as EverifinErrorBody
+    from .core.error_bodies import EverifinErrorBody as EverifinErrorBody
 
 #: Each public name, once, by the module it lives in.
 _HOMES: Final = {
     ".api.everifin.bankconnect": (
         "Account Balance BankConnect BankConnectRoutes Transaction TransactionSync"
     ),
-    ".core.errors": "EverifinErrorBody",
+    ".core.error_bodies": "EverifinErrorBody",
 }
 
 __all__ = _exports.exported(_HOMES)  # noqa: PLE0605  (derived from the one table)

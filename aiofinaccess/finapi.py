@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.webform import WebFormCallbacks as WebFormCallbacks
     from .api.finapi.webform import WebForms as WebForms
     from .api.finapi.webform import WebFormStatus as WebFormStatus
-    from .core.errors import FinApiErrorBody as FinApiErrorBody
-    from .core.errors import WebFormErrorBody as WebFormErrorBody
+    from .core.error_bodies import FinApiErrorBody as FinApiErrorBody
+    from .core.error_bodies import WebFormErrorBody as WebFormErrorBody
 
 #: Each public name, once, by the module it lives in.
 _HOMES: Final = {
@@ -49,7 +49,7 @@ _HOMES: Final = {
     ".api.finapi.sync": "FinApiSyncCursor FinApiTransactionSync",
     ".api.finapi.users": "NewUser PasswordChange User UserChanges Users",
     ".api.finapi.webform": "BankConnectionImport WebForm WebFormCallbacks WebForms WebFormStatus",
-    ".core.errors": "FinApiErrorBody WebFormErrorBody",
+    ".core.error_bodies": "FinApiErrorBody WebFormErrorBody",
 }
 
 __all__ = _exports.exported(_HOMES)  # noqa: PLE0605  (derived from the one table)

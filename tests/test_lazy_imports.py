@@ -34,7 +34,11 @@ HEAVY = (
     "aiohttp.web",
     "aiofinaccess.api",
     "aiofinaccess.cli",
+    "aiofinaccess.core.convert",
+    "aiofinaccess.core.error_bodies",
     "aiofinaccess.integrations.web",
+    "aiofinaccess.oauth.authorization",
+    "aiofinaccess.oauth.error_bodies",
     "aiofinaccess.sandbox",
     "aiofinaccess.stores.codec",
     "aiofinaccess.stores.redis",
@@ -87,6 +91,18 @@ def test_fresh_token_path_loads_no_optional_layer() -> None:
     )
     assert "aiofinaccess.session.manager" in modules  # the statement did load the path
     assert heavy_in(modules) == []
+
+
+def test_sqlite_token_path_loads_no_converter() -> None:
+    """With SQLiteStore the token path loads the store's driver, and still no cattrs: the codec's
+    converter loads with the first record read or written."""
+    modules = loaded_after(
+        "from aiofinaccess import BearerAuth, ClientCredentials, Everifin, SessionManager, "
+        "SQLiteStore"
+    )
+    assert "aiofinaccess.stores.sqlite" in modules
+    driver = ("aiofinaccess.stores.sqlite", "aiofinaccess.stores.codec", "aiosqlite", "sqlite3")
+    assert [m for m in heavy_in(modules) if not m.startswith(driver)] == []
 
 
 def test_a_model_does_not_load_the_session_manager() -> None:

@@ -76,7 +76,7 @@ def test_provider_resources_are_in_their_namespace() -> None:
         for name in namespace.__all__:
             home = home_of(namespace, name)
             assert home.startswith(f"aiofinaccess.api.{provider}.") or (
-                home == "aiofinaccess.core.errors" and name.endswith("ErrorBody")
+                home == "aiofinaccess.core.error_bodies" and name.endswith("ErrorBody")
             ), name
     for name in aiofinaccess.__all__:
         home = home_of(aiofinaccess, name)

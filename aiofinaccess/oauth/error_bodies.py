@@ -3,7 +3,7 @@
 An HTTP error answer arrives as a status, bytes and headers; this module turns it into the one
 typed :class:`~aiofinaccess.core.errors.ApiError` subclass that fits, carrying the parsed body
 (finAPI's, Everifin's, OAuth's or Web Form 2.0's shape, else an
-:class:`~aiofinaccess.core.errors.UnparsedErrorBody`) and the ``Retry-After`` it asked for.
+:class:`~aiofinaccess.core.error_bodies.UnparsedErrorBody`) and the ``Retry-After`` it asked for.
 Both the token-endpoint client and the API pipeline read their errors here.
 
 The shapes and the error hierarchy are ``core``'s (:mod:`aiofinaccess.core.errors`); only the
@@ -22,28 +22,30 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..core._json import parse_json
+from ..core.error_bodies import (
+    ErrorBody,
+    EverifinErrorBody,
+    EverifinErrorDetail,
+    FinApiErrorBody,
+    FinApiErrorDetail,
+    OAuthErrorBody,
+    UnparsedErrorBody,
+    WebFormErrorBody,
+)
 from ..core.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
     ConflictError,
     EntityExistsError,
-    ErrorBody,
-    EverifinErrorBody,
-    EverifinErrorDetail,
-    FinApiErrorBody,
-    FinApiErrorDetail,
     ForbiddenError,
     InvalidClientError,
     LockedError,
     NotFoundError,
     OAuthError,
-    OAuthErrorBody,
     RateLimitedError,
     ServerError,
-    UnparsedErrorBody,
     UnprocessableEntityError,
-    WebFormErrorBody,
 )
 
 __all__ = ["error_from_response", "parse_error_body", "parse_retry_after"]

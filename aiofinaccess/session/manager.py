@@ -33,6 +33,7 @@ import asyncio
 import collections
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -46,7 +47,6 @@ from ..core.lifecycle import (
     token_state,
 )
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
-from ..oauth.authorization import AuthorizationRequest
 from ..oauth.client import OAuthClient
 from ..oauth.providers import ClientAuthMethod, Provider
 from ..stores import TokenStore
@@ -55,6 +55,9 @@ from .assembly import Options, assemble
 from .callbacks import ReauthCallback, awaiting, plain_subscriber, reauth_subscriber
 from .events import ManagerEvent, ManagerStats
 from .registry import PasswordLookup
+
+if TYPE_CHECKING:
+    from ..oauth.authorization import AuthorizationRequest
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 

@@ -36,7 +36,7 @@ from aiofinaccess import (
 from aiofinaccess.api.everifin.bankconnect import _envelope
 from aiofinaccess.api.finapi.webform import _read_form
 from aiofinaccess.api.models import read_model
-from aiofinaccess.core.errors import UnparsedErrorBody
+from aiofinaccess.core.error_bodies import UnparsedErrorBody
 from aiofinaccess.core.tokens import Anchor
 from aiofinaccess.everifin import Account
 from aiofinaccess.oauth.client import parse_token_http_response

@@ -14,7 +14,7 @@ The flow:
    finAPI Access. ``COMPLETED_WITH_ERROR`` carries ``payload.error_code`` instead.
 
 Web Form 2.0 is a separate host (:attr:`~aiofinaccess.oauth.providers.Provider.web_form_url`) with
-its own error shape, read into :class:`~aiofinaccess.core.errors.WebFormErrorBody`.
+its own error shape, read into :class:`~aiofinaccess.core.error_bodies.WebFormErrorBody`.
 
 The request model checks the spec's limits (lengths, ranges, exclusive fields, URL schemes)
 before anything is sent and raises :class:`~aiofinaccess.core.errors.ValidationError` naming the
