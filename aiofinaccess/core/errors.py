@@ -205,7 +205,7 @@ class ApiError(AiofinaccessError):
     Attributes:
         status: The HTTP status.
         request_id: The ``X-Request-Id`` of the exchange (ours or the provider's), for support.
-        body: The parsed body (:data:`ErrorBody`).
+        body: The parsed body (:data:`~aiofinaccess.core.error_bodies.ErrorBody`).
         retry_after: Seconds the provider asked us to wait (``Retry-After``), if any.
         code: The provider's error code (``ENTITY_EXISTS``, ``invalid_grant``...), if any.
     """

@@ -25,13 +25,13 @@ from yarl import URL
 from aiofinaccess import ReauthorizationRequired, SessionManager
 from aiofinaccess.api.finapi.webform import AccountType, _read_form, parse_timestamp
 from aiofinaccess.api.pipeline import EndUser
+from aiofinaccess.core.error_bodies import WebFormErrorBody
 from aiofinaccess.core.errors import (
     BadRequestError,
     ConfigurationError,
     NotFoundError,
     UnexpectedResponseError,
     ValidationError,
-    WebFormErrorBody,
 )
 from aiofinaccess.core.tokens import ClientCredentials
 from aiofinaccess.finapi import (
