@@ -31,19 +31,17 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 
 from aiofinaccess import (
-    Account,
     AiofinaccessError,
     AuthorizationDenied,
     AuthorizationFlowError,
-    BankConnect,
     ClientCredentials,
     Everifin,
     MemoryStore,
     ReauthorizationRequired,
     SessionManager,
     SQLiteStore,
-    Transaction,
 )
+from aiofinaccess.everifin import Account, BankConnect, Transaction
 from aiofinaccess.integrations.web import Connected, ConnectFlow, WebConnect
 from aiofinaccess.sandbox import SandboxConfig, run_sandbox
 from aiofinaccess.stores import TokenStore

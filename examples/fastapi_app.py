@@ -26,14 +26,8 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 
-from aiofinaccess import (
-    BankConnect,
-    ClientCredentials,
-    Everifin,
-    ReauthorizationRequired,
-    SessionManager,
-    Transaction,
-)
+from aiofinaccess import ClientCredentials, Everifin, ReauthorizationRequired, SessionManager
+from aiofinaccess.everifin import BankConnect, Transaction
 from aiofinaccess.integrations.starlette import Connection, StarletteConnect
 from aiofinaccess.integrations.web import Connected
 from aiofinaccess.sandbox import SandboxConfig, run_sandbox

@@ -27,8 +27,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
-from aiofinaccess import BankConnect, ClientCredentials, Everifin, ReauthorizationRequired
+from aiofinaccess import ClientCredentials, Everifin, ReauthorizationRequired
 from aiofinaccess import SessionManager as Manager
+from aiofinaccess.everifin import BankConnect
 from aiofinaccess.integrations.starlette import StarletteConnect
 from aiofinaccess.sandbox import SandboxConfig, run_sandbox
 

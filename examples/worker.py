@@ -26,15 +26,14 @@ from pathlib import Path
 import aiohttp
 
 from aiofinaccess import (
-    BankConnect,
     ClientCredentials,
     Everifin,
+    GrantLost,
     ReauthorizationRequired,
-    ReauthRequired,
     SessionManager,
     SQLiteStore,
-    TransactionSync,
 )
+from aiofinaccess.everifin import BankConnect, TransactionSync
 from aiofinaccess.sandbox import SandboxConfig, headless_login, run_sandbox
 from aiofinaccess.stores import TokenStore
 
@@ -109,7 +108,7 @@ async def main(once: bool, interval: float) -> None:
                 await connect_demo_users(web, ["alice", "bob"])
         worker = await stack.enter_async_context(make_manager(url, SQLiteStore(path)))
 
-        def reconnect(event: ReauthRequired) -> None:
+        def reconnect(event: GrantLost) -> None:
             print(f"ask {event.subject} to reconnect their bank ({event.reason})", flush=True)
 
         worker.on_reauth_required(reconnect)

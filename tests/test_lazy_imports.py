@@ -15,21 +15,30 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from mypy import api as mypy_api
 
 import aiofinaccess
+import aiofinaccess.everifin
+import aiofinaccess.finapi
 
 ROOT = Path(__file__).resolve().parents[1]
-INIT = ROOT / "aiofinaccess" / "__init__.py"
+
+#: The public namespaces, each declaring its names once in ``_HOMES``.
+NAMESPACES = (aiofinaccess, aiofinaccess.finapi, aiofinaccess.everifin)
 
 #: Modules nobody needs to hold a fresh token: none may load with the package or the token path.
 HEAVY = (
     "aiohttp.web",
     "aiofinaccess.api",
     "aiofinaccess.cli",
+    "aiofinaccess.core.convert",
+    "aiofinaccess.core.error_bodies",
     "aiofinaccess.integrations.web",
+    "aiofinaccess.oauth.authorization",
+    "aiofinaccess.oauth.error_bodies",
     "aiofinaccess.sandbox",
     "aiofinaccess.stores.codec",
     "aiofinaccess.stores.redis",
@@ -61,9 +70,16 @@ def test_import_loads_no_optional_layer() -> None:
     assert heavy_in(modules) == []
     assert {m for m in modules if m.startswith("aiofinaccess")} == {
         "aiofinaccess",
+        "aiofinaccess._exports",
         "aiofinaccess.core",
         "aiofinaccess.core._hygiene",
     }
+
+
+def test_importing_a_namespace_loads_none_of_its_names() -> None:
+    """``import aiofinaccess.finapi`` (or ``.everifin``) loads no resource module yet."""
+    modules = loaded_after("import aiofinaccess.finapi, aiofinaccess.everifin")
+    assert heavy_in(modules) == []
 
 
 def test_fresh_token_path_loads_no_optional_layer() -> None:
@@ -77,82 +93,113 @@ def test_fresh_token_path_loads_no_optional_layer() -> None:
     assert heavy_in(modules) == []
 
 
+def test_sqlite_token_path_loads_no_converter() -> None:
+    """With SQLiteStore the token path loads the store's driver, and still no cattrs: the codec's
+    converter loads with the first record read or written."""
+    modules = loaded_after(
+        "from aiofinaccess import BearerAuth, ClientCredentials, Everifin, SessionManager, "
+        "SQLiteStore"
+    )
+    assert "aiofinaccess.stores.sqlite" in modules
+    driver = ("aiofinaccess.stores.sqlite", "aiofinaccess.stores.codec", "aiosqlite", "sqlite3")
+    assert [m for m in heavy_in(modules) if not m.startswith(driver)] == []
+
+
 def test_a_model_does_not_load_the_session_manager() -> None:
     """Resource modules name the manager in annotations only."""
-    modules = loaded_after("from aiofinaccess import BankConnect, FinApiData, Users, WebForms")
-    assert "aiofinaccess.api.bankconnect" in modules
+    modules = loaded_after(
+        "from aiofinaccess.everifin import BankConnect\n"
+        "from aiofinaccess.finapi import FinApiData, Users, WebForms"
+    )
+    assert "aiofinaccess.api.everifin.bankconnect" in modules
     assert "aiofinaccess.session.manager" not in modules
 
 
-def type_checking_imports() -> dict[str, tuple[str, ...]]:
-    """The ``if TYPE_CHECKING:`` imports of the package, as ``{".module": names}``."""
-    tree = ast.parse(INIT.read_text())
+def source_of(namespace: ModuleType) -> Path:
+    assert namespace.__file__ is not None
+    return Path(namespace.__file__)
+
+
+def type_checking_imports(namespace: ModuleType) -> dict[str, tuple[str, ...]]:
+    """The ``if TYPE_CHECKING:`` imports of a namespace, as ``{".module": names}``; each must
+    be an explicit re-export (``import X as X``), the form mypy --strict reads as exported."""
+    tree = ast.parse(source_of(namespace).read_text())
     block = next(
         node
         for node in tree.body
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
     )
-    return {
-        "." + node.module: tuple(alias.name for alias in node.names)
-        for node in block.body
-        if isinstance(node, ast.ImportFrom) and node.module is not None
-    }
+    found: dict[str, tuple[str, ...]] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom), ast.unparse(node)
+        assert node.level == 1, ast.unparse(node)
+        assert node.module is not None
+        for alias in node.names:
+            assert alias.asname == alias.name, ast.unparse(node)
+        module = "." + node.module
+        found[module] = found.get(module, ()) + tuple(alias.name for alias in node.names)
+    return found
 
 
-def test_lazy_table_matches_the_typed_imports() -> None:
+@pytest.mark.parametrize("namespace", NAMESPACES, ids=lambda ns: ns.__name__)
+def test_lazy_table_matches_the_typed_imports(namespace: ModuleType) -> None:
     """What mypy sees and what ``__getattr__`` loads are the same names in the same modules,
     and together exactly ``__all__``."""
-    homes = {module: tuple(names.split()) for module, names in aiofinaccess._HOMES.items()}
-    assert type_checking_imports() == homes
+    homes = {module: tuple(names.split()) for module, names in namespace._HOMES.items()}
+    assert type_checking_imports(namespace) == homes
     names = [name for group in homes.values() for name in group]
-    assert sorted(names) == sorted(aiofinaccess.__all__)
+    assert sorted(names) == sorted(namespace.__all__)
     assert len(names) == len(set(names))
 
 
-def test_every_name_comes_from_its_home() -> None:
+@pytest.mark.parametrize("namespace", NAMESPACES, ids=lambda ns: ns.__name__)
+def test_every_name_comes_from_its_home(namespace: ModuleType) -> None:
     """Each lazily loaded name is the very object of the module it lives in."""
-    for module, names in aiofinaccess._HOMES.items():
+    for module, names in namespace._HOMES.items():
         home = importlib.import_module(module, "aiofinaccess")
         for name in names.split():
-            assert getattr(aiofinaccess, name) is getattr(home, name), name
+            assert getattr(namespace, name) is getattr(home, name), name
 
 
-def test_dir_lists_every_public_name_before_first_use() -> None:
+@pytest.mark.parametrize("namespace", NAMESPACES, ids=lambda ns: ns.__name__)
+def test_dir_lists_every_public_name_before_first_use(namespace: ModuleType) -> None:
     """``dir()`` shows the whole surface in a fresh interpreter, loaded or not."""
+    code = f"import {namespace.__name__} as ns, json; print(json.dumps(dir(ns)))"
     names = json.loads(
-        subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import aiofinaccess, json; print(json.dumps(dir(aiofinaccess)))",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
+        subprocess.run(  # noqa: S603  (our own interpreter and code)
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
         ).stdout
     )
-    assert set(aiofinaccess.__all__) <= set(names)
+    assert set(namespace.__all__) <= set(names)
 
 
 def test_unknown_name_is_an_attribute_error() -> None:
     """A misspelt name fails like on any module (and ``hasattr`` says False)."""
     with pytest.raises(AttributeError, match="SessionManger"):
         _ = aiofinaccess.SessionManger  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match=r"'aiofinaccess\.finapi' has no attribute 'Userz'"):
+        _ = aiofinaccess.finapi.Userz  # type: ignore[attr-defined]
     assert not hasattr(aiofinaccess, "_HOME_OF_NOTHING")
+    assert not hasattr(aiofinaccess.everifin, "FinApiData")
 
 
 def test_public_names_are_precisely_typed_for_mypy_strict(tmp_path: Path) -> None:
     """mypy --strict reveals every exported name as its real class or function, not ``object``
     or ``Any``; a misspelt name is an error, not a silent ``object``."""
-    names = aiofinaccess.__all__
+    exports = [(namespace, name) for namespace in NAMESPACES for name in namespace.__all__]
+    header = "".join(
+        f"from {namespace.__name__} import (\n"
+        + "".join(f"    {name},\n" for name in namespace.__all__)
+        + ")\n"
+        for namespace in NAMESPACES
+    )
+    header += "import aiofinaccess\nimport aiofinaccess.finapi\n\n"
+    first = header.count("\n") + 1
     user = tmp_path / "user_code.py"
     user.write_text(
-        "from aiofinaccess import (\n"
-        + "".join(f"    {name},\n" for name in names)
-        + ")\nimport aiofinaccess\n\n"
-        + "".join(f"reveal_type({name})\n" for name in names)
-        + "aiofinaccess.SessionManger\n"
+        header
+        + "".join(f"reveal_type({name})\n" for _namespace, name in exports)
+        + "aiofinaccess.SessionManger\naiofinaccess.finapi.Userz\n"
     )
     out, _err, _status = mypy_api.run(
         ["--strict", "--cache-dir", str(ROOT / ".mypy_cache"), "--no-error-summary", str(user)]
@@ -162,18 +209,19 @@ def test_public_names_are_precisely_typed_for_mypy_strict(tmp_path: Path) -> Non
     for line in out.splitlines():
         number = int(line.split(":")[1])
         if "Revealed type is" in line:
-            revealed[names[number - len(names) - 5]] = line.split('"', 1)[1].rsplit('"', 1)[0]
+            revealed[exports[number - first]] = line.split('"', 1)[1].rsplit('"', 1)[0]
         elif ": error:" in line:
             errors.append(line)
-    assert len(revealed) == len(names), out
-    for name in names:
-        value = getattr(aiofinaccess, name)
-        shown = revealed[name]
+    assert len(revealed) == len(exports), out
+    for namespace, name in exports:
+        value = getattr(namespace, name)
+        shown = revealed[namespace, name]
         if inspect.isclass(value):  # the constructor of the very class (generic or not)
             made = re.escape(f"-> {value.__module__}.{value.__qualname__}")
             assert re.search(made + r"(\[.*\])?$", shown), (name, shown)
         else:  # a function, a constant, a type alias: typed by what it is made of
             assert "aiofinaccess." in shown, (name, shown)
             assert not shown.startswith("Any"), (name, shown)
-    assert len(errors) == 1, errors
+    assert len(errors) == 2, errors
     assert "SessionManger" in errors[0]
+    assert "Userz" in errors[1]

@@ -1,24 +1,51 @@
-"""The import surface: __all__ is sorted, complete and importable; the CLI runs."""
+"""The import surface: three namespaces, each name declared once, resolvable, documented in the
+docstring and the reference; every error exported and drawn in the error tree; the CLI runs."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
+import re
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import aiofinaccess
+import aiofinaccess.everifin
+import aiofinaccess.finapi
 from aiofinaccess.cli.main import main
+from aiofinaccess.core import errors
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "docs" / "reference"
+
+#: The public namespaces: the token layer, then each provider's resources and models.
+NAMESPACES = (aiofinaccess, aiofinaccess.finapi, aiofinaccess.everifin)
+EXPORTS = [(namespace, name) for namespace in NAMESPACES for name in namespace.__all__]
 
 
-def test_all_is_sorted_and_importable() -> None:
-    """Every exported name exists, and the list is kept sorted (constants, classes, functions)."""
+def export_id(export: tuple[ModuleType, str]) -> str:
+    return f"{export[0].__name__}.{export[1]}"
+
+
+def home_of(namespace: ModuleType, name: str) -> str:
+    """The absolute name of the module ``name`` is declared to live in."""
+    module = next(m for m, names in namespace._HOMES.items() if name in names.split())
+    return importlib.util.resolve_name(module, "aiofinaccess")
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES, ids=lambda ns: ns.__name__)
+def test_all_is_sorted_and_importable(namespace: ModuleType) -> None:
+    """Every exported name exists, and the list is sorted (constants, classes, functions)."""
 
     def isort_style(name: str) -> tuple[bool, bool, str]:
         return (not name.isupper(), not name[0].isupper(), name)
 
-    assert aiofinaccess.__all__ == sorted(aiofinaccess.__all__, key=isort_style)
-    for name in aiofinaccess.__all__:
-        assert hasattr(aiofinaccess, name), name
+    assert namespace.__all__ == sorted(namespace.__all__, key=isort_style)
+    for name in namespace.__all__:
+        assert hasattr(namespace, name), name
 
 
 def test_every_public_name_is_exported() -> None:
@@ -31,40 +58,117 @@ def test_every_public_name_is_exported() -> None:
     assert public - set(aiofinaccess.__all__) == set()
 
 
-def test_public_api_is_documented() -> None:
-    """Every exported class and function has a docstring."""
-    missing = [
-        name
-        for name in aiofinaccess.__all__
-        if (
-            inspect.isclass(getattr(aiofinaccess, name))
-            or inspect.isfunction(getattr(aiofinaccess, name))
+def test_each_name_is_exported_once() -> None:
+    """No name, and no object, is in two namespaces."""
+    names = [name for _namespace, name in EXPORTS]
+    assert len(names) == len(set(names))
+    objects = [id(getattr(namespace, name)) for namespace, name in EXPORTS]
+    assert len(objects) == len(set(objects))
+
+
+def test_provider_resources_are_in_their_namespace() -> None:
+    """The token layer holds no provider's resources; each provider namespace holds only its own
+    resources and the shapes of its error bodies."""
+    for namespace, provider in (
+        (aiofinaccess.finapi, "finapi"),
+        (aiofinaccess.everifin, "everifin"),
+    ):
+        for name in namespace.__all__:
+            home = home_of(namespace, name)
+            assert home.startswith(f"aiofinaccess.api.{provider}.") or (
+                home == "aiofinaccess.core.error_bodies" and name.endswith("ErrorBody")
+            ), name
+    for name in aiofinaccess.__all__:
+        home = home_of(aiofinaccess, name)
+        assert not home.startswith(("aiofinaccess.api.finapi", "aiofinaccess.api.everifin")), name
+
+
+@pytest.mark.parametrize("export", EXPORTS, ids=export_id)
+def test_every_export_has_a_docstring(export: tuple[ModuleType, str]) -> None:
+    """Each exported class and function says what it is (its own docstring, not inherited)."""
+    namespace, name = export
+    value = getattr(namespace, name)
+    if inspect.isclass(value) or inspect.isfunction(value):
+        assert (value.__doc__ or "").strip(), name
+
+
+def reference_directives() -> set[str]:
+    """What the reference pages document (``::: dotted.name``)."""
+    return {
+        directive
+        for page in REFERENCE.glob("*.md")
+        for directive in re.findall(r"^::: ([\w.]+)", page.read_text(), re.MULTILINE)
+    }
+
+
+@pytest.mark.parametrize("export", EXPORTS, ids=export_id)
+def test_every_export_is_in_the_reference(export: tuple[ModuleType, str]) -> None:
+    """Each name is documented in docs/reference: by its public path, or by its home module's
+    page (which lists the module's ``__all__``)."""
+    namespace, name = export
+    directives = reference_directives()
+    home = home_of(namespace, name)
+    by_module = home in directives and name in getattr(importlib.import_module(home), "__all__", ())
+    assert f"{namespace.__name__}.{name}" in directives or by_module, (name, home)
+
+
+def error_classes() -> dict[str, type[errors.AiofinaccessError]]:
+    """Every error class the library (not the CLI or the sandbox) defines, by name."""
+    for module in pkgutil.walk_packages(aiofinaccess.__path__, "aiofinaccess."):
+        if not module.name.startswith(
+            ("aiofinaccess.cli", "aiofinaccess.sandbox", "aiofinaccess.__main__")
+        ):
+            importlib.import_module(module.name)
+    found: dict[str, type[errors.AiofinaccessError]] = {}
+    pending: list[type[errors.AiofinaccessError]] = [errors.AiofinaccessError]
+    while pending:
+        cls = pending.pop()
+        if not cls.__module__.startswith("aiofinaccess.cli"):
+            assert found.setdefault(cls.__name__, cls) is cls, cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def drawn_tree() -> dict[str, str | None]:
+    """The error tree in :mod:`aiofinaccess.core.errors`'s docstring, as ``{name: parent}``."""
+    assert errors.__doc__ is not None
+    drawing = errors.__doc__.split("\n\n")[1]  # the indented block after the summary line
+    lines = drawing.splitlines()
+    root = lines[0].strip()
+    indent = len(lines[0]) - len(root)
+    tree: dict[str, str | None] = {root: None}
+    parents = [root]
+    for line in lines[1:]:
+        match = re.match(r"((?:│   |    )*)[├└]── (\w+)", line[indent:])
+        assert match, line
+        depth = len(match.group(1)) // 4 + 1
+        parents[depth:] = [match.group(2)]
+        tree[match.group(2)] = parents[depth - 1]
+    return tree
+
+
+def test_every_error_is_exported() -> None:
+    """Whatever the library can raise, a caller can name: ``aiofinaccess.<Error>``."""
+    for name, cls in error_classes().items():
+        assert getattr(aiofinaccess, name, None) is cls, name
+
+
+def test_the_error_tree_matches_the_classes() -> None:
+    """The drawn tree has every error class, each under its real parent, and nothing else."""
+    actual: dict[str, str | None] = {}
+    for name, cls in error_classes().items():
+        parent = next(
+            (base for base in cls.__mro__[1:] if issubclass(base, errors.AiofinaccessError)), None
         )
-        and not inspect.getdoc(getattr(aiofinaccess, name))
-    ]
-    assert missing == []
+        actual[name] = parent.__name__ if parent is not None else None
+    assert drawn_tree() == actual
 
 
-def test_finapi_data_names_are_exported() -> None:
-    """The finAPI data module's public names (issue 17), added deliberately."""
-    assert {
-        "AccountFilters",
-        "BankConnection",
-        "DailyBalance",
-        "DailyBalances",
-        "FinApiAccount",
-        "FinApiBank",
-        "FinApiData",
-        "FinApiDataRoutes",
-        "FinApiSyncCursor",
-        "FinApiTransaction",
-        "FinApiTransactionSync",
-        "IncrementalSync",
-        "Paging",
-        "TransactionFilters",
-        "TransactionPage",
-    } <= set(aiofinaccess.__all__)
-    assert aiofinaccess.FinApiData.__module__ == "aiofinaccess.api.finapi_data"
+def test_the_error_reference_shows_the_tree() -> None:
+    """docs/reference/errors.md renders the module whose docstring draws the tree."""
+    assert "aiofinaccess.core.errors" in re.findall(
+        r"^::: ([\w.]+)", (REFERENCE / "errors.md").read_text(), re.MULTILINE
+    )
 
 
 def test_demo_command_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,11 +184,3 @@ def test_unknown_command_exits_non_zero() -> None:
     with pytest.raises(SystemExit) as info:
         main(["nope"])
     assert info.value.code == 2
-
-
-def test_refresh_duty_is_exported() -> None:
-    """The store side of the refresh duty (issue 16), added deliberately."""
-    from aiofinaccess.stores import RefreshDuty  # noqa: PLC0415
-
-    assert aiofinaccess.RefreshDuty is RefreshDuty
-    assert "RefreshDuty" in aiofinaccess.__all__

@@ -38,6 +38,9 @@ SANDBOX_GATES = frozenset(
     {"aiofinaccess.cli.demo", "aiofinaccess.cli.sandbox", "aiofinaccess.integrations.testing"}
 )
 
+#: The providers' resource packages under ``api``: neither imports the other.
+PROVIDER_PACKAGES = frozenset({"aiofinaccess.api.finapi", "aiofinaccess.api.everifin"})
+
 #: The only third-party libraries ``core`` may import (besides the standard library).
 CORE_LIBRARIES = frozenset({"attrs", "cattrs"})
 
@@ -60,6 +63,17 @@ def layer_of(module: str) -> str:
     """``aiofinaccess.session.manager`` -> ``session``; the package's own modules -> ``""``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] in MAY_IMPORT else ""
+
+
+def provider_package(module: str) -> str | None:
+    """``aiofinaccess.api.finapi.users`` -> ``aiofinaccess.api.finapi``; else ``None``."""
+    return next((p for p in PROVIDER_PACKAGES if module == p or module.startswith(p + ".")), None)
+
+
+def apart(module: str, target: str) -> bool:
+    """Whether ``module`` reaches into the other provider's resources."""
+    home, there = provider_package(module), provider_package(target)
+    return home is not None and there is not None and home != there
 
 
 def imported(module: str, source: str, *, is_package: bool) -> Iterator[tuple[int, str]]:
@@ -90,6 +104,8 @@ def violations(module: str, source: str, *, is_package: bool = False) -> list[st
                     found.append(f"{where} (only {sorted(SANDBOX_GATES)} may start the sandbox)")
             elif wanted not in MAY_IMPORT[layer]:
                 found.append(f"{where} ({layer or 'the surface'} may not import {wanted or 'it'})")
+            elif apart(module, target):
+                found.append(f"{where} (the providers' resources stay apart)")
         elif layer == "core" and top not in sys.stdlib_module_names | CORE_LIBRARIES:
             found.append(f"{where} (core imports only the standard library, attrs, cattrs)")
         elif top in OPTIONAL and module not in OPTIONAL[top]:
@@ -128,9 +144,10 @@ def test_every_module_is_in_a_known_layer() -> None:
         ("aiofinaccess.core.clock", "from aiofinaccess import Secret", "core may not import it"),
         ("aiofinaccess.oauth.client", "from ..stores import TokenStore", "oauth"),
         ("aiofinaccess.stores.memory", "from ..oauth import client", "stores"),
-        ("aiofinaccess.session.manager", "from ..api.users import Users", "session"),
-        ("aiofinaccess.api.users", "from ..stores.sqlite import SQLiteStore", "api"),
-        ("aiofinaccess.api.users", "def f():\n    from ..integrations import web", "api"),
+        ("aiofinaccess.session.manager", "from ..api.finapi.users import Users", "session"),
+        ("aiofinaccess.api.finapi.users", "from ...stores.sqlite import SQLiteStore", "api"),
+        ("aiofinaccess.api.finapi.users", "def f():\n    from ...integrations import web", "api"),
+        ("aiofinaccess.api.finapi.data", "from ..everifin import bankconnect", "stay apart"),
         ("aiofinaccess.integrations.web", "from ..cli.main import main", "integrations"),
         ("aiofinaccess.integrations.web", "from ..sandbox import run_sandbox", "sandbox"),
         ("aiofinaccess.session.manager", "import aiofinaccess.sandbox.app", "sandbox"),
@@ -152,10 +169,14 @@ def test_a_wall_crossing_is_caught(module: str, source: str, why: str) -> None:
 @pytest.mark.parametrize(
     ("module", "source"),
     [
-        ("aiofinaccess.api.users", "from ..session.manager import SessionManager"),
+        ("aiofinaccess.api.finapi.users", "from ...session.manager import SessionManager"),
+        ("aiofinaccess.api.finapi.users", "from ..pipeline import ApiClient"),
         ("aiofinaccess.core.tokens", "import attrs\nimport cattrs.gen\nfrom . import errors"),
         ("aiofinaccess.integrations.testing", "from ..sandbox import run_sandbox\nimport pytest"),
-        ("aiofinaccess.cli.demo", "from aiofinaccess import BankConnect\nfrom ..sandbox import x"),
+        (
+            "aiofinaccess.cli.demo",
+            "from aiofinaccess.everifin import BankConnect\nfrom ..sandbox import x",
+        ),
         ("aiofinaccess.stores.redis", "import redis.asyncio"),
         ("aiofinaccess.sandbox.app", "from aiohttp import web\nfrom .state import SandboxState"),
     ],

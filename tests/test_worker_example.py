@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from aiofinaccess import ReauthRequired, SQLiteStore, TokenSet
+from aiofinaccess import GrantLost, SQLiteStore, TokenSet
 from aiofinaccess.sandbox import Sandbox
 from tests.support.examples import load_example
 
@@ -30,7 +30,7 @@ async def test_the_worker_syncs_every_connected_user(sandbox: Sandbox, tmp_path:
     told: list[str | None] = []
     async with worker.make_manager(sandbox.base_url, SQLiteStore(path)) as manager:
 
-        def reconnect(event: ReauthRequired) -> None:
+        def reconnect(event: GrantLost) -> None:
             told.append(event.subject)
 
         manager.on_reauth_required(reconnect)

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..api.users import NewUser, Users
+from ..api.finapi.users import NewUser, Users
 from ..core.tokens import Secret, TokenKey, TokenSet, client_label
 from ..session.manager import SessionManager
 from ..stores.migrate import reseal

@@ -17,10 +17,10 @@ from typing import TypeVar
 
 import aiohttp
 
-from ..api.bankconnect import BankConnect
-from ..api.finapi_data import FinApiData
-from ..api.users import NewUser, Users
-from ..api.webform import WebForm, WebForms
+from ..api.everifin.bankconnect import BankConnect
+from ..api.finapi.data import FinApiData
+from ..api.finapi.users import NewUser, Users
+from ..api.finapi.webform import WebForm, WebForms
 from ..core.errors import AiofinaccessError, ReauthorizationRequired
 from ..core.tokens import ClientCredentials, Secret, TokenSet
 from ..oauth.presets import Everifin, FinApi

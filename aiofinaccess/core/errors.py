@@ -1,16 +1,15 @@
-"""The one error hierarchy of aiofinaccess, and the parsed shapes of the providers' error bodies.
-
-::
+"""The one error hierarchy of aiofinaccess.
 
     AiofinaccessError
     ├── UsageError                    you called the SDK in a way it cannot serve
     │   ├── ConfigurationError        a setting is missing or wrong; the message names it
     │   ├── ClientMismatchError       the token set was issued to another client than ours
-    │   └── ValidationError           an argument breaks a provider limit; nothing was sent
+    │   ├── ValidationError           an argument breaks the provider's rules; not sent
+    │   └── InvalidTransition         a token set's status cannot take that event (a bug)
     ├── AuthorizationFlowError        an authorization redirect cannot be accepted
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
     │   ├── AuthorizationDenied       the provider redirected with ``error=...``
-    │   └── ExchangeFailed            the callback was genuine; the code exchange failed
+    │   └── ExchangeFailed            the callback was genuine; exchanging its code failed
     ├── TransportError                the network failed; ``retryable``, ``request_sent``
     ├── UnexpectedResponseError       a 2xx answer the SDK cannot read
     │   └── TokenResponseError        ... from a token endpoint
@@ -33,19 +32,20 @@
         └── LeaseBusyError            a store lease stayed taken longer than the wait
             └── PausedBeforeSendError the lease lapsed before every send (a pausing process)
 
-``ExchangeFailed`` is defined in :mod:`aiofinaccess.integrations.web`. No exception message
-contains a token, secret or password; bodies are kept parsed (``ApiError.body``), so callers
-read fields, not strings; ``ReauthorizationRequired`` is decided by the OAuth error *code*
-(``invalid_grant``), never by the description text. The parsers of error bodies live in
-:mod:`aiofinaccess.oauth.error_bodies`.
+``InvalidTransition`` is defined in :mod:`aiofinaccess.core.lifecycle` and ``ExchangeFailed``
+in :mod:`aiofinaccess.integrations.web`; ``aiofinaccess`` exports every one. No exception
+message contains a token, secret or password; bodies are kept parsed (``ApiError.body``, in
+the shapes of :mod:`aiofinaccess.core.error_bodies`), so callers read fields, not strings;
+``ReauthorizationRequired`` is decided by the OAuth error *code* (``invalid_grant``), never by
+the description text. The parsers of error bodies live in :mod:`aiofinaccess.oauth.error_bodies`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING
 
-import attrs
+if TYPE_CHECKING:
+    from .error_bodies import ErrorBody, OAuthErrorBody
 
 __all__ = [
     "AiofinaccessError",
@@ -58,18 +58,12 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "EntityExistsError",
-    "ErrorBody",
-    "EverifinErrorBody",
-    "EverifinErrorDetail",
-    "FinApiErrorBody",
-    "FinApiErrorDetail",
     "ForbiddenError",
     "InvalidClientError",
     "LeaseBusyError",
     "LockedError",
     "NotFoundError",
     "OAuthError",
-    "OAuthErrorBody",
     "PausedBeforeSendError",
     "RateLimitedError",
     "ReauthorizationRequired",
@@ -80,11 +74,9 @@ __all__ = [
     "TokenResponseError",
     "TransportError",
     "UnexpectedResponseError",
-    "UnparsedErrorBody",
     "UnprocessableEntityError",
     "UsageError",
     "ValidationError",
-    "WebFormErrorBody",
 ]
 
 
@@ -198,138 +190,13 @@ class PausedBeforeSendError(LeaseBusyError):
     stored set is left for the next renewal (retryable, like a busy lease)."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Error bodies: the three shapes providers use, plus "could not parse" (read by oauth.error_bodies)
-
-
-@attrs.frozen(slots=True)
-class FinApiErrorDetail:
-    """One entry of finAPI's ``errors`` list. ``code`` is an open set: unknown codes are kept."""
-
-    code: str
-    message: str | None = None
-    type: str | None = None
-    multi_step_authentication: Mapping[str, Any] | None = None
-
-
-@attrs.frozen(slots=True)
-class FinApiErrorBody:
-    """finAPI's ``{errors: [...], date, requestId, endpoint, authContext, bank}``."""
-
-    errors: tuple[FinApiErrorDetail, ...]
-    request_id: str | None = None
-    date: str | None = None
-    endpoint: str | None = None
-    auth_context: str | None = None
-    bank: str | None = None
-
-    @property
-    def code(self) -> str | None:
-        """The first error's code, e.g. ``ENTITY_EXISTS``."""
-        return self.errors[0].code if self.errors else None
-
-    @property
-    def message(self) -> str | None:
-        """The first error's message."""
-        return self.errors[0].message if self.errors else None
-
-
-@attrs.frozen(slots=True)
-class OAuthErrorBody:
-    """RFC 6749's ``{error, error_description, error_uri}`` (Keycloak and finAPI auth errors)."""
-
-    error: str
-    error_description: str | None = None
-    error_uri: str | None = None
-
-    @property
-    def code(self) -> str:
-        """The OAuth error code, e.g. ``invalid_grant``."""
-        return self.error
-
-    @property
-    def message(self) -> str | None:
-        """The description."""
-        return self.error_description
-
-
-@attrs.frozen(slots=True)
-class EverifinErrorDetail:
-    """One entry of Everifin's ``errors`` list."""
-
-    code: str
-    title: str | None = None
-    detail: str | None = None
-
-
-@attrs.frozen(slots=True)
-class EverifinErrorBody:
-    """Everifin's ``{errors: [{code, title, detail}], meta: {...}}``."""
-
-    errors: tuple[EverifinErrorDetail, ...]
-    meta: Mapping[str, Any] = attrs.field(factory=dict)
-
-    @property
-    def code(self) -> str | None:
-        """The first error's code."""
-        return self.errors[0].code if self.errors else None
-
-    @property
-    def message(self) -> str | None:
-        """The first error's title and detail."""
-        if not self.errors:
-            return None
-        first = self.errors[0]
-        return ": ".join(part for part in (first.title, first.detail) if part) or None
-
-
-@attrs.frozen(slots=True)
-class WebFormErrorBody:
-    """finAPI Web Form 2.0's ``{code, description, timestamp, endpoint}`` (or its 400 list)."""
-
-    code: str
-    description: str | None = None
-    endpoint: str | None = None
-
-    @property
-    def message(self) -> str | None:
-        """The description."""
-        return self.description
-
-
-@attrs.frozen(slots=True)
-class UnparsedErrorBody:
-    """A body in none of the known shapes (HTML error page, truncated JSON, empty).
-
-    Only its size and content type are kept: an unknown body could echo anything back.
-    """
-
-    content_type: str | None
-    size: int
-
-    @property
-    def code(self) -> None:
-        """No code could be read."""
-        return None
-
-    @property
-    def message(self) -> None:
-        """No message could be read."""
-        return None
-
-
-ErrorBody: TypeAlias = (
-    FinApiErrorBody | OAuthErrorBody | EverifinErrorBody | WebFormErrorBody | UnparsedErrorBody
-)
-
-
 class ApiError(AiofinaccessError):
     """The provider answered with an HTTP error status.
 
     Attributes:
         status: The HTTP status.
         request_id: The ``X-Request-Id`` of the exchange (ours or the provider's), for support.
-        body: The parsed body (:data:`ErrorBody`).
+        body: The parsed body (:data:`~aiofinaccess.core.error_bodies.ErrorBody`).
         retry_after: Seconds the provider asked us to wait (``Retry-After``), if any.
         code: The provider's error code (``ENTITY_EXISTS``, ``invalid_grant``...), if any.
     """

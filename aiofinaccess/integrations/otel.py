@@ -99,7 +99,7 @@ class Telemetry:
 
     # -- metrics from events and counters --------------------------------------------------------
 
-    def _on_event(self, event: events.Event) -> None:
+    def _on_event(self, event: events.ManagerEvent) -> None:
         provider = {"provider": event.provider}
         if isinstance(event, events.Refreshed):
             self._renewals.add(1, {**provider, "grant": event.grant, "reason": event.reason})
@@ -109,7 +109,7 @@ class Telemetry:
             self._rotations.add(1, provider)
         elif isinstance(event, events.RefreshFailed):
             self._failures.add(1, {**provider, "kind": "refresh_failed", "error": event.error})
-        elif isinstance(event, events.ReauthRequired):
+        elif isinstance(event, events.GrantLost):
             self._failures.add(1, {**provider, "kind": "reauth_required", "error": event.reason})
         elif isinstance(event, events.WriteAbandoned):
             self._failures.add(1, {**provider, "kind": "write_abandoned", "error": "store"})

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route, Router
 
-from ..api.bankconnect import BankConnect
+from ..api.everifin.bankconnect import BankConnect
 from ..api.pipeline import ApiClient
 from ..core.errors import (
     AiofinaccessError,

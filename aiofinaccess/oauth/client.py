@@ -27,7 +27,6 @@ from ..core.errors import (
     TokenResponseError,
 )
 from ..core.tokens import Anchor, ClientCredentials, Secret, TokenSet, parse_token_response
-from .error_bodies import error_from_response
 from .providers import ClientAuthMethod, Provider, RevocationStyle, check_discovery
 from .transport import HttpRequest, HttpResponse, Pairs, new_request_id, send
 
@@ -136,6 +135,8 @@ def build_logout_request(
 def _raise_unless_ok(response: HttpResponse, context: str) -> None:
     """Raise the typed error for a non-2xx answer from a token, revocation or logout endpoint."""
     if not response.ok:
+        from .error_bodies import error_from_response  # noqa: PLC0415  (the error path only)
+
         raise error_from_response(
             response.status,
             response.body,

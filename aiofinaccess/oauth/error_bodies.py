@@ -2,7 +2,7 @@
 
 Turns a status, bytes and headers into the typed :class:`~aiofinaccess.core.errors.ApiError`
 subclass that fits, carrying the parsed body (finAPI's, Everifin's, OAuth's or Web Form 2.0's
-shape, else :class:`~aiofinaccess.core.errors.UnparsedErrorBody`) and its ``Retry-After``.
+shape, else :class:`~aiofinaccess.core.error_bodies.UnparsedErrorBody`) and its ``Retry-After``.
 The token-endpoint client and the API pipeline both read their errors here.
 """
 
@@ -15,28 +15,30 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from ..core._json import parse_json
+from ..core.error_bodies import (
+    ErrorBody,
+    EverifinErrorBody,
+    EverifinErrorDetail,
+    FinApiErrorBody,
+    FinApiErrorDetail,
+    OAuthErrorBody,
+    UnparsedErrorBody,
+    WebFormErrorBody,
+)
 from ..core.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
     ConflictError,
     EntityExistsError,
-    ErrorBody,
-    EverifinErrorBody,
-    EverifinErrorDetail,
-    FinApiErrorBody,
-    FinApiErrorDetail,
     ForbiddenError,
     InvalidClientError,
     LockedError,
     NotFoundError,
     OAuthError,
-    OAuthErrorBody,
     RateLimitedError,
     ServerError,
-    UnparsedErrorBody,
     UnprocessableEntityError,
-    WebFormErrorBody,
 )
 
 __all__ = ["error_from_response", "parse_error_body", "parse_retry_after"]

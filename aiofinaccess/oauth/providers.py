@@ -214,11 +214,6 @@ class Provider:
         urls = (self.api_url, self.web_form_url, *self.extra_api_origins)
         return frozenset(o for o in (origin_of(u) for u in urls if u is not None) if o)
 
-    def is_api_origin(self, url: URL) -> bool:
-        """Whether ``url`` lies on one of :meth:`api_origins` (scheme, host and port)."""
-        origin = origin_of(url)
-        return origin is not None and origin in self.api_origins()
-
     @classmethod
     def from_discovery(
         cls,

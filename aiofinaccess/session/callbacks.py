@@ -15,7 +15,7 @@ from typing import Any
 
 from ..core.errors import ConfigurationError
 from ..core.tokens import Secret
-from .events import Event, ReauthRequired
+from .events import GrantLost, ManagerEvent
 from .registry import AsyncPasswordLookup, PasswordLookup
 
 __all__ = ["ReauthCallback", "awaiting", "plain_subscriber", "reauth_subscriber"]
@@ -23,7 +23,7 @@ __all__ = ["ReauthCallback", "awaiting", "plain_subscriber", "reauth_subscriber"
 logger = logging.getLogger("aiofinaccess")
 
 #: Told which user must connect again: a plain or an async function of the event.
-ReauthCallback = Callable[[ReauthRequired], object]
+ReauthCallback = Callable[[GrantLost], object]
 
 
 def _is_async(function: object) -> bool:
@@ -66,8 +66,8 @@ def plain_subscriber(callback: object) -> None:
 
 def reauth_subscriber(
     callback: ReauthCallback, spawn: Callable[[Coroutine[Any, Any, None]], object]
-) -> Callable[[Event], None]:
-    """An event subscriber that hands :class:`ReauthRequired` events to ``callback``.
+) -> Callable[[ManagerEvent], None]:
+    """An event subscriber that hands :class:`GrantLost` events to ``callback``.
 
     An async ``callback`` runs in a task started by ``spawn`` (the manager's, so closing the
     manager waits for it); its failure is logged by type and key hash, never by user id.
@@ -75,7 +75,7 @@ def reauth_subscriber(
     if not callable(callback):
         raise ConfigurationError("on_reauth_required() needs a function of one event")
 
-    async def run(awaitable: Awaitable[object], event: ReauthRequired) -> None:
+    async def run(awaitable: Awaitable[object], event: GrantLost) -> None:
         try:
             await awaitable
         except Exception as exc:
@@ -85,8 +85,8 @@ def reauth_subscriber(
                 type(exc).__name__,
             )
 
-    def deliver(event: Event) -> None:
-        if not isinstance(event, ReauthRequired):
+    def deliver(event: ManagerEvent) -> None:
+        if not isinstance(event, GrantLost):
             return
         result = callback(event)
         if inspect.isawaitable(result):

@@ -21,7 +21,7 @@ duty runs one :class:`DutyLoop`:
    lease, persist then publish), whose Persist step writes the next due time; the set of a
    dead grant is deleted by the driver at its version, which clears its due time, and a set
    whose refresh token ran out leaves the duty (its due time is cleared at the version read):
-   one ``ReauthRequired`` per dead set, not one per claim. A failed renewal is left to its
+   one ``GrantLost`` per dead set, not one per claim. A failed renewal is left to its
    claim deadline, which is its retry;
 3. when fewer sets were due than it could take, it lets due sets gather: it sleeps about
    ``gather`` seconds (from half to one and a half times, at random, so workers started

@@ -20,10 +20,10 @@ from typing import TypeAlias
 import attrs
 
 __all__ = [
-    "Event",
     "EventHub",
+    "GrantLost",
+    "ManagerEvent",
     "ManagerStats",
-    "ReauthRequired",
     "RefreshFailed",
     "Refreshed",
     "Rotated",
@@ -89,7 +89,7 @@ class RefreshFailed:
 
 
 @attrs.frozen(slots=True)
-class ReauthRequired:
+class GrantLost:
     """The grant is dead: the end user must authorize again.
 
     ``subject`` is the app's user id to ask (``None`` for the client's own token);
@@ -113,7 +113,7 @@ class WriteAbandoned:
     subject: str | None = attrs.field(default=None, kw_only=True, repr=False)
 
 
-Event: TypeAlias = Refreshed | Rotated | RefreshFailed | ReauthRequired | WriteAbandoned
+ManagerEvent: TypeAlias = Refreshed | Rotated | RefreshFailed | GrantLost | WriteAbandoned
 
 
 @attrs.define(slots=True)
@@ -154,17 +154,17 @@ class EventHub:
 
     def __init__(self, stats: ManagerStats) -> None:
         self._stats = stats
-        self._callbacks: list[Callable[[Event], object]] = []
-        self._queues: set[asyncio.Queue[Event | None]] = set()
+        self._callbacks: list[Callable[[ManagerEvent], object]] = []
+        self._queues: set[asyncio.Queue[ManagerEvent | None]] = set()
 
-    def subscribe(self, callback: Callable[[Event], object]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[ManagerEvent], object]) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns a function that unsubscribes."""
         self._callbacks.append(callback)
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
 
-    async def iterate(self, maxsize: int) -> AsyncIterator[Event]:
+    async def iterate(self, maxsize: int) -> AsyncIterator[ManagerEvent]:
         """Yield events until :meth:`close`; when ``maxsize`` are waiting, the oldest is dropped."""
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        queue: asyncio.Queue[ManagerEvent | None] = asyncio.Queue(maxsize)
         self._queues.add(queue)
         try:
             while (event := await queue.get()) is not None:
@@ -172,7 +172,7 @@ class EventHub:
         finally:
             self._queues.discard(queue)
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: ManagerEvent) -> None:
         """Deliver ``event`` to every subscriber."""
         if not self._callbacks and not self._queues:
             return

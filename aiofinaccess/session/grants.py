@@ -13,18 +13,20 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core.errors import StoreConflictError
 from ..core.renewal_step import begun
 from ..core.tokens import Secret, TokenKey, TokenSet
-from ..oauth.authorization import AuthorizationRequest, build_authorization_request, parse_callback
 from ..oauth.client import OAuthClient
 from ..oauth.providers import RevocationStyle
 from ..stores import TokenStore
 from .events import ManagerStats
 from .registry import Registry
 from .renewal import RenewalDriver
+
+if TYPE_CHECKING:
+    from ..oauth.authorization import AuthorizationRequest
 
 __all__ = ["Grants", "Tombstones"]
 
@@ -89,6 +91,9 @@ class Grants:
         extra_params: Mapping[str, str] | None,
     ) -> AuthorizationRequest:
         """See :meth:`SessionManager.authorization_request`."""
+        # Loaded by the authorization-code flow only, not with every manager.
+        from ..oauth.authorization import build_authorization_request  # noqa: PLC0415
+
         registration = self._registry.registration(name)
         return build_authorization_request(
             registration.provider,
@@ -103,6 +108,8 @@ class Grants:
         self, key: TokenKey, callback: str | Mapping[str, str], request: AuthorizationRequest
     ) -> TokenSet:
         """See :meth:`SessionManager.complete_authorization`."""
+        from ..oauth.authorization import parse_callback  # noqa: PLC0415  (see above)
+
         registration = self._registry.registration(key.provider)
         response = parse_callback(callback, request, expected_issuer=registration.provider.issuer)
         oauth = self._oauth(key.provider)

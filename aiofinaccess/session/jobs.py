@@ -34,7 +34,7 @@ from ..core.renewal_step import Stored
 from ..core.stopping import cancel_asked as cancelled
 from ..core.tokens import TokenKey, TokenSet
 from ..stores import Lease
-from .events import EventHub, ManagerStats, ReauthRequired, RefreshFailed
+from .events import EventHub, GrantLost, ManagerStats, RefreshFailed
 from .registry import Entry
 
 __all__ = [
@@ -170,9 +170,7 @@ class Outcomes:
                 return
             self.stats.reauth_required += 1
             logger.warning("token set %s needs re-authorization: %s", key.hashed, error.reason)
-            self._hub.emit(
-                ReauthRequired(key.hashed, key.provider, error.reason, subject=key.subject)
-            )
+            self._hub.emit(GrantLost(key.hashed, key.provider, error.reason, subject=key.subject))
             return
         entry.status = transition(entry.status, Event.REFRESH_FAILED)
         entry.failures += 1

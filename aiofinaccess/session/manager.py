@@ -33,6 +33,7 @@ import asyncio
 import collections
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -46,16 +47,17 @@ from ..core.lifecycle import (
     token_state,
 )
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
-from ..oauth.authorization import AuthorizationRequest
 from ..oauth.client import OAuthClient
 from ..oauth.providers import ClientAuthMethod, Provider
 from ..stores import TokenStore
 from ..stores.memory import MemoryStore
 from .assembly import Options, assemble
 from .callbacks import ReauthCallback, awaiting, plain_subscriber, reauth_subscriber
-from .events import Event as LifecycleEvent
-from .events import ManagerStats
+from .events import ManagerEvent, ManagerStats
 from .registry import PasswordLookup
+
+if TYPE_CHECKING:
+    from ..oauth.authorization import AuthorizationRequest
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
@@ -368,7 +370,7 @@ class SessionManager:
 
     # -- observation -----------------------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[LifecycleEvent], object]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[ManagerEvent], object]) -> Callable[[], None]:
         """Call ``callback(event)`` for every lifecycle event; returns an unsubscribe function.
 
         Callbacks run synchronously on the event loop: keep them quick. Their exceptions are
@@ -384,14 +386,14 @@ class SessionManager:
     def on_reauth_required(self, callback: ReauthCallback) -> Callable[[], None]:
         """Call ``callback(event)`` whenever a user must connect their bank again.
 
-        The :class:`~aiofinaccess.session.events.ReauthRequired` event names the provider and the
+        The :class:`~aiofinaccess.session.events.GrantLost` event names the provider and the
         app's ``subject`` (the user id the tokens were stored under). ``callback`` may be
         plain or async: an async one runs in a task the manager owns (closing the manager
         waits for it), so it may send an email. Returns an unsubscribe function.
         """
         return self._hub.subscribe(reauth_subscriber(callback, self._spawn))
 
-    def events(self, *, maxsize: int = 1024) -> AsyncIterator[LifecycleEvent]:
+    def events(self, *, maxsize: int = 1024) -> AsyncIterator[ManagerEvent]:
         """Iterate over lifecycle events until the manager closes.
 
         When ``maxsize`` events are waiting the oldest is dropped (``stats.events_dropped``).

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import TYPE_CHECKING
 
 from ..core.errors import StoreError
 from ..core.tokens import TokenKey
 from . import StoreStats, Versioned
-from .codec import TokenCodec
+
+if TYPE_CHECKING:
+    from .codec import TokenCodec
 
 __all__ = ["parse_key", "read_record"]
 

@@ -21,7 +21,6 @@ import json
 from collections.abc import Sequence
 from typing import Any, Final, Literal, Protocol
 
-from ..core.convert import store_converter
 from ..core.errors import ConfigurationError, StoreError
 from ..core.tokens import TokenSet
 
@@ -50,6 +49,9 @@ class TokenCodec(Protocol):
 
 
 def _seal(token_set: TokenSet, kind: RecordKind, key: str) -> bytes:
+    # cattrs loads with the first record rather than with the store class.
+    from ..core.convert import store_converter  # noqa: PLC0415
+
     envelope = {"kind": kind, "key": key, _BODY: store_converter.unstructure(token_set)}
     return json.dumps(envelope, separators=(",", ":")).encode()
 
@@ -71,6 +73,8 @@ def _open(plain: bytes, kind: RecordKind, key: str, *, accept_unbound: bool) -> 
             f"stored {kind} record is not sealed to its key (written before sealed records); "
             "read it with accept_unbound=True and run aiofinaccess.stores.migrate.reseal"
         )
+    from ..core.convert import store_converter  # noqa: PLC0415  (see _seal)
+
     try:
         return store_converter.structure(document, TokenSet)
     except Exception as exc:  # cattrs raises several types; all mean "not a token set"

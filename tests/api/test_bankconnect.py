@@ -1,4 +1,4 @@
-"""aiofinaccess.api.bankconnect against the sandbox's Everifin: calls, paging, sync, failures."""
+"""Everifin BankConnect against the sandbox's Everifin: calls, paging, sync, failures."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import attrs
 import pytest
 
 from aiofinaccess import SessionManager
-from aiofinaccess.api.bankconnect import BankConnect, BankConnectRoutes, TransactionSync
 from aiofinaccess.api.pipeline import Endpoint, EndUser
 from aiofinaccess.core.errors import ConflictError, NotFoundError, ValidationError
+from aiofinaccess.everifin import BankConnect, BankConnectRoutes, TransactionSync
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
 
 USER = "alice"

@@ -1,4 +1,4 @@
-"""aiofinaccess.api.finapi_data against the sandbox: the data a Web Form import leaves in finAPI.
+"""aiofinaccess.api.finapi.data against the sandbox: the data a Web Form import leaves in finAPI.
 
 Everything here runs over real HTTP against the sandbox (never mocks): paging over 2,200
 transactions, a token expiring mid-iteration, every filter (compared with the same filter
@@ -15,15 +15,8 @@ import attrs
 import pytest
 
 from aiofinaccess import ClientCredentials, FinApi, SessionManager
-from aiofinaccess.api.finapi_data import (
-    AccountFilters,
-    FinApiData,
-    FinApiDataRoutes,
-    TransactionFilters,
-)
-from aiofinaccess.api.finapi_models import FinApiTransaction
+from aiofinaccess.api.finapi.data import AccountFilters, TransactionFilters
 from aiofinaccess.api.pipeline import Endpoint, EndUser
-from aiofinaccess.api.users import NewUser, Users
 from aiofinaccess.core.errors import (
     BadRequestError,
     ConfigurationError,
@@ -31,6 +24,7 @@ from aiofinaccess.core.errors import (
     UnprocessableEntityError,
     ValidationError,
 )
+from aiofinaccess.finapi import FinApiData, FinApiDataRoutes, FinApiTransaction, NewUser, Users
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from tests.support.finapi_journey import PASSWORD, import_connection
 

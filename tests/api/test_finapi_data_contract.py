@@ -19,10 +19,10 @@ import pytest
 from openapi_core import OpenAPI
 
 from aiofinaccess import SessionManager
-from aiofinaccess.api.finapi_data import AccountFilters, FinApiData, TransactionFilters
-from aiofinaccess.api.finapi_sync import FinApiTransactionSync
+from aiofinaccess.api.finapi.data import AccountFilters, TransactionFilters
 from aiofinaccess.api.pipeline import EndUser
 from aiofinaccess.core.errors import BadRequestError, NotFoundError, UnprocessableEntityError
+from aiofinaccess.finapi import FinApiData, FinApiTransactionSync
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.sandbox.state import Exchange
 from tests.support.contract import spec, spec_document, validate_exchange

@@ -9,17 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiofinaccess import AiofinaccessError
-from aiofinaccess.api.finapi_data import _transaction_page
-from aiofinaccess.api.finapi_models import (
+from aiofinaccess.api.finapi.data import _transaction_page
+from aiofinaccess.api.finapi.models import decode, read_finapi, read_list
+from aiofinaccess.finapi import (
     BankConnection,
     DailyBalance,
     FinApiAccount,
+    FinApiSyncCursor,
     FinApiTransaction,
-    decode,
-    read_finapi,
-    read_list,
 )
-from aiofinaccess.api.finapi_sync import FinApiSyncCursor
 from tests.core.test_fuzz import FUZZ, bodies, json_values
 
 MODELS = (BankConnection, FinApiAccount, FinApiTransaction, DailyBalance)

@@ -8,17 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from aiofinaccess.api.finapi_data import AccountFilters, TransactionFilters
-from aiofinaccess.api.finapi_models import (
-    BankConnection,
-    DailyBalance,
-    FinApiAccount,
-    FinApiTransaction,
-    decode,
-    read_finapi,
-    read_list,
-)
+from aiofinaccess.api.finapi.data import AccountFilters, TransactionFilters
+from aiofinaccess.api.finapi.models import decode, read_finapi, read_list
 from aiofinaccess.core.errors import UnexpectedResponseError, ValidationError
+from aiofinaccess.finapi import BankConnection, DailyBalance, FinApiAccount, FinApiTransaction
 
 V1_TRANSACTION = (
     b'{"id": 7, "accountId": 3, "amount": -1234.56, "currency": "EUR",'

@@ -9,12 +9,18 @@ from typing import Any
 import aiohttp
 import pytest
 
-from aiofinaccess import SessionManager
-from aiofinaccess.api.bankconnect import BankConnect, TransactionSync
-from aiofinaccess.api.finapi_data import FinApiData, TransactionFilters
-from aiofinaccess.api.finapi_models import FinApiTransaction, Paging, TransactionPage
-from aiofinaccess.api.finapi_sync import FinApiSyncCursor, FinApiTransactionSync, IncrementalSync
+from aiofinaccess import IncrementalSync, SessionManager
+from aiofinaccess.api.finapi.data import TransactionFilters
 from aiofinaccess.core.errors import NotFoundError, ValidationError
+from aiofinaccess.everifin import BankConnect, TransactionSync
+from aiofinaccess.finapi import (
+    FinApiData,
+    FinApiSyncCursor,
+    FinApiTransaction,
+    FinApiTransactionSync,
+    Paging,
+    TransactionPage,
+)
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
 from aiofinaccess.sandbox.state import Exchange
 from tests.support.finapi_journey import import_connection, press

@@ -1,4 +1,4 @@
-"""aiofinaccess.api.users against the sandbox's finAPI: every call, its token, its typed errors."""
+"""finAPI users against the sandbox's finAPI: every call, its token, its typed errors."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import pytest
 
 from aiofinaccess import ReauthorizationRequired, SessionManager
 from aiofinaccess.api.pipeline import EndUser
-from aiofinaccess.api.users import NewUser, UserChanges, Users
 from aiofinaccess.core.errors import (
     EntityExistsError,
     NotFoundError,
     UnprocessableEntityError,
     ValidationError,
 )
+from aiofinaccess.finapi import NewUser, UserChanges, Users
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 
 PASSWORD = "alice-password-1"

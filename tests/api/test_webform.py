@@ -1,4 +1,4 @@
-"""aiofinaccess.api.webform against the sandbox's Web Form 2.0, and the sandbox against the spec.
+"""The finAPI Web Form against the sandbox's Web Form 2.0, and the sandbox against the spec.
 
 Every flow runs over real HTTP on 127.0.0.1: the SDK creates an import form with the user's
 finAPI token, a headless "browser" (plain aiohttp) opens the form's page and presses a
@@ -23,27 +23,26 @@ from openapi_schema_validator import OAS30Validator
 from yarl import URL
 
 from aiofinaccess import ReauthorizationRequired, SessionManager
+from aiofinaccess.api.finapi.webform import AccountType, _read_form, parse_timestamp
 from aiofinaccess.api.pipeline import EndUser
-from aiofinaccess.api.users import NewUser, Users
-from aiofinaccess.api.webform import (
-    AccountType,
-    BankConnectionImport,
-    WebForm,
-    WebFormCallbacks,
-    WebForms,
-    WebFormStatus,
-    _read_form,
-    parse_timestamp,
-)
+from aiofinaccess.core.error_bodies import WebFormErrorBody
 from aiofinaccess.core.errors import (
     BadRequestError,
     ConfigurationError,
     NotFoundError,
     UnexpectedResponseError,
     ValidationError,
-    WebFormErrorBody,
 )
 from aiofinaccess.core.tokens import ClientCredentials
+from aiofinaccess.finapi import (
+    BankConnectionImport,
+    NewUser,
+    Users,
+    WebForm,
+    WebFormCallbacks,
+    WebForms,
+    WebFormStatus,
+)
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from tests.support.contract import spec_document, validate_exchange
 

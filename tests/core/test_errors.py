@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aiofinaccess.core.errors import OAuthError, OAuthErrorBody, ReauthorizationRequired
+from aiofinaccess.core.error_bodies import OAuthErrorBody
+from aiofinaccess.core.errors import OAuthError, ReauthorizationRequired
 
 
 class TestReauthorizationRequired:

@@ -16,12 +16,13 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from aiofinaccess import AiofinaccessError, Everifin, Provider, RefreshPolicy, TokenSet
-from aiofinaccess.api.bankconnect import Account, Transaction, _envelope, _items
+from aiofinaccess.api.everifin.bankconnect import _envelope, _items
+from aiofinaccess.api.finapi.webform import _read_form
 from aiofinaccess.api.models import read_model
-from aiofinaccess.api.webform import _read_form
 from aiofinaccess.core.errors import ApiError
 from aiofinaccess.core.lifecycle import decide, plan
 from aiofinaccess.core.tokens import Anchor, parse_token_response
+from aiofinaccess.everifin import Account, Transaction
 from aiofinaccess.oauth.authorization import build_authorization_request, parse_callback
 from aiofinaccess.oauth.client import parse_token_http_response
 from aiofinaccess.oauth.error_bodies import error_from_response, parse_error_body, parse_retry_after

@@ -15,7 +15,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from aiofinaccess import ApiError, BankConnect, ReauthorizationRequired, SessionManager
+from aiofinaccess import ApiError, ReauthorizationRequired, SessionManager
+from aiofinaccess.everifin import BankConnect
 from aiofinaccess.integrations.otel import Telemetry
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, headless_login

@@ -24,7 +24,6 @@ from yarl import URL
 from aiofinaccess import (
     AuthorizationDenied,
     AuthorizationFlowError,
-    BankConnect,
     ClientCredentials,
     ConfigurationError,
     Everifin,
@@ -36,6 +35,7 @@ from aiofinaccess import (
     TokenKey,
     TokenState,
 )
+from aiofinaccess.everifin import BankConnect
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.integrations.web import Connected, ConnectFlow, ExchangeFailed, WebConnect
 from aiofinaccess.sandbox import Sandbox, headless_login

@@ -7,24 +7,26 @@ import json
 import pytest
 from multidict import CIMultiDict
 
+from aiofinaccess.core.error_bodies import (
+    EverifinErrorBody,
+    FinApiErrorBody,
+    OAuthErrorBody,
+    UnparsedErrorBody,
+    WebFormErrorBody,
+)
 from aiofinaccess.core.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
     EntityExistsError,
-    EverifinErrorBody,
-    FinApiErrorBody,
     ForbiddenError,
     InvalidClientError,
     LockedError,
     NotFoundError,
     OAuthError,
-    OAuthErrorBody,
     RateLimitedError,
     ServerError,
-    UnparsedErrorBody,
     UnprocessableEntityError,
-    WebFormErrorBody,
 )
 from aiofinaccess.oauth.error_bodies import error_from_response, parse_error_body, parse_retry_after
 

@@ -28,7 +28,7 @@ from aiofinaccess import (
     RefreshPolicy,
     SessionManager,
 )
-from aiofinaccess.session.events import Event
+from aiofinaccess.session.events import ManagerEvent
 from tests.support.multiprocess_worker import open_store
 
 _AFTER_ANSWER = frozenset({"TokenResponseError", "UnexpectedResponseError", "StoreError"})
@@ -65,7 +65,7 @@ async def main(store_spec: str, base_url: str, events_path: str, users: int) -> 
     trace.on_request_end.append(ended)
     trace.on_request_exception.append(failed)
 
-    def on_event(event: Event) -> None:
+    def on_event(event: ManagerEvent) -> None:
         if isinstance(event, Refreshed) and event.grant != "adopted":
             mark(b"P")
         elif isinstance(event, RefreshFailed) and event.error in _AFTER_ANSWER:

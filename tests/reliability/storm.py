@@ -28,7 +28,6 @@ import attrs
 
 from aiofinaccess import (
     AiofinaccessError,
-    BankConnect,
     ClientCredentials,
     Everifin,
     RefreshPolicy,
@@ -38,6 +37,7 @@ from aiofinaccess import (
     TokenKey,
 )
 from aiofinaccess.core.tokens import Anchor, parse_token_response
+from aiofinaccess.everifin import BankConnect
 from aiofinaccess.sandbox import SandboxConfig, run_sandbox
 
 STORM_KINDS = ("500", "502", "503", "drop", "malformed", "html", "429", "timeout")

@@ -250,7 +250,7 @@ async def test_users_exchanges(sandbox: Sandbox, exchange: Exchanges) -> None:
 async def test_every_request_the_sdk_sends_validates(sandbox: Sandbox) -> None:
     """Token grants, revocation and every users call, as the SDK sends them in v1 mode."""
     from aiofinaccess import ClientCredentials, FinApi, SessionManager  # noqa: PLC0415
-    from aiofinaccess.api.users import NewUser, UserChanges, Users  # noqa: PLC0415
+    from aiofinaccess.finapi import NewUser, UserChanges, Users  # noqa: PLC0415
 
     config = sandbox.config
     async with SessionManager(scheduler=False) as manager:

@@ -26,12 +26,10 @@ from aiofinaccess import (
     ConnectFlow,
     FinApi,
     LockedError,
-    NewUser,
     SessionManager,
-    Users,
     discover,
 )
-from aiofinaccess.api.webform import BankConnectionImport, WebForms
+from aiofinaccess.finapi import BankConnectionImport, NewUser, Users, WebForms
 from aiofinaccess.oauth.authorization import build_authorization_request
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
 from aiofinaccess.sandbox.redirects import redirect_allowed

@@ -23,7 +23,6 @@ from yarl import URL
 from aiofinaccess import (
     ApiClient,
     ApiError,
-    BankConnect,
     BearerAuth,
     ClientCredentials,
     ConfigurationError,
@@ -32,8 +31,9 @@ from aiofinaccess import (
     FinApi,
     Oidc,
     SessionManager,
-    Users,
 )
+from aiofinaccess.everifin import BankConnect
+from aiofinaccess.finapi import Users
 from aiofinaccess.oauth.transport import HttpRequest, send
 from tests.support.fake_provider import CLIENT_ID, CLIENT_SECRET, USERS, FakeProvider
 

@@ -20,7 +20,6 @@ from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from aiofinaccess import (
-    Account,
     ApiError,
     ClientCredentials,
     ConfigurationError,
@@ -34,11 +33,12 @@ from aiofinaccess import (
     UnexpectedResponseError,
     discover,
 )
-from aiofinaccess.api.bankconnect import _envelope
+from aiofinaccess.api.everifin.bankconnect import _envelope
+from aiofinaccess.api.finapi.webform import _read_form
 from aiofinaccess.api.models import read_model
-from aiofinaccess.api.webform import _read_form
-from aiofinaccess.core.errors import UnparsedErrorBody
+from aiofinaccess.core.error_bodies import UnparsedErrorBody
 from aiofinaccess.core.tokens import Anchor
+from aiofinaccess.everifin import Account
 from aiofinaccess.oauth.client import parse_token_http_response
 from aiofinaccess.oauth.error_bodies import error_from_response, parse_error_body
 from aiofinaccess.oauth.transport import HttpResponse

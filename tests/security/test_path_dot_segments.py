@@ -17,16 +17,15 @@ from aiohttp.test_utils import TestServer
 
 from aiofinaccess import (
     ApiClient,
-    BankConnect,
     ClientCredentials,
     Endpoint,
     Everifin,
     FinApi,
     SessionManager,
     UsageError,
-    Users,
-    WebForms,
 )
+from aiofinaccess.everifin import BankConnect
+from aiofinaccess.finapi import Users, WebForms
 from tests.support.fake_provider import CLIENT_ID, CLIENT_SECRET, USERS, FakeProvider
 
 DOTS = [".", "..", ""]

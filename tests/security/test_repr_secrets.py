@@ -31,9 +31,9 @@ NOT_SECRET = {
     # repr shows names only.
     ("aiofinaccess.oauth.transport", "HttpRequest", "url"),
     # Error codes a server sent ("ENTITY_NOT_FOUND"), not authorization codes.
-    ("aiofinaccess.core.errors", "FinApiErrorDetail", "code"),
-    ("aiofinaccess.core.errors", "EverifinErrorDetail", "code"),
-    ("aiofinaccess.core.errors", "WebFormErrorBody", "code"),
+    ("aiofinaccess.core.error_bodies", "FinApiErrorDetail", "code"),
+    ("aiofinaccess.core.error_bodies", "EverifinErrorDetail", "code"),
+    ("aiofinaccess.core.error_bodies", "WebFormErrorBody", "code"),
 }
 PACKAGES = ("oauth", "session", "core", "stores", "integrations")
 

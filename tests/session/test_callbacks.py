@@ -17,8 +17,8 @@ from aioresponses import aioresponses
 
 from aiofinaccess import (
     ConfigurationError,
+    GrantLost,
     ReauthorizationRequired,
-    ReauthRequired,
     RedisStore,
     SessionManager,
     StoreError,
@@ -27,7 +27,7 @@ from aiofinaccess import (
     TokenState,
     UsageError,
 )
-from aiofinaccess.session.events import Event
+from aiofinaccess.session.events import ManagerEvent
 from aiofinaccess.stores.memory import MemoryStore
 from tests.support.fakes import FakeClock
 from tests.support.tokens import (
@@ -79,7 +79,7 @@ async def test_an_async_subscriber_is_refused_at_subscribe(manager: SessionManag
     """``subscribe(async def ...)`` used to register and never run (a RuntimeWarning at each
     event); now it fails at once and says what to do instead."""
 
-    async def handle(event: Event) -> None:  # pragma: no cover  (never called)
+    async def handle(event: ManagerEvent) -> None:  # pragma: no cover  (never called)
         del event
 
     with pytest.raises(ConfigurationError) as info:
@@ -100,9 +100,9 @@ async def test_a_lambda_returning_a_coroutine_is_closed_and_logged(
 ) -> None:
     """A plain function that returns a coroutine passes subscribe(); at the event its coroutine
     is closed (no "never awaited" warning, which this suite turns into an error) and logged."""
-    ran: list[Event] = []
+    ran: list[ManagerEvent] = []
 
-    async def handle(event: Event) -> None:  # pragma: no cover  (closed, never run)
+    async def handle(event: ManagerEvent) -> None:  # pragma: no cover  (closed, never run)
         ran.append(event)
 
     manager.subscribe(lambda event: handle(event))  # noqa: PLW0108  (the point of the test)
@@ -199,9 +199,9 @@ async def test_reauth_hook_names_the_user_and_logs_keep_the_hash(
     """A dead grant reaches ``on_reauth_required`` (async callback) with provider and user id;
     the error names them too; no log record and no ``repr`` holds the user id."""
     emailed: list[tuple[str, str | None, str]] = []
-    seen: list[Event] = []
+    seen: list[ManagerEvent] = []
 
-    async def ask_to_reconnect(event: ReauthRequired) -> None:
+    async def ask_to_reconnect(event: GrantLost) -> None:
         await asyncio.sleep(0)  # an email goes out here
         emailed.append((event.provider, event.subject, event.reason))
 
@@ -218,7 +218,7 @@ async def test_reauth_hook_names_the_user_and_logs_keep_the_hash(
     key_hash = manager.key(EVERIFIN, USER).hashed
     assert info.value.key == key_hash
     assert USER not in str(info.value)
-    (event,) = [e for e in seen if isinstance(e, ReauthRequired)]
+    (event,) = [e for e in seen if isinstance(e, GrantLost)]
     assert (event.key, event.subject) == (key_hash, USER)
     assert USER not in repr(event)
     # Later calls are refused without a request, and still name the user.
@@ -233,7 +233,7 @@ async def test_reauth_hook_names_the_user_and_logs_keep_the_hash(
 async def test_every_renewal_event_carries_the_subject(
     manager: SessionManager, mocked: aioresponses, clock: FakeClock
 ) -> None:
-    seen: list[Event] = []
+    seen: list[ManagerEvent] = []
     unsubscribe = manager.subscribe(seen.append)
     await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
     mocked.post(token_url(EVERIFIN), payload=token_body("AT-1", "RT-1"))
@@ -249,7 +249,7 @@ async def test_a_failing_reauth_callback_is_logged_without_the_user(
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def broken(event: ReauthRequired) -> None:
+    async def broken(event: GrantLost) -> None:
         raise RuntimeError(f"mail server down for {event.key}")
 
     caplog.set_level(logging.DEBUG, logger="aiofinaccess")

@@ -20,8 +20,8 @@ from aiofinaccess import (
     SessionManager,
     SQLiteStore,
     UsageError,
-    Users,
 )
+from aiofinaccess.finapi import Users
 from aiofinaccess.stores.codec import FernetCodec
 from aiofinaccess.stores.redis import RedisStore
 

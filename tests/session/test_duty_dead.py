@@ -1,4 +1,4 @@
-"""A set whose refresh token has run out leaves the duty: one ReauthRequired per dead set, not
+"""A set whose refresh token has run out leaves the duty: one GrantLost per dead set, not
 one per claim (issue 22, finding 13)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import attrs
 
 from aiofinaccess import TokenKey
 from aiofinaccess.sandbox import Sandbox
-from aiofinaccess.session.events import ReauthRequired
+from aiofinaccess.session.events import GrantLost
 from tests.session.duty_support import ClaimsMemory
 from tests.session.test_duty import (
     LIFETIME,
@@ -29,7 +29,7 @@ async def test_a_dead_set_leaves_the_duty_with_one_reauth_event(sandbox: Sandbox
     expired = seeded(sandbox, "ann", age=LIFETIME + 10.0)
     dead = attrs.evolve(expired, refresh_expires_at=time.time() - 5.0)
     await store.put(key, dead, expected_version=None, due_at=time.time() - 1.0)
-    events: list[ReauthRequired] = []
+    events: list[GrantLost] = []
     async with manager(
         store,
         sandbox,
@@ -40,7 +40,7 @@ async def test_a_dead_set_leaves_the_duty_with_one_reauth_event(sandbox: Sandbox
         token_timeout=0.5,
         lease_ttl=0.5,
     ) as worker:
-        worker.subscribe(lambda event: isinstance(event, ReauthRequired) and events.append(event))
+        worker.subscribe(lambda event: isinstance(event, GrantLost) and events.append(event))
 
         async def reauth() -> bool:
             return bool(events)

@@ -12,7 +12,7 @@ import attrs
 from aiofinaccess import TokenKey
 from aiofinaccess.core.errors import StoreError
 from aiofinaccess.sandbox import Sandbox
-from aiofinaccess.session.events import ReauthRequired
+from aiofinaccess.session.events import GrantLost
 from tests.session.duty_support import ClaimsMemory
 from tests.session.test_duty import (
     LIFETIME,
@@ -46,7 +46,7 @@ async def test_a_failed_renewal_is_tried_again_before_the_refresh_token_runs_out
     stale = seeded(sandbox, "ann", age=LIFETIME - 1.0)
     dying = attrs.evolve(stale, refresh_expires_at=time.time() + REFRESH_LEFT)
     first = await store.put(key, dying, expected_version=None, due_at=time.time() - 1.0)
-    events: list[ReauthRequired] = []
+    events: list[GrantLost] = []
     async with manager(
         store,
         sandbox,
@@ -57,7 +57,7 @@ async def test_a_failed_renewal_is_tried_again_before_the_refresh_token_runs_out
         token_timeout=2.0,
         lease_ttl=2.0,
     ) as worker:
-        worker.subscribe(lambda event: isinstance(event, ReauthRequired) and events.append(event))
+        worker.subscribe(lambda event: isinstance(event, GrantLost) and events.append(event))
 
         async def renewed() -> bool:
             found = await store.get(key)

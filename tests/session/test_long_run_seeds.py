@@ -13,7 +13,7 @@ import pytest
 from aiofinaccess import Oidc, ReauthorizationRequired, SessionManager, StoreError
 from aiofinaccess.core.tokens import TokenKey
 from aiofinaccess.oauth.client import OAuthClient
-from aiofinaccess.session.events import ReauthRequired
+from aiofinaccess.session.events import GrantLost
 from aiofinaccess.stores import Versioned
 from tests.session.virtual import (
     CLIENT,
@@ -29,14 +29,14 @@ from tests.session.virtual import (
 
 def test_a_set_deleted_elsewhere_is_reported_once_not_at_every_call() -> None:
     """Seed 2250 (I12): another process found the user's grant dead and deleted the set; until
-    the new login was stored, this process, which held the set, reported ``ReauthRequired``
+    the new login was stored, this process, which held the set, reported ``GrantLost``
     at every call (6 in 5 s), since it kept no trace of a key with nothing stored."""
 
     async def main() -> tuple[list[str], str]:
         store, idp = LeasedStore(), Keycloak(lifetime=10.0)
-        events: list[ReauthRequired] = []
+        events: list[GrantLost] = []
         async with manager(store, idp) as web, manager(store, idp) as worker:
-            web.subscribe(lambda event: isinstance(event, ReauthRequired) and events.append(event))
+            web.subscribe(lambda event: isinstance(event, GrantLost) and events.append(event))
             await worker.store_token_set("idp", "alice", idp.login("alice"))
             await web.access_token("idp", "alice")  # the web process holds the set
             await store.delete(TokenKey("idp", "alice"))  # the worker's dead grant, say

@@ -21,7 +21,7 @@ from aiofinaccess import (
     TokenSet,
     TransportError,
 )
-from aiofinaccess.session.events import Event, ReauthRequired, Refreshed, RefreshFailed, Rotated
+from aiofinaccess.session.events import GrantLost, ManagerEvent, Refreshed, RefreshFailed, Rotated
 from aiofinaccess.stores.memory import MemoryStore
 from tests.support.fakes import FakeClock, eventually
 from tests.support.tokens import (
@@ -76,7 +76,7 @@ class TestRetries:
         async with SessionManager(store=store, clock=clock) as manager:
             manager.register(EVERIFIN, ClientCredentials("c", "s"))
             await store.put(KEY, expired_set(clock), expected_version=None)
-            failures: list[Event] = []
+            failures: list[ManagerEvent] = []
             manager.subscribe(failures.append)
             mocked.post(token_url(EVERIFIN), status=429, headers={"Retry-After": "30"}, payload={})
             mocked.post(token_url(EVERIFIN), payload=token_body("AT-1", "RT-1"))
@@ -147,8 +147,8 @@ class TestDeadGrants:
     async def test_invalid_grant_is_not_hammered_and_is_forgotten_everywhere(
         self, mocked: aioresponses, clock: FakeClock, store: MemoryStore
     ) -> None:
-        """One request, a ReauthRequired event, the stored set deleted; no scheduled retries."""
-        events: list[Event] = []
+        """One request, a GrantLost event, the stored set deleted; no scheduled retries."""
+        events: list[ManagerEvent] = []
         async with SessionManager(store=store, clock=clock) as manager:
             manager.register(EVERIFIN, ClientCredentials("c", "s"))
             manager.subscribe(events.append)
@@ -157,7 +157,7 @@ class TestDeadGrants:
             )
             await store.put(KEY, expired_set(clock), expected_version=None)
             await manager.restore()
-            await eventually(lambda: any(isinstance(event, ReauthRequired) for event in events))
+            await eventually(lambda: any(isinstance(event, GrantLost) for event in events))
             clock.advance(3600)
             for _ in range(100):
                 await asyncio.sleep(0)
@@ -192,10 +192,10 @@ class TestDeadGrants:
 class TestObservability:
     async def test_events_and_counters(self, manager: SessionManager, mocked: aioresponses) -> None:
         """Refreshed and Rotated reach callbacks and iterators; counters move; no user ids."""
-        seen: list[Event] = []
+        seen: list[ManagerEvent] = []
         manager.subscribe(seen.append)
         iterator = manager.events()
-        collected: list[Event] = []
+        collected: list[ManagerEvent] = []
 
         async def collect() -> None:
             async for event in iterator:
@@ -235,7 +235,7 @@ class TestObservability:
     ) -> None:
         """Hooks observe; they cannot break a renewal."""
 
-        def broken(event: Event) -> None:
+        def broken(event: ManagerEvent) -> None:
             raise RuntimeError("hook bug")
 
         manager.subscribe(broken)

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from aiofinaccess.core.errors import ApiError, OAuthErrorBody, ServerError, TransportError
+from aiofinaccess.core.error_bodies import OAuthErrorBody
+from aiofinaccess.core.errors import ApiError, ServerError, TransportError
 from aiofinaccess.core.retry import Backoff
 from aiofinaccess.session.retrying import Retrier, RetryDetails
 from tests.support.fakes import FakeClock

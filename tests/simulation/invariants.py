@@ -104,7 +104,7 @@ def check_claim(world: World, key: TokenKey, owner: str, claim_for: float) -> No
 
 
 def check_reauth_cost(world: World) -> None:
-    """I12: a process reports a set's ``ReauthRequired`` at most once per session lost (and
+    """I12: a process reports a set's ``GrantLost`` at most once per session lost (and
     once more per forget), not once per call."""
     for process in world.processes:
         for (provider, subject), count in process.reauth_events.items():
@@ -114,6 +114,6 @@ def check_reauth_cost(world: World) -> None:
             bound = 2 * lost + world.forgets.get((provider, subject), 0) + 1
             if count > bound:
                 world.violation(
-                    f"I12: pid {process.pid} reported {provider}/{subject} ReauthRequired "
+                    f"I12: pid {process.pid} reported {provider}/{subject} GrantLost "
                     f"{count} times ({lost} sessions)"
                 )

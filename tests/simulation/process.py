@@ -16,7 +16,7 @@ from aiofinaccess import (
     SessionManager,
 )
 from aiofinaccess.core.tokens import TokenSet
-from aiofinaccess.session.events import ReauthRequired, WriteAbandoned
+from aiofinaccess.session.events import GrantLost, WriteAbandoned
 from tests.simulation.client import SimOAuthClient
 from tests.simulation.config import EPOCH
 
@@ -177,7 +177,7 @@ class Process:
             )
             if not idled:
                 self.world.violation(f"I3: process {self.pid} abandoned a write of a renewed set")
-        if isinstance(event, ReauthRequired):
+        if isinstance(event, GrantLost):
             key = (event.provider, event.subject)
             self.reauth_events[key] = self.reauth_events.get(key, 0) + 1
 

@@ -47,7 +47,7 @@ Invariants, each checked where it can break:
 * **I11** a set is claimed again only after its last claim ran out on the store's clock (less
   twice the stated clock skew, ``skew``, and a store call's latency) or its due time was
   written since (checked at every claim);
-* **I12** a process reports a user's ``ReauthRequired`` at most twice per session of that
+* **I12** a process reports a user's ``GrantLost`` at most twice per session of that
   user and once per forget (checked at the end);
 * **I13** ``aclose()`` returns within ``close_timeout + pending_write_timeout`` plus a
   store call and a token exchange (checked at every restart and at the end);

@@ -29,7 +29,8 @@ import attrs
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from aiofinaccess import ClientCredentials, NewUser, SessionManager, Users
+from aiofinaccess import ClientCredentials, SessionManager
+from aiofinaccess.finapi import NewUser, Users
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, headless_login, run_sandbox
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import aiohttp
 
 from aiofinaccess import SessionManager
-from aiofinaccess.api.users import NewUser, Users
-from aiofinaccess.api.webform import WebForm, WebForms
+from aiofinaccess.finapi import NewUser, Users, WebForm, WebForms
 from aiofinaccess.sandbox import headless_web_form
 
 PASSWORD = "finapi-data-password"

@@ -28,8 +28,8 @@ import attrs
 import cattrs
 import cattrs.gen
 
-from ..core.errors import UnexpectedResponseError
-from .models import camel
+from ...core.errors import UnexpectedResponseError
+from ..models import camel
 
 __all__ = [
     "BankConnection",

@@ -14,7 +14,7 @@ from typing import Final, Literal
 import attrs
 from multidict import MultiDict
 
-from ..core.errors import ValidationError
+from ...core.errors import ValidationError
 
 __all__ = [
     "AccountFilters",

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import attrs
 
-from ..core._json import parse_json
-from ..core.errors import UnexpectedResponseError, ValidationError
-from .models import format_instant, read_model
-from .pipeline import ApiClient, Endpoint, EndUser, everifin_context
+from ...core._json import parse_json
+from ...core.errors import UnexpectedResponseError, ValidationError
+from ..models import format_instant, read_model
+from ..pipeline import ApiClient, Endpoint, EndUser, everifin_context
 
 if TYPE_CHECKING:
-    from ..oauth.transport import HttpResponse
-    from ..session.manager import SessionManager
+    from ...oauth.transport import HttpResponse
+    from ...session.manager import SessionManager
 
 __all__ = [
     "Account",

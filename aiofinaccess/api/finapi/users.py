@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from ..core.errors import ValidationError
-from ..core.tokens import Secret
-from .models import read_model, to_wire
-from .pipeline import ApiClient, Endpoint, EndUser, finapi_context
+from ...core.errors import ValidationError
+from ...core.tokens import Secret
+from ..models import read_model, to_wire
+from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
 
 if TYPE_CHECKING:
-    from ..session.manager import SessionManager
+    from ...session.manager import SessionManager
 
 __all__ = ["NewUser", "PasswordChange", "User", "UserChanges", "Users"]
 

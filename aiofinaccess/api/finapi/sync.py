@@ -12,7 +12,7 @@ What this does not see: changes finAPI makes to a transaction *after* importing 
 ``isNew``, ``finapiBookingDate`` moving towards the bank's date, deleted potential duplicates).
 Reconcile those with an occasional full :meth:`FinApiData.transactions` pass.
 
-One worker loop serves both providers through :class:`IncrementalSync`::
+One worker loop serves both providers through :class:`~aiofinaccess.IncrementalSync`::
 
     async def drain(sync: IncrementalSync[object]) -> None:
         async for transaction in sync.changes():
@@ -24,35 +24,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from typing import Final
 
 import attrs
 
-from ..core.errors import UnexpectedResponseError, ValidationError
-from .finapi_data import FinApiData, TransactionFilters
-from .finapi_models import GERMAN_TIME, FinApiTransaction, parse_instant
+from ...core.errors import UnexpectedResponseError, ValidationError
+from .data import FinApiData, TransactionFilters
+from .models import GERMAN_TIME, FinApiTransaction, parse_instant
 
-if TYPE_CHECKING:
-    from .bankconnect import Transaction, TransactionSync
+__all__ = ["FinApiSyncCursor", "FinApiTransactionSync"]
 
-__all__ = ["FinApiSyncCursor", "FinApiTransactionSync", "IncrementalSync"]
-
-_T_co = TypeVar("_T_co", covariant=True)
 _ONE_DAY: Final = dt.timedelta(days=1)
-
-
-class IncrementalSync(Protocol[_T_co]):
-    """What a sync worker needs: a cursor to persist and the changes since it.
-
-    Both :class:`~aiofinaccess.api.bankconnect.TransactionSync` (Everifin) and
-    :class:`FinApiTransactionSync` fit.
-    """
-
-    cursor: Any
-
-    def changes(self, *, per_page: int = ...) -> AsyncIterator[_T_co]:
-        """Yield what changed since ``cursor``, advancing it."""
-        ...
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -177,11 +159,3 @@ class FinApiTransactionSync:
             page += 1
         for transaction in sorted(fresh.values(), key=FinApiSyncCursor.of):
             yield transaction
-
-
-if TYPE_CHECKING:  # mypy proves both providers' syncs fit the one worker loop
-
-    def _both_fit(
-        everifin: TransactionSync, finapi: FinApiTransactionSync
-    ) -> tuple[IncrementalSync[Transaction], IncrementalSync[FinApiTransaction]]:
-        return everifin, finapi

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Final, Literal, TypeVar
 import attrs
 from multidict import MultiDict
 
-from ..core.errors import ConfigurationError, ValidationError
-from .finapi_filters import AccountFilters, TransactionFilters, add_ids, add_param, id_list
-from .finapi_models import (
+from ...core.errors import ConfigurationError, ValidationError
+from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
+from .filters import AccountFilters, TransactionFilters, add_ids, add_param, id_list
+from .models import (
     BankConnection,
     DailyBalance,
     DailyBalances,
@@ -43,11 +44,10 @@ from .finapi_models import (
     read_finapi,
     read_list,
 )
-from .pipeline import ApiClient, Endpoint, EndUser, finapi_context
 from .webform import WebForm, WebFormCallbacks, _read_form
 
 if TYPE_CHECKING:
-    from ..session.manager import SessionManager
+    from ...session.manager import SessionManager
 
 # The filters live in finapi_filters and are re-exported here, where they are used.
 __all__ = ["AccountFilters", "FinApiData", "FinApiDataRoutes", "TransactionFilters"]
@@ -185,7 +185,7 @@ class FinApiData:
         """Create a Web Form 2.0 that updates a bank connection (new data, renewed consent).
 
         Send the end user to the form's ``url`` and wait for it as for an import
-        (:meth:`~aiofinaccess.api.webform.WebForms.wait_until_finished`).
+        (:meth:`~aiofinaccess.finapi.WebForms.wait_until_finished`).
 
         Raises:
             ConfigurationError: The provider has no ``web_form_url``.

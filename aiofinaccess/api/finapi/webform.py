@@ -14,7 +14,7 @@ The flow:
    finAPI Access. ``COMPLETED_WITH_ERROR`` carries ``payload.error_code`` instead.
 
 Web Form 2.0 is a separate host (:attr:`~aiofinaccess.oauth.providers.Provider.web_form_url`) with
-its own error shape, read into :class:`~aiofinaccess.core.errors.WebFormErrorBody`.
+its own error shape, read into :class:`~aiofinaccess.core.error_bodies.WebFormErrorBody`.
 
 The request model checks the spec's limits (lengths, ranges, exclusive fields, URL schemes)
 before anything is sent and raises :class:`~aiofinaccess.core.errors.ValidationError` naming the
@@ -33,13 +33,13 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ..core._json import parse_json
-from ..core.errors import ConfigurationError, ValidationError
-from .models import read_model, to_wire
-from .pipeline import ApiClient, Endpoint, EndUser, finapi_context
+from ...core._json import parse_json
+from ...core.errors import ConfigurationError, ValidationError
+from ..models import read_model, to_wire
+from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
 
 if TYPE_CHECKING:
-    from ..session.manager import SessionManager
+    from ...session.manager import SessionManager
 
 __all__ = [
     "AccountType",

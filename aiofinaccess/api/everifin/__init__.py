@@ -1,0 +1,1 @@
+"""Everifin BankConnect resources; the public names are in :mod:`aiofinaccess.everifin`."""

@@ -1,0 +1,1 @@
+"""finAPI Access resources; the public names are in :mod:`aiofinaccess.finapi`."""

@@ -1,0 +1,33 @@
+"""Everifin BankConnect: accounts, balances, transactions and their incremental sync.
+
+Every call takes a :class:`~aiofinaccess.SessionManager` holding an
+:class:`~aiofinaccess.Everifin` provider; the names load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from . import _exports
+
+if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports on first use
+    from .api.everifin.bankconnect import Account as Account
+    from .api.everifin.bankconnect import Balance as Balance
+    from .api.everifin.bankconnect import BankConnect as BankConnect
+    from .api.everifin.bankconnect import BankConnectRoutes as BankConnectRoutes
+    from .api.everifin.bankconnect import Transaction as Transaction
+    from .api.everifin.bankconnect import TransactionSync as TransactionSync
+    from .core.error_bodies import EverifinErrorBody as EverifinErrorBody
+
+#: Each public name, once, by the module it lives in.
+_HOMES: Final = {
+    ".api.everifin.bankconnect": (
+        "Account Balance BankConnect BankConnectRoutes Transaction TransactionSync"
+    ),
+    ".core.error_bodies": "EverifinErrorBody",
+}
+
+__all__ = _exports.exported(_HOMES)  # noqa: PLE0605  (derived from the one table)
+
+if not TYPE_CHECKING:  # hidden from mypy, so a misspelt name stays a type error
+    __getattr__, __dir__ = _exports.loader(__name__, _HOMES)

@@ -1,0 +1,58 @@
+"""finAPI Access: users, the Web Form 2.0, accounts and transactions, and their models.
+
+Every call takes a :class:`~aiofinaccess.SessionManager` holding a
+:class:`~aiofinaccess.FinApi` provider; the names load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from . import _exports
+
+if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports on first use
+    from .api.finapi.data import FinApiData as FinApiData
+    from .api.finapi.data import FinApiDataRoutes as FinApiDataRoutes
+    from .api.finapi.filters import AccountFilters as AccountFilters
+    from .api.finapi.filters import TransactionFilters as TransactionFilters
+    from .api.finapi.models import BankConnection as BankConnection
+    from .api.finapi.models import DailyBalance as DailyBalance
+    from .api.finapi.models import DailyBalances as DailyBalances
+    from .api.finapi.models import FinApiAccount as FinApiAccount
+    from .api.finapi.models import FinApiBank as FinApiBank
+    from .api.finapi.models import FinApiTransaction as FinApiTransaction
+    from .api.finapi.models import Paging as Paging
+    from .api.finapi.models import TransactionPage as TransactionPage
+    from .api.finapi.sync import FinApiSyncCursor as FinApiSyncCursor
+    from .api.finapi.sync import FinApiTransactionSync as FinApiTransactionSync
+    from .api.finapi.users import NewUser as NewUser
+    from .api.finapi.users import PasswordChange as PasswordChange
+    from .api.finapi.users import User as User
+    from .api.finapi.users import UserChanges as UserChanges
+    from .api.finapi.users import Users as Users
+    from .api.finapi.webform import BankConnectionImport as BankConnectionImport
+    from .api.finapi.webform import WebForm as WebForm
+    from .api.finapi.webform import WebFormCallbacks as WebFormCallbacks
+    from .api.finapi.webform import WebForms as WebForms
+    from .api.finapi.webform import WebFormStatus as WebFormStatus
+    from .core.error_bodies import FinApiErrorBody as FinApiErrorBody
+    from .core.error_bodies import WebFormErrorBody as WebFormErrorBody
+
+#: Each public name, once, by the module it lives in.
+_HOMES: Final = {
+    ".api.finapi.data": "FinApiData FinApiDataRoutes",
+    ".api.finapi.filters": "AccountFilters TransactionFilters",
+    ".api.finapi.models": (
+        "BankConnection DailyBalance DailyBalances FinApiAccount FinApiBank FinApiTransaction "
+        "Paging TransactionPage"
+    ),
+    ".api.finapi.sync": "FinApiSyncCursor FinApiTransactionSync",
+    ".api.finapi.users": "NewUser PasswordChange User UserChanges Users",
+    ".api.finapi.webform": "BankConnectionImport WebForm WebFormCallbacks WebForms WebFormStatus",
+    ".core.error_bodies": "FinApiErrorBody WebFormErrorBody",
+}
+
+__all__ = _exports.exported(_HOMES)  # noqa: PLE0605  (derived from the one table)
+
+if not TYPE_CHECKING:  # hidden from mypy, so a misspelt name stays a type error
+    __getattr__, __dir__ = _exports.loader(__name__, _HOMES)
