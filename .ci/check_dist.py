@@ -6,6 +6,7 @@ python .ci/check_dist.py DIST_DIR   (exit 1 with one line per problem)
 from __future__ import annotations
 
 import email.parser
+import re
 import subprocess
 import sys
 import tarfile
@@ -17,6 +18,8 @@ from pathlib import Path
 def main(dist: Path) -> list[str]:
     problems: list[str] = []
     project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+    init = Path("aiofinaccess/__init__.py").read_text()
+    project["version"] = re.search(r'^__version__ = "([^"]+)"$', init, re.MULTILINE)[1]
     (wheel,) = dist.glob("*.whl")
     (sdist,) = dist.glob("*.tar.gz")
     tracked = set(subprocess.check_output(["git", "ls-files"], text=True).split())

@@ -92,7 +92,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .stores.redis import RedisStore as RedisStore  # needs the `redis` extra
     from .stores.sqlite import SQLiteStore as SQLiteStore
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.2.0.dev0"
 
 _install_log_filters()
 
