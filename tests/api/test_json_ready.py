@@ -69,20 +69,30 @@ def test_secrets_are_left_out() -> None:
 
 
 def test_fastapi_returns_a_model_as_it_is() -> None:
+    """Without a return type (``jsonable_encoder``) and with the model as the return type
+    (FastAPI's response model, through pydantic)."""
     app = FastAPI()
 
-    @app.get("/account")
-    async def account() -> object:
+    @app.get("/account", response_model=None)
+    async def account() -> Account:
         return ACCOUNT
 
     @app.get("/accounts")
-    async def accounts() -> object:
-        return [FinApiAccount(1, 2, balance=Decimal("10.00")), BALANCE]
+    async def accounts() -> list[FinApiAccount]:
+        return [FinApiAccount(1, 2, balance=Decimal("10.00"))]
+
+    @app.get("/balance")
+    async def balance() -> Balance:
+        return BALANCE
 
     with TestClient(app) as client:
-        one = client.get("/account")
-        many = client.get("/accounts")
-    assert one.status_code == 200, one.text
-    assert one.json()["iban"] == "SK3112000000198742637541"
-    assert many.status_code == 200, many.text
-    assert [item.get("balance", item.get("amount")) for item in many.json()] == ["10.00", "1234.50"]
+        answers = [client.get(path) for path in ("/account", "/accounts", "/balance")]
+    assert [answer.status_code for answer in answers] == [200, 200, 200], answers[0].text
+    assert answers[0].json() == ACCOUNT.to_dict()
+    assert answers[1].json()[0]["balance"] == "10.00"
+    assert answers[2].json() == {
+        "type": "CLBD",
+        "amount": "1234.50",
+        "currency": "EUR",
+        "reference_date": "2026-12-06",
+    }

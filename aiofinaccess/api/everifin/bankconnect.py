@@ -27,6 +27,7 @@ import attrs
 
 from ...core._json import parse_json
 from ...core.errors import UnexpectedResponseError, ValidationError
+from ..json_ready import JsonReady
 from ..models import format_instant, read_model
 from ..pipeline import ApiClient, Endpoint, EndUser, everifin_context
 
@@ -68,7 +69,7 @@ def _raw(value: Mapping[str, Any]) -> str:
 
 
 @attrs.frozen(slots=True)
-class Account:
+class Account(JsonReady):
     """A connected bank account. ``raw`` keeps every field Everifin sent."""
 
     id: str
@@ -83,7 +84,7 @@ class Account:
 
 
 @attrs.frozen(slots=True)
-class Balance:
+class Balance(JsonReady):
     """One balance of an account (``CLBD`` booked, ``CLAV`` available...)."""
 
     type: str
@@ -93,7 +94,7 @@ class Balance:
 
 
 @attrs.frozen(slots=True)
-class Transaction:
+class Transaction(JsonReady):
     """A transaction. Banks may change booked ones: upsert by ``id``."""
 
     id: str

@@ -29,6 +29,7 @@ import cattrs
 import cattrs.gen
 
 from ...core.errors import UnexpectedResponseError
+from ..json_ready import JsonReady
 from ..models import camel
 
 __all__ = [
@@ -53,7 +54,7 @@ def _raw(value: Mapping[str, Any]) -> str:
 
 
 @attrs.frozen(slots=True)
-class Paging:
+class Paging(JsonReady):
     """Where a page sits: ``page`` of ``page_count`` (from 1), ``total_count`` items in all."""
 
     page: int
@@ -63,7 +64,7 @@ class Paging:
 
 
 @attrs.frozen(slots=True)
-class FinApiBank:
+class FinApiBank(JsonReady):
     """The bank of a bank connection (v2 nests it; v1 sends the full bank object)."""
 
     id: int
@@ -75,7 +76,7 @@ class FinApiBank:
 
 
 @attrs.frozen(slots=True)
-class BankConnection:
+class BankConnection(JsonReady):
     """A bank connection: what one Web Form import created.
 
     Attributes:
@@ -95,7 +96,7 @@ class BankConnection:
 
 
 @attrs.frozen(slots=True)
-class FinApiAccount:
+class FinApiAccount(JsonReady):
     """A bank account in finAPI Access.
 
     ``account_type`` is finAPI's Access spelling (``Checking``, ``Savings``, ``CreditCard``,
@@ -121,7 +122,7 @@ class FinApiAccount:
 
 
 @attrs.frozen(slots=True)
-class FinApiTransaction:
+class FinApiTransaction(JsonReady):
     """A transaction. ``amount`` is negative for spending.
 
     Attributes:
@@ -156,7 +157,7 @@ class FinApiTransaction:
 
 
 @attrs.frozen(slots=True)
-class TransactionPage:
+class TransactionPage(JsonReady):
     """One page of ``GET /transactions``; the totals cover every page of the query."""
 
     transactions: tuple[FinApiTransaction, ...]
@@ -167,7 +168,7 @@ class TransactionPage:
 
 
 @attrs.frozen(slots=True)
-class DailyBalance:
+class DailyBalance(JsonReady):
     """The balance at the end of ``date`` over the regarded accounts (``spending`` is positive)."""
 
     date: dt.date
@@ -179,7 +180,7 @@ class DailyBalance:
 
 
 @attrs.frozen(slots=True)
-class DailyBalances:
+class DailyBalances(JsonReady):
     """Daily balances of a date range.
 
     Only balances dated before ``latest_common_balance_timestamp`` are reliable; ``None``

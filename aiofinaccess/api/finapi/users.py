@@ -21,6 +21,7 @@ import attrs
 
 from ...core.errors import ValidationError
 from ...core.tokens import Secret
+from ..json_ready import JsonReady
 from ..models import read_model, to_wire
 from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
 
@@ -64,7 +65,7 @@ def _user_id(user_id: str) -> str:
 
 
 @attrs.frozen(slots=True)
-class User:
+class User(JsonReady):
     """A finAPI user. ``password`` is present only in the answer to :meth:`Users.create`."""
 
     id: str
