@@ -316,8 +316,10 @@ class ReauthorizationRequired(AiofinaccessError):
         cause: The provider's refusal (usually an :class:`OAuthError`), if one caused it.
         provider: The provider's name, when the manager raised it.
         subject: The app's user id (``None`` for the client's own token, or when unknown), so
-            the app can ask that user to connect again. Never part of the message, which
-            logs keep: that names the hash only.
+            the app can ask that user to connect again.
+
+    ``str()`` is for the app, which knows its users: it names the provider and the user and
+    says what to do. ``repr()`` names the token set by its hash only: the SDK's logs print that.
     """
 
     def __init__(
@@ -339,3 +341,19 @@ class ReauthorizationRequired(AiofinaccessError):
         if cause is not None and cause.body.message:
             text += f" ({cause.body.message})"
         super().__init__(text)
+
+    def __str__(self) -> str:
+        if self.provider is None:
+            return super().__str__()
+        if self.subject is None:
+            return (
+                f"the {self.provider} client token cannot be renewed ({self.reason}): check the "
+                "client's credentials and its access at the provider"
+            )
+        text = (
+            f"{self.provider} user {self.subject!r} must authorize again ({self.reason}): send "
+            "the user through the connect (authorization) flow"
+        )
+        if self.cause is not None and self.cause.body.message:
+            text += f"; the provider said: {self.cause.body.message}"
+        return text
