@@ -1,0 +1,61 @@
+"""A provider's error reaches the app's client as problem+json with its status and the
+provider's request id (issue 24, item 4): only ``ReauthorizationRequired`` was mapped, and a
+404, 423 or 5xx from the provider became a plain 500."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from aiofinaccess import (
+    ApiError,
+    LockedError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    SessionManager,
+)
+from aiofinaccess.core.error_bodies import UnparsedErrorBody
+from aiofinaccess.integrations.starlette import StarletteConnect
+
+BODY = UnparsedErrorBody("text/html", 12)
+RAISED: dict[str, ApiError] = {
+    "missing": NotFoundError(404, BODY, request_id="req-404"),
+    "locked": LockedError(423, BODY, request_id="req-423"),
+    "down": ServerError(503, BODY, request_id="req-503"),
+    "slow": RateLimitedError(429, BODY, request_id="req-429", retry_after=7.0),
+    "refused": ApiError(401, BODY, request_id="req-401"),
+}
+
+
+def _app() -> FastAPI:
+    connect = StarletteConnect(SessionManager, user_id=lambda _request: "alice")
+    app = FastAPI(exception_handlers=connect.exception_handlers)
+
+    @app.get("/{what}")
+    async def fail(what: str) -> None:
+        raise RAISED[what]
+
+    return app
+
+
+def test_provider_errors_answer_problem_json() -> None:
+    with TestClient(_app(), raise_server_exceptions=False) as client:
+        answers = {what: client.get(f"/{what}") for what in RAISED}
+    # What the app's client may act on keeps its status; the provider failing is a bad gateway;
+    # its rate limit is our temporary unavailability; our own credentials refused, too.
+    assert {what: answer.status_code for what, answer in answers.items()} == {
+        "missing": 404,
+        "locked": 423,
+        "down": 502,
+        "slow": 503,
+        "refused": 502,
+    }
+    for what, answer in answers.items():
+        assert answer.headers["content-type"] == "application/problem+json"
+        problem = answer.json()
+        assert problem["status"] == answer.status_code
+        assert problem["provider_status"] == RAISED[what].status
+        assert problem["request_id"] == RAISED[what].request_id
+        assert problem["title"]
+    assert answers["slow"].headers["retry-after"] == "7"
