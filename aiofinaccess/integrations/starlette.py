@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route, Router
 
 from ..api.everifin.bankconnect import BankConnect
 from ..api.pipeline import ApiClient
 from ..core.errors import (
     AiofinaccessError,
+    ApiError,
     AuthorizationFlowError,
     ReauthorizationRequired,
     StoreError,
@@ -95,6 +96,35 @@ class Connection:
         return ApiClient(self.manager, self.provider)
 
 
+#: Provider statuses the app's client can act on keep their status; anything else means the
+#: provider (or our credentials at it) failed: a bad gateway. A rate limit is ours for now.
+_PASSED_ON: Final = frozenset({404, 409, 422, 423})
+
+
+async def _problem(_request: Request, exc: Exception) -> Response:
+    """An :class:`ApiError` as RFC 9457 problem+json: the status, the provider's status and
+    code, and its request id for support; never the provider's message."""
+    assert isinstance(exc, ApiError)  # noqa: S101  (registered for ApiError only)
+    headers = dict(_NO_STORE)
+    if exc.status == 429:
+        status, title = 503, "the bank's provider asks us to slow down"
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    elif exc.status in _PASSED_ON:
+        status, title = exc.status, f"the bank's provider answered {exc.status}"
+    else:
+        status, title = 502, "the bank's provider failed"
+    problem = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "provider_status": exc.status,
+        "code": exc.code,
+        "request_id": exc.request_id,
+    }
+    return JSONResponse(problem, status, headers, media_type="application/problem+json")
+
+
 async def _redirect_next(request: Request, connected: Connected) -> Response:
     return RedirectResponse(connected.next_url, status_code=302, headers=_NO_STORE)
 
@@ -149,7 +179,8 @@ class StarletteConnect:
         self._flows: dict[str, ConnectFlow] = {}
         #: For ``Starlette(exception_handlers=...)`` / ``FastAPI(exception_handlers=...)``.
         self.exception_handlers: dict[Any, Callable[..., Any]] = {
-            ReauthorizationRequired: self._reconnect
+            ReauthorizationRequired: self._reconnect,
+            ApiError: _problem,
         }
 
     def __repr__(self) -> str:
