@@ -40,7 +40,7 @@ from ..core.errors import (
 )
 from ..session.manager import SessionManager
 from .same_origin import is_same_origin
-from .web import Connected, ConnectFlow, _local_path
+from .web import Connected, ConnectFlow, _local_path, problem
 
 if TYPE_CHECKING:
     from .httpx import HttpxAuth
@@ -96,33 +96,13 @@ class Connection:
         return ApiClient(self.manager, self.provider)
 
 
-#: Provider statuses the app's client can act on keep their status; anything else means the
-#: provider (or our credentials at it) failed: a bad gateway. A rate limit is ours for now.
-_PASSED_ON: Final = frozenset({404, 409, 422, 423})
-
-
 async def _problem(_request: Request, exc: Exception) -> Response:
-    """An :class:`ApiError` as RFC 9457 problem+json: the status, the provider's status and
-    code, and its request id for support; never the provider's message."""
+    """An :class:`ApiError` as problem+json (:func:`~aiofinaccess.integrations.web.problem`)."""
     assert isinstance(exc, ApiError)  # noqa: S101  (registered for ApiError only)
-    headers = dict(_NO_STORE)
-    if exc.status == 429:
-        status, title = 503, "the bank's provider asks us to slow down"
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    elif exc.status in _PASSED_ON:
-        status, title = exc.status, f"the bank's provider answered {exc.status}"
-    else:
-        status, title = 502, "the bank's provider failed"
-    problem = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "provider_status": exc.status,
-        "code": exc.code,
-        "request_id": exc.request_id,
-    }
-    return JSONResponse(problem, status, headers, media_type="application/problem+json")
+    status, body, headers = problem(exc)
+    return JSONResponse(
+        body, status, {**_NO_STORE, **headers}, media_type="application/problem+json"
+    )
 
 
 async def _redirect_next(request: Request, connected: Connected) -> Response:

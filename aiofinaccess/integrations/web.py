@@ -30,6 +30,7 @@ from yarl import URL
 
 from ..core._json import parse_json
 from ..core.errors import (
+    ApiError,
     AuthorizationDenied,
     AuthorizationFlowError,
     ConfigurationError,
@@ -45,7 +46,15 @@ if TYPE_CHECKING:
     from ..oauth.providers import Provider
     from ..session.manager import SessionManager
 
-__all__ = ["ConnectFlow", "Connected", "ExchangeFailed", "UserId", "WebConnect"]
+__all__ = [
+    "ConnectFlow",
+    "Connected",
+    "ExchangeFailed",
+    "UserId",
+    "WebConnect",
+    "problem",
+    "problem_middleware",
+]
 
 logger = logging.getLogger("aiofinaccess")
 
@@ -333,6 +342,52 @@ async def _redirect_next(request: web.Request, connected: Connected) -> web.Stre
 async def _answer_400(request: web.Request, error: AuthorizationFlowError) -> web.StreamResponse:
     text = f"Could not connect your account: {error}"
     return web.Response(status=400, text=text, headers=_NO_STORE)
+
+
+#: Provider statuses the app's client can act on keep their status; anything else means the
+#: provider (or our credentials at it) failed: a bad gateway. A rate limit is ours for now.
+_PASSED_ON: Final = frozenset({404, 409, 422, 423})
+
+
+def problem(exc: ApiError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """A provider's error as an RFC 9457 problem for the app's client: its status, body and
+    headers. The body names the provider's status, code and request id (for support), never
+    the provider's message."""
+    headers: dict[str, str] = {}
+    if exc.status == 429:
+        status, title = 503, "the bank's provider asks us to slow down"
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    elif exc.status in _PASSED_ON:
+        status, title = exc.status, f"the bank's provider answered {exc.status}"
+    else:
+        status, title = 502, "the bank's provider failed"
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "provider_status": exc.status,
+        "code": exc.code,
+        "request_id": exc.request_id,
+    }
+    return status, body, headers
+
+
+@web.middleware
+async def problem_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """aiohttp.web: answer a provider's error (:class:`ApiError`) as problem+json."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        status, body, headers = problem(exc)
+        return web.json_response(
+            body,
+            status=status,
+            headers={**_NO_STORE, **headers},
+            content_type="application/problem+json",
+        )
 
 
 class WebConnect:

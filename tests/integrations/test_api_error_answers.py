@@ -4,6 +4,8 @@ provider's request id (issue 24, item 4): only ``ReauthorizationRequired`` was m
 
 from __future__ import annotations
 
+import aiohttp
+from aiohttp import web
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -17,6 +19,7 @@ from aiofinaccess import (
 )
 from aiofinaccess.core.error_bodies import UnparsedErrorBody
 from aiofinaccess.integrations.starlette import StarletteConnect
+from aiofinaccess.integrations.web import problem_middleware
 
 BODY = UnparsedErrorBody("text/html", 12)
 RAISED: dict[str, ApiError] = {
@@ -59,3 +62,30 @@ def test_provider_errors_answer_problem_json() -> None:
         assert problem["request_id"] == RAISED[what].request_id
         assert problem["title"]
     assert answers["slow"].headers["retry-after"] == "7"
+
+
+async def test_aiohttp_apps_get_the_same_answers() -> None:
+    """``problem_middleware`` gives aiohttp.web apps the same mapping."""
+    app = web.Application(middlewares=[problem_middleware])
+
+    async def fail(request: web.Request) -> web.Response:
+        raise RAISED[request.match_info["what"]]
+
+    app.router.add_get("/{what}", fail)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            statuses = {}
+            for what, error in RAISED.items():
+                async with session.get(f"http://127.0.0.1:{port}/{what}") as answer:
+                    assert answer.content_type == "application/problem+json"
+                    problem = await answer.json(content_type=None)
+                    assert problem["request_id"] == error.request_id
+                    statuses[what] = answer.status
+    finally:
+        await runner.cleanup()
+    assert statuses == {"missing": 404, "locked": 423, "down": 502, "slow": 503, "refused": 502}
