@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import attrs
 
-from .errors import ConfigurationError, TokenResponseError
+from .errors import ConfigurationError, TokenResponseError, UsageError
 
 __all__ = [
     "REDACTED",
@@ -120,6 +120,11 @@ def _check_provider(_key: object, _attribute: object, provider: str) -> None:
 
 
 def _check_subject(_key: object, _attribute: object, subject: str | None) -> None:
+    if subject is not None and not isinstance(subject, str):  # 4242 and "4242": two users
+        raise UsageError(
+            f"a token key's subject must be a str, not {type(subject).__name__}: "
+            "pass the app's user id as the same str every time"
+        )
     if subject is not None and not subject:
         raise ValueError("a token key's subject must be a non-empty user id, or None")
 
@@ -137,6 +142,7 @@ class TokenKey:
 
     Raises:
         ValueError: An empty provider or one containing ``:``, or an empty subject.
+        UsageError: A subject that is not a ``str`` (``4242`` and ``"4242"`` would name two).
     """
 
     provider: str = attrs.field(validator=_check_provider)
