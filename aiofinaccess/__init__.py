@@ -81,6 +81,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
         ValidationError,
     )
     from .core.lifecycle import RefreshPolicy, RetryPolicy, TokenState
+    from .core.settings import Duty, Limits, Schedule, Timeouts
     from .core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
     from .integrations.middleware import BearerAuth
     from .integrations.web import Connected, ConnectFlow, ExchangeFailed, WebConnect
@@ -139,6 +140,7 @@ _HOMES: Final[dict[str, str]] = {
         "ValidationError"
     ),
     ".core.lifecycle": "RefreshPolicy RetryPolicy TokenState",
+    ".core.settings": "Duty Limits Schedule Timeouts",
     ".core.tokens": "ClientCredentials Secret TokenKey TokenSet",
     ".integrations.middleware": "BearerAuth",
     ".integrations.web": "Connected ConnectFlow ExchangeFailed WebConnect",
@@ -203,6 +205,7 @@ __all__ = [
     "Connected",
     "DailyBalance",
     "DailyBalances",
+    "Duty",
     "EndUser",
     "Endpoint",
     "EntityExistsError",
@@ -224,6 +227,7 @@ __all__ = [
     "IncrementalSync",
     "InvalidClientError",
     "JsonCodec",
+    "Limits",
     "LockedError",
     "ManagerStats",
     "MemoryStore",
@@ -249,6 +253,7 @@ __all__ = [
     "RevocationStyle",
     "Rotated",
     "SQLiteStore",
+    "Schedule",
     "Secret",
     "ServerError",
     "SessionManager",
@@ -256,6 +261,7 @@ __all__ = [
     "StoreConflictError",
     "StoreError",
     "SystemClock",
+    "Timeouts",
     "TokenCodec",
     "TokenKey",
     "TokenResponseError",

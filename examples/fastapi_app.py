@@ -31,6 +31,7 @@ from aiofinaccess import (
     ClientCredentials,
     Everifin,
     ReauthorizationRequired,
+    Schedule,
     SessionManager,
     Transaction,
 )
@@ -46,7 +47,8 @@ def create_app(sandbox_url: str) -> FastAPI:
 
     def make_manager() -> SessionManager:
         config = SandboxConfig()
-        manager = SessionManager(scheduler=False)  # a web process; a worker renews
+        # A web process; a worker renews.
+        manager = SessionManager(schedule=Schedule(enabled=False))
         manager.register(
             Everifin.at(f"{sandbox_url}/auth", sandbox_url, realm=config.realm),
             ClientCredentials(config.everifin_client_id, config.everifin_client_secret),

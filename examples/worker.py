@@ -28,6 +28,7 @@ from aiofinaccess import (
     Everifin,
     ReauthorizationRequired,
     ReauthRequired,
+    Schedule,
     SessionManager,
     SQLiteStore,
     TransactionSync,
@@ -42,7 +43,7 @@ CONCURRENCY = 8
 def make_manager(sandbox_url: str, store: TokenStore) -> SessionManager:
     """The worker's manager: the shared store, the scheduler on, idle sessions kept alive."""
     config = SandboxConfig()
-    manager = SessionManager(store=store, keep_alive=True)
+    manager = SessionManager(store=store, schedule=Schedule(keep_alive=True))
     manager.register(
         Everifin.at(f"{sandbox_url}/auth", sandbox_url, realm=config.realm),
         ClientCredentials(config.everifin_client_id, config.everifin_client_secret),

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
+from aiofinaccess import Schedule
+
 from ..api.users import NewUser, Users
 from ..core.tokens import Secret, TokenKey, TokenSet
 from ..session.manager import SessionManager
@@ -111,7 +113,9 @@ async def login(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Run the authorization-code flow through a loopback redirect; store the token set."""
     settings = config.provider(args.name, provider_flags(args))
     subject: str = args.subject
-    async with SessionManager(store=config.open_store(), scheduler=False) as manager:
+    async with SessionManager(
+        store=config.open_store(), schedule=Schedule(enabled=False)
+    ) as manager:
         provider = await settings.provider(manager.http_session())
         manager.register(provider, settings.credentials())
         server = _Loopback()
@@ -325,7 +329,7 @@ async def tokens_manage(args: argparse.Namespace, config: Config, out: Output) -
     key = _key(args.provider, args.subject)
     settings = config.provider(key.provider, provider_flags(args))
     store = config.open_store()
-    async with SessionManager(store=store, scheduler=False) as manager:
+    async with SessionManager(store=store, schedule=Schedule(enabled=False)) as manager:
         manager.register(await settings.provider(manager.http_session()), settings.credentials())
         stored = await store.get(key)
         if stored is None:
@@ -362,7 +366,9 @@ async def users_create(args: argparse.Namespace, config: Config, out: Output) ->
         if not password:
             raise CliError("--password-stdin: stdin gave an empty password")
     user = NewUser(id=args.user_id, password=password, email=args.email, phone=args.phone)
-    async with SessionManager(store=config.open_store(), scheduler=False) as manager:
+    async with SessionManager(
+        store=config.open_store(), schedule=Schedule(enabled=False)
+    ) as manager:
         manager.register(await settings.provider(manager.http_session()), settings.credentials())
         created = await Users(manager, args.name).create(user)
         out.success(f"created finAPI user {created.id}")

@@ -20,6 +20,8 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from aiofinaccess import Duty, Limits, Timeouts
+
 from .config import CliError, Config, ProviderSettings
 from .output import Output
 
@@ -101,14 +103,17 @@ async def run_worker(
     try:
         async with SessionManager(
             store=config.open_store(args.prefix),
-            duty=True,
-            working_set=max(1, 2 * args.concurrency),
-            duty_batch=args.batch,
-            max_concurrent_refreshes=args.concurrency,
-            duty_poll=args.poll,
-            duty_gather=args.gather,
-            claim_ttl=args.claim_ttl,
-            token_timeout=args.token_timeout,
+            duty=Duty(
+                enabled=True,
+                batch=args.batch,
+                poll=args.poll,
+                gather=args.gather,
+                claim_ttl=args.claim_ttl,
+            ),
+            limits=Limits(
+                working_set=max(1, 2 * args.concurrency), concurrent_refreshes=args.concurrency
+            ),
+            timeouts=Timeouts(token=args.token_timeout),
         ) as manager:
             for setting in settings:
                 provider = await setting.provider(manager.http_session())

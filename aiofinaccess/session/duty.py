@@ -73,6 +73,7 @@ from ..core.errors import (
 )
 from ..core.lifecycle import retry_due
 from ..core.renewal_step import Stored
+from ..core.settings import Duty
 from ..core.tokens import TokenKey, TokenSet
 from ..stores import RefreshDuty, TokenStore
 from .events import ManagerStats
@@ -109,10 +110,8 @@ class DutyLoop:
             ``keep_alive`` (see the module's docstring).
         draw: A uniform draw from ``[0, 1)`` (the driver's seedable source).
         owner: This worker's name in claims.
-        batch: Sets claimed per store call.
+        settings: Batch, poll and gather.
         claim_for: Seconds a claim lasts (must cover one renewal).
-        gather: Seconds due sets gather between claims (see the module's docstring).
-        poll: Longest sleep between claims.
         concurrency: Renewals the duty runs at once.
     """
 
@@ -129,10 +128,8 @@ class DutyLoop:
         keep_due: Callable[[TokenSet], float | None],
         draw: Callable[[], float],
         owner: str,
-        batch: int,
+        settings: Duty,
         claim_for: float,
-        gather: float,
-        poll: float,
         concurrency: int,
     ) -> None:
         self._store = store
@@ -144,10 +141,10 @@ class DutyLoop:
         self._keep_due = keep_due
         self._draw = draw
         self.owner = owner
-        self._batch = batch
+        self._batch = settings.batch
         self._claim_for = claim_for
-        self._gather = gather
-        self._poll = poll
+        self._gather = settings.gather
+        self._poll = settings.poll
         self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from ..core.errors import ClientMismatchError, StoreConflictError, StoreError, UsageError
 from ..core.lifecycle import Status
 from ..core.renewal_step import Stored, superseded
+from ..core.settings import Timeouts
 from ..core.tokens import TokenKey
 from ..stores import ChangeFeed, TokenStore, Versioned
 from .events import EventHub
@@ -108,7 +109,7 @@ class Lifetime:
         background: Started by :meth:`start`, stopped first by :meth:`aclose`.
         restore_at_start: Read every stored set at start (``False`` on refresh-duty stores).
         restore_limit: Restore at most this many sets (the bounded working set), or ``None``.
-        close_timeout, pending_write_timeout: See :class:`SessionManager`.
+        timeouts: How long closing waits (``close``, ``pending_write``).
         close_session: Closes the HTTP session if the manager created it.
     """
 
@@ -123,8 +124,7 @@ class Lifetime:
         background: list[Background],
         restore_at_start: bool,
         restore_limit: int | None,
-        close_timeout: float,
-        pending_write_timeout: float,
+        timeouts: Timeouts,
         close_session: Callable[[], Awaitable[None]],
     ) -> None:
         self._store = store
@@ -135,8 +135,7 @@ class Lifetime:
         self._background = background
         self._restore_at_start = restore_at_start
         self._restore_limit = restore_limit
-        self._close_timeout = close_timeout
-        self._pending_write_timeout = pending_write_timeout
+        self._timeouts = timeouts
         self._close_session = close_session
         self.started = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -352,13 +351,12 @@ class Lifetime:
             return
         self._owned.closed = True
         loop = asyncio.get_running_loop()
-        # The bound: close_timeout + pending_write_timeout (0 in either: no limit). The store's
+        # The bound: Timeouts.close_budget (0 in close or pending_write: no limit). The store's
         # close gets what is left, so a silent store (a lease release sent to a Redis that no
         # longer answers) cannot stretch it; a lease whose release is cut short is taken over
         # by a waiter at its ttl.
-        bounded = self._close_timeout > 0 and self._pending_write_timeout > 0
-        budget = self._close_timeout + self._pending_write_timeout
-        deadline = loop.time() + budget if bounded else None
+        budget = self._timeouts.close_budget
+        deadline = None if budget is None else loop.time() + budget
         for part in self._background:
             await part.stop()
         if self.watcher is not None:
@@ -382,7 +380,7 @@ class Lifetime:
         pending = set(self._owned.tasks)
         if not pending:
             return
-        _done, late = await asyncio.wait(pending, timeout=self._close_timeout or None)
+        _done, late = await asyncio.wait(pending, timeout=self._timeouts.close or None)
         if not late:
             return
         sent = {entry.job for entry in self._registry if entry.in_window and entry.job in late}
@@ -391,7 +389,7 @@ class Lifetime:
         if sent:
             logger.warning("aclose waits for %d renewals whose token request was sent", len(sent))
             _done, unfinished = await asyncio.wait(
-                sent, timeout=self._pending_write_timeout or None
+                sent, timeout=self._timeouts.pending_write or None
             )
             for task in unfinished:
                 task.cancel()  # each logs its key's hash at ERROR and emits WriteAbandoned

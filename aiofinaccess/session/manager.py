@@ -41,25 +41,23 @@ from ..core.errors import ConfigurationError, UsageError
 from ..core.lifecycle import (
     RefreshPolicy,
     RetryPolicy,
-    Status,
     TokenState,
     token_state,
 )
+from ..core.settings import Duty, Limits, Schedule, Timeouts
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
 from ..oauth.authorization import AuthorizationRequest
 from ..oauth.client import OAuthClient
 from ..oauth.providers import ClientAuthMethod, Provider
 from ..stores import TokenStore
 from ..stores.memory import MemoryStore
-from .assembly import Options, assemble
+from .assembly import Settings, assemble
 from .callbacks import ReauthCallback, awaiting, plain_subscriber, reauth_subscriber
 from .events import Event as LifecycleEvent
 from .events import ManagerStats
 from .registry import PasswordLookup
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
-
-_REFUSED = (Status.REAUTH_REQUIRED, Status.REVOKED)
 
 
 class SessionManager:
@@ -81,46 +79,12 @@ class SessionManager:
         clock: Clock and sleep; tests pass a fake one.
         policy: When tokens turn stale and expire.
         retry: Retries inside a renewal and backoff between failed ones.
-        scheduler: Renew token sets in the background before they go stale.
-        keep_alive: Also renew before the *refresh* token runs out, even for idle sets (keeps
-            Keycloak sessions alive past their SSO-idle timeout).
-        idle_after: Seconds without use after which the scheduler leaves a set to on-demand
-            renewal (``None``: never idle).
-        jitter: Share of the lead by which a scheduled renewal may move earlier at random.
-        max_concurrent_refreshes: Token requests in flight per token endpoint, and renewals
-            the scheduler runs at once.
-        token_timeout: Total seconds for one token-endpoint exchange.
-        lease_ttl: Seconds a store lease lasts unless its holder extends it. A holder that
-            crashes before sending blocks other processes for at most this long; one that
-            crashes after sending, for at most ``token_timeout + lease_ttl``. A holder extends
-            its lease while it waits and, before every send, to cover the whole exchange.
-        close_timeout: Seconds :meth:`aclose` waits for renewals in flight.
-        pending_write_timeout: Further seconds :meth:`aclose` waits for renewals whose token
-            request was sent, so their result is stored (then each is logged at ERROR and a
-            :class:`~aiofinaccess.session.events.WriteAbandoned` event is emitted).
-        store_timeout: Seconds one store call may take before it counts as failed.
+        timeouts: Token exchange, store lease, store call and close (:class:`Timeouts`).
+        schedule: Background renewals: on or off, keep-alive, idle, jitter (:class:`Schedule`).
+        duty: This process's share of the refresh duty on a store that keeps it (:class:`Duty`).
+        limits: Renewals at once and token sets in memory (:class:`Limits`).
         trace_configs: aiohttp trace configs for the session the manager creates (for
             example :meth:`aiofinaccess.integrations.otel.Telemetry.trace_config`).
-        duty: This process's role on a store that keeps the refresh duty (a
-            :class:`~aiofinaccess.stores.RefreshDuty`: SQLite, Redis). ``None`` (default):
-            serve requests *and* take a share of the duty (claim due sets from the store and
-            renew them), except on a :class:`MemoryStore`, which keeps the per-process
-            scheduler; ``True``: the same, on any RefreshDuty store (a MemoryStore too);
-            ``False``: serve only (sets renew on demand, or by workers with the duty). With
-            the duty's due times in the store, :meth:`start` reads no sets: they load on
-            demand. Other stores keep the per-process scheduler and restore at start.
-        working_set: At most this many token sets in memory (least recently used go first;
-            a dropped one loads again on demand), or ``None`` for no bound.
-        duty_batch: Sets claimed per store call by the duty.
-        claim_ttl: Seconds a duty claim lasts before the set falls due again for any worker
-            (default ``token_timeout + 2 * lease_ttl``; at least ``token_timeout +
-            lease_ttl``, how long a renewal that died after sending fences its set).
-        duty_poll: The duty's longest sleep between claims (how soon it sees a set another
-            process made due).
-        duty_gather: Seconds the duty lets due sets gather between claims (half to one and a
-            half times this, at random): a fleet then claims about ``workers / duty_gather``
-            times a second however many sets fall due, and renews each at most about
-            ``1.5 * duty_gather`` seconds after its due time.
     """
 
     def __init__(
@@ -131,56 +95,30 @@ class SessionManager:
         clock: Clock = SYSTEM_CLOCK,
         policy: RefreshPolicy | None = None,
         retry: RetryPolicy | None = None,
-        scheduler: bool = True,
-        keep_alive: bool = False,
-        idle_after: float | None = 3600.0,
-        jitter: float = 0.2,
-        max_concurrent_refreshes: int = 16,
-        token_timeout: float = 30.0,
-        lease_ttl: float = 10.0,
-        close_timeout: float = 10.0,
-        pending_write_timeout: float = 60.0,
-        store_timeout: float = 15.0,
+        timeouts: Timeouts | None = None,
+        schedule: Schedule | None = None,
+        duty: Duty | None = None,
+        limits: Limits | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
-        duty: bool | None = None,
-        working_set: int | None = None,
-        duty_batch: int = 100,
-        claim_ttl: float | None = None,
-        duty_poll: float = 1.0,
-        duty_gather: float = 0.1,
     ) -> None:
-        options = Options(
-            policy=policy or RefreshPolicy(),
-            retry=retry or RetryPolicy(),
-            scheduler=scheduler,
-            keep_alive=keep_alive,
-            idle_after=idle_after,
-            jitter=jitter,
-            max_concurrent_refreshes=max_concurrent_refreshes,
-            token_timeout=token_timeout,
-            lease_ttl=lease_ttl,
-            close_timeout=close_timeout,
-            pending_write_timeout=pending_write_timeout,
-            store_timeout=store_timeout,
-            duty=duty,
-            working_set=working_set,
-            duty_batch=duty_batch,
-            claim_ttl=claim_ttl,
-            duty_poll=duty_poll,
-            duty_gather=duty_gather,
-        )
         self._store = store if store is not None else MemoryStore()
         self._session = session
         self._owns_session = session is None
         self._trace_configs = list(trace_configs)
         self._clock = clock
-        self._token_timeout = token_timeout
+        self._timeouts = timeouts or Timeouts()
         self._oauth_clients: dict[str, OAuthClient] = {}
         parts = assemble(
-            options,
+            Settings(
+                policy=policy or RefreshPolicy(),
+                retry=retry or RetryPolicy(),
+                timeouts=self._timeouts,
+                schedule=schedule or Schedule(),
+                duty=duty or Duty(),
+                limits=limits or Limits(),
+            ),
             store=self._store,
             clock=clock,
-            endpoint=self.oauth,
             oauth=self.oauth,
             access_token=self.access_token,
             close_session=self._close_session,
@@ -347,7 +285,7 @@ class SessionManager:
                 registration.client,
                 self.http_session(),
                 clock=self._clock,
-                timeout=self._token_timeout,
+                timeout=self._timeouts.token,
             )
             self._oauth_clients[name] = client
         return client

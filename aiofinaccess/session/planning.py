@@ -20,6 +20,7 @@ from typing import Any
 
 from ..core.clock import Clock
 from ..core.lifecycle import RefreshPolicy, Status, plan, scheduled_at
+from ..core.settings import Schedule
 from ..core.tokens import Anchor, TokenSet
 from .events import ManagerStats
 from .registry import Entry, Registry
@@ -40,7 +41,7 @@ class Planner:
         clock: Monotonic time.
         scheduler: The scheduler (``None``: no background renewals).
         policy: The refresh policy (its ``min_interval``).
-        keep_alive, idle_after, jitter: See :class:`SessionManager`.
+        schedule: Keep-alive, idle and jitter.
         stats: Counters.
         closed: Whether the manager is closed (no renewal starts then).
         fleet: The store keeps each set's due time (the refresh duty).
@@ -53,9 +54,7 @@ class Planner:
         clock: Clock,
         scheduler: RefreshScheduler | None,
         policy: RefreshPolicy,
-        keep_alive: bool,
-        idle_after: float | None,
-        jitter: float,
+        schedule: Schedule,
         stats: ManagerStats,
         closed: Callable[[], bool],
         fleet: bool = False,
@@ -64,9 +63,9 @@ class Planner:
         self._clock = clock
         self.scheduler = scheduler
         self._policy = policy
-        self._keep_alive = keep_alive
-        self._idle_after = idle_after
-        self._jitter = jitter
+        self._keep_alive = schedule.keep_alive
+        self._idle_after = schedule.idle_after
+        self._jitter = schedule.jitter
         self._stats = stats
         self._closed = closed
         self.fleet = fleet

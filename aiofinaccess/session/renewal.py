@@ -68,6 +68,7 @@ from ..core.renewal_step import (
     WaitUntil,
     next_step,
 )
+from ..core.settings import Timeouts
 from ..core.tokens import Anchor, TokenKey, TokenSet
 from ..stores import RefreshDuty, TokenStore, Versioned
 from .events import EventHub, ManagerStats, Refreshed
@@ -98,10 +99,8 @@ class RenewalDriver:
             deadlines when ``None``).
         stats, hub: Counters and events.
         policy, retry: When sets go stale; retries and backoff.
-        token_timeout: Seconds one token exchange may take.
-        lease_ttl: Seconds a lease lasts without extension.
-        store_timeout: Seconds one store call may take.
-        max_concurrent_refreshes: Token requests in flight per token endpoint.
+        timeouts: The token exchange, lease and store call.
+        concurrency: Token requests in flight per token endpoint.
         due_at_for: On a store that keeps the refresh duty: the due time every write stores
             with a set (see :meth:`write`); ``None`` for other stores.
     """
@@ -119,10 +118,8 @@ class RenewalDriver:
         hub: EventHub,
         policy: RefreshPolicy,
         retry: RetryPolicy,
-        token_timeout: float,
-        lease_ttl: float,
-        store_timeout: float,
-        max_concurrent_refreshes: int,
+        timeouts: Timeouts,
+        concurrency: int,
         due_at_for: Callable[[TokenSet], float | None] | None = None,
     ) -> None:
         self._registry = registry
@@ -133,7 +130,7 @@ class RenewalDriver:
         self.stats = stats
         self._hub = hub
         self.policy = policy
-        self._store_timeout = store_timeout
+        self._store_timeout = timeouts.store
         self._random = random.Random()  # noqa: S311  (jitter, not secrets)
         self._due_at_for = due_at_for
         # The parts, each drawing its jitter from the one seedable source above.
@@ -145,8 +142,7 @@ class RenewalDriver:
             clock=clock,
             read=self.read,
             store_call=self.store_call,
-            token_timeout=token_timeout,
-            lease_ttl=lease_ttl,
+            timeouts=timeouts,
         )
         self._redeemer = Redeemer(
             endpoint=endpoint,
@@ -156,8 +152,8 @@ class RenewalDriver:
             draw=self.draw,
             stats=stats,
             retry=retry,
-            token_timeout=token_timeout,
-            max_concurrent=max_concurrent_refreshes,
+            token_timeout=timeouts.token,
+            max_concurrent=concurrency,
         )
         self._writes = PendingWrites(
             write=self.write,
@@ -171,7 +167,7 @@ class RenewalDriver:
             hub=hub,
             policy=policy,
             retry=retry,
-            lease_ttl=lease_ttl,
+            timeouts=timeouts,
         )
 
     @property

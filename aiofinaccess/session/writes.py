@@ -26,6 +26,7 @@ from ..core.clock import Clock
 from ..core.errors import StoreConflictError, StoreError, TransportError
 from ..core.lifecycle import Action, RefreshPolicy, RetryPolicy, decide, plan
 from ..core.renewal_step import Stored, superseded
+from ..core.settings import Timeouts
 from ..core.tokens import TokenKey, TokenSet
 from .events import EventHub, ManagerStats, Refreshed, Rotated, WriteAbandoned
 from .jobs import Job, Read, StoreCall
@@ -66,8 +67,7 @@ class PendingWrites:
         draw: A uniform draw from ``[0, 1)`` for the write backoff's jitter.
         stats, hub: Counters and events.
         policy, retry: When sets go stale (and die); attempts and backoff.
-        lease_ttl: Seconds a lease lasts without extension (a write retry waits at most a
-            third of it).
+        timeouts: The heartbeat (a write retry waits at most that long).
     """
 
     def __init__(
@@ -84,7 +84,7 @@ class PendingWrites:
         hub: EventHub,
         policy: RefreshPolicy,
         retry: RetryPolicy,
-        lease_ttl: float,
+        timeouts: Timeouts,
     ) -> None:
         self._write = write
         self._store_call = store_call
@@ -97,7 +97,7 @@ class PendingWrites:
         self._hub = hub
         self._policy = policy
         self._retry = retry
-        self._lease_ttl = lease_ttl
+        self._heartbeat = timeouts.heartbeat
 
     async def persist(self, entry: Entry, outcome: asyncio.Future[TokenSet], run: Job) -> bool:
         """Write the redeemed set; True once it is stored and published."""
@@ -133,7 +133,7 @@ class PendingWrites:
             wait = self._retry.backoff(run.write_failures, self._draw())
             # Never slower than the heartbeat: the lease protecting this set is only as good
             # as the store's availability, so write as soon as it is back.
-            await self._clock.sleep(min(max(wait, self._retry.initial), self._lease_ttl / 3))
+            await self._clock.sleep(min(max(wait, self._retry.initial), self._heartbeat))
             return False
         previous = None if run.stored is None else run.stored.token_set
         rotated = previous is not None and fresh.refresh_token not in (None, previous.refresh_token)

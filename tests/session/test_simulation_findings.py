@@ -17,8 +17,10 @@ from yarl import URL
 from aiofinaccess import (
     ClientCredentials,
     ReauthorizationRequired,
+    Schedule,
     SessionManager,
     StoreError,
+    Timeouts,
     TokenSet,
 )
 from aiofinaccess.stores.memory import MemoryStore
@@ -34,7 +36,9 @@ async def test_an_ambiguous_refresh_waits_a_token_timeout_before_trying_again(
 ) -> None:
     """Seed 165: a refresh timed out, was retried at once, and the first request arrived later
     and replayed the token. The retry now waits until the first surely arrived or died."""
-    async with SessionManager(clock=clock, scheduler=False, token_timeout=7.0) as manager:
+    async with SessionManager(
+        clock=clock, schedule=Schedule(enabled=False), timeouts=Timeouts(token=7.0)
+    ) as manager:
         manager.register(EVERIFIN, CLIENT)
         await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
         mocked.post(token_url(EVERIFIN), exception=TimeoutError())
@@ -56,7 +60,7 @@ async def test_an_answer_later_than_its_own_expiry_is_never_handed_out(
         clock.advance(took)  # the answer travelled longer than expires_in
         return CallbackResult(payload=token_body(access, refresh, expires_in=300))
 
-    async with SessionManager(clock=clock, scheduler=False) as manager:
+    async with SessionManager(clock=clock, schedule=Schedule(enabled=False)) as manager:
         manager.register(EVERIFIN, CLIENT)
         await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
         mocked.post(token_url(EVERIFIN), callback=slow, repeat=True)
@@ -71,8 +75,8 @@ async def test_a_poisoned_key_adopts_a_login_another_process_stored(
     kept refusing. One store read (never a provider request) now finds the new login."""
     store = MemoryStore()
     async with (
-        SessionManager(store=store, clock=clock, scheduler=False) as worker,
-        SessionManager(store=store, clock=clock, scheduler=False) as web,
+        SessionManager(store=store, clock=clock, schedule=Schedule(enabled=False)) as worker,
+        SessionManager(store=store, clock=clock, schedule=Schedule(enabled=False)) as web,
     ):
         worker.register(EVERIFIN, CLIENT)
         web.register(EVERIFIN, CLIENT)
@@ -101,7 +105,9 @@ async def test_an_acquisition_whose_caller_left_leaves_no_unretrieved_exception(
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _loop, context: seen.append(context))
     try:
-        async with SessionManager(store=SlowFailingStore(), clock=clock, scheduler=False) as m:
+        async with SessionManager(
+            store=SlowFailingStore(), clock=clock, schedule=Schedule(enabled=False)
+        ) as m:
             m.register(EVERIFIN, CLIENT)
             caller = asyncio.ensure_future(m.store_token_set(EVERIFIN, USER, expired_set(clock)))
             await asyncio.sleep(0.01)
