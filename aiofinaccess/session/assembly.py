@@ -1,9 +1,5 @@
-"""How a session manager is put together: its validated options and the parts built from them.
-
-:class:`Options` checks every constructor option once (one-line
-:class:`~aiofinaccess.core.errors.ConfigurationError` messages); :func:`assemble` builds the
-registry, renewal driver, planner and scheduler, lifetime, bearer path and grants, wired to
-each other. The manager keeps only the public face.
+"""How a session manager is put together: the parts built from its settings, in dependency
+order, each given what it needs when it is built (nothing is wired afterwards).
 
 Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager module.
 """
@@ -12,7 +8,6 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Awaitable, Callable
-from typing import cast
 
 import attrs
 
@@ -23,15 +18,18 @@ from ..core.settings import Duty, Limits, Schedule, Timeouts
 from ..oauth.client import OAuthClient
 from ..stores import RefreshDuty, TokenStore
 from ..stores.memory import MemoryStore
+from .access import DueWakeup, StoreAccess
 from .bearer import Bearer
 from .duty import DutyLoop, worker_id
 from .events import EventHub, ManagerStats
+from .feed import Changes, FeedWatch
 from .grants import Grants, Tombstones
 from .lifetime import Background, Lifetime, OwnedTasks
-from .planning import Planner
+from .planning import Planner, Trigger
+from .publish import Publisher
 from .registry import Registry
 from .renewal import RenewalDriver
-from .scheduler import RefreshScheduler
+from .scheduler import DueQueue, RefreshScheduler
 
 __all__ = ["Parts", "Settings", "assemble"]
 
@@ -48,7 +46,7 @@ class Settings:
     limits: Limits
 
 
-@attrs.define(kw_only=True)
+@attrs.frozen(kw_only=True)
 class Parts:
     """What a manager is composed of."""
 
@@ -57,13 +55,13 @@ class Parts:
     hub: EventHub
     owned: OwnedTasks
     revoked: Tombstones
-    planner: Planner
+    access: StoreAccess
+    feed: FeedWatch
     scheduler: RefreshScheduler | None
     driver: RenewalDriver
     lifetime: Lifetime
     bearer: Bearer
     grants: Grants
-    duty: DutyLoop | None
 
 
 def assemble(
@@ -78,90 +76,122 @@ def assemble(
     """Build a manager's parts from its settings and the few callbacks into the manager.
 
     Raises:
-        ConfigurationError: ``duty=True`` with a store that does not keep the refresh duty.
+        ConfigurationError: ``Duty(enabled=True)`` with a store that does not keep the refresh
+            duty, or a claim shorter than a renewal.
     """
     policy, timeouts, schedule = settings.policy, settings.timeouts, settings.schedule
-    duty_settings, limits = settings.duty, settings.limits
-    claim_for = duty_settings.claim_for(timeouts)
-    if duty_settings.enabled is True and not isinstance(store, RefreshDuty):
+    duty, limits = settings.duty, settings.limits
+    claim_for = duty.claim_for(timeouts)
+    if duty.enabled is True and not isinstance(store, RefreshDuty):
         raise ConfigurationError(
             "Duty(enabled=True) needs a store that keeps the refresh duty (Memory, SQLite, Redis)"
         )
     # A MemoryStore serves one process: unless asked, its per-process plan (which knows which
     # sets are idle) beats a duty with nobody to share it with.
     fleet = isinstance(store, RefreshDuty) and (
-        duty_settings.enabled is not None or not isinstance(store, MemoryStore)
+        duty.enabled is not None or not isinstance(store, MemoryStore)
     )
-    registry = Registry(limits.working_set)
     stats = ManagerStats()
     hub = EventHub(stats)
     owned = OwnedTasks()
     revoked: Tombstones = collections.OrderedDict()
-    planner = Planner(
+    feed = FeedWatch(store=store, owned=owned)
+    registry = Registry(limits.working_set, stats=stats, on_held=feed.follow)
+    wakeup = DueWakeup()
+    access = StoreAccess(
+        store=store,
         registry=registry,
         clock=clock,
-        scheduler=None,
         policy=policy,
-        schedule=schedule,
+        timeout=timeouts.store,
         stats=stats,
-        closed=lambda: owned.closed,
-        fleet=fleet,
+        duty=schedule if fleet else None,
+        wakeup=wakeup,
     )
-    scheduler = (
-        RefreshScheduler(clock, planner.fire, max_in_flight=limits.concurrent_refreshes)
-        if schedule.enabled
-        else None
+    queue = DueQueue() if schedule.enabled else None
+    planner = Planner(
+        clock=clock, queue=queue, policy=policy, schedule=schedule, access=access, fleet=fleet
     )
-    planner.scheduler = scheduler
-    driver = planner.driver = RenewalDriver(
+    publisher = Publisher(clock=clock, policy=policy, planner=planner, stats=stats, hub=hub)
+    driver = RenewalDriver(
         registry=registry,
-        store=store,
+        access=access,
+        publisher=publisher,
+        planner=planner,
         clock=clock,
         endpoint=oauth,
-        spawn=owned.spawn,
-        schedule=planner.schedule,
+        owned=owned,
         stats=stats,
         hub=hub,
         policy=policy,
         retry=settings.retry,
         timeouts=timeouts,
         concurrency=limits.concurrent_refreshes,
-        due_at_for=planner.next_due if fleet else None,
     )
-    registry.on_evict = lambda count: setattr(
-        stats, "working_set_evictions", stats.working_set_evictions + count
-    )
-    background: list[Background] = [] if scheduler is None else [scheduler]
-    duty = None
-    if fleet and schedule.enabled and duty_settings.enabled is not False:
-        duty = DutyLoop(
-            store=cast(RefreshDuty, store),
+    background: list[Background] = []
+    scheduler = None
+    if queue is not None:
+        trigger = Trigger(
             registry=registry,
             driver=driver,
             clock=clock,
-            owned=owned,
+            queue=queue,
+            schedule=schedule,
             stats=stats,
-            due_at=planner.due_at,
-            keep_due=planner.keep_due,
-            draw=driver.draw,
-            owner=worker_id(),
-            settings=duty_settings,
-            claim_for=claim_for,
-            concurrency=limits.concurrent_refreshes,
+            owned=owned,
         )
-        background.append(duty)
-        planner.on_due = duty.due_written
+        scheduler = RefreshScheduler(
+            clock, trigger.fire, max_in_flight=limits.concurrent_refreshes, queue=queue
+        )
+        background.append(scheduler)
+    if fleet and schedule.enabled and duty.enabled is not False:
+        background.append(
+            DutyLoop(
+                access=access,
+                registry=registry,
+                driver=driver,
+                publisher=publisher,
+                clock=clock,
+                owned=owned,
+                stats=stats,
+                wakeup=wakeup,
+                owner=worker_id(),
+                settings=duty,
+                claim_for=claim_for,
+                concurrency=limits.concurrent_refreshes,
+            )
+        )
     lifetime = Lifetime(
-        store=store,
+        access=access,
         registry=registry,
-        driver=driver,
+        publisher=publisher,
         hub=hub,
         owned=owned,
+        feed=feed,
+        changes=Changes(registry=registry, access=access, publisher=publisher),
         background=background,
         restore_at_start=not fleet,
         restore_limit=limits.working_set,
         timeouts=timeouts,
         close_session=close_session,
+    )
+    bearer = Bearer(
+        registry=registry,
+        driver=driver,
+        access=access,
+        publisher=publisher,
+        clock=clock,
+        revoked=revoked,
+    )
+    grants = Grants(
+        registry=registry,
+        access=access,
+        publisher=publisher,
+        stats=stats,
+        owned=owned,
+        oauth=oauth,
+        access_token=access_token,
+        revoked=revoked,
     )
     return Parts(
         registry=registry,
@@ -169,20 +199,11 @@ def assemble(
         hub=hub,
         owned=owned,
         revoked=revoked,
-        planner=planner,
+        access=access,
+        feed=feed,
         scheduler=scheduler,
         driver=driver,
         lifetime=lifetime,
-        bearer=Bearer(registry=registry, driver=driver, clock=clock, revoked=revoked),
-        grants=Grants(
-            registry=registry,
-            store=store,
-            driver=driver,
-            stats=stats,
-            oauth=oauth,
-            access_token=access_token,
-            spawn=owned.spawn,
-            revoked=revoked,
-        ),
-        duty=duty,
+        bearer=bearer,
+        grants=grants,
     )

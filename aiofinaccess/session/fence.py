@@ -8,8 +8,7 @@ waits (endpoint slots, backoff, a password lookup, a slow write) a heartbeat ext
 lease. A lease that turns out lost is dropped; the job takes it again and reads the store
 again. The lease and its heartbeat live in the job's :class:`~aiofinaccess.session.jobs.Job`.
 
-Must never import: aiohttp, ``oauth``, ``api``, ``integrations``, ``cli`` or ``sandbox``; it
-knows the store only through its lease and the reads it is given.
+Must never import: aiohttp, ``oauth``, ``api``, ``integrations``, ``cli`` or ``sandbox``.
 """
 
 from __future__ import annotations
@@ -19,14 +18,18 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..core.clock import Clock
 from ..core.errors import LeaseBusyError, StoreError
 from ..core.fencing import LeaseLapsed
 from ..core.settings import Timeouts
 from ..core.tokens import TokenKey
-from ..stores import LOCAL_LEASE, Lease, TokenStore
-from .jobs import Job, Read, StoreCall
+from ..stores import LOCAL_LEASE, Lease
+from .jobs import Job
+
+if TYPE_CHECKING:
+    from .access import StoreAccess
 
 __all__ = ["Fence"]
 
@@ -37,26 +40,20 @@ class Fence:
     """Takes, extends, keeps (heartbeat) and drops a job's store lease.
 
     Args:
-        store: Where the leases are.
+        access: The store: its leases, reads and bounded calls.
         clock: Time and sleep.
-        read: Reads and anchors a key's stored set (the driver's ``read``).
-        store_call: Bounds a store call in time and types its failure.
         timeouts: The token exchange and the lease, with the margins derived from them.
     """
 
     def __init__(
         self,
         *,
-        store: TokenStore,
+        access: StoreAccess,
         clock: Clock,
-        read: Read,
-        store_call: StoreCall,
         timeouts: Timeouts,
     ) -> None:
-        self._store = store
+        self._access = access
         self._clock = clock
-        self._read = read
-        self._store_call = store_call
         self._timeouts = timeouts
         self.lease_needed = timeouts.lease_needed
 
@@ -73,7 +70,7 @@ class Fence:
             # (Every store lets go of a lease whose acquisition was cancelled.)
             async with asyncio.timeout(max(0.0, run.lease_deadline - now)) as bound:
                 handle = await exit_stack.enter_async_context(
-                    self._store.lease(key, ttl=self._timeouts.lease)
+                    self._access.store.lease(key, ttl=self._timeouts.lease)
                 )
         except (LeaseBusyError, TimeoutError) as exc:
             await exit_stack.aclose()
@@ -85,7 +82,7 @@ class Fence:
                 raise LeaseBusyError(
                     f"gave up waiting for the lease on token set {key.hashed}"
                 ) from None
-            run.stored = await self._read(key)  # its holder may have stored a set meanwhile
+            run.stored = await self._access.read(key)  # its holder may have stored a set meanwhile
             return
         except BaseException:
             await exit_stack.aclose()
@@ -95,7 +92,7 @@ class Fence:
         run.lease = handle if hasattr(handle, "extend") else LOCAL_LEASE
         if run.lease.remaining() != math.inf:
             run.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(run.lease))
-        run.stored = await self._read(key)
+        run.stored = await self._access.read(key)
 
     async def _heartbeat(self, lease: Lease) -> None:
         """Keep the lease while the job waits (or writes); the fence before a send checks it
@@ -148,7 +145,7 @@ class Fence:
     async def extend(self, run: Job) -> None:
         """Extend the held lease for a send (:attr:`Timeouts.send_lease`); drop it if lost."""
         assert run.lease is not None  # noqa: S101
-        if not await self._store_call(run.lease.extend(self._timeouts.send_lease)):
+        if not await self._access.call(run.lease.extend(self._timeouts.send_lease)):
             logger.warning("a store lease was lost before a refresh; taking it again")
             await self.drop(run)
 

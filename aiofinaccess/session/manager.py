@@ -128,6 +128,7 @@ class SessionManager:
         self._owned, self._revoked = parts.owned, parts.revoked
         self._tasks, self._spawn = parts.owned.tasks, parts.owned.spawn
         self._scheduler, self._lifetime = parts.scheduler, parts.lifetime
+        self._access, self._feed = parts.access, parts.feed
         self._bearer, self._grants = parts.bearer, parts.grants
 
     def __repr__(self) -> str:
@@ -258,7 +259,7 @@ class SessionManager:
 
     @property
     def _watcher(self) -> asyncio.Task[None] | None:
-        return self._lifetime.watcher
+        return self._feed.watcher
 
     @property
     def store(self) -> TokenStore:

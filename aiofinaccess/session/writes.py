@@ -19,52 +19,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from ..core.clock import Clock
 from ..core.errors import StoreConflictError, StoreError, TransportError
 from ..core.lifecycle import Action, RefreshPolicy, RetryPolicy, decide, plan
 from ..core.renewal_step import Stored, superseded
 from ..core.settings import Timeouts
-from ..core.tokens import TokenKey, TokenSet
+from ..core.tokens import TokenSet
 from .events import EventHub, ManagerStats, Refreshed, Rotated, WriteAbandoned
-from .jobs import Job, Read, StoreCall
+from .jobs import Job, Outcomes
 from .registry import Entry
+
+if TYPE_CHECKING:
+    from .access import StoreAccess
+    from .publish import Publisher
 
 __all__ = ["PendingWrites"]
 
 logger = logging.getLogger("aiofinaccess")
 
 
-class Publish(Protocol):
-    """Makes a stored set the entry's current one (the driver's ``publish``)."""
-
-    def __call__(
-        self, entry: Entry, token_set: TokenSet, version: int, *, reissued: bool = False
-    ) -> None: ...
-
-
-class Write(Protocol):
-    """The store's compare-and-swap ``put`` (the driver's ``write``: with the set's due time
-    where the store keeps the refresh duty)."""
-
-    def __call__(
-        self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None
-    ) -> Awaitable[int]: ...
-
-
 class PendingWrites:
     """Writes a job's redeemed set, keeps it while the store fails, and publishes it.
 
     Args:
-        write: The store's compare-and-swap ``put`` (the driver's ``write``).
-        store_call: Bounds a store call in time and types its failure.
-        read: Reads and anchors a key's stored set.
-        publish: Makes a stored set the entry's current one (the driver's ``publish``).
-        fail: Ends a job's outcome in failure.
+        access: The store: writes (with their due time), reads, bounded calls, jitter.
+        publisher: Publishes a stored set.
+        outcomes: Ends a job's outcome in failure.
         clock: Time and sleep.
-        draw: A uniform draw from ``[0, 1)`` for the write backoff's jitter.
         stats, hub: Counters and events.
         policy, retry: When sets go stale (and die); attempts and backoff.
         timeouts: The heartbeat (a write retry waits at most that long).
@@ -73,26 +56,20 @@ class PendingWrites:
     def __init__(
         self,
         *,
-        write: Write,
-        store_call: StoreCall,
-        read: Read,
-        publish: Publish,
-        fail: Callable[[Entry, asyncio.Future[TokenSet], BaseException], None],
+        access: StoreAccess,
+        publisher: Publisher,
+        outcomes: Outcomes,
         clock: Clock,
-        draw: Callable[[], float],
         stats: ManagerStats,
         hub: EventHub,
         policy: RefreshPolicy,
         retry: RetryPolicy,
         timeouts: Timeouts,
     ) -> None:
-        self._write = write
-        self._store_call = store_call
-        self._read = read
-        self._publish = publish
-        self._fail = fail
+        self._access = access
+        self._publisher = publisher
+        self._outcomes = outcomes
         self._clock = clock
-        self._draw = draw
         self.stats = stats
         self._hub = hub
         self._policy = policy
@@ -105,8 +82,8 @@ class PendingWrites:
         assert fresh is not None  # noqa: S101
         key = entry.key
         try:
-            version = await self._store_call(
-                self._write(key, fresh, expected_version=run.base_version)
+            version = await self._access.call(
+                self._access.write(key, fresh, expected_version=run.base_version)
             )
         except StoreConflictError:
             # Someone stored a set for this key meanwhile (a new login, or our own write
@@ -114,7 +91,7 @@ class PendingWrites:
             # Unless it is an older set of our session (the store was rolled back): the
             # redeemed set still holds the only live refresh token, so it goes over that.
             logger.warning("token set %s changed while renewing; reading it again", key.hashed)
-            stored = await self._read(key)
+            stored = await self._access.read(key)
             if stored is not None and superseded(stored.token_set, fresh):
                 run.base_version = stored.version
                 return False
@@ -125,12 +102,12 @@ class PendingWrites:
         except StoreError as exc:
             run.write_failures += 1
             if run.write_failures >= self._retry.attempts and not outcome.done():
-                self._fail(entry, outcome, exc)  # callers never get an unstored token
+                self._outcomes.fail(entry, outcome, exc)  # callers never get an unstored token
             if self.spent(fresh):
                 self.abandon(entry, fresh)
                 raise
             logger.warning("storing token set %s failed; retrying", key.hashed)
-            wait = self._retry.backoff(run.write_failures, self._draw())
+            wait = self._retry.backoff(run.write_failures, self._access.draw())
             # Never slower than the heartbeat: the lease protecting this set is only as good
             # as the store's availability, so write as soon as it is back.
             await self._clock.sleep(min(max(wait, self._retry.initial), self._heartbeat))
@@ -141,7 +118,7 @@ class PendingWrites:
         entry.in_window = False
         entry.renewed_at = now = self._clock.monotonic()
         late_by = None if entry.deadlines is None else now - entry.deadlines.stale_at
-        self._publish(entry, fresh, version, reissued=run.reissued)
+        self._publisher.publish(entry, fresh, version, reissued=run.reissued)
         assert run.grant is not None  # noqa: S101
         self._hub.emit(
             Refreshed(
@@ -190,11 +167,11 @@ class PendingWrites:
             key.hashed,
         )
         try:
-            version = await self._store_call(
-                self._write(key, held, expected_version=stored.version)
+            version = await self._access.call(
+                self._access.write(key, held, expected_version=stored.version)
             )
         except StoreConflictError:
-            run.stored = await self._read(key)
+            run.stored = await self._access.read(key)
             return
         self.stats.reinstated += 1
         entry.version = version

@@ -107,7 +107,7 @@ def test_a_401_on_a_reissued_client_token_is_renewed_at_once_after_a_failed_rene
             store=store, clock=LoopClock(), timeouts=Timeouts(token=2.0)
         ) as m:
             m.register(FIN, CLIENT)
-            m._driver.endpoint = lambda _name: client
+            m._oauth_clients["fin"] = client
             first = await m.access_token("fin")
             await m.refresh("fin")  # the same token again: a reissue
             api.token = None  # the API revoked it: the next request gets a new one

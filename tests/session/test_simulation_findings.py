@@ -138,9 +138,8 @@ def _freezing(process: Any) -> None:
     assert isinstance(process, Process)
     world, rng = process.world, random.Random(f"{process.world.seed}:{process.pid}:freeze")
     frozen_until = [0.0]
-    driver = process.manager._driver
     for name in ("idp", "fin"):
-        client = driver.endpoint(name)
+        client = process.manager.oauth(name)
         send = client._token  # type: ignore[attr-defined]
 
         async def token(grant: str, fields: Any, send: Any = send) -> Any:

@@ -203,5 +203,5 @@ def manager(store: MemoryStore, idp: Keycloak, **options: Any) -> SessionManager
     made = SessionManager(store=store, clock=idp.clock, schedule=Schedule(enabled=False), **options)
     made.register(PROVIDER, CLIENT)
     client = idp.client()
-    made._driver.endpoint = lambda _name: client
+    made._oauth_clients[PROVIDER.name] = client  # type: ignore[assignment]
     return made

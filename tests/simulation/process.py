@@ -145,8 +145,7 @@ class Process:
             ),
             duty=fleet.get("duty"),
         )
-        driver = self.manager._driver
-        driver._random.seed(rng.getrandbits(64))
+        self.manager._access.random.seed(rng.getrandbits(64))
         #: What this process registers: provider, its client, the app's password lookup.
         self.registrations: list[tuple[Provider, ClientCredentials, Any]] = world.registrations(
             self
@@ -158,8 +157,7 @@ class Process:
             for provider, client, _ in self.registrations
         }
         self.clients = clients
-        driver.endpoint = clients.__getitem__
-        self.manager._grants._oauth = clients.__getitem__
+        self.manager._oauth_clients.update(clients)  # type: ignore[arg-type]
         self.manager.subscribe(self._event)
         world.mutate(self)
 
