@@ -76,6 +76,8 @@ class Job:
     attempts: int = 0
     ambiguous: int = 0
     write_failures: int = 0
+    write_error: StoreError | None = None
+    written: bool = False
     fence_tries: int = 0
     lapses: int = 0
     late_answers: int = 0

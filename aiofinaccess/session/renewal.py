@@ -16,22 +16,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..core.clock import Clock
-from ..core.errors import ReauthorizationRequired, StoreConflictError, StoreError
+from ..core.errors import (
+    ReauthorizationRequired,
+    StoreConflictError,
+    StoreError,
+    TransportError,
+)
 from ..core.lifecycle import Event, RefreshPolicy, RetryPolicy, Status, transition
 from ..core.renewal_step import (
     Adopt,
+    Deliver,
     ExtendLease,
+    Late,
     Persist,
     Poison,
     Redeem,
     Reinstate,
     Situation,
+    Step,
     TakeLease,
     WaitUntil,
+    WriteFailed,
     next_step,
 )
 from ..core.settings import Timeouts
@@ -40,7 +50,7 @@ from .events import EventHub, ManagerStats
 from .fence import Fence
 from .jobs import Job, Outcomes, cancelled, retrieve
 from .redeem import Redeemer, TokenEndpoint
-from .registry import Entry, Registry
+from .registry import Entry, Registration, Registry
 from .writes import PendingWrites
 
 if TYPE_CHECKING:
@@ -96,6 +106,7 @@ class RenewalDriver:
         self._planner = planner
         self._clock = clock
         self._owned = owned
+        self._retry = retry
         self._outcomes = Outcomes(
             clock=clock, planner=planner, stats=stats, hub=hub, retry=retry, access=access
         )
@@ -206,53 +217,98 @@ class RenewalDriver:
             await self._fence.drop(run)
 
     async def _drive(self, entry: Entry, outcome: asyncio.Future[TokenSet], run: Job) -> None:
-        key = entry.key
-        registration = self._registry.registration(key.provider)
+        registration = self._registry.registration(entry.key.provider)
         while True:
             now = self._clock.monotonic()
-            holds_version = run.stored is not None and run.stored.version == entry.version
-            step = next_step(
-                Situation(
-                    now=now,
-                    stored=run.stored,
-                    known_version=entry.version,
-                    held=entry.token_set,
-                    rejected=run.rejected,
-                    forced=run.forced,
-                    background=run.reason == "scheduled",
-                    is_client=key.is_client,
-                    can_use_password=registration.password_lookup is not None,
-                    refresh_failed=run.refresh_failed,
-                    dead_grant=run.dead_grant,
-                    renew_not_before=(
-                        entry.deadlines.renew_not_before
-                        if holds_version and entry.deadlines is not None
-                        else _NEG_INF
-                    ),
-                    lease_left=None if run.lease is None else run.lease.remaining(),
-                    pending=run.pending is not None,
-                )
-            )
+            step = next_step(self._situation(entry, outcome, run, registration, now))
             if isinstance(step, Adopt):
                 assert run.stored is not None  # noqa: S101  (Adopt needs a stored set)
                 self._publisher.adopt(entry, run.stored)
                 outcome.set_result(run.stored.token_set)
                 return
-            if isinstance(step, Persist):
-                if await self._writes.persist(entry, outcome, run):
-                    return
-            elif isinstance(step, Reinstate):
-                await self._writes.reinstate(entry, run)
-            elif isinstance(step, Poison):
-                await self._poison(entry, run, step.reason)
-            elif isinstance(step, WaitUntil):
-                await self._clock.sleep(step.at - now)
-            elif isinstance(step, TakeLease):
-                await self._fence.take(key, run)
-            elif isinstance(step, ExtendLease):
-                await self._fence.extend(run)
-            elif isinstance(step, Redeem):
-                await self._redeemer.redeem(entry, registration, run, step.grant)
+            if isinstance(step, Deliver):
+                assert run.stored is not None  # noqa: S101  (what was written)
+                if not outcome.done():
+                    outcome.set_result(run.stored.token_set)
+                return
+            await self._carry_out(step, entry, outcome, run, registration=registration, now=now)
+
+    def _situation(
+        self,
+        entry: Entry,
+        outcome: asyncio.Future[TokenSet],
+        run: Job,
+        registration: Registration,
+        now: float,
+    ) -> Situation:
+        key = entry.key
+        holds_version = run.stored is not None and run.stored.version == entry.version
+        write_failed = run.write_error is not None and run.pending is not None
+        return Situation(
+            now=now,
+            stored=run.stored,
+            known_version=entry.version,
+            held=entry.token_set,
+            rejected=run.rejected,
+            forced=run.forced,
+            background=run.reason == "scheduled",
+            is_client=key.is_client,
+            can_use_password=registration.password_lookup is not None,
+            refresh_failed=run.refresh_failed,
+            dead_grant=run.dead_grant,
+            renew_not_before=(
+                entry.deadlines.renew_not_before
+                if holds_version and entry.deadlines is not None
+                else _NEG_INF
+            ),
+            lease_left=None if run.lease is None else run.lease.remaining(),
+            pending=run.pending is not None,
+            write_failed=write_failed,
+            write_failures=run.write_failures,
+            write_attempts=self._retry.attempts,
+            callers_waiting=not outcome.done(),
+            pending_until=(
+                self._writes.pending_until(run.pending)
+                if write_failed and run.pending is not None
+                else math.inf
+            ),
+            written=run.written,
+            late_answers=run.late_answers,
+        )
+
+    async def _carry_out(
+        self,
+        step: Step,
+        entry: Entry,
+        outcome: asyncio.Future[TokenSet],
+        run: Job,
+        *,
+        registration: Registration,
+        now: float,
+    ) -> None:
+        if isinstance(step, Persist):
+            await self._writes.persist(entry, run)
+        elif isinstance(step, WriteFailed):
+            await self._writes.failed(entry, outcome, run, step)
+        elif isinstance(step, Late):
+            if not step.again:
+                raise TransportError(
+                    "the provider answered after the new token's own expiry", request_sent=True
+                )
+            run.late_answers += 1  # one more round: the lease is still ours
+            run.written = False
+        elif isinstance(step, Reinstate):
+            await self._writes.reinstate(entry, run)
+        elif isinstance(step, Poison):
+            await self._poison(entry, run, step.reason)
+        elif isinstance(step, WaitUntil):
+            await self._clock.sleep(step.at - now)
+        elif isinstance(step, TakeLease):
+            await self._fence.take(entry.key, run)
+        elif isinstance(step, ExtendLease):
+            await self._fence.extend(run)
+        elif isinstance(step, Redeem):
+            await self._redeemer.redeem(entry, registration, run, step.grant)
 
     async def _poison(self, entry: Entry, run: Job, reason: str) -> None:
         key = entry.key

@@ -22,9 +22,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..core.clock import Clock
-from ..core.errors import StoreConflictError, StoreError, TransportError
-from ..core.lifecycle import Action, RefreshPolicy, RetryPolicy, decide, plan
-from ..core.renewal_step import Stored, superseded
+from ..core.errors import StoreConflictError, StoreError
+from ..core.lifecycle import RefreshPolicy, RetryPolicy, plan
+from ..core.renewal_step import Stored, WriteFailed, superseded, worth_writing_until
 from ..core.settings import Timeouts
 from ..core.tokens import TokenSet
 from .events import EventHub, ManagerStats, Refreshed, Rotated, WriteAbandoned
@@ -76,8 +76,9 @@ class PendingWrites:
         self._retry = retry
         self._heartbeat = timeouts.heartbeat
 
-    async def persist(self, entry: Entry, outcome: asyncio.Future[TokenSet], run: Job) -> bool:
-        """Write the redeemed set; True once it is stored and published."""
+    async def persist(self, entry: Entry, run: Job) -> None:
+        """The Persist step: write the redeemed set; once stored, publish it (``run.written``).
+        A failed write is noted in ``run.write_error`` for the next step."""
         fresh = run.pending
         assert fresh is not None  # noqa: S101
         key = entry.key
@@ -94,24 +95,15 @@ class PendingWrites:
             stored = await self._access.read(key)
             if stored is not None and superseded(stored.token_set, fresh):
                 run.base_version = stored.version
-                return False
+                return
             run.pending = None
             entry.in_window = False
             run.stored = stored
-            return False
+            return
         except StoreError as exc:
             run.write_failures += 1
-            if run.write_failures >= self._retry.attempts and not outcome.done():
-                self._outcomes.fail(entry, outcome, exc)  # callers never get an unstored token
-            if self.spent(fresh):
-                self.abandon(entry, fresh)
-                raise
-            logger.warning("storing token set %s failed; retrying", key.hashed)
-            wait = self._retry.backoff(run.write_failures, self._access.draw())
-            # Never slower than the heartbeat: the lease protecting this set is only as good
-            # as the store's availability, so write as soon as it is back.
-            await self._clock.sleep(min(max(wait, self._retry.initial), self._heartbeat))
-            return False
+            run.write_error = exc
+            return
         previous = None if run.stored is None else run.stored.token_set
         rotated = previous is not None and fresh.refresh_token not in (None, previous.refresh_token)
         run.pending = None
@@ -135,26 +127,31 @@ class PendingWrites:
             self.stats.rotations += 1
             self._hub.emit(Rotated(key.hashed, key.provider, version, subject=key.subject))
         logger.debug("token set %s renewed, version %d", key.hashed, version)
-        if (
-            entry.deadlines is not None
-            and (fresh.lifetime or 0.0) > 0
-            and decide(entry.deadlines, self._clock.monotonic()) is Action.REFRESH_THEN_USE
-        ):
-            # The answer came so late that the new token is already spent: never hand it
-            # out. One more round (the lease is still ours); a second late answer fails. (A
-            # token *issued* expired, `expires_in: 0` from a server other than finAPI, is
-            # handed out as it is: there is nothing better to get.)
-            run.late_answers += 1
-            if run.late_answers > 1:
-                raise TransportError(
-                    "the provider answered after the new token's own expiry", request_sent=True
-                )
-            assert entry.token_set is not None  # noqa: S101
-            run.stored = Stored(entry.token_set, version, entry.deadlines)
-            return False
-        if not outcome.done():
-            outcome.set_result(entry.token_set or fresh)
-        return True
+        assert entry.token_set is not None and entry.deadlines is not None  # noqa: PT018, S101
+        run.stored = Stored(entry.token_set, version, entry.deadlines)
+        run.written = True
+
+    def pending_until(self, token_set: TokenSet) -> float:
+        """When a redeemed set stops being worth writing (monotonic)."""
+        return worth_writing_until(token_set, plan(token_set, self._policy))
+
+    async def failed(
+        self, entry: Entry, outcome: asyncio.Future[TokenSet], run: Job, step: WriteFailed
+    ) -> None:
+        """The WriteFailed step: fail the callers if told to; abandon the set and raise the
+        store's error if it is no longer worth writing; else back off before the next write."""
+        error, run.write_error = run.write_error, None
+        assert error is not None and run.pending is not None  # noqa: PT018, S101
+        if step.fail_callers:
+            self._outcomes.fail(entry, outcome, error)
+        if step.give_up:
+            self.abandon(entry, run.pending)
+            raise error
+        logger.warning("storing token set %s failed; retrying", entry.key.hashed)
+        wait = self._retry.backoff(run.write_failures, self._access.draw())
+        # Never slower than the heartbeat: the lease protecting this set is only as good as
+        # the store's availability, so write as soon as it is back.
+        await self._clock.sleep(min(max(wait, self._retry.initial), self._heartbeat))
 
     async def reinstate(self, entry: Entry, run: Job) -> None:
         """The Reinstate step: write the held set back over the older one of its session the
@@ -176,17 +173,6 @@ class PendingWrites:
         self.stats.reinstated += 1
         entry.version = version
         run.stored = Stored(held, version, plan(held, self._policy))
-
-    def spent(self, token_set: TokenSet) -> bool:
-        """Whether a redeemed set is no longer worth writing: its refresh token (or, without
-        one, its access token) has died."""
-        deadlines = plan(token_set, self._policy)
-        end = (
-            deadlines.refresh_token_dead_at
-            if token_set.refresh_token is not None
-            else deadlines.expires_at
-        )
-        return self._clock.monotonic() >= end
 
     def abandon(self, entry: Entry, unwritten: TokenSet) -> None:
         """Give up on an unwritten set: an ERROR and a ``WriteAbandoned`` event when its
