@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
 
-from aiofinaccess import Schedule
-
 from ..api.users import NewUser, Users
+from ..core.settings import Schedule
 from ..core.tokens import Secret, TokenKey, TokenSet
 from ..session.manager import SessionManager
 from ..stores.migrate import reseal

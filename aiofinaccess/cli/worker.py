@@ -20,8 +20,6 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aiofinaccess import Duty, Limits, Timeouts
-
 from .config import CliError, Config, ProviderSettings
 from .output import Output
 
@@ -90,7 +88,7 @@ async def run_worker(
     args: argparse.Namespace, config: Config, out: Output, flags: dict[str, Any]
 ) -> int:
     """Run the duty until a signal; returns the exit code."""
-    from .. import SessionManager  # noqa: PLC0415  (fast --help)
+    from .. import Duty, Limits, SessionManager, Timeouts  # noqa: PLC0415  (fast --help)
 
     names = args.providers or config.provider_names()
     if not names:

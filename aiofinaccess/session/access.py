@@ -7,6 +7,7 @@ Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager mod
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 from collections.abc import Awaitable
@@ -24,6 +25,7 @@ from .registry import Registry
 
 __all__ = ["DueWakeup", "StoreAccess"]
 
+logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
 #: Plans a set on the wall clock: its wall-clock instants map to themselves.
 _WALL = Anchor(0.0, 0.0)
@@ -77,7 +79,6 @@ class StoreAccess:
         stats: Counts failed store calls.
         duty: On a store that keeps the refresh duty, the schedule its due times follow
             (``None``: the store keeps none).
-        wakeup: Told every due time written.
     """
 
     def __init__(
@@ -90,7 +91,6 @@ class StoreAccess:
         timeout: float,
         stats: ManagerStats,
         duty: Schedule | None = None,
-        wakeup: DueWakeup | None = None,
     ) -> None:
         self.store = store
         self.stats = stats
@@ -99,7 +99,8 @@ class StoreAccess:
         self._policy = policy
         self._timeout = timeout
         self._duty = duty
-        self._wakeup = wakeup
+        #: Told every due time written (wakes the refresh duty's sleep).
+        self.wakeup = DueWakeup()
         #: The source of every jitter draw of the manager (seeded in simulations).
         self.random = random.Random()  # noqa: S311  (jitter, not secrets)
 
@@ -152,6 +153,22 @@ class StoreAccess:
         due_at = self.due_for(token_set)
         return duty.put(key, token_set, expected_version=expected_version, due_at=due_at)
 
+    async def write_back(self, key: TokenKey, held: TokenSet, version: int) -> int:
+        """Write ``held`` over the older set of its session the store holds at ``version`` (the
+        store was rolled back); the new version.
+
+        Raises:
+            StoreConflictError: Someone wrote since.
+            StoreError: The store failed.
+        """
+        logger.warning(
+            "the store holds an older set of token set %s (rolled back?); writing ours back",
+            key.hashed,
+        )
+        written = await self.call(self.write(key, held, expected_version=version))
+        self.stats.reinstated += 1
+        return written
+
     def due_at(self, token_set: TokenSet, draw: float | None = None) -> float | None:
         """When the refresh duty renews ``token_set``: wall-clock epoch seconds, or ``None``.
 
@@ -192,6 +209,5 @@ class StoreAccess:
         now = self._clock.wall()
         if due is not None and due <= now:
             due = now + self._policy.min_interval
-        if self._wakeup is not None:
-            self._wakeup.written(due)
+        self.wakeup.written(due)
         return due

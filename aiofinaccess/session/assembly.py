@@ -18,11 +18,11 @@ from ..core.settings import Duty, Limits, Schedule, Timeouts
 from ..oauth.client import OAuthClient
 from ..stores import RefreshDuty, TokenStore
 from ..stores.memory import MemoryStore
-from .access import DueWakeup, StoreAccess
+from .access import StoreAccess
 from .bearer import Bearer
-from .duty import DutyLoop, worker_id
+from .duty import DutyLoop
 from .events import EventHub, ManagerStats
-from .feed import Changes, FeedWatch
+from .feed import FeedWatch
 from .grants import Grants, Tombstones
 from .lifetime import Background, Lifetime, OwnedTasks
 from .planning import Planner, Trigger
@@ -54,7 +54,6 @@ class Parts:
     stats: ManagerStats
     hub: EventHub
     owned: OwnedTasks
-    revoked: Tombstones
     access: StoreAccess
     feed: FeedWatch
     scheduler: RefreshScheduler | None
@@ -97,7 +96,6 @@ def assemble(
     revoked: Tombstones = collections.OrderedDict()
     feed = FeedWatch(store=store, owned=owned)
     registry = Registry(limits.working_set, stats=stats, on_held=feed.follow)
-    wakeup = DueWakeup()
     access = StoreAccess(
         store=store,
         registry=registry,
@@ -106,7 +104,6 @@ def assemble(
         timeout=timeouts.store,
         stats=stats,
         duty=schedule if fleet else None,
-        wakeup=wakeup,
     )
     queue = DueQueue() if schedule.enabled else None
     planner = Planner(
@@ -154,8 +151,6 @@ def assemble(
                 clock=clock,
                 owned=owned,
                 stats=stats,
-                wakeup=wakeup,
-                owner=worker_id(),
                 settings=duty,
                 claim_for=claim_for,
                 concurrency=limits.concurrent_refreshes,
@@ -168,7 +163,6 @@ def assemble(
         hub=hub,
         owned=owned,
         feed=feed,
-        changes=Changes(registry=registry, access=access, publisher=publisher),
         background=background,
         restore_at_start=not fleet,
         restore_limit=limits.working_set,
@@ -198,7 +192,6 @@ def assemble(
         stats=stats,
         hub=hub,
         owned=owned,
-        revoked=revoked,
         access=access,
         feed=feed,
         scheduler=scheduler,

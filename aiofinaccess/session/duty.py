@@ -41,7 +41,7 @@ from .registry import Registry
 from .stopping import cancel_and_wait
 
 if TYPE_CHECKING:
-    from .access import DueWakeup, StoreAccess
+    from .access import StoreAccess
     from .lifetime import OwnedTasks
     from .publish import Publisher
     from .renewal import RenewalDriver
@@ -67,8 +67,6 @@ class DutyLoop:
     Args:
         access: The shared store (it keeps the duty), due times and the jitter draw.
         registry, driver, publisher, clock, owned, stats: The manager's parts.
-        wakeup: Wakes the sleep between claims when this process writes an earlier due time.
-        owner: This worker's name in claims.
         settings: Batch, poll and gather.
         claim_for: Seconds a claim lasts (must cover one renewal).
         concurrency: Renewals the duty runs at once.
@@ -84,8 +82,6 @@ class DutyLoop:
         clock: Clock,
         owned: OwnedTasks,
         stats: ManagerStats,
-        wakeup: DueWakeup,
-        owner: str,
         settings: Duty,
         claim_for: float,
         concurrency: int,
@@ -97,8 +93,9 @@ class DutyLoop:
         self._publisher = publisher
         self._clock = clock
         self._owned = owned
-        self._wakeup = wakeup
-        self.owner = owner
+        self._wakeup = access.wakeup
+        #: This worker's name in claims.
+        self.owner = worker_id()
         self._batch = settings.batch
         self._claim_for = claim_for
         self._gather = settings.gather

@@ -158,19 +158,12 @@ class Changes:
         next renewal's read, which writes it back too."""
         held, key = entry.token_set, entry.key
         assert held is not None  # noqa: S101  (superseded needs a held set)
-        logger.warning(
-            "the store holds an older set of token set %s (rolled back?); writing ours back",
-            key.hashed,
-        )
         try:
-            version = await self._access.call(
-                self._access.write(key, held, expected_version=stored.version)
-            )
+            version = await self._access.write_back(key, held, stored.version)
         except StoreConflictError:
             return  # written since: the feed announces it
         except StoreError:
             logger.warning("could not write token set %s back after a change", key.hashed)
             return
-        self._access.stats.reinstated += 1
         if entry.token_set is held:
             entry.version = version

@@ -23,12 +23,13 @@ from ..core.settings import Timeouts
 from ..core.tokens import TokenKey
 from ..stores import Versioned
 from .events import EventHub
+from .feed import Changes
 from .registry import Registry
 from .stopping import cancel_and_wait
 
 if TYPE_CHECKING:
     from .access import StoreAccess
-    from .feed import Changes, FeedWatch
+    from .feed import FeedWatch
     from .publish import Publisher
 
 __all__ = ["Background", "Lifetime", "OwnedTasks"]
@@ -90,8 +91,7 @@ class Lifetime:
 
     Args:
         access, registry, publisher, hub, owned: The manager's parts.
-        feed: The store's change feed, started with ``changes`` as its handler.
-        changes: Adopts what other processes wrote.
+        feed: The store's change feed: what it announces is adopted (:class:`Changes`).
         background: Started by :meth:`start`, stopped first by :meth:`aclose`.
         restore_at_start: Read every stored set at start (``False`` on refresh-duty stores).
         restore_limit: Restore at most this many sets (the bounded working set), or ``None``.
@@ -108,7 +108,6 @@ class Lifetime:
         hub: EventHub,
         owned: OwnedTasks,
         feed: FeedWatch,
-        changes: Changes,
         background: list[Background],
         restore_at_start: bool,
         restore_limit: int | None,
@@ -122,7 +121,7 @@ class Lifetime:
         self._hub = hub
         self._owned = owned
         self._feed = feed
-        self._changes = changes
+        self._changes = Changes(registry=registry, access=access, publisher=publisher)
         self._background = background
         self._restore_at_start = restore_at_start
         self._restore_limit = restore_limit

@@ -1,30 +1,9 @@
 """The session manager: one owner for every token set of an application.
 
-Theory of operation
--------------------
-:class:`SessionManager` is the public face. It is composed of parts it owns: a
-:class:`~aiofinaccess.session.registry.Registry` (providers, and one entry per token set), a
-:class:`~aiofinaccess.session.renewal.RenewalDriver` (the one renewal path; its decisions are the
-pure :func:`~aiofinaccess.core.renewal_step.next_step`: read both modules for the guarantees:
-single-flight, cancellation-safe, fenced leases, persist then publish, dead grants stay dead),
-a :class:`~aiofinaccess.session.scheduler.RefreshScheduler` or, on a store shared by a fleet,
-a :class:`~aiofinaccess.session.duty.DutyLoop`, and an
-:class:`~aiofinaccess.session.events.EventHub`. This module adds what an application touches:
-
-* the **fresh path**: :meth:`SessionManager.access_token` is a dictionary lookup and one
-  comparison with the entry's ``stale_at``; it touches no lock, store or network;
-* **first acquisition**, revocation, logout and forgetting, delegated to
-  :class:`~aiofinaccess.session.grants.Grants`;
-* **lifetime** (owned tasks, start, restores, the change-feed watcher, drain and close),
-  delegated to :class:`~aiofinaccess.session.lifetime.Lifetime`; background renewals are
-  planned by :class:`~aiofinaccess.session.planning.Planner`;
-* **observation**: typed events to callbacks or async iterators, counters, token-set states.
-
-The manager reads time only through its :class:`~aiofinaccess.core.clock.Clock`. This module
-holds the public face and the fresh path; it never imports ``api``, ``integrations``, ``cli``
-or ``sandbox``. It is longer than the house's ~400 lines for a reason: every public method
-keeps its whole documentation here (the reference is generated from it), while each body is
-a line or two that hands over to the part that does the work.
+Its public methods hand over to the parts :func:`~aiofinaccess.session.assembly.assemble`
+builds; the fresh path of :meth:`SessionManager.access_token` stays here (a dictionary lookup
+and one comparison: no lock, store or network). Never imports ``api``, ``integrations``,
+``cli`` or ``sandbox``.
 """
 
 from __future__ import annotations
@@ -37,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 import aiohttp
 
 from ..core.clock import SYSTEM_CLOCK, Clock
-from ..core.errors import ConfigurationError, UsageError
+from ..core.errors import UsageError
 from ..core.lifecycle import (
     RefreshPolicy,
     RetryPolicy,
@@ -48,11 +27,11 @@ from ..core.settings import Duty, Limits, Schedule, Timeouts
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
 from ..oauth.authorization import AuthorizationRequest
 from ..oauth.client import OAuthClient
-from ..oauth.providers import ClientAuthMethod, Provider
+from ..oauth.providers import Provider
 from ..stores import TokenStore
 from ..stores.memory import MemoryStore
 from .assembly import Settings, assemble
-from .callbacks import ReauthCallback, awaiting, plain_subscriber, reauth_subscriber
+from .callbacks import ReauthCallback, plain_subscriber, reauth_subscriber
 from .events import Event as LifecycleEvent
 from .events import ManagerStats
 from .registry import PasswordLookup
@@ -73,9 +52,8 @@ class SessionManager:
 
     Args:
         store: Where token sets persist. Defaults to an in-process :class:`MemoryStore`.
-        session: An aiohttp session to use (not closed by the manager). By default the manager
-            creates its own on first use (with no cookie jar: one user's cookies must never
-            go out with another's request) and closes it in :meth:`aclose`.
+        session: An aiohttp session to use (not closed by the manager); by default it makes its
+            own (with no cookie jar) and closes it in :meth:`aclose`.
         clock: Clock and sleep; tests pass a fake one.
         policy: When tokens turn stale and expire.
         retry: Retries inside a renewal and backoff between failed ones.
@@ -125,7 +103,7 @@ class SessionManager:
         )
         self.stats = parts.stats
         self._registry, self._hub, self._driver = parts.registry, parts.hub, parts.driver
-        self._owned, self._revoked = parts.owned, parts.revoked
+        self._owned = parts.owned
         self._tasks, self._spawn = parts.owned.tasks, parts.owned.spawn
         self._scheduler, self._lifetime = parts.scheduler, parts.lifetime
         self._access, self._feed = parts.access, parts.feed
@@ -147,43 +125,28 @@ class SessionManager:
         *,
         password_lookup: PasswordLookup | None = None,
     ) -> None:
-        """Make ``provider`` usable with ``client``'s credentials.
-
-        After :meth:`start`, the provider's stored sets are restored in the background:
-        :meth:`ready` waits for that (and raises what it raised).
+        """Make ``provider`` usable with ``client``'s credentials; after :meth:`start` its
+        stored sets are restored in the background (:meth:`ready` waits for that).
 
         Args:
             provider: The provider; its ``name`` becomes the first half of every token key.
-            client: The client's id and secret at that provider. The client token is stored
-                under a key naming this client (its id and a fingerprint of its secret), so
-                managers with other credentials sharing the store never share it.
-            password_lookup: For finAPI user tokens: a callback (plain or async) that returns
-                a user's password so the manager can fall back to the password grant when a
-                refresh token is gone. The manager never stores passwords.
+            client: The client's id and secret at that provider (the client token's key names
+                this client, so managers with other credentials never share it).
+            password_lookup: For finAPI user tokens: a plain or async function of the user id
+                that returns the password, for the password grant when a refresh token is
+                gone. The manager never stores passwords.
+
+        Raises:
+            ConfigurationError: Not a provider preset, registered twice, not
+                ``ClientCredentials``, a confidential client without its secret, or a lookup
+                that cannot be called.
         """
-        if not isinstance(provider, Provider):
-            raise ConfigurationError("provider must be a FinApi, Everifin or Oidc preset")
-        if provider.name in self._registry:
-            raise ConfigurationError(f"provider {provider.name!r} is already registered")
-        if not isinstance(client, ClientCredentials):
-            raise ConfigurationError("client must be ClientCredentials(client_id, client_secret)")
-        if client.client_secret is None and provider.client_auth is not ClientAuthMethod.NONE:
-            raise ConfigurationError(
-                f"client_secret is required for provider {provider.name!r} "
-                f"({provider.client_auth.value})"
-            )
-        if password_lookup is not None and not callable(password_lookup):
-            raise ConfigurationError("password_lookup must be a function of the user id")
-        lookup = None if password_lookup is None else awaiting(password_lookup)
-        self._registry.add(provider, client, lookup)
+        self._registry.add(provider, client, password_lookup)
         self._lifetime.registered(provider.name)
 
     async def ready(self) -> None:
-        """Wait until the manager is started and every restore :meth:`register` began has ended.
-
-        The readiness check of a web process: once it returns, every stored set of the
-        registered providers is in memory and renewals are scheduled (on a store that keeps
-        the refresh duty, nothing is restored: sets load on demand).
+        """Wait until the manager is started and every restore :meth:`register` began has ended
+        (a web process's readiness check).
 
         Raises:
             UsageError: The manager was never started, or is closed.
@@ -193,32 +156,22 @@ class SessionManager:
         await self._lifetime.ready()
 
     async def start(self) -> SessionManager:
-        """Restore stored token sets of the registered providers and start background work.
-
-        Called by ``async with``. Providers registered later are restored as they register.
-        On a store that keeps the refresh duty (see ``duty``) no set is read: they load on
-        demand, and the duty (if this process has it) starts claiming. Idempotent. The store
-        is read here even with no provider registered yet, so a store that cannot be reached
-        fails here, not at the first request.
+        """Restore the registered providers' stored sets and start background work (called by
+        ``async with``; idempotent). On a store that keeps the refresh duty no set is read:
+        they load on demand. The store is read even with no provider registered, so one that
+        cannot be reached fails here, not at the first request.
 
         Raises:
-            StoreError: The store cannot be read (its message names the store); ``ready()``
-                raises it too. ``async with`` closes the manager again; after a direct call
-                the app may retry :meth:`restore` or :meth:`aclose` it.
+            StoreError: The store cannot be read (``ready()`` raises it too); after a direct
+                call the app may retry :meth:`restore` or :meth:`aclose`.
         """
         await self._lifetime.start()
         return self
 
     async def restore(self, provider: Provider | str | None = None) -> int:
-        """Load every stored set of ``provider`` (or all registered) into memory; no requests.
-
-        Keys are streamed from the store and read in batches (one read per batch where the
-        store offers ``get_many``), at most ``working_set`` sets. Another client's token, and
-        malformed keys, are skipped.
-
-        Returns:
-            How many token sets were restored.
-        """
+        """Load every stored set of ``provider`` (or all registered) into memory, at most
+        ``Limits.working_set``; no requests. Another client's tokens are skipped. Returns how
+        many sets were restored."""
         names = self._registry.names() if provider is None else [self.key(provider).provider]
         return await self._lifetime.restore(names)
 
@@ -235,12 +188,9 @@ class SessionManager:
     async def aclose(self) -> None:
         """Stop background work, let renewals in flight persist, then close store and session.
 
-        Order: stop the scheduler and the watcher; wait up to ``close_timeout`` for renewals;
-        cancel those that have sent nothing; wait up to ``pending_write_timeout`` more for
-        those whose token request was sent (their result must be stored, or the refresh
-        token the store holds is already spent); end event iterators; close the store; close
-        the session (if the manager created it). A failing step is logged and the others
-        still run. Idempotent.
+        Waits ``Timeouts.close`` for renewals, then ``Timeouts.pending_write`` more for those
+        whose token request was sent (their result must be stored); cancels the rest. A
+        failing step is logged and the others still run. Idempotent.
         """
         await self._lifetime.aclose()
 
@@ -309,10 +259,7 @@ class SessionManager:
 
     def subscribe(self, callback: Callable[[LifecycleEvent], object]) -> Callable[[], None]:
         """Call ``callback(event)`` for every lifecycle event; returns an unsubscribe function.
-
-        Callbacks run synchronously on the event loop: keep them quick. Their exceptions are
-        logged and never reach the manager. For async code, iterate :meth:`events` or use
-        :meth:`on_reauth_required`.
+        Callbacks run synchronously on the loop (keep them quick); their errors are logged.
 
         Raises:
             ConfigurationError: ``callback`` is a coroutine function (it would never run).
@@ -321,20 +268,15 @@ class SessionManager:
         return self._hub.subscribe(callback)
 
     def on_reauth_required(self, callback: ReauthCallback) -> Callable[[], None]:
-        """Call ``callback(event)`` whenever a user must connect their bank again.
-
-        The :class:`~aiofinaccess.session.events.ReauthRequired` event names the provider and the
-        app's ``subject`` (the user id the tokens were stored under). ``callback`` may be
-        plain or async: an async one runs in a task the manager owns (closing the manager
-        waits for it), so it may send an email. Returns an unsubscribe function.
-        """
+        """Call ``callback(event)`` whenever a user must connect their bank again (the
+        :class:`~aiofinaccess.session.events.ReauthRequired` event names the provider and the
+        user's ``subject``). An async ``callback`` runs in a task the manager owns. Returns an
+        unsubscribe function."""
         return self._hub.subscribe(reauth_subscriber(callback, self._spawn))
 
     def events(self, *, maxsize: int = 1024) -> AsyncIterator[LifecycleEvent]:
-        """Iterate over lifecycle events until the manager closes.
-
-        When ``maxsize`` events are waiting the oldest is dropped (``stats.events_dropped``).
-        """
+        """Iterate over lifecycle events until the manager closes; when ``maxsize`` are waiting
+        the oldest is dropped (``stats.events_dropped``)."""
         return self._hub.iterate(maxsize)
 
     async def wait_idle(self) -> None:
@@ -345,11 +287,9 @@ class SessionManager:
     # -- the bearer path -------------------------------------------------------------------------
 
     async def access_token(self, provider: Provider | str, subject: str | None = None) -> str:
-        """Return a usable access token for the client (``subject=None``) or a user.
-
-        Fresh and stale tokens come from memory without an await (a stale one also starts one
-        background renewal); an expired or missing one is renewed first (once, however many
-        callers wait).
+        """Return a usable access token for the client (``subject=None``) or a user: from
+        memory without an await while it is usable (a stale one also starts a background
+        renewal), else renewed first (once, however many callers wait).
 
         Raises:
             ReauthorizationRequired: The grant is dead or nothing is stored for a user.

@@ -17,10 +17,16 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import attrs
 
-from ..core.errors import ClientMismatchError, ReauthorizationRequired, UsageError
+from ..core.errors import (
+    ClientMismatchError,
+    ConfigurationError,
+    ReauthorizationRequired,
+    UsageError,
+)
 from ..core.lifecycle import Deadlines, Status
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet, client_label
-from ..oauth.providers import Provider
+from ..oauth.providers import ClientAuthMethod, Provider
+from .callbacks import awaiting
 from .events import ManagerStats
 
 __all__ = ["AsyncPasswordLookup", "Entry", "PasswordLookup", "Registration", "Registry"]
@@ -136,11 +142,30 @@ class Registry:
         return list(self._registrations)
 
     def add(
-        self, provider: Provider, client: ClientCredentials, lookup: AsyncPasswordLookup | None
+        self, provider: Provider, client: ClientCredentials, lookup: PasswordLookup | None
     ) -> Registration:
-        """Register ``provider`` (the caller has validated the arguments)."""
+        """Register ``provider`` (see :meth:`SessionManager.register`).
+
+        Raises:
+            ConfigurationError: An argument is not what it must be, or the name is taken.
+        """
+        if not isinstance(provider, Provider):
+            raise ConfigurationError("provider must be a FinApi, Everifin or Oidc preset")
+        if provider.name in self._registrations:
+            raise ConfigurationError(f"provider {provider.name!r} is already registered")
+        if not isinstance(client, ClientCredentials):
+            raise ConfigurationError("client must be ClientCredentials(client_id, client_secret)")
+        if client.client_secret is None and provider.client_auth is not ClientAuthMethod.NONE:
+            raise ConfigurationError(
+                f"client_secret is required for provider {provider.name!r} "
+                f"({provider.client_auth.value})"
+            )
+        if lookup is not None and not callable(lookup):
+            raise ConfigurationError("password_lookup must be a function of the user id")
         key = TokenKey(provider.name, client=client_label(client))
-        registration = Registration(provider, client, lookup, key)
+        registration = Registration(
+            provider, client, None if lookup is None else awaiting(lookup), key
+        )
         self._registrations[provider.name] = registration
         return registration
 

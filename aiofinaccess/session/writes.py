@@ -159,18 +159,11 @@ class PendingWrites:
         wrote since: decide again from what the store holds now."""
         held, stored, key = entry.token_set, run.stored, entry.key
         assert held is not None and stored is not None  # noqa: PT018, S101  (Reinstate needs both)
-        logger.warning(
-            "the store holds an older set of token set %s (rolled back?); writing ours back",
-            key.hashed,
-        )
         try:
-            version = await self._access.call(
-                self._access.write(key, held, expected_version=stored.version)
-            )
+            version = await self._access.write_back(key, held, stored.version)
         except StoreConflictError:
             run.stored = await self._access.read(key)
             return
-        self.stats.reinstated += 1
         entry.version = version
         run.stored = Stored(held, version, plan(held, self._policy))
 

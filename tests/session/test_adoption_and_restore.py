@@ -1,5 +1,6 @@
-"""The token core's suspected weaknesses (issue 11): each proven by a test that failed, then fixed,
-or refuted by a test that passes for the stated reason."""
+"""Adopting and restoring stored sets: a change-feed read never moves a set backwards, adopting
+leaves backoff, unknown and forgotten users leave no entry, a restore emits no events and reads
+in batches, and a SQLite lease survives a wall-clock step."""
 
 from __future__ import annotations
 

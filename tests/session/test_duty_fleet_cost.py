@@ -1,11 +1,7 @@
-"""The refresh duty shared by several workers costs the same per renewal as one worker.
-
-Found by ``benchmarks/fleet.py`` (issue 16): the fleet's CPU per renewal grew with the number
-of workers (2.1 / 3.0 / 4.4 ms at N = 1 / 2 / 4) because every worker slept until the store's
-next due time and all of them woke for each due set: one claimed it, the others asked the store
-for nothing, twice each. The duty now lets due sets gather between claims, so the fleet's
-claims are bounded by workers / ``duty_gather`` a second, not by the number of due sets.
-"""
+"""The refresh duty shared by several workers costs the same per renewal as one worker: the
+workers do not all wake for every due set (due sets gather between claims, so a fleet's claims
+are bounded by ``workers / Duty.gather`` a second), and a worker that only renews never reads
+the change feed."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Bugs the deterministic simulation found (tests/simulation), each pinned by a small test that
-failed before its fix: the first three on the round-one core (6ae6ae2) as well, the last one on
-the first rewrite (19c1ce5), where the simulation caught it; then seeds of issue 22's
-freeze-injecting variant (a process stopped just before its send)."""
+"""Renewal races the simulation found, each pinned by a small test: an ambiguous refresh waits
+a token timeout before its replay, an answer later than its own expiry is never handed out, a
+poisoned key adopts a login another process stored, an acquisition whose caller left leaves no
+unretrieved exception, a dead grant keeps a new login on the duty, and a process paused before
+its send never replays."""
 
 from __future__ import annotations
 
