@@ -1,12 +1,12 @@
 """The fence: the store lease a renewal job holds while it may send a refresh.
 
-A refresh is sent only while the job holds the store's lease for the key with at least the
-whole token exchange (``token_timeout``) plus a quarter lease of margin left
-(:attr:`Fence.lease_needed`); taking or extending it for a send asks for the exchange plus a
-full lease (:attr:`Timeouts.send_lease`), so the write after the send is covered too. While the job
-waits (endpoint slots, backoff, a password lookup, a slow write) a heartbeat extends the
-lease. A lease that turns out lost is dropped; the job takes it again and reads the store
-again. The lease and its heartbeat live in the job's :class:`~aiofinaccess.session.jobs.Job`.
+A refresh is sent only while the job holds the store's lease for the key with at least
+:attr:`Timeouts.lease_needed` left (the whole exchange and a quarter lease); taking or extending
+it for a send asks for :attr:`Timeouts.send_lease` (the exchange and a full lease), so the write
+after the send is covered too. While the job waits (endpoint slots, backoff, a password
+lookup, a slow write) a heartbeat extends the lease. A lease that turns out lost is dropped;
+the job takes it again and reads the store again. The lease and its heartbeat live in the
+job's :class:`~aiofinaccess.session.jobs.Job`.
 
 Must never import: aiohttp, ``oauth``, ``api``, ``integrations``, ``cli`` or ``sandbox``.
 """
