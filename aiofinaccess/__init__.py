@@ -55,6 +55,10 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.lifecycle import RefreshPolicy as RefreshPolicy
     from .core.lifecycle import RetryPolicy as RetryPolicy
     from .core.lifecycle import TokenState as TokenState
+    from .core.settings import Duty as Duty
+    from .core.settings import Limits as Limits
+    from .core.settings import Schedule as Schedule
+    from .core.settings import Timeouts as Timeouts
     from .core.tokens import ClientCredentials as ClientCredentials
     from .core.tokens import Secret as Secret
     from .core.tokens import TokenKey as TokenKey
@@ -113,6 +117,7 @@ _HOMES: Final = {
         "ValidationError"
     ),
     ".core.lifecycle": "InvalidTransition RefreshPolicy RetryPolicy TokenState",
+    ".core.settings": "Duty Limits Schedule Timeouts",
     ".core.tokens": "ClientCredentials Secret TokenKey TokenSet",
     ".integrations.middleware": "BearerAuth",
     ".integrations.web": "Connected ConnectFlow ExchangeFailed WebConnect",

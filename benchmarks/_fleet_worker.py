@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import time
 
+from aiofinaccess import Duty, Limits
+
 SPAWNED = time.time()  # before the imports: start-up counts them
 
 import argparse  # noqa: E402
@@ -165,7 +167,7 @@ async def worker(args: argparse.Namespace) -> None:
     recorder = Recorder(args.record)
     store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
     instrument(store, recorder)
-    manager = SessionManager(store=store, policy=POLICY, duty=True)
+    manager = SessionManager(store=store, policy=POLICY, duty=Duty(enabled=True))
     register(manager, args.sandbox)
     await manager.start()
     emit({"pid": os.getpid(), "spawned": SPAWNED, "imported": imported, "started": time.time()})
@@ -280,7 +282,12 @@ async def load(args: argparse.Namespace) -> None:
         store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
         instrument(store, recorder)
         managers.append(
-            SessionManager(store=store, policy=POLICY, duty=False, working_set=args.working_set)
+            SessionManager(
+                store=store,
+                policy=POLICY,
+                duty=Duty(enabled=False),
+                limits=Limits(working_set=args.working_set),
+            )
         )
     rng = random.Random(11)
     users = rng.sample(range(args.users), min(args.requests, args.users))

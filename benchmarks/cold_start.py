@@ -38,7 +38,7 @@ from typing import Any
 import _common as common
 import aiohttp
 
-from aiofinaccess import ClientCredentials, Everifin, SessionManager, SQLiteStore
+from aiofinaccess import ClientCredentials, Everifin, Schedule, SessionManager, SQLiteStore
 from aiofinaccess.core.tokens import Anchor, parse_token_response
 
 NAME = "cold_start"
@@ -164,7 +164,9 @@ async def first_runs(repetitions: int, bar: Any) -> dict[str, Any]:
             login = await common.keycloak_login(control, base)
             client_id = common.SANDBOX.everifin_client_id
             secret = common.SANDBOX.everifin_client_secret
-            async with SessionManager(store=SQLiteStore(path), scheduler=False) as setup:
+            async with SessionManager(
+                store=SQLiteStore(path), schedule=Schedule(enabled=False)
+            ) as setup:
                 setup.register(
                     Everifin.at(base + "/auth", base), ClientCredentials(client_id, secret)
                 )

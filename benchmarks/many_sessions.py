@@ -43,7 +43,7 @@ from typing import Any
 import _common as common
 import aiohttp
 
-from aiofinaccess import ClientCredentials, Everifin, RefreshPolicy, SessionManager
+from aiofinaccess import ClientCredentials, Everifin, RefreshPolicy, Schedule, SessionManager
 from aiofinaccess.core.tokens import Anchor, TokenKey, parse_token_response
 from aiofinaccess.stores.memory import MemoryStore
 
@@ -177,7 +177,9 @@ async def run_size(
         aiohttp.ClientSession() as control,
     ):
         store = MemoryStore()
-        async with SessionManager(store=store, policy=POLICY, jitter=JITTER) as manager:
+        async with SessionManager(
+            store=store, policy=POLICY, schedule=Schedule(jitter=JITTER)
+        ) as manager:
             manager.register(
                 Everifin.at(server.url + "/auth", server.url),
                 ClientCredentials(

@@ -40,6 +40,7 @@ from aiofinaccess import (
     Everifin,
     ReauthorizationRequired,
     RefreshPolicy,
+    Schedule,
     SessionManager,
     SQLiteStore,
 )
@@ -81,7 +82,9 @@ async def worker(spec: str, base: str, users: int, seconds: float, concurrency: 
     outcomes: Counter[str] = Counter()
     rng = random.Random()
     url = base + "/v1/accounts"
-    async with SessionManager(store=open_store(spec), policy=POLICY, idle_after=None) as manager:
+    async with SessionManager(
+        store=open_store(spec), policy=POLICY, schedule=Schedule(idle_after=None)
+    ) as manager:
         manager.register(provider(base), credentials())
         await manager.wait_idle()
         async with aiohttp.ClientSession() as http:
@@ -124,7 +127,7 @@ async def seed_users(base: str, store: TokenStore, users: int) -> None:
     """U new Keycloak sessions, written to the shared store by a manager without a scheduler."""
     async with (
         aiohttp.ClientSession() as browser,
-        SessionManager(store=store, scheduler=False) as setup,
+        SessionManager(store=store, schedule=Schedule(enabled=False)) as setup,
     ):
         setup.register(provider(base), credentials())
         for index in range(users):

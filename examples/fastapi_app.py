@@ -26,7 +26,13 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 
-from aiofinaccess import ClientCredentials, Everifin, ReauthorizationRequired, SessionManager
+from aiofinaccess import (
+    ClientCredentials,
+    Everifin,
+    ReauthorizationRequired,
+    Schedule,
+    SessionManager,
+)
 from aiofinaccess.everifin import BankConnect, Transaction
 from aiofinaccess.integrations.starlette import Connection, StarletteConnect
 from aiofinaccess.integrations.web import Connected
@@ -40,7 +46,8 @@ def create_app(sandbox_url: str) -> FastAPI:
 
     def make_manager() -> SessionManager:
         config = SandboxConfig()
-        manager = SessionManager(scheduler=False)  # a web process; a worker renews
+        # A web process; a worker renews.
+        manager = SessionManager(schedule=Schedule(enabled=False))
         manager.register(
             Everifin.at(f"{sandbox_url}/auth", sandbox_url, realm=config.realm),
             ClientCredentials(config.everifin_client_id, config.everifin_client_secret),

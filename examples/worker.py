@@ -2,9 +2,9 @@
 
 It shares the web processes' token store (SQLite on one machine, Redis across machines), finds
 the connected users there (``store.keys``), and runs the refresh scheduler, which web
-processes leave off (``scheduler=False``). A user whose grant died is reported once through
-``on_reauth_required`` (email them) and skipped until they connect again. Ctrl-C stops it,
-between or during rounds. Run::
+processes leave off (``schedule=Schedule(enabled=False)``). A user whose grant died is
+reported once through ``on_reauth_required`` (email them) and skipped until they connect
+again. Ctrl-C stops it, between or during rounds. Run::
 
     .venv/bin/python examples/worker.py --once
         # its own sandbox and temporary store, alice and bob connected headlessly, one round
@@ -30,6 +30,7 @@ from aiofinaccess import (
     Everifin,
     GrantLost,
     ReauthorizationRequired,
+    Schedule,
     SessionManager,
     SQLiteStore,
 )
@@ -44,7 +45,7 @@ CONCURRENCY = 8
 def make_manager(sandbox_url: str, store: TokenStore) -> SessionManager:
     """The worker's manager: the shared store, the scheduler on, idle sessions kept alive."""
     config = SandboxConfig()
-    manager = SessionManager(store=store, keep_alive=True)
+    manager = SessionManager(store=store, schedule=Schedule(keep_alive=True))
     manager.register(
         Everifin.at(f"{sandbox_url}/auth", sandbox_url, realm=config.realm),
         ClientCredentials(config.everifin_client_id, config.everifin_client_secret),

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aioresponses import aioresponses
 
-from aiofinaccess import SessionManager
+from aiofinaccess import Schedule, SessionManager
 from aiofinaccess.stores.memory import MemoryStore
 from tests.support import aioresponses_shim
 from tests.support.fakes import FakeClock, RecordingHandler
@@ -77,7 +77,9 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 async def manager(clock: FakeClock, store: MemoryStore) -> AsyncIterator[SessionManager]:
-    async with SessionManager(store=store, clock=clock, scheduler=False) as manager:
+    async with SessionManager(
+        store=store, clock=clock, schedule=Schedule(enabled=False)
+    ) as manager:
         manager.register(FINAPI, FINAPI_CLIENT)
         manager.register(EVERIFIN, EVERIFIN_CLIENT)
         yield manager

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..api.finapi.users import NewUser, Users
+from ..core.settings import Schedule
 from ..core.tokens import Secret, TokenKey, TokenSet, client_label
 from ..session.manager import SessionManager
 from ..stores.migrate import reseal
@@ -235,7 +236,7 @@ async def tokens_manage(args: argparse.Namespace, config: Config, out: Output) -
     settings.check()  # the settings first: they are what a user gets wrong
     _require_store(config)
     store = config.open_store()
-    async with SessionManager(store=store, scheduler=False) as manager:
+    async with SessionManager(store=store, schedule=Schedule(enabled=False)) as manager:
         manager.register(await settings.provider(manager.http_session()), credentials)
         key, shown = await _address(args, config, store)
         label = describe(key, shown)
@@ -279,7 +280,9 @@ async def users_create(args: argparse.Namespace, config: Config, out: Output) ->
         if not password:
             raise CliError("--password-stdin: stdin gave an empty password")
     user = NewUser(id=args.user_id, password=password, email=args.email, phone=args.phone)
-    async with SessionManager(store=config.open_store(), scheduler=False) as manager:
+    async with SessionManager(
+        store=config.open_store(), schedule=Schedule(enabled=False)
+    ) as manager:
         manager.register(await settings.provider(manager.http_session()), settings.credentials())
         if password is None and not args.show_password:  # after the settings, before a request
             raise CliError(

@@ -20,6 +20,7 @@ from typing import Final, TypeVar
 
 from aiohttp import web
 
+from ..core.settings import Schedule
 from ..session.manager import SessionManager
 from .commands import describe_set, provider_flags
 from .config import CliError, Config
@@ -121,7 +122,9 @@ async def login(args: argparse.Namespace, config: Config, out: Output) -> int:
     """Run the authorization-code flow through a loopback redirect; store the token set."""
     settings = config.provider(args.name, provider_flags(args))
     subject: str = args.subject
-    async with SessionManager(store=config.open_store(), scheduler=False) as manager:
+    async with SessionManager(
+        store=config.open_store(), schedule=Schedule(enabled=False)
+    ) as manager:
         provider = await settings.provider(manager.http_session())
         manager.register(provider, settings.credentials())
         server = _Loopback()

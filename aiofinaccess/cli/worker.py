@@ -83,7 +83,7 @@ async def run_worker(
     args: argparse.Namespace, config: Config, out: Output, flags: dict[str, Any]
 ) -> int:
     """Run the duty until a signal; returns the exit code."""
-    from .. import SessionManager  # noqa: PLC0415  (fast --help)
+    from .. import Duty, Limits, SessionManager, Timeouts  # noqa: PLC0415  (fast --help)
 
     names = args.providers or config.provider_names()
     if not names:
@@ -96,14 +96,17 @@ async def run_worker(
     try:
         async with SessionManager(
             store=config.open_store(args.prefix),
-            duty=True,
-            working_set=max(1, 2 * args.concurrency),
-            duty_batch=args.batch,
-            max_concurrent_refreshes=args.concurrency,
-            duty_poll=args.poll,
-            duty_gather=args.gather,
-            claim_ttl=args.claim_ttl,
-            token_timeout=args.token_timeout,
+            duty=Duty(
+                enabled=True,
+                batch=args.batch,
+                poll=args.poll,
+                gather=args.gather,
+                claim_ttl=args.claim_ttl,
+            ),
+            limits=Limits(
+                working_set=max(1, 2 * args.concurrency), concurrent_refreshes=args.concurrency
+            ),
+            timeouts=Timeouts(token=args.token_timeout),
         ) as manager:
             for setting in settings:
                 provider = await setting.provider(manager.http_session())

@@ -1,35 +1,23 @@
 """The renewal decision as a pure step: what to do next for one token set, and nothing else.
 
-Theory of operation
--------------------
-In the style of h11 and httpx's auth flows, every decision of a renewal lives here, as a
-function of plain data, and the I/O driver (:mod:`aiofinaccess.session.renewal`) only carries the
-steps out. :func:`next_step` is given a :class:`Situation` (what this process knows of the
-token set, what the store holds, the clock, how much of the store's lease is left, whether
-the API rejected a token, whether a redeemed set waits to be written) and returns exactly one
-step:
+:func:`next_step` takes a :class:`Situation` (plain data: what this process holds, what the
+store holds, the clock, the lease left, a rejected token, a redeemed set waiting to be written)
+and returns exactly one step; the driver (:mod:`aiofinaccess.session.renewal`) carries it out.
 
-* :class:`Persist` - a redeemed set waits to be stored. Nothing else may happen for this key
-  first: the redeemed set holds the only live refresh token.
-* :class:`Adopt` - the store holds a usable set this process does not have: take it, send
-  nothing.
-* :class:`Reinstate` - the store holds an older set of the session this process holds a newer
-  set of (the store was rolled back: a failover, a restored backup): write the newer one back,
-  never adopt the older one (its refresh token is spent). "Older" is decided by
-  :func:`superseded` on what every process sees alike: the session's lineage and the number
-  of renewals into it, never by clocks or store versions.
+* :class:`Persist`, :class:`WriteFailed` - a redeemed set holds the only live refresh token:
+  nothing else happens for the key until the store has it, or it is no longer worth writing.
+* :class:`Deliver`, :class:`Late` - it is stored: hand it out, unless the answer came after
+  the new token's own expiry.
+* :class:`Adopt` - the store holds a usable set this process does not have: take it.
+* :class:`Reinstate` - the store holds an older set of this process's session (it was rolled
+  back): write the newer one back (:func:`superseded`: by lineage and renewals, never clocks).
 * :class:`Poison` - no grant can renew the set: the user must authorize again.
 * :class:`WaitUntil` - a reissued token (finAPI client tokens) cannot be renewed before it
-  expires; a rejected token waits for nothing.
-* :class:`TakeLease` / :class:`ExtendLease` - the fence: a refresh is sent only by the holder
-  of the store's lease; a lease that ran out or is known lost is asked about again.
-* :class:`Redeem` - once an endpoint slot is free, make sure the lease has the whole token
-  exchange plus a margin left (extending it then, not while waiting for the slot: a crash
-  while waiting blocks the key for one lease only), and send the token request.
+  expires.
+* :class:`TakeLease`, :class:`ExtendLease`, :class:`Redeem` - the fence: a refresh is sent
+  only by the holder of the store's lease, with the whole exchange plus a margin left.
 
-Nothing here reads a clock, sleeps or performs I/O; an unanchored token set cannot even be
-planned (:func:`~aiofinaccess.core.lifecycle.plan` refuses it), so every stored set is anchored
-where the driver reads it.
+Nothing here reads a clock, sleeps or performs I/O.
 """
 
 from __future__ import annotations
@@ -44,7 +32,9 @@ from .tokens import TokenSet
 
 __all__ = [
     "Adopt",
+    "Deliver",
     "ExtendLease",
+    "Late",
     "Persist",
     "Poison",
     "Redeem",
@@ -54,12 +44,14 @@ __all__ = [
     "Stored",
     "TakeLease",
     "WaitUntil",
+    "WriteFailed",
     "adoptable",
     "begun",
     "descended",
     "lineage",
     "next_step",
     "superseded",
+    "worth_writing_until",
 ]
 
 
@@ -98,6 +90,13 @@ class Situation:
         renew_not_before: The held set is a reissue that cannot be renewed earlier.
         lease_left: Seconds of store lease left (``None``: not held; ``0``: lost or run out).
         pending: A redeemed set waits to be written.
+        write_failed: Writing it just failed (``write_failures`` in a row so far).
+        write_attempts: Failed writes after which callers get the error (the job goes on).
+        callers_waiting: The job's callers have no answer yet.
+        pending_until: When the redeemed set stops being worth writing (see
+            :func:`worth_writing_until`).
+        written: The redeemed set was just stored and published (``stored`` is it now).
+        late_answers: Answers so far that came after their own token's expiry.
     """
 
     now: float
@@ -114,11 +113,41 @@ class Situation:
     renew_not_before: float = -math.inf
     lease_left: float | None = None
     pending: bool = False
+    write_failed: bool = False
+    write_failures: int = 0
+    write_attempts: int = 1
+    callers_waiting: bool = False
+    pending_until: float = math.inf
+    written: bool = False
+    late_answers: int = 0
 
 
 @attrs.frozen(slots=True)
 class Persist:
     """Write the redeemed set (compare-and-swap on the version it was redeemed from)."""
+
+
+@attrs.frozen(slots=True)
+class WriteFailed:
+    """Writing the redeemed set failed. ``fail_callers``: they have waited long enough (the job
+    goes on trying; they never get a token the store has not accepted). ``give_up``: the set
+    is no longer worth writing: abandon it and fail; else back off and write again."""
+
+    fail_callers: bool
+    give_up: bool
+
+
+@attrs.frozen(slots=True)
+class Deliver:
+    """The redeemed set is stored and published: hand it to the callers."""
+
+
+@attrs.frozen(slots=True)
+class Late:
+    """The answer came after the new token's own expiry: never hand it out. ``again``: one more
+    round (the lease is still held); else the renewal fails."""
+
+    again: bool
 
 
 @attrs.frozen(slots=True)
@@ -165,7 +194,17 @@ class Redeem:
 
 
 Step: TypeAlias = (
-    Persist | Adopt | Reinstate | Poison | WaitUntil | TakeLease | ExtendLease | Redeem
+    Persist
+    | WriteFailed
+    | Deliver
+    | Late
+    | Adopt
+    | Reinstate
+    | Poison
+    | WaitUntil
+    | TakeLease
+    | ExtendLease
+    | Redeem
 )
 
 
@@ -204,6 +243,14 @@ def superseded(stored: TokenSet, held: TokenSet | None) -> bool:
     )
 
 
+def worth_writing_until(token_set: TokenSet, deadlines: Deadlines) -> float:
+    """When a redeemed set stops being worth writing: its refresh token dies (or, without one,
+    its access token expires)."""
+    if token_set.refresh_token is not None:
+        return deadlines.refresh_token_dead_at
+    return deadlines.expires_at
+
+
 def adoptable(situation: Situation) -> bool:
     """Whether the stored set can replace what this process holds without a request."""
     stored = situation.stored
@@ -223,7 +270,15 @@ def adoptable(situation: Situation) -> bool:
 
 def next_step(situation: Situation) -> Step:  # noqa: PLR0911  (one return per step kind)
     """Decide the one thing a renewal does next. Pure: same situation, same step."""
+    if situation.written:
+        return _after_write(situation)
     if situation.pending:
+        if situation.write_failed:
+            return WriteFailed(
+                fail_callers=situation.callers_waiting
+                and situation.write_failures >= situation.write_attempts,
+                give_up=situation.now >= situation.pending_until,
+            )
         return Persist()
     stored = situation.stored
     if situation.dead_grant is not None:
@@ -257,3 +312,16 @@ def next_step(situation: Situation) -> Step:  # noqa: PLR0911  (one return per s
     if situation.lease_left <= 0:
         return ExtendLease()
     return Redeem(grant)
+
+
+def _after_write(situation: Situation) -> Deliver | Late:
+    """An answer so late that the new token is already spent is never handed out (a token
+    *issued* expired, ``expires_in: 0`` from a server other than finAPI, is: there is nothing
+    better to get)."""
+    stored = situation.stored
+    assert stored is not None  # noqa: S101  (written: the store holds the redeemed set)
+    if (stored.token_set.lifetime or 0.0) > 0 and decide(
+        stored.deadlines, situation.now
+    ) is Action.REFRESH_THEN_USE:
+        return Late(again=situation.late_answers == 0)
+    return Deliver()

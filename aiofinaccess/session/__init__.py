@@ -1,7 +1,7 @@
-"""The session: the manager composed of a registry of providers and entries, the renewal driver that
-carries out the core's renewal steps, the scheduler or (on a shared store) the refresh duty,
-events and counters. ``manager`` is the public face; ``assembly`` builds its parts;
-``lifetime``, ``grants``, ``bearer``, ``planning`` and ``duty`` hold what it hands over.
+"""The session: the manager, composed of parts :mod:`~aiofinaccess.session.assembly` builds in
+dependency order: the registry of providers and entries, the store access, the renewal driver
+that carries out the core's renewal steps, the scheduler or (on a shared store) the refresh
+duty, the change feed, events and counters.
 
 Wall: imports ``core``, ``oauth`` and ``stores``. Never ``api``, ``integrations``, ``cli`` or
 ``sandbox``.

@@ -10,6 +10,7 @@ Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager mod
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from ..core.clock import Clock
 from ..core.errors import ReauthorizationRequired
@@ -18,6 +19,10 @@ from ..core.tokens import TokenKey, TokenSet
 from .grants import Tombstones
 from .registry import Entry, Registry
 from .renewal import RenewalDriver
+
+if TYPE_CHECKING:
+    from .access import StoreAccess
+    from .publish import Publisher
 
 __all__ = ["Bearer"]
 
@@ -28,15 +33,24 @@ class Bearer:
     """Serves token sets that the fresh path could not serve from memory.
 
     Args:
-        registry, driver, clock: The manager's parts.
+        registry, driver, access, publisher, clock: The manager's parts.
         revoked: The manager's tombstones of keys forgotten here.
     """
 
     def __init__(
-        self, *, registry: Registry, driver: RenewalDriver, clock: Clock, revoked: Tombstones
+        self,
+        *,
+        registry: Registry,
+        driver: RenewalDriver,
+        access: StoreAccess,
+        publisher: Publisher,
+        clock: Clock,
+        revoked: Tombstones,
     ) -> None:
         self._registry = registry
         self._driver = driver
+        self._access = access
+        self._publisher = publisher
         self._clock = clock
         self._revoked = revoked
 
@@ -51,7 +65,7 @@ class Bearer:
         forgotten = entry is None and (key.provider, key.subject) in self._revoked
         if not forgotten and (entry is None or entry.status not in _REFUSED):
             return entry if entry is not None else self._registry.entry(key)
-        stored = await self._driver.read(key)
+        stored = await self._access.read(key)
         if stored is None or (entry is not None and stored.version == entry.dead_version):
             if entry is None:
                 raise ReauthorizationRequired(
@@ -60,7 +74,7 @@ class Bearer:
             raise self._poisoned(entry)
         self._revoked.pop((key.provider, key.subject), None)
         entry = self._registry.entry(key)
-        self._driver.publish(entry, stored.token_set, stored.version)
+        self._publisher.publish(entry, stored.token_set, stored.version)
         return entry
 
     def _poisoned(self, entry: Entry) -> ReauthorizationRequired:
@@ -113,11 +127,11 @@ class Bearer:
         if entry.token_set is None and entry.job is None:
             # Take what the store holds first, without a request: the forced renewal below
             # must redeem the newest refresh token, and only once.
-            stored = await self._driver.read(key)
+            stored = await self._access.read(key)
             # The entry may have left a bounded working set while we read.
             entry = self._registry.entry(key)
             if stored is not None and entry.token_set is None and entry.job is None:
-                self._driver.publish(entry, stored.token_set, stored.version)
+                self._publisher.publish(entry, stored.token_set, stored.version)
         outcome = self._driver.start(entry, rejected=entry.token, forced=True, reason="forced")
         return await asyncio.shield(outcome)
 

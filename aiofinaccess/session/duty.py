@@ -1,53 +1,14 @@
 """The refresh duty: renew the token sets a shared store says are due, one worker per set.
 
-Theory of operation
--------------------
-On a store that implements :class:`~aiofinaccess.stores.RefreshDuty`, each token set's next
-due time (wall-clock epoch seconds) lives in the store, written atomically with the set by
-every ``put`` the manager makes (the renewal driver's Persist step and first acquisitions,
-through :meth:`RenewalDriver.write`). No process plans every set any more. A process with the
-duty runs one :class:`DutyLoop`:
-
-1. ``claim_due(limit, claim_for, owner, clients)`` takes a batch of due sets this process can
-   renew (``clients``: its registrations' client keys, so user sets of its providers and its
-   own client sets, never another client's token or another provider's set); the store decides
-   what is due and pushes each one's due time to the claim deadline on its own clock, so no
-   other worker sees it before then, whatever this process's clock says, and a worker that
-   dies leaves its claims to fall due again. Entries nothing can renew (malformed keys, due
-   times whose set is gone) are dropped by the store and counted (``duty_dropped``);
-2. for each claimed key (at most ``concurrency`` at once) it reads the set: a set renewed
-   elsewhere meanwhile (not due any more) is rescheduled from what the store holds; a due one
-   is renewed through the one renewal path (:class:`RenewalDriver`: single flight, fenced
-   lease, persist then publish), whose Persist step writes the next due time; the set of a
-   dead grant is deleted by the driver at its version, which clears its due time, and a set
-   whose refresh token ran out leaves the duty (its due time is cleared at the version read):
-   one ``GrantLost`` per dead set, not one per claim. A failed renewal is left to its
-   claim deadline, which is its retry;
-3. when fewer sets were due than it could take, it lets due sets gather: it sleeps about
-   ``gather`` seconds (from half to one and a half times, at random, so workers started
-   together drift apart), or until the store's ``next_due`` plus that when nothing was due,
-   at most ``poll`` seconds (so sets written by other processes are seen within ``poll``).
-
-Why gather rather than wake at the next due time: every worker of a fleet would wake for every
-due set, one would claim it and the others would ask the store for nothing, so the fleet's CPU
-per renewal grew with its size (2.1 / 3.0 / 4.4 ms at 1 / 2 / 4 workers in
-``benchmarks/fleet.py``). Gathered, the fleet makes about ``workers / gather`` claims a second
-however many sets fall due, and a set is renewed at most about ``1.5 * gather`` late, against
-a lead of seconds to minutes before its token expires.
-
-A claimant never postpones a set's own schedule: a claimed set is due by this process's policy
-*or* by its refresh token's keep-alive deadline, and one that is due by neither is rescheduled
-at the earlier of the two, whatever this process's ``keep_alive`` (a keep-alive writer may have
-scheduled it before its refresh token runs out, long before its access token goes stale).
-
-Exactly one renewal per due set: the claim gives each set to one worker, and should a claim
-outlive its deadline (a very slow renewal), the lease and compare-and-swap still let only one
-request through; the other worker finds the set renewed and only reschedules it. Other
-processes learn of a renewal through the store's change feed, or on demand when their copy
-goes stale (the driver then adopts the stored set without a request).
-
-The duty holds no set after renewing it, unless the process was serving it already: a
-worker's memory is bounded by its concurrency, not by the number of users.
+On a store that keeps the refresh duty (:class:`~aiofinaccess.stores.RefreshDuty`), every write
+stores the set's next due time with it, and each process with the duty runs one
+:class:`DutyLoop`: it claims batches of due sets it can renew (its own clients' only; the store
+pushes each claimed due time to the claim deadline, so a worker that dies leaves its claims to
+fall due again), renews each through the renewal driver (whose Persist step writes the next due
+time), and between claims lets due sets gather for about ``Duty.gather`` seconds, at most
+``Duty.poll``. A failed renewal is left to its claim deadline, which is its retry; a dead set
+leaves the duty once. A claimant never postpones a set past its refresh token's keep-alive
+deadline, whatever its own ``keep_alive``.
 
 Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager module.
 """
@@ -61,8 +22,7 @@ import math
 import os
 import secrets
 import socket
-from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from ..core.clock import Clock
 from ..core.errors import (
@@ -73,13 +33,18 @@ from ..core.errors import (
 )
 from ..core.lifecycle import retry_due
 from ..core.renewal_step import Stored
-from ..core.tokens import TokenKey, TokenSet
-from ..stores import RefreshDuty, TokenStore
+from ..core.settings import Duty
+from ..core.tokens import TokenKey
+from ..stores import RefreshDuty
 from .events import ManagerStats
-from .lifetime import OwnedTasks
 from .registry import Registry
-from .renewal import RenewalDriver
 from .stopping import cancel_and_wait
+
+if TYPE_CHECKING:
+    from .access import StoreAccess
+    from .lifetime import OwnedTasks
+    from .publish import Publisher
+    from .renewal import RenewalDriver
 
 __all__ = ["DutyLoop", "worker_id"]
 
@@ -100,74 +65,54 @@ class DutyLoop:
     each through the renewal driver.
 
     Args:
-        store: The shared store.
-        registry, driver, clock, owned, stats: The manager's parts.
-        due_at: A set's next due time (wall clock), with the check's jitter draw (``1.0`` =
-            the earliest it may be due): ``None`` means never.
-        keep_due: When a set's refresh token must be renewed to stay alive (wall clock), or
-            ``None``: a claimed set is due by that as well, whatever this process's
-            ``keep_alive`` (see the module's docstring).
-        draw: A uniform draw from ``[0, 1)`` (the driver's seedable source).
-        owner: This worker's name in claims.
-        batch: Sets claimed per store call.
+        access: The shared store (it keeps the duty), due times and the jitter draw.
+        registry, driver, publisher, clock, owned, stats: The manager's parts.
+        settings: Batch, poll and gather.
         claim_for: Seconds a claim lasts (must cover one renewal).
-        gather: Seconds due sets gather between claims (see the module's docstring).
-        poll: Longest sleep between claims.
         concurrency: Renewals the duty runs at once.
     """
 
     def __init__(
         self,
         *,
-        store: RefreshDuty,
+        access: StoreAccess,
         registry: Registry,
         driver: RenewalDriver,
+        publisher: Publisher,
         clock: Clock,
         owned: OwnedTasks,
         stats: ManagerStats,
-        due_at: Callable[[TokenSet, float | None], float | None],
-        keep_due: Callable[[TokenSet], float | None],
-        draw: Callable[[], float],
-        owner: str,
-        batch: int,
+        settings: Duty,
         claim_for: float,
-        gather: float,
-        poll: float,
         concurrency: int,
     ) -> None:
-        self._store = store
+        self._access = access
+        self._store = cast(RefreshDuty, access.store)
         self._registry = registry
         self._driver = driver
+        self._publisher = publisher
         self._clock = clock
         self._owned = owned
-        self._due_at = due_at
-        self._keep_due = keep_due
-        self._draw = draw
-        self.owner = owner
-        self._batch = batch
+        self._wakeup = access.wakeup
+        #: This worker's name in claims.
+        self.owner = worker_id()
+        self._batch = settings.batch
         self._claim_for = claim_for
-        self._gather = gather
-        self._poll = poll
+        self._gather = settings.gather
+        self._poll = settings.poll
         self._concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
-        self._wake_at = math.inf
         self._stats = stats
         self._warned_at = -math.inf
         self._unreported = 0
         #: Other clients' sets this worker gave back, and how often.
         self._given_back: collections.OrderedDict[TokenKey, int] = collections.OrderedDict()
 
-    def due_written(self, due: float | None) -> None:
-        """This process wrote a set due at ``due``: wake up for it if sleeping past it."""
-        if due is not None and due < self._wake_at and self._wake is not None:
-            self._wake.set()
-
     def start(self) -> None:
         """Start claiming on the running loop (idempotent)."""
         if self._task is None:
-            self._wake = asyncio.Event()
+            self._wakeup.arm()
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="aiofinaccess-refresh-duty"
             )
@@ -191,7 +136,7 @@ class DutyLoop:
                 await self._sleep(self._poll)
                 continue
             try:
-                keys = await self._driver.store_call(
+                keys = await self._access.call(
                     self._store.claim_due(
                         limit=limit, claim_for=self._claim_for, owner=self.owner, clients=clients
                     )
@@ -210,8 +155,7 @@ class DutyLoop:
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
             if len(keys) + dropped < limit:
-                assert self._wake is not None  # noqa: S101  (set by start)
-                self._wake.clear()  # a due time written from now on wakes the sleep below
+                self._wakeup.clear()  # a due time written from now on wakes the sleep below
                 await self._sleep(await self._pause(found=bool(keys), clients=clients))
 
     def _dropped(self, count: int) -> None:
@@ -233,11 +177,11 @@ class DutyLoop:
 
         After a claim that found sets, more are likely due soon: no need to ask the store.
         """
-        gather = self._gather * (0.5 + self._draw())
+        gather = self._gather * (0.5 + self._access.draw())
         if found:
             return min(self._poll, gather)
         try:
-            next_due = await self._driver.store_call(self._store.next_due(clients=clients))
+            next_due = await self._access.call(self._store.next_due(clients=clients))
         except StoreError:
             return self._poll
         if next_due is None:
@@ -245,18 +189,7 @@ class DutyLoop:
         return min(self._poll, max(0.0, next_due - self._clock.wall()) + gather)
 
     async def _sleep(self, seconds: float) -> None:
-        """Sleep on the clock, but wake at once when this process writes an earlier due time."""
-        assert self._wake is not None  # noqa: S101  (set by start)
-        self._wake_at = self._clock.wall() + seconds
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self._wake_at = math.inf  # awake: any due time written counts
-            for waiting in (sleeper, waker):
-                waiting.cancel()
-            await asyncio.gather(sleeper, waker, return_exceptions=True)
+        await self._wakeup.sleep(self._clock, seconds)
 
     async def _renew(self, key: TokenKey, claim_ends: float) -> None:
         if not self._registry.serves(key):
@@ -305,32 +238,32 @@ class DutyLoop:
 
     async def _renew_claimed(self, key: TokenKey, version: list[int], read: list[Stored]) -> None:
         asked = self._clock.monotonic()
-        store = cast(TokenStore, self._store)  # the manager's store: a token store as well
-        found = await self._driver.store_call(store.get(key))
+        found = await self._access.call(self._access.store.get(key))
         if found is None:
             return  # deleted meanwhile: the delete cleared its due time
         version.append(found.version)
         mismatch = self._registry.mismatch(key, found.token_set)
         if mismatch is not None:
             raise mismatch  # another client's: given back at the version read
-        stored = self._driver.anchored(found, asked)
+        stored = self._access.anchored(found, asked)
         read.append(stored)
         # Due by this process's policy, or by keep-alive (its refresh token's deadline): a
         # keep-alive writer scheduled it so, and a claimant without keep_alive must not
         # postpone it past the refresh token's end.
-        earliest = _first(self._due_at(stored.token_set, 1.0), self._keep_due(stored.token_set))
+        access = self._access
+        earliest = _first(access.due_at(stored.token_set, 1.0), access.keep_due(stored.token_set))
         if earliest is None or earliest > self._clock.wall():
             # Renewed by another process since it fell due: its due time comes from the set,
             # never later than its refresh token's deadline.
             self._stats.duty_renewed_elsewhere += 1
-            due = _first(self._due_at(stored.token_set, None), self._keep_due(stored.token_set))
+            due = _first(access.due_at(stored.token_set, None), access.keep_due(stored.token_set))
             await self._reschedule(key, due)
             return
         entry = self._registry.entry(key, for_duty=True)
         if entry.job is None and entry.version != stored.version and entry.token_set is None:
             # Only into an empty entry: a set this process holds is the driver's to compare
             # with the store (a rolled-back store's older set is written over, never adopted).
-            self._driver.publish(entry, stored.token_set, stored.version)
+            self._publisher.publish(entry, stored.token_set, stored.version)
         self._stats.scheduled_renewals += 1
         await asyncio.shield(self._driver.start(entry, reason="scheduled"))
 
@@ -362,7 +295,7 @@ class DutyLoop:
         self, key: TokenKey, due_at: float | None, *, expected_version: int | None = None
     ) -> None:
         try:
-            await self._driver.store_call(
+            await self._access.call(
                 self._store.reschedule(key, due_at, expected_version=expected_version)
             )
         except StoreError:

@@ -1,15 +1,14 @@
 """The fence: the store lease a renewal job holds while it may send a refresh.
 
-A refresh is sent only while the job holds the store's lease for the key with at least the
-whole token exchange (``token_timeout``) plus a quarter lease of margin left
-(:attr:`Fence.lease_needed`); taking or extending it for a send asks for the exchange plus a
-full lease (:attr:`Fence.ttl`), so the write after the send is covered too. While the job
-waits (endpoint slots, backoff, a password lookup, a slow write) a heartbeat extends the
-lease. A lease that turns out lost is dropped; the job takes it again and reads the store
-again. The lease and its heartbeat live in the job's :class:`~aiofinaccess.session.jobs.Job`.
+A refresh is sent only while the job holds the store's lease for the key with at least
+:attr:`Timeouts.lease_needed` left (the whole exchange and a quarter lease); taking or extending
+it for a send asks for :attr:`Timeouts.send_lease` (the exchange and a full lease), so the write
+after the send is covered too. While the job waits (endpoint slots, backoff, a password
+lookup, a slow write) a heartbeat extends the lease. A lease that turns out lost is dropped;
+the job takes it again and reads the store again. The lease and its heartbeat live in the
+job's :class:`~aiofinaccess.session.jobs.Job`.
 
-Must never import: aiohttp, ``oauth``, ``api``, ``integrations``, ``cli`` or ``sandbox``; it
-knows the store only through its lease and the reads it is given.
+Must never import: aiohttp, ``oauth``, ``api``, ``integrations``, ``cli`` or ``sandbox``.
 """
 
 from __future__ import annotations
@@ -19,13 +18,18 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..core.clock import Clock
 from ..core.errors import LeaseBusyError, StoreError
 from ..core.fencing import LeaseLapsed
+from ..core.settings import Timeouts
 from ..core.tokens import TokenKey
-from ..stores import LOCAL_LEASE, Lease, TokenStore
-from .jobs import Job, Read, StoreCall
+from ..stores import LOCAL_LEASE, Lease
+from .jobs import Job
+
+if TYPE_CHECKING:
+    from .access import StoreAccess
 
 __all__ = ["Fence"]
 
@@ -36,35 +40,22 @@ class Fence:
     """Takes, extends, keeps (heartbeat) and drops a job's store lease.
 
     Args:
-        store: Where the leases are.
+        access: The store: its leases, reads and bounded calls.
         clock: Time and sleep.
-        read: Reads and anchors a key's stored set (the driver's ``read``).
-        store_call: Bounds a store call in time and types its failure.
-        token_timeout: Seconds one token exchange may take.
-        lease_ttl: Seconds a lease lasts without extension.
+        timeouts: The token exchange and the lease, with the margins derived from them.
     """
 
     def __init__(
         self,
         *,
-        store: TokenStore,
+        access: StoreAccess,
         clock: Clock,
-        read: Read,
-        store_call: StoreCall,
-        token_timeout: float,
-        lease_ttl: float,
+        timeouts: Timeouts,
     ) -> None:
-        self._store = store
+        self._access = access
         self._clock = clock
-        self._read = read
-        self._store_call = store_call
-        self._lease_ttl = lease_ttl
-        # A send needs the whole exchange plus a quarter lease of margin; taking it extends to
-        # the exchange plus a full lease, so the write after it is covered too.
-        self.lease_needed = token_timeout + lease_ttl / 4
-        self.ttl = token_timeout + lease_ttl
-        # How long a job waits for a lease another process holds before it gives up.
-        self.patience = token_timeout + 2 * lease_ttl
+        self._timeouts = timeouts
+        self.lease_needed = timeouts.lease_needed
 
     async def take(self, key: TokenKey, run: Job) -> None:
         """Take the key's lease (start its heartbeat) and read the store again; if another
@@ -73,13 +64,13 @@ class Fence:
         exit_stack = contextlib.AsyncExitStack()
         now = self._clock.monotonic()
         if run.lease_deadline == math.inf:  # a wait for the lease starts
-            run.lease_deadline = now + self.patience
+            run.lease_deadline = now + self._timeouts.patience
         try:
             # The store waits up to a whole lease for a busy one: never past the deadline.
             # (Every store lets go of a lease whose acquisition was cancelled.)
             async with asyncio.timeout(max(0.0, run.lease_deadline - now)) as bound:
                 handle = await exit_stack.enter_async_context(
-                    self._store.lease(key, ttl=self._lease_ttl)
+                    self._access.store.lease(key, ttl=self._timeouts.lease)
                 )
         except (LeaseBusyError, TimeoutError) as exc:
             await exit_stack.aclose()
@@ -91,7 +82,7 @@ class Fence:
                 raise LeaseBusyError(
                     f"gave up waiting for the lease on token set {key.hashed}"
                 ) from None
-            run.stored = await self._read(key)  # its holder may have stored a set meanwhile
+            run.stored = await self._access.read(key)  # its holder may have stored a set meanwhile
             return
         except BaseException:
             await exit_stack.aclose()
@@ -101,26 +92,28 @@ class Fence:
         run.lease = handle if hasattr(handle, "extend") else LOCAL_LEASE
         if run.lease.remaining() != math.inf:
             run.heartbeat = asyncio.get_running_loop().create_task(self._heartbeat(run.lease))
-        run.stored = await self._read(key)
+        run.stored = await self._access.read(key)
 
     async def _heartbeat(self, lease: Lease) -> None:
         """Keep the lease while the job waits (or writes); the fence before a send checks it
         anyway. A failed extension is tried again soon: the lease is what stops another
         process from replaying a refresh token whose successor is not stored yet."""
-        pause = self._lease_ttl / 3
+        timeouts = self._timeouts
+        pause = timeouts.heartbeat
         while True:
             await self._clock.sleep(pause)
             try:
-                if not await lease.extend(self._lease_ttl):
+                if not await lease.extend(timeouts.lease):
                     return
-                pause = self._lease_ttl / 3
+                pause = timeouts.heartbeat
             except StoreError:
                 logger.debug("extending a lease failed; trying again shortly")
-                pause = self._lease_ttl / 10
+                pause = timeouts.heartbeat_retry
 
     async def ready_to_send(self, run: Job) -> bool:
-        """The fence before a send: the lease has :attr:`lease_needed` left, extended to
-        :attr:`ttl` if it had not; False if it is lost (dropped) or the store was too slow.
+        """The fence before a send: the lease has :attr:`Timeouts.lease_needed` left, extended
+        to :attr:`Timeouts.send_lease` if it had not; False if it is lost (dropped) or the
+        store was too slow.
 
         Raises:
             StoreError: Three extensions in a row each took most of a lease.
@@ -140,9 +133,7 @@ class Fence:
         pause since :meth:`ready_to_send` that ate more than half the margin stops the send."""
         lease = run.lease
         assert lease is not None  # noqa: S101
-        # The exchange, and half the margin for the write after it: a lease that covers only
-        # the exchange lapses at the first failed extension while the answer waits to be stored.
-        needed = self.lease_needed - self._lease_ttl / 8
+        needed = self._timeouts.send_needed  # the exchange, and the write after it
 
         def check() -> None:
             if lease.remaining() < needed:
@@ -151,9 +142,9 @@ class Fence:
         return check
 
     async def extend(self, run: Job) -> None:
-        """Extend the held lease for a send (:attr:`ttl`); drop it if it turns out lost."""
+        """Extend the held lease for a send (:attr:`Timeouts.send_lease`); drop it if lost."""
         assert run.lease is not None  # noqa: S101
-        if not await self._store_call(run.lease.extend(self.ttl)):
+        if not await self._access.call(run.lease.extend(self._timeouts.send_lease)):
             logger.warning("a store lease was lost before a refresh; taking it again")
             await self.drop(run)
 

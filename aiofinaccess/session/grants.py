@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from ..core.errors import StoreConflictError
 from ..core.renewal_step import begun
 from ..core.tokens import Secret, TokenKey, TokenSet
 from ..oauth.client import OAuthClient
 from ..oauth.providers import RevocationStyle
-from ..stores import TokenStore
 from .events import ManagerStats
 from .registry import Registry
-from .renewal import RenewalDriver
 
 if TYPE_CHECKING:
     from ..oauth.authorization import AuthorizationRequest
+    from .access import StoreAccess
+    from .lifetime import OwnedTasks
+    from .publish import Publisher
 
 __all__ = ["Grants", "Tombstones"]
 
@@ -42,10 +43,9 @@ class Grants:
     """Obtains, stores, revokes and forgets token sets for a manager.
 
     Args:
-        registry, store, driver, stats: The manager's parts.
+        registry, access, publisher, stats, owned: The manager's parts.
         oauth: Gives the :class:`OAuthClient` of a provider name.
         access_token: The manager's bearer path (a client token for finAPI's revocation).
-        spawn: Starts a task the manager owns.
         revoked: The manager's tombstones (shared: its bearer path reads them).
     """
 
@@ -53,21 +53,22 @@ class Grants:
         self,
         *,
         registry: Registry,
-        store: TokenStore,
-        driver: RenewalDriver,
+        access: StoreAccess,
+        publisher: Publisher,
         stats: ManagerStats,
+        owned: OwnedTasks,
         oauth: Callable[[str], OAuthClient],
         access_token: Callable[[str], Awaitable[str]],
-        spawn: Callable[[Coroutine[Any, Any, TokenSet]], asyncio.Task[TokenSet]],
         revoked: Tombstones,
     ) -> None:
         self._registry = registry
-        self._store = store
-        self._driver = driver
+        self._access = access
+        self._store = access.store
+        self._publisher = publisher
         self._stats = stats
+        self._spawn = owned.spawn
         self._oauth = oauth
         self._access_token = access_token
-        self._spawn = spawn
         self._revoked = revoked
 
     # -- first acquisition ---------------------------------------------------------------------
@@ -138,12 +139,12 @@ class Grants:
         self._stats.token_requests += requests
         # A session's first set: its lineage starts here, issued to this process's client.
         token_set = self._registry.stamped(key, begun(await fetch()))
-        store_call = self._driver.store_call
+        store_call = self._access.call
         for _attempt in range(3):
             current = await store_call(self._store.get(key))
             try:
                 version = await store_call(
-                    self._driver.write(
+                    self._access.write(
                         key,
                         token_set,
                         expected_version=None if current is None else current.version,
@@ -152,7 +153,7 @@ class Grants:
             except StoreConflictError:
                 continue
             self._revoked.pop((key.provider, key.subject), None)
-            self._driver.publish(self._registry.entry(key), token_set, version)
+            self._publisher.publish(self._registry.entry(key), token_set, version)
             return token_set
         raise StoreConflictError(f"token set {key.hashed}: store kept changing while writing")
 
@@ -161,7 +162,7 @@ class Grants:
     async def revoke(self, key: TokenKey) -> None:
         """See :meth:`SessionManager.revoke`."""
         registration = self._registry.registration(key.provider)
-        stored = await self._driver.store_call(self._store.get(key))
+        stored = await self._access.call(self._store.get(key))
         if stored is not None:
             token_set = stored.token_set
             self._refuse_other_clients(key, token_set)
@@ -180,7 +181,7 @@ class Grants:
 
     async def logout(self, key: TokenKey) -> None:
         """See :meth:`SessionManager.logout`."""
-        stored = await self._driver.store_call(self._store.get(key))
+        stored = await self._access.call(self._store.get(key))
         if stored is not None:
             self._refuse_other_clients(key, stored.token_set)
         if stored is not None and stored.token_set.refresh_token is not None:
@@ -195,7 +196,7 @@ class Grants:
 
     async def forget(self, key: TokenKey) -> None:
         """See :meth:`SessionManager.forget`."""
-        await self._driver.store_call(self._store.delete(key))
+        await self._access.call(self._store.delete(key))
         entry = self._registry.find(key.provider, key.subject)
         if entry is not None:
             while entry.job is not None:  # another may start while one ends (the scheduler)

@@ -15,8 +15,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeAlias, TypeVar
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -32,16 +32,18 @@ from ..core.errors import (
 from ..core.lifecycle import Event, Renewal, RetryPolicy, Status, transition
 from ..core.renewal_step import Stored
 from ..core.stopping import cancel_asked as cancelled
-from ..core.tokens import TokenKey, TokenSet
+from ..core.tokens import TokenSet
 from ..stores import Lease
 from .events import EventHub, GrantLost, ManagerStats, RefreshFailed
 from .registry import Entry
 
+if TYPE_CHECKING:
+    from .access import StoreAccess
+    from .planning import Planner
+
 __all__ = [
     "Job",
     "Outcomes",
-    "Read",
-    "StoreCall",
     "bounded",
     "cancelled",
     "retrieve",
@@ -51,15 +53,6 @@ __all__ = [
 logger = logging.getLogger("aiofinaccess")
 
 _T = TypeVar("_T")
-
-#: Reads a key's stored set and anchors it (the driver's ``read``).
-Read: TypeAlias = Callable[[TokenKey], Awaitable[Stored | None]]
-
-
-class StoreCall(Protocol):
-    """Awaits a store call within the store timeout; failures become typed store errors."""
-
-    def __call__(self, call: Awaitable[_T], /) -> Awaitable[_T]: ...
 
 
 @attrs.define(slots=True)
@@ -83,6 +76,8 @@ class Job:
     attempts: int = 0
     ambiguous: int = 0
     write_failures: int = 0
+    write_error: StoreError | None = None
+    written: bool = False
     fence_tries: int = 0
     lapses: int = 0
     late_answers: int = 0
@@ -132,28 +127,28 @@ class Outcomes:
 
     Args:
         clock: Time, for the moment of the next try.
-        schedule: Asks the scheduler to renew an entry at a monotonic time.
+        planner: Plans a retryable failure's next renewal.
         stats, hub: Counters and events.
         retry: The backoff between failed renewals.
-        draw: A uniform draw from ``[0, 1)`` for its jitter.
+        access: The jitter draw.
     """
 
     def __init__(
         self,
         *,
         clock: Clock,
-        schedule: Callable[[Entry, float | None], None],
+        planner: Planner,
         stats: ManagerStats,
         hub: EventHub,
         retry: RetryPolicy,
-        draw: Callable[[], float],
+        access: StoreAccess,
     ) -> None:
         self._clock = clock
-        self._schedule = schedule
+        self._planner = planner
         self.stats = stats
         self._hub = hub
         self._retry = retry
-        self._draw = draw
+        self._access = access
 
     def fail(self, entry: Entry, outcome: asyncio.Future[TokenSet], error: BaseException) -> None:
         """Give ``outcome`` the error; a renewing entry then needs re-authorization or backs off."""
@@ -176,11 +171,11 @@ class Outcomes:
         entry.failures += 1
         self.stats.refresh_failures += 1
         retry_after = error.retry_after if isinstance(error, ApiError) else None
-        retry_in = self._retry.backoff(entry.failures, self._draw(), retry_after)
+        retry_in = self._retry.backoff(entry.failures, self._access.draw(), retry_after)
         entry.retry_at = self._clock.monotonic() + retry_in
         may_succeed = retryable(error)
         if may_succeed:
-            self._schedule(entry, entry.retry_at)
+            self._planner.schedule(entry, entry.retry_at)
         logger.warning(
             "renewing token set %s failed (%s: %s); %s",
             key.hashed,

@@ -1,30 +1,9 @@
 """The session manager: one owner for every token set of an application.
 
-Theory of operation
--------------------
-:class:`SessionManager` is the public face. It is composed of parts it owns: a
-:class:`~aiofinaccess.session.registry.Registry` (providers, and one entry per token set), a
-:class:`~aiofinaccess.session.renewal.RenewalDriver` (the one renewal path; its decisions are the
-pure :func:`~aiofinaccess.core.renewal_step.next_step`: read both modules for the guarantees:
-single-flight, cancellation-safe, fenced leases, persist then publish, dead grants stay dead),
-a :class:`~aiofinaccess.session.scheduler.RefreshScheduler` or, on a store shared by a fleet,
-a :class:`~aiofinaccess.session.duty.DutyLoop`, and an
-:class:`~aiofinaccess.session.events.EventHub`. This module adds what an application touches:
-
-* the **fresh path**: :meth:`SessionManager.access_token` is a dictionary lookup and one
-  comparison with the entry's ``stale_at``; it touches no lock, store or network;
-* **first acquisition**, revocation, logout and forgetting, delegated to
-  :class:`~aiofinaccess.session.grants.Grants`;
-* **lifetime** (owned tasks, start, restores, the change-feed watcher, drain and close),
-  delegated to :class:`~aiofinaccess.session.lifetime.Lifetime`; background renewals are
-  planned by :class:`~aiofinaccess.session.planning.Planner`;
-* **observation**: typed events to callbacks or async iterators, counters, token-set states.
-
-The manager reads time only through its :class:`~aiofinaccess.core.clock.Clock`. This module
-holds the public face and the fresh path; it never imports ``api``, ``integrations``, ``cli``
-or ``sandbox``. It is longer than the house's ~400 lines for a reason: every public method
-keeps its whole documentation here (the reference is generated from it), while each body is
-a line or two that hands over to the part that does the work.
+Its public methods hand over to the parts :func:`~aiofinaccess.session.assembly.assemble`
+builds; the fresh path of :meth:`SessionManager.access_token` stays here (a dictionary lookup
+and one comparison: no lock, store or network). Never imports ``api``, ``integrations``,
+``cli`` or ``sandbox``.
 """
 
 from __future__ import annotations
@@ -38,21 +17,21 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from ..core.clock import SYSTEM_CLOCK, Clock
-from ..core.errors import ConfigurationError, UsageError
+from ..core.errors import UsageError
 from ..core.lifecycle import (
     RefreshPolicy,
     RetryPolicy,
-    Status,
     TokenState,
     token_state,
 )
+from ..core.settings import Duty, Limits, Schedule, Timeouts
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
 from ..oauth.client import OAuthClient
-from ..oauth.providers import ClientAuthMethod, Provider
+from ..oauth.providers import Provider
 from ..stores import TokenStore
 from ..stores.memory import MemoryStore
-from .assembly import Options, assemble
-from .callbacks import ReauthCallback, awaiting, plain_subscriber, reauth_subscriber
+from .assembly import Settings, assemble
+from .callbacks import ReauthCallback, plain_subscriber, reauth_subscriber
 from .events import ManagerEvent, ManagerStats
 from .registry import PasswordLookup
 
@@ -60,8 +39,6 @@ if TYPE_CHECKING:
     from ..oauth.authorization import AuthorizationRequest
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
-
-_REFUSED = (Status.REAUTH_REQUIRED, Status.REVOKED)
 
 
 class SessionManager:
@@ -77,52 +54,17 @@ class SessionManager:
 
     Args:
         store: Where token sets persist. Defaults to an in-process :class:`MemoryStore`.
-        session: An aiohttp session to use (not closed by the manager). By default the manager
-            creates its own on first use (with no cookie jar: one user's cookies must never
-            go out with another's request) and closes it in :meth:`aclose`.
+        session: An aiohttp session to use (not closed by the manager); by default it makes its
+            own (with no cookie jar) and closes it in :meth:`aclose`.
         clock: Clock and sleep; tests pass a fake one.
         policy: When tokens turn stale and expire.
         retry: Retries inside a renewal and backoff between failed ones.
-        scheduler: Renew token sets in the background before they go stale.
-        keep_alive: Also renew before the *refresh* token runs out, even for idle sets (keeps
-            Keycloak sessions alive past their SSO-idle timeout).
-        idle_after: Seconds without use after which the scheduler leaves a set to on-demand
-            renewal (``None``: never idle).
-        jitter: Share of the lead by which a scheduled renewal may move earlier at random.
-        max_concurrent_refreshes: Token requests in flight per token endpoint, and renewals
-            the scheduler runs at once.
-        token_timeout: Total seconds for one token-endpoint exchange.
-        lease_ttl: Seconds a store lease lasts unless its holder extends it. A holder that
-            crashes before sending blocks other processes for at most this long; one that
-            crashes after sending, for at most ``token_timeout + lease_ttl``. A holder extends
-            its lease while it waits and, before every send, to cover the whole exchange.
-        close_timeout: Seconds :meth:`aclose` waits for renewals in flight.
-        pending_write_timeout: Further seconds :meth:`aclose` waits for renewals whose token
-            request was sent, so their result is stored (then each is logged at ERROR and a
-            :class:`~aiofinaccess.session.events.WriteAbandoned` event is emitted).
-        store_timeout: Seconds one store call may take before it counts as failed.
+        timeouts: Token exchange, store lease, store call and close (:class:`Timeouts`).
+        schedule: Background renewals: on or off, keep-alive, idle, jitter (:class:`Schedule`).
+        duty: This process's share of the refresh duty on a store that keeps it (:class:`Duty`).
+        limits: Renewals at once and token sets in memory (:class:`Limits`).
         trace_configs: aiohttp trace configs for the session the manager creates (for
             example :meth:`aiofinaccess.integrations.otel.Telemetry.trace_config`).
-        duty: This process's role on a store that keeps the refresh duty (a
-            :class:`~aiofinaccess.stores.RefreshDuty`: SQLite, Redis). ``None`` (default):
-            serve requests *and* take a share of the duty (claim due sets from the store and
-            renew them), except on a :class:`MemoryStore`, which keeps the per-process
-            scheduler; ``True``: the same, on any RefreshDuty store (a MemoryStore too);
-            ``False``: serve only (sets renew on demand, or by workers with the duty). With
-            the duty's due times in the store, :meth:`start` reads no sets: they load on
-            demand. Other stores keep the per-process scheduler and restore at start.
-        working_set: At most this many token sets in memory (least recently used go first;
-            a dropped one loads again on demand), or ``None`` for no bound.
-        duty_batch: Sets claimed per store call by the duty.
-        claim_ttl: Seconds a duty claim lasts before the set falls due again for any worker
-            (default ``token_timeout + 2 * lease_ttl``; at least ``token_timeout +
-            lease_ttl``, how long a renewal that died after sending fences its set).
-        duty_poll: The duty's longest sleep between claims (how soon it sees a set another
-            process made due).
-        duty_gather: Seconds the duty lets due sets gather between claims (half to one and a
-            half times this, at random): a fleet then claims about ``workers / duty_gather``
-            times a second however many sets fall due, and renews each at most about
-            ``1.5 * duty_gather`` seconds after its due time.
     """
 
     def __init__(
@@ -133,65 +75,40 @@ class SessionManager:
         clock: Clock = SYSTEM_CLOCK,
         policy: RefreshPolicy | None = None,
         retry: RetryPolicy | None = None,
-        scheduler: bool = True,
-        keep_alive: bool = False,
-        idle_after: float | None = 3600.0,
-        jitter: float = 0.2,
-        max_concurrent_refreshes: int = 16,
-        token_timeout: float = 30.0,
-        lease_ttl: float = 10.0,
-        close_timeout: float = 10.0,
-        pending_write_timeout: float = 60.0,
-        store_timeout: float = 15.0,
+        timeouts: Timeouts | None = None,
+        schedule: Schedule | None = None,
+        duty: Duty | None = None,
+        limits: Limits | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
-        duty: bool | None = None,
-        working_set: int | None = None,
-        duty_batch: int = 100,
-        claim_ttl: float | None = None,
-        duty_poll: float = 1.0,
-        duty_gather: float = 0.1,
     ) -> None:
-        options = Options(
-            policy=policy or RefreshPolicy(),
-            retry=retry or RetryPolicy(),
-            scheduler=scheduler,
-            keep_alive=keep_alive,
-            idle_after=idle_after,
-            jitter=jitter,
-            max_concurrent_refreshes=max_concurrent_refreshes,
-            token_timeout=token_timeout,
-            lease_ttl=lease_ttl,
-            close_timeout=close_timeout,
-            pending_write_timeout=pending_write_timeout,
-            store_timeout=store_timeout,
-            duty=duty,
-            working_set=working_set,
-            duty_batch=duty_batch,
-            claim_ttl=claim_ttl,
-            duty_poll=duty_poll,
-            duty_gather=duty_gather,
-        )
         self._store = store if store is not None else MemoryStore()
         self._session = session
         self._owns_session = session is None
         self._trace_configs = list(trace_configs)
         self._clock = clock
-        self._token_timeout = token_timeout
+        self._timeouts = timeouts or Timeouts()
         self._oauth_clients: dict[str, OAuthClient] = {}
         parts = assemble(
-            options,
+            Settings(
+                policy=policy or RefreshPolicy(),
+                retry=retry or RetryPolicy(),
+                timeouts=self._timeouts,
+                schedule=schedule or Schedule(),
+                duty=duty or Duty(),
+                limits=limits or Limits(),
+            ),
             store=self._store,
             clock=clock,
-            endpoint=self.oauth,
             oauth=self.oauth,
             access_token=self.access_token,
             close_session=self._close_session,
         )
         self.stats = parts.stats
         self._registry, self._hub, self._driver = parts.registry, parts.hub, parts.driver
-        self._owned, self._revoked = parts.owned, parts.revoked
+        self._owned = parts.owned
         self._tasks, self._spawn = parts.owned.tasks, parts.owned.spawn
         self._scheduler, self._lifetime = parts.scheduler, parts.lifetime
+        self._access, self._feed = parts.access, parts.feed
         self._bearer, self._grants = parts.bearer, parts.grants
 
     def __repr__(self) -> str:
@@ -210,43 +127,28 @@ class SessionManager:
         *,
         password_lookup: PasswordLookup | None = None,
     ) -> None:
-        """Make ``provider`` usable with ``client``'s credentials.
-
-        After :meth:`start`, the provider's stored sets are restored in the background:
-        :meth:`ready` waits for that (and raises what it raised).
+        """Make ``provider`` usable with ``client``'s credentials; after :meth:`start` its
+        stored sets are restored in the background (:meth:`ready` waits for that).
 
         Args:
             provider: The provider; its ``name`` becomes the first half of every token key.
-            client: The client's id and secret at that provider. The client token is stored
-                under a key naming this client (its id and a fingerprint of its secret), so
-                managers with other credentials sharing the store never share it.
-            password_lookup: For finAPI user tokens: a callback (plain or async) that returns
-                a user's password so the manager can fall back to the password grant when a
-                refresh token is gone. The manager never stores passwords.
+            client: The client's id and secret at that provider (the client token's key names
+                this client, so managers with other credentials never share it).
+            password_lookup: For finAPI user tokens: a plain or async function of the user id
+                that returns the password, for the password grant when a refresh token is
+                gone. The manager never stores passwords.
+
+        Raises:
+            ConfigurationError: Not a provider preset, registered twice, not
+                ``ClientCredentials``, a confidential client without its secret, or a lookup
+                that cannot be called.
         """
-        if not isinstance(provider, Provider):
-            raise ConfigurationError("provider must be a FinApi, Everifin or Oidc preset")
-        if provider.name in self._registry:
-            raise ConfigurationError(f"provider {provider.name!r} is already registered")
-        if not isinstance(client, ClientCredentials):
-            raise ConfigurationError("client must be ClientCredentials(client_id, client_secret)")
-        if client.client_secret is None and provider.client_auth is not ClientAuthMethod.NONE:
-            raise ConfigurationError(
-                f"client_secret is required for provider {provider.name!r} "
-                f"({provider.client_auth.value})"
-            )
-        if password_lookup is not None and not callable(password_lookup):
-            raise ConfigurationError("password_lookup must be a function of the user id")
-        lookup = None if password_lookup is None else awaiting(password_lookup)
-        self._registry.add(provider, client, lookup)
+        self._registry.add(provider, client, password_lookup)
         self._lifetime.registered(provider.name)
 
     async def ready(self) -> None:
-        """Wait until the manager is started and every restore :meth:`register` began has ended.
-
-        The readiness check of a web process: once it returns, every stored set of the
-        registered providers is in memory and renewals are scheduled (on a store that keeps
-        the refresh duty, nothing is restored: sets load on demand).
+        """Wait until the manager is started and every restore :meth:`register` began has ended
+        (a web process's readiness check).
 
         Raises:
             UsageError: The manager was never started, or is closed.
@@ -256,32 +158,22 @@ class SessionManager:
         await self._lifetime.ready()
 
     async def start(self) -> SessionManager:
-        """Restore stored token sets of the registered providers and start background work.
-
-        Called by ``async with``. Providers registered later are restored as they register.
-        On a store that keeps the refresh duty (see ``duty``) no set is read: they load on
-        demand, and the duty (if this process has it) starts claiming. Idempotent. The store
-        is read here even with no provider registered yet, so a store that cannot be reached
-        fails here, not at the first request.
+        """Restore the registered providers' stored sets and start background work (called by
+        ``async with``; idempotent). On a store that keeps the refresh duty no set is read:
+        they load on demand. The store is read even with no provider registered, so one that
+        cannot be reached fails here, not at the first request.
 
         Raises:
-            StoreError: The store cannot be read (its message names the store); ``ready()``
-                raises it too. ``async with`` closes the manager again; after a direct call
-                the app may retry :meth:`restore` or :meth:`aclose` it.
+            StoreError: The store cannot be read (``ready()`` raises it too); after a direct
+                call the app may retry :meth:`restore` or :meth:`aclose`.
         """
         await self._lifetime.start()
         return self
 
     async def restore(self, provider: Provider | str | None = None) -> int:
-        """Load every stored set of ``provider`` (or all registered) into memory; no requests.
-
-        Keys are streamed from the store and read in batches (one read per batch where the
-        store offers ``get_many``), at most ``working_set`` sets. Another client's token, and
-        malformed keys, are skipped.
-
-        Returns:
-            How many token sets were restored.
-        """
+        """Load every stored set of ``provider`` (or all registered) into memory, at most
+        ``Limits.working_set``; no requests. Another client's tokens are skipped. Returns how
+        many sets were restored."""
         names = self._registry.names() if provider is None else [self.key(provider).provider]
         return await self._lifetime.restore(names)
 
@@ -298,12 +190,9 @@ class SessionManager:
     async def aclose(self) -> None:
         """Stop background work, let renewals in flight persist, then close store and session.
 
-        Order: stop the scheduler and the watcher; wait up to ``close_timeout`` for renewals;
-        cancel those that have sent nothing; wait up to ``pending_write_timeout`` more for
-        those whose token request was sent (their result must be stored, or the refresh
-        token the store holds is already spent); end event iterators; close the store; close
-        the session (if the manager created it). A failing step is logged and the others
-        still run. Idempotent.
+        Waits ``Timeouts.close`` for renewals, then ``Timeouts.pending_write`` more for those
+        whose token request was sent (their result must be stored); cancels the rest. A
+        failing step is logged and the others still run. Idempotent.
         """
         await self._lifetime.aclose()
 
@@ -322,7 +211,7 @@ class SessionManager:
 
     @property
     def _watcher(self) -> asyncio.Task[None] | None:
-        return self._lifetime.watcher
+        return self._feed.watcher
 
     @property
     def store(self) -> TokenStore:
@@ -349,7 +238,7 @@ class SessionManager:
                 registration.client,
                 self.http_session(),
                 clock=self._clock,
-                timeout=self._token_timeout,
+                timeout=self._timeouts.token,
             )
             self._oauth_clients[name] = client
         return client
@@ -372,10 +261,7 @@ class SessionManager:
 
     def subscribe(self, callback: Callable[[ManagerEvent], object]) -> Callable[[], None]:
         """Call ``callback(event)`` for every lifecycle event; returns an unsubscribe function.
-
-        Callbacks run synchronously on the event loop: keep them quick. Their exceptions are
-        logged and never reach the manager. For async code, iterate :meth:`events` or use
-        :meth:`on_reauth_required`.
+        Callbacks run synchronously on the loop (keep them quick); their errors are logged.
 
         Raises:
             ConfigurationError: ``callback`` is a coroutine function (it would never run).
@@ -384,20 +270,15 @@ class SessionManager:
         return self._hub.subscribe(callback)
 
     def on_reauth_required(self, callback: ReauthCallback) -> Callable[[], None]:
-        """Call ``callback(event)`` whenever a user must connect their bank again.
-
-        The :class:`~aiofinaccess.session.events.GrantLost` event names the provider and the
-        app's ``subject`` (the user id the tokens were stored under). ``callback`` may be
-        plain or async: an async one runs in a task the manager owns (closing the manager
-        waits for it), so it may send an email. Returns an unsubscribe function.
-        """
+        """Call ``callback(event)`` whenever a user must connect their bank again (the
+        :class:`~aiofinaccess.session.events.GrantLost` event names the provider and the
+        user's ``subject``). An async ``callback`` runs in a task the manager owns. Returns an
+        unsubscribe function."""
         return self._hub.subscribe(reauth_subscriber(callback, self._spawn))
 
     def events(self, *, maxsize: int = 1024) -> AsyncIterator[ManagerEvent]:
-        """Iterate over lifecycle events until the manager closes.
-
-        When ``maxsize`` events are waiting the oldest is dropped (``stats.events_dropped``).
-        """
+        """Iterate over lifecycle events until the manager closes; when ``maxsize`` are waiting
+        the oldest is dropped (``stats.events_dropped``)."""
         return self._hub.iterate(maxsize)
 
     async def wait_idle(self) -> None:
@@ -408,11 +289,9 @@ class SessionManager:
     # -- the bearer path -------------------------------------------------------------------------
 
     async def access_token(self, provider: Provider | str, subject: str | None = None) -> str:
-        """Return a usable access token for the client (``subject=None``) or a user.
-
-        Fresh and stale tokens come from memory without an await (a stale one also starts one
-        background renewal); an expired or missing one is renewed first (once, however many
-        callers wait).
+        """Return a usable access token for the client (``subject=None``) or a user: from
+        memory without an await while it is usable (a stale one also starts a background
+        renewal), else renewed first (once, however many callers wait).
 
         Raises:
             ReauthorizationRequired: The grant is dead or nothing is stored for a user.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -37,9 +37,12 @@ from ..core.renewal_step import descended
 from ..core.tokens import Secret, TokenKey, TokenSet
 from .events import ManagerStats
 from .fence import Fence
-from .jobs import Job, Read
+from .jobs import Job
 from .registry import Entry, Registration
 from .retrying import Retrier, RetryDetails
+
+if TYPE_CHECKING:
+    from .access import StoreAccess
 
 __all__ = ["Redeemer", "TokenEndpoint"]
 
@@ -70,9 +73,8 @@ class Redeemer:
         endpoint: Gives the token endpoint of a provider name (replaceable: the attribute is
             read at each send).
         fence: The job's lease, checked again once a slot is free.
-        read: Reads and anchors a key's stored set.
+        access: The store's reads, and the jitter draw of the waits between tries.
         clock: Sleep, for the waits between tries.
-        draw: A uniform draw from ``[0, 1)`` for their jitter.
         stats: Counters (renewals, token requests, retries).
         retry: Attempts and waits.
         token_timeout: Seconds one token exchange may take.
@@ -84,9 +86,8 @@ class Redeemer:
         *,
         endpoint: Callable[[str], TokenEndpoint],
         fence: Fence,
-        read: Read,
+        access: StoreAccess,
         clock: Clock,
-        draw: Callable[[], float],
         stats: ManagerStats,
         retry: RetryPolicy,
         token_timeout: float,
@@ -94,14 +95,14 @@ class Redeemer:
     ) -> None:
         self.endpoint = endpoint
         self._fence = fence
-        self._read = read
+        self._access = access
         self.stats = stats
         self._retry = retry
         self._retrier = Retrier(
             backoff=retry.request_backoff,
             attempts=retry.attempts,
             sleep=clock.sleep,
-            random=draw,
+            random=access.draw,
             on_retry=(self._count_retry,),
         )
         self._token_timeout = token_timeout
@@ -167,7 +168,7 @@ class Redeemer:
                     ) from None
                 # Its copy is from before the pause: the next step must not judge the grant
                 # on it (its refresh token may have run out while the store holds a newer set).
-                run.stored = await self._read(key)
+                run.stored = await self._access.read(key)
                 return
             except ReauthorizationRequired as exc:
                 entry.in_window = False
@@ -256,7 +257,7 @@ class Redeemer:
         )
         if ambiguous and rotating:
             try:
-                run.stored = await self._read(entry.key)
+                run.stored = await self._access.read(entry.key)
             except StoreError:
                 # Keep the copy: the lease is still ours (the fence extends it, through the
                 # store, before the replay), so no other process renewed the set meanwhile;

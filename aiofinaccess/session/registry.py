@@ -17,10 +17,17 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import attrs
 
-from ..core.errors import ClientMismatchError, ReauthorizationRequired, UsageError
+from ..core.errors import (
+    ClientMismatchError,
+    ConfigurationError,
+    ReauthorizationRequired,
+    UsageError,
+)
 from ..core.lifecycle import Deadlines, Status
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet, client_label
-from ..oauth.providers import Provider
+from ..oauth.providers import ClientAuthMethod, Provider
+from .callbacks import awaiting
+from .events import ManagerStats
 
 __all__ = ["AsyncPasswordLookup", "Entry", "PasswordLookup", "Registration", "Registry"]
 
@@ -100,15 +107,25 @@ class Entry:
 
 
 class Registry:
-    """Registered providers and the entries of their token sets."""
+    """Registered providers and the entries of their token sets.
 
-    def __init__(self, capacity: int | None = None) -> None:
+    Args:
+        capacity: At most this many entries (the bounded working set), or ``None``.
+        stats: Counts the entries dropped to stay within ``capacity``.
+        on_held: Called when an entry is made for the process's callers (not for the duty).
+    """
+
+    def __init__(
+        self,
+        capacity: int | None = None,
+        *,
+        stats: ManagerStats | None = None,
+        on_held: Callable[[], None] = lambda: None,
+    ) -> None:
         #: At most this many entries (the bounded working set), or ``None``.
         self.capacity = capacity
-        #: Called with the number of entries dropped to stay within ``capacity``.
-        self.on_evict: Callable[[int], None] = lambda _count: None
-        #: Called when an entry is created for the process's callers (not for the duty).
-        self.on_held: Callable[[], None] = lambda: None
+        self._stats = stats if stats is not None else ManagerStats()
+        self._on_held = on_held
         self._registrations: dict[str, Registration] = {}
         # Keyed by (provider name, subject) rather than TokenKey: the fresh path then builds
         # no object per call. One registration per provider name, so the pair is unique.
@@ -125,11 +142,30 @@ class Registry:
         return list(self._registrations)
 
     def add(
-        self, provider: Provider, client: ClientCredentials, lookup: AsyncPasswordLookup | None
+        self, provider: Provider, client: ClientCredentials, lookup: PasswordLookup | None
     ) -> Registration:
-        """Register ``provider`` (the caller has validated the arguments)."""
+        """Register ``provider`` (see :meth:`SessionManager.register`).
+
+        Raises:
+            ConfigurationError: An argument is not what it must be, or the name is taken.
+        """
+        if not isinstance(provider, Provider):
+            raise ConfigurationError("provider must be a FinApi, Everifin or Oidc preset")
+        if provider.name in self._registrations:
+            raise ConfigurationError(f"provider {provider.name!r} is already registered")
+        if not isinstance(client, ClientCredentials):
+            raise ConfigurationError("client must be ClientCredentials(client_id, client_secret)")
+        if client.client_secret is None and provider.client_auth is not ClientAuthMethod.NONE:
+            raise ConfigurationError(
+                f"client_secret is required for provider {provider.name!r} "
+                f"({provider.client_auth.value})"
+            )
+        if lookup is not None and not callable(lookup):
+            raise ConfigurationError("password_lookup must be a function of the user id")
         key = TokenKey(provider.name, client=client_label(client))
-        registration = Registration(provider, client, lookup, key)
+        registration = Registration(
+            provider, client, None if lookup is None else awaiting(lookup), key
+        )
         self._registrations[provider.name] = registration
         return registration
 
@@ -223,7 +259,7 @@ class Registry:
                 self._evict(self.capacity)
             entry = self.entries[key.provider, key.subject] = Entry(key)
             if not for_duty:
-                self.on_held()
+                self._on_held()
         return entry
 
     def _evict(self, capacity: int) -> None:
@@ -240,7 +276,7 @@ class Registry:
         dropped = idle[: len(self.entries) - target]
         for entry in dropped:
             del self.entries[entry.key.provider, entry.key.subject]
-        self.on_evict(len(dropped))
+        self._stats.working_set_evictions += len(dropped)
 
     def drop(self, entry: Entry) -> None:
         """Forget ``entry`` if no renewal runs for it; it is loaded again on demand."""

@@ -1,26 +1,13 @@
 """Waiting between tries: the one retry primitive of the renewal driver and the API pipeline.
 
 A :class:`Retrier` holds what every retry of one kind of call shares: the backoff decision
-(:class:`~aiofinaccess.core.retry.Backoff`, pure), how many tries in all, the clock's sleep,
-the random source for jitter, and the hooks that observe retries. :meth:`Retrier.pause` is
-the single place a retry is decided, announced (a DEBUG log line, then each hook with one
-:class:`RetryDetails`) and waited; :meth:`Retrier.call` is the plain loop around it.
+(:class:`~aiofinaccess.core.retry.Backoff`, pure), how many tries, the clock's sleep, the
+random source for jitter, and the hooks that observe retries. :meth:`Retrier.pause` decides,
+announces and waits one retry; :meth:`Retrier.call` is the plain loop around it. (Not tenacity:
+a renewal's retries are steps of its state machine, and the simulation needs a seeded random
+source and a virtual clock.)
 
-Why not tenacity (or stamina, its opinionated layer, whose shape this follows):
-
-* The renewal's retries are steps of its state machine: between two token requests it
-  re-checks the fence, may re-read the store and may decide not to send again. That cannot
-  run inside a retry library's loop; what both call sites share is the *pause*, and the
-  pause is the backoff decision plus a sleep.
-* With our wait, our sleep and our hooks plugged in, all tenacity would still do for the
-  pipeline is the six-line loop in :meth:`Retrier.call`. Its jittered waits draw from the
-  global ``random`` (no seeded source for the simulation), and stamina sleeps with
-  ``asyncio.sleep`` directly (no virtual clock).
-* Importing tenacity costs about 6 ms; the renewal driver is on the path to the first token,
-  so using it there would put that on every cold start.
-
-Must never import: ``stores``, ``api``, ``integrations``, ``cli`` or ``sandbox``; it knows
-nothing of tokens or requests, only of tries and waits.
+Must never import: ``stores``, ``api``, ``integrations``, ``cli`` or ``sandbox``.
 """
 
 from __future__ import annotations

@@ -1,18 +1,9 @@
 """One background task per session manager that renews token sets before they go stale.
 
-Theory of operation
--------------------
-The scheduler holds a heap of ``(due, sequence, key, generation)``; it does not know what a
-token is. The session manager pushes an item whenever it publishes a token set (with the
-set's current *generation*), and the scheduler hands due items back through ``fire``. A
-superseded item (the set was renewed on demand meanwhile, so its generation moved on) is
-ignored when it comes due: deleting from a heap is lazy, so scheduling stays O(log n).
-
-At most ``max_in_flight`` renewals started by the scheduler run at once; when all slots are
-taken the scheduler waits, which spreads a cohort of due renewals out instead of firing them
-all at once. Time and sleeping come from the injected clock, and a new earliest deadline wakes
-the scheduler early. One token set's failure cannot stop the loop: ``fire`` starts a task and
-returns it; whatever the task raises belongs to the manager.
+The scheduler does not know what a token is: it drains a :class:`DueQueue` of
+``(due, key, generation)`` items, hands each due one to ``fire`` (at most ``max_in_flight``
+renewals at once), and ignores an item whose generation moved on. Time and sleeping come
+from the injected clock; a new earliest deadline wakes it early.
 """
 
 from __future__ import annotations
@@ -27,28 +18,61 @@ from typing import Any
 from ..core.clock import Clock
 from .stopping import cancel_and_wait
 
-__all__ = ["RefreshScheduler"]
+__all__ = ["DueQueue", "RefreshScheduler"]
 
 logger = logging.getLogger("aiofinaccess")
 
 Fire = Callable[[Hashable, int], "asyncio.Future[Any] | None"]
 
 
+class DueQueue:
+    """Renewal deadlines, a heap of ``(due, sequence, key, generation)``; what the scheduler
+    drains. A superseded item (its generation moved on) is skipped when it comes due."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, Hashable, int]] = []
+        self._sequence = itertools.count()
+        self.wake: asyncio.Event | None = None
+
+    def __len__(self) -> int:
+        return len(self.heap)
+
+    def arm(self) -> asyncio.Event:
+        """From now on an earlier deadline wakes the scheduler (it started)."""
+        self.wake = asyncio.Event()
+        return self.wake
+
+    def schedule(self, key: Hashable, due: float, generation: int) -> None:
+        """Renew ``key`` at monotonic time ``due`` unless its generation moves on first."""
+        earliest = self.heap[0][0] if self.heap else None
+        heapq.heappush(self.heap, (due, next(self._sequence), key, generation))
+        if self.wake is not None and (earliest is None or due < earliest):
+            self.wake.set()
+
+
 class RefreshScheduler:
-    """A heap of renewal deadlines drained by one task.
+    """Drains a :class:`DueQueue` in one task.
 
     Args:
         clock: The manager's clock (monotonic time and sleep).
         fire: Called with ``(key, generation)`` when an item is due; returns the outcome of
             the renewal it started, or ``None`` if the item was stale or nothing needed doing.
         max_in_flight: Renewals started by the scheduler that may run at once.
+        queue: The deadlines (a new one by default).
     """
 
-    def __init__(self, clock: Clock, fire: Fire, *, max_in_flight: int = 16) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        fire: Fire,
+        *,
+        max_in_flight: int = 16,
+        queue: DueQueue | None = None,
+    ) -> None:
         self._clock = clock
         self._fire = fire
-        self._heap: list[tuple[float, int, Hashable, int]] = []
-        self._sequence = itertools.count()
+        self.queue = queue if queue is not None else DueQueue()
+        self._heap = self.queue.heap
         self._max_in_flight = max_in_flight
         self._wake: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
@@ -61,15 +85,12 @@ class RefreshScheduler:
 
     def schedule(self, key: Hashable, due: float, generation: int) -> None:
         """Renew ``key`` at monotonic time ``due`` unless its generation moves on first."""
-        earliest = self._heap[0][0] if self._heap else None
-        heapq.heappush(self._heap, (due, next(self._sequence), key, generation))
-        if self._wake is not None and (earliest is None or due < earliest):
-            self._wake.set()
+        self.queue.schedule(key, due, generation)
 
     def start(self) -> None:
         """Start the loop on the running event loop (idempotent)."""
         if self._task is None:
-            self._wake = asyncio.Event()
+            self._wake = self.queue.arm()
             self._slots = asyncio.Semaphore(self._max_in_flight)
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="aiofinaccess-scheduler"

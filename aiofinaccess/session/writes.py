@@ -19,94 +19,72 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from ..core.clock import Clock
-from ..core.errors import StoreConflictError, StoreError, TransportError
-from ..core.lifecycle import Action, RefreshPolicy, RetryPolicy, decide, plan
-from ..core.renewal_step import Stored, superseded
-from ..core.tokens import TokenKey, TokenSet
+from ..core.errors import StoreConflictError, StoreError
+from ..core.lifecycle import RefreshPolicy, RetryPolicy, plan
+from ..core.renewal_step import Stored, WriteFailed, superseded, worth_writing_until
+from ..core.settings import Timeouts
+from ..core.tokens import TokenSet
 from .events import EventHub, ManagerStats, Refreshed, Rotated, WriteAbandoned
-from .jobs import Job, Read, StoreCall
+from .jobs import Job, Outcomes
 from .registry import Entry
+
+if TYPE_CHECKING:
+    from .access import StoreAccess
+    from .publish import Publisher
 
 __all__ = ["PendingWrites"]
 
 logger = logging.getLogger("aiofinaccess")
 
 
-class Publish(Protocol):
-    """Makes a stored set the entry's current one (the driver's ``publish``)."""
-
-    def __call__(
-        self, entry: Entry, token_set: TokenSet, version: int, *, reissued: bool = False
-    ) -> None: ...
-
-
-class Write(Protocol):
-    """The store's compare-and-swap ``put`` (the driver's ``write``: with the set's due time
-    where the store keeps the refresh duty)."""
-
-    def __call__(
-        self, key: TokenKey, token_set: TokenSet, *, expected_version: int | None
-    ) -> Awaitable[int]: ...
-
-
 class PendingWrites:
     """Writes a job's redeemed set, keeps it while the store fails, and publishes it.
 
     Args:
-        write: The store's compare-and-swap ``put`` (the driver's ``write``).
-        store_call: Bounds a store call in time and types its failure.
-        read: Reads and anchors a key's stored set.
-        publish: Makes a stored set the entry's current one (the driver's ``publish``).
-        fail: Ends a job's outcome in failure.
+        access: The store: writes (with their due time), reads, bounded calls, jitter.
+        publisher: Publishes a stored set.
+        outcomes: Ends a job's outcome in failure.
         clock: Time and sleep.
-        draw: A uniform draw from ``[0, 1)`` for the write backoff's jitter.
         stats, hub: Counters and events.
         policy, retry: When sets go stale (and die); attempts and backoff.
-        lease_ttl: Seconds a lease lasts without extension (a write retry waits at most a
-            third of it).
+        timeouts: The heartbeat (a write retry waits at most that long).
     """
 
     def __init__(
         self,
         *,
-        write: Write,
-        store_call: StoreCall,
-        read: Read,
-        publish: Publish,
-        fail: Callable[[Entry, asyncio.Future[TokenSet], BaseException], None],
+        access: StoreAccess,
+        publisher: Publisher,
+        outcomes: Outcomes,
         clock: Clock,
-        draw: Callable[[], float],
         stats: ManagerStats,
         hub: EventHub,
         policy: RefreshPolicy,
         retry: RetryPolicy,
-        lease_ttl: float,
+        timeouts: Timeouts,
     ) -> None:
-        self._write = write
-        self._store_call = store_call
-        self._read = read
-        self._publish = publish
-        self._fail = fail
+        self._access = access
+        self._publisher = publisher
+        self._outcomes = outcomes
         self._clock = clock
-        self._draw = draw
         self.stats = stats
         self._hub = hub
         self._policy = policy
         self._retry = retry
-        self._lease_ttl = lease_ttl
+        self._heartbeat = timeouts.heartbeat
 
-    async def persist(self, entry: Entry, outcome: asyncio.Future[TokenSet], run: Job) -> bool:
-        """Write the redeemed set; True once it is stored and published."""
+    async def persist(self, entry: Entry, run: Job) -> None:
+        """The Persist step: write the redeemed set; once stored, publish it (``run.written``).
+        A failed write is noted in ``run.write_error`` for the next step."""
         fresh = run.pending
         assert fresh is not None  # noqa: S101
         key = entry.key
         try:
-            version = await self._store_call(
-                self._write(key, fresh, expected_version=run.base_version)
+            version = await self._access.call(
+                self._access.write(key, fresh, expected_version=run.base_version)
             )
         except StoreConflictError:
             # Someone stored a set for this key meanwhile (a new login, or our own write
@@ -114,34 +92,25 @@ class PendingWrites:
             # Unless it is an older set of our session (the store was rolled back): the
             # redeemed set still holds the only live refresh token, so it goes over that.
             logger.warning("token set %s changed while renewing; reading it again", key.hashed)
-            stored = await self._read(key)
+            stored = await self._access.read(key)
             if stored is not None and superseded(stored.token_set, fresh):
                 run.base_version = stored.version
-                return False
+                return
             run.pending = None
             entry.in_window = False
             run.stored = stored
-            return False
+            return
         except StoreError as exc:
             run.write_failures += 1
-            if run.write_failures >= self._retry.attempts and not outcome.done():
-                self._fail(entry, outcome, exc)  # callers never get an unstored token
-            if self.spent(fresh):
-                self.abandon(entry, fresh)
-                raise
-            logger.warning("storing token set %s failed; retrying", key.hashed)
-            wait = self._retry.backoff(run.write_failures, self._draw())
-            # Never slower than the heartbeat: the lease protecting this set is only as good
-            # as the store's availability, so write as soon as it is back.
-            await self._clock.sleep(min(max(wait, self._retry.initial), self._lease_ttl / 3))
-            return False
+            run.write_error = exc
+            return
         previous = None if run.stored is None else run.stored.token_set
         rotated = previous is not None and fresh.refresh_token not in (None, previous.refresh_token)
         run.pending = None
         entry.in_window = False
         entry.renewed_at = now = self._clock.monotonic()
         late_by = None if entry.deadlines is None else now - entry.deadlines.stale_at
-        self._publish(entry, fresh, version, reissued=run.reissued)
+        self._publisher.publish(entry, fresh, version, reissued=run.reissued)
         assert run.grant is not None  # noqa: S101
         self._hub.emit(
             Refreshed(
@@ -158,26 +127,31 @@ class PendingWrites:
             self.stats.rotations += 1
             self._hub.emit(Rotated(key.hashed, key.provider, version, subject=key.subject))
         logger.debug("token set %s renewed, version %d", key.hashed, version)
-        if (
-            entry.deadlines is not None
-            and (fresh.lifetime or 0.0) > 0
-            and decide(entry.deadlines, self._clock.monotonic()) is Action.REFRESH_THEN_USE
-        ):
-            # The answer came so late that the new token is already spent: never hand it
-            # out. One more round (the lease is still ours); a second late answer fails. (A
-            # token *issued* expired, `expires_in: 0` from a server other than finAPI, is
-            # handed out as it is: there is nothing better to get.)
-            run.late_answers += 1
-            if run.late_answers > 1:
-                raise TransportError(
-                    "the provider answered after the new token's own expiry", request_sent=True
-                )
-            assert entry.token_set is not None  # noqa: S101
-            run.stored = Stored(entry.token_set, version, entry.deadlines)
-            return False
-        if not outcome.done():
-            outcome.set_result(entry.token_set or fresh)
-        return True
+        assert entry.token_set is not None and entry.deadlines is not None  # noqa: PT018, S101
+        run.stored = Stored(entry.token_set, version, entry.deadlines)
+        run.written = True
+
+    def pending_until(self, token_set: TokenSet) -> float:
+        """When a redeemed set stops being worth writing (monotonic)."""
+        return worth_writing_until(token_set, plan(token_set, self._policy))
+
+    async def failed(
+        self, entry: Entry, outcome: asyncio.Future[TokenSet], run: Job, step: WriteFailed
+    ) -> None:
+        """The WriteFailed step: fail the callers if told to; abandon the set and raise the
+        store's error if it is no longer worth writing; else back off before the next write."""
+        error, run.write_error = run.write_error, None
+        assert error is not None and run.pending is not None  # noqa: PT018, S101
+        if step.fail_callers:
+            self._outcomes.fail(entry, outcome, error)
+        if step.give_up:
+            self.abandon(entry, run.pending)
+            raise error
+        logger.warning("storing token set %s failed; retrying", entry.key.hashed)
+        wait = self._retry.backoff(run.write_failures, self._access.draw())
+        # Never slower than the heartbeat: the lease protecting this set is only as good as
+        # the store's availability, so write as soon as it is back.
+        await self._clock.sleep(min(max(wait, self._retry.initial), self._heartbeat))
 
     async def reinstate(self, entry: Entry, run: Job) -> None:
         """The Reinstate step: write the held set back over the older one of its session the
@@ -185,31 +159,13 @@ class PendingWrites:
         wrote since: decide again from what the store holds now."""
         held, stored, key = entry.token_set, run.stored, entry.key
         assert held is not None and stored is not None  # noqa: PT018, S101  (Reinstate needs both)
-        logger.warning(
-            "the store holds an older set of token set %s (rolled back?); writing ours back",
-            key.hashed,
-        )
         try:
-            version = await self._store_call(
-                self._write(key, held, expected_version=stored.version)
-            )
+            version = await self._access.write_back(key, held, stored.version)
         except StoreConflictError:
-            run.stored = await self._read(key)
+            run.stored = await self._access.read(key)
             return
-        self.stats.reinstated += 1
         entry.version = version
         run.stored = Stored(held, version, plan(held, self._policy))
-
-    def spent(self, token_set: TokenSet) -> bool:
-        """Whether a redeemed set is no longer worth writing: its refresh token (or, without
-        one, its access token) has died."""
-        deadlines = plan(token_set, self._policy)
-        end = (
-            deadlines.refresh_token_dead_at
-            if token_set.refresh_token is not None
-            else deadlines.expires_at
-        )
-        return self._clock.monotonic() >= end
 
     def abandon(self, entry: Entry, unwritten: TokenSet) -> None:
         """Give up on an unwritten set: an ERROR and a ``WriteAbandoned`` event when its

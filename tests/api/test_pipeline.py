@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from aiofinaccess import ClientCredentials, Oidc, RetryPolicy, SessionManager, TokenSet
+from aiofinaccess import ClientCredentials, Oidc, RetryPolicy, Schedule, SessionManager, TokenSet
 from aiofinaccess.api.pipeline import ApiClient, Endpoint, EndUser, finapi_context
 from aiofinaccess.core.errors import AuthenticationError, ServerError, TransportError
 
@@ -76,7 +76,7 @@ async def api() -> AsyncIterator[tuple[Api, TestServer]]:
 async def client(api: tuple[Api, TestServer]) -> AsyncIterator[ApiClient]:
     _, server = api
     base = str(server.make_url("")).rstrip("/")
-    async with SessionManager(scheduler=False) as manager:
+    async with SessionManager(schedule=Schedule(enabled=False)) as manager:
         manager.register(
             Oidc.endpoints(name="api", token_url=base + "/token", api_url=base),
             ClientCredentials("c", "s"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aiofinaccess import SessionManager, SQLiteStore, TokenKey
+from aiofinaccess import Duty, SessionManager, SQLiteStore, TokenKey
 from aiofinaccess.core.tokens import Anchor, parse_token_response
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
@@ -31,7 +31,7 @@ async def seed(sandbox: Sandbox, path: Path, *, age: float) -> dict[str, int]:
     starts), through a serving-only manager that writes their due times."""
     provider, credentials = sandbox_providers(sandbox)[1]
     keycloak = sandbox.service("keycloak")
-    async with SessionManager(store=SQLiteStore(path), duty=False) as setup:
+    async with SessionManager(store=SQLiteStore(path), duty=Duty(enabled=False)) as setup:
         setup.register(provider, credentials)
         for user in USERS:
             sent = Anchor(time.time() - age, time.monotonic() - age)
@@ -120,7 +120,7 @@ async def test_the_worker_renews_due_sets_and_drains_on_sigterm(
     requests = stats["token_requests"].get("everifin_refresh_token", 0)
     assert requests == done  # every token request the worker sent was stored
     provider, credentials = sandbox_providers(sandbox)[1]
-    async with SessionManager(store=SQLiteStore(path), duty=False) as check:
+    async with SessionManager(store=SQLiteStore(path), duty=Duty(enabled=False)) as check:
         check.register(provider, credentials)
         for user in USERS:
             await check.refresh("everifin", user)

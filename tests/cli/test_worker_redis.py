@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from aiofinaccess import SessionManager, TokenKey
+from aiofinaccess import Duty, SessionManager, TokenKey
 from aiofinaccess.core.tokens import Anchor, parse_token_response
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
@@ -53,7 +53,7 @@ async def seed(sandbox: Sandbox, url: str) -> dict[str, int]:
     provider, credentials = sandbox_providers(sandbox)[1]
     keycloak = sandbox.service("keycloak")
     age = LIFETIME - 10.0  # renewed 12 s before expiry by the default policy: due
-    async with SessionManager(store=store(url), duty=False) as setup:
+    async with SessionManager(store=store(url), duty=Duty(enabled=False)) as setup:
         setup.register(provider, credentials)
         for user in USERS:
             sent = Anchor(time.time() - age, time.monotonic() - age)

@@ -10,6 +10,7 @@ import pytest
 from aiofinaccess import (
     ClientCredentials,
     Everifin,
+    Schedule,
     Secret,
     SessionManager,
     TokenKey,
@@ -28,7 +29,7 @@ def test_a_token_key_refuses_a_subject_that_is_not_a_str() -> None:
 async def test_the_manager_refuses_an_int_subject_after_a_str_login() -> None:
     now = time.time()
     tokens = TokenSet(Secret("at"), "Bearer", now, now + 300, refresh_token=Secret("rt"))
-    async with SessionManager(scheduler=False) as manager:
+    async with SessionManager(schedule=Schedule(enabled=False)) as manager:
         manager.register(Everifin.stage(), ClientCredentials("id", "secret"))
         await manager.store_token_set("everifin", "4242", tokens)
         assert await manager.access_token("everifin", "4242") == "at"

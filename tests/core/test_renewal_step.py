@@ -1,12 +1,26 @@
-"""The pure renewal step: a stored set read across a pause is judged dead only if it is dead
-however young it may be (issue 22, seed 1525 of the grown simulation: a read asked before a
-freeze and answered after it anchored the set as old as the freeze was long, so a live
-refresh token was taken for run out and the user asked to reconnect)."""
+"""The pure renewal step, as data: a stored set read across a pause is judged dead only if it
+is dead however young it may be (issue 22, seed 1525); a redeemed set is written before
+anything else, handed out only if it is not spent on arrival, and given up only once it is no
+longer worth writing."""
 
 from __future__ import annotations
 
+import pytest
+
 from aiofinaccess.core.lifecycle import RefreshPolicy, Renewal, plan
-from aiofinaccess.core.renewal_step import Poison, Redeem, Situation, Stored, TakeLease, next_step
+from aiofinaccess.core.renewal_step import (
+    Deliver,
+    Late,
+    Persist,
+    Poison,
+    Redeem,
+    Situation,
+    Stored,
+    TakeLease,
+    WriteFailed,
+    next_step,
+    worth_writing_until,
+)
 from aiofinaccess.core.tokens import Anchor, TokenSet
 
 POLICY = RefreshPolicy()
@@ -49,3 +63,79 @@ def test_a_run_out_refresh_token_is_reported_only_under_the_lease() -> None:
     assert next_step(Situation(now=1000.0, stored=stored, known_version=7)) == TakeLease()
     under_lease = Situation(now=1000.0, stored=stored, known_version=7, lease_left=30.0)
     assert next_step(under_lease) == Poison("refresh_token_unavailable")
+
+
+# -- the redeemed set: written, delivered, or given up ------------------------------------------
+
+
+def written(*, age: float, lifetime: float = 4.0) -> Stored:
+    """The set the job just stored: ``lifetime`` seconds long, ``age`` seconds old at 1000."""
+    issued = 1_700_000_000.0
+    token_set = TokenSet(
+        "AT-2",
+        refresh_token="RT-2",
+        issued_at=issued,
+        expires_at=issued + lifetime,
+        refresh_expires_at=issued + 1800.0,
+        anchor=Anchor(issued, 1000.0 - age),
+    )
+    return Stored(token_set, 8, plan(token_set, POLICY))
+
+
+def test_a_pending_set_is_written_before_anything_else() -> None:
+    situation = Situation(now=1000.0, stored=None, pending=True, dead_grant="invalid_grant")
+    assert next_step(situation) == Persist()
+
+
+@pytest.mark.parametrize(
+    ("failures", "waiting", "until", "step"),
+    [
+        (1, True, 2000.0, WriteFailed(fail_callers=False, give_up=False)),
+        (3, True, 2000.0, WriteFailed(fail_callers=True, give_up=False)),
+        (3, False, 2000.0, WriteFailed(fail_callers=False, give_up=False)),
+        (1, True, 1000.0, WriteFailed(fail_callers=False, give_up=True)),
+        (4, True, 999.0, WriteFailed(fail_callers=True, give_up=True)),
+    ],
+)
+def test_a_failed_write_fails_the_callers_after_the_attempts_and_gives_up_once_spent(
+    failures: int, waiting: bool, until: float, step: WriteFailed
+) -> None:
+    """Callers never wait past ``attempts`` failed writes (the job goes on); the set is given
+    up only when it is no longer worth writing."""
+    situation = Situation(
+        now=1000.0,
+        stored=None,
+        pending=True,
+        write_failed=True,
+        write_failures=failures,
+        write_attempts=3,
+        callers_waiting=waiting,
+        pending_until=until,
+    )
+    assert next_step(situation) == step
+
+
+def test_a_redeemed_set_is_worth_writing_until_its_refresh_token_dies() -> None:
+    stored = written(age=0.0)
+    until = worth_writing_until(stored.token_set, stored.deadlines)
+    assert until == stored.deadlines.refresh_token_dead_at
+    client = TokenSet("AT", issued_at=1.0, expires_at=61.0, anchor=Anchor(1.0, 10.0))
+    assert worth_writing_until(client, plan(client, POLICY)) == plan(client, POLICY).expires_at
+
+
+def test_a_stored_set_is_delivered() -> None:
+    situation = Situation(now=1000.0, stored=written(age=0.5), written=True)
+    assert next_step(situation) == Deliver()
+
+
+def test_an_answer_after_its_own_expiry_is_renewed_once_then_fails() -> None:
+    late = written(age=3.9)  # 4 s token, 3.9 s old on arrival: inside its expiry margin
+    assert next_step(Situation(now=1000.0, stored=late, written=True)) == Late(again=True)
+    again = Situation(now=1000.0, stored=late, written=True, late_answers=1)
+    assert next_step(again) == Late(again=False)
+
+
+def test_a_token_issued_expired_is_delivered_as_it_is() -> None:
+    """``expires_in: 0`` from a server other than finAPI: there is nothing better to get."""
+    issued = written(age=0.0, lifetime=0.0)
+    assert next_step(Situation(now=1000.0, stored=issued, written=True)) == Deliver()

@@ -11,7 +11,14 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from aiofinaccess import ClientCredentials, ConfigurationError, Oidc, SessionManager, UsageError
+from aiofinaccess import (
+    ClientCredentials,
+    ConfigurationError,
+    Oidc,
+    Schedule,
+    SessionManager,
+    UsageError,
+)
 from aiofinaccess.integrations.httpx import HttpxAuth
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.oauth.providers import origin_of
@@ -25,7 +32,7 @@ USER = "alice"
 @pytest.fixture
 async def connected(sandbox: Sandbox, clock: FakeClock) -> AsyncIterator[SessionManager]:
     """A manager on a fake clock (so tokens can expire here too) with alice connected."""
-    async with SessionManager(clock=clock, scheduler=False) as manager:
+    async with SessionManager(clock=clock, schedule=Schedule(enabled=False)) as manager:
         for provider, credentials in sandbox_providers(sandbox):
             manager.register(provider, credentials)
         request = manager.authorization_request("everifin", "http://127.0.0.1/callback")

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from aiofinaccess import ApiError, ReauthorizationRequired, SessionManager
+from aiofinaccess import ApiError, ReauthorizationRequired, Schedule, SessionManager
 from aiofinaccess.everifin import BankConnect
 from aiofinaccess.integrations.otel import Telemetry
 from aiofinaccess.integrations.testing import sandbox_providers
@@ -65,7 +65,9 @@ async def instrumented(
 ) -> AsyncIterator[tuple[SessionManager, Exported]]:
     exported = Exported()
     manager = SessionManager(
-        clock=clock, scheduler=False, trace_configs=[exported.telemetry.trace_config]
+        clock=clock,
+        schedule=Schedule(enabled=False),
+        trace_configs=[exported.telemetry.trace_config],
     )
     async with exported.telemetry.instrument(manager):
         for provider, credentials in sandbox_providers(sandbox):

@@ -16,7 +16,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from starlette.requests import Request
 
-from aiofinaccess import RedisStore, SessionManager, StoreError, UsageError
+from aiofinaccess import RedisStore, Schedule, SessionManager, StoreError, UsageError
 from aiofinaccess.integrations.starlette import Connection, StarletteConnect
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
@@ -32,7 +32,7 @@ def sandbox_config() -> SandboxConfig:
 
 def build(sandbox: Sandbox, **options: Any) -> tuple[FastAPI, StarletteConnect]:
     def make_manager() -> SessionManager:
-        manager = SessionManager(scheduler=False)
+        manager = SessionManager(schedule=Schedule(enabled=False))
         for provider, credentials in sandbox_providers(sandbox):
             manager.register(provider, credentials)
         return manager

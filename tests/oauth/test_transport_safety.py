@@ -16,7 +16,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aiofinaccess import ClientCredentials, ConfigurationError, Oidc, SessionManager, TransportError
+from aiofinaccess import (
+    ClientCredentials,
+    ConfigurationError,
+    Oidc,
+    Schedule,
+    SessionManager,
+    TransportError,
+)
 
 
 def _self_signed(directory: Path) -> ssl.SSLContext:
@@ -71,7 +78,7 @@ async def tls_server(tmp_path: Path) -> AsyncIterator[str]:
 
 async def test_tls_is_verified_by_default(tls_server: str) -> None:
     """A self-signed certificate is refused; the error says so and is not retried."""
-    async with SessionManager(scheduler=False) as manager:
+    async with SessionManager(schedule=Schedule(enabled=False)) as manager:
         manager.register(
             Oidc.endpoints(name="tls", token_url=tls_server + "/token"), ClientCredentials("c", "s")
         )

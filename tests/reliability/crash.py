@@ -35,6 +35,7 @@ from aiofinaccess import (
     ClientCredentials,
     Everifin,
     ReauthorizationRequired,
+    Schedule,
     SessionManager,
     TokenKey,
 )
@@ -221,7 +222,7 @@ async def _lost_sessions(sandbox: Sandbox, spec: str, users: int) -> set[str]:
 
 async def _count_alive(sandbox: Sandbox, spec: str, users: int) -> int:
     alive = 0
-    async with SessionManager(store=open_store(spec), scheduler=False) as manager:
+    async with SessionManager(store=open_store(spec), schedule=Schedule(enabled=False)) as manager:
         config = sandbox.config
         manager.register(
             Everifin.at(sandbox.idp_url, sandbox.api_url),

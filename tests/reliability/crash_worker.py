@@ -26,7 +26,9 @@ from aiofinaccess import (
     Refreshed,
     RefreshFailed,
     RefreshPolicy,
+    Schedule,
     SessionManager,
+    Timeouts,
 )
 from aiofinaccess.session.events import ManagerEvent
 from tests.support.multiprocess_worker import open_store
@@ -80,12 +82,11 @@ async def main(store_spec: str, base_url: str, events_path: str, users: int) -> 
             store=open_store(store_spec),
             session=http,
             policy=POLICY,
-            idle_after=None,
+            schedule=Schedule(idle_after=None),
             # A killed holder's lease blocks its token set until it lapses, so keep it short;
             # but a token request must never time out here: a refresh the server processed
             # after the client gave up is a lost session (the window this test measures).
-            token_timeout=8.0,
-            lease_ttl=10.0,
+            timeouts=Timeouts(token=8.0, lease=10.0),
         ) as manager,
     ):
         manager.register(

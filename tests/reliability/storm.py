@@ -30,10 +30,13 @@ from aiofinaccess import (
     AiofinaccessError,
     ClientCredentials,
     Everifin,
+    Limits,
     RefreshPolicy,
     RetryPolicy,
+    Schedule,
     SessionManager,
     SQLiteStore,
+    Timeouts,
     TokenKey,
 )
 from aiofinaccess.core.tokens import Anchor, parse_token_response
@@ -96,9 +99,9 @@ async def run_storm(
             store=store,
             policy=RefreshPolicy(),
             retry=RETRY,
-            token_timeout=2.0,
-            idle_after=None,
-            max_concurrent_refreshes=32,
+            timeouts=Timeouts(token=2.0),
+            schedule=Schedule(idle_after=None),
+            limits=Limits(concurrent_refreshes=32),
         ) as manager:
             manager.register(
                 provider,

@@ -17,6 +17,7 @@ import pytest
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+from aiofinaccess import Schedule
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from tests.support.contract import spec_document, validate_exchange
 
@@ -253,7 +254,7 @@ async def test_every_request_the_sdk_sends_validates(sandbox: Sandbox) -> None:
     from aiofinaccess.finapi import NewUser, UserChanges, Users  # noqa: PLC0415
 
     config = sandbox.config
-    async with SessionManager(scheduler=False) as manager:
+    async with SessionManager(schedule=Schedule(enabled=False)) as manager:
         manager.register(
             FinApi.at(sandbox.base_url, api_version="v1"),
             ClientCredentials(config.finapi_client_id, config.finapi_client_secret),

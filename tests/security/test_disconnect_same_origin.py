@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Mount
 
-from aiofinaccess import Secret, SessionManager, TokenSet
+from aiofinaccess import Schedule, Secret, SessionManager, TokenSet
 from aiofinaccess.integrations.starlette import StarletteConnect
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox
@@ -34,7 +34,7 @@ async def serving(
     """The app at ``https://app.example``, its connect routes mounted at ``/connect``."""
 
     def make_manager() -> SessionManager:
-        manager = SessionManager(scheduler=False)
+        manager = SessionManager(schedule=Schedule(enabled=False))
         for provider, credentials in sandbox_providers(sandbox):
             manager.register(provider, credentials)
         return manager

@@ -26,6 +26,7 @@ from aiofinaccess import (
     ConnectFlow,
     Everifin,
     FinApi,
+    Schedule,
     SessionManager,
     SQLiteStore,
     StoreError,
@@ -124,7 +125,7 @@ async def test_web_flow_unreadable_pending_record_is_a_store_error(
 ) -> None:
     """web: a pending record planted in a plain-JSON store (or Redis) fails typed, not crashes."""
     store = SQLiteStore(tmp_path / "tokens.db")
-    async with SessionManager(store=store, scheduler=False) as manager:
+    async with SessionManager(store=store, schedule=Schedule(enabled=False)) as manager:
         manager.register(Everifin.stage(), ClientCredentials("c", "s"))
         flow = ConnectFlow(manager, "everifin")
         digest = hashlib.sha256(b"the-state").hexdigest()

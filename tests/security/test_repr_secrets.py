@@ -30,6 +30,8 @@ NOT_SECRET = {
     # A configured endpoint (token, revocation, API); its parameters go in ``query``, whose
     # repr shows names only.
     ("aiofinaccess.oauth.transport", "HttpRequest", "url"),
+    # Seconds one token exchange may take, not a token.
+    ("aiofinaccess.core.settings", "Timeouts", "token"),
     # Error codes a server sent ("ENTITY_NOT_FOUND"), not authorization codes.
     ("aiofinaccess.core.error_bodies", "FinApiErrorDetail", "code"),
     ("aiofinaccess.core.error_bodies", "EverifinErrorDetail", "code"),

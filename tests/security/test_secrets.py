@@ -27,6 +27,7 @@ from aiofinaccess import (
     OAuthError,
     Oidc,
     ReauthorizationRequired,
+    Schedule,
     SessionManager,
     StateMismatchError,
     discover,
@@ -80,7 +81,7 @@ async def _run_every_flow(
         provider.base_url, "test", name="basic", client_auth=ClientAuthMethod.CLIENT_SECRET_BASIC
     )
     credentials = ClientCredentials(CLIENT_ID, CLIENT_SECRET)
-    async with SessionManager(clock=clock, scheduler=False) as manager:
+    async with SessionManager(clock=clock, schedule=Schedule(enabled=False)) as manager:
         for registered in (keycloak, finapi, basic):
             manager.register(registered, credentials)
         shown += [keycloak, finapi, credentials, manager]

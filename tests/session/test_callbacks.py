@@ -20,6 +20,7 @@ from aiofinaccess import (
     GrantLost,
     ReauthorizationRequired,
     RedisStore,
+    Schedule,
     SessionManager,
     StoreError,
     TokenKey,
@@ -59,7 +60,7 @@ async def test_a_plain_password_lookup_is_called_and_used(
     """``password_lookup=lambda u: "pw"`` used to fail at first use with "object str can't be
     used in 'await' expression"; a plain function now works like an async one."""
     asked: list[str] = []
-    async with SessionManager(clock=clock, scheduler=False) as manager:
+    async with SessionManager(clock=clock, schedule=Schedule(enabled=False)) as manager:
         manager.register(
             FINAPI, FINAPI_CLIENT, password_lookup=lambda user: asked.append(user) or "pw-plain"
         )
@@ -161,7 +162,9 @@ class UnreadableStore(MemoryStore):
 async def test_ready_raises_the_restore_error_naming_the_store(clock: FakeClock) -> None:
     """A store that fails after start: ``ready()`` (the readiness probe) says which one."""
     store = UnreadableStore()
-    async with SessionManager(store=store, clock=clock, scheduler=False) as manager:
+    async with SessionManager(
+        store=store, clock=clock, schedule=Schedule(enabled=False)
+    ) as manager:
         store.broken = True
         manager.register(EVERIFIN, EVERIFIN_CLIENT)
         with pytest.raises(StoreError) as info:
@@ -173,10 +176,10 @@ async def test_ready_raises_the_restore_error_naming_the_store(clock: FakeClock)
 
 async def test_ready_waits_for_the_restore_of_stored_sets(clock: FakeClock) -> None:
     store = MemoryStore()
-    async with SessionManager(store=store, clock=clock, scheduler=False) as first:
+    async with SessionManager(store=store, clock=clock, schedule=Schedule(enabled=False)) as first:
         first.register(EVERIFIN, EVERIFIN_CLIENT)
         await first.store_token_set(EVERIFIN, USER, fresh(clock))
-    manager = SessionManager(store=store, clock=clock, scheduler=False)
+    manager = SessionManager(store=store, clock=clock, schedule=Schedule(enabled=False))
     with pytest.raises(UsageError, match=r"not started \(use 'async with' or start\(\)\)"):
         await manager.ready()
     async with manager:

@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 from aioresponses import aioresponses
 
-from aiofinaccess import ClientCredentials, SessionManager, TokenKey, TokenSet
+from aiofinaccess import ClientCredentials, Schedule, SessionManager, TokenKey, TokenSet
 from aiofinaccess.core.clock import SKEW_WARNINGS
 from aiofinaccess.core.tokens import Anchor
 from aiofinaccess.stores import TokenStore
@@ -110,7 +110,7 @@ async def stores(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterato
 
 
 def _manager(store: TokenStore, clock: SkewedClock) -> SessionManager:
-    manager = SessionManager(store=store, clock=clock, scheduler=False)
+    manager = SessionManager(store=store, clock=clock, schedule=Schedule(enabled=False))
     manager.register(EVERIFIN, CLIENT)
     return manager
 

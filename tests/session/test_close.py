@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from redis.asyncio.client import PubSub
 
-from aiofinaccess import SessionManager, TokenKey, TokenSet
+from aiofinaccess import SessionManager, Timeouts, TokenKey, TokenSet
 from aiofinaccess.stores.memory import MemoryStore
 from aiofinaccess.stores.redis import RedisStore
 from tests.support.redis_server import running_redis
@@ -89,7 +89,7 @@ async def test_aclose_returns_when_the_redis_feed_reader_loses_a_cancel(
 
     monkeypatch.setattr(PubSub, "subscribe", losing_subscribe)
     async with running_redis() as url:
-        manager = SessionManager(store=RedisStore(url), close_timeout=1, pending_write_timeout=1)
+        manager = SessionManager(store=RedisStore(url), timeouts=Timeouts(close=1, pending_write=1))
         manager.register(EVERIFIN, EVERIFIN_CLIENT)
         await manager.start()
         now = time.time()
@@ -114,7 +114,7 @@ async def test_aclose_of_a_redis_manager_that_just_began_watching_returns() -> N
     async with running_redis() as url:
         for run in range(10):
             store = RedisStore(url, prefix=f"close-{run}:")
-            manager = SessionManager(store=store, close_timeout=1, pending_write_timeout=1)
+            manager = SessionManager(store=store, timeouts=Timeouts(close=1, pending_write=1))
             manager.register(EVERIFIN, EVERIFIN_CLIENT)
             await manager.start()
             now = time.time()

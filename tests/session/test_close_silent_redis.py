@@ -21,7 +21,7 @@ import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from aiofinaccess import ClientCredentials, Everifin, SessionManager, TokenSet
+from aiofinaccess import ClientCredentials, Everifin, Schedule, SessionManager, Timeouts, TokenSet
 from aiofinaccess.stores.redis import RedisStore
 from tests.support.redis_server import running_redis
 
@@ -62,9 +62,8 @@ async def test_aclose_keeps_its_bound_when_redis_goes_silent() -> None:
             pid = int((await probe.info("server"))["process_id"])
         manager = SessionManager(
             store=RedisStore(url, prefix="silent:"),
-            close_timeout=CLOSE_TIMEOUT,
-            pending_write_timeout=PENDING_WRITE_TIMEOUT,
-            scheduler=False,
+            timeouts=Timeouts(close=CLOSE_TIMEOUT, pending_write=PENDING_WRITE_TIMEOUT),
+            schedule=Schedule(enabled=False),
         )
         try:
             manager.register(Everifin.at(f"{idp}/auth", idp), ClientCredentials("c", "s"))

@@ -17,8 +17,10 @@ from aiofinaccess import (
     Provider,
     RefreshPolicy,
     RetryPolicy,
+    Schedule,
     SessionManager,
     SQLiteStore,
+    Timeouts,
     UsageError,
 )
 from aiofinaccess.finapi import Users
@@ -41,15 +43,15 @@ CASES: list[tuple[str, Any, str]] = [
     ("zero attempts", lambda: RetryPolicy(attempts=0), "attempts"),
     (
         "a lease of no time",
-        lambda: SessionManager(lease_ttl=0),
-        "lease_ttl",
+        lambda: SessionManager(timeouts=Timeouts(lease=0)),
+        "Timeouts.lease",
     ),
     (
         "an endless store call",
-        lambda: SessionManager(store_timeout=float("inf")),
-        "store_timeout",
+        lambda: SessionManager(timeouts=Timeouts(store=float("inf"))),
+        "Timeouts.store",
     ),
-    ("jitter out of range", lambda: SessionManager(jitter=2), "jitter"),
+    ("jitter out of range", lambda: SessionManager(schedule=Schedule(jitter=2)), "Schedule.jitter"),
     ("bad encryption key", lambda: FernetCodec(["not-a-key"]), "encryption keys"),
     ("no encryption key", lambda: FernetCodec([]), "encryption keys"),
     ("Redis URL scheme", lambda: RedisStore("http://127.0.0.1:6379"), "url"),

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from aiofinaccess import ReauthorizationRequired, SessionManager, SQLiteStore
+from aiofinaccess import ReauthorizationRequired, Schedule, SessionManager, SQLiteStore
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
 
@@ -65,7 +65,9 @@ async def test_a_restarted_manager_continues_every_session(
 )
 async def test_the_scheduler_keeps_an_idle_session_alive(sandbox: Sandbox, tmp_path: Path) -> None:
     """With keep_alive the scheduler refreshes before SSO idle ends; without it the session dies."""
-    async with SessionManager(store=SQLiteStore(tmp_path / "kept.db"), keep_alive=True) as kept:
+    async with SessionManager(
+        store=SQLiteStore(tmp_path / "kept.db"), schedule=Schedule(keep_alive=True)
+    ) as kept:
         _register(kept, sandbox)
         await connect_users(kept, sandbox, ["kept"])
         await asyncio.sleep(5)  # 2.5 SSO-idle periods without a single request by the app

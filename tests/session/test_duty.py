@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from aiofinaccess import ConfigurationError, RefreshPolicy, SessionManager, SQLiteStore, TokenKey
+from aiofinaccess import (
+    ConfigurationError,
+    Duty,
+    Limits,
+    RefreshPolicy,
+    Schedule,
+    SessionManager,
+    SQLiteStore,
+    Timeouts,
+    TokenKey,
+)
 from aiofinaccess.core.tokens import Anchor, TokenSet, client_label, parse_token_response
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
@@ -57,7 +67,8 @@ def everifin(sandbox: Sandbox) -> tuple[object, object]:
 
 
 def manager(store: TokenStore, sandbox: Sandbox, **options: object) -> SessionManager:
-    built = SessionManager(store=store, policy=POLICY, jitter=0.0, **options)  # type: ignore[arg-type]
+    options.setdefault("schedule", Schedule(jitter=0.0))
+    built = SessionManager(store=store, policy=POLICY, **options)  # type: ignore[arg-type]
     provider, credentials = everifin(sandbox)
     built.register(provider, credentials)  # type: ignore[arg-type]
     return built
@@ -68,7 +79,7 @@ async def seed_users(
 ) -> dict[str, int]:
     """Store each user's set through a serving-only manager on ``via`` (another client of
     ``store``, which the manager closes), which writes its due time; return their versions."""
-    async with manager(via, sandbox, duty=False) as setup:
+    async with manager(via, sandbox, duty=Duty(enabled=False)) as setup:
         for user in users:
             await setup.store_token_set("everifin", user, seeded(sandbox, user, age=age))
     versions = {}
@@ -114,7 +125,7 @@ async def test_managers_with_the_duty_renew_each_due_set_exactly_once(
     assert await store.due_count(now=time.time() + 5) == len(users)
     requests_before = refreshes(sandbox)
     workers = [
-        manager(store_factory(), sandbox, duty_batch=4, duty_poll=0.2)  # type: ignore[operator]
+        manager(store_factory(), sandbox, duty=Duty(batch=4, poll=0.2))  # type: ignore[operator]
         for _ in range(3)
     ]
     for worker in workers:
@@ -145,7 +156,9 @@ async def test_a_serving_only_manager_keeps_a_bounded_working_set(sandbox: Sandb
     store = MemoryStore()
     users = [f"user-{n}" for n in range(25)]
     await seed_users(store, sandbox, users, age=0.0, via=store)
-    async with manager(store, sandbox, duty=False, working_set=5) as serving:
+    async with manager(
+        store, sandbox, duty=Duty(enabled=False), limits=Limits(working_set=5)
+    ) as serving:
         for _round in range(3):
             for user in users:
                 token = await serving.access_token("everifin", user)
@@ -191,7 +204,7 @@ async def test_start_reads_no_set_of_a_store_with_the_duty(sandbox: Sandbox) -> 
             TokenKey("everifin", f"user-{n}"), template, expected_version=None, due_at=far
         )
     started = time.perf_counter()
-    async with manager(store, sandbox, duty=True) as fleet:
+    async with manager(store, sandbox, duty=Duty(enabled=True)) as fleet:
         await fleet.ready()
         elapsed = time.perf_counter() - started
         assert store.scans == 0
@@ -231,7 +244,7 @@ async def test_claims_of_a_killed_worker_fall_to_others_after_their_deadline(
     deadline = time.time() + claim_for
     assert sorted(key.subject or "" for key in claimed) == sorted(users)
     requests_before = refreshes(sandbox)
-    async with manager(SQLiteStore(path), sandbox, duty_poll=0.2) as survivor:
+    async with manager(SQLiteStore(path), sandbox, duty=Duty(poll=0.2)) as survivor:
         await asyncio.sleep(max(0.0, deadline - time.time() - 0.5))
         assert refreshes(sandbox) == requests_before  # still claimed by the dead worker
 
@@ -251,11 +264,11 @@ async def test_a_set_renewed_elsewhere_is_rescheduled_not_renewed(sandbox: Sandb
     await seed_users(store, sandbox, ["ann"], age=LIFETIME - 2.0, via=store)
     key = TokenKey("everifin", "ann")
     # Another process renews it (and, being old code or a crash, leaves the old due time).
-    async with manager(store, sandbox, duty=False) as other:
+    async with manager(store, sandbox, duty=Duty(enabled=False)) as other:
         await other.refresh("everifin", "ann")
     await store.reschedule(key, time.time() - 1.0)
     requests_before = refreshes(sandbox)
-    async with manager(store, sandbox, duty=True, duty_poll=0.1) as worker:
+    async with manager(store, sandbox, duty=Duty(enabled=True, poll=0.1)) as worker:
         await until(lambda: _true_when(worker.stats.duty_renewed_elsewhere >= 1), 30.0)
         await worker.wait_idle()
     assert refreshes(sandbox) == requests_before
@@ -269,19 +282,21 @@ async def _true_when(value: bool) -> bool:
 
 
 def test_options_are_checked() -> None:
-    for options, message in (
-        ({"working_set": 0}, "working_set must be a positive number"),
-        ({"duty_batch": 0}, "duty_batch must be a positive number"),
+    for build, message in (
+        (lambda: Limits(working_set=0), "Limits.working_set must be a positive number"),
+        (lambda: Duty(batch=0), "Duty.batch must be a positive number"),
         (
-            {"claim_ttl": 15.0, "token_timeout": 10.0, "lease_ttl": 10.0},
-            "claim_ttl must be at least token_timeout",
+            lambda: SessionManager(
+                duty=Duty(claim_ttl=15.0), timeouts=Timeouts(token=10.0, lease=10.0)
+            ),
+            r"Duty.claim_ttl must be at least Timeouts.token \+ lease",
         ),
-        ({"duty_poll": 0.0}, "duty_poll must be a positive number"),
-        ({"duty_gather": -1.0}, "duty_gather must be a positive number"),
-        ({"duty": "yes"}, "duty must be True, False or None"),
+        (lambda: Duty(poll=0.0), "Duty.poll must be a positive number"),
+        (lambda: Duty(gather=-1.0), "Duty.gather must be a positive number"),
+        (lambda: Duty(enabled="yes"), "Duty.enabled must be True, False or None"),  # type: ignore[arg-type]
     ):
         with pytest.raises(ConfigurationError, match=message):
-            SessionManager(**options)  # type: ignore[arg-type]
+            build()
 
 
 def test_duty_true_needs_a_store_that_keeps_due_times() -> None:
@@ -289,5 +304,5 @@ def test_duty_true_needs_a_store_that_keeps_due_times() -> None:
         async def get(self, key: TokenKey) -> None:
             return None
 
-    with pytest.raises(ConfigurationError, match="duty=True needs a store"):
-        SessionManager(store=PlainStore(), duty=True)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"Duty\(enabled=True\) needs a store"):
+        SessionManager(store=PlainStore(), duty=Duty(enabled=True))  # type: ignore[arg-type]

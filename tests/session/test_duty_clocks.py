@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import pytest
 
-from aiofinaccess import TokenKey
+from aiofinaccess import Duty, Schedule, Timeouts, TokenKey
 from aiofinaccess.sandbox import Sandbox
 from aiofinaccess.stores.memory import MemoryStore
 from aiofinaccess.stores.redis import RedisStore
@@ -93,11 +93,17 @@ async def test_a_claim_of_a_late_worker_lasts_its_full_term(
     store = counting()
     await seed_users(store, sandbox, ["ann"], age=LIFETIME + 100.0, via=counting())
     await store.reschedule(ANN, time.time() - 200.0)
-    late = manager(stuck(), sandbox, clock=BehindClock(120.0), duty_poll=0.1, store_timeout=1.0)
+    late = manager(
+        stuck(),
+        sandbox,
+        clock=BehindClock(120.0),
+        duty=Duty(poll=0.1),
+        timeouts=Timeouts(store=1.0),
+    )
     try:
         await late.start()
         await until(lambda: _true(late.stats.duty_claimed >= 1), 10.0)
-        async with manager(store, sandbox, duty=True, duty_poll=0.1, duty_gather=0.05) as right:
+        async with manager(store, sandbox, duty=Duty(enabled=True, poll=0.1, gather=0.05)) as right:
             await until(claims_made(store, 3), 10.0)
             assert right.stats.duty_claimed == 0
     finally:
@@ -114,14 +120,21 @@ async def test_a_claimant_without_keep_alive_never_postpones_a_keep_alive_set(
     now = time.time()
     fresh = seeded(sandbox, "ann", age=0.0)
     short = attrs.evolve(fresh, expires_at=now + 600.0, refresh_expires_at=now + 8.0)
-    async with manager(store, sandbox, duty=False, keep_alive=True) as writer:
+    async with manager(
+        store, sandbox, duty=Duty(enabled=False), schedule=Schedule(jitter=0.0, keep_alive=True)
+    ) as writer:
         await writer.store_token_set("everifin", "ann", short)
     written = await store.get(ANN)
     due = await store.next_due()
     assert written is not None
     assert due is not None
     assert due < now + 8.0  # the keep-alive schedule
-    async with manager(store, sandbox, duty=True, keep_alive=False, duty_poll=0.2) as claimant:
+    async with manager(
+        store,
+        sandbox,
+        duty=Duty(enabled=True, poll=0.2),
+        schedule=Schedule(jitter=0.0, keep_alive=False),
+    ) as claimant:
 
         async def handled() -> bool:
             stats = claimant.stats

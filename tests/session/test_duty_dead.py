@@ -8,7 +8,7 @@ import time
 
 import attrs
 
-from aiofinaccess import TokenKey
+from aiofinaccess import Duty, Timeouts, TokenKey
 from aiofinaccess.sandbox import Sandbox
 from aiofinaccess.session.events import GrantLost
 from tests.session.duty_support import ClaimsMemory
@@ -33,12 +33,8 @@ async def test_a_dead_set_leaves_the_duty_with_one_reauth_event(sandbox: Sandbox
     async with manager(
         store,
         sandbox,
-        duty=True,
-        duty_poll=0.1,
-        duty_gather=0.05,
-        claim_ttl=CLAIM_TTL,
-        token_timeout=0.5,
-        lease_ttl=0.5,
+        duty=Duty(enabled=True, poll=0.1, gather=0.05, claim_ttl=CLAIM_TTL),
+        timeouts=Timeouts(token=0.5, lease=0.5),
     ) as worker:
         worker.subscribe(lambda event: isinstance(event, GrantLost) and events.append(event))
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from aiofinaccess import TokenKey
+from aiofinaccess import Duty, Timeouts, TokenKey
 from aiofinaccess.sandbox import Sandbox
 from aiofinaccess.stores import RefreshDuty
 from aiofinaccess.stores.redis import RedisStore
@@ -101,12 +101,8 @@ async def _run(
     async with manager(
         opened(),
         sandbox,
-        duty=True,
-        duty_poll=0.1,
-        duty_gather=0.05,
-        claim_ttl=CLAIM_TTL,
-        token_timeout=0.5,
-        lease_ttl=0.5,
+        duty=Duty(enabled=True, poll=0.1, gather=0.05, claim_ttl=CLAIM_TTL),
+        timeouts=Timeouts(token=0.5, lease=0.5),
     ) as worker:
         await until(all_renewed(store, before), 30.0)
         # Past two claim deadlines: anything left on the duty is claimed again.

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from aiofinaccess import TokenKey
+from aiofinaccess import Duty, Timeouts, TokenKey
 from aiofinaccess.core.errors import StoreError
 from aiofinaccess.sandbox import Sandbox
 from aiofinaccess.session.events import GrantLost
@@ -50,12 +50,8 @@ async def test_a_failed_renewal_is_tried_again_before_the_refresh_token_runs_out
     async with manager(
         store,
         sandbox,
-        duty=True,
-        duty_poll=0.1,
-        duty_gather=0.05,
-        claim_ttl=CLAIM_TTL,
-        token_timeout=2.0,
-        lease_ttl=2.0,
+        duty=Duty(enabled=True, poll=0.1, gather=0.05, claim_ttl=CLAIM_TTL),
+        timeouts=Timeouts(token=2.0, lease=2.0),
     ) as worker:
         worker.subscribe(lambda event: isinstance(event, GrantLost) and events.append(event))
 

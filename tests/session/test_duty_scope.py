@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 import pytest
 
-from aiofinaccess import ClientCredentials, TokenKey, UsageError
+from aiofinaccess import ClientCredentials, Duty, TokenKey, UsageError
 from aiofinaccess.core.tokens import client_label
 from aiofinaccess.sandbox import Sandbox
 from aiofinaccess.session.registry import Registry
@@ -34,7 +34,7 @@ async def test_a_worker_never_renews_another_clients_token(sandbox: Sandbox) -> 
     key_y = TokenKey("everifin", client=client_label(other))
     stored = seeded(sandbox, "client-y", age=LIFETIME - 2.0)
     version = await store.put(key_y, stored, expected_version=None, due_at=time.time() - 1.0)
-    async with manager(store, sandbox, duty=True, duty_poll=0.1, duty_gather=0.05) as worker_x:
+    async with manager(store, sandbox, duty=Duty(enabled=True, poll=0.1, gather=0.05)) as worker_x:
         await until(claims_made(store, 3), 10.0)
         await worker_x.wait_idle()
         found = await store.get(key_y)
@@ -52,7 +52,7 @@ async def test_a_worker_claims_no_set_of_a_provider_it_does_not_serve(sandbox: S
     await store.put(
         key, seeded(sandbox, "ann", age=LIFETIME - 2.0), expected_version=None, due_at=1.0
     )
-    async with manager(store, sandbox, duty=True, duty_poll=0.1, duty_gather=0.05) as worker:
+    async with manager(store, sandbox, duty=Duty(enabled=True, poll=0.1, gather=0.05)) as worker:
         await until(claims_made(store, 3), 10.0)
         assert worker.stats.duty_claimed == 0
     assert await store.due_count(now=time.time()) == 1  # still due: B's worker takes it at once
@@ -81,7 +81,7 @@ async def test_a_store_that_does_not_filter_gets_nothing_renewed_it_should_not(
         versions[key] = await store.put(
             key, seeded(sandbox, "x", age=LIFETIME - 2.0), expected_version=None, due_at=1.0
         )
-    async with manager(store, sandbox, duty=True, duty_poll=0.1, duty_gather=0.05) as worker:
+    async with manager(store, sandbox, duty=Duty(enabled=True, poll=0.1, gather=0.05)) as worker:
         await until(lambda: _true(worker.stats.duty_claimed >= 2), 10.0)
         await worker.wait_idle()
         assert worker.stats.token_requests == 0

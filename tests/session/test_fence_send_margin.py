@@ -9,9 +9,9 @@ import pytest
 
 from aiofinaccess.core.clock import SystemClock
 from aiofinaccess.core.fencing import LeaseLapsed
+from aiofinaccess.core.settings import Timeouts
 from aiofinaccess.session.fence import Fence
 from aiofinaccess.session.jobs import Job
-from aiofinaccess.stores.memory import MemoryStore
 
 
 class _Lease:
@@ -26,19 +26,9 @@ class _Lease:
         return True
 
 
-async def _unused(*_args: object) -> None:
-    raise AssertionError("not called")
-
-
 def _fence() -> Fence:
-    return Fence(
-        store=MemoryStore(),
-        clock=SystemClock(),
-        read=_unused,
-        store_call=_unused,  # type: ignore[arg-type]
-        token_timeout=1.0,
-        lease_ttl=10.0,
-    )
+    # send_check reads only the timeouts and the job's lease
+    return Fence(access=None, clock=SystemClock(), timeouts=Timeouts(token=1.0, lease=10.0))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import asyncio
 
 import attrs
 
-from aiofinaccess import ReauthorizationRequired
+from aiofinaccess import ReauthorizationRequired, Timeouts
 from tests.session.virtual import Keycloak, LeasedStore, manager, now, run
 
 
@@ -21,8 +21,8 @@ def test_a_lapsed_renewal_reads_the_store_before_giving_the_grant_up() -> None:
     async def main() -> str:
         store, idp = LeasedStore(), Keycloak()
         async with (
-            manager(store, idp, token_timeout=1.0, lease_ttl=4.0) as paused,
-            manager(store, idp, token_timeout=1.0, lease_ttl=4.0) as other,
+            manager(store, idp, timeouts=Timeouts(token=1.0, lease=4.0)) as paused,
+            manager(store, idp, timeouts=Timeouts(token=1.0, lease=4.0)) as other,
         ):
             first = idp.login("alice")
             short = attrs.evolve(first, refresh_expires_at=idp.clock.wall() + 5.0)

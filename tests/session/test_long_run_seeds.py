@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
-from aiofinaccess import Oidc, ReauthorizationRequired, SessionManager, StoreError
+from aiofinaccess import Oidc, ReauthorizationRequired, SessionManager, StoreError, Timeouts
 from aiofinaccess.core.tokens import TokenKey
 from aiofinaccess.oauth.client import OAuthClient
 from aiofinaccess.session.events import GrantLost
@@ -103,9 +103,11 @@ def test_a_401_on_a_reissued_client_token_is_renewed_at_once_after_a_failed_rene
     async def main() -> tuple[str, float]:
         store, api = FlakyReads(), FinApi()
         client = OAuthClient(FIN, CLIENT, _Session(api), clock=LoopClock(), timeout=2.0)  # type: ignore[arg-type]
-        async with SessionManager(store=store, clock=LoopClock(), token_timeout=2.0) as m:
+        async with SessionManager(
+            store=store, clock=LoopClock(), timeouts=Timeouts(token=2.0)
+        ) as m:
             m.register(FIN, CLIENT)
-            m._driver.endpoint = lambda _name: client
+            m._oauth_clients["fin"] = client
             first = await m.access_token("fin")
             await m.refresh("fin")  # the same token again: a reissue
             api.token = None  # the API revoked it: the next request gets a new one

@@ -16,6 +16,7 @@ from aiofinaccess import (
     ApiError,
     ClientCredentials,
     ReauthorizationRequired,
+    Schedule,
     Secret,
     SessionManager,
     StoreError,
@@ -170,7 +171,9 @@ class TestPersistThenPublish:
         """No caller ever sees a token the store did not accept (they get StoreError); the
         redeemed set is kept and written once the store recovers, without a second request."""
         store = FailingStore()
-        async with SessionManager(store=store, clock=clock, scheduler=False) as manager:
+        async with SessionManager(
+            store=store, clock=clock, schedule=Schedule(enabled=False)
+        ) as manager:
             manager.register(EVERIFIN, ClientCredentials("c", "s"))
             await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
             store.fail_puts = True
@@ -307,7 +310,7 @@ class TestFinApi:
             asked.append(user_id)
             return "pw-from-vault"
 
-        async with SessionManager(clock=clock, scheduler=False) as manager:
+        async with SessionManager(clock=clock, schedule=Schedule(enabled=False)) as manager:
             manager.register(FINAPI, FINAPI_CLIENT, password_lookup=lookup)
             mocked.post(token_url(FINAPI), payload=token_body("UT-1", "URT-1", expires_in=3600))
             await manager.login_with_password(FINAPI, "alice", "pw-initial")
@@ -350,7 +353,7 @@ class TestRejectionAndLifetime:
     ) -> None:
         """Closing waits for renewals in flight, then closes the store and session."""
         store = MemoryStore()
-        manager = SessionManager(store=store, clock=clock, scheduler=False)
+        manager = SessionManager(store=store, clock=clock, schedule=Schedule(enabled=False))
         manager.register(EVERIFIN, ClientCredentials("c", "s"))
         await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
         sent = asyncio.Event()

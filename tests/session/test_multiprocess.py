@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from aiofinaccess import SessionManager, SQLiteStore
+from aiofinaccess import Schedule, SessionManager, SQLiteStore
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.stores import TokenStore
 from aiofinaccess.stores.redis import RedisStore
@@ -81,7 +81,7 @@ async def test_four_workers_share_one_store(
 ) -> None:
     """No reuse, no re-authorization, about one token request per expiry."""
     spec, store = shared_store
-    async with SessionManager(store=store, scheduler=False) as setup:
+    async with SessionManager(store=store, schedule=Schedule(enabled=False)) as setup:
         from aiofinaccess.integrations.testing import sandbox_providers  # noqa: PLC0415
 
         provider, credentials = sandbox_providers(sandbox)[1]

@@ -7,7 +7,7 @@ import time
 
 import redis.asyncio as redis
 
-from aiofinaccess import ClientCredentials, Everifin, SessionManager, TokenKey, TokenSet
+from aiofinaccess import ClientCredentials, Everifin, Schedule, SessionManager, TokenKey, TokenSet
 from aiofinaccess.stores.redis import RedisStore
 from tests.support.redis_server import running_redis
 
@@ -29,7 +29,9 @@ async def test_fresh_tokens_cost_no_redis_round_trip() -> None:
     async with (
         running_redis() as url,
         redis.from_url(url) as probe,
-        SessionManager(store=RedisStore(url, prefix="fresh:"), scheduler=False) as manager,
+        SessionManager(
+            store=RedisStore(url, prefix="fresh:"), schedule=Schedule(enabled=False)
+        ) as manager,
     ):
         manager.register(PROVIDER, ClientCredentials("c", "s"))
         await manager.store_token_set("everifin", "alice", fresh("AT-1", "RT-1"))
@@ -47,8 +49,8 @@ async def test_a_rotation_by_another_worker_is_adopted_by_pub_sub() -> None:
         store_a = RedisStore(url, prefix="feed:")
         store_b = RedisStore(url, prefix="feed:")
         async with (
-            SessionManager(store=store_a, scheduler=False) as worker_a,
-            SessionManager(store=store_b, scheduler=False) as worker_b,
+            SessionManager(store=store_a, schedule=Schedule(enabled=False)) as worker_a,
+            SessionManager(store=store_b, schedule=Schedule(enabled=False)) as worker_b,
         ):
             for worker in (worker_a, worker_b):
                 worker.register(PROVIDER, ClientCredentials("c", "s"))

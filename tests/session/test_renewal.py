@@ -16,6 +16,7 @@ from aiofinaccess import (
     ClientCredentials,
     ReauthorizationRequired,
     RetryPolicy,
+    Schedule,
     SessionManager,
     TokenKey,
     TokenSet,
@@ -40,7 +41,9 @@ KEY = TokenKey(EVERIFIN.name, USER)
 
 @pytest.fixture
 async def manager(clock: FakeClock, store: MemoryStore) -> Any:
-    async with SessionManager(store=store, clock=clock, scheduler=False) as manager:
+    async with SessionManager(
+        store=store, clock=clock, schedule=Schedule(enabled=False)
+    ) as manager:
         manager.register(EVERIFIN, ClientCredentials("c", "s"))
         manager.register(FINAPI, FINAPI_CLIENT)
         await manager.store_token_set(EVERIFIN, USER, expired_set(clock))

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from aiofinaccess import SessionManager, TokenKey, TokenSet
-from aiofinaccess.session import lifetime
+from aiofinaccess.session import feed
 from aiofinaccess.stores import ChangeFeed
 from aiofinaccess.stores.memory import MemoryStore
 from tests.support.tokens import EVERIFIN, EVERIFIN_CLIENT
@@ -32,13 +32,13 @@ class _CountingMeta(type(ChangeFeed)):  # type: ignore[misc]
 
 
 class CountedChangeFeed(metaclass=_CountingMeta):
-    """Stands in for ChangeFeed in the lifetime module, counting the checks against it."""
+    """Stands in for ChangeFeed in the feed module, counting the checks against it."""
 
 
 async def test_restoring_sets_checks_the_store_kind_a_bounded_number_of_times(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(lifetime, "ChangeFeed", CountedChangeFeed)
+    monkeypatch.setattr(feed, "ChangeFeed", CountedChangeFeed)
     store = MemoryStore()
     now = time.time()
     for n in range(SETS):

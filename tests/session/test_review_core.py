@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from aiofinaccess import ReauthorizationRequired
+from aiofinaccess import Limits, ReauthorizationRequired, Timeouts
 from aiofinaccess.core.errors import LeaseBusyError
 from aiofinaccess.core.renewal_step import begun, descended, superseded
 from aiofinaccess.core.tokens import TokenKey, TokenSet
@@ -24,7 +24,7 @@ def test_waiting_for_a_busy_lease_keeps_its_bound() -> None:
 
     async def main() -> float:
         store, idp = LeasedStore(), Keycloak()
-        async with manager(store, idp, token_timeout=1.0, lease_ttl=2.0) as m:
+        async with manager(store, idp, timeouts=Timeouts(token=1.0, lease=2.0)) as m:
             await m.store_token_set("idp", "alice", idp.login("alice"))
             key = m.key("idp", "alice")
             store.leases[key] = (0, float("inf"))  # another process holds it and hangs
@@ -79,7 +79,7 @@ def test_a_renewal_waiting_for_an_endpoint_slot_blocks_its_key_for_one_lease_at_
     async def main() -> tuple[float, list[str]]:
         store, idp = LeasedStore(), Keycloak()
         gate = asyncio.Event()
-        async with manager(store, idp, max_concurrent_refreshes=1) as m:
+        async with manager(store, idp, limits=Limits(concurrent_refreshes=1)) as m:
             for user in ("alice", "bob"):
                 await m.store_token_set("idp", user, idp.login(user))
             idp.before_send = gate.wait
@@ -206,8 +206,8 @@ def test_a_pause_between_the_fence_and_the_send_never_replays_a_refresh_token() 
     async def main() -> tuple[list[str], list[str]]:
         store, idp = LeasedStore(), Keycloak()
         async with (
-            manager(store, idp, token_timeout=1.0, lease_ttl=4.0) as paused,
-            manager(store, idp, token_timeout=1.0, lease_ttl=4.0) as other,
+            manager(store, idp, timeouts=Timeouts(token=1.0, lease=4.0)) as paused,
+            manager(store, idp, timeouts=Timeouts(token=1.0, lease=4.0)) as other,
         ):
             await paused.store_token_set("idp", "alice", idp.login("alice"))
 

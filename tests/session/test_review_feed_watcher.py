@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from aiofinaccess import SessionManager, TokenKey
+from aiofinaccess import Schedule, SessionManager, TokenKey
 from aiofinaccess.core.tokens import TokenSet
 from aiofinaccess.stores.memory import MemoryStore
 from tests.support.tokens import EVERIFIN, EVERIFIN_CLIENT
@@ -51,7 +51,7 @@ async def test_a_failing_change_feed_is_logged_and_followed_again(
     failure: BaseException, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = FailingFeedStore(failure)
-    async with SessionManager(store=store, scheduler=False) as manager:
+    async with SessionManager(store=store, schedule=Schedule(enabled=False)) as manager:
         manager.register(EVERIFIN, EVERIFIN_CLIENT)
         key = manager.key("everifin", "alice")
         await manager.store_token_set("everifin", "alice", token_set("at-1", "rt-1"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from aiofinaccess import Timeouts
 from aiofinaccess.core.errors import AiofinaccessError
 from tests.session.virtual import Keycloak, LeasedStore, manager, now, run
 
@@ -23,7 +24,7 @@ def test_a_sender_paused_before_every_send_gets_an_error_not_an_endless_loop() -
             store.frozen_until = now() + 4.5
             await asyncio.sleep(4.5)
 
-        async with manager(store, idp, token_timeout=1.0, lease_ttl=4.0) as m:
+        async with manager(store, idp, timeouts=Timeouts(token=1.0, lease=4.0)) as m:
             await m.store_token_set("idp", "alice", idp.login("alice"))
             idp.before_send = pause_always
             try:
@@ -51,8 +52,8 @@ def test_a_request_the_last_check_stopped_is_not_counted_as_sent() -> None:
     async def main() -> tuple[int, int, int]:
         store, idp = LeasedStore(), Keycloak()
         async with (
-            manager(store, idp, token_timeout=1.0, lease_ttl=4.0) as paused,
-            manager(store, idp, token_timeout=1.0, lease_ttl=4.0) as other,
+            manager(store, idp, timeouts=Timeouts(token=1.0, lease=4.0)) as paused,
+            manager(store, idp, timeouts=Timeouts(token=1.0, lease=4.0)) as other,
         ):
             await paused.store_token_set("idp", "alice", idp.login("alice"))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from aiofinaccess import ReauthorizationRequired
+from aiofinaccess import Limits, ReauthorizationRequired
 from aiofinaccess.core.tokens import TokenKey, TokenSet
 from aiofinaccess.stores import Versioned
 from tests.session.virtual import Keycloak, LeasedStore, manager, run
@@ -60,7 +60,10 @@ def test_a_holder_writes_the_newer_set_back_when_the_feed_shows_a_rollback() -> 
 
     async def main() -> tuple[str | None, list[str], str | None]:
         store, idp = FeedStore(), Keycloak()
-        async with manager(store, idp) as holder, manager(store, idp, working_set=1) as web:
+        async with (
+            manager(store, idp) as holder,
+            manager(store, idp, limits=Limits(working_set=1)) as web,
+        ):
             await holder.store_token_set("idp", "alice", idp.login("alice"))
             backup = dict(store._data)  # what the replica holds: alice's first set
             await holder.refresh("idp", "alice")  # rt-alice-1 spent: rt-alice-2 is live

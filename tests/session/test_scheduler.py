@@ -12,7 +12,15 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from aiofinaccess import ClientCredentials, RefreshPolicy, SessionManager, TokenKey, TokenSet
+from aiofinaccess import (
+    ClientCredentials,
+    Limits,
+    RefreshPolicy,
+    Schedule,
+    SessionManager,
+    TokenKey,
+    TokenSet,
+)
 from aiofinaccess.session.scheduler import RefreshScheduler
 from aiofinaccess.stores.memory import MemoryStore
 from tests.support.fakes import FakeClock, eventually, settled_when_idle
@@ -152,9 +160,9 @@ async def test_10000_token_sets_each_renewed_before_expiry_and_never_twice(
     manager = SessionManager(
         store=store,
         clock=clock,
-        idle_after=None,
+        schedule=Schedule(idle_after=None),
         policy=RefreshPolicy(),
-        max_concurrent_refreshes=64,
+        limits=Limits(concurrent_refreshes=64),
     )
     clock.settle = settled_when_idle(lambda: manager._tasks)
     manager.register(EVERIFIN, ClientCredentials("c", "s"))

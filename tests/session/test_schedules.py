@@ -21,9 +21,12 @@ import pytest
 from aiofinaccess import (
     ClientCredentials,
     InvalidClientError,
+    Limits,
     Oidc,
+    Schedule,
     SessionManager,
     SQLiteStore,
+    Timeouts,
     TokenKey,
 )
 from aiofinaccess.core.tokens import Anchor, TokenSet, parse_token_response
@@ -100,10 +103,9 @@ async def test_a_lease_never_lapses_while_its_holder_redeems(
     killed)."""
     path = tmp_path / "tokens.db"
     settings: dict[str, Any] = {
-        "lease_ttl": 3.0,
-        "token_timeout": 2.0,
-        "max_concurrent_refreshes": 1,
-        "scheduler": False,
+        "timeouts": Timeouts(lease=3.0, token=2.0),
+        "limits": Limits(concurrent_refreshes=1),
+        "schedule": Schedule(enabled=False),
     }
     async with (
         SessionManager(store=SQLiteStore(path), **settings) as first,
@@ -144,8 +146,8 @@ async def test_a_dead_grant_with_a_newer_set_stored_is_adopted_not_poisoned(
     and the process was poisoned although the store held a good set."""
     path = tmp_path / "tokens.db"
     async with (
-        SessionManager(store=SQLiteStore(path), scheduler=False) as stale,
-        SessionManager(store=SQLiteStore(path), scheduler=False) as other,
+        SessionManager(store=SQLiteStore(path), schedule=Schedule(enabled=False)) as stale,
+        SessionManager(store=SQLiteStore(path), schedule=Schedule(enabled=False)) as other,
     ):
         register(stale, sandbox)
         register(other, sandbox)
@@ -209,7 +211,7 @@ async def test_a_redeemed_set_survives_three_failed_writes(sandbox: Sandbox) -> 
     """Three failed writes in a row (0.3 s) dropped the new set from memory too; the next renewal
     replayed the spent refresh token and the session died."""
     store = SlowOrFlakyStore(MemoryStore())
-    async with SessionManager(store=store, scheduler=False) as manager:
+    async with SessionManager(store=store, schedule=Schedule(enabled=False)) as manager:
         register(manager, sandbox)
         await manager.store_token_set("everifin", "alice", seeded(sandbox, "alice"))
         store.failing_puts = 3
@@ -233,7 +235,9 @@ async def test_aclose_waits_for_a_slow_write_of_a_redeemed_set(
     invalid_grant (Stale token) and the session was lost."""
     path = tmp_path / "tokens.db"
     store = SlowOrFlakyStore(SQLiteStore(path))
-    manager = SessionManager(store=store, scheduler=False, close_timeout=0.5)
+    manager = SessionManager(
+        store=store, schedule=Schedule(enabled=False), timeouts=Timeouts(close=0.5)
+    )
     await manager.start()
     register(manager, sandbox)
     await manager.store_token_set("everifin", "alice", seeded(sandbox, "alice"))
@@ -242,7 +246,9 @@ async def test_aclose_waits_for_a_slow_write_of_a_redeemed_set(
     await asyncio.sleep(0.2)  # the refresh is answered; its write is in flight
     await manager.aclose()
     await asyncio.gather(renewal, return_exceptions=True)
-    async with SessionManager(store=SQLiteStore(path), scheduler=False) as restarted:
+    async with SessionManager(
+        store=SQLiteStore(path), schedule=Schedule(enabled=False)
+    ) as restarted:
         register(restarted, sandbox)
         await restarted.refresh("everifin", "alice")
     stats = sandbox.stats()
@@ -263,7 +269,7 @@ async def test_a_set_stale_at_birth_is_renewed_in_the_background_again() -> None
             token_url=provider.base_url + OIDC + "/token",
             allow_insecure_http=True,
         )
-        async with SessionManager(jitter=0.0) as manager:
+        async with SessionManager(schedule=Schedule(jitter=0.0)) as manager:
             manager.register(oidc, ClientCredentials(CLIENT_ID, CLIENT_SECRET))
             await manager.access_token("oidc")
             await asyncio.sleep(3.5)
@@ -360,7 +366,9 @@ async def test_aclose_reports_a_write_it_could_not_wait_for(
     logged at ERROR by its key's hash and reported as a WriteAbandoned event."""
     store = SlowOrFlakyStore(MemoryStore())
     manager = SessionManager(
-        store=store, scheduler=False, close_timeout=0.1, pending_write_timeout=0.2
+        store=store,
+        schedule=Schedule(enabled=False),
+        timeouts=Timeouts(close=0.1, pending_write=0.2),
     )
     events: list[object] = []
     manager.subscribe(events.append)

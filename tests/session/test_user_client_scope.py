@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aiofinaccess import ClientCredentials, RefreshPolicy, SessionManager, TokenKey
+from aiofinaccess import ClientCredentials, Duty, RefreshPolicy, Schedule, SessionManager, TokenKey
 from aiofinaccess.core.errors import AiofinaccessError, StoreError
 from aiofinaccess.sandbox import Sandbox
 from aiofinaccess.stores.codec import JsonCodec
@@ -39,7 +39,8 @@ POLICY = RefreshPolicy(lead_fraction=0.5, min_lead=20.0, max_lead=20.0, expiry_m
 
 def app(store: object, sandbox: Sandbox, client: ClientCredentials | None, **options: object):  # type: ignore[no-untyped-def]
     """A manager of client ``client`` (the sandbox's own Everifin client when ``None``)."""
-    built = SessionManager(store=store, policy=POLICY, jitter=0.0, **options)  # type: ignore[arg-type]
+    options.setdefault("schedule", Schedule(jitter=0.0))
+    built = SessionManager(store=store, policy=POLICY, **options)  # type: ignore[arg-type]
     provider, credentials = everifin(sandbox)
     built.register(provider, client or credentials)  # type: ignore[arg-type]
     return built
@@ -59,7 +60,7 @@ async def test_a_process_never_uses_another_clients_user_set_on_demand(
     """Client Y stored alice's and bob's sets; client X asks for alice's token, renews bob's and
     logs bob out: a typed error each time, no request, and Y's sets are left as they are."""
     path = tmp_path / "shared.db"
-    async with app(ClaimsSQLite(path), sandbox, None, duty=False) as manager_y:
+    async with app(ClaimsSQLite(path), sandbox, None, duty=Duty(enabled=False)) as manager_y:
         await manager_y.store_token_set("everifin", "alice", seeded(sandbox, "alice", age=0.0))
         await manager_y.store_token_set(
             "everifin", "bob", seeded(sandbox, "bob", age=LIFETIME - 15.0)
@@ -67,7 +68,9 @@ async def test_a_process_never_uses_another_clients_user_set_on_demand(
     store = ClaimsSQLite(path)
     try:
         before = {user: await store.get(TokenKey("everifin", user)) for user in ("alice", "bob")}
-        async with app(ClaimsSQLite(path), sandbox, CLIENT_X, duty=False) as manager_x:
+        async with app(
+            ClaimsSQLite(path), sandbox, CLIENT_X, duty=Duty(enabled=False)
+        ) as manager_x:
             fresh = await _outcome(manager_x.access_token("everifin", "alice"))
             due = await _outcome(manager_x.refresh("everifin", "bob"))
             logout = await _outcome(manager_x.logout("everifin", "bob"))
@@ -92,7 +95,7 @@ async def test_a_worker_never_renews_another_clients_user_set(
     """Worker X claims from the store before Y's worker runs: it must neither send for Y's due
     set nor hold it past its due time; Y's worker renews it before its token expires."""
     path = tmp_path / "shared.db"
-    async with app(ClaimsSQLite(path), sandbox, None, duty=False) as manager_y:
+    async with app(ClaimsSQLite(path), sandbox, None, duty=Duty(enabled=False)) as manager_y:
         await manager_y.store_token_set(
             "everifin", "alice", seeded(sandbox, "alice", age=LIFETIME - 15.0)
         )
@@ -104,7 +107,7 @@ async def test_a_worker_never_renews_another_clients_user_set(
         expires_at = found.token_set.expires_at
         assert expires_at is not None
         refreshes_before = refreshes(sandbox)
-        options = {"duty": True, "duty_poll": 0.1, "duty_gather": 0.05}
+        options = {"duty": Duty(enabled=True, poll=0.1, gather=0.05)}
         claims = ClaimsSQLite(path)
         async with app(claims, sandbox, CLIENT_X, **options) as worker_x:
             await until(claims_made(claims, 5), 10.0)
@@ -135,7 +138,7 @@ async def test_a_set_stored_before_stamps_is_served_and_then_stamped(
     the renewed set records that client."""
     store = ClaimsSQLite(tmp_path / "old.db")
     await store.put(ALICE, seeded(sandbox, "alice", age=LIFETIME - 15.0), expected_version=None)
-    async with app(store, sandbox, None, duty=False) as manager_y:
+    async with app(store, sandbox, None, duty=Duty(enabled=False)) as manager_y:
         renewed = await manager_y.refresh("everifin", "alice")
         assert manager_y.stats.token_requests == 1
     _, credentials = everifin(sandbox)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from aiofinaccess import ClientCredentials, Oidc, SessionManager
+from aiofinaccess import ClientCredentials, Oidc, Schedule, SessionManager
 from aiofinaccess.core.errors import LeaseBusyError
 from aiofinaccess.core.tokens import Secret, TokenKey, TokenSet
 from aiofinaccess.oauth.client import OAuthClient
@@ -200,8 +200,8 @@ class _Session:
 
 def manager(store: MemoryStore, idp: Keycloak, **options: Any) -> SessionManager:
     """A manager on ``store`` whose token endpoint is ``idp`` (registered, not started)."""
-    made = SessionManager(store=store, clock=idp.clock, scheduler=False, **options)
+    made = SessionManager(store=store, clock=idp.clock, schedule=Schedule(enabled=False), **options)
     made.register(PROVIDER, CLIENT)
     client = idp.client()
-    made._driver.endpoint = lambda _name: client
+    made._oauth_clients[PROVIDER.name] = client  # type: ignore[assignment]
     return made

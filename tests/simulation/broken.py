@@ -3,6 +3,7 @@ budget (test_simulation.py). A mutation takes a freshly built process and breaks
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aiofinaccess.core.errors import AiofinaccessError, ApiError, TransportError
@@ -29,27 +30,27 @@ def no_fence(process: Process) -> None:
 
 def unanchored(process: Process) -> None:
     """Plan a stored set as if it was issued the moment it is read (issue 11, bug 2)."""
-    driver = process.manager._driver
+    access = process.manager._access
 
     def as_if_new(found: Versioned, _asked: float | None = None) -> Stored:
         token_set = found.token_set
         token_set = token_set.with_anchor(Anchor(token_set.issued_at, process.clock.monotonic()))
-        return Stored(token_set, found.version, plan(token_set, driver.policy))
+        return Stored(token_set, found.version, plan(token_set, access._policy))
 
-    driver.anchored = as_if_new  # type: ignore[method-assign]
+    access.anchored = as_if_new  # type: ignore[method-assign]
 
 
 def drop_unwritten(process: Process) -> None:
     """Give up on a redeemed set after the quick write attempts (issue 11, bug 4a)."""
     writes = process.manager._driver._writes
-    writes.spent = lambda _token_set: True  # type: ignore[method-assign]
+    writes.pending_until = lambda _token_set: -math.inf  # type: ignore[method-assign]
 
 
 def no_due_times(process: Process) -> None:
     """On a store that keeps the refresh duty, write sets without their due time."""
-    driver = process.manager._driver
-    if driver._due_at_for is not None:
-        driver._due_at_for = lambda _token_set: None
+    access = process.manager._access
+    if access._duty is not None:
+        access.due_for = lambda _token_set: None  # type: ignore[method-assign]
 
 
 def _duty_loops(process: Process) -> list[DutyLoop]:
@@ -97,7 +98,7 @@ def lost_answer_ends_the_session(process: Process) -> None:
 def one_client_for_all(process: Process) -> None:
     """Every set is renewed with the client of the first provider registered (I8)."""
     first = next(iter(process.clients.values()))
-    process.manager._driver.endpoint = lambda _name: first
+    process.manager._driver._redeemer.endpoint = lambda _name: first
 
 
 class _KeepEverything:

@@ -10,10 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiofinaccess import (
     ClientCredentials,
+    Duty,
+    Limits,
     Provider,
     RefreshPolicy,
     RetryPolicy,
+    Schedule,
     SessionManager,
+    Timeouts,
 )
 from aiofinaccess.core.tokens import TokenSet
 from aiofinaccess.session.events import GrantLost, WriteAbandoned
@@ -108,13 +112,15 @@ class Process:
         if config.duty != "off":
             claims = config.duty == "all" or number == 0 or rng.random() < 0.5
             fleet = {
-                "duty": claims,
+                "duty": Duty(
+                    enabled=claims,
+                    poll=config.duty_poll,
+                    batch=config.duty_batch,
+                    gather=config.duty_gather,
+                ),
                 "working_set": None if claims else config.working_set,
-                "duty_poll": config.duty_poll,
-                "duty_batch": config.duty_batch,
-                "duty_gather": config.duty_gather,
             }
-        self.duty = bool(fleet.get("duty"))
+        self.duty = bool(fleet and fleet["duty"].enabled)
         self.manager = SessionManager(
             store=world.store.client(self, duty=config.duty != "off"),  # type: ignore[arg-type]
             clock=self.clock,
@@ -126,17 +132,20 @@ class Process:
                 backoff_initial=0.5,
                 backoff_max=10.0,
             ),
-            keep_alive=config.keep_alive,
-            max_concurrent_refreshes=config.max_concurrent,
-            token_timeout=config.token_timeout,
-            lease_ttl=config.lease_ttl,
-            close_timeout=3.0,
-            pending_write_timeout=30.0,
-            store_timeout=5.0,
-            **fleet,
+            schedule=Schedule(keep_alive=config.keep_alive),
+            limits=Limits(
+                concurrent_refreshes=config.max_concurrent, working_set=fleet.get("working_set")
+            ),
+            timeouts=Timeouts(
+                token=config.token_timeout,
+                lease=config.lease_ttl,
+                close=3.0,
+                pending_write=30.0,
+                store=5.0,
+            ),
+            duty=fleet.get("duty"),
         )
-        driver = self.manager._driver
-        driver._random.seed(rng.getrandbits(64))
+        self.manager._access.random.seed(rng.getrandbits(64))
         #: What this process registers: provider, its client, the app's password lookup.
         self.registrations: list[tuple[Provider, ClientCredentials, Any]] = world.registrations(
             self
@@ -148,8 +157,7 @@ class Process:
             for provider, client, _ in self.registrations
         }
         self.clients = clients
-        driver.endpoint = clients.__getitem__
-        self.manager._grants._oauth = clients.__getitem__
+        self.manager._oauth_clients.update(clients)  # type: ignore[arg-type]
         self.manager.subscribe(self._event)
         world.mutate(self)
 

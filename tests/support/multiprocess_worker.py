@@ -28,6 +28,7 @@ from aiofinaccess import (
     Everifin,
     ReauthorizationRequired,
     RefreshPolicy,
+    Schedule,
     SessionManager,
     SQLiteStore,
 )
@@ -57,7 +58,7 @@ async def main(
     rng = random.Random()
     provider = Everifin.at(base_url + "/auth", base_url)
     async with SessionManager(
-        store=open_store(store_spec), policy=POLICY, idle_after=None
+        store=open_store(store_spec), policy=POLICY, schedule=Schedule(idle_after=None)
     ) as manager:
         manager.register(provider, ClientCredentials(client_id, secret))
         await manager.restore()

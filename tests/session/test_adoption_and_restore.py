@@ -1,5 +1,6 @@
-"""The token core's suspected weaknesses (issue 11): each proven by a test that failed, then fixed,
-or refuted by a test that passes for the stated reason."""
+"""Adopting and restoring stored sets: a change-feed read never moves a set backwards, adopting
+leaves backoff, unknown and forgotten users leave no entry, a restore emits no events and reads
+in batches, and a SQLite lease survives a wall-clock step."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from aioresponses import aioresponses
 
-from aiofinaccess import Everifin, SessionManager, SQLiteStore, StoreError, TokenKey
+from aiofinaccess import Everifin, Schedule, SessionManager, SQLiteStore, StoreError, TokenKey
 from aiofinaccess.core.lifecycle import TokenState
 from aiofinaccess.core.tokens import TokenSet
 from aiofinaccess.session.events import Refreshed
@@ -79,7 +80,7 @@ async def test_a_change_feed_read_never_moves_a_set_backwards(mocked: aiorespons
     published a newer set; the watcher then adopted the older one, whose refresh token was
     already spent."""
     store = FeedStore()
-    async with SessionManager(store=store, scheduler=False) as manager:
+    async with SessionManager(store=store, schedule=Schedule(enabled=False)) as manager:
         manager.register(EVERIFIN, EVERIFIN_CLIENT)
         key = manager.key("everifin", "alice")
         await manager.store_token_set("everifin", "alice", token_set("at-1", "rt-1"))
@@ -105,7 +106,7 @@ async def test_a_change_feed_read_never_moves_a_set_backwards(mocked: aiorespons
 async def test_adopting_a_set_leaves_backoff(mocked: aioresponses) -> None:
     """A set in BACKOFF that the change feed replaced stayed in BACKOFF."""
     store = FeedStore()
-    async with SessionManager(store=store, scheduler=False) as manager:
+    async with SessionManager(store=store, schedule=Schedule(enabled=False)) as manager:
         manager.register(EVERIFIN, EVERIFIN_CLIENT)
         key = manager.key("everifin", "alice")
         await manager.store_token_set("everifin", "alice", token_set("at-1", "rt-1"))
@@ -126,7 +127,7 @@ async def test_adopting_a_set_leaves_backoff(mocked: aioresponses) -> None:
 
 async def test_entries_of_forgotten_and_unknown_users_are_pruned() -> None:
     """``_entries`` grew with every forgotten user and every probe of an unknown subject."""
-    async with SessionManager(scheduler=False) as manager:
+    async with SessionManager(schedule=Schedule(enabled=False)) as manager:
         manager.register(EVERIFIN, EVERIFIN_CLIENT)
         baseline = held_in_memory(manager)
         for n in range(50):
@@ -148,7 +149,7 @@ async def test_restore_emits_no_refreshed_events(tmp_path: Path) -> None:
                 TokenKey("everifin", f"u{n}"), token_set(f"a{n}", f"r{n}"), expected_version=None
             )
     events: list[object] = []
-    manager = SessionManager(store=SQLiteStore(path), scheduler=False)
+    manager = SessionManager(store=SQLiteStore(path), schedule=Schedule(enabled=False))
     manager.register(EVERIFIN, EVERIFIN_CLIENT)
     manager.subscribe(events.append)
     async with manager:
@@ -192,7 +193,9 @@ async def test_start_does_not_read_sets_one_at_a_time(tmp_path: Path) -> None:
             CountingStore.reads += 1
             return await super().get(key)
 
-    async with SessionManager(store=CountingStore(path), scheduler=False) as manager:
+    async with SessionManager(
+        store=CountingStore(path), schedule=Schedule(enabled=False)
+    ) as manager:
         manager.register(Everifin.stage(), EVERIFIN_CLIENT)
         await manager.wait_idle()
         assert CountingStore.reads <= 1  # SQLite keeps the refresh duty: start() probes only

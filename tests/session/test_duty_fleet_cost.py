@@ -1,11 +1,7 @@
-"""The refresh duty shared by several workers costs the same per renewal as one worker.
-
-Found by ``benchmarks/fleet.py`` (issue 16): the fleet's CPU per renewal grew with the number
-of workers (2.1 / 3.0 / 4.4 ms at N = 1 / 2 / 4) because every worker slept until the store's
-next due time and all of them woke for each due set: one claimed it, the others asked the store
-for nothing, twice each. The duty now lets due sets gather between claims, so the fleet's
-claims are bounded by workers / ``duty_gather`` a second, not by the number of due sets.
-"""
+"""The refresh duty shared by several workers costs the same per renewal as one worker: the
+workers do not all wake for every due set (due sets gather between claims, so a fleet's claims
+are bounded by ``workers / Duty.gather`` a second), and a worker that only renews never reads
+the change feed."""
 
 from __future__ import annotations
 
@@ -13,7 +9,7 @@ import asyncio
 import time
 from typing import Any
 
-from aiofinaccess import SessionManager, TokenKey
+from aiofinaccess import Duty, Schedule, SessionManager, TokenKey
 from aiofinaccess.core.tokens import Anchor, parse_token_response
 from aiofinaccess.sandbox import Sandbox
 from aiofinaccess.stores.memory import MemoryStore
@@ -56,7 +52,9 @@ async def test_workers_do_not_all_wake_for_every_due_set(sandbox: Sandbox) -> No
     lead = POLICY.lead(LIFETIME)
     first_due = time.time() + 1.0
     users = [f"user-{n}" for n in range(SETS)]
-    async with SessionManager(store=store, policy=POLICY, jitter=0.0, duty=False) as setup:
+    async with SessionManager(
+        store=store, policy=POLICY, schedule=Schedule(jitter=0.0), duty=Duty(enabled=False)
+    ) as setup:
         setup.register(provider, credentials)  # type: ignore[arg-type]
         for n, user in enumerate(users):
             body = sandbox.service("keycloak").seed_session(user)
@@ -67,7 +65,12 @@ async def test_workers_do_not_all_wake_for_every_due_set(sandbox: Sandbox) -> No
     before = {user: (await store.get(TokenKey("everifin", user))).version for user in users}  # type: ignore[union-attr]
     requests_before = refreshes(sandbox)
     workers = [
-        SessionManager(store=store, policy=POLICY, jitter=0.0, duty=True, duty_poll=1.0)
+        SessionManager(
+            store=store,
+            policy=POLICY,
+            schedule=Schedule(jitter=0.0),
+            duty=Duty(enabled=True, poll=1.0),
+        )
         for _ in range(WORKERS)
     ]
     for worker in workers:
@@ -108,12 +111,16 @@ async def test_a_worker_that_only_renews_does_not_read_the_change_feed(sandbox: 
             counts = await probe.pubsub_numsub("herd:changes")
             return int(counts[0][1])
 
-        async with SessionManager(store=RedisStore(url, prefix="herd:"), duty=True) as worker:
+        async with SessionManager(
+            store=RedisStore(url, prefix="herd:"), duty=Duty(enabled=True)
+        ) as worker:
             worker.register(provider, credentials)  # type: ignore[arg-type]
             user = "user-0"
             body = sandbox.service("keycloak").seed_session(user)
             token_set = parse_token_response(body, sent=Anchor(time.time(), time.monotonic()))
-            async with SessionManager(store=RedisStore(url, prefix="herd:"), duty=False) as app:
+            async with SessionManager(
+                store=RedisStore(url, prefix="herd:"), duty=Duty(enabled=False)
+            ) as app:
                 app.register(provider, credentials)  # type: ignore[arg-type]
                 assert await subscribers() == 0  # neither holds a set yet
                 await app.store_token_set("everifin", user, token_set)

@@ -1,7 +1,8 @@
-"""Bugs the deterministic simulation found (tests/simulation), each pinned by a small test that
-failed before its fix: the first three on the round-one core (6ae6ae2) as well, the last one on
-the first rewrite (19c1ce5), where the simulation caught it; then seeds of issue 22's
-freeze-injecting variant (a process stopped just before its send)."""
+"""Renewal races the simulation found, each pinned by a small test: an ambiguous refresh waits
+a token timeout before its replay, an answer later than its own expiry is never handed out, a
+poisoned key adopts a login another process stored, an acquisition whose caller left leaves no
+unretrieved exception, a dead grant keeps a new login on the duty, and a process paused before
+its send never replays."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from yarl import URL
 from aiofinaccess import (
     ClientCredentials,
     ReauthorizationRequired,
+    Schedule,
     SessionManager,
     StoreError,
+    Timeouts,
     TokenSet,
 )
 from aiofinaccess.stores.memory import MemoryStore
@@ -34,7 +37,9 @@ async def test_an_ambiguous_refresh_waits_a_token_timeout_before_trying_again(
 ) -> None:
     """Seed 165: a refresh timed out, was retried at once, and the first request arrived later
     and replayed the token. The retry now waits until the first surely arrived or died."""
-    async with SessionManager(clock=clock, scheduler=False, token_timeout=7.0) as manager:
+    async with SessionManager(
+        clock=clock, schedule=Schedule(enabled=False), timeouts=Timeouts(token=7.0)
+    ) as manager:
         manager.register(EVERIFIN, CLIENT)
         await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
         mocked.post(token_url(EVERIFIN), exception=TimeoutError())
@@ -56,7 +61,7 @@ async def test_an_answer_later_than_its_own_expiry_is_never_handed_out(
         clock.advance(took)  # the answer travelled longer than expires_in
         return CallbackResult(payload=token_body(access, refresh, expires_in=300))
 
-    async with SessionManager(clock=clock, scheduler=False) as manager:
+    async with SessionManager(clock=clock, schedule=Schedule(enabled=False)) as manager:
         manager.register(EVERIFIN, CLIENT)
         await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
         mocked.post(token_url(EVERIFIN), callback=slow, repeat=True)
@@ -71,8 +76,8 @@ async def test_a_poisoned_key_adopts_a_login_another_process_stored(
     kept refusing. One store read (never a provider request) now finds the new login."""
     store = MemoryStore()
     async with (
-        SessionManager(store=store, clock=clock, scheduler=False) as worker,
-        SessionManager(store=store, clock=clock, scheduler=False) as web,
+        SessionManager(store=store, clock=clock, schedule=Schedule(enabled=False)) as worker,
+        SessionManager(store=store, clock=clock, schedule=Schedule(enabled=False)) as web,
     ):
         worker.register(EVERIFIN, CLIENT)
         web.register(EVERIFIN, CLIENT)
@@ -101,7 +106,9 @@ async def test_an_acquisition_whose_caller_left_leaves_no_unretrieved_exception(
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _loop, context: seen.append(context))
     try:
-        async with SessionManager(store=SlowFailingStore(), clock=clock, scheduler=False) as m:
+        async with SessionManager(
+            store=SlowFailingStore(), clock=clock, schedule=Schedule(enabled=False)
+        ) as m:
             m.register(EVERIFIN, CLIENT)
             caller = asyncio.ensure_future(m.store_token_set(EVERIFIN, USER, expired_set(clock)))
             await asyncio.sleep(0.01)
@@ -132,9 +139,8 @@ def _freezing(process: Any) -> None:
     assert isinstance(process, Process)
     world, rng = process.world, random.Random(f"{process.world.seed}:{process.pid}:freeze")
     frozen_until = [0.0]
-    driver = process.manager._driver
     for name in ("idp", "fin"):
-        client = driver.endpoint(name)
+        client = process.manager.oauth(name)
         send = client._token  # type: ignore[attr-defined]
 
         async def token(grant: str, fields: Any, send: Any = send) -> Any:

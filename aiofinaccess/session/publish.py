@@ -1,0 +1,81 @@
+"""Publishing: making a token set an entry's current one, and planning its next renewal.
+
+Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager module.
+"""
+
+from __future__ import annotations
+
+from ..core.clock import Clock
+from ..core.lifecycle import Event, RefreshPolicy, Status, plan, transition
+from ..core.renewal_step import Stored
+from ..core.tokens import Anchor, TokenSet
+from .events import EventHub, ManagerStats, Refreshed
+from .planning import Planner
+from .registry import Entry
+
+__all__ = ["Publisher"]
+
+_NEG_INF = float("-inf")
+
+
+class Publisher:
+    """Publishes sets into entries.
+
+    Args:
+        clock: Anchors a set the app stored itself.
+        policy: Plans each published set.
+        planner: Plans the published set's next background renewal.
+        stats, hub: Counters and events (of adoptions).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        policy: RefreshPolicy,
+        planner: Planner,
+        stats: ManagerStats,
+        hub: EventHub,
+    ) -> None:
+        self._clock = clock
+        self._policy = policy
+        self._planner = planner
+        self._stats = stats
+        self._hub = hub
+
+    def publish(
+        self, entry: Entry, token_set: TokenSet, version: int, *, reissued: bool = False
+    ) -> None:
+        """Make ``token_set`` the entry's current set and schedule its renewal."""
+        if token_set.anchor is None:  # set by the app itself: it was issued as stated
+            token_set = token_set.with_anchor(Anchor(self._clock.wall(), self._clock.monotonic()))
+        now = self._clock.monotonic()
+        deadlines = plan(token_set, self._policy, reissued=reissued)
+        entry.token_set = token_set
+        entry.version = version
+        entry.deadlines = deadlines
+        entry.token = token_set.access_token.reveal()
+        entry.stale_at = deadlines.stale_at
+        entry.usable_until = deadlines.must_refresh_at
+        entry.failures = 0
+        entry.retry_at = _NEG_INF
+        entry.reauth = None
+        entry.generation += 1
+        if entry.last_used == _NEG_INF:
+            entry.last_used = now
+        event = (
+            Event.REFRESH_SUCCEEDED if entry.status is Status.REFRESHING else Event.TOKENS_STORED
+        )
+        entry.status = transition(entry.status, event)
+        self._planner.schedule(entry, None)
+
+    def adopt(self, entry: Entry, stored: Stored) -> None:
+        """Publish a set another process stored, with its event and counter."""
+        self._stats.adopted_from_store += 1
+        self.publish(entry, stored.token_set, stored.version)
+        key = entry.key
+        self._hub.emit(
+            Refreshed(
+                key.hashed, key.provider, "adopted", "store", stored.version, subject=key.subject
+            )
+        )
