@@ -11,12 +11,14 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigurationError
 from ..core.tokens import Secret
 from .events import GrantLost, ManagerEvent
-from .registry import AsyncPasswordLookup, PasswordLookup
+
+if TYPE_CHECKING:
+    from .registry import AsyncPasswordLookup, PasswordLookup
 
 __all__ = ["ReauthCallback", "awaiting", "plain_subscriber", "reauth_subscriber"]
 
