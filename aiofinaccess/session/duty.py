@@ -8,7 +8,7 @@ fall due again), renews each through the renewal driver (whose Persist step writ
 time), and between claims lets due sets gather for about ``Duty.gather`` seconds, at most
 ``Duty.poll``. A failed renewal is left to its claim deadline, which is its retry; a dead set
 leaves the duty once. A claimant never postpones a set past its refresh token's keep-alive
-deadline, whatever its own ``keep_alive``.
+deadline, whatever its own ``Schedule.keep_alive``.
 
 Never imports ``api``, ``integrations``, ``cli``, ``sandbox`` or the manager module.
 """

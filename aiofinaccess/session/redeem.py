@@ -1,7 +1,7 @@
 """Redeeming: the one token request of a renewal job's Redeem step, and its retries.
 
 Inside the fence (:mod:`aiofinaccess.session.fence`) and under a per-endpoint cap
-(``max_concurrent_refreshes``), the job sends one token request for the grant the renewal step
+(``Limits.concurrent_refreshes``), the job sends one token request for the grant the renewal step
 chose. A refused refresh token falls back to the password grant when the app supplies
 passwords; a dead grant is noted for the Poison step. Connect errors and 429/503 are retried
 with backoff (:class:`~aiofinaccess.session.retrying.Retrier`, which counts

@@ -53,9 +53,10 @@ def _stuck(world: World) -> list[tuple[TokenKey, str, float]]:
             and world.features.second_app is not None
             and (key.provider == "idp")
         ):
-            # Two clients under the same provider name on one store (README advises a store
-            # each): each client's workers give the other's sets back, but claims are not
-            # scoped by client, so the wrong ones may win the claim race again and again. Safe
+            # Two clients under the same provider name on one store (docs/guides/deployment.md
+            # advises keys of their own; docs/guides/refresh-duty.md says what claims do): each
+            # client's workers give the other's sets back, but claims are not scoped by
+            # client, so the wrong ones may win the claim race again and again. Safe
             # (never renewed with the wrong credentials, I8) but not yet timely: open.
             continue
         if key not in world.store.records:

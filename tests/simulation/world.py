@@ -56,7 +56,7 @@ Invariants, each checked where it can break:
 
 Excuses and stated assumptions (the model's promises to the SDK):
 
-* Store outages last less than half a lease and are two leases apart (see README
+* Store outages last less than half a lease and are two leases apart (see docs/promises.md,
   "Failures": a longer outage while a renewed set waits to be written can let another process
   replay its predecessor). Random store failures (up to 10 % of calls) come on top.
 * A **rollback** of the store (``features.rollbacks``: its writes of the last 0.5-12 s lost,

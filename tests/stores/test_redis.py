@@ -490,7 +490,7 @@ def test_a_bad_shard_count_is_a_configuration_error(shards: int) -> None:
 
 
 async def test_claim_throughput_in_batches_of_100(store: RedisStore) -> None:
-    """Measured for the README: claims per second in batches of 100 (64 shards)."""
+    """Measured for docs/guides/refresh-duty.md: claims per second in batches of 100 (64 shards)."""
     rate = await claims_per_second(store, 5000)
     print(  # noqa: T201  (the figure the issue asks for, shown with -s)
         f"\nRedis claim throughput: {rate:,.0f} claims/s (batches of 100)"

@@ -177,7 +177,7 @@ async def work(store: RedisStore, name: str, run: Run, stop: asyncio.Event) -> N
 async def test_a_failover_mid_run_loses_nothing(cluster: Cluster, prefix: str) -> None:
     """Three workers claim and renew 150 sets while a replica takes over its primary
     (``CLUSTER FAILOVER``): no set is claimed twice, no acknowledged write is lost, and work
-    resumes; the pause is printed for the README."""
+    resumes; the pause is printed for docs/performance.md."""
     keys = [TokenKey("everifin", f"user-{n}") for n in range(150)]
     stores = [RedisStore(cluster.url, prefix=prefix) for _ in range(3)]
     listener = RedisStore(cluster.url, prefix=prefix)
@@ -264,7 +264,8 @@ async def test_a_failover_mid_run_loses_nothing(cluster: Cluster, prefix: str) -
 
 
 async def test_claim_throughput_in_batches_of_100(store: RedisStore) -> None:
-    """Measured for the README: claims per second in batches of 100 on the cluster."""
+    """Measured for docs/guides/refresh-duty.md: claims per second in batches of 100 on the
+    cluster."""
     rate = await claims_per_second(store, 3000)
     print(  # noqa: T201  (the figure the issue asks for, shown with -s)
         f"\nRedis Cluster claim throughput: {rate:,.0f} claims/s (batches of 100)"

@@ -453,7 +453,7 @@ async def test_keys_stream_while_writers_write(tmp_path: Path) -> None:
 
 
 async def test_claim_throughput_in_batches_of_100(tmp_path: Path) -> None:
-    """Measured for the README: claims per second in batches of 100."""
+    """Measured for docs/guides/refresh-duty.md: claims per second in batches of 100."""
     async with SQLiteStore(tmp_path / "tokens.db") as store:
         for n in range(5000):
             key = TokenKey("everifin", f"user-{n}")
