@@ -220,7 +220,8 @@ async def test_reauth_hook_names_the_user_and_logs_keep_the_hash(
     assert (info.value.provider, info.value.subject) == ("everifin", USER)
     key_hash = manager.key(EVERIFIN, USER).hashed
     assert info.value.key == key_hash
-    assert USER not in str(info.value)
+    assert USER in str(info.value)  # for the app, which knows its users (issue 24, item 3)
+    assert USER not in repr(info.value)  # what the SDK's logs print
     (event,) = [e for e in seen if isinstance(e, GrantLost)]
     assert (event.key, event.subject) == (key_hash, USER)
     assert USER not in repr(event)
