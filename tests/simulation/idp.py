@@ -196,6 +196,7 @@ class Idp:
         # A little early: the SDK counts the lifetime on a process's wall clock (off by up to
         # ``skew``; the reader's and the writer's may differ by twice that) from its send.
         now = self.world.wall() + 0.5 + 2 * self.world.config.skew
+        early = self.world.loop.time() + 0.5 + 2 * self.world.config.skew  # the same, loop time
         for session in self.sessions:
             if session.alive and session.idle_until <= now:
                 session.alive = False
@@ -203,6 +204,13 @@ class Idp:
                 session.excused = session.excused or "idle past its refresh token's lifetime"
             elif session.alive and session.excused is None and self._refused_to_the_end(session):
                 session.excused = "a lost answer's replays were turned away till the token ran out"
+            if session.alive and session.excused is None:
+                # The stored token may run out while its successor waits in a paused receiver:
+                # no reader can tell that from a crash (the same excuse as a replay's).
+                for rotation in session.rotations.values():
+                    ran_out = session.born.get(rotation.old, early) + self.refresh_ttl <= early
+                    if self.refresh_ttl and ran_out and rotation.delivered and not rotation.durable:
+                        self._excuse_paused(rotation)
 
     def _refused_to_the_end(self, session: Session) -> bool:
         """Whether the spent token of a lost answer ran out while the SDK kept presenting it and

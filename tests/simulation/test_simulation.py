@@ -143,6 +143,7 @@ FOUND: dict[int, str] = {
     8056: "a login the app started landed after the final forget (I5)",
     11157: "the app logged out a login whose write had not yet returned (I2)",
     3620: "a pause before the send left the exchange's time but not the write's (I1)",
+    21570: "the stored token ran out while a paused receiver held its successor (I3)",
 }
 
 
