@@ -1,10 +1,13 @@
 """aiofinaccess: an async token layer and SDK for open-banking access APIs.
 
 This module is the token layer's public surface: the session manager, providers and their
-presets, credentials and tokens, stores, events, errors and the integrations' entry points.
-finAPI's resources and models are in :mod:`aiofinaccess.finapi`, Everifin's in
-:mod:`aiofinaccess.everifin`. Every name loads on first use (PEP 562): ``import aiofinaccess``
-imports no submodule until a name is asked for, so an app pays only for what it uses.
+presets, credentials and tokens, stores, settings, events, the error tree's first level and the
+integrations' entry points. Every error is in :mod:`aiofinaccess.errors`, OAuth's building
+blocks in :mod:`aiofinaccess.oauth`, the store protocols and codecs in
+:mod:`aiofinaccess.stores`; finAPI's resources and models in :mod:`aiofinaccess.finapi`,
+Everifin's in :mod:`aiofinaccess.everifin`. Every name loads on first use (PEP 562):
+``import aiofinaccess`` imports no submodule until a name is asked for, so an app pays only for
+what it uses.
 """
 
 from __future__ import annotations
