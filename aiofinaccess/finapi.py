@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from . import _exports
+from .core import _exports
 
 if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports on first use
     from .api.finapi.data import FinApiData as FinApiData

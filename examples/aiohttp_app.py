@@ -32,7 +32,6 @@ from aiohttp import web
 
 from aiofinaccess import (
     AiofinaccessError,
-    AuthorizationDenied,
     AuthorizationFlowError,
     ClientCredentials,
     Everifin,
@@ -41,6 +40,7 @@ from aiofinaccess import (
     SessionManager,
     SQLiteStore,
 )
+from aiofinaccess.errors import AuthorizationDenied
 from aiofinaccess.everifin import Account, BankConnect, Transaction
 from aiofinaccess.integrations.web import Connected, ConnectFlow, WebConnect
 from aiofinaccess.sandbox import SandboxConfig, run_sandbox

@@ -1,5 +1,6 @@
-"""The import surface: three namespaces, each name declared once, resolvable, documented in the
-docstring and the reference; every error exported and drawn in the error tree; the CLI runs."""
+"""The import surface: the token layer and its namespaces, each name declared once, resolvable,
+documented in the docstring and the reference; every error exported and drawn in the error tree;
+the CLI runs."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ from types import ModuleType
 import pytest
 
 import aiofinaccess
+import aiofinaccess.errors
 import aiofinaccess.everifin
 import aiofinaccess.finapi
 from aiofinaccess.cli.main import main
 from aiofinaccess.core import errors
+from tests.support.namespaces import NAMESPACES
 
 ROOT = Path(__file__).resolve().parents[1]
+ROOT_ERROR = "AiofinaccessError"
 REFERENCE = ROOT / "docs" / "reference"
 
-#: The public namespaces: the token layer, then each provider's resources and models.
-NAMESPACES = (aiofinaccess, aiofinaccess.finapi, aiofinaccess.everifin)
 EXPORTS = [(namespace, name) for namespace in NAMESPACES for name in namespace.__all__]
 
 
@@ -33,7 +35,7 @@ def export_id(export: tuple[ModuleType, str]) -> str:
 def home_of(namespace: ModuleType, name: str) -> str:
     """The absolute name of the module ``name`` is declared to live in."""
     module = next(m for m, names in namespace._HOMES.items() if name in names.split())
-    return importlib.util.resolve_name(module, "aiofinaccess")
+    return importlib.util.resolve_name(module, namespace.__package__)
 
 
 @pytest.mark.parametrize("namespace", NAMESPACES, ids=lambda ns: ns.__name__)
@@ -58,11 +60,32 @@ def test_every_public_name_is_exported() -> None:
     assert public - set(aiofinaccess.__all__) == set()
 
 
+def test_top_level_is_the_token_layer() -> None:
+    """The token layer a newcomer holds stays small (the issue's "about 45 names")."""
+    assert len(aiofinaccess.__all__) <= 45
+
+
 def test_each_name_is_exported_once() -> None:
-    """No name, and no object, is in two namespaces."""
-    names = [name for _namespace, name in EXPORTS]
+    """No name, and no object, is in two namespaces, but for the error tree's root and first
+    level: top-level as well as in ``aiofinaccess.errors``, the very same classes."""
+    first_level = {name for name, parent in drawn_tree().items() if parent in (None, ROOT_ERROR)}
+    top_errors = {
+        name
+        for name in aiofinaccess.__all__
+        if isinstance(getattr(aiofinaccess, name), type)
+        and issubclass(getattr(aiofinaccess, name), BaseException)
+    }
+    assert top_errors == first_level
+    for name in top_errors:
+        assert getattr(aiofinaccess, name) is getattr(aiofinaccess.errors, name), name
+    exports = [
+        (namespace, name)
+        for namespace, name in EXPORTS
+        if not (namespace is aiofinaccess and name in top_errors)
+    ]
+    names = [name for _namespace, name in exports]
     assert len(names) == len(set(names))
-    objects = [id(getattr(namespace, name)) for namespace, name in EXPORTS]
+    objects = [id(getattr(namespace, name)) for namespace, name in exports]
     assert len(objects) == len(set(objects))
 
 
@@ -148,9 +171,13 @@ def drawn_tree() -> dict[str, str | None]:
 
 
 def test_every_error_is_exported() -> None:
-    """Whatever the library can raise, a caller can name: ``aiofinaccess.<Error>``."""
-    for name, cls in error_classes().items():
-        assert getattr(aiofinaccess, name, None) is cls, name
+    """Whatever the library can raise, a caller can name: ``aiofinaccess.errors.<Error>``."""
+    classes = error_classes()
+    for name, cls in classes.items():
+        assert getattr(aiofinaccess.errors, name, None) is cls, name
+    assert {name for name in aiofinaccess.errors.__all__ if not name.endswith("ErrorBody")} == set(
+        classes
+    )
 
 
 def test_the_error_tree_matches_the_classes() -> None:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from ..core.tokens import TokenKey
-from ..stores import TokenStore
+from ..stores.protocol import TokenStore
 from .config import CliError
 
 __all__ = ["client_names", "describe", "resolve"]

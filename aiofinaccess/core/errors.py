@@ -33,9 +33,10 @@
             └── PausedBeforeSendError the lease lapsed before every send (a pausing process)
 
 ``InvalidTransition`` is defined in :mod:`aiofinaccess.core.lifecycle` and ``ExchangeFailed``
-in :mod:`aiofinaccess.integrations.web`; ``aiofinaccess`` exports every one. No exception
-message contains a token, secret or password; bodies are kept parsed (``ApiError.body``, in
-the shapes of :mod:`aiofinaccess.core.error_bodies`), so callers read fields, not strings;
+in :mod:`aiofinaccess.integrations.web`; :mod:`aiofinaccess.errors` exports every one, and
+``aiofinaccess`` the root and the first level. No exception message contains a token, secret
+or password; bodies are kept parsed (``ApiError.body``, in the shapes of
+:mod:`aiofinaccess.core.error_bodies`), so callers read fields, not strings;
 ``ReauthorizationRequired`` is decided by the OAuth error *code* (``invalid_grant``), never by
 the description text. The parsers of error bodies live in :mod:`aiofinaccess.oauth.error_bodies`.
 """

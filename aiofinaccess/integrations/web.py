@@ -38,8 +38,8 @@ from ..core.errors import (
     StoreError,
 )
 from ..oauth.authorization import AuthorizationRequest
-from ..stores import PendingAuthorizations
 from ..stores.memory import MemoryStore
+from ..stores.protocol import PendingAuthorizations
 from .same_origin import is_same_origin
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from ..core.lifecycle import RefreshPolicy, plan, scheduled_at
 from ..core.renewal_step import Stored
 from ..core.settings import Schedule
 from ..core.tokens import Anchor, TokenKey, TokenSet
-from ..stores import RefreshDuty, TokenStore, Versioned
+from ..stores.protocol import RefreshDuty, TokenStore, Versioned
 from .events import ManagerStats
 from .jobs import bounded
 from .registry import Registry

@@ -16,8 +16,8 @@ from ..core.errors import ConfigurationError
 from ..core.lifecycle import RefreshPolicy, RetryPolicy
 from ..core.settings import Duty, Limits, Schedule, Timeouts
 from ..oauth.client import OAuthClient
-from ..stores import RefreshDuty, TokenStore
 from ..stores.memory import MemoryStore
+from ..stores.protocol import RefreshDuty, TokenStore
 from .access import StoreAccess
 from .bearer import Bearer
 from .duty import DutyLoop

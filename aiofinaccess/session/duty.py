@@ -35,7 +35,7 @@ from ..core.lifecycle import retry_due
 from ..core.renewal_step import Stored
 from ..core.settings import Duty
 from ..core.tokens import TokenKey
-from ..stores import RefreshDuty
+from ..stores.protocol import RefreshDuty
 from .events import ManagerStats
 from .registry import Registry
 from .stopping import cancel_and_wait

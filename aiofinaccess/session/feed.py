@@ -20,7 +20,7 @@ from ..core.errors import ClientMismatchError, StoreConflictError, StoreError
 from ..core.lifecycle import Status
 from ..core.renewal_step import Stored, superseded
 from ..core.tokens import TokenKey
-from ..stores import ChangeFeed, TokenStore
+from ..stores.protocol import ChangeFeed, TokenStore
 from .jobs import cancelled
 from .registry import Entry, Registry
 from .stopping import cancel_and_wait

@@ -25,7 +25,7 @@ from ..core.errors import LeaseBusyError, StoreError
 from ..core.fencing import LeaseLapsed
 from ..core.settings import Timeouts
 from ..core.tokens import TokenKey
-from ..stores import LOCAL_LEASE, Lease
+from ..stores.protocol import LOCAL_LEASE, Lease
 from .jobs import Job
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ from ..core.lifecycle import Event, Renewal, RetryPolicy, Status, transition
 from ..core.renewal_step import Stored
 from ..core.stopping import cancel_asked as cancelled
 from ..core.tokens import TokenSet
-from ..stores import Lease
+from ..stores.protocol import Lease
 from .events import EventHub, GrantLost, ManagerStats, RefreshFailed
 from .registry import Entry
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from ..core.errors import StoreError, UsageError
 from ..core.settings import Timeouts
 from ..core.tokens import TokenKey
-from ..stores import Versioned
+from ..stores.protocol import Versioned
 from .events import EventHub
 from .feed import Changes
 from .registry import Registry

@@ -28,8 +28,8 @@ from ..core.settings import Duty, Limits, Schedule, Timeouts
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
 from ..oauth.client import OAuthClient
 from ..oauth.providers import Provider
-from ..stores import TokenStore
 from ..stores.memory import MemoryStore
+from ..stores.protocol import TokenStore
 from .assembly import Settings, assemble
 from .callbacks import ReauthCallback, plain_subscriber, reauth_subscriber
 from .events import ManagerEvent, ManagerStats

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import StoreError
 from ..core.tokens import TokenKey
-from . import StoreStats, Versioned
+from .protocol import StoreStats, Versioned
 
 if TYPE_CHECKING:
     from .codec import TokenCodec

@@ -21,9 +21,9 @@ from typing import Any, Protocol, TypeVar
 
 from ..core.clock import Clock
 from ..core.tokens import TokenKey
-from . import Claimed, check_claim, check_due, check_scope, in_scope
 from ._redis_layout import Layout, allocate, score, text
 from ._redis_scripts import CLAIM, DUE_TOLERANCE, RESCHEDULE
+from .protocol import Claimed, check_claim, check_due, check_scope, in_scope
 
 __all__ = ["FANOUT", "Call", "DueSets"]
 

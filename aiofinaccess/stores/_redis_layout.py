@@ -22,7 +22,7 @@ from typing import TypeVar
 import attrs
 
 from ..core.tokens import TokenKey
-from . import stored_age
+from .protocol import stored_age
 
 __all__ = ["Layout", "allocate", "as_bytes", "score", "stamped", "text"]
 

@@ -34,9 +34,9 @@ from typing import Any, Final
 from ..core.errors import LeaseBusyError, UsageError
 from ..core.stopping import cancel_and_wait
 from ..core.tokens import TokenKey
-from . import HeldLease
 from ._redis_duty import Call
 from ._redis_layout import Layout, text
+from .protocol import HeldLease
 
 __all__ = ["Leases"]
 

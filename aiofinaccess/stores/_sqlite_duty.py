@@ -16,9 +16,9 @@ from typing import Any
 
 from ..core.errors import StoreError
 from ..core.tokens import TokenKey
-from . import Claimed, check_claim, check_due, check_scope, in_scope
 from . import _sqlite_schema as sql
 from ._sqlite_lease import Execute
+from .protocol import Claimed, check_claim, check_due, check_scope, in_scope
 
 __all__ = ["DueRows"]
 

@@ -20,8 +20,8 @@ from typing import Any, Final
 
 from ..core.errors import LeaseBusyError, StoreError
 from ..core.tokens import TokenKey
-from . import HeldLease
 from . import _sqlite_schema as sql
+from .protocol import HeldLease
 
 __all__ = ["Execute", "Leases"]
 

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 
 from ..core.errors import LeaseBusyError, StoreConflictError
 from ..core.tokens import TokenKey, TokenSet
-from . import (
+from .protocol import (
     LOCAL_LEASE,
     Claimed,
     LocalLease,

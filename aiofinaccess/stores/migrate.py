@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 
 from ..core.errors import StoreConflictError
-from . import RefreshDuty, TokenStore, carried
+from .protocol import RefreshDuty, TokenStore, carried
 
 __all__ = ["copy_sets", "reseal", "schedule"]
 

@@ -22,7 +22,15 @@ from ..core.errors import (
     StoreError,
 )
 from ..core.tokens import TokenKey, TokenSet
-from . import (
+from ._records import parse_key, read_record
+from ._redis_duty import DueSets
+from ._redis_feed import ChangeReader
+from ._redis_layout import Layout, as_bytes, score, stamped, text
+from ._redis_lease import Leases
+from ._redis_scripts import DELETE, DUE_TOLERANCE, GET, PUT
+from ._redis_urls import describe, target
+from .codec import JsonCodec, TokenCodec
+from .protocol import (
     Claimed,
     HeldLease,
     StoreStats,
@@ -33,14 +41,6 @@ from . import (
     seal_pending,
     writer_age,
 )
-from ._records import parse_key, read_record
-from ._redis_duty import DueSets
-from ._redis_feed import ChangeReader
-from ._redis_layout import Layout, as_bytes, score, stamped, text
-from ._redis_lease import Leases
-from ._redis_scripts import DELETE, DUE_TOLERANCE, GET, PUT
-from ._redis_urls import describe, target
-from .codec import JsonCodec, TokenCodec
 
 try:
     import redis.asyncio as aioredis

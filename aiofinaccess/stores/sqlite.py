@@ -21,7 +21,13 @@ import aiosqlite
 
 from ..core.errors import ConfigurationError, StoreConflictError, StoreError
 from ..core.tokens import TokenKey, TokenSet
-from . import (
+from . import _sqlite_schema as sql
+from ._files import check_companions, open_private, store_path
+from ._records import parse_key, read_record
+from ._sqlite_duty import DueRows
+from ._sqlite_lease import Leases
+from .codec import JsonCodec, TokenCodec
+from .protocol import (
     Claimed,
     HeldLease,
     StoreStats,
@@ -31,12 +37,6 @@ from . import (
     open_pending,
     seal_pending,
 )
-from . import _sqlite_schema as sql
-from ._files import check_companions, open_private, store_path
-from ._records import parse_key, read_record
-from ._sqlite_duty import DueRows
-from ._sqlite_lease import Leases
-from .codec import JsonCodec, TokenCodec
 
 __all__ = ["SQLiteStore"]
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from aiofinaccess import ConfigurationError, TokenSet, UsageError
+from aiofinaccess import TokenSet, UsageError
 from aiofinaccess.core.lifecycle import (
     TRANSITIONS,
     Action,
@@ -24,6 +24,7 @@ from aiofinaccess.core.lifecycle import (
     transition,
 )
 from aiofinaccess.core.tokens import Anchor
+from aiofinaccess.errors import ConfigurationError
 
 POLICY = RefreshPolicy()
 

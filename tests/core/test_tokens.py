@@ -6,10 +6,11 @@ import pickle
 
 import pytest
 
-from aiofinaccess import ClientCredentials, ConfigurationError, Secret, TokenKey, TokenSet
+from aiofinaccess import ClientCredentials, Secret, TokenKey, TokenSet
 from aiofinaccess.core.convert import display_converter, store_converter
 from aiofinaccess.core.errors import TokenResponseError
 from aiofinaccess.core.tokens import Anchor, client_label, parse_token_response
+from aiofinaccess.errors import ConfigurationError
 
 SENT = Anchor(wall=1_000.0, monotonic=50.0)
 

@@ -9,15 +9,9 @@ from aiohttp import web
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from aiofinaccess import (
-    ApiError,
-    LockedError,
-    NotFoundError,
-    RateLimitedError,
-    ServerError,
-    SessionManager,
-)
+from aiofinaccess import ApiError, SessionManager
 from aiofinaccess.core.error_bodies import UnparsedErrorBody
+from aiofinaccess.errors import LockedError, NotFoundError, RateLimitedError, ServerError
 from aiofinaccess.integrations.starlette import StarletteConnect
 from aiofinaccess.integrations.web import problem_middleware
 

@@ -11,14 +11,8 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from aiofinaccess import (
-    ClientCredentials,
-    ConfigurationError,
-    Oidc,
-    Schedule,
-    SessionManager,
-    UsageError,
-)
+from aiofinaccess import ClientCredentials, Oidc, Schedule, SessionManager, UsageError
+from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.integrations.httpx import HttpxAuth
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.oauth.providers import origin_of

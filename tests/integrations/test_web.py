@@ -22,24 +22,21 @@ from cryptography.fernet import Fernet
 from yarl import URL
 
 from aiofinaccess import (
-    AuthorizationDenied,
     AuthorizationFlowError,
     ClientCredentials,
-    ConfigurationError,
     Everifin,
-    FernetCodec,
     MemoryStore,
     SessionManager,
     SQLiteStore,
-    StateMismatchError,
     TokenKey,
     TokenState,
 )
+from aiofinaccess.errors import AuthorizationDenied, ConfigurationError, StateMismatchError
 from aiofinaccess.everifin import BankConnect
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.integrations.web import Connected, ConnectFlow, ExchangeFailed, WebConnect
 from aiofinaccess.sandbox import Sandbox, headless_login
-from aiofinaccess.stores import TokenStore
+from aiofinaccess.stores import FernetCodec, TokenStore
 from aiofinaccess.stores.codec import JsonCodec
 from aiofinaccess.stores.redis import RedisStore
 from tests.support.redis_server import free_port, running_redis

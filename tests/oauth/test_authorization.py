@@ -9,17 +9,9 @@ import re
 import pytest
 from yarl import URL
 
-from aiofinaccess import (
-    AuthorizationDenied,
-    AuthorizationFlowError,
-    ConfigurationError,
-    Everifin,
-    FinApi,
-    Secret,
-    StateMismatchError,
-    build_authorization_request,
-    parse_callback,
-)
+from aiofinaccess import AuthorizationFlowError, Everifin, FinApi, Secret
+from aiofinaccess.errors import AuthorizationDenied, ConfigurationError, StateMismatchError
+from aiofinaccess.oauth import build_authorization_request, parse_callback
 from aiofinaccess.oauth.authorization import AuthorizationRequest, pkce_challenge
 
 EVERIFIN = Everifin.stage()

@@ -18,15 +18,14 @@ import pytest
 
 from aiofinaccess import (
     ClientCredentials,
-    InvalidClientError,
-    OAuthError,
     Provider,
     ReauthorizationRequired,
     SessionManager,
     TokenSet,
     TokenState,
-    discover,
 )
+from aiofinaccess.errors import InvalidClientError, OAuthError
+from aiofinaccess.oauth import discover
 from aiofinaccess.sandbox import headless_login as sandbox_login
 from aiofinaccess.sandbox import run_sandbox
 from tests.support import oidc_harness

@@ -17,21 +17,21 @@ from yarl import URL
 
 from aiofinaccess import (
     ApiError,
-    ClientAuthMethod,
     ClientCredentials,
-    ConfigurationError,
     Everifin,
     FinApi,
-    InvalidClientError,
-    OAuthClient,
-    OAuthError,
     Oidc,
     Provider,
     ReauthorizationRequired,
     Secret,
-    TokenResponseError,
-    discover,
 )
+from aiofinaccess.errors import (
+    ConfigurationError,
+    InvalidClientError,
+    OAuthError,
+    TokenResponseError,
+)
+from aiofinaccess.oauth import ClientAuthMethod, OAuthClient, discover
 from tests.support.fakes import FakeClock
 from tests.support.tokens import token_body
 

@@ -7,7 +7,9 @@ from typing import ClassVar
 
 import pytest
 
-from aiofinaccess import ClientAuthMethod, ConfigurationError, Everifin, FinApi, Oidc, Provider
+from aiofinaccess import Everifin, FinApi, Oidc, Provider
+from aiofinaccess.errors import ConfigurationError
+from aiofinaccess.oauth import ClientAuthMethod
 from aiofinaccess.oauth.providers import RevocationStyle
 
 

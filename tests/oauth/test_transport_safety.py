@@ -16,14 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aiofinaccess import (
-    ClientCredentials,
-    ConfigurationError,
-    Oidc,
-    Schedule,
-    SessionManager,
-    TransportError,
-)
+from aiofinaccess import ClientCredentials, Oidc, Schedule, SessionManager, TransportError
+from aiofinaccess.errors import ConfigurationError
 
 
 def _self_signed(directory: Path) -> ssl.SSLContext:

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from aiofinaccess import ApiError, SessionManager, TokenResponseError, TransportError
+from aiofinaccess import ApiError, SessionManager, TransportError
+from aiofinaccess.errors import TokenResponseError
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Faults, Sandbox, SandboxConfig
 

@@ -12,18 +12,15 @@ import pytest
 from yarl import URL
 
 from aiofinaccess import (
-    AuthorizationDenied,
     BearerAuth,
-    ClientAuthMethod,
     ClientCredentials,
     Everifin,
-    InvalidClientError,
-    OAuthError,
     ReauthorizationRequired,
     SessionManager,
     TokenSet,
-    discover,
 )
+from aiofinaccess.errors import AuthorizationDenied, InvalidClientError, OAuthError
+from aiofinaccess.oauth import ClientAuthMethod, discover
 from aiofinaccess.oauth.authorization import AuthorizationRequest
 from aiofinaccess.sandbox import LoginFailed, Sandbox, SandboxConfig, headless_login
 

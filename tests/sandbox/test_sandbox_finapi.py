@@ -16,11 +16,11 @@ from aiofinaccess import (
     ApiError,
     ClientCredentials,
     FinApi,
-    InvalidClientError,
     ReauthorizationRequired,
     Secret,
     SessionManager,
 )
+from aiofinaccess.errors import InvalidClientError
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 
 PASSWORD = "user-password-1"

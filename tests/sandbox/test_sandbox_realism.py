@@ -20,16 +20,10 @@ import pytest_asyncio
 from aiohttp import web
 from yarl import URL
 
-from aiofinaccess import (
-    ClientCredentials,
-    ConfigurationError,
-    ConnectFlow,
-    FinApi,
-    LockedError,
-    SessionManager,
-    discover,
-)
+from aiofinaccess import ClientCredentials, ConnectFlow, FinApi, SessionManager
+from aiofinaccess.errors import ConfigurationError, LockedError
 from aiofinaccess.finapi import BankConnectionImport, NewUser, Users, WebForms
+from aiofinaccess.oauth import discover
 from aiofinaccess.oauth.authorization import build_authorization_request
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
 from aiofinaccess.sandbox.redirects import redirect_allowed

@@ -25,13 +25,13 @@ from aiofinaccess import (
     ApiError,
     BearerAuth,
     ClientCredentials,
-    ConfigurationError,
     Endpoint,
     Everifin,
     FinApi,
     Oidc,
     SessionManager,
 )
+from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.everifin import BankConnect
 from aiofinaccess.finapi import Users
 from aiofinaccess.oauth.transport import HttpRequest, send

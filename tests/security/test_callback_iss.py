@@ -16,17 +16,9 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from aiofinaccess import (
-    AuthorizationDenied,
-    AuthorizationFlowError,
-    AuthorizationRequest,
-    Everifin,
-    Oidc,
-    Provider,
-    SessionManager,
-    build_authorization_request,
-    parse_callback,
-)
+from aiofinaccess import AuthorizationFlowError, Everifin, Oidc, Provider, SessionManager
+from aiofinaccess.errors import AuthorizationDenied
+from aiofinaccess.oauth import AuthorizationRequest, build_authorization_request, parse_callback
 from aiofinaccess.sandbox import Sandbox, headless_login
 
 REDIRECT = "http://127.0.0.1/callback"

@@ -17,7 +17,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from aiofinaccess import ConfigurationError, Provider, discover
+from aiofinaccess import Provider
+from aiofinaccess.errors import ConfigurationError
+from aiofinaccess.oauth import discover
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from aiofinaccess import (
     ApiError,
     ClientCredentials,
-    ConfigurationError,
     ConnectFlow,
     Everifin,
     FinApi,
@@ -30,16 +29,16 @@ from aiofinaccess import (
     SessionManager,
     SQLiteStore,
     StoreError,
-    TokenResponseError,
     UnexpectedResponseError,
-    discover,
 )
 from aiofinaccess.api.everifin.bankconnect import _envelope
 from aiofinaccess.api.finapi.webform import _read_form
 from aiofinaccess.api.models import read_model
 from aiofinaccess.core.error_bodies import UnparsedErrorBody
 from aiofinaccess.core.tokens import Anchor
+from aiofinaccess.errors import ConfigurationError, TokenResponseError
 from aiofinaccess.everifin import Account
+from aiofinaccess.oauth import discover
 from aiofinaccess.oauth.client import parse_token_http_response
 from aiofinaccess.oauth.error_bodies import error_from_response, parse_error_body
 from aiofinaccess.oauth.transport import HttpResponse

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aiofinaccess import ConfigurationError, StoreError, TokenKey
+from aiofinaccess import StoreError, TokenKey
+from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.stores.redis import RedisStore
 from tests.support.redis_server import running_redis
 

@@ -20,9 +20,10 @@ import pytest
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
-from aiofinaccess import FernetCodec, JsonCodec, SQLiteStore, StoreError, TokenKey, TokenSet
+from aiofinaccess import SQLiteStore, StoreError, TokenKey, TokenSet
 from aiofinaccess.cli.main import main
 from aiofinaccess.core.convert import store_converter
+from aiofinaccess.stores import FernetCodec, JsonCodec
 from aiofinaccess.stores.migrate import reseal
 from aiofinaccess.stores.redis import RedisStore
 from tests.support.redis_server import running_redis

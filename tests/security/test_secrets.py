@@ -17,22 +17,22 @@ import pytest
 
 from aiofinaccess import (
     AiofinaccessError,
-    AuthorizationDenied,
     BearerAuth,
-    ClientAuthMethod,
     ClientCredentials,
     FinApi,
-    InvalidClientError,
-    OAuthClient,
-    OAuthError,
     Oidc,
     ReauthorizationRequired,
     Schedule,
     SessionManager,
-    StateMismatchError,
-    discover,
 )
 from aiofinaccess.core.convert import display_converter
+from aiofinaccess.errors import (
+    AuthorizationDenied,
+    InvalidClientError,
+    OAuthError,
+    StateMismatchError,
+)
+from aiofinaccess.oauth import ClientAuthMethod, OAuthClient, discover
 from tests.support.fake_provider import (
     CLIENT_ID,
     CLIENT_SECRET,

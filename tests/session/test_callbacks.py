@@ -16,7 +16,6 @@ import pytest
 from aioresponses import aioresponses
 
 from aiofinaccess import (
-    ConfigurationError,
     GrantLost,
     ReauthorizationRequired,
     RedisStore,
@@ -28,6 +27,7 @@ from aiofinaccess import (
     TokenState,
     UsageError,
 )
+from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.session.events import ManagerEvent
 from aiofinaccess.stores.memory import MemoryStore
 from tests.support.fakes import FakeClock

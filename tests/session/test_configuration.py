@@ -10,7 +10,6 @@ import pytest
 from aiofinaccess import (
     BearerAuth,
     ClientCredentials,
-    ConfigurationError,
     Everifin,
     FinApi,
     Oidc,
@@ -23,6 +22,7 @@ from aiofinaccess import (
     Timeouts,
     UsageError,
 )
+from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.finapi import Users
 from aiofinaccess.stores.codec import FernetCodec
 from aiofinaccess.stores.redis import RedisStore

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from aiofinaccess import (
-    ConfigurationError,
     Duty,
     Limits,
     RefreshPolicy,
@@ -25,6 +24,7 @@ from aiofinaccess import (
     TokenKey,
 )
 from aiofinaccess.core.tokens import Anchor, TokenSet, client_label, parse_token_response
+from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.stores import RefreshDuty, TokenStore

@@ -20,7 +20,6 @@ import pytest
 
 from aiofinaccess import (
     ClientCredentials,
-    InvalidClientError,
     Limits,
     Oidc,
     Schedule,
@@ -30,6 +29,7 @@ from aiofinaccess import (
     TokenKey,
 )
 from aiofinaccess.core.tokens import Anchor, TokenSet, parse_token_response
+from aiofinaccess.errors import InvalidClientError
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.session.events import WriteAbandoned

@@ -26,7 +26,8 @@ import attrs
 
 from aiofinaccess.core.errors import LeaseBusyError, StoreConflictError, StoreError
 from aiofinaccess.core.tokens import TokenKey, TokenSet
-from aiofinaccess.stores import (
+from aiofinaccess.stores.codec import JsonCodec
+from aiofinaccess.stores.protocol import (
     Claimed,
     HeldLease,
     Versioned,
@@ -35,7 +36,6 @@ from aiofinaccess.stores import (
     stored_age,
     writer_age,
 )
-from aiofinaccess.stores.codec import JsonCodec
 
 if TYPE_CHECKING:
     from tests.simulation.world import Process, World

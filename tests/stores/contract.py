@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from aiofinaccess import StoreConflictError, TokenKey, TokenSet, UsageError
+from aiofinaccess import TokenKey, TokenSet, UsageError
+from aiofinaccess.errors import StoreConflictError
 from aiofinaccess.stores import PendingAuthorizations, RefreshDuty, TokenStore
 
 ALICE = TokenKey("everifin", "alice")

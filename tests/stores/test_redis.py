@@ -17,7 +17,8 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
-from aiofinaccess import ConfigurationError, StoreConflictError, StoreError, TokenKey
+from aiofinaccess import StoreError, TokenKey
+from aiofinaccess.errors import ConfigurationError, StoreConflictError
 from aiofinaccess.stores import ChangeFeed, TokenStore
 from aiofinaccess.stores.codec import FernetCodec, JsonCodec
 from aiofinaccess.stores.migrate import copy_sets, schedule
@@ -150,7 +151,8 @@ async def test_aclose_ends_pending_change_iterations(store: RedisStore) -> None:
 WORKER = """
 import asyncio, sys
 import attrs
-from aiofinaccess import StoreConflictError, TokenKey
+from aiofinaccess import TokenKey
+from aiofinaccess.errors import StoreConflictError
 from aiofinaccess.stores.redis import RedisStore
 
 async def main(url, prefix):

@@ -17,7 +17,8 @@ import pytest
 import pytest_asyncio
 from redis.asyncio.cluster import RedisCluster
 
-from aiofinaccess import StoreConflictError, StoreError, TokenKey
+from aiofinaccess import StoreError, TokenKey
+from aiofinaccess.errors import StoreConflictError
 from aiofinaccess.stores import ChangeFeed, RefreshDuty, TokenStore
 from aiofinaccess.stores._redis_layout import Layout
 from aiofinaccess.stores.migrate import copy_sets

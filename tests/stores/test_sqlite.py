@@ -19,7 +19,8 @@ import attrs
 import pytest
 from cryptography.fernet import Fernet
 
-from aiofinaccess import ConfigurationError, StoreError, TokenKey
+from aiofinaccess import StoreError, TokenKey
+from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.stores import TokenStore
 from aiofinaccess.stores.codec import FernetCodec, JsonCodec
 from aiofinaccess.stores.sqlite import SQLiteStore
@@ -35,7 +36,8 @@ REFRESH = "refresh-token-2b8e4d96aa"
 WORKER = """
 import asyncio, json, sys, time
 import attrs
-from aiofinaccess import StoreConflictError, TokenKey
+from aiofinaccess import TokenKey
+from aiofinaccess.errors import StoreConflictError
 from aiofinaccess import TokenKey
 from aiofinaccess.stores.sqlite import SQLiteStore
 

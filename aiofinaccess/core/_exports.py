@@ -1,9 +1,9 @@
 """Lazy public namespaces (PEP 562): a name's module is imported the first time it is read.
 
 Each namespace declares its names once, in a table of ``{module: "Name Name ..."}`` (modules
-relative to the ``aiofinaccess`` package); ``__all__`` and the module's ``__getattr__`` and
-``__dir__`` come from that table. The namespace's ``if TYPE_CHECKING:`` imports (what mypy sees)
-are checked against the table by tests/test_lazy_imports.py.
+relative to the namespace's package, as in its imports); ``__all__`` and the module's
+``__getattr__`` and ``__dir__`` come from that table. The namespace's ``if TYPE_CHECKING:``
+imports (what mypy sees) are checked against the table by tests/test_lazy_imports.py.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ def loader(
         module = home_of.get(name)
         if module is None:
             raise AttributeError(f"module {namespace!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, "aiofinaccess"), name)
-        setattr(sys.modules[namespace], name, value)  # the next lookup is a plain attribute
+        here = sys.modules[namespace]
+        value = getattr(importlib.import_module(module, here.__package__), name)
+        setattr(here, name, value)  # the next lookup is a plain attribute
         return value
 
     def __dir__() -> list[str]:
