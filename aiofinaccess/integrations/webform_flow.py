@@ -28,6 +28,7 @@ from ..api.finapi.users import NewUser, Users
 from ..api.finapi.webform import BankConnectionImport, WebForms, WebFormStatus
 from ..core._json import parse_json
 from ..core.errors import (
+    ApiError,
     AuthorizationDenied,
     AuthorizationFlowError,
     EntityExistsError,
@@ -48,6 +49,7 @@ __all__ = ["FinApiUserUnusable", "WebFormFlow"]
 #: A stored finAPI password lives as long as the user may come back (renewed at each login).
 PASSWORD_TTL: Final = 10 * 365 * 86400.0
 _CREATE_LEASE: Final = 30.0
+_REFUSED: Final = 400  # finAPI's answer to a password grant with bad credentials
 
 
 class FinApiUserUnusable(AuthorizationFlowError):
@@ -169,11 +171,20 @@ class WebFormFlow(ConnectFlow):
             password = await self._password(user)
             if password is None:
                 password = await self._create(user)
-            await self._manager.login_with_password(self.provider, user, password)
+            try:
+                await self._manager.login_with_password(self.provider, user, password)
+            except ApiError as exc:
+                if exc.status != _REFUSED:
+                    raise
+                # Kept, but finAPI does not know the user (a crash before creating them, a
+                # deleted user, a reset sandbox): create them with it, once.
+                await self._create(user, password)
+                await self._manager.login_with_password(self.provider, user, password)
             await self._keep(user, password)  # renews the record's lifetime
 
-    async def _create(self, user: str) -> Secret:
-        password = Secret(secrets.token_urlsafe(24))
+    async def _create(self, user: str, password: Secret | None = None) -> Secret:
+        if password is None:
+            password = Secret(secrets.token_urlsafe(24))
         try:
             new = NewUser(id=user, password=password)
         except ValidationError as exc:

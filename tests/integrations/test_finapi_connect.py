@@ -128,6 +128,12 @@ async def test_connect_return_reload_then_reconnect_with_the_kept_password(
     stats = sandbox.stats()["token_requests"]
     assert stats["finapi_password"] == 2
     assert len(sandbox.service("finapi").users) == 1
+    # finAPI lost the user (a reset sandbox): created again with the kept password.
+    kept = sandbox.service("finapi").users.pop(USER).password
+    await connect.manager.forget("finapi", USER)
+    again = await http.get("/connect/finapi", headers=who)
+    assert again.headers["location"].startswith(f"{sandbox.base_url}/wf/")
+    assert sandbox.service("finapi").users[USER].password == kept
 
 
 async def test_a_foreign_return_an_abort_and_a_bad_user_id_are_refused(
