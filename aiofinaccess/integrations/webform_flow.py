@@ -44,17 +44,12 @@ if TYPE_CHECKING:
     from ..oauth.providers import Provider
     from ..session.manager import SessionManager
 
-__all__ = ["FinApiUserUnusable", "WebFormFlow"]
+__all__ = ["WebFormFlow"]
 
 #: A stored finAPI password lives as long as the user may come back (renewed at each login).
 PASSWORD_TTL: Final = 10 * 365 * 86400.0
 _CREATE_LEASE: Final = 30.0
 _REFUSED: Final = 400  # finAPI's answer to a password grant with bad credentials
-
-
-class FinApiUserUnusable(AuthorizationFlowError):
-    """The app's user cannot get a finAPI user here: the id breaks finAPI's rules, or a finAPI
-    user of that id exists that this app keeps no password for (created elsewhere)."""
 
 
 def _password_key(provider: str, user: str) -> str:
@@ -119,8 +114,8 @@ class WebFormFlow(ConnectFlow):
         the form's URL, which sends the browser back to ``redirect_uri`` when done.
 
         Raises:
-            FinApiUserUnusable: The user id breaks finAPI's rules, or the finAPI user exists
-                without a password kept here.
+            AuthorizationFlowError: The user cannot have a finAPI user here: the id breaks
+                finAPI's rules, or a finAPI user of that id exists without a password kept here.
             ApiError: finAPI refused a call (the web integrations answer problem+json).
         """
         await self._log_in(user)
@@ -188,13 +183,13 @@ class WebFormFlow(ConnectFlow):
         try:
             new = NewUser(id=user, password=password)
         except ValidationError as exc:
-            raise FinApiUserUnusable(f"the user id cannot be a finAPI user id: {exc}") from None
+            raise AuthorizationFlowError(f"the user id cannot be a finAPI user id: {exc}") from None
         await self._keep(user, password)  # before finAPI has it: a crash must not lose it
         try:
             await self._users.create(new)
         except EntityExistsError:
             await self._store.take_pending(_password_key(self.provider, user))  # not its password
-            raise FinApiUserUnusable(
+            raise AuthorizationFlowError(
                 f"finAPI user {user!r} exists, but this app keeps no password for it"
             ) from None
         return password
