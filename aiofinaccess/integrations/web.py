@@ -9,9 +9,12 @@ That adds ``GET /connect/everifin`` (off to the provider) and ``.../callback`` (
 stored under the app's user id, then ``on_connected``, by default a redirect to ``?next=`` or
 ``success_url``; failures reach ``on_error`` as a typed
 :class:`~aiofinaccess.core.errors.AuthorizationFlowError`). Other frameworks call
-:class:`ConnectFlow`'s ``begin`` and ``finish`` from their own handlers. An app's own ``POST``
-routes, such as a disconnect, check :meth:`WebConnect.same_origin`. The flow's state lives in
-the token store, so any worker can take the callback (docs/architecture.md).
+:class:`ConnectFlow`'s ``begin`` and ``finish`` from their own handlers. finAPI, which has no
+authorization-code flow, connects through
+:class:`~aiofinaccess.integrations.webform_flow.WebFormFlow` in its place (the Web Form). An
+app's own ``POST`` routes, such as a disconnect, check :meth:`WebConnect.same_origin`. The
+flow's state lives in the token store, so any worker can take the callback
+(docs/architecture.md).
 """
 
 from __future__ import annotations
