@@ -46,6 +46,7 @@ from aiofinaccess.everifin import BankConnect, Transaction
 from aiofinaccess.finapi import FinApiData
 from aiofinaccess.integrations.starlette import Connection, StarletteConnect
 from aiofinaccess.integrations.web import Connected
+from aiofinaccess.integrations.webform_flow import kept_passwords
 from aiofinaccess.sandbox import SandboxConfig, run_sandbox
 
 COOKIE = "example_user"
@@ -55,7 +56,8 @@ def make_manager(sandbox_url: str, store_path: str | Path) -> SessionManager:
     """Both providers of the sandbox, on a SQLite store every worker shares."""
     config = SandboxConfig()
     # A web process does not renew in the background (a worker does).
-    manager = SessionManager(store=SQLiteStore(store_path), schedule=Schedule(enabled=False))
+    store = SQLiteStore(store_path)
+    manager = SessionManager(store=store, schedule=Schedule(enabled=False))
     manager.register(
         Everifin.at(f"{sandbox_url}/auth", sandbox_url, realm=config.realm),
         ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
@@ -63,6 +65,8 @@ def make_manager(sandbox_url: str, store_path: str | Path) -> SessionManager:
     manager.register(
         FinApi.at(sandbox_url),  # the sandbox serves the Web Form too
         ClientCredentials(config.finapi_client_id, config.finapi_client_secret),
+        # The connect route's kept passwords: a dead refresh token needs no new Web Form.
+        password_lookup=kept_passwords(store),
     )
     return manager
 

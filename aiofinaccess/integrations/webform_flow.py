@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from yarl import URL
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ..oauth.providers import Provider
     from ..session.manager import SessionManager
 
-__all__ = ["WebFormFlow"]
+__all__ = ["WebFormFlow", "kept_passwords"]
 
 #: A stored finAPI password lives as long as the user may come back (renewed at each login).
 PASSWORD_TTL: Final = 10 * 365 * 86400.0
@@ -55,6 +55,32 @@ _REFUSED: Final = 400  # finAPI's answer to a password grant with bad credential
 def _password_key(provider: str, user: str) -> str:
     # The key names no user: it is a hash, like the flow's own records.
     return f"web:{provider}:password:{hashlib.sha256(user.encode()).hexdigest()}"
+
+
+async def _kept(store: PendingAuthorizations, provider: str, user: str) -> Secret | None:
+    raw = await store.get_pending(_password_key(provider, user))
+    if raw is None:
+        return None
+    try:
+        record = parse_json(raw)
+    except ValueError:
+        record = None
+    if not isinstance(record, Mapping) or not isinstance(record.get("password"), str):
+        raise StoreError("a stored finAPI password record is unreadable")
+    return Secret(record["password"])
+
+
+def kept_passwords(
+    store: PendingAuthorizations, provider: str = "finapi"
+) -> Callable[[str], Awaitable[Secret | None]]:
+    """A ``password_lookup`` for ``manager.register``: the passwords :class:`WebFormFlow`
+    keeps in ``store``. With it, the manager logs a finAPI user in again by itself when their
+    refresh token is gone, instead of sending them back through the Web Form."""
+
+    async def lookup(user: str) -> Secret | None:
+        return await _kept(store, provider, user)
+
+    return lookup
 
 
 class WebFormFlow(ConnectFlow):
@@ -195,16 +221,7 @@ class WebFormFlow(ConnectFlow):
         return password
 
     async def _password(self, user: str) -> Secret | None:
-        raw = await self._store.get_pending(_password_key(self.provider, user))
-        if raw is None:
-            return None
-        try:
-            record = parse_json(raw)
-        except ValueError:
-            record = None
-        if not isinstance(record, Mapping) or not isinstance(record.get("password"), str):
-            raise StoreError("a stored finAPI password record is unreadable")
-        return Secret(record["password"])
+        return await _kept(self._store, self.provider, user)
 
     async def _keep(self, user: str, password: Secret) -> None:
         record = json.dumps({"password": password.reveal()}).encode()

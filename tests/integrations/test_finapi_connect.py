@@ -23,6 +23,7 @@ from yarl import URL
 from aiofinaccess import (
     ClientCredentials,
     FernetCodec,
+    MemoryStore,
     Provider,
     Schedule,
     SessionManager,
@@ -30,19 +31,23 @@ from aiofinaccess import (
     TokenStore,
 )
 from aiofinaccess.api.finapi.users import NewUser, Users
+from aiofinaccess.finapi import FinApiData
 from aiofinaccess.integrations.starlette import Connection, StarletteConnect
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.integrations.web import WebConnect
-from aiofinaccess.integrations.webform_flow import WebFormFlow
+from aiofinaccess.integrations.webform_flow import WebFormFlow, kept_passwords
 from aiofinaccess.sandbox import Sandbox
 
 USER = "alice"
 
 
 def make_manager(sandbox: Sandbox, store: TokenStore | None = None) -> SessionManager:
+    store = store or MemoryStore()
     manager = SessionManager(store=store, schedule=Schedule(enabled=False))
     for provider, credentials in sandbox_providers(sandbox):
-        manager.register(provider, credentials)
+        # The flow's kept passwords log a finAPI user in again when the refresh token is gone.
+        lookup = kept_passwords(store) if provider.name == "finapi" else None
+        manager.register(provider, credentials, password_lookup=lookup)
     # A provider no user can connect to: client credentials only.
     plain = Provider(name="plain", token_url=f"{sandbox.base_url}/nowhere/token")
     manager.register(plain, ClientCredentials("id", "secret"))
@@ -59,8 +64,8 @@ def build(sandbox: Sandbox, store: TokenStore | None = None) -> tuple[FastAPI, S
     finapi, plain = connect.connection("finapi"), connect.connection("plain")
 
     @app.get("/finapi-page")
-    async def finapi_page(bank: Annotated[Connection, Depends(finapi)]) -> str:
-        return bank.subject
+    async def finapi_page(bank: Annotated[Connection, Depends(finapi)]) -> int:
+        return len(await FinApiData(bank.manager).accounts(bank.subject))
 
     @app.get("/plain-page")
     async def plain_page(bank: Annotated[Connection, Depends(plain)]) -> str:
@@ -118,7 +123,8 @@ async def test_connect_return_reload_then_reconnect_with_the_kept_password(
     for _ in range(2):  # the return, then a reload of it
         done = await http.get(back, headers=who)
         assert (done.status_code, done.headers["location"]) == (302, "/finapi-page")
-    assert (await http.get("/finapi-page", headers=who)).json() == USER
+    accounts = sandbox.config.finapi_accounts_per_connection
+    assert (await http.get("/finapi-page", headers=who)).json() == accounts
     connections = sandbox.service("finapi_data").connections.values()
     assert [c.user_id for c in connections] == [USER]
     # Tokens gone (a disconnect): the next connect logs in with the kept password.
@@ -128,6 +134,10 @@ async def test_connect_return_reload_then_reconnect_with_the_kept_password(
     stats = sandbox.stats()["token_requests"]
     assert stats["finapi_password"] == 2
     assert len(sandbox.service("finapi").users) == 1
+    # finAPI killed every token of the user: the manager logs in again with the kept password.
+    sandbox.service("finapi")._drop_user_tokens(USER)
+    assert (await http.get("/finapi-page", headers=who)).json() == accounts
+    assert sandbox.stats()["token_requests"]["finapi_password"] == 3
     # finAPI lost the user (a reset sandbox): created again with the kept password.
     kept = sandbox.service("finapi").users.pop(USER).password
     await connect.manager.forget("finapi", USER)
