@@ -10,7 +10,9 @@ Needs the ``examples`` extra (``pip install -e '.[examples]'``; ``./dev`` instal
 
 Open the printed URL, click "Connect your bank", sign in as ``alice`` / ``alice-password``.
 The integration mounts the connect, callback (code exchanged exactly once) and disconnect
-routes and opens the manager in the lifespan. Who the user is, is the app's business: a cookie.
+routes and opens the manager in the lifespan. Tokens and pending logins live in SQLite
+(``AIOFINACCESS_STORE``, else a file of this run's own), so ``uvicorn --workers`` can share
+them. Who the user is, is the app's business: a cookie.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import html
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -27,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
-from aiofinaccess import ClientCredentials, Everifin, ReauthorizationRequired
+from aiofinaccess import ClientCredentials, Everifin, ReauthorizationRequired, SQLiteStore
 from aiofinaccess import SessionManager as Manager
 from aiofinaccess.everifin import BankConnect
 from aiofinaccess.integrations.starlette import StarletteConnect
@@ -35,10 +38,12 @@ from aiofinaccess.sandbox import SandboxConfig, run_sandbox
 
 COOKIE = "example_user"
 SANDBOX_URL = os.environ.get("AIOFINACCESS_SANDBOX_URL", "").rstrip("/")
+STORE = os.environ.get("AIOFINACCESS_STORE", "")
 
 
 def make_manager() -> Manager:
-    config, manager = SandboxConfig(), Manager()
+    # SQLite: every server process shares the tokens and the logins in flight.
+    config, manager = SandboxConfig(), Manager(store=SQLiteStore(STORE))
     manager.register(
         Everifin.at(f"{SANDBOX_URL}/auth", SANDBOX_URL, realm=config.realm),
         ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
@@ -52,8 +57,10 @@ connect = StarletteConnect(make_manager, user_id=lambda request: request.cookies
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     """Start the sandbox unless one is given, then open the manager for the app's lifetime."""
-    global SANDBOX_URL  # noqa: PLW0603  (the example's own sandbox is known only now)
+    global SANDBOX_URL, STORE  # noqa: PLW0603  (the example's own are known only now)
     async with AsyncExitStack() as stack:
+        if not STORE:
+            STORE = os.path.join(stack.enter_context(tempfile.TemporaryDirectory()), "tokens.db")
         if not SANDBOX_URL:
             SANDBOX_URL = (await stack.enter_async_context(run_sandbox())).base_url
         await stack.enter_async_context(connect.open())

@@ -77,9 +77,25 @@ async def _serve_asgi_and_connect(app: Any, connect: str = "/connect") -> None:
                 assert r.status == 200, await r.text()
                 assert str(r.url) == f"{base}/accounts"
                 assert len(await r.json()) >= 1
+            if any(getattr(route, "path", None) == "/finapi/accounts" for route in app.routes):
+                await _connect_finapi(browser, base)
     finally:
         server.should_exit = True
         await serving
+
+
+async def _connect_finapi(browser: aiohttp.ClientSession, base: str) -> None:
+    """The finAPI connect route: the Web Form (Complete), back to the app, /finapi/accounts."""
+    connect = f"{base}/connect/finapi?next=/finapi/accounts"
+    async with browser.get(connect, allow_redirects=False) as r:
+        assert r.status == 302, await r.text()
+        form = r.headers["Location"]
+    async with browser.get(form) as page:
+        assert page.status == 200
+    async with browser.post(form, data={"action": "complete"}) as r:  # back, on to the page
+        assert r.status == 200, await r.text()
+        assert str(r.url) == f"{base}/finapi/accounts"
+        assert len(await r.json()) >= 1
 
 
 async def _run_documented_tests(namespace: dict[str, Any]) -> int:
@@ -112,6 +128,14 @@ async def test_example_runs(block: Block, tmp_path: Path, monkeypatch: pytest.Mo
             web_app.router.named_resources()
         ):
             await _connect_through(web_app, namespace.get("manager"))
+        if isinstance(web_app, web.Application) and "aiofinaccess-connect-finapi" in (
+            web_app.router.named_resources()
+        ):
+            async with (
+                TestServer(web_app, host="127.0.0.1") as server,
+                aiohttp.ClientSession() as browser,
+            ):
+                await _connect_finapi(browser, str(server.make_url("")).rstrip("/"))
         await _run_documented_tests(namespace)
         if block.setup == "starlette-app":
             await _serve_asgi_and_connect(namespace["app"])

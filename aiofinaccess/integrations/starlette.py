@@ -9,9 +9,14 @@ Needs the ``starlette`` extra (FastAPI brings Starlette along).
 ... async def accounts(bank: Connection = Depends(connect.connection("everifin"))): ...
 
 :meth:`StarletteConnect.routes` serves ``GET /{provider}``, ``GET /{provider}/callback`` (the
-code exchanged exactly once) and ``POST /{provider}/disconnect`` (403 unless from the app's
-own origin); :meth:`StarletteConnect.connection` gives the current user's :class:`Connection`,
-and a user who must connect again is redirected by :attr:`StarletteConnect.exception_handlers`.
+code exchanged, or finAPI's Web Form outcome read, exactly once) and ``POST
+/{provider}/disconnect`` (403 unless from the app's own origin). A provider with an
+``authorization_url`` connects through the authorization-code flow
+(:class:`~aiofinaccess.integrations.web.ConnectFlow`), finAPI through its Web Form
+(:class:`~aiofinaccess.integrations.webform_flow.WebFormFlow`: the finAPI user is created on
+first connect). :meth:`StarletteConnect.connection` gives the current user's
+:class:`Connection`, and a user who must connect again is redirected by
+:attr:`StarletteConnect.exception_handlers`, to a provider that has a connect route only.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from ..core.errors import (
 from ..session.manager import SessionManager
 from .same_origin import is_same_origin
 from .web import Connected, ConnectFlow, _local_path, problem
+from .webform_flow import WebFormFlow
 
 if TYPE_CHECKING:
     from .httpx import HttpxAuth
@@ -132,7 +138,10 @@ class StarletteConnect:
         on_connected: Answers a connection (default: redirect to its ``next_url``).
         on_error: Answers a failed callback (default: 400 with a one-line reason).
         flow_options: More :class:`~aiofinaccess.integrations.web.ConnectFlow` arguments
-            (``scopes``, ``extra_params``, TTLs), for every provider.
+            (``scopes``, ``extra_params``, TTLs), for every provider with an authorization
+            URL.
+        webform_options: More :class:`~aiofinaccess.integrations.webform_flow.WebFormFlow`
+            arguments (``details``, TTLs), for finAPI.
     """
 
     def __init__(
@@ -146,6 +155,7 @@ class StarletteConnect:
         on_connected: OnConnected | None = None,
         on_error: OnError | None = None,
         flow_options: Mapping[str, Any] | None = None,
+        webform_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._make_manager = make_manager
         self._user_id = user_id
@@ -155,6 +165,7 @@ class StarletteConnect:
         self._on_connected = on_connected or _redirect_next
         self._on_error = on_error or _answer_400
         self._flow_options = dict(flow_options or {})
+        self._webform_options = dict(webform_options or {})
         self._manager: SessionManager | None = None
         self._flows: dict[str, ConnectFlow] = {}
         #: For ``Starlette(exception_handlers=...)`` / ``FastAPI(exception_handlers=...)``.
@@ -224,16 +235,29 @@ class StarletteConnect:
         path = f"{self.connect_path}/{provider}"
         return path if next_url is None else f"{path}?next={next_url}"
 
+    def has_connect_route(self, provider: str) -> bool:
+        """Whether :meth:`routes` can connect a user to ``provider``: it is registered and
+        has an authorization URL or (finAPI) a Web Form host."""
+        try:
+            found = self.manager.provider(provider)
+        except UsageError:
+            return False
+        return found.authorization_url is not None or found.web_form_url is not None
+
     def _flow(self, provider: str) -> ConnectFlow:
         flow = self._flows.get(provider)
         if flow is None:
-            try:
-                self.manager.key(provider)
-            except UsageError:
-                raise HTTPException(404) from None
-            flow = self._flows[provider] = ConnectFlow(
-                self.manager, provider, success_url=self._success_url, **self._flow_options
-            )
+            if not self.has_connect_route(provider):
+                raise HTTPException(404, f"no connect route for {provider!r}")
+            success = self._success_url
+            if self.manager.provider(provider).authorization_url is not None:
+                flow = ConnectFlow(
+                    self.manager, provider, success_url=success, **self._flow_options
+                )
+            else:
+                options = self._webform_options
+                flow = WebFormFlow(self.manager, provider, success_url=success, **options)
+            self._flows[provider] = flow
         return flow
 
     async def _connect(self, request: Request) -> Response:
@@ -242,7 +266,10 @@ class StarletteConnect:
         callback = f"{self.connect_path}/{provider}/callback"
         base = self._redirect_base or f"{request.url.scheme}://{request.url.netloc}"
         next_url = request.query_params.get("next")
-        location = await flow.begin(user, base + callback, next_url=next_url)
+        try:
+            location = await flow.begin(user, base + callback, next_url=next_url)
+        except AuthorizationFlowError as exc:  # finAPI: no finAPI user can be made for them
+            return await self._on_error(request, exc)
         return RedirectResponse(location, status_code=302, headers=_NO_STORE)
 
     async def _callback(self, request: Request) -> Response:
@@ -275,9 +302,20 @@ class StarletteConnect:
         return RedirectResponse(next_url, status_code=303, headers=_NO_STORE)
 
     async def _reconnect(self, request: Request, exc: Exception) -> Response:
-        provider = getattr(exc, "provider", None)
+        assert isinstance(exc, ReauthorizationRequired)  # noqa: S101  (registered for it only)
+        provider = exc.provider
         if provider is None:
             raise exc
+        if exc.subject is None or not self.has_connect_route(provider):
+            # No user can fix this by connecting: say so, rather than redirect to a dead end.
+            logger.warning("%s has no connect route for this: %r", provider, exc)
+            text = (
+                f"The bank provider {provider} cannot be reached right now"
+                if exc.subject is None
+                else f"Your {provider} connection must be renewed, but this app has no "
+                f"connect route for {provider}"
+            )
+            return PlainTextResponse(text, status_code=503, headers=_NO_STORE)
         location = self.connect_url(provider, request.url.path)
         return RedirectResponse(location, status_code=303, headers=_NO_STORE)
 

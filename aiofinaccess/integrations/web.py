@@ -9,9 +9,12 @@ That adds ``GET /connect/everifin`` (off to the provider) and ``.../callback`` (
 stored under the app's user id, then ``on_connected``, by default a redirect to ``?next=`` or
 ``success_url``; failures reach ``on_error`` as a typed
 :class:`~aiofinaccess.core.errors.AuthorizationFlowError`). Other frameworks call
-:class:`ConnectFlow`'s ``begin`` and ``finish`` from their own handlers. An app's own ``POST``
-routes, such as a disconnect, check :meth:`WebConnect.same_origin`. The flow's state lives in
-the token store, so any worker can take the callback (docs/architecture.md).
+:class:`ConnectFlow`'s ``begin`` and ``finish`` from their own handlers. finAPI, which has no
+authorization-code flow, connects through
+:class:`~aiofinaccess.integrations.webform_flow.WebFormFlow` in its place (the Web Form). An
+app's own ``POST`` routes, such as a disconnect, check :meth:`WebConnect.same_origin`. The
+flow's state lives in the token store, so any worker can take the callback
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ _NO_STORE: Final = {"Cache-Control": "no-store"}
 
 
 class ExchangeFailed(AuthorizationFlowError):
-    """The callback was genuine, but exchanging its code failed (``__cause__`` says why)."""
+    """The callback was genuine, but completing it failed: the code exchange, or reading the
+    web form's outcome (``__cause__`` says why)."""
 
 
 @attrs.frozen(slots=True)
@@ -123,7 +127,7 @@ class _Outcome:
         return exc
 
 
-def _failed(subject: str, next_url: str, exc: BaseException) -> _Outcome:
+def _failed(subject: str, next_url: str, exc: BaseException, step: str) -> _Outcome:
     if isinstance(exc, AuthorizationDenied):
         return _Outcome(subject, next_url, "denied", exc.error, exc.error_description)
     if isinstance(exc, AuthorizationFlowError):
@@ -131,9 +135,7 @@ def _failed(subject: str, next_url: str, exc: BaseException) -> _Outcome:
     # SDK messages never hold a secret; a foreign exception is named by its type only.
     ours = type(exc).__module__.startswith("aiofinaccess")
     reason = f"{type(exc).__name__}: {exc}" if ours else type(exc).__name__
-    return _Outcome(
-        subject, next_url, "exchange", f"the code exchange failed ({reason})", cause=exc
-    )
+    return _Outcome(subject, next_url, "exchange", f"the {step} failed ({reason})", cause=exc)
 
 
 def _record(data: bytes, required: tuple[str, ...]) -> dict[str, Any]:
@@ -217,8 +219,11 @@ class ConnectFlow:
         self._wait_timeout = wait_timeout
         self._inflight: dict[tuple[str, str], asyncio.Task[_Outcome]] = {}
 
+    #: What :meth:`finish` does with a genuine callback, for messages.
+    step = "code exchange"
+
     def __repr__(self) -> str:
-        return f"ConnectFlow(provider={self.provider!r})"
+        return f"{type(self).__name__}(provider={self.provider!r})"
 
     async def begin(self, user: str, redirect_uri: str, *, next_url: str | None = None) -> str:
         """Remember a fresh request for ``user``; return the provider URL to redirect to.
@@ -233,13 +238,7 @@ class ConnectFlow:
         auth = self._manager.authorization_request(
             self.provider, redirect_uri, scopes=self._scopes, extra_params=self._extra_params
         )
-        next_url = _local_path(next_url, self.success_url)
-        pending = {"subject": user, "next_url": next_url, "request": auth.to_dict()}
-        digest, ttl = _digest(auth.state), self._pending_ttl
-        await self._store.put_pending(
-            self._key("req", digest), json.dumps(pending).encode(), ttl=ttl
-        )
-        await self._store.put_pending(self._key("claim", digest), b"1", ttl=ttl)
+        await self._remember(auth.state, user, next_url, auth.to_dict())
         return auth.url
 
     async def finish(self, user: str, query: Mapping[str, str]) -> Connected:
@@ -277,6 +276,23 @@ class ConnectFlow:
     def _key(self, kind: str, digest: str) -> str:
         return f"web:{self.provider}:{kind}:{digest}"
 
+    async def _remember(
+        self, state: str, user: str, next_url: str | None, request: dict[str, Any]
+    ) -> None:
+        """Keep a flow in flight under its ``state``, for ``user`` and the callback only."""
+        next_url = _local_path(next_url, self.success_url)
+        pending = {"subject": user, "next_url": next_url, "request": request}
+        digest, ttl = _digest(state), self._pending_ttl
+        await self._store.put_pending(
+            self._key("req", digest), json.dumps(pending).encode(), ttl=ttl
+        )
+        await self._store.put_pending(self._key("claim", digest), b"1", ttl=ttl)
+
+    async def _complete(self, subject: str, request: dict[str, Any], query: dict[str, str]) -> None:
+        """Turn a genuine callback into stored tokens: here, the code exchange."""
+        stored = AuthorizationRequest.from_dict(request)
+        await self._manager.complete_authorization(self.provider, subject, query, stored)
+
     def _done(self, key: tuple[str, str], task: asyncio.Task[_Outcome]) -> None:
         if self._inflight.get(key) is task:
             del self._inflight[key]
@@ -299,14 +315,13 @@ class ConnectFlow:
         self, digest: str, pending: dict[str, Any], query: dict[str, str]
     ) -> _Outcome:
         subject, next_url = pending["subject"], pending["next_url"]
-        request = AuthorizationRequest.from_dict(pending["request"])
         try:
-            await self._manager.complete_authorization(self.provider, subject, query, request)
+            await self._complete(subject, pending["request"], query)
             outcome = _Outcome(subject, next_url)
         except Exception as exc:  # every failure becomes the outcome a reload sees too
             if not isinstance(exc, AuthorizationFlowError):
-                logger.warning("code exchange for %s failed: %s", self.provider, type(exc).__name__)
-            outcome = _failed(subject, next_url, exc)
+                logger.warning("%s for %s failed: %s", self.step, self.provider, type(exc).__name__)
+            outcome = _failed(subject, next_url, exc, self.step)
         await self._store.put_pending(
             self._key("out", digest), outcome.to_bytes(), ttl=self._outcome_ttl
         )
@@ -446,7 +461,10 @@ class WebConnect:
         """``GET``: start the flow for this user and redirect to the provider."""
         user = await self._user(request)
         uri = self._redirect_uri or str(request.url.origin().join(URL(self.callback_path)))
-        location = await self.flow.begin(user, uri, next_url=request.query.get("next"))
+        try:
+            location = await self.flow.begin(user, uri, next_url=request.query.get("next"))
+        except AuthorizationFlowError as exc:  # a web form flow that cannot start for this user
+            return await self._on_error(request, exc)
         raise web.HTTPFound(location, headers=_NO_STORE)
 
     async def callback(self, request: web.Request) -> web.StreamResponse:

@@ -12,7 +12,8 @@ and a missing, unknown, expired or client token is 401 ``UNAUTHORIZED``.
   and abort buttons. ``POST /wf/{id}`` with ``action=complete`` (an import creates a bank
   connection in :mod:`.finapi_data`, an update imports newer transactions), ``abort``, or
   ``error`` (no button: ``COMPLETED_WITH_ERROR``, ``BANK_SERVER_REJECTION``); then a 303 to
-  the form's ``redirectUrl`` when it has one.
+  the page URL's ``redirectUrl`` query parameter (``errorRedirectUrl`` when the form did not
+  complete and that is given), else to the body's ``redirectUrl`` when the form has one.
 
 A form not final expires 20 minutes after creation on the sandbox clock. ``callbacks.finalised``
 is POSTed ``{webFormId, status}`` before the page answers, best effort (counted in
@@ -154,10 +155,12 @@ def _validate(body: dict[str, Any]) -> list[dict[str, str]]:
     return errors
 
 
-def _page(title: str, text: str, *, status: int = 200, form_id: str | None = None) -> web.Response:
+def _page(
+    title: str, text: str, *, status: int = 200, form_id: str | None = None, query: str = ""
+) -> web.Response:
     buttons = ""
-    if form_id is not None:
-        action = html.escape(f"/wf/{form_id}")
+    if form_id is not None:  # the page's query (its return URLs) goes along with the buttons
+        action = html.escape(f"/wf/{form_id}" + (f"?{query}" if query else ""))
         buttons = (
             f'<form method="post" action="{action}">'
             '<button type="submit" name="action" value="complete">Complete</button> '
@@ -353,6 +356,7 @@ class WebFormService:
             "Import a bank connection",
             "finAPI sandbox: no bank is contacted. Complete imports a demo bank connection.",
             form_id=form.id,
+            query=request.query_string,
         )
 
     async def finish(self, request: web.Request) -> web.Response:
@@ -364,10 +368,15 @@ class WebFormService:
             return _page(
                 "Web form no longer available", f"This web form is {form.status}.", status=410
             )
+        returns = {name: request.query.get(name) for name in ("redirectUrl", "errorRedirectUrl")}
+        if any(value and _url_problem(value, 1) for value in returns.values()):
+            return _page("Bad request", "A return URL must be an https URL.", status=400)
         fields = await form_fields(request) or {}
         outcome = _ACTIONS.get(fields.get("action", ""))
         if outcome is None:
-            return _page("Bad request", "Choose complete or abort.", status=400, form_id=form.id)
+            query = request.query_string
+            text = "Choose complete or abort."
+            return _page("Bad request", text, status=400, form_id=form.id, query=query)
         form.status, form.error_code = outcome
         if form.status == "COMPLETED" and form.target is None:
             form.bank_connection_id = self.data.import_connection(form.user_id, form.name)
@@ -378,6 +387,9 @@ class WebFormService:
             else:  # deleted while the form was open
                 form.status, form.error_code = "COMPLETED_WITH_ERROR", "INTERNAL_ERROR"
         await self._call_back(form)
-        if form.redirect_url is not None:  # finAPI sends the user back, whatever the outcome
-            raise web.HTTPSeeOther(form.redirect_url)
+        back = returns["redirectUrl"] or form.redirect_url
+        if form.status != "COMPLETED":
+            back = returns["errorRedirectUrl"] or back
+        if back is not None:  # finAPI sends the user back, whatever the outcome
+            raise web.HTTPSeeOther(back)
         return _page("Web form finished", f"This web form is {form.status}. You may close it.")

@@ -54,7 +54,7 @@ def require_browser() -> Any:
 
 
 @asynccontextmanager
-async def aiohttp_example(sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
+async def aiohttp_example(sandbox: Sandbox, _store: Path) -> AsyncIterator[tuple[str, Any]]:
     """The aiohttp example on a free port, with its manager open; yields (URL, manager)."""
     example = load_example("aiohttp_app")
     async with example.sandbox_manager(sandbox.base_url) as manager:
@@ -70,10 +70,10 @@ async def aiohttp_example(sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
 
 
 @asynccontextmanager
-async def fastapi_example(sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
+async def fastapi_example(sandbox: Sandbox, store: Path) -> AsyncIterator[tuple[str, Any]]:
     """The FastAPI example under uvicorn (lifespan and all) on a free port."""
     uvicorn = pytest.importorskip("uvicorn")
-    app = load_example("fastapi_app").create_app(sandbox.base_url)
+    app = load_example("fastapi_app").create_app(sandbox.base_url, store)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     serving = asyncio.get_running_loop().create_task(server.serve())
     try:
@@ -89,11 +89,11 @@ async def fastapi_example(sandbox: Sandbox) -> AsyncIterator[tuple[str, Any]]:
 
 @pytest.fixture(params=["aiohttp", "fastapi"])
 async def example_app(
-    request: pytest.FixtureRequest, sandbox: Sandbox
+    request: pytest.FixtureRequest, sandbox: Sandbox, tmp_path: Path
 ) -> AsyncIterator[tuple[str, Any]]:
     """Each example app on a free port, with its manager open; yields (URL, manager)."""
     run = aiohttp_example if request.param == "aiohttp" else fastapi_example
-    async with run(sandbox) as running:
+    async with run(sandbox, tmp_path / "tokens.db") as running:
         yield running
 
 

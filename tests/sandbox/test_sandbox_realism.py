@@ -162,6 +162,26 @@ async def test_web_form_sends_the_user_back_to_redirect_url(
     assert finished.status == ("COMPLETED" if action == "complete" else "ABORTED")
 
 
+@pytest.mark.parametrize(("action", "to"), [("complete", "ok"), ("abort", "error")])
+async def test_web_form_page_sends_the_user_to_its_return_parameters(
+    sandbox: Sandbox, sandbox_manager: SessionManager, action: str, to: str
+) -> None:
+    """The spec's ``redirectUrl`` and ``errorRedirectUrl`` on the form's URL (issue 24)."""
+    await Users(sandbox_manager).create_and_login(NewUser(id="alice", password="s3cret-pw"))
+    form = await WebForms(sandbox_manager).import_bank_connection("alice")
+    ok, error = "http://127.0.0.1:9/ok?state=1", "http://127.0.0.1:9/error"
+    url = URL(form.url).update_query(redirectUrl=ok, errorRedirectUrl=error)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as page:
+            assert "?redirectUrl=" in await page.text()  # the buttons keep them
+        foreign = URL(form.url).update_query(redirectUrl="http://evil.example/")
+        async with http.post(foreign, data={"action": action}) as refused:
+            assert refused.status == 400
+        async with http.post(url, data={"action": action}, allow_redirects=False) as done:
+            expected = ok if to == "ok" else error
+            assert (done.status, done.headers.get("Location")) == (303, expected)
+
+
 async def test_locked_finapi_user_is_a_locked_error(
     sandbox: Sandbox, sandbox_manager: SessionManager
 ) -> None:
