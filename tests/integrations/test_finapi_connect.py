@@ -22,13 +22,11 @@ from yarl import URL
 
 from aiofinaccess import (
     ClientCredentials,
-    FernetCodec,
     MemoryStore,
     Provider,
     Schedule,
     SessionManager,
     SQLiteStore,
-    TokenStore,
 )
 from aiofinaccess.api.finapi.users import NewUser, Users
 from aiofinaccess.finapi import FinApiData
@@ -37,6 +35,7 @@ from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.integrations.web import WebConnect
 from aiofinaccess.integrations.webform_flow import WebFormFlow, kept_passwords
 from aiofinaccess.sandbox import Sandbox
+from aiofinaccess.stores import FernetCodec, TokenStore
 
 USER = "alice"
 
