@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .integrations.web import Connected as Connected
     from .integrations.web import ConnectFlow as ConnectFlow
     from .integrations.web import WebConnect as WebConnect
+    from .integrations.webform_flow import WebFormFlow as WebFormFlow
     from .oauth.presets import Everifin as Everifin
     from .oauth.presets import FinApi as FinApi
     from .oauth.presets import Oidc as Oidc
@@ -81,6 +82,7 @@ _HOMES: Final = {
     ".core.tokens": "ClientCredentials Secret TokenKey TokenSet",
     ".integrations.middleware": "BearerAuth",
     ".integrations.web": "Connected ConnectFlow WebConnect",
+    ".integrations.webform_flow": "WebFormFlow",
     ".oauth.presets": "Everifin FinApi Oidc",
     ".oauth.providers": "Provider",
     ".session.events": (
