@@ -1,4 +1,5 @@
-"""finAPI Access: users, the Web Form 2.0, accounts and transactions, and their models.
+"""finAPI Access: users, the Web Form 2.0, accounts and transactions, consent state, and their
+models.
 
 Every call takes a :class:`~aiofinaccess.SessionManager` holding a
 :class:`~aiofinaccess.FinApi` provider; the names load on first use.
@@ -11,11 +12,16 @@ from typing import TYPE_CHECKING, Final
 from . import _exports
 
 if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports on first use
+    from .api.finapi.consent import ConnectionState as ConnectionState
+    from .api.finapi.consent import ConnectionStatus as ConnectionStatus
+    from .api.finapi.consent import connection_state as connection_state
     from .api.finapi.data import FinApiData as FinApiData
     from .api.finapi.data import FinApiDataRoutes as FinApiDataRoutes
     from .api.finapi.filters import AccountFilters as AccountFilters
     from .api.finapi.filters import TransactionFilters as TransactionFilters
     from .api.finapi.models import BankConnection as BankConnection
+    from .api.finapi.models import BankConnectionInterface as BankConnectionInterface
+    from .api.finapi.models import BankConsent as BankConsent
     from .api.finapi.models import DailyBalance as DailyBalance
     from .api.finapi.models import DailyBalances as DailyBalances
     from .api.finapi.models import FinApiAccount as FinApiAccount
@@ -23,6 +29,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.models import FinApiTransaction as FinApiTransaction
     from .api.finapi.models import Paging as Paging
     from .api.finapi.models import TransactionPage as TransactionPage
+    from .api.finapi.models import UpdateResult as UpdateResult
     from .api.finapi.sync import FinApiSyncCursor as FinApiSyncCursor
     from .api.finapi.sync import FinApiTransactionSync as FinApiTransactionSync
     from .api.finapi.users import NewUser as NewUser
@@ -40,11 +47,12 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
 
 #: Each public name, once, by the module it lives in.
 _HOMES: Final = {
+    ".api.finapi.consent": "ConnectionState ConnectionStatus connection_state",
     ".api.finapi.data": "FinApiData FinApiDataRoutes",
     ".api.finapi.filters": "AccountFilters TransactionFilters",
     ".api.finapi.models": (
-        "BankConnection DailyBalance DailyBalances FinApiAccount FinApiBank FinApiTransaction "
-        "Paging TransactionPage"
+        "BankConnection BankConnectionInterface BankConsent DailyBalance DailyBalances "
+        "FinApiAccount FinApiBank FinApiTransaction Paging TransactionPage UpdateResult"
     ),
     ".api.finapi.sync": "FinApiSyncCursor FinApiTransactionSync",
     ".api.finapi.users": "NewUser PasswordChange User UserChanges Users",
