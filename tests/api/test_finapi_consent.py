@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -229,3 +230,12 @@ def test_leads_are_configurable() -> None:
 def test_refusals(now: dt.datetime, leads: list[dt.timedelta]) -> None:
     with pytest.raises(ValidationError):
         connection_state(connection(xs2a()), now, leads=leads)
+
+
+def test_deadlines_are_exact_across_daylight_saving_time() -> None:
+    """v1's Berlin time in summer, a lead reached in winter: 14 days of 24 hours, not of the
+    wall clock (which would be an hour late)."""
+    end = dt.datetime(2026, 4, 5, 12, tzinfo=ZoneInfo("Europe/Berlin"))  # 10:00 UTC
+    status = connection_state(connection(xs2a(end)), dt.datetime(2026, 3, 1, tzinfo=UTC))
+    assert status.next_deadline == dt.datetime(2026, 3, 22, 10, tzinfo=UTC)
+    assert status.expires_at == dt.datetime(2026, 4, 5, 10, tzinfo=UTC)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from aiofinaccess import AiofinaccessError
 from aiofinaccess.api.finapi.data import _transaction_page
 from aiofinaccess.api.finapi.models import decode, read_finapi, read_list
+from aiofinaccess.api.finapi.task_models import read_task
 from aiofinaccess.finapi import (
     BankConnection,
     BankConnectionInterface,
@@ -21,6 +22,7 @@ from aiofinaccess.finapi import (
     FinApiSyncCursor,
     FinApiTransaction,
     connection_state,
+    outcome_of,
 )
 from tests.core.test_fuzz import FUZZ, bodies, json_values
 
@@ -106,3 +108,40 @@ def test_sync_cursors_from_text_only_fail_typed(text: str) -> None:
     except AiofinaccessError:
         return
     assert FinApiSyncCursor.from_text(cursor.to_text()) == cursor
+
+
+scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=12) | st.lists(st.none())
+statuses = st.sampled_from(["COMPLETED", "COMPLETED_WITH_ERROR", "WEB_FORM_REQUIRED", "NEW"])
+web_form_like = st.fixed_dictionaries(
+    {}, optional={"id": scalars, "url": scalars, "status": statuses | scalars}
+)
+task_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": scalars,
+        "status": statuses | scalars,
+        "type": scalars,
+        "createdAt": scalars,
+        "payload": scalars
+        | st.fixed_dictionaries(
+            {},
+            optional={
+                "bankConnectionId": scalars,
+                "webForm": web_form_like | scalars,
+                "errorCode": scalars,
+            },
+        ),
+    },
+)
+
+
+@FUZZ
+@given(bodies | task_like.map(lambda value: json.dumps(value).encode()))
+def test_tasks_only_fail_typed(data: bytes) -> None:
+    """Any body read as a task, and the task's outcome: a typed result or a typed error."""
+    try:
+        task = read_task(data, "fuzz")
+        outcome = outcome_of(task)
+    except AiofinaccessError:
+        return
+    assert outcome is None or outcome.task is task or outcome.task is None

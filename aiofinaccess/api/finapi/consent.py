@@ -48,11 +48,11 @@ class ConnectionStatus:
 
     Attributes:
         state: How it stands.
-        expires_at: When its earliest consent ends; ``None`` if no interface reports one.
+        expires_at: When its earliest consent ends (UTC); ``None`` if no interface reports one.
         lead: For ``EXPIRING``: the smallest lead already reached (of 14, 7 and 1 days, 7 days
             once the end is 7 days away or less); ``None`` otherwise.
         next_deadline: The next moment time alone changes ``state`` or ``lead`` (the next lead
-            reached, or the consent's end); ``None`` when only an update can change it.
+            reached, or the consent's end; UTC); ``None`` when only an update can change it.
         interface: The interface that decided (``XS2A``...); ``None`` for ``ACTIVE``.
     """
 
@@ -90,7 +90,8 @@ def connection_state(
         raise ValidationError("now must be an aware datetime")
     steps = _ordered(leads)
     consents = [(i.interface, i.ais_consent) for i in connection.interfaces if i.ais_consent]
-    ends = [(consent.expires_at, name) for name, consent in consents if consent.expires_at]
+    # In UTC: arithmetic on a zone's wall clock (v1's Europe/Berlin) is an hour off across DST.
+    ends = [(c.expires_at.astimezone(dt.UTC), name) for name, c in consents if c.expires_at]
     expires_at, first = min(ends) if ends else (None, None)
     for name, consent in consents:
         if consent.status == "NOT_PRESENT":
