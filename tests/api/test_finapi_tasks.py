@@ -145,7 +145,16 @@ def test_outcome_of_a_task(payload: Any, status: str, want: type) -> None:
 
 
 def test_unreadable_tasks_are_typed_errors() -> None:
-    for body in (b"not json", b"[]", b'{"status": "COMPLETED"}', b'{"id": "x", "payload": 1}'):
+    for body in (
+        b"not json",
+        b"[]",
+        b'{"status": "COMPLETED"}',
+        b'{"id": "x", "payload": 1}',
+        b'{"id": 5, "status": "COMPLETED"}',  # never str(5)
+        b'{"id": "x", "status": null}',  # never "None"
+        b'{"id": "x", "status": "COMPLETED", "payload": {"bankConnectionId": true}}',
+        b'{"id": "x", "status": "WEB_FORM_REQUIRED", "payload": {"webForm": {"id": "f"}}}',
+    ):
         with pytest.raises(UnexpectedResponseError):
             read_task(body, "task")
     needs_form = read_task({"id": "x", "status": "WEB_FORM_REQUIRED"}, "task")

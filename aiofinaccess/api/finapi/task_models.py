@@ -14,10 +14,12 @@ import enum
 from typing import Any, Final
 
 import attrs
+import cattrs
+import cattrs.gen
 
 from ...core._json import parse_json
 from ...core.errors import UnexpectedResponseError, ValidationError
-from ..models import read_model, to_wire
+from ..models import camel, to_wire
 from ..pipeline import EndUser
 from .webform import _account_types, _check_length, _check_url
 
@@ -220,6 +222,8 @@ class WebFormRequired:
         return self.web_form.url
 
 
+#: What an update ends in: :class:`UpdateCompleted`, :class:`UpdateFailed` or
+#: :class:`WebFormRequired`.
 UpdateOutcome = UpdateCompleted | UpdateFailed | WebFormRequired
 
 
@@ -241,20 +245,55 @@ def outcome_of(task: Task) -> UpdateOutcome | None:
     return None
 
 
+def _exactly(kind: type) -> Any:
+    """A hook taking JSON values of ``kind`` only (no ``str(None)``, no ``int(True)``)."""
+
+    def structure(value: Any, _type: Any) -> Any:
+        if type(value) is not kind:
+            raise TypeError(f"not a {kind.__name__}")
+        return value
+
+    return structure
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter()
+    converter.register_structure_hook(str, _exactly(str))
+    converter.register_structure_hook(int, _exactly(int))
+
+    def structure_factory(cls: type) -> Any:
+        renames: dict[str, Any] = {
+            f.name: cattrs.gen.override(rename=camel(f.name)) for f in attrs.fields(cls)
+        }
+        return cattrs.gen.make_dict_structure_fn(cls, converter, **renames)
+
+    converter.register_structure_hook_factory(attrs.has, structure_factory)
+    return converter
+
+
+_CONVERTER: Final = _make_converter()
+
+
 def read_task(body: bytes | Any, what: str) -> Task:
-    """A Task body; a ``null`` payload or web form reads as absent.
+    """A Task body; a ``null`` payload, web form or error code reads as absent.
 
     Raises:
-        UnexpectedResponseError: Not JSON, or not a task.
+        UnexpectedResponseError: Not JSON, or not a task (strings and integers as JSON has them).
     """
     try:
         document = parse_json(body) if isinstance(body, bytes | bytearray) else body
     except ValueError:
         raise UnexpectedResponseError(f"{what}: the answer is not JSON") from None
     if isinstance(document, dict):
+        document = {key: value for key, value in document.items() if value is not None}
         payload = document.get("payload")
-        if payload is None:
-            document = {key: value for key, value in document.items() if key != "payload"}
-        elif isinstance(payload, dict) and payload.get("webForm") is None:
-            document = {**document, "payload": {k: v for k, v in payload.items() if k != "webForm"}}
-    return read_model(document, Task, what=what)
+        if isinstance(payload, dict):
+            document["payload"] = {
+                key: value for key, value in payload.items() if value is not None
+            }
+    try:
+        return _CONVERTER.structure(document, Task)
+    except Exception as exc:  # cattrs raises several types; all mean "unreadable"
+        raise UnexpectedResponseError(
+            f"{what}: unexpected response ({type(exc).__name__})"
+        ) from None
