@@ -1,4 +1,5 @@
-"""finAPI Access: users, the Web Form 2.0, accounts and transactions, and their models.
+"""finAPI Access: users, the Web Form 2.0, accounts and transactions, connection updates and
+consent state, and their models.
 
 Every call takes a :class:`~aiofinaccess.SessionManager` holding a
 :class:`~aiofinaccess.FinApi` provider; the names load on first use.
@@ -11,11 +12,16 @@ from typing import TYPE_CHECKING, Final
 from .core import _exports
 
 if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports on first use
+    from .api.finapi.consent import ConnectionState as ConnectionState
+    from .api.finapi.consent import ConnectionStatus as ConnectionStatus
+    from .api.finapi.consent import connection_state as connection_state
     from .api.finapi.data import FinApiData as FinApiData
     from .api.finapi.data import FinApiDataRoutes as FinApiDataRoutes
     from .api.finapi.filters import AccountFilters as AccountFilters
     from .api.finapi.filters import TransactionFilters as TransactionFilters
     from .api.finapi.models import BankConnection as BankConnection
+    from .api.finapi.models import BankConnectionInterface as BankConnectionInterface
+    from .api.finapi.models import BankConsent as BankConsent
     from .api.finapi.models import DailyBalance as DailyBalance
     from .api.finapi.models import DailyBalances as DailyBalances
     from .api.finapi.models import FinApiAccount as FinApiAccount
@@ -23,8 +29,22 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.models import FinApiTransaction as FinApiTransaction
     from .api.finapi.models import Paging as Paging
     from .api.finapi.models import TransactionPage as TransactionPage
+    from .api.finapi.models import UpdateResult as UpdateResult
     from .api.finapi.sync import FinApiSyncCursor as FinApiSyncCursor
     from .api.finapi.sync import FinApiTransactionSync as FinApiTransactionSync
+    from .api.finapi.task_models import BackgroundUpdate as BackgroundUpdate
+    from .api.finapi.task_models import Task as Task
+    from .api.finapi.task_models import TaskCallbacks as TaskCallbacks
+    from .api.finapi.task_models import TaskPayload as TaskPayload
+    from .api.finapi.task_models import TaskStatus as TaskStatus
+    from .api.finapi.task_models import UpdateCompleted as UpdateCompleted
+    from .api.finapi.task_models import UpdateFailed as UpdateFailed
+    from .api.finapi.task_models import UpdateOutcome as UpdateOutcome
+    from .api.finapi.task_models import WebFormInfo as WebFormInfo
+    from .api.finapi.task_models import WebFormRequired as WebFormRequired
+    from .api.finapi.task_models import outcome_of as outcome_of
+    from .api.finapi.tasks import ConnectionUpdates as ConnectionUpdates
+    from .api.finapi.tasks import UpdateRoutes as UpdateRoutes
     from .api.finapi.users import NewUser as NewUser
     from .api.finapi.users import PasswordChange as PasswordChange
     from .api.finapi.users import User as User
@@ -40,13 +60,19 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
 
 #: Each public name, once, by the module it lives in.
 _HOMES: Final = {
+    ".api.finapi.consent": "ConnectionState ConnectionStatus connection_state",
     ".api.finapi.data": "FinApiData FinApiDataRoutes",
     ".api.finapi.filters": "AccountFilters TransactionFilters",
     ".api.finapi.models": (
-        "BankConnection DailyBalance DailyBalances FinApiAccount FinApiBank FinApiTransaction "
-        "Paging TransactionPage"
+        "BankConnection BankConnectionInterface BankConsent DailyBalance DailyBalances "
+        "FinApiAccount FinApiBank FinApiTransaction Paging TransactionPage UpdateResult"
     ),
     ".api.finapi.sync": "FinApiSyncCursor FinApiTransactionSync",
+    ".api.finapi.task_models": (
+        "BackgroundUpdate Task TaskCallbacks TaskPayload TaskStatus UpdateCompleted UpdateFailed "
+        "UpdateOutcome WebFormInfo WebFormRequired outcome_of"
+    ),
+    ".api.finapi.tasks": "ConnectionUpdates UpdateRoutes",
     ".api.finapi.users": "NewUser PasswordChange User UserChanges Users",
     ".api.finapi.webform": "BankConnectionImport WebForm WebFormCallbacks WebForms WebFormStatus",
     ".core.error_bodies": "FinApiErrorBody WebFormErrorBody",

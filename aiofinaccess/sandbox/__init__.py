@@ -84,8 +84,8 @@ class Sandbox:
         self.state.config.faults = Faults(**settings)
 
     def service(self, name: str) -> Any:
-        """``"finapi"``, ``"finapi_data"``, ``"keycloak"``, ``"bankconnect"`` or ``"webform"``:
-        a service's state."""
+        """``"finapi"``, ``"finapi_data"``, ``"keycloak"``, ``"bankconnect"``, ``"webform"`` or
+        ``"tasks"``: a service's state."""
         return self.app[SERVICES_KEY][name]
 
 

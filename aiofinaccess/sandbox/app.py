@@ -25,6 +25,7 @@ from .bankconnect import BankConnectService
 from .common import REQUEST_ID, request_id
 from .finapi import FinApiService
 from .finapi_data import FinApiDataService
+from .finapi_tasks import TaskService
 from .fleet import routes as fleet_routes
 from .keycloak import KeycloakService
 from .state import Exchange, Faults, SandboxState
@@ -43,6 +44,8 @@ _TUNABLE: Final = frozenset(
         "finapi_accounts_per_connection",
         "finapi_transactions_per_account",
         "finapi_transactions_per_update",
+        "finapi_consent_days",
+        "finapi_task_seconds",
         "keycloak_access_ttl",
         "sso_idle",
         "sso_max",
@@ -237,6 +240,7 @@ def build_app(state: SandboxState) -> web.Application:
     bankconnect = BankConnectService(state, keycloak)
     finapi_data = FinApiDataService(state, finapi)
     webform = WebFormService(state, finapi, finapi_data)
+    tasks = TaskService(state, finapi, finapi_data, webform)
     app[STATE_KEY] = state
     app[SERVICES_KEY] = {
         "finapi": finapi,
@@ -244,10 +248,13 @@ def build_app(state: SandboxState) -> web.Application:
         "bankconnect": bankconnect,
         "webform": webform,
         "finapi_data": finapi_data,
+        "tasks": tasks,
     }
+    app.on_cleanup.append(tasks.close)
     app.add_routes(finapi.routes())
     app.add_routes(finapi_data.routes())
     app.add_routes(webform.routes())
+    app.add_routes(tasks.routes())
     app.add_routes(keycloak.routes())
     app.add_routes(bankconnect.routes())
     app.add_routes(fleet_routes(keycloak))

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Any
+from typing import Any, Final
 
+import aiohttp
 from aiohttp import web
 
-__all__ = ["REQUEST_ID", "bearer", "form_fields", "json_error", "new_token", "request_id"]
+__all__ = [
+    "REQUEST_ID",
+    "bearer",
+    "form_fields",
+    "json_error",
+    "new_token",
+    "post_callback",
+    "request_id",
+]
+
+CALLBACK_TIMEOUT: Final = 3.0
 
 #: Where the sandbox middleware keeps the exchange's request id (finAPI echoes it in bodies).
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -41,3 +52,18 @@ async def form_fields(request: web.Request) -> dict[str, str] | None:
 def json_error(status: int, body: dict[str, Any], **headers: str) -> web.Response:
     """A JSON error response."""
     return web.json_response(body, status=status, headers=headers or None)
+
+
+async def post_callback(url: str, body: dict[str, Any]) -> bool:
+    """POST ``body`` to a client's callback URL, best effort, as finAPI does (the answer is
+    ignored); whether it was delivered."""
+    timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(url, json=body) as response,
+        ):
+            await response.read()
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+        return False
+    return True

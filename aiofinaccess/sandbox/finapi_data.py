@@ -88,6 +88,7 @@ class FinApiDataService:
         connection = Connection(next(self._entity_ids), user_id, name or "Sandbox Bank")
         self.connections[connection.id] = connection
         now = self.state.clock.now()
+        self.renew_consent(connection, now)
         for place in range(config.finapi_accounts_per_connection):
             rng = random.Random(f"{config.seed}:{connection.id}:{place}")  # noqa: S311
             account = Account(
@@ -104,11 +105,20 @@ class FinApiDataService:
         self.state.count("finapi_data.imports")
         return connection.id
 
-    def update_connection(self, connection_id: int) -> None:
-        """Import newer transactions for every account of the connection."""
+    def renew_consent(self, connection: Connection, now: float) -> None:
+        """The user gave the bank a new consent (an import, an update form)."""
+        connection.interface.consent_expires = now + self.state.config.finapi_consent_days * 86400
+        connection.interface.action_required = False
+
+    def update_connection(self, connection_id: int, *, user_present: bool = True) -> None:
+        """Import newer transactions for every account of the connection; with the user present
+        (a web form) the consent is renewed too."""
         connection = self.connections[connection_id]
         connection.updates += 1
         now = self.state.clock.now()
+        if user_present:
+            self.renew_consent(connection, now)
+        connection.interface.last_manual = ("OK", now)
         for account_id in connection.account_ids:
             account = self.accounts[account_id]
             account.updated = now
@@ -256,7 +266,7 @@ class FinApiDataService:
         user_id = self.finapi.user_of(request)
         ids = self._ids(request, "ids")
         found = [
-            self._wire.connection_json(c)
+            self._wire.connection_json(c, self.state.clock.now())
             for c in self.connections.values()
             if c.user_id == user_id and (ids is None or c.id in ids)
         ]
@@ -265,7 +275,7 @@ class FinApiDataService:
     async def get_connection(self, request: web.Request) -> web.Response:
         """``GET /bankConnections/{id}``."""
         connection = self._mine(self.connections, request, self.finapi.user_of(request))
-        return web.json_response(self._wire.connection_json(connection))
+        return web.json_response(self._wire.connection_json(connection, self.state.clock.now()))
 
     async def delete_connection(self, request: web.Request) -> web.Response:
         """``DELETE /bankConnections/{id}``: with its accounts and transactions."""

@@ -20,6 +20,7 @@ __all__ = [
     "ORDER_KEYS",
     "Account",
     "Connection",
+    "Interface",
     "Tx",
     "Wire",
     "amount_json",
@@ -101,12 +102,30 @@ class Account:
 
 
 @attrs.define
+class Interface:
+    """An XS2A interface: its consent, the flag that stops finAPI's batch, the last updates.
+
+    A consent past its end stays ``PRESENT`` with its ``expiresAt`` and sets
+    ``userActionRequired`` (the sandbox's reading; finAPI documents neither case).
+    """
+
+    consent_expires: float
+    action_required: bool = False
+    last_manual: tuple[str, float] | None = None  # (result, when)
+    last_auto: tuple[str, float] | None = None
+
+    def needs_user(self, now: float) -> bool:
+        return self.action_required or self.consent_expires <= now
+
+
+@attrs.define
 class Connection:
     id: int
     user_id: str
     name: str | None
     account_ids: list[int] = attrs.Factory(list)
     updates: int = 0
+    interface: Interface = attrs.Factory(lambda: Interface(0.0))
 
 
 def amount_json(value: Decimal) -> float:
@@ -208,7 +227,39 @@ class Wire:
             )
         return body
 
-    def connection_json(self, connection: Connection) -> dict[str, Any]:
+    def update_json(self, mark: tuple[str, float] | None) -> dict[str, Any] | None:
+        if mark is None:
+            return None
+        result, when = mark
+        failed = result != "OK"
+        return {
+            "result": result,
+            "errorMessage": "Login refused by the bank" if failed else None,
+            "errorType": "BUSINESS" if failed else None,
+            "timestamp": self.instant(when),
+        }
+
+    def interface_json(self, interface: Interface, now: float) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "interface" if self.v1 else "bankingInterface": "XS2A",
+            "loginCredentials": [],
+            "defaultTwoStepProcedureId": None,
+            "twoStepProcedures": [],
+            "aisConsent": {
+                "status": "PRESENT",
+                "expiresAt": self.instant(interface.consent_expires),
+            },
+            "lastManualUpdate": self.update_json(interface.last_manual),
+            "lastAutoUpdate": self.update_json(interface.last_auto),
+            "userActionRequired": interface.needs_user(now),
+            "maxDaysForDownload": 0,
+        }
+        if not self.v1:  # v2 leaves out what is unset, and its consent says more
+            body = {key: value for key, value in body.items() if value is not None}
+            body["aisConsent"]["supportsImportNewAccounts"] = True
+        return body
+
+    def connection_json(self, connection: Connection, now: float) -> dict[str, Any]:
         bank = {
             "id": 280001,
             "name": "finAPI Sandbox Bank",
@@ -226,7 +277,7 @@ class Wire:
             "name": connection.name,
             "updateStatus": "READY",
             "categorizationStatus": "READY",
-            "interfaces": [],
+            "interfaces": [self.interface_json(connection.interface, now)],
             "accountIds": list(connection.account_ids),
             "owners": [],
             "bank": bank,
@@ -253,8 +304,8 @@ class Wire:
                 bankingCustomerId=None,
                 bankingPin=None,
                 type="DEMO",
-                lastManualUpdate=None,
-                lastAutoUpdate=None,
+                lastManualUpdate=self.update_json(connection.interface.last_manual),
+                lastAutoUpdate=self.update_json(connection.interface.last_auto),
                 ibanOnlyMoneyTransferSupported=False,
                 ibanOnlyDirectDebitSupported=False,
                 collectiveMoneyTransferSupported=False,

@@ -78,6 +78,10 @@ class SandboxConfig:
     finapi_accounts_per_connection: int = 2
     finapi_transactions_per_account: int = 60
     finapi_transactions_per_update: int = 5
+    #: How long a consent the user gives (an import, a completed update form) lasts.
+    finapi_consent_days: float = 180.0
+    #: Real seconds a background update task runs before its outcome.
+    finapi_task_seconds: float = 0.05
 
     everifin_client_id: str = "everifin-sandbox-client"
     everifin_client_secret: str = "everifin-sandbox-secret"

@@ -27,14 +27,14 @@ import datetime as dt
 import html
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import aiohttp
 import attrs
 from aiohttp import web
 
-from .common import bearer, form_fields, json_error
+from .common import bearer, form_fields, json_error, post_callback
 from .finapi import FinApiService
 from .finapi_data import FinApiDataService
 from .state import SandboxState
@@ -42,7 +42,6 @@ from .state import SandboxState
 __all__ = ["WebFormService"]
 
 FORM_TTL: Final = 20 * 60.0
-CALLBACK_TIMEOUT: Final = 3.0
 _FINAL: Final = frozenset({"COMPLETED", "COMPLETED_WITH_ERROR", "EXPIRED", "ABORTED"})
 _ACCOUNT_TYPES: Final = frozenset(
     {"BAUSPAREN", "CHECKING", "CREDIT_CARD", "LOAN", "MEMBERSHIP", "SAVINGS", "SECURITY"}
@@ -66,7 +65,7 @@ class _Form:
     user_id: str
     created_at: float
     expires_at: float
-    finalised_url: str | None
+    finalised_url: str | None = None
     redirect_url: str | None = None
     type: str = "BANK_CONNECTION_IMPORT"
     name: str | None = None
@@ -183,6 +182,8 @@ class WebFormService:
         self.finapi = finapi
         self.data = data
         self.forms: dict[str, _Form] = {}
+        #: Called with each form the user finished (the background tasks wait for theirs).
+        self.on_finished: list[Callable[[_Form], Awaitable[None]]] = []
 
     def routes(self) -> list[web.RouteDef]:
         """The API routes and the end user's page."""
@@ -208,7 +209,7 @@ class WebFormService:
             },
         )
 
-    def _current(self, form_id: str) -> _Form | None:
+    def current(self, form_id: str) -> _Form | None:
         """The form, moved to ``EXPIRED`` if its time is up."""
         form = self.forms.get(form_id)
         if (
@@ -220,7 +221,7 @@ class WebFormService:
         return form
 
     @staticmethod
-    def _public(form: _Form, origin: str) -> dict[str, Any]:
+    def public(form: _Form, origin: str) -> dict[str, Any]:
         return {
             "id": form.id,
             "url": f"{origin}/wf/{form.id}",
@@ -242,22 +243,14 @@ class WebFormService:
     async def _call_back(self, form: _Form) -> None:
         if form.finalised_url is None:
             return
-        body = {"webFormId": form.id, "status": form.status}
-        timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT)
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.post(form.finalised_url, json=body) as response,
-            ):
-                await response.read()  # finAPI ignores the answer, whatever its status
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
-            self.state.count("webform_callbacks.failed")
-        else:
-            self.state.count("webform_callbacks.sent")
+        sent = await post_callback(
+            form.finalised_url, {"webFormId": form.id, "status": form.status}
+        )
+        self.state.count(f"webform_callbacks.{'sent' if sent else 'failed'}")
 
     # -- API -----------------------------------------------------------------------------------
 
-    async def _caller(self, request: web.Request) -> tuple[str | None, Any]:
+    async def caller(self, request: web.Request) -> tuple[str | None, Any]:
         """The user behind the bearer token (``None``: unauthorized) and the JSON body."""
         user_id = self.finapi.user_for(bearer(request))
         try:
@@ -268,7 +261,7 @@ class WebFormService:
 
     async def create_import(self, request: web.Request) -> web.Response:
         """``POST /api/webForms/bankConnectionImport`` (user token) -> 201 WebForm."""
-        user_id, body = await self._caller(request)
+        user_id, body = await self.caller(request)
         if user_id is None:
             return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
         errors = (
@@ -277,28 +270,30 @@ class WebFormService:
             else [{"field": "body", "message": "must be a JSON object"}]
         )
         if errors:
-            return self._invalid(request, errors)
+            return self.invalid(request, errors)
         return self._created(request, user_id, body, name=body.get("bankConnectionName"))
 
     def _created(
         self, request: web.Request, user_id: str, body: dict[str, Any], **fields: Any
     ) -> web.Response:
-        now = self.state.clock.now()
         callbacks = body.get("callbacks") or {}
-        form = _Form(
-            id=str(uuid.uuid4()),
-            user_id=user_id,
-            created_at=now,
-            expires_at=now + FORM_TTL,
+        form = self.add_form(
+            user_id,
             finalised_url=callbacks.get("finalised") or None,
             redirect_url=body.get("redirectUrl") or None,
             **fields,
         )
+        return web.json_response(self.public(form, str(request.url.origin())), status=201)
+
+    def add_form(self, user_id: str, **fields: Any) -> _Form:
+        """A new form of ``user_id`` (``_Form``'s fields), valid for 20 minutes."""
+        now = self.state.clock.now()
+        form = _Form(str(uuid.uuid4()), user_id, now, now + FORM_TTL, **fields)
         self.forms[form.id] = form
         self.state.count("webforms.created")
-        return web.json_response(self._public(form, str(request.url.origin())), status=201)
+        return form
 
-    def _invalid(self, request: web.Request, errors: list[dict[str, str]]) -> web.Response:
+    def invalid(self, request: web.Request, errors: list[dict[str, str]]) -> web.Response:
         return json_error(
             400,
             {
@@ -310,11 +305,11 @@ class WebFormService:
 
     async def create_update(self, request: web.Request) -> web.Response:
         """``POST /api/webForms/bankConnectionUpdate`` (user token) -> 201 WebForm."""
-        user_id, body = await self._caller(request)
+        user_id, body = await self.caller(request)
         if user_id is None:
             return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
         if not isinstance(body, dict):
-            return self._invalid(request, [{"field": "body", "message": "must be a JSON object"}])
+            return self.invalid(request, [{"field": "body", "message": "must be a JSON object"}])
         bank = body.get("bank")
         target = bank.get("bankConnectionId") if isinstance(bank, dict) else None
         errors = [e for e in _validate({**body, "bank": None}) if e["field"] != "bank"]
@@ -325,7 +320,7 @@ class WebFormService:
         ):
             errors.append({"field": "importNewAccounts", "message": "must be a boolean"})
         if errors:
-            return self._invalid(request, errors)
+            return self.invalid(request, errors)
         if not isinstance(target, int) or not self.data.owns(user_id, target):
             return self.error(request, 404, "NOT_FOUND", "Bank connection not found")
         return self._created(request, user_id, body, type="BANK_CONNECTION_UPDATE", target=target)
@@ -335,16 +330,16 @@ class WebFormService:
         user_id = self.finapi.user_for(bearer(request))
         if user_id is None:
             return self.error(request, 401, "UNAUTHORIZED", "Invalid or missing access token")
-        form = self._current(request.match_info["id"])
+        form = self.current(request.match_info["id"])
         if form is None or form.user_id != user_id:
             return self.error(request, 404, "NOT_FOUND", "Web form not found")
-        return web.json_response(self._public(form, str(request.url.origin())))
+        return web.json_response(self.public(form, str(request.url.origin())))
 
     # -- the end user's page -------------------------------------------------------------------
 
     async def open_page(self, request: web.Request) -> web.Response:
         """``GET /wf/{id}``: the form's page; opening it starts the form."""
-        form = self._current(request.match_info["id"])
+        form = self.current(request.match_info["id"])
         if form is None:
             return _page("Web form not found", "This link is not valid.", status=404)
         if form.status in _FINAL:
@@ -361,7 +356,7 @@ class WebFormService:
 
     async def finish(self, request: web.Request) -> web.Response:
         """``POST /wf/{id}`` with ``action=complete|abort|error``: the form's final status."""
-        form = self._current(request.match_info["id"])
+        form = self.current(request.match_info["id"])
         if form is None:
             return _page("Web form not found", "This link is not valid.", status=404)
         if form.status in _FINAL:
@@ -387,6 +382,8 @@ class WebFormService:
             else:  # deleted while the form was open
                 form.status, form.error_code = "COMPLETED_WITH_ERROR", "INTERNAL_ERROR"
         await self._call_back(form)
+        for finished in self.on_finished:
+            await finished(form)
         back = returns["redirectUrl"] or form.redirect_url
         if form.status != "COMPLETED":
             back = returns["errorRedirectUrl"] or back

@@ -14,12 +14,11 @@ import aiohttp
 import attrs
 import pytest
 
-from aiofinaccess import ClientCredentials, FinApi, Schedule, SessionManager
+from aiofinaccess import SessionManager
 from aiofinaccess.api.finapi.data import AccountFilters, TransactionFilters
 from aiofinaccess.api.pipeline import Endpoint, EndUser
 from aiofinaccess.core.errors import (
     BadRequestError,
-    ConfigurationError,
     NotFoundError,
     UnprocessableEntityError,
     ValidationError,
@@ -361,12 +360,3 @@ async def test_routes_are_configurable(data: FinApiData, sandbox_manager: Sessio
     with pytest.raises(NotFoundError):
         await FinApiData(sandbox_manager, routes=moved).accounts(USER)
     assert len(await data.accounts(USER)) == 2
-
-
-async def test_an_update_form_needs_a_web_form_host() -> None:
-    """A provider without ``web_form_url`` cannot make update forms; nothing is sent."""
-    provider = attrs.evolve(FinApi.at("http://127.0.0.1:9"), web_form_url=None)
-    async with SessionManager(schedule=Schedule(enabled=False)) as manager:
-        manager.register(provider, ClientCredentials("id", "secret"))
-        with pytest.raises(ConfigurationError):
-            await FinApiData(manager).update_bank_connection(USER, 1)

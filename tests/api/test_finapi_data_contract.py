@@ -16,7 +16,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from openapi_core import OpenAPI
 
 from aiofinaccess import SessionManager
 from aiofinaccess.api.finapi.data import AccountFilters, TransactionFilters
@@ -25,8 +24,8 @@ from aiofinaccess.core.errors import BadRequestError, NotFoundError, Unprocessab
 from aiofinaccess.finapi import FinApiData, FinApiTransactionSync
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.sandbox.state import Exchange
-from tests.support.contract import spec, spec_document, validate_exchange
-from tests.support.finapi_journey import import_connection, press
+from tests.support.contract import access_spec, spec, validate_exchange
+from tests.support.finapi_journey import import_connection, press, update_form
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")
 
@@ -35,25 +34,7 @@ WEB_FORM_HOST = "https://webform-sandbox.finapi.io"
 USER = "contract-data"
 
 
-def _access_spec() -> OpenAPI:
-    document = spec_document("finapi-access-v1-data.yaml")
-    schemas = document["components"]["schemas"]
-    # The spec marks fields nullable next to an `allOf` (Transaction.currency, Bank.bankGroup,
-    # BankConnection.lastManualUpdate...); OpenAPI 3.0 validators do not carry `nullable` into
-    # an allOf, so finAPI's own nulls would fail. Loosen exactly those fields to their bare,
-    # nullable type (as the users contract does for multiStepAuthentication).
-    for schema in schemas.values():
-        for name, field in (schema.get("properties") or {}).items():
-            if field.get("nullable") and "allOf" in field:
-                target = schemas[field["allOf"][0]["$ref"].rsplit("/", 1)[1]]
-                schema["properties"][name] = {
-                    "type": target.get("type", "object"),
-                    "nullable": True,
-                }
-    return OpenAPI.from_dict(document)
-
-
-ACCESS = _access_spec()
+ACCESS = access_spec()
 WEB_FORMS = spec("finapi-webform2-update.yaml")
 
 
@@ -132,8 +113,12 @@ async def test_every_request_the_sdk_sends_and_every_answer_validates(
     await data.transaction(USER, everything[0].id)
     sync = FinApiTransactionSync(data, USER)
     assert len([t async for t in sync.changes(per_page=200)]) == 280
-    form = await data.update_bank_connection(
-        USER, connection_id, import_new_accounts=False, skip_positions_download=False
+    form = await update_form(
+        sandbox_manager,
+        USER,
+        connection_id,
+        import_new_accounts=False,
+        skip_positions_download=False,
     )
     await press(form)
     assert len([t async for t in sync.changes(per_page=200)]) == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 
 from hypothesis import given
@@ -11,16 +12,21 @@ from hypothesis import strategies as st
 from aiofinaccess import AiofinaccessError
 from aiofinaccess.api.finapi.data import _transaction_page
 from aiofinaccess.api.finapi.models import decode, read_finapi, read_list
+from aiofinaccess.api.finapi.task_models import read_task
 from aiofinaccess.finapi import (
     BankConnection,
+    BankConnectionInterface,
+    ConnectionState,
     DailyBalance,
     FinApiAccount,
     FinApiSyncCursor,
     FinApiTransaction,
+    connection_state,
+    outcome_of,
 )
 from tests.core.test_fuzz import FUZZ, bodies, json_values
 
-MODELS = (BankConnection, FinApiAccount, FinApiTransaction, DailyBalance)
+MODELS = (BankConnection, BankConnectionInterface, FinApiAccount, FinApiTransaction, DailyBalance)
 FIELDS = (
     "id",
     "accountId",
@@ -36,6 +42,19 @@ FIELDS = (
     "bank",
     "paging",
     "income",
+    "interfaces",
+    "interface",
+    "bankingInterface",
+    "aisConsent",
+    "status",
+    "expiresAt",
+    "userActionRequired",
+    "lastManualUpdate",
+    "lastAutoUpdate",
+    "result",
+    "timestamp",
+    "errorType",
+    "errorMessage",
 )
 # Values near the real ones, so the fuzzer reaches past the first type check.
 near = (
@@ -46,7 +65,13 @@ near = (
     | st.datetimes().map(lambda moment: moment.isoformat(sep=" "))
     | st.text(alphabet="0123456789-:T .+Z", max_size=30)
 )
-finapi_like = st.dictionaries(st.sampled_from(FIELDS), near, max_size=len(FIELDS))
+finapi_like = st.recursive(
+    st.dictionaries(st.sampled_from(FIELDS), near, max_size=len(FIELDS)),
+    lambda children: st.dictionaries(
+        st.sampled_from(FIELDS), near | children | st.lists(children, max_size=3), max_size=8
+    ),
+    max_leaves=12,
+)
 
 
 @FUZZ
@@ -62,6 +87,11 @@ def test_models_only_fail_typed(data: bytes) -> None:
             read_finapi(document, model, what="fuzz")
         with contextlib.suppress(AiofinaccessError):
             read_list({"items": [document]}, "items", model, what="fuzz")
+    with contextlib.suppress(AiofinaccessError):
+        connection = read_finapi(document, BankConnection, what="fuzz")
+        # Whatever was read, its state can be judged at any moment.
+        now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        assert connection_state(connection, now).state in ConnectionState
     try:
         page = _transaction_page({"transactions": [document], "paging": document})
     except AiofinaccessError:
@@ -78,3 +108,40 @@ def test_sync_cursors_from_text_only_fail_typed(text: str) -> None:
     except AiofinaccessError:
         return
     assert FinApiSyncCursor.from_text(cursor.to_text()) == cursor
+
+
+scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=12) | st.lists(st.none())
+statuses = st.sampled_from(["COMPLETED", "COMPLETED_WITH_ERROR", "WEB_FORM_REQUIRED", "NEW"])
+web_form_like = st.fixed_dictionaries(
+    {}, optional={"id": scalars, "url": scalars, "status": statuses | scalars}
+)
+task_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": scalars,
+        "status": statuses | scalars,
+        "type": scalars,
+        "createdAt": scalars,
+        "payload": scalars
+        | st.fixed_dictionaries(
+            {},
+            optional={
+                "bankConnectionId": scalars,
+                "webForm": web_form_like | scalars,
+                "errorCode": scalars,
+            },
+        ),
+    },
+)
+
+
+@FUZZ
+@given(bodies | task_like.map(lambda value: json.dumps(value).encode()))
+def test_tasks_only_fail_typed(data: bytes) -> None:
+    """Any body read as a task, and the task's outcome: a typed result or a typed error."""
+    try:
+        task = read_task(data, "fuzz")
+        outcome = outcome_of(task)
+    except AiofinaccessError:
+        return
+    assert outcome is None or outcome.task is task or outcome.task is None

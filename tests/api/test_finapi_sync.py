@@ -23,7 +23,7 @@ from aiofinaccess.finapi import (
 )
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_login
 from aiofinaccess.sandbox.state import Exchange
-from tests.support.finapi_journey import import_connection, press
+from tests.support.finapi_journey import import_connection, press, update_form
 
 USER = "finapi-sync"
 
@@ -55,7 +55,7 @@ async def drain(sync: IncrementalSync[Any], *, stop_after: int | None = None) ->
 
 
 async def test_first_run_then_an_update_yields_only_the_new_ones(
-    data: FinApiData, sandbox: Sandbox
+    data: FinApiData, sandbox: Sandbox, sandbox_manager: SessionManager
 ) -> None:
     """2,200 on the first run, nothing on a second, the 14 an update imported on a third."""
     sync = FinApiTransactionSync(data, USER)
@@ -66,8 +66,8 @@ async def test_first_run_then_an_update_yields_only_the_new_ones(
     assert await drain(sync) == []
     [connection] = await data.bank_connections(USER)
     sandbox.advance(90)  # the update happens later: a later import instant
-    form = await data.update_bank_connection(USER, connection.id)
-    assert form.type == "BANK_CONNECTION_UPDATE"
+    form = await update_form(sandbox_manager, USER, connection.id)
+    assert form.task is None
     await press(form)
     new = await drain(sync)
     assert len(new) == 14
@@ -161,11 +161,11 @@ async def test_updating_a_connection_that_is_not_yours_is_404(
 ) -> None:
     """The Web Form refuses an update form for someone else's (or no) connection."""
     with pytest.raises(NotFoundError):
-        await data.update_bank_connection(USER, 4242)
+        await update_form(sandbox_manager, USER, 4242)
     await import_connection(sandbox_manager, "finapi-other")
     [theirs] = await data.bank_connections("finapi-other")
     with pytest.raises(NotFoundError):
-        await data.update_bank_connection(USER, theirs.id)
+        await update_form(sandbox_manager, USER, theirs.id)
 
 
 class _Server:

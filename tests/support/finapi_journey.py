@@ -3,16 +3,28 @@ token, a Web Form import completed on the sandbox's page."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 
 from aiofinaccess import SessionManager
-from aiofinaccess.finapi import NewUser, Users, WebForm, WebForms
+from aiofinaccess.finapi import (
+    BackgroundUpdate,
+    ConnectionUpdates,
+    NewUser,
+    UpdateRoutes,
+    Users,
+    WebForm,
+    WebFormInfo,
+    WebFormRequired,
+    WebForms,
+)
 from aiofinaccess.sandbox import headless_web_form
 
 PASSWORD = "finapi-data-password"
 
 
-async def press(form: WebForm, action: str = "complete") -> None:
+async def press(form: WebForm | WebFormInfo | WebFormRequired, action: str = "complete") -> None:
     """Open the form's page and press a button, as the end user's browser would."""
     async with aiohttp.ClientSession() as browser:
         await headless_web_form(browser, form.url, action)
@@ -29,3 +41,13 @@ async def import_connection(manager: SessionManager, user: str, *, create: bool 
     assert done.status == "COMPLETED", done
     assert done.payload.bank_connection_id is not None
     return done.payload.bank_connection_id
+
+
+async def update_form(
+    manager: SessionManager, user: str, connection_id: int, **fields: Any
+) -> WebFormRequired:
+    """An update through the deprecated update form (``UpdateRoutes(via="web_form")``)."""
+    updates = ConnectionUpdates(manager, routes=UpdateRoutes(via="web_form"))
+    outcome = await updates.update(user, BackgroundUpdate(connection_id, **fields))
+    assert isinstance(outcome, WebFormRequired), outcome
+    return outcome

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Final, Literal, TypeVar
 import attrs
 from multidict import MultiDict
 
-from ...core.errors import ConfigurationError, ValidationError
+from ...core.errors import ValidationError
 from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
 from .filters import AccountFilters, TransactionFilters, add_ids, add_param, id_list
 from .models import (
@@ -44,7 +44,6 @@ from .models import (
     read_finapi,
     read_list,
 )
-from .webform import WebForm, WebFormCallbacks, _read_form
 
 if TYPE_CHECKING:
     from ...session.manager import SessionManager
@@ -58,8 +57,8 @@ _MAX_PER_PAGE: Final = 500
 
 @attrs.frozen(slots=True)
 class FinApiDataRoutes:
-    """Where each operation lives, relative to the provider's ``api_url`` (``update_web_form``:
-    relative to its ``web_form_url``). Override single routes with ``attrs.evolve``.
+    """Where each operation lives, relative to the provider's ``api_url``. Override single routes
+    with ``attrs.evolve`` (updates: :class:`~aiofinaccess.finapi.UpdateRoutes`).
 
     Attributes:
         id_lists: ``"repeat"`` sends id lists as repeated parameters (the v1 spec's
@@ -76,9 +75,6 @@ class FinApiDataRoutes:
     daily_balances: Endpoint = Endpoint("GET", "/accounts/dailyBalances")
     transactions: Endpoint = Endpoint("GET", "/transactions")
     transaction: Endpoint = Endpoint("GET", "/transactions/{transaction_id}")
-    update_web_form: Endpoint = Endpoint(
-        "POST", "/api/webForms/bankConnectionUpdate", expect=(201,)
-    )
     id_lists: Literal["repeat", "comma"] = "repeat"
 
 
@@ -109,18 +105,6 @@ class FinApiData:
     ) -> None:
         self.routes = routes or FinApiDataRoutes()
         self._api = ApiClient(manager, provider, context_headers=finapi_context, timeout=timeout)
-        web_form_url = manager.provider(provider).web_form_url
-        self._web_forms = (
-            None
-            if web_form_url is None
-            else ApiClient(
-                manager,
-                provider,
-                base_url=web_form_url,
-                context_headers=finapi_context,
-                timeout=timeout,
-            )
-        )
 
     def __repr__(self) -> str:
         return f"FinApiData(base_url={str(self._api.base_url)!r})"
@@ -170,45 +154,6 @@ class FinApiData:
             path_params={"connection_id": str(connection_id)},
             end_user=end_user,
         )
-
-    async def update_bank_connection(
-        self,
-        user: str,
-        connection_id: int,
-        *,
-        import_new_accounts: bool | None = None,
-        skip_positions_download: bool | None = None,
-        callbacks: WebFormCallbacks | None = None,
-        profile_id: str | None = None,
-        end_user: EndUser | None = None,
-    ) -> WebForm:
-        """Create a Web Form 2.0 that updates a bank connection (new data, renewed consent).
-
-        Send the end user to the form's ``url`` and wait for it as for an import
-        (:meth:`~aiofinaccess.finapi.WebForms.wait_until_finished`).
-
-        Raises:
-            ConfigurationError: The provider has no ``web_form_url``.
-            NotFoundError: No such bank connection.
-        """
-        if self._web_forms is None:
-            raise ConfigurationError("the finAPI provider has no web_form_url")
-        if profile_id is not None and len(profile_id) != 36:
-            raise ValidationError("profile_id must be 36 characters long")
-        body: dict[str, object] = {"bank": {"bankConnectionId": connection_id}}
-        for name, value in (
-            ("importNewAccounts", import_new_accounts),
-            ("skipPositionsDownload", skip_positions_download),
-            ("profileId", profile_id),
-        ):
-            if value is not None:
-                body[name] = value
-        if callbacks is not None and callbacks.finalised is not None:
-            body["callbacks"] = {"finalised": callbacks.finalised}
-        response = await self._web_forms.call(
-            self.routes.update_web_form, subject=user, json=body, end_user=end_user
-        )
-        return _read_form(response.body, "web form update")
 
     # -- accounts -----------------------------------------------------------------------------
 

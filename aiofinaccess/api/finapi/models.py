@@ -9,6 +9,8 @@ takes both without being told which:
   offset; v1 writes ``YYYY-MM-DD HH:MM:SS.SSS`` in German time, read as ``Europe/Berlin``.
 * amounts are read from the JSON text straight into :class:`~decimal.Decimal` (never through a
   binary float).
+* booleans must be JSON booleans (``"false"`` is not read as true).
+* an interface names itself ``interface`` (v1) or ``bankingInterface`` (v2).
 * v1-only fields (``accountTypeId``, ``bankId``...) and any field finAPI adds later are ignored,
   but kept in each model's ``raw`` mapping.
 
@@ -34,6 +36,8 @@ from ..models import camel
 
 __all__ = [
     "BankConnection",
+    "BankConnectionInterface",
+    "BankConsent",
     "DailyBalance",
     "DailyBalances",
     "FinApiAccount",
@@ -41,6 +45,7 @@ __all__ = [
     "FinApiTransaction",
     "Paging",
     "TransactionPage",
+    "UpdateResult",
     "read_finapi",
 ]
 
@@ -76,6 +81,65 @@ class FinApiBank(JsonReady):
 
 
 @attrs.frozen(slots=True)
+class BankConsent(JsonReady):
+    """The consent an interface holds at the bank for reading accounts (``aisConsent``).
+
+    Attributes:
+        status: ``PRESENT`` (finAPI holds one; the bank may still refuse it) or ``NOT_PRESENT``
+            (the next update must acquire one, possibly with the user); an open set.
+        expires_at: When the bank ends it (v1: German time; aware either way).
+    """
+
+    status: str
+    expires_at: dt.datetime | None = None
+
+
+@attrs.frozen(slots=True)
+class UpdateResult(JsonReady):
+    """How the last update of a connection or interface ended (``UpdateResult``).
+
+    Attributes:
+        result: ``OK`` (finAPI logged in at the bank; single accounts may still have failed),
+            ``BANK_SERVER_REJECTION`` or ``INTERNAL_SERVER_ERROR``; an open set.
+        timestamp: When it ran (aware).
+        error_type: ``BUSINESS`` (the bank's message, for the user) or ``TECHNICAL``.
+        error_message: The bank's or finAPI's message, when there is one.
+    """
+
+    result: str
+    timestamp: dt.datetime
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether finAPI could log in at the bank."""
+        return self.result == "OK"
+
+
+@attrs.frozen(slots=True)
+class BankConnectionInterface(JsonReady):
+    """One way finAPI reaches the bank for a connection (``BankConnectionInterface``).
+
+    Attributes:
+        interface: ``XS2A``, ``FINTS_SERVER`` or ``WEB_SCRAPER``; an open set.
+        ais_consent: The bank's consent, for interfaces that use one (XS2A); ``None`` otherwise.
+        user_action_required: finAPI stopped automatic updates of this interface until the
+            user updates it through a web form.
+        last_manual_update: The last update the app or user started; ``None`` if never.
+        last_auto_update: The last update of finAPI's batch; ``None`` if never.
+        max_days_for_download: Days of history downloaded on import (0: all).
+    """
+
+    interface: str
+    ais_consent: BankConsent | None = None
+    user_action_required: bool = False
+    last_manual_update: UpdateResult | None = None
+    last_auto_update: UpdateResult | None = None
+    max_days_for_download: int | None = None
+
+
+@attrs.frozen(slots=True)
 class BankConnection(JsonReady):
     """A bank connection: what one Web Form import created.
 
@@ -83,6 +147,11 @@ class BankConnection(JsonReady):
         update_status: ``IN_PROGRESS`` while finAPI downloads data, then ``READY``.
         categorization_status: ``PENDING`` / ``READY`` (finAPI's background categorization).
         account_ids: The accounts of this connection.
+        interfaces: The interfaces connected, each with its consent and last updates
+            (:func:`~aiofinaccess.finapi.connection_state` reads them).
+        last_manual_update: v1 only: the connection's last manual update (v2 has it per
+            interface).
+        last_auto_update: v1 only: the connection's last batch update.
         raw: Every field finAPI sent.
     """
 
@@ -92,6 +161,9 @@ class BankConnection(JsonReady):
     categorization_status: str | None = None
     account_ids: tuple[int, ...] = ()
     bank: FinApiBank | None = None
+    interfaces: tuple[BankConnectionInterface, ...] = ()
+    last_manual_update: UpdateResult | None = None
+    last_auto_update: UpdateResult | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=_raw)
 
 
@@ -212,11 +284,19 @@ def parse_amount(value: Any) -> Decimal:
     return amount
 
 
+def parse_bool(value: Any) -> bool:
+    """A JSON boolean, nothing else (``bool("false")`` would be true)."""
+    if not isinstance(value, bool):
+        raise TypeError("not a boolean")
+    return value
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_structure_hook(dt.date, lambda value, _type: parse_date(value))
     converter.register_structure_hook(dt.datetime, lambda value, _type: parse_instant(value))
     converter.register_structure_hook(Decimal, lambda value, _type: parse_amount(value))
+    converter.register_structure_hook(bool, lambda value, _type: parse_bool(value))
 
     def structure_factory(cls: type) -> Callable[[Any, Any], Any]:
         renames: dict[str, Any] = {
@@ -229,6 +309,14 @@ def _make_converter() -> cattrs.Converter:
         )
 
     converter.register_structure_hook_factory(attrs.has, structure_factory)
+    interface = structure_factory(BankConnectionInterface)
+
+    def structure_interface(value: Any, cls: Any) -> Any:
+        if isinstance(value, dict) and "interface" not in value and "bankingInterface" in value:
+            value = {**value, "interface": value["bankingInterface"]}  # v2's name
+        return interface(value, cls)
+
+    converter.register_structure_hook(BankConnectionInterface, structure_interface)
     return converter
 
 

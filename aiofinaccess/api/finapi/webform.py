@@ -34,9 +34,10 @@ from urllib.parse import urlsplit
 import attrs
 
 from ...core._json import parse_json
-from ...core.errors import ConfigurationError, ValidationError
+from ...core.errors import ValidationError
 from ..models import read_model, to_wire
-from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
+from ..pipeline import Endpoint, EndUser
+from .host import poll_until, web_form_client
 
 if TYPE_CHECKING:
     from ...session.manager import SessionManager
@@ -300,17 +301,8 @@ class WebForms:
     def __init__(
         self, manager: SessionManager, provider: str = "finapi", *, timeout: float = 30.0
     ) -> None:
-        web_form_url = manager.provider(provider).web_form_url
-        if web_form_url is None:
-            raise ConfigurationError(f"provider {provider} has no web_form_url")
         self._clock = manager.clock
-        self._api = ApiClient(
-            manager,
-            provider,
-            base_url=web_form_url,
-            context_headers=finapi_context,
-            timeout=timeout,
-        )
+        self._api = web_form_client(manager, provider, timeout)
 
     def __repr__(self) -> str:
         return f"WebForms({self._api!r})"
@@ -381,17 +373,13 @@ class WebForms:
             TimeoutError: The form was not final within ``timeout``.
             ValidationError: ``poll_interval`` is not positive.
         """
-        if poll_interval <= 0:
-            raise ValidationError("poll_interval must be more than 0 seconds")
-        deadline = self._clock.monotonic() + timeout
-        while True:
-            form = await self.get(user_id, web_form_id)
-            if form.finished:
-                return form
-            remaining = deadline - self._clock.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"web form {web_form_id} not finished after {timeout:g} s "
-                    f"(status {form.status})"
-                )
-            await self._clock.sleep(min(poll_interval, remaining))
+        return await poll_until(
+            lambda: self.get(user_id, web_form_id),
+            lambda form: form.finished,
+            self._clock,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            late=lambda form: (
+                f"web form {web_form_id} not finished after {timeout:g} s (status {form.status})"
+            ),
+        )
