@@ -351,9 +351,14 @@ class WebFormService:
                 "Web form no longer available", f"This web form is {form.status}.", status=410
             )
         form.status = "IN_PROGRESS"
+        if not form.type.startswith("BANK_CONNECTION"):
+            title, text = "Authorise a payment", "finAPI sandbox: Complete authorises it."
+        else:
+            title = "Import a bank connection"
+            text = "finAPI sandbox: no bank is contacted. Complete imports a demo bank connection."
         return _page(
-            "Import a bank connection",
-            "finAPI sandbox: no bank is contacted. Complete imports a demo bank connection.",
+            title,
+            text,
             form_id=form.id,
             query=request.query_string,
         )
