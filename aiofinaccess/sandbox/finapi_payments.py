@@ -18,9 +18,8 @@ and a positive amount with at most two decimals; errors are finAPI's ``ErrorMess
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
 import attrs
@@ -29,7 +28,12 @@ from aiohttp import web
 from .common import REQUEST_ID
 from .finapi import FinApiService, Refused
 from .finapi_data import FinApiDataService
-from .finapi_records import BERLIN
+from .finapi_payment_records import (
+    SandboxPayment,
+    payment_json,
+    positive_amount,
+    standing_order_json,
+)
 from .state import SandboxState
 from .webform import WebFormService, _Form
 
@@ -51,37 +55,6 @@ _EVENTS: Final = {
     "fail": ({"PENDING"}, "NOT_SUCCESSFUL"),
     "expire": ({"OPEN", "PENDING"}, "DISCARDED"),
 }
-
-
-@attrs.define
-class SandboxPayment:
-    """A payment or standing order as the sandbox holds it."""
-
-    id: int
-    user_id: str
-    type: str  # MONEY_TRANSFER, DIRECT_DEBIT or STANDING_ORDER
-    amount: Decimal
-    order_count: int
-    reference: str
-    requested_at: float
-    account_id: int | None = None
-    iban: str | None = None
-    execution_date: str | None = None
-    status: str = "OPEN"
-    bank_message: str | None = None
-    details: dict[str, Any] = attrs.Factory(dict)
-
-
-def _amount(value: object) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    if not number.is_finite() or number <= 0 or number != number.quantize(Decimal("0.01")):
-        return None
-    return number
 
 
 class PaymentService:
@@ -149,6 +122,10 @@ class PaymentService:
 
     # -- plumbing --------------------------------------------------------------------------
 
+    @property
+    def _version(self) -> str:
+        return self.state.config.finapi_version
+
     def _refuse(self, request: web.Request, status: int, code: str, message: str) -> Refused:
         return Refused(self.finapi.error(request, status, code, message))
 
@@ -171,7 +148,7 @@ class PaymentService:
         for order in orders:
             if not isinstance(order, dict) or any(order.get(n) is None for n in required):
                 raise self._refuse(request, 400, "BAD_REQUEST", f"An order needs {required}")
-            amount = _amount(order["amount"])
+            amount = positive_amount(order["amount"])
             if amount is None:
                 raise self._refuse(
                     request, 400, "BAD_REQUEST", "amount must be positive, two decimals at most"
@@ -198,44 +175,6 @@ class PaymentService:
         self.payments[payment.id] = payment
         self.state.count(f"payments.created.{payment.type}")
         return payment
-
-    def _date(self, seconds: float) -> str:
-        if self.state.config.finapi_version == "v1":
-            moment = dt.datetime.fromtimestamp(seconds, BERLIN)
-            return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
-        return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds")
-
-    def _json(self, payment: SandboxPayment) -> dict[str, Any]:
-        return {
-            "id": payment.id,
-            "accountId": payment.account_id,
-            "iban": payment.iban,
-            "type": payment.type,
-            "amount": float(payment.amount),
-            "orderCount": payment.order_count,
-            "status": payment.status,
-            "bankMessage": payment.bank_message,
-            "requestDate": self._date(payment.requested_at),
-            "executionDate": payment.execution_date if payment.status == "SUCCESSFUL" else None,
-            "instructedExecutionDate": payment.execution_date,
-        }
-
-    def _order_json(self, order: SandboxPayment) -> dict[str, Any]:
-        return {
-            "id": order.id,
-            "accountId": order.account_id,
-            "iban": order.iban,
-            "amount": float(order.amount),
-            "currency": order.details.get("currency", "EUR"),
-            "startDate": order.details["startDate"],
-            "endDate": order.details.get("endDate"),
-            "frequency": order.details["frequency"],
-            "dayOfExecution": None,
-            "requestDate": self._date(order.requested_at),
-            "requestCompletionDate": None,
-            "status": order.status,
-            "bankMessage": order.bank_message,
-        }
 
     def _mine(self, request: web.Request, user_id: str, key: object, kind: set[str]) -> Any:
         payment = self.payments.get(key) if isinstance(key, int) else None
@@ -264,7 +203,7 @@ class PaymentService:
             iban=body.get("iban"),
             execution_date=body.get("executionDate"),
         )
-        return web.json_response(self._json(payment), status=201)
+        return web.json_response(payment_json(payment, self._version), status=201)
 
     async def direct_debits(self, request: web.Request) -> web.Response:
         """``POST /payments/directDebits`` -> 201 Payment (``OPEN``)."""
@@ -283,7 +222,7 @@ class PaymentService:
             account_id=self._account(request, user_id, body["accountId"]),
             execution_date=body["executionDate"],
         )
-        return web.json_response(self._json(payment), status=201)
+        return web.json_response(payment_json(payment, self._version), status=201)
 
     async def submit(self, request: web.Request) -> web.Response:
         """``POST /payments/submit`` -> 200 Payment (``PENDING``); only an ``OPEN`` one."""
@@ -295,7 +234,7 @@ class PaymentService:
         if payment.status != "OPEN":
             raise self._refuse(request, 422, "BAD_REQUEST", "Payment was already submitted")
         self.steer(payment.id, "authorise")
-        return web.json_response(self._json(payment))
+        return web.json_response(payment_json(payment, self._version))
 
     async def list_payments(self, request: web.Request) -> web.Response:
         """``GET /payments`` -> PageablePaymentResources (by id ascending)."""
@@ -303,7 +242,7 @@ class PaymentService:
         ids = self.data._ids(request, "ids")
         accounts = self.data._ids(request, "accountIds")
         found = [
-            self._json(p)
+            payment_json(p, self._version)
             for p in self.payments.values()
             if p.user_id == user_id
             and p.type != "STANDING_ORDER"
@@ -329,7 +268,7 @@ class PaymentService:
             iban=body.get("iban"),
             details={k: body.get(k) for k in ("currency", "startDate", "endDate", "frequency")},
         )
-        return web.json_response(self._order_json(order), status=201)
+        return web.json_response(standing_order_json(order, self._version), status=201)
 
     async def submit_order(self, request: web.Request) -> web.Response:
         """``POST /standingOrders/submit`` -> 200 StandingOrder (``PENDING``)."""
@@ -339,13 +278,13 @@ class PaymentService:
         if order.status != "OPEN":
             raise self._refuse(request, 422, "BAD_REQUEST", "Standing order was already submitted")
         self.steer(order.id, "authorise")
-        return web.json_response(self._order_json(order))
+        return web.json_response(standing_order_json(order, self._version))
 
     async def list_standing_orders(self, request: web.Request) -> web.Response:
         """``GET /standingOrders`` -> PageableStandingOrderResources."""
         user_id = self.finapi.user_of(request)
         found = [
-            self._order_json(p)
+            standing_order_json(p, self._version)
             for p in self.payments.values()
             if p.user_id == user_id and p.type == "STANDING_ORDER"
         ]
