@@ -27,12 +27,15 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import ConflictError as ConflictError
     from .core.errors import EntityExistsError as EntityExistsError
     from .core.errors import ForbiddenError as ForbiddenError
+    from .core.errors import InvalidAmountError as InvalidAmountError
     from .core.errors import InvalidClientError as InvalidClientError
+    from .core.errors import InvalidIbanError as InvalidIbanError
     from .core.errors import LeaseBusyError as LeaseBusyError
     from .core.errors import LockedError as LockedError
     from .core.errors import NotFoundError as NotFoundError
     from .core.errors import OAuthError as OAuthError
     from .core.errors import PausedBeforeSendError as PausedBeforeSendError
+    from .core.errors import PaymentFieldError as PaymentFieldError
     from .core.errors import RateLimitedError as RateLimitedError
     from .core.errors import ReauthorizationRequired as ReauthorizationRequired
     from .core.errors import ServerError as ServerError
@@ -54,8 +57,9 @@ _HOMES: Final = {
     ".core.errors": (
         "AiofinaccessError ApiError AuthenticationError AuthorizationDenied "
         "AuthorizationFlowError BadRequestError ClientMismatchError ConfigurationError "
-        "ConflictError EntityExistsError ForbiddenError InvalidClientError LeaseBusyError "
-        "LockedError NotFoundError OAuthError PausedBeforeSendError "
+        "ConflictError EntityExistsError ForbiddenError InvalidAmountError InvalidClientError "
+        "InvalidIbanError LeaseBusyError LockedError NotFoundError OAuthError "
+        "PausedBeforeSendError PaymentFieldError "
         "RateLimitedError ReauthorizationRequired ServerError StateMismatchError "
         "StoreConflictError StoreError TokenResponseError TransportError "
         "UnexpectedResponseError UnprocessableEntityError UsageError "

@@ -1,5 +1,6 @@
 """finAPI Access: users, the Web Form 2.0, accounts and transactions, connection updates and
-consent state, and their models.
+consent state, payments (Access and the payment forms, with money checked before sending), and
+their models.
 
 Every call takes a :class:`~aiofinaccess.SessionManager` holding a
 :class:`~aiofinaccess.FinApi` provider; the names load on first use.
@@ -30,6 +31,20 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.models import Paging as Paging
     from .api.finapi.models import TransactionPage as TransactionPage
     from .api.finapi.models import UpdateResult as UpdateResult
+    from .api.finapi.payment_forms import FormOptions as FormOptions
+    from .api.finapi.payment_forms import PaymentFormRoutes as PaymentFormRoutes
+    from .api.finapi.payment_forms import PaymentForms as PaymentForms
+    from .api.finapi.payment_models import DirectDebit as DirectDebit
+    from .api.finapi.payment_models import Payment as Payment
+    from .api.finapi.payment_models import PaymentStatus as PaymentStatus
+    from .api.finapi.payment_models import StandingOrder as StandingOrder
+    from .api.finapi.payment_models import StandingOrderFrequency as StandingOrderFrequency
+    from .api.finapi.payment_models import Transfer as Transfer
+    from .api.finapi.payments import FinApiPayments as FinApiPayments
+    from .api.finapi.payments import PaymentPage as PaymentPage
+    from .api.finapi.payments import PaymentRoutes as PaymentRoutes
+    from .api.finapi.payments import StandingOrderRecord as StandingOrderRecord
+    from .api.finapi.payments import new_reference as new_reference
     from .api.finapi.sync import FinApiSyncCursor as FinApiSyncCursor
     from .api.finapi.sync import FinApiTransactionSync as FinApiTransactionSync
     from .api.finapi.task_models import BackgroundUpdate as BackgroundUpdate
@@ -55,6 +70,9 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.webform import WebFormCallbacks as WebFormCallbacks
     from .api.finapi.webform import WebForms as WebForms
     from .api.finapi.webform import WebFormStatus as WebFormStatus
+    from .api.money import Money as Money
+    from .api.money import bic as bic
+    from .api.money import iban as iban
     from .core.error_bodies import FinApiErrorBody as FinApiErrorBody
     from .core.error_bodies import WebFormErrorBody as WebFormErrorBody
 
@@ -67,6 +85,13 @@ _HOMES: Final = {
         "BankConnection BankConnectionInterface BankConsent DailyBalance DailyBalances "
         "FinApiAccount FinApiBank FinApiTransaction Paging TransactionPage UpdateResult"
     ),
+    ".api.finapi.payment_forms": "FormOptions PaymentFormRoutes PaymentForms",
+    ".api.finapi.payment_models": (
+        "DirectDebit Payment PaymentStatus StandingOrder StandingOrderFrequency Transfer"
+    ),
+    ".api.finapi.payments": (
+        "FinApiPayments PaymentPage PaymentRoutes StandingOrderRecord new_reference"
+    ),
     ".api.finapi.sync": "FinApiSyncCursor FinApiTransactionSync",
     ".api.finapi.task_models": (
         "BackgroundUpdate Task TaskCallbacks TaskPayload TaskStatus UpdateCompleted UpdateFailed "
@@ -75,6 +100,7 @@ _HOMES: Final = {
     ".api.finapi.tasks": "ConnectionUpdates UpdateRoutes",
     ".api.finapi.users": "NewUser PasswordChange User UserChanges Users",
     ".api.finapi.webform": "BankConnectionImport WebForm WebFormCallbacks WebForms WebFormStatus",
+    ".api.money": "Money bic iban",
     ".core.error_bodies": "FinApiErrorBody WebFormErrorBody",
 }
 

@@ -91,15 +91,17 @@ def test_each_name_is_exported_once() -> None:
 
 def test_provider_resources_are_in_their_namespace() -> None:
     """The token layer holds no provider's resources; each provider namespace holds only its own
-    resources and the shapes of its error bodies."""
+    resources, the shapes of its error bodies, and the money types payments share."""
     for namespace, provider in (
         (aiofinaccess.finapi, "finapi"),
         (aiofinaccess.everifin, "everifin"),
     ):
         for name in namespace.__all__:
             home = home_of(namespace, name)
-            assert home.startswith(f"aiofinaccess.api.{provider}.") or (
-                home == "aiofinaccess.core.error_bodies" and name.endswith("ErrorBody")
+            assert (
+                home.startswith(f"aiofinaccess.api.{provider}.")
+                or home == "aiofinaccess.api.money"
+                or (home == "aiofinaccess.core.error_bodies" and name.endswith("ErrorBody"))
             ), name
     for name in aiofinaccess.__all__:
         home = home_of(aiofinaccess, name)

@@ -186,6 +186,7 @@ class ApiClient:
         json: Any = None,
         end_user: EndUser | None = None,
         timeout: float | None = None,
+        request_id: str | None = None,
     ) -> HttpResponse:
         """Send one API request and return the successful response.
 
@@ -197,6 +198,8 @@ class ApiClient:
             json: A JSON body.
             end_user: The present end user's context, forwarded as headers.
             timeout: Total seconds, overriding the client's default.
+            request_id: The ``X-Request-Id`` to send (a payment's client reference); a fresh
+                one by default.
 
         Raises:
             ApiError: A typed subclass for the status (``NotFoundError``, ``EntityExistsError``...).
@@ -206,7 +209,8 @@ class ApiClient:
         if endpoint.auth == "user" and subject is None:
             raise ConfigurationError(f"{endpoint.method} {endpoint.path} needs the end user's id")
         url = self.url(endpoint, path_params)
-        request_id = new_request_id()
+        if request_id is None:
+            request_id = new_request_id()
         headers: Pairs = (("Accept", "application/json"), ("X-Request-Id", request_id))
         if end_user is not None and self._context_headers is not None:
             headers += self._context_headers(end_user)

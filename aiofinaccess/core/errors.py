@@ -5,6 +5,9 @@
     │   ├── ConfigurationError        a setting is missing or wrong; the message names it
     │   ├── ClientMismatchError       the token set was issued to another client than ours
     │   ├── ValidationError           an argument breaks the provider's rules; not sent
+    │   │   └── PaymentFieldError     a payment's field breaks a rule (``field``)
+    │   │       ├── InvalidAmountError  not a positive amount in the currency's minor units
+    │   │       └── InvalidIbanError    wrong length for its country or mod 97 check
     │   └── InvalidTransition         a token set's status cannot take that event (a bug)
     ├── AuthorizationFlowError        an authorization redirect cannot be accepted
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
@@ -60,12 +63,15 @@ __all__ = [
     "ConflictError",
     "EntityExistsError",
     "ForbiddenError",
+    "InvalidAmountError",
     "InvalidClientError",
+    "InvalidIbanError",
     "LeaseBusyError",
     "LockedError",
     "NotFoundError",
     "OAuthError",
     "PausedBeforeSendError",
+    "PaymentFieldError",
     "RateLimitedError",
     "ReauthorizationRequired",
     "ServerError",
@@ -122,6 +128,27 @@ class ClientMismatchError(UsageError):
 
 class ValidationError(UsageError, ValueError):
     """An argument breaks a documented provider limit; nothing was sent. Names the field."""
+
+
+class PaymentFieldError(ValidationError):
+    """A payment's field breaks a rule (a length, a shape); nothing was sent.
+
+    Attributes:
+        field: The field's name as the SDK spells it (``purpose``, ``counterpart_name``...).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class InvalidAmountError(PaymentFieldError):
+    """Not an amount a payment can carry: a float, not finite, more decimals than the
+    currency's minor units, or not positive where a payment needs it."""
+
+
+class InvalidIbanError(PaymentFieldError):
+    """Not an IBAN: wrong characters, wrong length for its country, or a failed mod 97 check."""
 
 
 class AuthorizationFlowError(AiofinaccessError):

@@ -22,9 +22,10 @@ from aiohttp import web
 
 from .app import SERVICES_KEY, build_app
 from .login import LoginFailed, headless_login, headless_web_form
-from .state import FAULT_KINDS, Faults, SandboxConfig, SandboxState
+from .state import AFTER_COMMIT_KINDS, FAULT_KINDS, Faults, SandboxConfig, SandboxState
 
 __all__ = [
+    "AFTER_COMMIT_KINDS",
     "FAULT_KINDS",
     "Faults",
     "LoginFailed",
@@ -84,8 +85,8 @@ class Sandbox:
         self.state.config.faults = Faults(**settings)
 
     def service(self, name: str) -> Any:
-        """``"finapi"``, ``"finapi_data"``, ``"keycloak"``, ``"bankconnect"``, ``"webform"`` or
-        ``"tasks"``: a service's state."""
+        """``"finapi"``, ``"finapi_data"``, ``"keycloak"``, ``"bankconnect"``, ``"webform"``,
+        ``"tasks"`` or ``"payments"``: a service's state."""
         return self.app[SERVICES_KEY][name]
 
 

@@ -25,10 +25,11 @@ from .bankconnect import BankConnectService
 from .common import REQUEST_ID, request_id
 from .finapi import FinApiService
 from .finapi_data import FinApiDataService
+from .finapi_payments import PaymentService
 from .finapi_tasks import TaskService
 from .fleet import routes as fleet_routes
 from .keycloak import KeycloakService
-from .state import Exchange, Faults, SandboxState
+from .state import AFTER_COMMIT_KINDS, Exchange, Faults, SandboxState
 from .webform import WebFormService
 
 __all__ = ["build_app"]
@@ -111,6 +112,9 @@ def _middleware(state: SandboxState) -> Any:
             else:
                 kind = state.rng.choice(faults.kinds)
             state.count(f"faults_injected.{kind}")
+            if kind in AFTER_COMMIT_KINDS:
+                await handler(request)  # processed: only the answer goes wrong
+                kind = kind.removesuffix("_after_commit")
             response = _fault_response(kind, faults)
             if response is None and kind == "timeout":
                 await asyncio.sleep(faults.timeout_delay)
@@ -241,6 +245,7 @@ def build_app(state: SandboxState) -> web.Application:
     finapi_data = FinApiDataService(state, finapi)
     webform = WebFormService(state, finapi, finapi_data)
     tasks = TaskService(state, finapi, finapi_data, webform)
+    payments = PaymentService(state, finapi, finapi_data, webform)
     app[STATE_KEY] = state
     app[SERVICES_KEY] = {
         "finapi": finapi,
@@ -249,12 +254,14 @@ def build_app(state: SandboxState) -> web.Application:
         "webform": webform,
         "finapi_data": finapi_data,
         "tasks": tasks,
+        "payments": payments,
     }
     app.on_cleanup.append(tasks.close)
     app.add_routes(finapi.routes())
     app.add_routes(finapi_data.routes())
     app.add_routes(webform.routes())
     app.add_routes(tasks.routes())
+    app.add_routes(payments.routes())
     app.add_routes(keycloak.routes())
     app.add_routes(bankconnect.routes())
     app.add_routes(fleet_routes(keycloak))

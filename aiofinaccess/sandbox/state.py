@@ -13,9 +13,20 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["FAULT_KINDS", "Exchange", "Faults", "SandboxClock", "SandboxConfig", "SandboxState"]
+__all__ = [
+    "AFTER_COMMIT_KINDS",
+    "FAULT_KINDS",
+    "Exchange",
+    "Faults",
+    "SandboxClock",
+    "SandboxConfig",
+    "SandboxState",
+]
 
 FAULT_KINDS = ("500", "502", "503", "drop", "malformed", "html", "429", "timeout")
+#: Faults after the request was processed (a payment created, the answer lost); chosen
+#: explicitly, never among the defaults.
+AFTER_COMMIT_KINDS = ("500_after_commit", "drop_after_commit")
 FaultScope = Literal["token", "api", "all"]
 
 
@@ -29,7 +40,10 @@ class Faults:
             ``drop`` (connection closed without an answer), ``malformed`` (truncated JSON
             with status 200), ``html`` (an HTML error page with status 502), ``429`` (with
             ``Retry-After``), ``timeout`` (no answer for ``timeout_delay`` seconds, then the
-            connection is closed; the request is never processed).
+            connection is closed; the request is never processed); and, only when named,
+            ``500_after_commit`` and ``drop_after_commit`` (the request is processed, then
+            a 500 comes back or the connection is closed: a payment exists, its answer is
+            lost).
         scope: ``token`` (token, revoke, logout endpoints), ``api`` (everything else), ``all``.
         latency: Seconds added to every request in scope.
         retry_after: Seconds sent in ``Retry-After`` with 429 and 503.
@@ -50,9 +64,10 @@ class Faults:
             raise ValueError("fault burst must be >= 0")
         if not 0 <= self.rate <= 1:
             raise ValueError("fault rate must be between 0 and 1")
-        unknown = set(self.kinds) - set(FAULT_KINDS)
+        unknown = set(self.kinds) - set(FAULT_KINDS) - set(AFTER_COMMIT_KINDS)
         if unknown or not self.kinds:
-            raise ValueError(f"fault kinds must be a non-empty subset of {FAULT_KINDS}")
+            known = FAULT_KINDS + AFTER_COMMIT_KINDS
+            raise ValueError(f"fault kinds must be a non-empty subset of {known}")
         if self.scope not in ("token", "api", "all"):
             raise ValueError("fault scope must be token, api or all")
         if self.latency < 0 or self.retry_after < 0 or self.timeout_delay < 0:

@@ -72,6 +72,8 @@ class _Form:
     target: int | None = None
     status: str = "NOT_YET_OPENED"
     bank_connection_id: int | None = None
+    payment_id: int | None = None
+    standing_order_id: int | None = None
     error_code: str | None = None
 
 
@@ -234,6 +236,8 @@ class WebFormService:
                 name: value
                 for name, value in (
                     ("bankConnectionId", form.bank_connection_id),
+                    ("paymentId", form.payment_id),
+                    ("standingOrderId", form.standing_order_id),
                     ("errorCode", form.error_code),
                 )
                 if value is not None
@@ -347,9 +351,14 @@ class WebFormService:
                 "Web form no longer available", f"This web form is {form.status}.", status=410
             )
         form.status = "IN_PROGRESS"
+        if not form.type.startswith("BANK_CONNECTION"):
+            title, text = "Authorise a payment", "finAPI sandbox: Complete authorises it."
+        else:
+            title = "Import a bank connection"
+            text = "finAPI sandbox: no bank is contacted. Complete imports a demo bank connection."
         return _page(
-            "Import a bank connection",
-            "finAPI sandbox: no bank is contacted. Complete imports a demo bank connection.",
+            title,
+            text,
             form_id=form.id,
             query=request.query_string,
         )
@@ -373,7 +382,9 @@ class WebFormService:
             text = "Choose complete or abort."
             return _page("Bad request", text, status=400, form_id=form.id, query=query)
         form.status, form.error_code = outcome
-        if form.status == "COMPLETED" and form.target is None:
+        if not form.type.startswith("BANK_CONNECTION"):
+            pass  # a payment form: its service's on_finished hook makes the payment
+        elif form.status == "COMPLETED" and form.target is None:
             form.bank_connection_id = self.data.import_connection(form.user_id, form.name)
         elif form.status == "COMPLETED" and form.target is not None:
             if self.data.owns(form.user_id, form.target):

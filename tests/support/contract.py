@@ -65,12 +65,13 @@ def validate_exchange(
     )
 
 
-def access_spec() -> OpenAPI:
-    """finAPI Access v1's data spec, with each object field marked nullable next to an ``allOf`` (an
-    interface's ``aisConsent``, ``lastManualUpdate``...) inlined as a nullable copy of its
-    schema, so its fields are checked too (OpenAPI 3.0 validators do not carry ``nullable``
-    into an ``allOf``); other such fields are loosened to their bare nullable type."""
-    document = spec_document("finapi-access-v1-data.yaml")
+def access_spec(cut: str = "finapi-access-v1-data.yaml") -> OpenAPI:
+    """A cut of finAPI Access v1's spec (the data one by default), with each object field
+    marked nullable next to an ``allOf`` (an interface's ``aisConsent``, ``lastManualUpdate``,
+    an error's ``bank``...) inlined as a nullable copy of its schema, so its fields are checked
+    too (OpenAPI 3.0 validators do not carry ``nullable`` into an ``allOf``); other such fields
+    are loosened to their bare nullable type."""
+    document = spec_document(cut)
     schemas = document["components"]["schemas"]
     for schema in schemas.values():
         for name, field in (schema.get("properties") or {}).items():
