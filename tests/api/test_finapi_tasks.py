@@ -9,6 +9,7 @@ the same exchanges against finAPI's spec.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -326,6 +327,14 @@ class Hooks:
     url: str
     received: list[tuple[str, dict[str, Any]]]
 
+    async def count(self, n: int) -> list[tuple[str, dict[str, Any]]]:
+        """The callbacks received once there are ``n`` (the sandbox sends them beside the
+        task's status, so a poll may see the status first)."""
+        async with asyncio.timeout(5):
+            while len(self.received) < n:  # noqa: ASYNC110  (appended by the handler)
+                await asyncio.sleep(0.01)
+        return self.received
+
 
 @pytest.fixture
 async def hooks() -> AsyncIterator[Hooks]:
@@ -362,11 +371,11 @@ async def test_callbacks_say_when_the_user_is_needed_and_when_it_ended(
     assert isinstance(outcome, WebFormRequired)
     assert outcome.task is not None
     form = {"id": outcome.web_form.id, "url": outcome.url, "status": "NOT_YET_OPENED"}
-    assert hooks.received == [
+    assert await hooks.count(1) == [
         ("web-form", {"taskId": outcome.task.id, "status": "WEB_FORM_REQUIRED", "webForm": form})
     ]
     await press(outcome)
-    assert hooks.received[1] == (
+    assert (await hooks.count(2))[1] == (
         "finalised",
         {
             "taskId": outcome.task.id,
