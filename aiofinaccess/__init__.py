@@ -93,6 +93,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .stores.codec import JsonCodec as JsonCodec
     from .stores.codec import TokenCodec as TokenCodec
     from .stores.memory import MemoryStore as MemoryStore
+    from .stores.postgres import PostgresStore as PostgresStore  # needs the `postgres` extra
     from .stores.redis import RedisStore as RedisStore  # needs the `redis` extra
     from .stores.sqlite import SQLiteStore as SQLiteStore
 
@@ -134,6 +135,7 @@ _HOMES: Final = {
     ".stores": "TokenStore",
     ".stores.codec": "FernetCodec JsonCodec TokenCodec",
     ".stores.memory": "MemoryStore",
+    ".stores.postgres": "PostgresStore",
     ".stores.redis": "RedisStore",
     ".stores.sqlite": "SQLiteStore",
 }

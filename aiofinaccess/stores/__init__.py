@@ -6,8 +6,8 @@ other writer may hold the only live refresh token), a lease around each refresh 
 extends by owner token (:class:`Lease`), and streamed key listing. Versions are opaque: compare
 them for equality only. A shared store may add a change feed (:class:`ChangeFeed`), the refresh
 duty (:class:`RefreshDuty`), ages on its own clock (:attr:`Versioned.age`) and pending
-authorizations (:class:`PendingAuthorizations`): the three shipped stores keep the duty and
-pending authorizations, and ``RedisStore`` adds the change feed and ages. A bad row is skipped,
+authorizations (:class:`PendingAuthorizations`): the shipped stores keep the duty and
+pending authorizations, and ``RedisStore`` and ``PostgresStore`` add the change feed and ages. A bad row is skipped,
 logged by hash and counted (:class:`StoreStats`). Stores raise
 :class:`~aiofinaccess.core.errors.StoreError` on failure.
 """
@@ -390,7 +390,7 @@ class PendingAuthorizations(Protocol):
     opaque bytes. Every record expires ``ttl`` seconds after it was last put; an expired
     record reads as absent. Durable stores pass the bytes through their token codec, so a
     :class:`~aiofinaccess.stores.codec.FernetCodec` encrypts a PKCE verifier at rest too.
-    ``MemoryStore``, ``SQLiteStore`` and ``RedisStore`` implement it.
+    ``MemoryStore``, ``SQLiteStore``, ``RedisStore`` and ``PostgresStore`` implement it.
     """
 
     async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
