@@ -7,8 +7,8 @@ extends by owner token (:class:`Lease`), and streamed key listing. Versions are 
 them for equality only. A shared store may add a change feed (:class:`ChangeFeed`), the refresh
 duty (:class:`RefreshDuty`), ages on its own clock (:attr:`Versioned.age`) and pending
 authorizations (:class:`PendingAuthorizations`): the shipped stores keep the duty and
-pending authorizations, and ``RedisStore`` and ``PostgresStore`` add the change feed and ages. A bad row is skipped,
-logged by hash and counted (:class:`StoreStats`). Stores raise
+pending authorizations, and ``RedisStore`` and ``PostgresStore`` add the change feed and ages.
+A bad row is skipped, logged by hash and counted (:class:`StoreStats`). Stores raise
 :class:`~aiofinaccess.core.errors.StoreError` on failure.
 """
 
