@@ -1,6 +1,6 @@
 """Reading a :class:`~aiofinaccess.stores.postgres.PostgresStore` URL: the TLS it must use, the
 URL asyncpg gets without the TLS options, and how to name it in a log without its password.
-Pure but for reading the certificate files the URL names: no asyncpg, no network.
+No asyncpg, no network: it reads only the certificate files the URL names and ``PGHOST``.
 
 TLS follows libpq's option names, but only the modes that verify or say plainly they do not:
 
@@ -9,7 +9,8 @@ TLS follows libpq's option names, but only the modes that verify or say plainly 
   ``sslkey`` add a client certificate.
 * ``sslmode=disable``: no TLS.
 * no ``sslmode``: ``verify-full``, except for a Unix socket or a loopback host (``localhost``,
-  ``127.0.0.1``, ``::1``), which stay plain.
+  ``127.0.0.1``, ``::1``), which stay plain. A URL without a host is judged by ``PGHOST``,
+  where asyncpg will connect.
 
 ``require``, ``prefer``, ``allow`` and ``verify-ca`` are refused: each would accept a server
 whose certificate is not checked, or not for its name (asyncpg's own default, ``prefer``,
@@ -19,6 +20,7 @@ environment variables are not read for TLS. An option given twice is refused.
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -36,10 +38,11 @@ _REFUSED: Final = frozenset({"require", "prefer", "allow", "verify-ca"})
 
 
 def _host(url: str) -> str:
-    """The host the URL connects to (a query ``host`` wins, as in libpq and asyncpg)."""
+    """The host asyncpg connects to: a query ``host`` wins, then the URL's, then ``PGHOST``
+    (``''``: asyncpg's default, a local socket or ``localhost``)."""
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
-    return query.get("host") or parts.hostname or ""
+    return query.get("host") or parts.hostname or os.environ.get("PGHOST", "")
 
 
 def describe(url: str) -> str:
@@ -95,7 +98,7 @@ def target(url: str) -> Target:
     rest = [(name, value) for name, value in query if name.lower() not in _TLS]
     plain = urlunsplit(parts._replace(query=urlencode(rest)))
     host = _host(url)
-    local = host.startswith("/") or host in _LOOPBACK or (not host and not parts.netloc)
+    local = not host or host.startswith("/") or host in _LOOPBACK
     mode = options.get("sslmode", "").strip().lower() or ("disable" if local else "verify-full")
     if mode in _REFUSED:
         raise ConfigurationError(

@@ -301,3 +301,33 @@ async def test_claims_and_due_times_are_on_the_databases_clock(store: PostgresSt
     store._clock = Ahead()  # type: ignore[assignment]
     await store.put(ALICE, sample(), expected_version=None, due_at=time.time() + 3600.0 - 1.0)
     assert await claim(store) == [ALICE]
+
+
+async def test_the_pool_recovers_when_the_server_drops_its_connections(
+    store: PostgresStore, server: Server
+) -> None:
+    """A restart or failover closes every connection: calls after it work again (the pool
+    reconnects), and none hangs."""
+    await store.put(ALICE, sample(), expected_version=None)
+    await sql(
+        server,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    )
+    await asyncio.sleep(0.2)
+    async with asyncio.timeout(10):
+        stored = await store.get(ALICE)
+    assert stored is not None
+
+
+def test_a_url_without_a_host_is_judged_by_the_host_asyncpg_will_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``postgresql:///app`` connects wherever PGHOST says: a remote PGHOST gets verify-full,
+    not the plain text of a local socket."""
+    monkeypatch.setenv("PGHOST", "db.example")
+    assert PostgresStore("postgresql:///tokens")._target.verified
+    monkeypatch.setenv("PGHOST", "/run/postgresql")
+    assert not PostgresStore("postgresql:///tokens")._target.verified
+    monkeypatch.delenv("PGHOST")
+    assert not PostgresStore("postgresql:///tokens")._target.verified
