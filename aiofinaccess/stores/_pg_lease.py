@@ -19,26 +19,20 @@ import logging
 import math
 import random
 import secrets
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any
 
 from ..core.errors import LeaseBusyError, StoreError, UsageError
-from ..core.stopping import cancel_and_wait
 from ..core.tokens import TokenKey
 from . import HeldLease
+from ._lease_watch import Releases, Sightings
 from ._pg_rows import changed, text
 from ._pg_schema import Statements
-from ._redis_lease import standing
 
 __all__ = ["Leases"]
 
 logger = logging.getLogger("aiofinaccess")
-
-#: Leases whose current value a store remembers seeing (the oldest are forgotten first).
-_SEEN_LIMIT: Final = 10_000
 
 #: The store's guarded call: (what, key, method name, statement, *arguments) -> the result.
 Call = Callable[..., Awaitable[Any]]
@@ -60,16 +54,15 @@ class Leases:
         *,
         poll: float,
         closed: Callable[[], bool],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float],
     ) -> None:
         self._sql = sql
         self._call = call
         self._poll = poll
         self._closed = closed
         self._clock = clock
-        self._releases: set[asyncio.Task[None]] = set()
-        #: Key -> (the value seen on its lease, when first seen): shared by this store's waits.
-        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._releases = Releases("PostgreSQL")
+        self._seen = Sightings(clock)
 
     @asynccontextmanager
     async def hold(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
@@ -89,12 +82,12 @@ class Leases:
             while True:
                 asked = self._clock()
                 rows = await self._call(
-                    "lease", key, "fetch", self._sql.take_lease, name, value, self._stale(name)
+                    "lease", key, "fetch", self._sql.take_lease, name, value, self._seen.stale(name)
                 )
                 if rows and rows[0][0] is True:
                     break
                 if rows:
-                    self._saw(name, text(rows[0][1], "lease holder"))
+                    self._seen.saw(name, text(rows[0][1], "lease holder"))
                 if self._clock() >= deadline:
                     raise LeaseBusyError(
                         f"timed out waiting for the lease on token set {key.hashed}"
@@ -103,38 +96,19 @@ class Leases:
         except BaseException:  # the insert may have committed although its reply never came
             await self._release_shielded(key, owner)
             raise
-        self._seen.pop(name, None)
+        self._seen.forget(name)
         try:
             yield HeldLease(asked + ttl, functools.partial(self._extend, key, owner), self._clock)
         finally:
             await self._release_shielded(key, owner)
 
-    def _stale(self, name: str) -> str:
-        """The value seen on ``name``'s lease if it has stood its ttl since, else ``''``."""
-        seen = self._seen.get(name)
-        if seen is not None and self._clock() - seen[1] >= standing(seen[0]):
-            return seen[0]
-        return ""
-
-    def _saw(self, name: str, value: str) -> None:
-        """Note ``value`` on ``name``'s lease, timed from now (after the reply) if it is new."""
-        seen = self._seen.get(name)
-        if seen is None or seen[0] != value:
-            self._seen[name] = (value, self._clock())
-            self._seen.move_to_end(name)
-            while len(self._seen) > _SEEN_LIMIT:
-                self._seen.popitem(last=False)
-
     async def drain(self) -> None:
         """Wait for releases already on the wire: a next holder is waiting for them."""
-        while self._releases:
-            await asyncio.wait(set(self._releases))
+        await self._releases.drain()
 
     async def abandon(self) -> None:
         """Stop the releases still waiting for the database."""
-        if self._releases:
-            logger.warning("%d PostgreSQL lease releases abandoned at close", len(self._releases))
-            await asyncio.gather(*(cancel_and_wait(task) for task in list(self._releases)))
+        await self._releases.abandon()
 
     async def _extend(self, key: TokenKey, owner: str, asked: float, ttl: float) -> bool:
         del asked  # a waiter times the new beat from after it sees it: later than this
@@ -160,7 +134,4 @@ class Leases:
                     "releasing a PostgreSQL lease failed; a waiter takes it over at its ttl"
                 )
 
-        task = asyncio.ensure_future(release())
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
-        await asyncio.shield(task)
+        await self._releases.shielded(release())

@@ -81,8 +81,8 @@ class PostgresStore:
         min_connections: Connections the pool keeps open.
         max_connections: Connections the pool opens at most; more calls wait for one.
         connect_timeout: Seconds to open one connection (TLS handshake included).
-        clock: The clocks ``put`` measures a set's age on, and its distance from the
-            database's clock: the system's by default.
+        clock: The clocks ``put`` measures a set's age on and leases are judged on, and
+            ``put``'s distance from the database's clock: the system's by default.
 
     Raises:
         ConfigurationError: A bad ``url``, ``schema`` or setting, or asyncpg is not installed.
@@ -138,7 +138,13 @@ class PostgresStore:
         self._closed = False
         #: Rows skipped while listing or reading in bulk.
         self.stats = StoreStats()
-        self._leases = Leases(self._sql, self._call, poll=lease_poll, closed=lambda: self._closed)
+        self._leases = Leases(
+            self._sql,
+            self._call,
+            poll=lease_poll,
+            closed=lambda: self._closed,
+            clock=self._clock.monotonic,  # waiters judge a lease on their own monotonic clock
+        )
         self._feed = Listener(self._connect, self._channel, lambda: self._closed)
 
     def __repr__(self) -> str:
