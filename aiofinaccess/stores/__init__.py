@@ -373,6 +373,24 @@ def in_scope(key: TokenKey, scope: dict[str, TokenKey]) -> bool:
     return own is not None and (not key.is_client or key == own)
 
 
+def sort_claimed(
+    found: Iterable[tuple[str, str]], scope: dict[str, TokenKey]
+) -> tuple[Claimed, list[str]]:
+    """A claim's rows ``(stored key, provider)``: the keys to renew, and the stored keys that
+    no claim can renew (malformed, or not what the row's provider says), to take off the duty."""
+    claimed, junk = Claimed(), []
+    for text, provider in found:
+        try:
+            key: TokenKey | None = TokenKey.parse(text)
+        except ValueError:
+            key = None
+        if key is None or key.provider != provider or not in_scope(key, scope):
+            junk.append(text)
+        else:
+            claimed.append(key)
+    return claimed, junk
+
+
 def check_due(due_at: float | None) -> float | None:
     """Validate a due time (finite epoch seconds, or ``None``); return it as a float."""
     if due_at is None:

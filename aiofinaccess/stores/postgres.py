@@ -27,9 +27,9 @@ from . import (
     check_due,
     check_scope,
     check_ttl,
-    in_scope,
     open_pending,
     seal_pending,
+    sort_claimed,
     writer_age,
 )
 from . import _pg_rows as rows
@@ -376,17 +376,9 @@ class PostgresStore:
         found = await self._call(
             "claim", None, "fetch", self._sql.claim, list(scope), own, limit, float(claim_for)
         )
-        claimed, junk = Claimed(), []
-        for row in found:
-            name, provider = rows.text(row[0], "key"), rows.text(row[1], "provider")
-            try:
-                key: TokenKey | None = TokenKey.parse(name)
-            except ValueError:
-                key = None
-            if key is None or key.provider != provider or not in_scope(key, scope):
-                junk.append(name)
-            else:
-                claimed.append(key)
+        claimed, junk = sort_claimed(
+            ((rows.text(row[0], "key"), rows.text(row[1], "provider")) for row in found), scope
+        )
         if junk:  # malformed: no claim could ever renew it
             await self._call("claim", None, "execute", self._sql.unschedule, junk)
             claimed.dropped = len(junk)
