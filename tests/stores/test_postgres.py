@@ -15,10 +15,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from aiofinaccess import ConfigurationError, StoreConflictError, StoreError, TokenKey
+from aiofinaccess import ConfigurationError, StoreError, TokenKey
 from aiofinaccess.stores import ChangeFeed, PendingAuthorizations, RefreshDuty, TokenStore
 from aiofinaccess.stores.postgres import PostgresStore
-from tests.stores.contract import ALICE, BOB, DutyContract, StoreContract, claim, sample
+from tests.stores.contract import ALICE, DutyContract, StoreContract, claim, sample
+from tests.stores.shared_contract import SharedContract
 from tests.stores.unreadable import UnreadableContract
 from tests.support.postgres_server import Server, running_postgres
 
@@ -60,7 +61,7 @@ async def sql(server: Server, statement: str, *args: object) -> object:
         await conn.close()
 
 
-class TestPostgresStore(StoreContract, DutyContract, UnreadableContract):
+class TestPostgresStore(StoreContract, DutyContract, UnreadableContract, SharedContract):
     """The whole contract; each test gets a fresh schema."""
 
     async def corrupt(self, store: TokenStore, key: TokenKey) -> None:
@@ -73,54 +74,6 @@ class TestPostgresStore(StoreContract, DutyContract, UnreadableContract):
 async def test_is_every_kind_of_store(store: PostgresStore) -> None:
     for protocol in (TokenStore, ChangeFeed, RefreshDuty, PendingAuthorizations):
         assert isinstance(store, protocol)
-
-
-async def test_compare_and_swap_across_workers(store: PostgresStore, other: PostgresStore) -> None:
-    version = await store.put(ALICE, sample("AT-1"), expected_version=None)
-    read = await other.get(ALICE)
-    assert read is not None
-    assert read.version == version
-    newer = await other.put(ALICE, sample("AT-2"), expected_version=version)
-    with pytest.raises(StoreConflictError) as caught:
-        await store.put(ALICE, sample("AT-3"), expected_version=version)
-    assert "alice" not in str(caught.value)
-    assert ALICE.hashed in str(caught.value)
-    assert await store.delete(ALICE, expected_version=newer) is True
-    assert await other.get(ALICE) is None
-
-
-async def test_lease_is_exclusive_across_workers(
-    store: PostgresStore, other: PostgresStore
-) -> None:
-    async with store.lease(ALICE, ttl=5):
-        with pytest.raises(StoreError, match="timed out waiting for the lease"):
-            async with other.lease(ALICE, ttl=0.2):
-                pass  # pragma: no cover
-        async with other.lease(BOB, ttl=5):
-            pass
-    started = time.monotonic()
-    async with other.lease(ALICE, ttl=5):
-        assert time.monotonic() - started < 0.5
-
-
-async def test_changes_from_another_worker_arrive_promptly(
-    store: PostgresStore, other: PostgresStore
-) -> None:
-    feed = other.changes()
-    own = store.changes()
-    await other.wait_subscribed()
-    await store.wait_subscribed()
-    version = await store.put(ALICE, sample(), expected_version=None)
-    async with asyncio.timeout(2):
-        assert await anext(feed) == (ALICE, version)
-        assert await anext(own) == (ALICE, version)
-    newer = await store.put(ALICE, sample("AT-2"), expected_version=version)
-    with pytest.raises(StoreConflictError):  # a lost compare-and-swap announces nothing
-        await store.put(ALICE, sample("AT-3"), expected_version=version)
-    assert await store.delete(ALICE) is True
-    async with asyncio.timeout(2):
-        assert await anext(feed) == (ALICE, newer)
-        assert await anext(feed) == (ALICE, None)
 
 
 async def test_the_feed_listens_again_after_its_connection_is_killed(
@@ -142,18 +95,8 @@ async def test_the_feed_listens_again_after_its_connection_is_killed(
         assert await anext(feed) == (ALICE, version)
 
 
-async def test_aclose_ends_pending_change_iterations(store: PostgresStore) -> None:
-    async def drain() -> list[object]:
-        return [change async for change in store.changes()]
-
-    consumers = [asyncio.create_task(drain()) for _ in range(2)]
-    await store.wait_subscribed()
-    version = await store.put(BOB, sample(), expected_version=None)
-    await asyncio.sleep(0.2)
+async def test_a_closed_store_refuses_calls(store: PostgresStore) -> None:
     await store.aclose()
-    async with asyncio.timeout(2):
-        assert await asyncio.gather(*consumers) == [[(BOB, version)]] * 2
-    assert [change async for change in store.changes()] == []
     with pytest.raises(StoreError, match="closed"):
         await store.get(ALICE)
 
