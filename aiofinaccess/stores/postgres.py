@@ -201,6 +201,8 @@ class PostgresStore:
                 try:
                     async with pool.acquire() as conn:
                         await self._migrate(conn)
+                    if self._closed:  # closed while we connected: aclose saw no pool to close
+                        raise StoreError("the PostgreSQL store is closed")
                 except BaseException:
                     pool.terminate()
                     raise

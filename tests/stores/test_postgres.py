@@ -21,6 +21,7 @@ from aiofinaccess.stores.postgres import PostgresStore
 from tests.stores.contract import ALICE, DutyContract, StoreContract, claim, sample
 from tests.stores.shared_contract import SharedContract
 from tests.stores.unreadable import UnreadableContract
+from tests.support.polling import until
 from tests.support.postgres_server import Server, running_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,3 +275,28 @@ def test_a_url_without_a_host_is_judged_by_the_host_asyncpg_will_use(
     assert not PostgresStore("postgresql:///tokens")._target.verified
     monkeypatch.delenv("PGHOST")
     assert not PostgresStore("postgresql:///tokens")._target.verified
+
+
+async def test_a_close_while_the_pool_opens_leaves_no_connection_behind(
+    server: Server, schema: str
+) -> None:
+    """aclose() during the first call's connect: the pool that call was opening is closed too,
+    not left holding connections for the life of the process."""
+    store = PostgresStore(server.url, schema=schema, min_connections=3)
+    first = asyncio.create_task(store.get(ALICE))
+    await asyncio.sleep(0)  # the call is opening the pool
+    await store.aclose()
+    with pytest.raises(StoreError, match="closed"):
+        await first
+    conn = await asyncpg.connect(server.url, ssl=False)
+
+    async def none_left() -> bool:  # earlier tests' closed connections may still be exiting
+        left = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'aiofinaccess'"
+        )
+        return bool(left == 0)
+
+    try:
+        await until(none_left, 5)
+    finally:
+        await conn.close()
