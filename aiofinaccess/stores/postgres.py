@@ -35,24 +35,11 @@ from . import (
 from . import _pg_rows as rows
 from ._pg_feed import Listener
 from ._pg_lease import Leases
+from ._pg_pool import MISSING, Connections
 from ._pg_schema import DUE_TOLERANCE, SCHEMA_NAME, Statements
 from ._pg_urls import describe, target
 from ._records import parse_key, read_record
 from .codec import JsonCodec, TokenCodec
-
-try:
-    import asyncpg
-
-    _MISSING: ImportError | None = None
-    _ERRORS: tuple[type[Exception], ...] = (
-        asyncpg.PostgresError,
-        asyncpg.InterfaceError,
-        OSError,  # ssl.SSLError (a certificate refused) among them
-        TimeoutError,  # asyncpg's own connect timeout
-    )
-except ImportError as exc:  # pragma: no cover  (the test extra installs asyncpg)
-    _MISSING = exc
-    _ERRORS = (OSError,)
 
 __all__ = ["PostgresStore"]
 
@@ -100,7 +87,7 @@ class PostgresStore:
         connect_timeout: float = 10.0,
         clock: Clock | None = None,
     ) -> None:
-        if _MISSING is not None:  # pragma: no cover
+        if MISSING is not None:  # pragma: no cover
             raise ConfigurationError(
                 "PostgresStore needs asyncpg: pip install aiofinaccess[postgres]"
             )
@@ -128,40 +115,26 @@ class PostgresStore:
         self._channel = f"aiofinaccess_{schema}"
         self._codec: TokenCodec = JsonCodec() if codec is None else codec
         self._clock: Clock = SYSTEM_CLOCK if clock is None else clock
-        self._pool_options = {
-            "min_size": min_connections,
-            "max_size": max_connections,
-            "timeout": connect_timeout,
-        }
-        self._pool: Any = None
-        self._opening: asyncio.Lock | None = None
-        self._closed = False
+        options = {"min_size": min_connections, "max_size": max_connections}
+        self._connections = Connections(
+            self._target, self._sql, {**options, "timeout": connect_timeout}
+        )
+        self._call = self._connections.call
         #: Rows skipped while listing or reading in bulk.
         self.stats = StoreStats()
         self._leases = Leases(
             self._sql,
             self._call,
             poll=lease_poll,
-            closed=lambda: self._closed,
+            closed=lambda: self._connections.closed,
             clock=self._clock.monotonic,  # waiters judge a lease on their own monotonic clock
         )
-        self._feed = Listener(self._connect, self._channel, lambda: self._closed)
+        self._feed = Listener(
+            self._connections.connect, self._channel, lambda: self._connections.closed
+        )
 
     def __repr__(self) -> str:
         return f"PostgresStore({self._where}, schema={self._schema!r})"
-
-    # -- connections -----------------------------------------------------------------------
-
-    def _connect_options(self) -> dict[str, Any]:
-        return {
-            "ssl": self._target.ssl,
-            "server_settings": {"application_name": "aiofinaccess"},
-        }
-
-    async def _connect(self) -> Any:
-        """A connection of its own (the change feed's), outside the pool."""
-        timeout = self._pool_options["timeout"]
-        return await asyncpg.connect(self._target.url, timeout=timeout, **self._connect_options())
 
     async def open(self) -> PostgresStore:
         """Open the pool and create or migrate the schema; other methods open lazily.
@@ -170,7 +143,7 @@ class PostgresStore:
             StoreError: The database cannot be reached, refused the certificate or the login,
                 or holds a schema newer than this version knows.
         """
-        await self._ready()
+        await self._connections.ready()
         return self
 
     async def __aenter__(self) -> PostgresStore:
@@ -180,66 +153,6 @@ class PostgresStore:
     async def __aexit__(self, *exc_info: object) -> None:
         """Close the store (see :meth:`aclose`)."""
         await self.aclose()
-
-    async def _ready(self) -> Any:
-        if self._pool is not None:  # kept while aclose drains the lease releases
-            return self._pool
-        if self._closed:
-            raise StoreError("the PostgreSQL store is closed")
-        if self._opening is None:
-            self._opening = asyncio.Lock()
-        async with self._opening:
-            if self._closed:
-                raise StoreError("the PostgreSQL store is closed")
-            if self._pool is None:
-                try:
-                    pool = await asyncpg.create_pool(
-                        self._target.url, **self._pool_options, **self._connect_options()
-                    )
-                except _ERRORS as exc:
-                    raise StoreError(f"cannot open the PostgreSQL store ({_why(exc)})") from exc
-                try:
-                    async with pool.acquire() as conn:
-                        await self._migrate(conn)
-                    if self._closed:  # closed while we connected: aclose saw no pool to close
-                        raise StoreError("the PostgreSQL store is closed")
-                except BaseException:
-                    pool.terminate()
-                    raise
-                self._pool = pool
-        return self._pool
-
-    async def _migrate(self, conn: Any) -> None:
-        """Create the schema or bring it to this version's, once, under an advisory lock."""
-        sql = self._sql
-        try:
-            async with conn.transaction():
-                await conn.execute(sql.lock)
-                await conn.execute(sql.create_schema)
-                await conn.execute(sql.create_version)
-                found = await conn.fetchval(sql.get_version)
-                version = 0 if found is None else rows.integer(found, "schema version")
-                if version > len(sql.migrations):
-                    raise StoreError(
-                        f"the PostgreSQL schema {self._schema} is at version {version}, newer "
-                        f"than this aiofinaccess knows ({len(sql.migrations)}): upgrade it"
-                    )
-                for step in sql.migrations[version:]:
-                    await conn.execute(step)
-                if version < len(sql.migrations):
-                    await conn.execute(sql.set_version, len(sql.migrations))
-        except _ERRORS as exc:
-            raise StoreError(f"cannot prepare the PostgreSQL store ({_why(exc)})") from exc
-
-    async def _call(self, what: str, key: TokenKey | None, method: str, *args: Any) -> Any:
-        """Run one statement through the pool (``fetch``, ``fetchrow``, ``fetchval`` or
-        ``execute``); asyncpg's and the socket's errors become :class:`StoreError`."""
-        subject = f" token set {key.hashed}" if key is not None else ""
-        pool = await self._ready()
-        try:
-            return await getattr(pool, method)(*args)
-        except _ERRORS as exc:  # the message names the error's type and SQLSTATE only
-            raise StoreError(f"PostgreSQL {what}{subject} failed ({_why(exc)})") from exc
 
     # -- token sets ------------------------------------------------------------------------
 
@@ -476,7 +389,7 @@ class PostgresStore:
         Raises:
             StoreError: Not listening within ``timeout`` seconds, or the store is closed.
         """
-        if self._closed:
+        if self._connections.closed:
             raise StoreError("cannot listen: the PostgreSQL store is closed")
         self._feed.start()
         try:
@@ -489,23 +402,18 @@ class PostgresStore:
         """Finish lease releases, end the change feed and close the pool. Idempotent.
 
         Cancelled meanwhile (a session manager bounds its close), it abandons the releases
-        and terminates the pool's connections."""
-        if self._closed:
+        and cuts off the pool's connections."""
+        if self._connections.closed:
             return
-        self._closed = True
-        pool = self._pool
+        self._connections.closed = True
         try:
             await self._leases.drain()  # already on the wire: a next holder is waiting
             await self._feed.stop()
-            self._pool = None
-            if pool is not None:
-                await pool.close()
+            await self._connections.close()
         except BaseException:
-            self._pool = None
             await self._leases.abandon()
             await self._feed.stop()
-            if pool is not None:
-                pool.terminate()
+            await self._connections.close(graceful=False)
             raise
 
 
@@ -513,9 +421,3 @@ def _payload(key: TokenKey, version: int | None) -> str:
     """The change's ``NOTIFY`` payload (``''``: too long to send; the feed is best effort)."""
     payload = f"{key}\n{'' if version is None else version}"
     return payload if len(payload.encode()) <= _PAYLOAD_LIMIT else ""
-
-
-def _why(exc: BaseException) -> str:
-    """An error's type and SQLSTATE: never its message, which may quote values or the URL."""
-    code = getattr(exc, "sqlstate", None)
-    return f"{type(exc).__name__} {code}" if isinstance(code, str) else type(exc).__name__

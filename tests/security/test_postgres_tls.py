@@ -23,7 +23,7 @@ KEY = TokenKey("everifin", "alice")
 
 
 async def tls_in_use(store: PostgresStore) -> object:
-    pool = await store._ready()
+    pool = await store._connections.ready()
     return await pool.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
 
 

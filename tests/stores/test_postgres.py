@@ -68,7 +68,7 @@ class TestPostgresStore(StoreContract, DutyContract, UnreadableContract, SharedC
     async def corrupt(self, store: TokenStore, key: TokenKey) -> None:
         assert isinstance(store, PostgresStore)
         statement = f'UPDATE "{store._schema}".token_sets SET data = $1 WHERE key = $2'  # noqa: S608
-        pool = await store._ready()
+        pool = await store._connections.ready()
         await pool.execute(statement, b"\x00garbage", str(key))
 
 
