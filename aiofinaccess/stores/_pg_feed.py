@@ -38,6 +38,7 @@ class Listener(Relay):
         super().__init__(closed, "PostgreSQL")
         self._connect = connect
         self._channel = channel
+        self._stood = False
 
     async def _run(self) -> None:
         """Relay changes; listen again after any failure until cancelled."""
@@ -54,7 +55,9 @@ class Listener(Relay):
             else:  # the connection ended under us
                 self._failed(ConnectionError("connection lost"), backoff)
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            # Grows while connecting fails; a LISTEN that stood starts it afresh.
+            backoff = 0.1 if self._stood else min(backoff * 2, 5.0)
+            self._stood = False
 
     async def _listen(self) -> None:
         """One connection's life: listen, ping while idle, return once it is lost."""
@@ -64,6 +67,7 @@ class Listener(Relay):
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(self._channel, self._notified)
             self.subscribed.set()
+            self._stood = True
             while not lost.is_set():
                 try:
                     async with asyncio.timeout(PING_EVERY):

@@ -300,3 +300,21 @@ async def test_a_close_while_the_pool_opens_leaves_no_connection_behind(
         await until(none_left, 5)
     finally:
         await conn.close()
+
+
+async def test_the_feed_listens_again_promptly_after_every_drop(
+    store: PostgresStore, server: Server
+) -> None:
+    """Each drop after a LISTEN that stood starts the pause afresh: the seventh drop in a row
+    is not followed by the 5-s pause of seven failures in a row."""
+    await store.wait_subscribed()
+    for _ in range(7):
+        await sql(
+            server,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND query LIKE 'LISTEN%'",
+        )
+        async with asyncio.timeout(5):
+            while store._feed.subscribed.is_set():  # noqa: ASYNC110  (no event for clearing)
+                await asyncio.sleep(0.01)
+        await store.wait_subscribed(timeout=1.0)
