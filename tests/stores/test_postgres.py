@@ -318,3 +318,34 @@ async def test_the_feed_listens_again_promptly_after_every_drop(
             while store._feed.subscribed.is_set():  # noqa: ASYNC110  (no event for clearing)
                 await asyncio.sleep(0.01)
         await store.wait_subscribed(timeout=1.0)
+
+
+async def test_a_paused_holder_finds_its_lease_taken_over_and_cannot_extend_it(
+    store: PostgresStore, other: PostgresStore
+) -> None:
+    """A holder that stops beating (a GC pause, SIGSTOP) past its ttl loses the lease to a
+    waiter, and its fence (extend before a send) answers False: it must not send."""
+    async with (
+        store.lease(ALICE, ttl=0.5) as held,
+        asyncio.timeout(5),
+        other.lease(ALICE, ttl=3.0) as taken,
+    ):
+        assert await held.extend(5.0) is False
+        assert held.remaining() == 0.0
+        assert await taken.extend(3.0) is True
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"lease_poll": 0},
+        {"lease_poll": float("nan")},
+        {"min_connections": 5, "max_connections": 2},
+        {"max_connections": 0},
+        {"min_connections": -1},
+        {"connect_timeout": 0},
+    ],
+)
+def test_a_bad_setting_is_a_configuration_error(setting: dict[str, float]) -> None:
+    with pytest.raises(ConfigurationError):
+        PostgresStore("postgresql://127.0.0.1/app", **setting)  # type: ignore[arg-type]
