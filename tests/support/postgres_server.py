@@ -105,7 +105,18 @@ def running_postgres(*, tls: tuple[Path, Path] | None = None) -> Iterator[Server
     try:
         if uid is not None and gid is not None:
             os.chown(base, uid, gid)
-        run(bin_dir / "initdb", "-D", data, "-U", USER, "--auth=trust", "-E", "UTF8", "--no-sync")
+        run(
+            bin_dir / "initdb",
+            "-D",
+            data,
+            "-U",
+            USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        )
         options = [
             "-c listen_addresses=127.0.0.1",
             f"-c unix_socket_directories={base}",
