@@ -92,10 +92,17 @@ class Connections:
         return self._pool
 
     async def _migrate(self, conn: Any) -> None:
-        """Create the schema or bring it to this version's, once, under an advisory lock."""
+        """Create the schema or bring it to this version's, once, under an advisory lock.
+
+        A schema already at this version is only read: the app's login then needs no right
+        to create anything (a DBA ran the migration)."""
         sql = self._sql
         try:
             async with conn.transaction():
+                if await conn.fetchval(sql.has_version) is not None:
+                    found = await conn.fetchval(sql.get_version)
+                    if found == len(sql.migrations):
+                        return
                 await conn.execute(sql.lock)
                 await conn.execute(sql.create_schema)
                 await conn.execute(sql.create_version)

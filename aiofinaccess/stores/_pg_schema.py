@@ -71,6 +71,7 @@ class Statements:
             f"CREATE TABLE IF NOT EXISTS {s}.schema_version"
             " (one int PRIMARY KEY CHECK (one = 1), version int NOT NULL)"
         )
+        self.has_version = f"SELECT to_regclass('{s}.schema_version')"
         self.get_version = f"SELECT version FROM {s}.schema_version"
         self.set_version = (
             f"INSERT INTO {s}.schema_version VALUES (1, $1)"

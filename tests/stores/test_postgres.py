@@ -349,3 +349,27 @@ async def test_a_paused_holder_finds_its_lease_taken_over_and_cannot_extend_it(
 def test_a_bad_setting_is_a_configuration_error(setting: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         PostgresStore("postgresql://127.0.0.1/app", **setting)  # type: ignore[arg-type]
+
+
+async def test_a_user_without_ddl_rights_uses_a_schema_made_for_it(
+    server: Server, schema: str
+) -> None:
+    """The deployment guide's least privilege: CREATE the first time (a DBA's migration), then
+    only USAGE and SELECT/INSERT/UPDATE/DELETE for the app's own login."""
+    async with PostgresStore(server.url, schema=schema):
+        pass
+    role = f"app_{schema}"
+    for statement in (
+        f"CREATE ROLE {role} LOGIN",
+        f"REVOKE CREATE ON DATABASE postgres FROM PUBLIC, {role}",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        f'GRANT USAGE ON SCHEMA "{schema}" TO {role}',
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}',
+    ):
+        await sql(server, statement)
+    url = server.url.replace("aiofinaccess@", f"{role}@")
+    async with PostgresStore(url, schema=schema) as store:
+        await store.put(ALICE, sample(), expected_version=None, due_at=1.0)
+        assert await claim(store) == [ALICE]
+        async with store.lease(ALICE, ttl=5):
+            pass
