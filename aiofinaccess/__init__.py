@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .session.events import WriteAbandoned as WriteAbandoned
     from .session.manager import SessionManager as SessionManager
     from .stores.memory import MemoryStore as MemoryStore
+    from .stores.postgres import PostgresStore as PostgresStore  # needs the `postgres` extra
     from .stores.redis import RedisStore as RedisStore  # needs the `redis` extra
     from .stores.sqlite import SQLiteStore as SQLiteStore
 
@@ -90,6 +91,7 @@ _HOMES: Final = {
     ),
     ".session.manager": "SessionManager",
     ".stores.memory": "MemoryStore",
+    ".stores.postgres": "PostgresStore",
     ".stores.redis": "RedisStore",
     ".stores.sqlite": "SQLiteStore",
 }

@@ -48,6 +48,7 @@ CORE_LIBRARIES = frozenset({"attrs", "cattrs"})
 #: ``import aiofinaccess`` never needs an extra.
 OPTIONAL: dict[str, frozenset[str]] = {
     "redis": frozenset({"aiofinaccess.stores.redis"}),
+    "asyncpg": frozenset({"aiofinaccess.stores._pg_pool"}),
     "cryptography": frozenset({"aiofinaccess.stores.codec"}),
     "keyring": frozenset({"aiofinaccess.cli.secrets"}),
     "httpx": frozenset({"aiofinaccess.integrations.httpx"}),
@@ -154,6 +155,7 @@ def test_every_module_is_in_a_known_layer() -> None:
         ("aiofinaccess.sandbox.app", "from ..core.tokens import Secret", "sandbox"),
         ("aiofinaccess.sandbox.app", "import aiofinaccess", "sandbox may not import it"),
         ("aiofinaccess.stores.sqlite", "import redis", "optional"),
+        ("aiofinaccess.stores.postgres", "import asyncpg", "optional"),
         ("aiofinaccess.session.manager", "import httpx", "optional"),
         ("aiofinaccess.session", "from .manager import x\nfrom ..api import y", "session"),
     ],

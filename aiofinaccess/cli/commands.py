@@ -26,6 +26,7 @@ from .output import Output
 from .secrets import client_secret_flag
 
 if TYPE_CHECKING:
+    from ..stores.postgres import PostgresStore
     from ..stores.redis import RedisStore
     from ..stores.sqlite import SQLiteStore
 
@@ -114,7 +115,7 @@ _LIST_BATCH = 500
 
 
 async def _read_batch(
-    store: SQLiteStore | RedisStore, keys: list[TokenKey]
+    store: SQLiteStore | RedisStore | PostgresStore, keys: list[TokenKey]
 ) -> list[tuple[TokenKey, TokenSet]]:
     found = await store.get_many(keys) if keys else {}
     return [(key, stored.token_set) for key, stored in found.items()]
@@ -175,7 +176,7 @@ def _require_store(config: Config) -> None:
 
 
 async def _address(
-    args: argparse.Namespace, config: Config, store: SQLiteStore | RedisStore
+    args: argparse.Namespace, config: Config, store: SQLiteStore | RedisStore | PostgresStore
 ) -> tuple[TokenKey, str]:
     """The stored key the command's arguments name (:mod:`aiofinaccess.cli.addresses`)."""
     client = getattr(args, "client", None)

@@ -36,6 +36,7 @@ from .store import StoreLocation, holds_secret, locate
 from .values import check_config, check_providers
 
 if TYPE_CHECKING:
+    from ..stores.postgres import PostgresStore
     from ..stores.redis import RedisStore
     from ..stores.sqlite import SQLiteStore
 
@@ -307,8 +308,8 @@ class Config:
                 values["client_secret"], sources["client_secret"] = secret, VIA_SANDBOX
         return ProviderSettings(name, values, sources)
 
-    def open_store(self, prefix: str | None = None) -> SQLiteStore | RedisStore:
-        """The store (SQLite or Redis), encrypted when keys are set."""
+    def open_store(self, prefix: str | None = None) -> SQLiteStore | RedisStore | PostgresStore:
+        """The store (SQLite, Redis or PostgreSQL), encrypted when keys are set."""
         keys = list(self.encryption_keys)
         codec = FernetCodec(keys, accept_unbound=self.accept_unbound) if keys else None
         return self.store.open(codec, prefix)

@@ -83,9 +83,9 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument(
         "--store",
         metavar="PATH|URL",
-        help="token store: a SQLite path or a redis://, rediss://, unix://, redis+cluster:// "
-        "or rediss+cluster:// URL (default: $AIOFINACCESS_STORE, the config file's 'store', "
-        "or $XDG_DATA_HOME/aiofinaccess/tokens.db)",
+        help="token store: a SQLite path, a redis://, rediss://, unix://, redis+cluster:// "
+        "or rediss+cluster:// URL, or a postgresql:// URL (default: $AIOFINACCESS_STORE, the "
+        "config file's 'store', or $XDG_DATA_HOME/aiofinaccess/tokens.db)",
         **keep,
     )
     parser.add_argument(

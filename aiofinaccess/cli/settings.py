@@ -52,7 +52,8 @@ async def config_show(args: argparse.Namespace, config: Config, out: Output) -> 
         )
         return 0
     if config.store.path is None:
-        state, kept = "Redis", "none (kept beside a SQLite store only)"
+        state = "PostgreSQL" if config.store.postgres else "Redis"
+        kept = "none (kept beside a SQLite store only)"
     else:
         state = "exists" if config.store.exists() else "not created yet"
         kept = str(remembered)

@@ -1,10 +1,12 @@
 """Which token store a command opens: written once, for every command and the worker.
 
-The setting is a SQLite path or a Redis URL (``redis://``, ``rediss://``, ``unix://``,
-``redis+cluster://``, ``rediss+cluster://``); any other ``scheme://`` is refused, never taken
-for a path, and a URL that cannot be read is refused without being quoted. A Redis password
-comes from the environment, a private file of ours (:mod:`aiofinaccess.cli.files`) or the URL;
-two at once are refused. Both kinds get the encryption keys. Precedence: docs/guides/cli.md.
+The setting is a SQLite path, a Redis URL (``redis://``, ``rediss://``, ``unix://``,
+``redis+cluster://``, ``rediss+cluster://``) or a PostgreSQL URL (``postgresql://``,
+``postgres://``); any other ``scheme://`` is refused, never taken for a path, and a URL that
+cannot be read is refused without being quoted. A Redis password comes from the environment, a
+private file of ours (:mod:`aiofinaccess.cli.files`) or the URL; two at once are refused. A
+PostgreSQL password comes from the URL or libpq's ``PGPASSWORD`` and ``~/.pgpass``, which
+asyncpg reads. Every kind gets the encryption keys. Precedence: docs/guides/cli.md.
 """
 
 from __future__ import annotations
@@ -21,18 +23,29 @@ from urllib.parse import SplitResult, parse_qsl, quote, urlsplit
 import attrs
 
 from ..core.errors import AiofinaccessError
+from ..stores import _pg_urls
 from ..stores._redis_urls import describe
 from .files import UntrustedFileError, loose_directory, read_trusted
 
 if TYPE_CHECKING:
     from ..stores.codec import TokenCodec
+    from ..stores.postgres import PostgresStore
     from ..stores.redis import RedisStore
     from ..stores.sqlite import SQLiteStore
 
-__all__ = ["REDIS_SCHEMES", "StoreLocation", "StoreSettingError", "holds_secret", "locate"]
+__all__ = [
+    "POSTGRES_SCHEMES",
+    "REDIS_SCHEMES",
+    "StoreLocation",
+    "StoreSettingError",
+    "holds_secret",
+    "locate",
+]
 
 #: The schemes of a Redis store, as :class:`~aiofinaccess.stores.redis.RedisStore` reads them.
 REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+#: The schemes of a PostgreSQL store (:class:`~aiofinaccess.stores.postgres.PostgresStore`).
+POSTGRES_SCHEMES: Final = _pg_urls.SCHEMES
 #: ``scheme:`` at the start (two letters at least: ``C:`` is a Windows drive).
 _SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 _DEFAULT_PREFIX: Final = "aiofinaccess:"
@@ -49,7 +62,8 @@ class StoreSettingError(AiofinaccessError):
 
 @attrs.frozen
 class StoreLocation:
-    """A SQLite file (``path``) or a Redis server or cluster (``url``, password included)."""
+    """A SQLite file (``path``), or a Redis server or cluster or a PostgreSQL database
+    (``url``, password included)."""
 
     path: Path | None = None
     url: str | None = attrs.field(default=None, repr=False)
@@ -60,10 +74,17 @@ class StoreLocation:
         """The store as shown to a user: its path, or its URL without user or password."""
         if self.path is not None:
             return str(self.path)
+        if self.postgres:
+            return _pg_urls.describe(self.url or "")
         try:
             return describe(self.url or "")
         except ValueError:  # never for a URL from locate(), which parsed it
             return "a Redis URL that cannot be read"
+
+    @property
+    def postgres(self) -> bool:
+        """Whether the store is a PostgreSQL database."""
+        return self.url is not None and urlsplit(self.url).scheme in POSTGRES_SCHEMES
 
     @property
     def settings_path(self) -> Path | None:
@@ -76,9 +97,16 @@ class StoreLocation:
         """Whether there is a store to read (a Redis server is asked when opened)."""
         return self.path is None or self.path.exists()
 
-    def open(self, codec: TokenCodec | None, prefix: str | None = None) -> SQLiteStore | RedisStore:
+    def open(
+        self, codec: TokenCodec | None, prefix: str | None = None
+    ) -> SQLiteStore | RedisStore | PostgresStore:
         """The store, encrypted when ``codec`` is given (a SQLite store's directory is
-        created, mode 0700)."""
+        created, mode 0700). A PostgreSQL store uses its default schema (``prefix`` is
+        Redis's)."""
+        if self.postgres:
+            from ..stores.postgres import PostgresStore  # noqa: PLC0415  (the postgres extra)
+
+            return PostgresStore(self.url or "", codec=codec)
         if self.url is not None:
             from ..stores.redis import RedisStore  # noqa: PLC0415  (the optional redis extra)
 
@@ -214,6 +242,26 @@ def _redis(url: str, data: Mapping[str, Any], *, from_flag: bool, password_file:
     return url
 
 
+def _postgres(scheme: str, chosen: str, *, from_flag: bool) -> str:
+    """The PostgreSQL URL, its TLS options checked now (before any command runs)."""
+    if not chosen[len(scheme) + 1 :].startswith("//"):
+        raise StoreSettingError(
+            f"the store looks like a PostgreSQL URL without its '//' (write {scheme}://; a "
+            f"SQLite file named so: ./{scheme}:...)"
+        )
+    url = scheme + chosen[len(scheme) :]
+    try:
+        _pg_urls.target(url)
+    except AiofinaccessError as exc:  # names the option, never the URL
+        raise StoreSettingError(f"the store's PostgreSQL {exc}") from None
+    if from_flag and urlsplit(url).password:
+        sys.stderr.write(
+            "aiofinaccess: warning: a password in --store is visible to other local users "
+            "(ps, /proc); use PGPASSWORD or ~/.pgpass\n"
+        )
+    return url
+
+
 def locate(
     chosen: str | None, data: Mapping[str, Any], *, from_flag: bool, password_file: str | None
 ) -> StoreLocation:
@@ -233,6 +281,8 @@ def locate(
     found = _SCHEME.match(chosen)
     if found is not None:
         scheme = found.group(1).lower()
+        if scheme in POSTGRES_SCHEMES:
+            return StoreLocation(url=_postgres(scheme, chosen, from_flag=from_flag), prefix=prefix)
         if scheme in REDIS_SCHEMES:
             if not chosen[found.end() :].startswith("//"):
                 raise StoreSettingError(
@@ -244,12 +294,14 @@ def locate(
             return StoreLocation(url=redis_url, prefix=prefix)
         if chosen[found.end() :].startswith("//"):
             raise StoreSettingError(
-                f"the store must be a SQLite path or a Redis URL (redis://, rediss://, "
-                f"unix://, redis+cluster://, rediss+cluster://), not a {scheme}:// URL"
+                f"the store must be a SQLite path, a Redis URL (redis://, rediss://, "
+                f"unix://, redis+cluster://, rediss+cluster://) or a PostgreSQL URL "
+                f"(postgresql://), not a {scheme}:// URL"
             )
     if "://" in chosen:  # a mistyped URL: never shown (nor created) as a path
         raise StoreSettingError(
-            "the store must be a SQLite path or a Redis URL starting with its scheme "
-            "(redis://, rediss://, unix://, redis+cluster://, rediss+cluster://)"
+            "the store must be a SQLite path, a Redis URL or a PostgreSQL URL starting with its "
+            "scheme (redis://, rediss://, unix://, redis+cluster://, rediss+cluster://, "
+            "postgresql://)"
         )
     return StoreLocation(Path(chosen).expanduser(), prefix=prefix)

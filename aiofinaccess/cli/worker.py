@@ -34,8 +34,8 @@ def add_worker_command(
         "worker",
         parents=parents,
         help="run the refresh duty: renew due token sets of a shared store until stopped",
-        description="Claim due token sets from the store (a SQLite path or a Redis URL, "
-        "from --store, AIOFINACCESS_STORE or the config file) and renew them, until SIGTERM "
+        description="Claim due token sets from the store (a SQLite path, a Redis or PostgreSQL "
+        "URL, from --store, AIOFINACCESS_STORE or the config file) and renew them, until SIGTERM "
         "or SIGINT; then let renewals in flight finish and exit 0. Provider flags apply to "
         "every --provider named.",
     )

@@ -17,50 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from ..core.stopping import cancel_and_wait, cancel_asked
-from ..core.tokens import TokenKey
+from ._feed import Relay
 from ._redis_layout import Layout, text
 
-__all__ = ["ChangeReader", "Changes"]
+__all__ = ["ChangeReader"]
 
 logger = logging.getLogger("aiofinaccess")
-_Change = tuple[TokenKey, int | None]
-#: Changes an unread iterator keeps; older ones are dropped (the feed is best effort).
-FEED_LIMIT = 1024
-
-
-class Changes:
-    """One iterator of the change feed: a queue the store's reader fills; ``None`` ends it."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[_Change | None] = asyncio.Queue()
-
-    def offer(self, change: _Change | None) -> None:
-        """Queue ``change``, dropping the oldest when the reader fell too far behind."""
-        if change is not None and self.queue.qsize() >= FEED_LIMIT:
-            self.queue.get_nowait()
-        self.queue.put_nowait(change)
-
-    def __aiter__(self) -> Changes:
-        return self
-
-    async def __anext__(self) -> _Change:
-        change = await self.queue.get()
-        if change is None:
-            self.queue.put_nowait(None)  # stay ended
-            raise StopAsyncIteration
-        return change
 
 
 class _Resubscribe(Exception):
     """A cluster node ended a subscription we never cancelled: its slot moved."""
 
 
-class ChangeReader:
+class ChangeReader(Relay):
     """Subscribes (lazily, once) and relays every change to the live iterators.
 
     Args:
@@ -70,37 +43,9 @@ class ChangeReader:
     """
 
     def __init__(self, client: Any, layout: Layout, closed: Callable[[], bool]) -> None:
+        super().__init__(closed, "Redis")
         self._client = client
         self._layout = layout
-        self._closed = closed
-        self._feeds: weakref.WeakSet[Changes] = weakref.WeakSet()
-        self._task: asyncio.Task[None] | None = None
-        self.subscribed = asyncio.Event()
-
-    def iterator(self) -> Changes:
-        feed = Changes()
-        if self._closed():
-            feed.offer(None)
-        else:
-            self._feeds.add(feed)
-            self.start()
-        return feed
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        """Stop reading and end every iterator.
-
-        A cancel that lands as a redis-py call finishes is lost on 3.11 (see
-        :mod:`~aiofinaccess.core.stopping`), and the reader would go on reading with no timeout:
-        it is cancelled again until it has ended.
-        """
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-        for feed in list(self._feeds):
-            feed.offer(None)
 
     async def _run(self) -> None:
         """Relay changes; resubscribe after any failure until cancelled."""
@@ -125,15 +70,6 @@ class ChangeReader:
             again = True
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
-
-    def _failed(self, exc: BaseException, backoff: float) -> None:
-        self.subscribed.clear()
-        logger.warning(
-            "Redis change feed failed (%s); resubscribing in %.1f s",
-            type(exc).__name__,
-            backoff,
-            exc_info=logger.isEnabledFor(logging.DEBUG),
-        )
 
     async def _read_node(self) -> None:
         # One server: the cluster layout (sharded channels) works on it too, through SSUBSCRIBE.
@@ -206,13 +142,3 @@ class ChangeReader:
             await asyncio.gather(*(cancel_and_wait(task) for task in readers))
             with contextlib.suppress(Exception):  # the node may be gone; closing is best effort
                 await pubsub.aclose()
-
-    def _relay(self, data: str) -> None:
-        text, _, version = data.rpartition("\n")
-        try:
-            change = (TokenKey.parse(text), int(version) if version else None)
-        except ValueError:
-            logger.debug("ignoring a malformed change message")
-            return
-        for feed in list(self._feeds):
-            feed.offer(change)

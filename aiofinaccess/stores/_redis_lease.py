@@ -26,14 +26,13 @@ import math
 import random
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from ..core.errors import LeaseBusyError, UsageError
-from ..core.stopping import cancel_and_wait
 from ..core.tokens import TokenKey
+from ._lease_watch import Releases, Sightings
 from ._redis_duty import Call
 from ._redis_layout import Layout, text
 from .protocol import HeldLease
@@ -44,8 +43,6 @@ logger = logging.getLogger("aiofinaccess")
 
 #: Milliseconds a lease key lives without a write: garbage collection only (see above).
 GARBAGE_PX: Final = 24 * 3600 * 1000
-#: Leases whose current value a store remembers seeing (the oldest are forgotten first).
-_SEEN_LIMIT: Final = 10_000
 
 # KEYS: lease. ARGV: our value, PX, the value we saw stand its ttl ('' = none). Takes the lease
 # if it is free or still holds that stale value; else answers the value it holds.
@@ -76,14 +73,6 @@ if current and string.sub(current, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then
 end
 return 0
 """
-
-
-def standing(value: str) -> float:
-    """Seconds a lease value must stand unchanged before a waiter may take it over
-    (``inf`` for a value of an older version, which expires by its own ``PX``)."""
-    owner, _, rest = value.partition(":")
-    _, _, ttl_ms = rest.partition(":")
-    return int(ttl_ms) / 1000 if owner and ttl_ms.isdigit() else math.inf
 
 
 class Leases:
@@ -117,9 +106,8 @@ class Leases:
         self._take = client.register_script(TAKE)
         self._release = client.register_script(RELEASE)
         self._extend = client.register_script(EXTEND)
-        self._releases: set[asyncio.Task[None]] = set()
-        #: Lease name -> (the value seen on it, when first seen): shared by this store's waits.
-        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._releases = Releases("Redis")
+        self._seen = Sightings(clock)
 
     @asynccontextmanager
     async def hold(self, key: TokenKey, *, ttl: float) -> AsyncIterator[HeldLease]:
@@ -143,11 +131,11 @@ class Leases:
                 if await self._call("lease", key, taking):
                     break
                 asked = self._clock()
-                stale = self._stale(name)
+                stale = self._seen.stale(name)
                 taking = self._take(keys=[name], args=[value, px, stale])
                 if (held := await self._call("lease", key, taking)) == 1:
                     break
-                self._saw(name, text(held))
+                self._seen.saw(name, text(held))
                 if self._clock() >= deadline:
                     raise LeaseBusyError(
                         f"timed out waiting for the lease on token set {key.hashed}"
@@ -156,7 +144,7 @@ class Leases:
         except BaseException:  # the SET may have run although its reply never came
             await self._release_shielded(name, owner)
             raise
-        self._seen.pop(name, None)
+        self._seen.forget(name)
         try:
             yield HeldLease(
                 asked + ttl, functools.partial(self._extend_lease, key, name, owner), self._clock
@@ -164,32 +152,13 @@ class Leases:
         finally:
             await self._release_shielded(name, owner)
 
-    def _stale(self, name: str) -> str:
-        """The value seen on ``name`` if it has stood its ttl since, else ``''``."""
-        seen = self._seen.get(name)
-        if seen is not None and self._clock() - seen[1] >= standing(seen[0]):
-            return seen[0]
-        return ""
-
-    def _saw(self, name: str, value: str) -> None:
-        """Note ``value`` on ``name``, timed from now (after the reply) if it is new."""
-        seen = self._seen.get(name)
-        if seen is None or seen[0] != value:
-            self._seen[name] = (value, self._clock())
-            self._seen.move_to_end(name)
-            while len(self._seen) > _SEEN_LIMIT:
-                self._seen.popitem(last=False)
-
     async def drain(self) -> None:
         """Wait for releases already on the wire: a next holder is waiting for them."""
-        while self._releases:
-            await asyncio.wait(set(self._releases))
+        await self._releases.drain()
 
     async def abandon(self) -> None:
         """Stop the releases still waiting for Redis (a silent server)."""
-        if self._releases:
-            logger.warning("%d Redis lease releases abandoned at close", len(self._releases))
-            await asyncio.gather(*(cancel_and_wait(task) for task in list(self._releases)))
+        await self._releases.abandon()
 
     async def _extend_lease(
         self, key: TokenKey, name: str, owner: str, asked: float, ttl: float
@@ -210,7 +179,4 @@ class Leases:
             except self._errors:  # raising would hide how the body ended
                 logger.warning("releasing a Redis lease failed; a waiter takes it over at its ttl")
 
-        task = asyncio.ensure_future(release())
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
-        await asyncio.shield(task)
+        await self._releases.shielded(release())

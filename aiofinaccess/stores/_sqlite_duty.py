@@ -18,7 +18,7 @@ from ..core.errors import StoreError
 from ..core.tokens import TokenKey
 from . import _sqlite_schema as sql
 from ._sqlite_lease import Execute
-from .protocol import Claimed, check_claim, check_due, check_scope, in_scope
+from .protocol import Claimed, check_claim, check_due, check_scope, sort_claimed
 
 __all__ = ["DueRows"]
 
@@ -45,16 +45,7 @@ class DueRows:
             kind = f"{provider}:client"
             parameters += [provider, now, len(kind), kind, str(own), limit]
         _, rows = await self._execute(sql.claim(len(scope)), [*parameters, limit])
-        claimed, junk = Claimed(), []
-        for text, provider in rows:
-            try:
-                key = TokenKey.parse(text)
-            except ValueError:
-                key = None
-            if key is None or key.provider != provider or not in_scope(key, scope):
-                junk.append(text)
-            else:
-                claimed.append(key)
+        claimed, junk = sort_claimed(rows, scope)
         if junk:  # malformed: no claim could ever renew it
             await self._execute(sql.unschedule(len(junk)), junk)
             claimed.dropped = len(junk)

@@ -6,9 +6,9 @@ other writer may hold the only live refresh token), a lease around each refresh 
 extends by owner token (:class:`Lease`), and streamed key listing. Versions are opaque: compare
 them for equality only. A shared store may add a change feed (:class:`ChangeFeed`), the refresh
 duty (:class:`RefreshDuty`), ages on its own clock (:attr:`Versioned.age`) and pending
-authorizations (:class:`PendingAuthorizations`): the three shipped stores keep the duty and
-pending authorizations, and ``RedisStore`` adds the change feed and ages. A bad row is skipped,
-logged by hash and counted (:class:`StoreStats`). Stores raise
+authorizations (:class:`PendingAuthorizations`): the shipped stores keep the duty and
+pending authorizations, and ``RedisStore`` and ``PostgresStore`` add the change feed and ages.
+A bad row is skipped, logged by hash and counted (:class:`StoreStats`). Stores raise
 :class:`~aiofinaccess.core.errors.StoreError` on failure.
 """
 
@@ -373,6 +373,24 @@ def in_scope(key: TokenKey, scope: dict[str, TokenKey]) -> bool:
     return own is not None and (not key.is_client or key == own)
 
 
+def sort_claimed(
+    found: Iterable[tuple[str, str]], scope: dict[str, TokenKey]
+) -> tuple[Claimed, list[str]]:
+    """A claim's rows ``(stored key, provider)``: the keys to renew, and the stored keys that
+    no claim can renew (malformed, or not what the row's provider says), to take off the duty."""
+    claimed, junk = Claimed(), []
+    for text, provider in found:
+        try:
+            key: TokenKey | None = TokenKey.parse(text)
+        except ValueError:
+            key = None
+        if key is None or key.provider != provider or not in_scope(key, scope):
+            junk.append(text)
+        else:
+            claimed.append(key)
+    return claimed, junk
+
+
 def check_due(due_at: float | None) -> float | None:
     """Validate a due time (finite epoch seconds, or ``None``); return it as a float."""
     if due_at is None:
@@ -390,7 +408,7 @@ class PendingAuthorizations(Protocol):
     opaque bytes. Every record expires ``ttl`` seconds after it was last put; an expired
     record reads as absent. Durable stores pass the bytes through their token codec, so a
     :class:`~aiofinaccess.stores.codec.FernetCodec` encrypts a PKCE verifier at rest too.
-    ``MemoryStore``, ``SQLiteStore`` and ``RedisStore`` implement it.
+    ``MemoryStore``, ``SQLiteStore``, ``RedisStore`` and ``PostgresStore`` implement it.
     """
 
     async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:

@@ -134,7 +134,8 @@ async def test_the_password_comes_from_the_environment_or_a_file(
         (f"rediss+cluster://:{PASSWORD}@127.0.0.1:1", ["config", "show"]),
         (f"REDIS+CLUSTER://:{PASSWORD}@127.0.0.1:1", ["config", "show"]),
         (f"postgres://user:{PASSWORD}@db.example/tokens", ["config", "show"]),
-        (f"postgres://user:{PASSWORD}@db.example/tokens", ["tokens", "list"]),
+        (f"PostgreSQL://user:{PASSWORD}@db.example/tokens", ["config", "show"]),
+        (f"mysql://user:{PASSWORD}@db.example/tokens", ["tokens", "list"]),
         (f"sqlite://user:{PASSWORD}@x/tokens.db", ["tokens", "list"]),
     ],
 )
@@ -145,8 +146,9 @@ def test_no_url_becomes_a_path(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A cluster URL is a Redis store (named without its password); another scheme is refused
-    by name. No directory is made, no password shown."""
+    """A cluster URL is a Redis store and a postgres:// URL a PostgreSQL one (named without
+    their password); another scheme is refused by name. No directory is made, no password
+    shown."""
     monkeypatch.setenv("AIOFINACCESS_STORE", store)
     code = main(command)
     captured = capsys.readouterr()
@@ -155,9 +157,12 @@ def test_no_url_becomes_a_path(
     if "cluster" in store.lower():
         assert code == 0, captured.err
         assert "redis+cluster://127.0.0.1:1 (Redis)" in captured.out.replace("rediss+", "redis+")
+    elif store.lower().startswith("postgres"):
+        assert code == 0, captured.err
+        assert "://db.example:5432/tokens (PostgreSQL)" in captured.out
     else:
         assert code == 1
-        assert "must be a SQLite path or a Redis URL" in captured.err
+        assert "must be a SQLite path, a Redis URL" in captured.err
 
 
 async def test_users_create_login_stores_in_redis(

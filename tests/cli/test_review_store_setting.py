@@ -35,6 +35,8 @@ def workdir(env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         f"\tredis://:{PASSWORD}@127.0.0.1:1/0",
         f"redis:/:{PASSWORD}@127.0.0.1:1/0",  # one slash short
         f"redis://:ab/{PASSWORD}@127.0.0.1:1/0",  # a base64 password with a '/', unquoted
+        f"postgresql:/app:{PASSWORD}@127.0.0.1:1/tokens",  # one slash short
+        f"postgres:app:{PASSWORD}@127.0.0.1:1/tokens",  # none
     ],
 )
 def test_a_mistyped_store_url_never_shows_its_password(
@@ -55,6 +57,9 @@ def test_a_mistyped_store_url_never_shows_its_password(
         "redis://127.0.0.1:99999/0",  # port out of range
         f"redis://:{PASSWORD}@127.0.0.1:abc/0",  # port not a number
         f"redis://:{PASSWORD}@[::1/0",  # an IPv6 bracket left open
+        f"postgresql://app:{PASSWORD}@127.0.0.1:abc/tokens",
+        f"postgresql://app:{PASSWORD}@[::1/tokens",
+        f"postgresql://app:{PASSWORD}@127.0.0.1:1/tokens?sslmode=require",  # checks off
     ],
 )
 def test_a_malformed_store_url_is_a_typed_error(

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
 from aiofinaccess import StoreError, TokenKey
-from aiofinaccess.errors import ConfigurationError, StoreConflictError
+from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.stores import ChangeFeed, TokenStore
 from aiofinaccess.stores.codec import FernetCodec, JsonCodec
 from aiofinaccess.stores.migrate import copy_sets, schedule
@@ -32,6 +32,7 @@ from tests.stores.contract import (
     claims_per_second,
     sample,
 )
+from tests.stores.shared_contract import SharedContract
 from tests.stores.unreadable import UnreadableContract
 from tests.support.redis_server import free_port, running_redis
 
@@ -73,7 +74,7 @@ async def run_python(code: str, *args: str) -> asyncio.subprocess.Process:
     )
 
 
-class TestRedisStore(StoreContract, DutyContract, UnreadableContract):
+class TestRedisStore(StoreContract, DutyContract, UnreadableContract, SharedContract):
     """The whole contract; the module's ``store`` fixture gives each test a fresh prefix."""
 
     async def corrupt(self, store: TokenStore, key: TokenKey) -> None:
@@ -84,68 +85,6 @@ class TestRedisStore(StoreContract, DutyContract, UnreadableContract):
 async def test_is_a_token_store_with_a_change_feed(store: RedisStore) -> None:
     assert isinstance(store, TokenStore)
     assert isinstance(store, ChangeFeed)
-
-
-async def test_compare_and_swap_across_workers(store: RedisStore, other: RedisStore) -> None:
-    version = await store.put(ALICE, sample("AT-1"), expected_version=None)
-    read = await other.get(ALICE)
-    assert read is not None
-    assert read.version == version
-    newer = await other.put(ALICE, sample("AT-2"), expected_version=version)
-    with pytest.raises(StoreConflictError) as caught:
-        await store.put(ALICE, sample("AT-3"), expected_version=version)
-    assert "alice" not in str(caught.value)
-    assert ALICE.hashed in str(caught.value)
-    with pytest.raises(StoreConflictError):
-        await store.delete(ALICE, expected_version=version)
-    assert await store.delete(ALICE, expected_version=newer) is True
-    assert await other.get(ALICE) is None
-
-
-async def test_lease_is_exclusive_across_workers(store: RedisStore, other: RedisStore) -> None:
-    async with store.lease(ALICE, ttl=5):
-        with pytest.raises(
-            StoreError, match=f"timed out waiting for the lease on token set {ALICE.hashed}"
-        ):
-            async with other.lease(ALICE, ttl=0.2):
-                pass  # pragma: no cover
-        async with other.lease(BOB, ttl=5):
-            pass
-    started = time.monotonic()
-    async with other.lease(ALICE, ttl=5):
-        assert time.monotonic() - started < 0.5
-
-
-async def test_changes_from_another_worker_arrive_promptly(
-    store: RedisStore, other: RedisStore
-) -> None:
-    feed = other.changes()
-    own = store.changes()
-    await other.wait_subscribed()
-    await store.wait_subscribed()
-    version = await store.put(ALICE, sample(), expected_version=None)
-    async with asyncio.timeout(1):
-        assert await anext(feed) == (ALICE, version)
-        assert await anext(own) == (ALICE, version)  # writers hear themselves; consumers filter
-    newer = await store.put(ALICE, sample("AT-2"), expected_version=version)
-    assert await store.delete(ALICE) is True
-    async with asyncio.timeout(1):
-        assert await anext(feed) == (ALICE, newer)
-        assert await anext(feed) == (ALICE, None)
-
-
-async def test_aclose_ends_pending_change_iterations(store: RedisStore) -> None:
-    async def drain() -> list[object]:
-        return [change async for change in store.changes()]
-
-    consumers = [asyncio.create_task(drain()) for _ in range(2)]
-    await store.wait_subscribed()
-    version = await store.put(BOB, sample(), expected_version=None)
-    await asyncio.sleep(0.1)
-    await store.aclose()
-    async with asyncio.timeout(1):
-        assert await asyncio.gather(*consumers) == [[(BOB, version)]] * 2
-    assert [change async for change in store.changes()] == []
 
 
 WORKER = """

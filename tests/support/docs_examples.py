@@ -281,8 +281,19 @@ async def _redis(app: App) -> AsyncIterator[dict[str, Any]]:
         yield {**names, "redis_url": redis_url}
 
 
+@asynccontextmanager
+async def _postgres(app: App) -> AsyncIterator[dict[str, Any]]:
+    """``sandbox``, the app's names and ``postgres_url`` (a throwaway PostgreSQL cluster)."""
+    from tests.support.postgres_server import running_postgres  # noqa: PLC0415  (skips without it)
+
+    with running_postgres() as server:
+        async with _sandbox_only(app) as names:
+            yield {**names, "postgres_url": server.url}
+
+
 SETUPS: dict[str, Setup] = {
     "redis": _redis,
+    "postgres": _postgres,
     "starlette-app": _starlette_app,
     # The same names; the block mounts aiofinaccess.integrations.starlette at /connect.
     "fastapi-app": _starlette_app,
