@@ -61,8 +61,18 @@ wall, cpu = time.perf_counter(), time.process_time()
 print(time.perf_counter() - wall, time.process_time() - cpu)
 """
 
-#: Modules the token path must not load (the brief of issue 13).
-NOT_NEEDED = ("aiohttp.web", "aiofinaccess.api", "aiofinaccess.cli", "aiofinaccess.integrations")
+#: Modules the token path must not load (the brief of issue 13); a token served from the store
+#: sends no token request either.
+NOT_NEEDED = (
+    "aiohttp.web",
+    "aiofinaccess.api",
+    "aiofinaccess.cli",
+    "aiofinaccess.integrations",
+    "aiofinaccess.oauth.client",
+    "aiofinaccess.oauth.transport",
+    "aiofinaccess.session.redeem",
+    "aiofinaccess.session.retrying",
+)
 
 FIRST_TOKEN = """
 import time, asyncio, json, sys

@@ -37,8 +37,13 @@ HEAVY = (
     "aiofinaccess.core.error_bodies",
     "aiofinaccess.integrations.web",
     "aiofinaccess.oauth.authorization",
+    # The token request and its retries: a token served from memory or the store sends none.
+    "aiofinaccess.oauth.client",
     "aiofinaccess.oauth.error_bodies",
+    "aiofinaccess.oauth.transport",
     "aiofinaccess.sandbox",
+    "aiofinaccess.session.redeem",
+    "aiofinaccess.session.retrying",
     "aiofinaccess.stores.codec",
     "aiofinaccess.stores.postgres",
     "aiofinaccess.stores.redis",

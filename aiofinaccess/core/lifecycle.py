@@ -13,6 +13,7 @@ from typing import Final
 
 import attrs
 
+from ._repr import fields_repr
 from .errors import ConfigurationError, UsageError
 from .retry import Backoff
 from .tokens import TokenSet
@@ -64,6 +65,8 @@ class RefreshPolicy:
             demand.
     """
 
+    __repr__ = fields_repr
+
     lead_fraction: float = 0.2
     min_lead: float = 2.0
     max_lead: float = 300.0
@@ -99,6 +102,8 @@ class RefreshPolicy:
 @attrs.frozen(slots=True)
 class Deadlines:
     """A token set's deadlines on the monotonic clock (``inf`` = never)."""
+
+    __repr__ = fields_repr
 
     stale_at: float
     must_refresh_at: float
@@ -213,6 +218,8 @@ class RetryPolicy:
     Between failed renewals of one token set the scheduler waits
     ``uniform(0, min(backoff_max, backoff_initial * 2**failures))``, or ``Retry-After``.
     """
+
+    __repr__ = fields_repr
 
     attempts: int = 3
     initial: float = 0.1

@@ -27,6 +27,7 @@ from typing import TypeAlias
 
 import attrs
 
+from ._repr import fields_repr
 from .lifecycle import Action, Deadlines, Renewal, choose_renewal, decide
 from .tokens import TokenSet
 
@@ -64,13 +65,15 @@ class Stored:
     up to that much younger: its refresh token is judged run out only if it is even then.
     """
 
+    __repr__ = fields_repr
+
     token_set: TokenSet
     version: int
     deadlines: Deadlines
     slack: float = 0.0
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, eq=False)  # an input: built for each step, never compared
 class Situation:
     """Everything one renewal step depends on.
 
@@ -99,6 +102,8 @@ class Situation:
         late_answers: Answers so far that came after their own token's expiry.
     """
 
+    __repr__ = fields_repr
+
     now: float
     stored: Stored | None
     known_version: int | None = None
@@ -126,12 +131,16 @@ class Situation:
 class Persist:
     """Write the redeemed set (compare-and-swap on the version it was redeemed from)."""
 
+    __repr__ = fields_repr
+
 
 @attrs.frozen(slots=True)
 class WriteFailed:
     """Writing the redeemed set failed. ``fail_callers``: they have waited long enough (the job
     goes on trying; they never get a token the store has not accepted). ``give_up``: the set
     is no longer worth writing: abandon it and fail; else back off and write again."""
+
+    __repr__ = fields_repr
 
     fail_callers: bool
     give_up: bool
@@ -141,11 +150,15 @@ class WriteFailed:
 class Deliver:
     """The redeemed set is stored and published: hand it to the callers."""
 
+    __repr__ = fields_repr
+
 
 @attrs.frozen(slots=True)
 class Late:
     """The answer came after the new token's own expiry: never hand it out. ``again``: one more
     round (the lease is still held); else the renewal fails."""
+
+    __repr__ = fields_repr
 
     again: bool
 
@@ -154,16 +167,22 @@ class Late:
 class Adopt:
     """Take the stored set as this process's current set."""
 
+    __repr__ = fields_repr
+
 
 @attrs.frozen(slots=True)
 class Reinstate:
     """Write the held set over the older one the store holds (compare-and-swap on its
     version)."""
 
+    __repr__ = fields_repr
+
 
 @attrs.frozen(slots=True)
 class Poison:
     """No grant can renew the set: delete the dead one (at its version) and fail."""
+
+    __repr__ = fields_repr
 
     reason: str
 
@@ -172,6 +191,8 @@ class Poison:
 class WaitUntil:
     """Sleep until monotonic ``at``, then decide again."""
 
+    __repr__ = fields_repr
+
     at: float
 
 
@@ -179,16 +200,22 @@ class WaitUntil:
 class TakeLease:
     """Acquire the store's lease for the key, then read the store again."""
 
+    __repr__ = fields_repr
+
 
 @attrs.frozen(slots=True)
 class ExtendLease:
     """Ask the store to push out a lease that ran out or is known lost (by owner: the store
     refuses anyone else)."""
 
+    __repr__ = fields_repr
+
 
 @attrs.frozen(slots=True)
 class Redeem:
     """Send one token request with ``grant``, fenced once an endpoint slot is held."""
+
+    __repr__ = fields_repr
 
     grant: Renewal
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import attrs
 
+from ._repr import fields_repr
+
 __all__ = ["Backoff"]
 
 
@@ -27,6 +29,8 @@ class Backoff:
         max_retry_after: The longest ``Retry-After`` waited; a longer one is cut to it (whether
             a retry is worth it at all is the caller's decision).
     """
+
+    __repr__ = fields_repr
 
     initial: float
     cap: float

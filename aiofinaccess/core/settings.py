@@ -10,6 +10,7 @@ import math
 
 import attrs
 
+from ._repr import fields_repr
 from .errors import ConfigurationError
 
 __all__ = ["Duty", "Limits", "Schedule", "Timeouts"]
@@ -39,6 +40,8 @@ class Timeouts:
         pending_write: How much longer ``aclose()`` waits for renewals whose token request
             was sent, so their result is stored (``0``: no limit).
     """
+
+    __repr__ = fields_repr
 
     token: float = 30.0
     lease: float = 10.0
@@ -101,6 +104,8 @@ class Schedule:
         jitter: Share of the lead by which a scheduled renewal may move earlier at random.
     """
 
+    __repr__ = fields_repr
+
     enabled: bool = True
     keep_alive: bool = False
     idle_after: float | None = 3600.0
@@ -133,6 +138,8 @@ class Duty:
             at random): a fleet claims about ``workers / gather`` times a second however many
             sets fall due, and renews each at most about ``1.5 * gather`` late.
     """
+
+    __repr__ = fields_repr
 
     enabled: bool | None = None
     batch: int = 100
@@ -174,6 +181,8 @@ class Limits:
         working_set: At most this many token sets in memory (least recently used go first; a
             dropped one loads again on demand), or ``None`` for no bound.
     """
+
+    __repr__ = fields_repr
 
     concurrent_refreshes: int = 16
     working_set: int | None = None

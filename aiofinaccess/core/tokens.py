@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import attrs
 
+from ._repr import fields_repr
 from .errors import ConfigurationError, TokenResponseError, UsageError
 
 __all__ = [
@@ -106,6 +107,8 @@ class ClientCredentials:
             for public clients that rely on PKCE alone.
     """
 
+    __repr__ = fields_repr
+
     client_id: str
     client_secret: Secret | None = attrs.field(default=None, converter=_to_optional_secret)
 
@@ -144,6 +147,8 @@ class TokenKey:
         ValueError: An empty provider or one containing ``:``, or an empty subject.
         UsageError: A subject that is not a ``str`` (``4242`` and ``"4242"`` would name two).
     """
+
+    __repr__ = fields_repr
 
     provider: str = attrs.field(validator=_check_provider)
     subject: str | None = attrs.field(default=None, validator=_check_subject)
@@ -201,6 +206,8 @@ def client_label(client: ClientCredentials) -> str:
 class Anchor:
     """A wall-clock instant paired with the monotonic reading taken at the same moment."""
 
+    __repr__ = fields_repr
+
     wall: float
     monotonic: float
 
@@ -230,6 +237,8 @@ class TokenSet:
 
     The repr shows expiry and which tokens are present, never a token.
     """
+
+    __repr__ = fields_repr
 
     access_token: Secret = attrs.field(converter=_to_secret)
     token_type: str = "Bearer"

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 from yarl import URL
 
+from ..core._repr import fields_repr
 from ..core.errors import ConfigurationError
 
 __all__ = [
@@ -160,6 +161,8 @@ class Provider:
             ``web_form_url``. Bearer tokens go to :meth:`api_origins` only; add one with
             ``attrs.evolve(provider, extra_api_origins=("https://files.example.com",))``.
     """
+
+    __repr__ = fields_repr
 
     name: str
     token_url: URL = attrs.field(converter=URL)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -15,7 +16,6 @@ from ..core.clock import Clock
 from ..core.errors import ConfigurationError
 from ..core.lifecycle import RefreshPolicy, RetryPolicy
 from ..core.settings import Duty, Limits, Schedule, Timeouts
-from ..oauth.client import OAuthClient
 from ..stores.memory import MemoryStore
 from ..stores.protocol import RefreshDuty, TokenStore
 from .access import StoreAccess
@@ -31,10 +31,14 @@ from .registry import Registry
 from .renewal import RenewalDriver
 from .scheduler import DueQueue, RefreshScheduler
 
+if TYPE_CHECKING:
+    from ..oauth.client import OAuthClient
+
 __all__ = ["Parts", "Settings", "assemble"]
 
 
-@attrs.frozen(kw_only=True)
+# Internal bundles, never compared or shown: attrs generates only their __init__.
+@attrs.frozen(kw_only=True, eq=False, repr=False)
 class Settings:
     """A manager's settings, each validated on creation (see :class:`SessionManager`)."""
 
@@ -46,7 +50,7 @@ class Settings:
     limits: Limits
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, eq=False, repr=False)
 class Parts:
     """What a manager is composed of."""
 

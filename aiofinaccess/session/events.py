@@ -19,6 +19,8 @@ from typing import TypeAlias
 
 import attrs
 
+from ..core._repr import fields_repr
+
 __all__ = [
     "EventHub",
     "GrantLost",
@@ -49,6 +51,8 @@ class Refreshed:
             stored (negative: renewed ahead of time; ``None``: nothing was held before).
     """
 
+    __repr__ = fields_repr
+
     key: str
     provider: str
     grant: str
@@ -61,6 +65,8 @@ class Refreshed:
 @attrs.frozen(slots=True)
 class Rotated:
     """A renewal brought a new refresh token (the old one is now spent)."""
+
+    __repr__ = fields_repr
 
     key: str
     provider: str
@@ -79,6 +85,8 @@ class RefreshFailed:
         retry_in: Seconds until the scheduler tries again, if it will.
     """
 
+    __repr__ = fields_repr
+
     key: str
     provider: str
     error: str
@@ -96,6 +104,8 @@ class GrantLost:
     :meth:`~aiofinaccess.session.manager.SessionManager.on_reauth_required` is the hook for that.
     """
 
+    __repr__ = fields_repr
+
     key: str
     provider: str
     reason: str
@@ -108,6 +118,8 @@ class WriteAbandoned:
     closed: its session is likely lost (the refresh token that was spent is all the store
     holds). Logged at ERROR as well."""
 
+    __repr__ = fields_repr
+
     key: str
     provider: str
     subject: str | None = attrs.field(default=None, kw_only=True, repr=False)
@@ -119,6 +131,8 @@ ManagerEvent: TypeAlias = Refreshed | Rotated | RefreshFailed | GrantLost | Writ
 @attrs.define(slots=True)
 class ManagerStats:
     """Counters an app can export (they only grow). :meth:`as_dict` suits a metrics exporter."""
+
+    __repr__ = fields_repr
 
     token_requests: int = 0
     renewals: int = 0

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, TypeVar
 from ..core.errors import StoreConflictError
 from ..core.renewal_step import begun
 from ..core.tokens import Secret, TokenKey, TokenSet
-from ..oauth.client import OAuthClient
 from ..oauth.providers import RevocationStyle
 from .events import ManagerStats
 from .registry import Registry
 
 if TYPE_CHECKING:
     from ..oauth.authorization import AuthorizationRequest
+    from ..oauth.client import OAuthClient
     from .access import StoreAccess
     from .lifetime import OwnedTasks
     from .publish import Publisher

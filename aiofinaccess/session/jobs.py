@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from ..core._repr import fields_repr
 from ..core.clock import Clock
 from ..core.errors import (
     AiofinaccessError,
@@ -55,9 +56,11 @@ logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)  # one per job, compared by identity
 class Job:
     """One job's working state (the entry holds only what other tasks may read)."""
+
+    __repr__ = fields_repr
 
     rejected: str | None = None
     forced: bool = False

@@ -26,7 +26,6 @@ from ..core.lifecycle import (
 )
 from ..core.settings import Duty, Limits, Schedule, Timeouts
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
-from ..oauth.client import OAuthClient
 from ..oauth.providers import Provider
 from ..stores.memory import MemoryStore
 from ..stores.protocol import TokenStore
@@ -37,6 +36,7 @@ from .registry import PasswordLookup
 
 if TYPE_CHECKING:
     from ..oauth.authorization import AuthorizationRequest
+    from ..oauth.client import OAuthClient
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
@@ -232,6 +232,10 @@ class SessionManager:
         name = provider if isinstance(provider, str) else provider.name
         client = self._oauth_clients.get(name)
         if client is None:
+            # Loaded with the first token request: a token served from memory or the store
+            # needs no HTTP client of its own.
+            from ..oauth.client import OAuthClient  # noqa: PLC0415
+
             registration = self._registry.registration(name)
             client = OAuthClient(
                 registration.provider,

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import attrs
 
+from ..core._repr import fields_repr
 from ..core.errors import (
     ClientMismatchError,
     ConfigurationError,
@@ -40,9 +41,11 @@ AsyncPasswordLookup = Callable[[str], Awaitable["str | Secret | None"]]
 _NEG_INF = float("-inf")
 
 
-@attrs.define(slots=True)
+@attrs.define(slots=True, eq=False)  # one per provider, compared by identity
 class Registration:
     """A provider as registered: its client credentials and the app's password callback."""
+
+    __repr__ = fields_repr
 
     provider: Provider
     client: ClientCredentials
@@ -53,6 +56,8 @@ class Registration:
 @attrs.define(slots=True, eq=False)
 class Entry:
     """One token set as this process knows it."""
+
+    __repr__ = fields_repr
 
     key: TokenKey
     status: Status = Status.ACTIVE

@@ -9,12 +9,13 @@ Persist and Reinstate steps in :mod:`~aiofinaccess.session.writes`.
 
 Must never import: aiohttp (the token endpoint is a
 :class:`~aiofinaccess.session.redeem.TokenEndpoint`), ``api``, ``integrations``, ``cli`` or
-``sandbox``.
+``sandbox``. The Redeem step's module loads with the first token request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -49,7 +50,6 @@ from ..core.tokens import TokenSet
 from .events import EventHub, ManagerStats
 from .fence import Fence
 from .jobs import Job, Outcomes, cancelled, retrieve
-from .redeem import Redeemer, TokenEndpoint
 from .registry import Entry, Registration, Registry
 from .writes import PendingWrites
 
@@ -58,8 +58,9 @@ if TYPE_CHECKING:
     from .lifetime import OwnedTasks
     from .planning import Planner
     from .publish import Publisher
+    from .redeem import Redeemer, TokenEndpoint
 
-__all__ = ["RenewalDriver", "TokenEndpoint"]
+__all__ = ["RenewalDriver"]
 
 logger = logging.getLogger("aiofinaccess")
 
@@ -110,17 +111,11 @@ class RenewalDriver:
         self._outcomes = Outcomes(
             clock=clock, planner=planner, stats=stats, hub=hub, retry=retry, access=access
         )
+        self._endpoint = endpoint
+        self._stats = stats
+        self._timeouts = timeouts
+        self._concurrency = concurrency
         self._fence = Fence(access=access, clock=clock, timeouts=timeouts)
-        self._redeemer = Redeemer(
-            endpoint=endpoint,
-            fence=self._fence,
-            access=access,
-            clock=clock,
-            stats=stats,
-            retry=retry,
-            token_timeout=timeouts.token,
-            max_concurrent=concurrency,
-        )
         self._writes = PendingWrites(
             access=access,
             publisher=publisher,
@@ -131,6 +126,22 @@ class RenewalDriver:
             policy=policy,
             retry=retry,
             timeouts=timeouts,
+        )
+
+    @functools.cached_property
+    def _redeemer(self) -> Redeemer:
+        # Built for the first token request: a set adopted from the store needs none.
+        from .redeem import Redeemer  # noqa: PLC0415
+
+        return Redeemer(
+            endpoint=self._endpoint,
+            fence=self._fence,
+            access=self._access,
+            clock=self._clock,
+            stats=self._stats,
+            retry=self._retry,
+            token_timeout=self._timeouts.token,
+            max_concurrent=self._concurrency,
         )
 
     # -- starting and ending jobs --------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import attrs
 
+from ..core._repr import fields_repr
 from ..core.errors import StoreError, UsageError
 from ..core.tokens import Anchor, TokenKey, TokenSet
 
@@ -61,6 +62,8 @@ class Versioned:
     set's instants as its own wall clock's.
     """
 
+    __repr__ = fields_repr
+
     token_set: TokenSet
     version: int
     age: float | None = attrs.field(default=None, eq=False, kw_only=True)
@@ -92,6 +95,8 @@ def stored_age(written: float, age_at_write: float, store_now: float) -> float:
 class StoreStats:
     """What a shipped store skipped (counters that only grow): a bad row is logged by hash,
     counted here, and never ends a listing or a bulk read."""
+
+    __repr__ = fields_repr
 
     #: Stored keys that do not parse, skipped by ``keys()``.
     malformed_keys: int = 0
