@@ -40,12 +40,18 @@ if TYPE_CHECKING:
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
+_running_loop = asyncio.get_running_loop
+#: The loop of a closed manager: no running loop is it, so the fresh path's check refuses.
+_CLOSED = object()
+
 
 class SessionManager:
     """Owns token sets, their store, the scheduler and the HTTP session used to renew them.
 
-    Lives as long as the application (or worker process) and belongs to one event loop. Use
-    it as an async context manager (which calls :meth:`start` and :meth:`aclose`).
+    Lives as long as the application (or worker process) and belongs to the event loop it is
+    first used on. Use it as an async context manager (which calls :meth:`start` and
+    :meth:`aclose`). Every public method raises :class:`UsageError` when called on another
+    loop or after :meth:`aclose`.
 
     >>> async def main() -> None:  # doctest: +SKIP
     ...     async with SessionManager(store=SQLiteStore("tokens.db")) as manager:
@@ -88,6 +94,7 @@ class SessionManager:
         self._clock = clock
         self._timeouts = timeouts or Timeouts()
         self._oauth_clients: dict[str, OAuthClient] = {}
+        self._loop: object = None  # set by the first call on a running loop
         parts = assemble(
             Settings(
                 policy=policy or RefreshPolicy(),
@@ -99,8 +106,8 @@ class SessionManager:
             ),
             store=self._store,
             clock=clock,
-            oauth=self.oauth,
-            access_token=self.access_token,
+            oauth=self._oauth_client,
+            access_token=self._client_token,
             close_session=self._close_session,
         )
         self.stats = parts.stats
@@ -117,6 +124,29 @@ class SessionManager:
             f"token_sets={len(self._registry)}, renewing={len(self._tasks)}, "
             f"closed={self._owned.closed})"
         )
+
+    def _enter(self) -> None:
+        """Refuse a call after :meth:`aclose` or on another event loop than the manager's own.
+
+        Every public method calls it (most through :meth:`key`); a plain call with no loop
+        running (``register`` at import) passes.
+        """
+        if self._loop is _CLOSED:
+            raise UsageError(
+                "the session manager is closed: aclose() ended it for good; create a new one"
+            )
+        try:
+            loop = _running_loop()
+        except RuntimeError:
+            return
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise UsageError(
+                "this session manager belongs to another event loop (the first it ran on): its "
+                "HTTP session, tasks and locks work only there; use one manager per event loop "
+                "(each asyncio.run() starts a new one)"
+            )
 
     # -- set-up and shutdown -------------------------------------------------------------------
 
@@ -143,6 +173,7 @@ class SessionManager:
                 ``ClientCredentials``, a confidential client without its secret, or a lookup
                 that cannot be called.
         """
+        self._enter()
         self._registry.add(provider, client, password_lookup)
         self._lifetime.registered(provider.name)
 
@@ -155,6 +186,7 @@ class SessionManager:
             StoreError: A restore failed (the store is unreachable or unreadable); the
                 message names the store.
         """
+        self._enter()
         await self._lifetime.ready()
 
     async def start(self) -> SessionManager:
@@ -167,6 +199,7 @@ class SessionManager:
             StoreError: The store cannot be read (``ready()`` raises it too); after a direct
                 call the app may retry :meth:`restore` or :meth:`aclose`.
         """
+        self._enter()
         await self._lifetime.start()
         return self
 
@@ -174,6 +207,7 @@ class SessionManager:
         """Load every stored set of ``provider`` (or all registered) into memory, at most
         ``Limits.working_set``; no requests. Another client's tokens are skipped. Returns how
         many sets were restored."""
+        self._enter()
         names = self._registry.names() if provider is None else [self.key(provider).provider]
         return await self._lifetime.restore(names)
 
@@ -194,6 +228,10 @@ class SessionManager:
         whose token request was sent (their result must be stored); cancels the rest. A
         failing step is logged and the others still run. Idempotent.
         """
+        if self._loop is _CLOSED:
+            return
+        self._enter()
+        self._loop = _CLOSED  # callers from now on are refused, even while closing
         await self._lifetime.aclose()
 
     async def _close_session(self) -> None:
@@ -225,18 +263,22 @@ class SessionManager:
 
     def provider(self, name: str) -> Provider:
         """The registered provider called ``name``."""
+        self._enter()
         return self._registry.registration(name).provider
 
     def oauth(self, provider: Provider | str) -> OAuthClient:
         """The :class:`OAuthClient` the manager uses for ``provider``."""
-        name = provider if isinstance(provider, str) else provider.name
+        self._enter()
+        return self._oauth_client(provider if isinstance(provider, str) else provider.name)
+
+    def _oauth_client(self, name: str) -> OAuthClient:
         client = self._oauth_clients.get(name)
         if client is None:
             registration = self._registry.registration(name)
             client = OAuthClient(
                 registration.provider,
                 registration.client,
-                self.http_session(),
+                self._http_session(),
                 clock=self._clock,
                 timeout=self._timeouts.token,
             )
@@ -249,6 +291,10 @@ class SessionManager:
         The manager's own session keeps no cookies: it serves every end user, and a cookie one
         user's request set must never go out with another's.
         """
+        self._enter()
+        return self._http_session()
+
+    def _http_session(self) -> aiohttp.ClientSession:
         if self._owned.closed:
             raise UsageError("the session manager is closed")
         if self._session is None:
@@ -266,6 +312,7 @@ class SessionManager:
         Raises:
             ConfigurationError: ``callback`` is a coroutine function (it would never run).
         """
+        self._enter()
         plain_subscriber(callback)
         return self._hub.subscribe(callback)
 
@@ -274,15 +321,18 @@ class SessionManager:
         :class:`~aiofinaccess.session.events.GrantLost` event names the provider and the
         user's ``subject``). An async ``callback`` runs in a task the manager owns. Returns an
         unsubscribe function."""
+        self._enter()
         return self._hub.subscribe(reauth_subscriber(callback, self._spawn))
 
     def events(self, *, maxsize: int = 1024) -> AsyncIterator[ManagerEvent]:
         """Iterate over lifecycle events until the manager closes; when ``maxsize`` are waiting
         the oldest is dropped (``stats.events_dropped``)."""
+        self._enter()
         return self._hub.iterate(maxsize)
 
     async def wait_idle(self) -> None:
         """Wait until no renewal, write or restore is running (tests, orderly shutdown)."""
+        self._enter()
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
@@ -298,6 +348,8 @@ class SessionManager:
             TransportError, ApiError, StoreError: Renewal failed; the same error reaches every
                 caller waiting on that renewal.
         """
+        if _running_loop() is not self._loop:
+            self._enter()  # binds the first loop, refuses another or a closed manager
         name = provider if provider.__class__ is str else provider.name  # type: ignore[union-attr]
         entry = self._registry.entries.get((name, subject))
         if entry is not None:
@@ -309,6 +361,9 @@ class SessionManager:
                     self._driver.start(entry)  # stale: one background renewal, serve meanwhile
                 return token
         return (await self._bearer.token_set(self.key(name, subject))).access_token.reveal()
+
+    async def _client_token(self, name: str) -> str:
+        return (await self._bearer.token_set(self._registry.key(name, None))).access_token.reveal()
 
     async def token_set(self, provider: Provider | str, subject: str | None = None) -> TokenSet:
         """Like :meth:`access_token` but return the whole (redacting) :class:`TokenSet`."""
@@ -335,6 +390,7 @@ class SessionManager:
 
     def state_counts(self) -> dict[TokenState, int]:
         """How many token sets this process holds in each state (for a metrics gauge)."""
+        self._enter()
         now = self._clock.monotonic()
         return dict(
             collections.Counter(token_state(e.status, e.deadlines, now) for e in self._registry)
@@ -347,6 +403,7 @@ class SessionManager:
 
     def key(self, provider: Provider | str, subject: str | None = None) -> TokenKey:
         """The :class:`TokenKey` of a client (``subject=None``) or user token set."""
+        self._enter()
         name = provider if isinstance(provider, str) else provider.name
         if name not in self._registry:
             raise UsageError(f"provider {name!r} is not registered; call register() first")

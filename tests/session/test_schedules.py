@@ -378,10 +378,10 @@ async def test_aclose_reports_a_write_it_could_not_wait_for(
     store.put_delay = 5.0
     renewal = asyncio.ensure_future(manager.refresh("everifin", "alice"))
     await asyncio.sleep(0.3)  # answered; its write hangs
+    key = manager.key("everifin", "alice")
     await manager.aclose()
     await asyncio.gather(renewal, return_exceptions=True)
     abandoned = [e for e in events if isinstance(e, WriteAbandoned)]
-    key = manager.key("everifin", "alice")
     assert [e.key for e in abandoned] == [key.hashed]
     assert any(
         record.levelname == "ERROR" and key.hashed in record.getMessage()
