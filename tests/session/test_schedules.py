@@ -12,7 +12,7 @@ import gc
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, closing
 from pathlib import Path
 from typing import Any
 
@@ -315,7 +315,7 @@ async def test_restore_skips_a_malformed_stored_key(sandbox: Sandbox, tmp_path: 
     async with SessionManager(store=SQLiteStore(path)) as manager:
         register(manager, sandbox)
         await manager.store_token_set("everifin", "alice", seeded(sandbox, "alice"))
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         row = db.execute("SELECT provider, version, data FROM token_sets").fetchone()
         db.execute(
             "INSERT INTO token_sets (key, provider, version, data) VALUES (?, ?, ?, ?)",
