@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import aiohttp
 
@@ -41,8 +42,20 @@ if TYPE_CHECKING:
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
 _running_loop = asyncio.get_running_loop
-#: The loop of a closed manager: no running loop is it, so the fresh path's check refuses.
-_CLOSED = object()
+_thread = threading.get_ident
+
+
+class _Door:
+    """What the fresh path checks: the manager's loop while it runs in this thread (asyncio's
+    loops keep that thread's id in ``_thread_id``; on 3.11 ``get_running_loop()`` costs a
+    ``getpid`` system call). Stand-ins whose ``_thread_id`` never matches send every call
+    through :meth:`SessionManager._enter`."""
+
+    _thread_id: int | None = None
+
+
+#: Before the first call on a loop, after aclose(), and for loops without ``_thread_id``.
+_UNBOUND, _CLOSED, _OTHER_LOOPS = _Door(), _Door(), _Door()
 
 
 class SessionManager:
@@ -94,7 +107,8 @@ class SessionManager:
         self._clock = clock
         self._timeouts = timeouts or Timeouts()
         self._oauth_clients: dict[str, OAuthClient] = {}
-        self._loop: object = None  # set by the first call on a running loop
+        self._loop: asyncio.AbstractEventLoop | None = None  # the first loop it is used on
+        self._door: _Door = _UNBOUND
         parts = assemble(
             Settings(
                 policy=policy or RefreshPolicy(),
@@ -131,7 +145,7 @@ class SessionManager:
         Every public method calls it (most through :meth:`key`); a plain call with no loop
         running (``register`` at import) passes.
         """
-        if self._loop is _CLOSED:
+        if self._door is _CLOSED:
             raise UsageError(
                 "the session manager is closed: aclose() ended it for good; create a new one"
             )
@@ -141,6 +155,9 @@ class SessionManager:
             return
         if self._loop is None:
             self._loop = loop
+            self._door = (
+                cast(_Door, loop) if isinstance(loop, asyncio.BaseEventLoop) else _OTHER_LOOPS
+            )
         elif loop is not self._loop:
             raise UsageError(
                 "this session manager belongs to another event loop (the first it ran on): its "
@@ -228,10 +245,10 @@ class SessionManager:
         whose token request was sent (their result must be stored); cancels the rest. A
         failing step is logged and the others still run. Idempotent.
         """
-        if self._loop is _CLOSED:
+        if self._door is _CLOSED:
             return
         self._enter()
-        self._loop = _CLOSED  # callers from now on are refused, even while closing
+        self._door = _CLOSED  # callers from now on are refused, even while closing
         await self._lifetime.aclose()
 
     async def _close_session(self) -> None:
@@ -348,7 +365,7 @@ class SessionManager:
             TransportError, ApiError, StoreError: Renewal failed; the same error reaches every
                 caller waiting on that renewal.
         """
-        if _running_loop() is not self._loop:
+        if self._door._thread_id != _thread():
             self._enter()  # binds the first loop, refuses another or a closed manager
         name = provider if provider.__class__ is str else provider.name  # type: ignore[union-attr]
         entry = self._registry.entries.get((name, subject))

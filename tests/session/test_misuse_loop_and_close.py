@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
@@ -112,6 +113,24 @@ def test_a_manager_used_from_a_second_event_loop_is_refused() -> None:
         assert first.run_until_complete(manager.access_token("everifin", USER)) == "at"
         first.run_until_complete(manager.aclose())
     finally:
+        first.close()
+
+
+def test_a_manager_whose_loop_runs_in_another_thread_is_refused_here() -> None:
+    """Its loop still runs (a worker thread's): a cached token is refused all the same."""
+    first = asyncio.new_event_loop()
+    thread = threading.Thread(target=first.run_forever)
+    thread.start()
+    try:
+        manager = asyncio.run_coroutine_threadsafe(started(), first).result(30)
+        with pytest.raises(UsageError, match="another event loop"):
+            asyncio.run(manager.access_token("everifin", USER))
+        mine = asyncio.run_coroutine_threadsafe(manager.access_token("everifin", USER), first)
+        assert mine.result(30) == "at"
+        asyncio.run_coroutine_threadsafe(manager.aclose(), first).result(30)
+    finally:
+        first.call_soon_threadsafe(first.stop)
+        thread.join(30)
         first.close()
 
 
