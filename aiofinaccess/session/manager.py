@@ -13,7 +13,7 @@ import collections
 import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -33,6 +33,7 @@ from ..stores import TokenStore
 from ..stores.memory import MemoryStore
 from .assembly import Settings, assemble
 from .callbacks import ReauthCallback, plain_subscriber, reauth_subscriber
+from .door import Door
 from .events import ManagerEvent, ManagerStats
 from .registry import PasswordLookup
 
@@ -41,21 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
-_running_loop = asyncio.get_running_loop
 _thread = threading.get_ident
-
-
-class _Door:
-    """What the fresh path checks: the manager's loop while it runs in this thread (asyncio's
-    loops keep that thread's id in ``_thread_id``; on 3.11 ``get_running_loop()`` costs a
-    ``getpid`` system call). Stand-ins whose ``_thread_id`` never matches send every call
-    through :meth:`SessionManager._enter`."""
-
-    _thread_id: int | None = None
-
-
-#: Before the first call on a loop, after aclose(), and for loops without ``_thread_id``.
-_UNBOUND, _CLOSED, _OTHER_LOOPS = _Door(), _Door(), _Door()
 
 
 class SessionManager:
@@ -107,8 +94,7 @@ class SessionManager:
         self._clock = clock
         self._timeouts = timeouts or Timeouts()
         self._oauth_clients: dict[str, OAuthClient] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None  # the first loop it is used on
-        self._door: _Door = _UNBOUND
+        self._door = Door()
         parts = assemble(
             Settings(
                 policy=policy or RefreshPolicy(),
@@ -139,32 +125,6 @@ class SessionManager:
             f"closed={self._owned.closed})"
         )
 
-    def _enter(self) -> None:
-        """Refuse a call after :meth:`aclose` or on another event loop than the manager's own.
-
-        Every public method calls it (most through :meth:`key`); a plain call with no loop
-        running (``register`` at import) passes.
-        """
-        if self._door is _CLOSED:
-            raise UsageError(
-                "the session manager is closed: aclose() ended it for good; create a new one"
-            )
-        try:
-            loop = _running_loop()
-        except RuntimeError:
-            return
-        if self._loop is None:
-            self._loop = loop
-            self._door = (
-                cast(_Door, loop) if isinstance(loop, asyncio.BaseEventLoop) else _OTHER_LOOPS
-            )
-        elif loop is not self._loop:
-            raise UsageError(
-                "this session manager belongs to another event loop (the first it ran on): its "
-                "HTTP session, tasks and locks work only there; use one manager per event loop "
-                "(each asyncio.run() starts a new one)"
-            )
-
     # -- set-up and shutdown -------------------------------------------------------------------
 
     def register(
@@ -190,7 +150,7 @@ class SessionManager:
                 ``ClientCredentials``, a confidential client without its secret, or a lookup
                 that cannot be called.
         """
-        self._enter()
+        self._door.enter()
         self._registry.add(provider, client, password_lookup)
         self._lifetime.registered(provider.name)
 
@@ -203,7 +163,7 @@ class SessionManager:
             StoreError: A restore failed (the store is unreachable or unreadable); the
                 message names the store.
         """
-        self._enter()
+        self._door.enter()
         await self._lifetime.ready()
 
     async def start(self) -> SessionManager:
@@ -216,7 +176,7 @@ class SessionManager:
             StoreError: The store cannot be read (``ready()`` raises it too); after a direct
                 call the app may retry :meth:`restore` or :meth:`aclose`.
         """
-        self._enter()
+        self._door.enter()
         await self._lifetime.start()
         return self
 
@@ -224,7 +184,7 @@ class SessionManager:
         """Load every stored set of ``provider`` (or all registered) into memory, at most
         ``Limits.working_set``; no requests. Another client's tokens are skipped. Returns how
         many sets were restored."""
-        self._enter()
+        self._door.enter()
         names = self._registry.names() if provider is None else [self.key(provider).provider]
         return await self._lifetime.restore(names)
 
@@ -245,10 +205,10 @@ class SessionManager:
         whose token request was sent (their result must be stored); cancels the rest. A
         failing step is logged and the others still run. Idempotent.
         """
-        if self._door is _CLOSED:
+        if self._door.closed:
             return
-        self._enter()
-        self._door = _CLOSED  # callers from now on are refused, even while closing
+        self._door.enter()
+        self._door.close()  # callers from now on are refused, even while closing
         await self._lifetime.aclose()
 
     async def _close_session(self) -> None:
@@ -280,12 +240,12 @@ class SessionManager:
 
     def provider(self, name: str) -> Provider:
         """The registered provider called ``name``."""
-        self._enter()
+        self._door.enter()
         return self._registry.registration(name).provider
 
     def oauth(self, provider: Provider | str) -> OAuthClient:
         """The :class:`OAuthClient` the manager uses for ``provider``."""
-        self._enter()
+        self._door.enter()
         return self._oauth_client(provider if isinstance(provider, str) else provider.name)
 
     def _oauth_client(self, name: str) -> OAuthClient:
@@ -308,7 +268,7 @@ class SessionManager:
         The manager's own session keeps no cookies: it serves every end user, and a cookie one
         user's request set must never go out with another's.
         """
-        self._enter()
+        self._door.enter()
         return self._http_session()
 
     def _http_session(self) -> aiohttp.ClientSession:
@@ -329,7 +289,7 @@ class SessionManager:
         Raises:
             ConfigurationError: ``callback`` is a coroutine function (it would never run).
         """
-        self._enter()
+        self._door.enter()
         plain_subscriber(callback)
         return self._hub.subscribe(callback)
 
@@ -338,18 +298,18 @@ class SessionManager:
         :class:`~aiofinaccess.session.events.GrantLost` event names the provider and the
         user's ``subject``). An async ``callback`` runs in a task the manager owns. Returns an
         unsubscribe function."""
-        self._enter()
+        self._door.enter()
         return self._hub.subscribe(reauth_subscriber(callback, self._spawn))
 
     def events(self, *, maxsize: int = 1024) -> AsyncIterator[ManagerEvent]:
         """Iterate over lifecycle events until the manager closes; when ``maxsize`` are waiting
         the oldest is dropped (``stats.events_dropped``)."""
-        self._enter()
+        self._door.enter()
         return self._hub.iterate(maxsize)
 
     async def wait_idle(self) -> None:
         """Wait until no renewal, write or restore is running (tests, orderly shutdown)."""
-        self._enter()
+        self._door.enter()
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
@@ -365,8 +325,8 @@ class SessionManager:
             TransportError, ApiError, StoreError: Renewal failed; the same error reaches every
                 caller waiting on that renewal.
         """
-        if self._door._thread_id != _thread():
-            self._enter()  # binds the first loop, refuses another or a closed manager
+        if self._door.open._thread_id != _thread():
+            self._door.enter()  # binds the first loop, refuses another or a closed manager
         name = provider if provider.__class__ is str else provider.name  # type: ignore[union-attr]
         entry = self._registry.entries.get((name, subject))
         if entry is not None:
@@ -407,7 +367,7 @@ class SessionManager:
 
     def state_counts(self) -> dict[TokenState, int]:
         """How many token sets this process holds in each state (for a metrics gauge)."""
-        self._enter()
+        self._door.enter()
         now = self._clock.monotonic()
         return dict(
             collections.Counter(token_state(e.status, e.deadlines, now) for e in self._registry)
@@ -420,7 +380,7 @@ class SessionManager:
 
     def key(self, provider: Provider | str, subject: str | None = None) -> TokenKey:
         """The :class:`TokenKey` of a client (``subject=None``) or user token set."""
-        self._enter()
+        self._door.enter()
         name = provider if isinstance(provider, str) else provider.name
         if name not in self._registry:
             raise UsageError(f"provider {name!r} is not registered; call register() first")
