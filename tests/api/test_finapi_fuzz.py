@@ -71,7 +71,7 @@ def test_models_only_fail_typed(data: bytes) -> None:
 
 @FUZZ
 @given(st.text(max_size=60) | st.datetimes().map(lambda m: f"{m.isoformat()}/{m.second}"))
-@example("0001-01-01000000000/0")  # year 1 at UTC+10:00 is before year 1 in UTC
+@example("0001-01-01000000000/0")  # midnight of year 1 in German time is before it in UTC
 def test_sync_cursors_from_text_only_fail_typed(text: str) -> None:
     """A stored cursor reads back or raises ValidationError."""
     try:
