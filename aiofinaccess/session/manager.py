@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ from ..stores.memory import MemoryStore
 from ..stores.protocol import TokenStore
 from .assembly import Settings, assemble
 from .callbacks import ReauthCallback, plain_subscriber, reauth_subscriber
+from .door import Door
 from .events import ManagerEvent, ManagerStats
 from .registry import PasswordLookup
 
@@ -40,12 +42,16 @@ if TYPE_CHECKING:
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
+_thread = threading.get_ident
+
 
 class SessionManager:
     """Owns token sets, their store, the scheduler and the HTTP session used to renew them.
 
-    Lives as long as the application (or worker process) and belongs to one event loop. Use
-    it as an async context manager (which calls :meth:`start` and :meth:`aclose`).
+    Lives as long as the application (or worker process) and belongs to the event loop it is
+    first used on. Use it as an async context manager (which calls :meth:`start` and
+    :meth:`aclose`). Every public method raises :class:`UsageError` when called on another
+    loop or after :meth:`aclose`.
 
     >>> async def main() -> None:  # doctest: +SKIP
     ...     async with SessionManager(store=SQLiteStore("tokens.db")) as manager:
@@ -88,6 +94,7 @@ class SessionManager:
         self._clock = clock
         self._timeouts = timeouts or Timeouts()
         self._oauth_clients: dict[str, OAuthClient] = {}
+        self._door = Door()
         parts = assemble(
             Settings(
                 policy=policy or RefreshPolicy(),
@@ -99,8 +106,8 @@ class SessionManager:
             ),
             store=self._store,
             clock=clock,
-            oauth=self.oauth,
-            access_token=self.access_token,
+            oauth=self._oauth_client,
+            access_token=self._client_token,
             close_session=self._close_session,
         )
         self.stats = parts.stats
@@ -143,6 +150,7 @@ class SessionManager:
                 ``ClientCredentials``, a confidential client without its secret, or a lookup
                 that cannot be called.
         """
+        self._door.enter()
         self._registry.add(provider, client, password_lookup)
         self._lifetime.registered(provider.name)
 
@@ -155,6 +163,7 @@ class SessionManager:
             StoreError: A restore failed (the store is unreachable or unreadable); the
                 message names the store.
         """
+        self._door.enter()
         await self._lifetime.ready()
 
     async def start(self) -> SessionManager:
@@ -167,6 +176,7 @@ class SessionManager:
             StoreError: The store cannot be read (``ready()`` raises it too); after a direct
                 call the app may retry :meth:`restore` or :meth:`aclose`.
         """
+        self._door.enter()
         await self._lifetime.start()
         return self
 
@@ -174,6 +184,7 @@ class SessionManager:
         """Load every stored set of ``provider`` (or all registered) into memory, at most
         ``Limits.working_set``; no requests. Another client's tokens are skipped. Returns how
         many sets were restored."""
+        self._door.enter()
         names = self._registry.names() if provider is None else [self.key(provider).provider]
         return await self._lifetime.restore(names)
 
@@ -194,6 +205,10 @@ class SessionManager:
         whose token request was sent (their result must be stored); cancels the rest. A
         failing step is logged and the others still run. Idempotent.
         """
+        if self._door.closed:
+            return
+        self._door.enter()
+        self._door.close()  # callers from now on are refused, even while closing
         await self._lifetime.aclose()
 
     async def _close_session(self) -> None:
@@ -225,11 +240,15 @@ class SessionManager:
 
     def provider(self, name: str) -> Provider:
         """The registered provider called ``name``."""
+        self._door.enter()
         return self._registry.registration(name).provider
 
     def oauth(self, provider: Provider | str) -> OAuthClient:
         """The :class:`OAuthClient` the manager uses for ``provider``."""
-        name = provider if isinstance(provider, str) else provider.name
+        self._door.enter()
+        return self._oauth_client(provider if isinstance(provider, str) else provider.name)
+
+    def _oauth_client(self, name: str) -> OAuthClient:
         client = self._oauth_clients.get(name)
         if client is None:
             # Loaded with the first token request: a token served from memory or the store
@@ -240,7 +259,7 @@ class SessionManager:
             client = OAuthClient(
                 registration.provider,
                 registration.client,
-                self.http_session(),
+                self._http_session(),
                 clock=self._clock,
                 timeout=self._timeouts.token,
             )
@@ -253,6 +272,10 @@ class SessionManager:
         The manager's own session keeps no cookies: it serves every end user, and a cookie one
         user's request set must never go out with another's.
         """
+        self._door.enter()
+        return self._http_session()
+
+    def _http_session(self) -> aiohttp.ClientSession:
         if self._owned.closed:
             raise UsageError("the session manager is closed")
         if self._session is None:
@@ -270,6 +293,7 @@ class SessionManager:
         Raises:
             ConfigurationError: ``callback`` is a coroutine function (it would never run).
         """
+        self._door.enter()
         plain_subscriber(callback)
         return self._hub.subscribe(callback)
 
@@ -278,15 +302,18 @@ class SessionManager:
         :class:`~aiofinaccess.session.events.GrantLost` event names the provider and the
         user's ``subject``). An async ``callback`` runs in a task the manager owns. Returns an
         unsubscribe function."""
+        self._door.enter()
         return self._hub.subscribe(reauth_subscriber(callback, self._spawn))
 
     def events(self, *, maxsize: int = 1024) -> AsyncIterator[ManagerEvent]:
         """Iterate over lifecycle events until the manager closes; when ``maxsize`` are waiting
         the oldest is dropped (``stats.events_dropped``)."""
+        self._door.enter()
         return self._hub.iterate(maxsize)
 
     async def wait_idle(self) -> None:
         """Wait until no renewal, write or restore is running (tests, orderly shutdown)."""
+        self._door.enter()
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
@@ -302,6 +329,8 @@ class SessionManager:
             TransportError, ApiError, StoreError: Renewal failed; the same error reaches every
                 caller waiting on that renewal.
         """
+        if self._door.open._thread_id != _thread():
+            self._door.enter()  # binds the first loop, refuses another or a closed manager
         name = provider if provider.__class__ is str else provider.name  # type: ignore[union-attr]
         entry = self._registry.entries.get((name, subject))
         if entry is not None:
@@ -313,6 +342,9 @@ class SessionManager:
                     self._driver.start(entry)  # stale: one background renewal, serve meanwhile
                 return token
         return (await self._bearer.token_set(self.key(name, subject))).access_token.reveal()
+
+    async def _client_token(self, name: str) -> str:
+        return (await self._bearer.token_set(self._registry.key(name, None))).access_token.reveal()
 
     async def token_set(self, provider: Provider | str, subject: str | None = None) -> TokenSet:
         """Like :meth:`access_token` but return the whole (redacting) :class:`TokenSet`."""
@@ -339,6 +371,7 @@ class SessionManager:
 
     def state_counts(self) -> dict[TokenState, int]:
         """How many token sets this process holds in each state (for a metrics gauge)."""
+        self._door.enter()
         now = self._clock.monotonic()
         return dict(
             collections.Counter(token_state(e.status, e.deadlines, now) for e in self._registry)
@@ -351,6 +384,7 @@ class SessionManager:
 
     def key(self, provider: Provider | str, subject: str | None = None) -> TokenKey:
         """The :class:`TokenKey` of a client (``subject=None``) or user token set."""
+        self._door.enter()
         name = provider if isinstance(provider, str) else provider.name
         if name not in self._registry:
             raise UsageError(f"provider {name!r} is not registered; call register() first")

@@ -9,7 +9,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -355,7 +355,7 @@ async def test_pending_records_are_encrypted_with_the_stores_codec(
     store = SQLiteStore(path, codec=FernetCodec([Fernet.generate_key()]))
     async with running_app(sandbox, store) as app:
         await start(browser, app)
-        with sqlite3.connect(path) as db:
+        with closing(sqlite3.connect(path)) as db, db:
             rows = db.execute("SELECT state, data FROM pending_authorizations").fetchall()
         assert len(rows) == 2  # the request and its claim
         for state, data in rows:

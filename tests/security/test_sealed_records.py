@@ -13,6 +13,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def tokens(name: str) -> TokenSet:
 
 
 def copy_row(path: Path, sql_from: str, sql_to: str, source: str, target: str) -> None:
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         (data,) = db.execute(sql_from, (source,)).fetchone()
         assert db.execute(sql_to, (data, target)).rowcount == 1
 
@@ -180,7 +181,7 @@ async def test_unsealed_plain_json_is_still_read(tmp_path: Path) -> None:
     async with SQLiteStore(path) as store:
         await store.put(ALICE, tokens("alice"), expected_version=None)
     legacy = json.dumps(store_converter.unstructure(tokens("old"))).encode()
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute(SET_TOKEN_ROW, (legacy, str(ALICE)))
     async with SQLiteStore(path) as store:
         got = await store.get(ALICE)

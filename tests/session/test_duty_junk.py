@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ CLAIM_TTL = 1.0
 
 def junk_rows(path: Path) -> None:
     """Rows whose key does not parse, due before anything else (written by hand or a bug)."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.executemany(
             "INSERT INTO token_sets (key, provider, version, data, updated_at, due_at)"
             " VALUES (?, 'everifin', 1, x'00', 0, 0)",

@@ -12,7 +12,7 @@ import gc
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, closing
 from pathlib import Path
 from typing import Any
 
@@ -315,7 +315,7 @@ async def test_restore_skips_a_malformed_stored_key(sandbox: Sandbox, tmp_path: 
     async with SessionManager(store=SQLiteStore(path)) as manager:
         register(manager, sandbox)
         await manager.store_token_set("everifin", "alice", seeded(sandbox, "alice"))
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         row = db.execute("SELECT provider, version, data FROM token_sets").fetchone()
         db.execute(
             "INSERT INTO token_sets (key, provider, version, data) VALUES (?, ?, ?, ?)",
@@ -378,10 +378,10 @@ async def test_aclose_reports_a_write_it_could_not_wait_for(
     store.put_delay = 5.0
     renewal = asyncio.ensure_future(manager.refresh("everifin", "alice"))
     await asyncio.sleep(0.3)  # answered; its write hangs
+    key = manager.key("everifin", "alice")
     await manager.aclose()
     await asyncio.gather(renewal, return_exceptions=True)
     abandoned = [e for e in events if isinstance(e, WriteAbandoned)]
-    key = manager.key("everifin", "alice")
     assert [e.key for e in abandoned] == [key.hashed]
     assert any(
         record.levelname == "ERROR" and key.hashed in record.getMessage()

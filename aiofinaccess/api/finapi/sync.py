@@ -41,7 +41,10 @@ def _utc(moment: dt.datetime) -> dt.datetime:
     # Kept in UTC: positions compare by plain arithmetic, with no daylight-saving folds.
     if moment.tzinfo is None:
         raise ValidationError("imported_at must be timezone-aware")
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # the first hours of year 1 east of UTC
+        raise ValidationError(f"imported_at is out of range in UTC: {moment}") from None
 
 
 @attrs.frozen(slots=True, order=True)
