@@ -40,6 +40,7 @@ from aiofinaccess.core.errors import StoreError
 from aiofinaccess.core.tokens import TokenKey
 from aiofinaccess.stores import _redis_duty, _redis_lease, _sqlite_duty, _sqlite_lease
 from aiofinaccess.stores import _sqlite_schema as sql
+from aiofinaccess.stores import protocol as store_protocol
 from aiofinaccess.stores import redis as redis_store
 from aiofinaccess.stores import sqlite as sqlite_store
 from aiofinaccess.stores._redis_layout import Layout
@@ -122,6 +123,7 @@ class _Chance:
 #: The store modules that read the clock on a real store's path: each runs on the world's
 #: (a module left out decides on the real clock, as the SQLite claims once did).
 ON_THE_WORLDS_CLOCK = (
+    store_protocol,  # the helpers every store shares (a carried set's anchor)
     sqlite_store,
     _sqlite_lease,
     _sqlite_duty,
