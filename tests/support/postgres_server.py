@@ -22,6 +22,7 @@ import glob
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -78,6 +79,19 @@ def _runner() -> tuple[int | None, int | None]:
     raise RuntimeError("no unprivileged user to run PostgreSQL as")  # pragma: no cover
 
 
+def _parent(uid: int | None) -> str:
+    """A temporary directory's parent that the server's user can reach: the usual one, unless
+    some directory above it is closed to others (CI's Python matrix gives each run a private
+    TMPDIR), then ``/tmp``."""
+    usual = tempfile.gettempdir()
+    if uid is None:
+        return usual
+    path = Path(usual).resolve()
+    if all(part.stat().st_mode & stat.S_IXOTH for part in (path, *path.parents)):
+        return usual
+    return "/tmp"  # noqa: S108  (sticky and open to all, as PostgreSQL's user needs)
+
+
 @contextlib.contextmanager
 def running_postgres(*, tls: tuple[Path, Path] | None = None) -> Iterator[Server]:
     """Start a cluster in a temporary directory; stop it and delete the directory on exit.
@@ -87,7 +101,7 @@ def running_postgres(*, tls: tuple[Path, Path] | None = None) -> Iterator[Server
     """
     bin_dir = postgres_bin()
     uid, gid = _runner()
-    base = Path(tempfile.mkdtemp(prefix="aiofinaccess-pg-"))
+    base = Path(tempfile.mkdtemp(prefix="aiofinaccess-pg-", dir=_parent(uid)))
     data = base / "data"
 
     def run(*command: str | Path) -> None:
