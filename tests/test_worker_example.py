@@ -53,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _environment() -> dict[str, str]:
     """This checkout's aiofinaccess; the example's own sandbox and default store."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIOFINACCESS_")}
-    return {**env, "PYTHONPATH": str(ROOT)}
+    # PYTHONFAULTHANDLER: a SIGABRT prints every thread's stack (a worker that will not stop).
+    return {**env, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
 
 
 async def _start(*args: str) -> asyncio.subprocess.Process:
@@ -88,6 +89,11 @@ async def test_ctrl_c_stops_the_worker_cleanly() -> None:
             assert first.startswith("synced 2 users: "), first
             process.send_signal(signal.SIGINT)  # waiting for its next round
             out, err = await process.communicate()
+    except TimeoutError:
+        process.send_signal(signal.SIGABRT)
+        async with asyncio.timeout(30):
+            _, stacks = await process.communicate()
+        raise AssertionError(f"the worker did not stop; its threads:\n{stacks.decode()}") from None
     finally:
         if process.returncode is None:
             process.kill()
