@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import signal
 import tempfile
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -127,6 +128,9 @@ if __name__ == "__main__":
     parser.add_argument("--once", action="store_true", help="one round, then exit")
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between rounds")
     arguments = parser.parse_args()
+    # A shell starts background jobs with SIGINT ignored, and asyncio.run() only turns SIGINT into
+    # a cancellation where Python's own handler is installed: install it, so SIGINT stops us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:  # Ctrl-C: asyncio.run() cancels main(), whose exit closes the store and sandbox
         asyncio.run(main(arguments.once, arguments.interval))
     except KeyboardInterrupt:
