@@ -11,6 +11,7 @@ from typing import Any
 
 import _common as common
 import _fleet_plan as plan_
+import _fleet_store as store_
 
 MIB = 2**20
 TARGETS: tuple[tuple[str, Any, float], ...] = (
@@ -150,7 +151,7 @@ def figures(out: Mapping[str, Any], workers: int) -> tuple[dict[str, Any], dict[
         "rss_max_over_target": max(
             (w.rss_max / target_rss(workers) for w in main["workers"]), default=float("nan")
         ),
-        "redis_bytes_per_set": out["redis_bytes_per_set"],
+        "store_bytes_per_set": out["store_bytes_per_set"],
         "seed_s": out["seed_s"],
         "seeded_late_s": out["seeded_late_s"],
         **{f"startup_s_at_{_size(n)}": row["startup_s"] for n, row in sorted(at.items())},
@@ -218,7 +219,7 @@ def publish(
         "scaling_window_s": args.scaling_seconds,
         "kill": args.kill,
         "keycloak_max_reuse": args.max_reuse,
-        "store": "RedisStore (64 due shards), redis-server on 127.0.0.1",
+        "store": store_.describe(out["store_url"]),
         "policy": "RefreshPolicy() (due 20 % of the lifetime before expiry)",
     }
     run = common.Run(name, args, dict(info), started)
