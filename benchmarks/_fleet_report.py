@@ -21,6 +21,7 @@ TARGETS: tuple[tuple[str, Any, float], ...] = (
     ("sessions_lost", "==", 0.0),
     ("lateness_p99_s", "<=", 1.0),
     ("expired_served", "==", 0.0),
+    ("load_stopped_late", "==", 0.0),
     ("rss_max_over_target", "<=", 1.0),
     ("startup_s_at_M", "<=", 1.0),
     ("startup_cpu_growth_0_to_M", "<=", 1.25),
@@ -165,6 +166,8 @@ def figures(out: Mapping[str, Any], workers: int) -> tuple[dict[str, Any], dict[
         "load_requests": load.get("requests"),
         "load_errors": sum(n for k, n in load.get("outcomes", {}).items() if k != "ok"),
         "load_wait_p99_ms": load.get("wait_p99_ms"),
+        # The load had not made its requests by the window's end + 60 s: stopped (SIGTERM).
+        "load_stopped_late": int(load.get("late", False)),
         "load_rss_mib": load.get("rss", 0) / MIB,
         "managers_close_hung": out["close_hung"],
     }

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -137,8 +136,15 @@ class Child:
         return self.final
 
     async def finish(self, timeout: float) -> dict[str, Any]:
-        """Its final line, once it ends on its own."""
-        self.final = await self._line(timeout)
+        """Its final line, once it ends on its own; if it has not within ``timeout`` (a load
+        that fell behind), SIGTERM stops it asking and it reports what it did, ``late``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout)
+        late = self.process.returncode is None
+        if late:
+            self.cpu()
+            self.process.send_signal(signal.SIGTERM)
+        self.final = await self._line(60.0) | {"late": late}
         self.cpu()
         await self.process.wait()
         return self.final
@@ -172,7 +178,8 @@ class Env:
     ) -> Child:
         """Start a child; return once it printed its ready line."""
         record = self.workdir / f"{name}.record"
-        errors = tempfile.TemporaryFile()  # noqa: SIM115  (closed with the child)
+        # Beside the record (kept with --keep): a hang's stacks (SIGUSR1) outgrow the tail.
+        errors = (self.workdir / f"{name}.stderr").open("w+b")
         command = [
             common.PYTHON, str(WORKER), role,
             "--store", self.store_url, "--namespace", namespace or self.namespace,
