@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import multiprocessing.util
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -59,6 +60,8 @@ class Server:
         if cls._running is None:
             cls._running = cls()
             atexit.register(cls._running.stop)
+            # A worker of ``--jobs`` ends with os._exit: atexit does not run there, this does.
+            multiprocessing.util.Finalize(None, cls._running.stop, exitpriority=10)
         return cls._running
 
     def wait(self, work: Coroutine[Any, Any, _T]) -> _T:
@@ -95,10 +98,13 @@ class Server:
             raise StoreError(f"PostgreSQL failed ({type(exc).__name__} {exc.sqlstate})") from exc
 
     def stop(self) -> None:
+        if self._loop.is_closed():
+            return
         with contextlib.suppress(Exception):
             self.wait(self._conn.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
         self._stack.close()
 
 
