@@ -2,8 +2,8 @@
 
 Every server a benchmark talks to runs in a separate process bound to 127.0.0.1: the sandbox
 (``python -m aiofinaccess sandbox``, or ``_sandbox_host.py`` when a benchmark must seed its
-state), and ``redis-server``. :func:`serve` starts one, waits for the URL it prints, and stops it
-with SIGTERM (SIGKILL after 5 s) however the benchmark ends.
+state), ``redis-server`` and PostgreSQL. :func:`serve` starts one, waits for the URL it prints,
+and stops it with SIGTERM (SIGKILL after 5 s) however the benchmark ends.
 
 Output: a progress display on stderr while a benchmark runs (rich), then a table on stdout,
 and with ``--json PATH`` the figures as JSON, each target beside its figure.
@@ -443,6 +443,25 @@ async def redis_server() -> AsyncIterator[str]:
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             await asyncio.to_thread(_stop, process)
+
+
+@contextlib.asynccontextmanager
+async def postgres_server() -> AsyncIterator[str]:
+    """A throwaway PostgreSQL cluster, started as the store tests start theirs
+    (``tests/support/postgres_server.py``: a temporary directory, nothing synced to disk);
+    yields its ``postgresql://`` URL."""
+    from tests.support import postgres_server as pg  # noqa: PLC0415  (the checkout's tests)
+
+    bin_dir = pg.find_postgres_bin()
+    if bin_dir is None:
+        raise Unavailable("PostgreSQL is not installed")
+    with pg.running_postgres(bin_dir=bin_dir) as server:
+        yield server.url
+
+
+def store_server(kind: str) -> contextlib.AbstractAsyncContextManager[str]:
+    """:func:`redis_server` or :func:`postgres_server`: ``kind`` is ``redis`` or ``postgres``."""
+    return redis_server() if kind == "redis" else postgres_server()
 
 
 # -- talking to the sandbox ------------------------------------------------------------------------

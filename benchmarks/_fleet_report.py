@@ -11,6 +11,7 @@ from typing import Any
 
 import _common as common
 import _fleet_plan as plan_
+import _fleet_store as store_
 
 MIB = 2**20
 TARGETS: tuple[tuple[str, Any, float], ...] = (
@@ -20,6 +21,7 @@ TARGETS: tuple[tuple[str, Any, float], ...] = (
     ("sessions_lost", "==", 0.0),
     ("lateness_p99_s", "<=", 1.0),
     ("expired_served", "==", 0.0),
+    ("load_stopped_late", "==", 0.0),
     ("rss_max_over_target", "<=", 1.0),
     ("startup_s_at_M", "<=", 1.0),
     ("startup_cpu_growth_0_to_M", "<=", 1.25),
@@ -150,7 +152,7 @@ def figures(out: Mapping[str, Any], workers: int) -> tuple[dict[str, Any], dict[
         "rss_max_over_target": max(
             (w.rss_max / target_rss(workers) for w in main["workers"]), default=float("nan")
         ),
-        "redis_bytes_per_set": out["redis_bytes_per_set"],
+        "store_bytes_per_set": out["store_bytes_per_set"],
         "seed_s": out["seed_s"],
         "seeded_late_s": out["seeded_late_s"],
         **{f"startup_s_at_{_size(n)}": row["startup_s"] for n, row in sorted(at.items())},
@@ -164,6 +166,8 @@ def figures(out: Mapping[str, Any], workers: int) -> tuple[dict[str, Any], dict[
         "load_requests": load.get("requests"),
         "load_errors": sum(n for k, n in load.get("outcomes", {}).items() if k != "ok"),
         "load_wait_p99_ms": load.get("wait_p99_ms"),
+        # The load had not made its requests by the window's end + 60 s: stopped (SIGTERM).
+        "load_stopped_late": int(load.get("late", False)),
         "load_rss_mib": load.get("rss", 0) / MIB,
         "managers_close_hung": out["close_hung"],
     }
@@ -218,7 +222,7 @@ def publish(
         "scaling_window_s": args.scaling_seconds,
         "kill": args.kill,
         "keycloak_max_reuse": args.max_reuse,
-        "store": "RedisStore (64 due shards), redis-server on 127.0.0.1",
+        "store": store_.describe(out["store_url"]),
         "policy": "RefreshPolicy() (due 20 % of the lifetime before expiry)",
     }
     run = common.Run(name, args, dict(info), started)

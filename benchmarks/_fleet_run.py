@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,10 +19,11 @@ from typing import IO, Any
 
 import _common as common
 import _fleet_plan as plan_
+import _fleet_store as store_
 import aiohttp
-import redis.asyncio as aioredis
 
 from aiofinaccess.core.tokens import TokenKey
+from aiofinaccess.stores.postgres import PostgresStore
 from aiofinaccess.stores.redis import RedisStore
 
 WORKER = common.BENCHMARKS / "_fleet_worker.py"
@@ -136,8 +136,15 @@ class Child:
         return self.final
 
     async def finish(self, timeout: float) -> dict[str, Any]:
-        """Its final line, once it ends on its own."""
-        self.final = await self._line(timeout)
+        """Its final line, once it ends on its own; if it has not within ``timeout`` (a load
+        that fell behind), SIGTERM stops it asking and it reports what it did, ``late``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout)
+        late = self.process.returncode is None
+        if late:
+            self.cpu()
+            self.process.send_signal(signal.SIGTERM)
+        self.final = await self._line(60.0) | {"late": late}
         self.cpu()
         await self.process.wait()
         return self.final
@@ -153,28 +160,30 @@ class Child:
 class Env:
     """The servers every phase uses, and where the children write."""
 
-    redis_url: str
+    store_url: str
     sandbox_url: str
     http: aiohttp.ClientSession
     workdir: Path
-    prefix: str = "fleet:"
-    shards: int = 64
+    namespace: str = "fleet"
     #: The servers' process ids (for their CPU time).
     sandbox_pid: int = 0
-    redis_pid: int = 0
+    store_pid: int = 0
     children: list[Child] = field(default_factory=list)
 
-    def store(self, prefix: str | None = None) -> RedisStore:
-        return RedisStore(self.redis_url, prefix=prefix or self.prefix, shards=self.shards)
+    def store(self, namespace: str | None = None) -> RedisStore | PostgresStore:
+        return store_.open_store(self.store_url, namespace or self.namespace)
 
-    async def spawn(self, name: str, role: str, *options: str, prefix: str | None = None) -> Child:
+    async def spawn(
+        self, name: str, role: str, *options: str, namespace: str | None = None
+    ) -> Child:
         """Start a child; return once it printed its ready line."""
         record = self.workdir / f"{name}.record"
-        errors = tempfile.TemporaryFile()  # noqa: SIM115  (closed with the child)
+        # Beside the record (kept with --keep): a hang's stacks (SIGUSR1) outgrow the tail.
+        errors = (self.workdir / f"{name}.stderr").open("w+b")
         command = [
             common.PYTHON, str(WORKER), role,
-            "--redis", self.redis_url, "--prefix", prefix or self.prefix,
-            "--shards", str(self.shards), "--sandbox", self.sandbox_url,
+            "--store", self.store_url, "--namespace", namespace or self.namespace,
+            "--sandbox", self.sandbox_url,
             "--record", str(record), *options,
         ]  # fmt: skip
         spawned = time.time()
@@ -194,20 +203,6 @@ class Env:
             child.errors.close()
 
 
-async def redis_info(url: str, section: str, name: str) -> int:
-    """One integer of ``INFO section`` (``used_memory``, ``process_id``)."""
-    client = aioredis.from_url(url)
-    try:
-        info = await client.info(section)
-        return int(info[name])
-    finally:
-        await client.aclose()
-
-
-async def redis_used_memory(url: str) -> int:
-    return await redis_info(url, "memory", "used_memory")
-
-
 async def backlog(env: Env) -> int:
     """Sets due now and not claimed (``due_count``): work the fleet has not kept up with."""
     store = env.store()
@@ -220,7 +215,7 @@ async def backlog(env: Env) -> int:
 def servers_cpu(env: Env) -> dict[str, float]:
     return {
         "sandbox": common.cpu_seconds(env.sandbox_pid),
-        "redis": common.cpu_seconds(env.redis_pid),
+        "store": store_.server_cpu(env.store_pid),
     }
 
 
@@ -233,7 +228,7 @@ async def seed_sandbox(env: Env, plan: plan_.Plan) -> None:
                 raise RuntimeError(f"seeding the sandbox failed: {await response.text()}")
 
 
-async def seed_store(store: RedisStore, plan: plan_.Plan) -> None:
+async def seed_store(store: RedisStore | PostgresStore, plan: plan_.Plan) -> None:
     """The plan's sets with their due times, ``SEED_CONCURRENCY`` writes in flight."""
     indices = iter(range(plan.sets))
 

@@ -1,14 +1,15 @@
 """A process of the fleet benchmark (fleet.py starts them; not meant to be run by hand).
 
-    _fleet_worker.py worker --redis URL --prefix P --shards S --sandbox URL --record PATH
-    _fleet_worker.py load --redis URL --prefix P --shards S --sandbox URL --record PATH
+    _fleet_worker.py worker --store URL --namespace NAME --sandbox URL --record PATH
+    _fleet_worker.py load --store URL --namespace NAME --sandbox URL --record PATH
         --users M --requests R --seconds D [--managers K] [--working-set W]
 
-``worker``: one SessionManager with the refresh duty and nothing else, over the shared Redis
-store, until SIGTERM (then a graceful close: pending writes finish). ``load``: ``R`` requests
-(``access_token()``) for users drawn without repetition from the M, spread evenly over D
-seconds through K serving-only managers with a bounded working set; every token handed out is
-sent, with the time it was handed out, to the sandbox, which counts those already expired.
+``worker``: one SessionManager with the refresh duty and nothing else, over the shared store
+(Redis or PostgreSQL: ``_fleet_store.py``), until SIGTERM (then a graceful close: pending
+writes finish). ``load``: ``R`` requests (``access_token()``) for users drawn without
+repetition from the M, spread evenly over D seconds through K serving-only managers with a
+bounded working set; every token handed out is sent, with the time it was handed out, to the
+sandbox, which counts those already expired.
 
 Both print one JSON line on stdout when ready and one when done, and record what they store
 and claim in the ``--record`` file, one line per event, unbuffered (see _fleet_plan.py): a
@@ -36,6 +37,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import _fleet_plan as plan_  # noqa: E402
+import _fleet_store as store_  # noqa: E402
 import aiohttp  # noqa: E402
 
 from aiofinaccess import (  # noqa: E402
@@ -47,7 +49,7 @@ from aiofinaccess import (  # noqa: E402
 )
 from aiofinaccess.core.tokens import TokenKey, TokenSet  # noqa: E402
 from aiofinaccess.sandbox import SandboxConfig  # noqa: E402
-from aiofinaccess.stores.redis import RedisStore  # noqa: E402
+from aiofinaccess.stores import RefreshDuty  # noqa: E402
 
 POLICY = RefreshPolicy()
 PROVIDER = "everifin"
@@ -80,12 +82,12 @@ class Recorder:
         os.close(self._fd)
 
 
-def instrument(store: RedisStore, recorder: Recorder) -> None:
+def instrument(store: RefreshDuty, recorder: Recorder) -> None:
     """Record every claim, stored renewal and reschedule of ``store`` (wraps its methods)."""
     claim_due, put, reschedule = store.claim_due, store.put, store.reschedule
 
     async def recorded_claim(*, limit: int, claim_for: float, owner: str, clients: Any) -> Any:
-        now = time.time()  # the store's clock (Redis TIME) is this machine's here
+        now = time.time()  # the store's clock (Redis TIME, PostgreSQL's) is this machine's
         keys = await claim_due(limit=limit, claim_for=claim_for, owner=owner, clients=clients)
         if recorder.first_claim is None:
             recorder.first_claim = time.time()
@@ -165,7 +167,7 @@ async def worker(args: argparse.Namespace) -> None:
     imported = time.time()
     stop = stop_event()
     recorder = Recorder(args.record)
-    store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
+    store = store_.open_store(args.store, args.namespace)
     instrument(store, recorder)
     manager = SessionManager(store=store, policy=POLICY, duty=Duty(enabled=True))
     register(manager, args.sandbox)
@@ -279,7 +281,7 @@ async def load(args: argparse.Namespace) -> None:
     recorder = Recorder(args.record)
     managers = []
     for _ in range(args.managers):  # a manager closes its store: one each
-        store = RedisStore(args.redis, prefix=args.prefix, shards=args.shards)
+        store = store_.open_store(args.store, args.namespace)
         instrument(store, recorder)
         managers.append(
             SessionManager(
@@ -309,9 +311,8 @@ async def load(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("role", choices=("worker", "load"))
-    parser.add_argument("--redis", required=True)
-    parser.add_argument("--prefix", required=True)
-    parser.add_argument("--shards", type=int, default=64)
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--namespace", required=True)
     parser.add_argument("--sandbox", required=True)
     parser.add_argument("--record", required=True)
     parser.add_argument("--users", type=int, default=0)

@@ -1,16 +1,18 @@
-"""A fleet on Redis: N worker processes share the refresh duty for M token sets (issue 16).
+"""A fleet on Redis or PostgreSQL: N worker processes share the refresh duty for M token sets.
 
-    .venv/bin/python benchmarks/fleet.py [--quick] [--json PATH] [--sets M] [--workers N]
-        [--rate R] [--seconds D] [--scaling N [N ...]] [--scaling-seconds S] [--no-kill]
-        [--max-reuse K] [--kill-in-window]
+    .venv/bin/python benchmarks/fleet.py [--quick] [--json PATH] [--store redis|postgres]
+        [--sets M] [--workers N] [--rate R] [--seconds D] [--scaling N [N ...]]
+        [--scaling-seconds S] [--no-kill] [--max-reuse K] [--kill-in-window]
 
-Everything runs in its own process on 127.0.0.1: ``redis-server`` (started here, nothing on
-disk), the sandbox (``python -m aiofinaccess sandbox``; Everifin's Keycloak rotates every
-refresh token and a token presented twice is a reuse violation that kills the session), the
-workers and a load process (``_fleet_worker.py``). M Keycloak sessions are seeded in the
-sandbox in bulk (``POST /_sandbox/keycloak/sessions``) and the M matching token sets written
-to the store with their due times, spread so that the fleet renews about R sets a second (the
-token lifetime is chosen for it; default policy: due 20 % of the lifetime before expiry).
+Everything runs in its own process on 127.0.0.1: the store's server (started here: a
+``redis-server`` with nothing on disk, or a PostgreSQL cluster in a temporary directory with
+fsync off, as the store tests start theirs), the sandbox (``python -m aiofinaccess sandbox``;
+Everifin's Keycloak rotates every refresh token and a token presented twice is a reuse
+violation that kills the session), the workers and a load process (``_fleet_worker.py``). M
+Keycloak sessions are seeded in the sandbox in bulk (``POST /_sandbox/keycloak/sessions``) and
+the M matching token sets written to the store with their due times, spread so that the fleet
+renews about R sets a second (the token lifetime is chosen for it; default policy: due 20 % of
+the lifetime before expiry).
 
 Phases (full: M = 100,000, N = 4, D = one lifetime; quick: M = 10,000, D = 20 s):
 
@@ -33,8 +35,9 @@ the first per due event), reuse violations and sessions killed (sandbox counters
 sessions lost (stored sets whose refresh token the sandbox no longer honours at the end, plus
 due events never renewed), lateness (stored renewal minus due time) p50/p99, each worker's
 share of renewals (max/min), per-worker peak RSS against baseline + 1.5 x (M/N) x bytes per set
-(bytes per set: tracemalloc of 2,000 parsed token sets with their keys), Redis memory per set
-(``INFO memory`` before/after seeding), start-up at each size, CPU per renewal vs N.
+(bytes per set: tracemalloc of 2,000 parsed token sets with their keys), store memory per set
+(Redis: ``INFO memory`` before/after seeding; PostgreSQL: ``pg_total_relation_size`` of the
+fleet schema's tables before/after), start-up at each size, CPU per renewal vs N.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from typing import Any
 import _common as common
 import _fleet_plan as plan_
 import _fleet_run as run_
+import _fleet_store as store_
 import aiohttp
 
 from aiofinaccess import RefreshPolicy
@@ -76,8 +80,8 @@ def bytes_per_set(plan: plan_.Plan, count: int = 2_000) -> float:
     return traced / count
 
 
-async def startup(env: run_.Env, name: str, prefix: str, sets: int) -> dict[str, Any]:
-    child = await env.spawn(name, "worker", prefix=prefix)
+async def startup(env: run_.Env, name: str, namespace: str, sets: int) -> dict[str, Any]:
+    child = await env.spawn(name, "worker", namespace=namespace)
     first = await child.wait_first_claim()
     await asyncio.sleep(1.0)
     rss = child.rss()
@@ -98,35 +102,35 @@ def startup_row(child: run_.Child, first: tuple[float, float], sets: int) -> dic
 
 
 async def seed_phase(env: run_.Env, args: Any, out: dict[str, Any]) -> plan_.Plan:
-    """The plan's sessions in the sandbox and sets in the store; Redis memory per set."""
+    """The plan's sessions in the sandbox and sets in the store; store memory per set."""
     ttl = plan_.lifetime_for(args.sets, args.rate, POLICY)
     seed_estimate = 12.0 + args.sets * 350e-6
     plan = plan_.Plan(
         args.sets, ttl, plan_.ahead(ttl, POLICY), time.time() + seed_estimate, secrets.token_hex(6)
     )
     out |= {"plan": plan, "bytes_per_set": bytes_per_set(plan)}
-    used_before = await run_.redis_used_memory(env.redis_url)
+    used_before = await store_.used_bytes(env.store_url, env.namespace)
     seeding = time.monotonic()
     await run_.seed_sandbox(env, plan)
     store = env.store()
     await run_.seed_store(store, plan)
     await store.aclose()
     out["seed_s"] = time.monotonic() - seeding
-    used_after = await run_.redis_used_memory(env.redis_url)
-    out["redis_bytes_per_set"] = (used_after - used_before) / plan.sets
+    used_after = await store_.used_bytes(env.store_url, env.namespace)
+    out["store_bytes_per_set"] = (used_after - used_before) / plan.sets
     return plan
 
 
 async def startup_phase(env: run_.Env, plan: plan_.Plan, out: dict[str, Any]) -> None:
     """Workers on an empty store (the baseline RSS) and on 10,000 idle sets (if M is more)."""
-    out["startup"] = [await startup(env, "startup-empty", "fleet-empty:", 0)]
+    out["startup"] = [await startup(env, "startup-empty", "fleet_empty", 0)]
     if plan.sets > IDLE_SETS:
         far = time.time() + 86400
         idle = plan_.Plan(IDLE_SETS, plan.ttl, plan.lead, far, secrets.token_hex(6))
-        idle_store = env.store("fleet-idle:")
+        idle_store = env.store("fleet_idle")
         await run_.seed_store(idle_store, idle)
         await idle_store.aclose()
-        out["startup"].append(await startup(env, "startup-idle", "fleet-idle:", IDLE_SETS))
+        out["startup"].append(await startup(env, "startup-idle", "fleet_idle", IDLE_SETS))
     out["baseline_rss"] = out["startup"][0]["rss_mib"] * 2**20
 
 
@@ -261,13 +265,13 @@ async def run(args: Any) -> dict[str, Any]:
     ):
         task = bar.add_task("fleet", total=None)
         async with (
-            common.redis_server() as redis_url,
+            common.store_server(args.store) as store_url,
             common.serve(sandbox, name="sandbox") as server,
             aiohttp.ClientSession() as http,
         ):
-            env = run_.Env(redis_url, server.url, http, args.keep or Path(tmp))
+            env = run_.Env(store_url, server.url, http, args.keep or Path(tmp))
             env.sandbox_pid = server.pid
-            env.redis_pid = await run_.redis_info(redis_url, "server", "process_id")
+            env.store_pid = await store_.server_pid(store_url)
             try:
                 out = await phases(env, args, bar, task)
             finally:
@@ -276,6 +280,7 @@ async def run(args: Any) -> dict[str, Any]:
                 plan = out["plan"]
                 keep = {"journal": out["journal"], "plan": vars(plan), "main": out["main"]["start"]}
                 (args.keep / "run.json").write_text(json.dumps(keep, default=str))
+            out["store_url"] = store_url
             out["close_hung"] = sum(int(c.final.get("close_hung", 0)) for c in env.children)
             out["records"] = {
                 c.name: plan_.parse_record(c.name, c.record.read_text()) for c in env.children
@@ -288,6 +293,7 @@ def main() -> None:
     import _fleet_report as report  # noqa: PLC0415  (figures and tables)
 
     parser = common.parser(__doc__)
+    parser.add_argument("--store", choices=("redis", "postgres"), default="redis")
     parser.add_argument("--sets", type=int, help="token sets M (100,000; quick 10,000)")
     parser.add_argument("--workers", type=int, default=4, help="duty workers N in the main window")
     parser.add_argument("--rate", type=float, default=300.0, help="renewals per second to aim at")

@@ -9,7 +9,8 @@ plain aiohttp) and their token sets are written to the shared store. Then P work
 separate Python process running this script with ``--worker``, each with its own
 ``SessionManager`` (scheduler on) over the shared store, make authorized ``GET /v1/accounts``
 requests for random users with C coroutines for D seconds. Rows: a ``RedisStore`` (a real
-``redis-server`` on 127.0.0.1), then a ``SQLiteStore`` file.
+``redis-server`` on 127.0.0.1), a ``PostgresStore`` (a throwaway PostgreSQL cluster on
+127.0.0.1, started as the store tests start theirs), then a ``SQLiteStore`` file.
 
 Per row: ``expiries`` = U x window / token lifetime; ``token_calls`` = the sandbox's refresh
 grants over the window; ``reuse_violations`` from the sandbox; ``reauth_required`` = calls that
@@ -62,6 +63,10 @@ def open_store(spec: str) -> TokenStore:
     kind, _, rest = spec.partition(":")
     if kind == "sqlite":
         return SQLiteStore(rest)
+    if kind == "postgres":
+        from aiofinaccess.stores.postgres import PostgresStore  # noqa: PLC0415  (extra "postgres")
+
+        return PostgresStore(rest)
     from aiofinaccess.stores.redis import RedisStore  # noqa: PLC0415  (extra "redis")
 
     url, _, prefix = rest.partition("|")
@@ -184,11 +189,12 @@ async def run_row(
 ) -> dict[str, Any]:
     base = server.url
     with tempfile.TemporaryDirectory(prefix="aiofinaccess-bench-") as tmp:
-        async with (
-            common.redis_server() if store_kind == "redis" else contextlib.nullcontext("")
-        ) as redis_url:
+        served = store_kind in ("redis", "postgres")
+        async with common.store_server(store_kind) if served else contextlib.nullcontext("") as url:
             if store_kind == "redis":
-                spec = f"redis:{redis_url}|bench:"
+                spec = f"redis:{url}|bench:"
+            elif store_kind == "postgres":
+                spec = f"postgres:{url}"
             else:
                 spec = f"sqlite:{Path(tmp) / 'tokens.db'}"
             bar.update(task, description=f"{store_kind}: {users} users log in")
@@ -268,13 +274,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="seconds per store (default 60; quick 12)")
     parser.add_argument("--ttl", type=float, help="access-token lifetime (default 20; quick 5)")
     parser.add_argument("--concurrency", type=int, default=8, help="coroutines per worker")
-    parser.add_argument("--stores", nargs="+", choices=("redis", "sqlite"), default=None)
+    parser.add_argument(
+        "--stores", nargs="+", choices=("redis", "postgres", "sqlite"), default=None
+    )
     args = parser.parse_args()
     workers = args.workers or (4 if args.quick else 8)
     users = args.users or (10 if args.quick else 40)
     seconds = args.seconds or (12.0 if args.quick else 60.0)
     ttl = args.ttl or (5.0 if args.quick else 20.0)
-    stores = args.stores or ["redis", "sqlite"]
+    stores = args.stores or ["redis", "postgres", "sqlite"]
     if not (1 <= workers <= 32 and 1 <= users <= 1000 and 0 < seconds <= 3600 and ttl >= 2):
         parser.error("need 1 <= workers <= 32, 1 <= users <= 1000, 0 < seconds <= 3600, ttl >= 2")
     parameters = {

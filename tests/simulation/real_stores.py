@@ -6,6 +6,9 @@
 * **Redis**: :class:`aiofinaccess.stores.redis.RedisStore` unchanged, its Lua scripts run by
   fakeredis (with lupa) in this process, one client per simulated process on one server; its
   change feed (pub/sub) too.
+* **PostgreSQL**: :class:`aiofinaccess.stores.postgres.PostgresStore`'s own statements, leases
+  and duty on a real PostgreSQL server, one statement at a time, on the world's clock
+  (:mod:`.real_postgres`).
 
 Time and chance: the stores' ``time``, ``secrets`` and ``random`` (versions, lease owners, poll
 jitter) and fakeredis's clock (``PX`` expiry) are replaced by stand-ins that, inside a world's
@@ -38,14 +41,23 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aiofinaccess.core.errors import StoreError
 from aiofinaccess.core.tokens import TokenKey
-from aiofinaccess.stores import _redis_duty, _redis_lease, _sqlite_duty, _sqlite_lease
+from aiofinaccess.stores import (
+    _pg_lease,
+    _redis_duty,
+    _redis_lease,
+    _sqlite_duty,
+    _sqlite_lease,
+    postgres,
+)
 from aiofinaccess.stores import _sqlite_schema as sql
 from aiofinaccess.stores import protocol as store_protocol
 from aiofinaccess.stores import redis as redis_store
 from aiofinaccess.stores import sqlite as sqlite_store
 from aiofinaccess.stores._redis_layout import Layout
+from aiofinaccess.stores.postgres import PostgresStore
 from aiofinaccess.stores.redis import RedisStore
 from aiofinaccess.stores.sqlite import SQLiteStore
+from tests.simulation import real_postgres
 from tests.simulation.linearizability import History
 from tests.simulation.real_client import (
     RealDutyStoreClient,
@@ -140,9 +152,10 @@ def _install() -> None:
     clock, chance = _Time(), _Chance()
     for module in (*ON_THE_WORLDS_CLOCK, fakeredis_socket, fakeredis_server):
         module.time = clock  # type: ignore[attr-defined]
-    for module in (sqlite_store, _sqlite_lease, _redis_lease, redis_store):
+    for module in (sqlite_store, _sqlite_lease, _redis_lease, redis_store, _pg_lease, postgres):
         module.secrets = chance  # type: ignore[attr-defined]
     _redis_lease.random = chance  # type: ignore[attr-defined]
+    _pg_lease.random = chance  # type: ignore[attr-defined]
     _sqlite_lease._jitter = chance  # type: ignore[assignment]
 
 
@@ -227,7 +240,11 @@ class RealSharedStore(SharedStore):
         self.history = History()
         self._sqlite: sqlite3.Connection | None = None
         self._redis: fakeredis.FakeServer | None = None
-        if impl == "sqlite":
+        self._postgres: real_postgres.Server | None = None
+        if impl == "postgres":
+            self._postgres = real_postgres.Server.get()
+            self._schema = self._postgres.new_schema()
+        elif impl == "sqlite":
             self._sqlite = sqlite3.connect(":memory:", isolation_level=None)
             self._sqlite.executescript(sql.SCHEMA)
         else:
@@ -241,13 +258,22 @@ class RealSharedStore(SharedStore):
         """The machine's monotonic clock (every process's: one machine, or Redis's)."""
         return _BOOT + self.now()
 
-    def open(self, process: Process) -> SQLiteStore | RedisStore:
+    def open(self, process: Process) -> SQLiteStore | RedisStore | PostgresStore:
         """A new process's own store object on the shared backend."""
 
         def reachable() -> bool:
             # A crashed process's own tasks reach nothing; its calls already on the wire do.
             return process.alive or asyncio.current_task() not in process.tasks
 
+        if self._postgres is not None:
+            return real_postgres.InlinePostgresStore(
+                self._postgres,
+                self._schema,
+                now=self.world.wall,
+                reachable=reachable,
+                lease_poll=LEASE_POLL,
+                clock=process.clock,
+            )
         if self._sqlite is not None:
             return InlineSQLiteStore(self._sqlite, reachable)
         client = _GatedFakeRedis(reachable, server=self._redis, version=(7,))
@@ -256,7 +282,7 @@ class RealSharedStore(SharedStore):
         )
 
     def client(self, process: Process, *, duty: bool) -> Any:
-        if self.impl == "redis":  # SQLiteStore has no change feed
+        if self.impl == "redis":  # SQLite has no change feed; PostgreSQL's is left out
             return (RealFeedDutyStoreClient if duty else RealFeedStoreClient)(self, process)
         return (RealDutyStoreClient if duty else RealStoreClient)(self, process)
 
@@ -268,8 +294,12 @@ class RealSharedStore(SharedStore):
     def snapshot(self) -> tuple[dict[TokenKey, tuple[int, bytes]], dict[TokenKey, float]]:
         records: dict[TokenKey, tuple[int, bytes]] = {}
         due: dict[TokenKey, float] = {}
-        if self._sqlite is not None:
-            rows = self._sqlite.execute("SELECT key, version, data, due_at FROM token_sets")
+        if self._sqlite is not None or self._postgres is not None:
+            rows = (
+                self._sqlite.execute("SELECT key, version, data, due_at FROM token_sets")
+                if self._sqlite is not None
+                else real_postgres.snapshot(self._postgres, self._schema)  # type: ignore[arg-type]
+            )
             for name, version, data, at in rows:
                 key = TokenKey.parse(name)
                 records[key] = (int(version), bytes(data))
@@ -315,7 +345,7 @@ def shared_store(world: World, rng: random.Random, *, faults: float, impl: str) 
 
 
 #: The share of worlds on each real store (the rest run the simulated one).
-SHARES = {"sqlite": 0.07, "redis": 0.04}
+SHARES = {"sqlite": 0.07, "redis": 0.04, "postgres": 0.03}
 
 
 def store_impl(seed: int) -> str:

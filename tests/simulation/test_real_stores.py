@@ -21,7 +21,7 @@ import pytest
 
 import aiofinaccess.stores
 from aiofinaccess.core.tokens import TokenKey
-from aiofinaccess.stores import _sqlite_schema, redis, sqlite
+from aiofinaccess.stores import _pg_schema, _sqlite_schema, postgres, redis, sqlite
 from tests.simulation.real_stores import RealSharedStore, _GatedFakeRedis, _install, store_impl
 from tests.simulation.world import Config, World, run_seed
 
@@ -35,13 +35,14 @@ def _seeds(impl: str) -> list[int]:
 
 
 def test_a_minority_of_worlds_run_each_real_store() -> None:
-    counts = {impl: len(_seeds(impl)) for impl in ("sim", "sqlite", "redis")}
+    counts = {impl: len(_seeds(impl)) for impl in ("sim", "sqlite", "redis", "postgres")}
     assert counts["sqlite"] >= 0.05 * SEEDS
     assert counts["redis"] >= 0.03 * SEEDS
-    assert counts["sim"] >= 0.85 * SEEDS
+    assert counts["postgres"] >= 0.02 * SEEDS
+    assert counts["sim"] >= 0.82 * SEEDS
 
 
-@pytest.mark.parametrize("impl", ["sqlite", "redis"])
+@pytest.mark.parametrize("impl", ["sqlite", "redis", "postgres"])
 def test_a_lease_runs_out_on_virtual_time(impl: str) -> None:
     """A holder that never lets go (it crashed) loses the lease after its ttl, in virtual
     seconds: the next holder gets it 5 virtual seconds later, at once in real time."""
@@ -76,7 +77,7 @@ def test_a_lease_runs_out_on_virtual_time(impl: str) -> None:
     assert 9.9 < left <= 10.0
 
 
-@pytest.mark.parametrize("impl", ["sqlite", "redis"])
+@pytest.mark.parametrize("impl", ["sqlite", "redis", "postgres"])
 def test_a_real_store_world_replays_identically(impl: str) -> None:
     seed = _seeds(impl)[0]
     runs = [run_seed(seed) for _ in range(2)]
@@ -116,6 +117,21 @@ def test_a_sqlite_update_that_skips_the_version_compare_is_caught(
     monkeypatch.setattr(_sqlite_schema, "UPDATE_SET", blind)
     seed, violation = _first_caught("sqlite", "linearizability")
     print(f"blind SQLite update: seed {seed} fails first: {violation}")  # noqa: T201
+
+
+def test_a_postgres_update_that_skips_the_version_compare_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Blind(_pg_schema.Statements):
+        def __init__(self, schema: str) -> None:
+            super().__init__(schema)
+            blind = self.update.replace("AND version = $11::bigint", "AND $11::bigint IS NOT NULL")
+            assert blind != self.update
+            self.update = blind
+
+    monkeypatch.setattr(postgres, "Statements", Blind)
+    seed, violation = _first_caught("postgres", "linearizability")
+    print(f"blind PostgreSQL update: seed {seed} fails first: {violation}")  # noqa: T201
 
 
 def test_a_sqlite_lease_that_lets_a_second_holder_in_is_caught(

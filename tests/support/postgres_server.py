@@ -8,11 +8,12 @@ Usage::
         ...
 
 Debian's package puts the binaries in ``/usr/lib/postgresql/<major>/bin``; without them the
-test is skipped, or fails when ``CI`` is set (CI installs them). PostgreSQL refuses to run as
-root, so a root test run starts it as the ``postgres`` user the package creates (``nobody``
-without it), in a temporary directory that user owns. The cluster listens on a free loopback
-port and a Unix socket in that directory, trusts local logins, syncs nothing to disk, and is
-stopped (``pg_ctl stop -m immediate``) on exit.
+test is skipped, or fails when ``CI`` is set (CI installs them); benchmarks use this module too
+(``find_postgres_bin``, ``running_postgres(bin_dir=...)``), which imports pytest only to skip.
+PostgreSQL refuses to run as root, so a root test run starts it as the ``postgres`` user the
+package creates (``nobody`` without it), in a temporary directory that user owns. The cluster
+listens on a free loopback port and a Unix socket in that directory, trusts local logins, syncs
+nothing to disk, and is stopped (``pg_ctl stop -m immediate``) on exit.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import glob
 import os
 import pwd
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -29,23 +31,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
-import pytest
-
-from tests.support.redis_server import free_port
 
 USER = "aiofinaccess"
 
 
-def postgres_bin() -> Path:
-    """The directory of ``initdb``, ``pg_ctl`` and ``postgres``; skips (fails in CI) without."""
+def find_postgres_bin() -> Path | None:
+    """The directory of ``initdb``, ``pg_ctl`` and ``postgres`` (the newest major), if any."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=_major)
     if found:
         return Path(found[-1]).parent
     if (pg_ctl := shutil.which("pg_ctl")) is not None:
         return Path(pg_ctl).resolve().parent
-    if os.environ.get("CI"):
-        pytest.fail("PostgreSQL (Debian's postgresql package) is required in CI")
-    pytest.skip("PostgreSQL is not installed")
+    return None
+
+
+def postgres_bin() -> Path:
+    """:func:`find_postgres_bin`'s directory; skips the test (fails it in CI) without."""
+    if (found := find_postgres_bin()) is None:
+        import pytest  # noqa: PLC0415  (benchmarks use this module without pytest)
+
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL (Debian's postgresql package) is required in CI")
+        pytest.skip("PostgreSQL is not installed")
+    return found
 
 
 def _major(path: str) -> int:
@@ -92,14 +100,25 @@ def _parent(uid: int | None) -> str:
     return "/tmp"  # noqa: S108  (sticky and open to all, as PostgreSQL's user needs)
 
 
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (right now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 @contextlib.contextmanager
-def running_postgres(*, tls: tuple[Path, Path] | None = None) -> Iterator[Server]:
+def running_postgres(
+    *, tls: tuple[Path, Path] | None = None, bin_dir: Path | None = None
+) -> Iterator[Server]:
     """Start a cluster in a temporary directory; stop it and delete the directory on exit.
 
     Args:
         tls: ``(certificate, key)`` files: the server also accepts TLS with them.
+        bin_dir: Where PostgreSQL's binaries are (:func:`postgres_bin` without it).
     """
-    bin_dir = postgres_bin()
+    bin_dir = postgres_bin() if bin_dir is None else bin_dir
     uid, gid = _runner()
     base = Path(tempfile.mkdtemp(prefix="aiofinaccess-pg-", dir=_parent(uid)))
     data = base / "data"
