@@ -25,9 +25,15 @@ from aiofinaccess import StoreError, TokenKey, TokenSet
 from aiofinaccess.stores.redis import RedisStore
 from tests.stores.contract import sample
 from tests.support.polling import until
+from tests.support.redis_cluster import Cluster, redis_cli_binary
 
 #: Runs one command on the node at a port (``redis-cli``); its output.
 Command = Callable[..., Awaitable[str]]
+
+
+async def cli(port: int, *args: str) -> str:
+    """One ``redis-cli`` command against the server on ``port``; its output."""
+    return await Cluster([port], redis_cli_binary()).command(port, *args)
 
 
 async def pid_of(command: Command, port: int) -> int:
@@ -85,11 +91,14 @@ class Drill:
     keys: list[TokenKey]
     acknowledged: int = 0
     #: key -> (the version the set was redeemed from, the redeemed set): written, not stored.
-    pending: dict[TokenKey, tuple[int, TokenSet]] = attrs.Factory(dict)
+    pending: dict[TokenKey, tuple[int | None, TokenSet]] = attrs.Factory(dict)
 
-    async def start(self) -> None:
+    async def start(self, timeout: float) -> None:
+        """A first set for every key (a write that fails is tried again until ``timeout``)."""
         for key in self.keys:
-            await self.store.put(key, self.provider.issue(), expected_version=None)
+            self.pending[key] = (None, self.provider.issue())
+        await self.write_pending(timeout)
+        self.acknowledged = 0
 
     async def rotate(self, rounds: int) -> None:
         """``rounds`` renewals of every key that has no pending write (the core renews a key no

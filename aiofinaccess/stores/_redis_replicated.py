@@ -1,0 +1,138 @@
+"""A :class:`~aiofinaccess.stores.redis.RedisStore` write that counts only once replicas have it.
+
+``WAIT`` counts the writes of its own connection, so the put script and ``WAIT`` (or
+``WAITAOF``) go out as one pipeline on one connection to the primary that holds the key: the
+store's own client on a single node, a client of that primary's in a cluster. Fewer replicas
+than asked and the put fails with :class:`~aiofinaccess.core.errors.StoreError`; the write
+may still be on the primary, so the writer's retry of the same set from the same version also
+accepts the version that write left (PUT's ARGV[12]) and waits for replicas again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any, Final
+
+import attrs
+
+from ..core.errors import StoreError
+from ..core.tokens import TokenKey, TokenSet
+from ._redis_scripts import PUT
+from .replication import Replication
+
+__all__ = ["ReplicatedPuts"]
+
+#: Connections a cluster store opens at most to one primary for replicated writes.
+_PER_NODE: Final = 50
+
+
+@attrs.frozen
+class _Unconfirmed:
+    """A write that may be on the primary without replicas: the set, its base and its version."""
+
+    expected: int | None
+    token_set: TokenSet
+    version: int
+
+
+class ReplicatedPuts:
+    """Puts followed by ``WAIT`` on their connection, and the writes not yet confirmed."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        cluster: bool,
+        replication: Replication,
+        errors: tuple[type[Exception], ...],
+    ) -> None:
+        self._client = client
+        self._cluster = cluster
+        self.replication = replication
+        self._errors = errors
+        self._nodes: dict[str, Any] = {}
+        self._unconfirmed: dict[TokenKey, _Unconfirmed] = {}
+
+    def also(self, key: TokenKey, expected: int | None, token_set: TokenSet) -> str:
+        """The version a put of ``token_set`` at ``expected`` may also find: its own earlier,
+        unconfirmed write of the same set ('' for none)."""
+        earlier = self._unconfirmed.get(key)
+        if earlier is None or (earlier.expected, earlier.token_set) != (expected, token_set):
+            return ""
+        return str(earlier.version)
+
+    async def put(
+        self,
+        key: TokenKey,
+        written: tuple[int | None, TokenSet, int],
+        names: Sequence[str],
+        args: Sequence[str | bytes],
+    ) -> bool:
+        """Run the put script and wait for replicas; False for a version conflict.
+
+        Raises:
+            StoreError: Fewer replicas than asked have the write in time.
+            (the driver's errors): Redis failed; the write may have reached the primary.
+        """
+        self._unconfirmed[key] = _Unconfirmed(*written)
+        client = self._client if not self._cluster else self._node(names[0])
+        pipe = client.pipeline(transaction=False)
+        pipe.eval(PUT, len(names), *names, *args)  # EVAL: a pipeline cannot load a missing script
+        pipe.execute_command(*self.replication.command())
+        try:
+            stored, copies = await pipe.execute(raise_on_error=False)
+        except self._errors:
+            await self._reroute(names[0])
+            raise
+        if isinstance(stored, Exception):
+            await self._reroute(names[0])
+            raise stored
+        if not stored:
+            del self._unconfirmed[key]
+            return False
+        if isinstance(copies, Exception) or not self.replication.confirmed(copies):
+            wanted = self.replication.replicas
+            raise StoreError(
+                f"token set {key.hashed} was written but fewer than {wanted} replicas confirmed "
+                f"it within {self.replication.timeout} s ({_said(copies)}); not counted as stored"
+            )
+        del self._unconfirmed[key]
+        return True
+
+    def _node(self, name: str) -> Any:
+        """A client of the primary that holds ``name``, made once per primary."""
+        node = self._client.get_node_from_key(name)
+        client = self._nodes.get(node.name)
+        if client is None:
+            import redis.asyncio as aioredis  # noqa: PLC0415  (the store imported it already)
+
+            pool = aioredis.BlockingConnectionPool(
+                connection_class=node.connection_class,
+                max_connections=_PER_NODE,
+                timeout=None,
+                **node.connection_kwargs,
+            )
+            client = self._nodes[node.name] = aioredis.Redis.from_pool(pool)
+        return client
+
+    async def _reroute(self, name: str) -> None:
+        """After a failure in a cluster: one keyed command through the cluster client, which
+        follows a ``MOVED`` and updates its slot map, so the next put finds the new primary."""
+        if self._cluster:
+            with contextlib.suppress(*self._errors):
+                await self._client.exists(name)
+
+    async def aclose(self) -> None:
+        """Close the per-primary clients."""
+        nodes, self._nodes = list(self._nodes.values()), {}
+        for client in nodes:
+            await client.aclose()
+
+
+def _said(reply: object) -> str:
+    if isinstance(reply, Exception):
+        return type(reply).__name__
+    if isinstance(reply, list | tuple):
+        return f"{reply[0]} local and {reply[1]} replica append-only files"
+    return f"{reply} replicas"
