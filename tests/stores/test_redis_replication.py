@@ -18,9 +18,15 @@ from aiofinaccess.stores import Replication
 from aiofinaccess.stores._redis_urls import wait_options
 from aiofinaccess.stores.redis import RedisStore
 from tests.stores.contract import ALICE, sample
-from tests.support.failover import Drill, Provider, cli, replica_caught_up, stopped
+from tests.support.failover import (
+    Drill,
+    Provider,
+    cli,
+    replica_caught_up,
+    replicated_redis,
+    stopped,
+)
 from tests.support.polling import until
-from tests.support.redis_server import running_redis
 
 SETTLE = 60.0
 
@@ -28,17 +34,8 @@ SETTLE = 60.0
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def pair() -> AsyncIterator[tuple[int, int]]:
     """A primary and its replica: their ports."""
-    async with running_redis() as primary, running_redis() as replica:
-        ports = _port(primary), _port(replica)
-        for port in ports:  # a full sync starts at once, not after 5 s
-            await cli(port, "CONFIG", "SET", "repl-diskless-sync-delay", "0")
-        await cli(ports[1], "REPLICAOF", "127.0.0.1", str(ports[0]))
-        await until(lambda: replica_caught_up(cli, ports[0]), SETTLE)
+    async with replicated_redis(SETTLE) as ports:
         yield ports
-
-
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
 
 
 async def _lead(pair: tuple[int, int]) -> tuple[int, int]:
@@ -93,7 +90,7 @@ async def test_a_write_counts_once_the_replica_has_it_and_its_retry_goes_through
     pair: tuple[int, int],
 ) -> None:
     primary, replica = await _lead(pair)
-    url = f"redis://127.0.0.1:{primary}/0?wait_replicas=1&wait_timeout=0.2"
+    url = f"redis://127.0.0.1:{primary}/0?wait_replicas=1&wait_timeout=0.5"
     store = RedisStore(url, prefix=f"r-{uuid.uuid4().hex[:8]}:")
     try:
         base = await store.put(ALICE, sample("AT-0", "RT-0"), expected_version=None)

@@ -26,6 +26,7 @@ from aiofinaccess.stores.redis import RedisStore
 from tests.stores.contract import sample
 from tests.support.polling import until
 from tests.support.redis_cluster import Cluster, redis_cli_binary
+from tests.support.redis_server import running_redis
 
 #: Runs one command on the node at a port (``redis-cli``); its output.
 Command = Callable[..., Awaitable[str]]
@@ -55,11 +56,40 @@ async def stopped(command: Command, port: int) -> AsyncIterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
+def port_of(url: str) -> int:
+    """The port of a ``redis://host:port/db`` URL."""
+    return int(url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
+
+
+@contextlib.asynccontextmanager
+async def replicated_redis(settle: float) -> AsyncIterator[tuple[int, int]]:
+    """A ``redis-server`` and its replica, in sync: their ports (primary, replica)."""
+    async with running_redis() as primary, running_redis() as replica:
+        ports = port_of(primary), port_of(replica)
+        for port in ports:  # a full sync starts at once, not after 5 s
+            await cli(port, "CONFIG", "SET", "repl-diskless-sync-delay", "0")
+        await cli(ports[1], "REPLICAOF", "127.0.0.1", str(ports[0]))
+        # A write the replica acknowledges: after a sync, Redis streams writes to a replica only
+        # once it has acknowledged (once a second), and WAIT counts none before.
+        await cli(ports[0], "SET", "replicated", "yes")
+        await until(lambda: replica_caught_up(cli, ports[0]), settle)
+        yield ports
+
+
 async def replica_caught_up(command: Command, primary: int) -> bool:
-    """Whether every replica of ``primary`` acknowledged its whole replication stream."""
-    role = (await command(primary, "ROLE")).split()
-    offset, replicas = int(role[1]), role[2:]
-    return bool(replicas) and all(int(acked) >= offset for acked in replicas[2::3])
+    """Whether ``primary`` has replicas, each online (counted by ``WAIT``) and acknowledging
+    its whole replication stream."""
+    fields = dict(
+        line.split(":", 1)
+        for line in (await command(primary, "INFO", "replication")).split()
+        if ":" in line
+    )
+    replicas = [value for name, value in fields.items() if name.startswith("slave")]
+    replicas = [dict(part.split("=", 1) for part in value.split(",")) for value in replicas]
+    offset = int(fields.get("master_repl_offset", "0"))
+    return bool(replicas) and all(
+        replica["state"] == "online" and int(replica["offset"]) >= offset for replica in replicas
+    )
 
 
 @attrs.define
