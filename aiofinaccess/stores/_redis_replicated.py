@@ -11,6 +11,7 @@ accepts the version that write left (PUT's ARGV[12]) and waits for replicas agai
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -19,9 +20,16 @@ import attrs
 from ..core.errors import StoreError
 from ..core.tokens import TokenKey, TokenSet
 from ._redis_scripts import PUT
+
+try:
+    from redis.exceptions import NoScriptError
+except ImportError:  # pragma: no cover  (the store refuses to start without redis-py)
+    NoScriptError = Exception  # type: ignore[misc,assignment]
 from .replication import Replication
 
 __all__ = ["ReplicatedPuts"]
+
+_PUT_SHA: Final = hashlib.sha1(PUT.encode(), usedforsecurity=False).hexdigest()
 
 #: Connections a cluster store opens at most to one primary for replicated writes.
 _PER_NODE: Final = 50
@@ -77,11 +85,10 @@ class ReplicatedPuts:
         """
         self._unconfirmed[key] = _Unconfirmed(*written)
         client = self._client if not self._cluster else self._node(names[0])
-        pipe = client.pipeline(transaction=False)
-        pipe.eval(PUT, len(names), *names, *args)  # EVAL: a pipeline cannot load a missing script
-        pipe.execute_command(*self.replication.command())
         try:
-            stored, copies = await pipe.execute(raise_on_error=False)
+            stored, copies = await self._send(client, "EVALSHA", _PUT_SHA, names, args)
+            if isinstance(stored, NoScriptError):  # nothing was written: send the script itself
+                stored, copies = await self._send(client, "EVAL", PUT, names, args)
         except self._errors:
             await self._reroute(names[0])
             raise
@@ -99,6 +106,16 @@ class ReplicatedPuts:
             )
         del self._unconfirmed[key]
         return True
+
+    async def _send(
+        self, client: Any, how: str, script: str, names: Sequence[str], args: Sequence[str | bytes]
+    ) -> list[Any]:
+        """The script and the wait, pipelined on one connection: their replies (or errors)."""
+        pipe = client.pipeline(transaction=False)
+        pipe.execute_command(how, script, len(names), *names, *args)
+        pipe.execute_command(*self.replication.command())
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     def _node(self, name: str) -> Any:
         """A client of the primary that holds ``name``, made once per primary."""
