@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from aiofinaccess import StoreError, TokenKey
+from aiofinaccess.cli.store import locate
 from aiofinaccess.errors import ConfigurationError, StoreConflictError
 from aiofinaccess.stores import Replication
 from aiofinaccess.stores._redis_urls import wait_options
@@ -155,3 +156,18 @@ async def test_a_failover_takes_back_only_what_was_never_acknowledged(
         assert run.acknowledged == (len(run.keys) if replication is not None else 3 * len(run.keys))
     finally:
         await run.store.aclose()
+
+
+async def test_the_store_url_the_cli_and_worker_take_asks_for_replication(
+    pair: tuple[int, int],
+) -> None:
+    """``--store redis://...?wait_replicas=2``: the one replica there is is not enough."""
+    primary, _ = await _lead(pair)
+    url = f"redis://127.0.0.1:{primary}/0?wait_replicas=2&wait_timeout=0.1"
+    store = locate(url, {}, from_flag=False, password_file=None).open(None)
+    assert isinstance(store, RedisStore)
+    try:
+        with pytest.raises(StoreError, match=r"fewer than 2 replicas confirmed it within 0\.1 s"):
+            await store.put(TokenKey("everifin", uuid.uuid4().hex), sample(), expected_version=None)
+    finally:
+        await store.aclose()
