@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import attrs
@@ -20,19 +20,11 @@ import attrs
 from ..core.errors import StoreError
 from ..core.tokens import TokenKey, TokenSet
 from ._redis_scripts import PUT
-
-try:
-    from redis.exceptions import NoScriptError
-except ImportError:  # pragma: no cover  (the store refuses to start without redis-py)
-    NoScriptError = Exception  # type: ignore[misc,assignment]
 from .replication import Replication
 
 __all__ = ["ReplicatedPuts"]
 
 _PUT_SHA: Final = hashlib.sha1(PUT.encode(), usedforsecurity=False).hexdigest()
-
-#: Connections a cluster store opens at most to one primary for replicated writes.
-_PER_NODE: Final = 50
 
 
 @attrs.frozen
@@ -45,7 +37,14 @@ class _Unconfirmed:
 
 
 class ReplicatedPuts:
-    """Puts followed by ``WAIT`` on their connection, and the writes not yet confirmed."""
+    """Puts followed by ``WAIT`` on their connection, and the writes not yet confirmed.
+
+    Args:
+        client: The store's client (a cluster client: ``cluster`` is true).
+        replication: What to wait for.
+        errors: The driver's errors; ``no_script`` its error for a script not loaded.
+        connect: A client of one cluster node (redis-py's ``ClusterNode``), made once per node.
+    """
 
     def __init__(
         self,
@@ -54,11 +53,15 @@ class ReplicatedPuts:
         cluster: bool,
         replication: Replication,
         errors: tuple[type[Exception], ...],
+        no_script: type[Exception],
+        connect: Callable[[Any], Any],
     ) -> None:
         self._client = client
         self._cluster = cluster
         self.replication = replication
         self._errors = errors
+        self._no_script = no_script
+        self._connect = connect
         self._nodes: dict[str, Any] = {}
         self._unconfirmed: dict[TokenKey, _Unconfirmed] = {}
 
@@ -87,7 +90,7 @@ class ReplicatedPuts:
         client = self._client if not self._cluster else self._node(names[0])
         try:
             stored, copies = await self._send(client, "EVALSHA", _PUT_SHA, names, args)
-            if isinstance(stored, NoScriptError):  # nothing was written: send the script itself
+            if isinstance(stored, self._no_script):  # nothing was written: send the script itself
                 stored, copies = await self._send(client, "EVAL", PUT, names, args)
         except self._errors:
             await self._reroute(names[0])
@@ -122,15 +125,7 @@ class ReplicatedPuts:
         node = self._client.get_node_from_key(name)
         client = self._nodes.get(node.name)
         if client is None:
-            import redis.asyncio as aioredis  # noqa: PLC0415  (the store imported it already)
-
-            pool = aioredis.BlockingConnectionPool(
-                connection_class=node.connection_class,
-                max_connections=_PER_NODE,
-                timeout=None,
-                **node.connection_kwargs,
-            )
-            client = self._nodes[node.name] = aioredis.Redis.from_pool(pool)
+            client = self._nodes[node.name] = self._connect(node)
         return client
 
     async def _reroute(self, name: str) -> None:

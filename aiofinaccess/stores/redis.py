@@ -47,7 +47,7 @@ from .replication import Replication
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import RedisCluster
-    from redis.exceptions import RedisClusterException, RedisError
+    from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
     _MISSING: ImportError | None = None
     # redis-py's cluster errors (an unreachable cluster among them) are not RedisErrors.
@@ -63,6 +63,18 @@ _T = TypeVar("_T")
 
 #: Connections a single-node store opens at most; more calls in flight wait for one.
 _MAX_CONNECTIONS: Final = 100
+
+
+def _node_client(node: Any) -> Any:
+    """A single-node client of one cluster node, with the cluster client's connection settings
+    (replicated writes need the write and its ``WAIT`` on one connection)."""
+    pool = aioredis.BlockingConnectionPool(
+        connection_class=node.connection_class,
+        max_connections=_MAX_CONNECTIONS,
+        timeout=None,
+        **node.connection_kwargs,
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 def _client_for(url: str) -> tuple[Any, bool]:
@@ -175,7 +187,12 @@ class RedisStore:
         self._replicated = None
         if replication is not None:
             self._replicated = ReplicatedPuts(
-                client, cluster=on_cluster, replication=replication, errors=_ERRORS
+                client,
+                cluster=on_cluster,
+                replication=replication,
+                errors=_ERRORS,
+                no_script=NoScriptError,
+                connect=_node_client,
             )
 
     def __repr__(self) -> str:
