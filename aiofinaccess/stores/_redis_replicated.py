@@ -86,7 +86,7 @@ class ReplicatedPuts:
             StoreError: Fewer replicas than asked have the write in time.
             (the driver's errors): Redis failed; the write may have reached the primary.
         """
-        self._unconfirmed[key] = _Unconfirmed(*written)
+        self._unconfirmed[key] = mine = _Unconfirmed(*written)
         client = self._client if not self._cluster else self._node(names[0])
         try:
             stored, copies = await self._send(client, "EVALSHA", _PUT_SHA, names, args)
@@ -99,7 +99,7 @@ class ReplicatedPuts:
             await self._reroute(names[0])
             raise stored
         if not stored:
-            del self._unconfirmed[key]
+            self._forget(key, mine)
             return False
         if isinstance(copies, Exception) or not self.replication.confirmed(copies):
             wanted = self.replication.replicas
@@ -107,8 +107,13 @@ class ReplicatedPuts:
                 f"token set {key.hashed} was written but fewer than {wanted} replicas confirmed "
                 f"it within {self.replication.timeout} s ({_said(copies)}); not counted as stored"
             )
-        del self._unconfirmed[key]
+        self._forget(key, mine)
         return True
+
+    def _forget(self, key: TokenKey, mine: _Unconfirmed) -> None:
+        """Forget a settled write, unless a later put of the key took its place."""
+        if self._unconfirmed.get(key) is mine:
+            del self._unconfirmed[key]
 
     async def _send(
         self, client: Any, how: str, script: str, names: Sequence[str], args: Sequence[str | bytes]

@@ -9,11 +9,13 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 
 from aiofinaccess import TokenKey
 from aiofinaccess.stores import Replication
 from aiofinaccess.stores.redis import RedisStore
+from tests.stores.contract import StoreContract
 from tests.support.failover import Drill, Provider, on_primary, replica_caught_up, stopped
 from tests.support.polling import until
 from tests.support.redis_cluster import Cluster, running_cluster
@@ -28,6 +30,18 @@ SETTLE = 60.0
 async def cluster() -> AsyncIterator[Cluster]:
     async with running_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture
+async def store(cluster: Cluster) -> AsyncIterator[RedisStore]:
+    replication = Replication(replicas=1, timeout=5.0)
+    store = RedisStore(cluster.url, prefix=f"c-{uuid.uuid4().hex[:8]}:", replication=replication)
+    yield store
+    await store.aclose()
+
+
+class TestReplicatedClusterStore(StoreContract):
+    """The store contract with every put waiting for a replica."""
 
 
 async def drill(cluster: Cluster, replication: Replication | None) -> Drill:
