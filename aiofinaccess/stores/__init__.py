@@ -2,7 +2,8 @@
 
 This namespace holds what a store is made of and what writing one takes: the protocols
 (:class:`TokenStore`, :class:`RefreshDuty`, :class:`ChangeFeed`, :class:`PendingAuthorizations`),
-their values and helpers, and the codecs that turn a token set into a record. The shipped stores
+their values and helpers, the codecs that turn a token set into a record, and
+:class:`Replication` (how many replicas a write waits for). The shipped stores
 themselves are top-level: ``from aiofinaccess import MemoryStore, SQLiteStore, RedisStore``.
 
 Wall: imports ``core`` (and the store drivers: aiosqlite, redis). Never ``oauth``, ``session``,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .protocol import carried as carried
     from .protocol import stored_age as stored_age
     from .protocol import writer_age as writer_age
+    from .replication import Replication as Replication
 
 #: Each public name, once, by the module it lives in.
 _HOMES: Final = {
@@ -41,6 +43,7 @@ _HOMES: Final = {
         "LOCAL_LEASE ChangeFeed Claimed HeldLease Lease LocalLease PendingAuthorizations "
         "RefreshDuty StoreStats TokenStore Versioned carried stored_age writer_age"
     ),
+    ".replication": "Replication",
 }
 
 __all__ = _exports.exported(_HOMES)  # noqa: PLE0605  (derived from the one table)

@@ -23,11 +23,15 @@ DUE_TOLERANCE: Final = 1.0
 # Beyond the tolerance the clocks disagree: a due time moves by the distance, so due times are
 # on the store's clock. The stamp is ``version written age`` (``written`` on the store's
 # clock): a reader counts a set's age on the store's clock, and takes the stamp only when its
-# version is the record's (an older process's write leaves a stale stamp behind). The
-# delete's ARGV: expected ('' = any), str(key), provider, channel, publish command; it
+# version is the record's (an older process's write leaves a stale stamp behind). ARGV[12]
+# ('' = none) is a version taken as ARGV[1]: the writer's own earlier write of the same set
+# that it could not confirm, so its retry goes through whether or not that write survived.
+# The delete's ARGV: expected ('' = any), str(key), provider, channel, publish command; it
 # answers -1 for a conflict.
 PUT: Final = """
-if (redis.call('HGET', KEYS[1], 'version') or '') ~= ARGV[1] then return 0 end
+local current = redis.call('HGET', KEYS[1], 'version') or ''
+if ARGV[12] ~= '' and current == ARGV[12] then current = ARGV[1] end
+if current ~= ARGV[1] then return 0 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 local off, tolerance, age = now - tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[9])

@@ -4,12 +4,14 @@ options it must get, and how to name it in a log without its password. Pure: no 
 
 from __future__ import annotations
 
+import math
 from typing import Final
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from ..core.errors import ConfigurationError
+from .replication import Replication
 
-__all__ = ["CLUSTER_SCHEMES", "describe", "target", "tls_options"]
+__all__ = ["CLUSTER_SCHEMES", "describe", "target", "tls_options", "wait_options"]
 
 #: The cluster schemes and the plain scheme redis-py's cluster client reads instead.
 CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -64,6 +66,46 @@ def tls_options(url: str) -> dict[str, bool]:
                 "(pass your own client= to decide otherwise)"
             )
     return {"ssl_check_hostname": True}
+
+
+#: The URL options of :class:`~aiofinaccess.core.replication.Replication`, read by the store and
+#: never handed to redis-py.
+_WAIT_OPTIONS: Final = ("wait_replicas", "wait_timeout", "wait_fsync")
+
+
+def wait_options(url: str) -> tuple[str, Replication | None]:
+    """``url`` without the ``wait_*`` options, and the :class:`Replication` they ask for.
+
+    ``?wait_replicas=1`` asks for one replica (``wait_timeout=SECONDS``, default 1;
+    ``wait_fsync=yes`` for ``WAITAOF``); without ``wait_replicas`` there is none.
+
+    Raises:
+        ConfigurationError: A ``wait_*`` option given twice, without ``wait_replicas``, or
+            with a bad value.
+    """
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    ours = [(name.lower(), value.strip()) for name, value in pairs if name.lower() in _WAIT_OPTIONS]
+    if not ours:
+        return url, None
+    found = dict(ours)
+    if len(found) != len(ours):
+        raise ConfigurationError("url gives a wait_* option more than once")
+    if "wait_replicas" not in found:
+        raise ConfigurationError("url gives wait_timeout or wait_fsync without wait_replicas")
+    try:
+        replicas = int(found["wait_replicas"])
+        timeout = float(found.get("wait_timeout", "1"))
+    except ValueError:
+        raise ConfigurationError("url's wait_replicas or wait_timeout is not a number") from None
+    if not math.isfinite(timeout):
+        raise ConfigurationError("url's wait_timeout must be a positive number of seconds")
+    fsync = found.get("wait_fsync", "no").lower()
+    if fsync not in _YES | {"false", "0", "no", "n", "f", "off"}:
+        raise ConfigurationError("url's wait_fsync must be yes or no")
+    rest = urlencode([(name, value) for name, value in pairs if name.lower() not in _WAIT_OPTIONS])
+    settings = Replication(replicas=replicas, timeout=timeout, fsync=fsync in _YES)
+    return parts._replace(query=rest).geturl(), settings
 
 
 def target(url: str) -> tuple[str, bool, dict[str, bool]]:

@@ -27,8 +27,9 @@ from ._redis_duty import DueSets
 from ._redis_feed import ChangeReader
 from ._redis_layout import Layout, as_bytes, score, stamped, text
 from ._redis_lease import Leases
+from ._redis_replicated import ReplicatedPuts
 from ._redis_scripts import DELETE, DUE_TOLERANCE, GET, PUT
-from ._redis_urls import describe, target
+from ._redis_urls import describe, target, wait_options
 from .codec import JsonCodec, TokenCodec
 from .protocol import (
     Claimed,
@@ -41,11 +42,12 @@ from .protocol import (
     seal_pending,
     writer_age,
 )
+from .replication import Replication
 
 try:
     import redis.asyncio as aioredis
     from redis.asyncio.cluster import RedisCluster
-    from redis.exceptions import RedisClusterException, RedisError
+    from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
     _MISSING: ImportError | None = None
     # redis-py's cluster errors (an unreachable cluster among them) are not RedisErrors.
@@ -61,6 +63,18 @@ _T = TypeVar("_T")
 
 #: Connections a single-node store opens at most; more calls in flight wait for one.
 _MAX_CONNECTIONS: Final = 100
+
+
+def _node_client(node: Any) -> Any:
+    """A single-node client of one cluster node, with the cluster client's connection settings
+    (replicated writes need the write and its ``WAIT`` on one connection)."""
+    pool = aioredis.BlockingConnectionPool(
+        connection_class=node.connection_class,
+        max_connections=_MAX_CONNECTIONS,
+        timeout=None,
+        **node.connection_kwargs,
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 def _client_for(url: str) -> tuple[Any, bool]:
@@ -91,7 +105,9 @@ class RedisStore:
     Args:
         url: ``redis://``, ``rediss://`` (TLS, certificates verified) or ``unix://``, with
             the password if any; ``redis+cluster://host:port`` or ``rediss+cluster://...``
-            names any node of a Redis Cluster. Ignored when ``client`` is given.
+            names any node of a Redis Cluster. ``?wait_replicas=N`` (with ``wait_timeout=
+            SECONDS``, ``wait_fsync=yes``) asks for ``replication``. Ignored when ``client`` is
+            given.
         prefix: Put before every Redis key and the change channel; one per application.
         codec: Token set <-> bytes; :class:`~aiofinaccess.stores.codec.JsonCodec` by default,
             :class:`~aiofinaccess.stores.codec.FernetCodec` to encrypt at rest.
@@ -108,6 +124,9 @@ class RedisStore:
         clock: The clocks ``put`` measures a set's age on, and ``put`` and ``reschedule`` their
             distance from ``TIME``: the system's by default; the manager's, if the app injects
             one.
+        replication: Count a token set write as stored only once this many replicas have it
+            (``WAIT``): a rotation the store acknowledged then survives a failover. By default
+            (or the URL's), a write counts once the primary has it.
 
     Raises:
         ConfigurationError: A bad ``url``, ``lease_poll`` or ``shards``, or redis-py is not
@@ -125,6 +144,7 @@ class RedisStore:
         shards: int = 64,
         cluster: bool | None = None,
         clock: Clock | None = None,
+        replication: Replication | None = None,
     ) -> None:
         if _MISSING is not None:  # pragma: no cover
             raise ConfigurationError("RedisStore needs redis-py: pip install aiofinaccess[redis]")
@@ -135,6 +155,8 @@ class RedisStore:
         self._owns_client = client is None
         self._target = "client"
         if client is None:
+            url, from_url = wait_options(url)
+            replication = replication if replication is not None else from_url
             client, on_cluster = _client_for(url)
             self._target = describe(url)
         else:
@@ -162,6 +184,16 @@ class RedisStore:
             clock=self._clock.monotonic,  # waiters judge a lease on their own monotonic clock
         )
         self._duty = DueSets(client, self._layout, self._call, self._clock)
+        self._replicated = None
+        if replication is not None:
+            self._replicated = ReplicatedPuts(
+                client,
+                cluster=on_cluster,
+                replication=replication,
+                errors=_ERRORS,
+                no_script=NoScriptError,
+                connect=_node_client,
+            )
 
     def __repr__(self) -> str:
         return f"RedisStore({self._target}, prefix={self._layout.prefix!r})"
@@ -232,9 +264,12 @@ class RedisStore:
         """Compare-and-swap ``token_set`` in at ``expected_version``, set its due time
         (``None``: not scheduled) and announce it, in one script.
 
+        With ``replication``, the write counts once the replicas have it; a retry of the same
+        set at the same ``expected_version`` also goes through over that write's own version.
+
         Raises:
             StoreConflictError: The stored version is not ``expected_version``.
-            StoreError: Redis failed.
+            StoreError: Redis failed, or too few replicas confirmed the write.
         """
         due = check_due(due_at)
         version = secrets.randbits(62)
@@ -243,13 +278,18 @@ class RedisStore:
         shard = self._layout.shard(key)
         args: list[str | bytes] = [expected, str(version), data, str(key), key.provider]
         args += [self._layout.channel(shard), self._publish, "" if due is None else score(due)]
+        replicated = self._replicated
 
         def command() -> Awaitable[object]:
             # The age is stamped with the store's TIME of the write: read it just before the
             # write leaves (a wait before here would make the set look younger than it is).
             age = writer_age(token_set, self._clock)
             stamp = [score(age), score(self._clock.wall()), score(DUE_TOLERANCE)]
-            return self._put(keys=self._layout.names(key), args=[*args, *stamp])
+            if replicated is None:
+                return self._put(keys=self._layout.names(key), args=[*args, *stamp, ""])
+            also = replicated.also(key, expected_version, token_set)
+            written = (expected_version, token_set, version)
+            return replicated.put(key, written, self._layout.names(key), [*args, *stamp, also])
 
         if not await self._call("put", key, command):
             raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
@@ -436,5 +476,7 @@ class RedisStore:
         finally:
             await self._leases.abandon()
             await self._feed.stop()
+            if self._replicated is not None:
+                await self._replicated.aclose()
             if self._owns_client:
                 await self._client.aclose()
