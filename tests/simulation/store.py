@@ -347,7 +347,7 @@ class DutyStoreClient(StoreClient):
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
             age, sent = measured
-            shared.write(key, version, data, _aged_in_transit(shared, age, sent))
+            shared.write(key, version, data, age)
             if due_at is None:
                 shared.due.pop(key, None)
             else:
@@ -429,13 +429,6 @@ class DutyStoreClient(StoreClient):
         return await self._call(
             lambda: sum(1 for at in self._shared.due.values() if at <= now), fails_after=False
         )
-
-
-def _aged_in_transit(shared: SharedStore, age: float, sent: float) -> float:
-    """As the real stores' put: a writer's clock within 1 s of the store's is taken to agree,
-    and the distance is the call's transit, which the set aged by before the write ran."""
-    off = shared.world.wall() - sent
-    return age + off if 0 < off <= DUE_TOLERANCE else age
 
 
 def _on_store_clock(shared: SharedStore, due_at: float, sent: float) -> float:
