@@ -265,7 +265,7 @@ class DutyLoop:
             # with the store (a rolled-back store's older set is written over, never adopted).
             self._publisher.publish(entry, stored.token_set, stored.version)
         self._stats.scheduled_renewals += 1
-        await asyncio.shield(self._driver.start(entry, reason="scheduled"))
+        await asyncio.shield(self._driver.start(entry, reason="scheduled", read=stored))
 
     async def _give_back(
         self, key: TokenKey, error: ClientMismatchError, version: int | None

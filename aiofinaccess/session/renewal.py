@@ -40,6 +40,7 @@ from ..core.renewal_step import (
     Reinstate,
     Situation,
     Step,
+    Stored,
     TakeLease,
     WaitUntil,
     WriteFailed,
@@ -153,8 +154,14 @@ class RenewalDriver:
         rejected: str | None = None,
         forced: bool = False,
         reason: str = "on_demand",
+        read: Stored | None = None,
     ) -> asyncio.Future[TokenSet]:
-        """The outcome of the entry's renewal job, starting one if none runs."""
+        """The outcome of the entry's renewal job, starting one if none runs.
+
+        ``read``: what the caller read from the store for the entry just now (the refresh
+        duty does, for the set it claimed); a job started here decides from it instead of
+        reading the store again before it takes the lease (it reads again under the lease).
+        """
         outcome_now = entry.outcome
         if entry.job is not None and outcome_now is not None:
             finishing = outcome_now.done() and not outcome_now.cancelled()
@@ -165,7 +172,7 @@ class RenewalDriver:
         outcome: asyncio.Future[TokenSet] = asyncio.get_running_loop().create_future()
         outcome.add_done_callback(retrieve)
         status = transition(entry.status, Event.REFRESH_STARTED)
-        run = Job(rejected=rejected, forced=forced, reason=reason)
+        run = Job(rejected=rejected, forced=forced, reason=reason, stored=read)
         job = self._owned.spawn(self._job(entry, outcome, run))
         entry.status = status
         entry.outcome = outcome
@@ -195,7 +202,8 @@ class RenewalDriver:
 
     async def _job(self, entry: Entry, outcome: asyncio.Future[TokenSet], run: Job) -> None:
         try:
-            run.stored = await self._access.read(entry.key)
+            if run.stored is None:
+                run.stored = await self._access.read(entry.key)
             await self._drive(entry, outcome, run)
         except asyncio.CancelledError as exc:
             if not cancelled():

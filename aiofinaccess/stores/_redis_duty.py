@@ -66,6 +66,14 @@ class DueSets:
         self._reschedule = client.register_script(RESCHEDULE)
         self._claim = client.register_script(CLAIM)
         self._fanout = asyncio.Semaphore(FANOUT)
+        #: The single-node claim's KEYS and its ARGV past the head, for the last scope claimed
+        #: (a worker claims for the same scope each time), as bytes: redis-py sends them as
+        #: they are.
+        self._merged: tuple[tuple[tuple[str, TokenKey], ...], list[bytes], list[bytes]] = (
+            (),
+            [],
+            [],
+        )
 
     def _sets(self, scope: dict[str, TokenKey]) -> list[tuple[str, TokenKey, int]]:
         """(due set, our client key, shard) for every shard of every provider in scope."""
@@ -94,15 +102,14 @@ class DueSets:
         scope = check_scope(clients) or {}
         if not scope:
             return Claimed()
-        sets = self._sets(scope)
         head = [repr(float(claim_for))]
         if not self._layout.cluster:
-            args = [str(limit), *head, str(limit + LOOK_PAST)]
-            for _, own, shard in sets:
-                args += self._args(own, shard)
-            script = self._claim(keys=[name for name, _, _ in sets], args=args)
+            keys, tail = self._merged_claim(scope)
+            args = [str(limit), *head, str(limit + LOOK_PAST), *tail]
+            script = self._claim(keys=keys, args=args)
             replies = [await self._call("claim", None, script)]
         else:
+            sets = self._sets(scope)
             plan = allocate(await self._due_heads(sets), limit)
             calls = [  # a cluster pipeline cannot carry scripts: one call per due set
                 self._fanned(
@@ -122,6 +129,16 @@ class DueSets:
                     continue
                 claimed.append(key)
         return claimed
+
+    def _merged_claim(self, scope: dict[str, TokenKey]) -> tuple[list[bytes], list[bytes]]:
+        """The single-node claim script's KEYS and the due sets' part of its ARGV."""
+        named = tuple(scope.items())
+        if self._merged[0] != named:
+            sets = self._sets(scope)
+            keys = [name.encode() for name, _, _ in sets]
+            tail = [arg.encode() for _, own, shard in sets for arg in self._args(own, shard)]
+            self._merged = (named, keys, tail)
+        return self._merged[1], self._merged[2]
 
     async def _fanned(self, keys: list[str], args: list[str]) -> Any:
         """Run the claim script with at most :data:`FANOUT` such calls in flight per store:

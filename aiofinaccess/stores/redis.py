@@ -85,13 +85,18 @@ def _client_for(url: str) -> tuple[Any, bool]:
             password).
     """
     redis_url, on_cluster, tls = target(url)
+    # No socket timeout unless the URL sets one (``?socket_timeout=5``): a session manager
+    # bounds each store call itself (Timeouts.store), and redis-py 8's default of 5 s runs
+    # every command through asyncio.wait_for, a task per command on CPython 3.11 (about a
+    # third of a command's CPU). Options in the URL override these keyword arguments.
+    options: dict[str, Any] = {"socket_timeout": None, **tls}
     try:
         if on_cluster:
-            return RedisCluster.from_url(redis_url, **tls), True
+            return RedisCluster.from_url(redis_url, **options), True
         # A blocking pool: a momentary crowd of calls waits for a connection (each call is
         # bounded by the caller's store timeout) instead of failing with MaxConnectionsError.
         pool = aioredis.BlockingConnectionPool.from_url(
-            redis_url, max_connections=_MAX_CONNECTIONS, timeout=None, **tls
+            redis_url, max_connections=_MAX_CONNECTIONS, timeout=None, **options
         )
         return aioredis.Redis.from_pool(pool), False
     except ValueError:  # its message may quote the URL, password and all
@@ -107,7 +112,9 @@ class RedisStore:
             the password if any; ``redis+cluster://host:port`` or ``rediss+cluster://...``
             names any node of a Redis Cluster. ``?wait_replicas=N`` (with ``wait_timeout=
             SECONDS``, ``wait_fsync=yes``) asks for ``replication``. Ignored when ``client`` is
-            given.
+            given. Commands have no socket timeout unless the URL sets one
+            (``?socket_timeout=5``): a session manager bounds every store call with
+            ``Timeouts.store``; bound your own calls to the store the same way, or set it.
         prefix: Put before every Redis key and the change channel; one per application.
         codec: Token set <-> bytes; :class:`~aiofinaccess.stores.codec.JsonCodec` by default,
             :class:`~aiofinaccess.stores.codec.FernetCodec` to encrypt at rest.

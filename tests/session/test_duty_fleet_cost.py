@@ -133,3 +133,62 @@ async def test_a_worker_that_only_renews_does_not_read_the_change_feed(sandbox: 
 
 async def _equals(count: Any, expected: int) -> bool:
     return bool(await count() == expected)
+
+
+class ReadCountingStore(MemoryStore):
+    """A MemoryStore that counts reads of token sets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def get(self, key: TokenKey) -> Any:
+        self.reads += 1
+        return await super().get(key)
+
+
+async def test_a_scheduled_renewal_reads_its_set_once_before_the_lease_and_once_under_it(
+    sandbox: Sandbox,
+) -> None:
+    """The duty reads a claimed set (renewed elsewhere? another client's?) and hands what it
+    read to the renewal, which reads the store again only under the lease: two reads per
+    renewal, not three."""
+    store = ReadCountingStore()
+    provider, credentials = everifin(sandbox)
+    users = [f"user-{n}" for n in range(20)]
+    async with SessionManager(
+        store=store, policy=POLICY, schedule=Schedule(jitter=0.0), duty=Duty(enabled=False)
+    ) as setup:
+        setup.register(provider, credentials)  # type: ignore[arg-type]
+        for user in users:
+            body = sandbox.service("keycloak").seed_session(user)
+            issued = time.time() - LIFETIME + 1.0  # due now
+            sent = Anchor(issued, time.monotonic() - (time.time() - issued))
+            await setup.store_token_set("everifin", user, parse_token_response(body, sent=sent))
+    before = {user: (await store.get(TokenKey("everifin", user))).version for user in users}  # type: ignore[union-attr]
+    requests_before = refreshes(sandbox)
+    async with SessionManager(
+        store=store, policy=POLICY, schedule=Schedule(jitter=0.0), duty=Duty(enabled=True)
+    ) as worker:
+        worker.register(provider, credentials)  # type: ignore[arg-type]
+        store.reads = 0
+        await worker.start()
+        await until(_renewed_without_reading(store, before), 30.0)
+        await worker.wait_idle()
+        reads = store.reads
+    assert refreshes(sandbox) - requests_before == len(users)
+    assert reads == 2 * len(users)
+
+
+def _renewed_without_reading(store: ReadCountingStore, before: dict[str, int]) -> Any:
+    """``all_renewed``, without counting its own reads."""
+    check = all_renewed(store, before)
+
+    async def uncounted() -> bool:
+        reads = store.reads
+        try:
+            return await check()
+        finally:
+            store.reads = reads
+
+    return uncounted

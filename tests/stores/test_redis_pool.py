@@ -28,3 +28,17 @@ async def test_more_calls_in_flight_than_connections_all_succeed() -> None:
             assert all(a is not None for a in answers)
         finally:
             await store.aclose()
+
+
+async def test_commands_have_no_socket_timeout_unless_the_url_sets_one() -> None:
+    """redis-py 8's default socket timeout (5 s) runs every command through
+    ``asyncio.wait_for`` (a task per command on 3.11); a session manager bounds each store call
+    itself. A URL that sets one keeps it."""
+    plain = RedisStore("redis://127.0.0.1:1/0")
+    timed = RedisStore("redis://127.0.0.1:1/0?socket_timeout=2.5")
+    pools = [store._client.connection_pool for store in (plain, timed)]
+    try:
+        assert [pool.connection_kwargs["socket_timeout"] for pool in pools] == [None, 2.5]
+    finally:
+        for store in (plain, timed):
+            await store.aclose()
