@@ -27,9 +27,11 @@ from ._redis_duty import DueSets
 from ._redis_feed import ChangeReader
 from ._redis_layout import Layout, as_bytes, score, stamped, text
 from ._redis_lease import Leases
+from ._redis_payments import RedisPayments
 from ._redis_scripts import DELETE, DUE_TOLERANCE, GET, PUT
 from ._redis_urls import describe, target
 from .codec import JsonCodec, TokenCodec
+from .payment_records import StoredRecord
 from .protocol import (
     Claimed,
     HeldLease,
@@ -147,6 +149,7 @@ class RedisStore:
         self._put = client.register_script(PUT)
         self._get = client.register_script(GET)
         self._delete = client.register_script(DELETE)
+        self._payments = RedisPayments(client, self._layout.prefix, self._call, self._codec)
         self._closed = False
         #: Rows skipped while listing or reading in bulk.
         self.stats = StoreStats()
@@ -342,6 +345,26 @@ class RedisStore:
             StoreError: Redis failed.
         """
         return self._leases.hold(key, ttl=ttl)
+
+    # -- payment records (see stores.payment_records) ---------------------------------------
+
+    async def add_payment_record(self, scope: str, reference: str, data: bytes) -> bool:
+        """Create the record (through the codec) unless one exists (``HSETNX``)."""
+        return await self._payments.add(scope, reference, data)
+
+    async def get_payment_record(self, scope: str, reference: str) -> StoredRecord | None:
+        """The record, or ``None``."""
+        return await self._payments.get(scope, reference)
+
+    async def replace_payment_record(
+        self, scope: str, reference: str, data: bytes, *, expected_version: int
+    ) -> bool:
+        """Write ``data`` if the record is at ``expected_version`` (one script)."""
+        return await self._payments.replace(scope, reference, data, expected_version)
+
+    async def payment_records(self, scope: str) -> dict[str, StoredRecord]:
+        """Every record of ``scope`` (``HGETALL``)."""
+        return await self._payments.scope(scope)
 
     # -- pending authorizations ------------------------------------------------------------
 
