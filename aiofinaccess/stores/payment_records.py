@@ -73,6 +73,41 @@ class PaymentRecords(Protocol):
         ...
 
 
+class Rows(Protocol):
+    """A backend's payment records, as :class:`Delegated` reaches them."""
+
+    async def add(self, scope: str, reference: str, data: bytes) -> bool: ...
+    async def get(self, scope: str, reference: str) -> StoredRecord | None: ...
+    async def replace(
+        self, scope: str, reference: str, data: bytes, expected_version: int
+    ) -> bool: ...
+    async def scope(self, scope: str) -> dict[str, StoredRecord]: ...
+
+
+class Delegated:
+    """:class:`PaymentRecords` for a store that keeps its records in ``_payment_rows``."""
+
+    _payment_rows: Rows
+
+    async def add_payment_record(self, scope: str, reference: str, data: bytes) -> bool:
+        """Create the record (through the codec) unless one exists; one atomic step."""
+        return await self._payment_rows.add(scope, reference, data)
+
+    async def get_payment_record(self, scope: str, reference: str) -> StoredRecord | None:
+        """The record, or ``None``."""
+        return await self._payment_rows.get(scope, reference)
+
+    async def replace_payment_record(
+        self, scope: str, reference: str, data: bytes, *, expected_version: int
+    ) -> bool:
+        """Write ``data`` if the record is at ``expected_version``; one atomic step."""
+        return await self._payment_rows.replace(scope, reference, data, expected_version)
+
+    async def payment_records(self, scope: str) -> dict[str, StoredRecord]:
+        """Every record of ``scope``."""
+        return await self._payment_rows.scope(scope)
+
+
 def check_names(scope: str, reference: str) -> None:
     """Validate a record's scope and reference."""
     for name in (scope, reference):

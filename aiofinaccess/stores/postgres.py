@@ -27,7 +27,7 @@ from ._pg_urls import describe, target
 from ._records import parse_key, read_record
 from ._sql_payments import POSTGRES, PaymentRows
 from .codec import JsonCodec, TokenCodec
-from .payment_records import StoredRecord
+from .payment_records import Delegated
 from .protocol import (
     Claimed,
     HeldLease,
@@ -51,7 +51,7 @@ BATCH: Final = 500
 _PAYLOAD_LIMIT: Final = 7_900
 
 
-class PostgresStore:
+class PostgresStore(Delegated):
     """Token sets in PostgreSQL, with compare-and-swap, a lease, a change feed
     (``LISTEN``/``NOTIFY``), the refresh duty (``FOR UPDATE SKIP LOCKED`` claims) and
     pending authorizations; one pool of connections per store.
@@ -117,7 +117,7 @@ class PostgresStore:
         self._channel = f"aiofinaccess_{schema}"
         self._codec: TokenCodec = JsonCodec() if codec is None else codec
         table = f"{self._sql.schema}.payment_records"
-        self._payments = PaymentRows(POSTGRES.on(table), self._rows, self._codec)
+        self._payment_rows = PaymentRows(POSTGRES.on(table), self._rows, self._codec)
         self._clock: Clock = SYSTEM_CLOCK if clock is None else clock
         options = {"min_size": min_connections, "max_size": max_connections}
         self._connections = Connections(
@@ -375,26 +375,6 @@ class PostgresStore:
         if row is None or row[1] is not True:
             return None  # an expired row is deleted all the same
         return open_pending(self._codec, state, rows.blob(row[0], "record"))
-
-    # -- payment records (see stores.payment_records) ---------------------------------------
-
-    async def add_payment_record(self, scope: str, reference: str, data: bytes) -> bool:
-        """Create the record (through the codec) unless one exists; one statement."""
-        return await self._payments.add(scope, reference, data)
-
-    async def get_payment_record(self, scope: str, reference: str) -> StoredRecord | None:
-        """The record, or ``None``."""
-        return await self._payments.get(scope, reference)
-
-    async def replace_payment_record(
-        self, scope: str, reference: str, data: bytes, *, expected_version: int
-    ) -> bool:
-        """Write ``data`` if the record is at ``expected_version``; one statement."""
-        return await self._payments.replace(scope, reference, data, expected_version)
-
-    async def payment_records(self, scope: str) -> dict[str, StoredRecord]:
-        """Every record of ``scope``."""
-        return await self._payments.scope(scope)
 
     async def _rows(self, statement: str, parameters: Sequence[Any]) -> list[Any]:
         return list(await self._call("payment record", None, "fetch", statement, *parameters))

@@ -31,7 +31,7 @@ from ._redis_payments import RedisPayments
 from ._redis_scripts import DELETE, DUE_TOLERANCE, GET, PUT
 from ._redis_urls import describe, target
 from .codec import JsonCodec, TokenCodec
-from .payment_records import StoredRecord
+from .payment_records import Delegated
 from .protocol import (
     Claimed,
     HeldLease,
@@ -86,7 +86,7 @@ def _client_for(url: str) -> tuple[Any, bool]:
         raise ConfigurationError("url is not a valid Redis URL") from None
 
 
-class RedisStore:
+class RedisStore(Delegated):
     """Token sets in Redis, with Lua compare-and-swap, an expiring lease, a change feed and
     the refresh duty; on one Redis server or a Redis Cluster.
 
@@ -149,7 +149,7 @@ class RedisStore:
         self._put = client.register_script(PUT)
         self._get = client.register_script(GET)
         self._delete = client.register_script(DELETE)
-        self._payments = RedisPayments(client, self._layout.prefix, self._call, self._codec)
+        self._payment_rows = RedisPayments(client, self._layout.prefix, self._call, self._codec)
         self._closed = False
         #: Rows skipped while listing or reading in bulk.
         self.stats = StoreStats()
@@ -345,26 +345,6 @@ class RedisStore:
             StoreError: Redis failed.
         """
         return self._leases.hold(key, ttl=ttl)
-
-    # -- payment records (see stores.payment_records) ---------------------------------------
-
-    async def add_payment_record(self, scope: str, reference: str, data: bytes) -> bool:
-        """Create the record (through the codec) unless one exists (``HSETNX``)."""
-        return await self._payments.add(scope, reference, data)
-
-    async def get_payment_record(self, scope: str, reference: str) -> StoredRecord | None:
-        """The record, or ``None``."""
-        return await self._payments.get(scope, reference)
-
-    async def replace_payment_record(
-        self, scope: str, reference: str, data: bytes, *, expected_version: int
-    ) -> bool:
-        """Write ``data`` if the record is at ``expected_version`` (one script)."""
-        return await self._payments.replace(scope, reference, data, expected_version)
-
-    async def payment_records(self, scope: str) -> dict[str, StoredRecord]:
-        """Every record of ``scope`` (``HGETALL``)."""
-        return await self._payments.scope(scope)
 
     # -- pending authorizations ------------------------------------------------------------
 

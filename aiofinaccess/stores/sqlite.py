@@ -28,7 +28,7 @@ from ._sql_payments import SQLITE, PaymentRows
 from ._sqlite_duty import DueRows
 from ._sqlite_lease import Leases
 from .codec import JsonCodec, TokenCodec
-from .payment_records import StoredRecord
+from .payment_records import Delegated
 from .protocol import (
     Claimed,
     HeldLease,
@@ -51,7 +51,7 @@ def _conflict(key: TokenKey, expected_version: int | None) -> StoreConflictError
     return StoreConflictError(f"token set {key.hashed} {state}")
 
 
-class SQLiteStore:
+class SQLiteStore(Delegated):
     """Token sets in a SQLite file, shared safely by every process on the machine.
 
     Args:
@@ -92,7 +92,7 @@ class SQLiteStore:
         self._statement_lock = asyncio.Lock()
         self._leases = Leases(self._execute, poll=lease_poll)
         self._due = DueRows(self._execute)
-        self._payments = PaymentRows(SQLITE, self._rows, self._codec)
+        self._payment_rows = PaymentRows(SQLITE, self._rows, self._codec)
 
     def __repr__(self) -> str:
         return f"SQLiteStore(path={self._path!r})"
@@ -288,26 +288,6 @@ class SQLiteStore:
         if not rows or rows[0][1] <= time.time():
             return None  # an expired row is deleted all the same
         return open_pending(self._codec, state, bytes(rows[0][0]))
-
-    # -- payment records (see stores.payment_records) ---------------------------------------
-
-    async def add_payment_record(self, scope: str, reference: str, data: bytes) -> bool:
-        """Create the record (through the codec) unless one exists; one statement."""
-        return await self._payments.add(scope, reference, data)
-
-    async def get_payment_record(self, scope: str, reference: str) -> StoredRecord | None:
-        """The record, or ``None``."""
-        return await self._payments.get(scope, reference)
-
-    async def replace_payment_record(
-        self, scope: str, reference: str, data: bytes, *, expected_version: int
-    ) -> bool:
-        """Write ``data`` if the record is at ``expected_version``; one statement."""
-        return await self._payments.replace(scope, reference, data, expected_version)
-
-    async def payment_records(self, scope: str) -> dict[str, StoredRecord]:
-        """Every record of ``scope``."""
-        return await self._payments.scope(scope)
 
     async def _rows(self, statement: str, parameters: Sequence[Any]) -> list[Any]:
         return (await self._execute(statement, parameters))[1]
