@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,6 +136,35 @@ async def test_a_crash_between_send_and_record_is_resumed_by_reference(
     assert clock.ahead > 100  # it waited out the dead sender's claim (120 s), then listed
     assert resumed.reconciliations == {"CREATED": 1}
     assert len(sandbox.service("payments").by_reference(reference)) == 1
+
+
+async def test_a_request_still_in_flight_is_unknown_never_not_created(
+    sandbox: Sandbox, sandbox_manager: SessionManager
+) -> None:
+    """The caller dies while its request is at finAPI; the one resuming lists before the
+    request lands: "unknown", and once it has landed, the payment (never "not created")."""
+    account = await account_of(sandbox_manager, "slow")
+    records, clock = CrashingRecords(), AheadClock()
+    reference = new_reference()
+
+    def create() -> Any:
+        payments = FinApiPayments(sandbox_manager, records=records, clock=clock)
+        return payments.create_money_transfer(
+            "slow", ORDER, reference=reference, account_id=account
+        )
+
+    sandbox.set_faults(latency=0.3, scope="api", methods=("POST",))
+    dying = asyncio.ensure_future(create())
+    await records.added.wait()
+    while not sandbox.state.in_flight:  # noqa: ASYNC110  (a count: the sandbox signals nothing)
+        await asyncio.sleep(0.005)
+    dying.cancel()
+    with pytest.raises(PaymentOutcomeUnknown, match="may still land"):
+        await create()
+    while sandbox.state.in_flight:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    (made,) = sandbox.service("payments").by_reference(reference)
+    assert (await create()).id == made.id
 
 
 async def test_two_processes_with_one_reference_send_once(
