@@ -42,7 +42,9 @@ from .payment_ledger import Shape, fingerprint
 from .payment_models import (
     DirectDebit,
     Payment,
+    PaymentPage,
     StandingOrder,
+    StandingOrderRecord,
     Transfer,
     check_orders,
     check_reference,
@@ -52,7 +54,7 @@ from .payment_once import Ledger
 if TYPE_CHECKING:
     from ...session.manager import SessionManager
 
-__all__ = ["FinApiPayments", "PaymentPage", "PaymentRoutes", "StandingOrderRecord", "new_reference"]
+__all__ = ["FinApiPayments", "PaymentRoutes", "new_reference"]
 
 Interface = Literal["XS2A", "FINTS_SERVER", "WEB_SCRAPER"]
 
@@ -74,33 +76,6 @@ class PaymentRoutes:
     standing_orders: Endpoint = Endpoint("GET", "/standingOrders")
     create_standing_order: Endpoint = Endpoint("POST", "/standingOrders", expect=(201,))
     submit_standing_order: Endpoint = Endpoint("POST", "/standingOrders/submit")
-
-
-@attrs.frozen(slots=True)
-class PaymentPage:
-    """One page of payments, with finAPI's paging."""
-
-    payments: tuple[Payment, ...]
-    paging: Paging
-
-
-@attrs.frozen(slots=True)
-class StandingOrderRecord:
-    """A standing order in finAPI Access (``StandingOrder``)."""
-
-    id: int
-    amount: Decimal
-    currency: str
-    start_date: str
-    frequency: str
-    status: str
-    account_id: int | None = None
-    iban: str | None = None
-    end_date: str | None = None
-    day_of_execution: int | None = None
-    request_date: str | None = None
-    request_completion_date: str | None = None
-    bank_message: str | None = None
 
 
 class FinApiPayments:
