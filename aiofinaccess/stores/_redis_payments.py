@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from ..core.payment_records import StoredRecord
 from ._redis_layout import as_bytes
-from .payment_records import StoredRecord, check_names, open_record, seal_record
+from .payment_records import check_names, open_record, seal_record
 
 if TYPE_CHECKING:
     from ..core.tokens import TokenKey

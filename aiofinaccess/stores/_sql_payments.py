@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from .payment_records import StoredRecord, check_names, open_record, seal_record
+from ..core.payment_records import StoredRecord
+from .payment_records import check_names, open_record, seal_record
 
 if TYPE_CHECKING:
     from .codec import TokenCodec

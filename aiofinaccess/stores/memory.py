@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 
 from ..core.errors import LeaseBusyError, StoreConflictError
+from ..core.payment_records import StoredRecord
 from ..core.tokens import TokenKey, TokenSet
-from .payment_records import StoredRecord, check_names
+from .payment_records import check_names
 from .protocol import (
     LOCAL_LEASE,
     Claimed,

@@ -1,13 +1,8 @@
-"""Payment records: what a payment-creating request was, kept in the token store before it is
-sent, so that whoever asks later (this process after a failure, another after a crash) learns
-the outcome instead of sending it again.
-
-A record is opaque bytes under ``(scope, reference)`` (the SDK's scope is a provider and a
-user; the reference is the client reference the request carries) with a version that guards
-every change: :meth:`PaymentRecords.add_payment_record` creates it only where none exists (of
-concurrent adders, exactly one wins: the one that may send), and
-:meth:`PaymentRecords.replace_payment_record` changes it only at the version the writer read.
-Records are never deleted by the SDK. Durable stores pass the bytes through their token codec,
+"""Payment records in the shipped stores: what a payment-creating request was, kept in the
+token store before it is sent, so that whoever asks later (this process after a failure,
+another after a crash) learns the outcome instead of sending it again. The protocol
+(:class:`~aiofinaccess.core.payment_records.PaymentRecords`) lives in ``core``, where the
+payment clients can speak it. Durable stores pass the bytes through their token codec,
 sealed to the record's name, so a :class:`~aiofinaccess.stores.codec.FernetCodec` encrypts the
 IBANs and amounts in them too. ``MemoryStore``, ``SQLiteStore``, ``RedisStore`` and
 ``PostgresStore`` implement it.
@@ -15,62 +10,18 @@ IBANs and amounts in them too. ``MemoryStore``, ``SQLiteStore``, ``RedisStore`` 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
-
-import attrs
+from typing import TYPE_CHECKING, Final, Protocol
 
 from ..core.errors import UsageError
+from ..core.payment_records import PaymentRecords, StoredRecord
 from .protocol import open_pending, seal_pending
 
 if TYPE_CHECKING:
     from .codec import TokenCodec
 
-__all__ = ["PaymentRecords", "StoredRecord"]
+__all__ = ["Delegated", "PaymentRecords", "StoredRecord"]
 
 _NAME_LIMIT: Final = 512
-
-
-@attrs.frozen(slots=True)
-class StoredRecord:
-    """A payment record's bytes and the version that guards its next change (from 1)."""
-
-    data: bytes = attrs.field(repr=False)
-    version: int
-
-
-@runtime_checkable
-class PaymentRecords(Protocol):
-    """A store that keeps payment records (see the module's docstring)."""
-
-    async def add_payment_record(self, scope: str, reference: str, data: bytes) -> bool:
-        """Create the record at version 1 unless one exists.
-
-        Returns:
-            True if this call created it; False if a record was there (it is left as it was).
-
-        Raises:
-            UsageError: ``scope`` or ``reference`` is empty or longer than 512 characters.
-            StoreError: The write failed (it may or may not have been made).
-        """
-        ...
-
-    async def get_payment_record(self, scope: str, reference: str) -> StoredRecord | None:
-        """The record and its version, or ``None``."""
-        ...
-
-    async def replace_payment_record(
-        self, scope: str, reference: str, data: bytes, *, expected_version: int
-    ) -> bool:
-        """Write ``data`` (version + 1) if the record is at ``expected_version``.
-
-        Returns:
-            True if written; False if the record is at another version or absent.
-        """
-        ...
-
-    async def payment_records(self, scope: str) -> dict[str, StoredRecord]:
-        """Every record of ``scope``, by reference."""
-        ...
 
 
 class Rows(Protocol):

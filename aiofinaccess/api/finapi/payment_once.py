@@ -29,7 +29,7 @@ from ...core.errors import (
     UnexpectedResponseError,
     UsageError,
 )
-from ...stores.payment_records import PaymentRecords
+from ...core.payment_records import PaymentRecords
 from .payment_ledger import (
     Ambiguous,
     PaymentRecord,

@@ -33,7 +33,7 @@ from multidict import MultiDict
 
 from ...core.clock import Clock
 from ...core.errors import ConfigurationError, PaymentFieldError, ValidationError
-from ...stores.payment_records import PaymentRecords
+from ...core.payment_records import PaymentRecords
 from ..money import iban
 from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
 from .filters import add_ids, id_list
