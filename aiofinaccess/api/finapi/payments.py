@@ -219,6 +219,7 @@ class FinApiPayments:
             PaymentOutcomeUnknown: It may exist and the SDK cannot tell yet: :meth:`resolve`
                 later, never send it under a new reference.
             UsageError: ``reference`` was used before for another request.
+            StoreError: The record could not be read or written first; nothing was sent.
         """
         check_orders(transfers)
         if account_id is None and transfers[0].amount.currency != "EUR":
