@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import AiofinaccessError as AiofinaccessError
     from .core.errors import ApiError as ApiError
     from .core.errors import AuthorizationFlowError as AuthorizationFlowError
+    from .core.errors import PaymentError as PaymentError
     from .core.errors import ReauthorizationRequired as ReauthorizationRequired
     from .core.errors import StoreError as StoreError
     from .core.errors import TransportError as TransportError
@@ -75,8 +76,8 @@ _HOMES: Final = {
     ".core.clock": "Clock",
     # The error tree's root and first level; the whole tree is in ``aiofinaccess.errors``.
     ".core.errors": (
-        "AiofinaccessError ApiError AuthorizationFlowError ReauthorizationRequired StoreError "
-        "TransportError UnexpectedResponseError UsageError"
+        "AiofinaccessError ApiError AuthorizationFlowError PaymentError ReauthorizationRequired "
+        "StoreError TransportError UnexpectedResponseError UsageError"
     ),
     ".core.lifecycle": "RefreshPolicy RetryPolicy TokenState",
     ".core.settings": "Duty Limits Schedule Timeouts",

@@ -35,7 +35,10 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import NotFoundError as NotFoundError
     from .core.errors import OAuthError as OAuthError
     from .core.errors import PausedBeforeSendError as PausedBeforeSendError
+    from .core.errors import PaymentError as PaymentError
     from .core.errors import PaymentFieldError as PaymentFieldError
+    from .core.errors import PaymentNotCreated as PaymentNotCreated
+    from .core.errors import PaymentOutcomeUnknown as PaymentOutcomeUnknown
     from .core.errors import RateLimitedError as RateLimitedError
     from .core.errors import ReauthorizationRequired as ReauthorizationRequired
     from .core.errors import ServerError as ServerError
@@ -59,7 +62,8 @@ _HOMES: Final = {
         "AuthorizationFlowError BadRequestError ClientMismatchError ConfigurationError "
         "ConflictError EntityExistsError ForbiddenError InvalidAmountError InvalidClientError "
         "InvalidIbanError LeaseBusyError LockedError NotFoundError OAuthError "
-        "PausedBeforeSendError PaymentFieldError "
+        "PausedBeforeSendError PaymentError PaymentFieldError PaymentNotCreated "
+        "PaymentOutcomeUnknown "
         "RateLimitedError ReauthorizationRequired ServerError StateMismatchError "
         "StoreConflictError StoreError TokenResponseError TransportError "
         "UnexpectedResponseError UnprocessableEntityError UsageError "

@@ -36,14 +36,14 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.payment_forms import PaymentForms as PaymentForms
     from .api.finapi.payment_models import DirectDebit as DirectDebit
     from .api.finapi.payment_models import Payment as Payment
+    from .api.finapi.payment_models import PaymentPage as PaymentPage
     from .api.finapi.payment_models import PaymentStatus as PaymentStatus
     from .api.finapi.payment_models import StandingOrder as StandingOrder
     from .api.finapi.payment_models import StandingOrderFrequency as StandingOrderFrequency
+    from .api.finapi.payment_models import StandingOrderRecord as StandingOrderRecord
     from .api.finapi.payment_models import Transfer as Transfer
     from .api.finapi.payments import FinApiPayments as FinApiPayments
-    from .api.finapi.payments import PaymentPage as PaymentPage
     from .api.finapi.payments import PaymentRoutes as PaymentRoutes
-    from .api.finapi.payments import StandingOrderRecord as StandingOrderRecord
     from .api.finapi.payments import new_reference as new_reference
     from .api.finapi.sync import FinApiSyncCursor as FinApiSyncCursor
     from .api.finapi.sync import FinApiTransactionSync as FinApiTransactionSync
@@ -87,11 +87,10 @@ _HOMES: Final = {
     ),
     ".api.finapi.payment_forms": "FormOptions PaymentFormRoutes PaymentForms",
     ".api.finapi.payment_models": (
-        "DirectDebit Payment PaymentStatus StandingOrder StandingOrderFrequency Transfer"
+        "DirectDebit Payment PaymentPage PaymentStatus StandingOrder StandingOrderFrequency "
+        "StandingOrderRecord Transfer"
     ),
-    ".api.finapi.payments": (
-        "FinApiPayments PaymentPage PaymentRoutes StandingOrderRecord new_reference"
-    ),
+    ".api.finapi.payments": "FinApiPayments PaymentRoutes new_reference",
     ".api.finapi.sync": "FinApiSyncCursor FinApiTransactionSync",
     ".api.finapi.task_models": (
         "BackgroundUpdate Task TaskCallbacks TaskPayload TaskStatus UpdateCompleted UpdateFailed "

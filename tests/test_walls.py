@@ -32,10 +32,15 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "": frozenset({"", "core", "oauth", "stores", "session", "api", "integrations", "cli"}),
 }
 
-#: The client-side modules that may start the sandbox: the demo, the ``aiofinaccess sandbox``
-#: command and the pytest fixtures.
+#: The client-side modules that may start the sandbox: the demo (and its payment steps, which
+#: steer the sandbox's bank), the ``aiofinaccess sandbox`` command and the pytest fixtures.
 SANDBOX_GATES = frozenset(
-    {"aiofinaccess.cli.demo", "aiofinaccess.cli.sandbox", "aiofinaccess.integrations.testing"}
+    {
+        "aiofinaccess.cli.demo",
+        "aiofinaccess.cli.demo_payments",
+        "aiofinaccess.cli.sandbox",
+        "aiofinaccess.integrations.testing",
+    }
 )
 
 #: The providers' resource packages under ``api``: neither imports the other.

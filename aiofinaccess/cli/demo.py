@@ -2,7 +2,9 @@
 
 finAPI: client token, create a user, the user's token (password grant), read the user, a
 refresh after a short TTL, then a bank connection imported through Web Form 2.0 (the form
-completed headlessly), its accounts and first transactions. Everifin: authorization URL,
+completed headlessly), its accounts and first transactions, a payment the user authorises in
+a payment form and the bank books, and a money transfer whose answer is lost after commit,
+found by reconciliation and sent once. Everifin: authorization URL,
 headless login, code exchange, accounts and transactions, two refreshes showing the rotated
 refresh token, and the sandbox refusing the old one. Tokens are shown only as fingerprints;
 the exit code is non-zero if any step fails.
@@ -20,12 +22,19 @@ import aiohttp
 from ..api.everifin.bankconnect import BankConnect
 from ..api.finapi.data import FinApiData
 from ..api.finapi.users import NewUser, Users
-from ..api.finapi.webform import WebForm, WebForms
+from ..api.finapi.webform import WebForms
 from ..core.errors import AiofinaccessError, ReauthorizationRequired
 from ..core.tokens import ClientCredentials, Secret, TokenSet
 from ..oauth.presets import Everifin, FinApi
-from ..sandbox import LoginFailed, SandboxConfig, headless_login, headless_web_form, run_sandbox
+from ..sandbox import (
+    LoginFailed,
+    Sandbox,
+    SandboxConfig,
+    headless_login,
+    run_sandbox,
+)
 from ..session.manager import SessionManager
+from .demo_payments import finish_form, payment_steps
 
 __all__ = ["run"]
 
@@ -60,7 +69,7 @@ class _Steps:
         return result
 
 
-async def _finapi(manager: SessionManager, steps: _Steps) -> None:
+async def _finapi(manager: SessionManager, steps: _Steps, sandbox: Sandbox) -> None:
     steps.echo("finAPI Access (v2) on the sandbox")
     users = Users(manager)
     await steps.run(
@@ -98,10 +107,10 @@ async def _finapi(manager: SessionManager, steps: _Steps) -> None:
         after_expiry,
         lambda t: f"token {_fp(before.access_token)} -> {_fp(t.access_token)}",
     )
-    await _finapi_data(manager, steps)
+    await _finapi_data(manager, steps, sandbox)
 
 
-async def _finapi_data(manager: SessionManager, steps: _Steps) -> None:
+async def _finapi_data(manager: SessionManager, steps: _Steps, sandbox: Sandbox) -> None:
     forms = WebForms(manager)
     form = await steps.run(
         "Web Form 2.0 import (POST /api/webForms/...)",
@@ -111,20 +120,15 @@ async def _finapi_data(manager: SessionManager, steps: _Steps) -> None:
     if form is None:
         return
 
-    async def complete(created: WebForm) -> WebForm:
-        async with aiohttp.ClientSession() as browser:
-            await headless_web_form(browser, created.url)
-        return await forms.wait_until_finished(USER_ID, created.id, poll_interval=0.1, timeout=5)
-
     done = await steps.run(
         "the end user completes the form (headless)",
-        lambda: complete(form),
+        lambda: finish_form(forms, USER_ID, form),
         lambda f: f"{f.status}, bank connection {f.payload.bank_connection_id}",
     )
     if done is None or done.payload.bank_connection_id is None:
         return
     data = FinApiData(manager)
-    await steps.run(
+    accounts = await steps.run(
         "accounts (GET /api/v2/accounts)",
         lambda: data.accounts(USER_ID),
         lambda found: ", ".join(
@@ -136,6 +140,8 @@ async def _finapi_data(manager: SessionManager, steps: _Steps) -> None:
         lambda: _first(data.transactions(USER_ID, per_page=20)),
         lambda found: ", ".join(f"{t.amount} {t.currency}" for t in found[:3]) + ", ...",
     )
+    if accounts:
+        await payment_steps(manager, steps, sandbox, USER_ID, accounts[0].id)
 
 
 async def _first(items: AsyncIterator[_T], count: int = 5) -> list[_T]:
@@ -237,7 +243,7 @@ async def run(echo: Callable[[str], object] = print) -> int:
                 Everifin.at(sandbox.idp_url, sandbox.api_url, realm=config.realm),
                 ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
             )
-            await _finapi(manager, steps)
+            await _finapi(manager, steps, sandbox)
             await _everifin(manager, steps)
             stats = sandbox.stats()
             echo("token requests seen by the sandbox:")

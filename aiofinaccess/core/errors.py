@@ -29,6 +29,9 @@
     │   ├── LockedError               423
     │   ├── RateLimitedError          429 (``retry_after``)
     │   └── ServerError               5xx
+    ├── PaymentError                  a payment's outcome under its ``reference``
+    │   ├── PaymentNotCreated         no payment was made under the reference, nor will be
+    │   └── PaymentOutcomeUnknown     not settled yet (``candidates``): ask again later
     ├── ReauthorizationRequired       the grant is dead: the end user must authorize again
     └── StoreError                    the token store failed
         ├── StoreConflictError        a compare-and-swap lost to another writer
@@ -71,7 +74,10 @@ __all__ = [
     "NotFoundError",
     "OAuthError",
     "PausedBeforeSendError",
+    "PaymentError",
     "PaymentFieldError",
+    "PaymentNotCreated",
+    "PaymentOutcomeUnknown",
     "RateLimitedError",
     "ReauthorizationRequired",
     "ServerError",
@@ -329,6 +335,47 @@ class RateLimitedError(ApiError):
 
 class ServerError(ApiError):
     """5xx: the provider failed; retrying later may succeed."""
+
+
+class PaymentError(AiofinaccessError):
+    """What became of a payment-creating request, told by its client reference.
+
+    Attributes:
+        reference: The client reference the request carried (``X-Request-Id``).
+    """
+
+    def __init__(self, reference: str, message: str) -> None:
+        super().__init__(f"payment {reference}: {message}")
+        self.reference = reference
+
+
+class PaymentNotCreated(PaymentError):
+    """No payment exists under the reference, and none will: the provider refused the request,
+    it was never sent, or reconciliation found none after the request could no longer land.
+    Sending the payment again needs a new reference.
+
+    Attributes:
+        reason: Why, in a few words (``"refused: HTTP 422 ..."``, ``"not found"``...).
+    """
+
+    def __init__(self, reference: str, reason: str) -> None:
+        super().__init__(reference, f"not created ({reason})")
+        self.reason = reason
+
+
+class PaymentOutcomeUnknown(PaymentError):
+    """The request may have made a payment and reconciliation could not settle it yet: the
+    request may still be in flight, the listing failed, or several payments match. Never send
+    it again under a new reference; ask again later (``FinApiPayments.resolve``).
+
+    Attributes:
+        candidates: Ids of the listed payments that could be this one (several: ambiguous).
+    """
+
+    def __init__(self, reference: str, reason: str, candidates: tuple[int, ...] = ()) -> None:
+        super().__init__(reference, f"outcome unknown ({reason})")
+        self.reason = reason
+        self.candidates = candidates
 
 
 class ReauthorizationRequired(AiofinaccessError):

@@ -83,6 +83,9 @@ def _fault_response(kind: str, faults: Faults) -> web.StreamResponse | None:
     return None  # "drop": close the connection without answering
 
 
+_ALL = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
 def _middleware(state: SandboxState) -> Any:
     @web.middleware
     async def sandbox_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -100,9 +103,10 @@ def _middleware(state: SandboxState) -> Any:
         rid = request[REQUEST_ID]
         faults = state.config.faults
         scope = "token" if request.path.endswith(_TOKEN_SUFFIXES) else "api"
-        in_scope = faults.scope in ("all", scope)
-        if in_scope and faults.latency:
-            await asyncio.sleep(faults.latency)
+        in_scope = faults.scope in ("all", scope) and request.method in (faults.methods or _ALL)
+        if in_scope and (faults.latency or faults.jitter):
+            await request.read()  # received in full: a caller gone meanwhile changes nothing
+            await asyncio.sleep(faults.latency + state.rng.uniform(0, faults.jitter))
         response: web.StreamResponse | None
         burst = in_scope and faults.burst > 0
         if burst or (in_scope and faults.rate and state.rng.random() < faults.rate):
@@ -175,8 +179,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
 async def _set_faults(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     body = await _body(request)
-    if "kinds" in body and isinstance(body["kinds"], list):
-        body["kinds"] = tuple(str(kind) for kind in body["kinds"])
+    for name in ("kinds", "methods"):
+        if isinstance(body.get(name), list):
+            body[name] = tuple(str(item) for item in body[name])
     try:
         state.config.faults = Faults(**body)
     except (TypeError, ValueError) as exc:

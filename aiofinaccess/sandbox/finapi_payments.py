@@ -156,6 +156,13 @@ class PaymentService:
             total += amount
         return total
 
+    def _amount(self, request: web.Request, name: str) -> Decimal | None:
+        value = request.query.get(name)
+        try:
+            return None if value is None else Decimal(value)
+        except ArithmeticError:
+            raise self._refuse(request, 400, "BAD_REQUEST", f"{name} must be a number") from None
+
     def _account(self, request: web.Request, user_id: str, account_id: object) -> int | None:
         if account_id is None:
             return None
@@ -237,10 +244,13 @@ class PaymentService:
         return web.json_response(payment_json(payment, self._version))
 
     async def list_payments(self, request: web.Request) -> web.Response:
-        """``GET /payments`` -> PageablePaymentResources (by id ascending)."""
+        """``GET /payments`` -> PageablePaymentResources: ``ids``, ``accountIds``,
+        ``minAmount``, ``maxAmount``, ``status``; ``order`` by id, ascending by default."""
         user_id = self.finapi.user_of(request)
         ids = self.data._ids(request, "ids")
         accounts = self.data._ids(request, "accountIds")
+        low, high = self._amount(request, "minAmount"), self._amount(request, "maxAmount")
+        statuses = {s for raw in request.query.getall("status", []) for s in raw.split(",")}
         found = [
             payment_json(p, self._version)
             for p in self.payments.values()
@@ -248,7 +258,14 @@ class PaymentService:
             and p.type != "STANDING_ORDER"
             and (ids is None or p.id in ids)
             and (accounts is None or p.account_id in accounts)
+            and (low is None or p.amount >= low)
+            and (high is None or p.amount <= high)
+            and (not statuses or p.status in statuses)
         ]
+        order = request.query.get("order", "id,asc").lower()
+        if order not in ("id,asc", "id,desc"):
+            raise self._refuse(request, 400, "BAD_REQUEST", "order: the sandbox sorts by id only")
+        found.sort(key=lambda p: p["id"], reverse=order == "id,desc")
         page, paging = self.data._paging(request, found)
         return web.json_response({"payments": list(page), "paging": paging})
 

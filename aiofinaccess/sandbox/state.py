@@ -46,18 +46,24 @@ class Faults:
             lost).
         scope: ``token`` (token, revoke, logout endpoints), ``api`` (everything else), ``all``.
         latency: Seconds added to every request in scope.
+        jitter: Up to this many seconds more, drawn per request: later requests can
+            overtake earlier ones (a listing can run before a slow creation lands).
         retry_after: Seconds sent in ``Retry-After`` with 429 and 503.
         burst: The next ``burst`` requests in scope fail for sure (kinds in turn), before
             ``rate`` applies: a deterministic failure for tests.
+        methods: Only requests with these methods are in scope (empty: every method), e.g.
+            ``("POST",)`` to fault what creates payments and leave the listings alone.
     """
 
     rate: float = 0.0
     kinds: tuple[str, ...] = FAULT_KINDS
     scope: FaultScope = "all"
     latency: float = 0.0
+    jitter: float = 0.0
     retry_after: float = 1.0
     burst: int = 0
     timeout_delay: float = 10.0
+    methods: tuple[str, ...] = ()
 
     def __attrs_post_init__(self) -> None:
         if self.burst < 0:
@@ -70,8 +76,8 @@ class Faults:
             raise ValueError(f"fault kinds must be a non-empty subset of {known}")
         if self.scope not in ("token", "api", "all"):
             raise ValueError("fault scope must be token, api or all")
-        if self.latency < 0 or self.retry_after < 0 or self.timeout_delay < 0:
-            raise ValueError("latency and retry_after must be >= 0")
+        if min(self.latency, self.jitter, self.retry_after, self.timeout_delay) < 0:
+            raise ValueError("latency, jitter, retry_after and timeout_delay must be >= 0")
 
 
 @attrs.define

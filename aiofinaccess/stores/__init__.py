@@ -1,9 +1,9 @@
 """Token stores: where token sets live between refreshes, processes and restarts.
 
 This namespace holds what a store is made of and what writing one takes: the protocols
-(:class:`TokenStore`, :class:`RefreshDuty`, :class:`ChangeFeed`, :class:`PendingAuthorizations`),
-their values and helpers, the codecs that turn a token set into a record, and
-:class:`Replication` (how many replicas a write waits for). The shipped stores
+(:class:`TokenStore`, :class:`RefreshDuty`, :class:`ChangeFeed`, :class:`PendingAuthorizations`,
+:class:`PaymentRecords`), their values and helpers, the codecs that turn a token set into a
+record, and :class:`Replication` (how many replicas a write waits for). The shipped stores
 themselves are top-level: ``from aiofinaccess import MemoryStore, SQLiteStore, RedisStore``.
 
 Wall: imports ``core`` (and the store drivers: aiosqlite, redis). Never ``oauth``, ``session``,
@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .codec import FernetCodec as FernetCodec
     from .codec import JsonCodec as JsonCodec
     from .codec import TokenCodec as TokenCodec
+    from .payment_records import PaymentRecords as PaymentRecords
+    from .payment_records import StoredRecord as StoredRecord
     from .protocol import LOCAL_LEASE as LOCAL_LEASE
     from .protocol import ChangeFeed as ChangeFeed
     from .protocol import Claimed as Claimed
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
 #: Each public name, once, by the module it lives in.
 _HOMES: Final = {
     ".codec": "FernetCodec JsonCodec TokenCodec",
+    ".payment_records": "PaymentRecords StoredRecord",
     ".protocol": (
         "LOCAL_LEASE ChangeFeed Claimed HeldLease Lease LocalLease PendingAuthorizations "
         "RefreshDuty StoreStats TokenStore Versioned carried stored_age writer_age"

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from ._sql_payments import POSTGRES_TABLE
+
 __all__ = ["DUE_TOLERANCE", "MIGRATIONS", "NOW", "SCHEMA_NAME", "Statements"]
 
 #: Schema names this store accepts: plain lower-case identifiers, quoted in every statement.
@@ -44,6 +46,7 @@ MIGRATIONS: Final = (
     );
     CREATE INDEX pending_authorizations_expiry ON {s}.pending_authorizations (expires_at);
     """,
+    POSTGRES_TABLE,
 )
 
 # A due time ($due) from a writer whose wall clock read $wall moves by the writer's distance

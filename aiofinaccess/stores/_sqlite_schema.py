@@ -21,6 +21,7 @@ from typing import Final
 import aiosqlite
 
 from ..core.errors import StoreError
+from ._sql_payments import SQLITE_TABLE
 
 __all__ = [
     "ACQUIRE",
@@ -186,6 +187,7 @@ async def prepare(conn: aiosqlite.Connection) -> None:
     # survives a crash of the process; only an OS crash can lose the last commits.
     await conn.execute("PRAGMA synchronous = NORMAL")
     await conn.executescript(SCHEMA)
+    await conn.executescript(SQLITE_TABLE)
     await _migrate(conn)
 
 

@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 
 from ..core.errors import LeaseBusyError, StoreConflictError
+from ..core.payment_records import StoredRecord
 from ..core.tokens import TokenKey, TokenSet
+from .payment_records import check_names
 from .protocol import (
     LOCAL_LEASE,
     Claimed,
@@ -51,6 +53,7 @@ class MemoryStore:
         # Per provider, (due, str(key), key) entries; an entry may be stale (see the docstring).
         self._heaps: dict[str, list[tuple[float, str, TokenKey]]] = {}
         self._stacked = 0  # entries pushed on the heaps since the last rebuild
+        self._payments: dict[str, dict[str, StoredRecord]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore(token_sets={len(self._data)})"
@@ -238,6 +241,34 @@ class MemoryStore:
         if record is None or record[1] <= time.monotonic():
             return None
         return record[0]
+
+    async def add_payment_record(self, scope: str, reference: str, data: bytes) -> bool:
+        """Create the record unless one exists (no await inside: one adder wins)."""
+        check_names(scope, reference)
+        records = self._payments.setdefault(scope, {})
+        if reference in records:
+            return False
+        records[reference] = StoredRecord(bytes(data), 1)
+        return True
+
+    async def get_payment_record(self, scope: str, reference: str) -> StoredRecord | None:
+        """The record, or ``None``."""
+        return self._payments.get(scope, {}).get(reference)
+
+    async def replace_payment_record(
+        self, scope: str, reference: str, data: bytes, *, expected_version: int
+    ) -> bool:
+        """Write ``data`` if the record is at ``expected_version``."""
+        records = self._payments.get(scope, {})
+        found = records.get(reference)
+        if found is None or found.version != expected_version:
+            return False
+        records[reference] = StoredRecord(bytes(data), found.version + 1)
+        return True
+
+    async def payment_records(self, scope: str) -> dict[str, StoredRecord]:
+        """Every record of ``scope``."""
+        return dict(self._payments.get(scope, {}))
 
     async def aclose(self) -> None:
         """Nothing to release."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
@@ -25,7 +25,9 @@ from ._pg_pool import MISSING, Connections
 from ._pg_schema import DUE_TOLERANCE, SCHEMA_NAME, Statements
 from ._pg_urls import describe, target
 from ._records import parse_key, read_record
+from ._sql_payments import POSTGRES, PaymentRows
 from .codec import JsonCodec, TokenCodec
+from .payment_records import Delegated
 from .protocol import (
     Claimed,
     HeldLease,
@@ -49,7 +51,7 @@ BATCH: Final = 500
 _PAYLOAD_LIMIT: Final = 7_900
 
 
-class PostgresStore:
+class PostgresStore(Delegated):
     """Token sets in PostgreSQL, with compare-and-swap, a lease, a change feed
     (``LISTEN``/``NOTIFY``), the refresh duty (``FOR UPDATE SKIP LOCKED`` claims) and
     pending authorizations; one pool of connections per store.
@@ -114,6 +116,8 @@ class PostgresStore:
         self._sql = Statements(schema)
         self._channel = f"aiofinaccess_{schema}"
         self._codec: TokenCodec = JsonCodec() if codec is None else codec
+        table = f"{self._sql.schema}.payment_records"
+        self._payment_rows = PaymentRows(POSTGRES.on(table), self._rows, self._codec)
         self._clock: Clock = SYSTEM_CLOCK if clock is None else clock
         options = {"min_size": min_connections, "max_size": max_connections}
         self._connections = Connections(
@@ -371,6 +375,9 @@ class PostgresStore:
         if row is None or row[1] is not True:
             return None  # an expired row is deleted all the same
         return open_pending(self._codec, state, rows.blob(row[0], "record"))
+
+    async def _rows(self, statement: str, parameters: Sequence[Any]) -> list[Any]:
+        return list(await self._call("payment record", None, "fetch", statement, *parameters))
 
     # -- the change feed -------------------------------------------------------------------
 

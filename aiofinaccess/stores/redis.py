@@ -27,10 +27,12 @@ from ._redis_duty import DueSets
 from ._redis_feed import ChangeReader
 from ._redis_layout import Layout, as_bytes, score, stamped, text
 from ._redis_lease import Leases
+from ._redis_payments import RedisPayments
 from ._redis_replicated import ReplicatedPuts
 from ._redis_scripts import DELETE, DUE_TOLERANCE, GET, PUT
 from ._redis_urls import describe, target, wait_options
 from .codec import JsonCodec, TokenCodec
+from .payment_records import Delegated
 from .protocol import (
     Claimed,
     HeldLease,
@@ -103,7 +105,7 @@ def _client_for(url: str) -> tuple[Any, bool]:
         raise ConfigurationError("url is not a valid Redis URL") from None
 
 
-class RedisStore:
+class RedisStore(Delegated):
     """Token sets in Redis, with Lua compare-and-swap, an expiring lease, a change feed and
     the refresh duty; on one Redis server or a Redis Cluster.
 
@@ -176,6 +178,7 @@ class RedisStore:
         self._put = client.register_script(PUT)
         self._get = client.register_script(GET)
         self._delete = client.register_script(DELETE)
+        self._payment_rows = RedisPayments(client, self._layout.prefix, self._call, self._codec)
         self._closed = False
         #: Rows skipped while listing or reading in bulk.
         self.stats = StoreStats()

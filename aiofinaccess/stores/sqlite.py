@@ -24,9 +24,11 @@ from ..core.tokens import TokenKey, TokenSet
 from . import _sqlite_schema as sql
 from ._files import check_companions, open_private, store_path
 from ._records import parse_key, read_record
+from ._sql_payments import SQLITE, PaymentRows
 from ._sqlite_duty import DueRows
 from ._sqlite_lease import Leases
 from .codec import JsonCodec, TokenCodec
+from .payment_records import Delegated
 from .protocol import (
     Claimed,
     HeldLease,
@@ -49,7 +51,7 @@ def _conflict(key: TokenKey, expected_version: int | None) -> StoreConflictError
     return StoreConflictError(f"token set {key.hashed} {state}")
 
 
-class SQLiteStore:
+class SQLiteStore(Delegated):
     """Token sets in a SQLite file, shared safely by every process on the machine.
 
     Args:
@@ -90,6 +92,7 @@ class SQLiteStore:
         self._statement_lock = asyncio.Lock()
         self._leases = Leases(self._execute, poll=lease_poll)
         self._due = DueRows(self._execute)
+        self._payment_rows = PaymentRows(SQLITE, self._rows, self._codec)
 
     def __repr__(self) -> str:
         return f"SQLiteStore(path={self._path!r})"
@@ -285,6 +288,9 @@ class SQLiteStore:
         if not rows or rows[0][1] <= time.time():
             return None  # an expired row is deleted all the same
         return open_pending(self._codec, state, bytes(rows[0][0]))
+
+    async def _rows(self, statement: str, parameters: Sequence[Any]) -> list[Any]:
+        return (await self._execute(statement, parameters))[1]
 
     async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
         """The stored sets of ``keys`` that exist, read in batches of 500 keys per statement.

@@ -14,7 +14,13 @@ import pytest
 
 from aiofinaccess import TokenKey, TokenSet, UsageError
 from aiofinaccess.errors import StoreConflictError
-from aiofinaccess.stores import PendingAuthorizations, RefreshDuty, TokenStore
+from aiofinaccess.stores import (
+    PaymentRecords,
+    PendingAuthorizations,
+    RefreshDuty,
+    StoredRecord,
+    TokenStore,
+)
 
 ALICE = TokenKey("everifin", "alice")
 BOB = TokenKey("everifin", "bob")
@@ -172,6 +178,70 @@ class StoreContract:
         assert isinstance(store, PendingAuthorizations)
         with pytest.raises(UsageError, match="ttl"):
             await store.put_pending("state-1", b"record", ttl=ttl)
+
+    # -- payment records -------------------------------------------------------------------------
+
+    async def test_payment_record_add_get_replace(self, store: TokenStore) -> None:
+        """A record is created once at version 1 (a second add leaves it), read back, and
+        replaced only at the version read; scopes are apart from each other and from sets."""
+        assert isinstance(store, PaymentRecords)
+        data = b'{"state": "PENDING"}\x00\xff'
+        assert await store.get_payment_record("finapi:alice", "ref-1") is None
+        assert await store.add_payment_record("finapi:alice", "ref-1", data)
+        assert not await store.add_payment_record("finapi:alice", "ref-1", b"other")
+        assert await store.get_payment_record("finapi:alice", "ref-1") == StoredRecord(data, 1)
+        assert not await store.replace_payment_record(
+            "finapi:alice", "ref-1", b"stale", expected_version=2
+        )
+        assert await store.replace_payment_record(
+            "finapi:alice", "ref-1", b"CREATED", expected_version=1
+        )
+        assert await store.get_payment_record("finapi:alice", "ref-1") == StoredRecord(
+            b"CREATED", 2
+        )
+        assert not await store.replace_payment_record(
+            "finapi:alice", "absent", b"x", expected_version=1
+        )
+        assert await store.get_payment_record("finapi:bob", "ref-1") is None
+        assert await store.add_payment_record("finapi:bob", "ref-1", b"bob's")
+        assert await store.add_payment_record("finapi:alice", "ref-2", b"second")
+        assert await store.payment_records("finapi:alice") == {
+            "ref-1": StoredRecord(b"CREATED", 2),
+            "ref-2": StoredRecord(b"second", 1),
+        }
+        assert await store.payment_records("everifin:alice") == {}
+        assert [key async for key in store.keys(None)] == []
+
+    async def test_payment_record_add_and_replace_have_one_winner(self, store: TokenStore) -> None:
+        """Twenty concurrent adders of one reference: one creates it; twenty concurrent
+        replacers at its version: one writes."""
+        assert isinstance(store, PaymentRecords)
+        added = await asyncio.gather(
+            *(store.add_payment_record("finapi:alice", "ref", b"%d" % n) for n in range(20))
+        )
+        assert added.count(True) == 1
+        found = await store.get_payment_record("finapi:alice", "ref")
+        assert found is not None
+        assert found.data == b"%d" % added.index(True)
+        replaced = await asyncio.gather(
+            *(
+                store.replace_payment_record("finapi:alice", "ref", b"r%d" % n, expected_version=1)
+                for n in range(20)
+            )
+        )
+        assert replaced.count(True) == 1
+        assert await store.get_payment_record("finapi:alice", "ref") == StoredRecord(
+            b"r%d" % replaced.index(True), 2
+        )
+
+    @pytest.mark.parametrize(("scope", "reference"), [("", "ref"), ("s", ""), ("s", "r" * 513)])
+    async def test_payment_record_names_are_checked(
+        self, store: TokenStore, scope: str, reference: str
+    ) -> None:
+        """An empty or overlong scope or reference is a usage error."""
+        assert isinstance(store, PaymentRecords)
+        with pytest.raises(UsageError, match="payment record"):
+            await store.add_payment_record(scope, reference, b"x")
 
     async def test_aclose_is_idempotent(self, store: TokenStore) -> None:
         """Closing twice is fine."""

@@ -20,13 +20,16 @@ import attrs
 from ...core.errors import PaymentFieldError, ValidationError
 from ..json_ready import JsonReady
 from ..money import Money, bic, iban, text
+from .models import Paging
 
 __all__ = [
     "DirectDebit",
     "Payment",
+    "PaymentPage",
     "PaymentStatus",
     "StandingOrder",
     "StandingOrderFrequency",
+    "StandingOrderRecord",
     "Transfer",
     "check_orders",
     "check_reference",
@@ -295,3 +298,30 @@ class Payment(JsonReady):
 _FINAL: Final = frozenset(
     {PaymentStatus.SUCCESSFUL, PaymentStatus.NOT_SUCCESSFUL, PaymentStatus.DISCARDED}
 )
+
+
+@attrs.frozen(slots=True)
+class PaymentPage:
+    """One page of payments, with finAPI's paging."""
+
+    payments: tuple[Payment, ...]
+    paging: Paging
+
+
+@attrs.frozen(slots=True)
+class StandingOrderRecord:
+    """A standing order in finAPI Access (``StandingOrder``)."""
+
+    id: int
+    amount: Decimal
+    currency: str
+    start_date: str
+    frequency: str
+    status: str
+    account_id: int | None = None
+    iban: str | None = None
+    end_date: str | None = None
+    day_of_execution: int | None = None
+    request_date: str | None = None
+    request_completion_date: str | None = None
+    bank_message: str | None = None

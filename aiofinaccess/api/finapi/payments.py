@@ -6,11 +6,13 @@ Creating a payment (``POST /payments/moneyTransfers``...) only records it in fin
 ``NOT_SUCCESSFUL``). Unlicensed clients use :class:`~aiofinaccess.finapi.PaymentForms`
 instead, where the user authorises the payment in finAPI's Web Form.
 
-Every payment-creating call takes a ``reference``, sent as ``X-Request-Id``: choose it, and
-store it, before the call. The SDK never repeats such a call by itself once it may have
-reached finAPI (a timeout, a reset after sending, a 5xx): it raises, and the payment may or
-may not exist. Neither finAPI spec offers an idempotency key, so the caller settles it by
-listing :meth:`FinApiPayments.payments` before sending again.
+Money transfers and direct debits are created exactly once per client ``reference`` (sent as
+``X-Request-Id``): the request is written down in the manager's store before it is sent, never
+sent again once it may have reached finAPI, and after an ambiguous failure (a timeout, a reset
+after sending, a 5xx) reconciled by listing the user's payments. The call returns the payment,
+or raises :class:`~aiofinaccess.errors.PaymentNotCreated` or, while it cannot tell,
+:class:`~aiofinaccess.errors.PaymentOutcomeUnknown`; asking again with the same reference (in
+any process sharing the store) gets the same answer. The rules: :mod:`.payment_ledger`.
 
 >>> payment = await payments.create_money_transfer(  # doctest: +SKIP
 ...     "alice", [Transfer(Money("12.50"), "Bob", "DE89370400440532013000")],
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,24 +31,30 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 from multidict import MultiDict
 
-from ...core.errors import PaymentFieldError, ValidationError
+from ...core.clock import Clock
+from ...core.errors import ConfigurationError, PaymentFieldError, ValidationError
+from ...core.payment_records import PaymentRecords
 from ..money import iban
 from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
 from .filters import add_ids, id_list
 from .models import Paging, decode, read_finapi, read_list
+from .payment_ledger import Shape, fingerprint
 from .payment_models import (
     DirectDebit,
     Payment,
+    PaymentPage,
     StandingOrder,
+    StandingOrderRecord,
     Transfer,
     check_orders,
     check_reference,
 )
+from .payment_once import Ledger
 
 if TYPE_CHECKING:
     from ...session.manager import SessionManager
 
-__all__ = ["FinApiPayments", "PaymentPage", "PaymentRoutes", "StandingOrderRecord", "new_reference"]
+__all__ = ["FinApiPayments", "PaymentRoutes", "new_reference"]
 
 Interface = Literal["XS2A", "FINTS_SERVER", "WEB_SCRAPER"]
 
@@ -69,41 +78,24 @@ class PaymentRoutes:
     submit_standing_order: Endpoint = Endpoint("POST", "/standingOrders/submit")
 
 
-@attrs.frozen(slots=True)
-class PaymentPage:
-    """One page of payments, with finAPI's paging."""
-
-    payments: tuple[Payment, ...]
-    paging: Paging
-
-
-@attrs.frozen(slots=True)
-class StandingOrderRecord:
-    """A standing order in finAPI Access (``StandingOrder``)."""
-
-    id: int
-    amount: Decimal
-    currency: str
-    start_date: str
-    frequency: str
-    status: str
-    account_id: int | None = None
-    iban: str | None = None
-    end_date: str | None = None
-    day_of_execution: int | None = None
-    request_date: str | None = None
-    request_completion_date: str | None = None
-    bank_message: str | None = None
-
-
 class FinApiPayments:
     """finAPI Access payments of one registered finAPI provider's users (user tokens).
 
     Args:
-        manager: Holds each user's finAPI tokens.
+        manager: Holds each user's finAPI tokens; its store keeps the payment records.
         provider: The finAPI provider's name in ``manager``.
         routes: The route table; override single routes with ``attrs.evolve``.
         timeout: Seconds per request.
+        records: Where payment records live, if not in the manager's store.
+        claim_for: Seconds another caller of the same reference waits for the sender before
+            reconciling in its place (longer than ``timeout``).
+        settle_after: Seconds after a send from which a payment not found can no longer
+            appear (``PaymentNotCreated`` rather than ``PaymentOutcomeUnknown``).
+        clock: Wall-clock times for records (the manager's clock by default).
+
+    Raises:
+        ConfigurationError: The store keeps no payment records, or ``claim_for`` is not
+            above ``timeout`` and below ``settle_after``.
     """
 
     def __init__(
@@ -113,9 +105,28 @@ class FinApiPayments:
         *,
         routes: PaymentRoutes | None = None,
         timeout: float = 30.0,
+        records: PaymentRecords | None = None,
+        claim_for: float = 120.0,
+        settle_after: float = 600.0,
+        clock: Clock | None = None,
     ) -> None:
         self.routes = routes or PaymentRoutes()
         self._api = ApiClient(manager, provider, context_headers=finapi_context, timeout=timeout)
+        records = records if records is not None else manager.store  # type: ignore[assignment]
+        if not isinstance(records, PaymentRecords):
+            raise ConfigurationError("the store keeps no payment records (PaymentRecords)")
+        if not timeout < claim_for < settle_after:
+            raise ConfigurationError("need timeout < claim_for < settle_after")
+        self._ledger = Ledger(
+            records,
+            manager.clock if clock is None else clock,
+            provider,
+            highest_id=self._highest_id,
+            list_above=self._list_above,
+            claim_for=claim_for,
+            settle_after=settle_after,
+            poll=min(1.0, timeout / 10),
+        )
 
     def __repr__(self) -> str:
         return f"FinApiPayments(base_url={str(self._api.base_url)!r})"
@@ -127,6 +138,57 @@ class FinApiPayments:
             endpoint, subject=user, json=body, request_id=check_reference(reference)
         )
         return decode(response.body, what)
+
+    async def _once(
+        self, endpoint: Endpoint, user: str, body: dict[str, Any], reference: str, shape: Shape
+    ) -> Payment:
+        what = endpoint.path.rsplit("/", 1)[1]
+
+        async def send() -> Payment:
+            document = await self._create(endpoint, user, body, reference, what)
+            return read_finapi(document, Payment, what=what)
+
+        request = fingerprint(f"{endpoint.method} {endpoint.path}", body)
+        return await self._ledger.create(user, check_reference(reference), request, shape, send)
+
+    @property
+    def reconciliations(self) -> Counter[str]:
+        """How this object's reconciliations ended: ``CREATED``, ``NOT_CREATED``, ``UNKNOWN``
+        (the record's new state) or ``failed`` (the listing or the store failed)."""
+        return self._ledger.reconciliations
+
+    async def resolve(self, user: str, reference: str) -> Payment:
+        """The payment created under ``reference``, settling an unknown outcome if it can
+        (another process may have sent it).
+
+        Raises:
+            PaymentNotCreated: None was made, nor will be (or nothing was recorded under it).
+            PaymentOutcomeUnknown: Still unsettled: ask again later.
+        """
+        return await self._ledger.resolve(user, check_reference(reference))
+
+    async def _highest_id(self, user: str) -> int:
+        page = await self.payments_page(user, per_page=1, order="id,desc")
+        return max((p.id for p in page.payments), default=0)
+
+    async def _list_above(self, user: str, mark: int, shape: Shape) -> list[Payment]:
+        """The user's payments above ``mark`` of ``shape``'s account and amount, newest first."""
+        accounts = None if shape.account_id is None else [shape.account_id]
+        found: list[Payment] = []
+        page = 1
+        while True:
+            result = await self.payments_page(
+                user,
+                account_ids=accounts,
+                amount=shape.amount,
+                order="id,desc",
+                page=page,
+            )
+            above = [p for p in result.payments if p.id > mark]
+            found += above
+            if len(above) < len(result.payments) or page >= result.paging.page_count:
+                return found
+            page += 1
 
     async def create_money_transfer(
         self,
@@ -141,35 +203,39 @@ class FinApiPayments:
         instant: bool | None = None,
     ) -> Payment:
         """Record a money transfer of one or more orders in finAPI (``OPEN``; not yet sent to
-        the bank: :meth:`submit` does that).
+        the bank: :meth:`submit` does that), exactly once per ``reference``.
 
         Args:
-            reference: The client reference, sent as ``X-Request-Id``; store it first.
+            reference: The client reference, sent as ``X-Request-Id``: one per payment, kept
+                by the app; asking again with it returns this payment, never a second one.
             account_id: The user's account to pay from, or ``iban_from`` for a standalone
                 payment (finAPI then takes the amounts as EUR).
 
         Raises:
             PaymentFieldError: An order or the reference breaks a rule; nothing was sent.
-            TransportError: Not answered; it may have been created (never sent again here).
-            ServerError: A 5xx; it may have been created (never sent again here).
-            UnprocessableEntityError: finAPI refused it (``IBAN_ONLY_...``, unsupported...).
+            PaymentNotCreated: finAPI refused it (the cause chained), or reconciliation found
+                none after the request could no longer land: a new payment needs a new
+                reference.
+            PaymentOutcomeUnknown: It may exist and the SDK cannot tell yet: :meth:`resolve`
+                later, never send it under a new reference.
+            UsageError: ``reference`` was used before for another request.
+            StoreError: The record could not be read or written first; nothing was sent.
         """
         check_orders(transfers)
         if account_id is None and transfers[0].amount.currency != "EUR":
             raise PaymentFieldError("amount", "a standalone payment is in EUR")
+        source = None if iban_from is None else iban(iban_from, "iban_from")
         body = {
             "accountId": account_id,
-            "iban": None if iban_from is None else iban(iban_from, "iban_from"),
+            "iban": source,
             "executionDate": None if execution_date is None else execution_date.isoformat(),
             "singleBooking": single_booking,
             "instantPayment": instant,
             "moneyTransfers": [order.access_order() for order in transfers],
         }
         body = {name: value for name, value in body.items() if value is not None}
-        document = await self._create(
-            self.routes.money_transfers, user, body, reference, "money transfer"
-        )
-        return read_finapi(document, Payment, what="money transfer")
+        shape = _shape("MONEY_TRANSFER", transfers, account_id, source, execution_date)
+        return await self._once(self.routes.money_transfers, user, body, reference, shape)
 
     async def create_direct_debit(
         self,
@@ -183,11 +249,12 @@ class FinApiPayments:
         sequence_type: Literal["OOFF", "FRST", "RCUR", "FNAL"] = "OOFF",
         single_booking: bool | None = None,
     ) -> Payment:
-        """Record a direct debit of one or more orders into ``account_id`` (``OPEN``).
+        """Record a direct debit of one or more orders into ``account_id`` (``OPEN``), exactly
+        once per ``reference`` (as :meth:`create_money_transfer`).
 
         Raises:
             PaymentFieldError: An order or the reference breaks a rule; nothing was sent.
-            TransportError, ServerError: It may have been created (never sent again here).
+            PaymentNotCreated, PaymentOutcomeUnknown: As for :meth:`create_money_transfer`.
         """
         check_orders(debits)
         body: dict[str, Any] = {
@@ -199,10 +266,8 @@ class FinApiPayments:
         }
         if single_booking is not None:
             body["singleBooking"] = single_booking
-        document = await self._create(
-            self.routes.direct_debits, user, body, reference, "direct debit"
-        )
-        return read_finapi(document, Payment, what="direct debit")
+        shape = _shape("DIRECT_DEBIT", debits, account_id, None, execution_date)
+        return await self._once(self.routes.direct_debits, user, body, reference, shape)
 
     async def submit(
         self,
@@ -232,13 +297,18 @@ class FinApiPayments:
         *,
         ids: Iterable[int] | None = None,
         account_ids: Iterable[int] | None = None,
+        amount: Decimal | None = None,
         page: int = 1,
         per_page: int = 500,
+        order: Literal["id,asc", "id,desc"] = "id,asc",
     ) -> PaymentPage:
-        """One page of the user's payments (newest last: ``order=id,asc``)."""
+        """One page of the user's payments (oldest first by default), of exactly ``amount``
+        if given."""
         if page < 1 or not 1 <= per_page <= 500:
             raise ValidationError("page counts from 1; per_page is 1 to 500")
-        query: MultiDict[str] = MultiDict(page=str(page), perPage=str(per_page), order="id,asc")
+        query: MultiDict[str] = MultiDict(page=str(page), perPage=str(per_page), order=order)
+        if amount is not None:
+            query.update(minAmount=str(amount), maxAmount=str(amount))
         add_ids(query, "ids", id_list("ids", ids), "repeat")
         add_ids(query, "accountIds", id_list("account_ids", account_ids), "repeat")
         response = await self._api.call(self.routes.payments, subject=user, params=query)
@@ -312,3 +382,20 @@ class FinApiPayments:
         response = await self._api.call(self.routes.standing_orders, subject=user, params=query)
         document = decode(response.body, "standing orders")
         return read_list(document, "standingOrders", StandingOrderRecord, what="standing orders")
+
+
+def _shape(
+    kind: str,
+    orders: Sequence[Transfer] | Sequence[DirectDebit],
+    account_id: int | None,
+    iban_from: str | None,
+    execution_date: dt.date | None,
+) -> Shape:
+    return Shape(
+        kind,
+        sum((order.amount.value for order in orders), Decimal(0)),
+        len(orders),
+        account_id=account_id,
+        iban=iban_from,
+        execution_date=None if execution_date is None else execution_date.isoformat(),
+    )

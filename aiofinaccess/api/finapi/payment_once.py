@@ -1,0 +1,243 @@
+"""Exactly once for finAPI payments: the record before the send, one sender per reference, and
+reconciliation after an ambiguous failure (the rules: :mod:`.payment_ledger`).
+
+For each reference, :meth:`Ledger.create` either writes the ``PENDING`` record (it alone
+sends; of concurrent callers the store's add lets one win) or follows the record another
+caller wrote: it waits while that caller's claim lasts, returns its payment or its "not
+created", and takes over a record left ``PENDING`` (its sender died between send and record)
+or ``UNKNOWN`` by reconciling: never by sending again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+from ...core.clock import Clock
+from ...core.errors import (
+    AiofinaccessError,
+    ApiError,
+    PaymentNotCreated,
+    PaymentOutcomeUnknown,
+    StoreError,
+    TransportError,
+    UnexpectedResponseError,
+    UsageError,
+)
+from ...core.payment_records import PaymentRecords
+from .payment_ledger import (
+    Ambiguous,
+    PaymentRecord,
+    RecordState,
+    Shape,
+    match_payment,
+    outcome_of_failure,
+    settle,
+)
+from .payment_models import Payment
+
+__all__ = ["Ledger"]
+
+logger = logging.getLogger("aiofinaccess")
+
+_UNSETTLED = (RecordState.PENDING, RecordState.UNKNOWN)
+Send = Callable[[], Awaitable[Payment]]
+#: ``(user, mark, shape)`` -> the user's payments with ids above ``mark`` that may match.
+ListAbove = Callable[[str, int, Shape], Awaitable[list[Payment]]]
+#: ``user`` -> the highest id among the user's payments (0: none).
+HighestId = Callable[[str], Awaitable[int]]
+
+
+class Ledger:
+    """Payment-creating requests of one provider, each sent at most once per reference.
+
+    Args:
+        records: Where records live (the manager's store).
+        clock: Wall-clock times in records, and waiting.
+        claim_for: Seconds others wait for a sender before taking its record over; longer
+            than a request can take.
+        settle_after: Seconds after which a request not found can no longer land.
+        poll: Seconds between reads while waiting for another sender.
+    """
+
+    def __init__(
+        self,
+        records: PaymentRecords,
+        clock: Clock,
+        provider: str,
+        *,
+        highest_id: HighestId,
+        list_above: ListAbove,
+        claim_for: float,
+        settle_after: float,
+        poll: float,
+    ) -> None:
+        self._records = records
+        self._clock = clock
+        self._provider = provider
+        self._highest_id = highest_id
+        self._list_above = list_above
+        self._claim_for = claim_for
+        self._settle_after = settle_after
+        self._poll = poll
+        self.owner = secrets.token_hex(8)
+        #: Reconciliations by outcome (``CREATED``, ``NOT_CREATED``, ``UNKNOWN``, ``failed``).
+        self.reconciliations: Counter[str] = Counter()
+
+    def _scope(self, user: str) -> str:
+        return f"{self._provider}:{user}"
+
+    async def create(
+        self, user: str, reference: str, request: str, shape: Shape, send: Send
+    ) -> Payment:
+        """The payment this reference made, sending ``send`` only if nobody did before."""
+        scope = self._scope(user)
+        found = await self._read(scope, reference)
+        if found is None:
+            try:
+                mark = await self._highest_id(user)
+            except (TransportError, ApiError, UnexpectedResponseError) as error:
+                reason = f"not sent: listing the payments first failed ({type(error).__name__})"
+                raise PaymentNotCreated(reference, reason) from error
+            now = self._clock.wall()
+            record = PaymentRecord(
+                RecordState.PENDING, request, shape, mark, now, self.owner, now + self._claim_for
+            )
+            if await self._records.add_payment_record(scope, reference, record.to_bytes()):
+                return await self._send(user, reference, record, send)
+            found = await self._read(scope, reference)
+            if found is None:
+                raise StoreError("a payment record vanished after it was added")
+        if found[0].request != request:
+            raise UsageError(f"reference {reference} was first used for another request")
+        return await self._follow(user, reference, *found)
+
+    async def resolve(self, user: str, reference: str) -> Payment:
+        """The payment under ``reference``, settled now if it can be.
+
+        Raises:
+            PaymentNotCreated: None was made (or no request was ever written down under it).
+            PaymentOutcomeUnknown: Not settled yet; ask again later.
+        """
+        found = await self._read(self._scope(user), reference)
+        if found is None:
+            raise PaymentNotCreated(reference, "no request was recorded under it")
+        return await self._follow(user, reference, *found)
+
+    async def _read(self, scope: str, reference: str) -> tuple[PaymentRecord, int] | None:
+        stored = await self._records.get_payment_record(scope, reference)
+        if stored is None:
+            return None
+        return PaymentRecord.from_bytes(stored.data), stored.version
+
+    async def _write(
+        self, user: str, reference: str, record: PaymentRecord, version: int
+    ) -> int | None:
+        """Replace the record at ``version``; its new version, or None if another moved it."""
+        data = record.to_bytes()
+        scope = self._scope(user)
+        done = await self._records.replace_payment_record(
+            scope, reference, data, expected_version=version
+        )
+        return version + 1 if done else None
+
+    async def _send(self, user: str, reference: str, record: PaymentRecord, send: Send) -> Payment:
+        try:
+            payment = await send()
+        except asyncio.CancelledError:
+            raise  # the record stays PENDING: whoever asks next reconciles
+        except Exception as error:
+            state, answered = outcome_of_failure(error)
+            reason = f"{type(error).__name__}: {error}"
+            record = attrs.evolve(record, state=state, answered=answered, reason=reason)
+            if state is RecordState.NOT_CREATED:
+                await self._keep(user, reference, record, 1)
+                raise PaymentNotCreated(reference, reason) from error
+            try:
+                version = await self._write(user, reference, record, 1)
+            except StoreError as failed:
+                raise PaymentOutcomeUnknown(reference, "the store failed") from failed
+            if version is None:
+                return await self._again(user, reference)
+            try:
+                return await self._reconcile(user, reference, record, version)
+            except PaymentOutcomeUnknown as unknown:
+                raise unknown from error
+        await self._keep(user, reference, record.with_payment(payment), 1)
+        return payment
+
+    async def _keep(self, user: str, reference: str, record: PaymentRecord, version: int) -> None:
+        """Write a settled outcome; should the store fail, the record stays ``PENDING`` and
+        the next to ask reconciles it."""
+        try:
+            await self._write(user, reference, record, version)
+        except StoreError as error:
+            logger.warning("payment %s: its outcome was not recorded (%s)", reference, error)
+
+    async def _again(self, user: str, reference: str) -> Payment:
+        found = await self._read(self._scope(user), reference)
+        if found is None:
+            raise StoreError("a payment record vanished")
+        return await self._follow(user, reference, *found)
+
+    async def _follow(
+        self, user: str, reference: str, record: PaymentRecord, version: int
+    ) -> Payment:
+        while True:
+            if record.state is RecordState.CREATED:
+                return record.created()
+            if record.state is RecordState.NOT_CREATED:
+                raise PaymentNotCreated(reference, record.reason or "not created")
+            wait = record.claimed_until - self._clock.wall()
+            if record.state is RecordState.UNKNOWN or wait <= 0:
+                return await self._reconcile(user, reference, record, version)
+            await self._clock.sleep(min(self._poll, wait))
+            found = await self._read(self._scope(user), reference)
+            if found is None:
+                raise StoreError("a payment record vanished")
+            record, version = found
+
+    async def _reconcile(
+        self, user: str, reference: str, record: PaymentRecord, version: int
+    ) -> Payment:
+        try:
+            listed = await self._list_above(user, record.mark, record.shape)
+            others = await self._records.payment_records(self._scope(user))
+        except AiofinaccessError as error:
+            self.reconciliations["failed"] += 1
+            reason = f"reconciliation failed ({type(error).__name__})"
+            raise PaymentOutcomeUnknown(reference, reason) from error
+        taken, rivals = set(), []
+        for name, stored in others.items():
+            try:
+                other = PaymentRecord.from_bytes(stored.data)
+            except StoreError:
+                continue
+            if name == reference:
+                continue
+            if other.payment_id is not None:
+                taken.add(other.payment_id)
+            elif other.state in _UNSETTLED and other.shape == record.shape:
+                rivals.append(other.mark)
+        match = match_payment(record.shape, record.mark, listed, taken=taken, rivals=rivals)
+        now = self._clock.wall()
+        settled = settle(record, match, now=now, settle_after=self._settle_after)
+        settled = attrs.evolve(settled, owner=self.owner)
+        self.reconciliations[settled.state.value] += 1
+        try:
+            written = await self._write(user, reference, settled, version)
+        except StoreError as error:
+            raise PaymentOutcomeUnknown(reference, "the store failed") from error
+        if written is None:
+            return await self._again(user, reference)
+        if settled.state is RecordState.CREATED:
+            return settled.created()
+        if settled.state is RecordState.NOT_CREATED:
+            raise PaymentNotCreated(reference, settled.reason or "not found")
+        candidates = match.candidates if isinstance(match, Ambiguous) else ()
+        raise PaymentOutcomeUnknown(reference, settled.reason or "unknown", candidates)
