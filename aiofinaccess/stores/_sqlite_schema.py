@@ -21,6 +21,7 @@ from typing import Final
 import aiosqlite
 
 from ..core.errors import StoreError
+from ._sqlite_connections import SCHEMA as CONNECTIONS_SCHEMA
 
 __all__ = [
     "ACQUIRE",
@@ -186,6 +187,7 @@ async def prepare(conn: aiosqlite.Connection) -> None:
     # survives a crash of the process; only an OS crash can lose the last commits.
     await conn.execute("PRAGMA synchronous = NORMAL")
     await conn.executescript(SCHEMA)
+    await conn.executescript(CONNECTIONS_SCHEMA)
     await _migrate(conn)
 
 
