@@ -32,7 +32,7 @@ from ...core.connections import (
 from ...core.errors import ValidationError
 from .models import BankConnection
 
-__all__ = ["DEFAULT_LEADS", "ConnectionState", "ConnectionStatus", "connection_state"]
+__all__ = ["ConnectionStatus", "connection_state"]
 
 
 @attrs.frozen(slots=True)
