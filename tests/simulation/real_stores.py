@@ -38,7 +38,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from aiofinaccess.core.errors import StoreError
 from aiofinaccess.core.tokens import TokenKey
-from aiofinaccess.stores import _redis_duty, _redis_lease, _sqlite_duty, _sqlite_lease
+from aiofinaccess.stores import (
+    _redis_duty,
+    _redis_lease,
+    _sqlite_connections,
+    _sqlite_duty,
+    _sqlite_lease,
+)
 from aiofinaccess.stores import _sqlite_schema as sql
 from aiofinaccess.stores import protocol as store_protocol
 from aiofinaccess.stores import redis as redis_store
@@ -127,6 +133,7 @@ ON_THE_WORLDS_CLOCK = (
     sqlite_store,
     _sqlite_lease,
     _sqlite_duty,
+    _sqlite_connections,  # the notices' claims
     _redis_lease,
     _redis_duty,
 )
