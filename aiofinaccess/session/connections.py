@@ -42,7 +42,12 @@ from ..core.connections import (
     record_name,
     record_state,
 )
-from ..core.errors import ConfigurationError, StoreConflictError, ValidationError
+from ..core.errors import (
+    ConfigurationError,
+    StoreConflictError,
+    StoreError,
+    ValidationError,
+)
 from ..stores.protocol import ConnectionRecords
 from .connection_events import ConnectionEvent, ConnectionInfo, event_of
 
@@ -126,7 +131,7 @@ class ConnectionRegistry:
         now = self._clock.wall()
         changed = 0
         async for name, data in self._store.list_connections():
-            record = _read(name, data)
+            record = _read(data)
             if record is not None and decide(record, None, now, self._leads)[0] != record:
                 await self._apply(name, None)
                 changed += 1
@@ -148,10 +153,22 @@ class ConnectionRegistry:
             delivered += await self._deliver(notice)
         return delivered
 
+    async def watch(self, *, every: float = 60.0) -> None:
+        """Sweep and redeliver every ``every`` seconds (on the registry's clock) until
+        cancelled; a store failure is logged and tried again at the next round. Run it in one
+        task per process (``aiofinaccess worker`` does)."""
+        while True:
+            try:
+                await self.sweep()
+                await self.redeliver()
+            except StoreError as exc:
+                logger.warning("connection registry round failed: %s", exc)
+            await self._clock.sleep(every)
+
     async def get(self, provider: str, subject: str, connection: str = "") -> ConnectionInfo | None:
         """The connection as the fleet knows it, or ``None``."""
         found = await self._store.get_connection(record_name(provider, subject, connection))
-        record = None if found is None else _read("", found[0])
+        record = None if found is None else _read(found[0])
         return None if record is None else self._info(record)
 
     async def list(
@@ -160,8 +177,8 @@ class ConnectionRegistry:
         """Every connection the fleet knows (only those needing the user, or of one provider,
         when asked), sorted by provider, subject and connection."""
         rows = []
-        async for name, data in self._store.list_connections():
-            record = _read(name, data)
+        async for _name, data in self._store.list_connections():
+            record = _read(data)
             if record is None or (provider is not None and record.provider != provider):
                 continue
             info = self._info(record)
@@ -179,7 +196,7 @@ class ConnectionRegistry:
             now = self._clock.wall()
             found = await self._store.get_connection(name)
             version = None if found is None else found[1]
-            record = None if found is None else _read(name, found[0])
+            record = None if found is None else _read(found[0])
             record = record or ConnectionRecord(provider, subject, connection)
             new, notices = decide(record, observation, now, self._leads)
             if new == record and found is not None:
@@ -231,7 +248,7 @@ def _parts(name: str) -> tuple[str, str, str]:
     return provider, subject, connection
 
 
-def _read(name: str, data: bytes) -> ConnectionRecord | None:
+def _read(data: bytes) -> ConnectionRecord | None:
     try:
         return ConnectionRecord.decode(data)
     except ValidationError:

@@ -138,6 +138,25 @@ async def test_a_crash_between_decided_and_emitted_is_redelivered(
     assert row.episode == 1
 
 
+async def test_watch_sweeps_and_redelivers_on_the_clock(clock: FakeClock) -> None:
+    """``watch(every=...)`` walks a consent past its leads as time passes, until cancelled."""
+    registry = ConnectionRegistry(MemoryStore(), clock)
+    seen: list[ConnectionEvent] = []
+    registry.subscribe(seen.append)
+    await registry.observe("finapi", "a", "1", Observation(expires_at=clock.wall() + 20 * DAY))
+    watcher = asyncio.create_task(registry.watch(every=DAY))
+    for _ in range(1000):
+        if len(seen) == 4:
+            break
+        await asyncio.sleep(0)
+    watcher.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await watcher
+    assert [type(event).__name__ for event in seen] == ["ConnectionExpiring"] * 3 + [
+        "ReconnectRequired"
+    ]
+
+
 def test_a_store_without_connection_records_is_refused(clock: FakeClock) -> None:
     """A third-party store that keeps none is a configuration error naming it."""
     with pytest.raises(ConfigurationError, match="object keeps no connection records"):
