@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.everifin.bankconnect import BankConnectRoutes as BankConnectRoutes
     from .api.everifin.bankconnect import Transaction as Transaction
     from .api.everifin.bankconnect import TransactionSync as TransactionSync
+    from .api.everifin.session_state import SessionStatus as SessionStatus
+    from .api.everifin.session_state import session_state as session_state
     from .core.error_bodies import EverifinErrorBody as EverifinErrorBody
 
 #: Each public name, once, by the module it lives in.
@@ -24,6 +26,7 @@ _HOMES: Final = {
     ".api.everifin.bankconnect": (
         "Account Balance BankConnect BankConnectRoutes Transaction TransactionSync"
     ),
+    ".api.everifin.session_state": "SessionStatus session_state",
     ".core.error_bodies": "EverifinErrorBody",
 }
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Final
 from .core import _exports
 
 if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports on first use
-    from .api.finapi.consent import ConnectionState as ConnectionState
     from .api.finapi.consent import ConnectionStatus as ConnectionStatus
     from .api.finapi.consent import connection_state as connection_state
     from .api.finapi.data import FinApiData as FinApiData
@@ -78,7 +77,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
 
 #: Each public name, once, by the module it lives in.
 _HOMES: Final = {
-    ".api.finapi.consent": "ConnectionState ConnectionStatus connection_state",
+    ".api.finapi.consent": "ConnectionStatus connection_state",
     ".api.finapi.data": "FinApiData FinApiDataRoutes",
     ".api.finapi.filters": "AccountFilters TransactionFilters",
     ".api.finapi.models": (

@@ -3,8 +3,8 @@
 It shares the web processes' token store (SQLite on one machine, Redis across machines), finds
 the connected users there (``store.keys``), and runs the refresh scheduler, which web
 processes leave off (``schedule=Schedule(enabled=False)``). A user whose grant died is
-reported once through ``on_reauth_required`` (email them) and skipped until they connect
-again. Ctrl-C stops it, between or during rounds. Run::
+reported once per fleet through ``manager.connections`` (``ReconnectRequired``: email them)
+and skipped until they connect again. Ctrl-C stops it, between or during rounds. Run::
 
     .venv/bin/python examples/worker.py --once
         # its own sandbox and temporary store, alice and bob connected headlessly, one round
@@ -29,12 +29,12 @@ import aiohttp
 from aiofinaccess import (
     ClientCredentials,
     Everifin,
-    GrantLost,
     ReauthorizationRequired,
     Schedule,
     SessionManager,
     SQLiteStore,
 )
+from aiofinaccess.connections import ConnectionEvent, ReconnectRequired
 from aiofinaccess.everifin import BankConnect, TransactionSync
 from aiofinaccess.sandbox import SandboxConfig, headless_login, run_sandbox
 from aiofinaccess.stores import TokenStore
@@ -75,7 +75,7 @@ async def sync_all(manager: SessionManager, cursors: dict[str, dt.datetime]) -> 
 
     async def one(user: str) -> None:
         async with limit:
-            # A dead grant: on_reauth_required has told the user; skipped until they reconnect.
+            # A dead grant: ReconnectRequired has told the user; skipped until they reconnect.
             with contextlib.suppress(ReauthorizationRequired):
                 counts[user] = await sync_user(bank, user, cursors)
 
@@ -110,10 +110,11 @@ async def main(once: bool, interval: float) -> None:
                 await connect_demo_users(web, ["alice", "bob"])
         worker = await stack.enter_async_context(make_manager(url, SQLiteStore(path)))
 
-        def reconnect(event: GrantLost) -> None:
-            print(f"ask {event.subject} to reconnect their bank ({event.reason})", flush=True)
+        def reconnect(event: ConnectionEvent) -> None:
+            if isinstance(event, ReconnectRequired):
+                print(f"ask {event.subject} to reconnect their bank ({event.detail})", flush=True)
 
-        worker.on_reauth_required(reconnect)
+        worker.connections.subscribe(reconnect)
         cursors: dict[str, dt.datetime] = {}
         while True:
             counts = await sync_all(worker, cursors)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from aiofinaccess import GrantLost, SQLiteStore, TokenSet
+from aiofinaccess import SQLiteStore, TokenSet
+from aiofinaccess.connections import ConnectionEvent, ReconnectRequired
 from aiofinaccess.sandbox import Sandbox
 from tests.support.examples import load_example
 
@@ -32,12 +33,14 @@ async def test_the_worker_syncs_every_connected_user(sandbox: Sandbox, tmp_path:
     told: list[str | None] = []
     async with worker.make_manager(sandbox.base_url, SQLiteStore(path)) as manager:
 
-        def reconnect(event: GrantLost) -> None:
+        def reconnect(event: ConnectionEvent) -> None:
+            assert isinstance(event, ReconnectRequired)
             told.append(event.subject)
 
-        manager.on_reauth_required(reconnect)
+        manager.connections.subscribe(reconnect)
         cursors: dict[str, object] = {}
         first = await worker.sync_all(manager, cursors)
+        await manager.wait_idle()  # the registry records the dead grant in a task of its own
         assert set(first) == {"alice", "bob"}
         expected = 3 * sandbox.config.transactions_per_account  # 3 active accounts each
         assert first == {"alice": expected, "bob": expected}

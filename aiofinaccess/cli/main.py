@@ -1,7 +1,8 @@
 """The ``aiofinaccess`` command line (argparse: the standard library's parser is enough here).
 
 Commands: ``demo``, ``sandbox``, ``login everifin|oidc``, ``tokens list|show|refresh|revoke|
-delete|reseal``, ``users create``, ``config show|set-secret`` and ``worker``. The global flags
+delete|reseal``, ``users create``, ``config show|set-secret``, ``connections list`` and
+``worker``. The global flags
 (``--store``, ``--config``, ``-v``) go before or after the command. An expected failure prints
 one line and exits 1; a bad option prints one line and exits 2.
 """
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
+from .connections import add_connections_command
 from .output import Output
 from .sandbox import add_sandbox_command, serve_sandbox
 from .worker import add_worker_command
@@ -262,14 +264,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_sandbox_command(commands, _common_parser(), _seconds)
     _add_store_commands(commands)
+    add_connections_command(commands, _common_parser())
     add_worker_command(commands, [_common_parser(), _provider_parser(*_ALL)], _seconds)
     return parser
 
 
 def _run_store_command(args: argparse.Namespace, out: Output) -> int:
-    """Run ``login``, ``tokens``, ``users``, ``config`` or ``worker``."""
+    """Run ``login``, ``tokens``, ``users``, ``config``, ``connections`` or ``worker``."""
     from . import commands, login, settings  # noqa: PLC0415
     from .config import load_config  # noqa: PLC0415
+    from .connections import connections_list  # noqa: PLC0415
 
     if args.command == "worker":
         from .worker import run_worker  # noqa: PLC0415
@@ -294,7 +298,8 @@ def _run_store_command(args: argparse.Namespace, out: Output) -> int:
         "revoke": commands.tokens_manage,
         "create": commands.users_create,
         "set-secret": settings.config_set_secret,
-    }[args.action if args.command != "login" else "login"]
+        "connections": connections_list,
+    }[args.command if args.command in ("login", "connections") else args.action]
     return _store_call(
         f"aiofinaccess {args.command} {args.action}",
         lambda: run(args, load_config(args.config, args.store, args.redis_password_file), out),
@@ -362,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Output()
     _configure_logging(args.verbose + getattr(args, "verbose_after", 0), out)
-    if args.command in ("login", "tokens", "users", "config", "worker"):
+    if args.command in ("login", "tokens", "users", "config", "worker", "connections"):
         return _run_store_command(args, out)
     if args.command == "demo":
         from .demo import run  # noqa: PLC0415  (fast --help)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -112,7 +113,15 @@ async def run_worker(
                 provider = await setting.provider(manager.http_session())
                 manager.register(provider, setting.credentials())
             out.echo(f"worker started: renewing due sets of {', '.join(names)} (pid {os.getpid()})")
-            await stop.wait()
+            # The fleet's connection notices: swept and redelivered once a minute (claims
+            # keep each notice once, however many workers run this).
+            watcher = asyncio.create_task(manager.connections.watch(every=60.0))
+            try:
+                await stop.wait()
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             out.echo("worker stopping: letting renewals in flight finish")
         out.success(f"worker stopped: {summary(manager.stats)}")
     finally:

@@ -129,6 +129,7 @@ def _keycloak(
     client_auth: ClientAuthMethod,
     allow_insecure_http: bool,
     require_callback_iss: bool,
+    session_max: float | None = None,
 ) -> Provider:
     if not realm or "/" in realm:
         raise ConfigurationError(f"realm must be a non-empty name without '/', got {realm!r}")
@@ -147,6 +148,7 @@ def _keycloak(
         default_scopes=scopes,
         allow_insecure_http=allow_insecure_http,
         require_callback_iss=require_callback_iss,
+        session_max=session_max,
     )
 
 
@@ -170,6 +172,7 @@ class Everifin:
         scopes: tuple[str, ...] = ("ais",),
         api_prefix: str = "/v1",
         name: str = "everifin",
+        session_max: float | None = None,
     ) -> Provider:
         """Everifin's testing ("stage") environment."""
         return Everifin.at(
@@ -179,6 +182,7 @@ class Everifin:
             scopes=scopes,
             api_prefix=api_prefix,
             name=name,
+            session_max=session_max,
         )
 
     @staticmethod
@@ -188,6 +192,7 @@ class Everifin:
         scopes: tuple[str, ...] = ("ais",),
         api_prefix: str = "/v1",
         name: str = "everifin",
+        session_max: float | None = None,
     ) -> Provider:
         """Everifin's production environment."""
         return Everifin.at(
@@ -197,6 +202,7 @@ class Everifin:
             scopes=scopes,
             api_prefix=api_prefix,
             name=name,
+            session_max=session_max,
         )
 
     @staticmethod
@@ -211,6 +217,7 @@ class Everifin:
         client_auth: ClientAuthMethod = ClientAuthMethod.CLIENT_SECRET_POST,
         allow_insecure_http: bool = False,
         require_callback_iss: bool = True,
+        session_max: float | None = None,
     ) -> Provider:
         """Everifin at explicit hosts.
 
@@ -222,6 +229,9 @@ class Everifin:
             api_prefix: Path prefix of the BankConnect API (UNCERTAIN: ``/v1`` or ``/api/v1``).
             require_callback_iss: Refuse callbacks without ``iss``; turn off only for a
                 client set to "exclude issuer from authentication response".
+            session_max: Seconds a login lasts at most however often it is refreshed (Keycloak's
+                SSO Session Max; UNCERTAIN: Everifin does not publish it, Keycloak's default is
+                36000); ``None``: the refresh token's lifetime is the only end known.
         """
         unknown = set(scopes) - {"ais", "pis", "openid", "offline_access"}
         if unknown:
@@ -236,6 +246,7 @@ class Everifin:
             client_auth=client_auth,
             allow_insecure_http=allow_insecure_http,
             require_callback_iss=require_callback_iss,
+            session_max=session_max,
         )
 
 

@@ -153,6 +153,9 @@ class Provider:
             a refusal of a refresh is treated like ``invalid_grant``.
         allow_insecure_http: Permit ``http://`` on non-loopback hosts.
         require_callback_iss: Refuse an authorization callback without ``iss`` (RFC 9207).
+        session_max: The longest a login lasts however often it is refreshed, in seconds
+            (Keycloak's SSO Session Max); ``None`` when unknown: the refresh token's own
+            lifetime (``refresh_expires_in``) is then the only end known.
             On for Keycloak presets (Keycloak sends it unless a client is set to "exclude
             issuer") and for documents advertising
             ``authorization_response_iss_parameter_supported``.
@@ -182,6 +185,7 @@ class Provider:
     allow_insecure_http: bool = False
     extra_api_origins: tuple[URL, ...] = attrs.field(default=(), converter=_urls)
     require_callback_iss: bool = False
+    session_max: float | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.name or ":" in self.name:
@@ -207,6 +211,10 @@ class Provider:
             math.isfinite(self.default_expires_in) and self.default_expires_in > 0
         ):
             raise ConfigurationError("default_expires_in must be a positive number or None")
+        if self.session_max is not None and not (
+            math.isfinite(self.session_max) and self.session_max > 0
+        ):
+            raise ConfigurationError("session_max must be a positive number of seconds or None")
 
     def api_origins(self) -> frozenset[Origin]:
         """The origins this provider's bearer tokens may be sent to (RFC 6454).

@@ -100,8 +100,9 @@ class RefreshFailed:
 class GrantLost:
     """The grant is dead: the end user must authorize again.
 
-    ``subject`` is the app's user id to ask (``None`` for the client's own token);
-    :meth:`~aiofinaccess.session.manager.SessionManager.on_reauth_required` is the hook for that.
+    ``subject`` is the app's user id to ask (``None`` for the client's own token). The manager
+    records a user's dead grant in :attr:`~aiofinaccess.session.manager.SessionManager.connections`,
+    which tells the app once per fleet (``ReconnectRequired``).
     """
 
     __repr__ = fields_repr

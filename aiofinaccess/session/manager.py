@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime as dt
 import threading
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import aiohttp
 
 from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.connections import DEFAULT_LEADS
 from ..core.errors import UsageError
 from ..core.lifecycle import (
     RefreshPolicy,
@@ -29,9 +31,11 @@ from ..core.settings import Duty, Limits, Schedule, Timeouts
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
 from ..oauth.providers import Provider
 from ..stores.memory import MemoryStore
-from ..stores.protocol import TokenStore
+from ..stores.protocol import ConnectionRecords, TokenStore
 from .assembly import Settings, assemble
-from .callbacks import ReauthCallback, plain_subscriber, reauth_subscriber
+from .callbacks import plain_subscriber
+from .connection_watch import logged_in, observe_logins, tell
+from .connections import ConnectionRegistry
 from .door import Door
 from .events import ManagerEvent, ManagerStats
 from .registry import PasswordLookup
@@ -86,8 +90,11 @@ class SessionManager:
         duty: Duty | None = None,
         limits: Limits | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        connection_leads: Iterable[dt.timedelta] = DEFAULT_LEADS,
     ) -> None:
         self._store = store if store is not None else MemoryStore()
+        self._connection_leads = tuple(connection_leads)
+        self._connections: ConnectionRegistry | None = None
         self._session = session
         self._owns_session = session is None
         self._trace_configs = list(trace_configs)
@@ -117,6 +124,7 @@ class SessionManager:
         self._scheduler, self._lifetime = parts.scheduler, parts.lifetime
         self._access, self._feed = parts.access, parts.feed
         self._bearer, self._grants = parts.bearer, parts.grants
+        self._hub.subscribe(observe_logins(self._registry_if_kept, self._spawn))
 
     def __repr__(self) -> str:
         return (
@@ -297,13 +305,29 @@ class SessionManager:
         plain_subscriber(callback)
         return self._hub.subscribe(callback)
 
-    def on_reauth_required(self, callback: ReauthCallback) -> Callable[[], None]:
-        """Call ``callback(event)`` whenever a user must connect their bank again (the
-        :class:`~aiofinaccess.session.events.GrantLost` event names the provider and the
-        user's ``subject``). An async ``callback`` runs in a task the manager owns. Returns an
-        unsubscribe function."""
+    @property
+    def connections(self) -> ConnectionRegistry:
+        """The fleet's bank connections, kept in the store: list them from any process
+        (``await manager.connections.list(needs_action=True)``), subscribe to their events
+        (``ConnectionExpiring``, ``ReconnectRequired``, ``ConnectionRepaired``), record what an
+        API call learnt. A user's dead grant and login are recorded here by the manager.
+
+        Raises:
+            ConfigurationError: The store keeps no connection records.
+        """
         self._door.enter()
-        return self._hub.subscribe(reauth_subscriber(callback, self._spawn))
+        if self._connections is None:
+            self._connections = ConnectionRegistry(
+                self._store, self._clock, leads=self._connection_leads
+            )
+        return self._connections
+
+    def _registry_if_kept(self) -> ConnectionRegistry | None:
+        return (
+            None
+            if self._owned.closed or not isinstance(self._store, ConnectionRecords)
+            else self.connections
+        )
 
     def events(self, *, maxsize: int = 1024) -> AsyncIterator[ManagerEvent]:
         """Iterate over lifecycle events until the manager closes; when ``maxsize`` are waiting
@@ -396,7 +420,10 @@ class SessionManager:
         self, provider: Provider | str, username: str, password: str | Secret
     ) -> TokenSet:
         """Obtain a user token with the password grant and store it under ``username``."""
-        return await self._grants.login_with_password(self.key(provider, username), password)
+        key = self.key(provider, username)
+        token_set = await self._grants.login_with_password(key, password)
+        await self._logged_in(key)
+        return token_set
 
     def authorization_request(
         self,
@@ -428,15 +455,26 @@ class SessionManager:
         The exchange runs in a task the manager owns: if the caller goes away after the code
         was sent, the tokens are still stored.
         """
-        return await self._grants.complete_authorization(
-            self.key(provider, subject), callback, request
-        )
+        key = self.key(provider, subject)
+        token_set = await self._grants.complete_authorization(key, callback, request)
+        await self._logged_in(key)
+        return token_set
 
     async def store_token_set(
         self, provider: Provider | str, subject: str | None, token_set: TokenSet
     ) -> None:
         """Store a token set the app obtained itself; clears a re-authorization state."""
-        await self._grants.store_token_set(self.key(provider, subject), token_set)
+        key = self.key(provider, subject)
+        await self._grants.store_token_set(key, token_set)
+        await self._logged_in(key)
+
+    async def _logged_in(self, key: TokenKey) -> None:
+        """Record a user's login in the connection registry (a repair, if it was broken)."""
+        registry = self._registry_if_kept()
+        if registry is not None and key.subject is not None:
+            provider = self._registry.registration(key.provider).provider
+            observed = logged_in(provider, self._clock.wall())
+            await tell(registry, key.provider, key.subject, observed)
 
     # -- revocation ------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .protocol import LOCAL_LEASE as LOCAL_LEASE
     from .protocol import ChangeFeed as ChangeFeed
     from .protocol import Claimed as Claimed
+    from .protocol import ConnectionRecords as ConnectionRecords
     from .protocol import HeldLease as HeldLease
     from .protocol import Lease as Lease
     from .protocol import LocalLease as LocalLease
@@ -43,8 +44,9 @@ _HOMES: Final = {
     ".codec": "FernetCodec JsonCodec TokenCodec",
     ".payment_records": "PaymentRecords StoredRecord",
     ".protocol": (
-        "LOCAL_LEASE ChangeFeed Claimed HeldLease Lease LocalLease PendingAuthorizations "
-        "RefreshDuty StoreStats TokenStore Versioned carried stored_age writer_age"
+        "LOCAL_LEASE ChangeFeed Claimed ConnectionRecords HeldLease Lease LocalLease "
+        "PendingAuthorizations RefreshDuty StoreStats TokenStore Versioned carried stored_age "
+        "writer_age"
     ),
     ".replication": "Replication",
 }

@@ -47,6 +47,15 @@ MIGRATIONS: Final = (
     CREATE INDEX pending_authorizations_expiry ON {s}.pending_authorizations (expires_at);
     """,
     POSTGRES_TABLE,
+    # Connection records and the notices' outbox (:mod:`._pg_connections`).
+    """
+    CREATE TABLE {s}.connection_records (
+        name text PRIMARY KEY, version bigint NOT NULL, data bytea NOT NULL
+    );
+    CREATE TABLE {s}.connection_notices (id text PRIMARY KEY, data bytea NOT NULL, due_at float8);
+    CREATE INDEX connection_notices_due ON {s}.connection_notices (due_at)
+        WHERE due_at IS NOT NULL;
+    """,
 )
 
 # A due time ($due) from a writer whose wall clock read $wall moves by the writer's distance

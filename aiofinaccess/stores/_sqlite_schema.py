@@ -22,6 +22,7 @@ import aiosqlite
 
 from ..core.errors import StoreError
 from ._sql_payments import SQLITE_TABLE
+from ._sqlite_connections import SCHEMA as CONNECTIONS_SCHEMA
 
 __all__ = [
     "ACQUIRE",
@@ -188,6 +189,7 @@ async def prepare(conn: aiosqlite.Connection) -> None:
     await conn.execute("PRAGMA synchronous = NORMAL")
     await conn.executescript(SCHEMA)
     await conn.executescript(SQLITE_TABLE)
+    await conn.executescript(CONNECTIONS_SCHEMA)
     await _migrate(conn)
 
 

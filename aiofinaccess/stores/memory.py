@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from ..core.errors import LeaseBusyError, StoreConflictError
 from ..core.payment_records import StoredRecord
 from ..core.tokens import TokenKey, TokenSet
+from ._memory_connections import MemoryConnections
 from .payment_records import check_names
 from .protocol import (
     LOCAL_LEASE,
@@ -34,13 +35,14 @@ from .protocol import (
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(MemoryConnections):
     """Token sets in a dict, with versioned compare-and-swap and a per-key lease.
 
     Lives as long as the manager that owns it; holds nothing across processes.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._data: dict[TokenKey, Versioned] = {}
         #: Always zero: keys and sets are held as objects, nothing to parse or decode.
         self.stats = StoreStats()

@@ -19,6 +19,7 @@ from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.errors import ConfigurationError, StoreConflictError, StoreError
 from ..core.tokens import TokenKey, TokenSet
 from . import _pg_rows as rows
+from ._pg_connections import PgConnections
 from ._pg_feed import Listener
 from ._pg_lease import Leases
 from ._pg_pool import MISSING, Connections
@@ -51,7 +52,7 @@ BATCH: Final = 500
 _PAYLOAD_LIMIT: Final = 7_900
 
 
-class PostgresStore(Delegated):
+class PostgresStore(PgConnections, Delegated):
     """Token sets in PostgreSQL, with compare-and-swap, a lease, a change feed
     (``LISTEN``/``NOTIFY``), the refresh duty (``FOR UPDATE SKIP LOCKED`` claims) and
     pending authorizations; one pool of connections per store.

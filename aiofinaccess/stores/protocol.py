@@ -36,6 +36,7 @@ __all__ = [
     "LOCAL_LEASE",
     "ChangeFeed",
     "Claimed",
+    "ConnectionRecords",
     "HeldLease",
     "Lease",
     "LocalLease",
@@ -435,6 +436,51 @@ class PendingAuthorizations(Protocol):
         Returns:
             The record, or ``None`` when there is none, it expired, or another taker won.
         """
+        ...
+
+
+@runtime_checkable
+class ConnectionRecords(Protocol):
+    """Bank connections' records and the outbox of their notices, shared by the fleet.
+
+    Both are opaque to the store (the session's connection registry writes JSON; names are
+    strings). **Records** are versioned like token sets: a write names the version it read
+    (``None``: the name must be new) and a writer that lost gets
+    :class:`~aiofinaccess.core.errors.StoreConflictError`. **Notices** are claimed by id, once:
+    of all claimants of an id, ever, exactly one gets ``True`` (a finished notice's id stays
+    claimed). A claimed notice is due for delivery again ``claim_for`` seconds later on the
+    store's clock until :meth:`finish_notice`, so a claimant that dies before delivering leaves
+    it to :meth:`overdue_notices`. The shipped stores implement it.
+    """
+
+    async def get_connection(self, name: str) -> tuple[bytes, int] | None:
+        """The record under ``name`` and its version, or ``None``."""
+        ...
+
+    async def put_connection(self, name: str, data: bytes, *, expected_version: int | None) -> int:
+        """Write the record if the stored version equals ``expected_version``; return the new one.
+
+        Raises:
+            StoreConflictError: The stored version is not ``expected_version``.
+        """
+        ...
+
+    def list_connections(self) -> AsyncIterator[tuple[str, bytes]]:
+        """Every record, as ``(name, data)``."""
+        ...
+
+    async def claim_notice(self, notice: str, data: bytes, *, claim_for: float) -> bool:
+        """Claim ``notice`` (keeping ``data`` for redelivery) unless anyone ever claimed it."""
+        ...
+
+    async def overdue_notices(self, *, limit: int, claim_for: float) -> list[tuple[str, bytes]]:
+        """Take up to ``limit`` claimed, unfinished notices whose claim ran out on the store's
+        clock, claiming each for ``claim_for`` seconds more; concurrent callers never get the
+        same notice within a claim."""
+        ...
+
+    async def finish_notice(self, notice: str) -> None:
+        """Mark ``notice`` delivered: never overdue again, its id still claimed."""
         ...
 
 

@@ -23,6 +23,7 @@ from ..core.errors import (
 )
 from ..core.tokens import TokenKey, TokenSet
 from ._records import parse_key, read_record
+from ._redis_connections import RedisConnections
 from ._redis_duty import DueSets
 from ._redis_feed import ChangeReader
 from ._redis_layout import Layout, as_bytes, score, stamped, text
@@ -105,7 +106,7 @@ def _client_for(url: str) -> tuple[Any, bool]:
         raise ConfigurationError("url is not a valid Redis URL") from None
 
 
-class RedisStore(Delegated):
+class RedisStore(RedisConnections, Delegated):
     """Token sets in Redis, with Lua compare-and-swap, an expiring lease, a change feed and
     the refresh duty; on one Redis server or a Redis Cluster.
 

@@ -25,6 +25,7 @@ from . import _sqlite_schema as sql
 from ._files import check_companions, open_private, store_path
 from ._records import parse_key, read_record
 from ._sql_payments import SQLITE, PaymentRows
+from ._sqlite_connections import SQLiteConnections
 from ._sqlite_duty import DueRows
 from ._sqlite_lease import Leases
 from .codec import JsonCodec, TokenCodec
@@ -51,7 +52,7 @@ def _conflict(key: TokenKey, expected_version: int | None) -> StoreConflictError
     return StoreConflictError(f"token set {key.hashed} {state}")
 
 
-class SQLiteStore(Delegated):
+class SQLiteStore(SQLiteConnections, Delegated):
     """Token sets in a SQLite file, shared safely by every process on the machine.
 
     Args:

@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from aiofinaccess.api.finapi.models import decode, read_finapi
+from aiofinaccess.connections import ConnectionState
 from aiofinaccess.core.errors import UnexpectedResponseError, ValidationError
 from aiofinaccess.finapi import (
     BankConnection,
     BankConnectionInterface,
     BankConsent,
-    ConnectionState,
     ConnectionStatus,
     UpdateResult,
     connection_state,

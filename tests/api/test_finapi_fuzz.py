@@ -13,10 +13,10 @@ from aiofinaccess import AiofinaccessError
 from aiofinaccess.api.finapi.data import _transaction_page
 from aiofinaccess.api.finapi.models import decode, read_finapi, read_list
 from aiofinaccess.api.finapi.task_models import read_task
+from aiofinaccess.connections import ConnectionState
 from aiofinaccess.finapi import (
     BankConnection,
     BankConnectionInterface,
-    ConnectionState,
     DailyBalance,
     FinApiAccount,
     FinApiSyncCursor,

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiofinaccess import ClientCredentials, FinApi, Schedule, SessionManager
 from aiofinaccess.api.finapi.task_models import read_task
 from aiofinaccess.api.pipeline import EndUser
+from aiofinaccess.connections import ConnectionState
 from aiofinaccess.core.errors import (
     ConfigurationError,
     LockedError,
@@ -31,7 +32,6 @@ from aiofinaccess.core.errors import (
 )
 from aiofinaccess.finapi import (
     BackgroundUpdate,
-    ConnectionState,
     ConnectionUpdates,
     FinApiData,
     TaskCallbacks,

@@ -27,6 +27,7 @@ from aiofinaccess import (
     TokenState,
     UsageError,
 )
+from aiofinaccess.connections import ConnectionEvent, ReconnectRequired
 from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.session.events import ManagerEvent
 from aiofinaccess.stores.memory import MemoryStore
@@ -89,7 +90,7 @@ async def test_an_async_subscriber_is_refused_at_subscribe(manager: SessionManag
         "subscribe() calls its callback synchronously, so the coroutine function "
         "test_an_async_subscriber_is_refused_at_subscribe.<locals>.handle would never run: "
         "subscribe a plain function, iterate 'async for event in manager.events()', or use "
-        "manager.on_reauth_required(), which awaits async callbacks"
+        "manager.connections.subscribe(), which awaits async callbacks"
     )
 
 
@@ -199,16 +200,18 @@ async def test_reauth_hook_names_the_user_and_logs_keep_the_hash(
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A dead grant reaches ``on_reauth_required`` (async callback) with provider and user id;
-    the error names them too; no log record and no ``repr`` holds the user id."""
+    """A dead grant reaches ``manager.connections`` as ``ReconnectRequired`` (async callback)
+    with provider and user id; the error names them too; no log record and no ``repr`` holds
+    the user id."""
     emailed: list[tuple[str, str | None, str]] = []
     seen: list[ManagerEvent] = []
 
-    async def ask_to_reconnect(event: GrantLost) -> None:
+    async def ask_to_reconnect(event: ConnectionEvent) -> None:
         await asyncio.sleep(0)  # an email goes out here
-        emailed.append((event.provider, event.subject, event.reason))
+        assert isinstance(event, ReconnectRequired)
+        emailed.append((event.provider, event.subject, event.detail))
 
-    manager.on_reauth_required(ask_to_reconnect)
+    manager.connections.subscribe(ask_to_reconnect)
     manager.subscribe(seen.append)
     await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
     mocked.post(token_url(EVERIFIN), status=400, payload={"error": "invalid_grant"})
@@ -253,17 +256,18 @@ async def test_a_failing_reauth_callback_is_logged_without_the_user(
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def broken(event: GrantLost) -> None:
-        raise RuntimeError(f"mail server down for {event.key}")
+    async def broken(event: ConnectionEvent) -> None:
+        raise RuntimeError(f"mail server down for {event.subject}")
 
     caplog.set_level(logging.DEBUG, logger="aiofinaccess")
-    manager.on_reauth_required(broken)
+    manager.connections.subscribe(broken)
     await manager.store_token_set(EVERIFIN, USER, expired_set(clock))
     mocked.post(token_url(EVERIFIN), status=400, payload={"error": "invalid_grant"})
     with pytest.raises(ReauthorizationRequired):
         await manager.access_token(EVERIFIN, USER)
     await manager.wait_idle()
-    key_hash = manager.key(EVERIFIN, USER).hashed
-    assert f"re-authorization callback for token set {key_hash} failed: RuntimeError" in [
-        record.getMessage() for record in caplog.records
-    ]
+    texts = [record.getMessage() for record in caplog.records]
+    assert "connection event callback failed (RuntimeError): it will be delivered again" in texts
+    assert not [text for text in texts if USER in text]
+    (row,) = await manager.connections.list(needs_action=True)
+    assert (row.provider, row.subject, row.episode) == ("everifin", USER, 1)

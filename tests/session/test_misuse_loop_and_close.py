@@ -48,7 +48,7 @@ CALLS: dict[str, Callable[[SessionManager], Any]] = {
     "ready": lambda m: m.ready(),
     "restore": lambda m: m.restore(),
     "subscribe": lambda m: m.subscribe(lambda event: None),
-    "on_reauth_required": lambda m: m.on_reauth_required(lambda event: None),
+    "connections": lambda m: m.connections,
     "events": lambda m: m.events(),
     "wait_idle": lambda m: m.wait_idle(),
     "login_with_password": lambda m: m.login_with_password("everifin", USER, "pw"),

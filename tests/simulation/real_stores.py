@@ -45,6 +45,7 @@ from aiofinaccess.stores import (
     _pg_lease,
     _redis_duty,
     _redis_lease,
+    _sqlite_connections,
     _sqlite_duty,
     _sqlite_lease,
     postgres,
@@ -139,6 +140,7 @@ ON_THE_WORLDS_CLOCK = (
     sqlite_store,
     _sqlite_lease,
     _sqlite_duty,
+    _sqlite_connections,  # the notices' claims
     _redis_lease,
     _redis_duty,
 )

@@ -15,6 +15,7 @@ import pytest
 from aiofinaccess import TokenKey, TokenSet, UsageError
 from aiofinaccess.errors import StoreConflictError
 from aiofinaccess.stores import (
+    ConnectionRecords,
     PaymentRecords,
     PendingAuthorizations,
     RefreshDuty,
@@ -484,3 +485,76 @@ class DutyContract:
             await store.put(ALICE, sample(), expected_version=None, due_at=due_at)
         assert isinstance(store, TokenStore)
         assert await store.get(ALICE) is None
+
+
+class ConnectionsContract:
+    """Connection records and the notices' outbox (every shipped store)."""
+
+    async def test_is_connection_records(self, store: TokenStore) -> None:
+        assert isinstance(store, ConnectionRecords)
+
+    async def test_records_compare_and_set(self, store: ConnectionRecords) -> None:
+        """A write at the read version wins; at a stale one, or onto an existing name, loses."""
+        assert await store.get_connection("finapi/alice/1") is None
+        first = await store.put_connection("finapi/alice/1", b"one", expected_version=None)
+        with pytest.raises(StoreConflictError):
+            await store.put_connection("finapi/alice/1", b"x", expected_version=None)
+        second = await store.put_connection("finapi/alice/1", b"two", expected_version=first)
+        assert second != first
+        with pytest.raises(StoreConflictError):
+            await store.put_connection("finapi/alice/1", b"x", expected_version=first)
+        with pytest.raises(StoreConflictError):
+            await store.put_connection("finapi/bob/1", b"x", expected_version=first)
+        assert await store.get_connection("finapi/alice/1") == (b"two", second)
+        await store.put_connection("everifin/bob/", b"three", expected_version=None)
+        listed = {name: data async for name, data in store.list_connections()}
+        assert listed == {"finapi/alice/1": b"two", "everifin/bob/": b"three"}
+
+    async def test_concurrent_record_writers_have_one_winner(
+        self, store: ConnectionRecords
+    ) -> None:
+        """Twenty writers at one version: one wins."""
+        version = await store.put_connection("c", b"0", expected_version=None)
+
+        async def write(n: int) -> bool:
+            try:
+                await store.put_connection("c", str(n).encode(), expected_version=version)
+            except StoreConflictError:
+                return False
+            return True
+
+        assert (await asyncio.gather(*(write(n) for n in range(20)))).count(True) == 1
+
+    async def test_a_notice_is_claimed_once_ever(self, store: ConnectionRecords) -> None:
+        """Twenty claimants of one id: one wins; after it finishes, nobody claims it again."""
+        won = await asyncio.gather(
+            *(store.claim_notice("n|1", b"data", claim_for=60) for _ in range(20))
+        )
+        assert won.count(True) == 1
+        assert await store.claim_notice("n|2", b"other", claim_for=60) is True
+        await store.finish_notice("n|1")
+        assert await store.claim_notice("n|1", b"data", claim_for=60) is False
+
+    async def test_an_undelivered_notice_falls_due_again(self, store: ConnectionRecords) -> None:
+        """A claim that runs out hands the notice to one redeliverer; a finished one never."""
+        await store.claim_notice("short", b"s", claim_for=0.1)
+        await store.claim_notice("done", b"d", claim_for=0.1)
+        await store.claim_notice("long", b"l", claim_for=60)
+        await store.finish_notice("done")
+        assert await store.overdue_notices(limit=10, claim_for=60) == []
+        await asyncio.sleep(0.3)
+        taken = await asyncio.gather(
+            *(store.overdue_notices(limit=10, claim_for=60) for _ in range(5))
+        )
+        assert [notice for batch in taken for notice in batch] == [("short", b"s")]
+        await store.finish_notice("short")
+        await asyncio.sleep(0.01)
+        assert await store.overdue_notices(limit=10, claim_for=60) == []
+
+    async def test_overdue_takes_at_most_the_limit(self, store: ConnectionRecords) -> None:
+        """Five overdue, limit two: two now, two next, one last."""
+        for n in range(5):
+            await store.claim_notice(f"n{n}", b"x", claim_for=0.05)
+        await asyncio.sleep(0.2)
+        sizes = [len(await store.overdue_notices(limit=2, claim_for=60)) for _ in range(4)]
+        assert sizes == [2, 2, 1, 0]

@@ -19,7 +19,14 @@ from aiofinaccess import StoreError, TokenKey
 from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.stores import ChangeFeed, PendingAuthorizations, RefreshDuty, TokenStore
 from aiofinaccess.stores.postgres import PostgresStore
-from tests.stores.contract import ALICE, DutyContract, StoreContract, claim, sample
+from tests.stores.contract import (
+    ALICE,
+    ConnectionsContract,
+    DutyContract,
+    StoreContract,
+    claim,
+    sample,
+)
 from tests.stores.shared_contract import SharedContract
 from tests.stores.unreadable import UnreadableContract
 from tests.support.polling import until
@@ -63,7 +70,9 @@ async def sql(server: Server, statement: str, *args: object) -> object:
         await conn.close()
 
 
-class TestPostgresStore(StoreContract, DutyContract, UnreadableContract, SharedContract):
+class TestPostgresStore(
+    StoreContract, ConnectionsContract, DutyContract, UnreadableContract, SharedContract
+):
     """The whole contract; each test gets a fresh schema."""
 
     async def corrupt(self, store: TokenStore, key: TokenKey) -> None:

@@ -26,6 +26,7 @@ from aiofinaccess.stores.redis import RedisStore
 from tests.stores.contract import (
     ALICE,
     BOB,
+    ConnectionsContract,
     DutyContract,
     StoreContract,
     claim,
@@ -74,7 +75,9 @@ async def run_python(code: str, *args: str) -> asyncio.subprocess.Process:
     )
 
 
-class TestRedisStore(StoreContract, DutyContract, UnreadableContract, SharedContract):
+class TestRedisStore(
+    StoreContract, ConnectionsContract, DutyContract, UnreadableContract, SharedContract
+):
     """The whole contract; the module's ``store`` fixture gives each test a fresh prefix."""
 
     async def corrupt(self, store: TokenStore, key: TokenKey) -> None:

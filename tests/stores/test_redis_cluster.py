@@ -25,6 +25,7 @@ from aiofinaccess.stores.migrate import copy_sets
 from aiofinaccess.stores.redis import RedisStore
 from tests.stores.contract import (
     ALICE,
+    ConnectionsContract,
     DutyContract,
     StoreContract,
     claim,
@@ -53,7 +54,7 @@ async def store(cluster: Cluster, prefix: str) -> AsyncIterator[RedisStore]:
     await store.aclose()
 
 
-class TestRedisClusterStore(StoreContract, DutyContract, UnreadableContract):
+class TestRedisClusterStore(StoreContract, ConnectionsContract, DutyContract, UnreadableContract):
     """Both contracts, against the cluster layout on a real cluster."""
 
     async def corrupt(self, store: TokenStore, key: TokenKey) -> None:

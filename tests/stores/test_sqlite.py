@@ -24,7 +24,14 @@ from aiofinaccess.errors import ConfigurationError
 from aiofinaccess.stores import TokenStore
 from aiofinaccess.stores.codec import FernetCodec, JsonCodec
 from aiofinaccess.stores.sqlite import SQLiteStore
-from tests.stores.contract import ALICE, DutyContract, StoreContract, claim, sample
+from tests.stores.contract import (
+    ALICE,
+    ConnectionsContract,
+    DutyContract,
+    StoreContract,
+    claim,
+    sample,
+)
 from tests.stores.unreadable import UnreadableContract
 
 ACCESS = "access-token-7f3a9c51e0"
@@ -108,7 +115,7 @@ async def reap(processes: list[asyncio.subprocess.Process]) -> None:
         await process.wait()
 
 
-class TestSQLiteStore(StoreContract, DutyContract, UnreadableContract):
+class TestSQLiteStore(StoreContract, ConnectionsContract, DutyContract, UnreadableContract):
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[SQLiteStore]:
         store = await SQLiteStore(tmp_path / "tokens.db").open()

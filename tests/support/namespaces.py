@@ -4,6 +4,7 @@ errors, OAuth's building blocks, what stores are made of, then each provider's r
 from __future__ import annotations
 
 import aiofinaccess
+import aiofinaccess.connections
 import aiofinaccess.errors
 import aiofinaccess.everifin
 import aiofinaccess.finapi
@@ -17,4 +18,5 @@ NAMESPACES = (
     aiofinaccess.stores,
     aiofinaccess.finapi,
     aiofinaccess.everifin,
+    aiofinaccess.connections,
 )

@@ -18,28 +18,21 @@ one dead interface makes an update need the user.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Iterable
-from typing import Final
 
 import attrs
 
+from ...core.connections import (
+    DEFAULT_LEADS,
+    ConnectionState,
+    Observation,
+    expiry_step,
+    ordered_leads,
+)
 from ...core.errors import ValidationError
 from .models import BankConnection
 
-__all__ = ["DEFAULT_LEADS", "ConnectionState", "ConnectionStatus", "connection_state"]
-
-#: When to announce a consent's end: 14, 7 and 1 days before it.
-DEFAULT_LEADS: Final = (dt.timedelta(days=14), dt.timedelta(days=7), dt.timedelta(days=1))
-
-
-class ConnectionState(enum.StrEnum):
-    """How a bank connection stands (see the module docstring)."""
-
-    ACTIVE = "ACTIVE"
-    EXPIRING = "EXPIRING"
-    ACTION_REQUIRED = "ACTION_REQUIRED"
-    EXPIRED = "EXPIRED"
+__all__ = ["ConnectionStatus", "connection_state"]
 
 
 @attrs.frozen(slots=True)
@@ -62,13 +55,11 @@ class ConnectionStatus:
     next_deadline: dt.datetime | None = None
     interface: str | None = None
 
-
-def _ordered(leads: Iterable[dt.timedelta]) -> tuple[dt.timedelta, ...]:
-    """Largest first, without repeats."""
-    ordered = tuple(sorted(set(leads), reverse=True))
-    if not ordered or ordered[-1] <= dt.timedelta(0):
-        raise ValidationError("leads must be one or more positive durations")
-    return ordered
+    def observation(self) -> Observation:
+        """This status as the connection registry takes it."""
+        ends = None if self.expires_at is None else self.expires_at.timestamp()
+        needs = self.state if self.state.needs_action else None
+        return Observation(expires_at=ends, blocked=needs, detail=self.interface or "")
 
 
 def connection_state(
@@ -88,7 +79,7 @@ def connection_state(
     """
     if now.tzinfo is None:
         raise ValidationError("now must be an aware datetime")
-    steps = _ordered(leads)
+    steps = ordered_leads(leads)
     consents = [(i.interface, i.ais_consent) for i in connection.interfaces if i.ais_consent]
     # In UTC: arithmetic on a zone's wall clock (v1's Europe/Berlin) is an hour off across DST.
     ends = [(c.expires_at.astimezone(dt.UTC), name) for name, c in consents if c.expires_at]
@@ -96,10 +87,8 @@ def connection_state(
     for name, consent in consents:
         if consent.status == "NOT_PRESENT":
             return ConnectionStatus(ConnectionState.EXPIRED, expires_at, interface=name)
-    if expires_at is not None and expires_at <= now:
-        return ConnectionStatus(ConnectionState.EXPIRED, expires_at, interface=first)
     for interface in connection.interfaces:
-        if interface.user_action_required:
+        if interface.user_action_required and (expires_at is None or now < expires_at):
             return ConnectionStatus(
                 ConnectionState.ACTION_REQUIRED,
                 expires_at,
@@ -108,18 +97,13 @@ def connection_state(
             )
     if expires_at is None:
         return ConnectionStatus(ConnectionState.ACTIVE)
-    left = expires_at - now
-    reached = [step for step in steps if left <= step]
-    if not reached:
-        return ConnectionStatus(
-            ConnectionState.ACTIVE, expires_at, next_deadline=expires_at - steps[0]
-        )
-    lead = reached[-1]
-    later = [step for step in steps if step < lead]
+    state, lead, deadline = expiry_step(expires_at.timestamp(), now.timestamp(), steps)
     return ConnectionStatus(
-        ConnectionState.EXPIRING,
+        state,
         expires_at,
-        lead=lead,
-        next_deadline=expires_at - later[0] if later else expires_at,
-        interface=first,
+        lead=None if lead is None else dt.timedelta(seconds=lead),
+        next_deadline=None
+        if state is ConnectionState.EXPIRED
+        else dt.datetime.fromtimestamp(deadline, dt.UTC),
+        interface=None if state is ConnectionState.ACTIVE else first,
     )

@@ -1,0 +1,65 @@
+"""What the token path tells the connection registry: a login opens (or repairs) the user's
+connection, a dead grant breaks it.
+
+The token set's own connection has the id ``""``. A login records its end when the provider
+preset knows the login's maximum (:attr:`~aiofinaccess.oauth.providers.Provider.session_max`);
+the refresh token's end is not recorded, since each refresh moves it: when it does run out, the
+refresh fails with a dead grant (:class:`~aiofinaccess.session.events.GrantLost`), which this
+module turns into a ``ReconnectRequired`` for the fleet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from ..core.connections import ConnectionState, Observation
+from ..core.errors import StoreError
+from ..oauth.providers import Provider
+from .events import GrantLost, ManagerEvent
+
+if TYPE_CHECKING:
+    from .connections import ConnectionRegistry
+
+__all__ = ["grant_lost", "logged_in", "observe_logins"]
+
+logger = logging.getLogger("aiofinaccess")
+
+
+def logged_in(provider: Provider, now: float) -> Observation:
+    """A login at ``now``: it needs nothing and ends at ``now + session_max`` when known."""
+    if provider.session_max is None:
+        return Observation()
+    return Observation(expires_at=now + provider.session_max, detail="session_max")
+
+
+def grant_lost(event: GrantLost) -> Observation:
+    """A dead grant: the user must log in again."""
+    return Observation(blocked=ConnectionState.EXPIRED, detail=event.reason)
+
+
+async def tell(
+    registry: ConnectionRegistry, provider: str, subject: str, observation: Observation
+) -> None:
+    """Observe, logging (never raising) a store failure: the token path must not fail on it."""
+    try:
+        await registry.observe(provider, subject, "", observation)
+    except StoreError as exc:
+        logger.warning("the connection registry could not record a login: %s", exc)
+
+
+def observe_logins(
+    registry: Callable[[], ConnectionRegistry | None],
+    spawn: Callable[[Coroutine[Any, Any, None]], object],
+) -> Callable[[ManagerEvent], None]:
+    """A manager event subscriber that records each user's dead grant in the registry."""
+
+    def on_event(event: ManagerEvent) -> None:
+        if not isinstance(event, GrantLost) or event.subject is None:
+            return
+        found = registry()
+        if found is not None:
+            spawn(tell(found, event.provider, event.subject, grant_lost(event)))
+
+    return on_event

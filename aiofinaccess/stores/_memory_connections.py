@@ -1,0 +1,70 @@
+""":class:`~aiofinaccess.stores.protocol.ConnectionRecords` in a process's memory: the
+``MemoryStore``'s half of the connection registry (atomic because nothing awaits inside)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from ..core.errors import StoreConflictError
+from .protocol import check_claim
+
+__all__ = ["MemoryConnections"]
+
+
+class MemoryConnections:
+    """Connection records and the notices' outbox, in dicts."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, tuple[bytes, int]] = {}
+        # id -> (data, due again at; None once finished)
+        self._notices: dict[str, tuple[bytes, float | None]] = {}
+
+    async def get_connection(self, name: str) -> tuple[bytes, int] | None:
+        """The record under ``name`` and its version, or ``None``."""
+        return self._records.get(name)
+
+    async def put_connection(self, name: str, data: bytes, *, expected_version: int | None) -> int:
+        """Write the record at ``expected_version``; return the new version."""
+        found = self._records.get(name)
+        version = None if found is None else found[1]
+        if version != expected_version:
+            raise StoreConflictError(
+                f"connection record is at version {version}, not {expected_version}"
+            )
+        self._records[name] = (bytes(data), (version or 0) + 1)
+        return (version or 0) + 1
+
+    async def list_connections(self) -> AsyncIterator[tuple[str, bytes]]:
+        """Every record, as ``(name, data)``."""
+        for name, (data, _) in list(self._records.items()):
+            yield name, data
+
+    async def claim_notice(self, notice: str, data: bytes, *, claim_for: float) -> bool:
+        """Claim ``notice`` unless it was ever claimed."""
+        check_claim(1, claim_for)
+        if notice in self._notices:
+            return False
+        self._notices[notice] = (bytes(data), time.time() + claim_for)
+        return True
+
+    async def overdue_notices(self, *, limit: int, claim_for: float) -> list[tuple[str, bytes]]:
+        """Take up to ``limit`` unfinished notices whose claim ran out (a scan)."""
+        check_claim(limit, claim_for)
+        now = time.time()
+        due = sorted(
+            (at, notice)
+            for notice, (_, at) in self._notices.items()
+            if at is not None and at <= now
+        )[:limit]
+        taken = []
+        for _, notice in due:
+            data = self._notices[notice][0]
+            self._notices[notice] = (data, now + claim_for)
+            taken.append((notice, data))
+        return taken
+
+    async def finish_notice(self, notice: str) -> None:
+        """Never overdue again; the id stays claimed."""
+        if notice in self._notices:
+            self._notices[notice] = (b"", None)
