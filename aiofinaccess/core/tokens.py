@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import sys
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
@@ -97,6 +99,18 @@ def _to_optional_secret(value: str | Secret | None) -> Secret | None:
     return None if value is None else _to_secret(value)
 
 
+# The short strings of keys and sets repeat across sets (a provider, a client, "Bearer", a
+# scope, a provider's field names): each shares one copy, not the one it was decoded into.
+
+
+def _shared(value: str) -> str:
+    return sys.intern(value) if value.__class__ is str else value
+
+
+def _shared_optional(value: str | None) -> str | None:
+    return None if value is None else _shared(value)
+
+
 @attrs.frozen(slots=True)
 class ClientCredentials:
     """The OAuth client's identity at a provider.
@@ -150,9 +164,9 @@ class TokenKey:
 
     __repr__ = fields_repr
 
-    provider: str = attrs.field(validator=_check_provider)
+    provider: str = attrs.field(converter=_shared, validator=_check_provider)
     subject: str | None = attrs.field(default=None, validator=_check_subject)
-    client: str | None = attrs.field(default=None, kw_only=True)
+    client: str | None = attrs.field(default=None, converter=_shared_optional, kw_only=True)
 
     @property
     def is_client(self) -> bool:
@@ -227,6 +241,24 @@ def _summarise_extra(extra: Mapping[str, object]) -> str:
     return "{" + ", ".join(sorted(extra)) + "}"
 
 
+_NO_EXTRA: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+class _Extra(dict[str, Any]):
+    """``extra`` as a set keeps it: copies of the set (:meth:`TokenSet.with_anchor`) share it."""
+
+    __slots__ = ()
+
+
+def _extra(extra: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``extra`` with shared field names; one shared empty mapping."""
+    if extra.__class__ is _Extra or extra is _NO_EXTRA:
+        return extra
+    if not extra:
+        return _NO_EXTRA
+    return _Extra({_shared(name): value for name, value in extra.items()})
+
+
 @attrs.frozen(slots=True)
 class TokenSet:
     """One grant's tokens, as the provider issued them.
@@ -241,14 +273,16 @@ class TokenSet:
     __repr__ = fields_repr
 
     access_token: Secret = attrs.field(converter=_to_secret)
-    token_type: str = "Bearer"
+    token_type: str = attrs.field(default="Bearer", converter=_shared)
     issued_at: float = 0.0
     expires_at: float | None = None
     refresh_token: Secret | None = attrs.field(default=None, converter=_to_optional_secret)
     refresh_expires_at: float | None = None
-    scope: str | None = None
+    scope: str | None = attrs.field(default=None, converter=_shared_optional)
     id_token: Secret | None = attrs.field(default=None, converter=_to_optional_secret)
-    extra: Mapping[str, Any] = attrs.field(factory=dict, repr=_summarise_extra)
+    extra: Mapping[str, Any] = attrs.field(
+        default=_NO_EXTRA, converter=_extra, repr=_summarise_extra
+    )
     #: Where ``issued_at`` sits on the monotonic clock of this process. Not persisted: a
     #: restored token set is re-anchored by its age, which a store with a clock of its own
     #: measures (see :class:`~aiofinaccess.stores.Versioned`), else on the restoring process's
@@ -262,7 +296,9 @@ class TokenSet:
     #: The OAuth client id the set was issued to (persisted; stamped by the manager): only that
     #: client may use, renew or revoke it. ``None`` in sets stored before it was recorded: they
     #: belong to whichever client serves the provider.
-    client_id: str | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
+    client_id: str | None = attrs.field(
+        default=None, converter=_shared_optional, eq=False, repr=False, kw_only=True
+    )
 
     @property
     def has_refresh_token(self) -> bool:

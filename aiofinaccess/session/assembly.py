@@ -99,7 +99,7 @@ def assemble(
     owned = OwnedTasks()
     revoked: Tombstones = collections.OrderedDict()
     feed = FeedWatch(store=store, owned=owned)
-    registry = Registry(limits.working_set, stats=stats, on_held=feed.follow)
+    registry = Registry(limits.working_set, policy=policy, stats=stats, on_held=feed.follow)
     access = StoreAccess(
         store=store,
         registry=registry,

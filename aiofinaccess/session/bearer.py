@@ -97,8 +97,9 @@ class Bearer:
         entry = await self.entry(key)
         now = self._clock.monotonic()
         entry.last_used = now
-        if entry.token_set is not None and entry.deadlines is not None:
-            action = decide(entry.deadlines, now)
+        deadlines = entry.deadlines
+        if entry.token_set is not None and deadlines is not None:
+            action = decide(deadlines, now)
             if action is Action.USE:
                 return entry.token_set
             if action is Action.USE_AND_REFRESH:

@@ -356,7 +356,8 @@ class SessionManager:
         if self._door.open._thread_id != _thread():
             self._door.enter()  # binds the first loop, refuses another or a closed manager
         name = provider if provider.__class__ is str else provider.name  # type: ignore[union-attr]
-        entry = self._registry.entries.get((name, subject))
+        held = self._registry.entries.get(name)
+        entry = None if held is None else held.get(subject)
         if entry is not None:
             token = entry.token
             now = self._clock.monotonic()

@@ -17,8 +17,9 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from ..core.clock import Clock
-from ..core.lifecycle import RefreshPolicy, Status, scheduled_at
+from ..core.lifecycle import Deadlines, RefreshPolicy, Status, scheduled_at
 from ..core.settings import Schedule
+from ..core.tokens import TokenKey
 from .events import ManagerStats
 from .registry import Entry, Registry
 
@@ -60,17 +61,22 @@ class Planner:
         self._access = access
         self._fleet = fleet
 
-    def schedule(self, entry: Entry, at: float | None) -> None:
-        """Plan the entry's next background renewal (at monotonic ``at``, or per deadlines)."""
-        if self._queue is None or entry.deadlines is None:
+    def schedule(self, entry: Entry, at: float | None, deadlines: Deadlines | None = None) -> None:
+        """Plan the entry's next background renewal (at monotonic ``at``, or per deadlines:
+        ``deadlines``, those of the set it holds, when the caller has them at hand)."""
+        if self._queue is None:
             return
+        if deadlines is None:
+            deadlines = entry.deadlines
+            if deadlines is None:
+                return
         if self._fleet and entry.token_set is not None and entry.token_set.has_refresh_token:
             return  # its due time is in the store: the refresh duty renews it
         settings = self._schedule
         now = self._clock.monotonic()
         idle = settings.idle_after is not None and now - entry.last_used > settings.idle_after
         due = scheduled_at(
-            entry.deadlines,
+            deadlines,
             now=now,
             jitter=self._access.draw() * settings.jitter,
             keep_alive=settings.keep_alive,
@@ -80,11 +86,11 @@ class Planner:
             return
         if at is not None:
             due = max(at, now)
-        if entry.deadlines.stale_at <= entry.renewed_at:
+        if deadlines.stale_at <= entry.renewed_at:
             # A renewal that brought a set already stale must not be followed by another at
             # once, or the scheduler would renew it in a loop.
             due = max(due, entry.renewed_at + self._policy.min_interval)
-        self._queue.schedule((entry.key.provider, entry.key.subject), due, entry.generation)
+        self._queue.schedule(entry.key, due, entry.generation)
 
 
 class Trigger:
@@ -117,7 +123,8 @@ class Trigger:
 
     def fire(self, key: Hashable, generation: int) -> asyncio.Future[Any] | None:
         """The scheduler's callback: the outcome of the renewal started, or ``None``."""
-        entry = self._registry.entries.get(key)  # type: ignore[call-overload]
+        assert isinstance(key, TokenKey)  # noqa: S101  (the planner schedules entries' keys)
+        entry = self._registry.find(key.provider, key.subject)
         if entry is None or entry.generation != generation or self._owned.closed:
             return None
         if entry.job is not None:
@@ -128,14 +135,15 @@ class Trigger:
         settings = self._schedule
         now = self._clock.monotonic()
         idle = settings.idle_after is not None and now - entry.last_used > settings.idle_after
-        keep_alive_due = entry.deadlines is not None and now >= entry.deadlines.refresh_token_due_at
+        deadlines = entry.deadlines
+        keep_alive_due = deadlines is not None and now >= deadlines.refresh_token_due_at
         if idle and not (settings.keep_alive and keep_alive_due):
             return None  # left to on-demand renewal
-        if entry.deadlines is not None and now < entry.deadlines.renew_not_before:
+        if deadlines is not None and now < deadlines.renew_not_before:
             # A reissued token (finAPI's client token) is not renewed before it expires: a
             # renewal started now would only sleep till then, and a caller renewing after a
             # 401 would join it and sleep too (seed 2677). Planned again for then instead.
-            self._queue.schedule(key, entry.deadlines.renew_not_before, generation)
+            self._queue.schedule(key, deadlines.renew_not_before, generation)
             return None
         self._stats.scheduled_renewals += 1
         return self._driver.start(entry, reason="scheduled")

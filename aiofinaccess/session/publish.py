@@ -53,7 +53,7 @@ class Publisher:
         deadlines = plan(token_set, self._policy, reissued=reissued)
         entry.token_set = token_set
         entry.version = version
-        entry.deadlines = deadlines
+        entry.reissued = reissued
         entry.token = token_set.access_token.reveal()
         entry.stale_at = deadlines.stale_at
         entry.usable_until = deadlines.must_refresh_at
@@ -67,7 +67,7 @@ class Publisher:
             Event.REFRESH_SUCCEEDED if entry.status is Status.REFRESHING else Event.TOKENS_STORED
         )
         entry.status = transition(entry.status, event)
-        self._planner.schedule(entry, None)
+        self._planner.schedule(entry, None, deadlines)
 
     def adopt(self, entry: Entry, stored: Stored) -> None:
         """Publish a set another process stored, with its event and counter."""

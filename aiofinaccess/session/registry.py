@@ -1,9 +1,10 @@
 """What a session manager holds in memory: registered providers and one entry per token set.
 
 An :class:`Entry` is this process's view of one token set: the set it serves, the store
-version that set came from, its deadlines, the manager's status for it, and the renewal in
-flight. Every way an entry is emptied (forgotten, revoked, deleted elsewhere, grant dead)
-goes through :meth:`Entry.clear`. The :class:`Registry` builds token keys (a client token's
+version that set came from, the manager's status for it, and the renewal in flight; its
+deadlines are computed when asked (it keeps the two the fresh path reads). Every way an entry
+is emptied (forgotten, revoked, deleted elsewhere, grant dead) goes through
+:meth:`Entry.clear`. The :class:`Registry` builds token keys (a client token's
 key names the client, see :func:`~aiofinaccess.core.tokens.client_label`) and drops entries that
 hold nothing, so probes of unknown users and forgotten users leave no trace.
 
@@ -24,7 +25,7 @@ from ..core.errors import (
     ReauthorizationRequired,
     UsageError,
 )
-from ..core.lifecycle import Deadlines, Status
+from ..core.lifecycle import Deadlines, RefreshPolicy, Status, plan
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet, client_label
 from ..oauth.providers import ClientAuthMethod, Provider
 from .callbacks import awaiting
@@ -60,10 +61,13 @@ class Entry:
     __repr__ = fields_repr
 
     key: TokenKey
+    #: The manager's, shared: what :attr:`deadlines` are planned by.
+    policy: RefreshPolicy = attrs.field(repr=False)
     status: Status = Status.ACTIVE
     token_set: TokenSet | None = None
     version: int | None = None
-    deadlines: Deadlines | None = None
+    #: The provider handed back the token already held (see :func:`plan`).
+    reissued: bool = False
     # The revealed access token and its stale deadline, copied out for the fast path.
     token: str | None = attrs.field(default=None, repr=False)
     stale_at: float = _NEG_INF
@@ -99,11 +103,18 @@ class Entry:
         """Forget the token set (not the status): the one place an entry is emptied."""
         self.token_set = None
         self.version = None
-        self.deadlines = None
+        self.reissued = False
         self.token = None
         self.stale_at = _NEG_INF
         self.usable_until = _NEG_INF
         self.generation += 1
+
+    @property
+    def deadlines(self) -> Deadlines | None:
+        """The held set's deadlines, or ``None`` when it holds none (computed: a held set keeps
+        no deadlines object)."""
+        token_set = self.token_set
+        return None if token_set is None else plan(token_set, self.policy, reissued=self.reissued)
 
     @property
     def idle(self) -> bool:
@@ -116,6 +127,7 @@ class Registry:
 
     Args:
         capacity: At most this many entries (the bounded working set), or ``None``.
+        policy: Plans the entries' deadlines.
         stats: Counts the entries dropped to stay within ``capacity``.
         on_held: Called when an entry is made for the process's callers (not for the duty).
     """
@@ -124,20 +136,22 @@ class Registry:
         self,
         capacity: int | None = None,
         *,
+        policy: RefreshPolicy | None = None,
         stats: ManagerStats | None = None,
         on_held: Callable[[], None] = lambda: None,
     ) -> None:
         #: At most this many entries (the bounded working set), or ``None``.
         self.capacity = capacity
+        self._policy = policy if policy is not None else RefreshPolicy()
         self._stats = stats if stats is not None else ManagerStats()
         self._on_held = on_held
         self._registrations: dict[str, Registration] = {}
-        # Keyed by (provider name, subject) rather than TokenKey: the fresh path then builds
-        # no object per call. One registration per provider name, so the pair is unique.
-        self.entries: dict[tuple[str, str | None], Entry] = {}
+        #: Per provider name, by subject: the fresh path builds no object per call, and an
+        #: entry costs no key of its own (one registration per name, so the pair is unique).
+        self.entries: dict[str, dict[str | None, Entry]] = {}
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return sum(map(len, self.entries.values()))
 
     def __contains__(self, name: str) -> bool:
         return name in self._registrations
@@ -172,6 +186,7 @@ class Registry:
             provider, client, None if lookup is None else awaiting(lookup), key
         )
         self._registrations[provider.name] = registration
+        self.entries[provider.name] = {}
         return registration
 
     def registration(self, name: str) -> Registration:
@@ -253,16 +268,17 @@ class Registry:
                 (entries are found by provider and subject: it would be renewed, and written
                 over, with this process's credentials).
         """
-        entry = self.entries.get((key.provider, key.subject))
+        held = self.entries.get(key.provider)
+        entry = None if held is None else held.get(key.subject)
         if entry is not None and entry.key != key:
             raise UsageError(f"token set {key.hashed} is another client's: not renewed here")
         if entry is None:
             if not self.serves(key):
                 self.registration(key.provider)  # names an unregistered provider
                 raise UsageError(f"token set {key.hashed} is another client's: not renewed here")
-            if self.capacity is not None and len(self.entries) >= self.capacity:
+            if self.capacity is not None and len(self) >= self.capacity:
                 self._evict(self.capacity)
-            entry = self.entries[key.provider, key.subject] = Entry(key)
+            entry = self.entries[key.provider][key.subject] = Entry(key, self._policy)
             if not for_duty:
                 self._on_held()
         return entry
@@ -274,28 +290,35 @@ class Registry:
         than per entry, and the fresh path (which only writes ``last_used``) stays as it is.
         """
         target = capacity - max(1, capacity // 10)
-        idle = sorted(
-            (entry for entry in self.entries.values() if entry.job is None),
-            key=lambda entry: entry.last_used,
-        )
-        dropped = idle[: len(self.entries) - target]
+        idle = sorted((entry for entry in self if entry.job is None), key=_last_used)
+        dropped = idle[: len(self) - target]
         for entry in dropped:
-            del self.entries[entry.key.provider, entry.key.subject]
+            del self.entries[entry.key.provider][entry.key.subject]
         self._stats.working_set_evictions += len(dropped)
 
     def drop(self, entry: Entry) -> None:
         """Forget ``entry`` if no renewal runs for it; it is loaded again on demand."""
-        if entry.job is None and self.entries.get((entry.key.provider, entry.key.subject)) is entry:
-            del self.entries[entry.key.provider, entry.key.subject]
+        if entry.job is None:
+            self._remove(entry)
 
     def find(self, name: str, subject: str | None) -> Entry | None:
         """The entry of ``(name, subject)`` if this process holds one."""
-        return self.entries.get((name, subject))
+        held = self.entries.get(name)
+        return None if held is None else held.get(subject)
 
     def prune(self, entry: Entry) -> None:
         """Drop ``entry`` if it holds nothing and runs nothing."""
-        if entry.idle and self.entries.get((entry.key.provider, entry.key.subject)) is entry:
-            del self.entries[entry.key.provider, entry.key.subject]
+        if entry.idle:
+            self._remove(entry)
+
+    def _remove(self, entry: Entry) -> None:
+        held = self.entries[entry.key.provider]
+        if held.get(entry.key.subject) is entry:
+            del held[entry.key.subject]
 
     def __iter__(self) -> Iterator[Entry]:
-        return iter(list(self.entries.values()))
+        return iter([entry for held in self.entries.values() for entry in held.values()])
+
+
+def _last_used(entry: Entry) -> float:
+    return entry.last_used

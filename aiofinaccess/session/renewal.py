@@ -262,6 +262,7 @@ class RenewalDriver:
     ) -> Situation:
         key = entry.key
         holds_version = run.stored is not None and run.stored.version == entry.version
+        deadlines = entry.deadlines if holds_version else None
         write_failed = run.write_error is not None and run.pending is not None
         return Situation(
             now=now,
@@ -275,11 +276,7 @@ class RenewalDriver:
             can_use_password=registration.password_lookup is not None,
             refresh_failed=run.refresh_failed,
             dead_grant=run.dead_grant,
-            renew_not_before=(
-                entry.deadlines.renew_not_before
-                if holds_version and entry.deadlines is not None
-                else _NEG_INF
-            ),
+            renew_not_before=_NEG_INF if deadlines is None else deadlines.renew_not_before,
             lease_left=None if run.lease is None else run.lease.remaining(),
             pending=run.pending is not None,
             write_failed=write_failed,

@@ -109,7 +109,7 @@ class PendingWrites:
         run.pending = None
         entry.in_window = False
         entry.renewed_at = now = self._clock.monotonic()
-        late_by = None if entry.deadlines is None else now - entry.deadlines.stale_at
+        late_by = None if entry.token_set is None else now - entry.stale_at
         self._publisher.publish(entry, fresh, version, reissued=run.reissued)
         assert run.grant is not None  # noqa: S101
         self._hub.emit(
@@ -127,8 +127,9 @@ class PendingWrites:
             self.stats.rotations += 1
             self._hub.emit(Rotated(key.hashed, key.provider, version, subject=key.subject))
         logger.debug("token set %s renewed, version %d", key.hashed, version)
-        assert entry.token_set is not None and entry.deadlines is not None  # noqa: PT018, S101
-        run.stored = Stored(entry.token_set, version, entry.deadlines)
+        deadlines = entry.deadlines
+        assert entry.token_set is not None and deadlines is not None  # noqa: PT018, S101
+        run.stored = Stored(entry.token_set, version, deadlines)
         run.written = True
 
     def pending_until(self, token_set: TokenSet) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -132,6 +133,27 @@ class TestParseTokenResponse:
         assert token_set.extra == {"not-before-policy": 0, "session_state": "abc"}
         assert token_set.expires_at_monotonic() == 350.0
         assert token_set.refresh_expires_at_monotonic() == 1_850.0
+
+    def test_sets_share_their_short_strings_and_copies_share_extra(self) -> None:
+        """Each set decoded from JSON kept its own "Bearer", scope and field names (issue 27:
+        about 240 bytes of a Keycloak set); a copy of a set copied ``extra`` too."""
+        first, second = (
+            parse_token_response(
+                json.loads(
+                    f'{{"access_token": "AT{n}", "token_type": "Bearer", "scope": "openid ais",'
+                    f' "session_state": "s{n}"}}'
+                ),
+                sent=SENT,
+            )
+            for n in (1, 2)
+        )
+        assert first.token_type is second.token_type
+        assert first.scope is second.scope
+        assert next(iter(first.extra)) is next(iter(second.extra))
+        assert first.with_anchor(SENT).extra is first.extra
+        assert TokenSet("AT").extra is TokenSet("AT2").extra == {}  # no dict a set when empty
+        provider = json.loads('"everifin"')
+        assert TokenKey(provider, "u").provider is TokenKey("everifin", "v").provider
 
     def test_expires_in_as_string(self) -> None:
         """Some servers send numbers as strings."""

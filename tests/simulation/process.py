@@ -194,7 +194,7 @@ class Process:
         if not self.alive:
             return []
         registry = self.manager._registry
-        return [e.token_set for e in registry.entries.values() if e.token_set is not None]
+        return [e.token_set for e in registry if e.token_set is not None]
 
     def check_alive(self) -> None:
         if not self.alive:
