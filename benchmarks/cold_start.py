@@ -70,6 +70,7 @@ NOT_NEEDED = (
     "aiofinaccess.integrations",
     "aiofinaccess.oauth.client",
     "aiofinaccess.oauth.transport",
+    "aiofinaccess.session.events",
     "aiofinaccess.session.redeem",
     "aiofinaccess.session.retrying",
 )

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigurationError
 from ..core.tokens import Secret
-from .events import GrantLost, ManagerEvent
 
 if TYPE_CHECKING:
+    from .events import GrantLost, ManagerEvent
     from .registry import AsyncPasswordLookup, PasswordLookup
 
 __all__ = ["ReauthCallback", "awaiting", "plain_subscriber", "reauth_subscriber"]
@@ -25,7 +25,7 @@ __all__ = ["ReauthCallback", "awaiting", "plain_subscriber", "reauth_subscriber"
 logger = logging.getLogger("aiofinaccess")
 
 #: Told which user must connect again: a plain or an async function of the event.
-ReauthCallback = Callable[[GrantLost], object]
+ReauthCallback = Callable[["GrantLost"], object]
 
 
 def _is_async(function: object) -> bool:
@@ -76,6 +76,7 @@ def reauth_subscriber(
     """
     if not callable(callback):
         raise ConfigurationError("on_reauth_required() needs a function of one event")
+    from .events import GrantLost  # noqa: PLC0415  (the records load with their first listener)
 
     async def run(awaitable: Awaitable[object], event: GrantLost) -> None:
         try:

@@ -31,14 +31,15 @@ from ..oauth.providers import Provider
 from ..stores.memory import MemoryStore
 from ..stores.protocol import TokenStore
 from .assembly import Settings, assemble
-from .callbacks import ReauthCallback, plain_subscriber, reauth_subscriber
 from .door import Door
-from .events import ManagerEvent, ManagerStats
+from .hub import ManagerStats
 from .registry import PasswordLookup
 
 if TYPE_CHECKING:
     from ..oauth.authorization import AuthorizationRequest
     from ..oauth.client import OAuthClient
+    from .callbacks import ReauthCallback
+    from .events import ManagerEvent
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
@@ -294,6 +295,8 @@ class SessionManager:
             ConfigurationError: ``callback`` is a coroutine function (it would never run).
         """
         self._door.enter()
+        from .callbacks import plain_subscriber  # noqa: PLC0415  (not on a first token's path)
+
         plain_subscriber(callback)
         return self._hub.subscribe(callback)
 
@@ -303,6 +306,8 @@ class SessionManager:
         user's ``subject``). An async ``callback`` runs in a task the manager owns. Returns an
         unsubscribe function."""
         self._door.enter()
+        from .callbacks import reauth_subscriber  # noqa: PLC0415  (not on a first token's path)
+
         return self._hub.subscribe(reauth_subscriber(callback, self._spawn))
 
     def events(self, *, maxsize: int = 1024) -> AsyncIterator[ManagerEvent]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.clock import Clock
 from ..core.lifecycle import RefreshPolicy, Status, scheduled_at
 from ..core.settings import Schedule
-from .events import ManagerStats
+from .hub import ManagerStats
 from .registry import Entry, Registry
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from ..core.lifecycle import Deadlines, Status
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet, client_label
 from ..oauth.providers import ClientAuthMethod, Provider
 from .callbacks import awaiting
-from .events import ManagerStats
+from .hub import ManagerStats
 
 __all__ = ["AsyncPasswordLookup", "Entry", "PasswordLookup", "Registration", "Registry"]
 
