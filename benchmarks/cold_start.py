@@ -67,6 +67,7 @@ NOT_NEEDED = (
     "aiohttp.web",
     "aiofinaccess.api",
     "aiofinaccess.cli",
+    "aiofinaccess.core.retry",
     "aiofinaccess.integrations",
     "aiofinaccess.oauth.client",
     "aiofinaccess.oauth.transport",

@@ -35,6 +35,8 @@ HEAVY = (
     "aiofinaccess.cli",
     "aiofinaccess.core.convert",
     "aiofinaccess.core.error_bodies",
+    # Backoff: only a failed renewal or a retried request waits.
+    "aiofinaccess.core.retry",
     "aiofinaccess.integrations.web",
     "aiofinaccess.oauth.authorization",
     # The token request and its retries: a token served from memory or the store sends none.
