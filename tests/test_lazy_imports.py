@@ -112,14 +112,15 @@ def test_fresh_token_path_loads_no_optional_layer() -> None:
 
 
 def test_sqlite_token_path_loads_no_converter() -> None:
-    """With SQLiteStore the token path loads the store's driver, and still no cattrs: the codec's
-    converter loads with the first record read or written."""
+    """With SQLiteStore the token path loads the store's module, and neither aiosqlite nor
+    cattrs: the driver loads with the store's first connection, the codec's converter with the
+    first record read or written."""
     modules = loaded_after(
         "from aiofinaccess import BearerAuth, ClientCredentials, Everifin, SessionManager, "
         "SQLiteStore"
     )
     assert "aiofinaccess.stores.sqlite" in modules
-    driver = ("aiofinaccess.stores.sqlite", "aiofinaccess.stores.codec", "aiosqlite", "sqlite3")
+    driver = ("aiofinaccess.stores.sqlite", "aiofinaccess.stores.codec", "sqlite3")
     assert [m for m in heavy_in(modules) if not m.startswith(driver)] == []
 
 

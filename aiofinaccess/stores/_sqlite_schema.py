@@ -16,11 +16,12 @@ connection's set-up, and every statement the store runs, each written once.
 from __future__ import annotations
 
 import sqlite3
-from typing import Final
-
-import aiosqlite
+from typing import TYPE_CHECKING, Final
 
 from ..core.errors import StoreError
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 __all__ = [
     "ACQUIRE",

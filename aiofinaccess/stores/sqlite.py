@@ -15,9 +15,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
-
-import aiosqlite
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core.errors import ConfigurationError, StoreConflictError, StoreError
 from ..core.tokens import TokenKey, TokenSet
@@ -37,6 +35,9 @@ from .protocol import (
     open_pending,
     seal_pending,
 )
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 __all__ = ["SQLiteStore"]
 
@@ -196,6 +197,8 @@ class SQLiteStore:
         parameters: tuple[str, ...] = ()
         if provider is not None:  # uses the index on provider
             statement, parameters = f"{sql.KEYS} WHERE provider = ?", (provider,)
+        import aiosqlite  # noqa: PLC0415  (the driver loads with the first connection)
+
         try:
             reader = await aiosqlite.connect(
                 self._path, timeout=self._busy_timeout, isolation_level=None
@@ -352,6 +355,8 @@ class SQLiteStore:
         return self._conn
 
     async def _connect(self) -> aiosqlite.Connection:
+        import aiosqlite  # noqa: PLC0415  (the driver loads with the first connection)
+
         conn = None
         try:
             await asyncio.to_thread(self._create_file)
