@@ -7,8 +7,8 @@ connect again; it is left out of the record's ``repr`` (user ids are personal da
 keep the hash only). The manager hands
 them to callbacks (:meth:`~aiofinaccess.session.manager.SessionManager.subscribe`) and to async
 iterators (:meth:`~aiofinaccess.session.manager.SessionManager.events`) through
-:class:`~aiofinaccess.session.hub.EventHub`, which builds none while nobody listens: this module
-loads with the first listener.
+:class:`~aiofinaccess.session.hub.EventHub`. A token served from the store needs none (an
+adoption builds its event only for a listener): this module loads with the first event built.
 """
 
 from __future__ import annotations
