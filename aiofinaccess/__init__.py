@@ -54,11 +54,11 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .oauth.providers import Provider as Provider
     from .session.events import GrantLost as GrantLost
     from .session.events import ManagerEvent as ManagerEvent
-    from .session.events import ManagerStats as ManagerStats
     from .session.events import Refreshed as Refreshed
     from .session.events import RefreshFailed as RefreshFailed
     from .session.events import Rotated as Rotated
     from .session.events import WriteAbandoned as WriteAbandoned
+    from .session.hub import ManagerStats as ManagerStats
     from .session.manager import SessionManager as SessionManager
     from .stores.memory import MemoryStore as MemoryStore
     from .stores.postgres import PostgresStore as PostgresStore  # needs the `postgres` extra
@@ -87,9 +87,8 @@ _HOMES: Final = {
     ".integrations.webform_flow": "WebFormFlow",
     ".oauth.presets": "Everifin FinApi Oidc",
     ".oauth.providers": "Provider",
-    ".session.events": (
-        "GrantLost ManagerEvent ManagerStats Refreshed RefreshFailed Rotated WriteAbandoned"
-    ),
+    ".session.events": "GrantLost ManagerEvent Refreshed RefreshFailed Rotated WriteAbandoned",
+    ".session.hub": "ManagerStats",
     ".session.manager": "SessionManager",
     ".stores.memory": "MemoryStore",
     ".stores.postgres": "PostgresStore",

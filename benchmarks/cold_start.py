@@ -67,9 +67,11 @@ NOT_NEEDED = (
     "aiohttp.web",
     "aiofinaccess.api",
     "aiofinaccess.cli",
+    "aiofinaccess.core.retry",
     "aiofinaccess.integrations",
     "aiofinaccess.oauth.client",
     "aiofinaccess.oauth.transport",
+    "aiofinaccess.session.events",
     "aiofinaccess.session.redeem",
     "aiofinaccess.session.retrying",
 )

@@ -35,6 +35,8 @@ HEAVY = (
     "aiofinaccess.cli",
     "aiofinaccess.core.convert",
     "aiofinaccess.core.error_bodies",
+    # Backoff: only a failed renewal or a retried request waits.
+    "aiofinaccess.core.retry",
     "aiofinaccess.integrations.web",
     "aiofinaccess.oauth.authorization",
     # The token request and its retries: a token served from memory or the store sends none.
@@ -42,6 +44,9 @@ HEAVY = (
     "aiofinaccess.oauth.error_bodies",
     "aiofinaccess.oauth.transport",
     "aiofinaccess.sandbox",
+    # The event records and the subscriber adapters: a first token builds no event while nobody
+    # listens (the records load with the first listener).
+    "aiofinaccess.session.events",
     "aiofinaccess.session.redeem",
     "aiofinaccess.session.retrying",
     "aiofinaccess.stores.codec",
@@ -107,15 +112,67 @@ def test_fresh_token_path_loads_no_optional_layer() -> None:
 
 
 def test_sqlite_token_path_loads_no_converter() -> None:
-    """With SQLiteStore the token path loads the store's driver, and still no cattrs: the codec's
-    converter loads with the first record read or written."""
+    """With SQLiteStore the token path loads the store's module, and neither aiosqlite nor
+    cattrs: the driver loads with the store's first connection, the codec's converter with the
+    first record read or written."""
     modules = loaded_after(
         "from aiofinaccess import BearerAuth, ClientCredentials, Everifin, SessionManager, "
         "SQLiteStore"
     )
     assert "aiofinaccess.stores.sqlite" in modules
-    driver = ("aiofinaccess.stores.sqlite", "aiofinaccess.stores.codec", "aiosqlite", "sqlite3")
+    driver = ("aiofinaccess.stores.sqlite", "aiofinaccess.stores.codec", "sqlite3")
     assert [m for m in heavy_in(modules) if not m.startswith(driver)] == []
+
+
+#: A first token served from the store: a fresh interpreter restores a set another manager
+#: stored, with no listener and then with one. Prints whether the event records had loaded
+#: after each, and the events the listener saw.
+ADOPTION = """
+import asyncio, json, sys, time
+from aiofinaccess import ClientCredentials, Everifin, Schedule, SessionManager, SQLiteStore
+from aiofinaccess.core.tokens import Anchor, parse_token_response
+
+PATH, PROVIDER = sys.argv[1], Everifin.at("https://auth.invalid/auth", "https://api.invalid")
+BODY = {"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "token_type": "Bearer"}
+
+def manager() -> SessionManager:
+    made = SessionManager(store=SQLiteStore(PATH), schedule=Schedule(enabled=False))
+    made.register(PROVIDER, ClientCredentials("client", "secret"))
+    return made
+
+async def main() -> None:
+    async with manager() as first:
+        sent = Anchor(time.time(), time.monotonic())
+        await first.store_token_set("everifin", "u", parse_token_response(BODY, sent=sent))
+    loaded = []
+    seen = []
+    for listen in (False, True):
+        async with manager() as restarted:
+            if listen:
+                restarted.subscribe(lambda event: seen.append(repr(event)))
+            assert await restarted.access_token("everifin", "u") == "at"
+        loaded.append("aiofinaccess.session.events" in sys.modules)
+    print(json.dumps({"loaded": loaded, "seen": seen}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_first_token_from_the_store_builds_no_event_nobody_hears(tmp_path: Path) -> None:
+    """Adopting a stored set loads no event record without a listener; with one, the listener
+    gets the adoption's event as before."""
+    done = subprocess.run(  # noqa: S603  (our own interpreter and code)
+        [sys.executable, "-c", ADOPTION, str(tmp_path / "tokens.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["loaded"] == [False, True]
+    assert len(found["seen"]) == 1
+    assert found["seen"][0].startswith("Refreshed(")
+    assert "grant='adopted'" in found["seen"][0]
 
 
 def test_a_model_does_not_load_the_session_manager() -> None:

@@ -20,7 +20,7 @@ from .config import CliError, Config, ProviderSettings
 from .output import Output
 
 if TYPE_CHECKING:
-    from ..session.events import ManagerStats
+    from ..session.hub import ManagerStats
 
 __all__ = ["add_worker_command", "run_worker"]
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from ._repr import fields_repr
 from .errors import ConfigurationError, UsageError
-from .retry import Backoff
 from .tokens import TokenSet
+
+if TYPE_CHECKING:
+    from .retry import Backoff
 
 __all__ = [
     "TRANSITIONS",
@@ -242,6 +244,8 @@ class RetryPolicy:
     @property
     def request_backoff(self) -> Backoff:
         """The backoff between tries of one request (inside a renewal, in the API pipeline)."""
+        from .retry import Backoff  # noqa: PLC0415  (not on a first token's path)
+
         return Backoff(self.initial, self.max_wait, self.max_retry_after)
 
     def backoff(self, failures: int, draw: float, retry_after: float | None = None) -> float:
@@ -249,6 +253,8 @@ class RetryPolicy:
 
         ``Retry-After`` is a floor here, not a replacement: a renewal rescheduled after the
         server's wait still spreads over the jitter window."""
+        from .retry import Backoff  # noqa: PLC0415  (not on a first token's path)
+
         wait = draw * Backoff(self.backoff_initial, self.backoff_max).window(failures)
         return max(wait, retry_after) if retry_after is not None else wait
 

@@ -73,7 +73,9 @@ class Stored:
     slack: float = 0.0
 
 
-@attrs.frozen(slots=True, eq=False)  # an input: built for each step, never compared
+# A situation and a step live for one decision: no slots (they save memory on what is kept,
+# and cost a second class to build).
+@attrs.frozen(slots=False, eq=False)  # an input: built for each step, never compared
 class Situation:
     """Everything one renewal step depends on.
 
@@ -127,14 +129,14 @@ class Situation:
     late_answers: int = 0
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class Persist:
     """Write the redeemed set (compare-and-swap on the version it was redeemed from)."""
 
     __repr__ = fields_repr
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class WriteFailed:
     """Writing the redeemed set failed. ``fail_callers``: they have waited long enough (the job
     goes on trying; they never get a token the store has not accepted). ``give_up``: the set
@@ -146,14 +148,14 @@ class WriteFailed:
     give_up: bool
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class Deliver:
     """The redeemed set is stored and published: hand it to the callers."""
 
     __repr__ = fields_repr
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class Late:
     """The answer came after the new token's own expiry: never hand it out. ``again``: one more
     round (the lease is still held); else the renewal fails."""
@@ -163,14 +165,14 @@ class Late:
     again: bool
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class Adopt:
     """Take the stored set as this process's current set."""
 
     __repr__ = fields_repr
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class Reinstate:
     """Write the held set over the older one the store holds (compare-and-swap on its
     version)."""
@@ -178,7 +180,7 @@ class Reinstate:
     __repr__ = fields_repr
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class Poison:
     """No grant can renew the set: delete the dead one (at its version) and fail."""
 
@@ -187,7 +189,7 @@ class Poison:
     reason: str
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class WaitUntil:
     """Sleep until monotonic ``at``, then decide again."""
 
@@ -196,14 +198,14 @@ class WaitUntil:
     at: float
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class TakeLease:
     """Acquire the store's lease for the key, then read the store again."""
 
     __repr__ = fields_repr
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class ExtendLease:
     """Ask the store to push out a lease that ran out or is known lost (by owner: the store
     refuses anyone else)."""
@@ -211,7 +213,7 @@ class ExtendLease:
     __repr__ = fields_repr
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=False)
 class Redeem:
     """Send one token request with ``grant``, fenced once an endpoint slot is held."""
 

@@ -22,13 +22,13 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
-from ..session import events
+from ..session import events, hub
 from ..session.manager import SessionManager
 
 __all__ = ["Telemetry"]
 
 _SCOPE = "aiofinaccess"
-_STATS = [field.name for field in attrs.fields(events.ManagerStats)]
+_STATS = [field.name for field in attrs.fields(hub.ManagerStats)]
 
 
 def _outcome(status: int) -> str:

@@ -19,7 +19,7 @@ from ..core.renewal_step import Stored
 from ..core.settings import Schedule
 from ..core.tokens import Anchor, TokenKey, TokenSet
 from ..stores.protocol import RefreshDuty, TokenStore, Versioned
-from .events import ManagerStats
+from .hub import ManagerStats
 from .jobs import bounded
 from .registry import Registry
 

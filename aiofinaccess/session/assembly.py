@@ -21,9 +21,9 @@ from ..stores.protocol import RefreshDuty, TokenStore
 from .access import StoreAccess
 from .bearer import Bearer
 from .duty import DutyLoop
-from .events import EventHub, ManagerStats
 from .feed import FeedWatch
 from .grants import Grants, Tombstones
+from .hub import EventHub, ManagerStats
 from .lifetime import Background, Lifetime, OwnedTasks
 from .planning import Planner, Trigger
 from .publish import Publisher

@@ -36,7 +36,7 @@ from ..core.renewal_step import Stored
 from ..core.settings import Duty
 from ..core.tokens import TokenKey
 from ..stores.protocol import RefreshDuty
-from .events import ManagerStats
+from .hub import ManagerStats
 from .registry import Registry
 from .stopping import cancel_and_wait
 

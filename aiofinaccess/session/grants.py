@@ -19,7 +19,7 @@ from ..core.errors import StoreConflictError
 from ..core.renewal_step import begun
 from ..core.tokens import Secret, TokenKey, TokenSet
 from ..oauth.providers import RevocationStyle
-from .events import ManagerStats
+from .hub import ManagerStats
 from .registry import Registry
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from ..core.renewal_step import Stored
 from ..core.stopping import cancel_asked as cancelled
 from ..core.tokens import TokenSet
 from ..stores.protocol import Lease
-from .events import EventHub, GrantLost, ManagerStats, RefreshFailed
+from .hub import EventHub, ManagerStats
 from .registry import Entry
 
 if TYPE_CHECKING:
@@ -168,6 +168,8 @@ class Outcomes:
                 return
             self.stats.reauth_required += 1
             logger.warning("token set %s needs re-authorization: %s", key.hashed, error.reason)
+            from .events import GrantLost  # noqa: PLC0415  (not on a first token's path)
+
             self._hub.emit(GrantLost(key.hashed, key.provider, error.reason, subject=key.subject))
             return
         entry.status = transition(entry.status, Event.REFRESH_FAILED)
@@ -186,6 +188,8 @@ class Outcomes:
             error,
             f"retry in {retry_in:.1f} s" if may_succeed else "no retry scheduled",
         )
+        from .events import RefreshFailed  # noqa: PLC0415  (not on a first token's path)
+
         self._hub.emit(
             RefreshFailed(
                 key.hashed,

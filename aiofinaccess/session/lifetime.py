@@ -22,8 +22,8 @@ from ..core.errors import StoreError, UsageError
 from ..core.settings import Timeouts
 from ..core.tokens import TokenKey
 from ..stores.protocol import Versioned
-from .events import EventHub
 from .feed import Changes
+from .hub import EventHub
 from .registry import Registry
 from .stopping import cancel_and_wait
 

@@ -33,16 +33,16 @@ from ..oauth.providers import Provider
 from ..stores.memory import MemoryStore
 from ..stores.protocol import ConnectionRecords, TokenStore
 from .assembly import Settings, assemble
-from .callbacks import plain_subscriber
 from .connection_watch import logged_in, observe_logins, tell
 from .connections import ConnectionRegistry
 from .door import Door
-from .events import ManagerEvent, ManagerStats
+from .hub import ManagerStats
 from .registry import PasswordLookup
 
 if TYPE_CHECKING:
     from ..oauth.authorization import AuthorizationRequest
     from ..oauth.client import OAuthClient
+    from .events import ManagerEvent
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
 
@@ -302,6 +302,8 @@ class SessionManager:
             ConfigurationError: ``callback`` is a coroutine function (it would never run).
         """
         self._door.enter()
+        from .callbacks import plain_subscriber  # noqa: PLC0415  (not on a first token's path)
+
         plain_subscriber(callback)
         return self._hub.subscribe(callback)
 

@@ -20,7 +20,7 @@ from ..core.clock import Clock
 from ..core.lifecycle import Deadlines, RefreshPolicy, Status, scheduled_at
 from ..core.settings import Schedule
 from ..core.tokens import TokenKey
-from .events import ManagerStats
+from .hub import ManagerStats
 from .registry import Entry, Registry
 
 if TYPE_CHECKING:

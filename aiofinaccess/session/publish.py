@@ -9,7 +9,7 @@ from ..core.clock import Clock
 from ..core.lifecycle import Event, RefreshPolicy, Status, plan, transition
 from ..core.renewal_step import Stored
 from ..core.tokens import Anchor, TokenSet
-from .events import EventHub, ManagerStats, Refreshed
+from .hub import EventHub, ManagerStats
 from .planning import Planner
 from .registry import Entry
 
@@ -73,9 +73,17 @@ class Publisher:
         """Publish a set another process stored, with its event and counter."""
         self._stats.adopted_from_store += 1
         self.publish(entry, stored.token_set, stored.version)
-        key = entry.key
-        self._hub.emit(
-            Refreshed(
-                key.hashed, key.provider, "adopted", "store", stored.version, subject=key.subject
+        if self._hub.listening:
+            from .events import Refreshed  # noqa: PLC0415  (loads with the first listener)
+
+            key = entry.key
+            self._hub.emit(
+                Refreshed(
+                    key.hashed,
+                    key.provider,
+                    "adopted",
+                    "store",
+                    stored.version,
+                    subject=key.subject,
+                )
             )
-        )

@@ -35,8 +35,8 @@ from ..core.fencing import LeaseLapsed, fenced
 from ..core.lifecycle import Renewal, RetryPolicy
 from ..core.renewal_step import descended
 from ..core.tokens import Secret, TokenKey, TokenSet
-from .events import ManagerStats
 from .fence import Fence
+from .hub import ManagerStats
 from .jobs import Job
 from .registry import Entry, Registration
 from .retrying import Retrier, RetryDetails

@@ -29,7 +29,7 @@ from ..core.lifecycle import Deadlines, RefreshPolicy, Status, plan
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet, client_label
 from ..oauth.providers import ClientAuthMethod, Provider
 from .callbacks import awaiting
-from .events import ManagerStats
+from .hub import ManagerStats
 
 __all__ = ["AsyncPasswordLookup", "Entry", "PasswordLookup", "Registration", "Registry"]
 

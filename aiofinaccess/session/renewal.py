@@ -48,8 +48,8 @@ from ..core.renewal_step import (
 )
 from ..core.settings import Timeouts
 from ..core.tokens import TokenSet
-from .events import EventHub, ManagerStats
 from .fence import Fence
+from .hub import EventHub, ManagerStats
 from .jobs import Job, Outcomes, cancelled, retrieve
 from .registry import Entry, Registration, Registry
 from .writes import PendingWrites

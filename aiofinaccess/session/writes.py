@@ -27,7 +27,7 @@ from ..core.lifecycle import RefreshPolicy, RetryPolicy, plan
 from ..core.renewal_step import Stored, WriteFailed, superseded, worth_writing_until
 from ..core.settings import Timeouts
 from ..core.tokens import TokenSet
-from .events import EventHub, ManagerStats, Refreshed, Rotated, WriteAbandoned
+from .hub import EventHub, ManagerStats
 from .jobs import Job, Outcomes
 from .registry import Entry
 
@@ -112,6 +112,8 @@ class PendingWrites:
         late_by = None if entry.token_set is None else now - entry.stale_at
         self._publisher.publish(entry, fresh, version, reissued=run.reissued)
         assert run.grant is not None  # noqa: S101
+        from .events import Refreshed, Rotated  # noqa: PLC0415  (not on a first token's path)
+
         self._hub.emit(
             Refreshed(
                 key.hashed,
@@ -180,4 +182,6 @@ class PendingWrites:
             "token set %s was renewed but could not be stored; its session may be lost",
             key.hashed,
         )
+        from .events import WriteAbandoned  # noqa: PLC0415  (not on a first token's path)
+
         self._hub.emit(WriteAbandoned(key.hashed, key.provider, subject=key.subject))

@@ -16,13 +16,14 @@ connection's set-up, and every statement the store runs, each written once.
 from __future__ import annotations
 
 import sqlite3
-from typing import Final
-
-import aiosqlite
+from typing import TYPE_CHECKING, Final
 
 from ..core.errors import StoreError
 from ._sql_payments import SQLITE_TABLE
 from ._sqlite_connections import SCHEMA as CONNECTIONS_SCHEMA
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 __all__ = [
     "ACQUIRE",

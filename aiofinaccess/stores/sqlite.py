@@ -15,9 +15,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
-
-import aiosqlite
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core.errors import ConfigurationError, StoreConflictError, StoreError
 from ..core.tokens import TokenKey, TokenSet
@@ -40,6 +38,9 @@ from .protocol import (
     open_pending,
     seal_pending,
 )
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 __all__ = ["SQLiteStore"]
 
@@ -200,6 +201,8 @@ class SQLiteStore(SQLiteConnections, Delegated):
         parameters: tuple[str, ...] = ()
         if provider is not None:  # uses the index on provider
             statement, parameters = f"{sql.KEYS} WHERE provider = ?", (provider,)
+        import aiosqlite  # noqa: PLC0415  (the driver loads with the first connection)
+
         try:
             reader = await aiosqlite.connect(
                 self._path, timeout=self._busy_timeout, isolation_level=None
@@ -359,6 +362,8 @@ class SQLiteStore(SQLiteConnections, Delegated):
         return self._conn
 
     async def _connect(self) -> aiosqlite.Connection:
+        import aiosqlite  # noqa: PLC0415  (the driver loads with the first connection)
+
         conn = None
         try:
             await asyncio.to_thread(self._create_file)
