@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from ..core.connections import ConnectionState, Observation
 from ..core.errors import StoreError
 from ..oauth.providers import Provider
-from .events import GrantLost, ManagerEvent
 
 if TYPE_CHECKING:
     from .connections import ConnectionRegistry
+    from .events import GrantLost, ManagerEvent
 
 __all__ = ["grant_lost", "logged_in", "observe_logins"]
 
@@ -56,6 +56,8 @@ def observe_logins(
     """A manager event subscriber that records each user's dead grant in the registry."""
 
     def on_event(event: ManagerEvent) -> None:
+        from .events import GrantLost  # noqa: PLC0415  (loaded by whoever built the event)
+
         if not isinstance(event, GrantLost) or event.subject is None:
             return
         found = registry()

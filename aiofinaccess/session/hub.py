@@ -66,6 +66,8 @@ class EventHub:
         self._stats = stats
         self._callbacks: list[Callable[[ManagerEvent], object]] = []
         self._queues: set[asyncio.Queue[ManagerEvent | None]] = set()
+        # The manager's own watchers: they hear what is built, but make nobody "listening".
+        self._watchers: list[Callable[[ManagerEvent], object]] = []
 
     @property
     def listening(self) -> bool:
@@ -76,6 +78,12 @@ class EventHub:
         """Call ``callback(event)`` for every event; returns a function that unsubscribes."""
         self._callbacks.append(callback)
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+    def watch(self, callback: Callable[[ManagerEvent], None]) -> None:
+        """Call ``callback(event)`` for every event emitted, without making the hub
+        :attr:`listening` (the manager's own bookkeeping: an event only a listener needs is
+        still not built for it)."""
+        self._watchers.append(callback)
 
     async def iterate(self, maxsize: int) -> AsyncIterator[ManagerEvent]:
         """Yield events until :meth:`close`; when ``maxsize`` are waiting, the oldest is dropped."""
@@ -89,9 +97,9 @@ class EventHub:
 
     def emit(self, event: ManagerEvent) -> None:
         """Deliver ``event`` to every subscriber."""
-        if not self.listening:
+        if not (self.listening or self._watchers):
             return
-        for callback in list(self._callbacks):
+        for callback in [*self._watchers, *self._callbacks]:
             try:
                 result = callback(event)
             except Exception:

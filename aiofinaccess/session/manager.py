@@ -124,7 +124,7 @@ class SessionManager:
         self._scheduler, self._lifetime = parts.scheduler, parts.lifetime
         self._access, self._feed = parts.access, parts.feed
         self._bearer, self._grants = parts.bearer, parts.grants
-        self._hub.subscribe(observe_logins(self._registry_if_kept, self._spawn))
+        self._hub.watch(observe_logins(self._registry_if_kept, self._spawn))
 
     def __repr__(self) -> str:
         return (
