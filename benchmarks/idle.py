@@ -115,7 +115,7 @@ async def main() -> None:
     parser.add_argument("--sets", type=int, default=100_000)
     parser.add_argument("--idle-share", type=float, default=0.9)
     args = parser.parse_args()
-    sets = 10_000 if args.quick else args.sets
+    sets = 5_000 if args.quick else args.sets
     async with common.redis_server() as url:
         before = await measure(url, sets, args.idle_share, gated=False)
         after = await measure(url, sets, args.idle_share, gated=True)
