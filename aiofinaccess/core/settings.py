@@ -100,7 +100,9 @@ class Schedule:
         keep_alive: Also renew before the *refresh* token runs out, even for idle sets (keeps
             Keycloak sessions alive past their SSO-idle timeout).
         idle_after: Seconds without use after which a set is left to on-demand renewal
-            (``None``: never idle).
+            (``None``: never idle). In a fleet, serving processes stamp their uses in the
+            store every eighth of this and the duty stops renewing sets idle longer; an idle
+            user's next request then costs one token request and one store write.
         jitter: Share of the lead by which a scheduled renewal may move earlier at random.
     """
 

@@ -17,13 +17,14 @@ from ..core.errors import ConfigurationError
 from ..core.lifecycle import RefreshPolicy, RetryPolicy
 from ..core.settings import Duty, Limits, Schedule, Timeouts
 from ..stores.memory import MemoryStore
-from ..stores.protocol import RefreshDuty, TokenStore
+from ..stores.protocol import RefreshDuty, TokenStore, UseStamps
 from .access import StoreAccess
 from .bearer import Bearer
 from .duty import DutyLoop
 from .feed import FeedWatch
 from .grants import Grants, Tombstones
 from .hub import EventHub, ManagerStats
+from .idle import IdleGate, UseStamper
 from .lifetime import Background, Lifetime, OwnedTasks
 from .planning import Planner, Trigger
 from .publish import Publisher
@@ -145,6 +146,20 @@ def assemble(
             clock, trigger.fire, max_in_flight=limits.concurrent_refreshes, queue=queue
         )
         background.append(scheduler)
+    # Idle sets cost nothing where the store keeps their last use: every process stamps its
+    # uses, and the duty leaves the sets nobody used alone.
+    stamps = fleet and schedule.idle_after is not None and isinstance(store, UseStamps)
+    if stamps and schedule.idle_after is not None:
+        background.append(
+            UseStamper(
+                access=access,
+                registry=registry,
+                clock=clock,
+                idle_after=schedule.idle_after,
+                stats=stats,
+                last_within=timeouts.close or None,
+            )
+        )
     if fleet and schedule.enabled and duty.enabled is not False:
         background.append(
             DutyLoop(
@@ -158,6 +173,11 @@ def assemble(
                 settings=duty,
                 claim_for=claim_for,
                 concurrency=limits.concurrent_refreshes,
+                idle=(
+                    IdleGate(access=access, clock=clock, schedule=schedule, stats=stats)
+                    if stamps
+                    else None
+                ),
             )
         )
     lifetime = Lifetime(

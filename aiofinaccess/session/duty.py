@@ -42,6 +42,7 @@ from .stopping import cancel_and_wait
 
 if TYPE_CHECKING:
     from .access import StoreAccess
+    from .idle import IdleGate
     from .lifetime import OwnedTasks
     from .publish import Publisher
     from .renewal import RenewalDriver
@@ -70,6 +71,7 @@ class DutyLoop:
         settings: Batch, poll and gather.
         claim_for: Seconds a claim lasts (must cover one renewal).
         concurrency: Renewals the duty runs at once.
+        idle: Leaves the idle sets of a claimed batch alone (``None``: renews them all).
     """
 
     def __init__(
@@ -85,7 +87,9 @@ class DutyLoop:
         settings: Duty,
         claim_for: float,
         concurrency: int,
+        idle: IdleGate | None = None,
     ) -> None:
+        self._idle = idle
         self._access = access
         self._store = cast(RefreshDuty, access.store)
         self._registry = registry
@@ -150,7 +154,7 @@ class DutyLoop:
                 self._dropped(dropped)
             stats.duty_claimed += len(keys)
             claim_ends = self._clock.wall() + self._claim_for
-            for key in keys:
+            for key in keys if self._idle is None else await self._idle.sift(keys):
                 task = self._owned.spawn(self._renew(key, claim_ends))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)

@@ -51,6 +51,11 @@ class ManagerStats:
     #: Claimed user sets issued to another client (another app sharing the store under the same
     #: provider name): given back unrenewed, for that client's worker.
     duty_other_client: int = 0
+    #: Claimed sets left alone because nobody used them for ``Schedule.idle_after`` (each
+    #: once per idle spell; with keep-alive, once per refresh token).
+    duty_idle: int = 0
+    #: Last uses written to the store for the refresh duty to read.
+    use_stamps: int = 0
     #: Entries dropped to keep the bounded working set.
     working_set_evictions: int = 0
 

@@ -40,6 +40,7 @@ PasswordLookup = Callable[[str], "Awaitable[str | Secret | None] | str | Secret 
 AsyncPasswordLookup = Callable[[str], Awaitable["str | Secret | None"]]
 
 _NEG_INF = float("-inf")
+_INF = float("inf")
 
 
 @attrs.define(slots=True, eq=False)  # one per provider, compared by identity
@@ -74,6 +75,9 @@ class Entry:
     #: Until then the token may still be handed out (``must_refresh_at``).
     usable_until: float = _NEG_INF
     last_used: float = _NEG_INF
+    #: The last use written to the store's stamp (``inf``: an entry the duty made, whose
+    #: renewal is no use).
+    stamped: float = _NEG_INF
     #: When this process last published a set it redeemed itself (not restored or adopted).
     renewed_at: float = _NEG_INF
     generation: int = 0
@@ -272,6 +276,8 @@ class Registry:
         entry = None if held is None else held.get(key.subject)
         if entry is not None and entry.key != key:
             raise UsageError(f"token set {key.hashed} is another client's: not renewed here")
+        if entry is not None and not for_duty and entry.stamped == _INF:
+            entry.stamped = _NEG_INF  # the duty's entry, now the app's too: its uses count
         if entry is None:
             if not self.serves(key):
                 self.registration(key.provider)  # names an unregistered provider
@@ -279,7 +285,9 @@ class Registry:
             if self.capacity is not None and len(self) >= self.capacity:
                 self._evict(self.capacity)
             entry = self.entries[key.provider][key.subject] = Entry(key, self._policy)
-            if not for_duty:
+            if for_duty:
+                entry.stamped = _INF
+            else:
                 self._on_held()
         return entry
 

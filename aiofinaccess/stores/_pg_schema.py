@@ -6,6 +6,8 @@ statement it runs, each one statement (its own transaction), written once per sc
   from a clock further than :data:`DUE_TOLERANCE` off move by the difference, as Redis's do.
 * **Token sets** carry ``written`` (the database's clock) and ``age`` (the writer's age of the
   set then), so a reader counts the age on the database's clock, never its own.
+* **Last use** is ``used_at`` on the database's clock, from the writer's age of the use; only
+  a stamp writes it (a put leaves it), and a stamp makes an unscheduled set due at once.
 * **Changes** are ``pg_notify`` calls in the statement that writes: sent only if it commits.
 * **Leases** are rows ``(key, holder)`` with ``holder = owner:beat:ttl_ms``, judged on the
   waiters' monotonic clocks as the Redis lease is (:mod:`._pg_lease`).
@@ -55,6 +57,10 @@ MIGRATIONS: Final = (
     CREATE TABLE {s}.connection_notices (id text PRIMARY KEY, data bytea NOT NULL, due_at float8);
     CREATE INDEX connection_notices_due ON {s}.connection_notices (due_at)
         WHERE due_at IS NOT NULL;
+    """,
+    # The last use (the database's clock; NULL: never stamped), written by mark_used only.
+    """
+    ALTER TABLE {s}.token_sets ADD COLUMN used_at float8;
     """,
 )
 
@@ -150,6 +156,18 @@ class Statements:
             f" AND {renewable} ORDER BY due_at LIMIT 1) AS x"
         )
         self.due_count = f"SELECT count(*) FROM {sets} WHERE due_at <= $1::float8"
+        # -- last use: $1 keys, $2 each use's age (stamp); $1 keys (read).
+        self.mark_used = (
+            f"{now}, u AS (SELECT * FROM unnest($1::text[], $2::float8[]) AS u(key, age))"
+            f" UPDATE {sets} AS s SET used_at = greatest(s.used_at, t.now - u.age),"
+            " due_at = coalesce(s.due_at, t.now) FROM t, u WHERE s.key = u.key"
+        )
+        self.idle_for = (
+            # greatest() skips a NULL: never stamped must stay NULL.
+            f"{now} SELECT key, CASE WHEN used_at IS NOT NULL THEN greatest(0, t.now - used_at)"
+            f" END FROM {sets}, t"
+            " WHERE key = ANY($1::text[])"
+        )
 
         # -- pending authorizations: $1 state, $2 data, $3 ttl.
         self.put_pending = (

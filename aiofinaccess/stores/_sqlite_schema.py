@@ -11,6 +11,8 @@ connection's set-up, and every statement the store runs, each written once.
   indexes, written by the same statement as the set; a claim is one statement (:func:`claim`)
   over the claimant's providers' rows. :func:`prepare` adds the column to an older database on
   first open, under the write lock, with every existing set due at once.
+* **Last use**: a ``used_at`` column (epoch seconds, ``NULL`` = never stamped) that only
+  :func:`mark_used` writes (a put leaves it), added to an older database the same way.
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ __all__ = [
     "RESCHEDULE",
     "SCHEMA",
     "SQLITE_VERSION",
+    "STAMP_BATCH",
     "TAKE_PENDING",
     "UPDATE_SET",
     "claim",
     "get_many",
+    "idle_for",
+    "mark_used",
     "next_due",
     "prepare",
     "unschedule",
@@ -57,7 +62,7 @@ __all__ = [
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS token_sets (
     key TEXT PRIMARY KEY, provider TEXT NOT NULL, version INTEGER NOT NULL,
-    data BLOB NOT NULL, updated_at REAL, due_at REAL
+    data BLOB NOT NULL, updated_at REAL, due_at REAL, used_at REAL
 );
 CREATE INDEX IF NOT EXISTS token_sets_provider ON token_sets (provider);
 CREATE TABLE IF NOT EXISTS leases (
@@ -145,6 +150,27 @@ RESCHEDULE: Final = (
 NEXT_DUE: Final = "SELECT due_at FROM token_sets WHERE due_at IS NOT NULL ORDER BY due_at LIMIT 1"
 DUE_COUNT: Final = "SELECT count(*) FROM token_sets WHERE due_at <= ?"
 
+#: Keys per stamp or idle statement (two parameters a key, well under SQLite's limit).
+STAMP_BATCH: Final = 400
+
+
+def mark_used(count: int) -> str:
+    """Stamp ``count`` keys' last use (parameters: key and use time per key, then now): the
+    latest use wins, and a set without a due time falls due now."""
+    rows = ",".join(["(?, ?)"] * count)
+    return (
+        f"WITH u(key, at) AS (VALUES {rows}) UPDATE token_sets"  # noqa: S608  (placeholders only)
+        " SET used_at = max(coalesce(token_sets.used_at, u.at), u.at),"
+        " due_at = coalesce(token_sets.due_at, ?) FROM u WHERE token_sets.key = u.key"
+    )
+
+
+def idle_for(count: int) -> str:
+    """The last use of ``count`` stored keys (``NULL``: never stamped)."""
+    marks = ",".join("?" * count)
+    return f"SELECT key, used_at FROM token_sets WHERE key IN ({marks})"  # noqa: S608
+
+
 # -- pending authorizations ---------------------------------------------------------------------
 PUT_PENDING: Final = """
 INSERT INTO pending_authorizations (state, data, expires_at) VALUES (?, ?, ?)
@@ -195,7 +221,7 @@ async def prepare(conn: aiosqlite.Connection) -> None:
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:
-    """Add ``due_at`` to a database written before the refresh duty (once, atomically)."""
+    """Add ``due_at`` and ``used_at`` to a database written before them (once, atomically)."""
     # Another process may be migrating right now; on failure the caller closes the
     # connection, which rolls the transaction back.
     await conn.execute("BEGIN IMMEDIATE")
@@ -204,6 +230,8 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
     if "due_at" not in columns:
         await conn.execute("ALTER TABLE token_sets ADD COLUMN due_at REAL")
         await conn.execute("UPDATE token_sets SET due_at = 0")
+    if "used_at" not in columns:
+        await conn.execute("ALTER TABLE token_sets ADD COLUMN used_at REAL")
     await conn.execute(_DUE_INDEX)
     await conn.execute(_PROVIDER_DUE_INDEX)
     await conn.execute("COMMIT")

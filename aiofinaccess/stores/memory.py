@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import time
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from contextlib import asynccontextmanager
 
 from ..core.errors import LeaseBusyError, StoreConflictError
@@ -29,6 +30,7 @@ from .protocol import (
     check_due,
     check_scope,
     check_ttl,
+    check_uses,
     in_scope,
 )
 
@@ -56,6 +58,7 @@ class MemoryStore(MemoryConnections):
         self._heaps: dict[str, list[tuple[float, str, TokenKey]]] = {}
         self._stacked = 0  # entries pushed on the heaps since the last rebuild
         self._payments: dict[str, dict[str, StoredRecord]] = {}
+        self._used: dict[TokenKey, float] = {}  # last use, on this machine's wall clock
 
     def __repr__(self) -> str:
         return f"MemoryStore(token_sets={len(self._data)})"
@@ -96,6 +99,7 @@ class MemoryStore(MemoryConnections):
             )
         del self._data[key]
         self._set_due(key, None)
+        self._used.pop(key, None)
         return True
 
     # -- refresh duty ------------------------------------------------------------------------
@@ -180,6 +184,25 @@ class MemoryStore(MemoryConnections):
             for heap in self._heaps.values():
                 heapq.heapify(heap)
             self._stacked = len(self._due)
+
+    async def mark_used(self, uses: Mapping[TokenKey, float]) -> None:
+        """Stamp each stored key's last use (``uses[key]`` seconds ago); an unscheduled key
+        falls due now."""
+        now = time.time()
+        for key, age in check_uses(uses):
+            if key in self._data:
+                self._used[key] = max(self._used.get(key, -math.inf), now - age)
+                if key not in self._due:
+                    self._set_due(key, now)
+
+    async def idle_for(self, keys: Collection[TokenKey]) -> dict[TokenKey, float | None]:
+        """Seconds since each stored key's last stamped use (``None``: never stamped)."""
+        now = time.time()
+        return {
+            key: None if (at := self._used.get(key)) is None else max(0.0, now - at)
+            for key in keys
+            if key in self._data
+        }
 
     async def get_many(self, keys: Iterable[TokenKey]) -> dict[TokenKey, Versioned]:
         """The stored sets of ``keys`` that exist, in one call."""

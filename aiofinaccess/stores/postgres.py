@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
@@ -38,6 +38,7 @@ from .protocol import (
     check_due,
     check_scope,
     check_ttl,
+    check_uses,
     open_pending,
     seal_pending,
     sort_claimed,
@@ -331,6 +332,35 @@ class PostgresStore(PgConnections, Delegated):
         """How many sets are due at ``now`` (an index range count)."""
         found = await self._call("due count", None, "fetchval", self._sql.due_count, now)
         return rows.integer(found, "count")
+
+    # -- last use --------------------------------------------------------------------------
+
+    async def mark_used(self, uses: Mapping[TokenKey, float]) -> None:
+        """Stamp each stored key's last use (``uses[key]`` seconds ago) on the database's
+        clock, :data:`BATCH` keys per statement; an unscheduled key falls due now.
+
+        Raises:
+            UsageError: A bad age.
+            StoreError: The database failed (earlier batches may be written).
+        """
+        checked = check_uses(uses)
+        for start in range(0, len(checked), BATCH):
+            batch = checked[start : start + BATCH]
+            names, ages = [str(key) for key, _ in batch], [age for _, age in batch]
+            await self._call("mark used", None, "execute", self._sql.mark_used, names, ages)
+
+    async def idle_for(self, keys: Collection[TokenKey]) -> dict[TokenKey, float | None]:
+        """Seconds since each stored key's last stamped use, on the database's clock
+        (``None``: never stamped), :data:`BATCH` keys per statement."""
+        wanted = {str(key): key for key in keys}
+        names = list(wanted)
+        found: dict[TokenKey, float | None] = {}
+        for start in range(0, len(names), BATCH):
+            batch = names[start : start + BATCH]
+            for row in await self._call("idle for", None, "fetch", self._sql.idle_for, batch):
+                key = wanted[rows.text(row[0], "key")]
+                found[key] = None if row[1] is None else rows.number(row[1], "idle time")
+        return found
 
     # -- leases ----------------------------------------------------------------------------
 

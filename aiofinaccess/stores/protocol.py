@@ -5,9 +5,10 @@ A store is a :class:`TokenStore`: versioned compare-and-swap (a writer that lost
 other writer may hold the only live refresh token), a lease around each refresh that its holder
 extends by owner token (:class:`Lease`), and streamed key listing. Versions are opaque: compare
 them for equality only. A shared store may add a change feed (:class:`ChangeFeed`), the refresh
-duty (:class:`RefreshDuty`), ages on its own clock (:attr:`Versioned.age`) and pending
-authorizations (:class:`PendingAuthorizations`): the shipped stores keep the duty and
-pending authorizations, and ``RedisStore`` and ``PostgresStore`` add the change feed and ages.
+duty (:class:`RefreshDuty`) and its last-use stamps (:class:`UseStamps`), ages on its own clock
+(:attr:`Versioned.age`) and pending authorizations (:class:`PendingAuthorizations`): the shipped
+stores keep the duty, its stamps and pending authorizations, and ``RedisStore`` and
+``PostgresStore`` add the change feed and ages.
 A bad row is skipped, logged by hash and counted (:class:`StoreStats`). Stores raise
 :class:`~aiofinaccess.core.errors.StoreError` on failure.
 """
@@ -18,7 +19,7 @@ import base64
 import binascii
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
@@ -44,6 +45,7 @@ __all__ = [
     "RefreshDuty",
     "StoreStats",
     "TokenStore",
+    "UseStamps",
     "Versioned",
     "carried",
     "stored_age",
@@ -340,6 +342,46 @@ class RefreshDuty(Protocol):
         """How many sets are due at ``now`` (for metrics and the fleet benchmark's backlog
         figure)."""
         ...
+
+
+@runtime_checkable
+class UseStamps(Protocol):
+    """A refresh-duty store that keeps when each token set was last used, so the duty leaves
+    idle sets alone (``Schedule.idle_after``).
+
+    Serving processes stamp uses in batches, each as an *age* (seconds since the use on the
+    writer's own clock), and the store keeps the latest use on its own clock: no writer's wall
+    clock enters, however skewed. Ages are read on the store's clock too. The stamp lives and
+    dies with the set (a delete removes it; a ``put`` leaves it as it is).
+    """
+
+    async def mark_used(self, uses: Mapping[TokenKey, float]) -> None:
+        """Stamp each key as used ``uses[key]`` seconds ago; a stamp older than the stored one
+        changes nothing. A key not stored is skipped. A stored key without a due time falls
+        due at once (on the store's clock): a set the duty left idle rejoins it.
+
+        Raises:
+            UsageError: An age is not a finite number of seconds >= 0.
+            StoreError: The store failed (some stamps may be written).
+        """
+        ...
+
+    async def idle_for(self, keys: Collection[TokenKey]) -> dict[TokenKey, float | None]:
+        """Seconds since each stored key's last stamped use, on the store's clock (``None``:
+        never stamped); keys not stored are left out."""
+        ...
+
+
+def check_uses(uses: Mapping[TokenKey, float]) -> list[tuple[TokenKey, float]]:
+    """Validate :meth:`UseStamps.mark_used`'s ages; return them as ``(key, float)`` pairs."""
+    checked = []
+    for key, age in uses.items():
+        if isinstance(age, bool) or not (
+            isinstance(age, int | float) and math.isfinite(age) and age >= 0
+        ):
+            raise UsageError("a use's age must be a finite number of seconds >= 0")
+        checked.append((key, float(age)))
+    return checked
 
 
 class Claimed(list[TokenKey]):

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, TypeVar
 
@@ -31,6 +31,7 @@ from ._redis_lease import Leases
 from ._redis_payments import RedisPayments
 from ._redis_replicated import ReplicatedPuts
 from ._redis_scripts import DELETE, DUE_TOLERANCE, GET, PUT
+from ._redis_stamps import UseStampSets
 from ._redis_urls import describe, target, wait_options
 from .codec import JsonCodec, TokenCodec
 from .payment_records import Delegated
@@ -205,6 +206,7 @@ class RedisStore(RedisConnections, Delegated):
                 no_script=NoScriptError,
                 connect=_node_client,
             )
+        self._stamps = UseStampSets(client, self._layout, self._call)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._target}, prefix={self._layout.prefix!r})"
@@ -379,6 +381,16 @@ class RedisStore(RedisConnections, Delegated):
     async def due_count(self, *, now: float) -> int:
         """How many sets are due at ``now``: a ``ZCOUNT`` per shard, pipelined."""
         return await self._duty.due_count(now=now)
+
+    async def mark_used(self, uses: Mapping[TokenKey, float]) -> None:
+        """Stamp each stored key's last use (``uses[key]`` seconds ago) on the server's clock,
+        a script per batch (per shard in a cluster); an unscheduled key falls due now."""
+        await self._stamps.mark_used(uses)
+
+    async def idle_for(self, keys: Collection[TokenKey]) -> dict[TokenKey, float | None]:
+        """Seconds since each stored key's last stamped use, on the server's clock (``None``:
+        never stamped)."""
+        return await self._stamps.idle_for(keys)
 
     # -- leases ----------------------------------------------------------------------------
 

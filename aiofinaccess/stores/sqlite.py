@@ -13,7 +13,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +35,7 @@ from .protocol import (
     Versioned,
     check_due,
     check_ttl,
+    check_uses,
     open_pending,
     seal_pending,
 )
@@ -258,6 +259,34 @@ class SQLiteStore(SQLiteConnections, Delegated):
     async def due_count(self, *, now: float) -> int:
         """How many sets are due at ``now`` (an index range count)."""
         return await self._due.count(now)
+
+    async def mark_used(self, uses: Mapping[TokenKey, float]) -> None:
+        """Stamp each stored key's last use (``uses[key]`` seconds ago, on this machine's
+        clock, which every process sharing the file reads); an unscheduled key falls due now.
+
+        Raises:
+            UsageError: A bad age.
+            StoreError: SQLite failed (earlier batches may be written).
+        """
+        checked = check_uses(uses)
+        for start in range(0, len(checked), sql.STAMP_BATCH):
+            batch = checked[start : start + sql.STAMP_BATCH]
+            now = time.time()
+            parameters: list[Any] = [value for key, age in batch for value in (str(key), now - age)]
+            await self._execute(sql.mark_used(len(batch)), [*parameters, now])
+
+    async def idle_for(self, keys: Collection[TokenKey]) -> dict[TokenKey, float | None]:
+        """Seconds since each stored key's last stamped use (``None``: never stamped)."""
+        wanted = {str(key): key for key in keys}
+        names = list(wanted)
+        found: dict[TokenKey, float | None] = {}
+        for start in range(0, len(names), sql.STAMP_BATCH):
+            batch = names[start : start + sql.STAMP_BATCH]
+            _, rows = await self._execute(sql.idle_for(len(batch)), batch)
+            now = time.time()
+            for name, used_at in rows:
+                found[wanted[name]] = None if used_at is None else max(0.0, now - used_at)
+        return found
 
     async def put_pending(self, state: str, data: bytes, *, ttl: float) -> None:
         """Keep ``data`` (through the codec) under ``state`` for ``ttl`` seconds.

@@ -21,6 +21,7 @@ from aiofinaccess.stores import (
     RefreshDuty,
     StoredRecord,
     TokenStore,
+    UseStamps,
 )
 
 ALICE = TokenKey("everifin", "alice")
@@ -485,6 +486,97 @@ class DutyContract:
             await store.put(ALICE, sample(), expected_version=None, due_at=due_at)
         assert isinstance(store, TokenStore)
         assert await store.get(ALICE) is None
+
+    async def test_is_a_use_stamps_store(self, store: TokenStore) -> None:
+        assert isinstance(store, UseStamps)
+
+    async def test_a_use_is_stamped_as_an_age_and_read_on_the_stores_clock(
+        self, store: RefreshDuty
+    ) -> None:
+        """A use stamped ``age`` seconds ago reads as that many seconds (plus the time since);
+        a set never stamped reads ``None``, a key not stored is left out."""
+        assert isinstance(store, UseStamps)
+        await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        await store.put(BOB, sample(), expected_version=None, due_at=100.0)
+        await store.mark_used({ALICE: 100.0, CLIENT: 5.0})
+        idle = await store.idle_for([ALICE, BOB, CLIENT])
+        assert set(idle) == {ALICE, BOB}
+        assert idle[BOB] is None
+        assert idle[ALICE] is not None
+        assert 100.0 - 0.01 <= idle[ALICE] <= 105.0
+
+    async def test_the_latest_use_wins(self, store: RefreshDuty) -> None:
+        """Stamps from several writers arrive in any order: an older one changes nothing."""
+        assert isinstance(store, UseStamps)
+        await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        await store.mark_used({ALICE: 10.0})
+        await store.mark_used({ALICE: 500.0})
+        first = (await store.idle_for([ALICE]))[ALICE]
+        assert first is not None
+        assert 10.0 - 0.01 <= first <= 15.0
+        await store.mark_used({ALICE: 0.0})
+        latest = (await store.idle_for([ALICE]))[ALICE]
+        assert latest is not None
+        assert latest < first
+
+    async def test_a_stamp_lives_and_dies_with_its_set(self, store: RefreshDuty) -> None:
+        """A put keeps the stamp (a renewal is no use); a delete drops it; a key not stored
+        when stamped stays unstamped once stored."""
+        assert isinstance(store, UseStamps)
+        assert isinstance(store, TokenStore)
+        version = await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        await store.mark_used({ALICE: 50.0, BOB: 1.0})
+        await store.put(ALICE, sample("AT-2"), expected_version=version, due_at=200.0)
+        kept = (await store.idle_for([ALICE]))[ALICE]
+        assert kept is not None
+        assert kept >= 50.0 - 0.01
+        await store.delete(ALICE)
+        await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        await store.put(BOB, sample(), expected_version=None, due_at=100.0)
+        assert await store.idle_for([ALICE, BOB]) == {ALICE: None, BOB: None}
+
+    async def test_a_stamp_brings_an_unscheduled_set_back_to_the_duty(
+        self, store: RefreshDuty
+    ) -> None:
+        """A set the duty left idle (no due time) falls due at once when used; a scheduled or
+        claimed set keeps its due time."""
+        assert isinstance(store, UseStamps)
+        later = time.time() + 3600.0
+        await store.put(ALICE, sample(), expected_version=None, due_at=None)
+        await store.put(BOB, sample(), expected_version=None, due_at=later)
+        await store.mark_used({ALICE: 0.0, BOB: 0.0})
+        assert await claim(store) == [ALICE]
+        deadline = await store.next_due()
+        assert deadline is not None
+        assert deadline > time.time() + 30.0  # ALICE's claim: the stamp did not move it
+        await store.mark_used({ALICE: 0.0})
+        assert await claim(store) == []
+        assert await store.due_count(now=later - 1.0) == 1  # BOB still due at his own time
+
+    async def test_stamps_come_in_batches(self, store: RefreshDuty) -> None:
+        """One call stamps many sets (more than one statement's or script's worth)."""
+        assert isinstance(store, UseStamps)
+        keys = due_keys(1200)
+        for start in range(0, len(keys), 100):
+            await asyncio.gather(
+                *(
+                    store.put(key, sample(), expected_version=None, due_at=100.0)
+                    for key in keys[start : start + 100]
+                )
+            )
+        await store.mark_used(dict.fromkeys(keys[:1100], 30.0))
+        idle = await store.idle_for(keys)
+        assert len(idle) == 1200
+        assert all(idle[key] is None for key in keys[1100:])
+        assert all(30.0 - 0.01 <= (idle[key] or 0.0) <= 60.0 for key in keys[:1100])
+
+    @pytest.mark.parametrize("age", [-1.0, math.nan, math.inf, True])
+    async def test_a_bad_age_is_a_usage_error(self, store: RefreshDuty, age: float) -> None:
+        assert isinstance(store, UseStamps)
+        await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        with pytest.raises(UsageError):
+            await store.mark_used({ALICE: age})
+        assert await store.idle_for([ALICE]) == {ALICE: None}
 
 
 class ConnectionsContract:

@@ -77,3 +77,17 @@ class SharedContract:
         async with asyncio.timeout(1):
             assert await asyncio.gather(*consumers) == [[(BOB, version)]] * 2
         assert [change async for change in store.changes()] == []
+
+    async def test_stamps_from_two_workers_are_ages_read_on_the_stores_clock(
+        self, store: Any, other: Any
+    ) -> None:
+        """Two workers stamp uses as ages, whatever their wall clocks say: each reader sees
+        the latest use, in seconds on the store's clock, and never a use in the future."""
+        await store.put(ALICE, sample(), expected_version=None, due_at=100.0)
+        await store.put(BOB, sample(), expected_version=None, due_at=100.0)
+        await store.mark_used({ALICE: 300.0, BOB: 20.0})
+        await other.mark_used({ALICE: 60.0, BOB: 900.0})
+        seen = [await reader.idle_for([ALICE, BOB]) for reader in (store, other)]
+        for idle in seen:
+            assert 60.0 - 0.01 <= idle[ALICE] <= 65.0
+            assert 20.0 - 0.01 <= idle[BOB] <= 25.0
