@@ -25,7 +25,7 @@ from aiofinaccess import RefreshPolicy, Schedule, TokenSet
 from aiofinaccess.core.clock import SYSTEM_CLOCK
 from aiofinaccess.core.tokens import TokenKey
 from aiofinaccess.session.access import StoreAccess
-from aiofinaccess.session.events import ManagerStats
+from aiofinaccess.session.hub import ManagerStats
 from aiofinaccess.session.idle import IdleGate
 from aiofinaccess.session.registry import Registry
 from aiofinaccess.stores.redis import RedisStore
