@@ -27,6 +27,12 @@ CANARY = "c4n4ry-s3cret"
 SECRET_NAMES = frozenset({"state", "nonce", "code", "code_verifier", "verifier", "url", "token"})
 SECRET_TYPES = ("Secret", "TokenSet", "ClientCredentials")
 NOT_SECRET = {
+    # A connection's state (ACTIVE, EXPIRING, ...: a ConnectionState), not an OAuth ``state``.
+    ("aiofinaccess.api.everifin.session_state", "SessionStatus", "state"),
+    ("aiofinaccess.api.finapi.consent", "ConnectionStatus", "state"),
+    ("aiofinaccess.core.connections", "Notice", "state"),
+    ("aiofinaccess.session.connection_events", "ReconnectRequired", "state"),
+    ("aiofinaccess.session.connection_events", "ConnectionInfo", "state"),
     # A configured endpoint (token, revocation, API); its parameters go in ``query``, whose
     # repr shows names only.
     ("aiofinaccess.oauth.transport", "HttpRequest", "url"),
