@@ -1,6 +1,6 @@
 """finAPI Access: users, the Web Form 2.0, accounts and transactions, connection updates and
-consent state, payments (Access and the payment forms, with money checked before sending), and
-their models.
+consent state, notification rules, payments (Access and the payment forms, with money checked
+before sending), and their models.
 
 Every call takes a :class:`~aiofinaccess.SessionManager` holding a
 :class:`~aiofinaccess.FinApi` provider; the names load on first use.
@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.models import Paging as Paging
     from .api.finapi.models import TransactionPage as TransactionPage
     from .api.finapi.models import UpdateResult as UpdateResult
+    from .api.finapi.notification_rules import NotificationRule as NotificationRule
+    from .api.finapi.notification_rules import NotificationRuleRoutes as NotificationRuleRoutes
+    from .api.finapi.notification_rules import NotificationRules as NotificationRules
+    from .api.finapi.notification_rules import TriggerEvent as TriggerEvent
     from .api.finapi.payment_forms import FormOptions as FormOptions
     from .api.finapi.payment_forms import PaymentFormRoutes as PaymentFormRoutes
     from .api.finapi.payment_forms import PaymentForms as PaymentForms
@@ -83,6 +87,9 @@ _HOMES: Final = {
     ".api.finapi.models": (
         "BankConnection BankConnectionInterface BankConsent DailyBalance DailyBalances "
         "FinApiAccount FinApiBank FinApiTransaction Paging TransactionPage UpdateResult"
+    ),
+    ".api.finapi.notification_rules": (
+        "NotificationRule NotificationRuleRoutes NotificationRules TriggerEvent"
     ),
     ".api.finapi.payment_forms": "FormOptions PaymentFormRoutes PaymentForms",
     ".api.finapi.payment_models": (

@@ -86,7 +86,7 @@ class Sandbox:
 
     def service(self, name: str) -> Any:
         """``"finapi"``, ``"finapi_data"``, ``"keycloak"``, ``"bankconnect"``, ``"webform"``,
-        ``"tasks"`` or ``"payments"``: a service's state."""
+        ``"tasks"``, ``"payments"`` or ``"rules"``: a service's state."""
         return self.app[SERVICES_KEY][name]
 
 

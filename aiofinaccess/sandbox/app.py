@@ -26,6 +26,7 @@ from .common import REQUEST_ID, request_id
 from .finapi import FinApiService
 from .finapi_data import FinApiDataService
 from .finapi_payments import PaymentService
+from .finapi_rules import RuleService
 from .finapi_tasks import TaskService
 from .fleet import routes as fleet_routes
 from .keycloak import KeycloakService
@@ -251,6 +252,7 @@ def build_app(state: SandboxState) -> web.Application:
     webform = WebFormService(state, finapi, finapi_data)
     tasks = TaskService(state, finapi, finapi_data, webform)
     payments = PaymentService(state, finapi, finapi_data, webform)
+    rules = RuleService(state, finapi)
     app[STATE_KEY] = state
     app[SERVICES_KEY] = {
         "finapi": finapi,
@@ -260,13 +262,16 @@ def build_app(state: SandboxState) -> web.Application:
         "finapi_data": finapi_data,
         "tasks": tasks,
         "payments": payments,
+        "rules": rules,
     }
     app.on_cleanup.append(tasks.close)
+    app.on_cleanup.append(rules.close)
     app.add_routes(finapi.routes())
     app.add_routes(finapi_data.routes())
     app.add_routes(webform.routes())
     app.add_routes(tasks.routes())
     app.add_routes(payments.routes())
+    app.add_routes(rules.routes())
     app.add_routes(keycloak.routes())
     app.add_routes(bankconnect.routes())
     app.add_routes(fleet_routes(keycloak))
