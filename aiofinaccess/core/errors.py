@@ -9,10 +9,14 @@
     │   │       ├── InvalidAmountError  not a positive amount in the currency's minor units
     │   │       └── InvalidIbanError    wrong length for its country or mod 97 check
     │   └── InvalidTransition         a token set's status cannot take that event (a bug)
-    ├── AuthorizationFlowError        an authorization redirect cannot be accepted
+    ├── AuthorizationFlowError        a redirect or a provider's callback cannot be accepted
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
     │   ├── AuthorizationDenied       the provider redirected with ``error=...``
-    │   └── ExchangeFailed            the callback was genuine; exchanging its code failed
+    │   ├── ExchangeFailed            the callback was genuine; exchanging its code failed
+    │   └── CallbackRejected          a finAPI callback cannot be taken (``status``: 400)
+    │       ├── MalformedCallback     not the callback's shape (400)
+    │       ├── CallbackTooLarge      a body over the limit (413)
+    │       └── CallbackUnavailable   not confirmable for now: send it again (503)
     ├── TransportError                the network failed; ``retryable``, ``request_sent``
     ├── UnexpectedResponseError       a 2xx answer the SDK cannot read
     │   └── TokenResponseError        ... from a token endpoint
@@ -61,6 +65,9 @@ __all__ = [
     "AuthorizationDenied",
     "AuthorizationFlowError",
     "BadRequestError",
+    "CallbackRejected",
+    "CallbackTooLarge",
+    "CallbackUnavailable",
     "ClientMismatchError",
     "ConfigurationError",
     "ConflictError",
@@ -71,6 +78,7 @@ __all__ = [
     "InvalidIbanError",
     "LeaseBusyError",
     "LockedError",
+    "MalformedCallback",
     "NotFoundError",
     "OAuthError",
     "PausedBeforeSendError",
@@ -158,7 +166,7 @@ class InvalidIbanError(PaymentFieldError):
 
 
 class AuthorizationFlowError(AiofinaccessError):
-    """An authorization redirect (the callback URL) cannot be accepted."""
+    """An authorization redirect (the callback URL) or a provider's callback cannot be accepted."""
 
 
 class StateMismatchError(AuthorizationFlowError):
@@ -335,6 +343,29 @@ class RateLimitedError(ApiError):
 
 class ServerError(ApiError):
     """5xx: the provider failed; retrying later may succeed."""
+
+
+class CallbackRejected(AuthorizationFlowError):
+    """A finAPI callback that cannot be taken; ``status`` is the HTTP answer to give."""
+
+    status = 400
+
+
+class MalformedCallback(CallbackRejected):
+    """Not the callback's shape (400)."""
+
+
+class CallbackTooLarge(CallbackRejected):
+    """A callback body over the limit (413)."""
+
+    status = 413
+
+
+class CallbackUnavailable(CallbackRejected):
+    """A callback could not be confirmed for now (finAPI or the store failed): send it
+    again (503)."""
+
+    status = 503
 
 
 class PaymentError(AiofinaccessError):
