@@ -1,6 +1,6 @@
 """finAPI's callbacks, received: Web Form, background task, notification rule, user deletion.
 
->>> callbacks = FinApiCallbacks(manager, base_url="https://app.example/finapi/callbacks")
+>>> callbacks = FinApiCallbacks(manager, base_url=PUBLIC_URL)  # doctest: +SKIP
 >>> WebCallbacks(callbacks, path="/finapi/callbacks").setup(app)  # doctest: +SKIP
 >>> update = BackgroundUpdate(7, callbacks=callbacks.task_callbacks("alice"))  # doctest: +SKIP
 

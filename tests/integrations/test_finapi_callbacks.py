@@ -39,6 +39,7 @@ from aiofinaccess.integrations.finapi_callback_bodies import (
     parse_callback,
 )
 from aiofinaccess.integrations.finapi_callbacks import FinApiCallbacks, WebCallbacks
+from aiofinaccess.integrations.webform_flow import _password_key
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.sandbox.state import CallbackFaults
 from tests.support.finapi_journey import import_connection, press
@@ -197,7 +198,15 @@ async def test_notifications_are_confirmed_by_the_api_and_forgeries_change_nothi
         status, answer = await app.post("notification", json.dumps(body).encode())
         assert (status, answer["confirmed"]) == (200, False), forged
     assert app.events == []  # nothing read, nothing changed
-    assert await service.fire(USER, "BANK_LOGIN_ERROR") == 1
+    async with (  # the sandbox's batch update, over its control route this time
+        aiohttp.ClientSession() as http,
+        http.post(
+            sandbox.base_url + "/_sandbox/finapi/notify",
+            json={"userId": USER, "triggerEvent": "BANK_LOGIN_ERROR"},
+        ) as response,
+    ):
+        assert (await response.json())["sent"] == 1
+    assert app.deliveries["notification"] == 4 + len(forgeries) + 4
     assert kinds(app.events) == ["ReconnectRequired"]  # four deliveries, one event
 
 
@@ -207,11 +216,15 @@ async def test_a_deleted_user_is_forgotten_once_and_a_forged_deletion_is_not(
     connection_id = await import_connection(sandbox_manager, USER)
     registry = sandbox_manager.connections
     await registry.observe("finapi", USER, str(connection_id), Observation())  # known to it
+    store = sandbox_manager.store
+    password = _password_key("finapi", USER)  # as WebFormFlow keeps it
+    await store.put_pending(password, b'{"password": "kept-password"}', ttl=600)
     forged = json.dumps({"userId": USER, "event": "DELETED"}).encode()
     status, answer = await app.post("user-sync", forged)
     assert (status, answer["confirmed"]) == (200, False)
     key = sandbox_manager.key("finapi", USER)
-    assert await sandbox_manager.store.get(key) is not None
+    assert await store.get(key) is not None
+    assert await store.get_pending(password) is not None
     token = await sandbox_manager.access_token("finapi", USER)
     async with (  # deleted behind the manager's back: only the callback tells it
         aiohttp.ClientSession() as http,
@@ -222,7 +235,8 @@ async def test_a_deleted_user_is_forgotten_once_and_a_forged_deletion_is_not(
         assert response.status == 200
     await app.settle(lambda: sandbox.state.counters["user_sync.sent"] == 1)
     assert app.deliveries["user-sync"] == 5  # the forgery, then four
-    assert await sandbox_manager.store.get(key) is None
+    assert await store.get(key) is None
+    assert await store.get_pending(password) is None
     # One event per connection of the user (the login's, "", among them), four deliveries.
     assert sorted(
         (type(e).__name__, e.connection, getattr(e, "state", None)) for e in app.events
