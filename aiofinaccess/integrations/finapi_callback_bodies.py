@@ -132,9 +132,9 @@ class CallbackResult:
     detail: str = ""
 
     def as_json(self) -> dict[str, object]:
-        """The answer's body: no user id, no link."""
-        states = {row.connection: str(row.state) for row in self.connections}
-        return {"confirmed": self.confirmed, "connections": states, "detail": self.detail}
+        """The answer's body: whether it was confirmed, nothing more (whoever replays a
+        genuine body learns nothing of the user's connections)."""
+        return {"confirmed": self.confirmed}
 
 
 async def read_bounded(chunks: AsyncIterator[bytes], limit: int) -> bytes:

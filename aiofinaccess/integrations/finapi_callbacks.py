@@ -66,6 +66,7 @@ from ..core.errors import (
     StoreError,
     TransportError,
     UnexpectedResponseError,
+    ValidationError,
 )
 from ..session.connection_events import ConnectionInfo
 from ..stores.protocol import PendingAuthorizations
@@ -230,7 +231,15 @@ class FinApiCallbacks:
     async def _observe(
         self, user: str, connection_id: int, link: str | None = None
     ) -> ConnectionInfo:
-        """Read the connection and record it (an unchanged record is not written: idempotent)."""
+        """Read the connection and record it.
+
+        Idempotent because it re-reads the API (no processed-callback mark is kept): the
+        registry writes a record only when the reading changed it and claims each notice once
+        per fleet, so a duplicate or a replay records what finAPI says now, once. Two
+        deliveries of one callback racing in two processes could write a reading older than
+        the other's (the per-user lock orders them within a process only); the next callback,
+        sweep or read puts it right.
+        """
         try:
             connection = await self._data.bank_connection(user, connection_id)
         except NotFoundError:  # deleted at finAPI
@@ -252,6 +261,8 @@ class FinApiCallbacks:
             await self._users.is_verified(user)  # with the client's token
         except NotFoundError:
             pass
+        except ValidationError:  # no finAPI user can have this id
+            return CallbackResult(kind, user, False, detail="not a finAPI user id")
         else:
             return CallbackResult(kind, user, False, detail="finAPI still knows the user")
         # Each step is idempotent: forgetting absent tokens or records changes nothing.
