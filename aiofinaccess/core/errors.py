@@ -372,7 +372,7 @@ class PaymentOutcomeUnknown(PaymentError):
         candidates: Ids of the listed payments that could be this one (several: ambiguous).
     """
 
-    def __init__(self, reference: str, reason: str, candidates: tuple[int, ...] = ()) -> None:
+    def __init__(self, reference: str, reason: str, candidates: tuple[int | str, ...] = ()) -> None:
         super().__init__(reference, f"outcome unknown ({reason})")
         self.reason = reason
         self.candidates = candidates

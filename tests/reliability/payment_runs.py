@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 
 from aiofinaccess import MemoryStore, SessionManager
-from aiofinaccess.api.finapi.payment_ledger import PaymentRecord, RecordState
+from aiofinaccess.api.payment_ledger import PaymentRecord, RecordState
 from aiofinaccess.errors import PaymentNotCreated, PaymentOutcomeUnknown
 from aiofinaccess.finapi import FinApiData, FinApiPayments, Money, Transfer, new_reference
 from aiofinaccess.integrations.testing import sandbox_providers

@@ -35,10 +35,12 @@ from ...core.clock import Clock
 from ...core.errors import ConfigurationError, PaymentFieldError, ValidationError
 from ...core.payment_records import PaymentRecords
 from ..money import iban
+from ..payment_ledger import fingerprint
+from ..payment_once import Ledger
 from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
 from .filters import add_ids, id_list
 from .models import Paging, decode, read_finapi, read_list
-from .payment_ledger import Shape, fingerprint
+from .payment_ledger import FinApiReconciler, Shape
 from .payment_models import (
     DirectDebit,
     Payment,
@@ -49,7 +51,6 @@ from .payment_models import (
     check_orders,
     check_reference,
 )
-from .payment_once import Ledger
 
 if TYPE_CHECKING:
     from ...session.manager import SessionManager
@@ -117,12 +118,11 @@ class FinApiPayments:
             raise ConfigurationError("the store keeps no payment records (PaymentRecords)")
         if not timeout < claim_for < settle_after:
             raise ConfigurationError("need timeout < claim_for < settle_after")
-        self._ledger = Ledger(
+        self._ledger: Ledger[Payment] = Ledger(
             records,
             manager.clock if clock is None else clock,
             provider,
-            highest_id=self._highest_id,
-            list_above=self._list_above,
+            FinApiReconciler(self._highest_id, self._list_above),
             claim_for=claim_for,
             settle_after=settle_after,
             poll=min(1.0, timeout / 10),
@@ -149,7 +149,8 @@ class FinApiPayments:
             return read_finapi(document, Payment, what=what)
 
         request = fingerprint(f"{endpoint.method} {endpoint.path}", body)
-        return await self._ledger.create(user, check_reference(reference), request, shape, send)
+        reference = check_reference(reference)
+        return await self._ledger.create(user, reference, request, send, shape=shape.document())
 
     @property
     def reconciliations(self) -> Counter[str]:
