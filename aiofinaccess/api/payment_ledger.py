@@ -18,6 +18,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
@@ -26,6 +28,7 @@ import cattrs
 
 from ..core.errors import (
     ApiError,
+    PaymentFieldError,
     ReauthorizationRequired,
     StoreError,
     TransportError,
@@ -33,13 +36,16 @@ from ..core.errors import (
 )
 
 __all__ = [
+    "REFERENCE_LIMIT",
     "Ambiguous",
     "Found",
     "Match",
     "NotFound",
     "PaymentRecord",
     "RecordState",
+    "check_reference",
     "fingerprint",
+    "new_reference",
     "outcome_of_failure",
     "settle",
 ]
@@ -47,6 +53,9 @@ __all__ = [
 P = TypeVar("P")
 PaymentId = int | str
 
+#: A client reference's longest (finAPI's ``X-Request-Id``, Everifin's ``externalId``).
+REFERENCE_LIMIT: Final = 255
+_REFERENCE: Final = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII: it travels as a header
 #: A gateway's answers: the provider itself may still be working on the request behind them.
 _GATEWAY: Final = frozenset({502, 504})
 
@@ -110,6 +119,22 @@ class PaymentRecord:
 
 
 _converter = cattrs.Converter()
+
+
+def new_reference() -> str:
+    """A fresh client reference: 32 hex digits, so it also fits an end-to-end id (35)."""
+    return uuid.uuid4().hex
+
+
+def check_reference(reference: str) -> str:
+    """``reference`` if it can be a payment's client reference.
+
+    Raises:
+        PaymentFieldError: Empty, over 255 characters, or not visible ASCII.
+    """
+    if not isinstance(reference, str) or not _REFERENCE.fullmatch(reference):
+        raise PaymentFieldError("reference", "must be 1 to 255 visible ASCII characters")
+    return reference
 
 
 def fingerprint(kind: str, body: Any) -> str:

@@ -16,7 +16,7 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -24,6 +24,7 @@ from ..core.clock import Clock
 from ..core.errors import (
     AiofinaccessError,
     ApiError,
+    ConfigurationError,
     PaymentNotCreated,
     PaymentOutcomeUnknown,
     StoreError,
@@ -42,7 +43,10 @@ from .payment_ledger import (
     settle,
 )
 
-__all__ = ["Ledger", "Reconciler"]
+if TYPE_CHECKING:
+    from ..session.manager import SessionManager
+
+__all__ = ["Ledger", "Reconciler", "open_ledger"]
 
 logger = logging.getLogger("aiofinaccess")
 
@@ -265,3 +269,37 @@ class Ledger(Generic[P]):
             raise PaymentNotCreated(reference, settled.reason or "not found")
         candidates = match.candidates if isinstance(match, Ambiguous) else ()
         raise PaymentOutcomeUnknown(reference, settled.reason or "unknown", candidates)
+
+
+def open_ledger(
+    manager: SessionManager,
+    provider: str,
+    reconciler: Reconciler[P],
+    *,
+    records: PaymentRecords | None,
+    clock: Clock | None,
+    timeout: float,
+    claim_for: float,
+    settle_after: float,
+) -> Ledger[P]:
+    """A :class:`Ledger` in ``records`` (the manager's store by default), on the manager's
+    clock by default.
+
+    Raises:
+        ConfigurationError: The store keeps no payment records, or ``claim_for`` is not
+            above ``timeout`` and below ``settle_after``.
+    """
+    records = records if records is not None else manager.store  # type: ignore[assignment]
+    if not isinstance(records, PaymentRecords):
+        raise ConfigurationError("the store keeps no payment records (PaymentRecords)")
+    if not timeout < claim_for < settle_after:
+        raise ConfigurationError("need timeout < claim_for < settle_after")
+    return Ledger(
+        records,
+        manager.clock if clock is None else clock,
+        provider,
+        reconciler,
+        claim_for=claim_for,
+        settle_after=settle_after,
+        poll=min(1.0, timeout / 10),
+    )

@@ -5,9 +5,10 @@
     │   ├── ConfigurationError        a setting is missing or wrong; the message names it
     │   ├── ClientMismatchError       the token set was issued to another client than ours
     │   ├── ValidationError           an argument breaks the provider's rules; not sent
-    │   │   └── PaymentFieldError     a payment's field breaks a rule (``field``)
-    │   │       ├── InvalidAmountError  not a positive amount in the currency's minor units
-    │   │       └── InvalidIbanError    wrong length for its country or mod 97 check
+    │   │   ├── PaymentFieldError     a payment's field breaks a rule (``field``)
+    │   │   │   ├── InvalidAmountError  not a positive amount in the currency's minor units
+    │   │   │   └── InvalidIbanError    wrong length for its country or mod 97 check
+    │   │   └── WebhookRejected       a received webhook is unreadable, badly signed or too large
     │   └── InvalidTransition         a token set's status cannot take that event (a bug)
     ├── AuthorizationFlowError        an authorization redirect cannot be accepted
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
@@ -90,6 +91,7 @@ __all__ = [
     "UnprocessableEntityError",
     "UsageError",
     "ValidationError",
+    "WebhookRejected",
 ]
 
 
@@ -155,6 +157,19 @@ class InvalidAmountError(PaymentFieldError):
 
 class InvalidIbanError(PaymentFieldError):
     """Not an IBAN: wrong characters, wrong length for its country, or a failed mod 97 check."""
+
+
+class WebhookRejected(ValidationError):
+    """A webhook request the receiver refuses.
+
+    Attributes:
+        status: The HTTP answer it deserves (400 unreadable, 401 unsigned or badly signed,
+            413 too large).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AuthorizationFlowError(AiofinaccessError):

@@ -1,4 +1,4 @@
-"""An offline sandbox of finAPI Access and Everifin (Keycloak + BankConnect).
+"""An offline sandbox of finAPI Access and Everifin (Keycloak + BankConnect, Paygate).
 
 It behaves like both providers closely enough that code which works against it works against
 them, and runs three ways:
@@ -68,6 +68,11 @@ class Sandbox:
         return self.base_url
 
     @property
+    def paygate_url(self) -> str:
+        """Everifin Paygate's host (paths under ``/api/v1`` and ``/api/v2``)."""
+        return self.base_url + "/paygate"
+
+    @property
     def issuer(self) -> str:
         """The realm's issuer."""
         return f"{self.idp_url}/realms/{self.state.config.realm}"
@@ -86,7 +91,7 @@ class Sandbox:
 
     def service(self, name: str) -> Any:
         """``"finapi"``, ``"finapi_data"``, ``"keycloak"``, ``"bankconnect"``, ``"webform"``,
-        ``"tasks"`` or ``"payments"``: a service's state."""
+        ``"tasks"``, ``"payments"`` or ``"everifin_payments"``: a service's state."""
         return self.app[SERVICES_KEY][name]
 
 
