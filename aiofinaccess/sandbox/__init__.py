@@ -21,7 +21,7 @@ import attrs
 from aiohttp import web
 
 from .app import SERVICES_KEY, build_app
-from .login import LoginFailed, headless_login, headless_web_form
+from .login import LoginFailed, headless_login, headless_payment, headless_web_form
 from .state import AFTER_COMMIT_KINDS, FAULT_KINDS, Faults, SandboxConfig, SandboxState
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Sandbox",
     "SandboxConfig",
     "headless_login",
+    "headless_payment",
     "headless_web_form",
     "run_sandbox",
 ]

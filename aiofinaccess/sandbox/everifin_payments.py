@@ -100,6 +100,7 @@ class EverifinPaymentService:
         self._client_tokens: dict[str, float] = {}
         self._events = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last_ms = 0
 
     def routes(self) -> list[web.RouteDef]:
         realm = f"/auth/realms/{self.state.config.paygate_realm}/protocol/openid-connect"
@@ -196,11 +197,14 @@ class EverifinPaymentService:
         for name in ("externalId", "hookData"):
             if name in payment.body:
                 data[name] = payment.body[name]
+        # a later change is stamped later, to the millisecond the wire carries
+        self._last_ms = max(int(self.state.clock.now() * 1000), self._last_ms + 1)
+        stamp = dt.datetime.fromtimestamp(self._last_ms // 1000, dt.UTC)
         self.outbox.append(
             {
                 "eventId": f"evt-{next(self._events):06d}",
                 "eventType": "payment.statusChange",
-                "eventTimestamp": _instant(self.state.clock.now()),
+                "eventTimestamp": _iso(stamp + dt.timedelta(milliseconds=self._last_ms % 1000)),
                 "data": data,
             }
         )
