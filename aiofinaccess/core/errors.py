@@ -381,7 +381,7 @@ class PaymentNotCreated(PaymentError):
 class PaymentOutcomeUnknown(PaymentError):
     """The request may have made a payment and reconciliation could not settle it yet: the
     request may still be in flight, the listing failed, or several payments match. Never send
-    it again under a new reference; ask again later (``FinApiPayments.resolve``).
+    it again under a new reference; ask again later (``resolve`` on the payments client).
 
     Attributes:
         candidates: Ids of the listed payments that could be this one (several: ambiguous).

@@ -189,3 +189,20 @@ async def test_an_event_whose_handler_failed_is_applied_on_redelivery() -> None:
         (200, "duplicate"),
     ]
     assert calls == ["evt-1", "evt-1"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"null",
+        b"\xff\xfe",
+        b'{"eventId": 1, "eventType": "x", "eventTimestamp": "now", "data": {}}',
+        b'{"eventId": "e", "eventType": "x", "eventTimestamp": "2026-12-06T12:00:00Z",'
+        b' "data": {"status": "BOOKED"}}',  # about nothing
+        b"[" * 5000 + b"]" * 5000,
+    ],
+)
+async def test_anything_but_an_event_is_a_400(body: bytes) -> None:
+    receipt = await PaygateWebhooks(App().on_event).receive(body, {})
+    assert (receipt.status, receipt.event) == (400, None)

@@ -24,8 +24,7 @@ from typing import Any, Final
 
 import attrs
 
-from ...core._json import parse_json
-from ...core.errors import WebhookRejected
+from ...core.errors import UnexpectedResponseError, WebhookRejected
 from ...core.tokens import Secret
 from ..json_ready import JsonReady
 from ..models import read_model
@@ -95,8 +94,8 @@ def read_event(body: bytes, *, max_body: int = MAX_BODY) -> PaygateEvent:
     if len(body) > max_body:
         raise WebhookRejected(413, f"body over {max_body} bytes")
     try:
-        wire = read_model(parse_json(body), _Wire, what="webhook")
-    except Exception:
+        wire = read_model(body, _Wire, what="webhook")
+    except UnexpectedResponseError:
         raise WebhookRejected(400, "not a Paygate event") from None
     data = wire.data
     ids = (("payment", data.payment_id), ("refund", data.refund_id), ("order", data.order_id))

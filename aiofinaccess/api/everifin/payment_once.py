@@ -31,14 +31,13 @@ __all__ = ["ByReference", "list_pages", "read_payment"]
 Lookup = Callable[[str, str], Awaitable[list[EverifinPayment]]]
 
 
-def read_payment(response: HttpResponse | Any, what: str) -> EverifinPayment:
-    """The payment in an answer's ``data`` (or in a record's document).
+def read_payment(response: HttpResponse, what: str) -> EverifinPayment:
+    """The payment in an answer's ``data``.
 
     Raises:
         UnexpectedResponseError: No envelope, or not a payment.
     """
-    data = envelope(response, what)[0] if hasattr(response, "body") else response
-    return read_model(data, EverifinPayment, what=what)
+    return read_model(envelope(response, what)[0], EverifinPayment, what=what)
 
 
 @attrs.frozen
@@ -65,7 +64,7 @@ class ByReference:
         return written
 
     def payment(self, document: dict[str, Any]) -> EverifinPayment:
-        return read_payment(document, "payment record")
+        return read_model(document, EverifinPayment, what="payment record")
 
 
 async def list_pages(
