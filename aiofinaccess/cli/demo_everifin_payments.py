@@ -139,12 +139,12 @@ async def _paygate(
     await steps.run("the payer pays it on its page; the bank books it", paid, lambda p: p.status)
 
     async def delivered() -> str:
-        await service.deliver()
+        await service.hooks.deliver()
         if statuses[-1:] != ["BOOKED"]:
             raise AssertionError(f"the receiver ended at {statuses}")
         counts = hooks.log.counts
         return (
-            f"{len(service.delivered)} deliveries: {counts['applied']} applied, "
+            f"{len(service.hooks.delivered)} deliveries: {counts['applied']} applied, "
             f"{counts['duplicate']} duplicates, {counts['stale']} stale -> {statuses[-1]}"
         )
 

@@ -12,12 +12,8 @@ A payment's life (Everifin's statuses):
   /_sandbox/everifin/payments/{id}`` with ``{"event": ...}``): ``book`` (``BOOKED``), ``fail``
   (``FAILED``), ``expire`` (an unauthorised one: ``EXPIRED``).
 
-Each change of a Paygate payment queues a ``payment.statusChange`` event for
-``paygate_webhook_url``, signed (hex HMAC-SHA256 of the body in ``X-Everifin-Signature``; the
-real scheme is not public); :meth:`EverifinPaymentService.deliver` sends what is queued, as
-Everifin would: retried until a 2xx (``paygate_webhook_attempts``), some twice
-(``paygate_webhook_duplicates``), in a shuffled order when ``paygate_webhook_reorder``. Unless
-``paygate_webhook_hold``, each change starts a delivery at once.
+Each change of a Paygate payment queues a ``payment.statusChange`` event, delivered as
+:mod:`.paygate_hooks` says (``service.hooks``).
 
 The sandbox keeps each payment's ``externalId`` so tests can count payments by client
 reference (:meth:`EverifinPaymentService.by_reference`).
@@ -25,31 +21,25 @@ reference (:meth:`EverifinPaymentService.by_reference`).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import hashlib
-import hmac
 import html
-import itertools
-import json
 import secrets
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-import aiohttp
 import attrs
 from aiohttp import web
 
 from .bankconnect import _error, _iso, _ok
 from .common import bearer, form_fields, new_token
 from .keycloak import KeycloakService
+from .paygate_hooks import PaygateHooks
 from .state import SandboxState
 
-__all__ = ["PAYGATE", "SIGNATURE_HEADER", "EverifinPaymentService"]
+__all__ = ["PAYGATE", "EverifinPaymentService"]
 
 #: Paygate's host within the sandbox (finAPI has ``/api/v1/payments`` at its root).
 PAYGATE: Final = "/paygate"
-SIGNATURE_HEADER: Final = "X-Everifin-Signature"
 _PAGE_PATH: Final = "/everifin/pay/{id}"
 _SYMBOLS: Final = {"variableSymbol": 10, "specificSymbol": 10, "constantSymbol": 4}
 _LIMITS: Final = {"recipientName": 140, "message": 140, "reference": 35, "externalId": 255}
@@ -95,12 +85,8 @@ class EverifinPaymentService:
         self.keycloak = keycloak
         self.payments: dict[str, SandboxEverifinPayment] = {}
         self.orders: dict[str, dict[str, Any]] = {}
-        self.outbox: list[dict[str, Any]] = []
-        self.delivered: list[dict[str, Any]] = []  # every delivery attempt answered 2xx
+        self.hooks = PaygateHooks(state)
         self._client_tokens: dict[str, float] = {}
-        self._events = itertools.count(1)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._last_ms = 0
 
     def routes(self) -> list[web.RouteDef]:
         realm = f"/auth/realms/{self.state.config.paygate_realm}/protocol/openid-connect"
@@ -127,9 +113,7 @@ class EverifinPaymentService:
 
     async def close(self, _app: web.Application) -> None:
         """Stop deliveries in progress (the app's cleanup)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.hooks.close()
 
     # -- what tests steer ----------------------------------------------------------------------
 
@@ -154,42 +138,6 @@ class EverifinPaymentService:
         """The payments created with this ``externalId``."""
         return [p for p in self.payments.values() if p.external_id == reference]
 
-    async def deliver(self) -> None:
-        """Send every queued webhook event (see the module's docstring)."""
-        config = self.state.config
-        batch, self.outbox = self.outbox, []
-        if config.paygate_webhook_reorder:
-            self.state.rng.shuffle(batch)
-        url = config.paygate_webhook_url
-        for event in batch:
-            copies = 2 if self.state.rng.random() < config.paygate_webhook_duplicates else 1
-            for _ in range(copies):
-                if url is not None:
-                    await self._post(url, event)
-
-    async def _post(self, url: str, event: dict[str, Any]) -> None:
-        body = json.dumps(event).encode()
-        key = self.state.config.paygate_webhook_secret.encode()
-        signature = hmac.new(key, body, hashlib.sha256).hexdigest()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature}
-        timeout = aiohttp.ClientTimeout(total=3.0)
-        for attempt in range(self.state.config.paygate_webhook_attempts):
-            self.state.count("paygate_webhooks.attempts")
-            try:
-                async with (
-                    aiohttp.ClientSession(timeout=timeout) as session,
-                    session.post(url, data=body, headers=headers) as response,
-                ):
-                    await response.read()
-                    if 200 <= response.status < 300:
-                        self.delivered.append(event)
-                        self.state.count("paygate_webhooks.delivered")
-                        return
-            except (aiohttp.ClientError, TimeoutError, OSError):
-                pass
-            await asyncio.sleep(0.01 * 2**attempt)
-        self.state.count("paygate_webhooks.given_up")
-
     def _changed(self, payment: SandboxEverifinPayment) -> None:
         if payment.owner != "paygate":
             return
@@ -197,21 +145,7 @@ class EverifinPaymentService:
         for name in ("externalId", "hookData"):
             if name in payment.body:
                 data[name] = payment.body[name]
-        # a later change is stamped later, to the millisecond the wire carries
-        self._last_ms = max(int(self.state.clock.now() * 1000), self._last_ms + 1)
-        stamp = dt.datetime.fromtimestamp(self._last_ms // 1000, dt.UTC)
-        self.outbox.append(
-            {
-                "eventId": f"evt-{next(self._events):06d}",
-                "eventType": "payment.statusChange",
-                "eventTimestamp": _iso(stamp + dt.timedelta(milliseconds=self._last_ms % 1000)),
-                "data": data,
-            }
-        )
-        if not self.state.config.paygate_webhook_hold and self.state.config.paygate_webhook_url:
-            task = asyncio.ensure_future(self.deliver())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self.hooks.queue("payment.statusChange", data)
 
     # -- authentication ------------------------------------------------------------------------
 

@@ -109,9 +109,9 @@ async def test_duplicates_and_reordering_give_one_state_change_per_event(
         service.steer(made[2].id, "fail")
         await paygate.withdraw(made[4].id)
         service.steer(made[5].id, "expire")
-        sent = list(service.outbox)
-        await service.deliver()
-    deliveries = Counter(e["eventId"] for e in service.delivered)
+        sent = list(service.hooks.outbox)
+        await service.hooks.deliver()
+    deliveries = Counter(e["eventId"] for e in service.hooks.delivered)
     assert set(deliveries) == {e["eventId"] for e in sent}  # every event arrived
     assert max(deliveries.values()) > 1  # some twice
     assert webhooks.log.counts["duplicate"] > 0

@@ -79,7 +79,7 @@ async def test_the_payment_moves_only_along_its_states(sandbox: Sandbox) -> None
     service.steer(second["data"]["id"], "expire")
     with pytest.raises(ValueError, match="cannot withdraw"):
         service.steer(second["data"]["id"], "withdraw")
-    statuses = [event["data"]["status"] for event in service.outbox]
+    statuses = [event["data"]["status"] for event in service.hooks.outbox]
     assert statuses == ["CREATED", "SEEN", "FAILED", "CREATED", "EXPIRED"]
 
 
