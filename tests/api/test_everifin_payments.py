@@ -6,11 +6,14 @@ land (seeded runs: tests/sandbox/test_everifin_payment_runs.py)."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import aiohttp
 import attrs
 import pytest
 
-from aiofinaccess import SessionManager
+from aiofinaccess import SessionManager, SQLiteStore
 from aiofinaccess.api.money import Money
 from aiofinaccess.api.pipeline import Endpoint
 from aiofinaccess.errors import (
@@ -25,12 +28,13 @@ from aiofinaccess.everifin import (
     BankConnectPaymentRoutes,
     BankConnectPayments,
     EverifinPaymentStatus,
+    Paygate,
     PaymentOrder,
 )
 from aiofinaccess.finapi import new_reference
 from aiofinaccess.sandbox import Sandbox, headless_payment
 from tests.reliability.payment_runs import AheadClock
-from tests.support.everifin_journey import SK_IBAN, pis_user, store_seeded
+from tests.support.everifin_journey import SK_IBAN, pis_user, store_seeded, with_paygate
 
 ORDER = PaymentOrder(Money("12.50"), SK_IBAN, "Bob", message="invoice 7", variable_symbol="2026007")
 
@@ -160,3 +164,24 @@ async def test_the_routes_move(sandbox: Sandbox, sandbox_manager: SessionManager
         await BankConnectPayments(sandbox_manager, routes=routes).create_payment(
             "dave", ORDER, reference=reference
         )
+
+
+async def test_two_processes_with_one_reference_send_once(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Two managers on one SQLite file (as two processes would be), paying through Paygate at
+    once under one reference: one POST, and both get its payment."""
+    path = tmp_path / "shared.db"
+    async with (
+        SessionManager(store=SQLiteStore(path)) as one,
+        SessionManager(store=SQLiteStore(path)) as two,
+    ):
+        for manager in (one, two):
+            with_paygate(manager, sandbox)
+        reference = new_reference()
+        sandbox.set_faults(latency=0.3, scope="api", methods=("POST",))
+        made = await asyncio.gather(
+            *(Paygate(manager).create_link(ORDER, reference=reference) for manager in (one, two))
+        )
+    assert made[0] == made[1]
+    assert [p.id for p in sandbox.service("everifin_payments").by_reference(reference)] == [
+        made[0].id
+    ]
