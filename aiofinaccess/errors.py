@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import UnprocessableEntityError as UnprocessableEntityError
     from .core.errors import UsageError as UsageError
     from .core.errors import ValidationError as ValidationError
+    from .core.errors import WebhookRejected as WebhookRejected
     from .core.lifecycle import InvalidTransition as InvalidTransition
     from .integrations.web import ExchangeFailed as ExchangeFailed
 
@@ -72,7 +73,7 @@ _HOMES: Final = {
         "RateLimitedError ReauthorizationRequired ServerError StateMismatchError "
         "StoreConflictError StoreError TokenResponseError TransportError "
         "UnexpectedResponseError UnprocessableEntityError UsageError "
-        "ValidationError"
+        "ValidationError WebhookRejected"
     ),
     ".core.lifecycle": "InvalidTransition",
     ".integrations.web": "ExchangeFailed",

@@ -47,7 +47,6 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.payment_models import Transfer as Transfer
     from .api.finapi.payments import FinApiPayments as FinApiPayments
     from .api.finapi.payments import PaymentRoutes as PaymentRoutes
-    from .api.finapi.payments import new_reference as new_reference
     from .api.finapi.sync import FinApiSyncCursor as FinApiSyncCursor
     from .api.finapi.sync import FinApiTransactionSync as FinApiTransactionSync
     from .api.finapi.task_models import BackgroundUpdate as BackgroundUpdate
@@ -76,6 +75,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.money import Money as Money
     from .api.money import bic as bic
     from .api.money import iban as iban
+    from .api.payment_ledger import new_reference as new_reference
     from .core.error_bodies import FinApiErrorBody as FinApiErrorBody
     from .core.error_bodies import WebFormErrorBody as WebFormErrorBody
 
@@ -96,7 +96,8 @@ _HOMES: Final = {
         "DirectDebit Payment PaymentPage PaymentStatus StandingOrder StandingOrderFrequency "
         "StandingOrderRecord Transfer"
     ),
-    ".api.finapi.payments": "FinApiPayments PaymentRoutes new_reference",
+    ".api.finapi.payments": "FinApiPayments PaymentRoutes",
+    ".api.payment_ledger": "new_reference",
     ".api.finapi.sync": "FinApiSyncCursor FinApiTransactionSync",
     ".api.finapi.task_models": (
         "BackgroundUpdate Task TaskCallbacks TaskPayload TaskStatus UpdateCompleted UpdateFailed "

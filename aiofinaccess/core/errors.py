@@ -5,9 +5,10 @@
     │   ├── ConfigurationError        a setting is missing or wrong; the message names it
     │   ├── ClientMismatchError       the token set was issued to another client than ours
     │   ├── ValidationError           an argument breaks the provider's rules; not sent
-    │   │   └── PaymentFieldError     a payment's field breaks a rule (``field``)
-    │   │       ├── InvalidAmountError  not a positive amount in the currency's minor units
-    │   │       └── InvalidIbanError    wrong length for its country or mod 97 check
+    │   │   ├── PaymentFieldError     a payment's field breaks a rule (``field``)
+    │   │   │   ├── InvalidAmountError  not a positive amount in the currency's minor units
+    │   │   │   └── InvalidIbanError    wrong length for its country or mod 97 check
+    │   │   └── WebhookRejected       a received webhook is unreadable, badly signed or too large
     │   └── InvalidTransition         a token set's status cannot take that event (a bug)
     ├── AuthorizationFlowError        a redirect or a provider's callback cannot be accepted
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
@@ -98,6 +99,7 @@ __all__ = [
     "UnprocessableEntityError",
     "UsageError",
     "ValidationError",
+    "WebhookRejected",
 ]
 
 
@@ -163,6 +165,19 @@ class InvalidAmountError(PaymentFieldError):
 
 class InvalidIbanError(PaymentFieldError):
     """Not an IBAN: wrong characters, wrong length for its country, or a failed mod 97 check."""
+
+
+class WebhookRejected(ValidationError):
+    """A webhook request the receiver refuses.
+
+    Attributes:
+        status: The HTTP answer it deserves (400 unreadable, 401 unsigned or badly signed,
+            413 too large).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AuthorizationFlowError(AiofinaccessError):
@@ -397,13 +412,13 @@ class PaymentNotCreated(PaymentError):
 class PaymentOutcomeUnknown(PaymentError):
     """The request may have made a payment and reconciliation could not settle it yet: the
     request may still be in flight, the listing failed, or several payments match. Never send
-    it again under a new reference; ask again later (``FinApiPayments.resolve``).
+    it again under a new reference; ask again later (``resolve`` on the payments client).
 
     Attributes:
         candidates: Ids of the listed payments that could be this one (several: ambiguous).
     """
 
-    def __init__(self, reference: str, reason: str, candidates: tuple[int, ...] = ()) -> None:
+    def __init__(self, reference: str, reason: str, candidates: tuple[int | str, ...] = ()) -> None:
         super().__init__(reference, f"outcome unknown ({reason})")
         self.reason = reason
         self.candidates = candidates

@@ -149,6 +149,19 @@ class SandboxConfig:
         lambda: {"alice": "alice-password", "bob": "bob-password"}
     )
 
+    #: Everifin Paygate (its own realm, ``client_credentials``) and its webhooks: where they
+    #: go, their HMAC key, tries per event, the share delivered twice, shuffled batches, and
+    #: whether deliveries wait for ``EverifinPaymentService.deliver`` (tests that reorder).
+    paygate_realm: str = "everifin_paygate"
+    paygate_client_id: str = "paygate-sandbox-client"
+    paygate_client_secret: str = "paygate-sandbox-secret"
+    paygate_webhook_url: str | None = None
+    paygate_webhook_secret: str = "paygate-sandbox-webhook-secret"
+    paygate_webhook_attempts: int = 5
+    paygate_webhook_duplicates: float = 0.0
+    paygate_webhook_reorder: bool = False
+    paygate_webhook_hold: bool = False
+
     transactions_per_account: int = 120
     seed: int = 0
     faults: Faults = attrs.Factory(Faults)
