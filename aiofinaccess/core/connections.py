@@ -46,6 +46,7 @@ __all__ = [
     "decide",
     "expiry_step",
     "ordered_leads",
+    "record_now",
     "record_state",
 ]
 
@@ -147,7 +148,8 @@ class ConnectionRecord:
         broken: Whether the current episode is open (announced, not yet repaired).
         announced: The smallest lead announced for ``announced_end`` (seconds).
         announced_end: The end the announced lead belongs to.
-        updated_at: When it was last written (epoch seconds, the writer's clock).
+        updated_at: When it was last written (epoch seconds, the writer's clock, never earlier
+            than the previous writer's: see :func:`record_now`).
     """
 
     __repr__ = fields_repr
@@ -250,6 +252,14 @@ class Notice:
             raise ValidationError(f"unreadable notice: {type(exc).__name__}") from None
 
 
+def record_now(record: ConnectionRecord, now: float) -> float:
+    """``now`` for ``record``: never earlier than its last write. Time does not run backwards
+    for a record, so a process whose clock is behind cannot undo what one ahead decided from
+    time alone (an end passed, a lead reached): that would repair a connection nobody repaired
+    and open its episode again."""
+    return max(now, record.updated_at)
+
+
 def record_state(
     record: ConnectionRecord, now: float, leads: tuple[float, ...]
 ) -> tuple[ConnectionState, float | None, float | None]:
@@ -274,7 +284,8 @@ def decide(
     and the notices that are due by the rules of the module docstring.
 
     ``record`` is what the store holds (a fresh one for an unknown connection); the caller
-    writes the result back only if it differs."""
+    writes the result back only if it differs, with ``updated_at`` at :func:`record_now`."""
+    now = record_now(record, now)
     if observation is not None:
         record = attrs.evolve(
             record,

@@ -40,6 +40,7 @@ from ..core.connections import (
     decide,
     ordered_leads,
     record_name,
+    record_now,
     record_state,
 )
 from ..core.errors import (
@@ -187,17 +188,18 @@ class ConnectionRegistry:
         return sorted(rows, key=lambda row: (row.provider, row.subject, row.connection))
 
     def _info(self, record: ConnectionRecord) -> ConnectionInfo:
-        state, _, deadline = record_state(record, self._clock.wall(), self._leads)
+        now = record_now(record, self._clock.wall())
+        state, _, deadline = record_state(record, now, self._leads)
         return ConnectionInfo.of(record, state, deadline)
 
     async def _apply(self, name: str, observation: Observation | None) -> ConnectionInfo:
         provider, subject, connection = _parts(name)
         for _ in range(_ATTEMPTS):
-            now = self._clock.wall()
             found = await self._store.get_connection(name)
             version = None if found is None else found[1]
             record = None if found is None else _read(found[0])
             record = record or ConnectionRecord(provider, subject, connection)
+            now = record_now(record, self._clock.wall())
             new, notices = decide(record, observation, now, self._leads)
             if new == record and found is not None:
                 return self._info(record)
