@@ -212,7 +212,11 @@ class FinApiCallbacks:
         outcome = outcome_of(task)
         if outcome is None or outcome.bank_connection_id is None:
             return CallbackResult(kind, user, True, detail=f"task {task.status}")
-        link = outcome.url if isinstance(outcome, WebFormRequired) else None
+
+        async def link() -> str | None:  # read again beside the connection: one moment's view
+            now = outcome_of(await self._updates.get(user, callback.task_id))
+            return now.url if isinstance(now, WebFormRequired) else None
+
         row = await self._observe(user, outcome.bank_connection_id, link)
         return CallbackResult(kind, user, True, (row,), f"task {task.status}")
 
@@ -229,29 +233,37 @@ class FinApiCallbacks:
         return CallbackResult(kind, user, True, tuple(rows), rule.trigger_event)
 
     async def _observe(
-        self, user: str, connection_id: int, link: str | None = None
+        self,
+        user: str,
+        connection_id: int,
+        link: Callable[[], Awaitable[str | None]] | None = None,
     ) -> ConnectionInfo:
-        """Read the connection and record it.
+        """Read the connection (and ``link``, a web form the bank wants the user in) and
+        record it.
 
         Idempotent because it re-reads the API (no processed-callback mark is kept): the
         registry writes a record only when the reading changed it and claims each notice once
-        per fleet, so a duplicate or a replay records what finAPI says now, once. Two
-        deliveries of one callback racing in two processes could write a reading older than
-        the other's (the per-user lock orders them within a process only); the next callback,
-        sweep or read puts it right.
+        per fleet, so a duplicate or a replay records what finAPI says now, once. The registry
+        takes the reading after reading the record and again if another process wrote it
+        first, so of two deliveries racing in two processes the older reading is not written
+        last (the per-user lock orders them within a process).
         """
-        try:
-            connection = await self._data.bank_connection(user, connection_id)
-        except NotFoundError:  # deleted at finAPI
-            observation = Observation(blocked=ConnectionState.REVOKED, detail="deleted")
-        else:
+
+        async def read() -> Observation:
+            url = None if link is None else await link()
+            try:
+                connection = await self._data.bank_connection(user, connection_id)
+            except NotFoundError:  # deleted at finAPI
+                return Observation(blocked=ConnectionState.REVOKED, detail="deleted")
             now = dt.datetime.fromtimestamp(self.manager.clock.wall(), dt.UTC)
             observation = connection_state(connection, now).observation()
-            if link is not None:  # the bank wants the user: the link goes to them
-                blocked = observation.blocked or ConnectionState.ACTION_REQUIRED
-                observation = attrs.evolve(observation, blocked=blocked, detail=link)
+            if url is None:
+                return observation
+            blocked = observation.blocked or ConnectionState.ACTION_REQUIRED
+            return attrs.evolve(observation, blocked=blocked, detail=url)  # the link to the user
+
         registry = self.manager.connections
-        return await registry.observe(self.provider, user, str(connection_id), observation)
+        return await registry.observe(self.provider, user, str(connection_id), read)
 
     async def _user_sync(self, kind: CallbackKind, sync: UserSynchronization) -> CallbackResult:
         user = sync.user_id

@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 import attrs
@@ -117,9 +117,17 @@ class ConnectionRegistry:
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
 
     async def observe(
-        self, provider: str, subject: str, connection: str, observation: Observation
+        self,
+        provider: str,
+        subject: str,
+        connection: str,
+        observation: Observation | Callable[[], Awaitable[Observation]],
     ) -> ConnectionInfo:
         """Record what was learnt of a connection; claim and deliver the notices it makes due.
+
+        ``observation`` may be a reading to take (reading the provider's API): it is then taken
+        after the record is read and again whenever another process wrote the record first, so
+        of two processes reading one connection at once, the older reading is not written last.
 
         Raises:
             StoreError: The store failed (claimed notices stay in the outbox).
@@ -192,15 +200,20 @@ class ConnectionRegistry:
         state, _, deadline = record_state(record, now, self._leads)
         return ConnectionInfo.of(record, state, deadline)
 
-    async def _apply(self, name: str, observation: Observation | None) -> ConnectionInfo:
+    async def _apply(
+        self, name: str, observation: Observation | Callable[[], Awaitable[Observation]] | None
+    ) -> ConnectionInfo:
         provider, subject, connection = _parts(name)
         for _ in range(_ATTEMPTS):
             found = await self._store.get_connection(name)
             version = None if found is None else found[1]
             record = None if found is None else _read(found[0])
             record = record or ConnectionRecord(provider, subject, connection)
+            # Read after the record: a write that lands since then fails the compare-and-set
+            # below, so what is written is never older than what another process wrote.
+            learnt = await observation() if callable(observation) else observation
             now = record_now(record, self._clock.wall())
-            new, notices = decide(record, observation, now, self._leads)
+            new, notices = decide(record, learnt, now, self._leads)
             if new == record and found is not None:
                 return self._info(record)
             claimed = [
