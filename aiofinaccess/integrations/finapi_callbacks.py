@@ -47,6 +47,7 @@ from urllib.parse import parse_qsl, quote
 
 import attrs
 from aiohttp import web
+from yarl import URL
 
 from ..api.finapi.consent import connection_state
 from ..api.finapi.data import FinApiData
@@ -60,6 +61,7 @@ from ..core.errors import (
     ApiError,
     CallbackRejected,
     CallbackUnavailable,
+    ConfigurationError,
     MalformedCallback,
     NotFoundError,
     ReauthorizationRequired,
@@ -69,7 +71,7 @@ from ..core.errors import (
     ValidationError,
 )
 from ..session.connection_events import ConnectionInfo
-from ..stores.protocol import PendingAuthorizations
+from ..stores.protocol import ConnectionRecords, PendingAuthorizations
 from .finapi_callback_bodies import (
     MAX_BODY,
     Callback,
@@ -114,7 +116,12 @@ class FinApiCallbacks:
         timeout: float = 30.0,
     ) -> None:
         self.provider, self.max_body = provider, max_body
-        self.base_url = base_url.rstrip("/")
+        self.base_url = _base_url(base_url)
+        if not isinstance(manager.store, ConnectionRecords):  # else: a 500 at every callback
+            raise ConfigurationError(
+                f"{type(manager.store).__name__} keeps no connection records, where finAPI's "
+                "callbacks are recorded: use a shipped store"
+            )
         self.manager = manager
         self._data = FinApiData(manager, provider, timeout=timeout)
         self._forms = WebForms(manager, provider, timeout=timeout)
@@ -306,10 +313,22 @@ class WebCallbacks:
         return f"WebCallbacks(path={self.path!r})"
 
     def setup(self, app: web.Application) -> WebCallbacks:
-        """Add ``POST {path}/{kind}`` for each :class:`CallbackKind` to ``app``."""
-        for kind in CallbackKind:
+        """Add ``POST {path}/{kind}`` for each :class:`CallbackKind` to ``app`` (the first
+        mount's routes are named ``aiofinaccess-finapi-{kind}``).
+
+        Raises:
+            ConfigurationError: ``app`` serves one of these routes already.
+        """
+        routes = {kind: f"{self.path}/{kind}" for kind in CallbackKind}
+        if {resource.canonical for resource in app.router.resources()} & set(routes.values()):
+            raise ConfigurationError(
+                f"finAPI callbacks are already served at {self.path or '/'} on this app: "
+                "mount them once per path"
+            )
+        named = app.router.named_resources()
+        for kind, route in routes.items():
             name = f"aiofinaccess-finapi-{kind}"
-            app.router.add_post(f"{self.path}/{kind}", self.handle, name=name)
+            app.router.add_post(route, self.handle, name=None if name in named else name)
         return self
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -388,6 +407,16 @@ class AsgiCallbacks:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+
+def _base_url(text: str) -> str:
+    url = URL(text)
+    if url.scheme not in ("http", "https") or not url.host or url.query_string or url.fragment:
+        raise ConfigurationError(
+            "base_url must be the routes' absolute http(s) URL as finAPI reaches them, without "
+            f"query or fragment (https://app.example/finapi/callbacks), not {text!r}"
+        )
+    return text.rstrip("/")
 
 
 async def _body(
