@@ -22,9 +22,9 @@ registry (``manager.connections``):
   names must exist with that handle and trigger; then the user's bank connections are read
   and observed, whatever the body claims about them.
 * ``user-sync`` (``userSynchronizationCallbackUrl``, ``{"userId", "event": "DELETED"}``):
-  confirmed when finAPI no longer knows the user; then their tokens are forgotten
-  (``manager.forget``), with the password a Web Form flow kept, and their connections are
-  recorded ``REVOKED``.
+  confirmed when finAPI no longer knows the user; then their connections are recorded
+  ``REVOKED`` and their tokens forgotten (``manager.forget``), with the password a Web Form
+  flow kept. finAPI sends it once (it reads no answer): a 503 is not followed by a retry.
 
 Every effect is idempotent, so retries, duplicates and replays give one: the registry writes
 a record only when it changes and claims each notice once per fleet, forgetting absent tokens
@@ -284,16 +284,18 @@ class FinApiCallbacks:
             return CallbackResult(kind, user, False, detail="not a finAPI user id")
         else:
             return CallbackResult(kind, user, False, detail="finAPI still knows the user")
-        # Each step is idempotent: forgetting absent tokens or records changes nothing.
-        await self.manager.forget(self.provider, user)
-        store = self.manager.store
-        if isinstance(store, PendingAuthorizations):
-            await store.take_pending(_password_key(self.provider, user))
+        # Each step is idempotent. finAPI sends this once and reads no answer, so a failure
+        # half-way is not sent again: the connections go first, as nothing else would ever
+        # revoke them; tokens left behind die at their next refresh, which finAPI refuses.
         registry, rows = self.manager.connections, []
         gone = Observation(blocked=ConnectionState.REVOKED, detail="finAPI user deleted")
         for row in await registry.list(provider=self.provider):
             if row.subject == user:
                 rows.append(await registry.observe(self.provider, user, row.connection, gone))
+        await self.manager.forget(self.provider, user)
+        store = self.manager.store
+        if isinstance(store, PendingAuthorizations):
+            await store.take_pending(_password_key(self.provider, user))
         return CallbackResult(kind, user, True, tuple(rows), "user deleted")
 
 
