@@ -43,6 +43,7 @@ __all__ = [
     "Notice",
     "NoticeKind",
     "Observation",
+    "absorb",
     "decide",
     "expiry_step",
     "ordered_leads",
@@ -325,3 +326,37 @@ def decide(
             notices.append(notice(NoticeKind.EXPIRING, f"{end!r}|{lead!r}", lead=lead))
             record = attrs.evolve(record, announced=lead, announced_end=end)
     return record, notices
+
+
+def absorb(record: ConnectionRecord, notice: Notice) -> ConnectionRecord:
+    """``record`` once it knows of ``notice``, claimed for it (pure).
+
+    A claimed notice is delivered whatever became of the write meant to follow it (its
+    claimant died, or lost the compare-and-set and then read the connection otherwise), so a
+    record that missed it takes it in: the next decision then starts from what the app was
+    told (a reconnect it got is closed by a repair, the next break is a new episode). When
+    nothing was written since the notice was decided, its view of the connection is the newest
+    and is taken too."""
+    if notice.kind is NoticeKind.RECONNECT and record.episode < notice.episode:
+        record = attrs.evolve(record, episode=notice.episode, broken=True)
+    elif notice.kind is NoticeKind.REPAIRED and record.broken and record.episode == notice.episode:
+        record = attrs.evolve(record, broken=False)
+    elif (
+        notice.kind is NoticeKind.EXPIRING
+        and notice.lead is not None
+        and record.expires_at == notice.expires_at
+        and (
+            record.announced_end != notice.expires_at
+            or record.announced is None
+            or record.announced > notice.lead
+        )
+    ):
+        record = attrs.evolve(record, announced=notice.lead, announced_end=notice.expires_at)
+    else:
+        return record
+    if record.updated_at > notice.decided_at:
+        return record
+    ended = notice.expires_at is not None and notice.expires_at <= notice.decided_at
+    timed = ended and notice.state is ConnectionState.EXPIRED  # time says it, not a block
+    blocked = notice.state if notice.state.needs_action and not timed else None
+    return attrs.evolve(record, blocked=blocked, expires_at=notice.expires_at, detail=notice.detail)
