@@ -105,3 +105,26 @@ async def test_a_reconnect_claimed_before_losing_the_write_is_closed_by_the_fres
     assert (row.state, row.episode) == (ConnectionState.ACTIVE, 1)
     await other.observe(*KEY, BROKEN)
     assert kinds(events)[-1] == ("ReconnectRequired", 2)
+
+
+async def test_a_redelivered_reconnect_comes_before_the_repair_it_implies() -> None:
+    """The claimant died unwritten and another process has since recorded newer news (a new
+    consent end): the app gets the reconnect, then its repair, in that order."""
+    clock, store, events = FakeClock(), MemoryStore(), []
+
+    def crash(point: str) -> None:
+        if point == "claimed":
+            raise Crash(point)
+
+    dying = ConnectionRegistry(store, clock, claim_for=0.01, _fault=crash)
+    survivor = ConnectionRegistry(store, clock, claim_for=0.01)
+    survivor.subscribe(events.append)
+    await survivor.observe(*KEY, Observation())
+    with pytest.raises(Crash):
+        await dying.observe(*KEY, BROKEN)
+    clock.advance(1)
+    await survivor.observe(*KEY, Observation(expires_at=LATER))  # written after the decision
+    await asyncio.sleep(0.05)
+    await survivor.redeliver()
+    await survivor.sweep()
+    assert kinds(events) == [("ReconnectRequired", 1), ("ConnectionRepaired", 1)]
