@@ -163,9 +163,10 @@ class ConnectionRegistry:
                 logger.warning("dropping an unreadable connection notice")
                 await self._store.finish_notice(notice_id)
                 continue
-            # Its claimant may have died before writing the record: the record takes it in.
+            # Its claimant may have died before writing the record: the record takes it in,
+            # and what that implies (a repair) is decided after it is delivered, in order.
             name = record_name(notice.provider, notice.subject, notice.connection)
-            await self._apply(name, None, (notice,))
+            await self._apply(name, None, (notice,), decided=False)
             delivered += await self._deliver(notice)
         return delivered
 
@@ -212,6 +213,8 @@ class ConnectionRegistry:
         name: str,
         observation: Observation | Callable[[], Awaitable[Observation]] | None,
         taken: tuple[Notice, ...] = (),  # claimed for this record, maybe unwritten: taken in
+        *,
+        decided: bool = True,  # False: only take them in (what they imply waits its turn)
     ) -> ConnectionInfo:
         provider, subject, connection = _parts(name)
         for _ in range(_ATTEMPTS):
@@ -226,7 +229,7 @@ class ConnectionRegistry:
             # below, so what is written is never older than what another process wrote.
             learnt = await observation() if callable(observation) else observation
             now = record_now(record, self._clock.wall())
-            new, notices = decide(record, learnt, now, self._leads)
+            new, notices = decide(record, learnt, now, self._leads) if decided else (record, [])
             if new == stored and found is not None:
                 return self._info(stored)
             claimed = [
