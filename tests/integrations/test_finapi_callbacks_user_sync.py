@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 
 import aiohttp
+import attrs
 from aiohttp import web
 
 from aiofinaccess import SessionManager
 from aiofinaccess.connections import ConnectionEvent, ConnectionState, Observation
 from aiofinaccess.errors import StoreError
+from aiofinaccess.integrations.finapi_callback_bodies import CallbackKind
 from aiofinaccess.integrations.finapi_callbacks import FinApiCallbacks, WebCallbacks
+from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox
 from tests.support.finapi_journey import import_connection
 
@@ -60,3 +63,23 @@ async def test_a_deletion_whose_forgetting_fails_still_revokes_the_connections(
     assert [(type(e).__name__, e.connection) for e in events if e.connection] == [
         ("ReconnectRequired", str(connection_id))
     ]
+
+
+async def test_a_404_that_is_not_finapis_unknown_user_confirms_no_deletion(
+    sandbox: Sandbox, sandbox_manager: SessionManager
+) -> None:
+    """An API URL with a typo (or a proxy's 404 page) answers every user lookup 404: a forged
+    deletion must not read that as "finAPI no longer knows the user" and forget real tokens."""
+    await import_connection(sandbox_manager, USER)
+    async with SessionManager(store=sandbox_manager.store) as typo:
+        for provider, credentials in sandbox_providers(sandbox):
+            mistyped = f"{sandbox.base_url}/api/v2-typo"  # the token URL works, the API's not
+            named = provider.name == "finapi"
+            typo.register(
+                attrs.evolve(provider, api_url=mistyped) if named else provider, credentials
+            )
+        receiver = FinApiCallbacks(typo, base_url="https://app.example/hooks")
+        body = json.dumps({"userId": USER, "event": "DELETED"}).encode()
+        result = await receiver.receive(CallbackKind.USER_SYNC, body, {})
+        assert not result.confirmed
+    assert await sandbox_manager.store.get(sandbox_manager.key("finapi", USER)) is not None
