@@ -278,8 +278,12 @@ class FinApiCallbacks:
             return CallbackResult(kind, user, False, detail=f"event {sync.event} not handled")
         try:
             await self._users.is_verified(user)  # with the client's token
-        except NotFoundError:
-            pass
+        except NotFoundError as exc:
+            if exc.code != "UNKNOWN_ENTITY":  # a route's 404 (a mistyped URL, a proxy's page)
+                raise CallbackUnavailable(
+                    f"{kind} callback: the user lookup answered 404 without finAPI's "
+                    "UNKNOWN_ENTITY: check the finAPI provider's api_url"
+                ) from None
         except ValidationError:  # no finAPI user can have this id
             return CallbackResult(kind, user, False, detail="not a finAPI user id")
         else:

@@ -9,11 +9,12 @@ import json
 
 import aiohttp
 import attrs
+import pytest
 from aiohttp import web
 
 from aiofinaccess import SessionManager
 from aiofinaccess.connections import ConnectionEvent, ConnectionState, Observation
-from aiofinaccess.errors import StoreError
+from aiofinaccess.errors import CallbackUnavailable, StoreError
 from aiofinaccess.integrations.finapi_callback_bodies import CallbackKind
 from aiofinaccess.integrations.finapi_callbacks import FinApiCallbacks, WebCallbacks
 from aiofinaccess.integrations.testing import sandbox_providers
@@ -80,6 +81,6 @@ async def test_a_404_that_is_not_finapis_unknown_user_confirms_no_deletion(
             )
         receiver = FinApiCallbacks(typo, base_url="https://app.example/hooks")
         body = json.dumps({"userId": USER, "event": "DELETED"}).encode()
-        result = await receiver.receive(CallbackKind.USER_SYNC, body, {})
-        assert not result.confirmed
+        with pytest.raises(CallbackUnavailable, match="api_url"):  # 503, saying what to fix
+            await receiver.receive(CallbackKind.USER_SYNC, body, {})
     assert await sandbox_manager.store.get(sandbox_manager.key("finapi", USER)) is not None
