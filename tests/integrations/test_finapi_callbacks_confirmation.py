@@ -1,11 +1,15 @@
-"""A user synchronization is sent once (finAPI reads no answer, so a 503 brings no retry): when
-taking it fails half-way, what nothing else would ever put right must already be done. Dead
-tokens are put right by the next refresh (finAPI refuses it); connections recorded ACTIVE for
-a deleted user are not, so they are marked REVOKED (and the app told) first."""
+"""What confirms a finAPI callback, when the confirmation fails or is misread. A user
+synchronization is sent once (finAPI reads no answer, so a 503 brings no retry): when taking it
+fails half-way, the connections (nothing else would revoke them) are already REVOKED; dead
+tokens are put right by the next refresh. And only finAPI's own UNKNOWN_ENTITY means "gone": a
+bare 404 (a mistyped API URL, a proxy's page) deletes no user and revokes no connection."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 import attrs
@@ -15,11 +19,12 @@ from aiohttp import web
 from aiofinaccess import SessionManager
 from aiofinaccess.connections import ConnectionEvent, ConnectionState, Observation
 from aiofinaccess.errors import CallbackUnavailable, StoreError
+from aiofinaccess.finapi import WebForms
 from aiofinaccess.integrations.finapi_callback_bodies import CallbackKind
 from aiofinaccess.integrations.finapi_callbacks import FinApiCallbacks, WebCallbacks
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox
-from tests.support.finapi_journey import import_connection
+from tests.support.finapi_journey import import_connection, press
 
 USER = "sync-user"
 
@@ -66,21 +71,42 @@ async def test_a_deletion_whose_forgetting_fails_still_revokes_the_connections(
     ]
 
 
+@asynccontextmanager
+async def mistyped(sandbox: Sandbox, store: Any) -> AsyncIterator[FinApiCallbacks]:
+    """A receiver whose finAPI API URL has a typo: the token URL and the Web Form host work,
+    every API path is a bare 404 (as behind a proxy's error page)."""
+    async with SessionManager(store=store) as typo:
+        for provider, credentials in sandbox_providers(sandbox):
+            wrong = f"{sandbox.base_url}/api/v2-typo"
+            named = provider.name == "finapi"
+            typo.register(attrs.evolve(provider, api_url=wrong) if named else provider, credentials)
+        yield FinApiCallbacks(typo, base_url="https://app.example/hooks")
+
+
 async def test_a_404_that_is_not_finapis_unknown_user_confirms_no_deletion(
     sandbox: Sandbox, sandbox_manager: SessionManager
 ) -> None:
-    """An API URL with a typo (or a proxy's 404 page) answers every user lookup 404: a forged
-    deletion must not read that as "finAPI no longer knows the user" and forget real tokens."""
+    """A forged deletion must not read a bare 404 as "finAPI no longer knows the user" and
+    forget real tokens."""
     await import_connection(sandbox_manager, USER)
-    async with SessionManager(store=sandbox_manager.store) as typo:
-        for provider, credentials in sandbox_providers(sandbox):
-            mistyped = f"{sandbox.base_url}/api/v2-typo"  # the token URL works, the API's not
-            named = provider.name == "finapi"
-            typo.register(
-                attrs.evolve(provider, api_url=mistyped) if named else provider, credentials
-            )
-        receiver = FinApiCallbacks(typo, base_url="https://app.example/hooks")
+    async with mistyped(sandbox, sandbox_manager.store) as receiver:
         body = json.dumps({"userId": USER, "event": "DELETED"}).encode()
         with pytest.raises(CallbackUnavailable, match="api_url"):  # 503, saying what to fix
             await receiver.receive(CallbackKind.USER_SYNC, body, {})
     assert await sandbox_manager.store.get(sandbox_manager.key("finapi", USER)) is not None
+
+
+async def test_a_404_that_is_not_finapis_unknown_connection_revokes_nothing(
+    sandbox: Sandbox, sandbox_manager: SessionManager
+) -> None:
+    """A genuine Web Form callback (the form read on its own host) whose connection read is a
+    bare 404 must not record the connection REVOKED."""
+    await import_connection(sandbox_manager, USER)
+    forms = WebForms(sandbox_manager)
+    form = await forms.import_bank_connection(USER)
+    await press(form)
+    async with mistyped(sandbox, sandbox_manager.store) as receiver:
+        body = json.dumps({"webFormId": form.id, "status": "COMPLETED"}).encode()
+        with pytest.raises(CallbackUnavailable, match="api_url"):
+            await receiver.receive(CallbackKind.WEB_FORM, body, {"user": USER})
+    assert await sandbox_manager.connections.list(needs_action=True) == []
