@@ -213,7 +213,7 @@ class FinApiCallbacks:
             connection = form.payload.bank_connection_id
             if not form.finished or connection is None:
                 return CallbackResult(kind, user, True, detail=f"web form {form.status}")
-            row = await self._observe(user, connection)
+            row = await self._observe(kind, user, connection)
             return CallbackResult(kind, user, True, (row,), f"web form {form.status}")
         task = await self._updates.get(user, callback.task_id)  # 404: not theirs
         outcome = outcome_of(task)
@@ -224,7 +224,7 @@ class FinApiCallbacks:
             now = outcome_of(await self._updates.get(user, callback.task_id))
             return now.url if isinstance(now, WebFormRequired) else None
 
-        row = await self._observe(user, outcome.bank_connection_id, link)
+        row = await self._observe(kind, user, outcome.bank_connection_id, link)
         return CallbackResult(kind, user, True, (row,), f"task {task.status}")
 
     async def _notification(
@@ -236,11 +236,12 @@ class FinApiCallbacks:
             return CallbackResult(kind, user, False, detail="the rule says otherwise")
         # What the notification claims is not used: the connections are read instead.
         found = await self._data.bank_connections(user)
-        rows = [await self._observe(user, connection.id) for connection in found]
+        rows = [await self._observe(kind, user, connection.id) for connection in found]
         return CallbackResult(kind, user, True, tuple(rows), rule.trigger_event)
 
     async def _observe(
         self,
+        kind: CallbackKind,
         user: str,
         connection_id: int,
         link: Callable[[], Awaitable[str | None]] | None = None,
@@ -260,7 +261,8 @@ class FinApiCallbacks:
             url = None if link is None else await link()
             try:
                 connection = await self._data.bank_connection(user, connection_id)
-            except NotFoundError:  # deleted at finAPI
+            except NotFoundError as exc:  # deleted at finAPI
+                _gone(kind, exc)
                 return Observation(blocked=ConnectionState.REVOKED, detail="deleted")
             now = dt.datetime.fromtimestamp(self.manager.clock.wall(), dt.UTC)
             observation = connection_state(connection, now).observation()
@@ -279,11 +281,7 @@ class FinApiCallbacks:
         try:
             await self._users.is_verified(user)  # with the client's token
         except NotFoundError as exc:
-            if exc.code != "UNKNOWN_ENTITY":  # a route's 404 (a mistyped URL, a proxy's page)
-                raise CallbackUnavailable(
-                    f"{kind} callback: the user lookup answered 404 without finAPI's "
-                    "UNKNOWN_ENTITY: check the finAPI provider's api_url"
-                ) from None
+            _gone(kind, exc)
         except ValidationError:  # no finAPI user can have this id
             return CallbackResult(kind, user, False, detail="not a finAPI user id")
         else:
@@ -413,6 +411,16 @@ class AsgiCallbacks:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+
+def _gone(kind: CallbackKind, exc: NotFoundError) -> None:
+    """Let through only finAPI's own "no such entity"; a bare 404 (a mistyped API URL, a
+    proxy's page) would delete a user or revoke a connection on anyone's word."""
+    if exc.code != "UNKNOWN_ENTITY":
+        raise CallbackUnavailable(
+            f"{kind} callback: the API answered 404 without finAPI's UNKNOWN_ENTITY: check the "
+            "finAPI provider's api_url"
+        ) from exc
 
 
 def _base_url(text: str) -> str:

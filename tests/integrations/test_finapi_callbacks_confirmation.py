@@ -110,3 +110,29 @@ async def test_a_404_that_is_not_finapis_unknown_connection_revokes_nothing(
         with pytest.raises(CallbackUnavailable, match="api_url"):
             await receiver.receive(CallbackKind.WEB_FORM, body, {"user": USER})
     assert await sandbox_manager.connections.list(needs_action=True) == []
+
+
+async def test_a_connection_finapi_says_is_gone_is_revoked(
+    sandbox: Sandbox, sandbox_manager: SessionManager
+) -> None:
+    """The other side of the rule: finAPI's UNKNOWN_ENTITY for a deleted connection revokes it."""
+    await import_connection(sandbox_manager, USER)
+    forms = WebForms(sandbox_manager)
+    form = await forms.import_bank_connection(USER)
+    await press(form)
+    connection_id = (await forms.get(USER, form.id)).payload.bank_connection_id
+    token = await sandbox_manager.access_token("finapi", USER)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.delete(
+            f"{sandbox.base_url}/api/v2/bankConnections/{connection_id}",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as response,
+    ):
+        assert response.status in (200, 204)
+    receiver = FinApiCallbacks(sandbox_manager, base_url="https://app.example/hooks")
+    body = json.dumps({"webFormId": form.id, "status": "COMPLETED"}).encode()
+    result = await receiver.receive(CallbackKind.WEB_FORM, body, {"user": USER})
+    assert [(row.connection, row.state) for row in result.connections] == [
+        (str(connection_id), ConnectionState.REVOKED)
+    ]
