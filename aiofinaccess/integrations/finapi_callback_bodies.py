@@ -85,6 +85,13 @@ def _text(document: Mapping[str, Any], name: str, kind: CallbackKind) -> str:
     return value
 
 
+def _id(document: Mapping[str, Any], name: str, kind: CallbackKind) -> str:
+    value = _text(document, name, kind)
+    if value in (".", ".."):  # a dot segment: the read-back's URL would name another resource
+        raise MalformedCallback(f"{kind} callback: {name} must be an id, not {value!r}")
+    return value
+
+
 def parse_callback(kind: CallbackKind, body: bytes, *, limit: int = MAX_BODY) -> Callback:
     """Read a callback's body (pure); nothing in it is trusted yet.
 
@@ -101,9 +108,9 @@ def parse_callback(kind: CallbackKind, body: bytes, *, limit: int = MAX_BODY) ->
     if not isinstance(document, dict):
         raise MalformedCallback(f"{kind} callback: the body is not a JSON object")
     if kind is CallbackKind.WEB_FORM:
-        return WebFormCallback(_text(document, "webFormId", kind), _text(document, "status", kind))
+        return WebFormCallback(_id(document, "webFormId", kind), _text(document, "status", kind))
     if kind is CallbackKind.TASK:
-        return TaskCallback(_text(document, "taskId", kind), _text(document, "status", kind))
+        return TaskCallback(_id(document, "taskId", kind), _text(document, "status", kind))
     if kind is CallbackKind.NOTIFICATION:
         rule_id = document.get("notificationRuleId")
         if not isinstance(rule_id, int) or isinstance(rule_id, bool) or rule_id < 1:
@@ -133,7 +140,11 @@ class CallbackResult:
 
     def as_json(self) -> dict[str, object]:
         """The answer's body: whether it was confirmed, nothing more (whoever replays a
-        genuine body learns nothing of the user's connections)."""
+        genuine body learns nothing of the user's connections). A user synchronization's says
+        not even that: it would tell anyone whether finAPI knows a user id (finAPI reads no
+        answer)."""
+        if self.kind is CallbackKind.USER_SYNC:
+            return {"received": True}
         return {"confirmed": self.confirmed}
 
 

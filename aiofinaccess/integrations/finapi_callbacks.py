@@ -22,9 +22,9 @@ registry (``manager.connections``):
   names must exist with that handle and trigger; then the user's bank connections are read
   and observed, whatever the body claims about them.
 * ``user-sync`` (``userSynchronizationCallbackUrl``, ``{"userId", "event": "DELETED"}``):
-  confirmed when finAPI no longer knows the user; then their tokens are forgotten
-  (``manager.forget``), with the password a Web Form flow kept, and their connections are
-  recorded ``REVOKED``.
+  confirmed when finAPI no longer knows the user; then their connections are recorded
+  ``REVOKED`` and their tokens forgotten (``manager.forget``), with the password a Web Form
+  flow kept. finAPI sends it once (it reads no answer): a 503 is not followed by a retry.
 
 Every effect is idempotent, so retries, duplicates and replays give one: the registry writes
 a record only when it changes and claims each notice once per fleet, forgetting absent tokens
@@ -47,6 +47,7 @@ from urllib.parse import parse_qsl, quote
 
 import attrs
 from aiohttp import web
+from yarl import URL
 
 from ..api.finapi.consent import connection_state
 from ..api.finapi.data import FinApiData
@@ -60,6 +61,7 @@ from ..core.errors import (
     ApiError,
     CallbackRejected,
     CallbackUnavailable,
+    ConfigurationError,
     MalformedCallback,
     NotFoundError,
     ReauthorizationRequired,
@@ -69,7 +71,7 @@ from ..core.errors import (
     ValidationError,
 )
 from ..session.connection_events import ConnectionInfo
-from ..stores.protocol import PendingAuthorizations
+from ..stores.protocol import ConnectionRecords, PendingAuthorizations
 from .finapi_callback_bodies import (
     MAX_BODY,
     Callback,
@@ -114,7 +116,12 @@ class FinApiCallbacks:
         timeout: float = 30.0,
     ) -> None:
         self.provider, self.max_body = provider, max_body
-        self.base_url = base_url.rstrip("/")
+        self.base_url = _base_url(base_url)
+        if not isinstance(manager.store, ConnectionRecords):  # else: a 500 at every callback
+            raise ConfigurationError(
+                f"{type(manager.store).__name__} keeps no connection records, where finAPI's "
+                "callbacks are recorded: use a shipped store"
+            )
         self.manager = manager
         self._data = FinApiData(manager, provider, timeout=timeout)
         self._forms = WebForms(manager, provider, timeout=timeout)
@@ -206,14 +213,18 @@ class FinApiCallbacks:
             connection = form.payload.bank_connection_id
             if not form.finished or connection is None:
                 return CallbackResult(kind, user, True, detail=f"web form {form.status}")
-            row = await self._observe(user, connection)
+            row = await self._observe(kind, user, connection)
             return CallbackResult(kind, user, True, (row,), f"web form {form.status}")
         task = await self._updates.get(user, callback.task_id)  # 404: not theirs
         outcome = outcome_of(task)
         if outcome is None or outcome.bank_connection_id is None:
             return CallbackResult(kind, user, True, detail=f"task {task.status}")
-        link = outcome.url if isinstance(outcome, WebFormRequired) else None
-        row = await self._observe(user, outcome.bank_connection_id, link)
+
+        async def link() -> str | None:  # read again beside the connection: one moment's view
+            now = outcome_of(await self._updates.get(user, callback.task_id))
+            return now.url if isinstance(now, WebFormRequired) else None
+
+        row = await self._observe(kind, user, outcome.bank_connection_id, link)
         return CallbackResult(kind, user, True, (row,), f"task {task.status}")
 
     async def _notification(
@@ -225,33 +236,43 @@ class FinApiCallbacks:
             return CallbackResult(kind, user, False, detail="the rule says otherwise")
         # What the notification claims is not used: the connections are read instead.
         found = await self._data.bank_connections(user)
-        rows = [await self._observe(user, connection.id) for connection in found]
+        rows = [await self._observe(kind, user, connection.id) for connection in found]
         return CallbackResult(kind, user, True, tuple(rows), rule.trigger_event)
 
     async def _observe(
-        self, user: str, connection_id: int, link: str | None = None
+        self,
+        kind: CallbackKind,
+        user: str,
+        connection_id: int,
+        link: Callable[[], Awaitable[str | None]] | None = None,
     ) -> ConnectionInfo:
-        """Read the connection and record it.
+        """Read the connection (and ``link``, a web form the bank wants the user in) and
+        record it.
 
         Idempotent because it re-reads the API (no processed-callback mark is kept): the
         registry writes a record only when the reading changed it and claims each notice once
-        per fleet, so a duplicate or a replay records what finAPI says now, once. Two
-        deliveries of one callback racing in two processes could write a reading older than
-        the other's (the per-user lock orders them within a process only); the next callback,
-        sweep or read puts it right.
+        per fleet, so a duplicate or a replay records what finAPI says now, once. The registry
+        takes the reading after reading the record and again if another process wrote it
+        first, so of two deliveries racing in two processes the older reading is not written
+        last (the per-user lock orders them within a process).
         """
-        try:
-            connection = await self._data.bank_connection(user, connection_id)
-        except NotFoundError:  # deleted at finAPI
-            observation = Observation(blocked=ConnectionState.REVOKED, detail="deleted")
-        else:
+
+        async def read() -> Observation:
+            url = None if link is None else await link()
+            try:
+                connection = await self._data.bank_connection(user, connection_id)
+            except NotFoundError as exc:  # deleted at finAPI
+                _gone(kind, exc)
+                return Observation(blocked=ConnectionState.REVOKED, detail="deleted")
             now = dt.datetime.fromtimestamp(self.manager.clock.wall(), dt.UTC)
             observation = connection_state(connection, now).observation()
-            if link is not None:  # the bank wants the user: the link goes to them
-                blocked = observation.blocked or ConnectionState.ACTION_REQUIRED
-                observation = attrs.evolve(observation, blocked=blocked, detail=link)
+            if url is None:
+                return observation
+            blocked = observation.blocked or ConnectionState.ACTION_REQUIRED
+            return attrs.evolve(observation, blocked=blocked, detail=url)  # the link to the user
+
         registry = self.manager.connections
-        return await registry.observe(self.provider, user, str(connection_id), observation)
+        return await registry.observe(self.provider, user, str(connection_id), read)
 
     async def _user_sync(self, kind: CallbackKind, sync: UserSynchronization) -> CallbackResult:
         user = sync.user_id
@@ -259,22 +280,24 @@ class FinApiCallbacks:
             return CallbackResult(kind, user, False, detail=f"event {sync.event} not handled")
         try:
             await self._users.is_verified(user)  # with the client's token
-        except NotFoundError:
-            pass
+        except NotFoundError as exc:
+            _gone(kind, exc)
         except ValidationError:  # no finAPI user can have this id
             return CallbackResult(kind, user, False, detail="not a finAPI user id")
         else:
             return CallbackResult(kind, user, False, detail="finAPI still knows the user")
-        # Each step is idempotent: forgetting absent tokens or records changes nothing.
-        await self.manager.forget(self.provider, user)
-        store = self.manager.store
-        if isinstance(store, PendingAuthorizations):
-            await store.take_pending(_password_key(self.provider, user))
+        # Each step is idempotent. finAPI sends this once and reads no answer, so a failure
+        # half-way is not sent again: the connections go first, as nothing else would ever
+        # revoke them; tokens left behind die at their next refresh, which finAPI refuses.
         registry, rows = self.manager.connections, []
         gone = Observation(blocked=ConnectionState.REVOKED, detail="finAPI user deleted")
         for row in await registry.list(provider=self.provider):
             if row.subject == user:
                 rows.append(await registry.observe(self.provider, user, row.connection, gone))
+        await self.manager.forget(self.provider, user)
+        store = self.manager.store
+        if isinstance(store, PendingAuthorizations):
+            await store.take_pending(_password_key(self.provider, user))
         return CallbackResult(kind, user, True, tuple(rows), "user deleted")
 
 
@@ -294,10 +317,22 @@ class WebCallbacks:
         return f"WebCallbacks(path={self.path!r})"
 
     def setup(self, app: web.Application) -> WebCallbacks:
-        """Add ``POST {path}/{kind}`` for each :class:`CallbackKind` to ``app``."""
-        for kind in CallbackKind:
+        """Add ``POST {path}/{kind}`` for each :class:`CallbackKind` to ``app`` (the first
+        mount's routes are named ``aiofinaccess-finapi-{kind}``).
+
+        Raises:
+            ConfigurationError: ``app`` serves one of these routes already.
+        """
+        routes = {kind: f"{self.path}/{kind}" for kind in CallbackKind}
+        if {resource.canonical for resource in app.router.resources()} & set(routes.values()):
+            raise ConfigurationError(
+                f"finAPI callbacks are already served at {self.path or '/'} on this app: "
+                "mount them once per path"
+            )
+        named = app.router.named_resources()
+        for kind, route in routes.items():
             name = f"aiofinaccess-finapi-{kind}"
-            app.router.add_post(f"{self.path}/{kind}", self.handle, name=name)
+            app.router.add_post(route, self.handle, name=None if name in named else name)
         return self
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -376,6 +411,26 @@ class AsgiCallbacks:
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+
+def _gone(kind: CallbackKind, exc: NotFoundError) -> None:
+    """Let through only finAPI's own "no such entity"; a bare 404 (a mistyped API URL, a
+    proxy's page) would delete a user or revoke a connection on anyone's word."""
+    if exc.code != "UNKNOWN_ENTITY":
+        raise CallbackUnavailable(
+            f"{kind} callback: the API answered 404 without finAPI's UNKNOWN_ENTITY: check the "
+            "finAPI provider's api_url"
+        ) from exc
+
+
+def _base_url(text: str) -> str:
+    url = URL(text)
+    if url.scheme not in ("http", "https") or not url.host or url.query_string or url.fragment:
+        raise ConfigurationError(
+            "base_url must be the routes' absolute http(s) URL as finAPI reaches them, without "
+            f"query or fragment (https://app.example/finapi/callbacks), not {text!r}"
+        )
+    return text.rstrip("/")
 
 
 async def _body(

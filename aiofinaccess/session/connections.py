@@ -13,8 +13,11 @@ in this order, for each notice it names:
 3. **deliver** to the app's callbacks, then **finish** the outbox record.
 
 A process that dies after (1) leaves the notice in the outbox: whoever runs
-:meth:`~ConnectionRegistry.redeliver` after the claim runs out delivers it (the record, if
-unwritten, is decided again by the next observer or sweep, and the claim refuses the repeat).
+:meth:`~ConnectionRegistry.redeliver` after the claim runs out delivers it, after the record
+takes it in (:func:`~aiofinaccess.core.connections.absorb`; a writer that lost in (2) does the
+same before deciding again). A claimed notice is always delivered, so the record must say what
+the app was told: else a connection read working again would never close the reconnect the
+app got, and the next break's notice would be refused as already claimed.
 A process that dies after delivering and before finishing makes the notice delivered twice.
 The promise: **each notice is claimed exactly once per fleet and delivered at least once**,
 every delivery carrying the notice's ``event_id``. A callback that raises leaves the notice
@@ -26,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 import attrs
@@ -37,9 +40,11 @@ from ..core.connections import (
     ConnectionRecord,
     Notice,
     Observation,
+    absorb,
     decide,
     ordered_leads,
     record_name,
+    record_now,
     record_state,
 )
 from ..core.errors import (
@@ -116,9 +121,17 @@ class ConnectionRegistry:
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
 
     async def observe(
-        self, provider: str, subject: str, connection: str, observation: Observation
+        self,
+        provider: str,
+        subject: str,
+        connection: str,
+        observation: Observation | Callable[[], Awaitable[Observation]],
     ) -> ConnectionInfo:
         """Record what was learnt of a connection; claim and deliver the notices it makes due.
+
+        ``observation`` may be a reading to take (reading the provider's API): it is then taken
+        after the record is read and again whenever another process wrote the record first, so
+        of two processes reading one connection at once, the older reading is not written last.
 
         Raises:
             StoreError: The store failed (claimed notices stay in the outbox).
@@ -150,6 +163,10 @@ class ConnectionRegistry:
                 logger.warning("dropping an unreadable connection notice")
                 await self._store.finish_notice(notice_id)
                 continue
+            # Its claimant may have died before writing the record: the record takes it in,
+            # and what that implies (a repair) is decided after it is delivered, in order.
+            name = record_name(notice.provider, notice.subject, notice.connection)
+            await self._apply(name, None, (notice,), decided=False)
             delivered += await self._deliver(notice)
         return delivered
 
@@ -187,20 +204,34 @@ class ConnectionRegistry:
         return sorted(rows, key=lambda row: (row.provider, row.subject, row.connection))
 
     def _info(self, record: ConnectionRecord) -> ConnectionInfo:
-        state, _, deadline = record_state(record, self._clock.wall(), self._leads)
+        now = record_now(record, self._clock.wall())
+        state, _, deadline = record_state(record, now, self._leads)
         return ConnectionInfo.of(record, state, deadline)
 
-    async def _apply(self, name: str, observation: Observation | None) -> ConnectionInfo:
+    async def _apply(
+        self,
+        name: str,
+        observation: Observation | Callable[[], Awaitable[Observation]] | None,
+        taken: tuple[Notice, ...] = (),  # claimed for this record, maybe unwritten: taken in
+        *,
+        decided: bool = True,  # False: only take them in (what they imply waits its turn)
+    ) -> ConnectionInfo:
         provider, subject, connection = _parts(name)
         for _ in range(_ATTEMPTS):
-            now = self._clock.wall()
             found = await self._store.get_connection(name)
             version = None if found is None else found[1]
-            record = None if found is None else _read(found[0])
-            record = record or ConnectionRecord(provider, subject, connection)
-            new, notices = decide(record, observation, now, self._leads)
-            if new == record and found is not None:
-                return self._info(record)
+            stored = None if found is None else _read(found[0])
+            stored = stored or ConnectionRecord(provider, subject, connection)
+            record = stored
+            for notice in taken:
+                record = absorb(record, notice)
+            # Read after the record: a write that lands since then fails the compare-and-set
+            # below, so what is written is never older than what another process wrote.
+            learnt = await observation() if callable(observation) else observation
+            now = record_now(record, self._clock.wall())
+            new, notices = decide(record, learnt, now, self._leads) if decided else (record, [])
+            if new == stored and found is not None:
+                return self._info(stored)
             claimed = [
                 notice
                 for notice in notices
@@ -216,6 +247,7 @@ class ConnectionRegistry:
             except StoreConflictError:
                 for notice in claimed:  # decided and ours: deliver them, then decide again
                     await self._deliver(notice)
+                taken += tuple(claimed)
                 continue
             self._fault("written")
             for notice in claimed:
