@@ -122,6 +122,9 @@ class ConnectionUpdates:
         """Take a slot of the connection's budget unless the user is present."""
         if end_user is None or not end_user.ip_address:
             connection = str(update.bank_connection_id)
+            # Taken before the send and never given back, whatever the call's fate: a timeout
+            # or a 5xx may follow an update that reached the bank, and PSD2 counts accesses;
+            # a slot handed back after one could let a fifth access through.
             await self._manager.connections.take_unattended_update(self._provider, user, connection)
 
     async def get(self, user: str, task_id: str) -> Task:
