@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import TransportError as TransportError
     from .core.errors import UnexpectedResponseError as UnexpectedResponseError
     from .core.errors import UnprocessableEntityError as UnprocessableEntityError
+    from .core.errors import UpdateBudgetExhausted as UpdateBudgetExhausted
     from .core.errors import UsageError as UsageError
     from .core.errors import ValidationError as ValidationError
     from .core.errors import WebhookRejected as WebhookRejected
@@ -72,7 +73,7 @@ _HOMES: Final = {
         "PaymentOutcomeUnknown "
         "RateLimitedError ReauthorizationRequired ServerError StateMismatchError "
         "StoreConflictError StoreError TokenResponseError TransportError "
-        "UnexpectedResponseError UnprocessableEntityError UsageError "
+        "UnexpectedResponseError UnprocessableEntityError UpdateBudgetExhausted UsageError "
         "ValidationError WebhookRejected"
     ),
     ".core.lifecycle": "InvalidTransition",

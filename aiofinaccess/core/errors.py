@@ -9,7 +9,8 @@
     │   │   │   ├── InvalidAmountError  not a positive amount in the currency's minor units
     │   │   │   └── InvalidIbanError    wrong length for its country or mod 97 check
     │   │   └── WebhookRejected       a received webhook is unreadable, badly signed or too large
-    │   └── InvalidTransition         a token set's status cannot take that event (a bug)
+    │   ├── InvalidTransition         a token set's status cannot take that event (a bug)
+    │   └── UpdateBudgetExhausted     no unattended update left for now (``next_allowed_at``)
     ├── AuthorizationFlowError        a redirect or a provider's callback cannot be accepted
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
     │   ├── AuthorizationDenied       the provider redirected with ``error=...``
@@ -54,6 +55,7 @@ the description text. The parsers of error bodies live in :mod:`aiofinaccess.oau
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -97,6 +99,7 @@ __all__ = [
     "TransportError",
     "UnexpectedResponseError",
     "UnprocessableEntityError",
+    "UpdateBudgetExhausted",
     "UsageError",
     "ValidationError",
     "WebhookRejected",
@@ -478,3 +481,26 @@ class ReauthorizationRequired(AiofinaccessError):
         if self.cause is not None and self.cause.body.message:
             text += f"; the provider said: {self.cause.body.message}"
         return text
+
+
+class UpdateBudgetExhausted(UsageError):
+    """The connection had its unattended updates for the window (PSD2: four per 24 hours);
+    nothing was sent. Try again at ``next_allowed_at``, or update with the user present.
+
+    Attributes:
+        provider, connection: The connection (``subject``, the app's user id, is kept out of
+            the message).
+        next_allowed_at: When the next unattended update is allowed (aware, UTC).
+    """
+
+    def __init__(
+        self, provider: str, subject: str, connection: str, next_allowed_at: dt.datetime
+    ) -> None:
+        super().__init__(
+            f"{provider} connection {connection!r} had every unattended update of its window: "
+            f"the next is allowed at {next_allowed_at.isoformat()}"
+        )
+        self.provider = provider
+        self.subject = subject
+        self.connection = connection
+        self.next_allowed_at = next_allowed_at

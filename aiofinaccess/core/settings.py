@@ -13,7 +13,7 @@ import attrs
 from ._repr import fields_repr
 from .errors import ConfigurationError
 
-__all__ = ["Duty", "Limits", "Schedule", "Timeouts"]
+__all__ = ["Duty", "Limits", "Schedule", "Timeouts", "UpdateBudget"]
 
 
 def _seconds(name: str, value: float) -> None:
@@ -193,3 +193,25 @@ class Limits:
         _count("Limits.concurrent_refreshes", self.concurrent_refreshes)
         if self.working_set is not None:
             _count("Limits.working_set", self.working_set)
+
+
+@attrs.frozen(kw_only=True)
+class UpdateBudget:
+    """How many updates of a bank connection may run without its user (PSD2, Commission
+    Delegated Regulation (EU) 2018/389, Art. 36(5)(b): four per 24 hours), counted for the
+    whole fleet in the store. An update made with the user present does not count.
+
+    Args:
+        limit: Unattended updates per connection within ``window``.
+        window: The rolling window, in seconds.
+    """
+
+    __repr__ = fields_repr
+
+    limit: int = 4
+    window: float = 86_400.0
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise ConfigurationError("UpdateBudget.limit must be a positive number of updates")
+        _seconds("UpdateBudget.window", self.window)

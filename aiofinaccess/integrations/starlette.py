@@ -298,7 +298,7 @@ class StarletteConnect:
             await self.manager.revoke(provider, user)  # and deletes the tokens
         except AiofinaccessError as exc:  # the provider is down: at least forget them here
             logger.warning("revocation failed (%s); forgetting the tokens", type(exc).__name__)
-            await self.manager.forget(provider, user)
+            await self.manager.forget(provider, user, revoked=True)
         next_url = _local_path(request.query_params.get("next"), flow.success_url)
         return RedirectResponse(next_url, status_code=303, headers=_NO_STORE)
 
