@@ -12,7 +12,9 @@ or ``UNKNOWN`` by reconciling: never by sending again.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,7 +48,7 @@ from .payment_ledger import (
 if TYPE_CHECKING:
     from ..session.manager import SessionManager
 
-__all__ = ["Ledger", "Reconciler", "open_ledger"]
+__all__ = ["Ledger", "Reconciler", "Unlisted", "open_ledger", "open_unlisted"]
 
 logger = logging.getLogger("aiofinaccess")
 
@@ -76,6 +78,27 @@ class Reconciler(Protocol[P]):
     def payment(self, document: dict[str, Any]) -> P:
         """Inverse of :meth:`document`."""
         ...
+
+
+class Unlisted:
+    """The :class:`Reconciler` of requests the provider cannot list by anything the SDK
+    chose (forms, standing orders, orders): the answer's JSON document is the record, and an
+    outcome the answer did not give stays unknown (never sent again; settled by hand)."""
+
+    async def mark(self, user: str) -> int:
+        return 0
+
+    async def find(
+        self, user: str, reference: str, record: PaymentRecord, others: Mapping[str, Any]
+    ) -> Match[dict[str, Any]]:
+        return Ambiguous(())
+
+    def document(self, payment: dict[str, Any]) -> dict[str, Any]:
+        written: dict[str, Any] = json.loads(json.dumps(payment, default=str))  # Decimal: str
+        return written
+
+    def payment(self, document: dict[str, Any]) -> dict[str, Any]:
+        return document
 
 
 class Ledger(Generic[P]):
@@ -302,4 +325,31 @@ def open_ledger(
         claim_for=claim_for,
         settle_after=settle_after,
         poll=min(1.0, timeout / 10),
+    )
+
+
+def open_unlisted(
+    manager: SessionManager,
+    name: str,
+    *,
+    records: PaymentRecords | None,
+    clock: Clock | None,
+    timeout: float,
+    claim_for: float,
+) -> Ledger[dict[str, Any]]:
+    """An :class:`Unlisted` ledger whose records live under ``name`` (one of its own, such as
+    ``finapi/forms``, so they never mix with the payments a reconciliation compares).
+
+    Raises:
+        ConfigurationError: As :func:`open_ledger`.
+    """
+    return open_ledger(
+        manager,
+        name,
+        Unlisted(),
+        records=records,
+        clock=clock,
+        timeout=timeout,
+        claim_for=claim_for,
+        settle_after=math.inf,  # an unlisted request is never found, so never settled "not found"
     )

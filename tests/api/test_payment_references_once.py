@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 import pytest
 
 from aiofinaccess import SessionManager
@@ -54,7 +55,7 @@ async def test_a_standing_order_is_created_once_per_reference(
     )
     assert again == first
     assert posts(sandbox, "/standingOrders") == 1
-    other = StandingOrder(Money("51"), "Landlord", BOB, start_date=dt.date(2027, 1, 1))
+    other = attrs.evolve(ORDER, amount=Money("51"))
     with pytest.raises(UsageError):
         await payments.create_standing_order("alice", other, reference=reference)
 
@@ -80,7 +81,11 @@ async def test_each_payment_form_is_created_once_per_reference(
                 "former", account, transfers, reference=reference
             ),
             "directDebitWithAccountId": lambda: forms.direct_debit_with_account(
-                "former", account, [_debit()], reference=reference
+                "former",
+                account,
+                [_debit()],
+                reference=reference,
+                execution_date=dt.date(2026, 12, 24),
             ),
             "standingOrder": lambda: forms.standing_order("former", ORDER, reference=reference),
         }
