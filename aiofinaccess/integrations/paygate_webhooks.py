@@ -32,6 +32,7 @@ from ..api.everifin.paygate_events import (
     Verdict,
     check_signature,
     read_event,
+    secret_bytes,
 )
 from ..core.errors import WebhookRejected
 from ..core.tokens import Secret
@@ -60,10 +61,13 @@ class PaygateWebhooks:
 
     Args:
         on_event: The app's handler, awaited once per new event, in arrival order per subject.
-        secret: The webhook secret; without one, signatures are not checked.
+        secret: The webhook secret; without one (``None``), signatures are not checked.
         signature_header: Where the signature is (UNCERTAIN default).
         max_body: Bytes a request may carry.
         log: Which events were applied (a fresh one by default).
+
+    Raises:
+        ConfigurationError: ``secret`` is empty or blank.
     """
 
     def __init__(
@@ -76,6 +80,8 @@ class PaygateWebhooks:
         log: EventLog | None = None,
     ) -> None:
         self._on_event = on_event
+        if secret is not None:
+            secret_bytes(secret)  # or raise: an empty secret signs nothing
         self._secret = secret
         self._header = signature_header
         self.max_body = max_body

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import attrs
 
-from ...core.errors import UnexpectedResponseError, WebhookRejected
+from ...core.errors import ConfigurationError, UnexpectedResponseError, WebhookRejected
 from ...core.tokens import Secret
 from ..json_ready import JsonReady
 from ..models import read_model
@@ -36,6 +36,7 @@ __all__ = [
     "Verdict",
     "check_signature",
     "read_event",
+    "secret_bytes",
 ]
 
 #: Where the signature is looked for by default (UNCERTAIN: Everifin does not publish it).
@@ -128,13 +129,32 @@ def check_signature(
     Raises:
         WebhookRejected: 401.
     """
+    expected = hmac.new(secret_bytes(secret), body, hashlib.sha256).hexdigest()
+    given = next((v for k, v in headers.items() if k.lower() == header.lower()), "").strip()
+    if given[:7].lower() == "sha256=":
+        given = given[7:]
+    # A header a server decoded with surrogates or from Latin-1 is no hex digest: the
+    # comparison is of ASCII bytes, time-safe, and never raises.
+    given_bytes = given.lower().encode("ascii", "replace")
+    if not hmac.compare_digest(given_bytes, expected.encode()):
+        raise WebhookRejected(401, "signature missing or wrong")
+
+
+def secret_bytes(secret: Secret | str | bytes) -> bytes:
+    """The webhook secret's bytes.
+
+    Raises:
+        ConfigurationError: It is empty or blank (an unset variable read with a default):
+            anyone could sign with it.
+    """
     key = secret.reveal() if isinstance(secret, Secret) else secret
     key_bytes = key.encode() if isinstance(key, str) else bytes(key)
-    given = next((v for k, v in headers.items() if k.lower() == header.lower()), "")
-    given = given.strip().removeprefix("sha256=")
-    expected = hmac.new(key_bytes, body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(given.lower().encode(), expected.encode()):
-        raise WebhookRejected(401, "signature missing or wrong")
+    if not key_bytes.strip():
+        raise ConfigurationError(
+            "the Paygate webhook secret is empty: set it, or pass secret=None to receive "
+            "unsigned webhooks"
+        )
+    return key_bytes
 
 
 class Verdict(enum.StrEnum):
