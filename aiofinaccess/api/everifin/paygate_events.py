@@ -163,6 +163,7 @@ class Verdict(enum.StrEnum):
     APPLY = "applied"
     DUPLICATE = "duplicate"  # this eventId was applied or is being applied
     STALE = "stale"  # older than the last event applied to its subject
+    BUSY = "busy"  # another event of its subject is being applied elsewhere: retry later
 
 
 class EventLog:
@@ -178,7 +179,9 @@ class EventLog:
         self._seen: OrderedDict[str, bool] = OrderedDict()  # id -> applied (False: applying)
         self._newest: OrderedDict[str, dt.datetime] = OrderedDict()
         #: Verdicts given, by their value.
-        self.counts: dict[str, int] = {verdict.value: 0 for verdict in Verdict}
+        self.counts: dict[str, int] = {
+            verdict.value: 0 for verdict in (Verdict.APPLY, Verdict.DUPLICATE, Verdict.STALE)
+        }
 
     def begin(self, event: PaygateEvent) -> Verdict:
         """Whether to apply ``event``; :data:`Verdict.APPLY` holds its id until
