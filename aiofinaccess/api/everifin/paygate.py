@@ -33,6 +33,7 @@ from ..money import Money, iban
 from ..payment_ledger import check_reference, fingerprint
 from ..payment_once import open_ledger, open_unlisted
 from ..pipeline import ApiClient, Endpoint, EndUser
+from ..route_tables import check_routes
 from .bankconnect import envelope
 from .payment_models import EverifinPayment, PaymentOrder
 from .payment_once import ByReference, list_pages, read_payment
@@ -100,6 +101,9 @@ class Paygate:
         routes: The route table; override single routes with ``attrs.evolve``.
         timeout, records, claim_for, settle_after, clock: As for
             :class:`~aiofinaccess.finapi.FinApiPayments`.
+
+    Raises:
+        ConfigurationError: As for :class:`~aiofinaccess.finapi.FinApiPayments`.
     """
 
     def __init__(
@@ -114,7 +118,7 @@ class Paygate:
         settle_after: float = 600.0,
         clock: Clock | None = None,
     ) -> None:
-        self.routes = routes or PaygateRoutes()
+        self.routes = check_routes(routes or PaygateRoutes())
         self._api = ApiClient(manager, provider, context_headers=paygate_context, timeout=timeout)
         self._ledger = open_ledger(
             manager,

@@ -28,6 +28,7 @@ from ..money import iban
 from ..payment_ledger import check_reference, fingerprint
 from ..payment_once import open_unlisted
 from ..pipeline import Endpoint, EndUser
+from ..route_tables import check_routes
 from .host import web_form_client
 from .payment_models import DirectDebit, StandingOrder, Transfer, check_orders
 from .webform import WebForm, _check_url, _read_form
@@ -100,8 +101,8 @@ class PaymentForms:
         records, claim_for, clock: As for :class:`~aiofinaccess.finapi.FinApiPayments`.
 
     Raises:
-        ConfigurationError: The provider has no Web Form host, or the store keeps no
-            payment records.
+        ConfigurationError: The provider has no Web Form host, the store keeps no
+            payment records, or a route lost its leading slash or its default's placeholders.
     """
 
     def __init__(
@@ -115,7 +116,7 @@ class PaymentForms:
         claim_for: float = 120.0,
         clock: Clock | None = None,
     ) -> None:
-        self.routes = routes or PaymentFormRoutes()
+        self.routes = check_routes(routes or PaymentFormRoutes())
         self._api = web_form_client(manager, provider, timeout)
         self._ledger = open_unlisted(
             manager,

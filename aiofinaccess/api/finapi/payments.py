@@ -37,6 +37,7 @@ from ..money import iban
 from ..payment_ledger import check_reference, fingerprint
 from ..payment_once import open_ledger, open_unlisted
 from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
+from ..route_tables import check_routes
 from .filters import add_ids, id_list
 from .models import Paging, decode, read_finapi, read_list
 from .payment_ledger import FinApiReconciler, Shape
@@ -89,7 +90,8 @@ class FinApiPayments:
 
     Raises:
         ConfigurationError: The store keeps no payment records, or ``claim_for`` is not
-            above ``timeout`` and below ``settle_after``.
+            above ``timeout`` and below ``settle_after``, or a route in ``routes`` lost its
+            leading slash or its default's placeholders.
     """
 
     def __init__(
@@ -104,7 +106,7 @@ class FinApiPayments:
         settle_after: float = 600.0,
         clock: Clock | None = None,
     ) -> None:
-        self.routes = routes or PaymentRoutes()
+        self.routes = check_routes(routes or PaymentRoutes())
         self._api = ApiClient(manager, provider, context_headers=finapi_context, timeout=timeout)
         self._ledger = open_ledger(
             manager,
