@@ -37,6 +37,7 @@ from ..core.errors import (
 from ..core.payment_records import PaymentRecords
 from .payment_ledger import (
     Ambiguous,
+    Found,
     Match,
     PaymentRecord,
     RecordState,
@@ -59,8 +60,9 @@ Send = Callable[[], Awaitable[P]]
 class Reconciler(Protocol[P]):
     """How one provider finds a payment again, and writes it down."""
 
-    async def mark(self, user: str) -> int:
-        """The high-water mark written into the record before the send (0 if unused).
+    async def mark(self, user: str, reference: str) -> int | Found[P]:
+        """The high-water mark written into the record before the send (0 if unused), or
+        the payment the provider already holds under ``reference`` (its record was lost).
 
         Raises: TransportError, ApiError, UnexpectedResponseError: nothing is sent then."""
         ...
@@ -85,7 +87,7 @@ class Unlisted:
     chose (forms, standing orders, orders): the answer's JSON document is the record, and an
     outcome the answer did not give stays unknown (never sent again; settled by hand)."""
 
-    async def mark(self, user: str) -> int:
+    async def mark(self, user: str, reference: str) -> int:
         return 0
 
     async def find(
@@ -134,7 +136,8 @@ class Ledger(Generic[P]):
         self._settle_after = settle_after
         self._poll = poll
         self.owner = secrets.token_hex(8)
-        #: Reconciliations by outcome (``CREATED``, ``NOT_CREATED``, ``UNKNOWN``, ``failed``).
+        #: Reconciliations by outcome (``CREATED``, ``NOT_CREATED``, ``UNKNOWN``, ``failed``,
+        #: and ``found before sending``: a payment whose record the store had lost).
         self.reconciliations: Counter[str] = Counter()
 
     def _scope(self, user: str) -> str:
@@ -159,7 +162,7 @@ class Ledger(Generic[P]):
         found = await self._read(scope, reference)
         if found is None:
             try:
-                mark = await self._reconciler.mark(user)
+                mark = await self._reconciler.mark(user, reference)
             except (TransportError, ApiError, UnexpectedResponseError) as error:
                 reason = f"not sent: listing the payments first failed ({type(error).__name__})"
                 raise PaymentNotCreated(reference, reason) from error
@@ -171,9 +174,14 @@ class Ledger(Generic[P]):
                 self.owner,
                 now + self._claim_for,
                 shape=shape or {},
-                mark=mark,
+                mark=0 if isinstance(mark, Found) else mark,
             )
-            if await self._records.add_payment_record(scope, reference, record.to_bytes()):
+            if isinstance(mark, Found):  # made before; its record was lost with the store
+                record = record.with_payment(self._reconciler.document(mark.payment))
+                if await self._records.add_payment_record(scope, reference, record.to_bytes()):
+                    self.reconciliations["found before sending"] += 1
+                    return mark.payment
+            elif await self._records.add_payment_record(scope, reference, record.to_bytes()):
                 return await self._send(user, reference, record, send)
             found = await self._read(scope, reference)
             if found is None:
