@@ -44,3 +44,18 @@ async def test_a_bankconnect_payment_whose_record_was_lost_is_not_made_again(
     first = await payments().create_payment("alice", ORDER, reference=reference)
     assert (await payments().create_payment("alice", ORDER, reference=reference)).id == first.id
     assert len(sandbox.service("everifin_payments").by_reference(reference)) == 1
+
+
+async def test_one_reference_of_two_users_is_two_payments(
+    sandbox: Sandbox, sandbox_manager: SessionManager
+) -> None:
+    """Records and the look-up before sending are the user's own: Bob's reference never
+    answers with Alice's payment."""
+    for user in ("alice", "bob"):
+        await pis_user(sandbox_manager, sandbox, user)
+    payments = BankConnectPayments(sandbox_manager, clock=AheadClock())
+    reference = new_reference()
+    alice = await payments.create_payment("alice", ORDER, reference=reference)
+    bob = await payments.create_payment("bob", ORDER, reference=reference)
+    assert alice.id != bob.id
+    assert (await payments.resolve("alice", reference)).id == alice.id

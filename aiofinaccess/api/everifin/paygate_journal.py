@@ -8,6 +8,10 @@ time, the ids applied, and which event is being applied until when. Every change
 compare-and-set on the record's version, so of two receivers only one applies an event, and
 only one event of a payment is applied at a time (the other is answered "busy", and Everifin
 retries it). A receiver that dies while applying leaves its claim to lapse after ``claim_for``.
+
+"Older" compares Everifin's event times with each other, never with a receiver's clock; the
+claims use the receivers' wall clocks, so clocks apart by more than ``claim_for`` could let
+two apply events of one payment at once.
 """
 
 from __future__ import annotations
