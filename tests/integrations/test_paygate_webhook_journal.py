@@ -98,3 +98,23 @@ async def test_a_claim_lapses_and_one_payment_is_applied_one_event_at_a_time(
         assert await one.begin(failing) is Verdict.APPLY
         await one.failed(failing)
         assert await two.begin(failing) is Verdict.APPLY  # the redelivery
+
+
+async def test_an_event_naming_an_overlong_id_is_a_400(tmp_path: Path) -> None:
+    async def on_event(event: PaygateEvent) -> None:
+        raise AssertionError
+
+    async with SQLiteStore(tmp_path / "hooks.db") as store:
+        webhooks = PaygateWebhooks(on_event, log=StoredEventLog(store))
+        for data in ({"paymentId": "p" * 600, "status": "PAID"}, {"paymentId": "p1"}):
+            event_id = "e" * 600 if "status" not in data else "e1"
+            sent = json.dumps(
+                {
+                    "eventId": event_id,
+                    "eventType": "payment.statusChange",
+                    "eventTimestamp": "2026-12-06T12:00:00Z",
+                    "data": data,
+                }
+            ).encode()
+            receipt = await webhooks.receive(sent, {})
+            assert (receipt.status, receipt.event) == (400, None)
