@@ -42,6 +42,8 @@ __all__ = [
 #: Where the signature is looked for by default (UNCERTAIN: Everifin does not publish it).
 SIGNATURE_HEADER: Final = "X-Everifin-Signature"
 MAX_BODY: Final = 64 * 1024
+#: Characters an id in an event may have (Everifin's are short; the logs keep them).
+ID_LIMIT: Final = 255
 
 
 @attrs.frozen(slots=True)
@@ -90,7 +92,8 @@ def read_event(body: bytes, *, max_body: int = MAX_BODY) -> PaygateEvent:
     """The event in a webhook request's body.
 
     Raises:
-        WebhookRejected: Over ``max_body`` bytes (413), or not an event (400).
+        WebhookRejected: Over ``max_body`` bytes (413), or not an event (400): one
+            without its ids, or with an id over :data:`ID_LIMIT` characters.
     """
     if len(body) > max_body:
         raise WebhookRejected(413, f"body over {max_body} bytes")
@@ -103,6 +106,9 @@ def read_event(body: bytes, *, max_body: int = MAX_BODY) -> PaygateEvent:
     subject = next((f"{kind}:{value}" for kind, value in ids if value), None)
     if subject is None or not wire.event_id:
         raise WebhookRejected(400, "an event names its id and a payment, order or refund")
+    named = (wire.event_id, data.payment_id, data.order_id, data.refund_id, data.external_id)
+    if any(len(value) > ID_LIMIT for value in named if isinstance(value, str)):
+        raise WebhookRejected(400, f"an event's ids have at most {ID_LIMIT} characters")
     return PaygateEvent(
         wire.event_id,
         wire.event_type,
