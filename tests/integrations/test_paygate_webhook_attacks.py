@@ -67,3 +67,17 @@ def test_an_empty_secret_is_a_configuration_error(secret: str | bytes) -> None:
 
     with pytest.raises(ConfigurationError, match="secret"):
         PaygateWebhooks(on_event, secret=secret)
+
+
+def test_a_receiver_without_a_secret_says_so_once_when_built(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def on_event(event: PaygateEvent) -> None:
+        raise AssertionError
+
+    with caplog.at_level("WARNING", logger="aiofinaccess"):
+        PaygateWebhooks(on_event)
+        PaygateWebhooks(on_event, secret=SECRET)
+    assert [r.getMessage() for r in caplog.records if "secret" in r.getMessage()] == [
+        "paygate webhooks: no secret, so signatures are not checked (pass secret=...)"
+    ]
