@@ -90,6 +90,10 @@ class PaygateWebhooks:
         self._on_event = on_event
         if secret is not None:
             secret_bytes(secret)  # or raise: an empty secret signs nothing
+        else:  # a choice (Everifin's scheme is UNCERTAIN), or a variable left unset: say so
+            logger.warning(
+                "paygate webhooks: no secret, so signatures are not checked (pass secret=...)"
+            )
         self._secret = secret
         self._header = signature_header
         self.max_body = max_body
