@@ -206,8 +206,12 @@ def test_demo_command_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
     """The README's demo command path, in-process."""
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "all steps passed" in out
+    assert "demo: 33 steps, all steps passed" in out
     assert "FAILED" not in out
+    for shown in ("ConnectionExpiring, lead 7 days", "ReconnectRequired EXPIRED, episode 1"):
+        assert shown in out  # the connection steps (issue 25)
+    assert "ConnectionRepaired, episode 1" in out
+    assert "session_state EXPIRING" in out
 
 
 def test_unknown_command_exits_non_zero() -> None:

@@ -32,11 +32,13 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "": frozenset({"", "core", "oauth", "stores", "session", "api", "integrations", "cli"}),
 }
 
-#: The client-side modules that may start the sandbox: the demo (and its payment steps, which
-#: steer the sandbox's bank), the ``aiofinaccess sandbox`` command and the pytest fixtures.
+#: The client-side modules that may start the sandbox: the demo (and its payment and connection
+#: steps, which steer the sandbox's bank and clock), the ``aiofinaccess sandbox`` command and the
+#: pytest fixtures.
 SANDBOX_GATES = frozenset(
     {
         "aiofinaccess.cli.demo",
+        "aiofinaccess.cli.demo_connections",
         "aiofinaccess.cli.demo_everifin_payments",
         "aiofinaccess.cli.demo_payments",
         "aiofinaccess.cli.sandbox",

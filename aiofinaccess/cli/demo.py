@@ -3,14 +3,15 @@
 finAPI: client token, create a user, the user's token (password grant), read the user, a
 refresh after a short TTL, then a bank connection imported through Web Form 2.0 (the form
 completed headlessly), its accounts and first transactions, a payment the user authorises in
-a payment form and the bank books, and a money transfer whose answer is lost after commit,
-found by reconciliation and sent once. Everifin: authorization URL,
-headless login, code exchange, accounts and transactions, a payment the user authorises on its
-page and the bank books, one whose answer is lost after commit (found by its externalId, sent
-once), two refreshes showing the rotated refresh token, and the sandbox refusing the old one;
-then a Paygate payment link, paid, whose webhooks arrive twice and out of order and change the
-receiver's state once per event. Tokens are shown only as fingerprints;
-the exit code is non-zero if any step fails.
+a payment form and the bank books, a money transfer whose answer is lost after commit,
+found by reconciliation and sent once, and months later the consent's end announced, a
+reconnect through the update form and the connection repaired. Everifin: authorization URL,
+headless login, code exchange, the login nearing its Session Max and a re-login, accounts and
+transactions, a payment the user authorises on its page and the bank books, one whose answer
+is lost after commit (found by its externalId, sent once), two refreshes showing the rotated
+refresh token, and the sandbox refusing the old one; then a Paygate payment link, paid, whose
+webhooks arrive twice and out of order and change the receiver's state once per event. Tokens
+are shown only as fingerprints; the exit code is non-zero if any step fails.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ from ..sandbox import (
     run_sandbox,
 )
 from ..session.manager import SessionManager
+from .demo_connections import (
+    SESSION_MAX,
+    SandboxTime,
+    everifin_session_steps,
+    finapi_connection_steps,
+)
 from .demo_everifin_payments import everifin_payment_steps, paygate_steps
 from .demo_payments import finish_form, payment_steps
 
@@ -146,6 +153,7 @@ async def _finapi_data(manager: SessionManager, steps: _Steps, sandbox: Sandbox)
     )
     if accounts:
         await payment_steps(manager, steps, sandbox, USER_ID, accounts[0].id)
+    await finapi_connection_steps(manager, steps, sandbox, USER_ID, done.payload.bank_connection_id)
 
 
 async def _first(items: AsyncIterator[_T], count: int = 5) -> list[_T]:
@@ -176,6 +184,8 @@ async def _everifin(manager: SessionManager, steps: _Steps, sandbox: Sandbox) ->
         lambda: manager.complete_authorization("everifin", EVERIFIN_USER, str(callback), request),
         lambda t: f"token {_fp(t.access_token)}, refresh token {_fp(t.refresh_token)}",
     )
+    if first is not None:  # the rest runs on the fresh login's session
+        first = await everifin_session_steps(manager, steps, sandbox, EVERIFIN_USER, first)
     bank = BankConnect(manager)
     accounts = await steps.run(
         "accounts (GET /v1/accounts)",
@@ -236,18 +246,24 @@ async def _everifin(manager: SessionManager, steps: _Steps, sandbox: Sandbox) ->
 
 async def run(echo: Callable[[str], object] = print) -> int:
     """Run the demo; return the process exit code."""
-    config = SandboxConfig(finapi_user_token_ttl=_SHORT_TTL)
+    config = SandboxConfig(
+        finapi_user_token_ttl=_SHORT_TTL, sso_idle=SESSION_MAX, sso_max=SESSION_MAX
+    )
     steps = _Steps(echo)
     async with run_sandbox(config) as sandbox:
         echo(f"sandbox running at {sandbox.base_url}")
-        async with SessionManager() as manager:
+        async with SessionManager(clock=SandboxTime(sandbox)) as manager:
             manager.register(
                 FinApi.at(sandbox.base_url),
                 ClientCredentials(config.finapi_client_id, config.finapi_client_secret),
             )
             manager.register(
                 Everifin.at(
-                    sandbox.idp_url, sandbox.api_url, realm=config.realm, scopes=("ais", "pis")
+                    sandbox.idp_url,
+                    sandbox.api_url,
+                    realm=config.realm,
+                    scopes=("ais", "pis"),
+                    session_max=SESSION_MAX,
                 ),
                 ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
             )
