@@ -34,6 +34,7 @@ def tokens(refresh_in: float | None) -> TokenSet:
         (1800, 900, 850, ConnectionState.EXPIRING, "session_max", 900),
         (None, 900, 950, ConnectionState.EXPIRED, "session_max", None),
         (None, None, 0, ConnectionState.ACTIVE, None, None),
+        (900, 900, 850, ConnectionState.EXPIRING, "session_max", 900),
     ],
 )
 def test_the_earlier_end_decides(  # noqa: PLR0917  (one parameter per column)
