@@ -76,14 +76,16 @@ def session_state(
     if now.tzinfo is None:
         raise ValidationError("now must be an aware datetime")
     steps = ordered_leads(leads)
-    ends: list[tuple[float, str]] = []
-    if token_set.refresh_expires_at is not None:
-        ends.append((token_set.refresh_expires_at, "refresh_token"))
+    ends: list[tuple[float, int, str]] = []
+    # On a tie the session maximum is the cause: Keycloak caps the refresh token's end at it,
+    # and a refresh cannot move it (the second field orders the tie).
     if session_max is not None and started_at is not None:
-        ends.append((started_at + session_max, "session_max"))
+        ends.append((started_at + session_max, 0, "session_max"))
+    if token_set.refresh_expires_at is not None:
+        ends.append((token_set.refresh_expires_at, 1, "refresh_token"))
     if not ends:
         return SessionStatus(ConnectionState.ACTIVE)
-    end, ended_by = min(ends)
+    end, _, ended_by = min(ends)
     state, lead, deadline = expiry_step(end, now.timestamp(), steps)
     return SessionStatus(
         state,
