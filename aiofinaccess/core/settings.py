@@ -17,6 +17,9 @@ __all__ = ["Duty", "Limits", "Schedule", "Timeouts", "UpdateBudget"]
 
 
 def _seconds(name: str, value: float) -> None:
+    # A bool is an int, a timedelta or a string from the environment compares with nothing.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a positive number of seconds")
     if not value > 0 or value == math.inf:
         raise ConfigurationError(f"{name} must be a positive number of seconds")
 

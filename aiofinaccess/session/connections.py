@@ -113,7 +113,7 @@ class ConnectionRegistry:
             )
         if not claim_for > 0:
             raise ConfigurationError("claim_for must be a positive number of seconds")
-        if not 0 < retention.total_seconds() < math.inf:
+        if not isinstance(retention, dt.timedelta) or not 0 < retention.total_seconds() < math.inf:
             raise ConfigurationError("retention must be a positive duration")
         self._store = store
         self._clock = clock

@@ -5,7 +5,8 @@ A take is one ``BEGIN IMMEDIATE`` transaction (read the row, decide with
 :func:`~aiofinaccess.core.update_budget.next_slot`, write it back) on a connection of its own,
 run start to end in one worker thread: the write lock is held from the read to the commit, so
 no other process reads the slots in between, and a cancelled caller cannot leave the
-transaction open on the store's shared connection.
+transaction open on the store's shared connection. "Now" is the taker's own clock (the file
+has none): a slot is stamped no earlier than the newest already counted.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def take(path: str, busy_timeout: float, name: str, limit: int, window: float) -
         taken = counted(json.loads(row[0]) if row else (), now, window)
         wait = next_slot(taken, now, limit=limit, window=window)
         if wait is None:
-            conn.execute(_WRITE, (name, json.dumps([*taken, now])))
+            # SQLite has no clock but its takers': one behind (a stepped clock, a file shared
+            # wider than a host) stamps no earlier than the newest, lest its slot leave first.
+            stamp = max([now, *taken])
+            conn.execute(_WRITE, (name, json.dumps([*taken, stamp])))
         conn.execute("COMMIT")
         return wait
     finally:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import attrs
 import pytest
 
 from aiofinaccess import SessionManager
 from aiofinaccess.api.pipeline import EndUser
-from aiofinaccess.errors import UpdateBudgetExhausted
+from aiofinaccess.errors import UpdateBudgetExhausted, ValidationError
 from aiofinaccess.finapi import (
     BackgroundUpdate,
     ConnectionUpdates,
@@ -96,3 +97,25 @@ async def test_the_update_form_counts_too_and_connections_are_apart(
     )
     other = await import_connection(sandbox_manager, USER, create=False)
     assert isinstance(await forms.update(USER, BackgroundUpdate(other)), WebFormRequired)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["not-an-ip", "0.0.0.0", "::", "224.0.0.1", " 203.0.113.5", "1" * 100_000],  # noqa: S104
+)
+@pytest.mark.parametrize("via", ["task", "web_form"])
+async def test_a_junk_address_is_refused_not_taken_for_a_present_user(
+    sandbox: Sandbox, sandbox_manager: SessionManager, address: str, via: str
+) -> None:
+    """An end user's address is what exempts an update from the budget: one that is no address
+    of a user (junk, unspecified, multicast) is refused, sending nothing and taking nothing."""
+    connection_id = await import_connection(sandbox_manager, USER)
+    updates = ConnectionUpdates(sandbox_manager, routes=UpdateRoutes(via=via))  # type: ignore[arg-type]
+    junk = attrs.evolve(PRESENT, ip_address=address)
+    with pytest.raises(ValidationError, match="ip_address") as refused:
+        await updates.update(USER, BackgroundUpdate(connection_id), end_user=junk, **FAST)
+    assert len(str(refused.value)) < 200  # the caller's text is not echoed
+    assert sent(sandbox, "/api/tasks/backgroundUpdate") == 0
+    assert sent(sandbox, "/api/webForms/bankConnectionUpdate") == 0
+    for _ in range(4):  # the budget is whole
+        await updates.update(USER, BackgroundUpdate(connection_id), **FAST)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from aiofinaccess.connections import UpdateBudget
@@ -68,3 +70,11 @@ def test_the_setting_defaults_to_psd2_and_checks_itself() -> None:
         UpdateBudget(limit=0)
     with pytest.raises(ConfigurationError, match="window"):
         UpdateBudget(window=-1.0)
+
+
+@pytest.mark.parametrize("window", ["86400", None, dt.timedelta(days=1), float("nan"), -DAY])
+def test_a_window_that_is_no_number_of_seconds_is_a_configuration_error(window: object) -> None:
+    """A duration (as ``ConnectionRegistry(retention=...)`` takes) or a string from the
+    environment is refused with the setting's own error, not a bare ``TypeError``."""
+    with pytest.raises(ConfigurationError, match=r"UpdateBudget\.window"):
+        UpdateBudget(window=window)  # type: ignore[arg-type]

@@ -90,3 +90,12 @@ async def test_the_budget_refuses_with_when_the_next_is_allowed(clock: FakeClock
     assert refused.value.next_allowed_at.tzinfo is dt.UTC
     assert before < refused.value.next_allowed_at <= before + dt.timedelta(seconds=60)
     await registry.take_unattended_update("finapi", "a", "2")
+
+
+@pytest.mark.parametrize("retention", [86_400, "30d", None])
+def test_a_retention_that_is_no_duration_is_a_configuration_error(
+    clock: FakeClock, retention: object
+) -> None:
+    """Seconds where a duration belongs get the setting's own error, not an AttributeError."""
+    with pytest.raises(ConfigurationError, match="retention"):
+        ConnectionRegistry(MemoryStore(), clock, retention=retention)  # type: ignore[arg-type]

@@ -19,15 +19,19 @@ requested with :class:`TaskCallbacks`; their body is a ``TaskCallback`` (``taskI
 address: the ``PSU-IP-Address`` finAPI forwards is what tells a bank the user is there) takes
 one of the connection's unattended updates from ``manager.connections`` before it is sent
 (four per 24 hours for the fleet by default); a fifth raises
-:class:`~aiofinaccess.core.errors.UpdateBudgetExhausted` and sends nothing.
+:class:`~aiofinaccess.core.errors.UpdateBudgetExhausted` and sends nothing. An address no user
+can have (not an IP address, unspecified, multicast) raises ``ValidationError`` instead of
+passing for a present user.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from ...core.errors import ValidationError
 from ..pipeline import Endpoint, EndUser
 from .host import poll_until, web_form_client
 from .task_models import (
@@ -62,6 +66,24 @@ class UpdateRoutes:
         "POST", "/api/webForms/bankConnectionUpdate", expect=(201,)
     )
     via: Literal["task", "web_form"] = "task"
+
+
+def _present(end_user: EndUser | None) -> bool:
+    """Whether ``end_user`` says the user is there: it carries an address a user can have.
+
+    Raises:
+        ValidationError: The address is not one (junk, unspecified, multicast): it would
+            exempt the update from the budget and tell the bank nothing true.
+    """
+    if end_user is None or not end_user.ip_address:
+        return False
+    try:
+        address = ipaddress.ip_address(end_user.ip_address)
+    except ValueError:
+        raise ValidationError("end_user.ip_address is not an IP address") from None
+    if address.is_unspecified or address.is_multicast:
+        raise ValidationError("end_user.ip_address is not a user's address")
+    return True
 
 
 class ConnectionUpdates:
@@ -107,6 +129,7 @@ class ConnectionUpdates:
 
         Raises:
             UpdateBudgetExhausted: No unattended update left for now; nothing was sent.
+            ValidationError: ``end_user.ip_address`` is not a user's IP address; nothing sent.
             NotFoundError: No such connection or profile.
             LockedError: The connection is being imported or updated (423).
             UnprocessableEntityError: ``BANK_NOT_SUPPORTED``, ``MANDATOR_MISCONFIGURATION``.
@@ -120,7 +143,7 @@ class ConnectionUpdates:
         self, user: str, update: BackgroundUpdate, end_user: EndUser | None
     ) -> None:
         """Take a slot of the connection's budget unless the user is present."""
-        if end_user is None or not end_user.ip_address:
+        if not _present(end_user):
             connection = str(update.bank_connection_id)
             # Taken before the send and never given back, whatever the call's fate: a timeout
             # or a 5xx may follow an update that reached the bank, and PSD2 counts accesses;
@@ -197,6 +220,7 @@ class ConnectionUpdates:
 
         Raises:
             UpdateBudgetExhausted: No unattended update left for now; nothing was sent.
+            ValidationError: ``end_user.ip_address`` is not a user's IP address; nothing sent.
         """
         if self.routes.via == "web_form":
             body = update.as_form_body()
