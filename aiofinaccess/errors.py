@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import AuthorizationDenied as AuthorizationDenied
     from .core.errors import AuthorizationFlowError as AuthorizationFlowError
     from .core.errors import BadRequestError as BadRequestError
+    from .core.errors import CallbackRejected as CallbackRejected
+    from .core.errors import CallbackTooLarge as CallbackTooLarge
+    from .core.errors import CallbackUnavailable as CallbackUnavailable
     from .core.errors import ClientMismatchError as ClientMismatchError
     from .core.errors import ConfigurationError as ConfigurationError
     from .core.errors import ConflictError as ConflictError
@@ -32,6 +35,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import InvalidIbanError as InvalidIbanError
     from .core.errors import LeaseBusyError as LeaseBusyError
     from .core.errors import LockedError as LockedError
+    from .core.errors import MalformedCallback as MalformedCallback
     from .core.errors import NotFoundError as NotFoundError
     from .core.errors import OAuthError as OAuthError
     from .core.errors import PausedBeforeSendError as PausedBeforeSendError
@@ -49,8 +53,10 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .core.errors import TransportError as TransportError
     from .core.errors import UnexpectedResponseError as UnexpectedResponseError
     from .core.errors import UnprocessableEntityError as UnprocessableEntityError
+    from .core.errors import UpdateBudgetExhausted as UpdateBudgetExhausted
     from .core.errors import UsageError as UsageError
     from .core.errors import ValidationError as ValidationError
+    from .core.errors import WebhookRejected as WebhookRejected
     from .core.lifecycle import InvalidTransition as InvalidTransition
     from .integrations.web import ExchangeFailed as ExchangeFailed
 
@@ -59,15 +65,16 @@ _HOMES: Final = {
     ".core.error_bodies": "OAuthErrorBody UnparsedErrorBody",
     ".core.errors": (
         "AiofinaccessError ApiError AuthenticationError AuthorizationDenied "
-        "AuthorizationFlowError BadRequestError ClientMismatchError ConfigurationError "
+        "AuthorizationFlowError BadRequestError CallbackRejected CallbackTooLarge "
+        "CallbackUnavailable ClientMismatchError ConfigurationError "
         "ConflictError EntityExistsError ForbiddenError InvalidAmountError InvalidClientError "
-        "InvalidIbanError LeaseBusyError LockedError NotFoundError OAuthError "
+        "InvalidIbanError LeaseBusyError LockedError MalformedCallback NotFoundError OAuthError "
         "PausedBeforeSendError PaymentError PaymentFieldError PaymentNotCreated "
         "PaymentOutcomeUnknown "
         "RateLimitedError ReauthorizationRequired ServerError StateMismatchError "
         "StoreConflictError StoreError TokenResponseError TransportError "
-        "UnexpectedResponseError UnprocessableEntityError UsageError "
-        "ValidationError"
+        "UnexpectedResponseError UnprocessableEntityError UpdateBudgetExhausted UsageError "
+        "ValidationError WebhookRejected"
     ),
     ".core.lifecycle": "InvalidTransition",
     ".integrations.web": "ExchangeFailed",

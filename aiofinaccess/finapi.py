@@ -1,6 +1,6 @@
 """finAPI Access: users, the Web Form 2.0, accounts and transactions, connection updates and
-consent state, payments (Access and the payment forms, with money checked before sending), and
-their models.
+consent state, notification rules, payments (Access and the payment forms, with money checked
+before sending), and their models.
 
 Every call takes a :class:`~aiofinaccess.SessionManager` holding a
 :class:`~aiofinaccess.FinApi` provider; the names load on first use.
@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.models import Paging as Paging
     from .api.finapi.models import TransactionPage as TransactionPage
     from .api.finapi.models import UpdateResult as UpdateResult
+    from .api.finapi.notification_rules import NotificationRule as NotificationRule
+    from .api.finapi.notification_rules import NotificationRuleRoutes as NotificationRuleRoutes
+    from .api.finapi.notification_rules import NotificationRules as NotificationRules
+    from .api.finapi.notification_rules import TriggerEvent as TriggerEvent
     from .api.finapi.payment_forms import FormOptions as FormOptions
     from .api.finapi.payment_forms import PaymentFormRoutes as PaymentFormRoutes
     from .api.finapi.payment_forms import PaymentForms as PaymentForms
@@ -43,7 +47,6 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.payment_models import Transfer as Transfer
     from .api.finapi.payments import FinApiPayments as FinApiPayments
     from .api.finapi.payments import PaymentRoutes as PaymentRoutes
-    from .api.finapi.payments import new_reference as new_reference
     from .api.finapi.sync import FinApiSyncCursor as FinApiSyncCursor
     from .api.finapi.sync import FinApiTransactionSync as FinApiTransactionSync
     from .api.finapi.task_models import BackgroundUpdate as BackgroundUpdate
@@ -72,6 +75,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.money import Money as Money
     from .api.money import bic as bic
     from .api.money import iban as iban
+    from .api.payment_ledger import new_reference as new_reference
     from .core.error_bodies import FinApiErrorBody as FinApiErrorBody
     from .core.error_bodies import WebFormErrorBody as WebFormErrorBody
 
@@ -84,12 +88,16 @@ _HOMES: Final = {
         "BankConnection BankConnectionInterface BankConsent DailyBalance DailyBalances "
         "FinApiAccount FinApiBank FinApiTransaction Paging TransactionPage UpdateResult"
     ),
+    ".api.finapi.notification_rules": (
+        "NotificationRule NotificationRuleRoutes NotificationRules TriggerEvent"
+    ),
     ".api.finapi.payment_forms": "FormOptions PaymentFormRoutes PaymentForms",
     ".api.finapi.payment_models": (
         "DirectDebit Payment PaymentPage PaymentStatus StandingOrder StandingOrderFrequency "
         "StandingOrderRecord Transfer"
     ),
-    ".api.finapi.payments": "FinApiPayments PaymentRoutes new_reference",
+    ".api.finapi.payments": "FinApiPayments PaymentRoutes",
+    ".api.payment_ledger": "new_reference",
     ".api.finapi.sync": "FinApiSyncCursor FinApiTransactionSync",
     ".api.finapi.task_models": (
         "BackgroundUpdate Task TaskCallbacks TaskPayload TaskStatus UpdateCompleted UpdateFailed "

@@ -92,7 +92,8 @@ def test_each_name_is_exported_once() -> None:
 
 def test_provider_resources_are_in_their_namespace() -> None:
     """The token layer holds no provider's resources; each provider namespace holds only its own
-    resources, the shapes of its error bodies, and the money types payments share."""
+    resources, the shapes of its error bodies, and the money types and client references
+    payments share."""
     for namespace, provider in (
         (aiofinaccess.finapi, "finapi"),
         (aiofinaccess.everifin, "everifin"),
@@ -101,7 +102,7 @@ def test_provider_resources_are_in_their_namespace() -> None:
             home = home_of(namespace, name)
             assert (
                 home.startswith(f"aiofinaccess.api.{provider}.")
-                or home == "aiofinaccess.api.money"
+                or home in ("aiofinaccess.api.money", "aiofinaccess.api.payment_ledger")
                 or (home == "aiofinaccess.core.error_bodies" and name.endswith("ErrorBody"))
             ), name
     for name in aiofinaccess.__all__:

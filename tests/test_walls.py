@@ -37,6 +37,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 SANDBOX_GATES = frozenset(
     {
         "aiofinaccess.cli.demo",
+        "aiofinaccess.cli.demo_everifin_payments",
         "aiofinaccess.cli.demo_payments",
         "aiofinaccess.cli.sandbox",
         "aiofinaccess.integrations.testing",

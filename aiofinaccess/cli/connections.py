@@ -64,7 +64,19 @@ async def connections_list(args: argparse.Namespace, config: Config, out: Output
         raise CliError(f"no token store at {config.store.label}: no such file")
     async with contextlib.aclosing(config.open_store()) as store:
         registry = ConnectionRegistry(store, SYSTEM_CLOCK)
-        rows = await registry.list(needs_action=args.needs_action, provider=args.provider)
+        every = await registry.list()
+    known = {row.provider for row in every}
+    rows = [
+        row
+        for row in every
+        if args.provider in (None, row.provider) and (row.needs_action or not args.needs_action)
+    ]
+    if args.provider and args.provider not in known | set(config.provider_names()):
+        # A typo would list nothing and succeed, like a provider with nothing to report.
+        raise CliError(
+            f"no provider {args.provider!r} in {config.store.label} or the config: "
+            f"its connections are of {', '.join(sorted(known)) or 'no provider yet'}"
+        )
     if args.json:
         out.json([_record(row) for row in rows])
         return 0

@@ -5,8 +5,11 @@ refresh after a short TTL, then a bank connection imported through Web Form 2.0 
 completed headlessly), its accounts and first transactions, a payment the user authorises in
 a payment form and the bank books, and a money transfer whose answer is lost after commit,
 found by reconciliation and sent once. Everifin: authorization URL,
-headless login, code exchange, accounts and transactions, two refreshes showing the rotated
-refresh token, and the sandbox refusing the old one. Tokens are shown only as fingerprints;
+headless login, code exchange, accounts and transactions, a payment the user authorises on its
+page and the bank books, one whose answer is lost after commit (found by its externalId, sent
+once), two refreshes showing the rotated refresh token, and the sandbox refusing the old one;
+then a Paygate payment link, paid, whose webhooks arrive twice and out of order and change the
+receiver's state once per event. Tokens are shown only as fingerprints;
 the exit code is non-zero if any step fails.
 """
 
@@ -34,6 +37,7 @@ from ..sandbox import (
     run_sandbox,
 )
 from ..session.manager import SessionManager
+from .demo_everifin_payments import everifin_payment_steps, paygate_steps
 from .demo_payments import finish_form, payment_steps
 
 __all__ = ["run"]
@@ -154,7 +158,7 @@ async def _first(items: AsyncIterator[_T], count: int = 5) -> list[_T]:
     return found
 
 
-async def _everifin(manager: SessionManager, steps: _Steps) -> None:
+async def _everifin(manager: SessionManager, steps: _Steps, sandbox: Sandbox) -> None:
     steps.echo("Everifin BankConnect (Keycloak realm everifin_app) on the sandbox")
     redirect_uri = "http://127.0.0.1/callback"
     request = manager.authorization_request("everifin", redirect_uri)
@@ -184,6 +188,8 @@ async def _everifin(manager: SessionManager, steps: _Steps) -> None:
             lambda: _first(bank.transactions(EVERIFIN_USER, accounts[0].id, per_page=50)),
             lambda found: ", ".join(f"{tx.amount} {tx.currency}" for tx in found[:3]) + ", ...",
         )
+    if first is not None:
+        await everifin_payment_steps(manager, steps, sandbox, EVERIFIN_USER)
     if first is None:
         return
     second = await steps.run(
@@ -240,11 +246,21 @@ async def run(echo: Callable[[str], object] = print) -> int:
                 ClientCredentials(config.finapi_client_id, config.finapi_client_secret),
             )
             manager.register(
-                Everifin.at(sandbox.idp_url, sandbox.api_url, realm=config.realm),
+                Everifin.at(
+                    sandbox.idp_url, sandbox.api_url, realm=config.realm, scopes=("ais", "pis")
+                ),
                 ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
             )
+            manager.register(
+                Everifin.paygate_at(
+                    sandbox.idp_url, sandbox.paygate_url, realm=config.paygate_realm
+                ),
+                ClientCredentials(config.paygate_client_id, config.paygate_client_secret),
+            )
             await _finapi(manager, steps, sandbox)
-            await _everifin(manager, steps)
+            await _everifin(manager, steps, sandbox)
+            steps.echo("Everifin Paygate (realm everifin_paygate, client_credentials)")
+            await paygate_steps(manager, steps, sandbox)
             stats = sandbox.stats()
             echo("token requests seen by the sandbox:")
             for grant, count in sorted(stats["token_requests"].items()):

@@ -11,9 +11,10 @@ import aiohttp
 
 from ..api.finapi.payment_forms import PaymentForms
 from ..api.finapi.payment_models import Payment, Transfer
-from ..api.finapi.payments import FinApiPayments, new_reference
+from ..api.finapi.payments import FinApiPayments
 from ..api.finapi.webform import WebForm, WebForms
 from ..api.money import Money
+from ..api.payment_ledger import new_reference
 from ..sandbox import Sandbox, headless_web_form
 from ..session.manager import SessionManager
 

@@ -43,9 +43,11 @@ __all__ = [
     "Notice",
     "NoticeKind",
     "Observation",
+    "absorb",
     "decide",
     "expiry_step",
     "ordered_leads",
+    "record_now",
     "record_state",
 ]
 
@@ -147,7 +149,8 @@ class ConnectionRecord:
         broken: Whether the current episode is open (announced, not yet repaired).
         announced: The smallest lead announced for ``announced_end`` (seconds).
         announced_end: The end the announced lead belongs to.
-        updated_at: When it was last written (epoch seconds, the writer's clock).
+        updated_at: When it was last written (epoch seconds, the writer's clock, never earlier
+            than the previous writer's: see :func:`record_now`).
     """
 
     __repr__ = fields_repr
@@ -250,6 +253,14 @@ class Notice:
             raise ValidationError(f"unreadable notice: {type(exc).__name__}") from None
 
 
+def record_now(record: ConnectionRecord, now: float) -> float:
+    """``now`` for ``record``: never earlier than its last write. Time does not run backwards
+    for a record, so a process whose clock is behind cannot undo what one ahead decided from
+    time alone (an end passed, a lead reached): that would repair a connection nobody repaired
+    and open its episode again."""
+    return max(now, record.updated_at)
+
+
 def record_state(
     record: ConnectionRecord, now: float, leads: tuple[float, ...]
 ) -> tuple[ConnectionState, float | None, float | None]:
@@ -274,7 +285,8 @@ def decide(
     and the notices that are due by the rules of the module docstring.
 
     ``record`` is what the store holds (a fresh one for an unknown connection); the caller
-    writes the result back only if it differs."""
+    writes the result back only if it differs, with ``updated_at`` at :func:`record_now`."""
+    now = record_now(record, now)
     if observation is not None:
         record = attrs.evolve(
             record,
@@ -314,3 +326,37 @@ def decide(
             notices.append(notice(NoticeKind.EXPIRING, f"{end!r}|{lead!r}", lead=lead))
             record = attrs.evolve(record, announced=lead, announced_end=end)
     return record, notices
+
+
+def absorb(record: ConnectionRecord, notice: Notice) -> ConnectionRecord:
+    """``record`` once it knows of ``notice``, claimed for it (pure).
+
+    A claimed notice is delivered whatever became of the write meant to follow it (its
+    claimant died, or lost the compare-and-set and then read the connection otherwise), so a
+    record that missed it takes it in: the next decision then starts from what the app was
+    told (a reconnect it got is closed by a repair, the next break is a new episode). When
+    nothing was written since the notice was decided, its view of the connection is the newest
+    and is taken too."""
+    if notice.kind is NoticeKind.RECONNECT and record.episode < notice.episode:
+        record = attrs.evolve(record, episode=notice.episode, broken=True)
+    elif notice.kind is NoticeKind.REPAIRED and record.broken and record.episode == notice.episode:
+        record = attrs.evolve(record, broken=False)
+    elif (
+        notice.kind is NoticeKind.EXPIRING
+        and notice.lead is not None
+        and record.expires_at == notice.expires_at
+        and (
+            record.announced_end != notice.expires_at
+            or record.announced is None
+            or record.announced > notice.lead
+        )
+    ):
+        record = attrs.evolve(record, announced=notice.lead, announced_end=notice.expires_at)
+    else:
+        return record
+    if record.updated_at > notice.decided_at:
+        return record
+    ended = notice.expires_at is not None and notice.expires_at <= notice.decided_at
+    timed = ended and notice.state is ConnectionState.EXPIRED  # time says it, not a block
+    blocked = notice.state if notice.state.needs_action and not timed else None
+    return attrs.evolve(record, blocked=blocked, expires_at=notice.expires_at, detail=notice.detail)

@@ -5,14 +5,20 @@
     │   ├── ConfigurationError        a setting is missing or wrong; the message names it
     │   ├── ClientMismatchError       the token set was issued to another client than ours
     │   ├── ValidationError           an argument breaks the provider's rules; not sent
-    │   │   └── PaymentFieldError     a payment's field breaks a rule (``field``)
-    │   │       ├── InvalidAmountError  not a positive amount in the currency's minor units
-    │   │       └── InvalidIbanError    wrong length for its country or mod 97 check
-    │   └── InvalidTransition         a token set's status cannot take that event (a bug)
-    ├── AuthorizationFlowError        an authorization redirect cannot be accepted
+    │   │   ├── PaymentFieldError     a payment's field breaks a rule (``field``)
+    │   │   │   ├── InvalidAmountError  not a positive amount in the currency's minor units
+    │   │   │   └── InvalidIbanError    wrong length for its country or mod 97 check
+    │   │   └── WebhookRejected       a received webhook is unreadable, badly signed or too large
+    │   ├── InvalidTransition         a token set's status cannot take that event (a bug)
+    │   └── UpdateBudgetExhausted     no unattended update left for now (``next_allowed_at``)
+    ├── AuthorizationFlowError        a redirect or a provider's callback cannot be accepted
     │   ├── StateMismatchError        ``state`` missing or not ours (treat as an attack)
     │   ├── AuthorizationDenied       the provider redirected with ``error=...``
-    │   └── ExchangeFailed            the callback was genuine; exchanging its code failed
+    │   ├── ExchangeFailed            the callback was genuine; exchanging its code failed
+    │   └── CallbackRejected          a finAPI callback cannot be taken (``status``: 400)
+    │       ├── MalformedCallback     not the callback's shape (400)
+    │       ├── CallbackTooLarge      a body over the limit (413)
+    │       └── CallbackUnavailable   not confirmable for now: send it again (503)
     ├── TransportError                the network failed; ``retryable``, ``request_sent``
     ├── UnexpectedResponseError       a 2xx answer the SDK cannot read
     │   └── TokenResponseError        ... from a token endpoint
@@ -49,6 +55,7 @@ the description text. The parsers of error bodies live in :mod:`aiofinaccess.oau
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,6 +68,9 @@ __all__ = [
     "AuthorizationDenied",
     "AuthorizationFlowError",
     "BadRequestError",
+    "CallbackRejected",
+    "CallbackTooLarge",
+    "CallbackUnavailable",
     "ClientMismatchError",
     "ConfigurationError",
     "ConflictError",
@@ -71,6 +81,7 @@ __all__ = [
     "InvalidIbanError",
     "LeaseBusyError",
     "LockedError",
+    "MalformedCallback",
     "NotFoundError",
     "OAuthError",
     "PausedBeforeSendError",
@@ -88,8 +99,10 @@ __all__ = [
     "TransportError",
     "UnexpectedResponseError",
     "UnprocessableEntityError",
+    "UpdateBudgetExhausted",
     "UsageError",
     "ValidationError",
+    "WebhookRejected",
 ]
 
 
@@ -157,8 +170,21 @@ class InvalidIbanError(PaymentFieldError):
     """Not an IBAN: wrong characters, wrong length for its country, or a failed mod 97 check."""
 
 
+class WebhookRejected(ValidationError):
+    """A webhook request the receiver refuses.
+
+    Attributes:
+        status: The HTTP answer it deserves (400 unreadable, 401 unsigned or badly signed,
+            413 too large).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class AuthorizationFlowError(AiofinaccessError):
-    """An authorization redirect (the callback URL) cannot be accepted."""
+    """An authorization redirect (the callback URL) or a provider's callback cannot be accepted."""
 
 
 class StateMismatchError(AuthorizationFlowError):
@@ -337,6 +363,29 @@ class ServerError(ApiError):
     """5xx: the provider failed; retrying later may succeed."""
 
 
+class CallbackRejected(AuthorizationFlowError):
+    """A finAPI callback that cannot be taken; ``status`` is the HTTP answer to give."""
+
+    status = 400
+
+
+class MalformedCallback(CallbackRejected):
+    """Not the callback's shape (400)."""
+
+
+class CallbackTooLarge(CallbackRejected):
+    """A callback body over the limit (413)."""
+
+    status = 413
+
+
+class CallbackUnavailable(CallbackRejected):
+    """A callback could not be confirmed for now (finAPI or the store failed): send it
+    again (503)."""
+
+    status = 503
+
+
 class PaymentError(AiofinaccessError):
     """What became of a payment-creating request, told by its client reference.
 
@@ -366,13 +415,13 @@ class PaymentNotCreated(PaymentError):
 class PaymentOutcomeUnknown(PaymentError):
     """The request may have made a payment and reconciliation could not settle it yet: the
     request may still be in flight, the listing failed, or several payments match. Never send
-    it again under a new reference; ask again later (``FinApiPayments.resolve``).
+    it again under a new reference; ask again later (``resolve`` on the payments client).
 
     Attributes:
         candidates: Ids of the listed payments that could be this one (several: ambiguous).
     """
 
-    def __init__(self, reference: str, reason: str, candidates: tuple[int, ...] = ()) -> None:
+    def __init__(self, reference: str, reason: str, candidates: tuple[int | str, ...] = ()) -> None:
         super().__init__(reference, f"outcome unknown ({reason})")
         self.reason = reason
         self.candidates = candidates
@@ -432,3 +481,26 @@ class ReauthorizationRequired(AiofinaccessError):
         if self.cause is not None and self.cause.body.message:
             text += f"; the provider said: {self.cause.body.message}"
         return text
+
+
+class UpdateBudgetExhausted(UsageError):
+    """The connection had its unattended updates for the window (PSD2: four per 24 hours);
+    nothing was sent. Try again at ``next_allowed_at``, or update with the user present.
+
+    Attributes:
+        provider, connection: The connection (``subject``, the app's user id, is kept out of
+            the message).
+        next_allowed_at: When the next unattended update is allowed (aware, UTC).
+    """
+
+    def __init__(
+        self, provider: str, subject: str, connection: str, next_allowed_at: dt.datetime
+    ) -> None:
+        super().__init__(
+            f"{provider} connection {connection!r} had every unattended update of its window: "
+            f"the next is allowed at {next_allowed_at.isoformat()}"
+        )
+        self.provider = provider
+        self.subject = subject
+        self.connection = connection
+        self.next_allowed_at = next_allowed_at

@@ -11,7 +11,7 @@ import math
 from ._record import Record
 from .errors import ConfigurationError
 
-__all__ = ["Duty", "Limits", "Schedule", "Timeouts"]
+__all__ = ["Duty", "Limits", "Schedule", "Timeouts", "UpdateBudget"]
 
 
 def _seconds(name: str, value: float) -> None:
@@ -248,3 +248,25 @@ class Limits(Record):
             _count("Limits.working_set", working_set)
         object.__setattr__(self, "concurrent_refreshes", concurrent_refreshes)
         object.__setattr__(self, "working_set", working_set)
+
+
+class UpdateBudget(Record):
+    """How many updates of a bank connection may run without its user (PSD2, Commission
+    Delegated Regulation (EU) 2018/389, Art. 36(5)(b): four per 24 hours), counted for the
+    whole fleet in the store. An update made with the user present does not count.
+
+    Args:
+        limit: Unattended updates per connection within ``window``.
+        window: The rolling window, in seconds.
+    """
+
+    __slots__ = ("limit", "window")
+    limit: int
+    window: float
+
+    def __init__(self, *, limit: int = 4, window: float = 86_400.0) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError("UpdateBudget.limit must be a positive number of updates")
+        _seconds("UpdateBudget.window", window)
+        object.__setattr__(self, "limit", limit)
+        object.__setattr__(self, "window", window)

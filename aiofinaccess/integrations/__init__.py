@@ -7,6 +7,8 @@
 * :mod:`aiofinaccess.integrations.otel`: OpenTelemetry metrics and spans (extra ``otel``);
 * :mod:`aiofinaccess.integrations.middleware`: the aiohttp client middleware (``BearerAuth``);
 * :mod:`aiofinaccess.integrations.web`: connect routes for aiohttp.web (``WebConnect``);
+* :mod:`aiofinaccess.integrations.paygate_webhooks`: Everifin Paygate's webhook receiver, as an
+  aiohttp.web or a Starlette route (``PaygateWebhooks``);
 * :mod:`aiofinaccess.integrations.testing`: pytest fixtures around the sandbox (the plugin is
   named ``aiofinaccess.testing``).
 

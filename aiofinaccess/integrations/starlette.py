@@ -50,8 +50,9 @@ from .webform_flow import WebFormFlow
 
 if TYPE_CHECKING:
     from .httpx import HttpxAuth
+    from .paygate_webhooks import PaygateWebhooks
 
-__all__ = ["Connection", "StarletteConnect", "UserId"]
+__all__ = ["Connection", "StarletteConnect", "UserId", "paygate_route"]
 
 logger = logging.getLogger("aiofinaccess")
 
@@ -297,7 +298,7 @@ class StarletteConnect:
             await self.manager.revoke(provider, user)  # and deletes the tokens
         except AiofinaccessError as exc:  # the provider is down: at least forget them here
             logger.warning("revocation failed (%s); forgetting the tokens", type(exc).__name__)
-            await self.manager.forget(provider, user)
+            await self.manager.forget(provider, user, revoked=True)
         next_url = _local_path(request.query_params.get("next"), flow.success_url)
         return RedirectResponse(next_url, status_code=303, headers=_NO_STORE)
 
@@ -352,3 +353,16 @@ class StarletteConnect:
             return await (await connection(request)).headers()
 
         return dependency
+
+
+def paygate_route(webhooks: PaygateWebhooks, path: str) -> Route:
+    """A ``POST`` route receiving Everifin Paygate's webhooks (body read up to the bound)."""
+
+    async def endpoint(request: Request) -> Response:
+        length = request.headers.get("content-length", "0")
+        too_long = length.isdigit() and int(length) > webhooks.max_body
+        body = None if too_long else await webhooks.bounded(request.stream())
+        receipt = await webhooks.answer(body, request.headers)
+        return JSONResponse({"result": receipt.result}, status_code=receipt.status)
+
+    return Route(path, endpoint, methods=["POST"])

@@ -25,7 +25,13 @@ from ..oauth.providers import Provider
 from ..sandbox import Sandbox, SandboxConfig, run_sandbox
 from ..session.manager import SessionManager
 
-__all__ = ["sandbox", "sandbox_config", "sandbox_manager", "sandbox_providers"]
+__all__ = [
+    "paygate_provider",
+    "sandbox",
+    "sandbox_config",
+    "sandbox_manager",
+    "sandbox_providers",
+]
 
 
 def sandbox_providers(
@@ -43,6 +49,16 @@ def sandbox_providers(
             ClientCredentials(config.everifin_client_id, config.everifin_client_secret),
         ),
     ]
+
+
+def paygate_provider(sandbox: Sandbox) -> tuple[Provider, ClientCredentials]:
+    """The Everifin Paygate provider of a running sandbox (merchant API), with its client
+    credentials."""
+    config = sandbox.config
+    return (
+        Everifin.paygate_at(sandbox.idp_url, sandbox.paygate_url, realm=config.paygate_realm),
+        ClientCredentials(config.paygate_client_id, config.paygate_client_secret),
+    )
 
 
 @pytest.fixture

@@ -249,6 +249,46 @@ class Everifin:
             session_max=session_max,
         )
 
+    STAGE_PAY_URL: Final = "https://pay.stage.everifin.com"
+    PRODUCTION_PAY_URL: Final = "https://pay.everifin.com"
+    PAYGATE_REALM: Final = "everifin_paygate"
+
+    @staticmethod
+    def paygate_at(
+        idp_url: str | URL,
+        pay_url: str | URL,
+        *,
+        realm: str = PAYGATE_REALM,
+        name: str = "everifin_paygate",
+        allow_insecure_http: bool = False,
+    ) -> Provider:
+        """Everifin Paygate (the merchant API: ``client_credentials`` only) at explicit hosts.
+
+        Args:
+            idp_url: Keycloak base *including* the legacy ``/auth`` prefix.
+            pay_url: Paygate's host (its paths carry ``/api/v1`` and ``/api/v2``).
+        """
+        return _keycloak(
+            name=name,
+            idp_url=idp_url,
+            realm=realm,
+            api_url=URL(str(pay_url).rstrip("/")),
+            scopes=(),
+            client_auth=ClientAuthMethod.CLIENT_SECRET_POST,
+            allow_insecure_http=allow_insecure_http,
+            require_callback_iss=True,
+        )
+
+    @staticmethod
+    def paygate_stage() -> Provider:
+        """Paygate's testing environment."""
+        return Everifin.paygate_at(Everifin.STAGE_IDP_URL, Everifin.STAGE_PAY_URL)
+
+    @staticmethod
+    def paygate_production() -> Provider:
+        """Paygate's production environment."""
+        return Everifin.paygate_at(Everifin.PRODUCTION_IDP_URL, Everifin.PRODUCTION_PAY_URL)
+
 
 class Oidc:
     """Presets for any OAuth 2 / OpenID Connect server.

@@ -23,9 +23,11 @@ from aiohttp import web
 
 from .bankconnect import BankConnectService
 from .common import REQUEST_ID, request_id
+from .everifin_payments import EverifinPaymentService
 from .finapi import FinApiService
 from .finapi_data import FinApiDataService
 from .finapi_payments import PaymentService
+from .finapi_rules import RuleService
 from .finapi_tasks import TaskService
 from .fleet import routes as fleet_routes
 from .keycloak import KeycloakService
@@ -236,6 +238,13 @@ async def _index(request: web.Request) -> web.Response:
                 "redirect_uris": list(config.everifin_redirect_uris),
                 "users": sorted(config.everifin_users),
             },
+            "paygate": {
+                "idp_url": base + "/auth",
+                "realm": config.paygate_realm,
+                "pay_url": base + "/paygate",
+                "client_id": config.paygate_client_id,
+                "client_secret": config.paygate_client_secret,
+            },
             "stats": base + "/_sandbox/stats",
         }
     )
@@ -251,6 +260,8 @@ def build_app(state: SandboxState) -> web.Application:
     webform = WebFormService(state, finapi, finapi_data)
     tasks = TaskService(state, finapi, finapi_data, webform)
     payments = PaymentService(state, finapi, finapi_data, webform)
+    rules = RuleService(state, finapi)
+    everifin_payments = EverifinPaymentService(state, keycloak)
     app[STATE_KEY] = state
     app[SERVICES_KEY] = {
         "finapi": finapi,
@@ -260,15 +271,21 @@ def build_app(state: SandboxState) -> web.Application:
         "finapi_data": finapi_data,
         "tasks": tasks,
         "payments": payments,
+        "rules": rules,
+        "everifin_payments": everifin_payments,
     }
     app.on_cleanup.append(tasks.close)
+    app.on_cleanup.append(rules.close)
+    app.on_cleanup.append(everifin_payments.close)
     app.add_routes(finapi.routes())
     app.add_routes(finapi_data.routes())
     app.add_routes(webform.routes())
     app.add_routes(tasks.routes())
     app.add_routes(payments.routes())
+    app.add_routes(rules.routes())
     app.add_routes(keycloak.routes())
     app.add_routes(bankconnect.routes())
+    app.add_routes(everifin_payments.routes())
     app.add_routes(fleet_routes(keycloak))
     app.add_routes(
         [

@@ -9,6 +9,8 @@ from typing import Any, Final
 import aiohttp
 from aiohttp import web
 
+from .state import CallbackFaults
+
 __all__ = [
     "REQUEST_ID",
     "bearer",
@@ -54,16 +56,31 @@ def json_error(status: int, body: dict[str, Any], **headers: str) -> web.Respons
     return web.json_response(body, status=status, headers=headers or None)
 
 
-async def post_callback(url: str, body: dict[str, Any]) -> bool:
-    """POST ``body`` to a client's callback URL, best effort, as finAPI does (the answer is
-    ignored); whether it was delivered."""
+async def post_callback(
+    url: str, body: dict[str, Any], faults: CallbackFaults | None = None
+) -> bool:
+    """POST ``body`` to a client's callback URL as ``faults`` say (by default once, best
+    effort, the answer ignored, as finAPI does); whether the app accepted it once."""
+    faults = faults or CallbackFaults()
     timeout = aiohttp.ClientTimeout(total=CALLBACK_TIMEOUT)
+    accepted, lost = False, faults.lost_answers
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for _ in range(faults.attempts):
+            status = await _post(session, url, body)
+            if status is not None and (faults.attempts == 1 or 200 <= status < 300):
+                if lost == 0:
+                    accepted = True
+                    break
+                lost -= 1  # processed by the app; its answer is "lost": send it again
+        for _ in range(faults.duplicates if accepted else 0):
+            await _post(session, url, body)
+    return accepted
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> int | None:
     try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.post(url, json=body) as response,
-        ):
+        async with session.post(url, json=body) as response:
             await response.read()
+            return response.status
     except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
-        return False
-    return True
+        return None

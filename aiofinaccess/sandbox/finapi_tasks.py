@@ -292,7 +292,7 @@ class TaskService:
         callback: dict[str, Any] = {"taskId": task.id, "status": task.status}
         if "webForm" in body["payload"]:
             callback["webForm"] = body["payload"]["webForm"]
-        sent = await post_callback(url, callback)
+        sent = await post_callback(url, callback, self.state.config.callbacks)
         self.state.count(f"task_callbacks.{'sent' if sent else 'failed'}")
 
     def _forget_user(self, user_id: str) -> None:

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 import aiohttp
 from yarl import URL
 
-__all__ = ["LoginFailed", "headless_login", "headless_web_form"]
+__all__ = ["LoginFailed", "headless_login", "headless_payment", "headless_web_form"]
 
 
 class LoginFailed(Exception):
@@ -91,3 +91,20 @@ async def headless_web_form(
     async with session.post(url, data={"action": action}) as response:
         if response.status != 200:
             raise LoginFailed(f"web form refused {action!r}: HTTP {response.status}")
+
+
+async def headless_payment(
+    session: aiohttp.ClientSession, link: str | URL, action: str = "authorise"
+) -> None:
+    """Open an Everifin payment's authorization page (its ``link``) and press ``authorise``
+    (or ``cancel``), as the payer would.
+
+    Raises:
+        LoginFailed: No payment to authorise there, or the page refused the action.
+    """
+    async with session.get(link) as response:
+        if response.status != 200:
+            raise LoginFailed(f"payment page answered HTTP {response.status}")
+    async with session.post(link, data={"action": action}, allow_redirects=False) as response:
+        if response.status not in (200, 302):
+            raise LoginFailed(f"payment page refused {action!r}: HTTP {response.status}")

@@ -16,6 +16,7 @@ import attrs
 __all__ = [
     "AFTER_COMMIT_KINDS",
     "FAULT_KINDS",
+    "CallbackFaults",
     "Exchange",
     "Faults",
     "SandboxClock",
@@ -81,6 +82,27 @@ class Faults:
 
 
 @attrs.define
+class CallbackFaults:
+    """How the sandbox delivers its callbacks to the app (Web Form, task, notification, user
+    synchronization): finAPI documents no retry policy, so this is a fault model.
+
+    Args:
+        attempts: Deliveries of one callback until the app answers 2xx (1: best effort).
+        lost_answers: The app's first ``lost_answers`` answers to each callback are taken as
+            lost (it processed the callback; the sandbox sends it again), within ``attempts``.
+        duplicates: Extra copies of each callback sent after the app accepted it.
+    """
+
+    attempts: int = 1
+    lost_answers: int = 0
+    duplicates: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if self.attempts < 1 or min(self.lost_answers, self.duplicates) < 0:
+            raise ValueError("callback attempts must be >= 1, lost answers and duplicates >= 0")
+
+
+@attrs.define
 class SandboxConfig:
     """Everything the sandbox can be told at start. Durations are seconds; ``0`` TTL = never.
 
@@ -127,9 +149,27 @@ class SandboxConfig:
         lambda: {"alice": "alice-password", "bob": "bob-password"}
     )
 
+    #: Everifin Paygate (its own realm, ``client_credentials``) and its webhooks: where they
+    #: go, their HMAC key, tries per event, the share delivered twice, shuffled batches, and
+    #: whether deliveries wait for ``EverifinPaymentService.deliver`` (tests that reorder).
+    paygate_realm: str = "everifin_paygate"
+    paygate_client_id: str = "paygate-sandbox-client"
+    paygate_client_secret: str = "paygate-sandbox-secret"
+    paygate_webhook_url: str | None = None
+    paygate_webhook_secret: str = "paygate-sandbox-webhook-secret"
+    paygate_webhook_attempts: int = 5
+    paygate_webhook_duplicates: float = 0.0
+    paygate_webhook_reorder: bool = False
+    paygate_webhook_hold: bool = False
+
     transactions_per_account: int = 120
     seed: int = 0
     faults: Faults = attrs.Factory(Faults)
+    callbacks: CallbackFaults = attrs.Factory(CallbackFaults)
+    #: finAPI's client configuration: where notification rules' notifications and user
+    #: synchronization (``{"userId", "event": "DELETED"}``) go; ``None``: not sent.
+    finapi_notification_url: str | None = None
+    finapi_user_sync_url: str | None = None
     #: Keep every exchange in ``SandboxState.journal`` (bodies included: for tests only).
     record_requests: bool = False
 

@@ -247,9 +247,8 @@ class WebFormService:
     async def _call_back(self, form: _Form) -> None:
         if form.finalised_url is None:
             return
-        sent = await post_callback(
-            form.finalised_url, {"webFormId": form.id, "status": form.status}
-        )
+        body = {"webFormId": form.id, "status": form.status}
+        sent = await post_callback(form.finalised_url, body, self.state.config.callbacks)
         self.state.count(f"webform_callbacks.{'sent' if sent else 'failed'}")
 
     # -- API -----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .connections import ConnectionRegistry
     from .events import GrantLost, ManagerEvent
 
-__all__ = ["grant_lost", "logged_in", "observe_logins"]
+__all__ = ["grant_lost", "logged_in", "observe_logins", "tell", "tell_revoked"]
 
 logger = logging.getLogger("aiofinaccess")
 
@@ -51,6 +51,15 @@ async def tell(
         await registry.observe(provider, subject, "", observation)
     except StoreError as exc:
         logger.warning("the connection registry could not record a login: %s", exc)
+
+
+async def tell_revoked(registry: ConnectionRegistry, provider: str, subject: str) -> None:
+    """Turn the user's connections ``REVOKED``, logging (never raising) a store failure: the
+    tokens are gone already (``manager.connections.revoke`` can be called again)."""
+    try:
+        await registry.revoke(provider, subject)
+    except StoreError as exc:
+        logger.warning("the connection registry could not record a revocation: %s", exc)
 
 
 def observe_logins(

@@ -13,12 +13,18 @@ in this order, for each notice it names:
 3. **deliver** to the app's callbacks, then **finish** the outbox record.
 
 A process that dies after (1) leaves the notice in the outbox: whoever runs
-:meth:`~ConnectionRegistry.redeliver` after the claim runs out delivers it (the record, if
-unwritten, is decided again by the next observer or sweep, and the claim refuses the repeat).
+:meth:`~ConnectionRegistry.redeliver` after the claim runs out delivers it, after the record
+takes it in (:func:`~aiofinaccess.core.connections.absorb`; a writer that lost in (2) does the
+same before deciding again). A claimed notice is always delivered, so the record must say what
+the app was told: else a connection read working again would never close the reconnect the
+app got, and the next break's notice would be refused as already claimed.
 A process that dies after delivering and before finishing makes the notice delivered twice.
 The promise: **each notice is claimed exactly once per fleet and delivered at least once**,
 every delivery carrying the notice's ``event_id``. A callback that raises leaves the notice
-unfinished, so it comes again.
+unfinished, so it comes again. Delivered notices are pruned after ``retention``.
+
+The registry also keeps PSD2's unattended-update budget per connection
+(:meth:`~ConnectionRegistry.take_unattended_update`), in the same store.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final
 
 import attrs
@@ -35,20 +42,25 @@ from ..core.clock import Clock
 from ..core.connections import (
     DEFAULT_LEADS,
     ConnectionRecord,
+    ConnectionState,
     Notice,
     Observation,
+    absorb,
     decide,
     ordered_leads,
     record_name,
+    record_now,
     record_state,
 )
 from ..core.errors import (
     ConfigurationError,
     StoreConflictError,
     StoreError,
+    UpdateBudgetExhausted,
     ValidationError,
 )
-from ..stores.protocol import ConnectionRecords
+from ..core.settings import UpdateBudget
+from ..stores.protocol import ConnectionRecords, UpdateBudgets
 from .connection_events import ConnectionEvent, ConnectionInfo, event_of
 
 __all__ = ["ConnectionRegistry", "EventCallback"]
@@ -76,9 +88,12 @@ class ConnectionRegistry:
         clock: Where ``now`` comes from (wall-clock seconds).
         leads: When to announce an end (14, 7 and 1 days by default).
         claim_for: Seconds a claimed notice waits for its claimant before anyone redelivers it.
+        budget: Unattended updates per connection (PSD2: four per 24 hours).
+        retention: How long delivered notices are kept (their ids refuse a second claim).
 
     Raises:
-        ConfigurationError: ``store`` keeps no connection records, or ``claim_for`` <= 0.
+        ConfigurationError: ``store`` keeps no connection records, or ``claim_for`` or
+            ``retention`` is not positive.
     """
 
     def __init__(
@@ -88,6 +103,8 @@ class ConnectionRegistry:
         *,
         leads: Iterable[dt.timedelta] = DEFAULT_LEADS,
         claim_for: float = 60.0,
+        budget: UpdateBudget | None = None,
+        retention: dt.timedelta = dt.timedelta(days=30),
         _fault: Callable[[str], None] = _no_fault,
     ) -> None:
         if not isinstance(store, ConnectionRecords):
@@ -96,10 +113,14 @@ class ConnectionRegistry:
             )
         if not claim_for > 0:
             raise ConfigurationError("claim_for must be a positive number of seconds")
+        if not 0 < retention.total_seconds() < math.inf:
+            raise ConfigurationError("retention must be a positive duration")
         self._store = store
         self._clock = clock
         self._leads = ordered_leads(leads)
         self._claim_for = float(claim_for)
+        self._budget = budget or UpdateBudget()
+        self._retention = retention.total_seconds()
         self._callbacks: list[EventCallback] = []
         self._fault = _fault
 
@@ -116,9 +137,17 @@ class ConnectionRegistry:
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
 
     async def observe(
-        self, provider: str, subject: str, connection: str, observation: Observation
+        self,
+        provider: str,
+        subject: str,
+        connection: str,
+        observation: Observation | Callable[[], Awaitable[Observation]],
     ) -> ConnectionInfo:
         """Record what was learnt of a connection; claim and deliver the notices it makes due.
+
+        ``observation`` may be a reading to take (reading the provider's API): it is then taken
+        after the record is read and again whenever another process wrote the record first, so
+        of two processes reading one connection at once, the older reading is not written last.
 
         Raises:
             StoreError: The store failed (claimed notices stay in the outbox).
@@ -150,17 +179,69 @@ class ConnectionRegistry:
                 logger.warning("dropping an unreadable connection notice")
                 await self._store.finish_notice(notice_id)
                 continue
+            # Its claimant may have died before writing the record: the record takes it in,
+            # and what that implies (a repair) is decided after it is delivered, in order.
+            name = record_name(notice.provider, notice.subject, notice.connection)
+            await self._apply(name, None, (notice,), decided=False)
             delivered += await self._deliver(notice)
         return delivered
 
+    async def prune(self) -> int:
+        """Forget notices delivered longer ago than the retention; returns how many."""
+        return await self._store.prune_notices(older_than=self._retention)
+
+    async def revoke(self, provider: str, subject: str) -> int:
+        """Turn every connection the fleet knows of ``subject`` at ``provider`` ``REVOKED``
+        (the user's tokens were revoked, or the user deleted); returns how many. A scan of
+        every record: the store keeps no index by user.
+
+        Raises:
+            StoreError: The store failed (the connections read so far are revoked).
+        """
+        found = [
+            (name, record.expires_at)
+            async for name, data in self._store.list_connections()
+            if (record := _read(data)) is not None
+            and (record.provider, record.subject) == (provider, subject)
+        ]
+        for name, end in found:
+            revoked = Observation(expires_at=end, blocked=ConnectionState.REVOKED, detail="revoked")
+            await self._apply(name, revoked)
+        return len(found)
+
+    async def take_unattended_update(self, provider: str, subject: str, connection: str) -> None:
+        """Take one of the connection's unattended updates for the fleet, before sending one.
+
+        Call it only for an update made without the user present; the slot is never given
+        back, whatever becomes of the update.
+
+        Raises:
+            UpdateBudgetExhausted: None left in the window; ``next_allowed_at`` says when.
+            ConfigurationError: The store keeps no update budgets.
+            StoreError: The store failed (a slot may have been taken all the same).
+        """
+        if not isinstance(self._store, UpdateBudgets):
+            raise ConfigurationError(
+                f"{type(self._store).__name__} keeps no update budgets: use a shipped store"
+            )
+        wait = await self._store.take_update(
+            record_name(provider, subject, connection),
+            limit=self._budget.limit,
+            window=self._budget.window,
+        )
+        if wait is not None:
+            at = dt.datetime.fromtimestamp(wait, dt.UTC)
+            raise UpdateBudgetExhausted(provider, subject, connection, at)
+
     async def watch(self, *, every: float = 60.0) -> None:
-        """Sweep and redeliver every ``every`` seconds (on the registry's clock) until
+        """Sweep, redeliver and prune every ``every`` seconds (on the registry's clock) until
         cancelled; a store failure is logged and tried again at the next round. Run it in one
         task per process (``aiofinaccess worker`` does)."""
         while True:
             try:
                 await self.sweep()
                 await self.redeliver()
+                await self.prune()
             except StoreError as exc:
                 logger.warning("connection registry round failed: %s", exc)
             await self._clock.sleep(every)
@@ -187,20 +268,34 @@ class ConnectionRegistry:
         return sorted(rows, key=lambda row: (row.provider, row.subject, row.connection))
 
     def _info(self, record: ConnectionRecord) -> ConnectionInfo:
-        state, _, deadline = record_state(record, self._clock.wall(), self._leads)
+        now = record_now(record, self._clock.wall())
+        state, _, deadline = record_state(record, now, self._leads)
         return ConnectionInfo.of(record, state, deadline)
 
-    async def _apply(self, name: str, observation: Observation | None) -> ConnectionInfo:
+    async def _apply(
+        self,
+        name: str,
+        observation: Observation | Callable[[], Awaitable[Observation]] | None,
+        taken: tuple[Notice, ...] = (),  # claimed for this record, maybe unwritten: taken in
+        *,
+        decided: bool = True,  # False: only take them in (what they imply waits its turn)
+    ) -> ConnectionInfo:
         provider, subject, connection = _parts(name)
         for _ in range(_ATTEMPTS):
-            now = self._clock.wall()
             found = await self._store.get_connection(name)
             version = None if found is None else found[1]
-            record = None if found is None else _read(found[0])
-            record = record or ConnectionRecord(provider, subject, connection)
-            new, notices = decide(record, observation, now, self._leads)
-            if new == record and found is not None:
-                return self._info(record)
+            stored = None if found is None else _read(found[0])
+            stored = stored or ConnectionRecord(provider, subject, connection)
+            record = stored
+            for notice in taken:
+                record = absorb(record, notice)
+            # Read after the record: a write that lands since then fails the compare-and-set
+            # below, so what is written is never older than what another process wrote.
+            learnt = await observation() if callable(observation) else observation
+            now = record_now(record, self._clock.wall())
+            new, notices = decide(record, learnt, now, self._leads) if decided else (record, [])
+            if new == stored and found is not None:
+                return self._info(stored)
             claimed = [
                 notice
                 for notice in notices
@@ -216,6 +311,7 @@ class ConnectionRegistry:
             except StoreConflictError:
                 for notice in claimed:  # decided and ours: deliver them, then decide again
                     await self._deliver(notice)
+                taken += tuple(claimed)
                 continue
             self._fault("written")
             for notice in claimed:

@@ -26,13 +26,13 @@ from ..core.lifecycle import (
     TokenState,
     token_state,
 )
-from ..core.settings import Duty, Limits, Schedule, Timeouts
+from ..core.settings import Duty, Limits, Schedule, Timeouts, UpdateBudget
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet
 from ..oauth.providers import Provider
 from ..stores.memory import MemoryStore
 from ..stores.protocol import ConnectionRecords, TokenStore
 from .assembly import Settings, assemble
-from .connection_watch import logged_in, observe_logins, tell
+from .connection_watch import logged_in, observe_logins, tell, tell_revoked
 from .door import Door
 from .hub import ManagerStats
 from .registry import PasswordLookup
@@ -74,8 +74,10 @@ class SessionManager:
         limits: Renewals at once and token sets in memory (:class:`Limits`).
         trace_configs: aiohttp trace configs for the session the manager creates (for
             example :meth:`aiofinaccess.integrations.otel.Telemetry.trace_config`).
-        connection_leads: How long before a connection's end :attr:`connections` announces it
-            (``None``: 14, 7 and 1 days).
+        connection_leads: When :attr:`connections` announces a consent's or login's end
+            (``None``: 14, 7 and 1 days before).
+        update_budget: Unattended updates per bank connection (:class:`UpdateBudget`; PSD2's
+            four per 24 hours), kept for the fleet by :attr:`connections`.
     """
 
     def __init__(
@@ -92,9 +94,11 @@ class SessionManager:
         limits: Limits | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
         connection_leads: Iterable[dt.timedelta] | None = None,
+        update_budget: UpdateBudget | None = None,
     ) -> None:
         self._store = store if store is not None else MemoryStore()
         self._connection_leads = None if connection_leads is None else tuple(connection_leads)
+        self._update_budget = update_budget
         self._connections: ConnectionRegistry | None = None
         self._session = session
         self._owns_session = session is None
@@ -325,7 +329,9 @@ class SessionManager:
             from .connections import ConnectionRegistry  # noqa: PLC0415
 
             leads = DEFAULT_LEADS if self._connection_leads is None else self._connection_leads
-            self._connections = ConnectionRegistry(self._store, self._clock, leads=leads)
+            self._connections = ConnectionRegistry(
+                self._store, self._clock, leads=leads, budget=self._update_budget
+            )
         return self._connections
 
     def _registry_if_kept(self) -> ConnectionRegistry | None:
@@ -489,18 +495,36 @@ class SessionManager:
         """Revoke a token set at the provider and delete it from the store.
 
         The refresh token is revoked when there is one (which ends its access tokens too at
-        finAPI and Keycloak); otherwise the access token.
+        finAPI and Keycloak); otherwise the access token. A user's connections turn
+        ``REVOKED`` in :attr:`connections`.
         """
-        await self._grants.revoke(self.key(provider, subject))
+        key = self.key(provider, subject)
+        await self._grants.revoke(key)
+        await self._revoked(key)
 
     async def logout(self, provider: Provider | str, subject: str) -> None:
-        """End the user's Keycloak session (logout endpoint) and delete the token set."""
-        await self._grants.logout(self.key(provider, subject))
+        """End the user's Keycloak session (logout endpoint) and delete the token set; the
+        user's connections turn ``REVOKED`` in :attr:`connections`."""
+        key = self.key(provider, subject)
+        await self._grants.logout(key)
+        await self._revoked(key)
 
-    async def forget(self, provider: Provider | str, subject: str | None = None) -> None:
+    async def forget(
+        self, provider: Provider | str, subject: str | None = None, *, revoked: bool = False
+    ) -> None:
         """Delete a token set here and in the store without calling the provider.
 
         For sets the provider already killed (a deleted finAPI user, a changed password).
         Later requests for it raise :class:`ReauthorizationRequired` until new tokens are stored.
+        With ``revoked`` (the user is gone: deleted), the user's connections turn ``REVOKED``
+        in :attr:`connections`.
         """
-        await self._grants.forget(self.key(provider, subject))
+        key = self.key(provider, subject)
+        await self._grants.forget(key)
+        if revoked:
+            await self._revoked(key)
+
+    async def _revoked(self, key: TokenKey) -> None:
+        registry = self._registry_if_kept()
+        if registry is not None and key.subject is not None:
+            await tell_revoked(registry, key.provider, key.subject)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .protocol import RefreshDuty as RefreshDuty
     from .protocol import StoreStats as StoreStats
     from .protocol import TokenStore as TokenStore
+    from .protocol import UpdateBudgets as UpdateBudgets
     from .protocol import UseStamps as UseStamps
     from .protocol import Versioned as Versioned
     from .protocol import carried as carried
@@ -46,8 +47,8 @@ _HOMES: Final = {
     ".payment_records": "PaymentRecords StoredRecord",
     ".protocol": (
         "LOCAL_LEASE ChangeFeed Claimed ConnectionRecords HeldLease Lease LocalLease "
-        "PendingAuthorizations RefreshDuty StoreStats TokenStore UseStamps Versioned carried "
-        "stored_age writer_age"
+        "PendingAuthorizations RefreshDuty StoreStats TokenStore UpdateBudgets UseStamps Versioned "
+        "carried stored_age writer_age"
     ),
     ".replication": "Replication",
 }

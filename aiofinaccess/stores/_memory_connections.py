@@ -1,5 +1,6 @@
-""":class:`~aiofinaccess.stores.protocol.ConnectionRecords` in a process's memory: the
-``MemoryStore``'s half of the connection registry (atomic because nothing awaits inside)."""
+""":class:`~aiofinaccess.stores.protocol.ConnectionRecords` and
+:class:`~aiofinaccess.stores.protocol.UpdateBudgets` in a process's memory: the ``MemoryStore``'s
+half of the connection registry (atomic because nothing awaits inside)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,21 @@ import time
 from collections.abc import AsyncIterator
 
 from ..core.errors import StoreConflictError
+from ..core.update_budget import check_budget, counted, next_slot
 from .protocol import check_claim
 
 __all__ = ["MemoryConnections"]
 
 
 class MemoryConnections:
-    """Connection records and the notices' outbox, in dicts."""
+    """Connection records, the notices' outbox and the update budgets, in dicts."""
 
     def __init__(self) -> None:
         self._records: dict[str, tuple[bytes, int]] = {}
         # id -> (data, due again at; None once finished)
         self._notices: dict[str, tuple[bytes, float | None]] = {}
+        self._finished: dict[str, float] = {}  # id -> when it was finished
+        self._budgets: dict[str, list[float]] = {}  # name -> when its slots were taken
 
     async def get_connection(self, name: str) -> tuple[bytes, int] | None:
         """The record under ``name`` and its version, or ``None``."""
@@ -66,5 +70,24 @@ class MemoryConnections:
 
     async def finish_notice(self, notice: str) -> None:
         """Never overdue again; the id stays claimed."""
-        if notice in self._notices:
+        if notice in self._notices and self._notices[notice][1] is not None:
             self._notices[notice] = (b"", None)
+            self._finished[notice] = time.time()
+
+    async def prune_notices(self, *, older_than: float) -> int:
+        """Forget notices finished more than ``older_than`` seconds ago."""
+        cutoff = time.time() - older_than
+        old = [notice for notice, at in self._finished.items() if at <= cutoff]
+        for notice in old:
+            del self._finished[notice], self._notices[notice]
+        return len(old)
+
+    async def take_update(self, name: str, *, limit: int, window: float) -> float | None:
+        """Take one of ``name``'s slots in the window, or say when one frees."""
+        check_budget(limit, window)
+        now = time.time()
+        taken = counted(self._budgets.get(name, ()), now, window)
+        wait = next_slot(taken, now, limit=limit, window=window)
+        if wait is None:
+            self._budgets[name] = [*taken, now]
+        return wait

@@ -4,8 +4,11 @@
 Records are rows ``(name, version, data)`` written by a conditional update or insert; notices
 are rows ``(id, data, due_at)``, claimed by ``INSERT ... ON CONFLICT DO NOTHING`` (one claimant
 ever wins), handed out again by one ``UPDATE ... FOR UPDATE SKIP LOCKED ... RETURNING`` once
-``due_at`` passes on the database's clock, and finished by clearing ``due_at``. Their tables
-come with the schema's third migration (``_pg_schema.MIGRATIONS``).
+``due_at`` passes on the database's clock, finished by clearing ``due_at`` and stamping
+``finished_at``, and pruned by that stamp. Update budgets are rows ``(name, taken)``: a take
+locks its row (``SELECT ... FOR UPDATE`` in one transaction), decides with
+:func:`~aiofinaccess.core.update_budget.next_slot` and writes it back. The tables come with the
+schema's third and fifth migrations (``_pg_schema.MIGRATIONS``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..core.errors import StoreConflictError
+from ..core.update_budget import check_budget, counted, next_slot
 from ._pg_schema import NOW
 from .protocol import check_claim
 
@@ -21,9 +25,10 @@ __all__ = ["PgConnections"]
 
 
 class PgConnections:
-    """The statements; the store provides ``_call`` and ``_sql.schema``."""
+    """The statements; the store provides ``_call``, ``_connections`` and ``_sql.schema``."""
 
     _sql: Any
+    _connections: Any  # the store's pool (``_pg_pool.Connections``)
 
     _call: Any  # the store's: (what, key, method, *args) -> the statement's result
 
@@ -96,5 +101,41 @@ class PgConnections:
     async def finish_notice(self, notice: str) -> None:
         """Never overdue again; the id stays claimed."""
         _, notices = self._tables()
-        statement = f"UPDATE {notices} SET due_at = NULL, data = ''::bytea WHERE id = $1"
+        statement = (
+            f"UPDATE {notices} SET due_at = NULL, data = ''::bytea, finished_at = {NOW}"
+            " WHERE id = $1 AND due_at IS NOT NULL"
+        )
         await self._call("finish notice", None, "execute", statement, notice)
+
+    async def prune_notices(self, *, older_than: float) -> int:
+        """Forget notices finished more than ``older_than`` seconds ago (the database's clock)."""
+        _, notices = self._tables()
+        statement = f"DELETE FROM {notices} WHERE finished_at <= {NOW} - $1::float8"
+        status = await self._call("prune notices", None, "execute", statement, older_than)
+        return int(str(status).rsplit(" ", 1)[-1])
+
+    async def take_update(self, name: str, *, limit: int, window: float) -> float | None:
+        """Take one of ``name``'s slots in the window, or say when one frees (one transaction)."""
+        check_budget(limit, window)
+        budgets = f"{self._sql.schema}.update_budgets"
+
+        async def take(conn: Any) -> float | None:
+            await conn.execute(
+                f"INSERT INTO {budgets} (name, taken) VALUES ($1, '{{}}')"
+                " ON CONFLICT (name) DO NOTHING",
+                name,
+            )
+            row = await conn.fetchval(
+                f"SELECT taken FROM {budgets} WHERE name = $1 FOR UPDATE", name
+            )
+            now = float(await conn.fetchval(f"SELECT {NOW}"))  # read under the row's lock
+            taken = counted(row or (), now, window)
+            wait = next_slot(taken, now, limit=limit, window=window)
+            if wait is None:
+                await conn.execute(
+                    f"UPDATE {budgets} SET taken = $2 WHERE name = $1", name, [*taken, now]
+                )
+            return wait
+
+        result: float | None = await self._connections.transact("take update", take)
+        return result

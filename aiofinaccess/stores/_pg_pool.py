@@ -8,7 +8,8 @@ message that may quote a value or the URL), and the change feed's own connection
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from ..core.errors import StoreError
 from ..core.tokens import TokenKey
@@ -31,6 +32,8 @@ except ImportError as exc:  # pragma: no cover  (the test extra installs asyncpg
     _ERRORS = (OSError,)
 
 __all__ = ["MISSING", "Connections"]
+
+_T = TypeVar("_T")
 
 
 class Connections:
@@ -129,6 +132,15 @@ class Connections:
             return await getattr(pool, method)(*args)
         except _ERRORS as exc:
             raise StoreError(f"PostgreSQL {what}{subject} failed ({_why(exc)})") from exc
+
+    async def transact(self, what: str, work: Callable[[Any], Awaitable[_T]]) -> _T:
+        """Run ``work(connection)`` in one transaction on a connection of the pool."""
+        pool = await self.ready()
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                return await work(conn)
+        except _ERRORS as exc:
+            raise StoreError(f"PostgreSQL {what} failed ({_why(exc)})") from exc
 
     async def close(self, *, graceful: bool = True) -> None:
         """Close the pool: wait for calls in flight (``graceful``) or cut them off."""

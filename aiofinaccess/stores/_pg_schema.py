@@ -62,6 +62,13 @@ MIGRATIONS: Final = (
     """
     ALTER TABLE {s}.token_sets ADD COLUMN used_at float8;
     """,
+    # Update budgets (:mod:`._pg_connections`) and when each notice was finished (pruning).
+    """
+    CREATE TABLE {s}.update_budgets (name text PRIMARY KEY, taken float8[] NOT NULL);
+    ALTER TABLE {s}.connection_notices ADD COLUMN finished_at float8;
+    CREATE INDEX connection_notices_finished ON {s}.connection_notices (finished_at)
+        WHERE finished_at IS NOT NULL;
+    """,
 )
 
 # A due time ($due) from a writer whose wall clock read $wall moves by the writer's distance

@@ -1,21 +1,25 @@
 """:class:`~aiofinaccess.stores.protocol.ConnectionRecords` on Redis: the ``RedisStore``'s half
 of the connection registry.
 
-Four names under one base (the prefix, or shard 0's hash tag in a cluster, so every script
+Names under one base (the prefix, or shard 0's hash tag in a cluster, so every script
 touches one slot): ``conn:data`` and ``conn:version`` (hashes by record name),
 ``notice:data`` (hash by notice id; a finished notice keeps an empty value, so its id stays
-claimed) and ``notice:due`` (sorted set of unfinished notices by the time their claim runs
-out, on the server's ``TIME``). Each operation is one script: a claim is ``HSETNX`` (one
+claimed), ``notice:due`` (sorted set of unfinished notices by the time their claim runs
+out, on the server's ``TIME``), ``notice:done`` (finished notices by when, for pruning) and
+``budget:{name}`` (one sorted set per connection: its update slots by when they were taken,
+expiring with the last of them). Each operation is one script: a claim is ``HSETNX`` (one
 claimant ever wins) and a ``ZADD``; an overdue take moves what it takes forward in the same
-step, so concurrent takers never share a notice.
+step, so concurrent takers never share a notice; a budget's take counts and adds in one step.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from ..core.errors import StoreConflictError
+from ..core.update_budget import check_budget
 from ._redis_layout import as_bytes, text
 from .protocol import check_claim
 
@@ -56,10 +60,47 @@ end
 return out
 """
 )
-_FINISH: Final = """
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], '') end
+_FINISH: Final = (
+    _NOW
+    + """
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], '')
+  redis.call('ZADD', KEYS[3], string.format('%.6f', now), ARGV[1])
+end
 return 1
 """
+)
+_PRUNE: Final = (
+    _NOW
+    + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf',
+                       string.format('%.6f', now - tonumber(ARGV[1])), 'LIMIT', 0, 1000)
+for _, id in ipairs(ids) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+return #ids
+"""
+)
+# The rule of core.update_budget.next_slot, in Lua: slots taken at or before now - window no
+# longer count (and go); fewer than the limit left takes one, else the answer is when the
+# oldest that must leave does (a string: Redis would cut a Lua number to an integer).
+_TAKE: Final = (
+    _NOW
+    + """
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.6f', now - window))
+local n = redis.call('ZCARD', KEYS[1])
+if n < limit then
+  redis.call('ZADD', KEYS[1], string.format('%.6f', now), ARGV[3])
+  local last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
+  redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(last, now) + window - now) * 1000))
+  return false
+end
+local first = redis.call('ZRANGE', KEYS[1], n - limit, n - limit, 'WITHSCORES')
+return string.format('%.6f', tonumber(first[2]) + window)
+"""
+)
 
 
 class RedisConnections:
@@ -117,5 +158,23 @@ class RedisConnections:
 
     async def finish_notice(self, notice: str) -> None:
         """Never overdue again; the id stays claimed."""
-        keys = self._names("notice:data", "notice:due")
+        keys = self._names("notice:data", "notice:due", "notice:done")
         await self._run("finish notice", _FINISH, keys, notice)
+
+    async def prune_notices(self, *, older_than: float) -> int:
+        """Forget notices finished more than ``older_than`` seconds ago (a thousand a script)."""
+        keys = self._names("notice:data", "notice:done")
+        pruned = 0
+        while True:
+            batch = int(await self._run("prune notices", _PRUNE, keys, older_than))
+            pruned += batch
+            if batch < 1000:
+                return pruned
+
+    async def take_update(self, name: str, *, limit: int, window: float) -> float | None:
+        """Take one of ``name``'s slots in the window, or say when one frees (one script)."""
+        check_budget(limit, window)
+        keys = self._names(f"budget:{name}")
+        member = secrets.token_hex(8)  # two takes in one microsecond stay two slots
+        found = await self._run("take update", _TAKE, keys, limit, window, member)
+        return None if found is None else float(text(found))

@@ -4,8 +4,9 @@ of the connection registry.
 Records are rows ``(name, version, data)`` written by a conditional update or insert; notices
 are rows ``(id, data, due_at)``, claimed by an insert that does nothing when the id exists (so
 one claimant ever wins), handed out again by one ``UPDATE ... RETURNING`` once ``due_at`` passes
-(this machine's clock), and finished by clearing ``due_at``. The tables are created by the
-store's schema (``connection_records``, ``connection_notices``).
+(this machine's clock), finished by clearing ``due_at`` and stamping ``finished_at``, and
+pruned by that stamp. The tables are created by the store's schema (``connection_records``,
+``connection_notices``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ CREATE TABLE IF NOT EXISTS connection_records (
     name TEXT PRIMARY KEY, version INTEGER NOT NULL, data BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS connection_notices (
-    id TEXT PRIMARY KEY, data BLOB NOT NULL, due_at REAL
+    id TEXT PRIMARY KEY, data BLOB NOT NULL, due_at REAL, finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS connection_notices_due ON connection_notices (due_at)
     WHERE due_at IS NOT NULL;
@@ -48,7 +49,16 @@ UPDATE connection_notices SET due_at = ? WHERE id IN (
     ORDER BY due_at LIMIT ?
 ) RETURNING id, data
 """
-_FINISH: Final = "UPDATE connection_notices SET due_at = NULL, data = x'' WHERE id = ?"
+_FINISH: Final = (
+    "UPDATE connection_notices SET due_at = NULL, data = x'', finished_at = ?"
+    " WHERE id = ? AND due_at IS NOT NULL"
+)
+_PRUNE: Final = "DELETE FROM connection_notices WHERE finished_at <= ?"
+#: Run by the schema's migration, after the column exists.
+FINISHED_INDEX: Final = """
+CREATE INDEX IF NOT EXISTS connection_notices_finished ON connection_notices (finished_at)
+    WHERE finished_at IS NOT NULL
+"""
 
 
 class SQLiteConnections:
@@ -95,4 +105,9 @@ class SQLiteConnections:
 
     async def finish_notice(self, notice: str) -> None:
         """Never overdue again; the id stays claimed."""
-        await self._execute(_FINISH, (notice,))
+        await self._execute(_FINISH, (time.time(), notice))
+
+    async def prune_notices(self, *, older_than: float) -> int:
+        """Forget notices finished more than ``older_than`` seconds ago."""
+        changed, _ = await self._execute(_PRUNE, (time.time() - older_than,))
+        return changed

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Final
 
 from ..core.errors import StoreError
 from ._sql_payments import SQLITE_TABLE
+from ._sqlite_budgets import SCHEMA as BUDGETS_SCHEMA
+from ._sqlite_connections import FINISHED_INDEX
 from ._sqlite_connections import SCHEMA as CONNECTIONS_SCHEMA
 
 if TYPE_CHECKING:
@@ -217,11 +219,13 @@ async def prepare(conn: aiosqlite.Connection) -> None:
     await conn.executescript(SCHEMA)
     await conn.executescript(SQLITE_TABLE)
     await conn.executescript(CONNECTIONS_SCHEMA)
+    await conn.executescript(BUDGETS_SCHEMA)
     await _migrate(conn)
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:
-    """Add ``due_at`` and ``used_at`` to a database written before them (once, atomically)."""
+    """Add ``due_at``, ``used_at`` and the notices' ``finished_at`` to a database written
+    before them (once, atomically)."""
     # Another process may be migrating right now; on failure the caller closes the
     # connection, which rolls the transaction back.
     await conn.execute("BEGIN IMMEDIATE")
@@ -232,6 +236,10 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
         await conn.execute("UPDATE token_sets SET due_at = 0")
     if "used_at" not in columns:
         await conn.execute("ALTER TABLE token_sets ADD COLUMN used_at REAL")
+    async with conn.execute("PRAGMA table_info(connection_notices)") as cursor:
+        if "finished_at" not in {str(row[1]) for row in await cursor.fetchall()}:
+            await conn.execute("ALTER TABLE connection_notices ADD COLUMN finished_at REAL")
     await conn.execute(_DUE_INDEX)
     await conn.execute(_PROVIDER_DUE_INDEX)
+    await conn.execute(FINISHED_INDEX)
     await conn.execute("COMMIT")

@@ -45,6 +45,7 @@ __all__ = [
     "RefreshDuty",
     "StoreStats",
     "TokenStore",
+    "UpdateBudgets",
     "UseStamps",
     "Versioned",
     "carried",
@@ -523,6 +524,31 @@ class ConnectionRecords(Protocol):
 
     async def finish_notice(self, notice: str) -> None:
         """Mark ``notice`` delivered: never overdue again, its id still claimed."""
+        ...
+
+    async def prune_notices(self, *, older_than: float) -> int:
+        """Forget notices delivered more than ``older_than`` seconds ago (the store's clock);
+        return how many. A pruned id can be claimed again: keep them longer than any decision
+        can be in flight (a record's compare-and-set settles in seconds)."""
+        ...
+
+
+@runtime_checkable
+class UpdateBudgets(Protocol):
+    """Per connection, the unattended updates taken in a rolling window, shared by the fleet
+    (PSD2's four per 24 hours; the decision is
+    :func:`~aiofinaccess.core.update_budget.next_slot`). The shipped stores implement it."""
+
+    async def take_update(self, name: str, *, limit: int, window: float) -> float | None:
+        """Take one of ``name``'s ``limit`` slots per ``window`` seconds, atomically for every
+        user of the store, on the store's clock: ``None`` when taken; else, taking nothing,
+        when a slot frees (epoch seconds). A slot is never given back: the update it was taken
+        for may have reached the bank whatever became of the call.
+
+        Raises:
+            UsageError: ``limit`` is not a positive integer or ``window`` not positive seconds.
+            StoreError: The store failed (a slot may have been taken all the same).
+        """
         ...
 
 

@@ -23,6 +23,7 @@ from . import _sqlite_schema as sql
 from ._files import check_companions, open_private, store_path
 from ._records import parse_key, read_record
 from ._sql_payments import SQLITE, PaymentRows
+from ._sqlite_budgets import SQLiteBudgets
 from ._sqlite_connections import SQLiteConnections
 from ._sqlite_duty import DueRows
 from ._sqlite_lease import Leases
@@ -54,7 +55,7 @@ def _conflict(key: TokenKey, expected_version: int | None) -> StoreConflictError
     return StoreConflictError(f"token set {key.hashed} {state}")
 
 
-class SQLiteStore(SQLiteConnections, Delegated):
+class SQLiteStore(SQLiteConnections, SQLiteBudgets, Delegated):
     """Token sets in a SQLite file, shared safely by every process on the machine.
 
     Args:

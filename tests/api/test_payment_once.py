@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from aiofinaccess import SessionManager, SQLiteStore
-from aiofinaccess.api.finapi.payment_ledger import PaymentRecord, RecordState
+from aiofinaccess.api.payment_ledger import PaymentRecord, RecordState
 from aiofinaccess.errors import (
     ConfigurationError,
     PaymentNotCreated,

@@ -63,3 +63,20 @@ def test_a_missing_store_is_an_error(
     assert main(["connections", "list", "--store", str(tmp_path / "none.db")]) == 1
     _, err = capsys.readouterr()
     assert "no token store at" in err
+
+
+def test_a_provider_filter_naming_no_known_provider_is_an_error(
+    env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--provider finpai`` (a typo) is not an empty listing: it names the store's providers."""
+    path = tmp_path / "tokens.db"
+    asyncio.run(_record(path))
+    capsys.readouterr()
+    for extra in ([], ["--json"], ["--needs-action"]):
+        assert (
+            main(["connections", "list", "--provider", "finpai", *extra, "--store", str(path)]) == 1
+        )
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "finpai" in err
+        assert "everifin, finapi" in err

@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from aiofinaccess import AiofinaccessError, Everifin, Provider, RefreshPolicy, TokenSet
-from aiofinaccess.api.everifin.bankconnect import _envelope, _items
+from aiofinaccess.api.everifin.bankconnect import _items, envelope
 from aiofinaccess.api.finapi.webform import _read_form
 from aiofinaccess.api.models import read_model
 from aiofinaccess.core.errors import ApiError
@@ -167,7 +167,7 @@ def test_everifin_envelopes_and_items(data: bytes) -> None:
     response = HttpResponse(status=200, headers=CIMultiDict(), body=data)  # type: ignore[arg-type]
     for model in (Account, Transaction):
         try:
-            items, meta = _envelope(response, "fuzz")
+            items, meta = envelope(response, "fuzz")
             _items(items, model, "fuzz")
         except AiofinaccessError:
             continue
@@ -248,7 +248,7 @@ def test_deeply_nested_bodies(data: bytes, status: int) -> None:
     assert isinstance(error_from_response(status, data, CIMultiDict()), ApiError)
     for parse in (
         lambda: parse_token_http_response(Everifin.stage(), response, sent=SENT),
-        lambda: _envelope(response, "fuzz"),
+        lambda: envelope(response, "fuzz"),
         lambda: read_model(data, Account, what="fuzz"),
         lambda: _read_form(data, "fuzz"),
     ):

@@ -157,6 +157,33 @@ def test_verify_refuses_tampering_replays_and_gaps(change: dict[str, object], re
         )
 
 
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({SIGNATURE_HEADER: "v1=\u00e9t\u00e9"}, None),  # latin-1 bytes, as a server decodes them
+        ({TIMESTAMP_HEADER: "1_800_000_000"}, None),  # int() reads it; no sender writes it
+        ({TIMESTAMP_HEADER: "\u0661800000000"}, None),  # an Arabic-Indic digit
+        ({}, b"[1]"),  # signed, but not an event
+        ({}, b"not json"),
+    ],
+    ids=["non-ascii-signature", "underscored-stamp", "unicode-digit", "array", "not-json"],
+)
+def test_verify_refuses_odd_headers_and_bodies_typed(
+    headers: dict[str, str], body: bytes | None
+) -> None:
+    """Whatever the headers or the (signed) body hold, a refusal is a ValidationError."""
+    stamp = 1_800_000_000
+    sent = b'{"id":"x"}' if body is None else body
+    given = {
+        "Aiofinaccess-Event-Id": "x",
+        TIMESTAMP_HEADER: str(stamp),
+        SIGNATURE_HEADER: sign_webhook(SECRET, stamp, sent),
+        **headers,
+    }
+    with pytest.raises(ValidationError):
+        verify_webhook(SECRET, given, sent, now=stamp)
+
+
 def test_a_short_secret_is_refused() -> None:
     """Fewer than 16 bytes of secret is a configuration error."""
     with pytest.raises(ConfigurationError):

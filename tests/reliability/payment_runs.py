@@ -23,12 +23,13 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 
 from aiofinaccess import MemoryStore, SessionManager
-from aiofinaccess.api.finapi.payment_ledger import PaymentRecord, RecordState
+from aiofinaccess.api.payment_ledger import PaymentRecord, RecordState
 from aiofinaccess.errors import PaymentNotCreated, PaymentOutcomeUnknown
 from aiofinaccess.finapi import FinApiData, FinApiPayments, Money, Transfer, new_reference
 from aiofinaccess.integrations.testing import sandbox_providers
@@ -103,6 +104,15 @@ class Tally:
     claimed_foreign: int = 0  # a record holding another app's payment
     unsettled: int = 0
 
+    def report(self) -> str:
+        """One line per field."""
+        lines = []
+        for field in attrs.fields(Tally):
+            value = getattr(self, field.name)
+            shown = dict(sorted(value.items())) if isinstance(value, Counter) else value
+            lines.append(f"{field.name}: {shown}\n")
+        return "".join(lines)
+
     def add(self, other: Tally) -> None:
         for field in attrs.fields(Tally):
             mine, theirs = getattr(self, field.name), getattr(other, field.name)
@@ -125,6 +135,59 @@ async def _answer(call: Any) -> tuple[str, Any]:
         return "not_created", None
     except PaymentOutcomeUnknown as unknown:
         return ("ambiguous" if unknown.candidates else "unknown"), None
+
+
+@attrs.define
+class Attempt:
+    """What one payment of a run works with."""
+
+    tally: Tally
+    rng: random.Random
+    sandbox: Sandbox
+    records: CrashingRecords
+    clock: AheadClock
+
+
+async def one_payment(
+    attempt: Attempt, create: Callable[[], Awaitable[Any]], resolve: Callable[[], Awaitable[Any]]
+) -> None:
+    """Create one payment by a fresh caller (``create``), crashing it as the seed decides;
+    resume a crash by reference with another caller; settle an unknown answer as time passes
+    (``resolve``)."""
+    tally, records = attempt.tally, attempt.records
+    crash = attempt.rng.choices(CRASHES, (0.6, 0.15, 0.15, 0.1))[0]
+    records.crash_next = crash == "at_record"
+    records.added.clear()
+    task = asyncio.ensure_future(_answer(create()))
+    if crash == "in_flight":  # once the request is out, before its answer
+        added = asyncio.ensure_future(records.added.wait())
+        await asyncio.wait((task, added), return_when=asyncio.FIRST_COMPLETED)
+        added.cancel()
+        await asyncio.sleep(0.005)
+        task.cancel()
+    elif crash == "at_random":
+        await asyncio.sleep(attempt.rng.uniform(0, 0.08))
+        task.cancel()
+    try:
+        outcome, _ = await task
+    except asyncio.CancelledError:
+        outcome = "crashed"
+    records.crash_next = False
+    if outcome == "crashed":
+        tally.crashes[crash] += 1
+        outcome, _ = await _answer(create())  # resumed by reference
+        tally.resolutions[f"resumed_{outcome}"] += 1
+    else:
+        tally.answers[outcome] += 1
+    for _ in range(3):  # time passes; ask again
+        if outcome not in ("unknown", "ambiguous"):
+            break
+        await _quiet(attempt.sandbox)
+        attempt.clock.ahead += SETTLE_AFTER
+        outcome, _ = await _answer(resolve())
+        tally.resolutions[f"settled_{outcome}"] += 1
+    else:
+        tally.unsettled += 1
 
 
 async def one_run(sandbox: Sandbox, manager: SessionManager, seed: int, transfers: int) -> Tally:
@@ -173,39 +236,11 @@ async def one_run(sandbox: Sandbox, manager: SessionManager, seed: int, transfer
                 user, order, reference=reference, account_id=account.id
             )
 
-        crash = rng.choices(CRASHES, (0.6, 0.15, 0.15, 0.1))[0]
-        records.crash_next = crash == "at_record"
-        records.added.clear()
-        task = asyncio.ensure_future(_answer(create(caller())))
-        if crash == "in_flight":  # once the request is out, before its answer
-            added = asyncio.ensure_future(records.added.wait())
-            await asyncio.wait((task, added), return_when=asyncio.FIRST_COMPLETED)
-            added.cancel()
-            await asyncio.sleep(0.005)
-            task.cancel()
-        elif crash == "at_random":
-            await asyncio.sleep(rng.uniform(0, 0.08))
-            task.cancel()
-        try:
-            outcome, _ = await task
-        except asyncio.CancelledError:
-            outcome = "crashed"
-        records.crash_next = False
-        if outcome == "crashed":
-            tally.crashes[crash] += 1
-            outcome, _ = await _answer(create(caller()))  # resumed by reference
-            tally.resolutions[f"resumed_{outcome}"] += 1
-        else:
-            tally.answers[outcome] += 1
-        for _ in range(3):  # time passes; ask again
-            if outcome not in ("unknown", "ambiguous"):
-                break
-            await _quiet(sandbox)
-            clock.ahead += SETTLE_AFTER
-            outcome, _ = await _answer(caller().resolve(user, reference))
-            tally.resolutions[f"settled_{outcome}"] += 1
-        else:
-            tally.unsettled += 1
+        await one_payment(
+            Attempt(tally, rng, sandbox, records, clock),
+            lambda: create(caller()),
+            lambda reference=reference: caller().resolve(user, reference),
+        )
     sandbox.set_faults()
     await _quiet(sandbox)
     after = Counter(sandbox.stats().get("faults_injected", {}))
@@ -268,10 +303,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="the first run's seed")
     options = parser.parse_args()
     tally = asyncio.run(run(options.runs, options.transfers, options.seed))
-    for field in attrs.fields(Tally):
-        value = getattr(tally, field.name)
-        shown = dict(sorted(value.items())) if isinstance(value, Counter) else value
-        sys.stdout.write(f"{field.name}: {shown}\n")
+    sys.stdout.write(tally.report())
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from aiofinaccess import (
     StoreError,
     UnexpectedResponseError,
 )
-from aiofinaccess.api.everifin.bankconnect import _envelope
+from aiofinaccess.api.everifin.bankconnect import envelope
 from aiofinaccess.api.finapi.webform import _read_form
 from aiofinaccess.api.models import read_model
 from aiofinaccess.core.error_bodies import UnparsedErrorBody
@@ -77,7 +77,7 @@ def test_error_body_nested_never_raises(body: bytes) -> None:
 def test_bankconnect_nested_envelope_is_unexpected_response(body: bytes) -> None:
     """bankconnect: the data envelope."""
     with pytest.raises(UnexpectedResponseError):
-        _envelope(_response(body), "accounts")
+        envelope(_response(body), "accounts")
 
 
 @BODIES

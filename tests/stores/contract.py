@@ -21,6 +21,7 @@ from aiofinaccess.stores import (
     RefreshDuty,
     StoredRecord,
     TokenStore,
+    UpdateBudgets,
     UseStamps,
 )
 
@@ -580,7 +581,7 @@ class DutyContract:
 
 
 class ConnectionsContract:
-    """Connection records and the notices' outbox (every shipped store)."""
+    """Connection records, the notices' outbox and the update budgets (every shipped store)."""
 
     async def test_is_connection_records(self, store: TokenStore) -> None:
         assert isinstance(store, ConnectionRecords)
@@ -650,3 +651,59 @@ class ConnectionsContract:
         await asyncio.sleep(0.2)
         sizes = [len(await store.overdue_notices(limit=2, claim_for=60)) for _ in range(4)]
         assert sizes == [2, 2, 1, 0]
+
+    async def test_delivered_notices_are_pruned_after_the_retention(
+        self, store: ConnectionRecords
+    ) -> None:
+        """Only notices finished longer ago than the retention go; their ids are free again."""
+        for notice in ("old", "new", "open"):
+            assert await store.claim_notice(notice, b"x", claim_for=60) is True
+        await store.finish_notice("old")
+        await asyncio.sleep(0.4)
+        await store.finish_notice("new")
+        assert await store.prune_notices(older_than=0.2) == 1
+        assert await store.prune_notices(older_than=0.2) == 0
+        assert await store.claim_notice("old", b"x", claim_for=60) is True
+        assert await store.claim_notice("new", b"x", claim_for=60) is False
+        assert await store.claim_notice("open", b"x", claim_for=60) is False
+
+    async def test_is_update_budgets(self, store: TokenStore) -> None:
+        assert isinstance(store, UpdateBudgets)
+
+    async def test_the_limit_per_window_then_when_the_next_frees(
+        self, store: UpdateBudgets
+    ) -> None:
+        """Three slots per minute: three taken, the fourth told when the first leaves the
+        window (on the store's clock, this machine's here); another connection is apart."""
+        before = time.time()
+        assert [await store.take_update("finapi/a/1", limit=3, window=60) for _ in range(3)] == [
+            None,
+            None,
+            None,
+        ]
+        after = time.time()
+        refused = await store.take_update("finapi/a/1", limit=3, window=60)
+        assert refused is not None
+        assert before + 60 - 1 <= refused <= after + 60 + 1
+        assert await store.take_update("finapi/a/1", limit=3, window=60) == refused
+        assert await store.take_update("finapi/a/2", limit=3, window=60) is None
+
+    async def test_slots_leave_the_window(self, store: UpdateBudgets) -> None:
+        assert await store.take_update("c", limit=2, window=0.3) is None
+        assert await store.take_update("c", limit=2, window=0.3) is None
+        assert await store.take_update("c", limit=2, window=0.3) is not None
+        await asyncio.sleep(0.5)
+        assert await store.take_update("c", limit=2, window=0.3) is None
+
+    async def test_concurrent_takers_get_exactly_the_limit(self, store: UpdateBudgets) -> None:
+        taken = await asyncio.gather(
+            *(store.take_update("c", limit=4, window=60) for _ in range(20))
+        )
+        assert taken.count(None) == 4
+
+    @pytest.mark.parametrize(("limit", "window"), [(0, 60.0), (4, 0.0), (4, math.nan)])
+    async def test_a_bad_budget_is_a_usage_error(
+        self, store: UpdateBudgets, limit: int, window: float
+    ) -> None:
+        with pytest.raises(UsageError):
+            await store.take_update("c", limit=limit, window=window)

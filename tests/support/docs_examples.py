@@ -245,6 +245,17 @@ async def _everifin_user(app: App) -> AsyncIterator[dict[str, Any]]:
 
 
 @asynccontextmanager
+async def _everifin_pis(app: App) -> AsyncIterator[dict[str, Any]]:
+    """``manager`` with ``alice`` logged in at Everifin with scope ``pis``, and Paygate."""
+    from tests.support.everifin_journey import pis_user, with_paygate  # noqa: PLC0415
+
+    async with _manager(app) as names:
+        await pis_user(names["manager"], names["sandbox"], "alice")
+        with_paygate(names["manager"], names["sandbox"])
+        yield names
+
+
+@asynccontextmanager
 async def _aiohttp_app(app: App) -> AsyncIterator[dict[str, Any]]:
     """``manager``, an empty aiohttp.web ``app`` and ``current_user`` (the app's login: alice)."""
     async with _manager(app) as names:
@@ -302,6 +313,7 @@ SETUPS: dict[str, Setup] = {
     "finapi-user": _finapi_user,
     "finapi-connected": _finapi_connected,
     "everifin-user": _everifin_user,
+    "everifin-pis": _everifin_pis,
     "aiohttp-app": _aiohttp_app,
     "sandbox": _sandbox_only,
 }

@@ -3,11 +3,11 @@ token, a Web Form import completed on the sandbox's page."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
-from aiofinaccess import SessionManager
+from aiofinaccess import EndUser, SessionManager
 from aiofinaccess.finapi import (
     BackgroundUpdate,
     ConnectionUpdates,
@@ -43,11 +43,18 @@ async def import_connection(manager: SessionManager, user: str, *, create: bool 
     return done.payload.bank_connection_id
 
 
+#: A user at the app: their browser's address and agent, forwarded as finAPI's PSU headers.
+PRESENT: Final = EndUser(ip_address="203.0.113.5", user_agent="Mozilla/5.0", device_os="iOS 18")
+
+
 async def update_form(
     manager: SessionManager, user: str, connection_id: int, **fields: Any
 ) -> WebFormRequired:
-    """An update through the deprecated update form (``UpdateRoutes(via="web_form")``)."""
+    """An update through the deprecated update form (``UpdateRoutes(via="web_form")``), the
+    user present (it goes through them: it takes nothing of the unattended budget)."""
     updates = ConnectionUpdates(manager, routes=UpdateRoutes(via="web_form"))
-    outcome = await updates.update(user, BackgroundUpdate(connection_id, **fields))
+    outcome = await updates.update(
+        user, BackgroundUpdate(connection_id, **fields), end_user=PRESENT
+    )
     assert isinstance(outcome, WebFormRequired), outcome
     return outcome

@@ -112,7 +112,7 @@ class Transaction(JsonReady):
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=_raw)
 
 
-def _envelope(response: HttpResponse, what: str) -> tuple[Any, Mapping[str, Any]]:
+def envelope(response: HttpResponse, what: str) -> tuple[Any, Mapping[str, Any]]:
     try:
         document = parse_json(response.body)
     except ValueError:
@@ -163,7 +163,7 @@ class BankConnect:
     async def accounts(self, user: str, *, end_user: EndUser | None = None) -> list[Account]:
         """The user's connected accounts."""
         response = await self._api.call(self.routes.accounts, subject=user, end_user=end_user)
-        return _items(_envelope(response, "accounts")[0], Account, "accounts")
+        return _items(envelope(response, "accounts")[0], Account, "accounts")
 
     async def activate_accounts(
         self, user: str, account_ids: Iterable[str], *, end_user: EndUser | None = None
@@ -175,7 +175,7 @@ class BankConnect:
         response = await self._api.call(
             self.routes.activate_accounts, subject=user, json={"accountIds": ids}, end_user=end_user
         )
-        return _items(_envelope(response, "activate accounts")[0], Account, "activate accounts")
+        return _items(envelope(response, "activate accounts")[0], Account, "activate accounts")
 
     async def account(
         self, user: str, account_id: str, *, end_user: EndUser | None = None
@@ -187,7 +187,7 @@ class BankConnect:
             path_params={"account_id": account_id},
             end_user=end_user,
         )
-        return _item(_envelope(response, "account")[0], Account, "account")
+        return _item(envelope(response, "account")[0], Account, "account")
 
     async def balances(
         self, user: str, account_id: str, *, end_user: EndUser | None = None
@@ -199,7 +199,7 @@ class BankConnect:
             path_params={"account_id": account_id},
             end_user=end_user,
         )
-        return _items(_envelope(response, "balances")[0], Balance, "balances")
+        return _items(envelope(response, "balances")[0], Balance, "balances")
 
     async def transactions(
         self,
@@ -242,7 +242,7 @@ class BankConnect:
                 params={**filters, "page": str(page)},
                 end_user=end_user,
             )
-            data, meta = _envelope(response, "transactions")
+            data, meta = envelope(response, "transactions")
             for transaction in _items(data, Transaction, "transactions"):
                 yield transaction
             pagination = meta.get("pagination")
@@ -261,7 +261,7 @@ class BankConnect:
             path_params={"transaction_id": transaction_id},
             end_user=end_user,
         )
-        return _item(_envelope(response, "transaction")[0], Transaction, "transaction")
+        return _item(envelope(response, "transaction")[0], Transaction, "transaction")
 
     async def refresh_transactions(self, user: str, *, end_user: EndUser | None = None) -> None:
         """Ask Everifin to download new transactions for all the user's active accounts now."""

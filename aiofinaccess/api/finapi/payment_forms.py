@@ -20,9 +20,10 @@ import attrs
 
 from ...core.errors import ValidationError
 from ..money import iban
+from ..payment_ledger import check_reference
 from ..pipeline import Endpoint, EndUser
 from .host import web_form_client
-from .payment_models import DirectDebit, StandingOrder, Transfer, check_orders, check_reference
+from .payment_models import DirectDebit, StandingOrder, Transfer, check_orders
 from .webform import WebForm, _check_url, _read_form
 
 if TYPE_CHECKING:

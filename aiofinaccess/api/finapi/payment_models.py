@@ -32,7 +32,6 @@ __all__ = [
     "StandingOrderRecord",
     "Transfer",
     "check_orders",
-    "check_reference",
 ]
 
 NAME_LIMIT: Final = 70  # Web Form 2.0: recipient and payer names
@@ -41,9 +40,7 @@ END_TO_END_LIMIT: Final = 35
 MANDATE_LIMIT: Final = 270  # Web Form 2.0's DirectDebitOrder.mandateId
 CREDITOR_ID_LIMIT: Final = 35
 ADDRESS_LIMIT: Final = 140
-REFERENCE_LIMIT: Final = 255  # finAPI's X-Request-Id
 _PURPOSE_CODE: Final = re.compile(r"[a-zA-Z0-9]{4}")
-_REFERENCE: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII: it travels as a header
 
 
 class PaymentStatus(enum.StrEnum):
@@ -77,17 +74,6 @@ def check_orders(orders: Sequence[_Order]) -> None:
         raise ValidationError("a payment needs at least one order")
     if len({order.amount.currency for order in orders}) > 1:
         raise PaymentFieldError("amount", "all orders of a payment share one currency")
-
-
-def check_reference(reference: str) -> str:
-    """``reference`` if it can be a payment's client reference (finAPI's ``X-Request-Id``).
-
-    Raises:
-        PaymentFieldError: Empty, over 255 characters, or not visible ASCII.
-    """
-    if not isinstance(reference, str) or not _REFERENCE.fullmatch(reference):
-        raise PaymentFieldError("reference", "must be visible ASCII without spaces")
-    return text(reference, "reference", REFERENCE_LIMIT)
 
 
 def _limit(field: str, limit: int) -> Callable[[Any, Any, Any], None]:

@@ -22,7 +22,6 @@ any process sharing the store) gets the same answer. The rules: :mod:`.payment_l
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -32,13 +31,15 @@ import attrs
 from multidict import MultiDict
 
 from ...core.clock import Clock
-from ...core.errors import ConfigurationError, PaymentFieldError, ValidationError
+from ...core.errors import PaymentFieldError, ValidationError
 from ...core.payment_records import PaymentRecords
 from ..money import iban
+from ..payment_ledger import check_reference, fingerprint
+from ..payment_once import open_ledger
 from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
 from .filters import add_ids, id_list
 from .models import Paging, decode, read_finapi, read_list
-from .payment_ledger import Shape, fingerprint
+from .payment_ledger import FinApiReconciler, Shape
 from .payment_models import (
     DirectDebit,
     Payment,
@@ -47,21 +48,14 @@ from .payment_models import (
     StandingOrderRecord,
     Transfer,
     check_orders,
-    check_reference,
 )
-from .payment_once import Ledger
 
 if TYPE_CHECKING:
     from ...session.manager import SessionManager
 
-__all__ = ["FinApiPayments", "PaymentRoutes", "new_reference"]
+__all__ = ["FinApiPayments", "PaymentRoutes"]
 
 Interface = Literal["XS2A", "FINTS_SERVER", "WEB_SCRAPER"]
-
-
-def new_reference() -> str:
-    """A fresh client reference: 32 hex digits, so it also fits an end-to-end id (35)."""
-    return uuid.uuid4().hex
 
 
 @attrs.frozen(slots=True)
@@ -112,20 +106,15 @@ class FinApiPayments:
     ) -> None:
         self.routes = routes or PaymentRoutes()
         self._api = ApiClient(manager, provider, context_headers=finapi_context, timeout=timeout)
-        records = records if records is not None else manager.store  # type: ignore[assignment]
-        if not isinstance(records, PaymentRecords):
-            raise ConfigurationError("the store keeps no payment records (PaymentRecords)")
-        if not timeout < claim_for < settle_after:
-            raise ConfigurationError("need timeout < claim_for < settle_after")
-        self._ledger = Ledger(
-            records,
-            manager.clock if clock is None else clock,
+        self._ledger = open_ledger(
+            manager,
             provider,
-            highest_id=self._highest_id,
-            list_above=self._list_above,
+            FinApiReconciler(self._highest_id, self._list_above),
+            records=records,
+            clock=clock,
+            timeout=timeout,
             claim_for=claim_for,
             settle_after=settle_after,
-            poll=min(1.0, timeout / 10),
         )
 
     def __repr__(self) -> str:
@@ -149,7 +138,8 @@ class FinApiPayments:
             return read_finapi(document, Payment, what=what)
 
         request = fingerprint(f"{endpoint.method} {endpoint.path}", body)
-        return await self._ledger.create(user, check_reference(reference), request, shape, send)
+        reference = check_reference(reference)
+        return await self._ledger.create(user, reference, request, send, shape=shape.document())
 
     @property
     def reconciliations(self) -> Counter[str]:

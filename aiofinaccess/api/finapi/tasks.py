@@ -14,6 +14,12 @@ task ends or needs the user, and returns one of three outcomes:
 statuses, which read as still running. Task callbacks (``finalised``, ``webFormRequired``) are
 requested with :class:`TaskCallbacks`; their body is a ``TaskCallback`` (``taskId``, ``status``,
 ``webForm``): read the task with :meth:`ConnectionUpdates.get` rather than trusting it.
+
+**PSD2's budget.** An update without the user present (no ``end_user``, or one without an IP
+address: the ``PSU-IP-Address`` finAPI forwards is what tells a bank the user is there) takes
+one of the connection's unattended updates from ``manager.connections`` before it is sent
+(four per 24 hours for the fleet by default); a fifth raises
+:class:`~aiofinaccess.core.errors.UpdateBudgetExhausted` and sends nothing.
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class ConnectionUpdates:
     ) -> None:
         self.routes = routes or UpdateRoutes()
         self._clock = manager.clock
+        self._manager = manager
+        self._provider = provider
         self._api = web_form_client(manager, provider, timeout)
 
     def __repr__(self) -> str:
@@ -95,16 +103,29 @@ class ConnectionUpdates:
             user: The finAPI user whose token to use.
             update: What to update.
             end_user: The present user (sent as ``userMetadata``; all three fields needed).
+                Without it, the update takes one of the connection's unattended updates.
 
         Raises:
+            UpdateBudgetExhausted: No unattended update left for now; nothing was sent.
             NotFoundError: No such connection or profile.
             LockedError: The connection is being imported or updated (423).
             UnprocessableEntityError: ``BANK_NOT_SUPPORTED``, ``MANDATOR_MISCONFIGURATION``.
         """
-        response = await self._api.call(
-            self.routes.background_update, subject=user, json=update.as_body(end_user)
-        )
+        body = update.as_body(end_user)  # a refused body takes no slot
+        await self._unattended(user, update, end_user)
+        response = await self._api.call(self.routes.background_update, subject=user, json=body)
         return read_task(response.body, "background update")
+
+    async def _unattended(
+        self, user: str, update: BackgroundUpdate, end_user: EndUser | None
+    ) -> None:
+        """Take a slot of the connection's budget unless the user is present."""
+        if end_user is None or not end_user.ip_address:
+            connection = str(update.bank_connection_id)
+            # Taken before the send and never given back, whatever the call's fate: a timeout
+            # or a 5xx may follow an update that reached the bank, and PSD2 counts accesses;
+            # a slot handed back after one could let a fifth access through.
+            await self._manager.connections.take_unattended_update(self._provider, user, connection)
 
     async def get(self, user: str, task_id: str) -> Task:
         """The task ``task_id`` of ``user``, as it stands.
@@ -170,14 +191,18 @@ class ConnectionUpdates:
         :class:`WebFormRequired` as soon as the bank wants the user).
 
         With ``UpdateRoutes(via="web_form")``, create the deprecated update form instead and
-        return it as :class:`WebFormRequired` (``task`` ``None``).
+        return it as :class:`WebFormRequired` (``task`` ``None``). Either way, without the user
+        present (``end_user`` with an IP address, sent as ``PSU-*`` headers to the form) the
+        update takes one of the connection's unattended updates first.
+
+        Raises:
+            UpdateBudgetExhausted: No unattended update left for now; nothing was sent.
         """
         if self.routes.via == "web_form":
+            body = update.as_form_body()
+            await self._unattended(user, update, end_user)
             response = await self._api.call(
-                self.routes.update_web_form,
-                subject=user,
-                json=update.as_form_body(),
-                end_user=end_user,
+                self.routes.update_web_form, subject=user, json=body, end_user=end_user
             )
             form = _read_form(response.body, "update web form")
             info = WebFormInfo(form.id, form.url, form.status)

@@ -194,13 +194,14 @@ class Users:
         return attrs.evolve(user, password=None)
 
     async def delete(self, user_id: str, *, end_user: EndUser | None = None) -> None:
-        """Delete the user and all their data (irreversible), then forget their tokens.
+        """Delete the user and all their data (irreversible), then forget their tokens; their
+        connections turn ``REVOKED`` in ``manager.connections``.
 
         Raises:
             LockedError: A bank connection of the user is busy (423).
         """
         await self._api.call(_DELETE, subject=user_id, end_user=end_user)
-        await self._manager.forget(self._provider, user_id)
+        await self._manager.forget(self._provider, user_id, revoked=True)
 
     async def delete_unverified(self, user_id: str) -> None:
         """Delete a user that was never verified, with the client's token.

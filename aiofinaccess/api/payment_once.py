@@ -1,5 +1,6 @@
-"""Exactly once for finAPI payments: the record before the send, one sender per reference, and
-reconciliation after an ambiguous failure (the rules: :mod:`.payment_ledger`).
+"""Exactly once for payments of any provider: the record before the send, one sender per
+reference, and reconciliation after an ambiguous failure (the rules: :mod:`.payment_ledger`;
+how a provider finds a payment again: its :class:`Reconciler`).
 
 For each reference, :meth:`Ledger.create` either writes the ``PENDING`` record (it alone
 sends; of concurrent callers the store's add lets one win) or follows the record another
@@ -14,14 +15,16 @@ import asyncio
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import attrs
 
-from ...core.clock import Clock
-from ...core.errors import (
+from ..core.clock import Clock
+from ..core.errors import (
     AiofinaccessError,
     ApiError,
+    ConfigurationError,
     PaymentNotCreated,
     PaymentOutcomeUnknown,
     StoreError,
@@ -29,36 +32,60 @@ from ...core.errors import (
     UnexpectedResponseError,
     UsageError,
 )
-from ...core.payment_records import PaymentRecords
+from ..core.payment_records import PaymentRecords
 from .payment_ledger import (
     Ambiguous,
+    Match,
     PaymentRecord,
     RecordState,
-    Shape,
-    match_payment,
     outcome_of_failure,
+    readable,
     settle,
 )
-from .payment_models import Payment
 
-__all__ = ["Ledger"]
+if TYPE_CHECKING:
+    from ..session.manager import SessionManager
+
+__all__ = ["Ledger", "Reconciler", "open_ledger"]
 
 logger = logging.getLogger("aiofinaccess")
 
-_UNSETTLED = (RecordState.PENDING, RecordState.UNKNOWN)
-Send = Callable[[], Awaitable[Payment]]
-#: ``(user, mark, shape)`` -> the user's payments with ids above ``mark`` that may match.
-ListAbove = Callable[[str, int, Shape], Awaitable[list[Payment]]]
-#: ``user`` -> the highest id among the user's payments (0: none).
-HighestId = Callable[[str], Awaitable[int]]
+P = TypeVar("P")
+Send = Callable[[], Awaitable[P]]
 
 
-class Ledger:
+class Reconciler(Protocol[P]):
+    """How one provider finds a payment again, and writes it down."""
+
+    async def mark(self, user: str) -> int:
+        """The high-water mark written into the record before the send (0 if unused).
+
+        Raises: TransportError, ApiError, UnexpectedResponseError: nothing is sent then."""
+        ...
+
+    async def find(
+        self, user: str, reference: str, record: PaymentRecord, others: Mapping[str, PaymentRecord]
+    ) -> Match[P]:
+        """What the provider's listing shows of ``record``; ``others``: the user's other records."""
+        ...
+
+    def document(self, payment: P) -> dict[str, Any]:
+        """``payment`` as JSON for the record."""
+        ...
+
+    def payment(self, document: dict[str, Any]) -> P:
+        """Inverse of :meth:`document`."""
+        ...
+
+
+class Ledger(Generic[P]):
     """Payment-creating requests of one provider, each sent at most once per reference.
 
     Args:
         records: Where records live (the manager's store).
         clock: Wall-clock times in records, and waiting.
+        provider: The provider's name: records live under ``{provider}:{user}``.
+        reconciler: How the provider's payments are found again.
         claim_for: Seconds others wait for a sender before taking its record over; longer
             than a request can take.
         settle_after: Seconds after which a request not found can no longer land.
@@ -70,9 +97,8 @@ class Ledger:
         records: PaymentRecords,
         clock: Clock,
         provider: str,
+        reconciler: Reconciler[P],
         *,
-        highest_id: HighestId,
-        list_above: ListAbove,
         claim_for: float,
         settle_after: float,
         poll: float,
@@ -80,8 +106,7 @@ class Ledger:
         self._records = records
         self._clock = clock
         self._provider = provider
-        self._highest_id = highest_id
-        self._list_above = list_above
+        self._reconciler = reconciler
         self._claim_for = claim_for
         self._settle_after = settle_after
         self._poll = poll
@@ -93,20 +118,37 @@ class Ledger:
         return f"{self._provider}:{user}"
 
     async def create(
-        self, user: str, reference: str, request: str, shape: Shape, send: Send
-    ) -> Payment:
-        """The payment this reference made, sending ``send`` only if nobody did before."""
+        self,
+        user: str,
+        reference: str,
+        request: str,
+        send: Send[P],
+        *,
+        shape: dict[str, Any] | None = None,
+    ) -> P:
+        """The payment this reference made, sending ``send`` only if nobody did before.
+
+        Args:
+            request: The request's fingerprint: the reference refuses any other request.
+            shape: What the provider's reconciliation compares, kept in the record.
+        """
         scope = self._scope(user)
         found = await self._read(scope, reference)
         if found is None:
             try:
-                mark = await self._highest_id(user)
+                mark = await self._reconciler.mark(user)
             except (TransportError, ApiError, UnexpectedResponseError) as error:
                 reason = f"not sent: listing the payments first failed ({type(error).__name__})"
                 raise PaymentNotCreated(reference, reason) from error
             now = self._clock.wall()
             record = PaymentRecord(
-                RecordState.PENDING, request, shape, mark, now, self.owner, now + self._claim_for
+                RecordState.PENDING,
+                request,
+                now,
+                self.owner,
+                now + self._claim_for,
+                shape=shape or {},
+                mark=mark,
             )
             if await self._records.add_payment_record(scope, reference, record.to_bytes()):
                 return await self._send(user, reference, record, send)
@@ -117,7 +159,7 @@ class Ledger:
             raise UsageError(f"reference {reference} was first used for another request")
         return await self._follow(user, reference, *found)
 
-    async def resolve(self, user: str, reference: str) -> Payment:
+    async def resolve(self, user: str, reference: str) -> P:
         """The payment under ``reference``, settled now if it can be.
 
         Raises:
@@ -146,7 +188,7 @@ class Ledger:
         )
         return version + 1 if done else None
 
-    async def _send(self, user: str, reference: str, record: PaymentRecord, send: Send) -> Payment:
+    async def _send(self, user: str, reference: str, record: PaymentRecord, send: Send[P]) -> P:
         try:
             payment = await send()
         except asyncio.CancelledError:
@@ -168,7 +210,8 @@ class Ledger:
                 return await self._reconcile(user, reference, record, version)
             except PaymentOutcomeUnknown as unknown:
                 raise unknown from error
-        await self._keep(user, reference, record.with_payment(payment), 1)
+        document = self._reconciler.document(payment)
+        await self._keep(user, reference, record.with_payment(document), 1)
         return payment
 
     async def _keep(self, user: str, reference: str, record: PaymentRecord, version: int) -> None:
@@ -179,18 +222,16 @@ class Ledger:
         except StoreError as error:
             logger.warning("payment %s: its outcome was not recorded (%s)", reference, error)
 
-    async def _again(self, user: str, reference: str) -> Payment:
+    async def _again(self, user: str, reference: str) -> P:
         found = await self._read(self._scope(user), reference)
         if found is None:
             raise StoreError("a payment record vanished")
         return await self._follow(user, reference, *found)
 
-    async def _follow(
-        self, user: str, reference: str, record: PaymentRecord, version: int
-    ) -> Payment:
+    async def _follow(self, user: str, reference: str, record: PaymentRecord, version: int) -> P:
         while True:
             if record.state is RecordState.CREATED:
-                return record.created()
+                return self._reconciler.payment(record.payment or {})
             if record.state is RecordState.NOT_CREATED:
                 raise PaymentNotCreated(reference, record.reason or "not created")
             wait = record.claimed_until - self._clock.wall()
@@ -202,31 +243,18 @@ class Ledger:
                 raise StoreError("a payment record vanished")
             record, version = found
 
-    async def _reconcile(
-        self, user: str, reference: str, record: PaymentRecord, version: int
-    ) -> Payment:
+    async def _reconcile(self, user: str, reference: str, record: PaymentRecord, version: int) -> P:
         try:
-            listed = await self._list_above(user, record.mark, record.shape)
-            others = await self._records.payment_records(self._scope(user))
+            stored = await self._records.payment_records(self._scope(user))
+            others = readable({name: s.data for name, s in stored.items() if name != reference})
+            match = await self._reconciler.find(user, reference, record, others)
         except AiofinaccessError as error:
             self.reconciliations["failed"] += 1
             reason = f"reconciliation failed ({type(error).__name__})"
             raise PaymentOutcomeUnknown(reference, reason) from error
-        taken, rivals = set(), []
-        for name, stored in others.items():
-            try:
-                other = PaymentRecord.from_bytes(stored.data)
-            except StoreError:
-                continue
-            if name == reference:
-                continue
-            if other.payment_id is not None:
-                taken.add(other.payment_id)
-            elif other.state in _UNSETTLED and other.shape == record.shape:
-                rivals.append(other.mark)
-        match = match_payment(record.shape, record.mark, listed, taken=taken, rivals=rivals)
         now = self._clock.wall()
-        settled = settle(record, match, now=now, settle_after=self._settle_after)
+        document = self._reconciler.document
+        settled = settle(record, match, now=now, settle_after=self._settle_after, document=document)
         settled = attrs.evolve(settled, owner=self.owner)
         self.reconciliations[settled.state.value] += 1
         try:
@@ -236,8 +264,42 @@ class Ledger:
         if written is None:
             return await self._again(user, reference)
         if settled.state is RecordState.CREATED:
-            return settled.created()
+            return self._reconciler.payment(settled.payment or {})
         if settled.state is RecordState.NOT_CREATED:
             raise PaymentNotCreated(reference, settled.reason or "not found")
         candidates = match.candidates if isinstance(match, Ambiguous) else ()
         raise PaymentOutcomeUnknown(reference, settled.reason or "unknown", candidates)
+
+
+def open_ledger(
+    manager: SessionManager,
+    provider: str,
+    reconciler: Reconciler[P],
+    *,
+    records: PaymentRecords | None,
+    clock: Clock | None,
+    timeout: float,
+    claim_for: float,
+    settle_after: float,
+) -> Ledger[P]:
+    """A :class:`Ledger` in ``records`` (the manager's store by default), on the manager's
+    clock by default.
+
+    Raises:
+        ConfigurationError: The store keeps no payment records, or ``claim_for`` is not
+            above ``timeout`` and below ``settle_after``.
+    """
+    records = records if records is not None else manager.store  # type: ignore[assignment]
+    if not isinstance(records, PaymentRecords):
+        raise ConfigurationError("the store keeps no payment records (PaymentRecords)")
+    if not timeout < claim_for < settle_after:
+        raise ConfigurationError("need timeout < claim_for < settle_after")
+    return Ledger(
+        records,
+        manager.clock if clock is None else clock,
+        provider,
+        reconciler,
+        claim_for=claim_for,
+        settle_after=settle_after,
+        poll=min(1.0, timeout / 10),
+    )
