@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.everifin.paygate_events import EventLog as EventLog
     from .api.everifin.paygate_events import PaygateEvent as PaygateEvent
     from .api.everifin.paygate_events import Verdict as Verdict
+    from .api.everifin.paygate_journal import StoredEventLog as StoredEventLog
     from .api.everifin.payment_models import EverifinPayment as EverifinPayment
     from .api.everifin.payment_models import EverifinPaymentStatus as EverifinPaymentStatus
     from .api.everifin.payment_models import PaymentOrder as PaymentOrder
@@ -41,6 +42,7 @@ _HOMES: Final = {
     ),
     ".api.everifin.paygate": "Bank Order Paygate PaygateRoutes",
     ".api.everifin.paygate_events": "EventLog PaygateEvent Verdict",
+    ".api.everifin.paygate_journal": "StoredEventLog",
     ".api.everifin.payment_models": "EverifinPayment EverifinPaymentStatus PaymentOrder",
     ".api.everifin.payments": "BankConnectPaymentRoutes BankConnectPayments",
     ".api.everifin.session_state": "SessionStatus session_state",

@@ -12,7 +12,9 @@ or ``UNKNOWN`` by reconciling: never by sending again.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,6 +37,7 @@ from ..core.errors import (
 from ..core.payment_records import PaymentRecords
 from .payment_ledger import (
     Ambiguous,
+    Found,
     Match,
     PaymentRecord,
     RecordState,
@@ -46,7 +49,7 @@ from .payment_ledger import (
 if TYPE_CHECKING:
     from ..session.manager import SessionManager
 
-__all__ = ["Ledger", "Reconciler", "open_ledger"]
+__all__ = ["Ledger", "Reconciler", "Unlisted", "open_ledger", "open_unlisted"]
 
 logger = logging.getLogger("aiofinaccess")
 
@@ -57,8 +60,9 @@ Send = Callable[[], Awaitable[P]]
 class Reconciler(Protocol[P]):
     """How one provider finds a payment again, and writes it down."""
 
-    async def mark(self, user: str) -> int:
-        """The high-water mark written into the record before the send (0 if unused).
+    async def mark(self, user: str, reference: str) -> int | Found[P]:
+        """The high-water mark written into the record before the send (0 if unused), or
+        the payment the provider already holds under ``reference`` (its record was lost).
 
         Raises: TransportError, ApiError, UnexpectedResponseError: nothing is sent then."""
         ...
@@ -76,6 +80,27 @@ class Reconciler(Protocol[P]):
     def payment(self, document: dict[str, Any]) -> P:
         """Inverse of :meth:`document`."""
         ...
+
+
+class Unlisted:
+    """The :class:`Reconciler` of requests the provider cannot list by anything the SDK
+    chose (forms, standing orders, orders): the answer's JSON document is the record, and an
+    outcome the answer did not give stays unknown (never sent again; settled by hand)."""
+
+    async def mark(self, user: str, reference: str) -> int:
+        return 0
+
+    async def find(
+        self, user: str, reference: str, record: PaymentRecord, others: Mapping[str, Any]
+    ) -> Match[dict[str, Any]]:
+        return Ambiguous(())
+
+    def document(self, payment: dict[str, Any]) -> dict[str, Any]:
+        written: dict[str, Any] = json.loads(json.dumps(payment, default=str))  # Decimal: str
+        return written
+
+    def payment(self, document: dict[str, Any]) -> dict[str, Any]:
+        return document
 
 
 class Ledger(Generic[P]):
@@ -111,7 +136,8 @@ class Ledger(Generic[P]):
         self._settle_after = settle_after
         self._poll = poll
         self.owner = secrets.token_hex(8)
-        #: Reconciliations by outcome (``CREATED``, ``NOT_CREATED``, ``UNKNOWN``, ``failed``).
+        #: Reconciliations by outcome (``CREATED``, ``NOT_CREATED``, ``UNKNOWN``, ``failed``,
+        #: and ``found before sending``: a payment whose record the store had lost).
         self.reconciliations: Counter[str] = Counter()
 
     def _scope(self, user: str) -> str:
@@ -136,7 +162,7 @@ class Ledger(Generic[P]):
         found = await self._read(scope, reference)
         if found is None:
             try:
-                mark = await self._reconciler.mark(user)
+                mark = await self._reconciler.mark(user, reference)
             except (TransportError, ApiError, UnexpectedResponseError) as error:
                 reason = f"not sent: listing the payments first failed ({type(error).__name__})"
                 raise PaymentNotCreated(reference, reason) from error
@@ -148,9 +174,14 @@ class Ledger(Generic[P]):
                 self.owner,
                 now + self._claim_for,
                 shape=shape or {},
-                mark=mark,
+                mark=0 if isinstance(mark, Found) else mark,
             )
-            if await self._records.add_payment_record(scope, reference, record.to_bytes()):
+            if isinstance(mark, Found):  # made before; its record was lost with the store
+                record = record.with_payment(self._reconciler.document(mark.payment))
+                if await self._records.add_payment_record(scope, reference, record.to_bytes()):
+                    self.reconciliations["found before sending"] += 1
+                    return mark.payment
+            elif await self._records.add_payment_record(scope, reference, record.to_bytes()):
                 return await self._send(user, reference, record, send)
             found = await self._read(scope, reference)
             if found is None:
@@ -302,4 +333,31 @@ def open_ledger(
         claim_for=claim_for,
         settle_after=settle_after,
         poll=min(1.0, timeout / 10),
+    )
+
+
+def open_unlisted(
+    manager: SessionManager,
+    name: str,
+    *,
+    records: PaymentRecords | None,
+    clock: Clock | None,
+    timeout: float,
+    claim_for: float,
+) -> Ledger[dict[str, Any]]:
+    """An :class:`Unlisted` ledger whose records live under ``name`` (one of its own, such as
+    ``finapi/forms``, so they never mix with the payments a reconciliation compares).
+
+    Raises:
+        ConfigurationError: As :func:`open_ledger`.
+    """
+    return open_ledger(
+        manager,
+        name,
+        Unlisted(),
+        records=records,
+        clock=clock,
+        timeout=timeout,
+        claim_for=claim_for,
+        settle_after=math.inf,  # an unlisted request is never found, so never settled "not found"
     )

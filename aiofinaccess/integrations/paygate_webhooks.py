@@ -11,8 +11,13 @@ app once.
 Answers: 200 with ``{"result": "applied" | "duplicate" | "stale"}`` (a duplicate or an event
 older than the last applied one is acknowledged, not applied, so Everifin stops retrying it);
 400, 401 or 413 for a request that is not a signed event of bounded size; 500 when ``on_event``
-raised (the event is forgotten, so Everifin's retry applies it). The log is in memory: one
-receiving process, or an app handler that is idempotent per ``event_id`` across processes.
+raised (the event is forgotten, so Everifin's retry applies it); 503 when another process is
+applying an event of the same payment (``busy``) or the store failed, so Everifin retries.
+
+The default log is in memory: it knows what this process applied since it started. With
+several receiving processes, or to survive a restart (an old event replayed after it would
+otherwise roll a payment's status back), pass ``log=StoredEventLog(store)``
+(:class:`~aiofinaccess.api.everifin.paygate_journal.StoredEventLog`).
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from ..api.everifin.paygate_events import (
     Verdict,
     check_signature,
     read_event,
+    secret_bytes,
 )
-from ..core.errors import WebhookRejected
+from ..api.everifin.paygate_journal import StoredEventLog
+from ..core.errors import StoreError, WebhookRejected
 from ..core.tokens import Secret
 
 if TYPE_CHECKING:
@@ -60,10 +67,15 @@ class PaygateWebhooks:
 
     Args:
         on_event: The app's handler, awaited once per new event, in arrival order per subject.
-        secret: The webhook secret; without one, signatures are not checked.
+        secret: The webhook secret; without one (``None``), signatures are not checked.
         signature_header: Where the signature is (UNCERTAIN default).
         max_body: Bytes a request may carry.
-        log: Which events were applied (a fresh one by default).
+        log: Which events were applied: a fresh in-memory one by default, a
+            :class:`~aiofinaccess.api.everifin.paygate_journal.StoredEventLog` to share it
+            between processes and restarts.
+
+    Raises:
+        ConfigurationError: ``secret`` is empty or blank.
     """
 
     def __init__(
@@ -73,9 +85,15 @@ class PaygateWebhooks:
         secret: Secret | str | bytes | None = None,
         signature_header: str = SIGNATURE_HEADER,
         max_body: int = MAX_BODY,
-        log: EventLog | None = None,
+        log: EventLog | StoredEventLog | None = None,
     ) -> None:
         self._on_event = on_event
+        if secret is not None:
+            secret_bytes(secret)  # or raise: an empty secret signs nothing
+        else:  # a choice (Everifin's scheme is UNCERTAIN), or a variable left unset: say so
+            logger.warning(
+                "paygate webhooks: no secret, so signatures are not checked (pass secret=...)"
+            )
         self._secret = secret
         self._header = signature_header
         self.max_body = max_body
@@ -97,17 +115,39 @@ class PaygateWebhooks:
             logger.warning("paygate webhook refused: %s", rejected)
             return Receipt(rejected.status, str(rejected))
         async with self._lock:
-            verdict = self.log.begin(event)
+            try:
+                verdict = await self._begin(event)
+            except StoreError as error:
+                logger.warning("paygate webhook %s: the store failed (%s)", event.event_id, error)
+                return Receipt(503, "store unavailable", event)
             if verdict is not Verdict.APPLY:
-                return Receipt(200, verdict.value, event)
+                return Receipt(503 if verdict is Verdict.BUSY else 200, verdict.value, event)
             try:
                 await self._on_event(event)
             except Exception:
-                self.log.failed(event)
+                await self._end(event, applied=False)
                 logger.exception("paygate webhook %s: the handler failed", event.event_id)
                 return Receipt(500, "handler failed", event)
-            self.log.done(event)
+            await self._end(event, applied=True)
         return Receipt(200, verdict.value, event)
+
+    async def _begin(self, event: PaygateEvent) -> Verdict:
+        if isinstance(self.log, StoredEventLog):
+            return await self.log.begin(event)
+        return self.log.begin(event)
+
+    async def _end(self, event: PaygateEvent, *, applied: bool) -> None:
+        """Record how applying ``event`` ended; a failed store leaves its claim to lapse."""
+        log = self.log
+        try:
+            if isinstance(log, StoredEventLog):
+                await (log.done(event) if applied else log.failed(event))
+            elif applied:
+                log.done(event)
+            else:
+                log.failed(event)
+        except StoreError as error:
+            logger.warning("paygate webhook %s: not recorded (%s)", event.event_id, error)
 
     async def bounded(self, chunks: Any) -> bytes | None:
         """The body from an async iterator of chunks, or ``None`` once over the bound."""

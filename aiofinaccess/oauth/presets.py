@@ -22,6 +22,33 @@ from .providers import ClientAuthMethod, Provider, RevocationStyle
 
 __all__ = ["ApiVersion", "Everifin", "FinApi", "Oidc"]
 
+#: The providers' own hosts, by environment: one provider's hosts come from one environment.
+_ENVIRONMENTS: Final = {
+    "sandbox.finapi.io": "sandbox",
+    "webform-sandbox.finapi.io": "sandbox",
+    "live.finapi.io": "live",
+    "webform-live.finapi.io": "live",
+    "app.stage.everifin.com": "stage",
+    "api.stage.everifin.com": "stage",
+    "pay.stage.everifin.com": "stage",
+    "app.everifin.com": "production",
+    "api.everifin.com": "production",
+    "pay.everifin.com": "production",
+}
+
+
+def _one_environment(**urls: str | URL | None) -> None:
+    """Refuse known hosts of two environments (a token of one is worthless at the other)."""
+    known = {
+        name: environment
+        for name, url in urls.items()
+        if url is not None and (environment := _ENVIRONMENTS.get(URL(str(url)).host or ""))
+    }
+    if len(set(known.values())) > 1:
+        mix = ", ".join(f"{name} is {environment}'s" for name, environment in known.items())
+        raise ConfigurationError(f"hosts of two environments ({mix}): take all from one")
+
+
 # ---------------------------------------------------------------------------------------------
 # finAPI Access
 
@@ -89,6 +116,7 @@ class FinApi:
         """
         if api_version not in ("v1", "v2"):
             raise ConfigurationError(f"api_version must be 'v1' or 'v2', got {api_version!r}")
+        _one_environment(base_url=base_url, web_form_url=web_form_url)
         base = URL(str(base_url).rstrip("/"))
         if base.query_string or base.fragment:
             raise ConfigurationError(f"finAPI base_url must have no query or fragment: {base_url}")
@@ -236,6 +264,7 @@ class Everifin:
         unknown = set(scopes) - {"ais", "pis", "openid", "offline_access"}
         if unknown:
             raise ConfigurationError(f"scopes has unknown Everifin scopes: {sorted(unknown)}")
+        _one_environment(idp_url=idp_url, api_url=api_url)
         api = URL(str(api_url).rstrip("/"))
         return _keycloak(
             name=name,
@@ -267,7 +296,12 @@ class Everifin:
         Args:
             idp_url: Keycloak base *including* the legacy ``/auth`` prefix.
             pay_url: Paygate's host (its paths carry ``/api/v1`` and ``/api/v2``).
+
+        Raises:
+            ConfigurationError: ``idp_url`` and ``pay_url`` are Everifin's hosts of two
+                environments (stage and production).
         """
+        _one_environment(idp_url=idp_url, pay_url=pay_url)
         return _keycloak(
             name=name,
             idp_url=idp_url,

@@ -84,6 +84,9 @@ class WriterBetween:
     async def finish_notice(self, notice: str) -> None:
         await self._store.finish_notice(notice)
 
+    async def prune_notices(self, *, older_than: float) -> int:
+        return await self._store.prune_notices(older_than=older_than)
+
 
 async def test_a_reconnect_claimed_before_losing_the_write_is_closed_by_the_fresh_reading() -> None:
     clock, store, events = FakeClock(), MemoryStore(), []

@@ -31,8 +31,9 @@ from ..json_ready import JsonReady
 from ..models import read_model
 from ..money import Money, iban
 from ..payment_ledger import check_reference, fingerprint
-from ..payment_once import open_ledger
+from ..payment_once import open_ledger, open_unlisted
 from ..pipeline import ApiClient, Endpoint, EndUser
+from ..route_tables import check_routes
 from .bankconnect import envelope
 from .payment_models import EverifinPayment, PaymentOrder
 from .payment_once import ByReference, list_pages, read_payment
@@ -100,6 +101,9 @@ class Paygate:
         routes: The route table; override single routes with ``attrs.evolve``.
         timeout, records, claim_for, settle_after, clock: As for
             :class:`~aiofinaccess.finapi.FinApiPayments`.
+
+    Raises:
+        ConfigurationError: As for :class:`~aiofinaccess.finapi.FinApiPayments`.
     """
 
     def __init__(
@@ -114,7 +118,7 @@ class Paygate:
         settle_after: float = 600.0,
         clock: Clock | None = None,
     ) -> None:
-        self.routes = routes or PaygateRoutes()
+        self.routes = check_routes(routes or PaygateRoutes())
         self._api = ApiClient(manager, provider, context_headers=paygate_context, timeout=timeout)
         self._ledger = open_ledger(
             manager,
@@ -125,6 +129,14 @@ class Paygate:
             timeout=timeout,
             claim_for=claim_for,
             settle_after=settle_after,
+        )
+        self._orders = open_unlisted(
+            manager,
+            f"{provider}/orders",
+            records=records,
+            clock=clock,
+            timeout=timeout,
+            claim_for=claim_for,
         )
 
     def __repr__(self) -> str:
@@ -252,16 +264,30 @@ class Paygate:
     async def create_order(
         self, amount: Decimal | str, currency: str = "EUR", *, reference: str
     ) -> Order:
-        """An order of ``amount`` (v2). Not sent again by the SDK once it may have reached
-        Paygate: after a failure, look for it by ``reference`` before making another."""
+        """An order of ``amount`` (v2), once per ``reference`` (its ``externalId``): asked
+        again, the recorded order.
+
+        Raises:
+            InvalidAmountError: Not a positive amount; nothing was sent.
+            UsageError: ``reference`` was used for another request.
+            PaymentNotCreated: Paygate refused it, or it never left.
+            PaymentOutcomeUnknown: It may have been created; Paygate lists no orders, so it
+                is never sent again under this reference.
+        """
         money = Money(amount, currency).positive()
-        body = {
-            "amount": str(money.value),
-            "currency": money.currency,
-            "externalId": check_reference(reference),
-        }
-        response = await self._api.call(self.routes.create_order, json=body, request_id=reference)
-        return read_model(envelope(response, "order")[0], Order, what="order")
+        endpoint, reference = self.routes.create_order, check_reference(reference)
+        body = {"amount": str(money.value), "currency": money.currency, "externalId": reference}
+
+        async def send() -> dict[str, Any]:
+            response = await self._api.call(endpoint, json=body, request_id=reference)
+            document = envelope(response, "order")[0]
+            read_model(document, Order, what="order")  # or raise
+            return dict(document)
+
+        request = fingerprint(f"{endpoint.method} {endpoint.path}", body)
+        return read_model(
+            await self._orders.create(MERCHANT, reference, request, send), Order, what="order"
+        )
 
     async def order(self, order_id: str) -> Order:
         """One order, as it stands now."""

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import attrs
 
-from ...core.errors import UnexpectedResponseError, WebhookRejected
+from ...core.errors import ConfigurationError, UnexpectedResponseError, WebhookRejected
 from ...core.tokens import Secret
 from ..json_ready import JsonReady
 from ..models import read_model
@@ -36,11 +36,14 @@ __all__ = [
     "Verdict",
     "check_signature",
     "read_event",
+    "secret_bytes",
 ]
 
 #: Where the signature is looked for by default (UNCERTAIN: Everifin does not publish it).
 SIGNATURE_HEADER: Final = "X-Everifin-Signature"
 MAX_BODY: Final = 64 * 1024
+#: Characters an id in an event may have (Everifin's are short; the logs keep them).
+ID_LIMIT: Final = 255
 
 
 @attrs.frozen(slots=True)
@@ -89,7 +92,8 @@ def read_event(body: bytes, *, max_body: int = MAX_BODY) -> PaygateEvent:
     """The event in a webhook request's body.
 
     Raises:
-        WebhookRejected: Over ``max_body`` bytes (413), or not an event (400).
+        WebhookRejected: Over ``max_body`` bytes (413), or not an event (400): one
+            without its ids, or with an id over :data:`ID_LIMIT` characters.
     """
     if len(body) > max_body:
         raise WebhookRejected(413, f"body over {max_body} bytes")
@@ -102,6 +106,9 @@ def read_event(body: bytes, *, max_body: int = MAX_BODY) -> PaygateEvent:
     subject = next((f"{kind}:{value}" for kind, value in ids if value), None)
     if subject is None or not wire.event_id:
         raise WebhookRejected(400, "an event names its id and a payment, order or refund")
+    named = (wire.event_id, data.payment_id, data.order_id, data.refund_id, data.external_id)
+    if any(len(value) > ID_LIMIT for value in named if isinstance(value, str)):
+        raise WebhookRejected(400, f"an event's ids have at most {ID_LIMIT} characters")
     return PaygateEvent(
         wire.event_id,
         wire.event_type,
@@ -128,13 +135,32 @@ def check_signature(
     Raises:
         WebhookRejected: 401.
     """
+    expected = hmac.new(secret_bytes(secret), body, hashlib.sha256).hexdigest()
+    given = next((v for k, v in headers.items() if k.lower() == header.lower()), "").strip()
+    if given[:7].lower() == "sha256=":
+        given = given[7:]
+    # A header a server decoded with surrogates or from Latin-1 is no hex digest: the
+    # comparison is of ASCII bytes, time-safe, and never raises.
+    given_bytes = given.lower().encode("ascii", "replace")
+    if not hmac.compare_digest(given_bytes, expected.encode()):
+        raise WebhookRejected(401, "signature missing or wrong")
+
+
+def secret_bytes(secret: Secret | str | bytes) -> bytes:
+    """The webhook secret's bytes.
+
+    Raises:
+        ConfigurationError: It is empty or blank (an unset variable read with a default):
+            anyone could sign with it.
+    """
     key = secret.reveal() if isinstance(secret, Secret) else secret
     key_bytes = key.encode() if isinstance(key, str) else bytes(key)
-    given = next((v for k, v in headers.items() if k.lower() == header.lower()), "")
-    given = given.strip().removeprefix("sha256=")
-    expected = hmac.new(key_bytes, body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(given.lower().encode(), expected.encode()):
-        raise WebhookRejected(401, "signature missing or wrong")
+    if not key_bytes.strip():
+        raise ConfigurationError(
+            "the Paygate webhook secret is empty: set it, or pass secret=None to receive "
+            "unsigned webhooks"
+        )
+    return key_bytes
 
 
 class Verdict(enum.StrEnum):
@@ -143,6 +169,7 @@ class Verdict(enum.StrEnum):
     APPLY = "applied"
     DUPLICATE = "duplicate"  # this eventId was applied or is being applied
     STALE = "stale"  # older than the last event applied to its subject
+    BUSY = "busy"  # another event of its subject is being applied elsewhere: retry later
 
 
 class EventLog:
@@ -158,7 +185,9 @@ class EventLog:
         self._seen: OrderedDict[str, bool] = OrderedDict()  # id -> applied (False: applying)
         self._newest: OrderedDict[str, dt.datetime] = OrderedDict()
         #: Verdicts given, by their value.
-        self.counts: dict[str, int] = {verdict.value: 0 for verdict in Verdict}
+        self.counts: dict[str, int] = {
+            verdict.value: 0 for verdict in (Verdict.APPLY, Verdict.DUPLICATE, Verdict.STALE)
+        }
 
     def begin(self, event: PaygateEvent) -> Verdict:
         """Whether to apply ``event``; :data:`Verdict.APPLY` holds its id until

@@ -5,7 +5,9 @@ Everifin's payments carry the client's ``externalId``, so the SDK chooses it (th
 reference), writes the request down under it, sends it once, and after an ambiguous failure
 finds the payment by listing the payments with that ``externalId``: one is this request's,
 none is "not created" once the request can no longer land, several (Everifin never made them
-from one send of the SDK) are ambiguous.
+from one send of the SDK) are ambiguous. It also looks once before the first send, so a
+reference whose record the store lost (a failover, a restored backup) is answered with the
+payment already made, not paid again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ...core.errors import UnexpectedResponseError
+from ...core.errors import UnexpectedResponseError, UsageError
 from ..models import api_converter, read_model
 from ..payment_ledger import Ambiguous, Found, Match, NotFound, PaymentRecord
 from ..pipeline import ApiClient, Endpoint, EndUser
@@ -46,12 +48,19 @@ class ByReference:
 
     lookup: Lookup
 
-    async def mark(self, user: str) -> int:
-        return 0  # the reference itself tells payments apart
+    async def mark(self, user: str, reference: str) -> int | Found[EverifinPayment]:
+        # Looked up before sending: a record the store lost must not make a second payment.
+        match = await self._match(user, reference)
+        if isinstance(match, Ambiguous):
+            raise UsageError(f"reference {reference} already names several Everifin payments")
+        return match if isinstance(match, Found) else 0
 
     async def find(
         self, user: str, reference: str, record: PaymentRecord, others: Mapping[str, PaymentRecord]
     ) -> Match[EverifinPayment]:
+        return await self._match(user, reference)
+
+    async def _match(self, user: str, reference: str) -> Match[EverifinPayment]:
         found = [p for p in await self.lookup(user, reference) if p.external_id == reference]
         if not found:
             return NotFound()

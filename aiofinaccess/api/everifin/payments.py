@@ -32,6 +32,7 @@ from ..money import iban
 from ..payment_ledger import check_reference, fingerprint
 from ..payment_once import open_ledger
 from ..pipeline import ApiClient, Endpoint, EndUser, everifin_context
+from ..route_tables import check_routes
 from .payment_models import EverifinPayment, PaymentOrder
 from .payment_once import ByReference, list_pages, read_payment
 
@@ -65,7 +66,8 @@ class BankConnectPayments:
 
     Raises:
         ConfigurationError: The store keeps no payment records, or ``claim_for`` is not
-            above ``timeout`` and below ``settle_after``.
+            above ``timeout`` and below ``settle_after``, or a route in ``routes`` lost its
+            leading slash or its default's placeholders.
     """
 
     def __init__(
@@ -80,7 +82,7 @@ class BankConnectPayments:
         settle_after: float = 600.0,
         clock: Clock | None = None,
     ) -> None:
-        self.routes = routes or BankConnectPaymentRoutes()
+        self.routes = check_routes(routes or BankConnectPaymentRoutes())
         self._api = ApiClient(manager, provider, context_headers=everifin_context, timeout=timeout)
         self._ledger = open_ledger(
             manager,

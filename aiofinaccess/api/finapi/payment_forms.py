@@ -6,22 +6,29 @@ in finAPI Access (:meth:`~aiofinaccess.finapi.FinApiPayments.payments` reads its
 Follow a form with :meth:`~aiofinaccess.finapi.WebForms.wait_until_finished`.
 
 Creating a form moves no money, but each form the user completes makes one payment: the
-``reference`` (``X-Request-Id``) is required here too, and the SDK never creates a form again
-by itself once the request may have reached finAPI.
+``reference`` (``X-Request-Id``) is required here too, and a form is created once per
+reference as a payment is (:mod:`aiofinaccess.api.payment_once`): written down first, asked
+again it is the recorded form; an answer lost after the request may have reached finAPI is
+:class:`~aiofinaccess.errors.PaymentOutcomeUnknown` for good, never a second form.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from ...core.clock import Clock
 from ...core.errors import ValidationError
+from ...core.payment_records import PaymentRecords
 from ..money import iban
-from ..payment_ledger import check_reference
+from ..payment_ledger import check_reference, fingerprint
+from ..payment_once import open_unlisted
 from ..pipeline import Endpoint, EndUser
+from ..route_tables import check_routes
 from .host import web_form_client
 from .payment_models import DirectDebit, StandingOrder, Transfer, check_orders
 from .webform import WebForm, _check_url, _read_form
@@ -91,9 +98,11 @@ class PaymentForms:
         provider: A registered finAPI provider with a ``web_form_url``.
         routes: The form paths.
         timeout: Seconds per request.
+        records, claim_for, clock: As for :class:`~aiofinaccess.finapi.FinApiPayments`.
 
     Raises:
-        ConfigurationError: The provider has no Web Form host.
+        ConfigurationError: The provider has no Web Form host, the store keeps no
+            payment records, or a route lost its leading slash or its default's placeholders.
     """
 
     def __init__(
@@ -103,9 +112,20 @@ class PaymentForms:
         *,
         routes: PaymentFormRoutes | None = None,
         timeout: float = 30.0,
+        records: PaymentRecords | None = None,
+        claim_for: float = 120.0,
+        clock: Clock | None = None,
     ) -> None:
-        self.routes = routes or PaymentFormRoutes()
+        self.routes = check_routes(routes or PaymentFormRoutes())
         self._api = web_form_client(manager, provider, timeout)
+        self._ledger = open_unlisted(
+            manager,
+            f"{provider}/forms",
+            records=records,
+            clock=clock,
+            timeout=timeout,
+            claim_for=claim_for,
+        )
 
     def __repr__(self) -> str:
         return f"PaymentForms({self._api!r})"
@@ -123,14 +143,19 @@ class PaymentForms:
             **{name: value for name, value in body.items() if value is not None},
             **(options or FormOptions()).body(),
         }
-        response = await self._api.call(
-            endpoint,
-            subject=user,
-            json=body,
-            end_user=end_user,
-            request_id=check_reference(reference),
-        )
-        return _read_form(response.body, endpoint.path)
+        reference = check_reference(reference)
+
+        async def send() -> dict[str, Any]:
+            response = await self._api.call(
+                endpoint, subject=user, json=body, end_user=end_user, request_id=reference
+            )
+            _read_form(response.body, endpoint.path)  # or raise: a form's JSON object
+            form: dict[str, Any] = json.loads(response.body)
+            return form
+
+        request = fingerprint(f"{endpoint.method} {endpoint.path}", body)
+        document = await self._ledger.create(user, reference, request, send)
+        return _read_form(json.dumps(document).encode(), endpoint.path)
 
     async def standalone_payment(
         self,

@@ -105,8 +105,8 @@ class FinApiReconciler:
     highest_id: Callable[[str], Awaitable[int]]
     list_above: ListAbove
 
-    async def mark(self, user: str) -> int:
-        return await self.highest_id(user)
+    async def mark(self, user: str, reference: str) -> int:
+        return await self.highest_id(user)  # finAPI lists no reference to look for
 
     async def find(
         self, user: str, reference: str, record: PaymentRecord, others: Mapping[str, PaymentRecord]

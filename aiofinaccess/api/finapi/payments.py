@@ -35,8 +35,9 @@ from ...core.errors import PaymentFieldError, ValidationError
 from ...core.payment_records import PaymentRecords
 from ..money import iban
 from ..payment_ledger import check_reference, fingerprint
-from ..payment_once import open_ledger
+from ..payment_once import open_ledger, open_unlisted
 from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
+from ..route_tables import check_routes
 from .filters import add_ids, id_list
 from .models import Paging, decode, read_finapi, read_list
 from .payment_ledger import FinApiReconciler, Shape
@@ -89,7 +90,8 @@ class FinApiPayments:
 
     Raises:
         ConfigurationError: The store keeps no payment records, or ``claim_for`` is not
-            above ``timeout`` and below ``settle_after``.
+            above ``timeout`` and below ``settle_after``, or a route in ``routes`` lost its
+            leading slash or its default's placeholders.
     """
 
     def __init__(
@@ -104,7 +106,7 @@ class FinApiPayments:
         settle_after: float = 600.0,
         clock: Clock | None = None,
     ) -> None:
-        self.routes = routes or PaymentRoutes()
+        self.routes = check_routes(routes or PaymentRoutes())
         self._api = ApiClient(manager, provider, context_headers=finapi_context, timeout=timeout)
         self._ledger = open_ledger(
             manager,
@@ -115,6 +117,14 @@ class FinApiPayments:
             timeout=timeout,
             claim_for=claim_for,
             settle_after=settle_after,
+        )
+        self._standing = open_unlisted(
+            manager,
+            f"{provider}/standing-orders",
+            records=records,
+            clock=clock,
+            timeout=timeout,
+            claim_for=claim_for,
         )
 
     def __repr__(self) -> str:
@@ -334,20 +344,31 @@ class FinApiPayments:
         account_id: int | None = None,
         iban_from: str | None = None,
     ) -> StandingOrderRecord:
-        """Record a standing order in finAPI (``OPEN``; :meth:`submit_standing_order` next).
+        """Record a standing order in finAPI (``OPEN``; :meth:`submit_standing_order` next),
+        once per ``reference``: asked again, the recorded answer.
 
         Raises:
             PaymentFieldError: A field or the reference breaks a rule; nothing was sent.
-            TransportError, ServerError: It may have been created (never sent again here).
+            UsageError: ``reference`` was used for another request.
+            PaymentNotCreated: finAPI refused it, or it never left.
+            PaymentOutcomeUnknown: It may have been created; finAPI cannot be asked by
+                reference, so it is never sent again under it (look at :meth:`standing_orders`).
         """
         body = order.access_order()
         if account_id is not None:
             body["accountId"] = account_id
         if iban_from is not None:
             body["iban"] = iban(iban_from, "iban_from")
-        document = await self._create(
-            self.routes.create_standing_order, user, body, reference, "standing order"
-        )
+        endpoint, reference = self.routes.create_standing_order, check_reference(reference)
+
+        async def send() -> dict[str, Any]:
+            document = await self._create(endpoint, user, body, reference, "standing order")
+            read_finapi(document, StandingOrderRecord, what="standing order")  # or raise
+            created: dict[str, Any] = document
+            return created
+
+        request = fingerprint(f"{endpoint.method} {endpoint.path}", body)
+        document = await self._standing.create(user, reference, request, send)
         return read_finapi(document, StandingOrderRecord, what="standing order")
 
     async def submit_standing_order(
