@@ -112,7 +112,8 @@ def _shared_optional(value: str | None) -> str | None:
     return None if value is None else _shared(value)
 
 
-class ClientCredentials(Record):
+@attrs.frozen(slots=True)
+class ClientCredentials:
     """The OAuth client's identity at a provider.
 
     Args:
@@ -121,14 +122,13 @@ class ClientCredentials(Record):
             for public clients that rely on PKCE alone.
     """
 
-    __slots__ = ("client_id", "client_secret")
-    client_id: str
-    client_secret: Secret | None
+    __repr__ = fields_repr
 
-    def __init__(self, client_id: str, client_secret: str | Secret | None = None) -> None:
-        object.__setattr__(self, "client_id", client_id)
-        object.__setattr__(self, "client_secret", _to_optional_secret(client_secret))
-        if not client_id:
+    client_id: str
+    client_secret: Secret | None = attrs.field(default=None, converter=_to_optional_secret)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.client_id:
             raise ConfigurationError("client_id must not be empty")
 
 

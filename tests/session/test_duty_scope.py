@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import attrs
 import pytest
 
 from aiofinaccess import ClientCredentials, Duty, TokenKey, UsageError
@@ -29,7 +30,7 @@ async def test_a_worker_never_renews_another_clients_token(sandbox: Sandbox) -> 
     store = ClaimsMemory()
     _, credentials = everifin(sandbox)
     assert isinstance(credentials, ClientCredentials)
-    other = ClientCredentials(credentials.client_id, "client-y-secret")
+    other = attrs.evolve(credentials, client_secret="client-y-secret")
     key_y = TokenKey("everifin", client=client_label(other))
     stored = seeded(sandbox, "client-y", age=LIFETIME - 2.0)
     version = await store.put(key_y, stored, expected_version=None, due_at=time.time() - 1.0)
@@ -98,7 +99,7 @@ def test_the_registry_refuses_another_clients_key(sandbox: Sandbox) -> None:
     assert isinstance(credentials, ClientCredentials)
     registry.add(provider, credentials, None)  # type: ignore[arg-type]
     own = TokenKey("everifin", client=client_label(credentials))
-    other = TokenKey("everifin", client=client_label(ClientCredentials(credentials.client_id, "y")))
+    other = TokenKey("everifin", client=client_label(attrs.evolve(credentials, client_secret="y")))
     assert registry.serves(own)
     assert registry.serves(TokenKey("everifin", "ann"))
     assert not registry.serves(other)
