@@ -33,6 +33,9 @@ HEAVY = (
     "aiohttp.web",
     "aiofinaccess.api",
     "aiofinaccess.cli",
+    # The bank connections' records, registry and events: they load with ``manager.connections``
+    # or a login, never with a token.
+    "aiofinaccess.core.connections",
     "aiofinaccess.core.convert",
     "aiofinaccess.core.error_bodies",
     # Backoff: only a failed renewal or a retried request waits.
@@ -44,6 +47,8 @@ HEAVY = (
     "aiofinaccess.oauth.error_bodies",
     "aiofinaccess.oauth.transport",
     "aiofinaccess.sandbox",
+    "aiofinaccess.session.connection_events",
+    "aiofinaccess.session.connections",
     # The event records and the subscriber adapters: a first token builds no event while nobody
     # listens (the records load with the first listener).
     "aiofinaccess.session.events",

@@ -11,9 +11,7 @@ import enum
 import math
 from typing import TYPE_CHECKING, Final
 
-import attrs
-
-from ._repr import fields_repr
+from ._record import Record
 from .errors import ConfigurationError, UsageError
 from .tokens import TokenSet
 
@@ -43,8 +41,7 @@ __all__ = [
 _INF: Final = math.inf
 
 
-@attrs.frozen(slots=True)
-class RefreshPolicy:
+class RefreshPolicy(Record):
     """When to renew. All values are seconds.
 
     The lead before expiry is ``clamp(lifetime * lead_fraction, min_lead, max_lead)`` but never
@@ -67,29 +64,47 @@ class RefreshPolicy:
             demand.
     """
 
-    __repr__ = fields_repr
+    __slots__ = (  # noqa: RUF023  (shown in this order)
+        "lead_fraction",
+        "min_lead",
+        "max_lead",
+        "expiry_margin",
+        "refresh_token_lead",
+        "min_interval",
+    )
+    lead_fraction: float
+    min_lead: float
+    max_lead: float
+    expiry_margin: float
+    refresh_token_lead: float
+    min_interval: float
 
-    lead_fraction: float = 0.2
-    min_lead: float = 2.0
-    max_lead: float = 300.0
-    expiry_margin: float = 1.0
-    refresh_token_lead: float = 60.0
-    min_interval: float = 1.0
-
-    def __attrs_post_init__(self) -> None:
-        values = (self.lead_fraction, self.min_lead, self.max_lead, self.expiry_margin)
-        if not all(
-            math.isfinite(value) for value in (*values, self.refresh_token_lead, self.min_interval)
-        ):
+    def __init__(  # noqa: PLR0917  (positional, as the fields' order)
+        self,
+        lead_fraction: float = 0.2,
+        min_lead: float = 2.0,
+        max_lead: float = 300.0,
+        expiry_margin: float = 1.0,
+        refresh_token_lead: float = 60.0,
+        min_interval: float = 1.0,
+    ) -> None:
+        values = (lead_fraction, min_lead, max_lead, expiry_margin)
+        if not all(math.isfinite(value) for value in (*values, refresh_token_lead, min_interval)):
             raise ConfigurationError("refresh policy values (min_lead, max_lead...) must be finite")
-        if not 0 <= self.lead_fraction < 1:
+        if not 0 <= lead_fraction < 1:
             raise ConfigurationError("lead_fraction must be in [0, 1)")
-        if self.min_lead < 0 or self.max_lead < self.min_lead:
+        if min_lead < 0 or max_lead < min_lead:
             raise ConfigurationError("min_lead must be >= 0 and max_lead >= min_lead")
-        if self.expiry_margin < 0 or self.refresh_token_lead < 0:
+        if expiry_margin < 0 or refresh_token_lead < 0:
             raise ConfigurationError("expiry_margin and refresh_token_lead must be >= 0")
-        if self.min_interval <= 0:
+        if min_interval <= 0:
             raise ConfigurationError("min_interval must be > 0")
+        object.__setattr__(self, "lead_fraction", lead_fraction)
+        object.__setattr__(self, "min_lead", min_lead)
+        object.__setattr__(self, "max_lead", max_lead)
+        object.__setattr__(self, "expiry_margin", expiry_margin)
+        object.__setattr__(self, "refresh_token_lead", refresh_token_lead)
+        object.__setattr__(self, "min_interval", min_interval)
 
     def lead(self, lifetime: float) -> float:
         """Seconds before expiry at which a token of ``lifetime`` seconds turns stale."""
@@ -101,18 +116,41 @@ class RefreshPolicy:
         return min(self.expiry_margin, lifetime * 0.1)
 
 
-@attrs.frozen(slots=True)
-class Deadlines:
+class Deadlines(Record):
     """A token set's deadlines on the monotonic clock (``inf`` = never)."""
 
-    __repr__ = fields_repr
-
+    __slots__ = (  # noqa: RUF023  (shown in this order)
+        "stale_at",
+        "must_refresh_at",
+        "expires_at",
+        "refresh_token_due_at",
+        "refresh_token_dead_at",
+        "renew_not_before",
+    )
     stale_at: float
     must_refresh_at: float
-    expires_at: float = _INF
-    refresh_token_due_at: float = _INF
-    refresh_token_dead_at: float = _INF
-    renew_not_before: float = -_INF
+    expires_at: float
+    refresh_token_due_at: float
+    refresh_token_dead_at: float
+    renew_not_before: float
+
+    def __init__(
+        self,
+        stale_at: float,
+        must_refresh_at: float,
+        *,
+        expires_at: float = _INF,
+        refresh_token_due_at: float = _INF,
+        refresh_token_dead_at: float = _INF,
+        renew_not_before: float = -_INF,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "stale_at", stale_at)
+        setattr_(self, "must_refresh_at", must_refresh_at)
+        setattr_(self, "expires_at", expires_at)
+        setattr_(self, "refresh_token_due_at", refresh_token_due_at)
+        setattr_(self, "refresh_token_dead_at", refresh_token_dead_at)
+        setattr_(self, "renew_not_before", renew_not_before)
 
 
 def plan(token_set: TokenSet, policy: RefreshPolicy, *, reissued: bool = False) -> Deadlines:
@@ -207,8 +245,7 @@ def retry_due(now: float, claim_ends: float, refresh_dead_at: float | None) -> f
     return now + max(0.0, refresh_dead_at - now) / 2
 
 
-@attrs.frozen(slots=True)
-class RetryPolicy:
+class RetryPolicy(Record):
     """Retries inside one renewal, and backoff between failed renewals. Seconds throughout.
 
     Inside a renewal, a request that surely never reached the server (connect error) and a
@@ -221,25 +258,45 @@ class RetryPolicy:
     ``uniform(0, min(backoff_max, backoff_initial * 2**failures))``, or ``Retry-After``.
     """
 
-    __repr__ = fields_repr
+    __slots__ = (  # noqa: RUF023  (shown in this order)
+        "attempts",
+        "initial",
+        "max_wait",
+        "max_retry_after",
+        "backoff_initial",
+        "backoff_max",
+    )
+    attempts: int
+    initial: float
+    max_wait: float
+    max_retry_after: float
+    backoff_initial: float
+    backoff_max: float
 
-    attempts: int = 3
-    initial: float = 0.1
-    max_wait: float = 2.0
-    max_retry_after: float = 5.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 60.0
-
-    def __attrs_post_init__(self) -> None:
-        if self.attempts < 1:
+    def __init__(  # noqa: PLR0917  (positional, as the fields' order)
+        self,
+        attempts: int = 3,
+        initial: float = 0.1,
+        max_wait: float = 2.0,
+        max_retry_after: float = 5.0,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        if attempts < 1:
             raise ConfigurationError("attempts must be >= 1")
-        waits = (self.initial, self.max_wait, self.max_retry_after, self.backoff_initial)
-        if not all(math.isfinite(value) for value in (*waits, self.backoff_max)):
+        waits = (initial, max_wait, max_retry_after, backoff_initial)
+        if not all(math.isfinite(value) for value in (*waits, backoff_max)):
             raise ConfigurationError("retry waits (initial, max_wait...) must be finite")
-        if min(self.initial, self.max_wait, self.max_retry_after, self.backoff_initial) < 0:
+        if min(initial, max_wait, max_retry_after, backoff_initial) < 0:
             raise ConfigurationError("retry waits must be >= 0")
-        if self.backoff_max < self.backoff_initial:
+        if backoff_max < backoff_initial:
             raise ConfigurationError("backoff_max must be >= backoff_initial")
+        object.__setattr__(self, "attempts", attempts)
+        object.__setattr__(self, "initial", initial)
+        object.__setattr__(self, "max_wait", max_wait)
+        object.__setattr__(self, "max_retry_after", max_retry_after)
+        object.__setattr__(self, "backoff_initial", backoff_initial)
+        object.__setattr__(self, "backoff_max", backoff_max)
 
     @property
     def request_backoff(self) -> Backoff:

@@ -27,7 +27,7 @@ from typing import TypeAlias
 
 import attrs
 
-from ._repr import fields_repr
+from ._record import Record
 from .lifecycle import Action, Deadlines, Renewal, choose_renewal, decide
 from .tokens import TokenSet
 
@@ -56,8 +56,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen(slots=True)
-class Stored:
+class Stored(Record):
     """What the store holds for the key: an anchored set, its version and its deadlines.
 
     ``slack``: seconds between asking the store and its answer. The set is anchored as if the
@@ -65,18 +64,23 @@ class Stored:
     up to that much younger: its refresh token is judged run out only if it is even then.
     """
 
-    __repr__ = fields_repr
-
+    __slots__ = ("token_set", "version", "deadlines", "slack")  # noqa: RUF023  (shown in order)
     token_set: TokenSet
     version: int
     deadlines: Deadlines
-    slack: float = 0.0
+    slack: float
+
+    def __init__(
+        self, token_set: TokenSet, version: int, deadlines: Deadlines, slack: float = 0.0
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "token_set", token_set)
+        setattr_(self, "version", version)
+        setattr_(self, "deadlines", deadlines)
+        setattr_(self, "slack", slack)
 
 
-# A situation and a step live for one decision: no slots (they save memory on what is kept,
-# and cost a second class to build).
-@attrs.frozen(slots=False, eq=False)  # an input: built for each step, never compared
-class Situation:
+class Situation(Record):
     """Everything one renewal step depends on.
 
     Attributes:
@@ -104,122 +108,195 @@ class Situation:
         late_answers: Answers so far that came after their own token's expiry.
     """
 
-    __repr__ = fields_repr
-
+    __slots__ = (  # noqa: RUF023  (shown in this order)
+        "now",
+        "stored",
+        "known_version",
+        "held",
+        "rejected",
+        "forced",
+        "background",
+        "is_client",
+        "can_use_password",
+        "refresh_failed",
+        "dead_grant",
+        "renew_not_before",
+        "lease_left",
+        "pending",
+        "write_failed",
+        "write_failures",
+        "write_attempts",
+        "callers_waiting",
+        "pending_until",
+        "written",
+        "late_answers",
+    )
     now: float
     stored: Stored | None
-    known_version: int | None = None
-    held: TokenSet | None = None
-    rejected: str | None = None
-    forced: bool = False
-    background: bool = False
-    is_client: bool = False
-    can_use_password: bool = False
-    refresh_failed: bool = False
-    dead_grant: str | None = None
-    renew_not_before: float = -math.inf
-    lease_left: float | None = None
-    pending: bool = False
-    write_failed: bool = False
-    write_failures: int = 0
-    write_attempts: int = 1
-    callers_waiting: bool = False
-    pending_until: float = math.inf
-    written: bool = False
-    late_answers: int = 0
+    known_version: int | None
+    held: TokenSet | None
+    rejected: str | None
+    forced: bool
+    background: bool
+    is_client: bool
+    can_use_password: bool
+    refresh_failed: bool
+    dead_grant: str | None
+    renew_not_before: float
+    lease_left: float | None
+    pending: bool
+    write_failed: bool
+    write_failures: int
+    write_attempts: int
+    callers_waiting: bool
+    pending_until: float
+    written: bool
+    late_answers: int
+
+    # An input, built for each step and never compared: equal only to itself.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __init__(
+        self,
+        now: float,
+        stored: Stored | None,
+        *,
+        known_version: int | None = None,
+        held: TokenSet | None = None,
+        rejected: str | None = None,
+        forced: bool = False,
+        background: bool = False,
+        is_client: bool = False,
+        can_use_password: bool = False,
+        refresh_failed: bool = False,
+        dead_grant: str | None = None,
+        renew_not_before: float = -math.inf,
+        lease_left: float | None = None,
+        pending: bool = False,
+        write_failed: bool = False,
+        write_failures: int = 0,
+        write_attempts: int = 1,
+        callers_waiting: bool = False,
+        pending_until: float = math.inf,
+        written: bool = False,
+        late_answers: int = 0,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "now", now)
+        setattr_(self, "stored", stored)
+        setattr_(self, "known_version", known_version)
+        setattr_(self, "held", held)
+        setattr_(self, "rejected", rejected)
+        setattr_(self, "forced", forced)
+        setattr_(self, "background", background)
+        setattr_(self, "is_client", is_client)
+        setattr_(self, "can_use_password", can_use_password)
+        setattr_(self, "refresh_failed", refresh_failed)
+        setattr_(self, "dead_grant", dead_grant)
+        setattr_(self, "renew_not_before", renew_not_before)
+        setattr_(self, "lease_left", lease_left)
+        setattr_(self, "pending", pending)
+        setattr_(self, "write_failed", write_failed)
+        setattr_(self, "write_failures", write_failures)
+        setattr_(self, "write_attempts", write_attempts)
+        setattr_(self, "callers_waiting", callers_waiting)
+        setattr_(self, "pending_until", pending_until)
+        setattr_(self, "written", written)
+        setattr_(self, "late_answers", late_answers)
 
 
-@attrs.frozen(slots=False)
-class Persist:
+class Persist(Record):
     """Write the redeemed set (compare-and-swap on the version it was redeemed from)."""
 
-    __repr__ = fields_repr
+    __slots__ = ()
 
 
-@attrs.frozen(slots=False)
-class WriteFailed:
+class WriteFailed(Record):
     """Writing the redeemed set failed. ``fail_callers``: they have waited long enough (the job
     goes on trying; they never get a token the store has not accepted). ``give_up``: the set
     is no longer worth writing: abandon it and fail; else back off and write again."""
 
-    __repr__ = fields_repr
-
+    __slots__ = ("fail_callers", "give_up")
     fail_callers: bool
     give_up: bool
 
+    def __init__(self, fail_callers: bool, give_up: bool) -> None:
+        object.__setattr__(self, "fail_callers", fail_callers)
+        object.__setattr__(self, "give_up", give_up)
 
-@attrs.frozen(slots=False)
-class Deliver:
+
+class Deliver(Record):
     """The redeemed set is stored and published: hand it to the callers."""
 
-    __repr__ = fields_repr
+    __slots__ = ()
 
 
-@attrs.frozen(slots=False)
-class Late:
+class Late(Record):
     """The answer came after the new token's own expiry: never hand it out. ``again``: one more
     round (the lease is still held); else the renewal fails."""
 
-    __repr__ = fields_repr
-
+    __slots__ = ("again",)
     again: bool
 
+    def __init__(self, again: bool) -> None:
+        object.__setattr__(self, "again", again)
 
-@attrs.frozen(slots=False)
-class Adopt:
+
+class Adopt(Record):
     """Take the stored set as this process's current set."""
 
-    __repr__ = fields_repr
+    __slots__ = ()
 
 
-@attrs.frozen(slots=False)
-class Reinstate:
+class Reinstate(Record):
     """Write the held set over the older one the store holds (compare-and-swap on its
     version)."""
 
-    __repr__ = fields_repr
+    __slots__ = ()
 
 
-@attrs.frozen(slots=False)
-class Poison:
+class Poison(Record):
     """No grant can renew the set: delete the dead one (at its version) and fail."""
 
-    __repr__ = fields_repr
-
+    __slots__ = ("reason",)
     reason: str
 
+    def __init__(self, reason: str) -> None:
+        object.__setattr__(self, "reason", reason)
 
-@attrs.frozen(slots=False)
-class WaitUntil:
+
+class WaitUntil(Record):
     """Sleep until monotonic ``at``, then decide again."""
 
-    __repr__ = fields_repr
-
+    __slots__ = ("at",)
     at: float
 
+    def __init__(self, at: float) -> None:
+        object.__setattr__(self, "at", at)
 
-@attrs.frozen(slots=False)
-class TakeLease:
+
+class TakeLease(Record):
     """Acquire the store's lease for the key, then read the store again."""
 
-    __repr__ = fields_repr
+    __slots__ = ()
 
 
-@attrs.frozen(slots=False)
-class ExtendLease:
+class ExtendLease(Record):
     """Ask the store to push out a lease that ran out or is known lost (by owner: the store
     refuses anyone else)."""
 
-    __repr__ = fields_repr
+    __slots__ = ()
 
 
-@attrs.frozen(slots=False)
-class Redeem:
+class Redeem(Record):
     """Send one token request with ``grant``, fenced once an endpoint slot is held."""
 
-    __repr__ = fields_repr
-
+    __slots__ = ("grant",)
     grant: Renewal
+
+    def __init__(self, grant: Renewal) -> None:
+        object.__setattr__(self, "grant", grant)
 
 
 Step: TypeAlias = (

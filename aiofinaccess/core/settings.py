@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import math
 
-import attrs
-
-from ._repr import fields_repr
+from ._record import Record
 from .errors import ConfigurationError
 
 __all__ = ["Duty", "Limits", "Schedule", "Timeouts", "UpdateBudget"]
@@ -29,8 +27,7 @@ def _count(name: str, value: object) -> None:
         raise ConfigurationError(f"{name} must be a positive number of token sets")
 
 
-@attrs.frozen(kw_only=True)
-class Timeouts:
+class Timeouts(Record):
     """How long the manager's calls and leases last, in seconds.
 
     Args:
@@ -44,57 +41,75 @@ class Timeouts:
             was sent, so their result is stored (``0``: no limit).
     """
 
-    __repr__ = fields_repr
-
-    token: float = 30.0
-    lease: float = 10.0
-    store: float = 15.0
-    close: float = 10.0
-    pending_write: float = 60.0
+    _fields = ("token", "lease", "store", "close", "pending_write")
+    __slots__ = (
+        *_fields,
+        "lease_needed",
+        "send_needed",
+        "send_lease",
+        "patience",
+        "claim_deadline",
+        "heartbeat",
+        "heartbeat_retry",
+        "close_budget",
+    )
+    token: float
+    lease: float
+    store: float
+    close: float
+    pending_write: float
     #: The lease left below which a job extends it before a send.
-    lease_needed: float = attrs.field(init=False, repr=False)
+    lease_needed: float
     #: The lease the last check before a send asks for: the exchange and half the margin,
     #: so that the write after it stays covered.
-    send_needed: float = attrs.field(init=False, repr=False)
+    send_needed: float
     #: What taking or extending a lease for a send asks for: the exchange and the write after.
-    send_lease: float = attrs.field(init=False, repr=False)
+    send_lease: float
     #: How long a job waits for a lease another process holds before it gives up.
-    patience: float = attrs.field(init=False, repr=False)
+    patience: float
     #: A duty claim's default length: one lease wait and one exchange, with margin.
-    claim_deadline: float = attrs.field(init=False, repr=False)
+    claim_deadline: float
     #: The heartbeat's period (and the longest wait between two tries of a pending write).
-    heartbeat: float = attrs.field(init=False, repr=False)
+    heartbeat: float
     #: The pause before a failed heartbeat tries again.
-    heartbeat_retry: float = attrs.field(init=False, repr=False)
+    heartbeat_retry: float
     #: ``aclose()``'s whole bound (``None``: no limit).
-    close_budget: float | None = attrs.field(init=False, repr=False)
+    close_budget: float | None
 
-    def __attrs_post_init__(self) -> None:
-        _seconds("Timeouts.token", self.token)
-        _seconds("Timeouts.lease", self.lease)
-        _seconds("Timeouts.store", self.store)
-        if not self.close >= 0 or not self.pending_write >= 0:
+    def __init__(
+        self,
+        *,
+        token: float = 30.0,
+        lease: float = 10.0,
+        store: float = 15.0,
+        close: float = 10.0,
+        pending_write: float = 60.0,
+    ) -> None:
+        _seconds("Timeouts.token", token)
+        _seconds("Timeouts.lease", lease)
+        _seconds("Timeouts.store", store)
+        if not close >= 0 or not pending_write >= 0:
             raise ConfigurationError("Timeouts.close and Timeouts.pending_write must be >= 0")
-        derived = {
-            "lease_needed": self.token + self.lease / 4,
-            "send_needed": self.token + self.lease / 8,
-            "send_lease": self.token + self.lease,
-            "patience": self.token + 2 * self.lease,
-            "claim_deadline": self.token + 2 * self.lease,
-            "heartbeat": self.lease / 3,
-            "heartbeat_retry": self.lease / 10,
-            "close_budget": (
-                self.close + self.pending_write
-                if self.close > 0 and self.pending_write > 0
-                else None
-            ),
+        fields = {
+            "token": token,
+            "lease": lease,
+            "store": store,
+            "close": close,
+            "pending_write": pending_write,
+            "lease_needed": token + lease / 4,
+            "send_needed": token + lease / 8,
+            "send_lease": token + lease,
+            "patience": token + 2 * lease,
+            "claim_deadline": token + 2 * lease,
+            "heartbeat": lease / 3,
+            "heartbeat_retry": lease / 10,
+            "close_budget": close + pending_write if close > 0 and pending_write > 0 else None,
         }
-        for name, value in derived.items():
+        for name, value in fields.items():
             object.__setattr__(self, name, value)
 
 
-@attrs.frozen(kw_only=True)
-class Schedule:
+class Schedule(Record):
     """When the manager renews token sets in the background.
 
     Args:
@@ -109,22 +124,36 @@ class Schedule:
         jitter: Share of the lead by which a scheduled renewal may move earlier at random.
     """
 
-    __repr__ = fields_repr
+    __slots__ = (  # noqa: RUF023  (shown in this order)
+        "enabled",
+        "keep_alive",
+        "idle_after",
+        "jitter",
+    )
+    enabled: bool
+    keep_alive: bool
+    idle_after: float | None
+    jitter: float
 
-    enabled: bool = True
-    keep_alive: bool = False
-    idle_after: float | None = 3600.0
-    jitter: float = 0.2
-
-    def __attrs_post_init__(self) -> None:
-        if not 0 <= self.jitter < 1:
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        keep_alive: bool = False,
+        idle_after: float | None = 3600.0,
+        jitter: float = 0.2,
+    ) -> None:
+        if not 0 <= jitter < 1:
             raise ConfigurationError("Schedule.jitter must be in [0, 1)")
-        if self.idle_after is not None and not self.idle_after > 0:
+        if idle_after is not None and not idle_after > 0:
             raise ConfigurationError("Schedule.idle_after must be positive or None")
+        object.__setattr__(self, "enabled", enabled)
+        object.__setattr__(self, "keep_alive", keep_alive)
+        object.__setattr__(self, "idle_after", idle_after)
+        object.__setattr__(self, "jitter", jitter)
 
 
-@attrs.frozen(kw_only=True)
-class Duty:
+class Duty(Record):
     """This process's share of the refresh duty, on a store that keeps it (SQLite, Redis).
 
     Args:
@@ -144,22 +173,40 @@ class Duty:
             sets fall due, and renews each at most about ``1.5 * gather`` late.
     """
 
-    __repr__ = fields_repr
+    __slots__ = (  # noqa: RUF023  (shown in this order)
+        "enabled",
+        "batch",
+        "claim_ttl",
+        "poll",
+        "gather",
+    )
+    enabled: bool | None
+    batch: int
+    claim_ttl: float | None
+    poll: float
+    gather: float
 
-    enabled: bool | None = None
-    batch: int = 100
-    claim_ttl: float | None = None
-    poll: float = 1.0
-    gather: float = 0.1
-
-    def __attrs_post_init__(self) -> None:
-        if self.enabled not in (None, True, False):
+    def __init__(
+        self,
+        *,
+        enabled: bool | None = None,
+        batch: int = 100,
+        claim_ttl: float | None = None,
+        poll: float = 1.0,
+        gather: float = 0.1,
+    ) -> None:
+        if enabled not in (None, True, False):
             raise ConfigurationError("Duty.enabled must be True, False or None (the store decides)")
-        _count("Duty.batch", self.batch)
-        _seconds("Duty.poll", self.poll)
-        _seconds("Duty.gather", self.gather)
-        if self.claim_ttl is not None:
-            _seconds("Duty.claim_ttl", self.claim_ttl)
+        _count("Duty.batch", batch)
+        _seconds("Duty.poll", poll)
+        _seconds("Duty.gather", gather)
+        if claim_ttl is not None:
+            _seconds("Duty.claim_ttl", claim_ttl)
+        object.__setattr__(self, "enabled", enabled)
+        object.__setattr__(self, "batch", batch)
+        object.__setattr__(self, "claim_ttl", claim_ttl)
+        object.__setattr__(self, "poll", poll)
+        object.__setattr__(self, "gather", gather)
 
     def claim_for(self, timeouts: Timeouts) -> float:
         """Seconds a claim lasts with these timeouts.
@@ -176,8 +223,7 @@ class Duty:
         return self.claim_ttl
 
 
-@attrs.frozen(kw_only=True)
-class Limits:
+class Limits(Record):
     """How much the manager does and holds at once.
 
     Args:
@@ -187,19 +233,27 @@ class Limits:
             dropped one loads again on demand), or ``None`` for no bound.
     """
 
-    __repr__ = fields_repr
+    __slots__ = (
+        "concurrent_refreshes",
+        "working_set",
+    )
+    concurrent_refreshes: int
+    working_set: int | None
 
-    concurrent_refreshes: int = 16
-    working_set: int | None = None
+    def __init__(
+        self,
+        *,
+        concurrent_refreshes: int = 16,
+        working_set: int | None = None,
+    ) -> None:
+        _count("Limits.concurrent_refreshes", concurrent_refreshes)
+        if working_set is not None:
+            _count("Limits.working_set", working_set)
+        object.__setattr__(self, "concurrent_refreshes", concurrent_refreshes)
+        object.__setattr__(self, "working_set", working_set)
 
-    def __attrs_post_init__(self) -> None:
-        _count("Limits.concurrent_refreshes", self.concurrent_refreshes)
-        if self.working_set is not None:
-            _count("Limits.working_set", self.working_set)
 
-
-@attrs.frozen(kw_only=True)
-class UpdateBudget:
+class UpdateBudget(Record):
     """How many updates of a bank connection may run without its user (PSD2, Commission
     Delegated Regulation (EU) 2018/389, Art. 36(5)(b): four per 24 hours), counted for the
     whole fleet in the store. An update made with the user present does not count.
@@ -209,12 +263,13 @@ class UpdateBudget:
         window: The rolling window, in seconds.
     """
 
-    __repr__ = fields_repr
+    __slots__ = ("limit", "window")
+    limit: int
+    window: float
 
-    limit: int = 4
-    window: float = 86_400.0
-
-    def __attrs_post_init__(self) -> None:
-        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+    def __init__(self, *, limit: int = 4, window: float = 86_400.0) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError("UpdateBudget.limit must be a positive number of updates")
-        _seconds("UpdateBudget.window", self.window)
+        _seconds("UpdateBudget.window", window)
+        object.__setattr__(self, "limit", limit)
+        object.__setattr__(self, "window", window)

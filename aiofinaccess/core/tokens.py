@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import attrs
 
+from ._record import Record
 from ._repr import fields_repr
 from .errors import ConfigurationError, TokenResponseError, UsageError
 
@@ -146,8 +147,7 @@ def _check_subject(_key: object, _attribute: object, subject: str | None) -> Non
         raise ValueError("a token key's subject must be a non-empty user id, or None")
 
 
-@attrs.frozen(slots=True, order=True)
-class TokenKey:
+class TokenKey(Record):
     """Names one token set: a provider and a subject.
 
     ``subject`` is ``None`` for the provider's *client* token (client credentials grant) and
@@ -162,11 +162,55 @@ class TokenKey:
         UsageError: A subject that is not a ``str`` (``4242`` and ``"4242"`` would name two).
     """
 
-    __repr__ = fields_repr
+    __slots__ = ("provider", "subject", "client")  # noqa: RUF023  (shown and ordered so)
+    provider: str
+    subject: str | None
+    client: str | None
 
-    provider: str = attrs.field(converter=_shared, validator=_check_provider)
-    subject: str | None = attrs.field(default=None, validator=_check_subject)
-    client: str | None = attrs.field(default=None, converter=_shared_optional, kw_only=True)
+    def __init__(
+        self, provider: str, subject: str | None = None, *, client: str | None = None
+    ) -> None:
+        provider = _shared(provider)
+        client = _shared_optional(client)
+        _check_provider(self, None, provider)
+        _check_subject(self, None, subject)
+        object.__setattr__(self, "provider", provider)
+        object.__setattr__(self, "subject", subject)
+        object.__setattr__(self, "client", client)
+
+    # Keys are dictionary keys and sorted in bulk: compared as one tuple, without the generic
+    # record's field loop.
+    def _key(self) -> tuple[str, str | None, str | None]:
+        return (self.provider, self.subject, self.client)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not TokenKey:
+            return NotImplemented
+        assert isinstance(other, TokenKey)  # noqa: S101  (for mypy: the class was checked)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __lt__(self, other: TokenKey) -> bool:
+        if other.__class__ is not TokenKey:
+            return NotImplemented
+        return self._key() < other._key()
+
+    def __le__(self, other: TokenKey) -> bool:
+        if other.__class__ is not TokenKey:
+            return NotImplemented
+        return self._key() <= other._key()
+
+    def __gt__(self, other: TokenKey) -> bool:
+        if other.__class__ is not TokenKey:
+            return NotImplemented
+        return self._key() > other._key()
+
+    def __ge__(self, other: TokenKey) -> bool:
+        if other.__class__ is not TokenKey:
+            return NotImplemented
+        return self._key() >= other._key()
 
     @property
     def is_client(self) -> bool:
@@ -216,14 +260,16 @@ def client_label(client: ClientCredentials) -> str:
     return f"{client.client_id}#{digest if client.client_secret is not None else 'public'}"
 
 
-@attrs.frozen(slots=True)
-class Anchor:
+class Anchor(Record):
     """A wall-clock instant paired with the monotonic reading taken at the same moment."""
 
-    __repr__ = fields_repr
-
+    __slots__ = ("wall", "monotonic")  # noqa: RUF023  (shown in this order)
     wall: float
     monotonic: float
+
+    def __init__(self, wall: float, monotonic: float) -> None:
+        object.__setattr__(self, "wall", wall)
+        object.__setattr__(self, "monotonic", monotonic)
 
     def to_monotonic(self, wall_time: float) -> float:
         """Translate a wall-clock instant into this anchor's monotonic timeline."""

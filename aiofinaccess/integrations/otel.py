@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiohttp
-import attrs
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
@@ -28,7 +27,7 @@ from ..session.manager import SessionManager
 __all__ = ["Telemetry"]
 
 _SCOPE = "aiofinaccess"
-_STATS = [field.name for field in attrs.fields(hub.ManagerStats)]
+_STATS = list(hub.ManagerStats().as_dict())
 
 
 def _outcome(status: int) -> str:

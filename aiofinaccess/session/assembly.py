@@ -10,8 +10,6 @@ import collections
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-import attrs
-
 from ..core.clock import Clock
 from ..core.errors import ConfigurationError
 from ..core.lifecycle import RefreshPolicy, RetryPolicy
@@ -38,34 +36,81 @@ if TYPE_CHECKING:
 __all__ = ["Parts", "Settings", "assemble"]
 
 
-# Internal bundles, never compared or shown: attrs generates only their __init__.
-@attrs.frozen(kw_only=True, eq=False, repr=False)
+# Internal bundles, never compared or shown: plain classes (attrs would compile methods for
+# them at import).
 class Settings:
     """A manager's settings, each validated on creation (see :class:`SessionManager`)."""
 
-    policy: RefreshPolicy
-    retry: RetryPolicy
-    timeouts: Timeouts
-    schedule: Schedule
-    duty: Duty
-    limits: Limits
+    __slots__ = (
+        "duty",
+        "limits",
+        "policy",
+        "retry",
+        "schedule",
+        "timeouts",
+    )
+
+    def __init__(
+        self,
+        *,
+        policy: RefreshPolicy,
+        retry: RetryPolicy,
+        timeouts: Timeouts,
+        schedule: Schedule,
+        duty: Duty,
+        limits: Limits,
+    ) -> None:
+        self.policy = policy
+        self.retry = retry
+        self.timeouts = timeouts
+        self.schedule = schedule
+        self.duty = duty
+        self.limits = limits
 
 
-@attrs.frozen(kw_only=True, eq=False, repr=False)
 class Parts:
     """What a manager is composed of."""
 
-    registry: Registry
-    stats: ManagerStats
-    hub: EventHub
-    owned: OwnedTasks
-    access: StoreAccess
-    feed: FeedWatch
-    scheduler: RefreshScheduler | None
-    driver: RenewalDriver
-    lifetime: Lifetime
-    bearer: Bearer
-    grants: Grants
+    __slots__ = (
+        "access",
+        "bearer",
+        "driver",
+        "feed",
+        "grants",
+        "hub",
+        "lifetime",
+        "owned",
+        "registry",
+        "scheduler",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        stats: ManagerStats,
+        hub: EventHub,
+        owned: OwnedTasks,
+        access: StoreAccess,
+        feed: FeedWatch,
+        scheduler: RefreshScheduler | None,
+        driver: RenewalDriver,
+        lifetime: Lifetime,
+        bearer: Bearer,
+        grants: Grants,
+    ) -> None:
+        self.registry = registry
+        self.stats = stats
+        self.hub = hub
+        self.owned = owned
+        self.access = access
+        self.feed = feed
+        self.scheduler = scheduler
+        self.driver = driver
+        self.lifetime = lifetime
+        self.bearer = bearer
+        self.grants = grants
 
 
 def assemble(

@@ -14,11 +14,11 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..core.connections import ConnectionState, Observation
 from ..core.errors import StoreError
-from ..oauth.providers import Provider
 
 if TYPE_CHECKING:
+    from ..core.connections import Observation
+    from ..oauth.providers import Provider
     from .connections import ConnectionRegistry
     from .events import GrantLost, ManagerEvent
 
@@ -29,6 +29,8 @@ logger = logging.getLogger("aiofinaccess")
 
 def logged_in(provider: Provider, now: float) -> Observation:
     """A login at ``now``: it needs nothing and ends at ``now + session_max`` when known."""
+    from ..core.connections import Observation  # noqa: PLC0415  (not on a first token's path)
+
     if provider.session_max is None:
         return Observation()
     return Observation(expires_at=now + provider.session_max, detail="session_max")
@@ -36,6 +38,8 @@ def logged_in(provider: Provider, now: float) -> Observation:
 
 def grant_lost(event: GrantLost) -> Observation:
     """A dead grant: the user must log in again."""
+    from ..core.connections import ConnectionState, Observation  # noqa: PLC0415  (as above)
+
     return Observation(blocked=ConnectionState.EXPIRED, detail=event.reason)
 
 

@@ -12,10 +12,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-import attrs
-
-from ..core._repr import fields_repr
-
 if TYPE_CHECKING:
     from .events import ManagerEvent
 
@@ -24,11 +20,11 @@ __all__ = ["EventHub", "ManagerStats"]
 logger = logging.getLogger("aiofinaccess")
 
 
-@attrs.define(slots=True)
 class ManagerStats:
-    """Counters an app can export (they only grow). :meth:`as_dict` suits a metrics exporter."""
+    """Counters an app can export (they only grow). :meth:`as_dict` suits a metrics exporter.
 
-    __repr__ = fields_repr
+    Each starts at zero (a class default until first counted); equal when every count is.
+    """
 
     token_requests: int = 0
     renewals: int = 0
@@ -61,7 +57,22 @@ class ManagerStats:
 
     def as_dict(self) -> dict[str, int]:
         """The counters by name."""
-        return attrs.asdict(self)
+        return {name: getattr(self, name) for name in _COUNTERS}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ManagerStats):
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    # Mutable: unhashable.
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.as_dict().items())
+        return f"ManagerStats({shown})"
+
+
+_COUNTERS = tuple(ManagerStats.__annotations__)
 
 
 class EventHub:

@@ -18,9 +18,7 @@ import math
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
-
-from ..core._repr import fields_repr
+from ..core._record import slots_repr
 from ..core.clock import Clock
 from ..core.errors import (
     AiofinaccessError,
@@ -56,35 +54,94 @@ logger = logging.getLogger("aiofinaccess")
 _T = TypeVar("_T")
 
 
-@attrs.define(slots=True, eq=False)  # one per job, compared by identity
 class Job:
     """One job's working state (the entry holds only what other tasks may read)."""
 
-    __repr__ = fields_repr
+    __slots__ = (  # noqa: RUF023  (shown in this order)
+        "rejected",
+        "forced",
+        "reason",
+        "stored",
+        "lease",
+        "lease_exit",
+        "heartbeat",
+        "pending",
+        "base_version",
+        "reissued",
+        "grant",
+        "refresh_failed",
+        "dead_grant",
+        "dead_cause",
+        "attempts",
+        "ambiguous",
+        "write_failures",
+        "write_error",
+        "written",
+        "fence_tries",
+        "lapses",
+        "late_answers",
+        "lease_deadline",
+    )
 
-    rejected: str | None = None
-    forced: bool = False
-    reason: str = "on_demand"
-    stored: Stored | None = None
-    lease: Lease | None = None
-    lease_exit: contextlib.AsyncExitStack | None = None
-    heartbeat: asyncio.Task[None] | None = None
-    pending: TokenSet | None = None
-    base_version: int | None = None
-    reissued: bool = False
-    grant: Renewal | None = None
-    refresh_failed: bool = False
-    dead_grant: str | None = None
-    dead_cause: ApiError | None = None
-    attempts: int = 0
-    ambiguous: int = 0
-    write_failures: int = 0
-    write_error: StoreError | None = None
-    written: bool = False
-    fence_tries: int = 0
-    lapses: int = 0
-    late_answers: int = 0
-    lease_deadline: float = math.inf
+    rejected: str | None
+    forced: bool
+    reason: str
+    stored: Stored | None
+    lease: Lease | None
+    lease_exit: contextlib.AsyncExitStack | None
+    heartbeat: asyncio.Task[None] | None
+    pending: TokenSet | None
+    base_version: int | None
+    reissued: bool
+    grant: Renewal | None
+    refresh_failed: bool
+    dead_grant: str | None
+    dead_cause: ApiError | None
+    attempts: int
+    ambiguous: int
+    write_failures: int
+    write_error: StoreError | None
+    written: bool
+    fence_tries: int
+    lapses: int
+    late_answers: int
+    lease_deadline: float
+
+    def __init__(
+        self,
+        *,
+        rejected: str | None = None,
+        forced: bool = False,
+        reason: str = "on_demand",
+        stored: Stored | None = None,
+        lease: Lease | None = None,
+    ) -> None:
+        self.rejected = rejected
+        self.forced = forced
+        self.reason = reason
+        self.stored = stored
+        self.lease = lease
+        self.lease_exit = None
+        self.heartbeat = None
+        self.pending = None
+        self.base_version = None
+        self.reissued = False
+        self.grant = None
+        self.refresh_failed = False
+        self.dead_grant = None
+        self.dead_cause = None
+        self.attempts = 0
+        self.ambiguous = 0
+        self.write_failures = 0
+        self.write_error = None
+        self.written = False
+        self.fence_tries = 0
+        self.lapses = 0
+        self.late_answers = 0
+        self.lease_deadline = math.inf
+
+    def __repr__(self) -> str:
+        return slots_repr(self)
 
 
 async def bounded(call: Awaitable[_T], *, timeout: float, stats: ManagerStats) -> _T:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from ..core.clock import SYSTEM_CLOCK, Clock
-from ..core.connections import DEFAULT_LEADS
 from ..core.errors import UsageError
 from ..core.lifecycle import (
     RefreshPolicy,
@@ -34,7 +33,6 @@ from ..stores.memory import MemoryStore
 from ..stores.protocol import ConnectionRecords, TokenStore
 from .assembly import Settings, assemble
 from .connection_watch import logged_in, observe_logins, tell, tell_revoked
-from .connections import ConnectionRegistry
 from .door import Door
 from .hub import ManagerStats
 from .registry import PasswordLookup
@@ -42,6 +40,7 @@ from .registry import PasswordLookup
 if TYPE_CHECKING:
     from ..oauth.authorization import AuthorizationRequest
     from ..oauth.client import OAuthClient
+    from .connections import ConnectionRegistry
     from .events import ManagerEvent
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
@@ -75,7 +74,8 @@ class SessionManager:
         limits: Renewals at once and token sets in memory (:class:`Limits`).
         trace_configs: aiohttp trace configs for the session the manager creates (for
             example :meth:`aiofinaccess.integrations.otel.Telemetry.trace_config`).
-        connection_leads: When :attr:`connections` announces a consent's or login's end.
+        connection_leads: When :attr:`connections` announces a consent's or login's end
+            (``None``: 14, 7 and 1 days before).
         update_budget: Unattended updates per bank connection (:class:`UpdateBudget`; PSD2's
             four per 24 hours), kept for the fleet by :attr:`connections`.
     """
@@ -93,11 +93,11 @@ class SessionManager:
         duty: Duty | None = None,
         limits: Limits | None = None,
         trace_configs: Sequence[aiohttp.TraceConfig] = (),
-        connection_leads: Iterable[dt.timedelta] = DEFAULT_LEADS,
+        connection_leads: Iterable[dt.timedelta] | None = None,
         update_budget: UpdateBudget | None = None,
     ) -> None:
         self._store = store if store is not None else MemoryStore()
-        self._connection_leads = tuple(connection_leads)
+        self._connection_leads = None if connection_leads is None else tuple(connection_leads)
         self._update_budget = update_budget
         self._connections: ConnectionRegistry | None = None
         self._session = session
@@ -324,11 +324,13 @@ class SessionManager:
         """
         self._door.enter()
         if self._connections is None:
+            # Not on a first token's path: the registry and its records load with first use.
+            from ..core.connections import DEFAULT_LEADS  # noqa: PLC0415
+            from .connections import ConnectionRegistry  # noqa: PLC0415
+
+            leads = DEFAULT_LEADS if self._connection_leads is None else self._connection_leads
             self._connections = ConnectionRegistry(
-                self._store,
-                self._clock,
-                leads=self._connection_leads,
-                budget=self._update_budget,
+                self._store, self._clock, leads=leads, budget=self._update_budget
             )
         return self._connections
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import attrs
 
-from ..core._repr import fields_repr
+from ..core._record import slots_repr
 from ..core.errors import (
     ClientMismatchError,
     ConfigurationError,
@@ -43,75 +43,145 @@ _NEG_INF = float("-inf")
 _INF = float("inf")
 
 
-@attrs.define(slots=True, eq=False)  # one per provider, compared by identity
 class Registration:
     """A provider as registered: its client credentials and the app's password callback."""
 
-    __repr__ = fields_repr
+    __slots__ = (  # noqa: RUF023  (shown in this order)
+        "provider",
+        "client",
+        "password_lookup",
+        "client_key",
+    )
 
     provider: Provider
     client: ClientCredentials
     password_lookup: AsyncPasswordLookup | None
     client_key: TokenKey
 
+    def __init__(
+        self,
+        provider: Provider,
+        client: ClientCredentials,
+        password_lookup: AsyncPasswordLookup | None,
+        client_key: TokenKey,
+    ) -> None:
+        self.provider = provider
+        self.client = client
+        self.password_lookup = password_lookup
+        self.client_key = client_key
 
-@attrs.define(slots=True, eq=False)
+    def __repr__(self) -> str:
+        return slots_repr(self)
+
+
 class Entry:
     """One token set as this process knows it."""
 
-    __repr__ = fields_repr
+    __slots__ = (  # noqa: RUF023  (shown in this order)
+        "key",
+        "policy",
+        "status",
+        "token_set",
+        "version",
+        "reissued",
+        "token",
+        "stale_at",
+        "usable_until",
+        "last_used",
+        "stamped",
+        "renewed_at",
+        "generation",
+        "failures",
+        "job",
+        "outcome",
+        "in_window",
+        "rearm",
+        "reauth",
+        "dead_version",
+        "ran_out_version",
+        "reauth_repeated",
+        "vanished",
+        "retry_at",
+    )
 
     key: TokenKey
     #: The manager's, shared: what :attr:`deadlines` are planned by.
-    policy: RefreshPolicy = attrs.field(repr=False)
-    status: Status = Status.ACTIVE
-    token_set: TokenSet | None = None
-    version: int | None = None
+    policy: RefreshPolicy
+    status: Status
+    token_set: TokenSet | None
+    version: int | None
     #: The provider handed back the token already held (see :func:`plan`).
-    reissued: bool = False
+    reissued: bool
     # The revealed access token and its stale deadline, copied out for the fast path.
-    token: str | None = attrs.field(default=None, repr=False)
-    stale_at: float = _NEG_INF
+    token: str | None
+    stale_at: float
     #: Until then the token may still be handed out (``must_refresh_at``).
-    usable_until: float = _NEG_INF
-    last_used: float = _NEG_INF
+    usable_until: float
+    last_used: float
     #: The last use written to the store's stamp (``inf``: an entry the duty made, whose
     #: renewal is no use).
-    stamped: float = _NEG_INF
+    stamped: float
     #: When this process last published a set it redeemed itself (not restored or adopted).
-    renewed_at: float = _NEG_INF
-    generation: int = 0
-    failures: int = 0
+    renewed_at: float
+    generation: int
+    failures: int
     #: The renewal job (single flight), and what its callers await.
-    job: asyncio.Task[None] | None = attrs.field(default=None, repr=False)
-    outcome: asyncio.Future[TokenSet] | None = attrs.field(default=None, repr=False)
+    job: asyncio.Task[None] | None
+    outcome: asyncio.Future[TokenSet] | None
     #: A job has sent a token request whose result is not stored yet.
-    in_window: bool = False
+    in_window: bool
     #: The scheduler asked for a renewal while a job was finishing: schedule once it ends.
-    rearm: bool = False
-    reauth: ReauthorizationRequired | None = None
+    rearm: bool
+    reauth: ReauthorizationRequired | None
     #: The store version whose grant proved dead (never adopted again).
-    dead_version: int | None = None
+    dead_version: int | None
     #: The store version last reported as needing re-authorization because its refresh token
     #: ran out (its access token may still serve): reported once, not at every renewal.
-    ran_out_version: int | None = None
+    ran_out_version: int | None
     #: The failure being handed to callers repeats that report (no second event).
-    reauth_repeated: bool = False
+    reauth_repeated: bool
     #: The set this entry held was gone from the store at its renewal (deleted elsewhere): the
     #: entry stays, refused, so the loss is reported once here, not at every later call.
-    vanished: bool = False
+    vanished: bool
     # After a failed renewal, background renewals wait until then (blocking ones do not).
-    retry_at: float = _NEG_INF
+    retry_at: float
+
+    def __init__(self, key: TokenKey, policy: RefreshPolicy) -> None:
+        self.key = key
+        self.policy = policy
+        self.status = Status.ACTIVE
+        self._empty()
+        self.last_used = _NEG_INF
+        self.stamped = _NEG_INF
+        self.renewed_at = _NEG_INF
+        self.generation = 0
+        self.failures = 0
+        self.job = None
+        self.outcome = None
+        self.in_window = False
+        self.rearm = False
+        self.reauth = None
+        self.dead_version = None
+        self.ran_out_version = None
+        self.reauth_repeated = False
+        self.vanished = False
+        self.retry_at = _NEG_INF
+
+    def __repr__(self) -> str:
+        return slots_repr(self, ("policy", "token", "job", "outcome"))
 
     def clear(self) -> None:
         """Forget the token set (not the status): the one place an entry is emptied."""
+        self._empty()
+        self.generation += 1
+
+    def _empty(self) -> None:
         self.token_set = None
         self.version = None
         self.reissued = False
         self.token = None
         self.stale_at = _NEG_INF
         self.usable_until = _NEG_INF
-        self.generation += 1
 
     @property
     def deadlines(self) -> Deadlines | None:
