@@ -8,6 +8,7 @@ message that may quote a value or the URL), and the change feed's own connection
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import StoreError
@@ -129,6 +130,20 @@ class Connections:
             return await getattr(pool, method)(*args)
         except _ERRORS as exc:
             raise StoreError(f"PostgreSQL {what}{subject} failed ({_why(exc)})") from exc
+
+    async def call_when_sent(
+        self, what: str, key: TokenKey, method: str, query: str, args: Callable[[], list[Any]]
+    ) -> Any:
+        """:meth:`call` with the arguments made once a connection is ours: values that age
+        (a set's age, the writer's clock) are read as the statement leaves, not before a wait
+        for the pool."""
+        pool = await self.ready()
+        try:
+            async with pool.acquire() as conn:
+                return await getattr(conn, method)(query, *args())
+        except _ERRORS as exc:
+            failed = f"PostgreSQL {what} token set {key.hashed} failed ({_why(exc)})"
+            raise StoreError(failed) from exc
 
     async def close(self, *, graceful: bool = True) -> None:
         """Close the pool: wait for calls in flight (``graceful``) or cut them off."""
