@@ -45,6 +45,7 @@ from aiofinaccess.stores import (
     _pg_lease,
     _redis_duty,
     _redis_lease,
+    _sqlite_budgets,
     _sqlite_connections,
     _sqlite_duty,
     _sqlite_lease,
@@ -141,6 +142,7 @@ ON_THE_WORLDS_CLOCK = (
     _sqlite_lease,
     _sqlite_duty,
     _sqlite_connections,  # the notices' claims
+    _sqlite_budgets,  # the update budget's slots
     _redis_lease,
     _redis_duty,
 )
