@@ -18,6 +18,7 @@ import asyncio
 import atexit
 import contextlib
 import multiprocessing.util
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -45,6 +46,7 @@ class Server:
     _running: Server | None = None
 
     def __init__(self) -> None:
+        self._pid = os.getpid()
         self._stack = contextlib.ExitStack()
         self.url = self._stack.enter_context(running_postgres()).url
         self._loop = asyncio.new_event_loop()
@@ -57,7 +59,9 @@ class Server:
     @classmethod
     def get(cls) -> Server:
         """The running server, started on first use."""
-        if cls._running is None:
+        # A forked process (the simulation's pool) inherits the parent's Server but not its
+        # thread: waiting on it would hang, so a process starts its own.
+        if cls._running is None or cls._running._pid != os.getpid():
             cls._running = cls()
             atexit.register(cls._running.stop)
             # A worker of ``--jobs`` ends with os._exit: atexit does not run there, this does.
