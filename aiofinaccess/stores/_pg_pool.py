@@ -79,7 +79,10 @@ class Connections:
             if self._pool is None:
                 try:
                     pool = await asyncpg.create_pool(
-                        self._target.url, **self._options, **self._connect_options()
+                        self._target.url,
+                        reset=_keep,  # see _keep
+                        **self._options,
+                        **self._connect_options(),
                     )
                 except _ERRORS as exc:
                     raise StoreError(f"cannot open the PostgreSQL store ({_why(exc)})") from exc
@@ -155,6 +158,14 @@ class Connections:
                 raise
         else:
             pool.terminate()
+
+
+async def _keep(connection: Any) -> None:
+    """A pooled connection goes back as it is: no statement of the store leaves session
+    state (the feed listens on a connection of its own, migrations lock per transaction),
+    so asyncpg's reset query would cost a round trip per call for nothing. asyncpg still
+    ends an open transaction before it calls this."""
+    del connection
 
 
 def _why(exc: BaseException) -> str:

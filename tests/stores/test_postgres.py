@@ -383,3 +383,23 @@ async def test_a_user_without_ddl_rights_uses_a_schema_made_for_it(
         assert await claim(store) == [ALICE]
         async with store.lease(ALICE, ttl=5):
             pass
+
+
+async def test_a_call_costs_one_round_trip_no_reset_on_release(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's connections keep no session state (no LISTEN, SET or session lock: the
+    feed has its own connection), so handing one back sends no reset statement."""
+    resets: list[str] = []
+    real = asyncpg.Connection.execute
+
+    async def execute(self: asyncpg.Connection, query: str, *args: object, **kw: object) -> str:
+        if "RESET ALL" in query:
+            resets.append(query)
+        return await real(self, query, *args, **kw)
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", execute)
+    await store.put(ALICE, sample(), expected_version=None)
+    for _ in range(5):
+        assert (await store.get(ALICE)) is not None
+    assert resets == []
