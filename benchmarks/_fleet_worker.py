@@ -268,6 +268,8 @@ class Load:
             "first_errors": self.errors,
             # Handed out expired, or never issued by the sandbox.
             "expired_served": self.verdict["expired"] + self.verdict["unknown"],
+            "expired": self.verdict["expired"],
+            "unknown": self.verdict["unknown"],
             "checked": self.verdict["checked"],
             "wait_p50_ms": waits[len(waits) // 2] * 1e3 if waits else None,
             "wait_p99_ms": waits[int(len(waits) * 0.99)] * 1e3 if waits else None,
