@@ -25,6 +25,7 @@ Nothing here knows a provider's paths or models: those live in ``users``, ``bank
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -38,6 +39,7 @@ from ..core.errors import (
     ConfigurationError,
     TransportError,
     UsageError,
+    ValidationError,
 )
 from ..core.lifecycle import RetryPolicy
 from ..core.tokens import Secret
@@ -90,11 +92,41 @@ class EndUser:
 
     Banks use it for fraud checks; finAPI forwards it as ``PSU-*`` headers, Everifin asks for
     ``User-Agent`` and ``client-ip-address`` "whenever possible".
+
+    Raises:
+        ValidationError: ``ip_address`` is not a user's IP address (junk, unspecified,
+            multicast), or a text is not printable, one line, at most 512 characters.
     """
 
-    ip_address: str | None = None
-    user_agent: str | None = None
-    device_os: str | None = None
+    ip_address: str | None = attrs.field(default=None, validator=lambda _s, _a, v: _address(v))
+    user_agent: str | None = attrs.field(default=None, validator=lambda _s, a, v: _text(a, v))
+    device_os: str | None = attrs.field(default=None, validator=lambda _s, a, v: _text(a, v))
+
+
+#: Longer than any real user agent; a header a server may still take.
+_MAX_TEXT: Final = 512
+
+
+def _address(value: object) -> None:
+    """An address a user can have: it exempts finAPI updates from the unattended budget."""
+    if value is None:
+        return
+    try:
+        address = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        address = None
+    if address is None or address.is_unspecified or address.is_multicast:
+        raise ValidationError("end_user.ip_address is not a user's IP address")
+
+
+def _text(attribute: attrs.Attribute[Any], value: object) -> None:
+    """Header-safe: printable, one line, bounded (the value is never echoed)."""
+    if value is None:
+        return
+    if not isinstance(value, str) or len(value) > _MAX_TEXT or not value.isprintable():
+        raise ValidationError(
+            f"end_user.{attribute.name} must be printable text of at most {_MAX_TEXT} characters"
+        )
 
 
 ContextHeaders = Callable[[EndUser], Pairs]

@@ -12,8 +12,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from aiofinaccess import ClientCredentials, Oidc, RetryPolicy, Schedule, SessionManager, TokenSet
-from aiofinaccess.api.pipeline import ApiClient, Endpoint, EndUser, finapi_context
-from aiofinaccess.core.errors import AuthenticationError, ServerError, TransportError
+from aiofinaccess.api.pipeline import (
+    ApiClient,
+    Endpoint,
+    EndUser,
+    everifin_context,
+    finapi_context,
+)
+from aiofinaccess.core.errors import (
+    AuthenticationError,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
 
 GET = Endpoint("GET", "/items/{item_id}")
 POST = Endpoint("POST", "/items", expect=(201,))
@@ -167,3 +178,35 @@ async def test_per_call_timeout(api: tuple[Api, TestServer], client: ApiClient) 
     with pytest.raises(TransportError) as info:
         await client.call(GET, subject="u", path_params={"item_id": "1"}, timeout=0.05)
     assert info.value.request_sent is True
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ip_address": "not-an-ip"},
+        {"ip_address": "0.0.0.0"},  # noqa: S104
+        {"ip_address": "224.0.0.1"},
+        {"ip_address": "203.0.113.5\r\nX-Evil: 1"},
+        {"user_agent": "Firefox\r\nAuthorization: Bearer stolen"},
+        {"user_agent": "x" * 10_000},
+        {"device_os": "Linux\x00"},
+        {"user_agent": 42},
+    ],
+)
+def test_an_end_user_is_checked_when_made_for_every_provider(fields: dict[str, object]) -> None:
+    """What an app copies from its own request into an EndUser (finAPI's PSU headers,
+    Everifin's ``client-ip-address`` and Paygate's sender headers alike) is refused as a
+    ValidationError when made, never sent and never echoed."""
+    with pytest.raises(ValidationError) as refused:
+        EndUser(**fields)  # type: ignore[arg-type]
+    assert "stolen" not in str(refused.value)
+    assert len(str(refused.value)) < 200
+
+
+def test_an_end_user_with_real_values_builds_each_providers_headers() -> None:
+    user = EndUser(ip_address="2001:db8::1", user_agent="Mozilla/5.0 (X11)", device_os="Linux")
+    assert dict(everifin_context(user)) == {
+        "User-Agent": "Mozilla/5.0 (X11)",
+        "client-ip-address": "2001:db8::1",
+    }
+    assert dict(finapi_context(user))["PSU-IP-Address"] == "2001:db8::1"

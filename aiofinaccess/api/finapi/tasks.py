@@ -20,18 +20,16 @@ address: the ``PSU-IP-Address`` finAPI forwards is what tells a bank the user is
 one of the connection's unattended updates from ``manager.connections`` before it is sent
 (four per 24 hours for the fleet by default); a fifth raises
 :class:`~aiofinaccess.core.errors.UpdateBudgetExhausted` and sends nothing. An address no user
-can have (not an IP address, unspecified, multicast) raises ``ValidationError`` instead of
-passing for a present user.
+can have (not an IP address, unspecified, multicast) is refused when the ``EndUser`` is made,
+so it never passes for a present user.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from ...core.errors import ValidationError
 from ..pipeline import Endpoint, EndUser
 from .host import poll_until, web_form_client
 from .task_models import (
@@ -69,21 +67,9 @@ class UpdateRoutes:
 
 
 def _present(end_user: EndUser | None) -> bool:
-    """Whether ``end_user`` says the user is there: it carries an address a user can have.
-
-    Raises:
-        ValidationError: The address is not one (junk, unspecified, multicast): it would
-            exempt the update from the budget and tell the bank nothing true.
-    """
-    if end_user is None or not end_user.ip_address:
-        return False
-    try:
-        address = ipaddress.ip_address(end_user.ip_address)
-    except ValueError:
-        raise ValidationError("end_user.ip_address is not an IP address") from None
-    if address.is_unspecified or address.is_multicast:
-        raise ValidationError("end_user.ip_address is not a user's address")
-    return True
+    """Whether ``end_user`` says the user is there: it carries their address (checked to be
+    one a user can have when the :class:`EndUser` was made)."""
+    return end_user is not None and end_user.ip_address is not None
 
 
 class ConnectionUpdates:
@@ -129,7 +115,6 @@ class ConnectionUpdates:
 
         Raises:
             UpdateBudgetExhausted: No unattended update left for now; nothing was sent.
-            ValidationError: ``end_user.ip_address`` is not a user's IP address; nothing sent.
             NotFoundError: No such connection or profile.
             LockedError: The connection is being imported or updated (423).
             UnprocessableEntityError: ``BANK_NOT_SUPPORTED``, ``MANDATOR_MISCONFIGURATION``.
@@ -220,7 +205,6 @@ class ConnectionUpdates:
 
         Raises:
             UpdateBudgetExhausted: No unattended update left for now; nothing was sent.
-            ValidationError: ``end_user.ip_address`` is not a user's IP address; nothing sent.
         """
         if self.routes.via == "web_form":
             body = update.as_form_body()
