@@ -28,6 +28,7 @@ from typing import Final
 
 import aiohttp
 import attrs
+from yarl import URL
 
 from ..core._json import parse_json
 from ..core.clock import SYSTEM_CLOCK, Clock
@@ -134,7 +135,7 @@ class WebhookSender:
     Lives as long as ``session``; subscribe it: ``manager.connections.subscribe(sender)``.
 
     Args:
-        url: The app's receiving URL.
+        url: The app's receiving URL (http or https; its repr shows the origin only).
         secret: The shared secret (16 bytes or more; keep it in the app's settings).
         session: The aiohttp session to send with (``manager.http_session`` will do).
         attempts: Tries per event before giving the event back to the registry.
@@ -158,13 +159,17 @@ class WebhookSender:
     ) -> None:
         if attempts < 1:
             raise ConfigurationError("attempts must be at least 1")
+        target = URL(url) if isinstance(url, str) else None
+        if target is None or target.scheme not in ("http", "https") or not target.host:
+            raise ConfigurationError("url must be an absolute http(s) URL with a host")
+        self._origin = str(target.origin())  # the repr's: the path or query may be a secret
         self._url, self._secret = url, Secret(_key(secret).decode("latin-1"))
         self._session, self._attempts, self._backoff = session, attempts, backoff
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock, self._random = clock, random
 
     def __repr__(self) -> str:
-        return f"WebhookSender(url={self._url!r}, attempts={self._attempts})"
+        return f"WebhookSender(origin={self._origin!r}, attempts={self._attempts})"
 
     async def __call__(self, event: ConnectionEvent) -> None:
         """Deliver ``event``.

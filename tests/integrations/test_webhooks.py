@@ -192,3 +192,19 @@ def test_a_short_secret_is_refused() -> None:
 
 def _event() -> ReconnectRequired:
     return ReconnectRequired("id-1", "finapi", "carol", "9", ConnectionState.EXPIRED, 1)
+
+
+async def test_the_senders_repr_names_the_origin_only_and_a_bad_url_is_refused() -> None:
+    """A receiving URL often carries its own secret (a path token, a query key): the repr,
+    which lands in logs, shows the origin alone; a URL that is no http(s) URL is an
+    operator's typo, refused when the sender is made rather than at the first event."""
+    async with aiohttp.ClientSession() as session:
+        sender = WebhookSender(
+            "https://app.example:8443/hooks/k-0123456789?key=s3cr3t", SECRET, session=session
+        )
+        assert "s3cr3t" not in repr(sender)
+        assert "k-0123456789" not in repr(sender)
+        assert "https://app.example:8443" in repr(sender)
+        for url in ("htps://app.example/hooks", "/hooks", "https:///hooks", "app.example"):
+            with pytest.raises(ConfigurationError):
+                WebhookSender(url, SECRET, session=session)
