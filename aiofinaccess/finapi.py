@@ -75,6 +75,7 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.money import Money as Money
     from .api.money import bic as bic
     from .api.money import iban as iban
+    from .api.payment_ledger import PaymentTimeouts as PaymentTimeouts
     from .api.payment_ledger import new_reference as new_reference
     from .core.error_bodies import FinApiErrorBody as FinApiErrorBody
     from .core.error_bodies import WebFormErrorBody as WebFormErrorBody
@@ -97,7 +98,7 @@ _HOMES: Final = {
         "StandingOrderRecord Transfer"
     ),
     ".api.finapi.payments": "FinApiPayments PaymentRoutes",
-    ".api.payment_ledger": "new_reference",
+    ".api.payment_ledger": "PaymentTimeouts new_reference",
     ".api.finapi.sync": "FinApiSyncCursor FinApiTransactionSync",
     ".api.finapi.task_models": (
         "BackgroundUpdate Task TaskCallbacks TaskPayload TaskStatus UpdateCompleted UpdateFailed "

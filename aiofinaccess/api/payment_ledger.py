@@ -28,6 +28,7 @@ import cattrs
 
 from ..core.errors import (
     ApiError,
+    ConfigurationError,
     PaymentFieldError,
     ReauthorizationRequired,
     StoreError,
@@ -42,6 +43,7 @@ __all__ = [
     "Match",
     "NotFound",
     "PaymentRecord",
+    "PaymentTimeouts",
     "RecordState",
     "check_reference",
     "fingerprint",
@@ -119,6 +121,37 @@ class PaymentRecord:
 
 
 _converter = cattrs.Converter()
+
+
+def _seconds(_instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(f"PaymentTimeouts.{attribute.name} must be positive seconds")
+
+
+@attrs.frozen(slots=True)
+class PaymentTimeouts:
+    """How long a payment client waits, and how long a reference stays open.
+
+    Args:
+        request: Seconds per request.
+        claim_for: Seconds another caller of the same reference waits for the sender before
+            reconciling in its place (longer than ``request``).
+        settle_after: Seconds after a send from which a payment not found can no longer
+            appear (``PaymentNotCreated`` rather than ``PaymentOutcomeUnknown``; longer than
+            ``claim_for``).
+
+    Raises:
+        ConfigurationError: A value that is not positive seconds, or not
+            ``request < claim_for < settle_after``.
+    """
+
+    request: float = attrs.field(default=30.0, validator=_seconds)
+    claim_for: float = attrs.field(default=120.0, validator=_seconds)
+    settle_after: float = attrs.field(default=600.0, validator=_seconds)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.request < self.claim_for < self.settle_after:
+            raise ConfigurationError("PaymentTimeouts need request < claim_for < settle_after")
 
 
 def new_reference() -> str:

@@ -40,6 +40,7 @@ from .payment_ledger import (
     Found,
     Match,
     PaymentRecord,
+    PaymentTimeouts,
     RecordState,
     outcome_of_failure,
     readable,
@@ -306,44 +307,38 @@ def open_ledger(
     manager: SessionManager,
     provider: str,
     reconciler: Reconciler[P],
+    timeouts: PaymentTimeouts,
     *,
     records: PaymentRecords | None,
     clock: Clock | None,
-    timeout: float,
-    claim_for: float,
-    settle_after: float,
 ) -> Ledger[P]:
     """A :class:`Ledger` in ``records`` (the manager's store by default), on the manager's
     clock by default.
 
     Raises:
-        ConfigurationError: The store keeps no payment records, or ``claim_for`` is not
-            above ``timeout`` and below ``settle_after``.
+        ConfigurationError: The store keeps no payment records.
     """
     records = records if records is not None else manager.store  # type: ignore[assignment]
     if not isinstance(records, PaymentRecords):
         raise ConfigurationError("the store keeps no payment records (PaymentRecords)")
-    if not timeout < claim_for < settle_after:
-        raise ConfigurationError("need timeout < claim_for < settle_after")
     return Ledger(
         records,
         manager.clock if clock is None else clock,
         provider,
         reconciler,
-        claim_for=claim_for,
-        settle_after=settle_after,
-        poll=min(1.0, timeout / 10),
+        claim_for=timeouts.claim_for,
+        settle_after=timeouts.settle_after,
+        poll=min(1.0, timeouts.request / 10),
     )
 
 
 def open_unlisted(
     manager: SessionManager,
     name: str,
+    timeouts: PaymentTimeouts,
     *,
     records: PaymentRecords | None,
     clock: Clock | None,
-    timeout: float,
-    claim_for: float,
 ) -> Ledger[dict[str, Any]]:
     """An :class:`Unlisted` ledger whose records live under ``name`` (one of its own, such as
     ``finapi/forms``, so they never mix with the payments a reconciliation compares).
@@ -351,13 +346,6 @@ def open_unlisted(
     Raises:
         ConfigurationError: As :func:`open_ledger`.
     """
-    return open_ledger(
-        manager,
-        name,
-        Unlisted(),
-        records=records,
-        clock=clock,
-        timeout=timeout,
-        claim_for=claim_for,
-        settle_after=math.inf,  # an unlisted request is never found, so never settled "not found"
-    )
+    # An unlisted request is never found, so never settled "not found".
+    forever = attrs.evolve(timeouts, settle_after=math.inf)
+    return open_ledger(manager, name, Unlisted(), forever, records=records, clock=clock)

@@ -20,7 +20,14 @@ from aiofinaccess.errors import (
     UnprocessableEntityError,
     UsageError,
 )
-from aiofinaccess.finapi import FinApiData, FinApiPayments, Money, Transfer, new_reference
+from aiofinaccess.finapi import (
+    FinApiData,
+    FinApiPayments,
+    Money,
+    PaymentTimeouts,
+    Transfer,
+    new_reference,
+)
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox
 from tests.reliability.payment_runs import AheadClock, CrashingRecords
@@ -202,4 +209,7 @@ async def test_a_store_without_payment_records_is_refused(sandbox_manager: Sessi
     with pytest.raises(ConfigurationError, match="payment records"):
         FinApiPayments(sandbox_manager, records=Bare())  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="claim_for"):
-        FinApiPayments(sandbox_manager, timeout=200.0)
+        PaymentTimeouts(request=200.0)
+    for bad in (0, -1.0, True, "30"):
+        with pytest.raises(ConfigurationError, match="request must be positive"):
+            PaymentTimeouts(request=bad)  # type: ignore[arg-type]

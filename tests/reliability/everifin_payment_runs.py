@@ -26,8 +26,9 @@ from aiofinaccess.finapi import Money, new_reference
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, run_sandbox
 from tests.reliability.payment_runs import (
+    FAST,
     KINDS,
-    SETTLE_AFTER,
+    SETTLING,
     AheadClock,
     Attempt,
     CrashingRecords,
@@ -43,8 +44,8 @@ Api = Literal["bankconnect", "paygate"]
 
 def _client(api: Api, manager: SessionManager, **options: Any) -> BankConnectPayments | Paygate:
     if api == "paygate":
-        return Paygate(manager, timeout=5.0, **options)
-    return BankConnectPayments(manager, timeout=5.0, **options)
+        return Paygate(manager, **options)
+    return BankConnectPayments(manager, **options)
 
 
 def _create(client: BankConnectPayments | Paygate, user: str, order: PaymentOrder, ref: str) -> Any:
@@ -66,11 +67,11 @@ async def one_run(
     await pis_user(manager, sandbox, user)
     records, clock = CrashingRecords(), AheadClock()
     tally = Tally(runs=1, transfers=payments)
-    outsider = _client(api, manager, records=MemoryStore(), clock=clock)
+    outsider = _client(api, manager, records=MemoryStore(), clock=clock, timeouts=FAST)
     callers: list[BankConnectPayments | Paygate] = []
 
     def caller() -> BankConnectPayments | Paygate:  # a fresh process: the same store
-        client = _client(api, manager, records=records, clock=clock, settle_after=SETTLE_AFTER)
+        client = _client(api, manager, records=records, clock=clock, timeouts=SETTLING)
         callers.append(client)
         return client
 

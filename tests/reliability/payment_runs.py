@@ -31,7 +31,14 @@ import attrs
 from aiofinaccess import MemoryStore, SessionManager
 from aiofinaccess.api.payment_ledger import PaymentRecord, RecordState
 from aiofinaccess.errors import PaymentNotCreated, PaymentOutcomeUnknown
-from aiofinaccess.finapi import FinApiData, FinApiPayments, Money, Transfer, new_reference
+from aiofinaccess.finapi import (
+    FinApiData,
+    FinApiPayments,
+    Money,
+    PaymentTimeouts,
+    Transfer,
+    new_reference,
+)
 from aiofinaccess.integrations.testing import sandbox_providers
 from aiofinaccess.sandbox import Sandbox, run_sandbox
 from aiofinaccess.stores import StoredRecord
@@ -40,6 +47,8 @@ from tests.support.finapi_journey import import_connection
 BOB = "DE89370400440532013000"
 KINDS = ("500", "503", "drop", "500_after_commit", "drop_after_commit")
 SETTLE_AFTER = 600.0
+FAST = PaymentTimeouts(request=5.0)
+SETTLING = PaymentTimeouts(request=5.0, settle_after=SETTLE_AFTER)
 #: How a call may end early: not at all, at the record write after the send, while the
 #: request is at the sandbox, or at a random moment.
 CRASHES = ("none", "at_record", "in_flight", "at_random")
@@ -199,13 +208,11 @@ async def one_run(sandbox: Sandbox, manager: SessionManager, seed: int, transfer
     records, clock = CrashingRecords(), AheadClock()
 
     tally = Tally(runs=1, transfers=transfers)
-    outsider = FinApiPayments(manager, records=MemoryStore(), clock=clock, timeout=5.0)
+    outsider = FinApiPayments(manager, records=MemoryStore(), clock=clock, timeouts=FAST)
     foreign: list[str] = []
 
     def caller() -> FinApiPayments:  # a fresh process: its own owner, the same store
-        payments = FinApiPayments(
-            manager, records=records, clock=clock, timeout=5.0, settle_after=SETTLE_AFTER
-        )
+        payments = FinApiPayments(manager, records=records, clock=clock, timeouts=SETTLING)
         callers.append(payments)
         return payments
 

@@ -30,7 +30,7 @@ from ...oauth.transport import Pairs
 from ..json_ready import JsonReady
 from ..models import read_model
 from ..money import Money, iban
-from ..payment_ledger import check_reference, fingerprint
+from ..payment_ledger import PaymentTimeouts, check_reference, fingerprint
 from ..payment_once import open_ledger, open_unlisted
 from ..pipeline import ApiClient, Endpoint, EndUser
 from ..route_tables import check_routes
@@ -99,8 +99,7 @@ class Paygate:
         manager: Holds the client token; its store keeps the payment records.
         provider: The Paygate provider's name in ``manager``.
         routes: The route table; override single routes with ``attrs.evolve``.
-        timeout, records, claim_for, settle_after, clock: As for
-            :class:`~aiofinaccess.finapi.FinApiPayments`.
+        timeouts, records, clock: As for :class:`~aiofinaccess.finapi.FinApiPayments`.
 
     Raises:
         ConfigurationError: As for :class:`~aiofinaccess.finapi.FinApiPayments`.
@@ -112,31 +111,20 @@ class Paygate:
         provider: str = "everifin_paygate",
         *,
         routes: PaygateRoutes | None = None,
-        timeout: float = 30.0,
+        timeouts: PaymentTimeouts = PaymentTimeouts(),  # noqa: B008  (frozen)
         records: PaymentRecords | None = None,
-        claim_for: float = 120.0,
-        settle_after: float = 600.0,
         clock: Clock | None = None,
     ) -> None:
         self.routes = check_routes(routes or PaygateRoutes())
-        self._api = ApiClient(manager, provider, context_headers=paygate_context, timeout=timeout)
+        self._api = ApiClient(
+            manager, provider, context_headers=paygate_context, timeout=timeouts.request
+        )
+        reconciler = ByReference(lambda _user, reference: self.payments(external_id=reference))
         self._ledger = open_ledger(
-            manager,
-            provider,
-            ByReference(lambda _user, reference: self.payments(external_id=reference)),
-            records=records,
-            clock=clock,
-            timeout=timeout,
-            claim_for=claim_for,
-            settle_after=settle_after,
+            manager, provider, reconciler, timeouts, records=records, clock=clock
         )
         self._orders = open_unlisted(
-            manager,
-            f"{provider}/orders",
-            records=records,
-            clock=clock,
-            timeout=timeout,
-            claim_for=claim_for,
+            manager, f"{provider}/orders", timeouts, records=records, clock=clock
         )
 
     def __repr__(self) -> str:

@@ -29,7 +29,7 @@ import attrs
 from ...core.clock import Clock
 from ...core.payment_records import PaymentRecords
 from ..money import iban
-from ..payment_ledger import check_reference, fingerprint
+from ..payment_ledger import PaymentTimeouts, check_reference, fingerprint
 from ..payment_once import open_ledger
 from ..pipeline import ApiClient, Endpoint, EndUser, everifin_context
 from ..route_tables import check_routes
@@ -61,13 +61,11 @@ class BankConnectPayments:
         manager: Holds each user's tokens; its store keeps the payment records.
         provider: The Everifin provider's name in ``manager``.
         routes: The route table (UNCERTAIN defaults).
-        timeout, records, claim_for, settle_after, clock: As for
-            :class:`~aiofinaccess.finapi.FinApiPayments`.
+        timeouts, records, clock: As for :class:`~aiofinaccess.finapi.FinApiPayments`.
 
     Raises:
-        ConfigurationError: The store keeps no payment records, or ``claim_for`` is not
-            above ``timeout`` and below ``settle_after``, or a route in ``routes`` lost its
-            leading slash or its default's placeholders.
+        ConfigurationError: The store keeps no payment records, or a route in ``routes``
+            lost its leading slash or its default's placeholders.
     """
 
     def __init__(
@@ -76,23 +74,17 @@ class BankConnectPayments:
         provider: str = "everifin",
         *,
         routes: BankConnectPaymentRoutes | None = None,
-        timeout: float = 30.0,
+        timeouts: PaymentTimeouts = PaymentTimeouts(),  # noqa: B008  (frozen)
         records: PaymentRecords | None = None,
-        claim_for: float = 120.0,
-        settle_after: float = 600.0,
         clock: Clock | None = None,
     ) -> None:
         self.routes = check_routes(routes or BankConnectPaymentRoutes())
-        self._api = ApiClient(manager, provider, context_headers=everifin_context, timeout=timeout)
+        self._api = ApiClient(
+            manager, provider, context_headers=everifin_context, timeout=timeouts.request
+        )
+        reconciler = ByReference(self._by_reference)
         self._ledger = open_ledger(
-            manager,
-            provider,
-            ByReference(self._by_reference),
-            records=records,
-            clock=clock,
-            timeout=timeout,
-            claim_for=claim_for,
-            settle_after=settle_after,
+            manager, provider, reconciler, timeouts, records=records, clock=clock
         )
 
     def __repr__(self) -> str:

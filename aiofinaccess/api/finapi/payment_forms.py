@@ -25,7 +25,7 @@ from ...core.clock import Clock
 from ...core.errors import ValidationError
 from ...core.payment_records import PaymentRecords
 from ..money import iban
-from ..payment_ledger import check_reference, fingerprint
+from ..payment_ledger import PaymentTimeouts, check_reference, fingerprint
 from ..payment_once import open_unlisted
 from ..pipeline import Endpoint, EndUser
 from ..route_tables import check_routes
@@ -97,8 +97,8 @@ class PaymentForms:
         manager: Holds each user's finAPI tokens.
         provider: A registered finAPI provider with a ``web_form_url``.
         routes: The form paths.
-        timeout: Seconds per request.
-        records, claim_for, clock: As for :class:`~aiofinaccess.finapi.FinApiPayments`.
+        timeouts, records, clock: As for :class:`~aiofinaccess.finapi.FinApiPayments`
+            (``timeouts.settle_after`` does not apply: a form's request is never listed).
 
     Raises:
         ConfigurationError: The provider has no Web Form host, the store keeps no
@@ -111,20 +111,14 @@ class PaymentForms:
         provider: str = "finapi",
         *,
         routes: PaymentFormRoutes | None = None,
-        timeout: float = 30.0,
+        timeouts: PaymentTimeouts = PaymentTimeouts(),  # noqa: B008  (frozen)
         records: PaymentRecords | None = None,
-        claim_for: float = 120.0,
         clock: Clock | None = None,
     ) -> None:
         self.routes = check_routes(routes or PaymentFormRoutes())
-        self._api = web_form_client(manager, provider, timeout)
+        self._api = web_form_client(manager, provider, timeouts.request)
         self._ledger = open_unlisted(
-            manager,
-            f"{provider}/forms",
-            records=records,
-            clock=clock,
-            timeout=timeout,
-            claim_for=claim_for,
+            manager, f"{provider}/forms", timeouts, records=records, clock=clock
         )
 
     def __repr__(self) -> str:

@@ -34,7 +34,7 @@ from ...core.clock import Clock
 from ...core.errors import PaymentFieldError, ValidationError
 from ...core.payment_records import PaymentRecords
 from ..money import iban
-from ..payment_ledger import check_reference, fingerprint
+from ..payment_ledger import PaymentTimeouts, check_reference, fingerprint
 from ..payment_once import open_ledger, open_unlisted
 from ..pipeline import ApiClient, Endpoint, EndUser, finapi_context
 from ..route_tables import check_routes
@@ -80,18 +80,13 @@ class FinApiPayments:
         manager: Holds each user's finAPI tokens; its store keeps the payment records.
         provider: The finAPI provider's name in ``manager``.
         routes: The route table; override single routes with ``attrs.evolve``.
-        timeout: Seconds per request.
+        timeouts: Seconds per request, and how long a reference stays open.
         records: Where payment records live, if not in the manager's store.
-        claim_for: Seconds another caller of the same reference waits for the sender before
-            reconciling in its place (longer than ``timeout``).
-        settle_after: Seconds after a send from which a payment not found can no longer
-            appear (``PaymentNotCreated`` rather than ``PaymentOutcomeUnknown``).
         clock: Wall-clock times for records (the manager's clock by default).
 
     Raises:
-        ConfigurationError: The store keeps no payment records, or ``claim_for`` is not
-            above ``timeout`` and below ``settle_after``, or a route in ``routes`` lost its
-            leading slash or its default's placeholders.
+        ConfigurationError: The store keeps no payment records, or a route in ``routes``
+            lost its leading slash or its default's placeholders.
     """
 
     def __init__(
@@ -100,31 +95,20 @@ class FinApiPayments:
         provider: str = "finapi",
         *,
         routes: PaymentRoutes | None = None,
-        timeout: float = 30.0,
+        timeouts: PaymentTimeouts = PaymentTimeouts(),  # noqa: B008  (frozen)
         records: PaymentRecords | None = None,
-        claim_for: float = 120.0,
-        settle_after: float = 600.0,
         clock: Clock | None = None,
     ) -> None:
         self.routes = check_routes(routes or PaymentRoutes())
-        self._api = ApiClient(manager, provider, context_headers=finapi_context, timeout=timeout)
+        self._api = ApiClient(
+            manager, provider, context_headers=finapi_context, timeout=timeouts.request
+        )
+        reconciler = FinApiReconciler(self._highest_id, self._list_above)
         self._ledger = open_ledger(
-            manager,
-            provider,
-            FinApiReconciler(self._highest_id, self._list_above),
-            records=records,
-            clock=clock,
-            timeout=timeout,
-            claim_for=claim_for,
-            settle_after=settle_after,
+            manager, provider, reconciler, timeouts, records=records, clock=clock
         )
         self._standing = open_unlisted(
-            manager,
-            f"{provider}/standing-orders",
-            records=records,
-            clock=clock,
-            timeout=timeout,
-            claim_for=claim_for,
+            manager, f"{provider}/standing-orders", timeouts, records=records, clock=clock
         )
 
     def __repr__(self) -> str:
