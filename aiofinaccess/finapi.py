@@ -1,6 +1,7 @@
 """finAPI Access: users, the Web Form 2.0, accounts and transactions, connection updates and
-consent state, notification rules, payments (Access and the payment forms, with money checked
-before sending), and their models.
+consent state, notification rules, payments (Access and the payment forms), and their models.
+What payments of both providers share (``Money``, ``iban``, ``new_reference``,
+``PaymentTimeouts``) is in :mod:`aiofinaccess.payments`.
 
 Every call takes a :class:`~aiofinaccess.SessionManager` holding a
 :class:`~aiofinaccess.FinApi` provider; the names load on first use.
@@ -72,11 +73,6 @@ if TYPE_CHECKING:  # what mypy sees; at run time ``__getattr__`` below imports o
     from .api.finapi.webform import WebFormCallbacks as WebFormCallbacks
     from .api.finapi.webform import WebForms as WebForms
     from .api.finapi.webform import WebFormStatus as WebFormStatus
-    from .api.money import Money as Money
-    from .api.money import bic as bic
-    from .api.money import iban as iban
-    from .api.payment_ledger import PaymentTimeouts as PaymentTimeouts
-    from .api.payment_ledger import new_reference as new_reference
     from .core.error_bodies import FinApiErrorBody as FinApiErrorBody
     from .core.error_bodies import WebFormErrorBody as WebFormErrorBody
 
@@ -98,7 +94,6 @@ _HOMES: Final = {
         "StandingOrderRecord Transfer"
     ),
     ".api.finapi.payments": "FinApiPayments PaymentRoutes",
-    ".api.payment_ledger": "PaymentTimeouts new_reference",
     ".api.finapi.sync": "FinApiSyncCursor FinApiTransactionSync",
     ".api.finapi.task_models": (
         "BackgroundUpdate Task TaskCallbacks TaskPayload TaskStatus UpdateCompleted UpdateFailed "
@@ -107,7 +102,6 @@ _HOMES: Final = {
     ".api.finapi.tasks": "ConnectionUpdates UpdateRoutes",
     ".api.finapi.users": "NewUser PasswordChange User UserChanges Users",
     ".api.finapi.webform": "BankConnectionImport WebForm WebFormCallbacks WebForms WebFormStatus",
-    ".api.money": "Money bic iban",
     ".core.error_bodies": "FinApiErrorBody WebFormErrorBody",
 }
 

@@ -17,6 +17,7 @@ import aiofinaccess
 import aiofinaccess.errors
 import aiofinaccess.everifin
 import aiofinaccess.finapi
+import aiofinaccess.payments
 from aiofinaccess.cli.main import main
 from aiofinaccess.core import errors
 from tests.support.namespaces import NAMESPACES
@@ -92,19 +93,21 @@ def test_each_name_is_exported_once() -> None:
 
 def test_provider_resources_are_in_their_namespace() -> None:
     """The token layer holds no provider's resources; each provider namespace holds only its own
-    resources, the shapes of its error bodies, and the money types and client references
-    payments share."""
+    resources and the shapes of its error bodies; what both providers' payments share (money,
+    client references, their timeouts) is in ``aiofinaccess.payments``, so an Everifin app
+    never imports from ``aiofinaccess.finapi``."""
     for namespace, provider in (
         (aiofinaccess.finapi, "finapi"),
         (aiofinaccess.everifin, "everifin"),
     ):
         for name in namespace.__all__:
             home = home_of(namespace, name)
-            assert (
-                home.startswith(f"aiofinaccess.api.{provider}.")
-                or home in ("aiofinaccess.api.money", "aiofinaccess.api.payment_ledger")
-                or (home == "aiofinaccess.core.error_bodies" and name.endswith("ErrorBody"))
+            assert home.startswith(f"aiofinaccess.api.{provider}.") or (
+                home == "aiofinaccess.core.error_bodies" and name.endswith("ErrorBody")
             ), name
+    for name in aiofinaccess.payments.__all__:
+        home = home_of(aiofinaccess.payments, name)
+        assert home in ("aiofinaccess.api.money", "aiofinaccess.api.payment_ledger"), name
     for name in aiofinaccess.__all__:
         home = home_of(aiofinaccess, name)
         assert not home.startswith(("aiofinaccess.api.finapi", "aiofinaccess.api.everifin")), name

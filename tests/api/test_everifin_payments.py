@@ -31,7 +31,7 @@ from aiofinaccess.everifin import (
     Paygate,
     PaymentOrder,
 )
-from aiofinaccess.finapi import new_reference
+from aiofinaccess.payments import new_reference
 from aiofinaccess.sandbox import Sandbox, headless_payment
 from tests.reliability.payment_runs import AheadClock
 from tests.support.everifin_journey import SK_IBAN, pis_user, store_seeded, with_paygate

@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiofinaccess import SessionManager
 from aiofinaccess.api.money import Money
 from aiofinaccess.everifin import BankConnectPayments, Paygate, PaymentOrder
-from aiofinaccess.finapi import new_reference
+from aiofinaccess.payments import new_reference
 from aiofinaccess.sandbox import Sandbox
 from aiofinaccess.stores.memory import MemoryStore
 from tests.reliability.payment_runs import AheadClock

@@ -13,14 +13,13 @@ from aiofinaccess.finapi import (
     DirectDebit,
     FinApiData,
     FinApiPayments,
-    Money,
     PaymentForms,
     PaymentStatus,
     StandingOrder,
     Transfer,
     WebForms,
-    new_reference,
 )
+from aiofinaccess.payments import Money, new_reference
 from aiofinaccess.sandbox import Sandbox
 from tests.support.finapi_journey import import_connection, press
 

@@ -16,13 +16,12 @@ from aiofinaccess.finapi import (
     FinApiData,
     FinApiPayments,
     FormOptions,
-    Money,
     PaymentForms,
     StandingOrder,
     Transfer,
     WebForms,
-    new_reference,
 )
+from aiofinaccess.payments import Money, new_reference
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from aiofinaccess.sandbox.state import Exchange
 from tests.support.contract import access_spec, spec, validate_exchange

@@ -11,7 +11,7 @@ from aiofinaccess.api.money import Money
 from aiofinaccess.api.pipeline import EndUser
 from aiofinaccess.errors import ConflictError, InvalidAmountError, PaymentNotCreated
 from aiofinaccess.everifin import Paygate, PaymentOrder
-from aiofinaccess.finapi import new_reference
+from aiofinaccess.payments import new_reference
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from tests.support.everifin_journey import SK_IBAN, with_paygate
 

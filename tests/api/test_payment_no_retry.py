@@ -12,7 +12,8 @@ import pytest
 from aiofinaccess import ClientCredentials, Oidc, RetryPolicy, Schedule, SessionManager, TokenSet
 from aiofinaccess.api.pipeline import ApiClient, Endpoint
 from aiofinaccess.errors import TransportError
-from aiofinaccess.finapi import PaymentRoutes, new_reference
+from aiofinaccess.finapi import PaymentRoutes
+from aiofinaccess.payments import new_reference
 
 
 class Swallower:

@@ -20,15 +20,9 @@ from aiofinaccess.errors import (
     UnprocessableEntityError,
     UsageError,
 )
-from aiofinaccess.finapi import (
-    FinApiData,
-    FinApiPayments,
-    Money,
-    PaymentTimeouts,
-    Transfer,
-    new_reference,
-)
+from aiofinaccess.finapi import FinApiData, FinApiPayments, Transfer
 from aiofinaccess.integrations.testing import sandbox_providers
+from aiofinaccess.payments import Money, PaymentTimeouts, new_reference
 from aiofinaccess.sandbox import Sandbox
 from tests.reliability.payment_runs import AheadClock, CrashingRecords
 from tests.support.finapi_journey import import_connection

@@ -15,15 +15,8 @@ import pytest
 from aiofinaccess import SessionManager
 from aiofinaccess.errors import PaymentOutcomeUnknown, UsageError
 from aiofinaccess.everifin import Paygate
-from aiofinaccess.finapi import (
-    FinApiData,
-    FinApiPayments,
-    Money,
-    PaymentForms,
-    StandingOrder,
-    Transfer,
-    new_reference,
-)
+from aiofinaccess.finapi import FinApiData, FinApiPayments, PaymentForms, StandingOrder, Transfer
+from aiofinaccess.payments import Money, new_reference
 from aiofinaccess.sandbox import Sandbox, SandboxConfig
 from tests.support.everifin_journey import with_paygate
 from tests.support.finapi_journey import import_connection

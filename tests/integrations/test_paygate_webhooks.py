@@ -22,9 +22,9 @@ from starlette.applications import Starlette
 from aiofinaccess import SessionManager
 from aiofinaccess.api.money import Money
 from aiofinaccess.everifin import EventLog, Paygate, PaygateEvent, PaymentOrder, Verdict
-from aiofinaccess.finapi import new_reference
 from aiofinaccess.integrations.paygate_webhooks import PaygateWebhooks
 from aiofinaccess.integrations.starlette import paygate_route
+from aiofinaccess.payments import new_reference
 from aiofinaccess.sandbox import Sandbox, SandboxConfig, headless_payment
 from tests.support.everifin_journey import SK_IBAN, with_paygate
 

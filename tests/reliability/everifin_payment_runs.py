@@ -22,8 +22,8 @@ from typing import Any, Literal
 from aiofinaccess import MemoryStore, SessionManager
 from aiofinaccess.api.payment_ledger import PaymentRecord, RecordState
 from aiofinaccess.everifin import BankConnectPayments, Paygate, PaymentOrder
-from aiofinaccess.finapi import Money, new_reference
 from aiofinaccess.integrations.testing import sandbox_providers
+from aiofinaccess.payments import Money, new_reference
 from aiofinaccess.sandbox import Sandbox, run_sandbox
 from tests.reliability.payment_runs import (
     FAST,

@@ -31,15 +31,9 @@ import attrs
 from aiofinaccess import MemoryStore, SessionManager
 from aiofinaccess.api.payment_ledger import PaymentRecord, RecordState
 from aiofinaccess.errors import PaymentNotCreated, PaymentOutcomeUnknown
-from aiofinaccess.finapi import (
-    FinApiData,
-    FinApiPayments,
-    Money,
-    PaymentTimeouts,
-    Transfer,
-    new_reference,
-)
+from aiofinaccess.finapi import FinApiData, FinApiPayments, Transfer
 from aiofinaccess.integrations.testing import sandbox_providers
+from aiofinaccess.payments import Money, PaymentTimeouts, new_reference
 from aiofinaccess.sandbox import Sandbox, run_sandbox
 from aiofinaccess.stores import StoredRecord
 from tests.support.finapi_journey import import_connection

@@ -7,7 +7,8 @@ import aiohttp
 import pytest
 
 from aiofinaccess import SessionManager
-from aiofinaccess.finapi import FinApiData, FinApiPayments, Money, Transfer, new_reference
+from aiofinaccess.finapi import FinApiData, FinApiPayments, Transfer
+from aiofinaccess.payments import Money, new_reference
 from aiofinaccess.sandbox import AFTER_COMMIT_KINDS, Faults, Sandbox
 from tests.support.finapi_journey import import_connection
 
