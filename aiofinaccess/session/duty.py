@@ -268,10 +268,8 @@ class DutyLoop:
                 # with the store (a rolled-back store's older set is written over, never adopted).
                 self._publisher.publish(entry, stored.token_set, stored.version)
             self._stats.scheduled_renewals += 1
-            # The lease goes to the job, unless there is none or a job started meanwhile.
-            fenced = run if run is not None and run.lease is not None else None
-            if not driver.idle_for(entry):
-                fenced = None
+            # The lease (or the wait for it) goes to the job, unless a job started meanwhile.
+            fenced = run if driver.idle_for(entry) else None
             outcome = driver.start(entry, reason="scheduled", read=stored, fenced=fenced)
             if fenced is not None:
                 run = None  # the job's to let go of
@@ -281,8 +279,9 @@ class DutyLoop:
         await asyncio.shield(outcome)
 
     async def _read(self, key: TokenKey, version: list[int], run: Job | None) -> Stored | None:
-        """The claimed set as read under the lease (``run``'s), or read now."""
-        if run is not None and run.lease is not None:
+        """The claimed set as ``run`` read it (under its lease, or while the lease was
+        busy), or read now."""
+        if run is not None:
             if run.stored is not None:
                 version.append(run.stored.version)
             return run.stored

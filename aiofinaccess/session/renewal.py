@@ -163,7 +163,8 @@ class RenewalDriver:
         duty does, for the set it claimed); a job started here decides from it instead of
         reading the store again before it takes the lease (it reads again under the lease).
         ``fenced``: a scheduled job whose lease the caller took (:meth:`take_lease`) and
-        whose set it read under it; only when :meth:`idle_for` says no job runs.
+        whose set it read under it (``read`` is then ignored); only when :meth:`idle_for`
+        says no job runs.
         """
         outcome_now = entry.outcome
         if entry.job is not None and outcome_now is not None:
@@ -196,11 +197,12 @@ class RenewalDriver:
         return outcome.done() and not outcome.cancelled() and outcome.exception() is None
 
     async def take_lease(self, key: TokenKey) -> Job:
-        """A scheduled job for ``key`` with its lease taken and its set read under it (no
-        lease if another holder has it: the set is then read without)."""
+        """A scheduled job for ``key`` with its lease taken for the send it is to make and
+        its set read under it (no lease if another holder has it: the set is then read
+        without, and the job waits on for the lease)."""
         run = Job(reason="scheduled")
         try:
-            await self._fence.take(key, run)
+            await self._fence.take(key, run, for_send=True)
         except BaseException:
             await self._fence.drop(run)
             raise
