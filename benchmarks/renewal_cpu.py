@@ -62,7 +62,15 @@ async def duty_window(
 ) -> dict[str, Any]:
     """One duty worker renews the plan's sets; its CPU over the window."""
     sandbox = common.SANDBOX
-    manager = SessionManager(store=env.store(), policy=POLICY, duty=Duty(enabled=True))
+    store, claims = env.store(), [0]
+    claim_due = store.claim_due
+
+    async def counted(**kwargs: Any) -> Any:  # claims per renewal: a claim's cost is shared
+        claims[0] += 1
+        return await claim_due(**kwargs)
+
+    store.claim_due = counted  # type: ignore[method-assign]
+    manager = SessionManager(store=store, policy=POLICY, duty=Duty(enabled=True))
     manager.register(
         Everifin.at(env.sandbox_url + "/auth", env.sandbox_url),
         ClientCredentials(sandbox.everifin_client_id, sandbox.everifin_client_secret),
@@ -73,6 +81,7 @@ async def duty_window(
             await asyncio.sleep(wait)
         stats = manager.stats
         began, cpu0, done0 = time.monotonic(), time.process_time(), stats.rotations
+        claims0 = claims[0]
         if profiler is not None:
             profiler.enable()
         for _ in range(int((2 * plan.interval + 5) / POLL)):  # polled: no event to subscribe
@@ -83,6 +92,7 @@ async def duty_window(
             profiler.disable()
         cpu, elapsed = time.process_time() - cpu0, time.monotonic() - began
         renewed = stats.rotations - done0
+        claimed = claims[0] - claims0
     finally:
         await manager.aclose()
     return {
@@ -90,6 +100,7 @@ async def duty_window(
         "seconds": elapsed,
         "cpu_s": cpu,
         "cpu_per_renewal_ms": common.ratio(cpu, renewed) * 1e3,
+        "claims_per_renewal": common.ratio(claimed, renewed),
         "token_requests": stats.token_requests,
         "refresh_failures": stats.refresh_failures,
     }
@@ -216,6 +227,7 @@ def main() -> None:
     rows = [
         ["duty worker: CPU per renewal, ms", duty["cpu_per_renewal_ms"]],
         ["  renewals stored / window s", f"{duty['renewals']} / {duty['seconds']:.1f}"],
+        ["  store claims per renewal", duty["claims_per_renewal"]],
         ["floor: CPU per POST + write, ms", floor["cpu_per_pair_ms"]],
         ["ratio duty / floor", figures["ratio_to_floor"]],
     ]

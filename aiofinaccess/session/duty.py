@@ -135,6 +135,7 @@ class DutyLoop:
             free = self._concurrency - len(self._running)
             if free <= 0:
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+                await self._slots_free()
                 continue
             limit = min(self._batch, free)
             clients = self._registry.client_keys()
@@ -163,6 +164,20 @@ class DutyLoop:
             if len(keys) + dropped < limit:
                 self._wakeup.clear()  # a due time written from now on wakes the sleep below
                 await self._sleep(await self._pause(found=bool(keys), clients=clients))
+
+    async def _slots_free(self) -> None:
+        """After every slot was taken: wait until half are free, at most a gather, so that
+        the next claim takes a batch rather than the one set whose slot just freed (a claim
+        costs about the same for one set as for a hundred)."""
+        half = self._concurrency // 2
+        if len(self._running) <= half:
+            return
+        timer = asyncio.ensure_future(self._clock.sleep(self._gather))
+        try:
+            while len(self._running) > half and not timer.done():
+                await asyncio.wait({timer, *self._running}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await cancel_and_wait(timer)
 
     def _dropped(self, count: int) -> None:
         """Count due entries a claim dropped; warn at most once a :data:`_WARN_EVERY` seconds
