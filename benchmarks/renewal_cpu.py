@@ -1,20 +1,21 @@
-"""CPU per renewal of one duty worker, beside the floor: one raw token POST and one Redis SET.
+"""CPU per renewal of one duty worker, beside the floor: one raw token POST and one store write.
 
-    .venv/bin/python benchmarks/renewal_cpu.py [--quick] [--json PATH] [--sets N] [--rate R]
-        [--profile PATH] [--top K]
+    .venv/bin/python benchmarks/renewal_cpu.py [--quick] [--json PATH] [--store redis|postgres]
+        [--sets N] [--rate R] [--profile PATH] [--top K]
 
-``redis-server`` and the sandbox run in their own processes (only this one's CPU counts). N
-Keycloak sessions are seeded in the sandbox and the N matching token sets written to a
-``RedisStore`` as fleet.py seeds them, due over about N / R seconds (R renewals a second, as
-in fleet.py's scaling phase). One ``SessionManager`` with the refresh duty, in this process,
-then renews them: CPU per renewal is this process's user + system CPU over the window (from
-its first claim until N renewals were stored, or two intervals), over the renewals stored.
-``--profile`` runs the window under cProfile and prints its top K entries (tottime and
-cumtime); the stats go to PATH.
+The store's server (``redis-server`` or PostgreSQL, started here as fleet.py starts them) and the
+sandbox run in their own processes (only this one's CPU counts). N Keycloak sessions are seeded in
+the sandbox and the N matching token sets written to the store as fleet.py seeds them, due over
+about N / R seconds (R renewals a second, as in fleet.py's scaling phase). One ``SessionManager``
+with the refresh duty, in this process, then renews them: CPU per renewal is this process's user +
+system CPU over the window (from its first claim until N renewals were stored, or two intervals),
+over the renewals stored. ``--profile`` runs the window under cProfile and prints its top K entries
+(tottime and cumtime); the stats go to PATH.
 
 The floor: N other seeded sessions, each renewed by one ``aiohttp`` POST of the refresh grant
-to the sandbox's token endpoint (one session, its connection pool) and one ``SET`` of the
-answer with redis-py, paced at the same rate: CPU per pair.
+to the sandbox's token endpoint (one session, its connection pool) and one write of the answer
+(redis-py's ``SET``; asyncpg's upsert of one row on PostgreSQL, from a pool as large as the
+store's), paced at the same rate: CPU per pair.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ import pstats
 import secrets
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import _common as common
 import _fleet_plan as plan_
 import _fleet_run as run_
+import _fleet_store as store_
 import aiohttp
-import redis.asyncio as aioredis
 
 from aiofinaccess import ClientCredentials, Duty, Everifin, RefreshPolicy, SessionManager
 
@@ -60,7 +62,15 @@ async def duty_window(
 ) -> dict[str, Any]:
     """One duty worker renews the plan's sets; its CPU over the window."""
     sandbox = common.SANDBOX
-    manager = SessionManager(store=env.store(), policy=POLICY, duty=Duty(enabled=True))
+    store, claims = env.store(), [0]
+    claim_due = store.claim_due
+
+    async def counted(**kwargs: Any) -> Any:  # claims per renewal: a claim's cost is shared
+        claims[0] += 1
+        return await claim_due(**kwargs)
+
+    store.claim_due = counted  # type: ignore[method-assign]
+    manager = SessionManager(store=store, policy=POLICY, duty=Duty(enabled=True))
     manager.register(
         Everifin.at(env.sandbox_url + "/auth", env.sandbox_url),
         ClientCredentials(sandbox.everifin_client_id, sandbox.everifin_client_secret),
@@ -71,6 +81,7 @@ async def duty_window(
             await asyncio.sleep(wait)
         stats = manager.stats
         began, cpu0, done0 = time.monotonic(), time.process_time(), stats.rotations
+        claims0 = claims[0]
         if profiler is not None:
             profiler.enable()
         for _ in range(int((2 * plan.interval + 5) / POLL)):  # polled: no event to subscribe
@@ -81,6 +92,7 @@ async def duty_window(
             profiler.disable()
         cpu, elapsed = time.process_time() - cpu0, time.monotonic() - began
         renewed = stats.rotations - done0
+        claimed = claims[0] - claims0
     finally:
         await manager.aclose()
     return {
@@ -88,17 +100,34 @@ async def duty_window(
         "seconds": elapsed,
         "cpu_s": cpu,
         "cpu_per_renewal_ms": common.ratio(cpu, renewed) * 1e3,
+        "claims_per_renewal": common.ratio(claimed, renewed),
         "token_requests": stats.token_requests,
         "refresh_failures": stats.refresh_failures,
     }
 
 
+async def raw_writer(url: str) -> tuple[Callable[[int, bytes], Awaitable[Any]], Any]:
+    """One raw write per pair, and what closes its client: redis-py's SET, or an asyncpg
+    upsert of one row."""
+    if store_.is_postgres(url):
+        import asyncpg  # noqa: PLC0415
+
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=store_.POOL)
+        await pool.execute("CREATE TABLE IF NOT EXISTS floor (k int PRIMARY KEY, v bytea)")
+        sql = "INSERT INTO floor VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+        return (lambda index, body: pool.execute(sql, index, body)), pool.close
+    import redis.asyncio as aioredis  # noqa: PLC0415
+
+    blocking = aioredis.BlockingConnectionPool.from_url(url, max_connections=100)
+    client = aioredis.Redis.from_pool(blocking)  # as the store's: calls wait for a connection
+    return (lambda index, body: client.set(f"floor:{index}", body)), client.aclose
+
+
 async def floor_window(env: run_.Env, plan: plan_.Plan) -> dict[str, Any]:
-    """The plan's sessions renewed by a raw POST and a raw SET each, paced like the duty."""
+    """The plan's sessions renewed by a raw POST and a raw write each, paced like the duty."""
     sandbox = common.SANDBOX
     url = common.keycloak_token_url(env.sandbox_url)
-    pool = aioredis.BlockingConnectionPool.from_url(env.redis_url, max_connections=100)
-    client = aioredis.Redis.from_pool(pool)  # as the store's: calls wait for a connection
+    write, close = await raw_writer(env.store_url)
     failures = 0
     async with aiohttp.ClientSession() as http:
 
@@ -114,7 +143,7 @@ async def floor_window(env: run_.Env, plan: plan_.Plan) -> dict[str, Any]:
             async with http.post(url, data=form) as response:
                 body = await response.read()
                 failures += response.status != 200
-            await client.set(f"floor:{index}", body)
+            await write(index, body)
 
         order = sorted(range(plan.sets), key=plan.due)
         if (wait := plan.first_due - time.time()) > 0:
@@ -127,7 +156,7 @@ async def floor_window(env: run_.Env, plan: plan_.Plan) -> dict[str, Any]:
             tasks.append(asyncio.ensure_future(pair(index)))
         await asyncio.gather(*tasks)
         cpu, elapsed = time.process_time() - cpu0, time.monotonic() - began
-    await client.aclose()
+    await close()
     return {
         "pairs": plan.sets,
         "seconds": elapsed,
@@ -152,11 +181,11 @@ async def measure(args: Any) -> dict[str, Any]:
     profiler = cProfile.Profile(time.process_time) if args.profile else None  # CPU, not wall
     with tempfile.TemporaryDirectory(prefix="aiofinaccess-renewal-cpu-") as tmp:
         async with (
-            common.redis_server() as redis_url,
+            common.store_server(args.store) as store_url,
             common.serve(sandbox, name="sandbox") as server,
             aiohttp.ClientSession() as http,
         ):
-            env = run_.Env(redis_url, server.url, http, Path(tmp))
+            env = run_.Env(store_url, server.url, http, Path(tmp))
             seeding = 5.0 + args.sets * 1e-3
             duty_plan = new_plan(args.sets, args.rate, time.time() + seeding)
             await seed(env, duty_plan, store=True)
@@ -173,6 +202,7 @@ async def measure(args: Any) -> dict[str, Any]:
 
 def main() -> None:
     parser = common.parser(__doc__)
+    parser.add_argument("--store", choices=("redis", "postgres"), default="redis")
     parser.add_argument("--sets", type=int, help="token sets N (default 3,000; quick 1,000)")
     parser.add_argument("--rate", type=float, default=300.0, help="renewals per second to aim at")
     parser.add_argument("--profile", type=Path, metavar="PATH", help="cProfile the duty window")
@@ -183,7 +213,8 @@ def main() -> None:
         parser.error("need 100 <= sets <= 100,000 and rate > 0")
     run = common.Run(NAME, args)
     out = asyncio.run(measure(args))
-    parameters = {"sets": args.sets, "rate": args.rate, "profiled": bool(args.profile)}
+    parameters = {"store": args.store, "sets": args.sets, "rate": args.rate}
+    parameters["profiled"] = bool(args.profile)
     run.header(parameters)
     duty, floor = out["duty"], out["floor"]
     figures = {
@@ -196,7 +227,8 @@ def main() -> None:
     rows = [
         ["duty worker: CPU per renewal, ms", duty["cpu_per_renewal_ms"]],
         ["  renewals stored / window s", f"{duty['renewals']} / {duty['seconds']:.1f}"],
-        ["floor: CPU per POST + SET, ms", floor["cpu_per_pair_ms"]],
+        ["  store claims per renewal", duty["claims_per_renewal"]],
+        ["floor: CPU per POST + write, ms", floor["cpu_per_pair_ms"]],
         ["ratio duty / floor", figures["ratio_to_floor"]],
     ]
     common.stdout.print(common.table("CPU per renewal", ["figure", "value"], rows))
