@@ -63,10 +63,10 @@ def failure_leaves_the_duty(process: Process) -> None:
     for part in _duty_loops(process):
 
         async def renew_or_drop(
-            key: TokenKey, loop: DutyLoop = part, claimed: Any = part._renew_claimed
+            key: TokenKey, *args: Any, loop: DutyLoop = part, claimed: Any = part._renew_claimed
         ) -> None:
             try:
-                await claimed(key)
+                await claimed(key, *args)
             except AiofinaccessError:
                 await loop._reschedule(key, None)
                 raise
