@@ -77,6 +77,13 @@ _MOVED: Final = (
     "{due}::float8 + CASE WHEN abs(t.now - {wall}::float8) > {tolerance}::float8"
     " THEN t.now - {wall}::float8 ELSE 0 END"
 )
+# A writer's age of a set, plus the distance from its clock to the database's when within the
+# tolerance: that distance is the statement's transit (a lock, a busy server), and the set was
+# that much older when the write ran. Beyond it the clocks disagree and only _MOVED applies.
+_AGED: Final = (
+    "{age}::float8 + CASE WHEN t.now - {wall}::float8 > 0"
+    " AND t.now - {wall}::float8 <= {tolerance}::float8 THEN t.now - {wall}::float8 ELSE 0 END"
+)
 # Our own client keys, or no client key at all: what a claimant holding $own can renew.
 _RENEWABLE: Final = "(left(key, length(provider) + 7) <> provider || ':client' OR key = ANY({own}))"
 
@@ -114,15 +121,16 @@ class Statements:
         # $1 key, $2 provider, $3 version, $4 data, $5 age, $6 due, $7 wall, $8 tolerance,
         # $9 channel, $10 payload ('' = none); $11 the expected version (update only).
         moved = _MOVED.format(due="$6", wall="$7", tolerance="$8")
+        aged = _AGED.format(age="$5", wall="$7", tolerance="$8")
         notify = "SELECT CASE WHEN $10::text <> '' THEN pg_notify($9::text, $10::text) END FROM w"
         self.insert = (
             f"{now}, w AS (INSERT INTO {sets} (key, provider, version, data, written, age, due_at)"
-            f" SELECT $1::text, $2::text, $3::bigint, $4::bytea, t.now, $5::float8, {moved}"
+            f" SELECT $1::text, $2::text, $3::bigint, $4::bytea, t.now, {aged}, {moved}"
             f" FROM t ON CONFLICT (key) DO NOTHING RETURNING 1) {notify}"
         )
         self.update = (
             f"{now}, w AS (UPDATE {sets} SET version = $3::bigint, data = $4::bytea,"
-            f" written = t.now, age = $5::float8, due_at = {moved} FROM t"
+            f" written = t.now, age = {aged}, due_at = {moved} FROM t"
             f" WHERE key = $1::text AND provider = $2::text AND version = $11::bigint"
             f" RETURNING 1) {notify}"
         )
