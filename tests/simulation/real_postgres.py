@@ -112,7 +112,7 @@ class Server:
         self._stack.close()
 
 
-class _Inline:
+class InlineConnections:
     """A store's connections: each statement run at once on :class:`Server`, on the world's
     clock, by a caller that can still reach the server."""
 
@@ -142,7 +142,8 @@ class _Inline:
 
 
 class InlinePostgresStore(PostgresStore):
-    """PostgresStore's own code on the world's schema, its statements run by :class:`_Inline`."""
+    """PostgresStore's own code on the world's schema, its statements run by
+    :class:`InlineConnections`."""
 
     def __init__(
         self,
@@ -158,7 +159,7 @@ class InlinePostgresStore(PostgresStore):
         for name, value in vars(self._sql).items():
             if isinstance(value, str) and _pg_schema.NOW in value:
                 setattr(self._sql, name, value.replace(_pg_schema.NOW, WORLD_NOW))
-        self._connections = _Inline(server, now, reachable)  # type: ignore[assignment]
+        self._connections = InlineConnections(server, now, reachable)  # type: ignore[assignment]
         self._call = self._connections.call
         self._leases = Leases(
             self._sql,
