@@ -125,6 +125,15 @@ class InlineConnections:
         self.closed = False
 
     async def call(self, what: str, key: object, method: str, *args: Any) -> Any:
+        return await self._send(method, lambda: list(args))
+
+    async def call_when_sent(
+        self, what: str, key: object, method: str, query: str, args: Callable[[], list[Any]]
+    ) -> Any:
+        return await self._send(method, lambda: [query, *args()])
+
+    async def _send(self, method: str, args: Callable[[], list[Any]]) -> Any:
+        """Run one statement, its arguments made as it leaves (as the pool's connection)."""
         if self.closed:
             raise StoreError("the PostgreSQL store is closed")
         # A statement is a step of its own, as on the pool: other tasks may run statements
@@ -132,7 +141,7 @@ class InlineConnections:
         await asyncio.sleep(0)
         if not self._reachable():
             raise StoreError("simulated: the process is gone")
-        return self._server.run(self._now(), method, *args)
+        return self._server.run(self._now(), method, *args())
 
     async def connect(self) -> Any:
         raise StoreError("no change feed in a simulated world")
