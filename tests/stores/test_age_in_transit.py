@@ -72,11 +72,15 @@ async def test_redis_counts_a_write_held_back_by_the_server() -> None:
             await admin.aclose()
             await writer.aclose()
             await reader.aclose()
-    found = held_back_counted(found, token_set, before)
-    # The hold is kept apart as transit (it may as well have been the writer's clock behind
-    # Redis's): at its youngest the set is never older than it was.
-    assert found.transit > 0
+    transit_kept_apart(held_back_counted(found, token_set, before), token_set, before)
+
+
+def transit_kept_apart(found: Versioned, token_set: TokenSet, before: float) -> None:
+    """The hold is kept apart as transit (it may as well have been the writer's clock behind
+    the store's): at its youngest the set is never older than it was."""
+    assert token_set.anchor is not None
     assert found.age is not None
+    assert found.transit > 0
     assert found.age - found.transit <= before - token_set.anchor.monotonic + 0.02
 
 
@@ -96,11 +100,13 @@ async def test_postgres_counts_a_write_held_back_by_a_lock(server: Server) -> No
         await put
         before = time.monotonic()
         found = await reader.get(KEY)
+        many = await reader.get_many([KEY])
     finally:
         await locker.close()
         await writer.aclose()
         await reader.aclose()
-    held_back_counted(found, token_set, before)
+    transit_kept_apart(held_back_counted(found, token_set, before), token_set, before)
+    transit_kept_apart(held_back_counted(many.get(KEY), token_set, before), token_set, before)
 
 
 async def test_postgres_reads_the_writers_age_after_the_pool_gave_a_connection(
