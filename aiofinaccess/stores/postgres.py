@@ -174,7 +174,8 @@ class PostgresStore(PgConnections, Delegated):
         version = rows.integer(row[0], "version")
         data = rows.blob(row[1], "record")
         token_set = self._codec.decode(data, kind="token_set", key=str(key))
-        return Versioned(token_set, version, age=rows.number(row[2], "age"))
+        age, transit = rows.number(row[2], "age"), rows.number(row[3], "transit")
+        return Versioned(token_set, version, age=age, transit=transit)
 
     async def put(
         self,
@@ -247,9 +248,12 @@ class PostgresStore(PgConnections, Delegated):
                 if key is None:  # pragma: no cover  (we asked for these keys only)
                     continue
                 version = rows.integer(row[1], "version")
-                age = rows.number(row[3], "age")
+                age, transit = rows.number(row[3], "age"), rows.number(row[4], "transit")
                 data = rows.blob(row[2], "record")
-                if stored := read_record(self._codec, self.stats, key, version, data, age=age):
+                stored = read_record(
+                    self._codec, self.stats, key, version, data, age=age, transit=transit
+                )
+                if stored:
                     found[key] = stored
         return found
 
