@@ -351,6 +351,12 @@ def superseded(stored: TokenSet, held: TokenSet | None) -> bool:
     )
 
 
+def ended_by(stored: TokenSet, ended: TokenSet) -> bool:
+    """Whether ending the session of ``ended`` (a logout, a revocation) ends ``stored``: its
+    renewals do; a login since, stored by any process, is a session of its own."""
+    return lineage(stored) == lineage(ended)
+
+
 def worth_writing_until(token_set: TokenSet, deadlines: Deadlines) -> float:
     """When a redeemed set stops being worth writing: its refresh token dies (or, without one,
     its access token expires)."""
