@@ -59,9 +59,11 @@ __all__ = [
 class Stored(Record):
     """What the store holds for the key: an anchored set, its version and its deadlines.
 
-    ``slack``: seconds between asking the store and its answer. The set is anchored as if the
-    store had answered at once (as old as it can be: safe for its access token), so it may be
-    up to that much younger: its refresh token is judged run out only if it is even then.
+    ``slack``: seconds the set may be younger than anchored: the time between asking the store
+    and its answer, and the write's transit the store counted (``Versioned.transit``, which may
+    be the writer's clock behind the store's). The set is anchored at its oldest (safe for
+    handing out its access token); its refresh token is judged run out only if it is even at
+    its youngest.
     """
 
     __slots__ = ("token_set", "version", "deadlines", "slack")  # noqa: RUF023  (shown in order)
@@ -347,6 +349,12 @@ def superseded(stored: TokenSet, held: TokenSet | None) -> bool:
         and stored.generation < held.generation
         and lineage(stored) == lineage(held)
     )
+
+
+def ended_by(stored: TokenSet, ended: TokenSet) -> bool:
+    """Whether ending the session of ``ended`` (a logout, a revocation) ends ``stored``: its
+    renewals do; a login since, stored by any process, is a session of its own."""
+    return lineage(stored) == lineage(ended)
 
 
 def worth_writing_until(token_set: TokenSet, deadlines: Deadlines) -> float:

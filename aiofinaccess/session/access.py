@@ -10,7 +10,7 @@ import asyncio
 import logging
 import math
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar, cast
 
 from ..core.clock import SKEW_WARNINGS, Clock, anchor_stored, clock_offset
@@ -129,17 +129,38 @@ class StoreAccess:
             raise error
         return self.anchored(found, asked)
 
-    def anchored(self, found: Versioned, asked: float | None = None) -> Stored:
-        """Anchor a stored set by the age the store measured (from ``asked``, the monotonic
-        reading before the store was asked), else at this moment, and plan it."""
+    async def read_many(self, keys: list[TokenKey]) -> list[tuple[TokenKey, Versioned, float]]:
+        """Read ``keys`` (in one ``get_many`` where the store has it): each set found, with the
+        monotonic reading taken before its store call, to anchor it by (:meth:`anchored`)."""
+        get_many: Callable[[list[TokenKey]], Awaitable[dict[TokenKey, Versioned]]] | None = getattr(
+            self.store, "get_many", None
+        )
+        if get_many is not None:
+            asked = self._clock.monotonic()
+            found = await self.call(get_many(keys))
+            return [(key, versioned, asked) for key, versioned in found.items()]
+        many = []
+        for key in keys:
+            asked = self._clock.monotonic()
+            versioned = await self.call(self.store.get(key))
+            if versioned is not None:
+                many.append((key, versioned, asked))
+        return many
+
+    def anchored(self, found: Versioned, asked: float) -> Stored:
+        """Anchor a stored set by the age the store measured, counted from ``asked`` (the
+        monotonic reading before the store was asked: an answer read late must not make the
+        set look younger), and plan it."""
         wall, monotonic, issued = self._clock.wall(), self._clock.monotonic(), found.token_set
         offset = clock_offset(issued.issued_at, found.age, wall)
         SKEW_WARNINGS.check(offset, self._policy.expiry_margin, monotonic)
         anchor = anchor_stored(
-            issued.issued_at, found.age, wall=wall, monotonic=monotonic, asked=asked or monotonic
+            issued.issued_at, found.age, wall=wall, monotonic=monotonic, asked=asked
         )
         token_set = issued.with_anchor(anchor)
-        slack = 0.0 if asked is None else max(0.0, monotonic - asked)  # a pause, a slow store
+        # How much younger the set may be than anchored: the time the answer took (a pause, a
+        # slow store) and the write's transit, which may as well be its writer's clock behind.
+        slack = max(0.0, monotonic - asked) + found.transit
         return Stored(token_set, found.version, plan(token_set, self._policy), slack=slack)
 
     def write(

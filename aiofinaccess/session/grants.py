@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from ..core.errors import StoreConflictError
-from ..core.renewal_step import begun
+from ..core.renewal_step import begun, ended_by
 from ..core.tokens import Secret, TokenKey, TokenSet
 from ..oauth.providers import RevocationStyle
 from .hub import ManagerStats
@@ -25,6 +25,7 @@ from .registry import Registry
 if TYPE_CHECKING:
     from ..oauth.authorization import AuthorizationRequest
     from ..oauth.client import OAuthClient
+    from ..stores.protocol import Versioned
     from .access import StoreAccess
     from .lifetime import OwnedTasks
     from .publish import Publisher
@@ -177,7 +178,7 @@ class Grants:
                 await self._oauth(key.provider).revoke(
                     token_set.access_token, hint="access_token", client_bearer=client_bearer
                 )
-        await self.forget(key)
+        await self._drop(key, stored)
 
     async def logout(self, key: TokenKey) -> None:
         """See :meth:`SessionManager.logout`."""
@@ -186,7 +187,7 @@ class Grants:
             self._refuse_other_clients(key, stored.token_set)
         if stored is not None and stored.token_set.refresh_token is not None:
             await self._oauth(key.provider).logout(stored.token_set.refresh_token)
-        await self.forget(key)
+        await self._drop(key, stored)
 
     def _refuse_other_clients(self, key: TokenKey, token_set: TokenSet) -> None:
         """Never send another client's token with this client's credentials (nor delete it)."""
@@ -196,7 +197,30 @@ class Grants:
 
     async def forget(self, key: TokenKey) -> None:
         """See :meth:`SessionManager.forget`."""
-        await self._access.call(self._store.delete(key))
+        await self._drop(key, None)
+
+    async def _delete_ended(self, key: TokenKey, ended: Versioned) -> None:
+        """Delete the stored set of the session ``ended`` belongs to, and nothing else: a
+        login stored meanwhile (by any process) is a new session the app still holds."""
+        store_call = self._access.call
+        current: Versioned | None = ended
+        for _attempt in range(3):
+            if current is None or not ended_by(current.token_set, ended.token_set):
+                return
+            try:
+                await store_call(self._store.delete(key, expected_version=current.version))
+            except StoreConflictError:
+                current = await store_call(self._store.get(key))  # renewed or replaced since
+                continue
+            return
+        raise StoreConflictError(f"token set {key.hashed}: store kept changing while deleting")
+
+    async def _drop(self, key: TokenKey, ended: Versioned | None) -> None:
+        """Delete ``key`` in the store (only the session of ``ended`` when given) and here."""
+        if ended is None:
+            await self._access.call(self._store.delete(key))
+        else:
+            await self._delete_ended(key, ended)
         entry = self._registry.find(key.provider, key.subject)
         if entry is not None:
             while entry.job is not None:  # another may start while one ends (the scheduler)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from ..core.errors import StoreError, UsageError
 from ..core.settings import Timeouts
 from ..core.tokens import TokenKey
-from ..stores.protocol import Versioned
 from .feed import Changes
 from .hub import EventHub
 from .registry import Registry
@@ -215,26 +214,18 @@ class Lifetime:
         return restored
 
     async def _restore_batch(self, keys: list[TokenKey]) -> int:
-        get_many: Callable[[list[TokenKey]], Awaitable[dict[TokenKey, Versioned]]] | None = getattr(
-            self._store, "get_many", None
-        )
-        if get_many is not None:
-            found = await self._access.call(get_many(keys))
-        else:
-            found = {}
-            for key in keys:
-                versioned = await self._access.call(self._store.get(key))
-                if versioned is not None:
-                    found[key] = versioned
         restored = 0
-        for key, versioned in found.items():
+        for key, versioned, asked in await self._access.read_many(keys):
             if self._registry.mismatch(key, versioned.token_set) is not None:
                 continue  # another client's (same provider name): not ours to serve
             entry = self._registry.entry(key)
             if entry.job is not None or entry.version == versioned.version:
                 continue
-            stored = self._access.anchored(versioned)
-            self._publisher.publish(entry, stored.token_set, stored.version)
+            stored = self._access.anchored(versioned, asked)
+            # Renewal planned at its youngest: a booting fleet does not renew every restored
+            # set earlier by how long its read took (each renewal spent early is one more
+            # race for a refresh token); its token is handed out at its oldest all the same.
+            self._publisher.publish(entry, stored.token_set, stored.version, slack=stored.slack)
             restored += 1
         return restored
 

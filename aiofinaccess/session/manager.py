@@ -492,7 +492,8 @@ class SessionManager:
     # -- revocation ------------------------------------------------------------------------------
 
     async def revoke(self, provider: Provider | str, subject: str | None = None) -> None:
-        """Revoke a token set at the provider and delete it from the store.
+        """Revoke a token set at the provider and delete it from the store (its session's set
+        only: a login another process stored meanwhile stays).
 
         The refresh token is revoked when there is one (which ends its access tokens too at
         finAPI and Keycloak); otherwise the access token. A user's connections turn
@@ -503,8 +504,9 @@ class SessionManager:
         await self._revoked(key)
 
     async def logout(self, provider: Provider | str, subject: str) -> None:
-        """End the user's Keycloak session (logout endpoint) and delete the token set; the
-        user's connections turn ``REVOKED`` in :attr:`connections`."""
+        """End the user's Keycloak session (logout endpoint) and delete its token set (a login
+        another process stored meanwhile stays); the user's connections turn ``REVOKED`` in
+        :attr:`connections`."""
         key = self.key(provider, subject)
         await self._grants.logout(key)
         await self._revoked(key)

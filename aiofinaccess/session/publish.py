@@ -44,9 +44,17 @@ class Publisher:
         self._hub = hub
 
     def publish(
-        self, entry: Entry, token_set: TokenSet, version: int, *, reissued: bool = False
+        self,
+        entry: Entry,
+        token_set: TokenSet,
+        version: int,
+        *,
+        reissued: bool = False,
+        slack: float = 0.0,
     ) -> None:
-        """Make ``token_set`` the entry's current set and schedule its renewal."""
+        """Make ``token_set`` the entry's current set and schedule its renewal; ``slack``:
+        seconds the set may be younger than anchored (a stored set's, see
+        :class:`~aiofinaccess.core.renewal_step.Stored`), to plan its renewal by."""
         if token_set.anchor is None:  # set by the app itself: it was issued as stated
             token_set = token_set.with_anchor(Anchor(self._clock.wall(), self._clock.monotonic()))
         now = self._clock.monotonic()
@@ -55,8 +63,16 @@ class Publisher:
         entry.version = version
         entry.reissued = reissued
         entry.token = token_set.access_token.reveal()
-        entry.stale_at = deadlines.stale_at
+        # Handing the token out is judged at the set's oldest: never an expired token. The
+        # slack only moves when this process renews it (a safe choice either way), never
+        # what it hands out.
         entry.usable_until = deadlines.must_refresh_at
+        if slack > 0 and token_set.anchor is not None:
+            youngest = token_set.with_anchor(
+                Anchor(token_set.anchor.wall, token_set.anchor.monotonic + slack)
+            )
+            deadlines = plan(youngest, self._policy, reissued=reissued)
+        entry.stale_at = deadlines.stale_at
         entry.failures = 0
         entry.retry_at = _NEG_INF
         entry.reauth = None

@@ -145,6 +145,20 @@ class Connections:
         except _ERRORS as exc:
             raise StoreError(f"PostgreSQL {what} failed ({_why(exc)})") from exc
 
+    async def call_when_sent(
+        self, what: str, key: TokenKey, method: str, query: str, args: Callable[[], list[Any]]
+    ) -> Any:
+        """:meth:`call` with the arguments made once a connection is ours: values that age
+        (a set's age, the writer's clock) are read as the statement leaves, not before a wait
+        for the pool."""
+        pool = await self.ready()
+        try:
+            async with pool.acquire() as conn:
+                return await getattr(conn, method)(query, *args())
+        except _ERRORS as exc:
+            failed = f"PostgreSQL {what} token set {key.hashed} failed ({_why(exc)})"
+            raise StoreError(failed) from exc
+
     async def close(self, *, graceful: bool = True) -> None:
         """Close the pool: wait for calls in flight (``graceful``) or cut them off."""
         pool, self._pool = self._pool, None

@@ -5,7 +5,8 @@ statement it runs, each one statement (its own transaction), written once per sc
   seconds (:data:`NOW`). Ages, claims, pending records' expiry; due times that a writer sends
   from a clock further than :data:`DUE_TOLERANCE` off move by the difference, as Redis's do.
 * **Token sets** carry ``written`` (the database's clock) and ``age`` (the writer's age of the
-  set then), so a reader counts the age on the database's clock, never its own.
+  set then, with the write's ``transit``, also kept apart), so a reader counts the age on the
+  database's clock, never its own.
 * **Last use** is ``used_at`` on the database's clock, from the writer's age of the use; only
   a stamp writes it (a put leaves it), and a stamp makes an unscheduled set due at once.
 * **Changes** are ``pg_notify`` calls in the statement that writes: sent only if it commits.
@@ -69,12 +70,24 @@ MIGRATIONS: Final = (
     CREATE INDEX connection_notices_finished ON {s}.connection_notices (finished_at)
         WHERE finished_at IS NOT NULL;
     """,
+    # The part of a set's age that was its write's transit (see _TRANSIT; 0 before this).
+    """
+    ALTER TABLE {s}.token_sets ADD COLUMN transit float8 NOT NULL DEFAULT 0;
+    """,
 )
 
 # A due time ($due) from a writer whose wall clock read $wall moves by the writer's distance
 # from the database's clock when that exceeds the tolerance ($tolerance).
 _MOVED: Final = (
     "{due}::float8 + CASE WHEN abs(t.now - {wall}::float8) > {tolerance}::float8"
+    " THEN t.now - {wall}::float8 ELSE 0 END"
+)
+# The distance from a writer's clock to the database's when within the tolerance: the
+# statement's transit (a lock, a busy server), by which the set was older when the write ran
+# and which is added to its age; kept apart too, since it may as well be the writer's clock
+# running behind (Versioned.transit). Beyond it the clocks disagree and only _MOVED applies.
+_TRANSIT: Final = (
+    "CASE WHEN t.now - {wall}::float8 > 0 AND t.now - {wall}::float8 <= {tolerance}::float8"
     " THEN t.now - {wall}::float8 ELSE 0 END"
 )
 # Our own client keys, or no client key at all: what a claimant holding $own can renew.
@@ -104,8 +117,9 @@ class Statements:
         )
         self.migrations = [step.format(s=s) for step in MIGRATIONS]
 
-        # -- token sets: $1 key; reads answer version, data and the age on the db's clock.
-        age = "greatest(0, t.now - written) + age"
+        # -- token sets: $1 key; reads answer version, data, the age on the db's clock and the
+        # part of it that was the write's transit.
+        age = "greatest(0, t.now - written) + age, transit"
         self.get = f"{now} SELECT version, data, {age} FROM {sets}, t WHERE key = $1"
         self.get_many = (
             f"{now} SELECT key, version, data, {age} FROM {sets}, t WHERE key = ANY($1::text[])"
@@ -114,15 +128,18 @@ class Statements:
         # $1 key, $2 provider, $3 version, $4 data, $5 age, $6 due, $7 wall, $8 tolerance,
         # $9 channel, $10 payload ('' = none); $11 the expected version (update only).
         moved = _MOVED.format(due="$6", wall="$7", tolerance="$8")
+        transit = _TRANSIT.format(wall="$7", tolerance="$8")
+        aged = f"$5::float8 + {transit}"
         notify = "SELECT CASE WHEN $10::text <> '' THEN pg_notify($9::text, $10::text) END FROM w"
+        columns = "key, provider, version, data, written, age, transit, due_at"
         self.insert = (
-            f"{now}, w AS (INSERT INTO {sets} (key, provider, version, data, written, age, due_at)"
-            f" SELECT $1::text, $2::text, $3::bigint, $4::bytea, t.now, $5::float8, {moved}"
-            f" FROM t ON CONFLICT (key) DO NOTHING RETURNING 1) {notify}"
+            f"{now}, w AS (INSERT INTO {sets} ({columns})"
+            f" SELECT $1::text, $2::text, $3::bigint, $4::bytea, t.now, {aged}, {transit},"
+            f" {moved} FROM t ON CONFLICT (key) DO NOTHING RETURNING 1) {notify}"
         )
         self.update = (
             f"{now}, w AS (UPDATE {sets} SET version = $3::bigint, data = $4::bytea,"
-            f" written = t.now, age = $5::float8, due_at = {moved} FROM t"
+            f" written = t.now, age = {aged}, transit = {transit}, due_at = {moved} FROM t"
             f" WHERE key = $1::text AND provider = $2::text AND version = $11::bigint"
             f" RETURNING 1) {notify}"
         )

@@ -41,11 +41,12 @@ def read_record(
     data: bytes,
     *,
     age: float | None = None,
+    transit: float = 0.0,
 ) -> Versioned | None:
     """Decode one stored set, or ``None`` (logged by key hash and counted) when it does not."""
     try:
         token_set = codec.decode(data, kind="token_set", key=str(key))
-        return Versioned(token_set, int(version), age=age)  # type: ignore[call-overload]
+        return Versioned(token_set, int(version), age=age, transit=transit)  # type: ignore[call-overload]
     except Exception as exc:  # a codec may raise anything: all mean unreadable
         stats.unreadable_records += 1
         # The codecs' own messages name no key or secret; any other error only by its type.

@@ -39,24 +39,29 @@ def as_bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
 
 
-def stamped(reply: Sequence[bytes | str | None]) -> tuple[int, bytes, float | None] | None:
-    """Read the GET script's reply: ``(version, data, age)``, or ``None`` for no record.
+def stamped(
+    reply: Sequence[bytes | str | None],
+) -> tuple[int, bytes, float | None, float] | None:
+    """Read the GET script's reply: ``(version, data, age, transit)``, or ``None`` for no
+    record.
 
     ``age`` is the set's age now on the store's clock (``None`` for a record written before the
-    stamp, or whose stamp an older process's write left behind at another version).
+    stamp, or whose stamp an older process's write left behind at another version); ``transit``
+    the part of it that may be the writer's clock running behind (``Versioned.transit``).
     """
     version, data, stamp, seconds, micros = reply
     if version is None or data is None:
         return None
-    age = None
+    age, transit = None, 0.0
     fields = [] if stamp is None else text(stamp).split(" ")
-    if len(fields) == 3 and fields[0] == text(version) and seconds is not None:
+    if len(fields) in (3, 4) and fields[0] == text(version) and seconds is not None:
         try:
             now = int(text(seconds)) + int(text(micros or "0")) / 1e6
             age = stored_age(float(fields[1]), float(fields[2]), now)
+            transit = float(fields[3]) if len(fields) == 4 else 0.0
         except ValueError:  # not a stamp this code wrote: read the record as an unstamped one
-            age = None
-    return int(version), as_bytes(data), age
+            age, transit = None, 0.0
+    return int(version), as_bytes(data), age, transit
 
 
 def score(value: float) -> str:

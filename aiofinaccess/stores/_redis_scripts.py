@@ -16,30 +16,40 @@ DUE_TOLERANCE: Final = 1.0
 
 # KEYS: token set, provider's keys, providers, due set. ARGV: expected version ('' = absent),
 # version, data, str(key), provider, channel, publish command, due time ('' = none), the
-# writer's age of the set, the writer's wall clock as it sent the call, and the tolerance: a due
-# time from a writer whose clock is further off the store's TIME moves by the difference, so
-# due times are on the store's clock (within the tolerance, plus the call's transit). The
-# stamp is ``version written age`` (``written`` on the store's clock): a reader counts a set's
-# age on the store's clock, and takes the stamp only when its version is the record's (an
-# older process's write leaves a stale stamp behind). ARGV[12] ('' = none) is a version taken
-# as ARGV[1]: the writer's own earlier write of the same set that it could not confirm, so its
-# retry goes through whether or not that write survived. The delete's ARGV: expected ('' = any),
-# str(key), provider, channel, publish command; it answers -1 for a conflict.
+# writer's age of the set, the writer's wall clock as it sent the call, and the tolerance.
+# The distance from the writer's clock to the store's TIME is the call's transit (a busy
+# server, a slow network) when within the tolerance: the set was up to that much older when
+# the write ran. The stamped age counts it, so that no reader sees the set younger than it is,
+# and the stamp keeps it apart (``transit``), since the distance may as well be the writer's
+# clock running behind: a reader must not judge the set older by it where that is the unsafe
+# side (Versioned.transit). Beyond the tolerance the clocks disagree: a due time moves by the
+# distance, so due times are on the store's clock. The stamp is ``version written age
+# transit`` (``written`` on the store's clock): a reader counts a set's age on the store's
+# clock, and takes the stamp only when its version is the record's (an older process's write
+# leaves a stale stamp behind). ARGV[12]
+# ('' = none) is a version taken as ARGV[1]: the writer's own earlier write of the same set
+# that it could not confirm, so its retry goes through whether or not that write survived.
+# The delete's ARGV: expected ('' = any), str(key), provider, channel, publish command; it
+# answers -1 for a conflict.
 PUT: Final = """
 local current = redis.call('HGET', KEYS[1], 'version') or ''
 if ARGV[12] ~= '' and current == ARGV[12] then current = ARGV[1] end
 if current ~= ARGV[1] then return 0 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
-local stamp = ARGV[2] .. ' ' .. string.format('%.6f', now) .. ' ' .. ARGV[9]
+local off, tolerance, age = now - tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[9])
+local transit = 0
+if off > 0 and off <= tolerance then transit = off end
+local stamp = ARGV[2] .. ' ' .. string.format('%.6f', now) .. ' '
+  .. string.format('%.6f', age + transit) .. ' ' .. string.format('%.6f', transit)
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3], 'stamp', stamp)
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[5])
 if ARGV[8] == '' then
   redis.call('ZREM', KEYS[4], ARGV[4])
 else
-  local due, off = ARGV[8], now - tonumber(ARGV[10])
-  if math.abs(off) > tonumber(ARGV[11]) then due = string.format('%.6f', due + off) end
+  local due = ARGV[8]
+  if math.abs(off) > tolerance then due = string.format('%.6f', due + off) end
   redis.call('ZADD', KEYS[4], due, ARGV[4])
 end
 redis.call(ARGV[7], ARGV[6], ARGV[4] .. '\\n' .. ARGV[2])

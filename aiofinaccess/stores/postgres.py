@@ -174,7 +174,8 @@ class PostgresStore(PgConnections, Delegated):
         version = rows.integer(row[0], "version")
         data = rows.blob(row[1], "record")
         token_set = self._codec.decode(data, kind="token_set", key=str(key))
-        return Versioned(token_set, version, age=rows.number(row[2], "age"))
+        age, transit = rows.number(row[2], "age"), rows.number(row[3], "transit")
+        return Versioned(token_set, version, age=age, transit=transit)
 
     async def put(
         self,
@@ -197,13 +198,16 @@ class PostgresStore(PgConnections, Delegated):
         while version == expected_version:  # pragma: no cover  (one chance in 2**62)
             version = secrets.randbits(62)
         payload = _payload(key, version)
-        age = writer_age(token_set, self._clock)
-        args: list[Any] = [str(key), key.provider, version, data, age, due]
-        args += [self._clock.wall(), DUE_TOLERANCE, self._channel, payload]
-        if expected_version is None:
-            done = await self._call("put", key, "fetch", self._sql.insert, *args)
-        else:
-            done = await self._call("put", key, "fetch", self._sql.update, *args, expected_version)
+        expected = [] if expected_version is None else [expected_version]
+        query = self._sql.insert if expected_version is None else self._sql.update
+
+        def args() -> list[Any]:  # read as the statement leaves (a pool wait ages the set too)
+            age = writer_age(token_set, self._clock)
+            wall = self._clock.wall()
+            return [str(key), key.provider, version, data, age, due, wall, DUE_TOLERANCE, *rest]
+
+        rest = [self._channel, payload, *expected]
+        done = await self._connections.call_when_sent("put", key, "fetch", query, args)
         if not done:
             raise StoreConflictError(f"token set {key.hashed} is not at the expected version")
         return version
@@ -244,9 +248,12 @@ class PostgresStore(PgConnections, Delegated):
                 if key is None:  # pragma: no cover  (we asked for these keys only)
                     continue
                 version = rows.integer(row[1], "version")
-                age = rows.number(row[3], "age")
+                age, transit = rows.number(row[3], "age"), rows.number(row[4], "transit")
                 data = rows.blob(row[2], "record")
-                if stored := read_record(self._codec, self.stats, key, version, data, age=age):
+                stored = read_record(
+                    self._codec, self.stats, key, version, data, age=age, transit=transit
+                )
+                if stored:
                     found[key] = stored
         return found
 

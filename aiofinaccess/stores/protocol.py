@@ -64,6 +64,10 @@ class Versioned:
     it in; ``None`` means "not measured" (SQLite and memory stores, whose clock is this
     machine's wall clock; records written before the stamp), and the reader then takes the
     set's instants as its own wall clock's.
+
+    ``transit``: seconds of ``age`` the store counted as the write's time in transit (the
+    distance from the writer's clock to the store's, within the tolerance), which may as well
+    be the writer's clock running behind: the set is at least ``age - transit`` old.
     """
 
     __repr__ = fields_repr
@@ -71,6 +75,7 @@ class Versioned:
     token_set: TokenSet
     version: int
     age: float | None = attrs.field(default=None, eq=False, kw_only=True)
+    transit: float = attrs.field(default=0.0, eq=False, kw_only=True)
 
 
 def writer_age(token_set: TokenSet, clock: Clock) -> float:

@@ -262,9 +262,9 @@ class RedisStore(RedisConnections, Delegated):
         found = stamped(await self._call("get", key, script))
         if found is None:
             return None
-        version, data, age = found
+        version, data, age, transit = found
         token_set = self._codec.decode(data, kind="token_set", key=str(key))
-        return Versioned(token_set, version, age=age)
+        return Versioned(token_set, version, age=age, transit=transit)
 
     async def put(
         self,
@@ -341,8 +341,11 @@ class RedisStore(RedisConnections, Delegated):
             for key, reply in zip(batch, replies, strict=True):
                 if (record := stamped(reply)) is None:
                     continue
-                version, data, age = record
-                if stored := read_record(self._codec, self.stats, key, version, data, age=age):
+                version, data, age, transit = record
+                stored = read_record(
+                    self._codec, self.stats, key, version, data, age=age, transit=transit
+                )
+                if stored:
                     found[key] = stored
         return found
 

@@ -18,6 +18,9 @@ from aiofinaccess.core.renewal_step import (
     Stored,
     TakeLease,
     WriteFailed,
+    begun,
+    descended,
+    ended_by,
     next_step,
     worth_writing_until,
 )
@@ -139,3 +142,18 @@ def test_a_token_issued_expired_is_delivered_as_it_is() -> None:
     """``expires_in: 0`` from a server other than finAPI: there is nothing better to get."""
     issued = written(age=0.0, lifetime=0.0)
     assert next_step(Situation(now=1000.0, stored=issued, written=True)) == Deliver()
+
+
+def test_ending_a_session_ends_its_renewals_but_not_a_later_login() -> None:
+    """Seed 1993: a logout's delete landed after another process stored a new login."""
+    logged_out = begun(TokenSet("AT-1", refresh_token="RT-1", issued_at=0.0, expires_at=4.0))
+    renewed = descended(
+        TokenSet("AT-2", refresh_token="RT-2", issued_at=1.0, expires_at=5.0), logged_out
+    )
+    # A new login, even where the provider hands out the same refresh token again.
+    again = begun(TokenSet("AT-3", refresh_token="RT-1", issued_at=2.0, expires_at=6.0))
+    assert ended_by(logged_out, logged_out)
+    assert ended_by(renewed, logged_out)
+    assert ended_by(logged_out, renewed)
+    assert not ended_by(again, logged_out)
+    assert not ended_by(again, renewed)

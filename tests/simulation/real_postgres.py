@@ -112,7 +112,7 @@ class Server:
         self._stack.close()
 
 
-class _Inline:
+class InlineConnections:
     """A store's connections: each statement run at once on :class:`Server`, on the world's
     clock, by a caller that can still reach the server."""
 
@@ -125,6 +125,15 @@ class _Inline:
         self.closed = False
 
     async def call(self, what: str, key: object, method: str, *args: Any) -> Any:
+        return await self._send(method, lambda: list(args))
+
+    async def call_when_sent(
+        self, what: str, key: object, method: str, query: str, args: Callable[[], list[Any]]
+    ) -> Any:
+        return await self._send(method, lambda: [query, *args()])
+
+    async def _send(self, method: str, args: Callable[[], list[Any]]) -> Any:
+        """Run one statement, its arguments made as it leaves (as the pool's connection)."""
         if self.closed:
             raise StoreError("the PostgreSQL store is closed")
         # A statement is a step of its own, as on the pool: other tasks may run statements
@@ -132,7 +141,7 @@ class _Inline:
         await asyncio.sleep(0)
         if not self._reachable():
             raise StoreError("simulated: the process is gone")
-        return self._server.run(self._now(), method, *args)
+        return self._server.run(self._now(), method, *args())
 
     async def connect(self) -> Any:
         raise StoreError("no change feed in a simulated world")
@@ -142,7 +151,8 @@ class _Inline:
 
 
 class InlinePostgresStore(PostgresStore):
-    """PostgresStore's own code on the world's schema, its statements run by :class:`_Inline`."""
+    """PostgresStore's own code on the world's schema, its statements run by
+    :class:`InlineConnections`."""
 
     def __init__(
         self,
@@ -158,7 +168,7 @@ class InlinePostgresStore(PostgresStore):
         for name, value in vars(self._sql).items():
             if isinstance(value, str) and _pg_schema.NOW in value:
                 setattr(self._sql, name, value.replace(_pg_schema.NOW, WORLD_NOW))
-        self._connections = _Inline(server, now, reachable)  # type: ignore[assignment]
+        self._connections = InlineConnections(server, now, reachable)  # type: ignore[assignment]
         self._call = self._connections.call
         self._leases = Leases(
             self._sql,

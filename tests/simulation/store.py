@@ -60,8 +60,9 @@ class SharedStore:
         self.fault_rate = faults
         self.records: dict[TokenKey, tuple[int, bytes]] = {}
         # Each record's stamp, as RedisStore keeps it: (version, the store's clock at the
-        # write, the writer's age of the set then), so a read returns the set's age.
-        self.stamps: dict[TokenKey, tuple[int, float, float]] = {}
+        # write, the set's age then, the part of it counted as the write's transit), so a read
+        # returns the set's age.
+        self.stamps: dict[TokenKey, tuple[int, float, float, float]] = {}
         self.leases: dict[TokenKey, _Lease] = {}
         self.outages: list[tuple[float, float]] = []
         self.feeds: list[tuple[Process, asyncio.Queue[tuple[TokenKey, int | None]]]] = []
@@ -99,15 +100,18 @@ class SharedStore:
             return None
         token_set = self.codec.decode(record[1], kind="token_set", key=str(key))
         stamp = self.stamps.get(key)
-        age = None
-        if stamp is not None and stamp[0] == record[0]:
-            age = stored_age(stamp[1], stamp[2], self.world.wall())
-        return Versioned(token_set, record[0], age=age)
+        if stamp is None or stamp[0] != record[0]:
+            return Versioned(token_set, record[0])
+        age = stored_age(stamp[1], stamp[2], self.world.wall())
+        return Versioned(token_set, record[0], age=age, transit=stamp[3])
 
-    def write(self, key: TokenKey, version: int, data: bytes, age: float) -> None:
-        """Store a record stamped with the store's clock and the writer's age of the set."""
+    def write(
+        self, key: TokenKey, version: int, data: bytes, age: float, transit: float = 0.0
+    ) -> None:
+        """Store a record stamped with the store's clock and the set's age (``transit`` of it
+        the write's transit)."""
         self.records[key] = (version, data)
-        self.stamps[key] = (version, self.world.wall(), age)
+        self.stamps[key] = (version, self.world.wall(), age, transit)
 
     def wall(self) -> float:
         """The store's own wall clock (the true one: processes' clocks are skewed from it)."""
@@ -347,7 +351,7 @@ class DutyStoreClient(StoreClient):
             if (None if current is None else current[0]) != expected_version:
                 raise StoreConflictError("simulated version conflict")
             age, sent = measured
-            shared.write(key, version, data, age)
+            shared.write(key, version, data, *_aged_in_transit(shared, age, sent))
             if due_at is None:
                 shared.due.pop(key, None)
             else:
@@ -429,6 +433,15 @@ class DutyStoreClient(StoreClient):
         return await self._call(
             lambda: sum(1 for at in self._shared.due.values() if at <= now), fails_after=False
         )
+
+
+def _aged_in_transit(shared: SharedStore, age: float, sent: float) -> tuple[float, float]:
+    """As the real stores' put: the distance from a writer's clock within 1 s of the store's
+    is the call's transit, which the set may have aged by before the write ran (or the
+    writer's clock runs behind): the age with it, and it."""
+    off = shared.world.wall() - sent
+    transit = off if 0 < off <= DUE_TOLERANCE else 0.0
+    return age + transit, transit
 
 
 def _on_store_clock(shared: SharedStore, due_at: float, sent: float) -> float:

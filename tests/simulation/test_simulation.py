@@ -144,6 +144,7 @@ FOUND: dict[int, str] = {
     11157: "the app logged out a login whose write had not yet returned (I2)",
     3620: "a pause before the send left the exchange's time but not the write's (I1)",
     21570: "the stored token ran out while a paused receiver held its successor (I3)",
+    1993: "a logout's delete, held back by a pause, lost a login stored since elsewhere (I3)",
 }
 
 

@@ -64,3 +64,24 @@ def test_a_message_that_raises_fails_its_reply_and_the_seed() -> None:
     finally:
         world.loop.close()
     assert [v for v in world.violations if "harness: a message raised" in v], world.violations
+
+
+def test_a_message_that_raises_ends_the_world_at_once() -> None:
+    """The app retries a failed store call for as long as it runs: a harness bug raised in
+    every write (the inline PostgreSQL connections once lacked the store's new call) would
+    keep a world running for ever. One raise ends the world where it happened."""
+    world = World(0, config=attrs.evolve(Config.draw(random.Random(0)), store_impl="sim"))
+    write = world.store.write
+    raised: list[float] = []
+
+    def breaks_once(*args: object) -> None:
+        if not raised:
+            raised.append(world.loop.time())
+            raise RuntimeError("the harness broke inside a write")
+        write(*args)  # type: ignore[arg-type]
+
+    world.store.write = breaks_once  # type: ignore[method-assign]
+    world.run()
+    assert raised, "no write reached the store"
+    assert [v for v in world.violations if "harness broke" in v], world.violations
+    assert world.loop.time() < raised[0] + 1.0  # not the world's whole run (35 s or more)

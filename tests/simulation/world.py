@@ -161,6 +161,7 @@ class World(App):
         self.processes: list[Process] = []
         self._pids = 0
         self._messages: set[asyncio.Task[Any]] = set()
+        self._main: asyncio.Task[None] | None = None
         self.users = [f"user-{n}" for n in range(self.config.users)]
         self.accounts: list[Account] = self._accounts()
         self.bound = 3 * self.config.token_timeout + 3 * self.config.lease_ttl + 10.0
@@ -208,6 +209,10 @@ class World(App):
         error = undelivered(task, reply)
         if error is not None:
             self.violation(f"harness: a message raised {error!r}")
+            # The world ends here: its app retries a failed call for as long as it runs, and a
+            # harness error raised at every call would keep it running for ever.
+            if self._main is not None:
+                self._main.cancel()
 
     def wall(self) -> float:
         return EPOCH + self.loop.time()
@@ -449,10 +454,13 @@ class World(App):
             handler.addFilter(self._stamp)
             sdk_log.addHandler(handler)
         asyncio.set_event_loop(self.loop)
+        self._main = self.loop.create_task(self.main())
         try:
-            self.loop.run_until_complete(self.main())
+            self.loop.run_until_complete(self._main)
         except Stalled as exc:
             self.violation(f"I4: the system stalled: {exc}")
+        except asyncio.CancelledError:  # a message raised: its violation is recorded
+            pass
         except Exception as exc:  # a failure of the harness itself must fail the seed too
             self.violation(f"harness: {exc!r}")
         finally:

@@ -4,8 +4,6 @@ than it was to every reader, which then handed out an access token that had expi
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 import pytest
@@ -13,27 +11,11 @@ import pytest
 from aiofinaccess import TokenKey, TokenSet
 from aiofinaccess.core.tokens import Anchor
 from aiofinaccess.stores.redis import RedisStore
+from tests.support.fakes import StallingClock
 from tests.support.redis_server import running_redis
 
 KEY = TokenKey("everifin", "alice")
 STALL = 3.0
-
-
-class StallingClock:
-    """The machine's clocks, moved on by ``STALL`` seconds when told (a paused process, a
-    connect that takes its time)."""
-
-    def __init__(self) -> None:
-        self.gone = 0.0
-
-    def wall(self) -> float:
-        return time.time() + self.gone
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.gone
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 @pytest.mark.asyncio

@@ -86,15 +86,21 @@ class TestStamped:
     def test_a_stamp_of_the_records_version_gives_its_age_on_the_stores_clock(self) -> None:
         """Written at 1000.5 when 3 s old; Redis's clock now 1010.25: 12.75 s old."""
         reply = [b"7", b"{}", b"7 1000.500000 3.0", b"1010", b"250000"]
-        assert stamped(reply) == (7, b"{}", 12.75)
+        assert stamped(reply) == (7, b"{}", 12.75, 0.0)
+
+    def test_a_stamp_keeps_the_part_of_the_age_that_was_the_writes_transit(self) -> None:
+        """Stamped 3.2 s old of which 0.2 s the write's transit (or the writer's clock behind
+        Redis's): the age counts it, and the reader learns how much of it that was."""
+        reply = [b"7", b"{}", b"7 1000.500000 3.200000 0.200000", b"1010", b"250000"]
+        assert stamped(reply) == (7, b"{}", 12.95, 0.2)
 
     def test_a_stamp_of_another_version_or_none_or_garbage_gives_no_age(self) -> None:
         """An earlier version's write left the stamp, or never wrote one: read as before."""
-        for stamp in (b"6 1000.5 3.0", None, b"7 soon 3.0", b"7 1000.5"):
-            assert stamped([b"7", b"{}", stamp, b"1010", b"0"]) == (7, b"{}", None)
+        for stamp in (b"6 1000.5 3.0", None, b"7 soon 3.0", b"7 1000.5", b"7 1000.5 3.0 x"):
+            assert stamped([b"7", b"{}", stamp, b"1010", b"0"]) == (7, b"{}", None, 0.0)
 
     def test_a_clock_that_stepped_back_never_makes_a_set_younger_than_at_its_write(self) -> None:
-        assert stamped(["7", "{}", "7 1000.0 3.0", "990", "0"]) == (7, b"{}", 3.0)
+        assert stamped(["7", "{}", "7 1000.0 3.0", "990", "0"]) == (7, b"{}", 3.0, 0.0)
 
     def test_no_record_is_none(self) -> None:
         assert stamped([None, None, None, b"1010", b"0"]) is None

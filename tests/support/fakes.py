@@ -1,16 +1,34 @@
-"""Shared fakes: a clock that never sleeps, stores that fail on demand, a log recorder, and
-waiting on the loop without a clock."""
+"""Shared fakes: a clock that never sleeps, the real clocks moved on by a stall, stores that
+fail on demand, a log recorder, and waiting on the loop without a clock."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 from aiofinaccess.core.tokens import TokenKey, TokenSet
 from aiofinaccess.stores import Versioned
 from aiofinaccess.stores.memory import MemoryStore
+
+
+class StallingClock:
+    """The machine's clocks, moved on by ``gone`` seconds when told (a paused process, a wait
+    for a connection, seen from outside)."""
+
+    def __init__(self) -> None:
+        self.gone = 0.0
+
+    def wall(self) -> float:
+        return time.time() + self.gone
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.gone
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 class FakeClock:
