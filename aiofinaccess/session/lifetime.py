@@ -235,6 +235,7 @@ class Lifetime:
                 continue
             stored = self._access.anchored(versioned)
             self._publisher.publish(entry, stored.token_set, stored.version)
+            self._registry.rest(entry)  # unused till asked for
             restored += 1
         return restored
 
@@ -277,7 +278,9 @@ class Lifetime:
         _done, late = await asyncio.wait(pending, timeout=self._timeouts.close or None)
         if not late:
             return
-        sent = {entry.job for entry in self._registry if entry.in_window and entry.job in late}
+        sent = {
+            entry.job for entry in self._registry.hot() if entry.in_window and entry.job in late
+        }
         for task in late - sent:
             task.cancel()
         if sent:
