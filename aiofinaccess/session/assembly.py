@@ -145,7 +145,12 @@ def assemble(
     owned = OwnedTasks()
     revoked: Tombstones = collections.OrderedDict()
     feed = FeedWatch(store=store, owned=owned)
-    registry = Registry(limits.working_set, policy=policy, stats=stats, on_held=feed.follow)
+    # Idle sets cost nothing where the store keeps their last use: every process stamps its
+    # uses, and the duty leaves the sets nobody used alone.
+    stamps = fleet and schedule.idle_after is not None and isinstance(store, UseStamps)
+    registry = Registry(
+        limits.working_set, policy=policy, stats=stats, on_held=feed.follow, stamps=stamps
+    )
     access = StoreAccess(
         store=store,
         registry=registry,
@@ -191,9 +196,6 @@ def assemble(
             clock, trigger.fire, max_in_flight=limits.concurrent_refreshes, queue=queue
         )
         background.append(scheduler)
-    # Idle sets cost nothing where the store keeps their last use: every process stamps its
-    # uses, and the duty leaves the sets nobody used alone.
-    stamps = fleet and schedule.idle_after is not None and isinstance(store, UseStamps)
     if stamps and schedule.idle_after is not None:
         background.append(
             UseStamper(

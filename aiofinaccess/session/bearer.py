@@ -118,6 +118,7 @@ class Bearer:
             token = (await asyncio.shield(outcome)).access_token.reveal()
             if token != rejected:
                 break
+            entry = self._registry.entry(key)  # it may have gone to rest meanwhile
             # We joined a renewal that began before the rejection and got the very token the
             # API refused (finAPI reissues it): one renewal of our own.
         return token

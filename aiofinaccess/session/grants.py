@@ -222,9 +222,12 @@ class Grants:
         else:
             await self._delete_ended(key, ended)
         entry = self._registry.find(key.provider, key.subject)
+        while entry is not None and entry.job is not None:
+            # Another may start while one ends (the scheduler), and a set renewed that
+            # nobody used goes to rest: found again each time.
+            await asyncio.wait([entry.job])
+            entry = self._registry.find(key.provider, key.subject)
         if entry is not None:
-            while entry.job is not None:  # another may start while one ends (the scheduler)
-                await asyncio.wait([entry.job])
             entry.clear()
             self._registry.prune(entry)
         # Remembered (boundedly) so later calls here say "revoked" rather than "no tokens".

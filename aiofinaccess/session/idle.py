@@ -113,7 +113,7 @@ class UseStamper:
         """Write the uses noted since the last batch, as one call; kept for the next batch if
         the store fails."""
         now = self._clock.monotonic()
-        entries = [entry for entry in self._registry if _stampable(entry)]
+        entries = [entry for entry in self._registry.hot() if _stampable(entry)]
         uses = unstamped_uses(((entry, entry.last_used, entry.stamped) for entry in entries), now)
         if not uses:
             return
@@ -127,6 +127,7 @@ class UseStamper:
             return
         for entry, used in written.items():
             entry.stamped = max(entry.stamped, used)
+            self._registry.rest(entry)  # a set unused since: packed until asked for again
         self._stats.use_stamps += len(written)
 
 

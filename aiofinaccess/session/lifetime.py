@@ -226,6 +226,7 @@ class Lifetime:
             # set earlier by how long its read took (each renewal spent early is one more
             # race for a refresh token); its token is handed out at its oldest all the same.
             self._publisher.publish(entry, stored.token_set, stored.version, slack=stored.slack)
+            self._registry.rest(entry)  # unused till asked for
             restored += 1
         return restored
 
@@ -268,7 +269,9 @@ class Lifetime:
         _done, late = await asyncio.wait(pending, timeout=self._timeouts.close or None)
         if not late:
             return
-        sent = {entry.job for entry in self._registry if entry.in_window and entry.job in late}
+        sent = {
+            entry.job for entry in self._registry.hot() if entry.in_window and entry.job in late
+        }
         for task in late - sent:
             task.cancel()
         if sent:

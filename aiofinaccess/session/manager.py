@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ..oauth.authorization import AuthorizationRequest
     from ..oauth.client import OAuthClient
     from .connections import ConnectionRegistry
+    from .entry import Entry
     from .events import ManagerEvent
 
 __all__ = ["ManagerStats", "PasswordLookup", "SessionManager"]
@@ -369,7 +370,8 @@ class SessionManager:
             self._door.enter()  # binds the first loop, refuses another or a closed manager
         name = provider if provider.__class__ is str else provider.name  # type: ignore[union-attr]
         held = self._registry.entries.get(name)
-        entry = None if held is None else held.get(subject)
+        # A set at rest (Rested) reads its token as None: only an Entry passes that check.
+        entry: Entry | None = None if held is None else held.get(subject)  # type: ignore[assignment]
         if entry is not None:
             token = entry.token
             now = self._clock.monotonic()

@@ -146,4 +146,16 @@ class Trigger:
             self._queue.schedule(key, deadlines.renew_not_before, generation)
             return None
         self._stats.scheduled_renewals += 1
-        return self._driver.start(entry, reason="scheduled")
+        outcome = self._driver.start(entry, reason="scheduled")
+        self._rest_after(entry, now)
+        return outcome
+
+    def _rest_after(self, entry: Entry, fired: float) -> None:
+        """Once its renewal ends, a set nobody used since ``fired`` goes back to rest."""
+        job = entry.job
+        if job is not None:
+            job.add_done_callback(lambda _job: self._rest(entry, fired))
+
+    def _rest(self, entry: Entry, fired: float) -> None:
+        if entry.last_used < fired:
+            self._registry.rest(entry)

@@ -1,35 +1,29 @@
 """What a session manager holds in memory: registered providers and one entry per token set.
 
-An :class:`Entry` is this process's view of one token set: the set it serves, the store
-version that set came from, the manager's status for it, and the renewal in flight; its
-deadlines are computed when asked (it keeps the two the fresh path reads). Every way an entry
-is emptied (forgotten, revoked, deleted elsewhere, grant dead) goes through
-:meth:`Entry.clear`. The :class:`Registry` builds token keys (a client token's
-key names the client, see :func:`~aiofinaccess.core.tokens.client_label`) and drops entries that
-hold nothing, so probes of unknown users and forgotten users leave no trace.
+An :class:`~aiofinaccess.session.entry.Entry` is this process's view of one token set; a set
+at rest (see :mod:`~aiofinaccess.session.rest`) is kept packed in its place and unpacked when
+it is next wanted. The :class:`Registry` builds token keys (a client token's key names the
+client, see :func:`~aiofinaccess.core.tokens.client_label`) and drops entries that hold
+nothing, so probes of unknown users and forgotten users leave no trace.
 
 This module does no I/O.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 
 import attrs
 
 from ..core._record import slots_repr
-from ..core.errors import (
-    ClientMismatchError,
-    ConfigurationError,
-    ReauthorizationRequired,
-    UsageError,
-)
-from ..core.lifecycle import Deadlines, RefreshPolicy, Status, plan
+from ..core.errors import ClientMismatchError, ConfigurationError, UsageError
+from ..core.lifecycle import RefreshPolicy
 from ..core.tokens import ClientCredentials, Secret, TokenKey, TokenSet, client_label
 from ..oauth.providers import ClientAuthMethod, Provider
 from .callbacks import awaiting
+from .entry import Entry
 from .hub import ManagerStats
+from .rest import Rested, pack, unpack
 
 __all__ = ["AsyncPasswordLookup", "Entry", "PasswordLookup", "Registration", "Registry"]
 
@@ -74,128 +68,6 @@ class Registration:
         return slots_repr(self)
 
 
-class Entry:
-    """One token set as this process knows it."""
-
-    __slots__ = (  # noqa: RUF023  (shown in this order)
-        "key",
-        "policy",
-        "status",
-        "token_set",
-        "version",
-        "reissued",
-        "token",
-        "stale_at",
-        "usable_until",
-        "last_used",
-        "stamped",
-        "renewed_at",
-        "generation",
-        "failures",
-        "job",
-        "outcome",
-        "in_window",
-        "rearm",
-        "reauth",
-        "dead_version",
-        "ran_out_version",
-        "reauth_repeated",
-        "vanished",
-        "retry_at",
-    )
-
-    key: TokenKey
-    #: The manager's, shared: what :attr:`deadlines` are planned by.
-    policy: RefreshPolicy
-    status: Status
-    token_set: TokenSet | None
-    version: int | None
-    #: The provider handed back the token already held (see :func:`plan`).
-    reissued: bool
-    # The revealed access token and its stale deadline, copied out for the fast path.
-    token: str | None
-    stale_at: float
-    #: Until then the token may still be handed out (``must_refresh_at``).
-    usable_until: float
-    last_used: float
-    #: The last use written to the store's stamp (``inf``: an entry the duty made, whose
-    #: renewal is no use).
-    stamped: float
-    #: When this process last published a set it redeemed itself (not restored or adopted).
-    renewed_at: float
-    generation: int
-    failures: int
-    #: The renewal job (single flight), and what its callers await.
-    job: asyncio.Task[None] | None
-    outcome: asyncio.Future[TokenSet] | None
-    #: A job has sent a token request whose result is not stored yet.
-    in_window: bool
-    #: The scheduler asked for a renewal while a job was finishing: schedule once it ends.
-    rearm: bool
-    reauth: ReauthorizationRequired | None
-    #: The store version whose grant proved dead (never adopted again).
-    dead_version: int | None
-    #: The store version last reported as needing re-authorization because its refresh token
-    #: ran out (its access token may still serve): reported once, not at every renewal.
-    ran_out_version: int | None
-    #: The failure being handed to callers repeats that report (no second event).
-    reauth_repeated: bool
-    #: The set this entry held was gone from the store at its renewal (deleted elsewhere): the
-    #: entry stays, refused, so the loss is reported once here, not at every later call.
-    vanished: bool
-    # After a failed renewal, background renewals wait until then (blocking ones do not).
-    retry_at: float
-
-    def __init__(self, key: TokenKey, policy: RefreshPolicy) -> None:
-        self.key = key
-        self.policy = policy
-        self.status = Status.ACTIVE
-        self._empty()
-        self.last_used = _NEG_INF
-        self.stamped = _NEG_INF
-        self.renewed_at = _NEG_INF
-        self.generation = 0
-        self.failures = 0
-        self.job = None
-        self.outcome = None
-        self.in_window = False
-        self.rearm = False
-        self.reauth = None
-        self.dead_version = None
-        self.ran_out_version = None
-        self.reauth_repeated = False
-        self.vanished = False
-        self.retry_at = _NEG_INF
-
-    def __repr__(self) -> str:
-        return slots_repr(self, ("policy", "token", "job", "outcome"))
-
-    def clear(self) -> None:
-        """Forget the token set (not the status): the one place an entry is emptied."""
-        self._empty()
-        self.generation += 1
-
-    def _empty(self) -> None:
-        self.token_set = None
-        self.version = None
-        self.reissued = False
-        self.token = None
-        self.stale_at = _NEG_INF
-        self.usable_until = _NEG_INF
-
-    @property
-    def deadlines(self) -> Deadlines | None:
-        """The held set's deadlines, or ``None`` when it holds none (computed: a held set keeps
-        no deadlines object)."""
-        token_set = self.token_set
-        return None if token_set is None else plan(token_set, self.policy, reissued=self.reissued)
-
-    @property
-    def idle(self) -> bool:
-        """Holds no token set and runs nothing: safe to drop."""
-        return self.token_set is None and self.job is None
-
-
 class Registry:
     """Registered providers and the entries of their token sets.
 
@@ -204,6 +76,8 @@ class Registry:
         policy: Plans the entries' deadlines.
         stats: Counts the entries dropped to stay within ``capacity``.
         on_held: Called when an entry is made for the process's callers (not for the duty).
+        stamps: The process stamps its uses in the store: an entry with a use not yet
+            stamped is not put at rest.
     """
 
     def __init__(
@@ -213,16 +87,19 @@ class Registry:
         policy: RefreshPolicy | None = None,
         stats: ManagerStats | None = None,
         on_held: Callable[[], None] = lambda: None,
+        stamps: bool = False,
     ) -> None:
         #: At most this many entries (the bounded working set), or ``None``.
         self.capacity = capacity
         self._policy = policy if policy is not None else RefreshPolicy()
         self._stats = stats if stats is not None else ManagerStats()
         self._on_held = on_held
+        self._stamps = stamps
         self._registrations: dict[str, Registration] = {}
         #: Per provider name, by subject: the fresh path builds no object per call, and an
         #: entry costs no key of its own (one registration per name, so the pair is unique).
-        self.entries: dict[str, dict[str | None, Entry]] = {}
+        #: A set at rest is kept packed (its ``token`` is ``None``: the fresh path passes it by).
+        self.entries: dict[str, dict[str | None, Entry | Rested]] = {}
 
     def __len__(self) -> int:
         return sum(map(len, self.entries.values()))
@@ -342,8 +219,7 @@ class Registry:
                 (entries are found by provider and subject: it would be renewed, and written
                 over, with this process's credentials).
         """
-        held = self.entries.get(key.provider)
-        entry = None if held is None else held.get(key.subject)
+        entry = self.find(key.provider, key.subject)
         if entry is not None and entry.key != key:
             raise UsageError(f"token set {key.hashed} is another client's: not renewed here")
         if entry is not None and not for_duty and entry.stamped == _INF:
@@ -380,9 +256,35 @@ class Registry:
             self._remove(entry)
 
     def find(self, name: str, subject: str | None) -> Entry | None:
-        """The entry of ``(name, subject)`` if this process holds one."""
+        """The entry of ``(name, subject)`` if this process holds one (unpacked if at rest)."""
         held = self.entries.get(name)
-        return None if held is None else held.get(subject)
+        if held is None:
+            return None
+        value = held.get(subject)
+        if not isinstance(value, Rested):
+            return value
+        entry = held[subject] = self._unpack(name, subject, value)
+        return entry
+
+    def _key(self, name: str, subject: str | None) -> TokenKey:
+        return self._registrations[name].client_key if subject is None else TokenKey(name, subject)
+
+    def _unpack(self, name: str, subject: str | None, blob: Rested) -> Entry:
+        return unpack(blob, self._key(name, subject), self._policy)
+
+    def rest(self, entry: Entry) -> None:
+        """Keep ``entry``'s set packed if it is at rest (see :mod:`.rest`); a caller still
+        holding ``entry`` finds its generation moved on, as after any change."""
+        key = entry.key
+        held = self.entries.get(key.provider)
+        if held is None or held.get(key.subject) is not entry:
+            return
+        if key != self._key(key.provider, key.subject):
+            return  # not the key unpacking would build
+        blob = pack(entry, stamps=self._stamps)
+        if blob is not None:
+            held[key.subject] = blob
+            entry.generation += 1
 
     def prune(self, entry: Entry) -> None:
         """Drop ``entry`` if it holds nothing and runs nothing."""
@@ -395,7 +297,19 @@ class Registry:
             del held[entry.key.subject]
 
     def __iter__(self) -> Iterator[Entry]:
-        return iter([entry for held in self.entries.values() for entry in held.values()])
+        """Every entry; one at rest as a copy unpacked for reading (left at rest)."""
+        for name, held in list(self.entries.items()):
+            for subject, value in list(held.items()):
+                yield self._unpack(name, subject, value) if isinstance(value, Rested) else value
+
+    def hot(self) -> list[Entry]:
+        """The entries not at rest."""
+        return [
+            value
+            for held in self.entries.values()
+            for value in held.values()
+            if isinstance(value, Entry)
+        ]
 
 
 def _last_used(entry: Entry) -> float:
