@@ -86,6 +86,9 @@ def test_a_seed_replays_identically() -> None:
         broken.claims_on_a_fast_clock,
         broken.no_password_fallback,
         broken.no_check_before_send,
+        broken.idle_gate_ignores_stamps,
+        broken.idle_gate_drops_kept_alive,
+        broken.replication_acks_early,
     ],
     ids=[
         "no fence",
@@ -101,6 +104,9 @@ def test_a_seed_replays_identically() -> None:
         "claims on a fast clock",
         "no password fallback",
         "no check before send",
+        "idle gate ignores stamps",
+        "idle gate drops a kept-alive set",
+        "replication acknowledges before the replica",
     ],
 )
 def test_a_broken_build_fails_within_the_ci_budget(mutation: Callable[[Process], None]) -> None:
@@ -144,6 +150,8 @@ FOUND: dict[int, str] = {
     11157: "the app logged out a login whose write had not yet returned (I2)",
     3620: "a pause before the send left the exchange's time but not the write's (I1)",
     21570: "the stored token ran out while a paused receiver held its successor (I3)",
+    # Idle sets and the durability option (issue 27).
+    168: "the app's retry of a login whose write landed unconfirmed overwrote its renewal (I1)",
 }
 
 
