@@ -36,6 +36,7 @@ class Replica:
         self._shared = shared
         self.behind = False  # from a rollback's snapshot to its failover
         self.failovers = 0
+        self.unconfirmed = 0  # writes the replica did not confirm (counted as not stored)
         #: The refresh token (or ``None``) of each key's last write acknowledged since the
         #: last snapshot.
         self.acknowledged: dict[TokenKey, str | None] = {}
@@ -84,6 +85,7 @@ class Replica:
         copies = 0 if behind else replication.replicas
         reply: int | tuple[int, int] = (1, copies) if replication.fsync else copies
         if not replication.confirmed(reply):
+            self.unconfirmed += 1
             raise StoreError("simulated replica lag: written, not counted as stored")
         refresh = token_set.refresh_token
         self.acknowledged[key] = None if refresh is None else refresh.reveal()

@@ -162,3 +162,17 @@ def test_seeds_the_grown_simulation_found(seed: int) -> None:
     config = Config.for_seed(seed, random.Random(seed))
     features = attrs.evolve(Features.draw(seed, config), second_app=None)
     assert run_seed(seed, features=features).violations == []
+
+
+def test_idle_sets_and_the_durability_option_are_exercised() -> None:
+    """An idle world whose duty left sets alone, and a replicated world whose failover came
+    after a write its replica did not confirm, each keeping the promise."""
+    idle = run_seed(25)
+    assert idle.violations == []
+    assert sum(p.manager.stats.duty_idle for p in idle.processes) > 0
+    assert sum(p.manager.stats.use_stamps for p in idle.processes) > 0
+    durable = run_seed(36)
+    assert durable.violations == []
+    assert durable.features.replication is not None
+    assert durable.store.replica.failovers == 1
+    assert durable.store.replica.unconfirmed > 0
