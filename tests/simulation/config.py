@@ -179,7 +179,9 @@ class Features:
     replication: Replication | None = None
 
     @classmethod
-    def draw(cls, seed: int, config: Config) -> Features:
+    def draw(cls, seed: int, config: Config, *, idle_and_replicas: bool = True) -> Features:
+        """The features of ``seed``'s world (without ``idle_after`` and ``replication``, as
+        before they existed, unless ``idle_and_replicas``)."""
         providers: tuple[str, ...] = ("idp",)
         users: dict[str, int] = {}
         subsets: dict[int, tuple[str, ...]] = {}
@@ -225,13 +227,13 @@ class Features:
             clock_skew = clock_steps = 0.0
         idle = random.Random(f"{seed}:idle")
         idle_after = 0.0
-        if config.store_impl == "sim" and idle.random() < 0.2:
+        if idle_and_replicas and config.store_impl == "sim" and idle.random() < 0.2:
             idle_after = idle.choice([3.0, 6.0, 12.0])
             if not refresh_ttl and idle.random() < 0.5:
                 refresh_ttl = idle.choice([1.0, 2.0]) * config.access_ttl
         durable = random.Random(f"{seed}:durable")
         replication = None
-        if rollbacks and durable.random() < 0.5:
+        if idle_and_replicas and rollbacks and durable.random() < 0.5:
             replication = Replication(
                 replicas=1, timeout=durable.choice([0.5, 1.0]), fsync=durable.random() < 0.3
             )
