@@ -97,6 +97,7 @@ class Process:
         self.pid = pid
         self.incarnation = pid
         self.alive = True
+        self.closing = False  # a graceful restart is closing it: the app asks it nothing more
         self.tasks: list[asyncio.Task[Any]] = []
         self.reauth_events: dict[tuple[str, str | None], int] = {}
         self._pauses = random.Random(f"{world.seed}:pause-sends:{pid}")
