@@ -152,6 +152,7 @@ FOUND: dict[int, str] = {
     21570: "the stored token ran out while a paused receiver held its successor (I3)",
     # Idle sets and the durability option (issue 27).
     168: "the app's retry of a login whose write landed unconfirmed overwrote its renewal (I1)",
+    100575: "the app logged a user out through a process its graceful restart was closing",
 }
 
 
