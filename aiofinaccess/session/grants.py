@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from ..core.errors import StoreConflictError
-from ..core.renewal_step import begun, ended_by
+from ..core.renewal_step import begun, ended_by, superseded
 from ..core.tokens import Secret, TokenKey, TokenSet
 from ..oauth.providers import RevocationStyle
 from .hub import ManagerStats
@@ -143,16 +143,22 @@ class Grants:
         store_call = self._access.call
         for _attempt in range(3):
             current = await store_call(self._store.get(key))
-            try:
-                version = await store_call(
-                    self._access.write(
-                        key,
-                        token_set,
-                        expected_version=None if current is None else current.version,
+            if current is not None and superseded(token_set, current.token_set):
+                # The app's retry of a login whose first write landed (its error came after:
+                # a replica that did not confirm) and was renewed since: writing it again
+                # would bring back a refresh token the provider has spent.
+                token_set, version = current.token_set, current.version
+            else:
+                try:
+                    version = await store_call(
+                        self._access.write(
+                            key,
+                            token_set,
+                            expected_version=None if current is None else current.version,
+                        )
                     )
-                )
-            except StoreConflictError:
-                continue
+                except StoreConflictError:
+                    continue
             self._revoked.pop((key.provider, key.subject), None)
             self._publisher.publish(self._registry.entry(key), token_set, version)
             return token_set

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import random
 
     from tests.simulation.config import Config, Features
+    from tests.simulation.idleness import Traffic
     from tests.simulation.idp import Idp, Session
     from tests.simulation.loop import VirtualTimeLoop
 
@@ -66,6 +67,7 @@ class App:
         forgets: dict[Account, int]
         verbose: bool
         _reconnecting: set[Account]
+        traffic: Traffic
 
         def live(self) -> list[Process]: ...
         def log(self, text: str) -> None: ...
@@ -130,6 +132,7 @@ class App:
     async def login(self, account: Account, via: Process) -> None:
         """The user connects (again): a new session, stored by ``via`` (retried like an app)."""
         provider, user = account
+        self.traffic.use(account, via.pid)
         if provider == "fin":
             await self._password_login(user, via)
             return
@@ -176,6 +179,7 @@ class App:
         if self.verbose:  # a million calls a run: format only when tracing
             self.log(f"call by pid {process.pid} for {provider}/{user} (deadline {deadline})")
         started = self.loop.time()
+        self.traffic.use(account, process.pid)
         try:
             with self._timed(process, deadline, "a call"):
                 async with asyncio.timeout(deadline):
@@ -257,4 +261,6 @@ class App:
             if rng.random() < 0.2 or not served:
                 process.spawn(self.client_call(process, deadline))
             else:
-                process.spawn(self.call(process, rng.choice(served), deadline))
+                account = rng.choice(served)
+                if self.traffic.calls(account):  # not while its user is away (idleness.py)
+                    process.spawn(self.call(process, account, deadline))

@@ -12,9 +12,10 @@ from aiofinaccess.core.renewal_step import Stored
 from aiofinaccess.core.tokens import Anchor, TokenKey
 from aiofinaccess.session.duty import DutyLoop
 from aiofinaccess.session.fence import Fence
-from aiofinaccess.stores import Versioned
+from aiofinaccess.session.idle import IdleGate
+from aiofinaccess.stores import Replication, Versioned
 from tests.simulation.process import Process
-from tests.simulation.store import DutyStoreClient
+from tests.simulation.store import DutyStoreClient, StoreClient
 
 
 def no_fence(process: Process) -> None:
@@ -167,3 +168,47 @@ def no_client_check(process: Process) -> None:
     and renewed with this process's client (issue 22, finding 2, users; I8)."""
     registry = process.manager._registry
     registry.mismatch = lambda _key, _token_set: None  # type: ignore[method-assign]
+
+
+# -- idle sets and the durability option (issue 27) ---------------------------------------------
+
+
+def _idle_gates(process: Process) -> list[IdleGate]:
+    return [part._idle for part in _duty_loops(process) if part._idle is not None]
+
+
+def idle_gate_ignores_stamps(process: Process) -> None:
+    """The duty renews every set it claims, however long nobody used it (I15)."""
+    for gate in _idle_gates(process):
+
+        async def renew_all(keys: list[TokenKey]) -> list[TokenKey]:
+            return keys
+
+        gate.sift = renew_all  # type: ignore[method-assign]
+
+
+def idle_gate_drops_kept_alive(process: Process) -> None:
+    """The duty leaves idle sets alone even where the app asked to keep them alive (I16)."""
+    for gate in _idle_gates(process):
+        gate._keep_alive = False
+
+
+class _AcksAtOnce:
+    """The durability option, but a write counts as stored whatever the replica says."""
+
+    def __init__(self, replication: Replication) -> None:
+        self.timeout, self.fsync, self.replicas = (
+            replication.timeout,
+            replication.fsync,
+            replication.replicas,
+        )
+
+    def confirmed(self, _reply: object) -> bool:
+        return True
+
+
+def replication_acks_early(process: Process) -> None:
+    """A replicated store acknowledges a write before its replica has it (I17)."""
+    store = process.manager._store
+    if isinstance(store, StoreClient) and store.writes.replication is not None:
+        store.writes.replication = _AcksAtOnce(store.writes.replication)  # type: ignore[assignment]

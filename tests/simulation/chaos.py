@@ -83,6 +83,7 @@ async def crashes(world: World) -> None:
             victim.crash()
         else:
             world.log(f"pid {victim.pid} restarts gracefully")
+            victim.closing = True
             for task in victim.tasks:
                 if task is not asyncio.current_task() and is_app_task(task):
                     task.cancel()
@@ -123,7 +124,7 @@ async def grant_chaos(world: World) -> None:
             return
         await asyncio.sleep(pause)
         account = rng.choice(world.accounts)
-        serving = [p for p in world.live() if account in world.served(p)]
+        serving = [p for p in world.live() if account in world.served(p) and not p.closing]
         if not serving:
             continue
         process = rng.choice(serving)

@@ -12,6 +12,7 @@ import random
 import attrs
 
 from aiofinaccess import ClientCredentials, Oidc, Provider
+from aiofinaccess.stores import Replication
 
 EPOCH = 1_800_000_000.0
 
@@ -151,6 +152,13 @@ class Features:
       that do not rotate), renewed with the password when their refresh token is gone;
     * ``refresh_ttl``: Keycloak's SSO Session Idle (refresh tokens that run out): a session
       not refreshed for this long ends, and its set must leave the duty.
+    * ``idle_after``: ``Schedule.idle_after`` (0: the default, never reached in a world): some
+      users stop calling for a while or for good (idleness.py), and the fleet must leave their
+      sets alone unless the app keeps them alive (``Config.keep_alive``, which matters where
+      refresh tokens run out: half of these worlds draw a ``refresh_ttl`` of their own);
+    * ``replication``: the durability option of a replicated store (``stores.Replication``), in
+      half of the rollback worlds: a write counts as stored only once the replica has it, so
+      a failover may lose only writes the store did not acknowledge (durability.py).
     """
 
     providers: tuple[str, ...] = ("idp",)
@@ -167,9 +175,13 @@ class Features:
     finapi_users: int = 0
     refresh_ttl: float = 0.0
     pause_sends: float = 0.0
+    idle_after: float = 0.0
+    replication: Replication | None = None
 
     @classmethod
-    def draw(cls, seed: int, config: Config) -> Features:
+    def draw(cls, seed: int, config: Config, *, idle_and_replicas: bool = True) -> Features:
+        """The features of ``seed``'s world (without ``idle_after`` and ``replication``, as
+        before they existed, unless ``idle_and_replicas``)."""
         providers: tuple[str, ...] = ("idp",)
         users: dict[str, int] = {}
         subsets: dict[int, tuple[str, ...]] = {}
@@ -213,7 +225,21 @@ class Features:
             refresh_ttl = refresh.choice([0.5, 2.0]) * config.access_ttl
         if config.store_impl == "sqlite":  # one file, one machine: one wall clock for all
             clock_skew = clock_steps = 0.0
+        idle = random.Random(f"{seed}:idle")
+        idle_after = 0.0
+        if idle_and_replicas and config.store_impl == "sim" and idle.random() < 0.2:
+            idle_after = idle.choice([3.0, 6.0, 12.0])
+            if not refresh_ttl and idle.random() < 0.5:
+                refresh_ttl = idle.choice([1.0, 2.0]) * config.access_ttl
+        durable = random.Random(f"{seed}:durable")
+        replication = None
+        if idle_and_replicas and rollbacks and durable.random() < 0.5:
+            replication = Replication(
+                replicas=1, timeout=durable.choice([0.5, 1.0]), fsync=durable.random() < 0.3
+            )
         return cls(
+            idle_after=idle_after,
+            replication=replication,
             pause_sends=pause_sends,
             refresh_ttl=refresh_ttl,
             providers=providers,

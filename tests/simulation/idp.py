@@ -503,6 +503,7 @@ class Idp:
         if self.world.verbose:
             self.world.log(f"IdP: pid {process.pid} rotates {presented} of {session.label}")
         session.current = new
+        self.world.traffic.renewal(session, presented)
         session.born[new] = self.world.loop.time()
         session.chain.append(new)
         self.by_refresh[new] = session

@@ -37,7 +37,7 @@ def check_duty(world: World) -> None:
         session, refresh = stored_session(world, key)
         if session is None or not session.alive or session.current != refresh:
             continue
-        if key not in store.due:
+        if key not in store.due and not world.traffic.may_be_off_duty(key):
             world.violation(f"I6: {key.subject or key.provider} is stored but off the duty")
 
 

@@ -97,6 +97,7 @@ class Process:
         self.pid = pid
         self.incarnation = pid
         self.alive = True
+        self.closing = False  # a graceful restart is closing it: the app asks it nothing more
         self.tasks: list[asyncio.Task[Any]] = []
         self.reauth_events: dict[tuple[str, str | None], int] = {}
         self._pauses = random.Random(f"{world.seed}:pause-sends:{pid}")
@@ -108,6 +109,9 @@ class Process:
             skew = random.Random(f"{world.seed}:skew:{pid}").uniform(-1, 1)
             self.clock.step(skew * world.features.clock_skew)
         config = world.config
+        schedule = Schedule(keep_alive=config.keep_alive)
+        if world.features.idle_after:  # the default's hour never passes in a world
+            schedule = Schedule(keep_alive=config.keep_alive, idle_after=world.features.idle_after)
         fleet: dict[str, Any] = {}
         if config.duty != "off":
             claims = config.duty == "all" or number == 0 or rng.random() < 0.5
@@ -121,6 +125,7 @@ class Process:
                 "working_set": None if claims else config.working_set,
             }
         self.duty = bool(fleet and fleet["duty"].enabled)
+        self.working_set: int | None = fleet.get("working_set")
         self.manager = SessionManager(
             store=world.store.client(self, duty=config.duty != "off"),  # type: ignore[arg-type]
             clock=self.clock,
@@ -132,7 +137,7 @@ class Process:
                 backoff_initial=0.5,
                 backoff_max=10.0,
             ),
-            schedule=Schedule(keep_alive=config.keep_alive),
+            schedule=schedule,
             limits=Limits(
                 concurrent_refreshes=config.max_concurrent, working_set=fleet.get("working_set")
             ),
@@ -212,5 +217,6 @@ class Process:
     def crash(self) -> None:
         self.alive = False
         self.world.idp.excuse_crash(self.pid)
+        self.world.traffic.event(crashed=self.pid)
         for task in self.tasks:
             task.cancel()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,11 +36,13 @@ from aiofinaccess.stores.protocol import (
     stored_age,
     writer_age,
 )
+from tests.simulation.durability import Replica, Writes
 
 if TYPE_CHECKING:
     from tests.simulation.world import Process, World
 
 _T = TypeVar("_T")
+Snapshot = tuple[dict[TokenKey, tuple[int, bytes]], dict[TokenKey, float], dict[TokenKey, float]]
 #: RedisStore's tolerance for a writer's clock before due times are moved (DUE_TOLERANCE).
 DUE_TOLERANCE = 1.0
 
@@ -75,20 +77,25 @@ class SharedStore:
         # (the duty's exclusivity, checked at every claim: see world.py, I11).
         self.claimed_at: dict[TokenKey, tuple[float, float]] = {}
         self.due_written_at: dict[TokenKey, float] = {}
+        # Each set's last use on the store's clock (idleness.py: a store that keeps stamps).
+        self.used: dict[TokenKey, float] = {}
+        # The durability option (durability.py): the world's, and its replica.
+        self.replication = world.features.replication
+        self.replica = Replica(self)
 
-    def snapshot(self) -> tuple[dict[TokenKey, tuple[int, bytes]], dict[TokenKey, float]]:
+    def snapshot(self) -> Snapshot:
         """What a backup (or a replica that falls behind) holds now."""
-        return dict(self.records), dict(self.due)
+        self.replica.snapshot()
+        return dict(self.records), dict(self.due), dict(self.used)
 
-    def restore(
-        self, snapshot: tuple[dict[TokenKey, tuple[int, bytes]], dict[TokenKey, float]]
-    ) -> None:
+    def restore(self, snapshot: Snapshot) -> None:
         """Roll back to ``snapshot``: every acknowledged write since is lost (leases are not)."""
-        records, due = snapshot
-        self.records, self.due = dict(records), dict(due)
+        records, due, used = snapshot
+        self.records, self.due, self.used = dict(records), dict(due), dict(used)
         for key in sorted(set(self.records) | set(self.due), key=str):  # a seeded order
             self.announce(key, self.records[key][0] if key in self.records else None)
             self.due_written_at[key] = self.now()
+        self.replica.failover()
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -122,7 +129,12 @@ class SharedStore:
         return any(start <= now < end for start, end in self.outages)
 
     def client(self, process: Process, *, duty: bool) -> StoreClient:
-        """A new process's connection (one that keeps the refresh duty if ``duty``)."""
+        """A new process's connection (one that keeps the refresh duty if ``duty``, and use
+        stamps too in idle worlds)."""
+        if duty and self.world.features.idle_after:
+            from tests.simulation.idleness import StampingStoreClient  # noqa: PLC0415  (a cycle)
+
+            return StampingStoreClient(self, process)
         return (DutyStoreClient if duty else StoreClient)(self, process)
 
     def check(self) -> list[str]:
@@ -142,6 +154,7 @@ class StoreClient:
         self._shared = shared
         self._process = process
         self._owners = 0
+        self.writes = Writes(shared)  # the durability option's side of its puts
 
     async def _call(
         self,
@@ -149,9 +162,11 @@ class StoreClient:
         *,
         fails_after: bool = True,
         at_send: Callable[[], None] | None = None,
+        confirm: Callable[[], Awaitable[None]] | None = None,
     ) -> _T:
         """Send ``effect`` to the store; ``at_send`` runs where the request leaves (after any
-        freeze), as a real store measures what it stamps (a writer's age) just before sending."""
+        freeze), as a real store measures what it stamps (a writer's age) just before sending;
+        ``confirm`` after an effect that raised nothing (a write's wait for its replica)."""
         process, shared = self._process, self._shared
         process.check_alive()
         await process.clock.frozen()  # a paused process sends nothing
@@ -171,6 +186,11 @@ class StoreClient:
                     outcome = effect()
                 except StoreError as exc:
                     outcome = exc
+                if confirm is not None and not isinstance(outcome, BaseException):
+                    try:
+                        await confirm()
+                    except StoreError as exc:
+                        outcome = exc
                 if fails_after and rng.random() < shared.fault_rate / 2:
                     outcome = StoreError("simulated store failure after the effect")
             await asyncio.sleep(rng.uniform(0.0005, 0.02))
@@ -215,19 +235,22 @@ class StoreClient:
         version = self._shared.rng.getrandbits(62)
         refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
         measured: list[float] = []
+        behind: list[bool] = []
 
         def effect() -> int:
             shared = self._shared
-            current = shared.records.get(key)
-            if (None if current is None else current[0]) != expected_version:
-                raise StoreConflictError("simulated version conflict")
+            behind.append(self.writes.check(key, expected_version, token_set, version))
             shared.write(key, version, data, measured[0])
             shared.world.put_landed(key, token_set)
             shared.world.idp.stored(refresh)
             shared.announce(key, version)
             return version
 
-        return await self._call(effect, at_send=self._measure(token_set, measured))
+        return await self._call(
+            effect,
+            at_send=self._measure(token_set, measured),
+            confirm=self.writes.confirm(key, expected_version, token_set, version, behind),
+        )
 
     async def delete(self, key: TokenKey, *, expected_version: int | None = None) -> bool:
         def effect() -> bool:
@@ -240,6 +263,7 @@ class StoreClient:
                 raise StoreConflictError("simulated version conflict")
             del shared.records[key]
             shared.stamps.pop(key, None)
+            shared.used.pop(key, None)
             shared.due.pop(key, None)
             shared.announce(key, None)
             return True
@@ -344,16 +368,16 @@ class DutyStoreClient(StoreClient):
         version = self._shared.rng.getrandbits(62)
         refresh = None if token_set.refresh_token is None else token_set.refresh_token.reveal()
         measured: list[float] = []
+        behind: list[bool] = []
 
         def effect() -> int:
             shared = self._shared
-            current = shared.records.get(key)
-            if (None if current is None else current[0]) != expected_version:
-                raise StoreConflictError("simulated version conflict")
+            behind.append(self.writes.check(key, expected_version, token_set, version))
             age, sent = measured
             shared.write(key, version, data, *_aged_in_transit(shared, age, sent))
             if due_at is None:
                 shared.due.pop(key, None)
+                shared.world.traffic.due_cleared(key)
             else:
                 shared.due[key] = _on_store_clock(shared, due_at, sent)
             shared.due_written_at[key] = shared.now()
@@ -362,7 +386,11 @@ class DutyStoreClient(StoreClient):
             shared.announce(key, version)
             return version
 
-        return await self._call(effect, at_send=self._measure(token_set, measured))
+        return await self._call(
+            effect,
+            at_send=self._measure(token_set, measured),
+            confirm=self.writes.confirm(key, expected_version, token_set, version, behind),
+        )
 
     async def claim_due(
         self, *, limit: int, claim_for: float, owner: str, clients: Collection[TokenKey]
@@ -410,6 +438,7 @@ class DutyStoreClient(StoreClient):
             shared.due_written_at[key] = shared.now()
             if due_at is None:
                 shared.due.pop(key, None)
+                shared.world.traffic.due_cleared(key)
             else:
                 shared.due[key] = _on_store_clock(shared, due_at, sent[0])
 

@@ -86,6 +86,9 @@ def test_a_seed_replays_identically() -> None:
         broken.claims_on_a_fast_clock,
         broken.no_password_fallback,
         broken.no_check_before_send,
+        broken.idle_gate_ignores_stamps,
+        broken.idle_gate_drops_kept_alive,
+        broken.replication_acks_early,
     ],
     ids=[
         "no fence",
@@ -101,6 +104,9 @@ def test_a_seed_replays_identically() -> None:
         "claims on a fast clock",
         "no password fallback",
         "no check before send",
+        "idle gate ignores stamps",
+        "idle gate drops a kept-alive set",
+        "replication acknowledges before the replica",
     ],
 )
 def test_a_broken_build_fails_within_the_ci_budget(mutation: Callable[[Process], None]) -> None:
@@ -145,13 +151,35 @@ FOUND: dict[int, str] = {
     3620: "a pause before the send left the exchange's time but not the write's (I1)",
     21570: "the stored token ran out while a paused receiver held its successor (I3)",
     1993: "a logout's delete, held back by a pause, lost a login stored since elsewhere (I3)",
+    # Idle sets and the durability option (issue 27).
+    168: "the app's retry of a login whose write landed unconfirmed overwrote its renewal (I1)",
+    100575: "the app logged a user out through a process its graceful restart was closing",
 }
+
+
+#: The seeds of ``FOUND`` found in worlds with idle sets or the durability option.
+FOUND_IN_IDLE_OR_REPLICATED = {168}
 
 
 @pytest.mark.parametrize("seed", list(FOUND), ids=[f"{s} {why}" for s, why in FOUND.items()])
 def test_seeds_the_grown_simulation_found(seed: int) -> None:
     """Each seed of ``FOUND`` keeps the promise, in the world it was found in: without the
-    second app, which some have drawn since."""
+    second app, idle sets or replicas, which some have drawn since."""
     config = Config.for_seed(seed, random.Random(seed))
-    features = attrs.evolve(Features.draw(seed, config), second_app=None)
+    later = seed in FOUND_IN_IDLE_OR_REPLICATED
+    features = attrs.evolve(Features.draw(seed, config, idle_and_replicas=later), second_app=None)
     assert run_seed(seed, features=features).violations == []
+
+
+def test_idle_sets_and_the_durability_option_are_exercised() -> None:
+    """An idle world whose duty left sets alone, and a replicated world whose failover came
+    after a write its replica did not confirm, each keeping the promise."""
+    idle = run_seed(25)
+    assert idle.violations == []
+    assert sum(p.manager.stats.duty_idle for p in idle.processes) > 0
+    assert sum(p.manager.stats.use_stamps for p in idle.processes) > 0
+    durable = run_seed(36)
+    assert durable.violations == []
+    assert durable.features.replication is not None
+    assert durable.store.replica.failovers == 1
+    assert durable.store.replica.unconfirmed > 0

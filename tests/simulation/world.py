@@ -52,7 +52,13 @@ Invariants, each checked where it can break:
 * **I13** ``aclose()`` returns within ``close_timeout + pending_write_timeout`` plus a
   store call and a token exchange (checked at every restart and at the end);
 * **I14** a duty worker claims only sets of providers it registers (a claim it cannot use
-  delays the set by a whole claim; checked at every claim).
+  delays the set by a whole claim; checked at every claim);
+* **I15** an idle set costs at most one renewal per stretch of idleness (and one per crash,
+  boot or rollback meanwhile), and **I16** a set the app keeps alive stays on the duty while
+  its session lives (idle worlds, ``features.idle_after``: idleness.py);
+* **I17** with the durability option (``features.replication``), a failover loses no write
+  the store acknowledged: it never gives back a refresh token whose successor it had
+  acknowledged (durability.py).
 
 Excuses and stated assumptions (the model's promises to the SDK):
 
@@ -112,6 +118,7 @@ from tests.simulation.config import (
     Config,
     Features,
 )
+from tests.simulation.idleness import Traffic
 from tests.simulation.idp import Idp, Session
 from tests.simulation.loop import Stalled, VirtualTimeLoop
 from tests.simulation.process import CURRENT, Crashed, Process, SimClock
@@ -164,6 +171,7 @@ class World(App):
         self._main: asyncio.Task[None] | None = None
         self.users = [f"user-{n}" for n in range(self.config.users)]
         self.accounts: list[Account] = self._accounts()
+        self.traffic = Traffic(self)  # who the app stops using when (idle worlds)
         self.bound = 3 * self.config.token_timeout + 3 * self.config.lease_ttl + 10.0
         # close_timeout + pending_write_timeout, a store call and a token exchange (I13).
         self.aclose_bound = 3.0 + 30.0 + 5.0 + self.config.token_timeout + 1.0
@@ -285,6 +293,7 @@ class World(App):
     def rolled_back(self) -> None:
         """The store rolled back: the rotations after each session's stored token are no longer
         durable; a session whose set is gone is lost excusably (see the docstring)."""
+        self.traffic.event()
         stored: dict[int, str] = {}
         for key in self.store.records:
             session, refresh = invariants.stored_session(self, key)
@@ -295,8 +304,9 @@ class World(App):
             if not session.alive or session.number < 0 or not session.rotating:
                 continue
             token = stored.get(session.number)
-            if token is None:
+            if token is None:  # its every token lost (a login retried after it may bring one
                 session.excused = session.excused or "the store rolled back its login"
+                session.rolled_back.update(session.chain)  # back: excused, as any rolled back)
                 continue
             if token != session.current and not any(
                 self.holds_newer(p, session, token) for p in self.live()
@@ -318,6 +328,7 @@ class World(App):
         self._pids += 1
         process = Process(self, number, self._pids)
         self.processes.append(process)
+        self.traffic.event()
         self.log(f"process {number} boots as pid {process.pid}")
 
         async def start() -> None:
@@ -374,7 +385,7 @@ class World(App):
             for task in process.tasks:
                 if chaos.is_app_task(task):
                     task.cancel()
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0 + self.traffic.settle_wait())
         self.idp.expire_idle()
         invariants.check_duty(self)
         finals = []
@@ -398,6 +409,7 @@ class World(App):
         provider, user = account
         session = self._current_session(account)
         self.idp.expire_idle()
+        self.traffic.use(account, process.pid)
         for attempt in range(5):  # answers may still be slower than the token timeout
             try:
                 token = await process.spawn(process.manager.access_token(provider, user))
