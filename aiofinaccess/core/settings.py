@@ -33,8 +33,7 @@ class Timeouts(Record):
     Args:
         token: One token-endpoint exchange, in total.
         lease: A store lease unless its holder extends it. A holder that crashes before
-            sending blocks other processes for at most this long (a duty worker, which takes
-            it for the send it makes next, ``token + lease``); one that crashes after
+            sending blocks other processes for at most this long; one that crashes after
             sending, for at most ``token + lease``.
         store: One store call, before it counts as failed.
         close: How long ``aclose()`` waits for renewals in flight (``0``: no limit).

@@ -28,7 +28,6 @@ from ..core.clock import Clock
 from ..core.errors import (
     AiofinaccessError,
     ClientMismatchError,
-    LeaseBusyError,
     ReauthorizationRequired,
     StoreError,
 )
@@ -44,7 +43,6 @@ from .stopping import cancel_and_wait
 if TYPE_CHECKING:
     from .access import StoreAccess
     from .idle import IdleGate
-    from .jobs import Job
     from .lifetime import OwnedTasks
     from .publish import Publisher
     from .renewal import RenewalDriver
@@ -135,7 +133,6 @@ class DutyLoop:
             free = self._concurrency - len(self._running)
             if free <= 0:
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
-                await self._slots_free()
                 continue
             limit = min(self._batch, free)
             clients = self._registry.client_keys()
@@ -164,20 +161,6 @@ class DutyLoop:
             if len(keys) + dropped < limit:
                 self._wakeup.clear()  # a due time written from now on wakes the sleep below
                 await self._sleep(await self._pause(found=bool(keys), clients=clients))
-
-    async def _slots_free(self) -> None:
-        """After every slot was taken: wait until half are free, at most a gather, so that
-        the next claim takes a batch rather than the one set whose slot just freed (a claim
-        costs about the same for one set as for a hundred)."""
-        half = self._concurrency // 2
-        if len(self._running) <= half:
-            return
-        timer = asyncio.ensure_future(self._clock.sleep(self._gather))
-        try:
-            while len(self._running) > half and not timer.done():
-                await asyncio.wait({timer, *self._running}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            await cancel_and_wait(timer)
 
     def _dropped(self, count: int) -> None:
         """Count due entries a claim dropped; warn at most once a :data:`_WARN_EVERY` seconds
@@ -264,73 +247,35 @@ class DutyLoop:
                 self._registry.drop(entry)  # the duty keeps no set it is not serving
 
     async def _renew_claimed(self, key: TokenKey, version: list[int], read: list[Stored]) -> None:
-        driver, entry = self._driver, self._registry.entry(key, for_duty=True)
-        run: Job | None = None
-        if driver.idle_for(entry):
-            # The lease first, and the one read under it: a job would take it and read again.
-            # If that fails (another client's set, a failing store), the set is read below
-            # without it and the job tries the lease itself, as for any renewal; a lease still
-            # busy after the whole wait fails this renewal, as it would fail the job's.
-            try:
-                run = await driver.take_lease(key)
-            except LeaseBusyError:
-                raise
-            except AiofinaccessError:
-                run = None
-        try:
-            stored = await self._read(key, version, run)
-            if stored is None:
-                return  # deleted meanwhile: the delete cleared its due time
-            read.append(stored)
-            if not await self._still_due(key, stored):
-                return
-            if entry.job is None and entry.version != stored.version and entry.token_set is None:
-                # Only into an empty entry: a set this process holds is the driver's to compare
-                # with the store (a rolled-back store's older set is written over, never adopted).
-                self._publisher.publish(entry, stored.token_set, stored.version)
-            self._stats.scheduled_renewals += 1
-            # The lease (or the wait for it) goes to the job, unless a job started meanwhile.
-            fenced = run if driver.idle_for(entry) else None
-            outcome = driver.start(entry, reason="scheduled", read=stored, fenced=fenced)
-            if fenced is not None:
-                run = None  # the job's to let go of
-        finally:
-            if run is not None:
-                await driver.drop_lease(run)
-        await asyncio.shield(outcome)
-
-    async def _read(self, key: TokenKey, version: list[int], run: Job | None) -> Stored | None:
-        """The claimed set as ``run`` read it (under its lease, or while the lease was
-        busy), or read now."""
-        if run is not None:
-            if run.stored is not None:
-                version.append(run.stored.version)
-            return run.stored
         asked = self._clock.monotonic()
         found = await self._access.call(self._access.store.get(key))
         if found is None:
-            return None
+            return  # deleted meanwhile: the delete cleared its due time
         version.append(found.version)
         mismatch = self._registry.mismatch(key, found.token_set)
         if mismatch is not None:
             raise mismatch  # another client's: given back at the version read
-        return self._access.anchored(found, asked)
-
-    async def _still_due(self, key: TokenKey, stored: Stored) -> bool:
-        """Whether the read set is due; if not (renewed by another process since it fell
-        due), its due time is written back from the set."""
+        stored = self._access.anchored(found, asked)
+        read.append(stored)
         # Due by this process's policy, or by keep-alive (its refresh token's deadline): a
         # keep-alive writer scheduled it so, and a claimant without keep_alive must not
         # postpone it past the refresh token's end.
         access = self._access
         earliest = _first(access.due_at(stored.token_set, 1.0), access.keep_due(stored.token_set))
-        if earliest is not None and earliest <= self._clock.wall():
-            return True
-        # Its due time comes from the set, never later than its refresh token's deadline.
-        self._stats.duty_renewed_elsewhere += 1
-        due = _first(access.due_at(stored.token_set, None), access.keep_due(stored.token_set))
-        await self._reschedule(key, due)
-        return False
+        if earliest is None or earliest > self._clock.wall():
+            # Renewed by another process since it fell due: its due time comes from the set,
+            # never later than its refresh token's deadline.
+            self._stats.duty_renewed_elsewhere += 1
+            due = _first(access.due_at(stored.token_set, None), access.keep_due(stored.token_set))
+            await self._reschedule(key, due)
+            return
+        entry = self._registry.entry(key, for_duty=True)
+        if entry.job is None and entry.version != stored.version and entry.token_set is None:
+            # Only into an empty entry: a set this process holds is the driver's to compare
+            # with the store (a rolled-back store's older set is written over, never adopted).
+            self._publisher.publish(entry, stored.token_set, stored.version)
+        self._stats.scheduled_renewals += 1
+        await asyncio.shield(self._driver.start(entry, reason="scheduled", read=stored))
 
     async def _give_back(
         self, key: TokenKey, error: ClientMismatchError, version: int | None

@@ -57,15 +57,11 @@ class Fence:
         self._timeouts = timeouts
         self.lease_needed = timeouts.lease_needed
 
-    async def take(self, key: TokenKey, run: Job, *, for_send: bool = False) -> None:
+    async def take(self, key: TokenKey, run: Job) -> None:
         """Take the key's lease (start its heartbeat) and read the store again; if another
         holder has it, read the store (it may have stored a set) unless the job's deadline
-        for the lease has passed. No attempt waits past that deadline.
-
-        ``for_send``: for a send expected next (:attr:`Timeouts.send_lease`, so the fence
-        before it needs no extension), not a plain lease."""
+        for the lease has passed. No attempt waits past that deadline."""
         exit_stack = contextlib.AsyncExitStack()
-        ttl = self._timeouts.send_lease if for_send else self._timeouts.lease
         now = self._clock.monotonic()
         if run.lease_deadline == math.inf:  # a wait for the lease starts
             run.lease_deadline = now + self._timeouts.patience
@@ -74,7 +70,7 @@ class Fence:
             # (Every store lets go of a lease whose acquisition was cancelled.)
             async with asyncio.timeout(max(0.0, run.lease_deadline - now)) as bound:
                 handle = await exit_stack.enter_async_context(
-                    self._access.store.lease(key, ttl=ttl)
+                    self._access.store.lease(key, ttl=self._timeouts.lease)
                 )
         except (LeaseBusyError, TimeoutError) as exc:
             await exit_stack.aclose()

@@ -47,7 +47,7 @@ from ..core.renewal_step import (
     next_step,
 )
 from ..core.settings import Timeouts
-from ..core.tokens import TokenKey, TokenSet
+from ..core.tokens import TokenSet
 from .fence import Fence
 from .hub import EventHub, ManagerStats
 from .jobs import Job, Outcomes, cancelled, retrieve
@@ -155,16 +155,12 @@ class RenewalDriver:
         forced: bool = False,
         reason: str = "on_demand",
         read: Stored | None = None,
-        fenced: Job | None = None,
     ) -> asyncio.Future[TokenSet]:
         """The outcome of the entry's renewal job, starting one if none runs.
 
         ``read``: what the caller read from the store for the entry just now (the refresh
         duty does, for the set it claimed); a job started here decides from it instead of
         reading the store again before it takes the lease (it reads again under the lease).
-        ``fenced``: a scheduled job whose lease the caller took (:meth:`take_lease`) and
-        whose set it read under it (``read`` is then ignored); only when :meth:`idle_for`
-        says no job runs.
         """
         outcome_now = entry.outcome
         if entry.job is not None and outcome_now is not None:
@@ -176,41 +172,13 @@ class RenewalDriver:
         outcome: asyncio.Future[TokenSet] = asyncio.get_running_loop().create_future()
         outcome.add_done_callback(retrieve)
         status = transition(entry.status, Event.REFRESH_STARTED)
-        if fenced is not None:
-            run = fenced
-        else:
-            run = Job(rejected=rejected, forced=forced, reason=reason, stored=read)
+        run = Job(rejected=rejected, forced=forced, reason=reason, stored=read)
         job = self._owned.spawn(self._job(entry, outcome, run))
         entry.status = status
         entry.outcome = outcome
         entry.job = job
         job.add_done_callback(lambda _task: self._job_done(entry, job))
         return outcome
-
-    @staticmethod
-    def idle_for(entry: Entry) -> bool:
-        """Whether :meth:`start` would start a job for ``entry`` (none runs, or the one
-        running succeeded and only lets go of its lease)."""
-        outcome = entry.outcome
-        if entry.job is None or outcome is None:
-            return True
-        return outcome.done() and not outcome.cancelled() and outcome.exception() is None
-
-    async def take_lease(self, key: TokenKey) -> Job:
-        """A scheduled job for ``key`` with its lease taken for the send it is to make and
-        its set read under it (no lease if another holder has it: the set is then read
-        without, and the job waits on for the lease)."""
-        run = Job(reason="scheduled")
-        try:
-            await self._fence.take(key, run, for_send=True)
-        except BaseException:
-            await self._fence.drop(run)
-            raise
-        return run
-
-    async def drop_lease(self, run: Job) -> None:
-        """Let go of a lease :meth:`take_lease` took for a job that did not start."""
-        await self._fence.drop(run)
 
     def _job_done(self, entry: Entry, job: asyncio.Task[None]) -> None:
         if entry.job is job:
