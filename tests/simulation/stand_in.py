@@ -22,11 +22,28 @@ class _Idp:
         del refresh
 
 
+class _Features:
+    """The world's features the simulated store reads: no replica, no idle sets."""
+
+    replication = None
+    idle_after = 0.0
+
+
+class _Traffic:
+    """No idle worlds here: nothing to judge when a due time is cleared."""
+
+    def due_cleared(self, key: object) -> None:
+        del key
+
+
 class StandInWorld:
-    """What the simulated store asks of its world: a wire, an IdP to tell, the store's clock."""
+    """What the simulated store asks of its world: a wire, an IdP to tell, the store's clock,
+    its features."""
 
     def __init__(self) -> None:
         self.idp = _Idp()
+        self.features = _Features()
+        self.traffic = _Traffic()
         self._messages: set[asyncio.Task[None]] = set()
         #: What messages raised (harness bugs), in order.
         self.errors: list[BaseException] = []
