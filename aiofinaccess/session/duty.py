@@ -235,13 +235,8 @@ class DutyLoop:
                     await self._reschedule(key, due, expected_version=stored.version)
         finally:
             entry = self._registry.find(key.provider, key.subject)
-            # (Not the app's entry gone to rest and unpacked meanwhile: that one is no
-            # duty's entry, whose uses are not stamped.)
-            if (
-                entry is not None
-                and entry is not held
-                and (held is None or entry.stamped == math.inf)
-            ):
+            # (Not the app's entry gone to rest and unpacked meanwhile.)
+            if entry is not None and entry is not held and (held is None or entry.duty_made):
                 if entry.job is not None:  # it is letting go of its lease
                     await asyncio.wait([entry.job])
                 self._registry.drop(entry)  # the duty keeps no set it is not serving

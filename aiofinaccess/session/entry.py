@@ -20,6 +20,7 @@ from ..core.tokens import TokenKey, TokenSet
 __all__ = ["Entry"]
 
 _NEG_INF = float("-inf")
+_INF = float("inf")
 
 
 class Entry:
@@ -137,6 +138,11 @@ class Entry:
         no deadlines object)."""
         token_set = self.token_set
         return None if token_set is None else plan(token_set, self.policy, reissued=self.reissued)
+
+    @property
+    def duty_made(self) -> bool:
+        """Made by the refresh duty for one renewal (``stamped`` is ``inf``), not the app's."""
+        return self.stamped == _INF
 
     @property
     def idle(self) -> bool:

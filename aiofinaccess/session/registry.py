@@ -222,7 +222,7 @@ class Registry:
         entry = self.find(key.provider, key.subject)
         if entry is not None and entry.key != key:
             raise UsageError(f"token set {key.hashed} is another client's: not renewed here")
-        if entry is not None and not for_duty and entry.stamped == _INF:
+        if entry is not None and not for_duty and entry.duty_made:
             entry.stamped = _NEG_INF  # the duty's entry, now the app's too: its uses count
         if entry is None:
             if not self.serves(key):

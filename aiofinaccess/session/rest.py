@@ -26,7 +26,6 @@ from .entry import Entry
 __all__ = ["Rested", "pack", "unpack"]
 
 _NEG_INF = float("-inf")
-_INF = float("inf")
 #: The names of ``extra`` fields, by shape: a blob keeps the index of its set's names and the
 #: values alone (a provider sends the same few names with every set). Bounded: a set of
 #: another shape keeps its names itself.
@@ -69,7 +68,7 @@ def _at_rest(entry: Entry, stamps: bool) -> bool:
         and not entry.reauth_repeated
         and not entry.vanished
         and entry.retry_at == _NEG_INF
-        and entry.stamped != _INF  # the duty's entry: dropped after its renewal
+        and not entry.duty_made  # dropped after its renewal
         and not (stamps and token_set.refresh_token is not None and entry.last_used > entry.stamped)
     )
 
