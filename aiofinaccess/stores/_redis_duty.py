@@ -83,9 +83,10 @@ class DueSets:
             for shard in range(self._layout.shards)
         ]
 
-    def _args(self, own: TokenKey, shard: int) -> list[str]:
-        """A due set's part of the claim script's ARGV."""
-        return [f"{self._layout.base(shard)}ts:", own.provider, str(own)]
+    def _args(self, own: TokenKey, shard: int, run: int = 1) -> list[str]:
+        """The claim script's ARGV for a run of ``run`` due sets of ``own``'s provider that
+        share ``shard``'s base."""
+        return [str(run), f"{self._layout.base(shard)}ts:", own.provider, str(own)]
 
     async def claim(
         self, *, limit: int, claim_for: float, clients: Collection[TokenKey]
@@ -136,7 +137,9 @@ class DueSets:
         if self._merged[0] != named:
             sets = self._sets(scope)
             keys = [name.encode() for name, _, _ in sets]
-            tail = [arg.encode() for _, own, shard in sets for arg in self._args(own, shard)]
+            # One node, one base: a provider's shards are one run (see CLAIM's ARGV).
+            shards = self._layout.shards
+            tail = [arg.encode() for own in scope.values() for arg in self._args(own, 0, shards)]
             self._merged = (named, keys, tail)
         return self._merged[1], self._merged[2]
 

@@ -92,8 +92,10 @@ end
 return 1
 """
 # KEYS: due sets (one provider's in one shard each; on one node a script may span them all).
-# ARGV: how many, claim_for, how many entries to look at at most, then per KEY: the record
-# names' prefix (its shard's base .. 'ts:'), its provider, our client key of that provider.
+# ARGV: how many, claim_for, how many entries to look at at most, then per run of KEYS that
+# share them: the run's length, the record names' prefix (its shard's base .. 'ts:'), its
+# provider, our client key of that provider (on one node a provider's shards are one run: 4
+# arguments instead of 3 per due set, which redis-py encoded one by one on every claim).
 # "Now" is the server's clock (TIME), never the claimant's. A merge of the sets' heads, read a
 # few at a time: the most overdue anywhere first. A user set whose record is gone and a member
 # that is no key of the set's provider are dropped (ZREM) and counted; another client's set is
@@ -113,10 +115,16 @@ local function fill(i)
   positions[i] = 1
   offsets[i] = offsets[i] + #buffers[i] / 2
 end
+local at, left = 4, 0
 for i = 1, #KEYS do
+  if left == 0 then
+    if i > 1 then at = at + 4 end
+    left = tonumber(ARGV[at])
+    if left == nil or left < 1 then return redis.error_reply('ERR claim: bad run length') end
+  end
+  left = left - 1
   offsets[i] = 0
   fill(i)
-  local at = 3 + 3 * (i - 1)
   records[i], owns[i] = ARGV[at + 1], ARGV[at + 3]
   users[i], kinds[i] = ARGV[at + 2] .. ':user:', ARGV[at + 2] .. ':client'
 end
