@@ -13,8 +13,8 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ..core.clock import Clock
-from ..core.errors import ReauthorizationRequired
-from ..core.lifecycle import Action, Status, TokenState, decide, token_state
+from ..core.errors import ReauthorizationRequired, TransportError
+from ..core.lifecycle import Action, Status, TokenState, decide, plan, token_state
 from ..core.tokens import TokenKey, TokenSet
 from .grants import Tombstones
 from .registry import Entry, Registry
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["Bearer"]
 
 _REFUSED = (Status.REAUTH_REQUIRED, Status.REVOKED)
+#: Renewals one caller waits for before it gives up on a process that stalls past each
+#: renewed set's usable time (a stall longer than a token's lifetime, three times over).
+_ROUNDS = 3
 
 
 class Bearer:
@@ -93,20 +96,37 @@ class Bearer:
         )
 
     async def token_set(self, key: TokenKey) -> TokenSet:
-        """A usable set of ``key``: from memory if it is still usable, else renewed first."""
-        entry = await self.entry(key)
-        now = self._clock.monotonic()
-        entry.last_used = now
-        deadlines = entry.deadlines
-        if entry.token_set is not None and deadlines is not None:
-            action = decide(deadlines, now)
-            if action is Action.USE:
-                return entry.token_set
-            if action is Action.USE_AND_REFRESH:
-                if entry.job is None and now >= entry.retry_at:
-                    self._driver.start(entry)
-                return entry.token_set
-        return await asyncio.shield(self._driver.start(entry))
+        """A usable set of ``key``: from memory if it is still usable, else renewed first.
+
+        Raises:
+            TransportError: This process stalled past the usable time of each set renewed
+                for it, :data:`_ROUNDS` times (retryable).
+        """
+        for _round in range(_ROUNDS):
+            entry = await self.entry(key)
+            now = self._clock.monotonic()
+            entry.last_used = now
+            deadlines = entry.deadlines
+            if entry.token_set is not None and deadlines is not None:
+                action = decide(deadlines, now)
+                if action is Action.USE:
+                    return entry.token_set
+                if action is Action.USE_AND_REFRESH:
+                    if entry.job is None and now >= entry.retry_at:
+                        self._driver.start(entry)
+                    return entry.token_set
+            renewed = await asyncio.shield(self._driver.start(entry))
+            # Judged again in this caller's own step, which returns it: the job judged it when
+            # it resolved the outcome, but a loop that lags (a process stalled, or thousands of
+            # callbacks queued before this one) may resume the caller after it expired.
+            deadlines = plan(renewed, entry.policy, reissued=entry.reissued)
+            if decide(deadlines, self._clock.monotonic()) is not Action.REFRESH_THEN_USE:
+                return renewed
+        raise TransportError(
+            f"no usable token for {key.hashed}: this process stalled past the usable time of "
+            f"each of {_ROUNDS} renewed sets",
+            request_sent=True,
+        )
 
     async def renew_after_rejection(self, key: TokenKey, rejected: str) -> str:
         """See :meth:`SessionManager.renew_after_rejection`."""

@@ -364,7 +364,9 @@ class SessionManager:
         Raises:
             ReauthorizationRequired: The grant is dead or nothing is stored for a user.
             TransportError, ApiError, StoreError: Renewal failed; the same error reaches every
-                caller waiting on that renewal.
+                caller waiting on that renewal. Also ``TransportError`` (retryable) if this
+                process stalled past the usable time of three sets renewed for the call: a set
+                is judged again when the call returns, never handed out expired.
         """
         if self._door.open._thread_id != _thread():
             self._door.enter()  # binds the first loop, refuses another or a closed manager
