@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,7 +111,12 @@ class Plan:
             "scope": "ais",
         }
         issued = self.expiry(index) - self.ttl
-        return parse_token_response(body, sent=Anchor(issued, issued))
+        # Its age now, on this process's clocks: an anchor pairs a wall time with the monotonic
+        # reading of the same moment (pairing it with itself made every seeded set 0 s old at
+        # its write, its expiry up to a lifetime late in every reader's eyes).
+        return parse_token_response(
+            body, sent=Anchor.aged(issued, time.time() - issued, time.monotonic())
+        )
 
 
 def subject(index: int) -> str:
