@@ -1,6 +1,6 @@
 """A caller whose process stalls between a renewal's answer and its own resumption never gets
-the token that expired meanwhile (the fleet benchmark on PostgreSQL under a load of 7 handed
-out 312 expired tokens: its load process's loop lagged seconds behind).
+the token that expired meanwhile (looked for when the fleet benchmark under a load of 7 handed
+out expired tokens: those were its own seeding's fault, but this gap was real too).
 
 ``access_token()`` waits on the renewal job's outcome; the job judged the set usable when it
 resolved it, but the caller runs only later, after every callback queued before it. The set
