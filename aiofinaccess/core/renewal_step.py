@@ -51,6 +51,7 @@ __all__ = [
     "descended",
     "lineage",
     "next_step",
+    "spent",
     "superseded",
     "worth_writing_until",
 ]
@@ -428,14 +429,18 @@ def next_step(situation: Situation) -> Step:  # noqa: PLR0911  (one return per s
     return Redeem(grant)
 
 
+def spent(token_set: TokenSet, deadlines: Deadlines, now: float) -> bool:
+    """Whether a renewed set is no longer to be handed out at ``now`` (a token *issued*
+    expired, ``expires_in: 0`` from a server other than finAPI, is: nothing better is to be
+    had)."""
+    issued_expired = (token_set.lifetime or 0.0) <= 0
+    return not issued_expired and decide(deadlines, now) is Action.REFRESH_THEN_USE
+
+
 def _after_write(situation: Situation) -> Deliver | Late:
-    """An answer so late that the new token is already spent is never handed out (a token
-    *issued* expired, ``expires_in: 0`` from a server other than finAPI, is: there is nothing
-    better to get)."""
+    """An answer so late that the new token is already spent is never handed out."""
     stored = situation.stored
     assert stored is not None  # noqa: S101  (written: the store holds the redeemed set)
-    if (stored.token_set.lifetime or 0.0) > 0 and decide(
-        stored.deadlines, situation.now
-    ) is Action.REFRESH_THEN_USE:
+    if spent(stored.token_set, stored.deadlines, situation.now):
         return Late(again=situation.late_answers == 0)
     return Deliver()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..core.clock import Clock
 from ..core.errors import ReauthorizationRequired, TransportError
 from ..core.lifecycle import Action, Status, TokenState, decide, plan, token_state
+from ..core.renewal_step import spent
 from ..core.tokens import TokenKey, TokenSet
 from .grants import Tombstones
 from .registry import Entry, Registry
@@ -120,7 +121,7 @@ class Bearer:
             # it resolved the outcome, but a loop that lags (a process stalled, or thousands of
             # callbacks queued before this one) may resume the caller after it expired.
             deadlines = plan(renewed, entry.policy, reissued=entry.reissued)
-            if decide(deadlines, self._clock.monotonic()) is not Action.REFRESH_THEN_USE:
+            if not spent(renewed, deadlines, self._clock.monotonic()):
                 return renewed
         raise TransportError(
             f"no usable token for {key.hashed}: this process stalled past the usable time of "
