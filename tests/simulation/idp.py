@@ -54,6 +54,7 @@ class Rotation:
     delivered: bool = False
     durable: bool = False
     excused: str | None = None
+    crashed: bool = False  # excused as a crash: others replay only once the lease ran out
     at: float = 0.0  # loop time of the rotation
     durable_at: float | None = None  # and of the write of its successor
 
@@ -266,13 +267,32 @@ class Idp:
                 rotation.durable_at = self.world.loop.time()
 
     def excuse_crash(self, process: int) -> None:
-        """``process`` crashed: rotations it received whose successor is not durable are lost."""
+        """``process`` crashed: rotations it received whose successor is not durable are lost.
+
+        One whose answer it had stopped waiting for (excused then, its own replay to come: its
+        timeout and once more) is now replayed by others only once its lease runs out, if the
+        crash came before that replay (seed 30233: the lease, extended for the replay, ran
+        out after the spent token)."""
+        now = self.world.loop.time()
         for session in self.sessions:
             for rotation in session.rotations.values():
-                if rotation.process == process and not rotation.durable and not rotation.excused:
+                if rotation.process != process or rotation.durable:
+                    continue
+                if not rotation.excused:
                     self._excuse(
                         rotation, f"process {process} crashed before storing it", crash=True
                     )
+                elif (
+                    not rotation.crashed
+                    and session.current == rotation.new  # not replayed since
+                    and now < rotation.at + 2 * self.world.config.token_timeout
+                ):
+                    rotation.crashed = True
+                    if self.max_reuse and self._dies_before_replay(session, rotation, crash=True):
+                        session.excused = session.excused or (
+                            f"{rotation.excused}, its sender crashed before replaying it, "
+                            "and it ran out before the lease"
+                        )
 
     # -- the token endpoint ------------------------------------------------------------------------
 
@@ -402,6 +422,7 @@ class Idp:
         receiver, whose lease must run out before anyone replays)."""
         if rotation.excused is None:
             rotation.excused = why
+            rotation.crashed = crash
             session = self.by_refresh[rotation.new]
             session.excused_tokens.add(rotation.old)
             if not self.max_reuse:  # else only a replay beyond the allowance excuses a loss

@@ -154,6 +154,7 @@ FOUND: dict[int, str] = {
     # Idle sets and the durability option (issue 27).
     168: "the app's retry of a login whose write landed unconfirmed overwrote its renewal (I1)",
     100575: "the app logged a user out through a process its graceful restart was closing",
+    30233: "a sender timed out, then crashed before its replay: its lease outlived the token",
 }
 
 
