@@ -10,7 +10,9 @@ sets they use (:class:`UseStamper`), and the duty leaves the sets nobody used fo
 * **The duty.** Before renewing a batch it claimed, the duty reads the batch's stamps (one
   call). A set idle past ``idle_after`` (plus the stamps' lag) leaves the duty (its due time is
   cleared: no renewal, no claim), or, with ``Schedule.keep_alive``, waits for its refresh
-  token's keep-alive deadline. A set never stamped is renewed and counted as used now.
+  token's keep-alive deadline. A set never stamped is renewed and counted as used now. If the
+  stamps cannot be read, the batch's claims run out (without keep-alive; with it, the batch
+  is renewed): never a renewal on a guess.
 * **Coming back.** An idle user's next request renews on demand (one token request and one
   store write, which puts the set back on the duty), and the stamp of that use brings a set
   still off the duty back at once.
@@ -164,15 +166,24 @@ class IdleGate:
         self._stats = stats
 
     async def sift(self, keys: list[TokenKey]) -> list[TokenKey]:
-        """The claimed ``keys`` to renew. Idle ones are rescheduled here; if the stamps cannot
-        be read, all are renewed (the cost of one renewal, never a session)."""
+        """The claimed ``keys`` to renew. Idle ones are rescheduled here. If the stamps cannot
+        be read, none is renewed: their claims run out and the stamps are read again then (a
+        set used meanwhile renews on demand). Renewing them blind would cost an idle set one
+        renewal per failed read, not one per idle stretch. With keep-alive all are renewed (a
+        session is worth more than a renewal, and its idle sets are renewed anyway)."""
         if not keys:
             return keys
         try:
             idle = await self._access.call(self._store.idle_for(keys))
         except StoreError as exc:
-            logger.warning("reading last uses failed (%s); renewing the claimed sets", exc)
-            return keys
+            if self._keep_alive:
+                logger.warning("reading last uses failed (%s); renewing the claimed sets", exc)
+                return keys
+            logger.warning(
+                "reading last uses failed (%s); the claimed sets' claims run out, read again then",
+                exc,
+            )
+            return []
         renew: list[TokenKey] = []
         unstamped: dict[TokenKey, float] = {}
         idle_keys: list[TokenKey] = []

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiofinaccess import Duty, Schedule, SessionManager, TokenKey
+from aiofinaccess import Duty, Schedule, SessionManager, Timeouts, TokenKey
+from aiofinaccess.errors import StoreError
 from aiofinaccess.sandbox import Sandbox
 from aiofinaccess.stores import RefreshDuty, TokenStore, UseStamps
 from aiofinaccess.stores.sqlite import SQLiteStore
@@ -185,6 +186,52 @@ async def test_stamps_are_written_per_interval_and_never_for_the_dutys_own_renew
     bob = (await store.idle_for([BOB]))[BOB]
     assert bob is not None
     assert bob >= 0.5
+    await store.aclose()
+
+
+async def test_an_idle_set_whose_stamps_cannot_be_read_is_not_renewed_blind(
+    sandbox: Sandbox,
+    store_factory: object,  # noqa: F811  (the fixture imported above)
+) -> None:
+    """Alice is idle, but the duty's first read of her stamp fails: her claim runs out and the
+    next read finds her idle, with no token request. (Renewing every set of a batch whose
+    stamps could not be read cost an idle set one renewal per failed read, not one per idle
+    stretch: the simulation's seed 30579, two failed reads, two renewals.)"""
+    store = store_factory()  # type: ignore[operator]
+    assert isinstance(store, UseStamps)
+    assert isinstance(store, RefreshDuty)
+    versions = await seed(store, sandbox, [ALICE], via=store_factory())  # type: ignore[operator]
+    await store.mark_used({ALICE: 2 * IDLE_AFTER})
+    requests = refreshes(sandbox)
+    failing = store_factory()  # type: ignore[operator]
+    reads = 0
+    idle_for = failing.idle_for
+
+    async def fails_once(keys: object) -> object:
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            raise StoreError("the stamps are out of reach")
+        return await idle_for(keys)
+
+    failing.idle_for = fails_once
+    worker = manager(
+        failing,
+        sandbox,
+        duty=Duty(enabled=True, poll=0.2),
+        schedule=Schedule(jitter=0.0, idle_after=IDLE_AFTER),
+        timeouts=Timeouts(token=2.0, lease=1.0),  # a claim lasts 4 s
+    )
+    async with worker:
+        await until(lambda: _true_when(reads >= 1), 10.0)
+        await asyncio.sleep(1.0)
+        assert refreshes(sandbox) == requests  # not renewed for want of its stamp
+        await until(lambda: _true_when(worker.stats.duty_idle == 1), 15.0)
+    assert refreshes(sandbox) == requests
+    alice = await store.get(ALICE)
+    assert alice is not None
+    assert alice.version == versions["alice"]
+    assert await store.next_due() is None
     await store.aclose()
 
 
